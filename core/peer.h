@@ -1,0 +1,67 @@
+/*
+ * peer: the table of peers we may talk to, each with its Noise sessions (current, previous,
+ * next), its candidate endpoints and the path in use. Peers are looked up by public key, by
+ * virtual address, and (for data packets) by our random receiver index.
+ *
+ * Only nodes the mediator vouches for (sharing an online network with us) are in the table;
+ * a handshake from any other key is dropped and counted. Authorization outlives the mediator
+ * connection: if the mediator goes away, sessions keep running.
+ *
+ * Path layer: a peer has candidate endpoints (observed by the mediator, LAN addresses); the
+ * handshake is sent to all of them and the one a valid reply comes from becomes the path.
+ * Hole punching and relays add candidates and path kinds here without touching sessions.
+ * Owns: every struct peer and its sessions (keys wiped on removal).
+ */
+#ifndef SHOAL_PEER_H
+#define SHOAL_PEER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/msg.h"
+
+struct daemon;
+struct peers;
+
+struct peers *peers_new(struct daemon *d);
+void peers_free(struct peers *ps);
+
+/* (Re)authorize a node: add it or update its address and candidates. Starts a handshake if
+ * there is traffic for it or it is new. */
+void peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
+    const struct endpoint *eps, size_t n_eps);
+/* No shared online network any more: tear down its sessions at once and forget it. */
+void peers_revoke(struct peers *ps, const uint8_t key[KEY_LEN]);
+
+/* A datagram of type UDP_HANDSHAKE_INIT, UDP_HANDSHAKE_RESP or UDP_DATA from the transport. */
+void peers_receive(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t len);
+
+/* An IPv4 packet from the netstack: to one peer (dst is its vaddr) or, for a broadcast or
+ * multicast dst, to every authorized peer. Unknown destinations are dropped and counted. */
+void peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len);
+
+enum path_kind { PATH_NONE = 0, PATH_DIRECT = 1, PATH_RELAY = 2 };
+const char *path_kind_name(enum path_kind k);   /* "none", "direct", "relay" */
+
+struct peer_status {
+	enum path_kind path;
+	struct endpoint endpoint;       /* current path endpoint, if any */
+	double rtt_ms;                  /* smoothed, from keepalive pings; <0 unknown */
+	uint64_t rx_bytes, tx_bytes;
+	double last_rx;                 /* ev_now of the last authenticated packet, 0 never */
+};
+/* -1 if the key is not in the table. */
+int peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *st);
+
+/* Pings the peer at vaddr through its session; cb gets the RTT in ms, or -1 after a 3 s
+ * timeout or if the peer is unknown. Returns 0, or -1 if vaddr is not a peer. */
+typedef void (*peers_ping_cb)(void *arg, double rtt_ms);
+int peers_ping(struct peers *ps, uint32_t vaddr, peers_ping_cb cb, void *arg);
+
+struct peers_stats {
+	uint64_t rx_data, tx_data, rx_dropped_replay, rx_dropped_auth, rx_dropped_unknown,
+	    rx_dropped_malformed, handshakes_done;
+};
+void peers_get_stats(const struct peers *ps, struct peers_stats *st);
+
+#endif

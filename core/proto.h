@@ -1,0 +1,116 @@
+/*
+ * proto: every wire constant of shoal in one place: packet and message types, sizes, limits.
+ * docs/PROTOCOL.md describes each message byte by byte; keep the two in step.
+ *
+ * Version rule: SHOAL_PROTO_VERSION is sent in the mediator HELLO and in the Noise prologue of
+ * peer handshakes. Bump it whenever an existing message changes layout or meaning; adding a new
+ * message type or a new request op does not bump it (unknown types are dropped and counted).
+ */
+#ifndef SHOAL_PROTO_H
+#define SHOAL_PROTO_H
+
+#define SHOAL_PROTO_VERSION 1
+
+/* Keys and hashes (X25519, ChaCha20-Poly1305, BLAKE2b as used by Noise). */
+enum {
+	KEY_LEN = 32,
+	AEAD_TAG_LEN = 16,
+	HASH_LEN = 64,
+	UDP_TOKEN_LEN = 16,
+};
+
+/*
+ * UDP packets (peer to peer, and daemon to mediator on the mediator's UDP port).
+ * Byte 0 is the type; the layout of the rest is in docs/PROTOCOL.md.
+ */
+enum udp_type {
+	UDP_HANDSHAKE_INIT = 1,   /* Noise IK message 1 */
+	UDP_HANDSHAKE_RESP = 2,   /* Noise IK message 2 */
+	UDP_DATA = 4,             /* transport data under an established session */
+	UDP_PROBE = 16,           /* daemon -> mediator: "this is where I am" (token) */
+	UDP_PROBE_REPLY = 17,     /* mediator -> daemon: the endpoint the mediator observed */
+};
+
+/* Inner types: the first byte of a decrypted UDP_DATA payload. Empty payload = keepalive. */
+enum inner_type {
+	INNER_IP = 1,             /* an IPv4 packet for the virtual network */
+	INNER_PING = 2,           /* u64 id, u64 sender timestamp (ns): asks for a pong */
+	INNER_PONG = 3,           /* echoes a ping's id and timestamp */
+};
+
+enum {
+	/* Sizes of the UDP packets; see docs/PROTOCOL.md. */
+	UDP_HANDSHAKE_INIT_LEN = 4 + 4 + 32 + (32 + 16) + (12 + 16),   /* 116 */
+	UDP_HANDSHAKE_RESP_LEN = 4 + 4 + 4 + 32 + (0 + 16),            /* 60 */
+	UDP_DATA_HEADER_LEN = 4 + 4 + 8,                                /* type+pad, receiver, counter */
+	UDP_DATA_OVERHEAD = UDP_DATA_HEADER_LEN + AEAD_TAG_LEN + 1,    /* + tag + inner type */
+	/* The largest UDP payload we send: fits a 1500-byte path with IPv4+UDP headers. */
+	UDP_MAX_PAYLOAD = 1472,
+	/* MTU of the virtual 5.x network, leaving room for a relay header later. */
+	OVERLAY_MTU = 1400,
+	UDP_RECV_BATCH = 32,      /* datagrams per recvmmsg/sendmmsg call */
+};
+
+/* Session timing and limits (after WireGuard's). */
+#define REKEY_AFTER_MESSAGES   (1ULL << 60)
+#define REJECT_AFTER_MESSAGES  (UINT64_MAX - (1ULL << 13))
+#define REKEY_AFTER_TIME       120.0   /* s: initiator starts a new handshake */
+#define REJECT_AFTER_TIME      180.0   /* s: keys unusable */
+#define REKEY_TIMEOUT          5.0     /* s: retry an unanswered handshake */
+#define KEEPALIVE_TIMEOUT      10.0    /* s: send a keepalive when idle, keeps NAT bindings */
+#define PEER_DEAD_TIMEOUT      30.0    /* s: no packet at all: path considered down */
+#define REPLAY_WINDOW_BITS     2048
+
+/*
+ * Mediator control channel: TCP, Noise IK handshake (daemon = initiator, pinned server key),
+ * then frames: u16 length, ciphertext (Noise transport message). Each decrypted frame is one
+ * message: u8 type, then fields.
+ */
+enum msg_type {
+	MSG_HELLO = 1,            /* c->s */
+	MSG_WELCOME = 2,          /* s->c */
+	MSG_REQUEST = 3,          /* c->s */
+	MSG_RESULT = 4,           /* s->c */
+	MSG_NETWORK = 5,          /* s->c: a network we are in (or pending), its settings */
+	MSG_MEMBER = 6,           /* s->c: one member of a network, added or changed (delta) */
+	MSG_MEMBER_GONE = 7,      /* s->c: a member left / was evicted / rejected */
+	MSG_NETWORK_GONE = 8,     /* s->c: we are no longer in that network */
+	MSG_PING = 9,             /* either way: keepalive, u64 nonce */
+	MSG_PONG = 10,
+};
+
+enum req_op {
+	OP_CREATE = 1, OP_JOIN, OP_LEAVE, OP_GO_ONLINE, OP_GO_OFFLINE, OP_DELETE, OP_SET_PASS,
+	OP_SET_ACCESS, OP_APPROVE, OP_REJECT, OP_EVICT, OP_SET_NICK,
+};
+
+/* MSG_RESULT status codes. */
+enum result_status {
+	RES_OK = 0, RES_ERR_BAD_REQUEST, RES_ERR_NO_SUCH_NETWORK, RES_ERR_EXISTS, RES_ERR_BAD_PASSWORD,
+	RES_ERR_LOCKED, RES_ERR_NOT_OWNER, RES_ERR_NO_SUCH_MEMBER, RES_ERR_RATE_LIMITED,
+	RES_ERR_PENDING, RES_ERR_INTERNAL, RES_ERR_NOT_MEMBER,
+};
+
+/* Network flags (MSG_NETWORK, OP_SET_ACCESS). */
+enum {
+	NETF_LOCKED = 1 << 0,          /* no new joins */
+	NETF_MANUAL_APPROVAL = 1 << 1, /* joins wait for the owner's approve */
+};
+
+/* Member flags (MSG_MEMBER). */
+enum {
+	MEMF_ONLINE = 1 << 0,     /* connected to the mediator and online in this network */
+	MEMF_PENDING = 1 << 1,    /* waiting for approval */
+	MEMF_OWNER = 1 << 2,
+};
+
+enum {
+	NAME_MAX_LEN = 64,        /* network names, bytes */
+	NICK_MAX_LEN = 64,
+	PASSWORD_MAX_LEN = 128,
+	MSG_TEXT_MAX_LEN = 255,   /* RESULT message */
+	MAX_ENDPOINTS = 8,        /* per member */
+	CTRL_FRAME_MAX = 4096,    /* largest control frame, ciphertext */
+};
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * transport: the daemon's one UDP socket for peers and mediator probes. Receives in batches
+ * (recvmmsg) and hands each datagram to the dispatch callback; sends are queued and flushed in
+ * batches (sendmmsg) at the end of each loop iteration, so one lwIP burst is one syscall.
+ * Owns: the socket, its watchers and the batch buffers (allocated once, no per-packet malloc).
+ */
+#ifndef SHOAL_TRANSPORT_H
+#define SHOAL_TRANSPORT_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/msg.h"
+
+struct transport;
+
+/* One received datagram; pkt is valid only during the call (the callee may modify it). */
+typedef void (*transport_recv_cb)(void *arg, const struct endpoint *from, uint8_t *pkt,
+    size_t len);
+
+/* Binds 0.0.0.0:port (0 = ephemeral). NULL on error (logged). */
+struct transport *transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb,
+    void *arg);
+void transport_free(struct transport *t);
+uint16_t transport_port(const struct transport *t);
+/* Queues one datagram (copied). Returns 0, or -1 if len > UDP_MAX_PAYLOAD. */
+int transport_send(struct transport *t, const struct endpoint *to, const uint8_t *pkt,
+    size_t len);
+/* Sends everything queued now (also done automatically before the loop blocks). */
+void transport_flush(struct transport *t);
+/* The IPv4 addresses of our interfaces (non-loopback first), for LAN candidates. */
+size_t transport_local_endpoints(const struct transport *t, struct endpoint *out, size_t max);
+
+struct transport_stats {
+	uint64_t rx_packets, tx_packets, rx_batches, tx_batches, tx_dropped;
+};
+void transport_get_stats(const struct transport *t, struct transport_stats *st);
+
+#endif

@@ -1,0 +1,49 @@
+#!/bin/sh
+# Sets up, builds and runs the whole test suite: unit and integration tests in a normal build,
+# again under ASan+UBSan, and every libFuzzer target for a short run over its seed corpus.
+# Ends with one line "check: N passed, N failed".
+set -eu
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+sh scripts/deps.sh
+[ -f lwip-src/src/core/tcp_in.c ] || sh scripts/fetch-lwip.sh lwip-src
+[ -x configure ] || autoreconf -fi
+jobs=$(nproc 2>/dev/null || echo 2)
+total_pass=0
+total_fail=0
+
+summarize() {  # builddir
+  p=$(sed -n 's/^# PASS: *//p' "$1/test-suite.log" 2>/dev/null | head -n 1)
+  f=$(sed -n 's/^# FAIL: *//p' "$1/test-suite.log" 2>/dev/null | head -n 1)
+  e=$(sed -n 's/^# ERROR: *//p' "$1/test-suite.log" 2>/dev/null | head -n 1)
+  total_pass=$((total_pass + ${p:-0}))
+  total_fail=$((total_fail + ${f:-0} + ${e:-0}))
+}
+
+run_build() {  # name, configure args...
+  name=$1; shift
+  dir="$top/build-$name"
+  mkdir -p "$dir"
+  (cd "$dir" && { [ -f Makefile ] || "$top/configure" -q "$@"; } && make -s -j"$jobs")
+  status=0
+  (cd "$dir" && make -s -j"$jobs" check) || status=$?
+  summarize "$dir"
+  if [ $status -ne 0 ]; then
+    for log in $(grep -l -E '^(FAIL|ERROR)' "$dir"/tests/*/*.log "$dir"/tests/*.log 2>/dev/null); do
+      echo "----- $log"; tail -n 60 "$log"
+    done
+  fi
+  return $status
+}
+
+rc=0
+run_build plain || rc=1
+if [ "${SHOAL_SKIP_SANITIZERS:-0}" != 1 ]; then
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    run_build asan --enable-sanitizers CC=clang || rc=1
+fi
+if [ "${SHOAL_SKIP_FUZZ:-0}" != 1 ]; then
+  sh scripts/fuzz.sh "${SHOAL_FUZZ_SECONDS:-15}" && total_pass=$((total_pass + 1)) || { rc=1; total_fail=$((total_fail + 1)); }
+fi
+echo "check: $total_pass passed, $total_fail failed"
+exit $rc

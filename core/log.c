@@ -29,6 +29,9 @@ log_get_level(void)
 	return log_cfg.level;
 }
 
+static void log_emit(const char *level, int with_errno, int saved_errno, const char *fmt,
+    va_list ap) __attribute__((format(printf, 4, 0)));
+
 static void
 log_emit(const char *level, int with_errno, int saved_errno, const char *fmt, va_list ap)
 {

@@ -33,4 +33,11 @@ struct forward_info { uint16_t local_port; uint32_t ip; uint16_t port; };
 size_t expose_list(const struct expose_table *t, struct expose_info *out, size_t max);
 size_t forward_list(const struct forward_table *t, struct forward_info *out, size_t max);
 
+/*
+ * The daemon calls this once, right after creating d->ns: exposes added before the netstack
+ * existed get their virtual listeners now. (Forwards need nothing: their listeners are kernel
+ * sockets, and connections accepted while d->ns is NULL are simply closed.)
+ */
+void expose_table_netstack_ready(struct expose_table *t);
+
 #endif

@@ -38,6 +38,8 @@ struct netstack_stats {
 	uint64_t tcp_active;                /* open TCP connections */
 };
 void netstack_get_stats(const struct netstack *ns, struct netstack_stats *st);
+/* How long ns_splice_connect waits for the SYN to be answered (default 10 s). */
+void netstack_set_connect_timeout(struct netstack *ns, double seconds);
 
 /*
  * Splice: joins a kernel stream socket (fd) with one TCP connection over the virtual network,

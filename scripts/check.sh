@@ -36,8 +36,25 @@ run_build() {  # name, configure args...
   return $status
 }
 
+valgrind_units() {  # every C unit test of the plain build under valgrind's memcheck
+  command -v valgrind >/dev/null || { echo "valgrind: not installed, skipped"; return 0; }
+  vfail=0
+  for t in "$top"/build-plain/tests/unit/test_*; do
+    [ -x "$t" ] || continue
+    if valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+        "$t" >"$t.valgrind.log" 2>&1; then
+      total_pass=$((total_pass + 1))
+    else
+      echo "valgrind: $(basename "$t") FAILED"; tail -n 40 "$t.valgrind.log"
+      total_fail=$((total_fail + 1)); vfail=1
+    fi
+  done
+  return $vfail
+}
+
 rc=0
 run_build plain || rc=1
+[ "${SHOAL_SKIP_VALGRIND:-0}" = 1 ] || valgrind_units || rc=1
 if [ "${SHOAL_SKIP_SANITIZERS:-0}" != 1 ]; then
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_build asan --enable-sanitizers CC=clang || rc=1

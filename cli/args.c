@@ -1,0 +1,385 @@
+/*
+ * args: strict parsing of the shoal command line. Every verb says which arguments and options
+ * it takes; anything else is a usage error naming the problem, never a guess. Values are
+ * checked against the same limits the daemon enforces (core/proto.h) so mistakes are reported
+ * before anything is sent. Must not touch: I/O, the environment, the socket.
+ */
+#include "config.h"
+#include "cli/args.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/proto.h"
+
+enum {
+	OPT_PASSWORD = 1 << 0,  /* --password P, -p P, --password=P */
+	OPT_REMOVE = 1 << 1,    /* --remove */
+	OPT_COUNT = 1 << 2,     /* -c N, -cN, --count N, --count=N */
+	MAX_POS = 4,
+	PEER_MAX = 128,         /* as CTL_PEER_MAX in daemon/control_proto.h */
+	PING_MAX = 100,
+};
+
+struct verb_def {
+	struct cli_verb_info info;
+	int nmin, nmax;         /* positional arguments */
+	unsigned opts;
+};
+
+static const struct verb_def verbs[] = {
+	{ { "status", "status", "this node: address, nick, server, exposes, forwards" },
+	  0, 0, 0 },
+	{ { "list", "list", "networks and their members, with path and latency" }, 0, 0, 0 },
+	{ { "set-nick", "set-nick NICK", "change the nick others see" }, 1, 1, 0 },
+	{ { "create", "create NAME [--password P]", "create a network (you own it)" },
+	  1, 1, OPT_PASSWORD },
+	{ { "join", "join NAME [--password P]", "join a network" }, 1, 1, OPT_PASSWORD },
+	{ { "leave", "leave NAME", "leave a network" }, 1, 1, 0 },
+	{ { "go-online", "go-online NAME", "be reachable in a network again" }, 1, 1, 0 },
+	{ { "go-offline", "go-offline NAME", "stay a member but drop off the network" }, 1, 1, 0 },
+	{ { "delete", "delete NAME", "delete a network you own" }, 1, 1, 0 },
+	{ { "set-pass", "set-pass NAME PASS", "change a network's password (\"\" removes it)" },
+	  2, 2, 0 },
+	{ { "set-access", "set-access NAME lock|unlock|manual|auto",
+	    "lock/unlock joins, or require/stop requiring approval" }, 2, 2, 0 },
+	{ { "approve", "approve NAME PEER", "let a pending member in" }, 2, 2, 0 },
+	{ { "reject", "reject NAME PEER", "turn a pending member away" }, 2, 2, 0 },
+	{ { "evict", "evict NAME PEER", "remove a member from a network you own" }, 2, 2, 0 },
+	{ { "expose", "expose PORT[/udp] [--remove]",
+	    "make 127.0.0.1:PORT reachable on your virtual address" }, 1, 1, OPT_REMOVE },
+	{ { "forward", "forward LOCALPORT PEER:PORT [--remove]",
+	    "listen on 127.0.0.1:LOCALPORT, connect to PEER's PORT" }, 1, 2, OPT_REMOVE },
+	{ { "ping", "ping PEER [-c N]", "ping a peer through its session" }, 1, 1, OPT_COUNT },
+	{ { "help", "help [COMMAND]", "show this help, or one command's" }, 0, 1, 0 },
+	{ { NULL, NULL, NULL }, 0, 0, 0 },
+};
+
+static const struct verb_def *
+find_verb(const char *name)
+{
+	size_t i;
+
+	for (i = 0; verbs[i].info.name; i++)
+		if (strcmp(verbs[i].info.name, name) == 0)
+			return &verbs[i];
+	return NULL;
+}
+
+const struct cli_verb_info *
+cli_verb_at(size_t i)
+{
+	if (i >= sizeof(verbs) / sizeof(verbs[0]) || !verbs[i].info.name)
+		return NULL;
+	return &verbs[i].info;
+}
+
+const struct cli_verb_info *
+cli_verb_find(const char *name)
+{
+	const struct verb_def *v = find_verb(name);
+
+	return v ? &v->info : NULL;
+}
+
+static int __attribute__((format(printf, 3, 4)))
+fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	/* messages quote user input: keep them one line whatever was typed */
+	for (; *err; err++)
+		if ((unsigned char)*err < 0x20 || *err == 0x7f)
+			*err = '?';
+	return -1;
+}
+
+/* Decimal digits only (no sign, no spaces), lo..hi. */
+static int
+parse_num(const char *s, long lo, long hi, long *out)
+{
+	long v = 0;
+	size_t i;
+
+	if (!s[0] || strlen(s) > 6)
+		return -1;
+	for (i = 0; s[i]; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return -1;
+		v = v * 10 + (s[i] - '0');
+	}
+	if (v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+has_control_chars(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			return 1;
+	return 0;
+}
+
+static int
+check_str(const char *verb, const char *what, const char *s, size_t min, size_t max,
+    char *err, size_t errlen)
+{
+	if (strlen(s) < min)
+		return fail(err, errlen, "%s: %s must not be empty", verb, what);
+	if (strlen(s) > max)
+		return fail(err, errlen, "%s: %s is too long (at most %zu bytes)", verb, what, max);
+	if (has_control_chars(s))
+		return fail(err, errlen, "%s: %s contains control characters", verb, what);
+	return 0;
+}
+
+/* An option of the verb at argv[*i]. 1 consumed, 0 not a verb option, -1 error. */
+static int
+verb_option(const struct verb_def *v, int argc, char *const argv[], int *i,
+    struct cli_args *a, char *err, size_t errlen)
+{
+	const char *s = argv[*i], *val = NULL;
+	const char *name = v->info.name;
+
+	if ((v->opts & OPT_REMOVE) && strcmp(s, "--remove") == 0) {
+		a->remove = 1;
+		return 1;
+	}
+	if ((v->opts & OPT_PASSWORD) && (strcmp(s, "--password") == 0 || strcmp(s, "-p") == 0)) {
+		if (*i + 1 >= argc)
+			return fail(err, errlen, "%s: %s needs a value", name, s);
+		val = argv[++*i];
+	} else if ((v->opts & OPT_PASSWORD) && strncmp(s, "--password=", 11) == 0) {
+		val = s + 11;
+	}
+	if (val) {
+		if (a->password)
+			return fail(err, errlen, "%s: --password given twice", name);
+		if (check_str(name, "password", val, 0, PASSWORD_MAX_LEN, err, errlen) == -1)
+			return -1;
+		a->password = val;
+		return 1;
+	}
+	if ((v->opts & OPT_COUNT) && (strcmp(s, "-c") == 0 || strcmp(s, "--count") == 0)) {
+		if (*i + 1 >= argc)
+			return fail(err, errlen, "%s: %s needs a value", name, s);
+		val = argv[++*i];
+	} else if ((v->opts & OPT_COUNT) && strncmp(s, "-c", 2) == 0 && s[2] != '-') {
+		val = s + 2;
+	} else if ((v->opts & OPT_COUNT) && strncmp(s, "--count=", 8) == 0) {
+		val = s + 8;
+	}
+	if (val) {
+		if (parse_num(val, 1, PING_MAX, &a->count) == -1)
+			return fail(err, errlen, "%s: count must be a number from 1 to %d, not \"%s\"",
+			    name, PING_MAX, val);
+		return 1;
+	}
+	return 0;
+}
+
+/* Gives the positional arguments their meaning for the verb. */
+static int
+assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a, char *err,
+    size_t errlen)
+{
+	const char *name = v->info.name, *colon, *slash;
+	char port[8];
+
+	if (strcmp(name, "set-nick") == 0) {
+		a->nick = pos[0];
+		return check_str(name, "NICK", a->nick, 1, NICK_MAX_LEN, err, errlen);
+	}
+	if (strcmp(name, "expose") == 0) {
+		slash = strchr(pos[0], '/');
+		if (slash && strcmp(slash, "/udp") == 0)
+			a->udp = 1;
+		else if (slash && strcmp(slash, "/tcp") != 0)
+			return fail(err, errlen, "expose: protocol must be /tcp or /udp, not \"%s\"",
+			    slash);
+		if (!slash)
+			slash = pos[0] + strlen(pos[0]);
+		if ((size_t)(slash - pos[0]) >= sizeof(port))
+			return fail(err, errlen, "expose: bad port \"%s\"", pos[0]);
+		memcpy(port, pos[0], (size_t)(slash - pos[0]));
+		port[slash - pos[0]] = '\0';
+		if (parse_num(port, 1, 65535, &a->port) == -1)
+			return fail(err, errlen, "expose: port must be a number from 1 to 65535, "
+			    "not \"%s\"", port);
+		return 0;
+	}
+	if (strcmp(name, "forward") == 0) {
+		if (parse_num(pos[0], 1, 65535, &a->local_port) == -1)
+			return fail(err, errlen, "forward: LOCALPORT must be a number from 1 to "
+			    "65535, not \"%s\"", pos[0]);
+		if (npos < 2) {
+			if (!a->remove)
+				return fail(err, errlen, "forward: missing PEER:PORT; usage: shoal %s",
+				    v->info.synopsis);
+			return 0;
+		}
+		colon = strrchr(pos[1], ':');
+		if (!colon || colon == pos[1])
+			return fail(err, errlen, "forward: expected PEER:PORT, not \"%s\"", pos[1]);
+		if (parse_num(colon + 1, 1, 65535, &a->port) == -1)
+			return fail(err, errlen, "forward: PORT must be a number from 1 to 65535, "
+			    "not \"%s\"", colon + 1);
+		/* argv is not ours to cut: peer keeps "PEER:PORT", the request builder splits */
+		if ((size_t)(colon - pos[1]) > PEER_MAX)
+			return fail(err, errlen, "forward: PEER is too long");
+		if (has_control_chars(pos[1]))
+			return fail(err, errlen, "forward: PEER contains control characters");
+		a->peer = pos[1];
+		return 0;
+	}
+	if (strcmp(name, "ping") == 0) {
+		a->peer = pos[0];
+		return check_str(name, "PEER", a->peer, 1, PEER_MAX, err, errlen);
+	}
+	/* the rest take a network NAME first */
+	a->network = pos[0];
+	if (check_str(name, "NAME", a->network, 1, NAME_MAX_LEN, err, errlen) == -1)
+		return -1;
+	if (strcmp(name, "set-pass") == 0) {
+		a->password = pos[1];
+		return check_str(name, "PASS", a->password, 0, PASSWORD_MAX_LEN, err, errlen);
+	}
+	if (strcmp(name, "set-access") == 0) {
+		if (strcmp(pos[1], "lock") && strcmp(pos[1], "unlock") && strcmp(pos[1], "manual") &&
+		    strcmp(pos[1], "auto"))
+			return fail(err, errlen, "set-access: expected lock, unlock, manual or auto, "
+			    "not \"%s\"", pos[1]);
+		a->access = pos[1];
+		return 0;
+	}
+	if (npos == 2) {        /* approve, reject, evict */
+		a->peer = pos[1];
+		return check_str(name, "PEER", a->peer, 1, PEER_MAX, err, errlen);
+	}
+	return 0;
+}
+
+int
+cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size_t errlen)
+{
+	const struct verb_def *v = NULL;
+	const char *pos[MAX_POS];
+	int i, npos = 0, dashdash = 0, rc;
+	const char *s;
+
+	memset(a, 0, sizeof(*a));
+	for (i = 1; i < argc; i++) {
+		s = argv[i];
+		if (!dashdash && s[0] == '-' && s[1] != '\0') {
+			if (strcmp(s, "--") == 0) {
+				dashdash = 1;
+			} else if (strcmp(s, "--json") == 0) {
+				a->json = 1;
+			} else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
+				a->help = 1;
+			} else if (strcmp(s, "--control") == 0) {
+				if (i + 1 >= argc)
+					return fail(err, errlen, "--control needs a PATH");
+				a->control = argv[++i];
+				if (!a->control[0])
+					return fail(err, errlen, "--control needs a PATH");
+			} else if (strncmp(s, "--control=", 10) == 0) {
+				a->control = s + 10;
+				if (!a->control[0])
+					return fail(err, errlen, "--control needs a PATH");
+			} else if (!v) {
+				return fail(err, errlen, "unknown option %s (options of a command go "
+				    "after it; see shoal help)", s);
+			} else if ((rc = verb_option(v, argc, argv, &i, a, err, errlen)) == -1) {
+				return -1;
+			} else if (rc == 0) {
+				return fail(err, errlen, "%s: unknown option %s; usage: shoal %s",
+				    v->info.name, s, v->info.synopsis);
+			}
+			continue;
+		}
+		if (!v) {
+			if (!(v = find_verb(s)))
+				return fail(err, errlen, "unknown command \"%s\" (see shoal help)", s);
+			continue;
+		}
+		if (npos >= v->nmax || npos >= MAX_POS)
+			return fail(err, errlen, "%s: too many arguments; usage: shoal %s",
+			    v->info.name, v->info.synopsis);
+		pos[npos++] = s;
+	}
+
+	if (v && strcmp(v->info.name, "help") == 0) {
+		a->help = 1;
+		if (npos == 1 && !find_verb(pos[0]))
+			return fail(err, errlen, "unknown command \"%s\" (see shoal help)", pos[0]);
+		a->help_verb = npos == 1 ? pos[0] : NULL;
+		return 0;
+	}
+	if (a->help) {
+		a->help_verb = v ? v->info.name : NULL;
+		return 0;
+	}
+	if (!v)
+		return fail(err, errlen, "no command given (see shoal help)");
+	if (npos < v->nmin)
+		return fail(err, errlen, "%s: missing arguments; usage: shoal %s", v->info.name,
+		    v->info.synopsis);
+	a->cmd = v->info.name;
+	return npos ? assign(v, pos, npos, a, err, errlen) : 0;
+}
+
+/* A string field; argv that is not UTF-8 cannot go into JSON: counted in *bad. */
+static void
+set_str(json_t *o, const char *key, json_t *v, int *bad)
+{
+	if (!v)
+		(*bad)++;
+	else
+		json_object_set_new(o, key, v);
+}
+
+json_t *
+cli_args_request(const struct cli_args *a, long long id)
+{
+	json_t *o = json_pack("{s:I, s:s}", "id", (json_int_t)id, "cmd", a->cmd);
+	const char *colon;
+	int bad = 0;
+
+	if (a->network)
+		set_str(o, "network", json_string(a->network), &bad);
+	if (a->nick)
+		set_str(o, "nick", json_string(a->nick), &bad);
+	if (a->access)
+		set_str(o, "access", json_string(a->access), &bad);
+	if (strcmp(a->cmd, "expose") == 0) {
+		json_object_set_new(o, "port", json_integer(a->port));
+		json_object_set_new(o, "udp", json_boolean(a->udp));
+		json_object_set_new(o, "remove", json_boolean(a->remove));
+	} else if (strcmp(a->cmd, "forward") == 0) {
+		json_object_set_new(o, "local_port", json_integer(a->local_port));
+		if (a->peer && (colon = strrchr(a->peer, ':'))) {
+			set_str(o, "peer", json_stringn(a->peer, (size_t)(colon - a->peer)), &bad);
+			json_object_set_new(o, "port", json_integer(a->port));
+		}
+		json_object_set_new(o, "remove", json_boolean(a->remove));
+	} else if (a->peer) {
+		set_str(o, "peer", json_string(a->peer), &bad);
+	}
+	if (a->password)
+		set_str(o, "password", json_string(a->password), &bad);
+	if (a->count)
+		json_object_set_new(o, "count", json_integer(a->count));
+	if (bad) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}

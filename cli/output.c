@@ -1,0 +1,153 @@
+/*
+ * output: human-readable forms of status, list and ping responses. The JSON field names used
+ * here are the ones docs/PROTOCOL.md section 5 lists. Must not touch: the socket, argv.
+ */
+#include "config.h"
+#include "cli/output.h"
+
+#include <string.h>
+
+static const char *
+str(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s && s[0] ? s : "-";
+}
+
+static int
+flag(json_t *o, const char *key)
+{
+	return json_is_true(json_object_get(o, key));
+}
+
+void
+output_message(FILE *f, json_t *r)
+{
+	const char *s = json_string_value(json_object_get(r, "message"));
+
+	if (s && s[0])
+		fprintf(f, "%s\n", s);
+}
+
+void
+output_status(FILE *f, json_t *r)
+{
+	json_t *arr, *e;
+	size_t i;
+	const char *conn = str(r, "server");
+
+	fprintf(f, "%-16s %s\n", "address:", str(r, "address"));
+	fprintf(f, "%-16s %s\n", "nick:", str(r, "nick"));
+	fprintf(f, "%-16s %s\n", "node id:", str(r, "node_id"));
+	fprintf(f, "%-16s %s\n", "server:", conn);
+	fprintf(f, "%-16s %s\n", "server url:", str(r, "server_url"));
+	fprintf(f, "%-16s %s\n", "public endpoint:", str(r, "public_endpoint"));
+	fprintf(f, "%-16s %s\n", "socks:", str(r, "socks"));
+
+	arr = json_object_get(r, "exposes");
+	fprintf(f, "%-16s", "exposes:");
+	if (!json_array_size(arr))
+		fprintf(f, " none");
+	json_array_foreach(arr, i, e)
+		fprintf(f, "%s %lld/%s", i ? "," : "",
+		    (long long)json_integer_value(json_object_get(e, "port")), str(e, "proto"));
+	fprintf(f, "\n");
+
+	arr = json_object_get(r, "forwards");
+	if (!json_array_size(arr))
+		fprintf(f, "%-16s none\n", "forwards:");
+	json_array_foreach(arr, i, e) {
+		fprintf(f, "%-16s 127.0.0.1:%lld -> %s:%lld", i ? "" : "forwards:",
+		    (long long)json_integer_value(json_object_get(e, "local_port")),
+		    str(e, "address"), (long long)json_integer_value(json_object_get(e, "port")));
+		if (json_is_string(json_object_get(e, "peer")))
+			fprintf(f, " (%s)", str(e, "peer"));
+		fprintf(f, "\n");
+	}
+}
+
+/* What a member line says after the nick. */
+static void
+member_state(json_t *m, char *out, size_t cap)
+{
+	json_t *rtt = json_object_get(m, "rtt_ms");
+	const char *path = str(m, "path");
+
+	if (flag(m, "self"))
+		snprintf(out, cap, "(you)");
+	else if (flag(m, "pending"))
+		snprintf(out, cap, "waiting for approval");
+	else if (!flag(m, "online"))
+		snprintf(out, cap, "offline");
+	else if (strcmp(path, "none") == 0 || strcmp(path, "-") == 0)
+		snprintf(out, cap, "connecting");
+	else if (json_is_number(rtt))
+		snprintf(out, cap, "%-7s %.1f ms", path, json_number_value(rtt));
+	else
+		snprintf(out, cap, "%s", path);
+}
+
+void
+output_list(FILE *f, json_t *r)
+{
+	json_t *nets = json_object_get(r, "networks"), *n, *members, *m;
+	size_t i, j;
+	int width;
+	char state[64];
+
+	if (!json_array_size(nets)) {
+		fprintf(f, "no networks (shoal create NAME, or shoal join NAME)\n");
+		return;
+	}
+	json_array_foreach(nets, i, n) {
+		/* '*' online, '-' offline, '?' still waiting for the owner */
+		fprintf(f, "%s%c %s  [%s", i ? "\n" : "",
+		    flag(n, "pending") ? '?' : flag(n, "online") ? '*' : '-',
+		    str(n, "name"), flag(n, "online") ? "online" : "offline");
+		if (flag(n, "pending"))
+			fprintf(f, ", waiting for approval");
+		if (flag(n, "owner"))
+			fprintf(f, ", owner");
+		if (flag(n, "locked"))
+			fprintf(f, ", locked");
+		if (strcmp(str(n, "approval"), "manual") == 0)
+			fprintf(f, ", manual approval");
+		fprintf(f, "]\n");
+
+		members = json_object_get(n, "members");
+		width = 8;
+		json_array_foreach(members, j, m)
+			if ((int)strlen(str(m, "nick")) > width)
+				width = (int)strlen(str(m, "nick"));
+		json_array_foreach(members, j, m) {
+			member_state(m, state, sizeof(state));
+			fprintf(f, "    %-15s %-*s  %s%s\n", str(m, "address"), width, str(m, "nick"),
+			    state, flag(m, "owner") ? "  (owner)" : "");
+		}
+	}
+}
+
+void
+output_ping(FILE *f, json_t *r)
+{
+	json_t *rtts = json_object_get(r, "rtt_ms"), *v;
+	const char *addr = str(r, "address");
+	const char *nick = json_string_value(json_object_get(r, "nick"));
+	char who[128];
+	size_t i;
+
+	if (nick && nick[0])
+		snprintf(who, sizeof(who), "%s (%s)", addr, nick);
+	else
+		snprintf(who, sizeof(who), "%s", addr);
+	json_array_foreach(rtts, i, v) {
+		if (json_is_number(v))
+			fprintf(f, "reply from %s: time=%.2f ms\n", who, json_number_value(v));
+		else
+			fprintf(f, "no reply from %s: timed out\n", who);
+	}
+	fprintf(f, "%lld sent, %lld received\n",
+	    (long long)json_integer_value(json_object_get(r, "sent")),
+	    (long long)json_integer_value(json_object_get(r, "received")));
+}

@@ -1,0 +1,142 @@
+/*
+ * shoal: the command-line client of shoald. Parses argv (cli/args.c), sends one request over
+ * the control socket (cli/client.c), prints the answer (cli/output.c, or the JSON itself with
+ * --json). Exit status: 0 ok, 1 the daemon refused or failed, 2 usage error, 3 shoald not
+ * reachable. Errors are one line on stderr: "shoal: <message>".
+ * Must not touch: the daemon's libraries (it links libshoal_base.a and jansson only).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/args.h"
+#include "cli/client.h"
+#include "cli/output.h"
+#include "core/paths.h"
+
+enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
+
+/* Seconds to wait for an answer: mediator round trips time out in the daemon after 10 s;
+ * a ping takes up to 3 s per probe plus 1 s between probes. */
+enum { WAIT_DEFAULT_S = 20, PING_TIMEOUT_S = 3, PING_GAP_S = 1, PING_DEFAULT_COUNT = 3 };
+
+static void
+usage_all(FILE *f)
+{
+	const struct cli_verb_info *v;
+	size_t i;
+
+	fprintf(f, "usage: shoal [--control PATH] [--json] COMMAND [ARGS...]\n\ncommands:\n");
+	for (i = 0; (v = cli_verb_at(i)); i++)
+		fprintf(f, "  %-42s %s\n", v->synopsis, v->summary);
+	fprintf(f, "\noptions:\n"
+	    "  --control PATH   shoald's control socket (default: $SHOAL_CONTROL, else\n"
+	    "                   $XDG_RUNTIME_DIR/shoal/shoald.sock, else /tmp/shoal-UID/shoald.sock)\n"
+	    "  --json           print the daemon's JSON answer (stable, for scripts)\n"
+	    "  -h, --help       this help; COMMAND --help for one command\n"
+	    "\nPEER is a nick, a virtual address (5.x.y.z) or a node id prefix (8+ hex digits).\n"
+	    "exit status: 0 ok, 1 refused or failed, 2 usage error, 3 shoald not reachable\n");
+}
+
+static void
+usage_verb(FILE *f, const char *name)
+{
+	const struct cli_verb_info *v = cli_verb_find(name);
+
+	if (!v) {
+		usage_all(f);
+		return;
+	}
+	fprintf(f, "usage: shoal [--control PATH] [--json] %s\n  %s\n", v->synopsis, v->summary);
+}
+
+static int
+wait_seconds(const struct cli_args *a)
+{
+	long count = a->count ? a->count : PING_DEFAULT_COUNT;
+
+	if (strcmp(a->cmd, "ping") == 0)
+		return (int)(count * (PING_TIMEOUT_S + PING_GAP_S) + WAIT_DEFAULT_S);
+	return WAIT_DEFAULT_S;
+}
+
+static int
+print_json(json_t *resp)
+{
+	json_object_del(resp, "id");
+	if (json_dumpf(resp, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) == -1)
+		return -1;
+	fputc('\n', stdout);
+	return 0;
+}
+
+int
+main(int argc, char *argv[])
+{
+	char path[4096], err[512];
+	struct cli_args a;
+	json_t *req, *resp;
+	const char *msg;
+	int fd, ok, rc;
+
+	if (cli_args_parse(argc, argv, &a, err, sizeof(err)) == -1) {
+		fprintf(stderr, "shoal: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (a.help) {
+		if (a.help_verb)
+			usage_verb(stdout, a.help_verb);
+		else
+			usage_all(stdout);
+		return 0;
+	}
+	if (a.control)
+		snprintf(path, sizeof(path), "%s", a.control);
+	else if (paths_default_control(path, sizeof(path)) == -1) {
+		fprintf(stderr, "shoal: control socket path too long (set --control)\n");
+		return EXIT_USAGE;
+	}
+	if (!(req = cli_args_request(&a, 1))) {
+		fprintf(stderr, "shoal: arguments must be valid UTF-8\n");
+		return EXIT_USAGE;
+	}
+	if ((fd = client_connect(path)) == -1) {
+		fprintf(stderr, "shoal: cannot reach shoald at %s: %s (is shoald running?)\n", path,
+		    strerror(errno));
+		json_decref(req);
+		return EXIT_UNREACHABLE;
+	}
+	resp = client_call(fd, req, 1, wait_seconds(&a) * 1000, err, sizeof(err));
+	close(fd);
+	json_decref(req);
+	if (!resp) {
+		fprintf(stderr, "shoal: %s\n", err);
+		return EXIT_FAILED;
+	}
+
+	ok = json_is_true(json_object_get(resp, "ok"));
+	msg = json_string_value(json_object_get(resp, "error"));
+	rc = ok ? 0 : EXIT_FAILED;
+	if (a.json) {
+		if (print_json(resp) == -1)
+			rc = EXIT_FAILED;
+	} else if (ok && strcmp(a.cmd, "status") == 0) {
+		output_status(stdout, resp);
+	} else if (ok && strcmp(a.cmd, "list") == 0) {
+		output_list(stdout, resp);
+	} else if (ok && strcmp(a.cmd, "ping") == 0) {
+		output_ping(stdout, resp);
+	} else if (ok) {
+		output_message(stdout, resp);
+	}
+	if (!ok)
+		fprintf(stderr, "shoal: %s\n", msg ? msg : "shoald refused the request");
+	json_decref(resp);
+	if (fflush(stdout) == EOF)
+		rc = EXIT_FAILED;
+	return rc;
+}

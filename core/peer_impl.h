@@ -1,0 +1,223 @@
+/*
+ * peer_impl: the private structures shared by the files that make up the peer layer
+ * (peer.c table and keypair rotation, peerindex.c receiver indices, handshake.c UDP handshake,
+ * send.c / receive.c data path, timers.c all timer policy, path.c endpoints, ratelimit.c).
+ * Nothing outside core/ (and the peer unit test / fuzz target) may include this header.
+ */
+#ifndef SHOAL_PEER_IMPL_H
+#define SHOAL_PEER_IMPL_H
+
+#include <ev.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uthash.h>
+
+#include "core/msg.h"
+#include "core/noise.h"
+#include "core/peer.h"
+#include "core/session.h"
+
+enum {
+	TAI64N_LEN = 12,
+	STAGED_MAX_PKTS = 64,                   /* IP packets queued per peer during a handshake */
+	STAGED_PKT_MAX = UDP_MAX_PAYLOAD - UDP_DATA_OVERHEAD,  /* largest inner IP packet */
+	PATH_MAX_CANDIDATES = MAX_ENDPOINTS + 1,
+	PEER_KEYPAIR_SLOTS = 4,                 /* current, previous, next + one being built */
+	PING_PENDING_MAX = 16,                  /* outstanding `shoal ping`s per peer */
+};
+
+#define REKEY_ATTEMPT_TIME      90.0    /* s: give up an unanswered handshake */
+#define REKEY_JITTER_MAX        0.333   /* s: added to each retry so both ends desynchronise */
+#define PING_INTERVAL           5.0     /* s: RTT ping on an active session */
+#define PING_TIMEOUT            3.0     /* s: peers_ping gives up */
+#define ZERO_KEYS_AFTER         (REJECT_AFTER_TIME * 3)
+#define RTT_EWMA_ALPHA          0.125
+#define HANDSHAKE_RATE          20.0    /* handshake packets per second per source address */
+#define HANDSHAKE_BURST         20.0
+
+struct peer;
+struct keypair;
+
+/* One entry of the receiver-index table (core/peerindex.c). Embedded in its owner. */
+struct peer_index {
+	uint32_t index;                         /* hash key; 0 = not in the table */
+	struct peer *peer;
+	struct keypair *kp;                     /* NULL: our in-flight handshake initiation */
+	UT_hash_handle hh;
+};
+
+/* A session plus its index entry; lives in its peer's kps[] slots (never moved). */
+struct keypair {
+	struct session s;
+	struct peer_index idx;
+};
+
+/* A queued IP packet while a handshake is in flight; from the peers' free list. */
+struct staged_pkt {
+	struct staged_pkt *next;
+	size_t len;
+	uint8_t data[STAGED_PKT_MAX];
+};
+
+/* A `shoal ping` waiting for its pong; owned by its peer. */
+struct pending_ping {
+	ev_timer timeout;                       /* first: the callback casts back */
+	struct pending_ping *next;
+	struct peer *peer;
+	uint64_t id;
+	int sent;
+	peers_ping_cb cb;
+	void *arg;
+};
+
+/* Candidates and the current endpoint (core/path.c). */
+struct path {
+	struct endpoint cand[PATH_MAX_CANDIDATES];
+	size_t n_cand;
+	struct endpoint ep;                     /* where authenticated packets last came from */
+	int has_ep;
+};
+
+/* One authorized peer. Owned by struct peers; keys wiped in peer_destroy(). */
+struct peer {
+	struct peers *ps;
+	uint8_t key[KEY_LEN];
+	uint32_t vaddr;
+	char id[13];                            /* short node id, for logs */
+
+	/* Our in-flight initiation (core/handshake.c). */
+	struct noise_hs hs;
+	int hs_active;
+	struct peer_index hs_idx;
+	double hs_started;                      /* first attempt of this round */
+	double hs_last_sent;
+	uint8_t ts_rx[TAI64N_LEN];              /* newest initiation timestamp accepted */
+	uint8_t ts_tx[TAI64N_LEN];              /* last one we sent (kept strictly increasing) */
+
+	/* Sessions, WireGuard style: next (responder, unconfirmed) -> current -> previous. */
+	struct keypair kps[PEER_KEYPAIR_SLOTS];
+	struct keypair *current, *previous, *next;
+
+	struct path path;
+
+	struct staged_pkt *q_head, *q_tail;
+	size_t q_len;
+
+	/* core/timers.c */
+	ev_timer t_retransmit, t_keepalive, t_new_handshake, t_zero_keys, t_ping;
+	double rx_unanswered_since;             /* data received, nothing sent since: 0 = no */
+	double tx_unanswered_since;             /* data sent, nothing received since: 0 = no */
+	double last_rx, last_tx;
+
+	/* RTT */
+	uint64_t ping_next_id;
+	uint64_t ping_periodic_id;              /* outstanding periodic ping, 0 none */
+	double srtt_ms;                         /* <0 unknown */
+	struct pending_ping *pings;
+	size_t n_pings;
+
+	uint64_t rx_bytes, tx_bytes;
+	UT_hash_handle hh_key, hh_vaddr;
+};
+
+/* Counters beyond the public ones (for tests and debugging). */
+struct peers_xstats {
+	uint64_t rx_spoofed, rx_ratelimited, rx_expired, rx_hs_replay, rx_unauthorized;
+	uint64_t tx_no_route, tx_queue_dropped, tx_too_big;
+};
+
+struct ratelimit;
+
+/* Owned by the daemon (d->peers). */
+struct peers {
+	struct daemon *d;
+	struct peer *by_key;                    /* uthash hh_key */
+	struct peer *by_vaddr;                  /* uthash hh_vaddr (peers with vaddr != 0) */
+	struct peer_index *indices;             /* uthash hh, core/peerindex.c */
+	struct ratelimit *rl;
+	struct staged_pkt *free_pkts;
+	uint8_t prologue[16];
+	size_t prologue_len;
+	struct peers_stats st;
+	struct peers_xstats xst;
+	double dbg_window;                      /* rate limit of debug logs */
+	unsigned dbg_count;
+	uint8_t scratch[UDP_MAX_PAYLOAD];       /* decrypted plaintext, one packet at a time */
+	uint8_t txbuf[UDP_MAX_PAYLOAD];         /* sealed packet being sent */
+};
+
+/* peer.c */
+double peers_now(const struct peers *ps);
+struct peer *peers_lookup_key(struct peers *ps, const uint8_t key[KEY_LEN]);
+struct peer *peers_lookup_vaddr(struct peers *ps, uint32_t vaddr);
+void peers_drop_debug(struct peers *ps, const char *why, const struct endpoint *from);
+struct keypair *peer_keypair_alloc(struct peer *p);
+void peer_keypair_free(struct peer *p, struct keypair *kp);
+void peer_install_initiator(struct peer *p, struct keypair *kp);
+void peer_install_responder(struct peer *p, struct keypair *kp);
+void peer_confirm_next(struct peer *p);
+void peer_zero_keys(struct peer *p);
+/* The current keypair if it may be used for sending now, else NULL. */
+struct keypair *peer_usable_keypair(const struct peer *p);
+
+/* peerindex.c */
+void peerindex_insert(struct peers *ps, struct peer_index *e, struct peer *p,
+    struct keypair *kp);
+void peerindex_insert_as(struct peers *ps, struct peer_index *e, uint32_t index,
+    struct peer *p, struct keypair *kp);
+void peerindex_remove(struct peers *ps, struct peer_index *e);
+struct peer_index *peerindex_lookup(struct peers *ps, uint32_t index);
+
+/* handshake.c */
+void handshake_make_prologue(struct peers *ps);
+/* Starts (or, when retry, repeats) an initiation unless one was sent < REKEY_TIMEOUT ago. */
+void handshake_initiate(struct peer *p, int retry);
+void handshake_clear(struct peer *p);
+void handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
+    size_t len);
+void handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
+    size_t len);
+
+/* send.c */
+int send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len);
+void send_keepalive(struct peer *p);
+int send_staged(struct peer *p);        /* returns how many were sent */
+void send_ping(struct peer *p, uint64_t id);
+int send_pending_pings(struct peer *p);
+void staged_drop_all(struct peer *p);
+uint64_t mono_ns(void);
+
+/* receive.c */
+void receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t len);
+
+/* timers.c: event hooks named after what happened. */
+void timers_init(struct peer *p);
+void timers_stop(struct peer *p);
+void timers_handshake_initiated(struct peer *p);
+void timers_handshake_complete(struct peer *p);
+void timers_session_derived(struct peer *p);
+void timers_any_authenticated_packet_sent(struct peer *p);
+void timers_any_authenticated_packet_received(struct peer *p);
+void timers_data_sent(struct peer *p);
+void timers_data_received(struct peer *p);
+
+/* path.c */
+void path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n);
+void path_authenticated_from(struct peer *p, const struct endpoint *from);
+size_t path_handshake_targets(const struct peer *p, double now, struct endpoint *out,
+    size_t max);
+enum path_kind path_current(const struct peer *p, double now);
+void path_send(struct peer *p, const uint8_t *pkt, size_t len);
+
+/* timers.c, rekey policy on the data path. */
+void timers_check_rekey_on_send(struct peer *p, const struct keypair *kp);
+void timers_check_rekey_on_receive(struct peer *p, const struct keypair *kp);
+void timers_ping_started(struct pending_ping *pp);
+
+/* ratelimit.c */
+struct ratelimit *ratelimit_new(struct ev_loop *loop, double rate, double burst);
+void ratelimit_free(struct ratelimit *rl);
+/* 1 if a packet from addr may be processed now. */
+int ratelimit_allow(struct ratelimit *rl, uint32_t addr, double now);
+
+#endif

@@ -1,0 +1,234 @@
+/*
+ * send: the outgoing data path. IPv4 packets from the netstack are routed to one peer (by
+ * virtual address) or fanned out (broadcast, multicast), sealed under the peer's current
+ * session and queued on the transport. Without a usable session a packet waits in the peer's
+ * small queue (buffers from a free list, no per-packet malloc once warm) while a handshake
+ * runs. Also builds keepalives and RTT pings (peers_ping).
+ * Owns: the staged queues and the free list of packet buffers, pending `shoal ping`s.
+ * Must not: touch keys other than through session_seal, or decide timing (timers.c).
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/peer_impl.h"
+#include "core/transport.h"
+#include "core/wire.h"
+#include "daemon/daemon.h"
+
+uint64_t
+mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
+}
+
+/* Seals one inner message under the current session and sends it. -1: no usable session. */
+int
+send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len)
+{
+	struct peers *ps = p->ps;
+	struct keypair *kp = peer_usable_keypair(p);
+	int n;
+
+	if (kp == NULL || !p->path.has_ep)
+		return -1;
+	n = session_seal(&kp->s, type, body, len, ps->txbuf, sizeof(ps->txbuf));
+	if (n < 0)
+		return -1;          /* counter exhausted: as good as expired */
+	path_send(p, ps->txbuf, (size_t)n);
+	p->tx_bytes += (uint64_t)n;
+	timers_any_authenticated_packet_sent(p);
+	if (type != 0)
+		timers_data_sent(p);
+	timers_check_rekey_on_send(p, kp);
+	return 0;
+}
+
+void
+send_keepalive(struct peer *p)
+{
+	/* Without a session there is nothing to keep alive. */
+	(void)send_inner(p, 0, NULL, 0);
+}
+
+static void
+staged_push(struct peer *p, const uint8_t *pkt, size_t len)
+{
+	struct peers *ps = p->ps;
+	struct staged_pkt *sp;
+
+	if (p->q_len >= STAGED_MAX_PKTS) {
+		/* Full: the oldest packet is the least useful one (TCP has resent it). */
+		sp = p->q_head;
+		p->q_head = sp->next;
+		if (p->q_head == NULL)
+			p->q_tail = NULL;
+		p->q_len--;
+		ps->xst.tx_queue_dropped++;
+	} else if ((sp = ps->free_pkts) != NULL) {
+		ps->free_pkts = sp->next;
+	} else if ((sp = malloc(sizeof(*sp))) == NULL) {
+		ps->xst.tx_queue_dropped++;
+		return;
+	}
+	memcpy(sp->data, pkt, len);
+	sp->len = len;
+	sp->next = NULL;
+	if (p->q_tail)
+		p->q_tail->next = sp;
+	else
+		p->q_head = sp;
+	p->q_tail = sp;
+	p->q_len++;
+}
+
+void
+staged_drop_all(struct peer *p)
+{
+	struct peers *ps = p->ps;
+	struct staged_pkt *sp;
+
+	while ((sp = p->q_head) != NULL) {
+		p->q_head = sp->next;
+		sp->next = ps->free_pkts;
+		ps->free_pkts = sp;
+	}
+	p->q_tail = NULL;
+	p->q_len = 0;
+}
+
+int
+send_staged(struct peer *p)
+{
+	struct peers *ps = p->ps;
+	struct staged_pkt *sp;
+	int sent = 0;
+
+	while ((sp = p->q_head) != NULL) {
+		if (send_inner(p, INNER_IP, sp->data, sp->len) != 0)
+			break;
+		ps->st.tx_data++;
+		sent++;
+		p->q_head = sp->next;
+		if (p->q_head == NULL)
+			p->q_tail = NULL;
+		p->q_len--;
+		sp->next = ps->free_pkts;
+		ps->free_pkts = sp;
+	}
+	return sent;
+}
+
+static void
+peer_send_ip(struct peer *p, const uint8_t *pkt, size_t len)
+{
+	/* Keep order: while packets wait, new ones queue behind them. */
+	if (p->q_len == 0 && send_inner(p, INNER_IP, pkt, len) == 0) {
+		p->ps->st.tx_data++;
+		return;
+	}
+	staged_push(p, pkt, len);
+	if (peer_usable_keypair(p) != NULL && p->path.has_ep)
+		send_staged(p);
+	else
+		handshake_initiate(p, 0);
+}
+
+static int
+is_broadcast(const struct daemon *d, uint32_t dst)
+{
+	uint32_t hostmask;
+
+	if (dst == 0xffffffffu || (dst >> 28) == 0xe)
+		return 1;
+	if (d->vaddr == 0 || d->prefix_len == 0 || d->prefix_len > 30)
+		return 0;
+	hostmask = 0xffffffffu >> d->prefix_len;
+	return dst == (d->vaddr | hostmask);
+}
+
+void
+peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len)
+{
+	struct peer *p, *tmp;
+
+	if (len == 0 || len > STAGED_PKT_MAX) {
+		ps->xst.tx_too_big++;
+		return;
+	}
+	if (is_broadcast(ps->d, dst)) {
+		HASH_ITER(hh_key, ps->by_key, p, tmp) {
+			if (send_inner(p, INNER_IP, pkt, len) == 0)
+				ps->st.tx_data++;
+			else
+				handshake_initiate(p, 0);
+		}
+		return;
+	}
+	if ((p = peers_lookup_vaddr(ps, dst)) == NULL) {
+		ps->xst.tx_no_route++;
+		return;
+	}
+	peer_send_ip(p, pkt, len);
+}
+
+void
+send_ping(struct peer *p, uint64_t id)
+{
+	uint8_t body[16];
+	struct wire_w w;
+
+	wire_w_init(&w, body, sizeof(body));
+	wire_put_u64(&w, id);
+	wire_put_u64(&w, mono_ns());
+	(void)send_inner(p, INNER_PING, body, sizeof(body));
+}
+
+int
+send_pending_pings(struct peer *p)
+{
+	struct pending_ping *pp;
+	int sent = 0;
+
+	if (peer_usable_keypair(p) == NULL)
+		return 0;
+	for (pp = p->pings; pp; pp = pp->next) {
+		if (!pp->sent) {
+			send_ping(p, pp->id);
+			pp->sent = 1;
+			sent++;
+		}
+	}
+	return sent;
+}
+
+int
+peers_ping(struct peers *ps, uint32_t vaddr, peers_ping_cb cb, void *arg)
+{
+	struct peer *p = peers_lookup_vaddr(ps, vaddr);
+	struct pending_ping *pp;
+
+	if (p == NULL || p->n_pings >= PING_PENDING_MAX || (pp = calloc(1, sizeof(*pp))) == NULL)
+		return -1;
+	pp->peer = p;
+	pp->id = ++p->ping_next_id;
+	pp->cb = cb;
+	pp->arg = arg;
+	pp->next = p->pings;
+	p->pings = pp;
+	p->n_pings++;
+	timers_ping_started(pp);
+	if (peer_usable_keypair(p) != NULL && p->path.has_ep) {
+		send_ping(p, pp->id);
+		pp->sent = 1;
+	} else {
+		handshake_initiate(p, 0);
+	}
+	return 0;
+}

@@ -1,0 +1,246 @@
+/*
+ * timers: ALL timer policy of the peer layer. Other files report what happened through the
+ * timers_* hooks (named after the event); what to do and when is decided here only.
+ *
+ * Per peer (ev_timer on the daemon loop):
+ *   t_retransmit     armed when an initiation is sent; after REKEY_TIMEOUT + 0..333 ms of
+ *                    jitter with no response, send a fresh initiation; give up (and drop the
+ *                    queued packets) REKEY_ATTEMPT_TIME (90 s) after the first attempt.
+ *   t_keepalive      data received and nothing sent back for KEEPALIVE_TIMEOUT: send an
+ *                    empty (keepalive) packet so the sender knows we are alive.
+ *   t_new_handshake  data sent and nothing at all received for KEEPALIVE_TIMEOUT +
+ *                    REKEY_TIMEOUT: the session or path is broken, handshake again (to every
+ *                    candidate endpoint, see path.c).
+ *   t_zero_keys      ZERO_KEYS_AFTER (3 x REJECT_AFTER_TIME) after the last new session: wipe
+ *                    every key of the peer.
+ *   t_ping           every PING_INTERVAL while a session is usable: INNER_PING for the RTT.
+ * Per `shoal ping` (struct pending_ping):
+ *   timeout          PING_TIMEOUT without the pong: the callback gets -1.
+ * Not timers but time policy, checked on the data path:
+ *   rekey on send    initiator's session older than REKEY_AFTER_TIME (or too many messages).
+ *   rekey on receive initiator's session older than REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT -
+ *                    REKEY_TIMEOUT, so a mostly receiving initiator renews before expiry.
+ *
+ * Timers that would be touched on every packet (keepalive, new handshake) are lazy: the
+ * packet path only writes a timestamp; the timer, when it fires, re-arms itself for the
+ * remaining time if something happened meanwhile. No ev_timer call per packet.
+ * Owns: the peers' ev_timers. Must not: build packets itself (it calls send.c/handshake.c).
+ */
+#include "config.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "core/log.h"
+#include "core/peer_impl.h"
+#include "daemon/daemon.h"
+
+static struct ev_loop *
+peer_loop(const struct peer *p)
+{
+	return p->ps->d->loop;
+}
+
+static void
+retransmit_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+
+	if (!p->hs_active)
+		return;
+	if (ev_now(loop) - p->hs_started >= REKEY_ATTEMPT_TIME) {
+		log_info("event=handshake_gave_up peer=%s queued_dropped=%zu", p->id, p->q_len);
+		handshake_clear(p);
+		staged_drop_all(p);
+		return;
+	}
+	handshake_initiate(p, 1);
+}
+
+static void
+keepalive_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+	double left;
+
+	if (p->rx_unanswered_since == 0)
+		return;
+	left = p->rx_unanswered_since + KEEPALIVE_TIMEOUT - ev_now(loop);
+	if (left > 0.001) {
+		ev_timer_set(w, left, 0);
+		ev_timer_start(loop, w);
+		return;
+	}
+	send_keepalive(p);
+}
+
+static void
+new_handshake_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+	double left;
+
+	if (p->tx_unanswered_since == 0)
+		return;
+	left = p->tx_unanswered_since + KEEPALIVE_TIMEOUT + REKEY_TIMEOUT - ev_now(loop);
+	if (left > 0.001) {
+		ev_timer_set(w, left, 0);
+		ev_timer_start(loop, w);
+		return;
+	}
+	p->tx_unanswered_since = 0;
+	log_debug("event=peer_silent peer=%s", p->id);
+	handshake_initiate(p, 0);
+}
+
+static void
+zero_keys_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+
+	log_debug("event=keys_zeroed peer=%s", p->id);
+	peer_zero_keys(p);
+	ev_timer_stop(loop, &p->t_ping);
+}
+
+static void
+ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+
+	if (peer_usable_keypair(p) == NULL) {
+		ev_timer_stop(loop, w);
+		return;
+	}
+	p->ping_periodic_id = ++p->ping_next_id;
+	send_ping(p, p->ping_periodic_id);
+}
+
+static void
+ping_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct pending_ping *pp = (struct pending_ping *)w;     /* timeout is the first member */
+	struct peer *p = pp->peer;
+	struct pending_ping **it;
+
+	for (it = &p->pings; *it && *it != pp; it = &(*it)->next)
+		;
+	if (*it)
+		*it = pp->next;
+	p->n_pings--;
+	pp->cb(pp->arg, -1);
+	free(pp);
+}
+
+void
+timers_init(struct peer *p)
+{
+	ev_timer_init(&p->t_retransmit, retransmit_cb, REKEY_TIMEOUT, 0);
+	ev_timer_init(&p->t_keepalive, keepalive_cb, KEEPALIVE_TIMEOUT, 0);
+	ev_timer_init(&p->t_new_handshake, new_handshake_cb, KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, 0);
+	ev_timer_init(&p->t_zero_keys, zero_keys_cb, ZERO_KEYS_AFTER, 0);
+	ev_timer_init(&p->t_ping, ping_cb, PING_INTERVAL, PING_INTERVAL);
+	p->t_retransmit.data = p->t_keepalive.data = p->t_new_handshake.data = p;
+	p->t_zero_keys.data = p->t_ping.data = p;
+}
+
+void
+timers_stop(struct peer *p)
+{
+	struct ev_loop *loop = peer_loop(p);
+
+	ev_timer_stop(loop, &p->t_retransmit);
+	ev_timer_stop(loop, &p->t_keepalive);
+	ev_timer_stop(loop, &p->t_new_handshake);
+	ev_timer_stop(loop, &p->t_zero_keys);
+	ev_timer_stop(loop, &p->t_ping);
+}
+
+void
+timers_handshake_initiated(struct peer *p)
+{
+	/* Jitter, so two ends retrying at once drift apart. */
+	double jitter = (double)randombytes_uniform(334) / 1000.0;
+
+	ev_timer_stop(peer_loop(p), &p->t_retransmit);
+	ev_timer_set(&p->t_retransmit, REKEY_TIMEOUT + jitter, 0);
+	ev_timer_start(peer_loop(p), &p->t_retransmit);
+}
+
+void
+timers_handshake_complete(struct peer *p)
+{
+	ev_timer_stop(peer_loop(p), &p->t_retransmit);
+	if (!ev_is_active(&p->t_ping))
+		ev_timer_again(peer_loop(p), &p->t_ping);
+}
+
+void
+timers_session_derived(struct peer *p)
+{
+	ev_timer_stop(peer_loop(p), &p->t_zero_keys);
+	ev_timer_set(&p->t_zero_keys, ZERO_KEYS_AFTER, 0);
+	ev_timer_start(peer_loop(p), &p->t_zero_keys);
+}
+
+void
+timers_any_authenticated_packet_sent(struct peer *p)
+{
+	p->last_tx = ev_now(peer_loop(p));
+	p->rx_unanswered_since = 0;
+}
+
+void
+timers_any_authenticated_packet_received(struct peer *p)
+{
+	p->last_rx = ev_now(peer_loop(p));
+	p->tx_unanswered_since = 0;
+}
+
+void
+timers_data_sent(struct peer *p)
+{
+	if (p->tx_unanswered_since != 0)
+		return;
+	p->tx_unanswered_since = ev_now(peer_loop(p));
+	if (!ev_is_active(&p->t_new_handshake)) {
+		ev_timer_set(&p->t_new_handshake, KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, 0);
+		ev_timer_start(peer_loop(p), &p->t_new_handshake);
+	}
+}
+
+void
+timers_data_received(struct peer *p)
+{
+	if (p->rx_unanswered_since != 0)
+		return;
+	p->rx_unanswered_since = ev_now(peer_loop(p));
+	if (!ev_is_active(&p->t_keepalive)) {
+		ev_timer_set(&p->t_keepalive, KEEPALIVE_TIMEOUT, 0);
+		ev_timer_start(peer_loop(p), &p->t_keepalive);
+	}
+}
+
+void
+timers_check_rekey_on_send(struct peer *p, const struct keypair *kp)
+{
+	if (session_needs_rekey(&kp->s, ev_now(peer_loop(p))))
+		handshake_initiate(p, 0);
+}
+
+void
+timers_check_rekey_on_receive(struct peer *p, const struct keypair *kp)
+{
+	double age = ev_now(peer_loop(p)) - kp->s.created;
+
+	if (kp == p->current && kp->s.initiator &&
+	    age >= REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT)
+		handshake_initiate(p, 0);
+}
+
+void
+timers_ping_started(struct pending_ping *pp)
+{
+	ev_timer_init(&pp->timeout, ping_timeout_cb, PING_TIMEOUT, 0);
+	ev_timer_start(peer_loop(pp->peer), &pp->timeout);
+}

@@ -1,0 +1,357 @@
+/*
+ * main: shoal-server start-up and shutdown order, and nothing else: options, state directory
+ * (key pair, database), sockets, the connection string, signals, the loop.
+ * Must not touch: membership logic (mediator.c), connections (conn.c), probes (udp.c).
+ *
+ *   shoal-server --listen HOST:PORT --state DIR [--range 5.0.0.0/8] [--public-host HOST] [-v]
+ *
+ * PORT 0 picks a free port that is free for both TCP and UDP; the url printed on stdout
+ * (`url=shoal://HOST:PORT/KEY`) and written to DIR/url carries the real one.
+ * --pwhash-fast (hidden, tests only) hashes new passwords with Argon2id's MIN limits instead
+ * of the INTERACTIVE ones, so test suites do not spend 0.1 s and 64 MiB per CREATE.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/identity.h"
+#include "core/log.h"
+#include "server/server.h"
+
+struct options {                         /* read-only after parse_options */
+	char listen_host[256];
+	uint16_t listen_port;
+	const char *state_dir;
+	uint32_t range;
+	uint8_t prefix_len;
+	const char *public_host;
+	int verbose;
+	int pwhash_fast;
+};
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: shoal-server --listen HOST:PORT --state DIR [--range 5.0.0.0/8]\n"
+	    "                    [--public-host HOST] [-v]\n");
+}
+
+static int
+parse_hostport(const char *s, char *host, size_t cap, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	unsigned long p;
+
+	if (colon == NULL || colon == s || (size_t)(colon - s) >= cap)
+		return -1;
+	errno = 0;
+	p = strtoul(colon + 1, &end, 10);
+	if (errno || *end != '\0' || end == colon + 1 || p > 65535)
+		return -1;
+	memcpy(host, s, (size_t)(colon - s));
+	host[colon - s] = '\0';
+	*port = (uint16_t)p;
+	return 0;
+}
+
+static int
+parse_range(const char *s, uint32_t *range, uint8_t *prefix_len)
+{
+	char buf[32], *slash, *end;
+	struct in_addr a;
+	unsigned long n;
+
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	if ((slash = strchr(buf, '/')) == NULL)
+		return -1;
+	*slash = '\0';
+	n = strtoul(slash + 1, &end, 10);
+	if (*end != '\0' || end == slash + 1 || n < 1 || n > 30 || inet_pton(AF_INET, buf, &a) != 1)
+		return -1;
+	*prefix_len = (uint8_t)n;
+	*range = ntohl(a.s_addr) & (0xffffffffu << (32 - n));
+	return 0;
+}
+
+static int
+parse_options(int argc, char **argv, struct options *o)
+{
+	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST };
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "state", required_argument, NULL, 's' },
+		{ "range", required_argument, NULL, OPT_RANGE },
+		{ "public-host", required_argument, NULL, OPT_PUBLIC_HOST },
+		{ "pwhash-fast", no_argument, NULL, OPT_PWHASH_FAST },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch, have_listen = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->range = 0x05000000u;
+	o->prefix_len = 8;
+	while ((ch = getopt_long(argc, argv, "l:s:vh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'l':
+			if (parse_hostport(optarg, o->listen_host, sizeof(o->listen_host),
+			    &o->listen_port) < 0) {
+				fprintf(stderr, "shoal-server: --listen wants HOST:PORT, got \"%s\"\n",
+				    optarg);
+				return -1;
+			}
+			have_listen = 1;
+			break;
+		case 's':
+			o->state_dir = optarg;
+			break;
+		case OPT_RANGE:
+			if (parse_range(optarg, &o->range, &o->prefix_len) < 0) {
+				fprintf(stderr, "shoal-server: --range wants A.B.C.D/N with N in 1..30, "
+				    "got \"%s\"\n", optarg);
+				return -1;
+			}
+			break;
+		case OPT_PUBLIC_HOST:
+			o->public_host = optarg;
+			break;
+		case OPT_PWHASH_FAST:
+			o->pwhash_fast = 1;
+			break;
+		case 'v':
+			o->verbose = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (!have_listen || o->state_dir == NULL || optind != argc) {
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+resolve_ipv4(const char *host, struct in_addr *out)
+{
+	struct addrinfo hints, *res;
+
+	if (inet_pton(AF_INET, host, out) == 1)
+		return 0;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_INET;
+	if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+		return -1;
+	*out = ((struct sockaddr_in *)res->ai_addr)->sin_addr;
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int
+bind_one(int type, const struct in_addr *addr, uint16_t port)
+{
+	struct sockaddr_in sin;
+	int fd, one = 1;
+
+	if ((fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	if (type == SOCK_STREAM)
+		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr = *addr;
+	sin.sin_port = htons(port);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    (type == SOCK_STREAM && listen(fd, 128) < 0)) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* TCP and UDP on the same port; with port 0, retry until a port is free for both. */
+static int
+open_sockets(struct server *srv, const struct in_addr *addr, uint16_t want, uint16_t *port)
+{
+	struct sockaddr_in sin;
+	socklen_t len;
+	int tries;
+
+	for (tries = 0; tries < 32; tries++) {
+		if ((srv->tcp_fd = bind_one(SOCK_STREAM, addr, want)) < 0)
+			return -1;
+		len = sizeof(sin);
+		if (getsockname(srv->tcp_fd, (struct sockaddr *)&sin, &len) < 0)
+			return -1;
+		*port = ntohs(sin.sin_port);
+		if ((srv->udp_fd = bind_one(SOCK_DGRAM, addr, *port)) >= 0)
+			return 0;
+		close(srv->tcp_fd);
+		srv->tcp_fd = -1;
+		if (want != 0 || errno != EADDRINUSE)
+			return -1;
+	}
+	return -1;
+}
+
+/* Temp file + fsync + rename, so readers see the old url or the whole new one. */
+static int
+write_atomic(const char *dir, const char *name, const char *text)
+{
+	char path[4096], tmp[4096];
+	size_t len = strlen(text);
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
+	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp))
+		return -1;
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+		return -1;
+	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
+		close(fd);
+		unlink(tmp);
+		return -1;
+	}
+	if (close(fd) < 0 || rename(tmp, path) < 0) {
+		unlink(tmp);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
+{
+	(void)revents;
+	log_info("event=shutdown signal=%d", w->signum);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct medsrv_config cfg;
+	struct medsrv_io io;
+	struct server srv;
+	struct options o;
+	struct in_addr addr;
+	char err[512], dbpath[4096], url[512], line[520];
+	const char *host;
+	uint16_t port = 0;
+	int rc = 1;
+
+	memset(&srv, 0, sizeof(srv));
+	srv.tcp_fd = srv.udp_fd = -1;
+	if (parse_options(argc, argv, &o) < 0)
+		return 2;
+	log_init("shoal-server", o.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	if (sodium_init() < 0)
+		fatalx("event=startup_failed reason=sodium_init");
+	signal(SIGPIPE, SIG_IGN);
+
+	if (identity_load_or_create(o.state_dir, "server.key", &srv.kp, err, sizeof(err)) < 0) {
+		log_warnx("event=startup_failed reason=\"%s\"", err);
+		return 1;
+	}
+	if ((size_t)snprintf(dbpath, sizeof(dbpath), "%s/mediator.db", o.state_dir) >=
+	    sizeof(dbpath)) {
+		log_warnx("event=startup_failed reason=\"state path too long\"");
+		goto out;
+	}
+	if ((srv.st = store_open(dbpath, err, sizeof(err))) == NULL) {
+		log_warnx("event=startup_failed reason=\"%s\"", err);
+		goto out;
+	}
+	if (resolve_ipv4(o.listen_host, &addr) < 0) {
+		log_warnx("event=startup_failed reason=\"cannot resolve %s\"", o.listen_host);
+		goto out;
+	}
+	if (open_sockets(&srv, &addr, o.listen_port, &port) < 0) {
+		log_warn("event=startup_failed reason=bind listen=%s:%u", o.listen_host,
+		    o.listen_port);
+		goto out;
+	}
+
+	if ((srv.loop = ev_default_loop(EVFLAG_AUTO)) == NULL) {
+		log_warnx("event=startup_failed reason=ev_loop");
+		goto out;
+	}
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.range = o.range;
+	cfg.prefix_len = o.prefix_len;
+	cfg.pw_opslimit = o.pwhash_fast ? crypto_pwhash_OPSLIMIT_MIN :
+	    crypto_pwhash_OPSLIMIT_INTERACTIVE;
+	cfg.pw_memlimit = o.pwhash_fast ? crypto_pwhash_MEMLIMIT_MIN :
+	    crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	conn_medsrv_io(&srv, &io);
+	if ((srv.med = medsrv_new(srv.st, &cfg, &io)) == NULL || udp_start(&srv) < 0) {
+		log_warnx("event=startup_failed reason=out_of_memory");
+		goto out;
+	}
+	conn_start(&srv);
+	ev_signal_init(&srv.sigterm_w, signal_cb, SIGTERM);
+	ev_signal_start(srv.loop, &srv.sigterm_w);
+	ev_signal_init(&srv.sigint_w, signal_cb, SIGINT);
+	ev_signal_start(srv.loop, &srv.sigint_w);
+
+	host = o.public_host ? o.public_host : o.listen_host;
+	if (strcmp(host, "0.0.0.0") == 0)
+		host = "127.0.0.1";
+	if (conn_string_format(host, port, srv.kp.pub, url, sizeof(url)) < 0) {
+		log_warnx("event=startup_failed reason=\"cannot format the connection string\"");
+		goto out;
+	}
+	snprintf(line, sizeof(line), "%s\n", url);
+	if (write_atomic(o.state_dir, "url", line) < 0) {
+		log_warn("event=startup_failed reason=\"cannot write %s/url\"", o.state_dir);
+		goto out;
+	}
+	printf("url=%s\n", url);
+	fflush(stdout);
+	log_info("event=listening listen=%s:%u range=%s/%u url=%s%s", o.listen_host, port,
+	    inet_ntop(AF_INET, &(struct in_addr){ htonl(o.range) }, err, sizeof(err)),
+	    o.prefix_len, url, o.pwhash_fast ? " pwhash=fast_test_only" : "");
+
+	ev_run(srv.loop, 0);
+	rc = 0;
+out:
+	/* The mediator first (it forgets sessions without calling back), then the connections. */
+	medsrv_free(srv.med);
+	if (srv.loop) {
+		conn_shutdown(&srv);
+		udp_stop(&srv);
+		ev_signal_stop(srv.loop, &srv.sigterm_w);
+		ev_signal_stop(srv.loop, &srv.sigint_w);
+	}
+	if (srv.tcp_fd >= 0)
+		close(srv.tcp_fd);
+	if (srv.udp_fd >= 0)
+		close(srv.udp_fd);
+	store_close(srv.st);
+	sodium_memzero(&srv.kp, sizeof(srv.kp));
+	return rc;
+}

@@ -1,0 +1,982 @@
+/*
+ * mediator: nodes, networks, membership and presence. Decides who may do what, writes the
+ * store, and pushes deltas to the connected nodes a change concerns.
+ * Must not touch: sockets, ctrlchan, the event loop (all I/O goes through struct medsrv_io).
+ *
+ * Visibility (who learns what):
+ *   - a full member of N gets MSG_NETWORK(N) and MSG_MEMBER for every full member of N
+ *     (itself included); the owner of N also gets pending members (MEMF_PENDING);
+ *   - a pending member of N gets only MSG_NETWORK(N) with MEMF_PENDING in my_flags;
+ *   - a change to member X of N goes to every connected full member of N (X included) when X
+ *     is a full member, and only to N's owner while X is pending.
+ * A member is MEMF_ONLINE in N when it is connected and its online switch in N is on; only
+ * then does its MSG_MEMBER carry endpoints (observed UDP endpoint first, then HELLO's local
+ * ones), so peers never learn where an offline or pending member is.
+ *
+ * Order of replies: state messages (MSG_NETWORK / MSG_MEMBER / ...) caused by a request go out
+ * before its MSG_RESULT, so a client that sees RES_OK already has the new view.
+ *
+ * Argon2id (crypto_pwhash_str / _verify) runs on the event loop: ~0.1 s per CREATE, JOIN and
+ * SET_PASS with the interactive limits. Acceptable at our scale; JOIN failures are rate limited
+ * before hashing so a client cannot make us hash faster than JL_MAX_FAILURES per minute.
+ */
+#include "config.h"
+#include "server/mediator.h"
+
+#include <sodium.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "core/log.h"
+#include "server/ratelimit.h"
+
+struct msess {                           /* owned by struct medsrv */
+	void *conn;                     /* the transport's handle, opaque here */
+	uint8_t key[KEY_LEN];           /* authenticated static key */
+	int registered;                 /* HELLO done: in by_key and by_token */
+	uint32_t address;
+	char nick[NICK_MAX_LEN + 1];
+	uint8_t token[UDP_TOKEN_LEN];
+	int has_observed;
+	struct endpoint observed;       /* from the latest UDP_PROBE */
+	uint16_t udp_port;
+	uint8_t n_local;
+	struct endpoint local[MAX_ENDPOINTS];
+	struct msess *prev, *next;      /* every session, registered or not */
+	UT_hash_handle hh_key;
+	UT_hash_handle hh_token;
+};
+
+struct medsrv {                          /* owned by the server context (or a test) */
+	struct store *st;               /* borrowed */
+	struct medsrv_config cfg;
+	struct medsrv_io io;
+	struct joinlimit *rl;
+	struct msess *all;              /* list head */
+	struct msess *by_key;           /* registered sessions by key */
+	struct msess *by_token;         /* registered sessions by UDP token */
+	struct medsrv_stats stats;
+};
+
+/* ---- small helpers ---- */
+
+static void
+key_short(const uint8_t key[KEY_LEN], char out[13])
+{
+	snprintf(out, 13, "%02x%02x%02x%02x%02x%02x", key[0], key[1], key[2], key[3], key[4],
+	    key[5]);
+}
+
+static struct msess *
+find_session(struct medsrv *m, const uint8_t key[KEY_LEN])
+{
+	struct msess *s;
+
+	HASH_FIND(hh_key, m->by_key, key, KEY_LEN, s);
+	return s;
+}
+
+static void
+send_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
+{
+	m->io.send(m->io.arg, s->conn, msg);
+}
+
+/* Printable ASCII, no leading or trailing space, 1..max bytes: names and nicks end up in
+ * terminals and in the daemon's JSON, so control bytes and invalid UTF-8 stay out. */
+static int
+valid_label(const char *s, size_t max)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > max || s[0] == ' ' || s[n - 1] == ' ')
+		return 0;
+	for (i = 0; i < n; i++)
+		if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+static void
+reply(struct medsrv *m, struct msess *s, uint32_t req_id, uint8_t status, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void
+reply(struct medsrv *m, struct msess *s, uint32_t req_id, uint8_t status, const char *fmt, ...)
+{
+	struct msg r;
+	va_list ap;
+
+	memset(&r, 0, sizeof(r));
+	r.type = MSG_RESULT;
+	r.u.result.req_id = req_id;
+	r.u.result.status = status;
+	va_start(ap, fmt);
+	vsnprintf(r.u.result.text, sizeof(r.u.result.text), fmt, ap);
+	va_end(ap);
+	send_msg(m, s, &r);
+}
+
+static uint8_t
+member_flags(struct medsrv *m, const struct store_network *n, const struct store_member *r)
+{
+	uint8_t f = 0;
+
+	if (r->online && find_session(m, r->key) != NULL)
+		f |= MEMF_ONLINE;
+	if (r->pending)
+		f |= MEMF_PENDING;
+	if (memcmp(r->key, n->owner, KEY_LEN) == 0)
+		f |= MEMF_OWNER;
+	return f;
+}
+
+static int
+same_endpoint(const struct endpoint *a, const struct endpoint *b)
+{
+	return a->addr == b->addr && a->port == b->port;
+}
+
+static void
+build_member(struct medsrv *m, const struct store_network *n, const struct store_member *r,
+    struct msg *out)
+{
+	struct msg_member *mm = &out->u.member;
+	struct msess *s;
+	unsigned i;
+
+	memset(out, 0, sizeof(*out));
+	out->type = MSG_MEMBER;
+	snprintf(mm->network, sizeof(mm->network), "%s", n->name);
+	memcpy(mm->key, r->key, KEY_LEN);
+	mm->address = r->address;
+	snprintf(mm->nick, sizeof(mm->nick), "%s", r->nick);
+	mm->flags = member_flags(m, n, r);
+	if (!(mm->flags & MEMF_ONLINE) || r->pending || (s = find_session(m, r->key)) == NULL)
+		return;
+	if (s->has_observed)
+		mm->endpoints[mm->n_endpoints++] = s->observed;
+	for (i = 0; i < s->n_local && mm->n_endpoints < MAX_ENDPOINTS; i++) {
+		struct endpoint ep = s->local[i];
+
+		if (ep.port == 0)
+			ep.port = s->udp_port;
+		if (ep.addr == 0 || ep.port == 0)
+			continue;
+		if (s->has_observed && same_endpoint(&ep, &s->observed))
+			continue;
+		mm->endpoints[mm->n_endpoints++] = ep;
+	}
+}
+
+static void
+send_network(struct medsrv *m, struct msess *s, const struct store_network *n,
+    const struct store_member *me)
+{
+	struct msg out;
+
+	memset(&out, 0, sizeof(out));
+	out.type = MSG_NETWORK;
+	snprintf(out.u.network.name, sizeof(out.u.network.name), "%s", n->name);
+	out.u.network.flags = n->flags;
+	memcpy(out.u.network.owner, n->owner, KEY_LEN);
+	out.u.network.my_flags = member_flags(m, n, me);
+	send_msg(m, s, &out);
+}
+
+static void
+send_network_gone(struct medsrv *m, struct msess *s, const char *name, uint8_t reason)
+{
+	struct msg out;
+
+	memset(&out, 0, sizeof(out));
+	out.type = MSG_NETWORK_GONE;
+	snprintf(out.u.network_gone.name, sizeof(out.u.network_gone.name), "%s", name);
+	out.u.network_gone.reason = reason;
+	send_msg(m, s, &out);
+}
+
+/* ---- pushing state ---- */
+
+struct walk {                            /* on the stack of one push */
+	struct medsrv *m;
+	const struct store_network *n;
+	struct msess *to;               /* snapshot: the receiver */
+	const struct msg *msg;          /* fan-out: what to send */
+	const struct msess *except;     /* fan-out: skip this one */
+	int to_owner_only;
+};
+
+static int
+snapshot_member_cb(void *arg, const struct store_member *r)
+{
+	struct walk *w = arg;
+	struct msg out;
+
+	if (r->pending && memcmp(w->to->key, w->n->owner, KEY_LEN) != 0)
+		return 0;
+	build_member(w->m, w->n, r, &out);
+	send_msg(w->m, w->to, &out);
+	return 0;
+}
+
+/* Everything s may see of n: MSG_NETWORK, then its members unless s is pending. */
+static void
+send_snapshot(struct medsrv *m, struct msess *s, const struct store_network *n,
+    const struct store_member *me)
+{
+	struct walk w = { .m = m, .n = n, .to = s };
+
+	send_network(m, s, n, me);
+	if (!me->pending)
+		store_members_each(m->st, n->id, snapshot_member_cb, &w);
+}
+
+static int
+fanout_cb(void *arg, const struct store_member *r)
+{
+	struct walk *w = arg;
+	struct msess *s;
+
+	if (r->pending)
+		return 0;
+	if (w->to_owner_only && memcmp(r->key, w->n->owner, KEY_LEN) != 0)
+		return 0;
+	if ((s = find_session(w->m, r->key)) == NULL || s == w->except)
+		return 0;
+	send_msg(w->m, s, w->msg);
+	return 0;
+}
+
+/* Sends msg to the audience of a change to a member: all connected full members of n, or only
+ * the owner when the member concerned is pending. */
+static void
+fanout(struct medsrv *m, const struct store_network *n, const struct msg *msg, int pending,
+    const struct msess *except)
+{
+	struct walk w = { .m = m, .n = n, .msg = msg, .except = except, .to_owner_only = pending };
+
+	store_members_each(m->st, n->id, fanout_cb, &w);
+}
+
+/* Pushes member key's current state in n to its audience. */
+static void
+notify_member(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
+    const struct msess *except)
+{
+	struct store_member r;
+	struct msg out;
+
+	if (store_member_get(m->st, n->id, key, &r) != 0)
+		return;
+	build_member(m, n, &r, &out);
+	fanout(m, n, &out, r.pending, except);
+}
+
+static void
+notify_gone(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
+    int was_pending)
+{
+	struct msg out;
+
+	memset(&out, 0, sizeof(out));
+	out.type = MSG_MEMBER_GONE;
+	snprintf(out.u.member_gone.network, sizeof(out.u.member_gone.network), "%s", n->name);
+	memcpy(out.u.member_gone.key, key, KEY_LEN);
+	fanout(m, n, &out, was_pending, NULL);
+}
+
+static int
+resend_network_cb(void *arg, const struct store_member *r)
+{
+	struct walk *w = arg;
+	struct msess *s;
+
+	if ((s = find_session(w->m, r->key)) != NULL)
+		send_network(w->m, s, w->n, r);
+	return 0;
+}
+
+/* Settings changed: every connected member (pending too) gets the new MSG_NETWORK. */
+static void
+resend_network(struct medsrv *m, const struct store_network *n)
+{
+	struct walk w = { .m = m, .n = n };
+
+	store_members_each(m->st, n->id, resend_network_cb, &w);
+}
+
+/* Pushes key's state in every network it belongs to (presence, nick, endpoints changed). */
+struct node_walk {                       /* on the stack of one push */
+	struct medsrv *m;
+	const uint8_t *key;
+	struct msess *snapshot_to;      /* also send each network's snapshot here first */
+	const struct msess *except;
+};
+
+static int
+node_networks_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	struct node_walk *w = arg;
+
+	if (w->snapshot_to)
+		send_snapshot(w->m, w->snapshot_to, n, me);
+	notify_member(w->m, n, w->key, w->except);
+	return 0;
+}
+
+static void
+notify_everywhere(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *snapshot_to,
+    const struct msess *except)
+{
+	struct node_walk w = { .m = m, .key = key, .snapshot_to = snapshot_to, .except = except };
+
+	store_node_networks_each(m->st, key, node_networks_cb, &w);
+}
+
+/* ---- sessions ---- */
+
+struct medsrv *
+medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsrv_io *io)
+{
+	struct medsrv *m;
+
+	if ((m = calloc(1, sizeof(*m))) == NULL)
+		return NULL;
+	if ((m->rl = joinlimit_new()) == NULL) {
+		free(m);
+		return NULL;
+	}
+	m->st = st;
+	m->cfg = *cfg;
+	m->io = *io;
+	return m;
+}
+
+static void
+session_unlink(struct medsrv *m, struct msess *s)
+{
+	if (s->registered) {
+		HASH_DELETE(hh_key, m->by_key, s);
+		HASH_DELETE(hh_token, m->by_token, s);
+		s->registered = 0;
+	}
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		m->all = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	m->stats.sessions--;
+	sodium_memzero(s->token, sizeof(s->token));
+	free(s);
+}
+
+void
+medsrv_free(struct medsrv *m)
+{
+	if (m == NULL)
+		return;
+	while (m->all)
+		session_unlink(m, m->all);
+	joinlimit_free(m->rl);
+	free(m);
+}
+
+struct msess *
+medsrv_session_open(struct medsrv *m, const uint8_t key[KEY_LEN], void *conn)
+{
+	struct msess *s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->conn = conn;
+	memcpy(s->key, key, KEY_LEN);
+	s->next = m->all;
+	if (m->all)
+		m->all->prev = s;
+	m->all = s;
+	m->stats.sessions++;
+	return s;
+}
+
+void
+medsrv_session_close(struct medsrv *m, struct msess *s)
+{
+	uint8_t key[KEY_LEN];
+	int was_registered = s->registered;
+	char id[13];
+
+	memcpy(key, s->key, KEY_LEN);
+	session_unlink(m, s);
+	if (!was_registered)
+		return;
+	key_short(key, id);
+	log_info("event=node_disconnected node=%s", id);
+	/* Now that it is out of by_key, each network's MSG_MEMBER shows it offline. */
+	notify_everywhere(m, key, NULL, NULL);
+}
+
+/* Drops a session from inside the mediator and tells the transport to close it. */
+static void
+session_kick(struct medsrv *m, struct msess *s, const char *why)
+{
+	void *conn = s->conn;
+	char id[13];
+
+	key_short(s->key, id);
+	log_info("event=session_dropped node=%s reason=%s", id, why);
+	session_unlink(m, s);
+	m->io.kick(m->io.arg, conn);
+}
+
+static void
+handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
+{
+	struct store_node node;
+	struct msess *old, *dup;
+	struct msg out;
+	char id[13];
+	int created, rc, i;
+
+	if (s->registered) {
+		m->stats.msgs_ignored++;
+		return;
+	}
+	if (h->version != SHOAL_PROTO_VERSION) {
+		session_kick(m, s, "protocol_version");
+		return;
+	}
+	rc = store_node_get_or_create(m->st, s->key, m->cfg.range, m->cfg.prefix_len, &node,
+	    &created);
+	if (rc != 0) {
+		session_kick(m, s, rc == STORE_FULL ? "address_range_full" : "store_error");
+		return;
+	}
+	if (h->nick[0] != '\0' && valid_label(h->nick, NICK_MAX_LEN) &&
+	    strcmp(h->nick, node.nick) != 0 && store_node_set_nick(m->st, s->key, h->nick) == 0)
+		snprintf(node.nick, sizeof(node.nick), "%s", h->nick);
+
+	/* A newer connection with the same key wins: the old one may be a dead TCP session the
+	 * node has already given up on. The node stays connected throughout, so no offline flap. */
+	if ((old = find_session(m, s->key)) != NULL)
+		session_kick(m, old, "replaced");
+
+	s->address = node.address;
+	snprintf(s->nick, sizeof(s->nick), "%s", node.nick);
+	s->udp_port = h->udp_port;
+	s->n_local = h->n_local > MAX_ENDPOINTS ? MAX_ENDPOINTS : h->n_local;
+	for (i = 0; i < s->n_local; i++)
+		s->local[i] = h->local[i];
+	do {
+		randombytes_buf(s->token, sizeof(s->token));
+		HASH_FIND(hh_token, m->by_token, s->token, UDP_TOKEN_LEN, dup);
+	} while (dup != NULL);
+	HASH_ADD(hh_key, m->by_key, key, KEY_LEN, s);
+	HASH_ADD(hh_token, m->by_token, token, UDP_TOKEN_LEN, s);
+	s->registered = 1;
+
+	key_short(s->key, id);
+	log_info("event=node_connected node=%s address=%u.%u.%u.%u nick=\"%s\" new=%d", id,
+	    node.address >> 24, (node.address >> 16) & 0xff, (node.address >> 8) & 0xff,
+	    node.address & 0xff, node.nick, created);
+
+	memset(&out, 0, sizeof(out));
+	out.type = MSG_WELCOME;
+	out.u.welcome.address = node.address;
+	out.u.welcome.prefix_len = m->cfg.prefix_len;
+	memcpy(out.u.welcome.udp_token, s->token, UDP_TOKEN_LEN);
+	snprintf(out.u.welcome.nick, sizeof(out.u.welcome.nick), "%s", node.nick);
+	send_msg(m, s, &out);
+	notify_everywhere(m, s->key, s, s);
+}
+
+/* ---- requests ---- */
+
+struct req_ctx {                         /* one request being handled */
+	struct medsrv *m;
+	struct msess *s;
+	const struct msg_request *r;
+	struct store_network n;         /* the named network, when the op needs one */
+};
+
+static void
+reply_store_error(struct req_ctx *c)
+{
+	reply(c->m, c->s, c->r->req_id, RES_ERR_INTERNAL, "server database error");
+}
+
+/* 0 with hash filled (empty for an empty password), -1 when hashing failed. */
+static int
+hash_password(struct medsrv *m, const char *pw, char hash[STORE_PWHASH_MAX])
+{
+	hash[0] = '\0';
+	if (pw[0] == '\0')
+		return 0;
+	return crypto_pwhash_str(hash, pw, strlen(pw), m->cfg.pw_opslimit, m->cfg.pw_memlimit);
+}
+
+static int
+valid_flags(uint8_t f)
+{
+	return (f & ~(NETF_LOCKED | NETF_MANUAL_APPROVAL)) == 0;
+}
+
+static void
+op_create(struct req_ctx *c)
+{
+	struct store_member me;
+	char hash[STORE_PWHASH_MAX];
+	int rc;
+
+	if (!valid_label(c->r->network, NAME_MAX_LEN)) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_BAD_REQUEST, "invalid network name: use 1 to "
+		    "64 printable ASCII characters, no leading or trailing space");
+		return;
+	}
+	if (!valid_flags(c->r->flags)) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_BAD_REQUEST, "unknown network flags");
+		return;
+	}
+	if (hash_password(c->m, c->r->password, hash) != 0) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_INTERNAL, "could not hash the password");
+		return;
+	}
+	rc = store_network_create(c->m->st, c->r->network, c->s->key, hash, c->r->flags, &c->n);
+	sodium_memzero(hash, sizeof(hash));
+	if (rc == STORE_EXISTS) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_EXISTS, "a network named \"%s\" already exists",
+		    c->r->network);
+		return;
+	}
+	if (rc != 0 || store_member_get(c->m->st, c->n.id, c->s->key, &me) != 0) {
+		reply_store_error(c);
+		return;
+	}
+	log_info("event=network_created network=\"%s\" flags=%u", c->n.name, c->n.flags);
+	send_snapshot(c->m, c->s, &c->n, &me);
+	reply(c->m, c->s, c->r->req_id, RES_OK, "created network \"%s\"", c->n.name);
+}
+
+static void
+op_join(struct req_ctx *c)
+{
+	struct medsrv *m = c->m;
+	struct store_member me;
+	double now = m->io.now(m->io.arg);
+	int pending, rc;
+
+	rc = store_member_get(m->st, c->n.id, c->s->key, &me);
+	if (rc == 0) {
+		if (me.pending)
+			reply(m, c->s, c->r->req_id, RES_ERR_PENDING,
+			    "already waiting for the owner's approval to join \"%s\"", c->n.name);
+		else
+			reply(m, c->s, c->r->req_id, RES_ERR_EXISTS, "already a member of \"%s\"",
+			    c->n.name);
+		return;
+	}
+	if (rc != STORE_NOT_FOUND) {
+		reply_store_error(c);
+		return;
+	}
+	if (c->n.flags & NETF_LOCKED) {
+		reply(m, c->s, c->r->req_id, RES_ERR_LOCKED, "network \"%s\" is locked: no new "
+		    "members", c->n.name);
+		return;
+	}
+	/* Before Argon2id, so failures cannot buy CPU time. */
+	if (joinlimit_limited(m->rl, c->s->key, now)) {
+		reply(m, c->s, c->r->req_id, RES_ERR_RATE_LIMITED, "too many failed joins; try again "
+		    "in a minute");
+		return;
+	}
+	if (c->n.pwhash[0] != '\0' && crypto_pwhash_str_verify(c->n.pwhash, c->r->password,
+	    strlen(c->r->password)) != 0) {
+		joinlimit_failure(m->rl, c->s->key, now);
+		reply(m, c->s, c->r->req_id, RES_ERR_BAD_PASSWORD, "wrong password for \"%s\"",
+		    c->n.name);
+		return;
+	}
+	pending = (c->n.flags & NETF_MANUAL_APPROVAL) != 0;
+	if (store_member_add(m->st, c->n.id, c->s->key, pending, 1) != 0 ||
+	    store_member_get(m->st, c->n.id, c->s->key, &me) != 0) {
+		reply_store_error(c);
+		return;
+	}
+	log_info("event=member_joined network=\"%s\" nick=\"%s\" pending=%d", c->n.name, me.nick,
+	    pending);
+	send_snapshot(m, c->s, &c->n, &me);
+	notify_member(m, &c->n, c->s->key, c->s);
+	if (pending)
+		reply(m, c->s, c->r->req_id, RES_ERR_PENDING, "waiting for the owner's approval to "
+		    "join \"%s\"", c->n.name);
+	else
+		reply(m, c->s, c->r->req_id, RES_OK, "joined \"%s\"", c->n.name);
+}
+
+/* Loads the requester's membership; replies NOT_MEMBER when there is none. */
+static int
+load_me(struct req_ctx *c, struct store_member *me)
+{
+	int rc = store_member_get(c->m->st, c->n.id, c->s->key, me);
+
+	if (rc == STORE_NOT_FOUND)
+		reply(c->m, c->s, c->r->req_id, RES_ERR_NOT_MEMBER, "not a member of \"%s\"",
+		    c->n.name);
+	else if (rc != 0)
+		reply_store_error(c);
+	return rc;
+}
+
+static void
+op_leave(struct req_ctx *c)
+{
+	struct store_member me;
+
+	if (load_me(c, &me) != 0)
+		return;
+	if (memcmp(c->s->key, c->n.owner, KEY_LEN) == 0) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_BAD_REQUEST, "the owner cannot leave \"%s\"; "
+		    "delete the network instead", c->n.name);
+		return;
+	}
+	if (store_member_remove(c->m->st, c->n.id, c->s->key) != 0) {
+		reply_store_error(c);
+		return;
+	}
+	send_network_gone(c->m, c->s, c->n.name, GONE_LEFT);
+	notify_gone(c->m, &c->n, c->s->key, me.pending);
+	reply(c->m, c->s, c->r->req_id, RES_OK, "left \"%s\"", c->n.name);
+}
+
+static void
+set_online(struct req_ctx *c, int online)
+{
+	struct store_member me;
+
+	if (load_me(c, &me) != 0)
+		return;
+	if (me.online != online) {
+		if (store_member_set_online(c->m->st, c->n.id, c->s->key, online) != 0) {
+			reply_store_error(c);
+			return;
+		}
+		/* my_flags changed: the node gets its NETWORK again, then everyone the MEMBER. */
+		me.online = online;
+		send_network(c->m, c->s, &c->n, &me);
+		notify_member(c->m, &c->n, c->s->key, NULL);
+	}
+	reply(c->m, c->s, c->r->req_id, RES_OK, "%s in \"%s\"", online ? "online" : "offline",
+	    c->n.name);
+}
+
+static void
+op_go_online(struct req_ctx *c)
+{
+	set_online(c, 1);
+}
+
+static void
+op_go_offline(struct req_ctx *c)
+{
+	set_online(c, 0);
+}
+
+struct key_list {                        /* on the stack of op_delete; keys is malloc'd */
+	uint8_t (*keys)[KEY_LEN];
+	size_t n, cap;
+};
+
+static int
+collect_cb(void *arg, const struct store_member *r)
+{
+	struct key_list *l = arg;
+
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		void *p = realloc(l->keys, cap * KEY_LEN);
+
+		if (p == NULL)
+			return -1;
+		l->keys = p;
+		l->cap = cap;
+	}
+	memcpy(l->keys[l->n++], r->key, KEY_LEN);
+	return 0;
+}
+
+static void
+op_delete(struct req_ctx *c)
+{
+	struct key_list l = { NULL, 0, 0 };
+	struct msess *s;
+	size_t i;
+
+	if (store_members_each(c->m->st, c->n.id, collect_cb, &l) != 0 ||
+	    store_network_delete(c->m->st, c->n.id) != 0) {
+		free(l.keys);
+		reply_store_error(c);
+		return;
+	}
+	log_info("event=network_deleted network=\"%s\"", c->n.name);
+	for (i = 0; i < l.n; i++)
+		if ((s = find_session(c->m, l.keys[i])) != NULL)
+			send_network_gone(c->m, s, c->n.name, GONE_DELETED);
+	free(l.keys);
+	reply(c->m, c->s, c->r->req_id, RES_OK, "deleted \"%s\"", c->n.name);
+}
+
+static void
+op_set_pass(struct req_ctx *c)
+{
+	char hash[STORE_PWHASH_MAX];
+	int rc;
+
+	if (hash_password(c->m, c->r->password, hash) != 0) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_INTERNAL, "could not hash the password");
+		return;
+	}
+	rc = store_network_set_pwhash(c->m->st, c->n.id, hash);
+	sodium_memzero(hash, sizeof(hash));
+	if (rc != 0) {
+		reply_store_error(c);
+		return;
+	}
+	resend_network(c->m, &c->n);
+	reply(c->m, c->s, c->r->req_id, RES_OK, c->r->password[0] ? "password of \"%s\" changed" :
+	    "password of \"%s\" removed", c->n.name);
+}
+
+static void
+op_set_access(struct req_ctx *c)
+{
+	if (!valid_flags(c->r->flags)) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_BAD_REQUEST, "unknown network flags");
+		return;
+	}
+	if (store_network_set_flags(c->m->st, c->n.id, c->r->flags) != 0) {
+		reply_store_error(c);
+		return;
+	}
+	c->n.flags = c->r->flags;
+	resend_network(c->m, &c->n);
+	reply(c->m, c->s, c->r->req_id, RES_OK, "access of \"%s\": %s, %s", c->n.name,
+	    (c->n.flags & NETF_LOCKED) ? "locked" : "open",
+	    (c->n.flags & NETF_MANUAL_APPROVAL) ? "manual approval" : "automatic approval");
+}
+
+/* Loads the target member of APPROVE / REJECT / EVICT; replies NO_SUCH_MEMBER if absent. */
+static int
+load_target(struct req_ctx *c, struct store_member *t, int must_be_pending)
+{
+	int rc = store_member_get(c->m->st, c->n.id, c->r->target, t);
+
+	if (rc == 0 && must_be_pending && !t->pending)
+		rc = STORE_NOT_FOUND;
+	if (rc == STORE_NOT_FOUND)
+		reply(c->m, c->s, c->r->req_id, RES_ERR_NO_SUCH_MEMBER, must_be_pending ?
+		    "no pending join request from that node in \"%s\"" :
+		    "that node is not a member of \"%s\"", c->n.name);
+	else if (rc != 0)
+		reply_store_error(c);
+	return rc;
+}
+
+static void
+op_approve(struct req_ctx *c)
+{
+	struct store_member t;
+	struct msess *ts;
+
+	if (load_target(c, &t, 1) != 0)
+		return;
+	if (store_member_set_pending(c->m->st, c->n.id, t.key, 0) != 0) {
+		reply_store_error(c);
+		return;
+	}
+	t.pending = 0;
+	log_info("event=member_approved network=\"%s\" nick=\"%s\"", c->n.name, t.nick);
+	ts = find_session(c->m, t.key);
+	if (ts)
+		send_snapshot(c->m, ts, &c->n, &t);
+	notify_member(c->m, &c->n, t.key, ts);
+	reply(c->m, c->s, c->r->req_id, RES_OK, "approved %s in \"%s\"", t.nick, c->n.name);
+}
+
+/* REJECT and EVICT: remove the target and tell everyone concerned. */
+static void
+remove_target(struct req_ctx *c, struct store_member *t, uint8_t reason)
+{
+	struct msess *ts;
+
+	if (store_member_remove(c->m->st, c->n.id, t->key) != 0) {
+		reply_store_error(c);
+		return;
+	}
+	log_info("event=member_removed network=\"%s\" nick=\"%s\" reason=%u", c->n.name, t->nick,
+	    reason);
+	if ((ts = find_session(c->m, t->key)) != NULL)
+		send_network_gone(c->m, ts, c->n.name, reason);
+	notify_gone(c->m, &c->n, t->key, t->pending);
+	reply(c->m, c->s, c->r->req_id, RES_OK, "%s %s from \"%s\"",
+	    reason == GONE_REJECTED ? "rejected" : "evicted", t->nick, c->n.name);
+}
+
+static void
+op_reject(struct req_ctx *c)
+{
+	struct store_member t;
+
+	if (load_target(c, &t, 1) == 0)
+		remove_target(c, &t, GONE_REJECTED);
+}
+
+static void
+op_evict(struct req_ctx *c)
+{
+	struct store_member t;
+
+	if (memcmp(c->r->target, c->n.owner, KEY_LEN) == 0) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_BAD_REQUEST, "the owner cannot be evicted; "
+		    "delete the network instead");
+		return;
+	}
+	if (load_target(c, &t, 0) == 0)
+		remove_target(c, &t, GONE_EVICTED);
+}
+
+static void
+op_set_nick(struct req_ctx *c)
+{
+	if (!valid_label(c->r->arg, NICK_MAX_LEN)) {
+		reply(c->m, c->s, c->r->req_id, RES_ERR_BAD_REQUEST, "invalid nick: use 1 to 64 "
+		    "printable ASCII characters, no leading or trailing space");
+		return;
+	}
+	if (strcmp(c->r->arg, c->s->nick) != 0) {
+		if (store_node_set_nick(c->m->st, c->s->key, c->r->arg) != 0) {
+			reply_store_error(c);
+			return;
+		}
+		snprintf(c->s->nick, sizeof(c->s->nick), "%s", c->r->arg);
+		notify_everywhere(c->m, c->s->key, NULL, NULL);
+	}
+	reply(c->m, c->s, c->r->req_id, RES_OK, "nick is now %s", c->s->nick);
+}
+
+enum { NEEDS_NETWORK = 1 << 0, OWNER_ONLY = 1 << 1 };
+
+static const struct {
+	uint8_t op;
+	uint8_t needs;
+	void (*fn)(struct req_ctx *);
+} ops[] = {
+	{ OP_CREATE, 0, op_create },
+	{ OP_JOIN, NEEDS_NETWORK, op_join },
+	{ OP_LEAVE, NEEDS_NETWORK, op_leave },
+	{ OP_GO_ONLINE, NEEDS_NETWORK, op_go_online },
+	{ OP_GO_OFFLINE, NEEDS_NETWORK, op_go_offline },
+	{ OP_DELETE, NEEDS_NETWORK | OWNER_ONLY, op_delete },
+	{ OP_SET_PASS, NEEDS_NETWORK | OWNER_ONLY, op_set_pass },
+	{ OP_SET_ACCESS, NEEDS_NETWORK | OWNER_ONLY, op_set_access },
+	{ OP_APPROVE, NEEDS_NETWORK | OWNER_ONLY, op_approve },
+	{ OP_REJECT, NEEDS_NETWORK | OWNER_ONLY, op_reject },
+	{ OP_EVICT, NEEDS_NETWORK | OWNER_ONLY, op_evict },
+	{ OP_SET_NICK, 0, op_set_nick },
+};
+
+static void
+handle_request(struct medsrv *m, struct msess *s, const struct msg_request *r)
+{
+	struct req_ctx c = { .m = m, .s = s, .r = r };
+	size_t i;
+	int rc;
+
+	m->stats.requests++;
+	if (!s->registered) {
+		reply(m, s, r->req_id, RES_ERR_BAD_REQUEST, "send HELLO first");
+		return;
+	}
+	for (i = 0; i < sizeof(ops) / sizeof(ops[0]); i++)
+		if (ops[i].op == r->op)
+			break;
+	if (i == sizeof(ops) / sizeof(ops[0])) {
+		reply(m, s, r->req_id, RES_ERR_BAD_REQUEST, "unknown request op %u", r->op);
+		return;
+	}
+	if (ops[i].needs & NEEDS_NETWORK) {
+		rc = store_network_get(m->st, r->network, &c.n);
+		if (rc == STORE_NOT_FOUND) {
+			reply(m, s, r->req_id, RES_ERR_NO_SUCH_NETWORK, "no network named \"%s\"",
+			    r->network);
+			return;
+		}
+		if (rc != 0) {
+			reply_store_error(&c);
+			return;
+		}
+		if ((ops[i].needs & OWNER_ONLY) && memcmp(s->key, c.n.owner, KEY_LEN) != 0) {
+			reply(m, s, r->req_id, RES_ERR_NOT_OWNER, "only the owner of \"%s\" can do that",
+			    c.n.name);
+			return;
+		}
+	}
+	ops[i].fn(&c);
+}
+
+void
+medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
+{
+	struct msg out;
+
+	switch (msg->type) {
+	case MSG_HELLO:
+		handle_hello(m, s, &msg->u.hello);
+		break;
+	case MSG_REQUEST:
+		handle_request(m, s, &msg->u.request);
+		break;
+	case MSG_PING:
+		memset(&out, 0, sizeof(out));
+		out.type = MSG_PONG;
+		out.u.ping.nonce = msg->u.ping.nonce;
+		send_msg(m, s, &out);
+		break;
+	case MSG_PONG:
+		break;
+	default:
+		m->stats.msgs_ignored++;
+		break;
+	}
+}
+
+/* ---- UDP probes ---- */
+
+int
+medsrv_probe(struct medsrv *m, const uint8_t token[UDP_TOKEN_LEN], const struct endpoint *from)
+{
+	struct msess *s;
+
+	HASH_FIND(hh_token, m->by_token, token, UDP_TOKEN_LEN, s);
+	if (s == NULL) {
+		m->stats.probes_unknown++;
+		return -1;
+	}
+	m->stats.probes_ok++;
+	if (s->has_observed && same_endpoint(&s->observed, from))
+		return 0;
+	s->has_observed = 1;
+	s->observed = *from;
+	notify_everywhere(m, s->key, NULL, NULL);
+	return 0;
+}
+
+const struct medsrv_stats *
+medsrv_stats(const struct medsrv *m)
+{
+	return &m->stats;
+}

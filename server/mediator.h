@@ -1,0 +1,73 @@
+/*
+ * mediator: the membership logic of shoal-server, free of sockets and of the event loop.
+ * Sessions (one per authenticated control connection) feed it decoded messages; it answers,
+ * keeps the store up to date, and pushes deltas (MSG_MEMBER / MSG_MEMBER_GONE /
+ * MSG_NETWORK_GONE / MSG_NETWORK) to exactly the connected nodes a change concerns, from
+ * inside the call that caused the change. The transport is reached only through struct
+ * medsrv_io, so tests drive it with fake connections.
+ *
+ * Owns: sessions (struct msess), the key and UDP-token indexes of connected nodes, the join
+ * rate limiter. Borrows: the store (owned by whoever called medsrv_new).
+ */
+#ifndef SHOAL_SERVER_MEDIATOR_H
+#define SHOAL_SERVER_MEDIATOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/msg.h"
+#include "server/store.h"
+
+struct medsrv;
+struct msess;
+
+struct medsrv_io {
+	/* Queue m on conn. Never re-enters the mediator; a failing connection is closed by the
+	 * transport later (not from inside this call). */
+	void (*send)(void *arg, void *conn, const struct msg *m);
+	/* The mediator dropped conn's session (a newer connection with the same key replaced it,
+	 * or it broke the protocol). The transport closes conn and must not pass it to
+	 * medsrv_session_* again. May be called from inside medsrv_session_msg for that conn. */
+	void (*kick)(void *arg, void *conn);
+	/* Monotonic seconds (rate limiting). */
+	double (*now)(void *arg);
+	void *arg;
+};
+
+struct medsrv_config {                   /* copied by medsrv_new */
+	uint32_t range;                 /* virtual network, host order, e.g. 5.0.0.0 */
+	uint8_t prefix_len;             /* 1..30 */
+	unsigned long long pw_opslimit; /* crypto_pwhash_str limits for new passwords */
+	size_t pw_memlimit;
+};
+
+struct medsrv_stats {                    /* counters, for logs and tests */
+	uint64_t probes_ok;
+	uint64_t probes_unknown;        /* UDP_PROBE with a token we never gave out */
+	uint64_t msgs_ignored;          /* messages a client must not send, or duplicate HELLOs */
+	uint64_t requests;
+	uint64_t sessions;              /* currently open sessions */
+};
+
+struct medsrv *medsrv_new(struct store *st, const struct medsrv_config *cfg,
+    const struct medsrv_io *io);
+/* Frees every session without calling io->kick (the transport frees its own connections). */
+void medsrv_free(struct medsrv *m);
+
+/* A connection finished its handshake as key. The session lives until medsrv_session_close
+ * or io->kick. */
+struct msess *medsrv_session_open(struct medsrv *m, const uint8_t key[KEY_LEN], void *conn);
+void medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg);
+/* The connection is gone: presence deltas go out, s is freed. */
+void medsrv_session_close(struct medsrv *m, struct msess *s);
+
+/*
+ * A UDP_PROBE with token arrived from `from`. Returns 0 (known token: the node's observed
+ * endpoint is updated and pushed if it changed; answer with a UDP_PROBE_REPLY carrying from)
+ * or -1 (unknown token: ignore, counted).
+ */
+int medsrv_probe(struct medsrv *m, const uint8_t token[UDP_TOKEN_LEN], const struct endpoint *from);
+
+const struct medsrv_stats *medsrv_stats(const struct medsrv *m);
+
+#endif

@@ -1,0 +1,92 @@
+/*
+ * store: the mediator's persistent state in SQLite (DIR/mediator.db): nodes with their stable
+ * virtual addresses and nicks, networks with their settings and password hashes, and
+ * memberships with their pending and online flags. WAL mode, foreign keys on, synchronous=FULL;
+ * every change is one transaction, so state survives kill -9 at any point.
+ * Pure persistence: no policy (who may do what lives in mediator.c), no I/O besides the DB.
+ * Owns: the sqlite3 handle.
+ */
+#ifndef SHOAL_SERVER_STORE_H
+#define SHOAL_SERVER_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/proto.h"
+
+/* Result codes beyond 0 (done) and -1 (database error, already logged). */
+enum { STORE_NOT_FOUND = 1, STORE_EXISTS = 2, STORE_FULL = 3 };
+
+/* crypto_pwhash_STRBYTES is 128; kept literal so this header does not need sodium.h. */
+#define STORE_PWHASH_MAX 128
+
+struct store;
+
+struct store_node {                      /* a copy; owned by the caller */
+	uint8_t key[KEY_LEN];
+	uint32_t address;               /* host byte order */
+	char nick[NICK_MAX_LEN + 1];
+};
+
+struct store_network {                   /* a copy; owned by the caller */
+	int64_t id;
+	char name[NAME_MAX_LEN + 1];
+	uint8_t owner[KEY_LEN];
+	uint8_t flags;                  /* NETF_* */
+	char pwhash[STORE_PWHASH_MAX];  /* crypto_pwhash_str output; "" = no password */
+};
+
+struct store_member {                    /* a copy; owned by the caller */
+	uint8_t key[KEY_LEN];
+	uint32_t address;
+	char nick[NICK_MAX_LEN + 1];
+	int pending;
+	int online;                     /* the member's own per-network online switch */
+};
+
+/* path may be ":memory:" (fuzzing). Returns NULL with a reason in err. */
+struct store *store_open(const char *path, char *err, size_t errlen);
+void store_close(struct store *st);
+
+/*
+ * Finds the node, or creates it with the next free address of range/prefix_len (network and
+ * broadcast addresses skipped) and nick "node-<6 hex digits of key>".
+ * Returns 0, STORE_FULL (range exhausted) or -1. *created says whether it was new.
+ */
+int store_node_get_or_create(struct store *st, const uint8_t key[KEY_LEN], uint32_t range,
+    uint8_t prefix_len, struct store_node *out, int *created);
+int store_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out);
+int store_node_set_nick(struct store *st, const uint8_t key[KEY_LEN], const char *nick);
+
+/* Creates the network and its owner's membership (online) in one transaction. */
+int store_network_create(struct store *st, const char *name, const uint8_t owner[KEY_LEN],
+    const char *pwhash, uint8_t flags, struct store_network *out);
+int store_network_get(struct store *st, const char *name, struct store_network *out);
+int store_network_delete(struct store *st, int64_t id);
+int store_network_set_pwhash(struct store *st, int64_t id, const char *pwhash);
+int store_network_set_flags(struct store *st, int64_t id, uint8_t flags);
+
+int store_member_add(struct store *st, int64_t net, const uint8_t key[KEY_LEN], int pending,
+    int online);
+int store_member_get(struct store *st, int64_t net, const uint8_t key[KEY_LEN],
+    struct store_member *out);
+int store_member_remove(struct store *st, int64_t net, const uint8_t key[KEY_LEN]);
+int store_member_set_pending(struct store *st, int64_t net, const uint8_t key[KEY_LEN],
+    int pending);
+int store_member_set_online(struct store *st, int64_t net, const uint8_t key[KEY_LEN],
+    int online);
+
+/*
+ * Iteration. The callback gets a copy and may call other store functions (each call prepares
+ * its own statement). A non-zero return from cb stops the walk and is returned.
+ */
+typedef int (*store_member_cb)(void *arg, const struct store_member *m);
+typedef int (*store_network_cb)(void *arg, const struct store_network *n,
+    const struct store_member *me);
+/* Every member of net, pending ones included, in join order. */
+int store_members_each(struct store *st, int64_t net, store_member_cb cb, void *arg);
+/* Every network key belongs to (pending included), with key's own membership row. */
+int store_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store_network_cb cb,
+    void *arg);
+
+#endif

@@ -1,0 +1,42 @@
+/*
+ * socks5_internal: what socks5_server.c and socks5_udp.c share. Not for use outside socks/.
+ */
+#ifndef SHOAL_SOCKS5_INTERNAL_H
+#define SHOAL_SOCKS5_INTERNAL_H
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "socks/socks5_parse.h"
+
+struct daemon;
+struct s5_udp;
+
+enum {
+	/* Greeting and request must both arrive within this long after accept. */
+	S5_HANDSHAKE_TIMEOUT = 10,
+};
+
+/*
+ * Turns a SOCKS destination into an overlay IPv4 address: a literal IPv4 inside our virtual
+ * network, or a name mediator_resolve() knows (nick, node id, dotted address).
+ * for_udp allows the overlay's broadcast address (LAN games announce that way).
+ * Returns S5_REP_OK with *ip set, or the reply code to send.
+ */
+int socks5_resolve(struct daemon *d, const struct s5_addr *a, int for_udp, uint32_t *ip);
+
+/* A sockaddr as a SOCKS address (IPv4 or IPv6). */
+void socks5_addr_from_sockaddr(struct s5_addr *a, const struct sockaddr_storage *ss);
+
+/*
+ * A UDP association for the control connection ctl_fd: a kernel UDP socket on the address
+ * the client reached us at, port 0, and one ns_udp on the overlay. hint is the client's
+ * DST.ADDR/DST.PORT from the request (zeros mean "whoever sends first").
+ * On success *bnd is what to put in the reply; on failure NULL and *rep says why.
+ * Freed by the control connection's owner when that connection ends.
+ */
+struct s5_udp *s5_udp_new(struct daemon *d, int ctl_fd, const struct s5_addr *hint,
+    struct s5_addr *bnd, int *rep);
+void s5_udp_free(struct s5_udp *u);
+
+#endif

@@ -1,0 +1,250 @@
+/*
+ * socks5_udp: the UDP ASSOCIATE relay. One association = one kernel UDP socket facing the
+ * SOCKS client (bound to the address the client reached our SOCKS port at, port 0) and one
+ * ns_udp on the overlay (ephemeral port). Client datagrams carry the SOCKS UDP header; we
+ * strip it, resolve the destination like CONNECT does, and send the payload from our ns_udp.
+ * Overlay datagrams come back wrapped in a header naming their sender.
+ * Owns: the kernel socket, the ns_udp, the receive buffer. Lifetime: the control connection
+ * (socks5_server.c frees us when it closes). Must not touch the control connection itself.
+ *
+ * Who counts as the client: datagrams are accepted only from the IP the control connection
+ * came from, or from the DST.ADDR the request named when it is not all zeros; the first
+ * accepted datagram then fixes the client's full address (also its port, if the request
+ * named one it must match).
+ * FRAG != 0 (fragmentation) is not supported: such datagrams are dropped, as RFC 1928 allows.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "daemon/daemon.h"
+#include "netstack/netstack.h"
+#include "socks/socks5_internal.h"
+#include "socks/socks5_parse.h"
+
+enum {
+	S5_UDP_BUF = 65536,             /* the largest datagram the kernel can hand us */
+	S5_UDP_BATCH = 64,              /* datagrams per readiness event, then yield */
+};
+
+/* One association. Owned by its socks5_server.c client. */
+struct s5_udp {
+	ev_io io;                       /* the client-facing UDP socket; first member */
+	struct daemon *d;
+	struct ns_udp *nu;
+	struct s5_addr want;            /* required source IP (ATYP 0: none) */
+	uint16_t want_port;             /* required source port, 0: any */
+	struct sockaddr_storage client; /* fixed by the first accepted datagram */
+	socklen_t client_len;
+	int have_client;
+	uint64_t dropped;
+	uint8_t buf[S5_UDP_BUF];
+};
+
+static int
+same_ip(const struct s5_addr *a, const struct s5_addr *b)
+{
+	if (a->atyp != b->atyp)
+		return 0;
+	if (a->atyp == S5_ATYP_IPV4)
+		return a->ip4 == b->ip4;
+	return memcmp(a->ip6, b->ip6, sizeof(a->ip6)) == 0;
+}
+
+static int
+accept_from(struct s5_udp *u, const struct sockaddr_storage *from, socklen_t fromlen)
+{
+	struct s5_addr f;
+
+	if (u->have_client)
+		return fromlen == u->client_len && memcmp(from, &u->client, fromlen) == 0;
+	socks5_addr_from_sockaddr(&f, from);
+	if (u->want.atyp != 0 && !same_ip(&f, &u->want))
+		return 0;
+	if (u->want_port != 0 && f.port != u->want_port)
+		return 0;
+	memcpy(&u->client, from, fromlen);
+	u->client_len = fromlen;
+	u->have_client = 1;
+	return 1;
+}
+
+static void
+drop(struct s5_udp *u, const char *why)
+{
+	/* Counted always, logged only for the first few: a noisy client must not flood the log. */
+	if (u->dropped++ < 8)
+		log_debug("event=socks_udp_drop why=\"%s\"", why);
+}
+
+static void
+client_datagram(struct s5_udp *u, size_t len)
+{
+	struct s5_udp_header h;
+	struct s5_err err;
+	uint32_t ip = 0;
+
+	if (s5_parse_udp(u->buf, len, &h, &err) != S5_COMPLETE) {
+		drop(u, err.why);
+		return;
+	}
+	if (h.frag != 0) {
+		drop(u, "fragmented datagram");
+		return;
+	}
+	if (socks5_resolve(u->d, &h.dst, 1, &ip) != S5_REP_OK) {
+		drop(u, "destination not reachable");
+		return;
+	}
+	if (ns_udp_sendto(u->nu, ip, h.dst.port, h.data, h.data_len) != 0)
+		drop(u, "overlay send failed");
+}
+
+static void
+client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct s5_udp *u = (struct s5_udp *)w;
+	struct sockaddr_storage from;
+	socklen_t fromlen;
+	ssize_t r;
+	int i;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < S5_UDP_BATCH; i++) {
+		fromlen = sizeof(from);
+		r = recvfrom(u->io.fd, u->buf, sizeof(u->buf), 0, (struct sockaddr *)&from,
+		    &fromlen);
+		if (r < 0) {
+			/* ECONNREFUSED etc. from an earlier send: nothing to do about it here. */
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return;
+			continue;
+		}
+		if (!accept_from(u, &from, fromlen)) {
+			drop(u, "datagram from a stranger");
+			continue;
+		}
+		client_datagram(u, (size_t)r);
+	}
+}
+
+static void
+overlay_recv_cb(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip,
+    const uint8_t *data, size_t len)
+{
+	struct s5_udp *u = arg;
+	struct s5_addr src;
+	uint8_t hdr[S5_UDP_HEADER_MAX];
+	struct iovec iov[2];
+	struct msghdr mh;
+	size_t hlen;
+
+	(void)dst_ip;
+	if (!u->have_client) {
+		drop(u, "overlay datagram before the client spoke");
+		return;
+	}
+	memset(&src, 0, sizeof(src));
+	src.atyp = S5_ATYP_IPV4;
+	src.ip4 = src_ip;
+	src.port = src_port;
+	hlen = s5_encode_udp_header(hdr, sizeof(hdr), &src);
+	iov[0].iov_base = hdr;
+	iov[0].iov_len = hlen;
+	iov[1].iov_base = (void *)(uintptr_t)data;
+	iov[1].iov_len = len;
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_name = &u->client;
+	mh.msg_namelen = u->client_len;
+	mh.msg_iov = iov;
+	mh.msg_iovlen = 2;
+	if (sendmsg(u->io.fd, &mh, MSG_NOSIGNAL) < 0)
+		drop(u, "send to client failed");
+}
+
+struct s5_udp *
+s5_udp_new(struct daemon *d, int ctl_fd, const struct s5_addr *hint, struct s5_addr *bnd,
+    int *rep)
+{
+	struct s5_udp *u;
+	struct sockaddr_storage local, peer, bound;
+	socklen_t llen = sizeof(local), plen = sizeof(peer), blen = sizeof(bound);
+	struct s5_addr zero;
+	int fd;
+
+	*rep = S5_REP_FAILURE;
+	if (getsockname(ctl_fd, (struct sockaddr *)&local, &llen) != 0 ||
+	    getpeername(ctl_fd, (struct sockaddr *)&peer, &plen) != 0) {
+		log_warn("event=socks_udp_failed step=getsockname");
+		return NULL;
+	}
+	if (local.ss_family == AF_INET)
+		((struct sockaddr_in *)&local)->sin_port = 0;
+	else if (local.ss_family == AF_INET6)
+		((struct sockaddr_in6 *)&local)->sin6_port = 0;
+	else
+		return NULL;
+	u = calloc(1, sizeof(*u));
+	if (u == NULL) {
+		log_warnx("event=socks_udp_failed step=alloc");
+		return NULL;
+	}
+	u->d = d;
+
+	memset(&zero, 0, sizeof(zero));
+	zero.atyp = hint->atyp;
+	if ((hint->atyp == S5_ATYP_IPV4 && hint->ip4 != 0) ||
+	    (hint->atyp == S5_ATYP_IPV6 && !same_ip(hint, &zero))) {
+		u->want = *hint;
+		u->want.port = 0;
+	} else {
+		socks5_addr_from_sockaddr(&u->want, &peer);
+		u->want.port = 0;
+	}
+	/* A domain name as the client's own address is meaningless: only its port counts. */
+	u->want_port = hint->port;
+
+	fd = socket(local.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&local, llen) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&bound, &blen) != 0) {
+		log_warn("event=socks_udp_failed step=bind");
+		if (fd >= 0)
+			close(fd);
+		free(u);
+		return NULL;
+	}
+	u->nu = ns_udp_bind(d->ns, 0, overlay_recv_cb, u);
+	if (u->nu == NULL) {
+		log_warnx("event=socks_udp_failed step=ns_udp_bind");
+		close(fd);
+		free(u);
+		return NULL;
+	}
+	ev_io_init(&u->io, client_read_cb, fd, EV_READ);
+	ev_io_start(d->loop, &u->io);
+	socks5_addr_from_sockaddr(bnd, &bound);
+	*rep = S5_REP_OK;
+	return u;
+}
+
+void
+s5_udp_free(struct s5_udp *u)
+{
+	if (u == NULL)
+		return;
+	ev_io_stop(u->d->loop, &u->io);
+	close(u->io.fd);
+	ns_udp_free(u->nu);
+	if (u->dropped)
+		log_debug("event=socks_udp_closed dropped=%llu", (unsigned long long)u->dropped);
+	free(u);
+}

@@ -1,0 +1,146 @@
+/*
+ * fuzz_server_mediator: random sessions, decoded messages and UDP probes thrown at the
+ * mediator (server/mediator.c) over an in-memory store. Looks for crashes, leaks and UB in the
+ * membership logic; the message decoder itself has its own target.
+ *
+ * Input: a sequence of commands, each starting with a byte c:
+ *   c%4 == 0: [k]          open a session for key k%4 (if that slot is free)
+ *   c%4 == 1: [k]          close slot k%4
+ *   c%4 == 2: [k][n][n bytes]  msg_decode the bytes; if valid, deliver on slot k%4
+ *   c%4 == 3: [k][6 bytes]     UDP probe with slot k%4's token (or a bogus one if c&4),
+ *                              from the endpoint given by the 6 bytes
+ */
+#include "config.h"
+
+#include <sodium.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "server/mediator.h"
+
+#define SLOTS 4
+
+struct slot {                            /* one fake connection */
+	struct msess *s;
+	uint8_t token[UDP_TOKEN_LEN];
+};
+
+struct world {                           /* one input's state */
+	struct slot slot[SLOTS];
+	double now;
+};
+
+static void
+io_send(void *arg, void *conn, const struct msg *m)
+{
+	struct slot *sl = conn;
+
+	(void)arg;
+	if (m->type == MSG_WELCOME)
+		memcpy(sl->token, m->u.welcome.udp_token, UDP_TOKEN_LEN);
+}
+
+static void
+io_kick(void *arg, void *conn)
+{
+	(void)arg;
+	((struct slot *)conn)->s = NULL;
+}
+
+static double
+io_now(void *arg)
+{
+	struct world *w = arg;
+
+	return w->now += 1.0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int inited;
+	struct medsrv_config cfg = {
+		.range = 0x05000000u, .prefix_len = 24,
+		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+	};
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL };
+	struct world w;
+	struct store *st;
+	struct medsrv *m;
+	char err[128];
+	size_t i = 0;
+	int ops = 0;
+
+	if (!inited) {
+		if (sodium_init() < 0)
+			return 0;
+		log_init("fuzz", LOG_LVL_WARN);
+		inited = 1;
+	}
+	memset(&w, 0, sizeof(w));
+	if ((st = store_open(":memory:", err, sizeof(err))) == NULL)
+		return 0;
+	io.arg = &w;
+	if ((m = medsrv_new(st, &cfg, &io)) == NULL) {
+		store_close(st);
+		return 0;
+	}
+	/* Bounded so each input stays fast (password hashing is the slow part). */
+	while (i + 2 <= size && ops++ < 64) {
+		uint8_t c = data[i], k = data[i + 1] % SLOTS;
+		struct slot *sl = &w.slot[k];
+
+		i += 2;
+		switch (c % 4) {
+		case 0:
+			if (sl->s == NULL) {
+				uint8_t key[KEY_LEN];
+
+				memset(key, 0x40 + k, KEY_LEN);
+				sl->s = medsrv_session_open(m, key, sl);
+			}
+			break;
+		case 1:
+			if (sl->s) {
+				medsrv_session_close(m, sl->s);
+				sl->s = NULL;
+			}
+			break;
+		case 2: {
+			struct msg msg;
+			size_t n;
+
+			if (i >= size)
+				goto done;
+			n = data[i++];
+			if (n > size - i)
+				n = size - i;
+			if (msg_decode(&msg, data + i, n) == 0 && sl->s)
+				medsrv_session_msg(m, sl->s, &msg);
+			i += n;
+			break;
+		}
+		case 3: {
+			struct endpoint ep;
+			uint8_t bogus[UDP_TOKEN_LEN];
+
+			if (size - i < 6)
+				goto done;
+			ep.addr = (uint32_t)data[i] << 24 | (uint32_t)data[i + 1] << 16 |
+			    (uint32_t)data[i + 2] << 8 | data[i + 3];
+			ep.port = (uint16_t)(data[i + 4] << 8 | data[i + 5]);
+			i += 6;
+			memset(bogus, c, sizeof(bogus));
+			medsrv_probe(m, (c & 4) ? bogus : sl->token, &ep);
+			break;
+		}
+		}
+	}
+done:
+	medsrv_free(m);
+	store_close(st);
+	return 0;
+}

@@ -1,0 +1,248 @@
+/*
+ * Unit tests for cli/args: argv -> request JSON (golden, compact) or a usage error,
+ * table-driven.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "tests/unit/unit.h"
+
+#define A(...) { "shoal", __VA_ARGS__, NULL }
+
+/* Command lines that become a request: the request JSON with id 1. */
+static const struct {
+	const char *argv[10];
+	const char *json;
+} good[] = {
+	{ A("status"), "{\"id\":1,\"cmd\":\"status\"}" },
+	{ A("--json", "list"), "{\"id\":1,\"cmd\":\"list\"}" },
+	{ A("list", "--json"), "{\"id\":1,\"cmd\":\"list\"}" },
+	{ A("set-nick", "alice"), "{\"id\":1,\"cmd\":\"set-nick\",\"nick\":\"alice\"}" },
+	{ A("create", "home-lan"), "{\"id\":1,\"cmd\":\"create\",\"network\":\"home-lan\"}" },
+	{ A("create", "n", "--password", "pw"),
+	  "{\"id\":1,\"cmd\":\"create\",\"network\":\"n\",\"password\":\"pw\"}" },
+	{ A("join", "-p", "pw", "n"),
+	  "{\"id\":1,\"cmd\":\"join\",\"network\":\"n\",\"password\":\"pw\"}" },
+	{ A("join", "n", "--password="),
+	  "{\"id\":1,\"cmd\":\"join\",\"network\":\"n\",\"password\":\"\"}" },
+	{ A("join", "--", "-weird-"), "{\"id\":1,\"cmd\":\"join\",\"network\":\"-weird-\"}" },
+	{ A("leave", "n"), "{\"id\":1,\"cmd\":\"leave\",\"network\":\"n\"}" },
+	{ A("go-online", "n"), "{\"id\":1,\"cmd\":\"go-online\",\"network\":\"n\"}" },
+	{ A("go-offline", "n"), "{\"id\":1,\"cmd\":\"go-offline\",\"network\":\"n\"}" },
+	{ A("delete", "n"), "{\"id\":1,\"cmd\":\"delete\",\"network\":\"n\"}" },
+	{ A("set-pass", "n", ""),
+	  "{\"id\":1,\"cmd\":\"set-pass\",\"network\":\"n\",\"password\":\"\"}" },
+	{ A("set-pass", "n", "--", "-x"),
+	  "{\"id\":1,\"cmd\":\"set-pass\",\"network\":\"n\",\"password\":\"-x\"}" },
+	{ A("set-access", "n", "lock"),
+	  "{\"id\":1,\"cmd\":\"set-access\",\"network\":\"n\",\"access\":\"lock\"}" },
+	{ A("set-access", "n", "auto"),
+	  "{\"id\":1,\"cmd\":\"set-access\",\"network\":\"n\",\"access\":\"auto\"}" },
+	{ A("approve", "n", "bob"),
+	  "{\"id\":1,\"cmd\":\"approve\",\"network\":\"n\",\"peer\":\"bob\"}" },
+	{ A("reject", "n", "5.0.0.3"),
+	  "{\"id\":1,\"cmd\":\"reject\",\"network\":\"n\",\"peer\":\"5.0.0.3\"}" },
+	{ A("evict", "n", "0123abcd"),
+	  "{\"id\":1,\"cmd\":\"evict\",\"network\":\"n\",\"peer\":\"0123abcd\"}" },
+	{ A("expose", "8080"),
+	  "{\"id\":1,\"cmd\":\"expose\",\"port\":8080,\"udp\":false,\"remove\":false}" },
+	{ A("expose", "53/udp", "--remove"),
+	  "{\"id\":1,\"cmd\":\"expose\",\"port\":53,\"udp\":true,\"remove\":true}" },
+	{ A("expose", "22/tcp"),
+	  "{\"id\":1,\"cmd\":\"expose\",\"port\":22,\"udp\":false,\"remove\":false}" },
+	{ A("forward", "8080", "bob:80"),
+	  "{\"id\":1,\"cmd\":\"forward\",\"local_port\":8080,\"peer\":\"bob\",\"port\":80,"
+	  "\"remove\":false}" },
+	{ A("forward", "8080", "5.0.0.3:65535"),
+	  "{\"id\":1,\"cmd\":\"forward\",\"local_port\":8080,\"peer\":\"5.0.0.3\",\"port\":65535,"
+	  "\"remove\":false}" },
+	{ A("forward", "8080", "--remove"),
+	  "{\"id\":1,\"cmd\":\"forward\",\"local_port\":8080,\"remove\":true}" },
+	{ A("ping", "bob"), "{\"id\":1,\"cmd\":\"ping\",\"peer\":\"bob\"}" },
+	{ A("ping", "bob", "-c", "5"), "{\"id\":1,\"cmd\":\"ping\",\"peer\":\"bob\",\"count\":5}" },
+	{ A("ping", "-c2", "bob"), "{\"id\":1,\"cmd\":\"ping\",\"peer\":\"bob\",\"count\":2}" },
+	{ A("ping", "bob", "--count=100"),
+	  "{\"id\":1,\"cmd\":\"ping\",\"peer\":\"bob\",\"count\":100}" },
+	{ A("--control", "/x/s.sock", "status"), "{\"id\":1,\"cmd\":\"status\"}" },
+};
+
+/* Command lines that are usage errors: the error must contain the text. */
+static const struct {
+	const char *argv[10];
+	const char *err;
+} bad[] = {
+	{ { "shoal", NULL }, "no command given" },
+	{ A("frobnicate"), "unknown command \"frobnicate\"" },
+	{ A("frob\nx"), "unknown command \"frob?x\"" },    /* errors stay one line */
+	{ A("--password", "x", "join", "n"), "unknown option --password" },
+	{ A("status", "extra"), "too many arguments" },
+	{ A("status", "--remove"), "unknown option --remove" },
+	{ A("join"), "missing arguments" },
+	{ A("join", "n", "m"), "too many arguments" },
+	{ A("join", "n", "--password"), "--password needs a value" },
+	{ A("join", "n", "-p", "a", "-p", "b"), "given twice" },
+	{ A("join", ""), "NAME must not be empty" },
+	{ A("join", "0123456789012345678901234567890123456789012345678901234567890123X"),
+	  "too long" },
+	{ A("join", "a\tb"), "control characters" },
+	{ A("set-nick", ""), "NICK must not be empty" },
+	{ A("set-pass", "n"), "missing arguments" },
+	{ A("set-access", "n", "open"), "expected lock, unlock, manual or auto" },
+	{ A("approve", "n"), "missing arguments" },
+	{ A("expose", "0"), "port must be a number from 1 to 65535" },
+	{ A("expose", "65536"), "port must be a number" },
+	{ A("expose", "+22"), "port must be a number" },
+	{ A("expose", "22/sctp"), "/tcp or /udp" },
+	{ A("expose", "/udp"), "port must be a number" },
+	{ A("expose", "1234567890/udp"), "bad port" },
+	{ A("forward", "8080"), "missing PEER:PORT" },
+	{ A("forward", "x", "bob:80"), "LOCALPORT must be a number" },
+	{ A("forward", "8080", "bob"), "expected PEER:PORT" },
+	{ A("forward", "8080", ":80"), "expected PEER:PORT" },
+	{ A("forward", "8080", "bob:"), "PORT must be a number" },
+	{ A("forward", "8080", "bob:99999"), "PORT must be a number" },
+	{ A("ping"), "missing arguments" },
+	{ A("ping", "bob", "-c", "0"), "count must be a number from 1 to 100" },
+	{ A("ping", "bob", "-c", "101"), "count must be" },
+	{ A("ping", "bob", "-c"), "-c needs a value" },
+	{ A("ping", "bob", "-cx"), "count must be" },
+	{ A("--control"), "--control needs a PATH" },
+	{ A("--control=", "status"), "--control needs a PATH" },
+	{ A("help", "nope"), "unknown command \"nope\"" },
+	{ A("help", "a", "b"), "too many arguments" },
+};
+
+static int
+argc_of(const char *const argv[])
+{
+	int n = 0;
+
+	while (argv[n])
+		n++;
+	return n;
+}
+
+static void
+test_good(void)
+{
+	struct cli_args a;
+	char err[256], *s;
+	json_t *req;
+	size_t i;
+
+	for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		err[0] = '\0';
+		if (cli_args_parse(argc_of(good[i].argv), (char *const *)good[i].argv, &a, err,
+		    sizeof(err)) != 0) {
+			fprintf(stderr, "good[%zu] refused: %s\n", i, err);
+			CHECK(0);
+			continue;
+		}
+		CHECK(!a.help);
+		req = cli_args_request(&a, 1);
+		CHECK(req != NULL);
+		if (!req)
+			continue;
+		s = json_dumps(req, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		if (strcmp(s, good[i].json) != 0) {
+			fprintf(stderr, "good[%zu]: got %s\n            want %s\n", i, s,
+			    good[i].json);
+			CHECK(0);
+		}
+		free(s);
+		json_decref(req);
+	}
+}
+
+static void
+test_bad(void)
+{
+	struct cli_args a;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		if (cli_args_parse(argc_of(bad[i].argv), (char *const *)bad[i].argv, &a, err,
+		    sizeof(err)) != -1) {
+			fprintf(stderr, "bad[%zu] accepted\n", i);
+			CHECK(0);
+			continue;
+		}
+		if (!strstr(err, bad[i].err)) {
+			fprintf(stderr, "bad[%zu]: error \"%s\", want \"%s\"\n", i, err, bad[i].err);
+			CHECK(0);
+		}
+		CHECK(strchr(err, '\n') == NULL);
+	}
+}
+
+static void
+test_globals_and_help(void)
+{
+	static const char *const a1[] = A("--control=/run/s.sock", "--json", "status");
+	static const char *const a2[] = A("--help");
+	static const char *const a3[] = A("join", "--help");
+	static const char *const a4[] = A("help", "forward");
+	static const char *const a5[] = A("help");
+	static const char *const a6[] = A("ping", "bob", "-h");
+	struct cli_args a;
+	char err[256];
+
+	CHECK_EQ(cli_args_parse(argc_of(a1), (char *const *)a1, &a, err, sizeof(err)), 0);
+	CHECK(a.json && a.control && strcmp(a.control, "/run/s.sock") == 0);
+	CHECK(strcmp(a.cmd, "status") == 0);
+
+	CHECK_EQ(cli_args_parse(argc_of(a2), (char *const *)a2, &a, err, sizeof(err)), 0);
+	CHECK(a.help && a.help_verb == NULL);
+	CHECK_EQ(cli_args_parse(argc_of(a3), (char *const *)a3, &a, err, sizeof(err)), 0);
+	CHECK(a.help && a.help_verb && strcmp(a.help_verb, "join") == 0);
+	CHECK_EQ(cli_args_parse(argc_of(a4), (char *const *)a4, &a, err, sizeof(err)), 0);
+	CHECK(a.help && a.help_verb && strcmp(a.help_verb, "forward") == 0);
+	CHECK_EQ(cli_args_parse(argc_of(a5), (char *const *)a5, &a, err, sizeof(err)), 0);
+	CHECK(a.help && a.help_verb == NULL);
+	/* help wins over missing or extra arguments */
+	CHECK_EQ(cli_args_parse(argc_of(a6), (char *const *)a6, &a, err, sizeof(err)), 0);
+	CHECK(a.help && strcmp(a.help_verb, "ping") == 0);
+}
+
+static void
+test_verb_table(void)
+{
+	const struct cli_verb_info *v;
+	size_t i;
+
+	for (i = 0; (v = cli_verb_at(i)); i++) {
+		CHECK(v->synopsis && strncmp(v->synopsis, v->name, strlen(v->name)) == 0);
+		CHECK(v->summary && v->summary[0]);
+		CHECK(cli_verb_find(v->name) == v);
+	}
+	CHECK_EQ(i, 18);
+	CHECK(cli_verb_find("nope") == NULL);
+}
+
+static void
+test_not_utf8(void)
+{
+	static const char *const a1[] = A("join", "caf\xe9");
+	struct cli_args a;
+	char err[256];
+
+	CHECK_EQ(cli_args_parse(argc_of(a1), (char *const *)a1, &a, err, sizeof(err)), 0);
+	CHECK(cli_args_request(&a, 1) == NULL);
+}
+
+int
+main(void)
+{
+	RUN(test_good);
+	RUN(test_bad);
+	RUN(test_globals_and_help);
+	RUN(test_verb_table);
+	RUN(test_not_utf8);
+	return unit_finish();
+}

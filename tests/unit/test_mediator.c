@@ -1,0 +1,567 @@
+/*
+ * test_mediator: server/mediator.c driven in-process. Fake connections capture every message
+ * the mediator sends them, so each test checks exactly who receives what. The store is a real
+ * SQLite database in a temporary directory; time is a variable the tests move.
+ */
+#include "config.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/mediator.h"
+#include "tests/unit/unit.h"
+
+#define RANGE 0x05000000u
+#define MAX_CAPTURE 64
+
+struct fake {                            /* one fake connection */
+	struct msess *s;
+	uint8_t key[KEY_LEN];
+	struct msg got[MAX_CAPTURE];
+	int n;
+	int kicked;
+	uint32_t next_req;
+};
+
+struct env {                             /* one test's world */
+	char dir[64];
+	struct store *st;
+	struct medsrv *m;
+	double now;
+	struct fake f[6];
+};
+
+static void
+io_send(void *arg, void *conn, const struct msg *m)
+{
+	struct fake *f = conn;
+
+	(void)arg;
+	if (f->n < MAX_CAPTURE)
+		f->got[f->n++] = *m;
+}
+
+static void
+io_kick(void *arg, void *conn)
+{
+	struct fake *f = conn;
+
+	(void)arg;
+	/* A reconnect in these tests reuses the same fake, so s already points at the new
+	 * session: only count. */
+	f->kicked++;
+}
+
+static double
+io_now(void *arg)
+{
+	return ((struct env *)arg)->now;
+}
+
+static void
+env_init(struct env *e)
+{
+	struct medsrv_config cfg = {
+		.range = RANGE, .prefix_len = 8,
+		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+	};
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL };
+	char err[256], path[128];
+	int i;
+
+	memset(e, 0, sizeof(*e));
+	snprintf(e->dir, sizeof(e->dir), "/tmp/test_mediator.XXXXXX");
+	if (mkdtemp(e->dir) == NULL)
+		abort();
+	snprintf(path, sizeof(path), "%s/mediator.db", e->dir);
+	if ((e->st = store_open(path, err, sizeof(err))) == NULL) {
+		fprintf(stderr, "%s\n", err);
+		abort();
+	}
+	io.arg = e;
+	e->m = medsrv_new(e->st, &cfg, &io);
+	e->now = 1000.0;
+	for (i = 0; i < 6; i++)
+		memset(e->f[i].key, 0x10 + i, KEY_LEN);
+}
+
+static void
+env_done(struct env *e)
+{
+	char cmd[128];
+
+	medsrv_free(e->m);
+	store_close(e->st);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", e->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", e->dir);
+}
+
+static void
+clear(struct env *e)
+{
+	int i;
+
+	for (i = 0; i < 6; i++)
+		e->f[i].n = 0;
+}
+
+static void
+connect_node(struct env *e, int i, const char *nick)
+{
+	struct fake *f = &e->f[i];
+	struct msg m;
+
+	f->s = medsrv_session_open(e->m, f->key, f);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_HELLO;
+	m.u.hello.version = SHOAL_PROTO_VERSION;
+	snprintf(m.u.hello.nick, sizeof(m.u.hello.nick), "%s", nick);
+	m.u.hello.udp_port = 40000 + i;
+	m.u.hello.n_local = 1;
+	m.u.hello.local[0].addr = 0xc0a80001u + (uint32_t)i;
+	m.u.hello.local[0].port = 0;
+	medsrv_session_msg(e->m, f->s, &m);
+}
+
+static void
+disconnect_node(struct env *e, int i)
+{
+	medsrv_session_close(e->m, e->f[i].s);
+	e->f[i].s = NULL;
+}
+
+/* Sends a request from node i; returns the status of the RESULT it got (or -1). */
+static int
+req(struct env *e, int i, uint8_t op, const char *net, const char *pw, int target,
+    uint8_t flags)
+{
+	struct fake *f = &e->f[i];
+	struct msg m;
+	int k, before = f->n;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_REQUEST;
+	m.u.request.req_id = ++f->next_req;
+	m.u.request.op = op;
+	snprintf(m.u.request.network, sizeof(m.u.request.network), "%s", net ? net : "");
+	snprintf(m.u.request.password, sizeof(m.u.request.password), "%s", pw ? pw : "");
+	if (op == OP_SET_NICK)
+		snprintf(m.u.request.arg, sizeof(m.u.request.arg), "%s", net);
+	if (target >= 0)
+		memcpy(m.u.request.target, e->f[target].key, KEY_LEN);
+	m.u.request.flags = flags;
+	medsrv_session_msg(e->m, f->s, &m);
+	for (k = before; k < f->n; k++)
+		if (f->got[k].type == MSG_RESULT) {
+			CHECK_EQ(f->got[k].u.result.req_id, f->next_req);
+			CHECK_EQ(k, f->n - 1);  /* the result is the last message */
+			if (f->got[k].u.result.status != RES_OK)
+				CHECK(f->got[k].u.result.text[0] != '\0');
+			return f->got[k].u.result.status;
+		}
+	return -1;
+}
+
+static int
+count_type(const struct fake *f, uint8_t type)
+{
+	int k, c = 0;
+
+	for (k = 0; k < f->n; k++)
+		c += f->got[k].type == type;
+	return c;
+}
+
+/* The last MSG_MEMBER f got about node j, or NULL. */
+static const struct msg_member *
+member_about(const struct env *e, int i, int j)
+{
+	const struct fake *f = &e->f[i];
+	int k;
+
+	for (k = f->n - 1; k >= 0; k--)
+		if (f->got[k].type == MSG_MEMBER &&
+		    memcmp(f->got[k].u.member.key, e->f[j].key, KEY_LEN) == 0)
+			return &f->got[k].u.member;
+	return NULL;
+}
+
+static const struct msg *
+last_of(const struct fake *f, uint8_t type)
+{
+	int k;
+
+	for (k = f->n - 1; k >= 0; k--)
+		if (f->got[k].type == type)
+			return &f->got[k];
+	return NULL;
+}
+
+static void
+test_hello(void)
+{
+	struct env e;
+	const struct msg *w;
+
+	env_init(&e);
+	connect_node(&e, 0, "");
+	connect_node(&e, 1, "bob");
+	w = last_of(&e.f[0], MSG_WELCOME);
+	CHECK(w != NULL && w->u.welcome.address == RANGE + 1);
+	CHECK(w != NULL && w->u.welcome.prefix_len == 8);
+	CHECK(w != NULL && strcmp(w->u.welcome.nick, "node-101010") == 0);
+	w = last_of(&e.f[1], MSG_WELCOME);
+	CHECK(w != NULL && w->u.welcome.address == RANGE + 2);
+	CHECK(w != NULL && strcmp(w->u.welcome.nick, "bob") == 0);
+	CHECK_EQ(e.f[0].n, 1);
+
+	/* Reconnect of node 0: the old session is kicked, same address, stored nick kept. */
+	disconnect_node(&e, 1);
+	clear(&e);
+	{
+		struct msess *olds = e.f[0].s;
+
+		connect_node(&e, 0, "");
+		CHECK(olds != e.f[0].s);
+		CHECK_EQ(e.f[0].kicked, 1);
+	}
+	CHECK_EQ(medsrv_stats(e.m)->sessions, 1);
+	w = last_of(&e.f[0], MSG_WELCOME);
+	CHECK(w != NULL && w->u.welcome.address == RANGE + 1);
+	connect_node(&e, 1, "");
+	w = last_of(&e.f[1], MSG_WELCOME);
+	CHECK(w != NULL && strcmp(w->u.welcome.nick, "bob") == 0);
+
+	/* Requests before HELLO, unknown ops, ping. */
+	e.f[2].s = medsrv_session_open(e.m, e.f[2].key, &e.f[2]);
+	CHECK_EQ(req(&e, 2, OP_CREATE, "x", NULL, -1, 0), RES_ERR_BAD_REQUEST);
+	CHECK_EQ(req(&e, 0, 99, "x", NULL, -1, 0), RES_ERR_BAD_REQUEST);
+	{
+		struct msg p;
+
+		memset(&p, 0, sizeof(p));
+		p.type = MSG_PING;
+		p.u.ping.nonce = 42;
+		medsrv_session_msg(e.m, e.f[2].s, &p);
+		CHECK(last_of(&e.f[2], MSG_PONG) != NULL);
+		CHECK(last_of(&e.f[2], MSG_PONG)->u.ping.nonce == 42);
+	}
+	env_done(&e);
+}
+
+/* Who gets what on create and join, and password checks with the rate limit. */
+static void
+test_create_join(void)
+{
+	struct env e;
+	const struct msg_member *mm;
+	const struct msg *nw;
+	int i;
+
+	env_init(&e);
+	connect_node(&e, 0, "alice");
+	connect_node(&e, 1, "bob");
+	connect_node(&e, 2, "carol");
+	clear(&e);
+
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", "secret", -1, 0), RES_OK);
+	CHECK_EQ(count_type(&e.f[0], MSG_NETWORK), 1);
+	CHECK_EQ(count_type(&e.f[0], MSG_MEMBER), 1);
+	nw = last_of(&e.f[0], MSG_NETWORK);
+	CHECK(nw && nw->u.network.my_flags == (MEMF_ONLINE | MEMF_OWNER));
+	CHECK_EQ(e.f[1].n, 0);
+	CHECK_EQ(req(&e, 1, OP_CREATE, "lan", NULL, -1, 0), RES_ERR_EXISTS);
+	CHECK_EQ(req(&e, 1, OP_CREATE, "", NULL, -1, 0), RES_ERR_BAD_REQUEST);
+	CHECK_EQ(req(&e, 1, OP_CREATE, "bad\tname", NULL, -1, 0), RES_ERR_BAD_REQUEST);
+	CHECK_EQ(req(&e, 1, OP_CREATE, "x", NULL, -1, 0x80), RES_ERR_BAD_REQUEST);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "nope", "secret", -1, 0), RES_ERR_NO_SUCH_NETWORK);
+
+	clear(&e);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "secret", -1, 0), RES_OK);
+	/* bob: NETWORK, MEMBER alice, MEMBER bob, RESULT */
+	CHECK_EQ(e.f[1].n, 4);
+	CHECK_EQ(count_type(&e.f[1], MSG_MEMBER), 2);
+	mm = member_about(&e, 1, 0);
+	CHECK(mm && mm->flags == (MEMF_ONLINE | MEMF_OWNER) && mm->address == RANGE + 1);
+	CHECK(mm && strcmp(mm->nick, "alice") == 0);
+	CHECK(mm && mm->n_endpoints == 1 && mm->endpoints[0].addr == 0xc0a80001u &&
+	    mm->endpoints[0].port == 40000);
+	/* alice: exactly one MEMBER about bob; carol nothing */
+	CHECK_EQ(e.f[0].n, 1);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && mm->flags == MEMF_ONLINE && mm->address == RANGE + 2);
+	CHECK_EQ(e.f[2].n, 0);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "secret", -1, 0), RES_ERR_EXISTS);
+
+	/* wrong passwords, then the rate limit even for the right one, then the window passes */
+	for (i = 0; i < 5; i++)
+		CHECK_EQ(req(&e, 2, OP_JOIN, "lan", "wrong", -1, 0), RES_ERR_BAD_PASSWORD);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", "", -1, 0), RES_ERR_RATE_LIMITED);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", "secret", -1, 0), RES_ERR_RATE_LIMITED);
+	e.now += 61;
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", "secret", -1, 0), RES_OK);
+
+	/* set-pass: the old password stops working, empty removes it */
+	CHECK_EQ(req(&e, 1, OP_SET_PASS, "lan", "new", -1, 0), RES_ERR_NOT_OWNER);
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_SET_PASS, "lan", "new", -1, 0), RES_OK);
+	CHECK_EQ(count_type(&e.f[1], MSG_NETWORK), 1);
+	connect_node(&e, 3, "dave");
+	CHECK_EQ(req(&e, 3, OP_JOIN, "lan", "secret", -1, 0), RES_ERR_BAD_PASSWORD);
+	CHECK_EQ(req(&e, 0, OP_SET_PASS, "lan", "", -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 3, OP_JOIN, "lan", "anything", -1, 0), RES_OK);
+	env_done(&e);
+}
+
+static void
+test_lock_and_approval(void)
+{
+	struct env e;
+	const struct msg_member *mm;
+	const struct msg *nw;
+
+	env_init(&e);
+	connect_node(&e, 0, "owner");
+	connect_node(&e, 1, "member");
+	connect_node(&e, 2, "asker");
+	connect_node(&e, 3, "other");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", NULL, -1, NETF_MANUAL_APPROVAL), RES_OK);
+	CHECK_EQ(req(&e, 0, OP_APPROVE, "lan", NULL, 1, 0), RES_ERR_NO_SUCH_MEMBER);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_ERR_PENDING);
+	CHECK_EQ(req(&e, 0, OP_APPROVE, "lan", NULL, 1, 0), RES_OK);
+	clear(&e);
+
+	/* a pending join: the asker sees only the network, only the owner sees the asker */
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", NULL, -1, 0), RES_ERR_PENDING);
+	CHECK_EQ(e.f[2].n, 2);
+	nw = last_of(&e.f[2], MSG_NETWORK);
+	CHECK(nw && (nw->u.network.my_flags & MEMF_PENDING));
+	CHECK_EQ(e.f[0].n, 1);
+	mm = member_about(&e, 0, 2);
+	CHECK(mm && (mm->flags & MEMF_PENDING) && mm->n_endpoints == 0);
+	CHECK_EQ(e.f[1].n, 0);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", NULL, -1, 0), RES_ERR_PENDING);
+	CHECK_EQ(req(&e, 1, OP_APPROVE, "lan", NULL, 2, 0), RES_ERR_NOT_OWNER);
+
+	/* a reconnecting owner sees pending members; a pending member sees no members */
+	clear(&e);
+	connect_node(&e, 0, "");
+	CHECK(member_about(&e, 0, 2) != NULL);
+	connect_node(&e, 2, "");
+	CHECK_EQ(count_type(&e.f[2], MSG_MEMBER), 0);
+	CHECK_EQ(count_type(&e.f[2], MSG_NETWORK), 1);
+
+	/* approve: asker gets the full view, members get one MEMBER each */
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_APPROVE, "lan", NULL, 2, 0), RES_OK);
+	CHECK_EQ(count_type(&e.f[2], MSG_NETWORK), 1);
+	CHECK_EQ(count_type(&e.f[2], MSG_MEMBER), 3);
+	CHECK_EQ(e.f[1].n, 1);
+	mm = member_about(&e, 1, 2);
+	CHECK(mm && mm->flags == MEMF_ONLINE);
+	CHECK_EQ(e.f[0].n, 2);
+	CHECK_EQ(e.f[3].n, 0);
+
+	/* reject */
+	CHECK_EQ(req(&e, 3, OP_JOIN, "lan", NULL, -1, 0), RES_ERR_PENDING);
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_REJECT, "lan", NULL, 3, 0), RES_OK);
+	nw = last_of(&e.f[3], MSG_NETWORK_GONE);
+	CHECK(nw && nw->u.network_gone.reason == GONE_REJECTED);
+	CHECK_EQ(count_type(&e.f[0], MSG_MEMBER_GONE), 1);
+	CHECK_EQ(e.f[1].n, 0);
+	CHECK_EQ(e.f[2].n, 0);
+
+	/* lock: members get the new MSG_NETWORK, joins are refused */
+	clear(&e);
+	CHECK_EQ(req(&e, 1, OP_SET_ACCESS, "lan", NULL, -1, NETF_LOCKED), RES_ERR_NOT_OWNER);
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_SET_ACCESS, "lan", NULL, -1, NETF_LOCKED), RES_OK);
+	nw = last_of(&e.f[1], MSG_NETWORK);
+	CHECK(nw && nw->u.network.flags == NETF_LOCKED);
+	CHECK_EQ(e.f[1].n, 1);
+	CHECK_EQ(e.f[3].n, 0);
+	CHECK_EQ(req(&e, 3, OP_JOIN, "lan", NULL, -1, 0), RES_ERR_LOCKED);
+	env_done(&e);
+}
+
+static void
+test_evict_leave_delete(void)
+{
+	struct env e;
+	const struct msg *g;
+
+	env_init(&e);
+	connect_node(&e, 0, "owner");
+	connect_node(&e, 1, "a");
+	connect_node(&e, 2, "b");
+	connect_node(&e, 3, "outsider");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", "pw", -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "pw", -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", "pw", -1, 0), RES_OK);
+	clear(&e);
+
+	CHECK_EQ(req(&e, 1, OP_EVICT, "lan", NULL, 2, 0), RES_ERR_NOT_OWNER);
+	CHECK_EQ(req(&e, 0, OP_EVICT, "lan", NULL, 0, 0), RES_ERR_BAD_REQUEST);
+	CHECK_EQ(req(&e, 0, OP_EVICT, "lan", NULL, 3, 0), RES_ERR_NO_SUCH_MEMBER);
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_EVICT, "lan", NULL, 2, 0), RES_OK);
+	g = last_of(&e.f[2], MSG_NETWORK_GONE);
+	CHECK(g && g->u.network_gone.reason == GONE_EVICTED && e.f[2].n == 1);
+	CHECK_EQ(count_type(&e.f[1], MSG_MEMBER_GONE), 1);
+	CHECK_EQ(e.f[1].n, 1);
+	CHECK_EQ(count_type(&e.f[0], MSG_MEMBER_GONE), 1);
+	CHECK_EQ(e.f[3].n, 0);
+	CHECK_EQ(req(&e, 2, OP_GO_OFFLINE, "lan", NULL, -1, 0), RES_ERR_NOT_MEMBER);
+
+	/* leave */
+	CHECK_EQ(req(&e, 0, OP_LEAVE, "lan", NULL, -1, 0), RES_ERR_BAD_REQUEST);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", "pw", -1, 0), RES_OK);
+	clear(&e);
+	CHECK_EQ(req(&e, 2, OP_LEAVE, "lan", NULL, -1, 0), RES_OK);
+	g = last_of(&e.f[2], MSG_NETWORK_GONE);
+	CHECK(g && g->u.network_gone.reason == GONE_LEFT);
+	CHECK_EQ(e.f[1].n, 1);
+	CHECK_EQ(e.f[0].n, 1);
+
+	/* delete */
+	CHECK_EQ(req(&e, 1, OP_DELETE, "lan", NULL, -1, 0), RES_ERR_NOT_OWNER);
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_DELETE, "lan", NULL, -1, 0), RES_OK);
+	g = last_of(&e.f[1], MSG_NETWORK_GONE);
+	CHECK(g && g->u.network_gone.reason == GONE_DELETED && e.f[1].n == 1);
+	CHECK(last_of(&e.f[0], MSG_NETWORK_GONE) != NULL);
+	CHECK_EQ(e.f[2].n, 0);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "pw", -1, 0), RES_ERR_NO_SUCH_NETWORK);
+	env_done(&e);
+}
+
+static void
+test_presence(void)
+{
+	struct env e;
+	const struct msg_member *mm;
+	uint8_t token[UDP_TOKEN_LEN];
+	struct endpoint ep = { 0x7f000001u, 5555 };
+
+	env_init(&e);
+	connect_node(&e, 0, "owner");
+	connect_node(&e, 1, "a");
+	connect_node(&e, 2, "outsider");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", NULL, -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan2", NULL, -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	clear(&e);
+
+	/* go offline: owner and a itself get one MEMBER without ONLINE and no endpoints */
+	CHECK_EQ(req(&e, 1, OP_GO_OFFLINE, "lan", NULL, -1, 0), RES_OK);
+	CHECK_EQ(e.f[0].n, 1);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && mm->flags == 0 && mm->n_endpoints == 0);
+	/* a itself: NETWORK (my_flags changed), MEMBER, RESULT */
+	CHECK_EQ(e.f[1].n, 3);
+	CHECK(last_of(&e.f[1], MSG_NETWORK) && last_of(&e.f[1], MSG_NETWORK)->u.network.my_flags == 0);
+	CHECK_EQ(e.f[2].n, 0);
+	clear(&e);
+	CHECK_EQ(req(&e, 1, OP_GO_OFFLINE, "lan", NULL, -1, 0), RES_OK);
+	CHECK_EQ(e.f[0].n, 0);
+	CHECK_EQ(req(&e, 1, OP_GO_ONLINE, "lan", NULL, -1, 0), RES_OK);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && mm->flags == MEMF_ONLINE);
+
+	/* UDP probe: unknown token ignored; known one puts the observed endpoint first */
+	memset(token, 0xee, sizeof(token));
+	CHECK_EQ(medsrv_probe(e.m, token, &ep), -1);
+	CHECK_EQ(medsrv_stats(e.m)->probes_unknown, 1);
+	/* node 1's token is in its WELCOME, captured at connect time: reconnect to see it */
+	connect_node(&e, 1, "");
+	memcpy(token, last_of(&e.f[1], MSG_WELCOME)->u.welcome.udp_token, UDP_TOKEN_LEN);
+	clear(&e);
+	CHECK_EQ(medsrv_probe(e.m, token, &ep), 0);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && mm->n_endpoints == 2 && mm->endpoints[0].addr == ep.addr &&
+	    mm->endpoints[0].port == ep.port && mm->endpoints[1].port == 40001);
+	CHECK_EQ(e.f[0].n, 1);
+	CHECK_EQ(e.f[2].n, 0);
+	clear(&e);
+	CHECK_EQ(medsrv_probe(e.m, token, &ep), 0);  /* unchanged: no delta */
+	CHECK_EQ(e.f[0].n, 0);
+
+	/* nick change reaches members */
+	CHECK_EQ(req(&e, 1, OP_SET_NICK, "  ", NULL, -1, 0), RES_ERR_BAD_REQUEST);
+	CHECK_EQ(req(&e, 1, OP_SET_NICK, "anne", NULL, -1, 0), RES_OK);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && strcmp(mm->nick, "anne") == 0);
+	CHECK_EQ(e.f[2].n, 0);
+
+	/* disconnect: owner sees a offline; the owner's other network is not involved */
+	clear(&e);
+	disconnect_node(&e, 1);
+	CHECK_EQ(e.f[0].n, 1);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && mm->flags == 0 && strcmp(mm->network, "lan") == 0);
+	CHECK_EQ(medsrv_probe(e.m, token, &ep), -1);
+	/* reconnect: the owner sees it online again, with its stored nick */
+	clear(&e);
+	connect_node(&e, 1, "");
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && mm->flags == MEMF_ONLINE && strcmp(mm->nick, "anne") == 0);
+	CHECK_EQ(e.f[0].n, 1);
+	env_done(&e);
+}
+
+/* Everything the mediator decided survives a restart: same addresses, same memberships. */
+static void
+test_restart(void)
+{
+	struct env e;
+	struct medsrv_config cfg = {
+		.range = RANGE, .prefix_len = 8,
+		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+	};
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL };
+	const struct msg *w;
+	char path[128], err[256];
+
+	env_init(&e);
+	connect_node(&e, 0, "owner");
+	connect_node(&e, 1, "a");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", "pw", -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "pw", -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 1, OP_GO_OFFLINE, "lan", NULL, -1, 0), RES_OK);
+	medsrv_free(e.m);
+	store_close(e.st);
+
+	snprintf(path, sizeof(path), "%s/mediator.db", e.dir);
+	e.st = store_open(path, err, sizeof(err));
+	CHECK(e.st != NULL);
+	io.arg = &e;
+	e.m = medsrv_new(e.st, &cfg, &io);
+	clear(&e);
+	connect_node(&e, 1, "");
+	w = last_of(&e.f[1], MSG_WELCOME);
+	CHECK(w && w->u.welcome.address == RANGE + 2 && strcmp(w->u.welcome.nick, "a") == 0);
+	CHECK_EQ(count_type(&e.f[1], MSG_NETWORK), 1);
+	w = last_of(&e.f[1], MSG_NETWORK);
+	CHECK(w && w->u.network.my_flags == 0);  /* offline survived */
+	CHECK(member_about(&e, 1, 0) != NULL && member_about(&e, 1, 0)->flags == MEMF_OWNER);
+	CHECK_EQ(req(&e, 1, OP_GO_ONLINE, "lan", NULL, -1, 0), RES_OK);
+	env_done(&e);
+}
+
+int
+main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	RUN(test_hello);
+	RUN(test_create_join);
+	RUN(test_lock_and_approval);
+	RUN(test_evict_leave_delete);
+	RUN(test_presence);
+	RUN(test_restart);
+	return unit_finish();
+}

@@ -1,0 +1,608 @@
+/*
+ * Unit tests for core/msg: golden encodings (tests/golden/msg_<type>.hex, committed), decode of
+ * each golden back into the same struct, and a table of malformed inputs that must be rejected.
+ *
+ * Regenerate the golden files after a deliberate layout change (and bump SHOAL_PROTO_VERSION):
+ *   SHOAL_GOLDEN_UPDATE=1 ./tests/unit/test_msg
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/msg.h"
+#include "tests/unit/unit.h"
+
+#ifndef SHOAL_TOP_SRCDIR
+#define SHOAL_TOP_SRCDIR "."
+#endif
+
+enum { BUF_MAX = 1024 };
+
+static uint32_t
+ip4(int a, int b, int c, int d)
+{
+	return ((uint32_t)a << 24) | ((uint32_t)b << 16) | ((uint32_t)c << 8) | (uint32_t)d;
+}
+
+/* ---- the fixed examples, one per message type ---- */
+
+static void
+ex_hello(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_HELLO;
+	m->u.hello.version = SHOAL_PROTO_VERSION;
+	strcpy(m->u.hello.nick, "alice");
+	m->u.hello.udp_port = 40000;
+	m->u.hello.n_local = 2;
+	m->u.hello.local[0] = (struct endpoint){ ip4(192, 168, 1, 10), 40000 };
+	m->u.hello.local[1] = (struct endpoint){ ip4(10, 0, 0, 5), 40000 };
+}
+
+static void
+ex_welcome(struct msg *m)
+{
+	int i;
+
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_WELCOME;
+	m->u.welcome.address = ip4(5, 1, 2, 3);
+	m->u.welcome.prefix_len = 8;
+	for (i = 0; i < UDP_TOKEN_LEN; i++)
+		m->u.welcome.udp_token[i] = (uint8_t)i;
+	strcpy(m->u.welcome.nick, "alice");
+}
+
+static void
+ex_request(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_REQUEST;
+	m->u.request.req_id = 7;
+	m->u.request.op = OP_JOIN;
+	strcpy(m->u.request.network, "lan-party");
+	strcpy(m->u.request.password, "hunter2");
+}
+
+static void
+ex_request_approve(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_REQUEST;
+	m->u.request.req_id = 0x01020304;
+	m->u.request.op = OP_APPROVE;
+	strcpy(m->u.request.network, "lan-party");
+	memset(m->u.request.target, 0x22, KEY_LEN);
+	m->u.request.flags = 0;
+}
+
+static void
+ex_result(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_RESULT;
+	m->u.result.req_id = 7;
+	m->u.result.status = RES_ERR_BAD_PASSWORD;
+	strcpy(m->u.result.text, "wrong password");
+}
+
+static void
+ex_network(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_NETWORK;
+	strcpy(m->u.network.name, "lan-party");
+	m->u.network.flags = NETF_MANUAL_APPROVAL;
+	memset(m->u.network.owner, 0x11, KEY_LEN);
+	m->u.network.my_flags = MEMF_ONLINE | MEMF_OWNER;
+}
+
+static void
+ex_member(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_MEMBER;
+	strcpy(m->u.member.network, "lan-party");
+	memset(m->u.member.key, 0x22, KEY_LEN);
+	m->u.member.address = ip4(5, 1, 2, 4);
+	strcpy(m->u.member.nick, "bob");
+	m->u.member.flags = MEMF_ONLINE;
+	m->u.member.n_endpoints = 2;
+	m->u.member.endpoints[0] = (struct endpoint){ ip4(203, 0, 113, 7), 51820 };
+	m->u.member.endpoints[1] = (struct endpoint){ ip4(192, 168, 1, 11), 40001 };
+}
+
+static void
+ex_member_gone(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_MEMBER_GONE;
+	strcpy(m->u.member_gone.network, "lan-party");
+	memset(m->u.member_gone.key, 0x22, KEY_LEN);
+}
+
+static void
+ex_network_gone(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_NETWORK_GONE;
+	strcpy(m->u.network_gone.name, "lan-party");
+	m->u.network_gone.reason = GONE_EVICTED;
+}
+
+static void
+ex_ping(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_PING;
+	m->u.ping.nonce = 0x0102030405060708ULL;
+}
+
+static void
+ex_pong(struct msg *m)
+{
+	ex_ping(m);
+	m->type = MSG_PONG;
+}
+
+static const struct golden {
+	const char *name;               /* tests/golden/msg_<name>.hex */
+	void (*fill)(struct msg *);
+	size_t len;                     /* expected encoded length, from PROTOCOL.md */
+} goldens[] = {
+	{ "hello", ex_hello, 1 + 2 + 1 + 5 + 2 + 1 + 2 * 6 },
+	{ "welcome", ex_welcome, 1 + 4 + 1 + 16 + 1 + 5 },
+	{ "request", ex_request, 1 + 4 + 1 + 1 + 9 + 1 + 7 + 1 + 0 + 32 + 1 },
+	{ "request_approve", ex_request_approve, 1 + 4 + 1 + 1 + 9 + 1 + 1 + 32 + 1 },
+	{ "result", ex_result, 1 + 4 + 1 + 1 + 14 },
+	{ "network", ex_network, 1 + 1 + 9 + 1 + 32 + 1 },
+	{ "member", ex_member, 1 + 1 + 9 + 32 + 4 + 1 + 3 + 1 + 1 + 2 * 6 },
+	{ "member_gone", ex_member_gone, 1 + 1 + 9 + 32 },
+	{ "network_gone", ex_network_gone, 1 + 1 + 9 + 1 },
+	{ "ping", ex_ping, 1 + 8 },
+	{ "pong", ex_pong, 1 + 8 },
+};
+
+/* ---- golden file I/O ---- */
+
+static void
+golden_path(const char *name, char *out, size_t cap)
+{
+	const char *src = getenv("SHOAL_SRCDIR");
+
+	snprintf(out, cap, "%s/tests/golden/msg_%s.hex", src ? src : SHOAL_TOP_SRCDIR, name);
+}
+
+/* Reads hex digits, ignoring whitespace and '#' comment lines. Returns the byte count or -1. */
+static int
+golden_read(const char *name, uint8_t *out, size_t cap)
+{
+	char path[4096];
+	FILE *f;
+	int c, hi = -1;
+	size_t n = 0;
+
+	golden_path(name, path, sizeof(path));
+	if (!(f = fopen(path, "r"))) {
+		fprintf(stderr, "cannot open %s\n", path);
+		return -1;
+	}
+	while ((c = fgetc(f)) != EOF) {
+		int v;
+
+		if (c == '#') {
+			while ((c = fgetc(f)) != EOF && c != '\n')
+				;
+			continue;
+		}
+		if (isspace(c))
+			continue;
+		if (!isxdigit(c) || n >= cap) {
+			fclose(f);
+			return -1;
+		}
+		v = isdigit(c) ? c - '0' : tolower(c) - 'a' + 10;
+		if (hi < 0) {
+			hi = v;
+		} else {
+			out[n++] = (uint8_t)(hi << 4 | v);
+			hi = -1;
+		}
+	}
+	fclose(f);
+	return hi < 0 ? (int)n : -1;
+}
+
+static void
+golden_write(const char *name, const uint8_t *b, size_t n)
+{
+	char path[4096];
+	FILE *f;
+	size_t i;
+
+	golden_path(name, path, sizeof(path));
+	if (!(f = fopen(path, "w"))) {
+		fprintf(stderr, "cannot write %s\n", path);
+		return;
+	}
+	fprintf(f, "# msg_%s: %zu bytes; layout in docs/PROTOCOL.md. Generated by test_msg.\n",
+	    name, n);
+	for (i = 0; i < n; i++)
+		fprintf(f, "%02x%s", b[i], (i % 16 == 15 || i == n - 1) ? "\n" : " ");
+	fclose(f);
+}
+
+/* ---- field-by-field comparison ---- */
+
+static void
+check_endpoints(const struct endpoint *a, const struct endpoint *b, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		CHECK_EQ(a[i].addr, b[i].addr);
+		CHECK_EQ(a[i].port, b[i].port);
+	}
+}
+
+static void
+check_msg_equal(const struct msg *a, const struct msg *b)
+{
+	CHECK_EQ(a->type, b->type);
+	if (a->type != b->type)
+		return;
+	switch (a->type) {
+	case MSG_HELLO:
+		CHECK_EQ(a->u.hello.version, b->u.hello.version);
+		CHECK(strcmp(a->u.hello.nick, b->u.hello.nick) == 0);
+		CHECK_EQ(a->u.hello.udp_port, b->u.hello.udp_port);
+		CHECK_EQ(a->u.hello.n_local, b->u.hello.n_local);
+		check_endpoints(a->u.hello.local, b->u.hello.local, a->u.hello.n_local);
+		break;
+	case MSG_WELCOME:
+		CHECK_EQ(a->u.welcome.address, b->u.welcome.address);
+		CHECK_EQ(a->u.welcome.prefix_len, b->u.welcome.prefix_len);
+		CHECK_MEM(a->u.welcome.udp_token, b->u.welcome.udp_token, UDP_TOKEN_LEN);
+		CHECK(strcmp(a->u.welcome.nick, b->u.welcome.nick) == 0);
+		break;
+	case MSG_REQUEST:
+		CHECK_EQ(a->u.request.req_id, b->u.request.req_id);
+		CHECK_EQ(a->u.request.op, b->u.request.op);
+		CHECK(strcmp(a->u.request.network, b->u.request.network) == 0);
+		CHECK(strcmp(a->u.request.password, b->u.request.password) == 0);
+		CHECK(strcmp(a->u.request.arg, b->u.request.arg) == 0);
+		CHECK_MEM(a->u.request.target, b->u.request.target, KEY_LEN);
+		CHECK_EQ(a->u.request.flags, b->u.request.flags);
+		break;
+	case MSG_RESULT:
+		CHECK_EQ(a->u.result.req_id, b->u.result.req_id);
+		CHECK_EQ(a->u.result.status, b->u.result.status);
+		CHECK(strcmp(a->u.result.text, b->u.result.text) == 0);
+		break;
+	case MSG_NETWORK:
+		CHECK(strcmp(a->u.network.name, b->u.network.name) == 0);
+		CHECK_EQ(a->u.network.flags, b->u.network.flags);
+		CHECK_MEM(a->u.network.owner, b->u.network.owner, KEY_LEN);
+		CHECK_EQ(a->u.network.my_flags, b->u.network.my_flags);
+		break;
+	case MSG_MEMBER:
+		CHECK(strcmp(a->u.member.network, b->u.member.network) == 0);
+		CHECK_MEM(a->u.member.key, b->u.member.key, KEY_LEN);
+		CHECK_EQ(a->u.member.address, b->u.member.address);
+		CHECK(strcmp(a->u.member.nick, b->u.member.nick) == 0);
+		CHECK_EQ(a->u.member.flags, b->u.member.flags);
+		CHECK_EQ(a->u.member.n_endpoints, b->u.member.n_endpoints);
+		check_endpoints(a->u.member.endpoints, b->u.member.endpoints,
+		    a->u.member.n_endpoints);
+		break;
+	case MSG_MEMBER_GONE:
+		CHECK(strcmp(a->u.member_gone.network, b->u.member_gone.network) == 0);
+		CHECK_MEM(a->u.member_gone.key, b->u.member_gone.key, KEY_LEN);
+		break;
+	case MSG_NETWORK_GONE:
+		CHECK(strcmp(a->u.network_gone.name, b->u.network_gone.name) == 0);
+		CHECK_EQ(a->u.network_gone.reason, b->u.network_gone.reason);
+		break;
+	case MSG_PING:
+	case MSG_PONG:
+		CHECK(a->u.ping.nonce == b->u.ping.nonce);
+		break;
+	default:
+		CHECK(!"unexpected type");
+	}
+}
+
+/* ---- tests ---- */
+
+static void
+test_golden(void)
+{
+	uint8_t enc[BUF_MAX], gold[BUF_MAX];
+	struct msg m, d;
+	size_t i;
+	int n, g;
+	int update = getenv("SHOAL_GOLDEN_UPDATE") != NULL;
+
+	for (i = 0; i < sizeof(goldens) / sizeof(goldens[0]); i++) {
+		goldens[i].fill(&m);
+		n = msg_encode(&m, enc, sizeof(enc));
+		CHECK_EQ(n, goldens[i].len);
+		if (n < 0)
+			continue;
+		if (update)
+			golden_write(goldens[i].name, enc, (size_t)n);
+		g = golden_read(goldens[i].name, gold, sizeof(gold));
+		if (g != n || memcmp(enc, gold, (size_t)n) != 0) {
+			fprintf(stderr, "golden mismatch: msg_%s\n", goldens[i].name);
+			CHECK(0);
+			continue;
+		}
+		CHECK_EQ(msg_decode(&d, gold, (size_t)g), 0);
+		check_msg_equal(&m, &d);
+	}
+}
+
+static void
+test_golden_probe(void)
+{
+	uint8_t token[UDP_TOKEN_LEN], tok2[UDP_TOKEN_LEN], enc[64], gold[64];
+	struct endpoint ep = { ip4(203, 0, 113, 7), 51820 }, ep2;
+	int i, n, g;
+	int update = getenv("SHOAL_GOLDEN_UPDATE") != NULL;
+
+	for (i = 0; i < UDP_TOKEN_LEN; i++)
+		token[i] = (uint8_t)(0xa0 + i);
+	n = probe_encode(token, enc, sizeof(enc));
+	CHECK_EQ(n, UDP_PROBE_LEN);
+	if (update)
+		golden_write("probe", enc, (size_t)n);
+	g = golden_read("probe", gold, sizeof(gold));
+	CHECK(g == n && memcmp(enc, gold, (size_t)n) == 0);
+	CHECK_EQ(probe_decode(gold, (size_t)n, tok2), 0);
+	CHECK_MEM(token, tok2, UDP_TOKEN_LEN);
+
+	n = probe_reply_encode(&ep, enc, sizeof(enc));
+	CHECK_EQ(n, UDP_PROBE_REPLY_LEN);
+	if (update)
+		golden_write("probe_reply", enc, (size_t)n);
+	g = golden_read("probe_reply", gold, sizeof(gold));
+	CHECK(g == n && memcmp(enc, gold, (size_t)n) == 0);
+	CHECK_EQ(probe_reply_decode(gold, (size_t)n, &ep2), 0);
+	CHECK_EQ(ep2.addr, ep.addr);
+	CHECK_EQ(ep2.port, ep.port);
+
+	/* Every truncation, a trailing byte, bad padding, the other type. */
+	for (i = 0; i < UDP_PROBE_LEN; i++)
+		CHECK_EQ(probe_decode(gold, (size_t)i, tok2), -1);
+	probe_encode(token, enc, sizeof(enc));
+	CHECK_EQ(probe_reply_decode(enc, UDP_PROBE_REPLY_LEN, &ep2), -1);
+	enc[UDP_PROBE_LEN] = 0;
+	CHECK_EQ(probe_decode(enc, UDP_PROBE_LEN + 1, tok2), -1);
+	enc[2] = 1;
+	CHECK_EQ(probe_decode(enc, UDP_PROBE_LEN, tok2), -1);
+	probe_reply_encode(&ep, enc, sizeof(enc));
+	for (i = 0; i < UDP_PROBE_REPLY_LEN; i++)
+		CHECK_EQ(probe_reply_decode(enc, (size_t)i, &ep2), -1);
+	enc[3] = 0x80;
+	CHECK_EQ(probe_reply_decode(enc, UDP_PROBE_REPLY_LEN, &ep2), -1);
+	CHECK_EQ(probe_encode(token, enc, UDP_PROBE_LEN - 1), -1);
+	CHECK_EQ(probe_reply_encode(&ep, enc, UDP_PROBE_REPLY_LEN - 1), -1);
+}
+
+/* Every strict prefix of every golden encoding, and every encoding plus one byte, is rejected. */
+static void
+test_truncated_and_trailing(void)
+{
+	uint8_t enc[BUF_MAX];
+	struct msg m, d;
+	size_t i, k;
+	int n;
+
+	for (i = 0; i < sizeof(goldens) / sizeof(goldens[0]); i++) {
+		goldens[i].fill(&m);
+		n = msg_encode(&m, enc, sizeof(enc));
+		CHECK(n > 0);
+		if (n <= 0)
+			continue;
+		for (k = 0; k < (size_t)n; k++) {
+			if (msg_decode(&d, enc, k) != -1) {
+				fprintf(stderr, "msg_%s: prefix %zu accepted\n", goldens[i].name, k);
+				CHECK(0);
+			}
+		}
+		enc[n] = 0;
+		CHECK_EQ(msg_decode(&d, enc, (size_t)n + 1), -1);
+		/* The encoder refuses every buffer that is too small. */
+		for (k = 0; k < (size_t)n; k++)
+			CHECK_EQ(msg_encode(&m, enc, k), -1);
+	}
+}
+
+/* One byte patched at an offset of an example's encoding; the decode must fail. */
+static const struct bad_patch {
+	const char *why;
+	void (*fill)(struct msg *);
+	size_t off;
+	uint8_t val;
+} bad_patches[] = {
+	{ "unknown type 0", ex_ping, 0, 0 },
+	{ "unknown type 11", ex_ping, 0, 11 },
+	{ "unknown type 255", ex_ping, 0, 255 },
+	/* HELLO: type, u16 version, str8 nick(5) at 3, u16 port at 9, count at 11 */
+	{ "hello count 9", ex_hello, 11, MAX_ENDPOINTS + 1 },
+	{ "hello count 255", ex_hello, 11, 255 },
+	{ "hello count 3 > present", ex_hello, 11, 3 },
+	{ "hello nick len past end", ex_hello, 3, 200 },
+	{ "hello nick NUL", ex_hello, 5, 0 },
+	/* WELCOME: type, u32 addr, u8 prefix at 5 */
+	{ "welcome prefix 33", ex_welcome, 5, 33 },
+	{ "welcome nick len 6", ex_welcome, 22, 6 },
+	/* REQUEST: type, u32 id, u8 op at 5, str8 network at 6 */
+	{ "request op 0", ex_request, 5, 0 },
+	{ "request op 13", ex_request, 5, OP_SET_NICK + 1 },
+	{ "request network NUL", ex_request, 8, 0 },
+	{ "request network len 8", ex_request, 6, 8 },
+	/* MEMBER: type, str8 network(9) at 1, key at 11, addr at 43, str8 nick(3) at 47,
+	 * flags at 51, count at 52 */
+	{ "member count 9", ex_member, 52, MAX_ENDPOINTS + 1 },
+	{ "member count 1 < present", ex_member, 52, 1 },
+	{ "member nick NUL", ex_member, 49, 0 },
+	/* NETWORK_GONE: type, str8 name(9) at 1, reason at 11 */
+	{ "network_gone reason 4", ex_network_gone, 11, GONE_REJECTED + 1 },
+	/* NETWORK: type, str8 name at 1 */
+	{ "network name len 0 leaves bytes", ex_network, 1, 0 },
+};
+
+static void
+test_bad_table(void)
+{
+	uint8_t enc[BUF_MAX];
+	struct msg m, d;
+	size_t i;
+	int n;
+
+	for (i = 0; i < sizeof(bad_patches) / sizeof(bad_patches[0]); i++) {
+		const struct bad_patch *b = &bad_patches[i];
+
+		b->fill(&m);
+		n = msg_encode(&m, enc, sizeof(enc));
+		CHECK(n > 0 && b->off < (size_t)n);
+		if (n <= 0 || b->off >= (size_t)n)
+			continue;
+		enc[b->off] = b->val;
+		if (msg_decode(&d, enc, (size_t)n) != -1) {
+			fprintf(stderr, "accepted: %s\n", b->why);
+			CHECK(0);
+		}
+	}
+}
+
+/* A network name of 65 bytes is valid str8 but longer than NAME_MAX_LEN: rejected. */
+static void
+test_overlong_strings(void)
+{
+	uint8_t enc[BUF_MAX];
+	struct msg m, d;
+	size_t off = 0;
+
+	enc[off++] = MSG_MEMBER_GONE;
+	enc[off++] = NAME_MAX_LEN + 1;
+	memset(enc + off, 'n', NAME_MAX_LEN + 1);
+	off += NAME_MAX_LEN + 1;
+	memset(enc + off, 0x22, KEY_LEN);
+	off += KEY_LEN;
+	CHECK_EQ(msg_decode(&d, enc, off), -1);
+	/* Exactly NAME_MAX_LEN is fine. */
+	enc[1] = NAME_MAX_LEN;
+	memmove(enc + 2 + NAME_MAX_LEN, enc + 3 + NAME_MAX_LEN, KEY_LEN);
+	CHECK_EQ(msg_decode(&d, enc, off - 1), 0);
+	CHECK_EQ(strlen(d.u.member_gone.network), NAME_MAX_LEN);
+
+	/* RESULT text may use the full 255 bytes. */
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RESULT;
+	memset(m.u.result.text, 't', MSG_TEXT_MAX_LEN);
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 1 + 4 + 1 + 1 + MSG_TEXT_MAX_LEN);
+	CHECK_EQ(msg_decode(&d, enc, 1 + 4 + 1 + 1 + MSG_TEXT_MAX_LEN), 0);
+	CHECK_EQ(strlen(d.u.result.text), MSG_TEXT_MAX_LEN);
+}
+
+/* The encoder refuses what the decoder would refuse. */
+static void
+test_encode_rejects(void)
+{
+	uint8_t enc[BUF_MAX];
+	struct msg m;
+
+	ex_member(&m);
+	m.u.member.n_endpoints = MAX_ENDPOINTS + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_member(&m);
+	m.u.member.n_endpoints = MAX_ENDPOINTS;
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+
+	ex_hello(&m);
+	m.u.hello.n_local = MAX_ENDPOINTS + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_hello(&m);
+	memset(m.u.hello.nick, 'x', sizeof(m.u.hello.nick));  /* no NUL */
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	ex_request(&m);
+	m.u.request.op = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.request.op = OP_SET_NICK + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	ex_welcome(&m);
+	m.u.welcome.prefix_len = 33;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	ex_network_gone(&m);
+	m.u.network_gone.reason = 4;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	memset(&m, 0, sizeof(m));
+	m.type = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.type = 200;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+}
+
+/* The largest message fits a control frame with room for the AEAD tag. */
+static void
+test_max_sizes(void)
+{
+	uint8_t enc[BUF_MAX];
+	struct msg m;
+	int n, i;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_REQUEST;
+	m.u.request.op = OP_CREATE;
+	memset(m.u.request.network, 'n', NAME_MAX_LEN);
+	memset(m.u.request.password, 'p', PASSWORD_MAX_LEN);
+	memset(m.u.request.arg, 'a', NICK_MAX_LEN);
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK_EQ(n, 1 + 4 + 1 + 65 + 129 + 65 + 32 + 1);
+	CHECK(n + AEAD_TAG_LEN <= CTRL_FRAME_MAX);
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_MEMBER;
+	memset(m.u.member.network, 'n', NAME_MAX_LEN);
+	memset(m.u.member.nick, 'k', NICK_MAX_LEN);
+	m.u.member.n_endpoints = MAX_ENDPOINTS;
+	for (i = 0; i < MAX_ENDPOINTS; i++)
+		m.u.member.endpoints[i] = (struct endpoint){ (uint32_t)i, (uint16_t)i };
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK_EQ(n, 1 + 65 + 32 + 4 + 65 + 1 + 1 + 8 * 6);
+}
+
+static void
+test_names(void)
+{
+	CHECK(strcmp(msg_type_name(MSG_MEMBER_GONE), "MEMBER_GONE") == 0);
+	CHECK(strcmp(msg_type_name(0), "UNKNOWN") == 0);
+	CHECK(strcmp(req_op_name(OP_SET_NICK), "SET_NICK") == 0);
+	CHECK(strcmp(req_op_name(99), "UNKNOWN") == 0);
+	CHECK(strcmp(result_status_text(RES_OK), "ok") == 0);
+	CHECK(strcmp(result_status_text(200), "unknown error") == 0);
+}
+
+int
+main(void)
+{
+	RUN(test_golden);
+	RUN(test_golden_probe);
+	RUN(test_truncated_and_trailing);
+	RUN(test_bad_table);
+	RUN(test_overlong_strings);
+	RUN(test_encode_rejects);
+	RUN(test_max_sizes);
+	RUN(test_names);
+	return unit_finish();
+}

@@ -1,0 +1,561 @@
+/*
+ * Unit tests for the peer layer (core/peer.c and friends): several daemon contexts in one
+ * process and one ev loop, each with its own transport on loopback, key and peer table. The
+ * netstack is replaced by a stub that records what would have been delivered; the mediator
+ * is absent (d->med = NULL).
+ */
+#include "config.h"
+
+#include <sodium.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/peer_impl.h"
+#include "core/transport.h"
+#include "daemon/daemon.h"
+#include "netstack/netstack.h"
+#include "tests/unit/unit.h"
+
+enum { MAX_NODES = 4 };
+
+/* What the stub netstack saw. A struct netstack is never dereferenced by the peer layer. */
+struct capture {
+	unsigned n;
+	uint32_t last_src;
+	size_t last_len;
+};
+
+struct node {
+	struct daemon d;
+	struct capture cap;
+	uint8_t last_data[UDP_MAX_PAYLOAD];
+	size_t last_data_len;
+	struct endpoint last_from;
+	int deaf;                       /* drop everything the transport receives */
+};
+
+void
+netstack_input(struct netstack *ns, const uint8_t *pkt, size_t len)
+{
+	struct capture *c = (struct capture *)(void *)ns;
+
+	c->n++;
+	c->last_len = len;
+	c->last_src = (uint32_t)pkt[12] << 24 | (uint32_t)pkt[13] << 16 | (uint32_t)pkt[14] << 8 |
+	    pkt[15];
+}
+
+static void
+dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
+{
+	struct node *n = arg;
+
+	if (n->deaf)
+		return;
+	if (len > 0 && pkt[0] == UDP_DATA) {
+		memcpy(n->last_data, pkt, len);
+		n->last_data_len = len;
+		n->last_from = *from;
+	}
+	peers_receive(n->d.peers, from, pkt, len);
+}
+
+static struct ev_loop *loop;
+static struct node nodes[MAX_NODES];
+
+static struct node *
+node_up(int i)
+{
+	struct node *n = &nodes[i];
+
+	memset(n, 0, sizeof(*n));
+	n->d.loop = loop;
+	noise_keypair_generate(&n->d.key);
+	n->d.vaddr = 0x05000001u + (uint32_t)i;
+	n->d.prefix_len = 8;
+	n->d.ns = (struct netstack *)(void *)&n->cap;
+	n->d.tp = transport_new(loop, 0, dispatch, n);
+	n->d.peers = peers_new(&n->d);
+	if (!n->d.tp || !n->d.peers)
+		fatalx("node setup failed");
+	return n;
+}
+
+static void
+node_down(struct node *n)
+{
+	peers_free(n->d.peers);
+	transport_free(n->d.tp);
+	memset(n, 0, sizeof(*n));
+}
+
+static struct endpoint
+node_ep(const struct node *n)
+{
+	struct endpoint ep = { 0x7f000001, transport_port(n->d.tp) };
+
+	return ep;
+}
+
+static void
+authorize(struct node *a, struct node *b)
+{
+	struct endpoint ep = node_ep(b);
+
+	peers_authorize(a->d.peers, b->d.key.pub, b->d.vaddr, &ep, 1);
+}
+
+static struct peer *
+peer_of(struct node *a, struct node *b)
+{
+	return peers_lookup_key(a->d.peers, b->d.key.pub);
+}
+
+static void
+tick_cb(struct ev_loop *l, ev_timer *w, int revents)
+{
+}
+
+/* Runs the loop for up to `secs`, or until cond(arg) holds. */
+static int
+run_until(int (*cond)(void *), void *arg, double secs)
+{
+	ev_timer tick;
+	double end;
+	int ok = 0;
+
+	ev_now_update(loop);
+	end = ev_now(loop) + secs;
+	ev_timer_init(&tick, tick_cb, 0.005, 0.005);
+	ev_timer_start(loop, &tick);
+	while (ev_now(loop) < end) {
+		if (cond && cond(arg)) {
+			ok = 1;
+			break;
+		}
+		ev_run(loop, EVRUN_ONCE);
+	}
+	ev_timer_stop(loop, &tick);
+	return ok;
+}
+
+static int
+session_up(void *arg)
+{
+	struct node **ab = arg;
+	struct peer *pa = peer_of(ab[0], ab[1]), *pb = peer_of(ab[1], ab[0]);
+
+	return pa && pb && peer_usable_keypair(pa) && peer_usable_keypair(pb);
+}
+
+static int
+connect_pair(struct node *a, struct node *b)
+{
+	struct node *ab[2] = { a, b };
+
+	authorize(a, b);
+	authorize(b, a);
+	return run_until(session_up, ab, 3.0);
+}
+
+static size_t
+make_ip(uint8_t *pkt, uint32_t src, uint32_t dst, size_t len)
+{
+	memset(pkt, 0, len);
+	pkt[0] = 0x45;
+	pkt[2] = len >> 8;
+	pkt[3] = len & 255;
+	pkt[8] = 64;
+	pkt[9] = 17;
+	pkt[12] = src >> 24; pkt[13] = src >> 16; pkt[14] = src >> 8; pkt[15] = src;
+	pkt[16] = dst >> 24; pkt[17] = dst >> 16; pkt[18] = dst >> 8; pkt[19] = dst;
+	return len;
+}
+
+static int
+captured_at_least(void *arg)
+{
+	void **v = arg;
+	struct capture *c = v[0];
+	unsigned *want = v[1];
+
+	return c->n >= *want;
+}
+
+static int
+wait_delivered(struct node *n, unsigned want, double secs)
+{
+	void *v[2] = { &n->cap, &want };
+
+	return run_until(captured_at_least, v, secs);
+}
+
+struct ping_result {
+	int done;
+	double rtt;
+};
+
+static void
+ping_cb(void *arg, double rtt)
+{
+	struct ping_result *r = arg;
+
+	r->done = 1;
+	r->rtt = rtt;
+}
+
+static int
+ping_done(void *arg)
+{
+	return ((struct ping_result *)arg)->done;
+}
+
+static void
+test_ping_and_status(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct ping_result pr = { 0, 0 };
+	struct peer_status st;
+	struct peers_stats ps;
+
+	CHECK(connect_pair(a, b));
+	CHECK_EQ(peers_ping(a->d.peers, b->d.vaddr, ping_cb, &pr), 0);
+	CHECK(run_until(ping_done, &pr, 4.0));
+	CHECK(pr.rtt >= 0 && pr.rtt < 1000);
+	CHECK_EQ(peers_ping(a->d.peers, 0x05000063u, ping_cb, &pr), -1);
+
+	CHECK_EQ(peers_status(a->d.peers, b->d.key.pub, &st), 0);
+	CHECK_EQ(st.path, PATH_DIRECT);
+	CHECK_EQ(st.endpoint.port, transport_port(b->d.tp));
+	CHECK(st.rtt_ms >= 0);
+	CHECK(st.tx_bytes > 0 && st.rx_bytes > 0);
+	CHECK(st.last_rx > 0);
+	CHECK(strcmp(path_kind_name(st.path), "direct") == 0);
+	CHECK(strcmp(path_kind_name(PATH_NONE), "none") == 0);
+	CHECK_EQ(peers_status(a->d.peers, a->d.key.pub, &st), -1);     /* ourselves: never */
+
+	peers_get_stats(a->d.peers, &ps);
+	CHECK(ps.handshakes_done >= 1);
+	CHECK_EQ(ps.rx_dropped_auth, 0);
+	node_down(a);
+	node_down(b);
+}
+
+static void
+test_ip_and_spoofing(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	uint8_t pkt[100];
+	struct peers_stats st;
+
+	CHECK(connect_pair(a, b));
+	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
+	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	CHECK(wait_delivered(b, 1, 2.0));
+	CHECK_EQ(b->cap.last_src, a->d.vaddr);
+	CHECK_EQ(b->cap.last_len, sizeof(pkt));
+
+	/* a claims to be 5.0.0.9: authenticated, but not a's address -> dropped. */
+	make_ip(pkt, 0x05000009u, b->d.vaddr, sizeof(pkt));
+	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	run_until(NULL, NULL, 0.2);
+	CHECK_EQ(b->cap.n, 1);
+	peers_get_stats(b->d.peers, &st);
+	CHECK_EQ(st.rx_dropped_auth, 1);
+	CHECK_EQ(b->d.peers->xst.rx_spoofed, 1);
+	CHECK_EQ(st.rx_data, 1);
+
+	/* No route: unknown destination is dropped and counted. */
+	peers_send_ip(a->d.peers, 0x05000063u, pkt, sizeof(pkt));
+	CHECK_EQ(a->d.peers->xst.tx_no_route, 1);
+	node_down(a);
+	node_down(b);
+}
+
+static void
+test_replay_dropped(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	uint8_t pkt[60], copy[UDP_MAX_PAYLOAD];
+	struct endpoint from;
+	struct peers_stats st;
+	size_t len;
+
+	CHECK(connect_pair(a, b));
+	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
+	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	CHECK(wait_delivered(b, 1, 2.0));
+	CHECK(b->last_data_len > 0);
+	len = b->last_data_len;
+	memcpy(copy, b->last_data, len);
+	from = b->last_from;
+
+	peers_receive(b->d.peers, &from, copy, len);
+	peers_get_stats(b->d.peers, &st);
+	CHECK_EQ(st.rx_dropped_replay, 1);
+	CHECK_EQ(b->cap.n, 1);
+
+	/* One flipped bit in the ciphertext: an authentication failure, not a replay. */
+	memcpy(copy, b->last_data, len);
+	copy[len - 1] ^= 1;
+	copy[8 + 7] ^= 0x40;            /* a fresh counter, so the window does not reject it */
+	peers_receive(b->d.peers, &from, copy, len);
+	peers_get_stats(b->d.peers, &st);
+	CHECK_EQ(st.rx_dropped_auth, 1);
+	CHECK_EQ(st.rx_dropped_replay, 1);
+	CHECK_EQ(b->cap.n, 1);
+	node_down(a);
+	node_down(b);
+}
+
+static void
+test_unauthorized_handshake(void)
+{
+	struct node *a = node_up(0), *c = node_up(2);
+	struct peers_stats st;
+	struct peer_status ps;
+
+	/* c knows a; a never authorized c. */
+	authorize(c, a);
+	run_until(NULL, NULL, 0.3);
+	peers_get_stats(a->d.peers, &st);
+	CHECK(st.rx_dropped_auth >= 1);
+	CHECK(a->d.peers->xst.rx_unauthorized >= 1);
+	CHECK_EQ(st.handshakes_done, 0);
+	CHECK_EQ(peers_status(c->d.peers, a->d.key.pub, &ps), 0);
+	CHECK_EQ(ps.path, PATH_NONE);
+	CHECK(peer_usable_keypair(peer_of(c, a)) == NULL);
+	node_down(a);
+	node_down(c);
+}
+
+static void
+test_revoke(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	uint8_t pkt[80];
+	struct peers_stats st;
+	struct peer_status ps;
+
+	CHECK(connect_pair(a, b));
+	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
+	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	CHECK(wait_delivered(b, 1, 2.0));
+
+	peers_revoke(b->d.peers, a->d.key.pub);
+	CHECK_EQ(peers_status(b->d.peers, a->d.key.pub, &ps), -1);
+	CHECK(b->d.peers->indices == NULL);     /* every index of a's sessions is gone */
+	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	run_until(NULL, NULL, 0.2);
+	CHECK_EQ(b->cap.n, 1);
+	peers_get_stats(b->d.peers, &st);
+	CHECK(st.rx_dropped_unknown >= 1);
+	/* and b can no longer send to a */
+	make_ip(pkt, b->d.vaddr, a->d.vaddr, sizeof(pkt));
+	peers_send_ip(b->d.peers, a->d.vaddr, pkt, sizeof(pkt));
+	CHECK_EQ(b->d.peers->xst.tx_no_route, 1);
+	node_down(a);
+	node_down(b);
+}
+
+struct flow {
+	struct node *a, *b;
+	unsigned sent, target;
+};
+
+static int
+flow_step(void *arg)
+{
+	struct flow *f = arg;
+	uint8_t pkt[300];
+
+	if (f->sent < f->target) {
+		make_ip(pkt, f->a->d.vaddr, f->b->d.vaddr, sizeof(pkt));
+		peers_send_ip(f->a->d.peers, f->b->d.vaddr, pkt, sizeof(pkt));
+		f->sent++;
+		return 0;
+	}
+	return f->b->cap.n >= f->target;
+}
+
+static void
+test_forced_rekey(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct flow f = { a, b, 0, 300 };
+	struct peer *pa, *pb;
+	uint32_t old_index;
+	struct peers_stats before, after;
+
+	CHECK(connect_pair(a, b));
+	pa = peer_of(a, b);
+	pb = peer_of(b, a);
+	peers_get_stats(a->d.peers, &before);
+	/* Make whichever end initiated believe its session is old: next send rekeys. */
+	if (pa->current->s.initiator) {
+		pa->current->s.created -= REKEY_AFTER_TIME + 1;
+	} else {
+		pb->current->s.created -= REKEY_AFTER_TIME + 1;
+		f.a = b;
+		f.b = a;
+	}
+	old_index = peer_of(f.a, f.b)->current->s.local_index;
+	CHECK(run_until(flow_step, &f, 5.0));
+	CHECK_EQ(f.b->cap.n, f.target);         /* not one packet lost across the rekey */
+	peers_get_stats(a->d.peers, &after);
+	CHECK(after.handshakes_done > before.handshakes_done);
+	CHECK(peer_of(f.a, f.b)->current->s.local_index != old_index);
+	CHECK(peer_of(f.a, f.b)->previous != NULL);      /* old keys still accepted */
+	node_down(a);
+	node_down(b);
+}
+
+static void
+test_simultaneous_initiation(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct node *ab[2] = { a, b };
+	struct ping_result p1 = { 0, 0 }, p2 = { 0, 0 };
+	uint8_t pkt[64];
+	struct peers_stats sa, sb;
+
+	/* Both authorize before either runs: both initiations cross on the wire. */
+	authorize(a, b);
+	authorize(b, a);
+	CHECK(peer_of(a, b)->hs_active && peer_of(b, a)->hs_active);
+	CHECK(run_until(session_up, ab, 3.0));
+	run_until(NULL, NULL, 0.2);
+	peers_get_stats(a->d.peers, &sa);
+	peers_get_stats(b->d.peers, &sb);
+	/* Each end answered one handshake and completed its own. */
+	CHECK_EQ(sa.handshakes_done, 2);
+	CHECK_EQ(sb.handshakes_done, 2);
+
+	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
+	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	make_ip(pkt, b->d.vaddr, a->d.vaddr, sizeof(pkt));
+	peers_send_ip(b->d.peers, a->d.vaddr, pkt, sizeof(pkt));
+	CHECK(wait_delivered(b, 1, 2.0));
+	CHECK(wait_delivered(a, 1, 2.0));
+	CHECK_EQ(peers_ping(a->d.peers, b->d.vaddr, ping_cb, &p1), 0);
+	CHECK_EQ(peers_ping(b->d.peers, a->d.vaddr, ping_cb, &p2), 0);
+	CHECK(run_until(ping_done, &p1, 4.0));
+	CHECK(run_until(ping_done, &p2, 4.0));
+	CHECK(p1.rtt >= 0 && p2.rtt >= 0);
+	peers_get_stats(a->d.peers, &sa);
+	peers_get_stats(b->d.peers, &sb);
+	CHECK_EQ(sa.rx_dropped_auth + sa.rx_dropped_unknown + sa.rx_dropped_replay, 0);
+	CHECK_EQ(sb.rx_dropped_auth + sb.rx_dropped_unknown + sb.rx_dropped_replay, 0);
+	node_down(a);
+	node_down(b);
+}
+
+static void
+test_queue_before_session(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	uint8_t pkt[64];
+	int i;
+
+	/* b is deaf at first: a's packets wait in its queue, then all go out. */
+	b->deaf = 1;
+	authorize(b, a);
+	authorize(a, b);
+	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
+	for (i = 0; i < 10; i++)
+		peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	run_until(NULL, NULL, 0.1);
+	CHECK_EQ(peer_of(a, b)->q_len, 10);
+	b->deaf = 0;
+	/* a's retransmit (REKEY_TIMEOUT) or b's own initiation brings the session up. */
+	CHECK(wait_delivered(b, 10, 8.0));
+	CHECK_EQ(peer_of(a, b)->q_len, 0);
+	node_down(a);
+	node_down(b);
+}
+
+static void
+test_broadcast(void)
+{
+	struct node *a = node_up(0), *b = node_up(1), *c = node_up(2);
+	uint8_t pkt[64];
+
+	CHECK(connect_pair(a, b));
+	CHECK(connect_pair(a, c));
+	make_ip(pkt, a->d.vaddr, 0x05ffffffu, sizeof(pkt));
+	peers_send_ip(a->d.peers, 0x05ffffffu, pkt, sizeof(pkt));       /* subnet broadcast */
+	make_ip(pkt, a->d.vaddr, 0xe0000001u, sizeof(pkt));
+	peers_send_ip(a->d.peers, 0xe0000001u, pkt, sizeof(pkt));        /* multicast */
+	make_ip(pkt, a->d.vaddr, 0xffffffffu, sizeof(pkt));
+	peers_send_ip(a->d.peers, 0xffffffffu, pkt, sizeof(pkt));
+	CHECK(wait_delivered(b, 3, 2.0));
+	CHECK(wait_delivered(c, 3, 2.0));
+	node_down(a);
+	node_down(b);
+	node_down(c);
+}
+
+static void
+test_malformed(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct endpoint from = { 0x7f000001, 9 };
+	uint8_t junk[200];
+	struct peers_stats st;
+	size_t i;
+
+	CHECK(connect_pair(a, b));
+	memset(junk, 0, sizeof(junk));
+	peers_receive(b->d.peers, &from, junk, 0);
+	junk[0] = 99;
+	peers_receive(b->d.peers, &from, junk, 10);
+	junk[0] = UDP_HANDSHAKE_INIT;
+	peers_receive(b->d.peers, &from, junk, 50);                       /* short */
+	peers_receive(b->d.peers, &from, junk, UDP_HANDSHAKE_INIT_LEN);  /* garbage Noise */
+	junk[0] = UDP_HANDSHAKE_RESP;
+	peers_receive(b->d.peers, &from, junk, UDP_HANDSHAKE_RESP_LEN);  /* unknown index */
+	junk[0] = UDP_DATA;
+	peers_receive(b->d.peers, &from, junk, 10);                       /* short */
+	for (i = 0; i < 50; i++) {
+		randombytes_buf(junk + 1, sizeof(junk) - 1);
+		junk[1] = junk[2] = junk[3] = 0;
+		peers_receive(b->d.peers, &from, junk, 40 + i * 3);
+	}
+	peers_get_stats(b->d.peers, &st);
+	CHECK_EQ(st.rx_dropped_malformed, 4);
+	CHECK_EQ(st.rx_dropped_auth, 1);
+	CHECK(st.rx_dropped_unknown >= 49);
+	CHECK_EQ(b->cap.n, 0);
+	/* and the real session still works */
+	{
+		uint8_t pkt[64];
+
+		make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
+		peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+		CHECK(wait_delivered(b, 1, 2.0));
+	}
+	node_down(a);
+	node_down(b);
+}
+
+int
+main(void)
+{
+	if (sodium_init() < 0)
+		return 1;
+	log_init("test_peer", LOG_LVL_WARN);
+	loop = ev_loop_new(EVFLAG_AUTO);
+	RUN(test_ping_and_status);
+	RUN(test_ip_and_spoofing);
+	RUN(test_replay_dropped);
+	RUN(test_unauthorized_handshake);
+	RUN(test_revoke);
+	RUN(test_forced_rekey);
+	RUN(test_simultaneous_initiation);
+	RUN(test_queue_before_session);
+	RUN(test_broadcast);
+	RUN(test_malformed);
+	ev_loop_destroy(loop);
+	return unit_finish();
+}

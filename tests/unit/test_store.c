@@ -1,0 +1,222 @@
+/*
+ * test_store: server/store.c against a real SQLite database in a temporary directory:
+ * address allocation, networks and memberships, and that everything survives a reopen.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/store.h"
+#include "tests/unit/unit.h"
+
+#define RANGE 0x05000000u /* 5.0.0.0 */
+
+static char dir[64];
+static char dbpath[128];
+
+static void
+mkkey(uint8_t key[KEY_LEN], uint8_t seed)
+{
+	memset(key, seed, KEY_LEN);
+}
+
+static struct store *
+reopen(struct store *st)
+{
+	char err[256];
+
+	store_close(st);
+	st = store_open(dbpath, err, sizeof(err));
+	if (st == NULL)
+		fprintf(stderr, "store_open: %s\n", err);
+	return st;
+}
+
+static int
+count_cb(void *arg, const struct store_member *m)
+{
+	(void)m;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int
+count_net_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	(void)n;
+	(void)me;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static void
+test_addresses(void)
+{
+	static const struct {
+		uint8_t seed;
+		uint32_t want;
+	} tab[] = {
+		{ 1, RANGE + 1 }, { 2, RANGE + 2 }, { 3, RANGE + 3 }, { 1, RANGE + 1 }, { 2, RANGE + 2 },
+	};
+	struct store_node n;
+	struct store *st;
+	uint8_t key[KEY_LEN];
+	char err[256];
+	size_t i;
+	int created;
+
+	st = store_open(dbpath, err, sizeof(err));
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	for (i = 0; i < sizeof(tab) / sizeof(tab[0]); i++) {
+		mkkey(key, tab[i].seed);
+		CHECK_EQ(store_node_get_or_create(st, key, RANGE, 8, &n, &created), 0);
+		CHECK_EQ(n.address, tab[i].want);
+		CHECK_EQ(created, i < 3);
+	}
+	mkkey(key, 1);
+	CHECK_EQ(store_node_get(st, key, &n), 0);
+	CHECK(strcmp(n.nick, "node-010101") == 0);
+	CHECK_EQ(store_node_set_nick(st, key, "alice"), 0);
+	mkkey(key, 9);
+	CHECK_EQ(store_node_get(st, key, &n), STORE_NOT_FOUND);
+
+	st = reopen(st);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	mkkey(key, 1);
+	CHECK_EQ(store_node_get(st, key, &n), 0);
+	CHECK_EQ(n.address, RANGE + 1);
+	CHECK(strcmp(n.nick, "alice") == 0);
+	mkkey(key, 4);
+	CHECK_EQ(store_node_get_or_create(st, key, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(n.address, RANGE + 4);
+	store_close(st);
+}
+
+/* A /30 has exactly two usable addresses (network and broadcast skipped). */
+static void
+test_small_range(void)
+{
+	char path[160], err[256];
+	struct store_node n;
+	struct store *st;
+	uint8_t key[KEY_LEN];
+	int created;
+
+	snprintf(path, sizeof(path), "%s/small.db", dir);
+	st = store_open(path, err, sizeof(err));
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	mkkey(key, 1);
+	CHECK_EQ(store_node_get_or_create(st, key, 0x0a000004u, 30, &n, &created), 0);
+	CHECK_EQ(n.address, 0x0a000005u);
+	mkkey(key, 2);
+	CHECK_EQ(store_node_get_or_create(st, key, 0x0a000004u, 30, &n, &created), 0);
+	CHECK_EQ(n.address, 0x0a000006u);
+	mkkey(key, 3);
+	CHECK_EQ(store_node_get_or_create(st, key, 0x0a000004u, 30, &n, &created), STORE_FULL);
+	store_close(st);
+}
+
+static void
+test_networks_persist(void)
+{
+	struct store_network net, got;
+	struct store_member mem;
+	struct store_node n;
+	struct store *st;
+	uint8_t a[KEY_LEN], b[KEY_LEN], c[KEY_LEN];
+	char err[256];
+	int created, count;
+
+	st = store_open(dbpath, err, sizeof(err));
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	mkkey(a, 1);
+	mkkey(b, 2);
+	mkkey(c, 3);
+	CHECK_EQ(store_node_get_or_create(st, c, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(store_network_create(st, "lan", a, "$argon2id$fake", NETF_MANUAL_APPROVAL, &net),
+	    0);
+	CHECK_EQ(store_network_create(st, "lan", b, "", 0, &got), STORE_EXISTS);
+	CHECK_EQ(store_network_create(st, "other", b, "", 0, &got), 0);
+	CHECK_EQ(store_member_add(st, net.id, b, 1, 1), 0);
+	CHECK_EQ(store_member_add(st, net.id, b, 0, 1), STORE_EXISTS);
+	CHECK_EQ(store_member_add(st, net.id, c, 0, 1), 0);
+	CHECK_EQ(store_member_set_pending(st, net.id, b, 0), 0);
+	CHECK_EQ(store_member_set_online(st, net.id, b, 0), 0);
+	/* evict c */
+	CHECK_EQ(store_member_remove(st, net.id, c), 0);
+	CHECK_EQ(store_member_remove(st, net.id, c), STORE_NOT_FOUND);
+	CHECK_EQ(store_network_set_flags(st, net.id, NETF_LOCKED), 0);
+
+	st = reopen(st);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK_EQ(store_network_get(st, "lan", &got), 0);
+	CHECK_EQ(got.id, net.id);
+	CHECK_EQ(got.flags, NETF_LOCKED);
+	CHECK_MEM(got.owner, a, KEY_LEN);
+	CHECK(strcmp(got.pwhash, "$argon2id$fake") == 0);
+	CHECK_EQ(store_member_get(st, net.id, a, &mem), 0);
+	CHECK_EQ(mem.pending, 0);
+	CHECK_EQ(mem.online, 1);
+	CHECK_EQ(mem.address, RANGE + 1);
+	CHECK_EQ(store_member_get(st, net.id, b, &mem), 0);
+	CHECK_EQ(mem.pending, 0);
+	CHECK_EQ(mem.online, 0);
+	CHECK_EQ(mem.address, RANGE + 2);
+	CHECK_EQ(store_member_get(st, net.id, c, &mem), STORE_NOT_FOUND);
+	count = 0;
+	CHECK_EQ(store_members_each(st, net.id, count_cb, &count), 0);
+	CHECK_EQ(count, 2);
+	count = 0;
+	CHECK_EQ(store_node_networks_each(st, b, count_net_cb, &count), 0);
+	CHECK_EQ(count, 2);
+
+	/* delete cascades to memberships */
+	CHECK_EQ(store_network_delete(st, net.id), 0);
+	st = reopen(st);
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	CHECK_EQ(store_network_get(st, "lan", &got), STORE_NOT_FOUND);
+	count = 0;
+	CHECK_EQ(store_node_networks_each(st, b, count_net_cb, &count), 0);
+	CHECK_EQ(count, 1);
+	count = 0;
+	CHECK_EQ(store_members_each(st, net.id, count_cb, &count), 0);
+	CHECK_EQ(count, 0);
+	store_close(st);
+}
+
+int
+main(void)
+{
+	char cmd[128];
+	int rc;
+
+	snprintf(dir, sizeof(dir), "/tmp/test_store.XXXXXX");
+	if (mkdtemp(dir) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(dbpath, sizeof(dbpath), "%s/mediator.db", dir);
+	RUN(test_addresses);
+	RUN(test_small_range);
+	RUN(test_networks_persist);
+	rc = unit_finish();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", dir);
+	return rc;
+}

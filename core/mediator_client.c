@@ -156,10 +156,12 @@ is_self(const struct mediator *m, const uint8_t key[KEY_LEN])
 	return sodium_memcmp(key, m->d->key.pub, KEY_LEN) == 0;
 }
 
+/* See MEMF_ACTIVE in proto.h: a member switched on in a network we are switched on in stays
+ * our peer while its mediator connection comes and goes. */
 static int
-full_online(uint8_t flags)
+full_active(uint8_t flags)
 {
-	return (flags & MEMF_ONLINE) && !(flags & MEMF_PENDING);
+	return (flags & MEMF_ACTIVE) && !(flags & MEMF_PENDING);
 }
 
 static int
@@ -185,10 +187,10 @@ auth_source(const struct mediator *m, const uint8_t key[KEY_LEN])
 	const struct med_member *mem;
 
 	for (n = m->nets; n; n = n->hh.next) {
-		if (!full_online(n->my_flags))
+		if (!full_active(n->my_flags))
 			continue;
 		HASH_FIND(hh, n->members, key, KEY_LEN, mem);
-		if (mem && full_online(mem->flags))
+		if (mem && full_active(mem->flags))
 			return mem;
 	}
 	return NULL;
@@ -208,6 +210,10 @@ auth_update(struct mediator *m, const uint8_t key[KEY_LEN])
 	HASH_FIND(hh, m->auth, key, KEY_LEN, a);
 	key_short(key, id);
 	if (src) {
+		/* A member that lost its mediator connection is reported without endpoints: its
+		 * endpoints are unknown, not gone, so keep using the ones we had. */
+		if (a && a->address == src->address && src->n_endpoints == 0)
+			return;
 		if (a && a->address == src->address &&
 		    eps_equal(a->endpoints, a->n_endpoints, src->endpoints, src->n_endpoints))
 			return;

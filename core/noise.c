@@ -113,6 +113,10 @@ dh(uint8_t out[KEY_LEN], const uint8_t priv[KEY_LEN], const uint8_t pub[KEY_LEN]
 	return 0;
 }
 
+/*
+ * noise.h forbids overlapping in and out; exactly in place (out == in) is the exception that
+ * libsodium documents as safe, and session_seal relies on it to avoid a copy per packet.
+ */
 int
 noise_encrypt_n(const uint8_t key[KEY_LEN], uint64_t n, const uint8_t *ad, size_t ad_len,
     const uint8_t *in, size_t in_len, uint8_t *out)

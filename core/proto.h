@@ -102,6 +102,10 @@ enum {
 	MEMF_ONLINE = 1 << 0,     /* connected to the mediator and online in this network */
 	MEMF_PENDING = 1 << 1,    /* waiting for approval */
 	MEMF_OWNER = 1 << 2,
+	/* Its online switch in this network is on, whether or not it is connected to the mediator
+	 * right now. Peer authorization follows this flag, not MEMF_ONLINE, so a mediator restart
+	 * (when members reconnect one by one) never tears down working P2P sessions. */
+	MEMF_ACTIVE = 1 << 3,
 };
 
 enum {

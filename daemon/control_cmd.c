@@ -424,8 +424,14 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 			return;
 		}
 		if (found == 0 && mediator_resolve(d->med, rq->peer, req.target, &addr) == -1) {
-			ctl_reply_error(cl, 1, rq->id, "no member %s in network %s", rq->peer,
-			    rq->network);
+			/* only owners are shown pending members: say what the server would */
+			if (memcmp(n->owner, d->key.pub, KEY_LEN) != 0)
+				ctl_reply_error(cl, 1, rq->id, "%s: only the owner of %s can %s members",
+				    result_status_text(RES_ERR_NOT_OWNER), rq->network,
+				    ctl_cmd_name(rq->cmd));
+			else
+				ctl_reply_error(cl, 1, rq->id, "no member %s in network %s", rq->peer,
+				    rq->network);
 			return;
 		}
 	}

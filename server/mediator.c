@@ -125,6 +125,8 @@ member_flags(struct medsrv *m, const struct store_network *n, const struct store
 {
 	uint8_t f = 0;
 
+	if (r->online)
+		f |= MEMF_ACTIVE;
 	if (r->online && find_session(m, r->key) != NULL)
 		f |= MEMF_ONLINE;
 	if (r->pending)

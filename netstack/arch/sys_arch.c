@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include <string.h>
+
 #include <sodium.h>
 
 #include "core/log.h"
@@ -18,10 +20,11 @@ void
 netstack_lwip_assert(const char *msg, const char *file, int line)
 {
 	lwip_asserts++;
-	/* First few in full, then a sample: a peer that triggers one can trigger millions. */
+	/* First few in full, then a sample: a peer that triggers one can trigger millions.
+	 * lwIP's messages often end in a newline; the log line must not. */
 	if (lwip_asserts <= 10 || lwip_asserts % 10000 == 0)
-		log_warnx("event=lwip_assert count=%lu msg=\"%s\" file=%s line=%d", lwip_asserts,
-		    msg, file, line);
+		log_warnx("event=lwip_assert count=%lu msg=\"%.*s\" file=%s line=%d", lwip_asserts,
+		    (int)strcspn(msg, "\r\n"), msg, file, line);
 }
 
 unsigned long

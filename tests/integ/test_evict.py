@@ -37,7 +37,9 @@ def main():
         cut = False
         while time.monotonic() - t0 < 2.0:
             try:
-                s.sendall(b"x" * 65536)
+                s.send(b"x" * 65536)
+            except socket.timeout:
+                pass  # buffers full: not a verdict
             except OSError:
                 cut = True
                 break

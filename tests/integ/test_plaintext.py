@@ -1,7 +1,7 @@
 """
 Captured UDP between daemons never contains the plaintext: a distinctive message sent through
 the overlay (and the nicks, network name and password) do not appear in a packet capture of the
-loopback interface, while the capture does see the daemons' UDP packets. Needs tcpdump and the
+machine's interfaces, while the capture does see the daemons' UDP packets. Needs tcpdump and the
 right to capture (CI runs as root); otherwise it reports SKIP (exit 77).
 """
 import os
@@ -28,7 +28,7 @@ def main():
         pcap = os.path.join(lab.dir, "lo.pcap")
         # Daemon-to-daemon UDP and the control channel; local plaintext legs (test client to
         # SOCKS, daemon to the local service) are TCP on other ports and are left out on purpose.
-        cap = subprocess.Popen(["tcpdump", "-i", "lo", "-U", "-s", "0", "-w", pcap,
+        cap = subprocess.Popen(["tcpdump", "-i", "any", "-U", "-s", "0", "-w", pcap,
                                 f"udp or tcp port {server.port}"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:

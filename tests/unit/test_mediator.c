@@ -13,6 +13,9 @@
 #include "server/mediator.h"
 #include "tests/unit/unit.h"
 
+/* A member switched on and connected. */
+#define MEMF_ON (MEMF_ONLINE | MEMF_ACTIVE)
+
 #define RANGE 0x05000000u
 #define MAX_CAPTURE 64
 
@@ -271,7 +274,7 @@ test_create_join(void)
 	CHECK_EQ(count_type(&e.f[0], MSG_NETWORK), 1);
 	CHECK_EQ(count_type(&e.f[0], MSG_MEMBER), 1);
 	nw = last_of(&e.f[0], MSG_NETWORK);
-	CHECK(nw && nw->u.network.my_flags == (MEMF_ONLINE | MEMF_OWNER));
+	CHECK(nw && nw->u.network.my_flags == (MEMF_ON | MEMF_OWNER));
 	CHECK_EQ(e.f[1].n, 0);
 	CHECK_EQ(req(&e, 1, OP_CREATE, "lan", NULL, -1, 0), RES_ERR_EXISTS);
 	CHECK_EQ(req(&e, 1, OP_CREATE, "", NULL, -1, 0), RES_ERR_BAD_REQUEST);
@@ -285,14 +288,14 @@ test_create_join(void)
 	CHECK_EQ(e.f[1].n, 4);
 	CHECK_EQ(count_type(&e.f[1], MSG_MEMBER), 2);
 	mm = member_about(&e, 1, 0);
-	CHECK(mm && mm->flags == (MEMF_ONLINE | MEMF_OWNER) && mm->address == RANGE + 1);
+	CHECK(mm && mm->flags == (MEMF_ON | MEMF_OWNER) && mm->address == RANGE + 1);
 	CHECK(mm && strcmp(mm->nick, "alice") == 0);
 	CHECK(mm && mm->n_endpoints == 1 && mm->endpoints[0].addr == 0xc0a80001u &&
 	    mm->endpoints[0].port == 40000);
 	/* alice: exactly one MEMBER about bob; carol nothing */
 	CHECK_EQ(e.f[0].n, 1);
 	mm = member_about(&e, 0, 1);
-	CHECK(mm && mm->flags == MEMF_ONLINE && mm->address == RANGE + 2);
+	CHECK(mm && mm->flags == MEMF_ON && mm->address == RANGE + 2);
 	CHECK_EQ(e.f[2].n, 0);
 	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "secret", -1, 0), RES_ERR_EXISTS);
 
@@ -361,7 +364,7 @@ test_lock_and_approval(void)
 	CHECK_EQ(count_type(&e.f[2], MSG_MEMBER), 3);
 	CHECK_EQ(e.f[1].n, 1);
 	mm = member_about(&e, 1, 2);
-	CHECK(mm && mm->flags == MEMF_ONLINE);
+	CHECK(mm && mm->flags == MEMF_ON);
 	CHECK_EQ(e.f[0].n, 2);
 	CHECK_EQ(e.f[3].n, 0);
 
@@ -470,7 +473,7 @@ test_presence(void)
 	CHECK_EQ(e.f[0].n, 0);
 	CHECK_EQ(req(&e, 1, OP_GO_ONLINE, "lan", NULL, -1, 0), RES_OK);
 	mm = member_about(&e, 0, 1);
-	CHECK(mm && mm->flags == MEMF_ONLINE);
+	CHECK(mm && mm->flags == MEMF_ON);
 
 	/* UDP probe: unknown token ignored; known one puts the observed endpoint first */
 	memset(token, 0xee, sizeof(token));
@@ -502,13 +505,14 @@ test_presence(void)
 	disconnect_node(&e, 1);
 	CHECK_EQ(e.f[0].n, 1);
 	mm = member_about(&e, 0, 1);
-	CHECK(mm && mm->flags == 0 && strcmp(mm->network, "lan") == 0);
+	/* switched on but not connected: still a peer for the others (MEMF_ACTIVE) */
+	CHECK(mm && mm->flags == MEMF_ACTIVE && strcmp(mm->network, "lan") == 0);
 	CHECK_EQ(medsrv_probe(e.m, token, &ep), -1);
 	/* reconnect: the owner sees it online again, with its stored nick */
 	clear(&e);
 	connect_node(&e, 1, "");
 	mm = member_about(&e, 0, 1);
-	CHECK(mm && mm->flags == MEMF_ONLINE && strcmp(mm->nick, "anne") == 0);
+	CHECK(mm && mm->flags == MEMF_ON && strcmp(mm->nick, "anne") == 0);
 	CHECK_EQ(e.f[0].n, 1);
 	env_done(&e);
 }
@@ -547,7 +551,7 @@ test_restart(void)
 	CHECK_EQ(count_type(&e.f[1], MSG_NETWORK), 1);
 	w = last_of(&e.f[1], MSG_NETWORK);
 	CHECK(w && w->u.network.my_flags == 0);  /* offline survived */
-	CHECK(member_about(&e, 1, 0) != NULL && member_about(&e, 1, 0)->flags == MEMF_OWNER);
+	CHECK(member_about(&e, 1, 0) != NULL && member_about(&e, 1, 0)->flags == (MEMF_OWNER | MEMF_ACTIVE));
 	CHECK_EQ(req(&e, 1, OP_GO_ONLINE, "lan", NULL, -1, 0), RES_OK);
 	env_done(&e);
 }

@@ -29,6 +29,9 @@
 #include "daemon/daemon.h"
 #include "tests/unit/unit.h"
 
+/* A member switched on and connected, as the server reports it. */
+#define MEMF_ON (MEMF_ONLINE | MEMF_ACTIVE)
+
 /* ---- stubs: what the client did to the rest of the daemon ---- */
 
 enum { MAXK = 16 };
@@ -435,10 +438,10 @@ fx_free(struct fixture *fx)
 static void
 burst_lan(struct fsrv *s)
 {
-	srv_network(s, "lan", MEMF_ONLINE);
-	srv_member(s, "lan", s->client_key, 0x05010203, "alice", MEMF_ONLINE);
-	srv_member(s, "lan", k_bob, 0x05000002, "Bob", MEMF_ONLINE);
-	srv_member(s, "lan", k_carol, 0x05000003, "carol", MEMF_ONLINE | MEMF_PENDING);
+	srv_network(s, "lan", MEMF_ON);
+	srv_member(s, "lan", s->client_key, 0x05010203, "alice", MEMF_ON);
+	srv_member(s, "lan", k_bob, 0x05000002, "Bob", MEMF_ON);
+	srv_member(s, "lan", k_carol, 0x05000003, "carol", MEMF_ON | MEMF_PENDING);
 	srv_member(s, "lan", k_dave, 0x05000004, "dave", 0);
 }
 
@@ -446,9 +449,9 @@ burst_lan(struct fsrv *s)
 static void
 burst_lan_without_dave(struct fsrv *s)
 {
-	srv_network(s, "lan", MEMF_ONLINE);
-	srv_member(s, "lan", s->client_key, 0x05010203, "alice", MEMF_ONLINE);
-	srv_member(s, "lan", k_bob, 0x05000002, "Bob", MEMF_ONLINE);
+	srv_network(s, "lan", MEMF_ON);
+	srv_member(s, "lan", s->client_key, 0x05010203, "alice", MEMF_ON);
+	srv_member(s, "lan", k_bob, 0x05000002, "Bob", MEMF_ON);
 }
 
 /* ---- tests ---- */
@@ -534,7 +537,7 @@ test_view_and_authorization(void)
 	n = mediator_networks(fx.med);
 	CHECK(n != NULL && strcmp(n->name, "lan") == 0);
 	if (n) {
-		CHECK_EQ(n->my_flags, MEMF_ONLINE);
+		CHECK_EQ(n->my_flags, MEMF_ON);
 		for (mem = n->members; mem; mem = mem->hh.next)
 			count++;
 		CHECK_EQ(count, 4);
@@ -550,13 +553,13 @@ test_view_and_authorization(void)
 	}
 
 	/* dave comes online. */
-	srv_member(s, "lan", k_dave, 0x05000004, "dave", MEMF_ONLINE);
+	srv_member(s, "lan", k_dave, 0x05000004, "dave", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 2);
 	CHECK(stub_find(k_dave) >= 0);
 
 	/* carol approved. */
-	srv_member(s, "lan", k_carol, 0x05000003, "carol", MEMF_ONLINE);
+	srv_member(s, "lan", k_carol, 0x05000003, "carol", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 3);
 
@@ -570,7 +573,7 @@ test_view_and_authorization(void)
 	srv_network(s, "lan", 0);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 0);
-	srv_network(s, "lan", MEMF_ONLINE);
+	srv_network(s, "lan", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 2);
 
@@ -578,14 +581,14 @@ test_view_and_authorization(void)
 	srv_member(s, "lan", s->client_key, 0x05010203, "alice", 0);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 0);
-	srv_member(s, "lan", s->client_key, 0x05010203, "alice", MEMF_ONLINE);
+	srv_member(s, "lan", s->client_key, 0x05010203, "alice", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 2);
 
 	/* A second network where bob is online too: bob authorized through it. */
-	srv_network(s, "games", MEMF_ONLINE | MEMF_OWNER);
-	srv_member(s, "games", s->client_key, 0x05010203, "alice", MEMF_ONLINE | MEMF_OWNER);
-	srv_member(s, "games", k_bob, 0x05000002, "Bob", MEMF_ONLINE);
+	srv_network(s, "games", MEMF_ON | MEMF_OWNER);
+	srv_member(s, "games", s->client_key, 0x05010203, "alice", MEMF_ON | MEMF_OWNER);
+	srv_member(s, "games", k_bob, 0x05000002, "Bob", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 3);
 
@@ -603,7 +606,7 @@ test_view_and_authorization(void)
 	CHECK(stub_find(k_carol) >= 0);
 
 	/* Unknown network / member deltas are ignored. */
-	srv_member(s, "nope", k_bob2, 0x05000009, "x", MEMF_ONLINE);
+	srv_member(s, "nope", k_bob2, 0x05000009, "x", MEMF_ON);
 	srv_member_gone(s, "nope", k_bob2);
 	srv_network_gone(s, "nope");
 	settle(fx.loop);
@@ -645,11 +648,11 @@ test_resolve(void)
 
 	/* A second "bob" with another key in another network: ambiguous. The same bob in two
 	 * networks is not. */
-	srv_network(&fx.srv, "games", MEMF_ONLINE);
-	srv_member(&fx.srv, "games", k_bob, 0x05000002, "bob", MEMF_ONLINE);
+	srv_network(&fx.srv, "games", MEMF_ON);
+	srv_member(&fx.srv, "games", k_bob, 0x05000002, "bob", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(mediator_resolve(fx.med, "bob", key, &addr), 0);
-	srv_member(&fx.srv, "games", k_bob2, 0x05000005, "BOB", MEMF_ONLINE);
+	srv_member(&fx.srv, "games", k_bob2, 0x05000005, "BOB", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(mediator_resolve(fx.med, "bob", key, &addr), -1);
 	fx_free(&fx);
@@ -744,9 +747,9 @@ test_reconnect_keeps_then_refreshes(void)
 	fx_init(&fx, burst_lan);
 	fx_connect(&fx);
 	/* dave online and a second network "old", so both kinds of sweep are exercised. */
-	srv_member(&fx.srv, "lan", k_dave, 0x05000004, "dave", MEMF_ONLINE);
-	srv_network(&fx.srv, "old", MEMF_ONLINE);
-	srv_member(&fx.srv, "old", k_bob2, 0x05000005, "bob2", MEMF_ONLINE);
+	srv_member(&fx.srv, "lan", k_dave, 0x05000004, "dave", MEMF_ON);
+	srv_network(&fx.srv, "old", MEMF_ON);
+	srv_member(&fx.srv, "old", k_bob2, 0x05000005, "bob2", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 3);         /* bob, dave, bob2 */
 
@@ -805,7 +808,7 @@ test_refresh_timer(void)
 
 	fx_init(&fx, burst_lan);
 	fx_connect(&fx);
-	srv_member(&fx.srv, "lan", k_dave, 0x05000004, "dave", MEMF_ONLINE);
+	srv_member(&fx.srv, "lan", k_dave, 0x05000004, "dave", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 2);
 	fx.srv.burst = burst_lan_without_dave;

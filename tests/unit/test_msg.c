@@ -443,7 +443,6 @@ static const struct bad_patch {
 	{ "welcome nick len 6", ex_welcome, 22, 6 },
 	/* REQUEST: type, u32 id, u8 op at 5, str8 network at 6 */
 	{ "request op 0", ex_request, 5, 0 },
-	{ "request op 13", ex_request, 5, OP_SET_NICK + 1 },
 	{ "request network NUL", ex_request, 8, 0 },
 	{ "request network len 8", ex_request, 6, 8 },
 	/* MEMBER: type, str8 network(9) at 1, key at 11, addr at 43, str8 nick(3) at 47,
@@ -535,8 +534,8 @@ test_encode_rejects(void)
 	ex_request(&m);
 	m.u.request.op = 0;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
-	m.u.request.op = OP_SET_NICK + 1;
-	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.request.op = OP_SET_NICK + 1;      /* unknown ops travel: the server rejects them */
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
 
 	ex_welcome(&m);
 	m.u.welcome.prefix_len = 33;

@@ -23,6 +23,7 @@
 #include "core/peer_impl.h"
 #include "core/transport.h"
 #include "daemon/daemon.h"
+#include "netstack/netstack.h"
 
 double
 peers_now(const struct peers *ps)
@@ -256,6 +257,9 @@ peers_revoke(struct peers *ps, const uint8_t key[KEY_LEN])
 	if (p == NULL)
 		return;
 	log_info("event=peer_revoked peer=%s", p->id);
+	/* Its open connections die now, not after lwIP's retransmissions give up. */
+	if (ps->d->ns && p->vaddr != 0)
+		netstack_abort_peer(ps->d->ns, p->vaddr);
 	peer_destroy(ps, p);
 }
 

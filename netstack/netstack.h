@@ -30,6 +30,8 @@ struct netstack *netstack_new(struct ev_loop *loop, uint32_t addr, uint8_t prefi
 void netstack_free(struct netstack *ns);
 /* Our address changed (first WELCOME, or a new one): existing connections are reset. */
 void netstack_set_addr(struct netstack *ns, uint32_t addr, uint8_t prefix_len);
+/* Resets every TCP connection with ip (a revoked peer) on both sides of each splice. */
+void netstack_abort_peer(struct netstack *ns, uint32_t ip);
 /* An IPv4 packet from a peer. Copied; malformed packets are dropped and counted. */
 void netstack_input(struct netstack *ns, const uint8_t *pkt, size_t len);
 

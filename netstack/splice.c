@@ -32,6 +32,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 
 #include "core/log.h"
@@ -772,5 +773,33 @@ ns_splice_abort(struct ns_splice *sp)
 	sp_hold(sp);
 	sp_end(sp, true);
 	sp_release(sp);
+	ns_tick_arm(ns);
+}
+
+/*
+ * A peer was evicted or went offline: every connection with it ends now, both the virtual side
+ * (so no data is queued for a path that is gone) and the kernel side (so the local program sees
+ * the reset at once instead of a silent hang). Every active pcb with a peer is one of ours.
+ */
+void
+netstack_abort_peer(struct netstack *ns, uint32_t ip)
+{
+	struct tcp_pcb *pcb;
+	unsigned n = 0;
+
+again:
+	for (pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next) {
+		if (ns_ip4_to_host(ip_2_ip4(&pcb->remote_ip)) != ip)
+			continue;
+		/* Aborting unlinks pcb from tcp_active_pcbs: start over. */
+		if (pcb->callback_arg != NULL)
+			ns_splice_abort(pcb->callback_arg);
+		else
+			tcp_abort(pcb);
+		n++;
+		goto again;
+	}
+	if (n)
+		log_info("event=netstack_peer_aborted connections=%u", n);
 	ns_tick_arm(ns);
 }

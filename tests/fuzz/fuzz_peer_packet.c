@@ -33,6 +33,13 @@ netstack_input(struct netstack *ns, const uint8_t *pkt, size_t len)
 	(void)len;
 }
 
+void
+netstack_abort_peer(struct netstack *ns, uint32_t ip)
+{
+	(void)ns;
+	(void)ip;
+}
+
 struct fnode {
 	struct daemon d;
 	int ns_dummy;

@@ -6,6 +6,7 @@ right to capture (CI runs as root); otherwise it reports SKIP (exit 77).
 """
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -28,9 +29,9 @@ def main():
         pcap = os.path.join(lab.dir, "lo.pcap")
         # Daemon-to-daemon UDP and the control channel; local plaintext legs (test client to
         # SOCKS, daemon to the local service) are TCP on other ports and are left out on purpose.
-        cap = subprocess.Popen(["tcpdump", "-i", "any", "-U", "-s", "0", "-w", pcap,
+        cap = subprocess.Popen(["tcpdump", "-Z", "root", "--immediate-mode", "-i", "any", "-U", "-s", "0", "-w", pcap,
                                 f"udp or tcp port {server.port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=open(os.path.join(lab.dir, "tcpdump.log"), "w"))
         try:
             time.sleep(1.0)
             a = lab.start_daemon("alice")
@@ -46,7 +47,8 @@ def main():
             s.close()
             time.sleep(0.5)
         finally:
-            cap.terminate()
+            time.sleep(0.5)
+            cap.send_signal(signal.SIGINT)
             cap.wait()
         data = open(pcap, "rb").read()
         udp = subprocess.run(["tcpdump", "-r", pcap, "-n", "udp"], capture_output=True, text=True).stdout

@@ -24,6 +24,7 @@ struct capture {
 	unsigned n;
 	uint32_t last_src;
 	size_t last_len;
+	uint32_t aborted_ip;             /* netstack_abort_peer */
 };
 
 struct node {
@@ -44,6 +45,14 @@ netstack_input(struct netstack *ns, const uint8_t *pkt, size_t len)
 	c->last_len = len;
 	c->last_src = (uint32_t)pkt[12] << 24 | (uint32_t)pkt[13] << 16 | (uint32_t)pkt[14] << 8 |
 	    pkt[15];
+}
+
+void
+netstack_abort_peer(struct netstack *ns, uint32_t ip)
+{
+	struct capture *c = (struct capture *)(void *)ns;
+
+	c->aborted_ip = ip;
 }
 
 static void
@@ -344,6 +353,7 @@ test_revoke(void)
 	CHECK(wait_delivered(b, 1, 2.0));
 
 	peers_revoke(b->d.peers, a->d.key.pub);
+	CHECK_EQ(b->cap.aborted_ip, a->d.vaddr);        /* open connections reset at once */
 	CHECK_EQ(peers_status(b->d.peers, a->d.key.pub, &ps), -1);
 	CHECK(b->d.peers->indices == NULL);     /* every index of a's sessions is gone */
 	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));

@@ -7,7 +7,7 @@
  * when the server is away. While disconnected the membership view and peers stay as they were.
  *
  * A member is authorized as a peer when some network has both us and it as full (non-pending)
- * members, both online there.
+ * members, both switched on there (MEMF_ACTIVE, whether or not connected to the mediator).
  * Owns: the ctrlchan, the membership view (struct med_network/med_member), pending requests.
  */
 #ifndef SHOAL_MEDIATOR_CLIENT_H

@@ -14,7 +14,7 @@ for bin in "$dir"/tests/fuzz/fuzz_*; do
   seeds="$top/tests/fuzz/corpus/$name"
   work="$dir/corpus-$name"
   mkdir -p "$work"
-  if "$bin" -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 "$work" ${seeds:+$( [ -d "$seeds" ] && echo "$seeds")} >"$dir/$name.log" 2>&1; then
+  if "$bin" -max_total_time="$secs" -timeout=5 -rss_limit_mb=2048 -print_final_stats=1 "$work" ${seeds:+$( [ -d "$seeds" ] && echo "$seeds")} >"$dir/$name.log" 2>&1; then
     echo "fuzz: $name ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$dir/$name.log" | tail -n 1 || true))"
   else
     echo "fuzz: $name FAILED"; tail -n 40 "$dir/$name.log"; fail=1

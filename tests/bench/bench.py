@@ -224,11 +224,11 @@ class DelayPath:
         for n in (NS_A, NS_B):
             subprocess.run(["ip", "netns", "del", n], stderr=subprocess.DEVNULL)
 
-    def counters(self):
-        """delaywire's per-direction counters (printed on SIGTERM); call after exit."""
+    def report(self):
+        """delaywire's stderr: errors, and per-direction counters at SIGTERM. Call after exit."""
         try:
             with open(self.log) as fh:
-                lines = [ln.strip() for ln in fh if "lane=" in ln]
+                lines = [ln.strip() for ln in fh if ln.strip()]
             os.unlink(self.log)
             return lines
         except OSError:
@@ -267,42 +267,49 @@ def bench_netns():
             or not os.access(wire_bin, os.X_OK):
         print(f"(skipped the {2 * DELAY_MS} ms namespace path: needs root, ip, /dev/net/tun and delaywire)")
         return
-    wa, wb = netns_exec(NS_A), netns_exec(NS_B)
-    # The lab closes first, so the daemons stop before their wire and namespaces go away.
-    with DelayPath() as path, Lab("bench-ns") as lab:
-        rtt = measure_rtt(lab)
-        if rtt is None:
-            raise AssertionError("no round trip across the delay wire")
-        print(f"  namespace path: {DELAY_MS} ms each way via delaywire; measured RTT "
-              f"min/avg/max {rtt[0]:.1f}/{rtt[1]:.1f}/{rtt[2]:.1f} ms by {rtt[3]}", flush=True)
-        if path.notes:
-            # Some kernels keep net.core.*mem_max global. Kernel TCP autotuning follows the
-            # per-namespace tcp_rmem/tcp_wmem, and shoald asks with SO_*BUFFORCE, so it matters
-            # little; say so anyway.
-            print("  note: not settable inside the namespaces:", ", ".join(path.notes))
+    path = DelayPath()
+    try:
+        # The lab closes first, so the daemons stop before their wire and namespaces go away.
+        with path, Lab("bench-ns") as lab:
+            netns_runs(path, lab)
+    finally:
+        for line in path.report():
+            print("  wire:", line.replace("delaywire: ", ""))
 
-        lab.start_server(host=ADDR_A, wrap=wa)
-        a = lab.start_daemon("alice", wrap=wa)
-        b = lab.start_daemon("bob", wrap=wb)
-        a.cli("create", "bench")
-        b.cli("join", "bench")
-        wait_until(lambda: (a.member("bench", "bob") or {}).get("path") == "direct", 15, what="direct path")
-        port, lport = 5201, 15201
-        start_iperf_server(lab, port, wrap=wb, host="0.0.0.0")
-        b.cli("expose", port)
-        a.cli("forward", lport, f"bob:{port}")
-        for reverse, label in ((False, "alice->bob"), (True, "bob->alice")):
-            ref, rerr = iperf_tcp(port, wrap_client=wa, host=ADDR_B, reverse=reverse)
-            ov, err = iperf_tcp(lport, wrap_client=wa, reverse=reverse)
-            row(f"TCP 1 stream, {2 * DELAY_MS} ms RTT netns ({label})", ov, ref, "Mbit/s")
-            print(f"    in flight at that rate: overlay {in_flight(ov, rtt[1]):.2f} MB, "
-                  f"plain {in_flight(ref, rtt[1]):.2f} MB", flush=True)
-            if err:
-                print("  overlay iperf3:", err)
-            if rerr:
-                print("  plain iperf3:", rerr)
-    for line in path.counters():
-        print("  wire:", line.replace("delaywire: ", ""))
+
+def netns_runs(path, lab):
+    """Mediator and alice in A, bob in B; RTT first, then plain TCP and the overlay each way."""
+    wa, wb = netns_exec(NS_A), netns_exec(NS_B)
+    rtt = measure_rtt(lab)
+    if rtt is None:
+        raise AssertionError("no round trip across the delay wire")
+    print(f"  namespace path: {DELAY_MS} ms each way via delaywire; measured RTT "
+          f"min/avg/max {rtt[0]:.1f}/{rtt[1]:.1f}/{rtt[2]:.1f} ms by {rtt[3]}", flush=True)
+    if path.notes:
+        # Some kernels keep net.core.*mem_max global. It matters little: kernel TCP autotuning
+        # follows the per-namespace tcp_rmem/tcp_wmem, and shoald sizes with SO_*BUFFORCE.
+        print("  note: not settable inside the namespaces:", ", ".join(path.notes))
+
+    lab.start_server(host=ADDR_A, wrap=wa)
+    a = lab.start_daemon("alice", wrap=wa)
+    b = lab.start_daemon("bob", wrap=wb)
+    a.cli("create", "bench")
+    b.cli("join", "bench")
+    wait_until(lambda: (a.member("bench", "bob") or {}).get("path") == "direct", 15, what="direct path")
+    port, lport = 5201, 15201
+    start_iperf_server(lab, port, wrap=wb, host="0.0.0.0")
+    b.cli("expose", port)
+    a.cli("forward", lport, f"bob:{port}")
+    for reverse, label in ((False, "alice->bob"), (True, "bob->alice")):
+        ref, rerr = iperf_tcp(port, wrap_client=wa, host=ADDR_B, reverse=reverse)
+        ov, err = iperf_tcp(lport, wrap_client=wa, reverse=reverse)
+        row(f"TCP 1 stream, {2 * DELAY_MS} ms RTT netns ({label})", ov, ref, "Mbit/s")
+        print(f"    in flight at that rate: overlay {in_flight(ov, rtt[1]):.2f} MB, "
+              f"plain {in_flight(ref, rtt[1]):.2f} MB", flush=True)
+        if err:
+            print("  overlay iperf3:", err)
+        if rerr:
+            print("  plain iperf3:", rerr)
 
 
 def main():

@@ -65,6 +65,12 @@ def main():
         assert a.cli("ping", "bob")
 
         lab.start_server()  # same port, same state dir
+        # Members reconnect one by one; whoever is back first must not lose its peers meanwhile.
+        first = wait_until(lambda: next((d for d in (a, b, c) if d.status()["server"] == "connected"), None),
+                           40, what="a daemon reconnects")
+        for other in (a, b, c):
+            if other is not first:
+                assert first.cli("ping", other.address(), "-c", "1"), f"{first.name} lost {other.name}"
         for d in (a, b, c):
             wait_until(lambda d=d: d.status()["server"] == "connected", 40, what=f"{d.name} reconnects")
         for d in (a, b, c):

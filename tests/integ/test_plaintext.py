@@ -34,12 +34,12 @@ def main():
                                stdout=subprocess.DEVNULL, stderr=open(os.path.join(lab.dir, "tcpdump.log"), "w"))
         try:
             time.sleep(1.0)
-            a = lab.start_daemon("alice")
-            b = lab.start_daemon("bob")
+            a = lab.start_daemon("alice", nick="alice-secret-nick")
+            b = lab.start_daemon("bob", nick="bob-secret-nick")
             a.cli("create", "secretnetname", "--password", "hunter2password")
             b.cli("join", "secretnetname", "--password", "hunter2password")
             b.cli("expose", svc.port)
-            wait_until(lambda: (a.member("secretnetname", "bob") or {}).get("online"), 2, what="online")
+            wait_until(lambda: (a.member("secretnetname", "bob-secret-nick") or {}).get("online"), 2, what="online")
             s = socks_connect(a.socks_port, b.address(), svc.port)
             s.sendall(b"UP\n" + MARKER * 100)
             s.shutdown(socket.SHUT_WR)
@@ -53,7 +53,7 @@ def main():
         data = open(pcap, "rb").read()
         udp = subprocess.run(["tcpdump", "-r", pcap, "-n", "udp"], capture_output=True, text=True).stdout
         assert udp.count("UDP") > 20, "no UDP traffic between daemons captured"
-        for word in (b"PLAINTEXT-MARKER", b"hunter2password", b"secretnetname", b"alice", b"bob"):
+        for word in (b"PLAINTEXT-MARKER", b"hunter2password", b"secretnetname", b"alice-secret", b"bob-secret"):
             assert word not in data, f"{word!r} found in the capture"
 
 

@@ -298,7 +298,7 @@ test_e2e(void)
 	CHECK(member_about(&b, &a) != NULL);
 	CHECK(wait_msg(&a, MSG_MEMBER, 2) != NULL);
 	mm = member_about(&a, &b);
-	CHECK(mm && mm->flags == MEMF_ONLINE && mm->address == 0x05000002u);
+	CHECK(mm && mm->flags == (MEMF_ONLINE | MEMF_ACTIVE) && mm->address == 0x05000002u);
 
 	/* UDP probe: the reply carries our endpoint, and alice learns it as bob's first one */
 	ufd = socket(AF_INET, SOCK_DGRAM, 0);
@@ -346,7 +346,7 @@ test_e2e(void)
 	CHECK(wait_msg(&b, MSG_MEMBER, 2) != NULL);
 	CHECK(wait_msg(&b, MSG_NETWORK, 1) != NULL);
 	mm = member_about(&b, &a);
-	CHECK(mm && mm->flags == MEMF_OWNER && mm->n_endpoints == 0);
+	CHECK(mm && mm->flags == (MEMF_OWNER | MEMF_ACTIVE) && mm->n_endpoints == 0);
 	CHECK_EQ(request(&b, OP_LEAVE, "lan", ""), RES_OK);
 	CHECK(wait_msg(&b, MSG_NETWORK_GONE, 1) != NULL);
 	ctrlchan_free(b.ch);

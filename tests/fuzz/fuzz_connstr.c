@@ -1,0 +1,46 @@
+/*
+ * fuzz_connstr: the connection string (shoald --server, shoal-server's DIR/url) and hex key
+ * parsing, which read user-typed and file-stored configuration. A string that parses must
+ * format back to a string that parses to the same host, port and key.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/identity.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char s[1024], host[256], host2[256], err[256], again[1024];
+	uint8_t pub[KEY_LEN], pub2[KEY_LEN], key[KEY_LEN];
+	uint16_t port, port2;
+
+	if (size >= sizeof(s))
+		return 0;
+	memcpy(s, data, size);
+	s[size] = '\0';
+
+	if (hex_decode(s, key, sizeof(key)) == 0) {
+		char hex[2 * KEY_LEN + 1];
+
+		hex_encode(key, sizeof(key), hex);
+		if (hex_decode(hex, pub2, sizeof(pub2)) != 0 || memcmp(key, pub2, sizeof(key)) != 0)
+			abort();
+	}
+	if (conn_string_parse(s, host, sizeof(host), &port, pub, err, sizeof(err)) != 0) {
+		if (err[0] == '\0')
+			abort();        /* every rejection says why */
+		return 0;
+	}
+	if (conn_string_format(host, port, pub, again, sizeof(again)) != 0)
+		return 0;           /* e.g. a host name the formatter is stricter about */
+	if (conn_string_parse(again, host2, sizeof(host2), &port2, pub2, err, sizeof(err)) != 0 ||
+	    strcmp(host, host2) != 0 || port != port2 || memcmp(pub, pub2, KEY_LEN) != 0)
+		abort();
+	return 0;
+}

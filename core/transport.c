@@ -21,7 +21,11 @@
 #include "core/log.h"
 
 enum {
-	TP_SOCKBUF = 4 * 1024 * 1024,           /* what we ask the kernel for, both ways */
+	/* What we ask the kernel for, both ways. The receive side must absorb a whole TCP
+	 * window burst (8 MiB of 1.4 KB datagrams is ~14 MB of kernel truesize) while the
+	 * daemon is busy: with 4 MiB, UdpRcvbufErrors appeared on a 50 ms path, and every such
+	 * loss costs lwIP's Reno many round trips to recover. Only used while we lag behind. */
+	TP_SOCKBUF = 16 * 1024 * 1024,
 	TP_TX_SLOTS = UDP_RECV_BATCH * 4,       /* send ring: a few lwIP bursts deep */
 	TP_RX_ROUNDS = 8,                       /* recvmmsg calls per wakeup, for fairness */
 };

@@ -104,6 +104,7 @@ netstack_new(struct ev_loop *loop, uint32_t addr, uint8_t prefix_len, unsigned m
 	ns->connect_timeout = NS_CONNECT_TIMEOUT_MS / 1000.0;
 	/* sys_now() must read this loop before lwip_init() registers its first timeouts. */
 	ns_tick_init(ns);
+	ns_splice_flush_init(ns);
 	if (!lwip_started) {
 		/* lwIP has no de-init: a second netstack in the same process reuses its state. */
 		lwip_init();
@@ -115,6 +116,7 @@ netstack_new(struct ev_loop *loop, uint32_t addr, uint8_t prefix_len, unsigned m
 	prefix_to_mask(&mask, prefix_len);
 	ip4_addr_set_zero(&gw);
 	if (netif_add(&ns->netif, &ip, &mask, &gw, ns, netif_init_cb, ip4_input) == NULL) {
+		ns_splice_flush_stop(ns);
 		ns_tick_stop(ns);
 		free(ns);
 		errno = ENOMEM;
@@ -136,6 +138,7 @@ netstack_free(struct netstack *ns)
 	 * cannot be de-initialised, so the netif is only taken down. */
 	netif_set_down(&ns->netif);
 	netif_remove(&ns->netif);
+	ns_splice_flush_stop(ns);
 	ns_tick_stop(ns);
 	free(ns);
 }

@@ -27,6 +27,14 @@ struct netstack {
 	double connect_timeout;         /* s */
 
 	ev_timer tick;                  /* lwIP timeouts, re-armed by ns_tick_arm */
+
+	/* Splices with received data not yet written to their fd (splice.c). Writing from
+	 * lwIP's recv callback would cost one sendmsg per 1360-byte segment; instead the data
+	 * of a whole receive batch is written with one sendmsg from this prepare watcher, which
+	 * runs at a higher priority than the transport's flush so that the window updates it
+	 * causes leave in the same loop iteration. */
+	ev_prepare out_flush;
+	struct ns_splice *out_dirty;    /* singly linked through ns_splice.out_next */
 	uint32_t tick_due;              /* sys_now() value the armed timer targets */
 
 	struct netstack_stats st;
@@ -47,6 +55,9 @@ void ns_tick_stop(struct netstack *ns);
 /* splice.c: splice an accepted pcb with fd, which may still be connecting (listen.c). */
 struct tcp_pcb;
 struct ns_splice *ns_splice_accepted(struct netstack *ns, struct tcp_pcb *pcb, int fd);
+/* splice.c: the out_flush watcher's setup and teardown (netif.c calls them). */
+void ns_splice_flush_init(struct netstack *ns);
+void ns_splice_flush_stop(struct netstack *ns);
 
 /* Host-order uint32_t <-> lwIP address. */
 void ns_ip4_from_host(ip4_addr_t *a, uint32_t host);

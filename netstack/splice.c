@@ -68,6 +68,8 @@ struct ns_splice {
 	 * appending stays O(1); tot_len is not maintained, only ->len and ->next are used. */
 	struct pbuf *pending, *pending_tail;
 	size_t pending_off;             /* bytes of pending's first pbuf already written */
+	struct ns_splice *out_next;     /* on ns->out_dirty (holds a busy count while there) */
+	bool out_queued;
 
 	/* fd -> lwIP: bytes read but refused by tcp_write (ERR_MEM: segment pool dry). Rare,
 	 * so allocated on demand; retried from sent/poll callbacks. */
@@ -347,11 +349,65 @@ sp_recv(void *arg, struct tcp_pcb *pcb, struct pbuf *p, err_t err)
 			sp->pending = p;
 		sp->pending_tail = tail;
 	}
-	if (sp->state == SP_OPEN && !ev_is_active(&sp->wio))
-		sp_pump_out(sp);
+	/* Written from the netstack's prepare watcher, once per loop iteration: a receive
+	 * batch (up to 256 datagrams) then costs one sendmsg instead of one per segment. */
+	if (sp->state == SP_OPEN && !ev_is_active(&sp->wio) && !sp->out_queued) {
+		sp->out_queued = true;
+		sp_hold(sp);
+		sp->out_next = sp->ns->out_dirty;
+		sp->ns->out_dirty = sp;
+	}
 	ret = sp->pcb_aborted ? ERR_ABRT : ERR_OK;
 	sp_release(sp);
 	return ret;
+}
+
+static void
+sp_out_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct netstack *ns = w->data;
+	struct ns_splice *sp;
+
+	(void)loop;
+	(void)revents;
+	if (ns->out_dirty == NULL)
+		return;
+	while ((sp = ns->out_dirty) != NULL) {
+		ns->out_dirty = sp->out_next;
+		sp->out_next = NULL;
+		sp->out_queued = false;
+		if (sp->state == SP_OPEN && !ev_is_active(&sp->wio))
+			sp_pump_out(sp);
+		sp_release(sp);
+	}
+	ns_tick_arm(ns);
+}
+
+void
+ns_splice_flush_init(struct netstack *ns)
+{
+	ev_prepare_init(&ns->out_flush, sp_out_flush_cb);
+	ns->out_flush.data = ns;
+	/* Before the transport's prepare watcher (priority 0), which sends what we queue. */
+	ev_set_priority(&ns->out_flush, EV_MAXPRI);
+	ev_prepare_start(ns->loop, &ns->out_flush);
+	/* Like the tick timer, this watcher alone must not keep ev_run() alive. */
+	ev_unref(ns->loop);
+}
+
+void
+ns_splice_flush_stop(struct netstack *ns)
+{
+	struct ns_splice *sp;
+
+	/* Splices still listed are ended or about to be; they only wait for this release. */
+	while ((sp = ns->out_dirty) != NULL) {
+		ns->out_dirty = sp->out_next;
+		sp->out_queued = false;
+		sp_release(sp);
+	}
+	ev_ref(ns->loop);
+	ev_prepare_stop(ns->loop, &ns->out_flush);
 }
 
 /* --- fd -> lwIP --- */

@@ -36,6 +36,7 @@ for who in alice bob carol; do
   "$SHOALD" --server "$url" --state "$run/$who" --control "$run/$who.sock" --socks "127.0.0.1:$sp" \
     --nick "$who" >"$run/$who.log" 2>&1 &
   pids="$pids $!"
+  echo "$sp" > "$run/$who.socks"
 done
 sh_() { who=$1; shift; "$SHOAL" --control "$run/$who.sock" "$@"; }
 for who in alice bob carol; do
@@ -64,6 +65,8 @@ lp=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); prin
 sh_ alice forward "$lp" "bob:$hp"
 echo "== alice fetches http://bob:$hp/ through 127.0.0.1:$lp (shoal forward)"
 curl -s "http://127.0.0.1:$lp/"
+echo "== carol fetches it through her SOCKS5 port, naming the peer by nick (curl --socks5-hostname)"
+curl -s --socks5-hostname "127.0.0.1:$(cat "$run/carol.socks")" "http://bob:$hp/"
 echo "== bob's status"
 sh_ bob status
 if [ $keep = 1 ]; then

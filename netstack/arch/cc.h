@@ -28,6 +28,7 @@
 void netstack_lwip_assert(const char *msg, const char *file, int line);
 unsigned long netstack_lwip_assert_count(void);
 uint32_t netstack_lwip_rand(void);
+uint16_t netstack_lwip_chksum(const void *data, int len);
 
 #define LWIP_PLATFORM_ASSERT(x) netstack_lwip_assert((x), __FILE__, __LINE__)
 /* Debug output is compiled out (LWIP_DEBUG unset); keep the hook harmless anyway. */

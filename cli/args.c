@@ -52,6 +52,8 @@ static const struct verb_def verbs[] = {
 	{ { "forward", "forward LOCALPORT PEER:PORT [--remove]",
 	    "listen on 127.0.0.1:LOCALPORT, connect to PEER's PORT" }, 1, 2, OPT_REMOVE },
 	{ { "ping", "ping PEER [-c N]", "ping a peer through its session" }, 1, 1, OPT_COUNT },
+	{ { "run", "run [--] CMD [ARGS...]",
+	    "run an unmodified program on the virtual LAN (LD_PRELOAD shim)" }, 0, 0, 0 },
 	{ { "help", "help [COMMAND]", "show this help, or one command's" }, 0, 1, 0 },
 	{ { NULL, NULL, NULL }, 0, 0, 0 },
 };
@@ -310,6 +312,12 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 				return fail(err, errlen, "unknown command \"%s\" (see shoal help)", s);
 			continue;
 		}
+		if (strcmp(v->info.name, "run") == 0) {
+			/* the rest belongs to the command, options included */
+			a->run_argv = &argv[i];
+			a->run_argc = argc - i;
+			break;
+		}
 		if (npos >= v->nmax || npos >= MAX_POS)
 			return fail(err, errlen, "%s: too many arguments; usage: shoal %s",
 			    v->info.name, v->info.synopsis);
@@ -329,6 +337,9 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 	}
 	if (!v)
 		return fail(err, errlen, "no command given (see shoal help)");
+	if (strcmp(v->info.name, "run") == 0 && !a->run_argv)
+		return fail(err, errlen, "run: missing the command to run; usage: shoal %s",
+		    v->info.synopsis);
 	if (npos < v->nmin)
 		return fail(err, errlen, "%s: missing arguments; usage: shoal %s", v->info.name,
 		    v->info.synopsis);

@@ -27,6 +27,8 @@ struct cli_args {
 	int udp;
 	int remove;
 	long count;             /* ping -c; 0: the daemon's default */
+	char *const *run_argv;  /* run: the command and its arguments (into argv, verbatim) */
+	int run_argc;
 };
 
 /* Returns 0, or -1 with a one-line reason in err (a usage error: exit code 2). */

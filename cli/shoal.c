@@ -3,6 +3,7 @@
  * the control socket (cli/client.c), prints the answer (cli/output.c, or the JSON itself with
  * --json). Exit status: 0 ok, 1 the daemon refused or failed, 2 usage error, 3 shoald not
  * reachable. Errors are one line on stderr: "shoal: <message>".
+ * `shoal run` (cli/run.c) execs the program instead and exits with its status.
  * Must not touch: the daemon's libraries (it links libshoal_base.a and jansson only).
  */
 #include "config.h"
@@ -16,6 +17,7 @@
 #include "cli/args.h"
 #include "cli/client.h"
 #include "cli/output.h"
+#include "cli/run.h"
 #include "core/paths.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
@@ -39,7 +41,8 @@ usage_all(FILE *f)
 	    "  --json           print the daemon's JSON answer (stable, for scripts)\n"
 	    "  -h, --help       this help; COMMAND --help for one command\n"
 	    "\nPEER is a nick, a virtual address (5.x.y.z) or a node id prefix (8+ hex digits).\n"
-	    "exit status: 0 ok, 1 refused or failed, 2 usage error, 3 shoald not reachable\n");
+	    "exit status: 0 ok, 1 refused or failed, 2 usage error, 3 shoald not reachable\n"
+	    "(run: the program's own status; 126 cannot run it, 127 not found)\n");
 }
 
 static void
@@ -100,6 +103,8 @@ main(int argc, char *argv[])
 		fprintf(stderr, "shoal: control socket path too long (set --control)\n");
 		return EXIT_USAGE;
 	}
+	if (strcmp(a.cmd, "run") == 0)
+		return run_exec(path, a.run_argv);
 	if (!(req = cli_args_request(&a, 1))) {
 		fprintf(stderr, "shoal: arguments must be valid UTF-8\n");
 		return EXIT_USAGE;

@@ -278,7 +278,6 @@ peers_free(struct peers *ps)
 		free(sp);
 	}
 	ratelimit_free(ps->rl);
-	sodium_memzero(ps->scratch, sizeof(ps->scratch));
 	free(ps);
 }
 

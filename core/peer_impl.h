@@ -142,8 +142,8 @@ struct peers {
 	struct peers_xstats xst;
 	double dbg_window;                      /* rate limit of debug logs */
 	unsigned dbg_count;
-	uint8_t scratch[UDP_MAX_PAYLOAD];       /* decrypted plaintext, one packet at a time */
-	uint8_t txbuf[UDP_MAX_PAYLOAD];         /* sealed packet being sent */
+	/* No packet buffers here: send.c seals into the transport's send slot and receive.c
+	 * decrypts in the receive buffer, which saved a copy each way. */
 };
 
 /* peer.c */

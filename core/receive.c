@@ -86,6 +86,7 @@ receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t
 	struct keypair *kp;
 	struct peer *p;
 	uint32_t index;
+	uint8_t *pt;
 	int n;
 
 	if (session_peek_index(pkt, len, &index) != 0) {
@@ -105,7 +106,14 @@ receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t
 		peers_drop_debug(ps, "data_expired_session", from);
 		return;
 	}
-	n = session_open(&kp->s, pkt, len, ps->scratch, sizeof(ps->scratch));
+	/*
+	 * Decrypt in place (libsodium allows plaintext == ciphertext): the plaintext lands in
+	 * the receive buffer right after the header, saving a pass through a scratch buffer.
+	 * The header stays intact, and a failed open leaves the buffer as it was (the tag is
+	 * checked before anything is decrypted), so the replay probe below still reads it.
+	 */
+	pt = pkt + UDP_DATA_HEADER_LEN;
+	n = session_open(&kp->s, pkt, len, pt, len - UDP_DATA_HEADER_LEN);
 	if (n < 0) {
 		/* Tell replays from forgeries on a copy of the window (failure path only). */
 		struct replay_window probe = kp->s.replay;
@@ -140,19 +148,19 @@ receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t
 		return;             /* keepalive */
 	timers_data_received(p);
 
-	switch (ps->scratch[0]) {
+	switch (pt[0]) {
 	case INNER_IP:
-		handle_ip(ps, p, ps->scratch + 1, (size_t)n - 1);
+		handle_ip(ps, p, pt + 1, (size_t)n - 1);
 		break;
 	case INNER_PING:
 		if (n - 1 != 16) {
 			ps->st.rx_dropped_malformed++;
 			break;
 		}
-		(void)send_inner(p, INNER_PONG, ps->scratch + 1, 16);
+		(void)send_inner(p, INNER_PONG, pt + 1, 16);
 		break;
 	case INNER_PONG:
-		handle_pong(p, ps->scratch + 1, (size_t)n - 1);
+		handle_pong(p, pt + 1, (size_t)n - 1);
 		break;
 	default:
 		/* A newer peer's inner type: authenticated, so just ignore it. */

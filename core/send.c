@@ -28,20 +28,31 @@ mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ULL + (uint64_t)ts.tv_nsec;
 }
 
-/* Seals one inner message under the current session and sends it. -1: no usable session. */
+/*
+ * Seals one inner message under the current session and sends it. -1: no usable session.
+ * The packet is sealed straight into the transport's send slot (transport_alloc/commit), so
+ * nothing is copied after encryption; the slot is reserved before sealing so that a full
+ * ring (the kernel not draining) costs no nonce. Such a drop returns 0: to the caller it is
+ * a packet lost on the way, not a missing session to handshake for.
+ */
 int
 send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len)
 {
-	struct peers *ps = p->ps;
+	struct transport *tp = p->ps->d->tp;
 	struct keypair *kp = peer_usable_keypair(p);
+	uint8_t *out;
 	int n;
 
 	if (kp == NULL || !p->path.has_ep)
 		return -1;
-	n = session_seal(&kp->s, type, body, len, ps->txbuf, sizeof(ps->txbuf));
-	if (n < 0)
+	if ((out = transport_alloc(tp, &p->path.ep)) == NULL)
+		return 0;
+	n = session_seal(&kp->s, type, body, len, out, UDP_MAX_PAYLOAD);
+	if (n < 0) {
+		transport_commit(tp, 0);
 		return -1;          /* counter exhausted: as good as expired */
-	path_send(p, ps->txbuf, (size_t)n);
+	}
+	transport_commit(tp, (size_t)n);
 	p->tx_bytes += (uint64_t)n;
 	timers_any_authenticated_packet_sent(p);
 	if (type != 0)

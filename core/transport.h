@@ -2,6 +2,8 @@
  * transport: the daemon's one UDP socket for peers and mediator probes. Receives in batches
  * (recvmmsg) and hands each datagram to the dispatch callback; sends are queued and flushed in
  * batches (sendmmsg) at the end of each loop iteration, so one lwIP burst is one syscall.
+ * Where the kernel allows, equal-size datagrams to one endpoint leave as one UDP GSO message
+ * and arrive through UDP GRO; the wire format does not change (see transport.c).
  * Owns: the socket, its watchers and the batch buffers (allocated once, no per-packet malloc).
  */
 #ifndef SHOAL_TRANSPORT_H
@@ -27,11 +29,22 @@ uint16_t transport_port(const struct transport *t);
 /* Queues one datagram (copied). Returns 0, or -1 if len > UDP_MAX_PAYLOAD. */
 int transport_send(struct transport *t, const struct endpoint *to, const uint8_t *pkt,
     size_t len);
+/*
+ * Zero-copy variant of transport_send, for callers that build the datagram themselves (the
+ * data path seals straight into the slot, so nothing is copied after encryption).
+ * transport_alloc reserves the next send slot for `to` and returns its UDP_MAX_PAYLOAD-byte
+ * buffer, or NULL when the ring is full and the kernel is not draining (counted as
+ * tx_dropped). transport_commit(t, len) queues it with len bytes; len 0 abandons it. At most
+ * one slot is reserved at a time, and nothing else may be called on t in between.
+ */
+uint8_t *transport_alloc(struct transport *t, const struct endpoint *to);
+void transport_commit(struct transport *t, size_t len);
 /* Sends everything queued now (also done automatically before the loop blocks). */
 void transport_flush(struct transport *t);
 /* The IPv4 addresses of our interfaces (non-loopback first), for LAN candidates. */
 size_t transport_local_endpoints(const struct transport *t, struct endpoint *out, size_t max);
 
+/* Packets count datagrams even when the kernel carried several in one GSO/GRO buffer. */
 struct transport_stats {
 	uint64_t rx_packets, tx_packets, rx_batches, tx_batches, tx_dropped;
 };

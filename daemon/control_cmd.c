@@ -23,6 +23,7 @@
 #include "daemon/control_int.h"
 #include "daemon/daemon.h"
 #include "daemon/expose.h"
+#include "daemon/lanproxy.h"
 
 enum {
 	LIST_MAX = 256,                 /* exposes/forwards shown by status */
@@ -212,6 +213,9 @@ cmd_status(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq
 	} else {
 		json_object_set_new(o, "socks", json_null());
 	}
+	/* `shoal run` finds the shim socket here; null if it could not be created. */
+	json_object_set_new(o, "shim_socket", d->shim ? jtext(shim_server_path(d->shim)) :
+	    json_null());
 	ctl_reply_ok(cl, rq->id, o);
 }
 

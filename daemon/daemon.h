@@ -20,6 +20,7 @@ struct socks_server;
 struct control;
 struct expose_table;
 struct forward_table;
+struct shim_server;
 
 struct daemon_config {
 	char server_host[256];          /* from the connection string */
@@ -49,6 +50,7 @@ struct daemon {
 	struct control *ctl;            /* daemon/control.c: the CLI's Unix socket */
 	struct expose_table *expose;    /* daemon/expose.c */
 	struct forward_table *fwd;      /* daemon/forward.c */
+	struct shim_server *shim;       /* daemon/shim_server.c: `shoal run`'s socket; may be NULL */
 };
 
 /*

@@ -6,7 +6,8 @@
  *          [--udp-port N] [--nick NICK] [-v|--verbose] [-h|--help]
  *
  * Start order: loop, identity, transport, peers, (saved address -> netstack), mediator,
- * control, socks, expose/forward. Runs as an ordinary user: nothing here needs privileges.
+ * control, shim socket (lanproxy), socks, expose/forward. Runs as an ordinary user: nothing
+ * here needs privileges.
  * Owns: struct daemon and its lifetime. Must not: contain protocol logic of any module.
  */
 #include "config.h"
@@ -32,6 +33,7 @@
 #include "daemon/control.h"
 #include "daemon/daemon.h"
 #include "daemon/expose.h"
+#include "daemon/lanproxy.h"
 #include "netstack/netstack.h"
 #include "socks/socks5.h"
 
@@ -295,7 +297,7 @@ main(int argc, char **argv)
 {
 	struct daemon d;
 	ev_signal sigint, sigterm;
-	char err[256], node_id[2 * KEY_LEN + 1], socks_desc[300];
+	char err[256], node_id[2 * KEY_LEN + 1], socks_desc[300], shim_path[4200];
 	uint32_t saved_addr;
 	uint8_t saved_prefix;
 	int verbose = 0, rc;
@@ -339,6 +341,9 @@ main(int argc, char **argv)
 	}
 	if ((d.ctl = control_new(&d, d.cfg.control_path)) == NULL)
 		goto out_mediator;
+	/* Without it only `shoal run` is unavailable (status says so): not worth failing for. */
+	if (shim_socket_path(d.cfg.control_path, shim_path, sizeof(shim_path)) == 0)
+		d.shim = shim_server_new(&d, shim_path);
 	if (d.cfg.socks_port != 0) {
 		if ((d.socks = socks_server_new(&d, d.cfg.socks_host, d.cfg.socks_port)) == NULL)
 			goto out_control;
@@ -373,6 +378,7 @@ out_expose:
 	if (d.socks)
 		socks_server_free(d.socks);
 out_control:
+	shim_server_free(d.shim);
 	if (d.ctl)
 		control_free(d.ctl);
 out_mediator:

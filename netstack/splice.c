@@ -841,17 +841,25 @@ void
 netstack_abort_peer(struct netstack *ns, uint32_t ip)
 {
 	struct tcp_pcb *pcb;
+	struct ns_splice *sp;
 	unsigned n = 0;
 
 again:
 	for (pcb = tcp_active_pcbs; pcb != NULL; pcb = pcb->next) {
 		if (ns_ip4_to_host(ip_2_ip4(&pcb->remote_ip)) != ip)
 			continue;
-		/* Aborting unlinks pcb from tcp_active_pcbs: start over. */
-		if (pcb->callback_arg != NULL)
-			ns_splice_abort(pcb->callback_arg);
-		else
+		/* Aborting unlinks pcb from tcp_active_pcbs: start over. A splice still connecting
+		 * owes its caller an answer (a SOCKS client waits for its reply). */
+		sp = pcb->callback_arg;
+		if (sp != NULL && sp->state == SP_SYN_SENT) {
+			sp_detach_pcb(sp);
 			tcp_abort(pcb);
+			sp_connect_failed(sp, EHOSTUNREACH);
+		} else if (sp != NULL) {
+			ns_splice_abort(sp);
+		} else {
+			tcp_abort(pcb);
+		}
 		n++;
 		goto again;
 	}

@@ -86,7 +86,19 @@ ns_udp_sendto(struct ns_udp *u, uint32_t ip, uint16_t port, const void *data, si
 		errno = EMSGSIZE;
 		return -1;
 	}
-	if ((p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)len, PBUF_RAM)) == NULL) {
+	/*
+	 * From the pbuf pool, not the heap: PBUF_RAM is a malloc per datagram with
+	 * MEM_LIBC_MALLOC, which showed in small-packet profiles. The pbuf lives only until
+	 * udp_sendto returns (netif_output hands the packet on synchronously), so this borrows
+	 * pool space for an instant; PBUF_TRANSPORT leaves room for the UDP and IP headers so
+	 * the packet stays one contiguous pbuf. Large datagrams come back as a chain, which
+	 * udp_sendto and fragmentation handle. The heap remains the fallback when the pool
+	 * is drained by slow TCP readers.
+	 */
+	p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)len, PBUF_POOL);
+	if (p == NULL)
+		p = pbuf_alloc(PBUF_TRANSPORT, (u16_t)len, PBUF_RAM);
+	if (p == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}

@@ -114,6 +114,10 @@ static const struct {
 	{ A("--control=", "status"), "--control needs a PATH" },
 	{ A("help", "nope"), "unknown command \"nope\"" },
 	{ A("help", "a", "b"), "too many arguments" },
+	{ A("run"), "run: missing the command to run" },
+	{ A("run", "--"), "run: missing the command to run" },
+	{ A("run", "-x", "ls"), "run: unknown option -x" },
+	{ A("--password", "x", "run", "ls"), "unknown option --password" },
 };
 
 static int
@@ -221,7 +225,7 @@ test_verb_table(void)
 		CHECK(v->summary && v->summary[0]);
 		CHECK(cli_verb_find(v->name) == v);
 	}
-	CHECK_EQ(i, 18);
+	CHECK_EQ(i, 19);
 	CHECK(cli_verb_find("nope") == NULL);
 }
 
@@ -236,6 +240,53 @@ test_not_utf8(void)
 	CHECK(cli_args_request(&a, 1) == NULL);
 }
 
+static void
+test_run(void)
+{
+	static const struct {
+		const char *argv[10];
+		const char *control;
+		int argc;               /* of the command */
+		const char *first, *last;
+	} t[] = {
+		{ A("run", "ls"), NULL, 1, "ls", "ls" },
+		{ A("run", "curl", "-s", "--json", "http://5.0.0.3/"), NULL, 4, "curl",
+		  "http://5.0.0.3/" },
+		{ A("run", "--", "nc", "-l", "--help"), NULL, 3, "nc", "--help" },
+		{ A("run", "--", "-weird-"), NULL, 1, "-weird-", "-weird-" },
+		{ A("run", "--control", "/c.sock", "ls", "--control", "x"), "/c.sock", 3, "ls", "x" },
+		{ A("--control=/d.sock", "run", "sh", "-c", "run"), "/d.sock", 3, "sh", "run" },
+		{ A("run", "--", "--", "x"), NULL, 2, "--", "x" },
+	};
+	static const char *const h1[] = A("run", "--help");
+	static const char *const h2[] = A("help", "run");
+	struct cli_args a;
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		err[0] = '\0';
+		if (cli_args_parse(argc_of(t[i].argv), (char *const *)t[i].argv, &a, err,
+		    sizeof(err)) != 0) {
+			fprintf(stderr, "run[%zu] refused: %s\n", i, err);
+			CHECK(0);
+			continue;
+		}
+		CHECK(!a.help && a.cmd && strcmp(a.cmd, "run") == 0);
+		CHECK_EQ(a.run_argc, t[i].argc);
+		CHECK(a.run_argv && strcmp(a.run_argv[0], t[i].first) == 0);
+		CHECK(a.run_argv && strcmp(a.run_argv[a.run_argc - 1], t[i].last) == 0);
+		CHECK(a.run_argv && a.run_argv[a.run_argc] == NULL);
+		CHECK((!a.control && !t[i].control) ||
+		    (a.control && t[i].control && strcmp(a.control, t[i].control) == 0));
+	}
+	CHECK_EQ(cli_args_parse(argc_of(h1), (char *const *)h1, &a, err, sizeof(err)), 0);
+	CHECK(a.help && a.help_verb && strcmp(a.help_verb, "run") == 0);
+	CHECK_EQ(cli_args_parse(argc_of(h2), (char *const *)h2, &a, err, sizeof(err)), 0);
+	CHECK(a.help && a.help_verb && strcmp(a.help_verb, "run") == 0);
+	CHECK(cli_verb_find("run") != NULL);
+}
+
 int
 main(void)
 {
@@ -244,5 +295,6 @@ main(void)
 	RUN(test_globals_and_help);
 	RUN(test_verb_table);
 	RUN(test_not_utf8);
+	RUN(test_run);
 	return unit_finish();
 }

@@ -1,0 +1,285 @@
+/*
+ * lanproxy_alias: the loopback aliases standing for peers, and the kernel sockets bound on them.
+ *
+ * Peer 5.a.b.c is represented to local programs by one address in 127.66.0.0/16, handed out on
+ * first use and never reused while the daemon runs (shims cache the pair). The first index is
+ * random, so two daemons on one host (tests, several users) rarely pick the same alias for
+ * different peers and fight over alias:port.
+ *
+ *   alias UDP socket alias:p    programs send to it to reach peer:p; datagrams from peer:p are
+ *                               delivered from it (lanproxy_udp.c does the moving)
+ *   alias TCP listener alias:p  open while TCP_CONNECT records wait for a program's connect;
+ *                               accepted connections go to lanproxy_tcp.c
+ *
+ * Owns: the alias table, struct lp_usock and struct lp_tlisten with their sockets.
+ * Must not: move data (lanproxy_udp.c) nor decide about connections (lanproxy_tcp.c).
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "daemon/daemon.h"
+#include "daemon/lanproxy.h"
+
+enum {
+	ALIAS_MAX = 65534,              /* indexes 1..65534: not .0.0 nor .255.255 */
+	TLISTEN_BACKLOG = 128,
+};
+
+static void
+sin_set(struct sockaddr_in *sin, uint32_t addr, uint16_t port)
+{
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(addr);
+	sin->sin_port = htons(port);
+}
+
+void
+lp_alias_init(struct shim_server *s)
+{
+	s->alias_next = 1 + randombytes_uniform(ALIAS_MAX);
+}
+
+int
+lp_check_peer(const struct shim_server *s, uint32_t vaddr)
+{
+	const struct daemon *d = s->d;
+	uint32_t mask;
+
+	if (d->ns == NULL || d->vaddr == 0)
+		return ENETUNREACH;
+	mask = d->prefix_len == 0 ? 0 : 0xffffffffu << (32 - d->prefix_len);
+	if ((vaddr & mask) != (d->vaddr & mask))
+		return ENETUNREACH;
+	/* Ourselves is 127.0.0.1 (the shim's job); network and broadcast are not hosts. */
+	if (vaddr == d->vaddr || (vaddr & ~mask) == 0 || (vaddr & ~mask) == ~mask)
+		return EINVAL;
+	return 0;
+}
+
+uint32_t
+lp_alias_get(struct shim_server *s, uint32_t vaddr)
+{
+	struct lp_alias *a;
+	uint32_t idx;
+
+	HASH_FIND(hh_vaddr, s->by_vaddr, &vaddr, sizeof(vaddr), a);
+	if (a != NULL)
+		return a->alias;
+	if (s->alias_count >= ALIAS_MAX || (a = calloc(1, sizeof(*a))) == NULL)
+		return 0;
+	idx = s->alias_next;
+	s->alias_next = idx % ALIAS_MAX + 1;
+	a->vaddr = vaddr;
+	a->alias = SHIM_ALIAS_NET | idx;
+	HASH_ADD(hh_vaddr, s->by_vaddr, vaddr, sizeof(a->vaddr), a);
+	HASH_ADD(hh_alias, s->by_alias, alias, sizeof(a->alias), a);
+	s->alias_count++;
+	log_debug("event=lanproxy_alias vaddr=%u.%u.%u.%u alias=127.66.%u.%u", vaddr >> 24,
+	    (vaddr >> 16) & 255, (vaddr >> 8) & 255, vaddr & 255, idx >> 8, idx & 255);
+	return a->alias;
+}
+
+uint32_t
+lp_alias_lookup(const struct shim_server *s, uint32_t alias)
+{
+	struct lp_alias *a;
+
+	HASH_FIND(hh_alias, s->by_alias, &alias, sizeof(alias), a);
+	return a ? a->vaddr : 0;
+}
+
+/* ---- alias UDP sockets ---- */
+
+static void
+usock_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	lp_usock_readable((struct lp_usock *)w);
+}
+
+struct lp_usock *
+lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
+{
+	struct lp_usock *us;
+	struct sockaddr_in sin;
+	uint32_t alias;
+	uint64_t key;
+	int fd, one = 1, saved;
+
+	if ((alias = lp_alias_get(s, vaddr)) == 0) {
+		errno = EADDRNOTAVAIL;
+		return NULL;
+	}
+	key = (uint64_t)alias << 16 | port;
+	HASH_FIND(hh, s->usocks, &key, sizeof(key), us);
+	if (us != NULL)
+		return us;
+	if (s->n_usocks >= LP_USOCK_MAX) {
+		errno = ENOBUFS;
+		return NULL;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	/* Broadcast and multicast copies are delivered to 127.255.255.255 from this socket. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
+	/* A program's socket on 0.0.0.0:port (SO_REUSEADDR or SO_REUSEPORT) may share the port:
+	 * datagrams to alias:port still come to us, the more specific binding. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	sin_set(&sin, alias, port);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    (us = calloc(1, sizeof(*us))) == NULL) {
+		saved = errno;
+		log_debug("event=lanproxy_usock_failed alias=127.66.%u.%u port=%u error=\"%s\"",
+		    (alias >> 8) & 255, alias & 255, port, strerror(saved));
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	us->s = s;
+	us->key = key;
+	us->vaddr = vaddr;
+	us->alias = alias;
+	us->port = port;
+	ev_io_init(&us->io, usock_cb, fd, EV_READ);
+	ev_io_start(s->d->loop, &us->io);
+	HASH_ADD(hh, s->usocks, key, sizeof(us->key), us);
+	s->n_usocks++;
+	return us;
+}
+
+/* ---- alias TCP listeners ---- */
+
+static void
+tlisten_free(struct lp_tlisten *tl)
+{
+	struct shim_server *s = tl->s;
+
+	ev_io_stop(s->d->loop, &tl->io);
+	close(tl->io.fd);
+	HASH_DEL(s->tlistens, tl);
+	free(tl);
+}
+
+static void
+tlisten_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct lp_tlisten *tl = (struct lp_tlisten *)w;
+	struct sockaddr_in from;
+	socklen_t fl;
+	int i, fd;
+
+	(void)loop;
+	(void)revents;
+	/* Accepting may resolve the last record holding tl: keep it alive across the loop. */
+	tl->refs++;
+	for (i = 0; i < LP_BATCH && tl->refs > 1; i++) {
+		fl = sizeof(from);
+		fd = accept4(tl->io.fd, (struct sockaddr *)&from, &fl,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
+				log_warn("event=lanproxy_accept_failed port=%u", tl->port);
+			break;
+		}
+		if (fl < sizeof(from) || from.sin_family != AF_INET) {
+			close(fd);
+			continue;
+		}
+		lp_tcp_accepted(tl->s, tl, fd, ntohs(from.sin_port));
+	}
+	lp_tlisten_release(tl);
+}
+
+struct lp_tlisten *
+lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
+{
+	struct lp_tlisten *tl;
+	struct sockaddr_in sin;
+	uint32_t alias;
+	uint64_t key;
+	int fd, one = 1, saved;
+
+	if ((alias = lp_alias_get(s, vaddr)) == 0) {
+		errno = EADDRNOTAVAIL;
+		return NULL;
+	}
+	key = (uint64_t)alias << 16 | port;
+	HASH_FIND(hh, s->tlistens, &key, sizeof(key), tl);
+	if (tl != NULL) {
+		tl->refs++;
+		return tl;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	/* Listeners come and go with each connect: TIME_WAIT leftovers must not block them.
+	 * SO_REUSEPORT lets a program's listener on 0.0.0.0:port coexist with ours when it has
+	 * SO_REUSEPORT too (the shim sets it): connects to alias:port still reach us, the more
+	 * specific binding. Without it the kernel refuses one of the two. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	sin_set(&sin, alias, port);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    listen(fd, TLISTEN_BACKLOG) != 0 || (tl = calloc(1, sizeof(*tl))) == NULL) {
+		saved = errno;
+		log_debug("event=lanproxy_tlisten_failed alias=127.66.%u.%u port=%u error=\"%s\"",
+		    (alias >> 8) & 255, alias & 255, port, strerror(saved));
+		close(fd);
+		errno = saved;
+		return NULL;
+	}
+	tl->s = s;
+	tl->key = key;
+	tl->vaddr = vaddr;
+	tl->alias = alias;
+	tl->port = port;
+	tl->refs = 1;
+	ev_io_init(&tl->io, tlisten_cb, fd, EV_READ);
+	ev_io_start(s->d->loop, &tl->io);
+	HASH_ADD(hh, s->tlistens, key, sizeof(tl->key), tl);
+	return tl;
+}
+
+void
+lp_tlisten_release(struct lp_tlisten *tl)
+{
+	if (tl != NULL && --tl->refs == 0)
+		tlisten_free(tl);
+}
+
+void
+lp_alias_free_all(struct shim_server *s)
+{
+	struct lp_usock *us, *utmp;
+	struct lp_tlisten *tl, *ttmp;
+	struct lp_alias *a, *atmp;
+
+	HASH_ITER(hh, s->usocks, us, utmp) {
+		ev_io_stop(s->d->loop, &us->io);
+		close(us->io.fd);
+		HASH_DEL(s->usocks, us);
+		free(us);
+	}
+	s->n_usocks = 0;
+	HASH_ITER(hh, s->tlistens, tl, ttmp)
+		tlisten_free(tl);
+	HASH_CLEAR(hh_alias, s->by_alias);
+	HASH_ITER(hh_vaddr, s->by_vaddr, a, atmp) {
+		HASH_DELETE(hh_vaddr, s->by_vaddr, a);
+		free(a);
+	}
+	s->alias_count = 0;
+}

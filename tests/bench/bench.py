@@ -19,7 +19,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integ"))
-from harness import BUILD, Lab, free_port, wait_until  # noqa: E402
+from harness import BUILD, Lab, binary, free_port, wait_until  # noqa: E402
 
 SECS = float(os.environ.get("SHOAL_BENCH_SECONDS", "5"))
 rows = []
@@ -84,6 +84,19 @@ def bench_loopback():
         ref, _ = iperf_tcp(port, reverse=True)
         ov, err = iperf_tcp(lport, reverse=True)
         row("TCP 1 stream, loopback (bob->alice)", ov, ref, "Mbit/s")
+
+        # lanproxy: iperf3 server and client both under `shoal run`, talking 5.x to 5.x.
+        shim_port = free_port()
+        shoal = binary("shoal")
+        start_iperf_server(lab, shim_port, host="0.0.0.0",
+                           wrap=(shoal, "--control", b.ctl, "run", "--"))
+        time.sleep(0.5)
+        ov, err = iperf_tcp(shim_port, host=b.address(),
+                            wrap_client=(shoal, "--control", a.ctl, "run", "--"))
+        ref, _ = iperf_tcp(port)
+        row("TCP 1 stream, shoal run (alice->bob)", ov, ref, "Mbit/s")
+        if err:
+            print("  shoal run iperf3:", err)
 
         sport = free_port()
         b.cli("expose", f"{sport}/udp")

@@ -5,7 +5,8 @@
  * their bridges to the netstack.
  *
  *   shim_server.c     the socket, clients, request dispatch, in-order replies, cleanup
- *   lanproxy_alias.c  alias <-> peer vaddr table; alias UDP sockets; alias TCP listeners
+ *   lanproxy_alias.c  alias <-> peer vaddr table (low-port aliases too); alias UDP sockets;
+ *                     alias TCP listeners; peer names (RESOLVE)
  *   lanproxy_tcp.c    TCP_CONNECT records, accept on alias listeners -> ns_splice_connect,
  *                     TCP_RESULT (possibly deferred); TCP_LISTEN -> ns_listen
  *   lanproxy_udp.c    UDP_BIND -> ns_udp; alias socket <-> overlay datagrams; MCAST joins;
@@ -57,11 +58,19 @@ enum {
 /* What a client registered, so that it can be released when the client goes. */
 enum lp_reg_kind { LP_REG_UDP = 1, LP_REG_LISTEN = 2, LP_REG_MCAST = 3 };
 
+/*
+ * One (kind, port, group) a client registered, counted per client: a process may announce the
+ * same port several times (two SO_REUSEPORT sockets, a socket whose close the shim never saw),
+ * and each announcement is matched by one CLOSE. The shared object (lp_uport, lp_listen,
+ * lp_mcast) holds one reference per client, taken by the first announcement and dropped by
+ * the last CLOSE or when the client goes, so no sequence of announcements can leak it.
+ */
 struct lp_reg {
 	struct lp_reg *next;
 	uint8_t kind;                   /* enum lp_reg_kind */
 	uint16_t port;
 	uint32_t group;                 /* LP_REG_MCAST */
+	unsigned count;                 /* announcements not yet closed; >= 1 */
 };
 
 struct lp_tcp_conn;
@@ -82,7 +91,9 @@ struct lp_client {
 };
 
 /* An alias address standing for one peer. Owned by the alias table; never freed nor reused
- * while the daemon runs (the shims cache the pair). */
+ * while the daemon runs (the shims cache the pair). Its low-port twin (SHIM_LOWALIAS_NET, same
+ * index) stands for the same peer on ports p <= SHIM_LOWPORT_MAX moved to p + SHIM_LOWPORT_BASE
+ * when we may not bind alias:p. */
 struct lp_alias {
 	uint32_t vaddr;
 	uint32_t alias;
@@ -90,24 +101,30 @@ struct lp_alias {
 	UT_hash_handle hh_alias;
 };
 
-/* A kernel UDP socket on alias:port: local programs send to it to reach vaddr:port, and
- * datagrams from vaddr:port are delivered from it. Owned by the server's usock table. */
+/* A kernel UDP socket on alias:port (kaddr:kport: the low-port alias when alias:port may not
+ * be bound): local programs send to it to reach vaddr:port, and datagrams from vaddr:port are
+ * delivered from it. Owned by the server's usock table. */
 struct lp_usock {
 	ev_io io;                       /* first member */
 	struct shim_server *s;
 	uint64_t key;                   /* alias << 16 | port */
 	uint32_t vaddr, alias;
 	uint16_t port;
+	uint32_t kaddr;                 /* where the socket is bound */
+	uint16_t kport;
 	UT_hash_handle hh;
 };
 
-/* A kernel TCP listener on alias:port, open while TCP_CONNECT records wait for it. */
+/* A kernel TCP listener on alias:port (or its low-port twin, kaddr:kport), open while
+ * TCP_CONNECT records wait for it. */
 struct lp_tlisten {
 	ev_io io;                       /* first member */
 	struct shim_server *s;
 	uint64_t key;                   /* alias << 16 | port */
 	uint32_t vaddr, alias;
 	uint16_t port;
+	uint32_t kaddr;                 /* where the listener is bound */
+	uint16_t kport;
 	unsigned refs;                  /* records in state LP_TCP_PENDING on it */
 	UT_hash_handle hh;
 };
@@ -155,6 +172,8 @@ struct lp_tcp_conn {
 	uint16_t port;
 	enum lp_tcp_state state;
 	int err;                        /* LP_TCP_DONE: 0 or errno */
+	int fail;                       /* not 0: the outcome, known before trying (EHOSTUNREACH
+	                                   for an address that is no peer of ours) */
 	int hashed;                     /* in s->conns (a newer record for lport replaces it) */
 	int in_splice;                  /* the splice callback is still to come */
 	int dead;                       /* forgotten; freed by that callback */
@@ -201,9 +220,12 @@ enum lp_verdict { LP_REPLY, LP_DEFER, LP_NOREPLY };
 
 /* shim_server.c: sends a deferred reply and resumes reading the client. */
 void lp_client_reply(struct lp_client *c, const struct shim_msg *rep);
-/* Registration bookkeeping; lp_reg_add returns 0 or -1 (ENOBUFS: too many). */
+/* Registration bookkeeping (counted per client, see struct lp_reg). lp_reg_add returns 1 for
+ * the client's first registration of (kind, port, group) (the caller takes a reference on the
+ * shared object), 0 when it only counted one more, -1 (ENOBUFS: too many). lp_reg_del returns
+ * 1 when the client's last one went (the caller drops its reference), 0 when one was counted
+ * down, -1 when there was none. */
 int lp_reg_add(struct lp_client *c, uint8_t kind, uint16_t port, uint32_t group);
-/* Removes one matching registration; returns 1 if one was found. */
 int lp_reg_del(struct lp_client *c, uint8_t kind, uint16_t port, uint32_t group);
 
 /* lanproxy_alias.c */
@@ -214,8 +236,22 @@ void lp_alias_free_all(struct shim_server *s);
 int lp_check_peer(const struct shim_server *s, uint32_t vaddr);
 /* The alias for vaddr, created on first use; 0 when all 65534 are taken. */
 uint32_t lp_alias_get(struct shim_server *s, uint32_t vaddr);
-/* The vaddr an alias stands for, or 0. */
+/* The vaddr an alias (or low-port alias) stands for, or 0. */
 uint32_t lp_alias_lookup(const struct shim_server *s, uint32_t alias);
+/* The peer endpoint a kernel endpoint kaddr:kport stands for (low-port aliases mapped back).
+ * 0, or -1 when kaddr is no alias of ours. */
+int lp_alias_unmap(const struct shim_server *s, uint32_t kaddr, uint16_t kport,
+    uint32_t *vaddr, uint16_t *vport);
+/* Binds fd to alias:port, or, when that is refused for lack of privilege (EACCES, ports below
+ * ip_unprivileged_port_start), to the low-port alias on port + SHIM_LOWPORT_BASE. 0 with the
+ * address used in kaddr and kport (either may be NULL), or -1 with errno. */
+int lp_alias_bind(int fd, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16_t *kport);
+/* Is vaddr a peer of ours: a full, switched-on member of a network we are a full, switched-on
+ * member of (the rule that authorizes peers, core/mediator_client.h)? */
+int lp_peer_known(const struct shim_server *s, uint32_t vaddr);
+/* RESOLVE: a peer name (nick, node id, optionally ending in ".shoal") to its vaddr. */
+enum lp_verdict lp_resolve(struct shim_server *s, const struct shim_msg *rq,
+    struct shim_msg *rep);
 /* The UDP socket on alias(vaddr):port, created on first use; NULL with errno. */
 struct lp_usock *lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port);
 /* A reference on the TCP listener on alias(vaddr):port; NULL with errno. */

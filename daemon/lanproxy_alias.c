@@ -11,6 +11,13 @@
  *   alias TCP listener alias:p  open while TCP_CONNECT records wait for a program's connect;
  *                               accepted connections go to lanproxy_tcp.c
  *
+ * Low ports: an unprivileged daemon may not bind alias:p for p below the kernel's
+ * ip_unprivileged_port_start (a peer's ssh on 22, http on 80, a NetBIOS broadcast from 137).
+ * Those sockets go to the low-port alias of the same index, 127.67.x.y, on p + 64512
+ * (lanproxy/shim_proto.h); replies tell the shim where, and the shim maps sources back with the
+ * same fixed rule. Ports are only moved when the kernel refuses (EACCES): as root nothing moves.
+ *
+ * Peer names (RESOLVE) are answered here too, from the mediator's membership view.
  * Owns: the alias table, struct lp_usock and struct lp_tlisten with their sockets.
  * Must not: move data (lanproxy_udp.c) nor decide about connections (lanproxy_tcp.c).
  */
@@ -22,10 +29,13 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/mediator_client.h"
+#include "core/proto.h"
 #include "daemon/daemon.h"
 #include "daemon/lanproxy.h"
 
@@ -94,8 +104,103 @@ lp_alias_lookup(const struct shim_server *s, uint32_t alias)
 {
 	struct lp_alias *a;
 
+	if ((alias & SHIM_ALIAS_MASK) == SHIM_LOWALIAS_NET)
+		alias = SHIM_ALIAS_NET | (alias & ~SHIM_ALIAS_MASK);
 	HASH_FIND(hh_alias, s->by_alias, &alias, sizeof(alias), a);
 	return a ? a->vaddr : 0;
+}
+
+int
+lp_alias_unmap(const struct shim_server *s, uint32_t kaddr, uint16_t kport, uint32_t *vaddr,
+    uint16_t *vport)
+{
+	uint32_t v;
+
+	if ((kaddr & SHIM_ANYALIAS_MASK) != SHIM_ALIAS_NET || (v = lp_alias_lookup(s, kaddr)) == 0)
+		return -1;
+	if ((kaddr & SHIM_ALIAS_MASK) == SHIM_LOWALIAS_NET) {
+		/* only p + 64512 for p in 1..1023 is ever bound there */
+		if (kport <= SHIM_LOWPORT_BASE)
+			return -1;
+		kport = (uint16_t)(kport - SHIM_LOWPORT_BASE);
+	}
+	*vaddr = v;
+	*vport = kport;
+	return 0;
+}
+
+int
+lp_alias_bind(int fd, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16_t *kport)
+{
+	struct sockaddr_in sin;
+	uint32_t a = alias;
+	uint16_t p = port;
+
+	sin_set(&sin, a, p);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
+		if (errno != EACCES || port == 0 || port > SHIM_LOWPORT_MAX)
+			return -1;
+		a = SHIM_LOWALIAS_NET | (alias & ~SHIM_ALIAS_MASK);
+		p = (uint16_t)(port + SHIM_LOWPORT_BASE);
+		sin_set(&sin, a, p);
+		if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+			return -1;
+	}
+	if (kaddr != NULL)
+		*kaddr = a;
+	if (kport != NULL)
+		*kport = p;
+	return 0;
+}
+
+/* As auth_source in core/mediator_client.c: switched on (MEMF_ACTIVE) and not pending. */
+static int
+full_active(uint8_t flags)
+{
+	return (flags & MEMF_ACTIVE) && !(flags & MEMF_PENDING);
+}
+
+int
+lp_peer_known(const struct shim_server *s, uint32_t vaddr)
+{
+	const struct med_network *n;
+	const struct med_member *mem;
+
+	if (s->d->med == NULL)
+		return 0;
+	for (n = mediator_networks(s->d->med); n != NULL; n = n->hh.next) {
+		if (!full_active(n->my_flags))
+			continue;
+		for (mem = n->members; mem != NULL; mem = mem->hh.next)
+			if (mem->address == vaddr && full_active(mem->flags))
+				return 1;
+	}
+	return 0;
+}
+
+enum lp_verdict
+lp_resolve(struct shim_server *s, const struct shim_msg *rq, struct shim_msg *rep)
+{
+	char name[SHIM_NAME_MAX + 1];
+	uint8_t key[KEY_LEN];
+	uint32_t addr = 0;
+	size_t len = rq->name_len;
+
+	/* The codec guarantees 1..255 bytes without a NUL. */
+	memcpy(name, rq->name, len);
+	name[len] = '\0';
+	/* "bob.", "bob.shoal" and "bob.shoal." all mean bob */
+	if (len > 0 && name[len - 1] == '.')
+		name[--len] = '\0';
+	if (len > 6 && strcasecmp(name + len - 6, ".shoal") == 0)
+		name[len -= 6] = '\0';
+	if (len == 0 || s->d->med == NULL || mediator_resolve(s->d->med, name, key, &addr) != 0 ||
+	    addr == 0) {
+		rep->err = ENOENT;
+		return LP_REPLY;
+	}
+	rep->r_addr = addr;
+	return LP_REPLY;
 }
 
 /* ---- alias UDP sockets ---- */
@@ -112,8 +217,8 @@ struct lp_usock *
 lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 {
 	struct lp_usock *us;
-	struct sockaddr_in sin;
-	uint32_t alias;
+	uint32_t alias, kaddr;
+	uint16_t kport;
 	uint64_t key;
 	int fd, one = 1, saved;
 
@@ -138,8 +243,7 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	 * datagrams to alias:port still come to us, the more specific binding. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	sin_set(&sin, alias, port);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	if (lp_alias_bind(fd, alias, port, &kaddr, &kport) != 0 ||
 	    (us = calloc(1, sizeof(*us))) == NULL) {
 		saved = errno;
 		log_debug("event=lanproxy_usock_failed alias=127.66.%u.%u port=%u error=\"%s\"",
@@ -153,6 +257,8 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	us->vaddr = vaddr;
 	us->alias = alias;
 	us->port = port;
+	us->kaddr = kaddr;
+	us->kport = kport;
 	ev_io_init(&us->io, usock_cb, fd, EV_READ);
 	ev_io_start(s->d->loop, &us->io);
 	HASH_ADD(hh, s->usocks, key, sizeof(us->key), us);
@@ -207,8 +313,8 @@ struct lp_tlisten *
 lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 {
 	struct lp_tlisten *tl;
-	struct sockaddr_in sin;
-	uint32_t alias;
+	uint32_t alias, kaddr;
+	uint16_t kport;
 	uint64_t key;
 	int fd, one = 1, saved;
 
@@ -231,8 +337,7 @@ lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	 * specific binding. Without it the kernel refuses one of the two. */
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	sin_set(&sin, alias, port);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	if (lp_alias_bind(fd, alias, port, &kaddr, &kport) != 0 ||
 	    listen(fd, TLISTEN_BACKLOG) != 0 || (tl = calloc(1, sizeof(*tl))) == NULL) {
 		saved = errno;
 		log_debug("event=lanproxy_tlisten_failed alias=127.66.%u.%u port=%u error=\"%s\"",
@@ -246,6 +351,8 @@ lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	tl->vaddr = vaddr;
 	tl->alias = alias;
 	tl->port = port;
+	tl->kaddr = kaddr;
+	tl->kport = kport;
 	tl->refs = 1;
 	ev_io_init(&tl->io, tlisten_cb, fd, EV_READ);
 	ev_io_start(s->d->loop, &tl->io);

@@ -11,11 +11,15 @@
  *   TCP_RESULT(lport, wait)          the outcome; EINPROGRESS while unknown, or (wait=1) the
  *                                    reply is deferred until it is known
  * A record gives up with ETIMEDOUT after the netstack's connect timeout plus a margin, and a
- * DONE record lingers a while so that late SO_ERROR questions still get the answer.
+ * DONE record lingers a while so that late SO_ERROR questions still get the answer. An address
+ * in our network that is no peer of ours fails at once with EHOSTUNREACH (as a LAN host that
+ * does not answer ARP), through the same path: the program's connect is accepted and reset,
+ * so blocking, non-blocking and SO_ERROR all behave as for a refused connect.
  *
  * Server side: TCP_LISTEN(P) listens on our vaddr:P (refcounted per port); each virtual
- * connection from peer:q becomes a kernel connection from alias(peer):q (alias:0 if that is
- * taken) to 127.0.0.1:P, so accept()/getpeername in the program see the peer's alias.
+ * connection from peer:q becomes a kernel connection from alias(peer):q (its low-port twin when
+ * q is privileged and we are not; alias:0 if that is taken) to 127.0.0.1:P, so
+ * accept()/getpeername in the program see the peer's alias.
  *
  * Owns: struct lp_tcp_conn and struct lp_listen (and their ns_listeners).
  * Must not: touch spliced connections (the netstack owns them) or alias sockets' lifetime
@@ -192,13 +196,16 @@ lp_tcp_connect(struct shim_server *s, struct lp_client *c, const struct shim_msg
 	rec->port = rq->port;
 	rec->state = LP_TCP_PENDING;
 	rec->tl = tl;
+	if (!lp_peer_known(s, rq->addr))
+		rec->fail = EHOSTUNREACH;
 	rec->hashed = 1;
 	ev_timer_init(&rec->timer, conn_timer_cb, TCP_GIVEUP, 0.);
 	rec->timer.data = rec;
 	ev_timer_start(s->d->loop, &rec->timer);
 	HASH_ADD(hh, s->conns, lport, sizeof(rec->lport), rec);
 	DL_APPEND(s->all_conns, rec);
-	rep->r_addr = tl->alias;
+	rep->r_addr = tl->kaddr;
+	rep->r_port = tl->kport;
 	return LP_REPLY;
 }
 
@@ -214,9 +221,9 @@ lp_tcp_accepted(struct shim_server *s, struct lp_tlisten *tl, int fd, uint16_t s
 		reset_close(fd);
 		return;
 	}
-	if (s->d->ns == NULL) {
+	if (s->d->ns == NULL || rec->fail != 0) {
 		reset_close(fd);
-		conn_done(rec, ENETUNREACH);
+		conn_done(rec, rec->fail != 0 ? rec->fail : ENETUNREACH);
 		return;
 	}
 	lp_tlisten_release(rec->tl);
@@ -297,7 +304,8 @@ listen_connect(uint32_t src, uint16_t src_port, uint16_t port)
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(src);
 	sin.sin_port = htons(src_port);
-	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+	if (src == INADDR_LOOPBACK ? bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 :
+	    lp_alias_bind(fd, src, src_port, NULL, NULL) != 0)
 		goto fail;
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sin.sin_port = htons(port);
@@ -322,7 +330,7 @@ listen_open_fd(void *arg, uint32_t peer_ip, uint16_t peer_port)
 		alias = lp_alias_get(s, peer_ip);
 	if (alias != 0) {
 		fd = listen_connect(alias, peer_port, lst->port);
-		/* alias:q taken (TIME_WAIT, another daemon): the port is cosmetic, the alias not */
+		/* alias:q taken (TIME_WAIT, another daemon): the port matters less than the alias */
 		if (fd < 0)
 			fd = listen_connect(alias, 0, lst->port);
 	}
@@ -345,9 +353,12 @@ lp_tcp_listen(struct shim_server *s, struct lp_client *c, const struct shim_msg 
 		rep->err = EINVAL;
 		return LP_REPLY;
 	}
-	if (lp_reg_add(c, LP_REG_LISTEN, port, 0) != 0) {
+	switch (lp_reg_add(c, LP_REG_LISTEN, port, 0)) {
+	case -1:
 		rep->err = ENOBUFS;
 		return LP_REPLY;
+	case 0:
+		return LP_REPLY;        /* this client already listens there */
 	}
 	HASH_FIND(hh, s->listens, &port, sizeof(port), lst);
 	if (lst == NULL) {

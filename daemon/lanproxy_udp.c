@@ -10,8 +10,9 @@
  *   DGRAM_OUT(dst, P, lport, data)   a local broadcast/multicast copied to the LAN from our
  *                                    vaddr:lport, at most LP_DGRAM_RATE/s for the whole node
  *
- * Datagrams from 127.66.0.0/16 reaching an alias socket are dropped: they come from another
- * daemon's alias socket on this host, and forwarding them would only make loops.
+ * Datagrams from 127.66.0.0/15 (aliases and low-port aliases) reaching an alias socket are
+ * dropped: they come from another daemon's alias socket on this host, and forwarding them would
+ * only make loops.
  * Owns: struct lp_uport (and their ns_udps), struct lp_mcast, the DGRAM_OUT token bucket.
  * Must not: create or close alias sockets other than through lp_usock_get.
  */
@@ -135,7 +136,7 @@ lp_usock_readable(struct lp_usock *us)
 			continue;       /* ICMP errors from earlier deliveries: nothing to do */
 		}
 		if (fl < sizeof(from) || from.sin_family != AF_INET ||
-		    (ntohl(from.sin_addr.s_addr) & SHIM_ALIAS_MASK) == SHIM_ALIAS_NET) {
+		    (ntohl(from.sin_addr.s_addr) & SHIM_ANYALIAS_MASK) == SHIM_ALIAS_NET) {
 			udp_drop(s, "source is an alias");
 			continue;
 		}
@@ -164,9 +165,12 @@ lp_udp_bind(struct shim_server *s, struct lp_client *c, const struct shim_msg *r
 		rep->err = EINVAL;
 		return LP_REPLY;
 	}
-	if (lp_reg_add(c, LP_REG_UDP, port, 0) != 0) {
+	switch (lp_reg_add(c, LP_REG_UDP, port, 0)) {
+	case -1:
 		rep->err = ENOBUFS;
 		return LP_REPLY;
+	case 0:
+		return LP_REPLY;        /* this client already holds the port */
 	}
 	HASH_FIND(hh, s->uports, &port, sizeof(port), up);
 	if (up == NULL) {
@@ -221,11 +225,18 @@ lp_udp_alias(struct shim_server *s, struct lp_client *c, const struct shim_msg *
 		rep->err = err;
 		return LP_REPLY;
 	}
+	/* The kernel's answer for a LAN host that does not answer ARP; sendto fails at once
+	 * rather than later, which a program cannot tell apart. */
+	if (!lp_peer_known(s, rq->addr)) {
+		rep->err = EHOSTUNREACH;
+		return LP_REPLY;
+	}
 	if ((us = lp_usock_get(s, rq->addr, rq->port)) == NULL) {
 		rep->err = errno == EADDRINUSE ? EADDRNOTAVAIL : errno;
 		return LP_REPLY;
 	}
-	rep->r_addr = us->alias;
+	rep->r_addr = us->kaddr;
+	rep->r_port = us->kport;
 	return LP_REPLY;
 }
 
@@ -241,14 +252,21 @@ lp_mcast(struct shim_server *s, struct lp_client *c, const struct shim_msg *rq,
 	}
 	if (!rq->flag) {
 		/* As the kernel's IP_DROP_MEMBERSHIP for a group never joined. */
-		if (!lp_reg_del(c, LP_REG_MCAST, rq->port, rq->addr))
+		switch (lp_reg_del(c, LP_REG_MCAST, rq->port, rq->addr)) {
+		case -1:
 			rep->err = EADDRNOTAVAIL;
-		else
+			break;
+		case 1:
 			lp_mcast_release(s, rq->addr, rq->port);
+			break;
+		}
 		return LP_REPLY;
 	}
-	if (lp_reg_add(c, LP_REG_MCAST, rq->port, rq->addr) != 0) {
+	switch (lp_reg_add(c, LP_REG_MCAST, rq->port, rq->addr)) {
+	case -1:
 		rep->err = ENOBUFS;
+		return LP_REPLY;
+	case 0:
 		return LP_REPLY;
 	}
 	if ((m = mcast_find(s, rq->addr, rq->port)) == NULL) {

@@ -2,10 +2,10 @@
  * shim_server: the Unix SOCK_SEQPACKET socket the LD_PRELOAD shims connect to, one connection
  * per process (lanproxy/shim_proto.h; one message per packet).
  *
- * Requests are answered in order. HELLO and UNALIAS work at any time; everything else needs
- * the netstack and gets ENETUNREACH until we have an address. A request that does not decode
- * is answered EPROTO when its id can be read (the shim must not hang on it), else dropped;
- * both are counted. A deferred reply (TCP_RESULT waiting for a connect) stops reading the
+ * Requests are answered in order. HELLO, UNALIAS and RESOLVE work at any time; everything
+ * else needs the netstack and gets ENETUNREACH until we have an address. A request that does
+ * not decode is answered EPROTO when its id can be read (the shim must not hang on it), else
+ * dropped; both are counted. A deferred reply (TCP_RESULT waiting for a connect) stops reading the
  * client until it is sent, which keeps the order without a queue. A client that does not read
  * its replies (send would block) is shut down; its EOF then frees it in the read callback.
  *
@@ -82,19 +82,38 @@ path_in_use(const struct sockaddr_un *sun)
 	return rc == 0;
 }
 
+static struct lp_reg *
+reg_find(const struct lp_client *c, uint8_t kind, uint16_t port, uint32_t group)
+{
+	struct lp_reg *r;
+
+	for (r = c->regs; r != NULL; r = r->next)
+		if (r->kind == kind && r->port == port && r->group == group)
+			return r;
+	return NULL;
+}
+
 int
 lp_reg_add(struct lp_client *c, uint8_t kind, uint16_t port, uint32_t group)
 {
 	struct lp_reg *r;
 
+	if ((r = reg_find(c, kind, port, group)) != NULL) {
+		/* A count this high is a program announcing in a loop; cap it like new entries. */
+		if (r->count >= LP_CLIENT_REGS_MAX)
+			return -1;
+		r->count++;
+		return 0;
+	}
 	if (c->n_regs >= LP_CLIENT_REGS_MAX || (r = calloc(1, sizeof(*r))) == NULL)
 		return -1;
 	r->kind = kind;
 	r->port = port;
 	r->group = group;
+	r->count = 1;
 	LL_PREPEND(c->regs, r);
 	c->n_regs++;
-	return 0;
+	return 1;
 }
 
 int
@@ -102,26 +121,14 @@ lp_reg_del(struct lp_client *c, uint8_t kind, uint16_t port, uint32_t group)
 {
 	struct lp_reg *r;
 
-	LL_FOREACH(c->regs, r)
-		if (r->kind == kind && r->port == port && r->group == group)
-			break;
-	if (r == NULL)
+	if ((r = reg_find(c, kind, port, group)) == NULL)
+		return -1;
+	if (--r->count > 0)
 		return 0;
 	LL_DELETE(c->regs, r);
 	c->n_regs--;
 	free(r);
 	return 1;
-}
-
-static int
-reg_has(const struct lp_client *c, uint8_t kind, uint16_t port)
-{
-	const struct lp_reg *r;
-
-	for (r = c->regs; r != NULL; r = r->next)
-		if (r->kind == kind && r->port == port)
-			return 1;
-	return 0;
 }
 
 static void
@@ -188,15 +195,15 @@ client_close(struct shim_server *s, struct lp_client *c, const struct shim_msg *
 	struct lp_reg *r, *tmp;
 
 	if (rq->flag == SHIM_TCP) {
-		if (lp_reg_del(c, LP_REG_LISTEN, rq->port, 0))
+		if (lp_reg_del(c, LP_REG_LISTEN, rq->port, 0) == 1)
 			lp_listen_release(s, rq->port);
 		lp_tcp_close(s, c, rq->port);
 		return;
 	}
-	if (lp_reg_del(c, LP_REG_UDP, rq->port, 0))
+	if (lp_reg_del(c, LP_REG_UDP, rq->port, 0) == 1)
 		lp_uport_release(s, rq->port);
 	/* Joins belong to sockets we cannot tell apart: they go with the last socket on P. */
-	if (reg_has(c, LP_REG_UDP, rq->port))
+	if (reg_find(c, LP_REG_UDP, rq->port, 0) != NULL)
 		return;
 	LL_FOREACH_SAFE(c->regs, r, tmp) {
 		if (r->kind != LP_REG_MCAST || r->port != rq->port)
@@ -227,8 +234,11 @@ dispatch(struct shim_server *s, struct lp_client *c, const struct shim_msg *rq,
 		log_debug("event=shim_hello pid=%ld", (long)c->pid);
 		return LP_REPLY;
 	case SHIM_UNALIAS:
-		rep->r_addr = lp_alias_lookup(s, rq->addr);
+		if (lp_alias_unmap(s, rq->addr, rq->port, &rep->r_addr, &rep->r_port) != 0)
+			rep->r_addr = rep->r_port = 0;
 		return LP_REPLY;
+	case SHIM_RESOLVE:
+		return lp_resolve(s, rq, rep);
 	case SHIM_DGRAM_OUT:
 		lp_dgram_out(s, c, rq);
 		return LP_NOREPLY;

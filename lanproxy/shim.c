@@ -38,6 +38,9 @@ static const char *const sym_names[SYM_COUNT] = {
 	[SYM_freeifaddrs] = "freeifaddrs", [SYM_if_nameindex] = "if_nameindex",
 	[SYM_if_freenameindex] = "if_freenameindex", [SYM_if_nametoindex] = "if_nametoindex",
 	[SYM_if_indextoname] = "if_indextoname", [SYM_ioctl] = "ioctl",
+	[SYM_getaddrinfo] = "getaddrinfo", [SYM_gethostbyname] = "gethostbyname",
+	[SYM_gethostbyname2] = "gethostbyname2", [SYM_gethostbyname_r] = "gethostbyname_r",
+	[SYM_gethostbyname2_r] = "gethostbyname2_r",
 };
 
 void *
@@ -74,6 +77,25 @@ forget(int fd)
 		shim_net_closing(fd);
 	if (w)
 		shim_fd_set(fd, 0);
+}
+
+/* fds lo..hi are about to be closed together (closefrom, close_range): tell the daemon about
+ * announced sockets while they are still open, one fd after the other, so that the last fd of
+ * a dup'ed socket sees the others gone. */
+static void
+forget_range(unsigned lo, unsigned hi)
+{
+	unsigned i;
+
+	if (hi >= SHIM_FD_MAX)
+		hi = SHIM_FD_MAX - 1;
+	for (i = lo; i <= hi; i++) {
+		if (shim_fd_get((int)i) & FD_ANNOUNCED) {
+			shim_net_closing((int)i);
+			shim_fd_set((int)i, 0);
+		}
+	}
+	shim_fd_forget_range(lo, hi);
 }
 
 /* newfd now refers to oldfd's socket. */
@@ -210,7 +232,7 @@ closefrom(int lowfd)
 	unsigned lo = lowfd < 0 ? 0 : (unsigned)lowfd;
 	int d = shim_daemon_fd();
 
-	shim_fd_forget_range(lo, ~0u);
+	forget_range(lo, ~0u);
 	if (d >= 0 && (unsigned)d >= lo && cr) {
 		if ((unsigned)d > lo)
 			cr(lo, (unsigned)d - 1, 0);
@@ -236,7 +258,7 @@ close_range(unsigned int first, unsigned int last, int flags)
 	if (first > last)
 		return f(first, last, flags);
 	if (!(flags & CLOSE_RANGE_CLOEXEC))
-		shim_fd_forget_range(first, last);
+		forget_range(first, last);
 	if (d < 0 || (unsigned)d < first || (unsigned)d > last)
 		return f(first, last, flags);
 	if ((unsigned)d > first)

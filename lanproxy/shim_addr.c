@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <string.h>
+#include <strings.h>
 
 #include "lanproxy/shim_int.h"
 
@@ -82,7 +83,7 @@ shim_ep_write(struct sockaddr_storage *ss, uint32_t addr, uint16_t port, int v6)
 }
 
 void
-shim_ep_rewrite(struct sockaddr *sa, socklen_t len, uint32_t addr)
+shim_ep_rewrite_port(struct sockaddr *sa, socklen_t len, uint32_t addr, uint16_t port)
 {
 	struct sockaddr_storage ss;
 	struct shim_ep ep;
@@ -90,9 +91,19 @@ shim_ep_rewrite(struct sockaddr *sa, socklen_t len, uint32_t addr)
 
 	if (shim_ep_read(sa, len, &ep) == -1)
 		return;
-	n = shim_ep_write(&ss, addr, ep.port, ep.v6);
+	n = shim_ep_write(&ss, addr, port, ep.v6);
 	/* the kernel truncates to the caller's length too; keep its length untouched */
 	memcpy(sa, &ss, n < len ? n : len);
+}
+
+void
+shim_ep_rewrite(struct sockaddr *sa, socklen_t len, uint32_t addr)
+{
+	struct shim_ep ep;
+
+	if (shim_ep_read(sa, len, &ep) == -1)
+		return;
+	shim_ep_rewrite_port(sa, len, addr, ep.port);
 }
 
 uint32_t
@@ -108,8 +119,51 @@ shim_prefix_mask(unsigned prefix)
 int
 shim_is_alias(uint32_t addr)
 {
-	return (addr & SHIM_ALIAS_MASK) == SHIM_ALIAS_NET && (addr & 0xffff) != 0 &&
+	return (addr & SHIM_ANYALIAS_MASK) == SHIM_ALIAS_NET && (addr & 0xffff) != 0 &&
 	    (addr & 0xffff) != 0xffff;
+}
+
+uint32_t
+shim_alias_base(uint32_t addr)
+{
+	return SHIM_ALIAS_NET | (addr & ~SHIM_ALIAS_MASK);
+}
+
+int
+shim_alias_port(uint32_t addr, uint16_t kport, uint16_t *vport)
+{
+	if (!shim_is_alias(addr))
+		return -1;
+	if ((addr & SHIM_ALIAS_MASK) != SHIM_LOWALIAS_NET) {
+		*vport = kport;
+		return 0;
+	}
+	if (kport <= SHIM_LOWPORT_BASE)
+		return -1;
+	*vport = (uint16_t)(kport - SHIM_LOWPORT_BASE);
+	return 0;
+}
+
+int
+shim_name_is_peerish(const char *name)
+{
+	size_t len = name ? strlen(name) : 0;
+	struct in_addr ia;
+	const char *dot;
+
+	if (len > 0 && name[len - 1] == '.')
+		len--;                          /* "bob." is "bob", absolute */
+	if (len == 0 || len > SHIM_NAME_MAX || name[0] == '.')
+		return 0;
+	if (len == 9 && strncasecmp(name, "localhost", 9) == 0)
+		return 0;
+	/* "2130706433" and "0x7f000001" are addresses to inet_aton, and so to libc */
+	if (inet_aton(name, &ia) == 1)
+		return 0;
+	dot = memchr(name, '.', len);
+	if (dot == NULL)
+		return 1;
+	return len > 6 && strncasecmp(name + len - 6, ".shoal", 6) == 0 && name[len - 7] != '.';
 }
 
 enum shim_dst

@@ -56,10 +56,15 @@ static struct {
 	uint8_t payload[SHIM_DGRAM_MAX];
 } conn = { .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
 
-/* Alias caches: filled under lock, read without. */
+/* Alias caches: filled under lock, read without. Indexed by the alias's index, which is the
+ * same for an alias and its low-port twin. */
 static _Atomic uint32_t alias_to_vaddr[65536];
-static _Atomic uint64_t vaddr_alias[CACHE_SIZE];    /* vaddr << 32 | alias */
-static _Atomic uint64_t udp_ready[CACHE_SIZE];      /* 1 << 63 | vaddr << 16 | port */
+static _Atomic uint64_t vaddr_alias[CACHE_SIZE];    /* vaddr << 32 | alias (127.66 block) */
+/* UDP destinations made ready: 1 << 63 | moved << 62 | vaddr << 16 | port, moved when the
+ * daemon put the alias socket on the low-port alias (port + SHIM_LOWPORT_BASE). */
+#define UDP_READY  (1ull << 63)
+#define UDP_MOVED  (1ull << 62)
+static _Atomic uint64_t udp_ready[CACHE_SIZE];
 
 static long long
 now_ms(void)
@@ -366,11 +371,13 @@ out:
 void
 shim_alias_learn(uint32_t vaddr, uint32_t alias)
 {
-	uint64_t want = (uint64_t)vaddr << 32 | alias, cur;
+	uint64_t want, cur;
 	unsigned h = hash32(vaddr), i;
 
 	if (!vaddr || !shim_is_alias(alias))
 		return;
+	alias = shim_alias_base(alias);
+	want = (uint64_t)vaddr << 32 | alias;
 	atomic_store_explicit(&alias_to_vaddr[alias & 0xffff], vaddr, memory_order_relaxed);
 	for (i = 0; i < CACHE_PROBES; i++) {
 		_Atomic uint64_t *slot = &vaddr_alias[(h + i) & (CACHE_SIZE - 1)];
@@ -427,11 +434,12 @@ shim_alias_of(uint32_t vaddr, int *err)
 }
 
 uint32_t
-shim_udp_alias_of(uint32_t vaddr, uint16_t port, int *err)
+shim_udp_alias_of(uint32_t vaddr, uint16_t port, uint16_t *kport, int *err)
 {
-	uint64_t key = 1ull << 63 | (uint64_t)vaddr << 16 | port, cur;
+	uint64_t key = UDP_READY | (uint64_t)vaddr << 16 | port, cur, want;
 	struct shim_msg req, rep;
 	unsigned h = hash32(key), i;
+	uint16_t vport;
 	uint32_t a;
 
 	*err = 0;
@@ -439,8 +447,14 @@ shim_udp_alias_of(uint32_t vaddr, uint16_t port, int *err)
 		for (i = 0; i < CACHE_PROBES; i++) {
 			cur = atomic_load_explicit(&udp_ready[(h + i) & (CACHE_SIZE - 1)],
 			    memory_order_relaxed);
-			if (cur == key)
-				return a;
+			if ((cur & ~UDP_MOVED) == key) {
+				if (!(cur & UDP_MOVED)) {
+					*kport = port;
+					return a;
+				}
+				*kport = (uint16_t)(port + SHIM_LOWPORT_BASE);
+				return SHIM_LOWALIAS_NET | (a & ~SHIM_ALIAS_MASK);
+			}
 			if (cur == 0)
 				break;
 		}
@@ -453,40 +467,67 @@ shim_udp_alias_of(uint32_t vaddr, uint16_t port, int *err)
 		*err = ENETUNREACH;
 		return 0;
 	}
-	if (rep.err || !shim_is_alias(rep.r_addr)) {
+	/* The reply must follow the low-port rule, else receiving could not map sources back. */
+	if (rep.err || shim_alias_port(rep.r_addr, rep.r_port, &vport) == -1 || vport != port) {
 		*err = rep.err ? rep.err : EHOSTUNREACH;
 		return 0;
 	}
 	shim_alias_learn(vaddr, rep.r_addr);
+	want = key | (rep.r_port != port ? UDP_MOVED : 0);
 	for (i = 0; i < CACHE_PROBES; i++) {
 		_Atomic uint64_t *slot = &udp_ready[(h + i) & (CACHE_SIZE - 1)];
 
 		cur = atomic_load_explicit(slot, memory_order_relaxed);
-		if (cur == key)
+		if ((cur & ~UDP_MOVED) == key)
 			break;
-		if (cur == 0 && (atomic_compare_exchange_strong(slot, &cur, key) || cur == key))
+		if (cur == 0 && (atomic_compare_exchange_strong(slot, &cur, want) ||
+		    (cur & ~UDP_MOVED) == key))
 			break;
 	}
+	*kport = rep.r_port;
 	return rep.r_addr;
 }
 
-uint32_t
-shim_unalias(uint32_t alias)
+int
+shim_unalias(uint32_t kaddr, uint16_t kport, uint32_t *vaddr, uint16_t *vport)
 {
 	struct shim_msg req, rep;
 	uint32_t v;
 
-	if (!shim_is_alias(alias))
+	if (shim_alias_port(kaddr, kport, vport) == -1)
+		return -1;
+	if ((v = atomic_load_explicit(&alias_to_vaddr[kaddr & 0xffff], memory_order_relaxed))) {
+		*vaddr = v;
 		return 0;
-	if ((v = atomic_load_explicit(&alias_to_vaddr[alias & 0xffff], memory_order_relaxed)))
-		return v;
+	}
 	memset(&req, 0, sizeof(req));
 	req.type = SHIM_UNALIAS;
-	req.addr = alias;
+	req.addr = kaddr;
+	req.port = kport;
 	if (shim_call(&req, &rep) == -1 || rep.err || !rep.r_addr)
-		return 0;
-	shim_alias_learn(rep.r_addr, alias);
-	return rep.r_addr;
+		return -1;
+	shim_alias_learn(rep.r_addr, kaddr);
+	*vaddr = rep.r_addr;
+	*vport = rep.r_port;
+	return 0;
+}
+
+int
+shim_resolve(const char *name, uint32_t *vaddr)
+{
+	struct shim_msg req, rep;
+	size_t len = strlen(name);
+
+	if (len == 0 || len > SHIM_NAME_MAX)
+		return -1;
+	memset(&req, 0, sizeof(req));
+	req.type = SHIM_RESOLVE;
+	req.name = name;
+	req.name_len = (uint8_t)len;
+	if (shim_call(&req, &rep) == -1 || rep.err || !rep.r_addr)
+		return -1;
+	*vaddr = rep.r_addr;
+	return 0;
 }
 
 void

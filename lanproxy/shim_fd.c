@@ -15,8 +15,32 @@
 
 /* The shim's one process-wide table: owned by this file, indexed by fd. */
 static _Atomic uint32_t fd_state[SHIM_FD_MAX];
-/* Only meaningful while FD_VCONN is set: the local port the daemon knows the connect by. */
+/* Only meaningful while FD_VCONN is set: the local port the daemon knows the connect by, and
+ * where the kernel socket was sent (kaddr << 16 | kport; 0 unknown). */
 static _Atomic uint16_t fd_lport[SHIM_FD_MAX];
+static _Atomic uint64_t fd_kdst[SHIM_FD_MAX];
+
+void
+shim_fd_set_kdst(int fd, uint32_t addr, uint16_t port)
+{
+	if (fd >= 0 && fd < SHIM_FD_MAX)
+		atomic_store_explicit(&fd_kdst[fd], (uint64_t)addr << 16 | port,
+		    memory_order_relaxed);
+}
+
+int
+shim_fd_kdst(int fd, uint32_t *addr, uint16_t *port)
+{
+	uint64_t v;
+
+	if (fd < 0 || fd >= SHIM_FD_MAX)
+		return -1;
+	if ((v = atomic_load_explicit(&fd_kdst[fd], memory_order_relaxed)) == 0)
+		return -1;
+	*addr = (uint32_t)(v >> 16);
+	*port = (uint16_t)v;
+	return 0;
+}
 
 void
 shim_fd_set_lport(int fd, uint16_t port)

@@ -6,7 +6,8 @@
  * Files: shim.c (constructor, libc symbols, fd lifecycle: close/dup/fcntl/closefrom/fork),
  * shim_fd.c (per-fd state table), shim_addr.c (pure address classification and rewriting,
  * unit-tested), shim_daemon.c (the one connection to shoald, alias caches), shim_net.c (socket
- * interposers), shim_if.c (the shoal0 interface: getifaddrs, if_*, ioctl).
+ * interposers), shim_if.c (the shoal0 interface: getifaddrs, if_*, ioctl), shim_dns.c (peer
+ * names: getaddrinfo, gethostbyname*).
  * Owns: nothing outside these files; never touches daemon/ or the codec (shim_proto.c).
  */
 #ifndef SHOAL_SHIM_INT_H
@@ -39,6 +40,8 @@ enum shim_sym {
 	SYM_getsockopt, SYM_close, SYM_dup, SYM_dup2, SYM_dup3, SYM_fcntl, SYM_fcntl64,
 	SYM_closefrom, SYM_close_range, SYM_getifaddrs, SYM_freeifaddrs, SYM_if_nameindex,
 	SYM_if_freenameindex, SYM_if_nametoindex, SYM_if_indextoname, SYM_ioctl,
+	SYM_getaddrinfo, SYM_gethostbyname, SYM_gethostbyname2, SYM_gethostbyname_r,
+	SYM_gethostbyname2_r,
 	SYM_COUNT
 };
 
@@ -75,6 +78,10 @@ SHIM_HIDDEN void shim_fd_clear_bits(int fd, uint32_t bits);
 /* The local port of a virtual connect, kept because a reset socket may lose it. */
 SHIM_HIDDEN void shim_fd_set_lport(int fd, uint16_t port);
 SHIM_HIDDEN uint16_t shim_fd_lport(int fd);
+/* Where the kernel socket of a virtual TCP connect goes (alias or low-port alias, and port),
+ * for a second connect() on the same socket. 0 if unknown. */
+SHIM_HIDDEN void shim_fd_set_kdst(int fd, uint32_t addr, uint16_t port);
+SHIM_HIDDEN int shim_fd_kdst(int fd, uint32_t *addr, uint16_t *port);
 /* The state of fd, looked up with getsockopt(SO_DOMAIN/SO_TYPE) if not known yet. */
 SHIM_HIDDEN uint32_t shim_fd_probe(int fd);
 /* Forget fds lo..hi (inclusive). */
@@ -101,6 +108,9 @@ SHIM_HIDDEN socklen_t shim_ep_write(struct sockaddr_storage *ss, uint32_t addr, 
 /* Rewrites the address of an already filled sockaddr in place (same family, port kept),
  * within the caller's buffer length. */
 SHIM_HIDDEN void shim_ep_rewrite(struct sockaddr *sa, socklen_t len, uint32_t addr);
+/* The same for address and port. */
+SHIM_HIDDEN void shim_ep_rewrite_port(struct sockaddr *sa, socklen_t len, uint32_t addr,
+    uint16_t port);
 
 /* What the network looks like to this process, from SHIM_HELLO. */
 struct shim_net {
@@ -119,8 +129,18 @@ enum shim_dst {
 };
 
 SHIM_HIDDEN enum shim_dst shim_classify(const struct shim_net *n, uint32_t addr);
+/* An alias or a low-port alias (127.66.0.0/15, index not 0 nor 0xffff)? */
 SHIM_HIDDEN int shim_is_alias(uint32_t addr);
+/* The ordinary alias of the same index (127.66.x.y). */
+SHIM_HIDDEN uint32_t shim_alias_base(uint32_t addr);
+/* The peer's port that kernel port kport on alias addr stands for (the low-port rule of
+ * lanproxy/shim_proto.h). 0, or -1 when no port is ever bound there. */
+SHIM_HIDDEN int shim_alias_port(uint32_t addr, uint16_t kport, uint16_t *vport);
 SHIM_HIDDEN uint32_t shim_prefix_mask(unsigned prefix);
+/* Should a host name be asked of shoald (a peer's nick or node id): a single label or a name
+ * ending in ".shoal" (a trailing dot allowed), not "localhost", not numeric (inet_aton)? Our
+ * own host name is the caller's business. */
+SHIM_HIDDEN int shim_name_is_peerish(const char *name);
 
 /* ---- the daemon (shim_daemon.c) ---- */
 
@@ -138,12 +158,18 @@ SHIM_HIDDEN void shim_post_dgram(uint32_t dst, uint16_t dport, uint16_t sport,
     const struct iovec *iov, size_t iovlen);
 /* vaddr -> alias (SHIM_ALIAS, cached). 0 if unknown. */
 SHIM_HIDDEN uint32_t shim_alias_of(uint32_t vaddr, int *err);
-/* The same with the UDP port made ready (SHIM_UDP_ALIAS, cached per vaddr:port). */
-SHIM_HIDDEN uint32_t shim_udp_alias_of(uint32_t vaddr, uint16_t port, int *err);
-/* alias -> vaddr (cache, else SHIM_UNALIAS). 0 if unknown. */
-SHIM_HIDDEN uint32_t shim_unalias(uint32_t alias);
-/* Remember a pair learnt from a reply. */
+/* Where to send UDP for vaddr:port (SHIM_UDP_ALIAS, cached per vaddr:port): the alias and
+ * *kport, or the low-port alias and port + SHIM_LOWPORT_BASE. 0 (with *err) if unknown. */
+SHIM_HIDDEN uint32_t shim_udp_alias_of(uint32_t vaddr, uint16_t port, uint16_t *kport,
+    int *err);
+/* Kernel endpoint kaddr:kport on an alias -> the peer's vaddr:port (cache, else SHIM_UNALIAS).
+ * 0, or -1 if unknown. */
+SHIM_HIDDEN int shim_unalias(uint32_t kaddr, uint16_t kport, uint32_t *vaddr, uint16_t *vport);
+/* Remember a pair learnt from a reply (either alias block). */
 SHIM_HIDDEN void shim_alias_learn(uint32_t vaddr, uint32_t alias);
+/* A peer name -> vaddr (SHIM_RESOLVE, not cached: nicks change). 0, or -1: unknown, or shoald
+ * not reachable. */
+SHIM_HIDDEN int shim_resolve(const char *name, uint32_t *vaddr);
 /* Is fd the daemon connection? Used by close/dup2/closefrom before the fd goes away. */
 SHIM_HIDDEN int shim_daemon_fd_is(int fd);
 /* The daemon connection's fd, or -1. */

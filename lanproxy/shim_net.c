@@ -1,8 +1,10 @@
 /*
  * shim_net: the socket interposers. Every socket stays a real kernel socket; only addresses
  * change at the edges (docs/LANPROXY.md): our own 5.x is 127.0.0.1, a peer's 5.x is its alias
- * 127.66.x.y (same port), broadcasts and multicasts also go to shoald as SHIM_DGRAM_OUT, and
- * addresses coming back are rewritten from aliases to 5.x. Anything not about the virtual LAN
+ * 127.66.x.y (same port; or its low-port twin 127.67.x.y on port + 64512 when an unprivileged
+ * shoald may not bind a port below 1024: the daemon's replies say which), broadcasts and
+ * multicasts also go to shoald as SHIM_DGRAM_OUT, and addresses (and ports) coming back are
+ * rewritten from aliases to 5.x. Anything not about the virtual LAN
  * goes straight to libc after a few integer compares.
  * Must not touch: the daemon connection's internals, interfaces (shim_if.c), fd lifecycle
  * (shim.c).
@@ -13,6 +15,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <netinet/in.h>
 
 #include "lanproxy/shim_int.h"
@@ -209,6 +212,28 @@ listen(int fd, int backlog)
 	return rc;
 }
 
+/*
+ * Does another fd of ours still hold fd's socket (dup'ed, announced)? Scans the table, which
+ * only happens when a dup'ed announced socket is closed: rare, and worth not leaking the
+ * daemon's listener or port.
+ */
+static int
+held_elsewhere(int fd)
+{
+	struct stat st, o;
+	int i;
+
+	if (fstat(fd, &st) == -1)
+		return 0;
+	for (i = 0; i < SHIM_FD_MAX; i++) {
+		if (i == fd || !(shim_fd_get(i) & FD_ANNOUNCED))
+			continue;
+		if (fstat(i, &o) == 0 && o.st_dev == st.st_dev && o.st_ino == st.st_ino)
+			return 1;
+	}
+	return 0;
+}
+
 void
 shim_net_closing(int fd)
 {
@@ -217,7 +242,8 @@ shim_net_closing(int fd)
 	struct shim_msg m;
 	int e = errno;
 
-	if (!(w & FD_ANNOUNCED) || (w & FD_SHARED) || real_local(fd, &local) == -1) {
+	if (!(w & FD_ANNOUNCED) || ((w & FD_SHARED) && held_elsewhere(fd)) ||
+	    real_local(fd, &local) == -1) {
 		errno = e;
 		return;
 	}
@@ -261,6 +287,7 @@ connect_tcp_peer(int fd, uint32_t w, const struct shim_ep *ep)
 	struct shim_msg req, rep;
 	struct shim_ep local;
 	socklen_t l;
+	uint16_t vport;
 	int rc, err, nonblock, e;
 
 	if (real_local(fd, &local) == -1)
@@ -284,14 +311,16 @@ connect_tcp_peer(int fd, uint32_t w, const struct shim_ep *ep)
 		errno = rep.err;
 		return -1;
 	}
-	if (!shim_is_alias(rep.r_addr)) {
+	/* the low-port rule must hold, else getpeername could not map the port back */
+	if (shim_alias_port(rep.r_addr, rep.r_port, &vport) == -1 || vport != ep->port) {
 		errno = EHOSTUNREACH;
 		return -1;
 	}
 	shim_alias_learn(ep->addr, rep.r_addr);
 	shim_fd_set_lport(fd, local.port);
+	shim_fd_set_kdst(fd, rep.r_addr, rep.r_port);
 	nonblock = (REAL(fcntl)(fd, F_GETFL) & O_NONBLOCK) != 0;
-	l = shim_ep_write(&ss, rep.r_addr, ep->port, (w & FD_INET6) != 0);
+	l = shim_ep_write(&ss, rep.r_addr, rep.r_port, (w & FD_INET6) != 0);
 	rc = REAL(connect)(fd, (struct sockaddr *)&ss, l);
 	e = errno;
 	if (rc == 0 && !nonblock) {
@@ -319,6 +348,7 @@ connect(int fd, const struct sockaddr *addr, socklen_t len)
 	struct shim_ep ep;
 	struct shim_net n;
 	uint32_t w, alias;
+	uint16_t kport;
 	socklen_t l;
 	int rc, err;
 
@@ -350,22 +380,26 @@ connect(int fd, const struct sockaddr *addr, socklen_t len)
 	}
 	if (w & FD_UDP) {
 		udp_ready(fd, w);
-		if (!(alias = shim_udp_alias_of(ep.addr, ep.port, &err))) {
+		if (!(alias = shim_udp_alias_of(ep.addr, ep.port, &kport, &err))) {
 			errno = err;
 			return -1;
 		}
-		l = shim_ep_write(&ss, alias, ep.port, ep.v6);
+		l = shim_ep_write(&ss, alias, kport, ep.v6);
 		if ((rc = REAL(connect)(fd, (struct sockaddr *)&ss, l)) == 0)
 			shim_fd_or(fd, FD_VCONN);
 		return rc;
 	}
 	if (w & FD_VCONN) {
-		/* a second connect() on a connecting socket: EALREADY / EISCONN from the kernel */
-		if (!(alias = shim_alias_of(ep.addr, &err))) {
-			errno = err;
-			return -1;
+		/* a second connect() on a connecting socket: EALREADY / EISCONN from the kernel,
+		 * asked with the same kernel destination as the first */
+		if (shim_fd_kdst(fd, &alias, &kport) == -1) {
+			if (!(alias = shim_alias_of(ep.addr, &err))) {
+				errno = err;
+				return -1;
+			}
+			kport = ep.port;
 		}
-		l = shim_ep_write(&ss, alias, ep.port, ep.v6);
+		l = shim_ep_write(&ss, alias, kport, ep.v6);
 		rc = REAL(connect)(fd, (struct sockaddr *)&ss, l);
 		if (rc == -1 && errno == EISCONN && (shim_fd_get(fd) & FD_PENDING)) {
 			if (tcp_result(fd, &err) == 0 && err) {
@@ -532,7 +566,7 @@ send_dgram(int fd, const struct msghdr *msg, int flags, const struct shim_ep *ep
 	struct msghdr m = *msg;
 	struct shim_net n;
 	uint32_t w = shim_fd_probe(fd), alias;
-	uint16_t sport;
+	uint16_t sport, kport;
 	ssize_t rc;
 	int err;
 
@@ -545,12 +579,12 @@ send_dgram(int fd, const struct msghdr *msg, int flags, const struct shim_ep *ep
 		return REAL(sendmsg)(fd, &m, flags);
 	case DST_PEER:
 		udp_ready(fd, w);
-		if (!(alias = shim_udp_alias_of(ep->addr, ep->port, &err))) {
+		if (!(alias = shim_udp_alias_of(ep->addr, ep->port, &kport, &err))) {
 			errno = err;
 			return -1;
 		}
 		m.msg_name = &ss;
-		m.msg_namelen = shim_ep_write(&ss, alias, ep->port, ep->v6);
+		m.msg_namelen = shim_ep_write(&ss, alias, kport, ep->v6);
 		return REAL(sendmsg)(fd, &m, flags);
 	case DST_VBCAST:
 		if (!(w & FD_BCAST)) {
@@ -640,12 +674,13 @@ fix_addr(int fd, struct sockaddr *sa, socklen_t buflen, socklen_t got)
 	struct shim_net n;
 	socklen_t len = got < buflen ? got : buflen;
 	uint32_t v;
+	uint16_t vp;
 
 	if (!sa || shim_ep_read(sa, len, &ep) == -1 || (ep.addr >> 24) != 127)
 		return;
 	if (shim_is_alias(ep.addr)) {
-		if ((v = shim_unalias(ep.addr)))
-			shim_ep_rewrite(sa, len, v);
+		if (shim_unalias(ep.addr, ep.port, &v, &vp) == 0)
+			shim_ep_rewrite_port(sa, len, v, vp);
 		return;
 	}
 	if (ep.addr == SHIM_LOOPBACK && (shim_fd_get(fd) & (FD_VBOUND | FD_SELF)) &&
@@ -728,6 +763,7 @@ accepted(int lfd, int fd, struct sockaddr *addr, socklen_t cap, socklen_t *addrl
 	struct shim_ep ep;
 	socklen_t l = sizeof(ss);
 	uint32_t lw, v;
+	uint16_t vp;
 	int e = errno;
 
 	lw = shim_fd_probe(lfd);
@@ -740,8 +776,8 @@ accepted(int lfd, int fd, struct sockaddr *addr, socklen_t cap, socklen_t *addrl
 		return fd;
 	}
 	shim_fd_or(fd, FD_VCONN);
-	if (addr && addrlen && (v = shim_unalias(ep.addr)))
-		shim_ep_rewrite(addr, cap < *addrlen ? cap : *addrlen, v);
+	if (addr && addrlen && shim_unalias(ep.addr, ep.port, &v, &vp) == 0)
+		shim_ep_rewrite_port(addr, cap < *addrlen ? cap : *addrlen, v, vp);
 	errno = e;
 	return fd;
 }

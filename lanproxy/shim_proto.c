@@ -7,7 +7,7 @@
  * The layout follows core/wire.h's rules (big-endian, exact length, no trailing bytes), but the
  * cursor is a private copy: the shim must not drag core/ objects (and their exported symbols)
  * into foreign processes.
- * Owns: nothing. Must not: call anything but memset/memcpy.
+ * Owns: nothing. Must not: call anything but memset/memcpy/memchr.
  */
 #include "config.h"
 #include "lanproxy/shim_proto.h"
@@ -123,6 +123,10 @@ fields_ok(const struct shim_msg *m)
 		return m->flag == SHIM_UDP || m->flag == SHIM_TCP;
 	case SHIM_DGRAM_OUT:
 		return m->data_len <= SHIM_DGRAM_MAX;
+	case SHIM_RESOLVE:
+		/* a C string on the daemon's side: empty names and embedded NULs are no names */
+		return m->name_len >= 1 && m->name != NULL &&
+		    memchr(m->name, '\0', m->name_len) == NULL;
 	case SHIM_REPLY:
 		/* A negative errno is a bug on the sending side, not something to pass on. */
 		return m->err >= 0 && m->r_prefix <= 32;
@@ -147,13 +151,13 @@ shim_encode(const struct shim_msg *m, uint8_t *out, size_t cap)
 		put_u32(&c, m->pid);
 		break;
 	case SHIM_ALIAS:
-	case SHIM_UNALIAS:
 		put_u32(&c, m->addr);
 		break;
 	case SHIM_UDP_BIND:
 	case SHIM_TCP_LISTEN:
 		put_u16(&c, m->port);
 		break;
+	case SHIM_UNALIAS:
 	case SHIM_UDP_ALIAS:
 		put_u32(&c, m->addr);
 		put_u16(&c, m->port);
@@ -187,11 +191,18 @@ shim_encode(const struct shim_msg *m, uint8_t *out, size_t cap)
 		put_u8(&c, m->flag);
 		put_u16(&c, m->port);
 		break;
+	case SHIM_RESOLVE:
+		put_u8(&c, m->name_len);
+		p = w_reserve(&c, m->name_len);
+		if (p)
+			memcpy(p, m->name, m->name_len);
+		break;
 	case SHIM_REPLY:
 		put_u32(&c, (uint32_t)m->err);
 		put_u32(&c, m->r_addr);
 		put_u8(&c, m->r_prefix);
 		put_u16(&c, m->r_mtu);
+		put_u16(&c, m->r_port);
 		break;
 	default:
 		return -1;
@@ -215,13 +226,13 @@ shim_decode(struct shim_msg *m, const uint8_t *in, size_t len)
 		m->pid = get_u32(&c);
 		break;
 	case SHIM_ALIAS:
-	case SHIM_UNALIAS:
 		m->addr = get_u32(&c);
 		break;
 	case SHIM_UDP_BIND:
 	case SHIM_TCP_LISTEN:
 		m->port = get_u16(&c);
 		break;
+	case SHIM_UNALIAS:
 	case SHIM_UDP_ALIAS:
 		m->addr = get_u32(&c);
 		m->port = get_u16(&c);
@@ -251,11 +262,16 @@ shim_decode(struct shim_msg *m, const uint8_t *in, size_t len)
 		m->flag = get_u8(&c);
 		m->port = get_u16(&c);
 		break;
+	case SHIM_RESOLVE:
+		m->name_len = get_u8(&c);
+		m->name = (const char *)r_take(&c, m->name_len);
+		break;
 	case SHIM_REPLY:
 		m->err = (int32_t)get_u32(&c);
 		m->r_addr = get_u32(&c);
 		m->r_prefix = get_u8(&c);
 		m->r_mtu = get_u16(&c);
+		m->r_port = get_u16(&c);
 		break;
 	default:
 		goto bad;

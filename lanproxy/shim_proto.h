@@ -14,17 +14,28 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHIM_PROTO_VERSION 1
+#define SHIM_PROTO_VERSION 2
 
 /* The block of loopback addresses standing for peers: 127.66.0.0/16. Alias i (1..65534) is
  * 127.66.(i >> 8).(i & 255); which peer it stands for is the daemon's choice (SHIM_ALIAS). */
 #define SHIM_ALIAS_NET   0x7f420000u
 #define SHIM_ALIAS_MASK  0xffff0000u
+/*
+ * Low-port aliases: 127.67.0.0/16. A daemon that may not bind alias:p (p below the kernel's
+ * ip_unprivileged_port_start, EACCES) uses the low-port alias of the same index instead, on
+ * port p + SHIM_LOWPORT_BASE: 127.67.x.y:(p + 64512) stands for the peer of 127.66.x.y, port p.
+ * Replies carry the port to use (r_port), and the mapping is fixed, so the shim can turn a
+ * source address back into the peer's without asking. 127.66.0.0/15 covers both blocks.
+ */
+#define SHIM_LOWALIAS_NET  0x7f430000u
+#define SHIM_ANYALIAS_MASK 0xfffe0000u
+#define SHIM_LOWPORT_BASE  64512u
+#define SHIM_LOWPORT_MAX   1023u        /* ports p <= this may be moved; 1023 + 64512 = 65535 */
 
 enum shim_type {
 	SHIM_HELLO = 1,        /* shim -> d: version, pid; reply: our address, prefix, mtu */
 	SHIM_ALIAS = 2,        /* shim -> d: vaddr -> alias (daemon makes sure it exists) */
-	SHIM_UNALIAS = 3,      /* shim -> d: alias -> vaddr (for recvfrom/accept/getpeername) */
+	SHIM_UNALIAS = 3,      /* shim -> d: alias:port -> vaddr:port (recvfrom/accept/getpeername) */
 	SHIM_UDP_BIND = 4,     /* shim -> d: an app UDP socket is bound to kernel port P */
 	SHIM_UDP_ALIAS = 5,    /* shim -> d: the app will send to vaddr:port: ensure alias UDP socket */
 	SHIM_TCP_CONNECT = 6,  /* shim -> d: app socket 127.0.0.1:lport is about to connect to vaddr:port */
@@ -33,6 +44,7 @@ enum shim_type {
 	SHIM_MCAST = 9,        /* shim -> d: socket on port P joined/left group G */
 	SHIM_DGRAM_OUT = 10,   /* shim -> d, one-way: a broadcast/multicast datagram to copy to the LAN */
 	SHIM_CLOSE = 11,       /* shim -> d, one-way: the app closed its socket on proto/port */
+	SHIM_RESOLVE = 12,     /* shim -> d: a peer name (nick, node id) -> vaddr */
 	SHIM_REPLY = 64,       /* d -> shim: answer to one request */
 };
 
@@ -41,6 +53,7 @@ enum shim_proto_l4 { SHIM_UDP = 17, SHIM_TCP = 6 };
 enum {
 	SHIM_MSG_MAX = 65536 + 64,     /* largest message (DGRAM_OUT with a 64 KiB payload) */
 	SHIM_DGRAM_MAX = 65507,
+	SHIM_NAME_MAX = 255,           /* RESOLVE: longest name (a DNS name's limit) */
 };
 
 struct shim_msg {
@@ -52,19 +65,26 @@ struct shim_msg {
 	uint32_t addr;                 /* ALIAS, UDP_ALIAS, TCP_CONNECT: vaddr; UNALIAS: alias;
 	                                  MCAST: group; DGRAM_OUT: destination */
 	uint16_t port;                 /* UDP_BIND, UDP_ALIAS, TCP_CONNECT, TCP_LISTEN, MCAST,
-	                                  DGRAM_OUT: destination port; CLOSE */
+	                                  UNALIAS (the alias's port), DGRAM_OUT: destination port;
+	                                  CLOSE */
 	uint16_t lport;                /* TCP_CONNECT, TCP_RESULT: app's local kernel port;
 	                                  DGRAM_OUT: source port */
 	uint8_t flag;                  /* MCAST: 1 join, 0 leave; TCP_RESULT: 1 wait until known;
 	                                  CLOSE: enum shim_proto_l4 */
 	const uint8_t *data;           /* DGRAM_OUT payload (points into the decoded buffer) */
 	uint16_t data_len;
+	const char *name;              /* RESOLVE: name_len bytes, no NUL among them and none after
+	                                  (points into the decoded buffer) */
+	uint8_t name_len;              /* RESOLVE: 1..SHIM_NAME_MAX */
 	/* SHIM_REPLY fields. */
 	int32_t err;                   /* 0 or a positive errno (ECONNREFUSED, EINPROGRESS, ...) */
-	uint32_t r_addr;               /* HELLO: our vaddr; ALIAS/UDP_ALIAS/TCP_CONNECT: alias;
-	                                  UNALIAS: vaddr (0 if unknown) */
+	uint32_t r_addr;               /* HELLO: our vaddr; ALIAS: alias; UDP_ALIAS/TCP_CONNECT:
+	                                  the alias (or low-port alias) to use; UNALIAS: vaddr (0 if
+	                                  unknown); RESOLVE: vaddr */
 	uint8_t r_prefix;              /* HELLO: prefix length of the virtual network */
 	uint16_t r_mtu;                /* HELLO */
+	uint16_t r_port;               /* UDP_ALIAS/TCP_CONNECT: the port to use on r_addr;
+	                                  UNALIAS: the peer's port */
 };
 
 /* Returns the encoded length or -1 (does not fit, unknown type, payload too long). */

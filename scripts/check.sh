@@ -41,8 +41,9 @@ valgrind_units() {  # every C unit test of the plain build under valgrind's memc
   vfail=0
   for t in "$top"/build-plain/tests/unit/test_*; do
     [ -x "$t" ] || continue
-    if valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
-        "$t" >"$t.valgrind.log" 2>&1; then
+    # From the build directory, as `make check` runs them (some start ./shoal-server).
+    if (cd "$top/build-plain" && valgrind -q --error-exitcode=99 --leak-check=full \
+        --errors-for-leak-kinds=definite "$t") >"$t.valgrind.log" 2>&1; then
       total_pass=$((total_pass + 1))
     else
       echo "valgrind: $(basename "$t") FAILED"; tail -n 40 "$t.valgrind.log"

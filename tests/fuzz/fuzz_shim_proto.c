@@ -29,7 +29,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (m.data_len != m2.data_len || (m.data_len && memcmp(m.data, m2.data, m.data_len) != 0))
 		abort();
+	if (m.name_len != m2.name_len || (m.name_len && memcmp(m.name, m2.name, m.name_len) != 0))
+		abort();
 	m.data = m2.data = NULL;
+	m.name = m2.name = NULL;
 	if (memcmp(&m, &m2, sizeof(m)) != 0)
 		abort();
 	return 0;

@@ -9,7 +9,8 @@ Helpers for the lanproxy (issue 3) integration tests, on top of harness.py (whic
 - start_nodes() / lan(): a mediator plus N daemons, each daemon (and the programs run on its
   node) in its own network namespace, as on separate machines: nodes never share a port
   space, so "every node runs the game on port P" works as it does on a real LAN; lan() also
-  puts them in one network, all online to each other.
+  puts them in one network, all online to each other. unpriv=True runs the daemons and the
+  programs on their nodes as nobody (UNPRIV), as an ordinary user would.
 - ShimProc / run(): a program under `shoal --control CTL run --`, its stdout parsed as JSON
   lines (shimtest) or kept as text, stderr kept for diagnosis.
 - Report: named checks that all run; prints PASS/FAIL per check and the closing
@@ -33,6 +34,32 @@ from harness import BUILD, binary, free_port, wait_until  # noqa: E402,F401
 
 SKIP = 77
 NETNS_ENV = "SHOAL_LANPROXY_NETNS"
+
+# An ordinary user: what `shoal run` is for. BIND_CAP lets one program (a server standing in
+# for a system service on port 22/80) bind low ports while staying that user; ambient
+# capabilities do not make the exec "secure", so LD_PRELOAD still applies.
+UNPRIV = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
+BIND_CAP = ["--inh-caps=+net_bind_service", "--ambient-caps=+net_bind_service"]
+
+
+def unpriv_ids():
+    import grp
+    import pwd
+    return pwd.getpwnam("nobody").pw_uid, grp.getgrnam("nogroup").gr_gid
+
+
+def unpriv_python():
+    """A python3 that nobody may run (the test's own may live under a private home)."""
+    uid, gid = unpriv_ids()
+    for p in (sys.executable, shutil.which("python3", path="/usr/local/bin:/usr/bin:/bin")):
+        # through sh: a process that already is nobody must be able to exec it (setpriv
+        # itself may still reach paths nobody cannot)
+        r = subprocess.run(UNPRIV + ["sh", "-c", 'exec "$0" -c "print(42)"', p], capture_output=True, text=True) \
+            if p else None
+        if r and r.returncode == 0 and r.stdout.strip() == "42":
+            return p
+    print("SKIP: no python3 that the user nobody can run")
+    sys.exit(SKIP)
 
 
 def shimtest(fortify=False):
@@ -130,24 +157,36 @@ def node_ns(lab, index):
     return pid
 
 
-def start_nodes(lab, names):
+def start_nodes(lab, names, unpriv=False):
     """A mediator in the hub namespace and one daemon per name, each in its own namespace;
-    each Daemon gets .ns_pid and .wrap (the nsenter prefix that runs a program on that node)."""
+    each Daemon gets .ns_pid, .nswrap (the nsenter prefix that puts a program on that node) and
+    .wrap (the same plus, with unpriv, the switch to nobody: daemon and programs alike)."""
+    if unpriv:
+        if not shutil.which("setpriv") or os.geteuid() != 0:
+            print("SKIP: running as an unprivileged user needs root and setpriv(1) (util-linux)")
+            sys.exit(SKIP)
+        uid, gid = unpriv_ids()
+        os.chmod(lab.dir, 0o755)
     _hub_setup()
     lab.start_server(host=HUB)
     ds = []
     for i, n in enumerate(names, 1):
         pid = node_ns(lab, i)
-        wrap = ["nsenter", f"--net=/proc/{pid}/ns/net"]
+        nswrap = ["nsenter", f"--net=/proc/{pid}/ns/net"]
+        wrap = nswrap + (UNPRIV if unpriv else [])
+        if unpriv:
+            state = os.path.join(lab.dir, n)
+            os.makedirs(state, exist_ok=True)
+            os.chown(state, uid, gid)
         d = lab.start_daemon(n, wrap=wrap)
-        d.ns_pid, d.wrap = pid, wrap
+        d.ns_pid, d.wrap, d.nswrap = pid, wrap, nswrap
         ds.append(d)
     return ds
 
 
-def lan(lab, names, net="lan"):
+def lan(lab, names, net="lan", unpriv=False):
     """start_nodes(), then all in network `net`, each seeing every other online."""
-    ds = start_nodes(lab, names)
+    ds = start_nodes(lab, names, unpriv=unpriv)
     ds[0].cli("create", net)
     for d in ds[1:]:
         d.cli("join", net)

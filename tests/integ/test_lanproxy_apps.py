@@ -1,7 +1,7 @@
 """
 Real, unmodified programs under `shoal run` across two real daemons (issue 3):
 - curl and wget download from `python3 -m http.server` run under `shoal run` on the other node
-  (by 5.x address, and curl by nickname), byte-identical;
+  (by 5.x address, and curl by nickname, also on port 80), byte-identical;
 - nc (OpenBSD) TCP both ways, and UDP both ways (the UDP listener answers through the socket it
   connected to the sender's 5.x address);
 - iperf3 TCP and UDP with the server under `shoal run`;
@@ -80,6 +80,17 @@ def http(rep, lab, a, b, A, B):
         log = srv.stderr_tail(4000)
         assert A in log, f"http.server did not see {A}: {log[-400:]!r}"
     srv.stop()
+    # port 80 as root: shoald binds alias:80 itself (no low-port alias), as before
+    srv80 = ShimProc(lab, b, [sys.executable, "-m", "http.server", 80, "--directory", root], raw=True,
+                     tag="bob-http-server-80")
+    with rep.case("http/curl-port-80-as-root"):
+        wait_listening(b, 80, what="python3 -m http.server 80 under shoal run")
+        out = os.path.join(lab.dir, "curl-80.out")
+        p = run(lab, a, [need("curl"), "-sS", "-f", "--max-time", "30", "-o", out, "http://bob/blob.bin"],
+                timeout=60, tag="alice-curl-80")
+        assert p.rc == 0, f"curl http://bob/ exit {p.rc}: {p.stderr_tail(400)!r}"
+        assert sha(out) == want, "download from port 80 differs"
+    srv80.stop()
 
 
 def nc_bin():

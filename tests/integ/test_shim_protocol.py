@@ -3,7 +3,9 @@ shoald's side of `shoal run`, spoken to directly: a tiny Python client plays the
 shim over the shim socket (SOCK_SEQPACKET, docs/PROTOCOL.md section 7) against two real
 daemons, and real sockets carry the data through the aliases the daemons hand out.
 
-  HELLO (address, prefix, MTU; wrong version refused), status --json names the socket
+  HELLO (address, prefix, MTU; wrong version refused), status --json names the socket;
+  RESOLVE (nick, ".shoal", node id; unknown names ENOENT; malformed names EPROTO); per-client
+  counting of TCP_LISTEN (seen through `shoal expose`); EHOSTUNREACH for 5.x that is no peer
   TCP_LISTEN on bob for a local server; TCP_CONNECT on alice, a real connect to the alias,
     TCP_RESULT(wait) = 0, data both ways, bob's server sees alice's alias (UNALIAS -> alice)
   TCP_CONNECT to a closed port: TCP_RESULT(wait) = ECONNREFUSED; unknown lport: ENOENT
@@ -23,7 +25,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import Lab, run, wait_until, free_port, recv_exact  # noqa: E402
 
 HELLO, ALIAS, UNALIAS, UDP_BIND, UDP_ALIAS, TCP_CONNECT, TCP_RESULT, TCP_LISTEN, MCAST, \
-    DGRAM_OUT, CLOSE, REPLY = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 64
+    DGRAM_OUT, CLOSE, RESOLVE, REPLY = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 64
+VERSION = 2
 
 
 def ip_int(s):
@@ -50,35 +53,44 @@ class Shim:
 
     def reply(self, want_id):
         rep = self.s.recv(256)
-        assert len(rep) == 16, f"reply of {len(rep)} bytes"
-        t, rid, err, raddr, prefix, mtu = struct.unpack(">BIiIBH", rep)
+        assert len(rep) == 18, f"reply of {len(rep)} bytes"
+        t, rid, err, raddr, prefix, mtu, self.r_port = struct.unpack(">BIiIBHH", rep)
         assert t == REPLY and rid == want_id, f"reply type {t} id {rid}, want id {want_id}"
         return err, raddr, prefix, mtu
 
     def oneway(self, mtype, body):
         self.s.send(struct.pack(">BI", mtype, 0) + body)
 
-    def hello(self, version=1):
+    def hello(self, version=VERSION):
         return self.request(HELLO, struct.pack(">HI", version, os.getpid()))
 
     def tcp_listen(self, port):
         return self.request(TCP_LISTEN, struct.pack(">H", port))[0]
 
     def tcp_connect(self, lport, vaddr, port):
+        """(err, address, port) the program's kernel socket must connect to."""
         err, alias, _, _ = self.request(TCP_CONNECT, struct.pack(">HIH", lport, vaddr, port))
-        return err, alias
+        return err, alias, self.r_port
 
     def tcp_result(self, lport, wait=1):
         return self.request(TCP_RESULT, struct.pack(">HB", lport, wait))[0]
 
-    def unalias(self, alias):
-        return self.request(UNALIAS, struct.pack(">I", alias))[1]
+    def unalias(self, alias, port=1):
+        return self.request(UNALIAS, struct.pack(">IH", alias, port))[1]
+
+    def unalias_port(self, alias, port):
+        return self.request(UNALIAS, struct.pack(">IH", alias, port))[1], self.r_port
+
+    def resolve(self, name):
+        raw = name.encode()
+        return self.request(RESOLVE, struct.pack(">B", len(raw)) + raw)[:2]
 
     def udp_bind(self, port):
         return self.request(UDP_BIND, struct.pack(">H", port))[0]
 
     def udp_alias(self, vaddr, port):
         err, alias, _, _ = self.request(UDP_ALIAS, struct.pack(">IH", vaddr, port))
+        assert err or self.r_port == port, f"UDP_ALIAS moved port {port} to {self.r_port} as root"
         return err, alias
 
     def mcast(self, group, port, join):
@@ -125,10 +137,15 @@ def check_tcp(sa, sb, a_addr, b_addr):
     cs = socket.socket()
     cs.bind(("127.0.0.1", 0))
     lport = cs.getsockname()[1]
-    err, alias = sa.tcp_connect(lport, b_addr, port_b)
+    err, alias, kport = sa.tcp_connect(lport, b_addr, port_b)
     assert err == 0, f"TCP_CONNECT: {os.strerror(err)}"
     assert alias >> 16 == 0x7f42, f"alias {ip_str(alias)} not in 127.66/16"
+    assert kport == port_b, f"TCP_CONNECT moved port {port_b} to {kport} as root"
     assert sa.unalias(alias) == b_addr
+    assert sa.unalias_port(alias, port_b) == (b_addr, port_b)
+    # the low-port alias of the same index: port k stands for k - 64512
+    assert sa.unalias_port(alias | 0x10000, 64512 + 22) == (b_addr, 22)
+    assert sa.unalias_port(alias | 0x10000, 8080) == (0, 0), "nothing else is bound on 127.67"
     cs.settimeout(15)
     cs.connect((ip_str(alias), port_b))
     assert sa.tcp_result(lport, wait=1) == 0
@@ -150,11 +167,27 @@ def check_tcp(sa, sb, a_addr, b_addr):
     cs = socket.socket()
     cs.bind(("127.0.0.1", 0))
     lport = cs.getsockname()[1]
-    err, alias = sa.tcp_connect(lport, b_addr, closed)
+    err, alias, _ = sa.tcp_connect(lport, b_addr, closed)
     assert err == 0
     cs.connect((ip_str(alias), closed))
     err = sa.tcp_result(lport, wait=1)
     assert err == errno.ECONNREFUSED, f"closed port: {err}"
+    cs.close()
+
+    # an address in our network that is no peer: EHOSTUNREACH at once, through TCP_RESULT
+    cs = socket.socket()
+    cs.bind(("127.0.0.1", 0))
+    lport = cs.getsockname()[1]
+    t0 = time.monotonic()
+    err, alias, kport = sa.tcp_connect(lport, ip_int("5.254.254.253"), 80)
+    assert err == 0
+    cs.settimeout(5)
+    try:
+        cs.connect((ip_str(alias), kport))
+    except OSError:
+        pass    # reset before the accept was seen: the outcome still comes from TCP_RESULT
+    err = sa.tcp_result(lport, wait=1)
+    assert err == errno.EHOSTUNREACH and time.monotonic() - t0 < 3, f"no peer: {err}"
     cs.close()
     assert sa.tcp_result(65000 if lport != 65000 else 64999, wait=1) == errno.ENOENT
     assert sa.tcp_connect(lport, a_addr, 80)[0] == errno.EINVAL, "ourselves is not a peer"
@@ -171,6 +204,7 @@ def check_udp(sa, sb, a_addr, b_addr):
 
     err, alias_b = sa.udp_alias(b_addr, pb)
     assert err == 0 and alias_b >> 16 == 0x7f42
+    assert sa.udp_alias(ip_int("5.254.254.253"), pb)[0] == errno.EHOSTUNREACH, "no peer"
     # the overlay path may need a moment the first time (handshake): retry a few times
     got = None
     for _ in range(20):
@@ -263,6 +297,29 @@ def main():
         err, alias = sa.request(ALIAS, struct.pack(">I", b_addr))[:2]
         assert err == 0 and sa.unalias(alias) == b_addr
 
+        # peer names: nick (any case, ".shoal", trailing dot), node id prefix, ourselves
+        for name in ("bob", "BOB", "bob.shoal", "Bob.Shoal.", "bob.", stb["node_id"][:10]):
+            assert sa.resolve(name) == (0, b_addr), (name, sa.resolve(name))
+        assert sa.resolve("alice") == (0, a_addr)
+        for name in ("nobody-here", "bob.example", ".shoal", "."):
+            assert sa.resolve(name)[0] == errno.ENOENT, (name, sa.resolve(name))
+        # an empty name and a NUL inside are malformed: EPROTO, the connection stays usable
+        sa.s.send(struct.pack(">BIB", RESOLVE, 4343, 0))
+        assert sa.reply(4343)[0] == errno.EPROTO
+        sa.s.send(struct.pack(">BIB", RESOLVE, 4344, 3) + b"b\0b")
+        assert sa.reply(4344)[0] == errno.EPROTO
+        assert sa.resolve("bob") == (0, b_addr)
+
+        # registrations are counted per client: two listens, one CLOSE keeps the port
+        pc = free_port()
+        assert sb.tcp_listen(pc) == 0 and sb.tcp_listen(pc) == 0
+        sb.oneway(CLOSE, struct.pack(">BH", 6, pc))
+        time.sleep(0.2)
+        assert b.cli("expose", pc, check=False).returncode != 0, "released after one of two CLOSEs"
+        sb.oneway(CLOSE, struct.pack(">BH", 6, pc))
+        wait_until(lambda: b.cli("expose", pc, check=False).returncode == 0, 5, what="port released")
+        b.cli("expose", pc, "--remove")
+
         srv, port_b = check_tcp(sa, sb, a_addr, b_addr)
         check_udp(sa, sb, a_addr, b_addr)
 
@@ -272,9 +329,9 @@ def main():
         cs = socket.socket()
         cs.bind(("127.0.0.1", 0))
         lport = cs.getsockname()[1]
-        err, alias = sa.tcp_connect(lport, b_addr, port_b)
+        err, alias, kport = sa.tcp_connect(lport, b_addr, port_b)
         assert err == 0
-        cs.connect((ip_str(alias), port_b))
+        cs.connect((ip_str(alias), kport))
         assert sa.tcp_result(lport, wait=1) == errno.ECONNREFUSED, "listen outlived its client"
         cs.close()
         sb = Shim(stb["shim_socket"])

@@ -252,7 +252,7 @@ member_about(const struct client *c, const struct client *about)
 static void
 test_e2e(void)
 {
-	struct server_proc sp, sp2;
+	struct server_proc sp = { 0 }, sp2 = { 0 };
 	struct client a, b;
 	const struct msg *w;
 	const struct msg_member *mm;

@@ -1,6 +1,7 @@
 /*
  * Unit tests for lanproxy/shim_addr.c: reading IPv4 endpoints out of AF_INET and v4-mapped
- * AF_INET6 sockaddrs, writing them back, in-place rewriting, and destination classification.
+ * AF_INET6 sockaddrs, writing them back, in-place rewriting, destination classification, the
+ * low-port alias rule, and which host names are peer names.
  */
 #include "config.h"
 
@@ -151,6 +152,95 @@ test_alias(void)
 	CHECK(!shim_is_alias(0x7f42ffff));
 	CHECK(!shim_is_alias(0x7f000001));
 	CHECK(!shim_is_alias(0x05420001));
+	/* low-port aliases: the same indexes one /16 up, nothing beyond */
+	CHECK(shim_is_alias(0x7f430001));
+	CHECK(!shim_is_alias(0x7f430000));
+	CHECK(!shim_is_alias(0x7f440001));
+	CHECK(!shim_is_alias(0x7f410001));
+	CHECK_EQ(shim_alias_base(0x7f430102), 0x7f420102);
+	CHECK_EQ(shim_alias_base(0x7f420102), 0x7f420102);
+}
+
+/* The low-port rule: 127.67.x.y:(p + 64512) is the peer's p; 127.66.x.y keeps ports. */
+static void
+test_alias_port(void)
+{
+	static const struct {
+		uint32_t addr;
+		uint16_t kport;
+		int rc;
+		uint16_t vport;
+	} cases[] = {
+		{ 0x7f420001, 22, 0, 22 },
+		{ 0x7f420001, 65535, 0, 65535 },
+		{ 0x7f430001, 64512 + 22, 0, 22 },
+		{ 0x7f430001, 64512 + 80, 0, 80 },
+		{ 0x7f430001, 65535, 0, 1023 },
+		{ 0x7f430001, 64512, -1, 0 },        /* port 0 is never moved */
+		{ 0x7f430001, 8080, -1, 0 },         /* nothing else is bound there */
+		{ 0x7f000001, 80, -1, 0 },           /* not an alias */
+	};
+	size_t i;
+	uint16_t vp;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		vp = 0;
+		CHECK_EQ(shim_alias_port(cases[i].addr, cases[i].kport, &vp), cases[i].rc);
+		if (cases[i].rc == 0)
+			CHECK_EQ(vp, cases[i].vport);
+	}
+}
+
+static void
+test_rewrite_port(void)
+{
+	struct sockaddr_storage ss;
+	struct shim_ep ep;
+	socklen_t len;
+
+	len = mk(&ss, "127.67.0.1", 64534);
+	shim_ep_rewrite_port((struct sockaddr *)&ss, len, 0x05000007, 22);
+	CHECK_EQ(shim_ep_read((struct sockaddr *)&ss, len, &ep), 0);
+	CHECK_EQ(ep.addr, 0x05000007);
+	CHECK_EQ(ep.port, 22);
+	len = mk(&ss, "::ffff:127.67.0.1", 64534);
+	shim_ep_rewrite_port((struct sockaddr *)&ss, len, 0x05000007, 22);
+	CHECK_EQ(shim_ep_read((struct sockaddr *)&ss, len, &ep), 0);
+	CHECK_EQ(ep.addr, 0x05000007);
+	CHECK_EQ(ep.port, 22);
+	CHECK(ep.v6);
+}
+
+/* Which names are asked of shoald: nicks and node ids, never DNS names. */
+static void
+test_peerish(void)
+{
+	static const struct {
+		const char *name;
+		int want;
+	} cases[] = {
+		{ "bob", 1 }, { "Bob", 1 }, { "bob.", 1 }, { "bob.shoal", 1 },
+		{ "bob.SHOAL", 1 }, { "bob.shoal.", 1 }, { "3f2a9c01", 1 }, { "my-laptop", 1 },
+		{ "example.com", 0 }, { "www.example.com", 0 }, { "bob.shoal.example.com", 0 },
+		{ "localhost", 0 }, { "LOCALHOST.", 0 }, { "", 0 }, { ".", 0 }, { ".shoal", 0 },
+		{ "..shoal", 0 }, { "bob..shoal", 0 }, { "5.0.0.2", 0 }, { "2130706433", 0 },
+		{ "0x7f000001", 0 }, { ".bob", 0 }, { "shoal", 1 },
+	};
+	char longname[300];
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		if (shim_name_is_peerish(cases[i].name) != cases[i].want)
+			fprintf(stderr, "peerish(%s) != %d\n", cases[i].name, cases[i].want);
+		CHECK_EQ(shim_name_is_peerish(cases[i].name), cases[i].want);
+	}
+	CHECK_EQ(shim_name_is_peerish(NULL), 0);
+	memset(longname, 'a', sizeof(longname));
+	longname[SHIM_NAME_MAX] = '\0';
+	CHECK_EQ(shim_name_is_peerish(longname), 1);
+	longname[SHIM_NAME_MAX] = 'a';
+	longname[SHIM_NAME_MAX + 1] = '\0';
+	CHECK_EQ(shim_name_is_peerish(longname), 0);
 }
 
 int
@@ -160,5 +250,8 @@ main(void)
 	RUN(test_write_rewrite);
 	RUN(test_classify);
 	RUN(test_alias);
+	RUN(test_alias_port);
+	RUN(test_rewrite_port);
+	RUN(test_peerish);
 	return unit_finish();
 }

@@ -28,8 +28,8 @@ static const struct golden goldens[] = {
 	    { 1, 1, 2, 3, 4, 0, 1, 0, 0, 0x30, 0x39 } },
 	{ "alias", { .type = SHIM_ALIAS, .id = 2, .addr = 0x05010203 }, 9,
 	    { 2, 0, 0, 0, 2, 5, 1, 2, 3 } },
-	{ "unalias", { .type = SHIM_UNALIAS, .id = 3, .addr = 0x7f420001 }, 9,
-	    { 3, 0, 0, 0, 3, 0x7f, 0x42, 0, 1 } },
+	{ "unalias", { .type = SHIM_UNALIAS, .id = 3, .addr = 0x7f430001, .port = 64534 }, 11,
+	    { 3, 0, 0, 0, 3, 0x7f, 0x43, 0, 1, 0xfc, 0x16 } },
 	{ "udp_bind", { .type = SHIM_UDP_BIND, .id = 4, .port = 5353 }, 7,
 	    { 4, 0, 0, 0, 4, 0x14, 0xe9 } },
 	{ "udp_alias", { .type = SHIM_UDP_ALIAS, .id = 5, .addr = 0x05000009, .port = 27015 }, 11,
@@ -53,8 +53,11 @@ static const struct golden goldens[] = {
 	{ "close", { .type = SHIM_CLOSE, .flag = SHIM_UDP, .port = 5353 }, 8,
 	    { 11, 0, 0, 0, 0, 17, 0x14, 0xe9 } },
 	{ "reply", { .type = SHIM_REPLY, .id = 0xfffffffe, .err = 111, .r_addr = 0x7f420102,
-	    .r_prefix = 8, .r_mtu = 1400 }, 16,
-	    { 64, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 111, 0x7f, 0x42, 1, 2, 8, 0x05, 0x78 } },
+	    .r_prefix = 8, .r_mtu = 1400, .r_port = 64592 }, 18,
+	    { 64, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 111, 0x7f, 0x42, 1, 2, 8, 0x05, 0x78, 0xfc,
+	      0x50 } },
+	{ "resolve", { .type = SHIM_RESOLVE, .id = 12, .name = "bob.shoal", .name_len = 9 }, 15,
+	    { 12, 0, 0, 0, 12, 9, 'b', 'o', 'b', '.', 's', 'h', 'o', 'a', 'l' } },
 };
 
 enum { N_GOLDEN = sizeof(goldens) / sizeof(goldens[0]) };
@@ -66,7 +69,9 @@ msg_equal(const struct shim_msg *a, const struct shim_msg *b)
 	    a->version != b->version || a->addr != b->addr || a->port != b->port ||
 	    a->lport != b->lport || a->flag != b->flag || a->data_len != b->data_len ||
 	    a->err != b->err || a->r_addr != b->r_addr || a->r_prefix != b->r_prefix ||
-	    a->r_mtu != b->r_mtu)
+	    a->r_mtu != b->r_mtu || a->r_port != b->r_port || a->name_len != b->name_len)
+		return 0;
+	if (a->name_len && memcmp(a->name, b->name, a->name_len) != 0)
 		return 0;
 	return a->data_len == 0 || memcmp(a->data, b->data, a->data_len) == 0;
 }
@@ -102,6 +107,8 @@ test_golden_decode(void)
 			CHECK(m.data == goldens[i].bytes + goldens[i].len - m.data_len);
 		else
 			CHECK(m.data == NULL);
+		if (m.name_len)
+			CHECK(m.name == (const char *)goldens[i].bytes + 6);
 	}
 }
 
@@ -148,7 +155,7 @@ test_unknown_types(void)
 {
 	uint8_t buf[16] = { 0 };
 	struct shim_msg m;
-	static const uint8_t bad_types[] = { 0, 12, 63, 65, 255 };
+	static const uint8_t bad_types[] = { 0, 13, 63, 65, 255 };
 	size_t i, len;
 
 	for (i = 0; i < sizeof(bad_types); i++) {
@@ -176,6 +183,8 @@ test_bad_fields(void)
 		{ 12, 5, 0x80 },        /* reply err negative */
 		{ 12, 13, 33 },         /* reply prefix 33 */
 		{ 9, 13, 0xff },        /* dgram_out length 0xff03, far beyond the packet */
+		{ 13, 8, 0 },           /* resolve: NUL inside the name */
+		{ 13, 14, 0 },          /* resolve: NUL at the end of the name */
 	};
 	uint8_t buf[64];
 	struct shim_msg m;
@@ -202,6 +211,40 @@ test_bad_fields(void)
 	m = goldens[9].m;
 	m.data = NULL;                  /* length without bytes */
 	CHECK_EQ(shim_encode(&m, buf, sizeof(buf)), -1);
+	m = goldens[13].m;
+	m.name_len = 0;                 /* no name */
+	CHECK_EQ(shim_encode(&m, buf, sizeof(buf)), -1);
+	m.name = "bo\0b";
+	m.name_len = 4;
+	CHECK_EQ(shim_encode(&m, buf, sizeof(buf)), -1);
+	m.name = NULL;
+	m.name_len = 3;
+	CHECK_EQ(shim_encode(&m, buf, sizeof(buf)), -1);
+	/* An empty RESOLVE on the wire: length 0 */
+	memcpy(buf, goldens[13].bytes, 6);
+	buf[5] = 0;
+	CHECK_EQ(shim_decode(&m, buf, 6), -1);
+}
+
+/* A 255-byte name (the longest a length byte says) round-trips. */
+static void
+test_resolve_max(void)
+{
+	char name[SHIM_NAME_MAX];
+	uint8_t out[6 + SHIM_NAME_MAX];
+	struct shim_msg m, d;
+	int n;
+
+	memset(name, 'a', sizeof(name));
+	memset(&m, 0, sizeof(m));
+	m.type = SHIM_RESOLVE;
+	m.name = name;
+	m.name_len = SHIM_NAME_MAX;
+	n = shim_encode(&m, out, sizeof(out));
+	CHECK_EQ(n, 6 + SHIM_NAME_MAX);
+	CHECK_EQ(shim_decode(&d, out, (size_t)n), 0);
+	CHECK_EQ(d.name_len, SHIM_NAME_MAX);
+	CHECK_MEM(d.name, name, SHIM_NAME_MAX);
 }
 
 static void
@@ -255,5 +298,6 @@ main(void)
 	RUN(test_bad_fields);
 	RUN(test_encode_small_buffer);
 	RUN(test_dgram_max);
+	RUN(test_resolve_max);
 	return unit_finish();
 }

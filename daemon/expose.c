@@ -11,6 +11,13 @@
  *
  * Exposes added before the netstack exists are remembered and get their virtual listeners in
  * expose_table_netstack_ready().
+ *
+ * Batching (UDP): flow sockets are read with recvmmsg into one receive batch shared by every
+ * flow (one loop), a bounded number of calls per wakeup. Datagrams toward the local service
+ * are copied into one send queue shared by every flow, chained per flow, and each flow's
+ * chain leaves with one sendmmsg from an ev_prepare watcher just before the loop blocks (or
+ * when the queue fills). A datagram too big for a queue slot flushes its flow's chain and is
+ * sent on its own, so each flow keeps its order.
  * Owns: the expose table, its ns_listeners / ns_udps, UDP flows and their sockets and timers.
  * Must not touch lwIP (netstack/netstack.h only) nor the connections once spliced.
  */
@@ -20,6 +27,7 @@
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +45,13 @@
 enum {
 	EXPOSE_UDP_IDLE = 60,           /* s without traffic either way: the flow is closed */
 	EXPOSE_UDP_MAX_FLOWS = 256,     /* per exposed UDP port; more remotes are dropped */
-	EXPOSE_UDP_BUF = 65536,
-	EXPOSE_UDP_BATCH = 64,          /* datagrams per readiness event, then yield */
+	EXPOSE_UDP_BUF = 65536,         /* the largest datagram the kernel can hand us */
+	EXPOSE_RX_BATCH = 32,           /* datagrams per recvmmsg */
+	EXPOSE_RX_ROUNDS = 8,           /* recvmmsg calls per readiness event, then yield */
+	EXPOSE_TX_SLOTS = 64,           /* datagrams toward local services per loop pass */
+	EXPOSE_TX_SLOT = 2048,          /* bytes per queued datagram; bigger ones go at once */
+	EXPOSE_GSO_SEGS = 64,           /* datagrams per UDP_SEGMENT message (kernel limit) */
+	EXPOSE_GSO_BYTES = 65507,       /* bytes per UDP_SEGMENT message */
 };
 
 struct expose;
@@ -52,6 +65,8 @@ struct udp_flow {
 	uint32_t ip;
 	uint16_t port;
 	ev_tstamp last;                 /* last datagram either way */
+	int tx_head, tx_tail;           /* this flow's chain in the send queue, -1: empty */
+	struct udp_flow *tx_prev, *tx_next; /* on the table's dirty list while tx_head >= 0 */
 	UT_hash_handle hh;
 };
 
@@ -68,11 +83,41 @@ struct expose {
 	uint64_t dropped;
 };
 
+/*
+ * The receive batch shared by every flow (one loop). Owned by the expose table, allocated
+ * with the first flow. Every slot holds the largest datagram, so nothing is truncated; only
+ * the pages the kernel writes become resident.
+ */
+struct expose_rx {
+	struct mmsghdr msg[EXPOSE_RX_BATCH];
+	struct iovec iov[EXPOSE_RX_BATCH];
+	uint8_t buf[EXPOSE_RX_BATCH][EXPOSE_UDP_BUF];
+};
+
+/* One queued datagram toward a local service. Owned by the expose table's send queue. */
+struct expose_tx {
+	int next;                       /* the same flow's next slot, -1: last */
+	size_t len;
+	uint8_t buf[EXPOSE_TX_SLOT];
+};
+
 /* Owned by the daemon (d->expose). */
 struct expose_table {
 	struct daemon *d;
 	struct expose *list;
-	uint8_t buf[EXPOSE_UDP_BUF];    /* receive buffer shared by every flow (one loop) */
+	struct expose_rx *rx;
+	ev_prepare flush;               /* sends the queue; active only while it is not empty */
+	struct udp_flow *dirty;         /* flows with queued datagrams */
+	unsigned tx_n;                  /* slots used since the last full flush */
+	int gso;                        /* UDP_SEGMENT works (probed with the first flow) */
+	struct mmsghdr tx_msg[EXPOSE_TX_SLOTS]; /* one flow's chain at a time */
+	unsigned tx_segs[EXPOSE_TX_SLOTS];      /* datagrams in each of those messages */
+	struct iovec tx_iov[EXPOSE_TX_SLOTS];
+	union {
+		struct cmsghdr align;
+		uint8_t buf[CMSG_SPACE(sizeof(uint16_t))];
+	} tx_cmsg[EXPOSE_TX_SLOTS];
+	struct expose_tx tx[EXPOSE_TX_SLOTS];
 };
 
 static const char *
@@ -123,12 +168,180 @@ open_fd_cb(void *arg, uint32_t peer_ip, uint16_t peer_port)
 	return fd;
 }
 
+/* The errors with which a kernel says "no GSO here" rather than "bad datagram". */
+static int
+gso_refused(int err)
+{
+	return err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP ||
+	    err == EMSGSIZE;
+}
+
+/*
+ * Turns f's chain into messages in t->tx_msg: with GSO, each run of equal-size datagrams
+ * (the last may be shorter, the kernel's rule) is one UDP_SEGMENT message, so the local
+ * stack handles a burst as one packet until the receiving socket splits it again; the
+ * service still sees every datagram on its own. Returns the number of messages.
+ */
+static unsigned
+flow_build(struct udp_flow *f)
+{
+	struct expose_table *t = f->e->t;
+	unsigned nm = 0, ni = 0, first = 0;
+	size_t seg = 0, total = 0;
+	struct msghdr *h = NULL;
+	int s;
+
+	for (s = f->tx_head; s >= 0; s = t->tx[s].next) {
+		size_t l = t->tx[s].len;
+
+		t->tx_iov[ni].iov_base = t->tx[s].buf;
+		t->tx_iov[ni].iov_len = l;
+		if (h != NULL && t->gso && l > 0 && l <= seg && ni - first < EXPOSE_GSO_SEGS &&
+		    total + l <= EXPOSE_GSO_BYTES &&
+		    t->tx_iov[ni - 1].iov_len == seg) {
+			h->msg_iovlen++;
+			total += l;
+		} else {
+			h = &t->tx_msg[nm].msg_hdr;
+			h->msg_iov = &t->tx_iov[ni];
+			h->msg_iovlen = 1;
+			t->tx_segs[nm] = 0;
+			nm++;
+			first = ni;
+			seg = total = l;
+		}
+		t->tx_segs[nm - 1]++;
+		ni++;
+	}
+	for (s = 0; s < (int)nm; s++) {
+		struct cmsghdr *cm;
+		uint16_t gs;
+
+		h = &t->tx_msg[s].msg_hdr;
+		h->msg_flags = 0;
+		if (h->msg_iovlen < 2) {
+			h->msg_control = NULL;
+			h->msg_controllen = 0;
+			continue;
+		}
+		gs = (uint16_t)h->msg_iov[0].iov_len;
+		h->msg_control = t->tx_cmsg[s].buf;
+		h->msg_controllen = CMSG_SPACE(sizeof(gs));
+		cm = CMSG_FIRSTHDR(h);
+		cm->cmsg_level = SOL_UDP;
+		cm->cmsg_type = UDP_SEGMENT;
+		cm->cmsg_len = CMSG_LEN(sizeof(gs));
+		memcpy(CMSG_DATA(cm), &gs, sizeof(gs));
+	}
+	return nm;
+}
+
+/* Sends f's chain with one sendmmsg (connected socket); refusals are dropped and counted. */
+static void
+flow_flush(struct udp_flow *f)
+{
+	struct expose_table *t = f->e->t;
+	unsigned n, i = 0, k, sent;
+	int r;
+
+	if (f->tx_head < 0)
+		return;
+	n = flow_build(f);
+	while (i < n) {
+		r = sendmmsg(f->io.fd, &t->tx_msg[i], n - i, MSG_NOSIGNAL);
+		if (r > 0) {
+			i += (unsigned)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && t->gso && t->tx_segs[i] > 1 && gso_refused(errno)) {
+			/* Nothing of this message left: from now on one datagram per message,
+			 * resuming after the datagrams that did leave. */
+			log_info("event=expose_udp_gso_disabled errno=%d", errno);
+			for (k = 0, sent = 0; k < i; k++)
+				sent += t->tx_segs[k];
+			t->gso = 0;
+			n = flow_build(f);
+			i = sent;
+			continue;
+		}
+		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			/* ECONNREFUSED: nothing listens locally (yet); it costs this message. */
+			for (k = 0; k < t->tx_segs[i]; k++)
+				drop(f->e, "local send failed");
+			i++;
+			continue;
+		}
+		/* The socket buffer is full: the rest would fail the same way. */
+		for (; i < n; i++)
+			for (k = 0; k < t->tx_segs[i]; k++)
+				drop(f->e, "local send failed");
+	}
+	f->tx_head = f->tx_tail = -1;
+	DL_DELETE2(t->dirty, f, tx_prev, tx_next);
+}
+
+/* Sends every flow's chain; the whole queue is free again. */
+static void
+table_flush(struct expose_table *t)
+{
+	while (t->dirty != NULL)
+		flow_flush(t->dirty);
+	t->tx_n = 0;
+}
+
+static void
+table_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	struct expose_table *t = w->data;
+
+	(void)revents;
+	table_flush(t);
+	ev_prepare_stop(loop, w);
+}
+
+/* Queues one datagram for the local service behind f. */
+static void
+flow_send(struct udp_flow *f, const uint8_t *data, size_t len)
+{
+	struct expose_table *t = f->e->t;
+	struct expose_tx *x;
+	int s;
+
+	if (len > EXPOSE_TX_SLOT) {
+		/* What is queued for this flow goes first, then this one on its own. */
+		flow_flush(f);
+		if (send(f->io.fd, data, len, MSG_NOSIGNAL) < 0)
+			drop(f->e, "local send failed");
+		return;
+	}
+	if (t->tx_n == EXPOSE_TX_SLOTS)
+		table_flush(t);
+	s = (int)t->tx_n++;
+	x = &t->tx[s];
+	memcpy(x->buf, data, len);
+	x->len = len;
+	x->next = -1;
+	if (f->tx_head < 0) {
+		f->tx_head = s;
+		DL_APPEND2(t->dirty, f, tx_prev, tx_next);
+	} else {
+		t->tx[f->tx_tail].next = s;
+	}
+	f->tx_tail = s;
+	if (!ev_is_active(&t->flush))
+		ev_prepare_start(t->d->loop, &t->flush);
+}
+
 static void
 flow_free(struct udp_flow *f)
 {
 	struct expose *e = f->e;
 	struct ev_loop *loop = e->t->d->loop;
 
+	/* What the remote already sent still reaches the local service. */
+	flow_flush(f);
 	ev_io_stop(loop, &f->io);
 	ev_timer_stop(loop, &f->idle);
 	close(f->io.fd);
@@ -160,23 +373,50 @@ flow_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct udp_flow *f = (struct udp_flow *)w;
 	struct expose *e = f->e;
-	uint8_t *buf = e->t->buf;
-	ssize_t r;
-	int i;
+	struct expose_rx *rx = e->t->rx;
+	int round, i, n;
 
 	(void)revents;
-	for (i = 0; i < EXPOSE_UDP_BATCH; i++) {
-		r = recv(f->io.fd, buf, EXPOSE_UDP_BUF, 0);
-		if (r < 0) {
+	for (round = 0; round < EXPOSE_RX_ROUNDS; round++) {
+		for (i = 0; i < EXPOSE_RX_BATCH; i++)
+			rx->msg[i].msg_hdr.msg_flags = 0;
+		n = recvmmsg(f->io.fd, rx->msg, EXPOSE_RX_BATCH, MSG_DONTWAIT, NULL);
+		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return;
 			/* ECONNREFUSED: nothing listens locally (yet); the remote will retry. */
 			continue;
 		}
-		f->last = ev_now(loop);
-		if (e->u == NULL || ns_udp_sendto(e->u, f->ip, f->port, buf, (size_t)r) != 0)
-			drop(e, "overlay send failed");
+		if (n > 0)
+			f->last = ev_now(loop);
+		for (i = 0; i < n; i++) {
+			if (e->u == NULL ||
+			    ns_udp_sendto(e->u, f->ip, f->port, rx->buf[i], rx->msg[i].msg_len) != 0)
+				drop(e, "overlay send failed");
+		}
+		/* A short batch drained the socket: skip the call that would say EAGAIN. */
+		if (n < EXPOSE_RX_BATCH)
+			return;
 	}
+}
+
+/* The shared receive batch, made with the first flow: most daemons never expose UDP. */
+static int
+table_rx_init(struct expose_table *t)
+{
+	struct expose_rx *rx;
+	int i;
+
+	if ((rx = calloc(1, sizeof(*rx))) == NULL)
+		return -1;
+	for (i = 0; i < EXPOSE_RX_BATCH; i++) {
+		rx->iov[i].iov_base = rx->buf[i];
+		rx->iov[i].iov_len = sizeof(rx->buf[i]);
+		rx->msg[i].msg_hdr.msg_iov = &rx->iov[i];
+		rx->msg[i].msg_hdr.msg_iovlen = 1;
+	}
+	t->rx = rx;
+	return 0;
 }
 
 static struct udp_flow *
@@ -185,7 +425,8 @@ flow_new(struct expose *e, uint32_t ip, uint16_t port)
 	struct ev_loop *loop = e->t->d->loop;
 	struct udp_flow *f;
 	struct sockaddr_in sin;
-	int fd;
+	socklen_t gl = sizeof(int);
+	int fd, gs;
 
 	if (e->n_flows >= EXPOSE_UDP_MAX_FLOWS) {
 		drop(e, "too many flows");
@@ -195,6 +436,14 @@ flow_new(struct expose *e, uint32_t ip, uint16_t port)
 	if (fd < 0) {
 		drop(e, "socket failed");
 		return NULL;
+	}
+	if (e->t->rx == NULL) {
+		if (table_rx_init(e->t) != 0) {
+			close(fd);
+			drop(e, "out of memory");
+			return NULL;
+		}
+		e->t->gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &gs, &gl) == 0;
 	}
 	loopback_addr(&sin, e->port);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
@@ -213,6 +462,7 @@ flow_new(struct expose *e, uint32_t ip, uint16_t port)
 	f->port = port;
 	f->key = (uint64_t)ip << 16 | port;
 	f->last = ev_now(loop);
+	f->tx_head = f->tx_tail = -1;
 	ev_io_init(&f->io, flow_read_cb, fd, EV_READ);
 	ev_timer_init(&f->idle, flow_idle_cb, EXPOSE_UDP_IDLE, 0.);
 	ev_io_start(loop, &f->io);
@@ -236,8 +486,7 @@ udp_recv_cb(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip,
 	if (f == NULL && (f = flow_new(e, src_ip, src_port)) == NULL)
 		return;
 	f->last = ev_now(e->t->d->loop);
-	if (send(f->io.fd, data, len, MSG_NOSIGNAL) < 0)
-		drop(e, "local send failed");
+	flow_send(f, data, len);
 }
 
 /* Creates the virtual listener if the netstack exists. 0, or -1 when the netstack refused. */
@@ -292,6 +541,8 @@ expose_table_new(struct daemon *d)
 	if (t == NULL)
 		return NULL;
 	t->d = d;
+	ev_prepare_init(&t->flush, table_prepare_cb);
+	t->flush.data = t;
 	return t;
 }
 
@@ -306,6 +557,8 @@ expose_table_free(struct expose_table *t)
 		LL_DELETE(t->list, e);
 		expose_free(e);
 	}
+	ev_prepare_stop(t->d->loop, &t->flush);
+	free(t->rx);
 	free(t);
 }
 

@@ -67,6 +67,14 @@ echo "== alice fetches http://bob:$hp/ through 127.0.0.1:$lp (shoal forward)"
 curl -s "http://127.0.0.1:$lp/"
 echo "== carol fetches it through her SOCKS5 port, naming the peer by nick (curl --socks5-hostname)"
 curl -s --socks5-hostname "127.0.0.1:$(cat "$run/carol.socks")" "http://bob:$hp/"
+hp2=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+(cd "$www" && exec "$SHOAL" --control "$run/bob.sock" run -- python3 -m http.server "$hp2" >"$run/http2.log" 2>&1) &
+pids="$pids $!"
+sleep 1
+echo "== unmodified programs on the virtual LAN: bob runs 'shoal run -- python3 -m http.server $hp2',"
+echo "   carol runs 'shoal run -- curl http://bob:$hp2/' (the shim resolves the nick, connects to 5.x)"
+sh_ carol run -- curl -s "http://bob:$hp2/"
+tail -n 1 "$run/http2.log"
 echo "== bob's status"
 sh_ bob status
 if [ $keep = 1 ]; then

@@ -203,6 +203,42 @@ lp_resolve(struct shim_server *s, const struct shim_msg *rq, struct shim_msg *re
 	return LP_REPLY;
 }
 
+/*
+ * The kernel socket behind an lp_usock (SOCK_DGRAM) or an lp_tlisten (SOCK_STREAM, listening)
+ * on alias:port, or on its low-port stand-in: kaddr/kport say where it ended up.
+ * Returns the fd, or -1 with errno set.
+ */
+static int
+alias_socket(int type, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16_t *kport)
+{
+	int fd, one = 1, saved;
+
+	fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	/* Broadcast and multicast copies are delivered to 127.255.255.255 from a UDP socket. */
+	if (type == SOCK_DGRAM)
+		(void)setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
+	/* Listeners come and go with each connect: TIME_WAIT leftovers must not block them.
+	 * SO_REUSEPORT lets a program's socket on 0.0.0.0:port share the port when it has
+	 * SO_REUSEADDR (UDP) or SO_REUSEPORT (TCP; the shim sets it): datagrams and connects to
+	 * alias:port still reach us, the more specific binding. Without it the kernel refuses one
+	 * of the two. */
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (lp_alias_bind(fd, alias, port, kaddr, kport) != 0 ||
+	    (type == SOCK_STREAM && listen(fd, TLISTEN_BACKLOG) != 0)) {
+		saved = errno;
+		log_debug("event=%s alias=127.66.%u.%u port=%u error=\"%s\"",
+		    type == SOCK_DGRAM ? "lanproxy_usock_failed" : "lanproxy_tlisten_failed",
+		    (alias >> 8) & 255, alias & 255, port, strerror(saved));
+		close(fd);
+		errno = saved;
+		return -1;
+	}
+	return fd;
+}
+
 /* ---- alias UDP sockets ---- */
 
 static void
@@ -220,7 +256,7 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	uint32_t alias, kaddr;
 	uint16_t kport;
 	uint64_t key;
-	int fd, one = 1, saved;
+	int fd;
 
 	if ((alias = lp_alias_get(s, vaddr)) == 0) {
 		errno = EADDRNOTAVAIL;
@@ -234,22 +270,10 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 		errno = ENOBUFS;
 		return NULL;
 	}
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if ((fd = alias_socket(SOCK_DGRAM, alias, port, &kaddr, &kport)) < 0)
 		return NULL;
-	/* Broadcast and multicast copies are delivered to 127.255.255.255 from this socket. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
-	/* A program's socket on 0.0.0.0:port (SO_REUSEADDR or SO_REUSEPORT) may share the port:
-	 * datagrams to alias:port still come to us, the more specific binding. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (lp_alias_bind(fd, alias, port, &kaddr, &kport) != 0 ||
-	    (us = calloc(1, sizeof(*us))) == NULL) {
-		saved = errno;
-		log_debug("event=lanproxy_usock_failed alias=127.66.%u.%u port=%u error=\"%s\"",
-		    (alias >> 8) & 255, alias & 255, port, strerror(saved));
+	if ((us = calloc(1, sizeof(*us))) == NULL) {
 		close(fd);
-		errno = saved;
 		return NULL;
 	}
 	us->s = s;
@@ -316,7 +340,7 @@ lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	uint32_t alias, kaddr;
 	uint16_t kport;
 	uint64_t key;
-	int fd, one = 1, saved;
+	int fd;
 
 	if ((alias = lp_alias_get(s, vaddr)) == 0) {
 		errno = EADDRNOTAVAIL;
@@ -328,22 +352,10 @@ lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 		tl->refs++;
 		return tl;
 	}
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
+	if ((fd = alias_socket(SOCK_STREAM, alias, port, &kaddr, &kport)) < 0)
 		return NULL;
-	/* Listeners come and go with each connect: TIME_WAIT leftovers must not block them.
-	 * SO_REUSEPORT lets a program's listener on 0.0.0.0:port coexist with ours when it has
-	 * SO_REUSEPORT too (the shim sets it): connects to alias:port still reach us, the more
-	 * specific binding. Without it the kernel refuses one of the two. */
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-	if (lp_alias_bind(fd, alias, port, &kaddr, &kport) != 0 ||
-	    listen(fd, TLISTEN_BACKLOG) != 0 || (tl = calloc(1, sizeof(*tl))) == NULL) {
-		saved = errno;
-		log_debug("event=lanproxy_tlisten_failed alias=127.66.%u.%u port=%u error=\"%s\"",
-		    (alias >> 8) & 255, alias & 255, port, strerror(saved));
+	if ((tl = calloc(1, sizeof(*tl))) == NULL) {
 		close(fd);
-		errno = saved;
 		return NULL;
 	}
 	tl->s = s;

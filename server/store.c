@@ -84,6 +84,23 @@ db_step_done(struct store *st, sqlite3_stmt *s)
 	return -1;
 }
 
+/*
+ * Steps a statement expected to return at most one row: 0 with the row ready to read,
+ * STORE_NOT_FOUND when there is none, or -1. The caller reads the row, then finalizes.
+ */
+static int
+db_step_row(struct store *st, sqlite3_stmt *s)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc == SQLITE_DONE)
+		return STORE_NOT_FOUND;
+	log_warnx("event=store_error error=\"%s\"", sqlite3_errmsg(st->db));
+	return -1;
+}
+
 static void
 copy_text(char *dst, size_t cap, const unsigned char *src)
 {
@@ -152,17 +169,10 @@ store_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_blob(s, 1, key, KEY_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((rc = db_step_row(st, s)) == 0) {
 		memcpy(out->key, key, KEY_LEN);
 		out->address = (uint32_t)sqlite3_column_int64(s, 0);
 		copy_text(out->nick, sizeof(out->nick), sqlite3_column_text(s, 1));
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = STORE_NOT_FOUND;
-	} else {
-		log_warnx("event=store_error error=\"%s\"", sqlite3_errmsg(st->db));
-		rc = -1;
 	}
 	sqlite3_finalize(s);
 	return rc;
@@ -321,16 +331,8 @@ store_network_get(struct store *st, const char *name, struct store_network *out)
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((rc = db_step_row(st, s)) == 0)
 		network_from_row(out, s);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = STORE_NOT_FOUND;
-	} else {
-		log_warnx("event=store_error error=\"%s\"", sqlite3_errmsg(st->db));
-		rc = -1;
-	}
 	sqlite3_finalize(s);
 	return rc;
 }
@@ -418,16 +420,8 @@ store_member_get(struct store *st, int64_t net, const uint8_t key[KEY_LEN],
 		return -1;
 	sqlite3_bind_int64(s, 1, net);
 	sqlite3_bind_blob(s, 2, key, KEY_LEN, SQLITE_STATIC);
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW) {
+	if ((rc = db_step_row(st, s)) == 0)
 		member_from_row(out, s, 0);
-		rc = 0;
-	} else if (rc == SQLITE_DONE) {
-		rc = STORE_NOT_FOUND;
-	} else {
-		log_warnx("event=store_error error=\"%s\"", sqlite3_errmsg(st->db));
-		rc = -1;
-	}
 	sqlite3_finalize(s);
 	return rc;
 }

@@ -1,7 +1,7 @@
 /*
  * args: strict parsing of the shoal command line. Every verb says which arguments and options
  * it takes; anything else is a usage error naming the problem, never a guess. Values are
- * checked against the same limits the daemon enforces (core/proto.h) so mistakes are reported
+ * checked against the same limits the daemon enforces (base/proto.h) so mistakes are reported
  * before anything is sent. Must not touch: I/O, the environment, the socket.
  */
 #include "config.h"
@@ -11,14 +11,14 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/proto.h"
+#include "base/proto.h"
 
 enum {
 	OPT_PASSWORD = 1 << 0,  /* --password P, -p P, --password=P */
 	OPT_REMOVE = 1 << 1,    /* --remove */
 	OPT_COUNT = 1 << 2,     /* -c N, -cN, --count N, --count=N */
 	MAX_POS = 4,
-	PEER_MAX = 128,         /* as CTL_PEER_MAX in daemon/control_proto.h */
+	PEER_MAX = 128,         /* as CTL_PEER_MAX in control/control_proto.h */
 	PING_MAX = 100,
 };
 

@@ -12,7 +12,7 @@
 
 /* One parsed command line. Strings point into argv (or are string literals). */
 struct cli_args {
-	const char *control;    /* --control PATH; NULL: the default (paths_default_control) */
+	const char *control;    /* --control PATH; NULL: the default (fsloc_default_control) */
 	int json;               /* --json */
 	int help;               /* print usage and exit 0 */
 	const char *help_verb;  /* with help: the verb asked about, or NULL for all */

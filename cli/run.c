@@ -146,7 +146,7 @@ check_program(const char *shown, const char *path)
 
 /*
  * Where shoald keeps its shim socket when it cannot tell us: next to the control socket
- * (daemon/lanproxy.h, shim_socket_path). 0 or -1.
+ * (lanproxy/server/lanproxy.h, shim_socket_path). 0 or -1.
  */
 static int
 default_shim_socket(const char *control, char *out, size_t cap)

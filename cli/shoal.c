@@ -18,7 +18,7 @@
 #include "cli/client.h"
 #include "cli/output.h"
 #include "cli/run.h"
-#include "core/paths.h"
+#include "base/fsloc.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
@@ -99,7 +99,7 @@ main(int argc, char *argv[])
 	}
 	if (a.control)
 		snprintf(path, sizeof(path), "%s", a.control);
-	else if (paths_default_control(path, sizeof(path)) == -1) {
+	else if (fsloc_default_control(path, sizeof(path)) == -1) {
 		fprintf(stderr, "shoal: control socket path too long (set --control)\n");
 		return EXIT_USAGE;
 	}

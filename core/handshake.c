@@ -19,10 +19,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
-#include "core/wire.h"
+#include "base/wire.h"
 #include "daemon/daemon.h"
 
 static const char prologue_label[] = "shoal-peer";
@@ -163,7 +163,7 @@ handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint
 		return;
 	}
 	/* Each message 1 costs four X25519 operations: bound them per source. */
-	if (!ratelimit_allow(ps->rl, from->addr, now)) {
+	if (!hslimit_allow(ps->rl, from->addr, now)) {
 		ps->xst.rx_ratelimited++;
 		peers_drop_debug(ps, "init_ratelimited", from);
 		return;
@@ -263,7 +263,7 @@ handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint
 		peers_drop_debug(ps, "resp_unknown_index", from);
 		return;
 	}
-	if (!ratelimit_allow(ps->rl, from->addr, now)) {
+	if (!hslimit_allow(ps->rl, from->addr, now)) {
 		ps->xst.rx_ratelimited++;
 		peers_drop_debug(ps, "resp_ratelimited", from);
 		return;

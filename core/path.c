@@ -17,7 +17,7 @@
 
 #include <string.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
 #include "daemon/daemon.h"

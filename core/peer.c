@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
 #include "daemon/daemon.h"
@@ -39,7 +39,7 @@ peers_new(struct daemon *d)
 	if (ps == NULL)
 		return NULL;
 	ps->d = d;
-	if ((ps->rl = ratelimit_new(d->loop, HANDSHAKE_RATE, HANDSHAKE_BURST)) == NULL) {
+	if ((ps->rl = hslimit_new(d->loop, HANDSHAKE_RATE, HANDSHAKE_BURST)) == NULL) {
 		free(ps);
 		return NULL;
 	}
@@ -277,7 +277,7 @@ peers_free(struct peers *ps)
 		ps->free_pkts = sp->next;
 		free(sp);
 	}
-	ratelimit_free(ps->rl);
+	hslimit_free(ps->rl);
 	free(ps);
 }
 

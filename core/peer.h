@@ -18,7 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/msg.h"
+#include "mproto/msg.h"
 
 struct daemon;
 struct peers;

@@ -1,7 +1,7 @@
 /*
  * peer_impl: the private structures shared by the files that make up the peer layer
  * (peer.c table and keypair rotation, peerindex.c receiver indices, handshake.c UDP handshake,
- * send.c / receive.c data path, timers.c all timer policy, path.c endpoints, ratelimit.c).
+ * send.c / receive.c data path, timers.c all timer policy, path.c endpoints, hslimit.c).
  * Nothing outside core/ (and the peer unit test / fuzz target) may include this header.
  */
 #ifndef SHOAL_PEER_IMPL_H
@@ -12,10 +12,10 @@
 #include <stdint.h>
 #include <uthash.h>
 
-#include "core/msg.h"
-#include "core/noise.h"
+#include "mproto/msg.h"
+#include "crypto/noise.h"
 #include "core/peer.h"
-#include "core/session.h"
+#include "crypto/session.h"
 
 enum {
 	TAI64N_LEN = 12,
@@ -126,7 +126,7 @@ struct peers_xstats {
 	uint64_t tx_no_route, tx_queue_dropped, tx_too_big;
 };
 
-struct ratelimit;
+struct hslimit;
 
 /* Owned by the daemon (d->peers). */
 struct peers {
@@ -134,7 +134,7 @@ struct peers {
 	struct peer *by_key;                    /* uthash hh_key */
 	struct peer *by_vaddr;                  /* uthash hh_vaddr (peers with vaddr != 0) */
 	struct peer_index *indices;             /* uthash hh, core/peerindex.c */
-	struct ratelimit *rl;
+	struct hslimit *rl;
 	struct staged_pkt *free_pkts;
 	uint8_t prologue[16];
 	size_t prologue_len;
@@ -214,10 +214,10 @@ void timers_check_rekey_on_send(struct peer *p, const struct keypair *kp);
 void timers_check_rekey_on_receive(struct peer *p, const struct keypair *kp);
 void timers_ping_started(struct pending_ping *pp);
 
-/* ratelimit.c */
-struct ratelimit *ratelimit_new(struct ev_loop *loop, double rate, double burst);
-void ratelimit_free(struct ratelimit *rl);
+/* hslimit.c */
+struct hslimit *hslimit_new(struct ev_loop *loop, double rate, double burst);
+void hslimit_free(struct hslimit *rl);
 /* 1 if a packet from addr may be processed now. */
-int ratelimit_allow(struct ratelimit *rl, uint32_t addr, double now);
+int hslimit_allow(struct hslimit *rl, uint32_t addr, double now);
 
 #endif

@@ -11,9 +11,9 @@
 
 #include <stdlib.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/peer_impl.h"
-#include "core/wire.h"
+#include "base/wire.h"
 #include "daemon/daemon.h"
 #include "netstack/netstack.h"
 

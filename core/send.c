@@ -13,10 +13,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
-#include "core/wire.h"
+#include "base/wire.h"
 #include "daemon/daemon.h"
 
 uint64_t

@@ -31,7 +31,7 @@
 #include <sodium.h>
 #include <stdlib.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/peer_impl.h"
 #include "daemon/daemon.h"
 

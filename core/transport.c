@@ -32,7 +32,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/log.h"
+#include "base/log.h"
 
 enum {
 	/* What we ask the kernel for, both ways. The receive side must absorb a whole TCP

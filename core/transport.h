@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/msg.h"
+#include "mproto/msg.h"
 
 struct transport;
 

@@ -9,8 +9,8 @@
 #include <ev.h>
 #include <stdint.h>
 
-#include "core/msg.h"
-#include "core/noise.h"
+#include "mproto/msg.h"
+#include "crypto/noise.h"
 
 struct transport;
 struct peers;
@@ -44,13 +44,13 @@ struct daemon {
 
 	struct transport *tp;           /* core/transport.c: the peer UDP socket */
 	struct peers *peers;            /* core/peer.c: sessions with co-members */
-	struct mediator *med;           /* core/mediator_client.c */
+	struct mediator *med;           /* medclient/medclient.c */
 	struct netstack *ns;            /* netstack/: lwIP */
 	struct socks_server *socks;     /* socks/ */
-	struct control *ctl;            /* daemon/control.c: the CLI's Unix socket */
-	struct expose_table *expose;    /* daemon/expose.c */
-	struct forward_table *fwd;      /* daemon/forward.c */
-	struct shim_server *shim;       /* daemon/shim_server.c: `shoal run`'s socket; may be NULL */
+	struct control *ctl;            /* control/control.c: the CLI's Unix socket */
+	struct expose_table *expose;    /* ports/expose.c */
+	struct forward_table *fwd;      /* ports/forward.c */
+	struct shim_server *shim;       /* lanproxy/server/shim_server.c: `shoal run`'s socket; may be NULL */
 };
 
 /*

@@ -24,16 +24,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "core/identity.h"
-#include "core/log.h"
-#include "core/mediator_client.h"
-#include "core/paths.h"
+#include "crypto/identity.h"
+#include "base/log.h"
+#include "medclient/medclient.h"
+#include "base/fsloc.h"
 #include "core/peer.h"
 #include "core/transport.h"
-#include "daemon/control.h"
+#include "control/control.h"
 #include "daemon/daemon.h"
-#include "daemon/expose.h"
-#include "daemon/lanproxy.h"
+#include "ports/expose.h"
+#include "lanproxy/server/lanproxy.h"
 #include "netstack/netstack.h"
 #include "socks/socks5.h"
 
@@ -178,7 +178,7 @@ parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose)
 		return EXIT_USAGE;
 	}
 	if (cfg->control_path[0] == '\0' &&
-	    paths_default_control(cfg->control_path, sizeof(cfg->control_path)) != 0)
+	    fsloc_default_control(cfg->control_path, sizeof(cfg->control_path)) != 0)
 		return usage_error("%s", "default control path too long; use --control");
 	return 0;
 }
@@ -335,7 +335,7 @@ main(int argc, char **argv)
 		goto out_netstack;
 	}
 	mediator_start(d.med);
-	if (paths_make_parent(d.cfg.control_path) != 0) {
+	if (fsloc_make_parent(d.cfg.control_path) != 0) {
 		log_warn("event=control_dir_failed path=%s", d.cfg.control_path);
 		goto out_mediator;
 	}

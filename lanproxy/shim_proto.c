@@ -4,7 +4,7 @@
  * same object is compiled into libshoal-preload.so (inside other people's programs) and into
  * shoald (libshoal_shimproto.a).
  *
- * The layout follows core/wire.h's rules (big-endian, exact length, no trailing bytes), but the
+ * The layout follows base/wire.h's rules (big-endian, exact length, no trailing bytes), but the
  * cursor is a private copy: the shim must not drag core/ objects (and their exported symbols)
  * into foreign processes.
  * Owns: nothing. Must not: call anything but memset/memcpy/memchr.
@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-/* Bounds-checked cursor with a sticky error, as core/wire.h. */
+/* Bounds-checked cursor with a sticky error, as base/wire.h. */
 struct cur {
 	uint8_t *w;                     /* encoding: output buffer (NULL while decoding) */
 	const uint8_t *r;               /* decoding: input */

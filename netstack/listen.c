@@ -13,7 +13,7 @@
 
 #include "lwip/tcp.h"
 
-#include "core/log.h"
+#include "base/log.h"
 #include "netstack/netstack_priv.h"
 
 /* Owned by the caller of ns_listen (freed with ns_listener_free). */

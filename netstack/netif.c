@@ -17,7 +17,7 @@
 #include "lwip/tcp.h"
 #include "lwip/timeouts.h"
 
-#include "core/log.h"
+#include "base/log.h"
 #include "netstack/netstack_priv.h"
 
 void

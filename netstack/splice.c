@@ -35,7 +35,7 @@
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
 
-#include "core/log.h"
+#include "base/log.h"
 #include "netstack/netstack_priv.h"
 
 enum sp_state {

@@ -22,8 +22,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/ctrlchan.h"
-#include "core/log.h"
+#include "mproto/ctrlchan.h"
+#include "base/log.h"
 #include "server/server.h"
 
 struct conn {                            /* owned by struct server (its conns list) */

@@ -26,8 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "core/identity.h"
-#include "core/log.h"
+#include "crypto/identity.h"
+#include "base/log.h"
 #include "server/server.h"
 
 struct options {                         /* read-only after parse_options */

@@ -30,8 +30,8 @@
 #include <string.h>
 #include <uthash.h>
 
-#include "core/log.h"
-#include "server/ratelimit.h"
+#include "base/log.h"
+#include "server/joinlimit.h"
 
 struct msess {                           /* owned by struct medsrv */
 	void *conn;                     /* the transport's handle, opaque here */

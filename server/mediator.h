@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/msg.h"
+#include "mproto/msg.h"
 #include "server/store.h"
 
 struct medsrv;

@@ -10,7 +10,7 @@
 #include <ev.h>
 #include <stdint.h>
 
-#include "core/noise.h"
+#include "crypto/noise.h"
 #include "server/mediator.h"
 #include "server/store.h"
 

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "base/log.h"
 
 struct store {                           /* owned by the server context (or a test) */
 	sqlite3 *db;

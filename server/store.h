@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "core/proto.h"
+#include "base/proto.h"
 
 /* Result codes beyond 0 (done) and -1 (database error, already logged). */
 enum { STORE_NOT_FOUND = 1, STORE_EXISTS = 2, STORE_FULL = 3 };

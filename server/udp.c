@@ -15,8 +15,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "core/log.h"
-#include "core/msg.h"
+#include "base/log.h"
+#include "mproto/msg.h"
 #include "server/server.h"
 
 /* Probes are UDP_PROBE_LEN bytes; anything that does not fit is truncated and dropped. */

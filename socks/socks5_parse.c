@@ -1,6 +1,6 @@
 /*
  * socks5_parse: SOCKS5 (RFC 1928) message codecs. Pure functions over caller buffers, built
- * on core/wire.h cursors; no I/O, no allocation. Must not know about sockets or the daemon.
+ * on base/wire.h cursors; no I/O, no allocation. Must not know about sockets or the daemon.
  *
  * Lengths are worked out first from the fixed prefix (VER .. ATYP and the domain length byte)
  * so an incomplete message can say exactly how many bytes it still needs; the fields are then
@@ -11,7 +11,7 @@
 
 #include <string.h>
 
-#include "core/wire.h"
+#include "base/wire.h"
 
 static enum s5_result
 invalid(struct s5_err *err, const char *why, int rep)

@@ -38,8 +38,8 @@
 #include <unistd.h>
 #include <utlist.h>
 
-#include "core/log.h"
-#include "core/mediator_client.h"
+#include "base/log.h"
+#include "medclient/medclient.h"
 #include "daemon/daemon.h"
 #include "netstack/netstack.h"
 #include "socks/socks5.h"

@@ -30,7 +30,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "daemon/daemon.h"
 #include "netstack/netstack.h"
 #include "socks/socks5_internal.h"

@@ -12,7 +12,7 @@
 
 #include <sodium.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "arch/cc.h"
 
 static unsigned long lwip_asserts;

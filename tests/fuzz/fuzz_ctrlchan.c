@@ -21,8 +21,8 @@
 #include <ev.h>
 #include <sodium.h>
 
-#include "core/ctrlchan.h"
-#include "core/noise.h"
+#include "mproto/ctrlchan.h"
+#include "crypto/noise.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

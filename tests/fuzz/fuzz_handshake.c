@@ -18,7 +18,7 @@
 
 #include <sodium.h>
 
-#include "core/noise.h"
+#include "crypto/noise.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

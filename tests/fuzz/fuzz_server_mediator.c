@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "server/mediator.h"
 
 #define SLOTS 4

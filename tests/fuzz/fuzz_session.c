@@ -18,7 +18,7 @@
 
 #include <sodium.h>
 
-#include "core/session.h"
+#include "crypto/session.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "daemon/control_proto.h"
+#include "control/control_proto.h"
 #include "tests/unit/unit.h"
 
 /* Lines that must parse, with the command they become. */

@@ -20,8 +20,8 @@
 #include <ev.h>
 #include <sodium.h>
 
-#include "core/ctrlchan.h"
-#include "core/noise.h"
+#include "mproto/ctrlchan.h"
+#include "crypto/noise.h"
 #include "tests/unit/unit.h"
 
 /* One end of a channel under test. */

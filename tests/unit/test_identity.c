@@ -15,7 +15,7 @@
 
 #include <sodium.h>
 
-#include "core/identity.h"
+#include "crypto/identity.h"
 #include "tests/unit/unit.h"
 
 static char scratch[64];

@@ -21,9 +21,9 @@
 #include <ev.h>
 #include <sodium.h>
 
-#include "core/ctrlchan.h"
-#include "core/mediator_client.h"
-#include "core/noise.h"
+#include "mproto/ctrlchan.h"
+#include "medclient/medclient.h"
+#include "crypto/noise.h"
 #include "core/peer.h"
 #include "core/transport.h"
 #include "daemon/daemon.h"

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/msg.h"
+#include "mproto/msg.h"
 #include "tests/unit/unit.h"
 
 #ifndef SHOAL_TOP_SRCDIR

@@ -10,7 +10,7 @@
 
 #include <sodium.h>
 
-#include "core/noise.h"
+#include "crypto/noise.h"
 #include "tests/unit/unit.h"
 
 #define MAX_MSGS 6

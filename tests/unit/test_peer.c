@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/log.h"
+#include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
 #include "daemon/daemon.h"

@@ -1,5 +1,5 @@
 /*
- * Unit tests for the RFC 6479 replay window in core/session.c: each case is a sequence of
+ * Unit tests for the RFC 6479 replay window in crypto/session.c: each case is a sequence of
  * counters fed to one fresh window with the expected verdict for each (0 accept, -1 reject).
  * W is how far behind the newest counter a packet may still be accepted.
  */
@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/session.h"
+#include "crypto/session.h"
 #include "tests/unit/unit.h"
 
 #define W ((uint64_t)REPLAY_WINDOW_BITS - REPLAY_WORD_BITS)   /* 1984 */

@@ -19,8 +19,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "core/ctrlchan.h"
-#include "core/identity.h"
+#include "mproto/ctrlchan.h"
+#include "crypto/identity.h"
 #include "tests/unit/unit.h"
 
 #define MAX_GOT 64

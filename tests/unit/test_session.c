@@ -10,8 +10,8 @@
 
 #include <sodium.h>
 
-#include "core/noise.h"
-#include "core/session.h"
+#include "crypto/noise.h"
+#include "crypto/session.h"
 #include "tests/unit/unit.h"
 
 #define IDX_A 0x11223344u      /* A's local index: B puts it in packets to A */

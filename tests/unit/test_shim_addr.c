@@ -1,5 +1,5 @@
 /*
- * Unit tests for lanproxy/shim_addr.c: reading IPv4 endpoints out of AF_INET and v4-mapped
+ * Unit tests for lanproxy/preload/shim_addr.c: reading IPv4 endpoints out of AF_INET and v4-mapped
  * AF_INET6 sockaddrs, writing them back, in-place rewriting, destination classification, the
  * low-port alias rule, and which host names are peer names.
  */
@@ -9,7 +9,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "lanproxy/shim_int.h"
+#include "lanproxy/preload/shim_int.h"
 #include "tests/unit/unit.h"
 
 static socklen_t

@@ -4,7 +4,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "core/wire.h"
+#include "base/wire.h"
 #include "tests/unit/unit.h"
 
 static void

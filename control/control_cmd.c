@@ -1,0 +1,675 @@
+/*
+ * control_cmd: what each control command does, on the daemon's state: status and list read
+ * the membership view, the peer table and the expose/forward tables; network commands become
+ * mediator requests; ping drives peers_ping. Every answer goes through ctl_reply_*.
+ * Must not touch: sockets (control.c), request syntax (control_proto.c), or any module's
+ * state except through its header.
+ */
+#include "config.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <arpa/inet.h>
+#include <sodium.h>
+
+#include "crypto/identity.h"
+#include "base/log.h"
+#include "medclient/medclient.h"
+#include "mproto/msg.h"
+#include "core/peer.h"
+#include "control/control_int.h"
+#include "daemon/daemon.h"
+#include "ports/expose.h"
+#include "lanproxy/server/lanproxy.h"
+
+enum {
+	LIST_MAX = 256,                 /* exposes/forwards shown by status */
+	PING_GAP_MS = 1000,             /* between a reply and the next ping, as ping(8) */
+	ID_PREFIX_MIN = 8,              /* node id prefixes shorter than this are too vague */
+};
+
+static void
+addr_str(uint32_t a, char out[16])
+{
+	snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
+}
+
+static json_t *
+jaddr(uint32_t a)
+{
+	char s[16];
+
+	if (a == 0)
+		return json_null();
+	addr_str(a, s);
+	return json_string(s);
+}
+
+/* A string that came from the network (nicks, server text): kept if it is UTF-8, else made
+ * printable ASCII, so the response is always valid JSON. */
+static json_t *
+jtext(const char *s)
+{
+	char buf[512];
+	json_t *j;
+	size_t i;
+
+	if ((j = json_string(s)))
+		return j;
+	for (i = 0; s[i] && i + 1 < sizeof(buf); i++)
+		buf[i] = ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] >= 0x7f) ? '?' : s[i];
+	buf[i] = '\0';
+	return json_string(buf);
+}
+
+static json_t *
+jhex(const uint8_t key[KEY_LEN])
+{
+	char hex[2 * KEY_LEN + 1];
+
+	hex_encode(key, KEY_LEN, hex);
+	return json_string(hex);
+}
+
+static const struct med_network *
+find_network(const struct daemon *d, const char *name)
+{
+	const struct med_network *n;
+
+	if (!d->med)
+		return NULL;
+	for (n = mediator_networks(d->med); n; n = n->hh.next)
+		if (strcmp(n->name, name) == 0)
+			return n;
+	return NULL;
+}
+
+/* The nick of whoever has this address in any of our networks, or NULL. */
+static const char *
+nick_of(const struct daemon *d, uint32_t addr)
+{
+	const struct med_network *n;
+	const struct med_member *m;
+
+	if (!d->med)
+		return NULL;
+	for (n = mediator_networks(d->med); n; n = n->hh.next)
+		for (m = n->members; m; m = m->hh.next)
+			if (m->address == addr && m->nick[0])
+				return m->nick;
+	return NULL;
+}
+
+static int
+is_hex_prefix(const char *s)
+{
+	size_t i;
+
+	for (i = 0; s[i]; i++)
+		if (!isxdigit((unsigned char)s[i]))
+			return 0;
+	return i >= ID_PREFIX_MIN && i <= 2 * KEY_LEN;
+}
+
+/*
+ * Finds a member of one network, pending ones included (mediator_resolve may skip those):
+ * by nick, dotted address or node id prefix. 1 found, 0 none, -1 ambiguous.
+ */
+static int
+resolve_in_network(const struct med_network *n, const char *name, uint8_t key[KEY_LEN])
+{
+	const struct med_member *m, *hit = NULL;
+	char hex[2 * KEY_LEN + 1], a[16];
+	int hits = 0, hexp = is_hex_prefix(name);
+
+	for (m = n->members; m; m = m->hh.next) {
+		addr_str(m->address, a);
+		hex_encode(m->key, KEY_LEN, hex);
+		if ((m->nick[0] && strcasecmp(m->nick, name) == 0) || strcmp(a, name) == 0 ||
+		    (hexp && strncasecmp(hex, name, strlen(name)) == 0)) {
+			hit = m;
+			hits++;
+		}
+	}
+	if (hits == 1)
+		memcpy(key, hit->key, KEY_LEN);
+	return hits > 1 ? -1 : hits;
+}
+
+/* PEER as typed by a user to a virtual address; dotted addresses need not be known. */
+static int
+resolve_addr(const struct daemon *d, const char *name, uint32_t *addr)
+{
+	uint8_t key[KEY_LEN];
+	struct in_addr ia;
+
+	if (d->med && mediator_resolve(d->med, name, key, addr) == 0)
+		return 0;
+	if (inet_pton(AF_INET, name, &ia) == 1) {
+		*addr = ntohl(ia.s_addr);
+		return 0;
+	}
+	return -1;
+}
+
+static void
+cmd_status(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+{
+	struct expose_info ex[LIST_MAX];
+	struct forward_info fw[LIST_MAX];
+	struct endpoint ep;
+	json_t *o, *arr, *e;
+	char buf[512], a[16];
+	const char *nick;
+	size_t i, n;
+
+	o = json_object();
+	json_object_set_new(o, "address", jaddr(d->vaddr));
+	json_object_set_new(o, "nick", jtext(d->nick));
+	json_object_set_new(o, "node_id", jhex(d->key.pub));
+	json_object_set_new(o, "server",
+	    json_string(d->med && mediator_connected(d->med) ? "connected" : "disconnected"));
+	if (conn_string_format(d->cfg.server_host, d->cfg.server_port, d->cfg.server_pub, buf,
+	    sizeof(buf)) == 0)
+		json_object_set_new(o, "server_url", jtext(buf));
+	else
+		json_object_set_new(o, "server_url", json_null());
+	/* the contract's return value is loose ("0 if unknown"): trust a filled endpoint */
+	memset(&ep, 0, sizeof(ep));
+	if (d->med && mediator_public_endpoint(d->med, &ep) >= 0 && ep.addr && ep.port) {
+		addr_str(ep.addr, a);
+		snprintf(buf, sizeof(buf), "%s:%u", a, ep.port);
+		json_object_set_new(o, "public_endpoint", json_string(buf));
+	} else {
+		json_object_set_new(o, "public_endpoint", json_null());
+	}
+
+	arr = json_array();
+	n = d->expose ? expose_list(d->expose, ex, LIST_MAX) : 0;
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:i, s:s}", "port", (int)ex[i].port,
+		    "proto", ex[i].udp ? "udp" : "tcp"));
+	json_object_set_new(o, "exposes", arr);
+
+	arr = json_array();
+	n = d->fwd ? forward_list(d->fwd, fw, LIST_MAX) : 0;
+	for (i = 0; i < n; i++) {
+		e = json_object();
+		json_object_set_new(e, "local_port", json_integer(fw[i].local_port));
+		json_object_set_new(e, "address", jaddr(fw[i].ip));
+		json_object_set_new(e, "port", json_integer(fw[i].port));
+		nick = nick_of(d, fw[i].ip);
+		json_object_set_new(e, "peer", nick ? jtext(nick) : json_null());
+		json_array_append_new(arr, e);
+	}
+	json_object_set_new(o, "forwards", arr);
+
+	if (d->cfg.socks_port) {
+		snprintf(buf, sizeof(buf), "%s:%u", d->cfg.socks_host, d->cfg.socks_port);
+		json_object_set_new(o, "socks", jtext(buf));
+	} else {
+		json_object_set_new(o, "socks", json_null());
+	}
+	/* `shoal run` finds the shim socket here; null if it could not be created. */
+	json_object_set_new(o, "shim_socket", d->shim ? jtext(shim_server_path(d->shim)) :
+	    json_null());
+	ctl_reply_ok(cl, rq->id, o);
+}
+
+static int
+cmp_network(const void *a, const void *b)
+{
+	const struct med_network *x = *(const struct med_network *const *)a;
+	const struct med_network *y = *(const struct med_network *const *)b;
+
+	return strcmp(x->name, y->name);
+}
+
+static int
+cmp_member(const void *a, const void *b)
+{
+	const struct med_member *x = *(const struct med_member *const *)a;
+	const struct med_member *y = *(const struct med_member *const *)b;
+
+	if (x->address != y->address)
+		return x->address < y->address ? -1 : 1;
+	return memcmp(x->key, y->key, KEY_LEN);
+}
+
+static json_t *
+member_json(struct daemon *d, const struct med_member *m)
+{
+	struct peer_status st;
+	int self = memcmp(m->key, d->key.pub, KEY_LEN) == 0;
+	json_t *o = json_object();
+
+	json_object_set_new(o, "nick", jtext(m->nick));
+	json_object_set_new(o, "address", jaddr(m->address));
+	json_object_set_new(o, "node_id", jhex(m->key));
+	json_object_set_new(o, "online", json_boolean(m->flags & MEMF_ONLINE));
+	json_object_set_new(o, "pending", json_boolean(m->flags & MEMF_PENDING));
+	json_object_set_new(o, "owner", json_boolean(m->flags & MEMF_OWNER));
+	json_object_set_new(o, "self", json_boolean(self));
+	if (!self && d->peers && peers_status(d->peers, m->key, &st) == 0) {
+		json_object_set_new(o, "path", json_string(path_kind_name(st.path)));
+		json_object_set_new(o, "rtt_ms",
+		    st.path != PATH_NONE && st.rtt_ms >= 0 ? json_real(st.rtt_ms) : json_null());
+	} else {
+		json_object_set_new(o, "path", json_string("none"));
+		json_object_set_new(o, "rtt_ms", json_null());
+	}
+	return o;
+}
+
+static json_t *
+network_json(struct daemon *d, const struct med_network *n)
+{
+	const struct med_member *m, **ms;
+	json_t *o = json_object(), *arr = json_array();
+	size_t i, count = HASH_COUNT(n->members);
+
+	json_object_set_new(o, "name", jtext(n->name));
+	json_object_set_new(o, "online", json_boolean(n->my_flags & MEMF_ONLINE));
+	json_object_set_new(o, "owner", json_boolean(memcmp(n->owner, d->key.pub, KEY_LEN) == 0));
+	json_object_set_new(o, "locked", json_boolean(n->flags & NETF_LOCKED));
+	json_object_set_new(o, "approval",
+	    json_string(n->flags & NETF_MANUAL_APPROVAL ? "manual" : "auto"));
+	json_object_set_new(o, "pending", json_boolean(n->my_flags & MEMF_PENDING));
+	if ((ms = calloc(count + 1, sizeof(*ms)))) {
+		i = 0;
+		for (m = n->members; m && i < count; m = m->hh.next)
+			ms[i++] = m;
+		qsort(ms, i, sizeof(*ms), cmp_member);
+		count = i;
+		for (i = 0; i < count; i++)
+			json_array_append_new(arr, member_json(d, ms[i]));
+		free(ms);
+	}
+	json_object_set_new(o, "members", arr);
+	return o;
+}
+
+static void
+cmd_list(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+{
+	const struct med_network *head = d->med ? mediator_networks(d->med) : NULL, *n, **ns;
+	json_t *arr = json_array();
+	size_t i = 0, count = head ? HASH_COUNT(head) : 0;
+
+	if (!(ns = calloc(count + 1, sizeof(*ns)))) {
+		json_decref(arr);
+		ctl_reply_error(cl, 1, rq->id, "out of memory");
+		return;
+	}
+	for (n = head; n && i < count; n = n->hh.next)
+		ns[i++] = n;
+	qsort(ns, i, sizeof(*ns), cmp_network);
+	count = i;
+	for (i = 0; i < count; i++)
+		json_array_append_new(arr, network_json(d, ns[i]));
+	free(ns);
+	ctl_reply_ok(cl, rq->id, json_pack("{s:o}", "networks", arr));
+}
+
+/* The message sent back when the server's RESULT carries no text of its own. */
+static void
+default_message(const struct ctl_request *rq, char *out, size_t cap)
+{
+	switch (rq->cmd) {
+	case CTL_SET_NICK: snprintf(out, cap, "nick set to %s", rq->nick); break;
+	case CTL_CREATE: snprintf(out, cap, "created network %s", rq->network); break;
+	case CTL_JOIN: snprintf(out, cap, "joined network %s", rq->network); break;
+	case CTL_LEAVE: snprintf(out, cap, "left network %s", rq->network); break;
+	case CTL_GO_ONLINE: snprintf(out, cap, "online in %s", rq->network); break;
+	case CTL_GO_OFFLINE: snprintf(out, cap, "offline in %s", rq->network); break;
+	case CTL_DELETE: snprintf(out, cap, "deleted network %s", rq->network); break;
+	case CTL_SET_PASS:
+		snprintf(out, cap, rq->password[0] ? "password of %s changed" :
+		    "password of %s removed", rq->network);
+		break;
+	case CTL_SET_ACCESS:
+		snprintf(out, cap, "%s: %s", rq->network, ctl_access_name(rq->access));
+		break;
+	case CTL_APPROVE: snprintf(out, cap, "approved %s in %s", rq->peer, rq->network); break;
+	case CTL_REJECT: snprintf(out, cap, "rejected %s in %s", rq->peer, rq->network); break;
+	case CTL_EVICT: snprintf(out, cap, "evicted %s from %s", rq->peer, rq->network); break;
+	default: snprintf(out, cap, "done"); break;
+	}
+}
+
+static void
+mediator_done(void *arg, const struct msg_result *res)
+{
+	struct ctl_pending *p = arg;
+	char msg[512];
+	json_t *o;
+	/* a join that now waits for the owner did what it could: success, marked pending */
+	int pending = p->rq.cmd == CTL_JOIN && res->status == RES_ERR_PENDING;
+
+	p->outstanding = 0;
+	if (p->client) {
+		if (res->status == RES_OK || pending) {
+			if (res->text[0])
+				snprintf(msg, sizeof(msg), "%s", res->text);
+			else if (pending)
+				snprintf(msg, sizeof(msg), "waiting for the owner's approval");
+			else
+				default_message(&p->rq, msg, sizeof(msg));
+			o = json_pack("{s:o}", "message", jtext(msg));
+			if (p->rq.cmd == CTL_JOIN)
+				json_object_set_new(o, "pending", json_boolean(pending));
+			ctl_reply_ok(p->client, p->id, o);
+		} else if (res->text[0] && strncasecmp(res->text, result_status_text(res->status),
+		    strlen(result_status_text(res->status))) != 0) {
+			ctl_reply_error(p->client, 1, p->id, "%s: %s",
+			    result_status_text(res->status), res->text);
+		} else {
+			/* the server's text already says it (or there is none) */
+			ctl_reply_error(p->client, 1, p->id, "%s",
+			    res->text[0] ? res->text : result_status_text(res->status));
+		}
+	}
+	ctl_pending_free(p);
+}
+
+static const uint8_t cmd_ops[] = {
+	[CTL_SET_NICK] = OP_SET_NICK, [CTL_CREATE] = OP_CREATE, [CTL_JOIN] = OP_JOIN,
+	[CTL_LEAVE] = OP_LEAVE, [CTL_GO_ONLINE] = OP_GO_ONLINE, [CTL_GO_OFFLINE] = OP_GO_OFFLINE,
+	[CTL_DELETE] = OP_DELETE, [CTL_SET_PASS] = OP_SET_PASS, [CTL_SET_ACCESS] = OP_SET_ACCESS,
+	[CTL_APPROVE] = OP_APPROVE, [CTL_REJECT] = OP_REJECT, [CTL_EVICT] = OP_EVICT,
+};
+
+static void
+cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+{
+	const struct med_network *n = NULL;
+	struct msg_request req;
+	struct ctl_pending *p;
+	uint32_t addr;
+	int found;
+
+	if (!d->med) {
+		ctl_reply_error(cl, 1, rq->id, "mediator not configured");
+		return;
+	}
+	memset(&req, 0, sizeof(req));
+	req.op = cmd_ops[rq->cmd];
+	snprintf(req.network, sizeof(req.network), "%s", rq->network);
+	snprintf(req.password, sizeof(req.password), "%s", rq->password);
+	if (rq->cmd == CTL_SET_NICK)
+		snprintf(req.arg, sizeof(req.arg), "%s", rq->nick);
+
+	if (rq->cmd == CTL_SET_ACCESS || rq->cmd == CTL_APPROVE || rq->cmd == CTL_REJECT ||
+	    rq->cmd == CTL_EVICT) {
+		if (!(n = find_network(d, rq->network))) {
+			ctl_reply_error(cl, 1, rq->id, "not in network %s", rq->network);
+			return;
+		}
+	}
+	if (rq->cmd == CTL_SET_ACCESS) {
+		/* the server takes the whole flag set: change one bit of what we last heard */
+		req.flags = n->flags;
+		switch (rq->access) {
+		case CTL_ACCESS_LOCK: req.flags |= NETF_LOCKED; break;
+		case CTL_ACCESS_UNLOCK: req.flags &= (uint8_t)~NETF_LOCKED; break;
+		case CTL_ACCESS_MANUAL: req.flags |= NETF_MANUAL_APPROVAL; break;
+		case CTL_ACCESS_AUTO: req.flags &= (uint8_t)~NETF_MANUAL_APPROVAL; break;
+		}
+	}
+	if (n && rq->cmd != CTL_SET_ACCESS) {
+		found = resolve_in_network(n, rq->peer, req.target);
+		if (found == -1) {
+			ctl_reply_error(cl, 1, rq->id,
+			    "%s matches several members of %s; use the address or node id",
+			    rq->peer, rq->network);
+			return;
+		}
+		if (found == 0 && mediator_resolve(d->med, rq->peer, req.target, &addr) == -1) {
+			/* only owners are shown pending members: say what the server would */
+			if (memcmp(n->owner, d->key.pub, KEY_LEN) != 0)
+				ctl_reply_error(cl, 1, rq->id, "%s: only the owner of %s can %s members",
+				    result_status_text(RES_ERR_NOT_OWNER), rq->network,
+				    ctl_cmd_name(rq->cmd));
+			else
+				ctl_reply_error(cl, 1, rq->id, "no member %s in network %s", rq->peer,
+				    rq->network);
+			return;
+		}
+	}
+
+	if (!(p = ctl_pending_new(cl, d, rq))) {
+		sodium_memzero(req.password, sizeof(req.password));
+		return;
+	}
+	/* the pending copy only needs to know whether there was a password */
+	if (p->rq.password[0]) {
+		sodium_memzero(p->rq.password, sizeof(p->rq.password));
+		p->rq.password[0] = '*';
+	}
+	p->outstanding = 1;
+	/* the callback may run before this returns; p is not touched after a 0 */
+	if (mediator_request(d->med, &req, mediator_done, p) == -1) {
+		p->outstanding = 0;
+		ctl_reply_error(cl, 1, rq->id, "mediator not connected");
+		ctl_pending_free(p);
+	}
+	sodium_memzero(req.password, sizeof(req.password));
+}
+
+static void
+cmd_expose(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+{
+	const char *proto = rq->udp ? "udp" : "tcp";
+	char err[256] = "", msg[128];
+	int rc;
+
+	if (!d->expose) {
+		ctl_reply_error(cl, 1, rq->id, "expose is not available in this daemon");
+		return;
+	}
+	if (rq->remove)
+		rc = expose_remove(d->expose, rq->port, rq->udp, err, sizeof(err));
+	else
+		rc = expose_add(d->expose, rq->port, rq->udp, err, sizeof(err));
+	if (rc == -1) {
+		ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
+		return;
+	}
+	if (rq->remove)
+		snprintf(msg, sizeof(msg), "no longer exposing %u/%s", rq->port, proto);
+	else
+		snprintf(msg, sizeof(msg), "exposing %u/%s", rq->port, proto);
+	ctl_reply_ok(cl, rq->id, json_pack("{s:s, s:i, s:s, s:b}", "message", msg,
+	    "port", (int)rq->port, "proto", proto, "removed", rq->remove));
+}
+
+static void
+cmd_forward(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+{
+	char err[256] = "", msg[256], a[16];
+	const char *nick;
+	uint32_t addr;
+	json_t *o;
+
+	if (!d->fwd) {
+		ctl_reply_error(cl, 1, rq->id, "forward is not available in this daemon");
+		return;
+	}
+	if (rq->remove) {
+		if (forward_remove(d->fwd, rq->local_port, err, sizeof(err)) == -1) {
+			ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
+			return;
+		}
+		snprintf(msg, sizeof(msg), "no longer forwarding 127.0.0.1:%u", rq->local_port);
+		ctl_reply_ok(cl, rq->id, json_pack("{s:s, s:i, s:b}", "message", msg,
+		    "local_port", (int)rq->local_port, "removed", 1));
+		return;
+	}
+	if (resolve_addr(d, rq->peer, &addr) == -1) {
+		ctl_reply_error(cl, 1, rq->id, "unknown peer %s (not a nick, address or node id "
+		    "of a member)", rq->peer);
+		return;
+	}
+	if (forward_add(d->fwd, rq->local_port, addr, rq->port, err, sizeof(err)) == -1) {
+		ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
+		return;
+	}
+	addr_str(addr, a);
+	snprintf(msg, sizeof(msg), "forwarding 127.0.0.1:%u to %s:%u", rq->local_port, a,
+	    rq->port);
+	o = json_pack("{s:s, s:i, s:s, s:i, s:b}", "message", msg, "local_port",
+	    (int)rq->local_port, "address", a, "port", (int)rq->port, "removed", 0);
+	nick = nick_of(d, addr);
+	json_object_set_new(o, "peer", nick ? jtext(nick) : json_null());
+	ctl_reply_ok(cl, rq->id, o);
+}
+
+static void ping_next(struct ctl_pending *p);
+
+static void
+ping_finish(struct ctl_pending *p)
+{
+	json_t *o, *arr;
+	char a[16];
+	int i, received = 0;
+
+	addr_str(p->addr, a);
+	arr = json_array();
+	for (i = 0; i < p->seq; i++) {
+		json_array_append_new(arr, p->rtt[i] >= 0 ? json_real(p->rtt[i]) : json_null());
+		received += p->rtt[i] >= 0;
+	}
+	if (received == 0) {
+		json_decref(arr);
+		ctl_reply_error(p->client, 1, p->id, "no reply from %s%s%s%s after %d ping%s", a,
+		    p->nick[0] ? " (" : "", p->nick, p->nick[0] ? ")" : "", p->seq,
+		    p->seq == 1 ? "" : "s");
+	} else {
+		o = json_object();
+		json_object_set_new(o, "address", json_string(a));
+		json_object_set_new(o, "nick", p->nick[0] ? jtext(p->nick) : json_null());
+		json_object_set_new(o, "sent", json_integer(p->seq));
+		json_object_set_new(o, "received", json_integer(received));
+		json_object_set_new(o, "rtt_ms", arr);
+		ctl_reply_ok(p->client, p->id, o);
+	}
+	ctl_pending_free(p);
+}
+
+static void
+ping_done(void *arg, double rtt_ms)
+{
+	struct ctl_pending *p = arg;
+
+	p->outstanding = 0;
+	if (!p->client) {
+		ctl_pending_free(p);
+		return;
+	}
+	p->rtt[p->seq++] = rtt_ms;
+	if (p->seq >= p->rq.count) {
+		ping_finish(p);
+		return;
+	}
+	/* a timed-out ping already waited long enough */
+	ev_timer_set(&p->gap, rtt_ms < 0 ? 0. : PING_GAP_MS / 1000., 0.);
+	ev_timer_start(p->d->loop, &p->gap);
+}
+
+static void
+ping_gap_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct ctl_pending *p = (struct ctl_pending *)((char *)w -
+	    offsetof(struct ctl_pending, gap));
+
+	ping_next(p);
+}
+
+static void
+ping_next(struct ctl_pending *p)
+{
+	char a[16];
+
+	p->outstanding = 1;
+	if (peers_ping(p->d->peers, p->addr, ping_done, p) == -1) {
+		p->outstanding = 0;
+		if (p->seq > 0) {
+			/* the peer went away between pings: report what we have */
+			while (p->seq < p->rq.count)
+				p->rtt[p->seq++] = -1;
+			ping_finish(p);
+			return;
+		}
+		addr_str(p->addr, a);
+		ctl_reply_error(p->client, 1, p->id, "%s is not a connected peer (no shared "
+		    "online network)", a);
+		ctl_pending_free(p);
+	}
+}
+
+static void
+cmd_ping(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+{
+	struct ctl_pending *p;
+	const char *nick;
+	uint32_t addr;
+
+	if (!d->peers) {
+		ctl_reply_error(cl, 1, rq->id, "ping is not available in this daemon");
+		return;
+	}
+	if (resolve_addr(d, rq->peer, &addr) == -1) {
+		ctl_reply_error(cl, 1, rq->id, "unknown peer %s (not a nick, address or node id "
+		    "of a member)", rq->peer);
+		return;
+	}
+	if (addr == d->vaddr) {
+		ctl_reply_error(cl, 1, rq->id, "%s is this node", rq->peer);
+		return;
+	}
+	if (!(p = ctl_pending_new(cl, d, rq)))
+		return;
+	p->addr = addr;
+	if ((nick = nick_of(d, addr)))
+		snprintf(p->nick, sizeof(p->nick), "%s", nick);
+	ev_timer_init(&p->gap, ping_gap_cb, 0., 0.);
+	ping_next(p);
+}
+
+void
+ctl_cmd_cancel(struct ctl_pending *p)
+{
+	/* only a ping waits on a timer rather than a callback */
+	if (p->rq.cmd == CTL_PING)
+		ev_timer_stop(p->d->loop, &p->gap);
+}
+
+void
+ctl_cmd_run(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+{
+	log_debug("event=control_request cmd=%s id=%lld", ctl_cmd_name(rq->cmd),
+	    (long long)rq->id);
+	switch (rq->cmd) {
+	case CTL_STATUS:
+		cmd_status(d, cl, rq);
+		break;
+	case CTL_LIST:
+		cmd_list(d, cl, rq);
+		break;
+	case CTL_EXPOSE:
+		cmd_expose(d, cl, rq);
+		break;
+	case CTL_FORWARD:
+		cmd_forward(d, cl, rq);
+		break;
+	case CTL_PING:
+		cmd_ping(d, cl, rq);
+		break;
+	default:
+		cmd_mediator(d, cl, rq);
+		break;
+	}
+}

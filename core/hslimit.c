@@ -1,0 +1,108 @@
+/*
+ * hslimit: a token bucket per source IPv4 address for handshake packets, which cost a few
+ * X25519 operations each; data packets are not limited (they are cheap to reject by index).
+ * Idle buckets are collected once a second; the table is capped so spoofed sources cannot
+ * grow it without bound (over the cap, new sources are refused until the next collection).
+ * Owns: the bucket table and its collection timer. Must not: know anything about peers.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <uthash.h>
+
+#include "core/peer_impl.h"
+
+enum { RL_MAX_ENTRIES = 8192 };
+#define RL_GC_INTERVAL 1.0
+
+struct rl_bucket {
+	uint32_t addr;                  /* hash key */
+	double tokens;
+	double last;
+	UT_hash_handle hh;
+};
+
+/* Owned by struct peers. */
+struct hslimit {
+	struct ev_loop *loop;
+	ev_timer gc;
+	double rate, burst;
+	struct rl_bucket *table;
+	size_t n;
+};
+
+static void
+rl_gc_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct hslimit *rl = w->data;
+	struct rl_bucket *b, *tmp;
+	double now = ev_now(loop);
+
+	/* A bucket that would be full again carries no information: forget it. */
+	HASH_ITER(hh, rl->table, b, tmp) {
+		if (b->tokens + (now - b->last) * rl->rate >= rl->burst) {
+			HASH_DEL(rl->table, b);
+			free(b);
+			rl->n--;
+		}
+	}
+	if (rl->n == 0)
+		ev_timer_stop(loop, &rl->gc);
+}
+
+struct hslimit *
+hslimit_new(struct ev_loop *loop, double rate, double burst)
+{
+	struct hslimit *rl = calloc(1, sizeof(*rl));
+
+	if (rl == NULL)
+		return NULL;
+	rl->loop = loop;
+	rl->rate = rate;
+	rl->burst = burst;
+	ev_timer_init(&rl->gc, rl_gc_cb, RL_GC_INTERVAL, RL_GC_INTERVAL);
+	rl->gc.data = rl;
+	return rl;
+}
+
+void
+hslimit_free(struct hslimit *rl)
+{
+	struct rl_bucket *b, *tmp;
+
+	if (rl == NULL)
+		return;
+	ev_timer_stop(rl->loop, &rl->gc);
+	HASH_ITER(hh, rl->table, b, tmp) {
+		HASH_DEL(rl->table, b);
+		free(b);
+	}
+	free(rl);
+}
+
+int
+hslimit_allow(struct hslimit *rl, uint32_t addr, double now)
+{
+	struct rl_bucket *b;
+
+	HASH_FIND(hh, rl->table, &addr, sizeof(addr), b);
+	if (b == NULL) {
+		if (rl->n >= RL_MAX_ENTRIES || (b = calloc(1, sizeof(*b))) == NULL)
+			return 0;
+		b->addr = addr;
+		b->tokens = rl->burst;
+		b->last = now;
+		HASH_ADD(hh, rl->table, addr, sizeof(b->addr), b);
+		rl->n++;
+		if (!ev_is_active(&rl->gc))
+			ev_timer_start(rl->loop, &rl->gc);
+	}
+	b->tokens += (now - b->last) * rl->rate;
+	if (b->tokens > rl->burst)
+		b->tokens = rl->burst;
+	b->last = now;
+	if (b->tokens < 1.0)
+		return 0;
+	b->tokens -= 1.0;
+	return 1;
+}

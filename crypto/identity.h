@@ -1,0 +1,32 @@
+/*
+ * identity: long-term key pairs on disk, node ids, and the mediator connection string.
+ * A key file holds the 32-byte X25519 private key as 64 hex digits and a newline, mode 0600,
+ * written atomically (temp file + rename). The public key is derived from it.
+ * Connection string: "shoal://HOST:PORT/<64 hex digits of the server public key>".
+ * Node id: the 64 hex digits of a node's public key (shown shortened to its first 12).
+ */
+#ifndef SHOAL_IDENTITY_H
+#define SHOAL_IDENTITY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto/noise.h"
+
+/* Loads DIR/name, or creates it (and DIR, mode 0700) with a fresh key. Returns 0, or -1 with a
+ * one-line reason in err. */
+int identity_load_or_create(const char *dir, const char *name, struct noise_keypair *kp,
+    char *err, size_t errlen);
+
+/* hex must have room for 2*len+1 bytes. */
+void hex_encode(const uint8_t *in, size_t len, char *hex);
+/* Exactly 2*len hex digits (either case). Returns 0 or -1. */
+int hex_decode(const char *hex, uint8_t *out, size_t len);
+
+int conn_string_format(const char *host, uint16_t port, const uint8_t pub[KEY_LEN], char *out,
+    size_t cap);
+/* Returns 0, or -1 with a reason in err. host gets at most host_cap-1 bytes. */
+int conn_string_parse(const char *s, char *host, size_t host_cap, uint16_t *port,
+    uint8_t pub[KEY_LEN], char *err, size_t errlen);
+
+#endif

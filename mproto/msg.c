@@ -1,0 +1,478 @@
+/*
+ * msg: encoders and decoders for the mediator control messages and the UDP probe packets,
+ * one pair per message type, field by field with base/wire.h cursors. Layouts are documented
+ * byte by byte in docs/PROTOCOL.md sections 3 and 4; keep the two in step.
+ *
+ * Owns nothing. Must not: do I/O, allocate, log (callers decide how to count and report bad
+ * input), or know anything about the channel the bytes travel on.
+ *
+ * Every encoder enforces the same limits as the matching decoder, so a struct that decodes
+ * always re-encodes to the very same bytes (the fuzzer checks this): the encoding is canonical.
+ */
+#include "config.h"
+#include "mproto/msg.h"
+
+#include <string.h>
+
+#include "base/wire.h"
+
+/*
+ * Writes a str8 from a fixed char array of size cap; fails when the array holds no NUL within
+ * cap - 1 bytes (the decoder could not read it back).
+ */
+static void
+put_str(struct wire_w *w, const char *s, size_t cap)
+{
+	size_t n = strnlen(s, cap);
+
+	if (n >= cap || n > 255) {
+		w->err = 1;
+		return;
+	}
+	wire_put_u8(w, (uint8_t)n);
+	wire_put_bytes(w, s, n);
+}
+
+static void
+put_endpoints(struct wire_w *w, uint8_t n, const struct endpoint *eps)
+{
+	size_t i;
+
+	/* Counts beyond MAX_ENDPOINTS would overrun the decoder's array. */
+	if (n > MAX_ENDPOINTS) {
+		w->err = 1;
+		return;
+	}
+	wire_put_u8(w, n);
+	for (i = 0; i < n; i++) {
+		wire_put_u32(w, eps[i].addr);
+		wire_put_u16(w, eps[i].port);
+	}
+}
+
+static uint8_t
+get_endpoints(struct wire_r *r, struct endpoint *eps)
+{
+	uint8_t n = wire_get_u8(r);
+	size_t i;
+
+	if (n > MAX_ENDPOINTS) {
+		r->err = 1;
+		return 0;
+	}
+	for (i = 0; i < n; i++) {
+		eps[i].addr = wire_get_u32(r);
+		eps[i].port = wire_get_u16(r);
+	}
+	return n;
+}
+
+/* ---- HELLO: version, nick, udp_port, local endpoints ---- */
+
+static void
+hello_put(struct wire_w *w, const struct msg_hello *h)
+{
+	wire_put_u16(w, h->version);
+	put_str(w, h->nick, sizeof(h->nick));
+	wire_put_u16(w, h->udp_port);
+	put_endpoints(w, h->n_local, h->local);
+}
+
+static void
+hello_get(struct wire_r *r, struct msg_hello *h)
+{
+	/* Any version decodes: the server answers a mismatch with a RESULT, not a dropped link. */
+	h->version = wire_get_u16(r);
+	wire_get_str8(r, h->nick, sizeof(h->nick));
+	h->udp_port = wire_get_u16(r);
+	h->n_local = get_endpoints(r, h->local);
+}
+
+/* ---- WELCOME: address, prefix_len, udp token, nick ---- */
+
+static void
+welcome_put(struct wire_w *w, const struct msg_welcome *m)
+{
+	if (m->prefix_len > 32)
+		w->err = 1;
+	wire_put_u32(w, m->address);
+	wire_put_u8(w, m->prefix_len);
+	wire_put_bytes(w, m->udp_token, UDP_TOKEN_LEN);
+	put_str(w, m->nick, sizeof(m->nick));
+}
+
+static void
+welcome_get(struct wire_r *r, struct msg_welcome *m)
+{
+	m->address = wire_get_u32(r);
+	m->prefix_len = wire_get_u8(r);
+	if (m->prefix_len > 32)
+		r->err = 1;
+	wire_get_bytes(r, m->udp_token, UDP_TOKEN_LEN);
+	wire_get_str8(r, m->nick, sizeof(m->nick));
+}
+
+/* ---- REQUEST: every field is always present; unused ones are empty / zero ---- */
+
+/*
+ * Op 0 is never valid. Ops we do not know still decode: the proto.h version rule lets a newer
+ * client add ops without a version bump, and the server answers them with RES_ERR_BAD_REQUEST
+ * instead of dropping the whole connection.
+ */
+static int
+req_op_valid(uint8_t op)
+{
+	return op != 0;
+}
+
+static void
+request_put(struct wire_w *w, const struct msg_request *q)
+{
+	if (!req_op_valid(q->op))
+		w->err = 1;
+	wire_put_u32(w, q->req_id);
+	wire_put_u8(w, q->op);
+	put_str(w, q->network, sizeof(q->network));
+	put_str(w, q->password, sizeof(q->password));
+	put_str(w, q->arg, sizeof(q->arg));
+	wire_put_bytes(w, q->target, KEY_LEN);
+	wire_put_u8(w, q->flags);
+}
+
+static void
+request_get(struct wire_r *r, struct msg_request *q)
+{
+	q->req_id = wire_get_u32(r);
+	q->op = wire_get_u8(r);
+	if (!req_op_valid(q->op))
+		r->err = 1;
+	wire_get_str8(r, q->network, sizeof(q->network));
+	wire_get_str8(r, q->password, sizeof(q->password));
+	wire_get_str8(r, q->arg, sizeof(q->arg));
+	wire_get_bytes(r, q->target, KEY_LEN);
+	q->flags = wire_get_u8(r);
+}
+
+/* ---- RESULT: req_id, status, text ---- */
+
+static void
+result_put(struct wire_w *w, const struct msg_result *m)
+{
+	wire_put_u32(w, m->req_id);
+	wire_put_u8(w, m->status);
+	put_str(w, m->text, sizeof(m->text));
+}
+
+static void
+result_get(struct wire_r *r, struct msg_result *m)
+{
+	/* status is not range-checked: a newer server may add codes (result_status_text copes). */
+	m->req_id = wire_get_u32(r);
+	m->status = wire_get_u8(r);
+	wire_get_str8(r, m->text, sizeof(m->text));
+}
+
+/* ---- NETWORK: name, flags, owner, my_flags ---- */
+
+static void
+network_put(struct wire_w *w, const struct msg_network *m)
+{
+	put_str(w, m->name, sizeof(m->name));
+	wire_put_u8(w, m->flags);
+	wire_put_bytes(w, m->owner, KEY_LEN);
+	wire_put_u8(w, m->my_flags);
+}
+
+static void
+network_get(struct wire_r *r, struct msg_network *m)
+{
+	wire_get_str8(r, m->name, sizeof(m->name));
+	m->flags = wire_get_u8(r);
+	wire_get_bytes(r, m->owner, KEY_LEN);
+	m->my_flags = wire_get_u8(r);
+}
+
+/* ---- MEMBER: network, key, address, nick, flags, endpoints ---- */
+
+static void
+member_put(struct wire_w *w, const struct msg_member *m)
+{
+	put_str(w, m->network, sizeof(m->network));
+	wire_put_bytes(w, m->key, KEY_LEN);
+	wire_put_u32(w, m->address);
+	put_str(w, m->nick, sizeof(m->nick));
+	wire_put_u8(w, m->flags);
+	put_endpoints(w, m->n_endpoints, m->endpoints);
+}
+
+static void
+member_get(struct wire_r *r, struct msg_member *m)
+{
+	wire_get_str8(r, m->network, sizeof(m->network));
+	wire_get_bytes(r, m->key, KEY_LEN);
+	m->address = wire_get_u32(r);
+	wire_get_str8(r, m->nick, sizeof(m->nick));
+	m->flags = wire_get_u8(r);
+	m->n_endpoints = get_endpoints(r, m->endpoints);
+}
+
+/* ---- MEMBER_GONE: network, key ---- */
+
+static void
+member_gone_put(struct wire_w *w, const struct msg_member_gone *m)
+{
+	put_str(w, m->network, sizeof(m->network));
+	wire_put_bytes(w, m->key, KEY_LEN);
+}
+
+static void
+member_gone_get(struct wire_r *r, struct msg_member_gone *m)
+{
+	wire_get_str8(r, m->network, sizeof(m->network));
+	wire_get_bytes(r, m->key, KEY_LEN);
+}
+
+/* ---- NETWORK_GONE: name, reason ---- */
+
+static void
+network_gone_put(struct wire_w *w, const struct msg_network_gone *m)
+{
+	if (m->reason > GONE_REJECTED)
+		w->err = 1;
+	put_str(w, m->name, sizeof(m->name));
+	wire_put_u8(w, m->reason);
+}
+
+static void
+network_gone_get(struct wire_r *r, struct msg_network_gone *m)
+{
+	wire_get_str8(r, m->name, sizeof(m->name));
+	m->reason = wire_get_u8(r);
+	if (m->reason > GONE_REJECTED)
+		r->err = 1;
+}
+
+/* ---- PING / PONG: nonce ---- */
+
+static void
+ping_put(struct wire_w *w, const struct msg_ping *m)
+{
+	wire_put_u64(w, m->nonce);
+}
+
+static void
+ping_get(struct wire_r *r, struct msg_ping *m)
+{
+	m->nonce = wire_get_u64(r);
+}
+
+int
+msg_encode(const struct msg *m, uint8_t *out, size_t cap)
+{
+	struct wire_w w;
+
+	wire_w_init(&w, out, cap);
+	wire_put_u8(&w, m->type);
+	switch (m->type) {
+	case MSG_HELLO:
+		hello_put(&w, &m->u.hello);
+		break;
+	case MSG_WELCOME:
+		welcome_put(&w, &m->u.welcome);
+		break;
+	case MSG_REQUEST:
+		request_put(&w, &m->u.request);
+		break;
+	case MSG_RESULT:
+		result_put(&w, &m->u.result);
+		break;
+	case MSG_NETWORK:
+		network_put(&w, &m->u.network);
+		break;
+	case MSG_MEMBER:
+		member_put(&w, &m->u.member);
+		break;
+	case MSG_MEMBER_GONE:
+		member_gone_put(&w, &m->u.member_gone);
+		break;
+	case MSG_NETWORK_GONE:
+		network_gone_put(&w, &m->u.network_gone);
+		break;
+	case MSG_PING:
+	case MSG_PONG:
+		ping_put(&w, &m->u.ping);
+		break;
+	default:
+		return -1;
+	}
+	if (w.err)
+		return -1;
+	return (int)wire_w_len(&w);
+}
+
+int
+msg_decode(struct msg *m, const uint8_t *in, size_t len)
+{
+	struct wire_r r;
+
+	/* Zeroed so that unused array tails are deterministic for callers comparing structs. */
+	memset(m, 0, sizeof(*m));
+	wire_r_init(&r, in, len);
+	m->type = wire_get_u8(&r);
+	switch (m->type) {
+	case MSG_HELLO:
+		hello_get(&r, &m->u.hello);
+		break;
+	case MSG_WELCOME:
+		welcome_get(&r, &m->u.welcome);
+		break;
+	case MSG_REQUEST:
+		request_get(&r, &m->u.request);
+		break;
+	case MSG_RESULT:
+		result_get(&r, &m->u.result);
+		break;
+	case MSG_NETWORK:
+		network_get(&r, &m->u.network);
+		break;
+	case MSG_MEMBER:
+		member_get(&r, &m->u.member);
+		break;
+	case MSG_MEMBER_GONE:
+		member_gone_get(&r, &m->u.member_gone);
+		break;
+	case MSG_NETWORK_GONE:
+		network_gone_get(&r, &m->u.network_gone);
+		break;
+	case MSG_PING:
+	case MSG_PONG:
+		ping_get(&r, &m->u.ping);
+		break;
+	default:
+		return -1;
+	}
+	return wire_r_done(&r);
+}
+
+const char *
+msg_type_name(uint8_t type)
+{
+	switch (type) {
+	case MSG_HELLO: return "HELLO";
+	case MSG_WELCOME: return "WELCOME";
+	case MSG_REQUEST: return "REQUEST";
+	case MSG_RESULT: return "RESULT";
+	case MSG_NETWORK: return "NETWORK";
+	case MSG_MEMBER: return "MEMBER";
+	case MSG_MEMBER_GONE: return "MEMBER_GONE";
+	case MSG_NETWORK_GONE: return "NETWORK_GONE";
+	case MSG_PING: return "PING";
+	case MSG_PONG: return "PONG";
+	}
+	return "UNKNOWN";
+}
+
+const char *
+req_op_name(uint8_t op)
+{
+	switch (op) {
+	case OP_CREATE: return "CREATE";
+	case OP_JOIN: return "JOIN";
+	case OP_LEAVE: return "LEAVE";
+	case OP_GO_ONLINE: return "GO_ONLINE";
+	case OP_GO_OFFLINE: return "GO_OFFLINE";
+	case OP_DELETE: return "DELETE";
+	case OP_SET_PASS: return "SET_PASS";
+	case OP_SET_ACCESS: return "SET_ACCESS";
+	case OP_APPROVE: return "APPROVE";
+	case OP_REJECT: return "REJECT";
+	case OP_EVICT: return "EVICT";
+	case OP_SET_NICK: return "SET_NICK";
+	}
+	return "UNKNOWN";
+}
+
+const char *
+result_status_text(uint8_t status)
+{
+	switch (status) {
+	case RES_OK: return "ok";
+	case RES_ERR_BAD_REQUEST: return "bad request";
+	case RES_ERR_NO_SUCH_NETWORK: return "no such network";
+	case RES_ERR_EXISTS: return "already exists";
+	case RES_ERR_BAD_PASSWORD: return "wrong password";
+	case RES_ERR_LOCKED: return "network is locked";
+	case RES_ERR_NOT_OWNER: return "only the network owner may do that";
+	case RES_ERR_NO_SUCH_MEMBER: return "no such member";
+	case RES_ERR_RATE_LIMITED: return "rate limited, try again later";
+	case RES_ERR_PENDING: return "waiting for the owner's approval";
+	case RES_ERR_INTERNAL: return "internal error";
+	case RES_ERR_NOT_MEMBER: return "not a member of that network";
+	}
+	return "unknown error";
+}
+
+/* ---- UDP probes (PROTOCOL.md section 3) ---- */
+
+/* Byte 0 type, bytes 1..3 zero: the same 4-byte header shape as every other UDP packet. */
+static void
+udp_header_put(struct wire_w *w, uint8_t type)
+{
+	wire_put_u8(w, type);
+	wire_put_u8(w, 0);
+	wire_put_u16(w, 0);
+}
+
+static void
+udp_header_get(struct wire_r *r, uint8_t type)
+{
+	/* Non-zero padding is reserved for later versions: reject rather than ignore. */
+	if (wire_get_u8(r) != type || wire_get_u8(r) != 0 || wire_get_u16(r) != 0)
+		r->err = 1;
+}
+
+int
+probe_encode(const uint8_t token[UDP_TOKEN_LEN], uint8_t *out, size_t cap)
+{
+	struct wire_w w;
+
+	wire_w_init(&w, out, cap);
+	udp_header_put(&w, UDP_PROBE);
+	wire_put_bytes(&w, token, UDP_TOKEN_LEN);
+	return w.err ? -1 : (int)wire_w_len(&w);
+}
+
+int
+probe_decode(const uint8_t *in, size_t len, uint8_t token[UDP_TOKEN_LEN])
+{
+	struct wire_r r;
+
+	wire_r_init(&r, in, len);
+	udp_header_get(&r, UDP_PROBE);
+	wire_get_bytes(&r, token, UDP_TOKEN_LEN);
+	return wire_r_done(&r);
+}
+
+int
+probe_reply_encode(const struct endpoint *ep, uint8_t *out, size_t cap)
+{
+	struct wire_w w;
+
+	wire_w_init(&w, out, cap);
+	udp_header_put(&w, UDP_PROBE_REPLY);
+	wire_put_u32(&w, ep->addr);
+	wire_put_u16(&w, ep->port);
+	return w.err ? -1 : (int)wire_w_len(&w);
+}
+
+int
+probe_reply_decode(const uint8_t *in, size_t len, struct endpoint *ep)
+{
+	struct wire_r r;
+
+	wire_r_init(&r, in, len);
+	udp_header_get(&r, UDP_PROBE_REPLY);
+	ep->addr = wire_get_u32(&r);
+	ep->port = wire_get_u16(&r);
+	return wire_r_done(&r);
+}

@@ -1,0 +1,245 @@
+/*
+ * forward: reaches a peer's service from a local port. `forward LOCALPORT PEER:PORT` listens
+ * on 127.0.0.1:LOCALPORT (kernel TCP) and splices each accepted connection to PEER's virtual
+ * address PORT over the overlay. A connection that cannot be made is just closed: there is no
+ * protocol on the local side to report why.
+ * Owns: the forward table and its listening sockets. Accepted connections belong to the
+ * netstack's splices as soon as they are accepted. Must not touch lwIP.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ev.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <utlist.h>
+
+#include "base/log.h"
+#include "daemon/daemon.h"
+#include "ports/expose.h"
+#include "netstack/netstack.h"
+
+/* One forward. Owned by the forward table's list. */
+struct forward {
+	ev_io io;                       /* listening socket; first member */
+	ev_timer accept_pause;          /* out of fds: stop accepting for a moment */
+	struct forward_table *t;
+	struct forward *next;
+	uint16_t local_port;
+	uint32_t ip;
+	uint16_t port;
+};
+
+/* Owned by the daemon (d->fwd). */
+struct forward_table {
+	struct daemon *d;
+	struct forward *list;
+};
+
+/*
+ * The splice reports here; arg is NULL on purpose: the forward may be removed while a connect
+ * is in flight, and the connection does not need it.
+ */
+static void
+forward_connect_cb(void *arg, int err, struct ns_splice *sp)
+{
+	uint32_t lip = 0, rip = 0;
+	uint16_t lport = 0, rport = 0;
+
+	(void)arg;
+	if (err != 0 || sp == NULL) {
+		log_debug("event=forward_connect_failed error=\"%s\"", strerror(err));
+		return;
+	}
+	ns_splice_endpoints(sp, &lip, &lport, &rip, &rport);
+	log_debug("event=forward_connected dst=%u.%u.%u.%u:%u lport=%u", rip >> 24,
+	    (rip >> 16) & 0xff, (rip >> 8) & 0xff, rip & 0xff, rport, lport);
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct forward *f = (struct forward *)w;
+	struct daemon *d = f->t->d;
+	int fd, i, one = 1;
+
+	(void)revents;
+	for (i = 0; i < 64; i++) {
+		fd = accept4(f->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* The pending connection stays readable: pause or we spin. */
+				log_warn("event=forward_accept_failed port=%u pause=1s", f->local_port);
+				ev_io_stop(loop, &f->io);
+				ev_timer_start(loop, &f->accept_pause);
+			}
+			return;
+		}
+		if (d->ns == NULL) {
+			log_debug("event=forward_no_network port=%u", f->local_port);
+			close(fd);
+			continue;
+		}
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/* NULL: fd already closed by the netstack. */
+		if (ns_splice_connect(d->ns, fd, f->ip, f->port, forward_connect_cb, NULL) == NULL)
+			log_debug("event=forward_connect_failed port=%u reason=splice_refused",
+			    f->local_port);
+	}
+}
+
+static void
+accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct forward *f = (struct forward *)((char *)w - offsetof(struct forward, accept_pause));
+
+	(void)revents;
+	ev_io_start(loop, &f->io);
+}
+
+static void
+forward_free(struct forward *f)
+{
+	struct ev_loop *loop = f->t->d->loop;
+
+	ev_io_stop(loop, &f->io);
+	ev_timer_stop(loop, &f->accept_pause);
+	close(f->io.fd);
+	free(f);
+}
+
+static struct forward *
+forward_find(const struct forward_table *t, uint16_t local_port)
+{
+	struct forward *f;
+
+	LL_FOREACH(t->list, f)
+		if (f->local_port == local_port)
+			return f;
+	return NULL;
+}
+
+struct forward_table *
+forward_table_new(struct daemon *d)
+{
+	struct forward_table *t;
+
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	t->d = d;
+	return t;
+}
+
+void
+forward_table_free(struct forward_table *t)
+{
+	struct forward *f, *tmp;
+
+	if (t == NULL)
+		return;
+	LL_FOREACH_SAFE(t->list, f, tmp) {
+		LL_DELETE(t->list, f);
+		forward_free(f);
+	}
+	free(t);
+}
+
+int
+forward_add(struct forward_table *t, uint16_t local_port, uint32_t ip, uint16_t port,
+    char *err, size_t errlen)
+{
+	struct forward *f;
+	struct sockaddr_in sin;
+	int fd, one = 1;
+
+	if (local_port == 0 || port == 0) {
+		snprintf(err, errlen, "bad port 0");
+		return -1;
+	}
+	if (ip == 0) {
+		snprintf(err, errlen, "bad address 0.0.0.0");
+		return -1;
+	}
+	if (forward_find(t, local_port) != NULL) {
+		snprintf(err, errlen, "local port %u is already forwarded", local_port);
+		return -1;
+	}
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		return -1;
+	}
+	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(local_port);
+	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 || listen(fd, 128) != 0) {
+		if (errno == EADDRINUSE)
+			snprintf(err, errlen, "127.0.0.1:%u is already in use", local_port);
+		else
+			snprintf(err, errlen, "cannot listen on 127.0.0.1:%u: %s", local_port,
+			    strerror(errno));
+		close(fd);
+		return -1;
+	}
+	f = calloc(1, sizeof(*f));
+	if (f == NULL) {
+		close(fd);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	f->t = t;
+	f->local_port = local_port;
+	f->ip = ip;
+	f->port = port;
+	ev_io_init(&f->io, accept_cb, fd, EV_READ);
+	ev_timer_init(&f->accept_pause, accept_resume_cb, 1., 0.);
+	ev_io_start(t->d->loop, &f->io);
+	LL_APPEND(t->list, f);
+	log_info("event=forward_added local_port=%u dst=%u.%u.%u.%u:%u", local_port, ip >> 24,
+	    (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff, port);
+	return 0;
+}
+
+int
+forward_remove(struct forward_table *t, uint16_t local_port, char *err, size_t errlen)
+{
+	struct forward *f;
+
+	f = forward_find(t, local_port);
+	if (f == NULL) {
+		snprintf(err, errlen, "local port %u is not forwarded", local_port);
+		return -1;
+	}
+	LL_DELETE(t->list, f);
+	forward_free(f);
+	log_info("event=forward_removed local_port=%u", local_port);
+	return 0;
+}
+
+size_t
+forward_list(const struct forward_table *t, struct forward_info *out, size_t max)
+{
+	const struct forward *f;
+	size_t n = 0;
+
+	for (f = t->list; f != NULL && n < max; f = f->next) {
+		out[n].local_port = f->local_port;
+		out[n].ip = f->ip;
+		out[n].port = f->port;
+		n++;
+	}
+	return n;
+}

@@ -81,7 +81,7 @@ find_network(const struct daemon *d, const char *name)
 
 	if (!d->med)
 		return NULL;
-	for (n = mediator_networks(d->med); n; n = n->hh.next)
+	for (n = medclient_networks(d->med); n; n = n->hh.next)
 		if (strcmp(n->name, name) == 0)
 			return n;
 	return NULL;
@@ -96,7 +96,7 @@ nick_of(const struct daemon *d, uint32_t addr)
 
 	if (!d->med)
 		return NULL;
-	for (n = mediator_networks(d->med); n; n = n->hh.next)
+	for (n = medclient_networks(d->med); n; n = n->hh.next)
 		for (m = n->members; m; m = m->hh.next)
 			if (m->address == addr && m->nick[0])
 				return m->nick;
@@ -115,7 +115,7 @@ is_hex_prefix(const char *s)
 }
 
 /*
- * Finds a member of one network, pending ones included (mediator_resolve may skip those):
+ * Finds a member of one network, pending ones included (medclient_resolve may skip those):
  * by nick, dotted address or node id prefix. 1 found, 0 none, -1 ambiguous.
  */
 static int
@@ -146,7 +146,7 @@ resolve_addr(const struct daemon *d, const char *name, uint32_t *addr)
 	uint8_t key[KEY_LEN];
 	struct in_addr ia;
 
-	if (d->med && mediator_resolve(d->med, name, key, addr) == 0)
+	if (d->med && medclient_resolve(d->med, name, key, addr) == 0)
 		return 0;
 	if (inet_pton(AF_INET, name, &ia) == 1) {
 		*addr = ntohl(ia.s_addr);
@@ -171,7 +171,7 @@ cmd_status(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq
 	json_object_set_new(o, "nick", jtext(d->nick));
 	json_object_set_new(o, "node_id", jhex(d->key.pub));
 	json_object_set_new(o, "server",
-	    json_string(d->med && mediator_connected(d->med) ? "connected" : "disconnected"));
+	    json_string(d->med && medclient_connected(d->med) ? "connected" : "disconnected"));
 	if (conn_string_format(d->cfg.server_host, d->cfg.server_port, d->cfg.server_pub, buf,
 	    sizeof(buf)) == 0)
 		json_object_set_new(o, "server_url", jtext(buf));
@@ -179,7 +179,7 @@ cmd_status(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq
 		json_object_set_new(o, "server_url", json_null());
 	/* the contract's return value is loose ("0 if unknown"): trust a filled endpoint */
 	memset(&ep, 0, sizeof(ep));
-	if (d->med && mediator_public_endpoint(d->med, &ep) >= 0 && ep.addr && ep.port) {
+	if (d->med && medclient_public_endpoint(d->med, &ep) >= 0 && ep.addr && ep.port) {
 		addr_str(ep.addr, a);
 		snprintf(buf, sizeof(buf), "%s:%u", a, ep.port);
 		json_object_set_new(o, "public_endpoint", json_string(buf));
@@ -295,7 +295,7 @@ network_json(struct daemon *d, const struct med_network *n)
 static void
 cmd_list(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
 {
-	const struct med_network *head = d->med ? mediator_networks(d->med) : NULL, *n, **ns;
+	const struct med_network *head = d->med ? medclient_networks(d->med) : NULL, *n, **ns;
 	json_t *arr = json_array();
 	size_t i = 0, count = head ? HASH_COUNT(head) : 0;
 
@@ -427,7 +427,7 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 			    rq->peer, rq->network);
 			return;
 		}
-		if (found == 0 && mediator_resolve(d->med, rq->peer, req.target, &addr) == -1) {
+		if (found == 0 && medclient_resolve(d->med, rq->peer, req.target, &addr) == -1) {
 			/* only owners are shown pending members: say what the server would */
 			if (memcmp(n->owner, d->key.pub, KEY_LEN) != 0)
 				ctl_reply_error(cl, 1, rq->id, "%s: only the owner of %s can %s members",
@@ -451,7 +451,7 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 	}
 	p->outstanding = 1;
 	/* the callback may run before this returns; p is not touched after a 0 */
-	if (mediator_request(d->med, &req, mediator_done, p) == -1) {
+	if (medclient_request(d->med, &req, mediator_done, p) == -1) {
 		p->outstanding = 0;
 		ctl_reply_error(cl, 1, rq->id, "mediator not connected");
 		ctl_pending_free(p);

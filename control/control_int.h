@@ -5,7 +5,7 @@
  * Lifetime rule for asynchronous answers: a command that waits (mediator round trip, ping)
  * holds a struct ctl_pending. The pending record, not the client, is what the callback gets;
  * when the client goes away first, its records are detached (client = NULL) and the callback
- * frees the record without answering. Callbacks of mediator_request and peers_ping fire exactly
+ * frees the record without answering. Callbacks of medclient_request and peers_ping fire exactly
  * once, so every record is freed exactly once.
  */
 #ifndef SHOAL_CONTROL_INT_H

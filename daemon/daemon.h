@@ -14,7 +14,7 @@
 
 struct transport;
 struct peers;
-struct mediator;
+struct medclient;
 struct netstack;
 struct socks_server;
 struct control;
@@ -44,7 +44,7 @@ struct daemon {
 
 	struct transport *tp;           /* core/transport.c: the peer UDP socket */
 	struct peers *peers;            /* core/peer.c: sessions with co-members */
-	struct mediator *med;           /* medclient/medclient.c */
+	struct medclient *med;           /* medclient/medclient.c */
 	struct netstack *ns;            /* netstack/: lwIP */
 	struct socks_server *socks;     /* socks/ */
 	struct control *ctl;            /* control/control.c: the CLI's Unix socket */

@@ -278,7 +278,7 @@ udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
 
 	if (pkt[0] == UDP_PROBE_REPLY) {
 		if (d->med)
-			mediator_udp_receive(d->med, from, pkt, len);
+			medclient_udp_receive(d->med, from, pkt, len);
 		return;
 	}
 	if (d->peers)
@@ -330,11 +330,11 @@ main(int argc, char **argv)
 	/* A known address lets the overlay work even if the mediator is down right now. */
 	if (address_load(&d, &saved_addr, &saved_prefix) == 0)
 		daemon_set_address(&d, saved_addr, saved_prefix);
-	if ((d.med = mediator_new(&d)) == NULL) {
+	if ((d.med = medclient_new(&d)) == NULL) {
 		log_warnx("event=mediator_failed");
 		goto out_netstack;
 	}
-	mediator_start(d.med);
+	medclient_start(d.med);
 	if (fsloc_make_parent(d.cfg.control_path) != 0) {
 		log_warn("event=control_dir_failed path=%s", d.cfg.control_path);
 		goto out_mediator;
@@ -383,7 +383,7 @@ out_control:
 		control_free(d.ctl);
 out_mediator:
 	if (d.med)
-		mediator_free(d.med);
+		medclient_free(d.med);
 out_netstack:
 	if (d.ns)
 		netstack_free(d.ns);

@@ -1,5 +1,5 @@
 /*
- * mediator_client: the daemon's side of the mediator protocol (docs/PROTOCOL.md 3 and 4.4).
+ * medclient: the daemon's side of the mediator protocol (docs/PROTOCOL.md 3 and 4.4).
  *
  * Owns: the control channel (struct ctrlchan) and its socket, the membership view (networks
  * and members as the server pushed them), the set of keys this module has authorized in the
@@ -90,13 +90,13 @@ struct pending {
 	uint32_t req_id;
 	double deadline;
 	const char *fail;               /* text used when the deadline passes */
-	mediator_result_cb cb;
+	medclient_result_cb cb;
 	void *arg;
 	struct pending *next;
 };
 
-/* Owned by the daemon (d->med); created by mediator_new, freed by mediator_free. */
-struct mediator {
+/* Owned by the daemon (d->med); created by medclient_new, freed by medclient_free. */
+struct medclient {
 	struct daemon *d;
 	struct ev_loop *loop;
 	enum med_state state;
@@ -126,8 +126,8 @@ struct mediator {
 	uint64_t dropped_msgs;          /* messages that made no sense in our state */
 };
 
-static void med_connect(struct mediator *m);
-static void med_disconnected(struct mediator *m, const char *why);
+static void med_connect(struct medclient *m);
+static void med_disconnected(struct medclient *m, const char *why);
 
 /* ---- small helpers ---- */
 
@@ -151,7 +151,7 @@ ip_str(uint32_t a, char out[16])
 }
 
 static int
-is_self(const struct mediator *m, const uint8_t key[KEY_LEN])
+is_self(const struct medclient *m, const uint8_t key[KEY_LEN])
 {
 	return sodium_memcmp(key, m->d->key.pub, KEY_LEN) == 0;
 }
@@ -181,7 +181,7 @@ eps_equal(const struct endpoint *a, size_t na, const struct endpoint *b, size_t 
 
 /* The member record that authorizes key, or NULL when no network makes it our peer. */
 static const struct med_member *
-auth_source(const struct mediator *m, const uint8_t key[KEY_LEN])
+auth_source(const struct medclient *m, const uint8_t key[KEY_LEN])
 {
 	const struct med_network *n;
 	const struct med_member *mem;
@@ -198,7 +198,7 @@ auth_source(const struct mediator *m, const uint8_t key[KEY_LEN])
 
 /* Brings the peer table in line with the view for one key. */
 static void
-auth_update(struct mediator *m, const uint8_t key[KEY_LEN])
+auth_update(struct medclient *m, const uint8_t key[KEY_LEN])
 {
 	const struct med_member *src;
 	struct auth *a;
@@ -245,7 +245,7 @@ auth_update(struct mediator *m, const uint8_t key[KEY_LEN])
 
 /* Re-evaluates every member of network n (our own status there changed). */
 static void
-auth_update_network(struct mediator *m, const struct med_network *n)
+auth_update_network(struct medclient *m, const struct med_network *n)
 {
 	const struct med_member *mem;
 
@@ -255,7 +255,7 @@ auth_update_network(struct mediator *m, const struct med_network *n)
 
 /* Entries were removed: only keys we authorized can lose their authorization. */
 static void
-auth_update_all_authorized(struct mediator *m)
+auth_update_all_authorized(struct medclient *m)
 {
 	struct auth *a, *tmp;
 	uint8_t key[KEY_LEN];
@@ -269,7 +269,7 @@ auth_update_all_authorized(struct mediator *m)
 /* ---- the membership view ---- */
 
 static struct nnode *
-net_find(const struct mediator *m, const char *name)
+net_find(const struct medclient *m, const char *name)
 {
 	struct med_network *n;
 
@@ -290,7 +290,7 @@ net_free_members(struct med_network *n)
 
 /* Removes a network and everything we knew about its members, then fixes authorizations. */
 static void
-net_remove(struct mediator *m, struct nnode *nn)
+net_remove(struct medclient *m, struct nnode *nn)
 {
 	HASH_DEL(m->nets, &nn->pub);
 	net_free_members(&nn->pub);
@@ -299,7 +299,7 @@ net_remove(struct mediator *m, struct nnode *nn)
 }
 
 static void
-apply_network(struct mediator *m, const struct msg_network *mn)
+apply_network(struct medclient *m, const struct msg_network *mn)
 {
 	struct nnode *nn = net_find(m, mn->name);
 
@@ -323,7 +323,7 @@ apply_network(struct mediator *m, const struct msg_network *mn)
 }
 
 static void
-apply_member(struct mediator *m, const struct msg_member *mm)
+apply_member(struct medclient *m, const struct msg_member *mm)
 {
 	struct nnode *nn = net_find(m, mm->network);
 	struct med_member *mem;
@@ -368,7 +368,7 @@ apply_member(struct mediator *m, const struct msg_member *mm)
 }
 
 static void
-apply_member_gone(struct mediator *m, const struct msg_member_gone *g)
+apply_member_gone(struct medclient *m, const struct msg_member_gone *g)
 {
 	struct nnode *nn = net_find(m, g->network);
 	struct med_member *mem = NULL;
@@ -395,7 +395,7 @@ apply_member_gone(struct mediator *m, const struct msg_member_gone *g)
 }
 
 static void
-apply_network_gone(struct mediator *m, const struct msg_network_gone *g)
+apply_network_gone(struct medclient *m, const struct msg_network_gone *g)
 {
 	struct nnode *nn = net_find(m, g->name);
 
@@ -409,7 +409,7 @@ apply_network_gone(struct mediator *m, const struct msg_network_gone *g)
 
 /* End of the refresh burst: drop whatever the server did not re-send. */
 static void
-refresh_sweep(struct mediator *m)
+refresh_sweep(struct medclient *m)
 {
 	struct med_network *n, *ntmp;
 	struct med_member *mem, *mtmp;
@@ -448,7 +448,7 @@ refresh_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
-view_free(struct mediator *m)
+view_free(struct medclient *m)
 {
 	struct med_network *n, *ntmp;
 	struct auth *a, *atmp;
@@ -467,7 +467,7 @@ view_free(struct mediator *m)
 /* ---- requests ---- */
 
 static void
-req_arm(struct mediator *m)
+req_arm(struct medclient *m)
 {
 	double after;
 
@@ -495,7 +495,7 @@ req_complete(struct pending *p, uint8_t status, const char *text, uint32_t req_i
 static void
 req_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct mediator *m = w->data;
+	struct medclient *m = w->data;
 	struct pending *p;
 
 	while ((p = m->pending) && p->deadline <= ev_now(loop) + 0.001) {
@@ -510,7 +510,7 @@ req_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 /* Inserts keeping the list sorted by deadline (ties: after existing ones, FIFO). */
 static void
-req_insert(struct mediator *m, struct pending *p)
+req_insert(struct medclient *m, struct pending *p)
 {
 	struct pending **pp = &m->pending;
 
@@ -523,7 +523,7 @@ req_insert(struct mediator *m, struct pending *p)
 
 /* The connection is gone: every request in flight fails now. */
 static void
-req_fail_all(struct mediator *m, const char *why)
+req_fail_all(struct medclient *m, const char *why)
 {
 	struct pending *list = m->pending, *p;
 
@@ -539,7 +539,7 @@ req_fail_all(struct mediator *m, const char *why)
 }
 
 static void
-req_result(struct mediator *m, const struct msg_result *r)
+req_result(struct medclient *m, const struct msg_result *r)
 {
 	struct pending **pp, *p;
 
@@ -560,7 +560,7 @@ req_result(struct mediator *m, const struct msg_result *r)
 /* ---- UDP probes ---- */
 
 static void
-probe_send(struct mediator *m)
+probe_send(struct medclient *m)
 {
 	uint8_t pkt[UDP_PROBE_LEN];
 	int n;
@@ -574,7 +574,7 @@ probe_send(struct mediator *m)
 static void
 probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct mediator *m = w->data;
+	struct medclient *m = w->data;
 
 	probe_send(m);
 	if (m->probes_left > 0)
@@ -586,7 +586,7 @@ probe_cb(struct ev_loop *loop, ev_timer *w, int revents)
 /* ---- the channel ---- */
 
 static int
-med_send(struct mediator *m, const struct msg *msg)
+med_send(struct medclient *m, const struct msg *msg)
 {
 	if (!m->ch || ctrlchan_send(m->ch, msg) < 0) {
 		log_warnx("event=mediator_send_failed type=%s", msg_type_name(msg->type));
@@ -596,7 +596,7 @@ med_send(struct mediator *m, const struct msg *msg)
 }
 
 static void
-med_send_ping(struct mediator *m)
+med_send_ping(struct medclient *m)
 {
 	struct msg msg;
 
@@ -615,7 +615,7 @@ ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct mediator *m = w->data;
+	struct medclient *m = w->data;
 
 	log_warnx("event=mediator_idle_timeout seconds=%.0f", IDLE_TIMEOUT);
 	med_disconnected(m, "no traffic from the server");
@@ -624,7 +624,7 @@ idle_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 on_ready(void *arg, const uint8_t remote_static[KEY_LEN])
 {
-	struct mediator *m = arg;
+	struct medclient *m = arg;
 	struct daemon *d = m->d;
 	struct msg msg;
 	size_t i, n = 0;
@@ -654,7 +654,7 @@ on_ready(void *arg, const uint8_t remote_static[KEY_LEN])
 }
 
 static void
-on_welcome(struct mediator *m, const struct msg_welcome *w)
+on_welcome(struct medclient *m, const struct msg_welcome *w)
 {
 	struct daemon *d = m->d;
 	char ip[16];
@@ -689,7 +689,7 @@ on_welcome(struct mediator *m, const struct msg_welcome *w)
 static void
 on_msg(void *arg, const struct msg *msg)
 {
-	struct mediator *m = arg;
+	struct medclient *m = arg;
 	struct msg pong;
 
 	ev_timer_again(m->loop, &m->idle_timer);
@@ -751,7 +751,7 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
-schedule_retry(struct mediator *m)
+schedule_retry(struct medclient *m)
 {
 	/* Jitter in [0.5, 1): daemons that lost the same server do not return in lockstep. */
 	double delay = m->backoff * (0.5 + randombytes_uniform(500) / 1000.0);
@@ -770,7 +770,7 @@ schedule_retry(struct mediator *m)
  * working while the mediator is away. Safe from inside ctrlchan callbacks (the free is deferred).
  */
 static void
-med_disconnected(struct mediator *m, const char *why)
+med_disconnected(struct medclient *m, const char *why)
 {
 	int was_online = m->state == MED_ONLINE;
 
@@ -797,7 +797,7 @@ med_disconnected(struct mediator *m, const char *why)
 
 /* Resolves the configured host (IPv4). Blocking getaddrinfo: see the report/gaps. */
 static int
-med_resolve(struct mediator *m)
+med_resolve(struct medclient *m)
 {
 	struct addrinfo hints, *res = NULL;
 	char port[8];
@@ -821,7 +821,7 @@ med_resolve(struct mediator *m)
 }
 
 static void
-med_connect(struct mediator *m)
+med_connect(struct medclient *m)
 {
 	struct sockaddr_in sin;
 	char ip[16], why[160];
@@ -861,10 +861,10 @@ med_connect(struct mediator *m)
 
 /* ---- public ---- */
 
-struct mediator *
-mediator_new(struct daemon *d)
+struct medclient *
+medclient_new(struct daemon *d)
 {
-	struct mediator *m = calloc(1, sizeof(*m));
+	struct medclient *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
@@ -888,7 +888,7 @@ mediator_new(struct daemon *d)
  * (control connections) may already be gone.
  */
 void
-mediator_free(struct mediator *m)
+medclient_free(struct medclient *m)
 {
 	struct pending *p;
 
@@ -913,7 +913,7 @@ mediator_free(struct mediator *m)
 }
 
 void
-mediator_start(struct mediator *m)
+medclient_start(struct medclient *m)
 {
 	if (m->started)
 		return;
@@ -922,13 +922,13 @@ mediator_start(struct mediator *m)
 }
 
 int
-mediator_connected(const struct mediator *m)
+medclient_connected(const struct medclient *m)
 {
 	return m && m->state == MED_ONLINE;
 }
 
 void
-mediator_udp_receive(struct mediator *m, const struct endpoint *from, const uint8_t *pkt,
+medclient_udp_receive(struct medclient *m, const struct endpoint *from, const uint8_t *pkt,
     size_t len)
 {
 	struct endpoint ep;
@@ -942,14 +942,14 @@ mediator_udp_receive(struct mediator *m, const struct endpoint *from, const uint
 	}
 	if (!m->have_public || ep.addr != m->public_ep.addr || ep.port != m->public_ep.port) {
 		ip_str(ep.addr, ip);
-		log_info("event=mediator_public_endpoint endpoint=%s:%u", ip, ep.port);
+		log_info("event=medclient_public_endpoint endpoint=%s:%u", ip, ep.port);
 	}
 	m->public_ep = ep;
 	m->have_public = 1;
 }
 
 int
-mediator_public_endpoint(const struct mediator *m, struct endpoint *ep)
+medclient_public_endpoint(const struct medclient *m, struct endpoint *ep)
 {
 	if (!m->have_public)
 		return 0;
@@ -958,7 +958,7 @@ mediator_public_endpoint(const struct mediator *m, struct endpoint *ep)
 }
 
 int
-mediator_request(struct mediator *m, struct msg_request *req, mediator_result_cb cb,
+medclient_request(struct medclient *m, struct msg_request *req, medclient_result_cb cb,
     void *arg)
 {
 	struct pending *p;
@@ -997,7 +997,7 @@ mediator_request(struct mediator *m, struct msg_request *req, mediator_result_cb
 		}
 		p->deadline = ev_now(m->loop) + REQUEST_TIMEOUT;
 		p->fail = "timed out";
-		log_debug("event=mediator_request req=%u op=%s network=\"%s\"", p->req_id,
+		log_debug("event=medclient_request req=%u op=%s network=\"%s\"", p->req_id,
 		    req_op_name(req->op), req->network);
 	}
 	sodium_memzero(&msg, sizeof(msg));
@@ -1006,7 +1006,7 @@ mediator_request(struct mediator *m, struct msg_request *req, mediator_result_cb
 }
 
 const struct med_network *
-mediator_networks(const struct mediator *m)
+medclient_networks(const struct medclient *m)
 {
 	return m->nets;
 }
@@ -1031,7 +1031,7 @@ hex_prefix_match(const char *hex, size_t n, const uint8_t key[KEY_LEN])
  * dotted address, or as a prefix of its node id; the answer must be one distinct key.
  */
 int
-mediator_resolve(const struct mediator *m, const char *name, uint8_t key[KEY_LEN],
+medclient_resolve(const struct medclient *m, const char *name, uint8_t key[KEY_LEN],
     uint32_t *addr)
 {
 	const struct med_network *n;

@@ -1,5 +1,5 @@
 /*
- * mediator_client: the daemon's side of the mediator control channel. Connects over TCP
+ * medclient: the daemon's side of the mediator control channel. Connects over TCP
  * (ctrlchan, pinned server key), says HELLO, keeps the membership view the server pushes
  * (NETWORK / MEMBER / MEMBER_GONE / NETWORK_GONE deltas), turns it into peer authorizations
  * (peers_authorize / peers_revoke), sends UDP_PROBEs through the transport so the mediator
@@ -10,8 +10,8 @@
  * members, both switched on there (MEMF_ACTIVE, whether or not connected to the mediator).
  * Owns: the ctrlchan, the membership view (struct med_network/med_member), pending requests.
  */
-#ifndef SHOAL_MEDIATOR_CLIENT_H
-#define SHOAL_MEDIATOR_CLIENT_H
+#ifndef SHOAL_MEDCLIENT_H
+#define SHOAL_MEDCLIENT_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,7 +20,7 @@
 #include "mproto/msg.h"
 
 struct daemon;
-struct mediator;
+struct medclient;
 
 struct med_member {
 	uint8_t key[KEY_LEN];           /* hash key */
@@ -41,36 +41,36 @@ struct med_network {
 	UT_hash_handle hh;
 };
 
-struct mediator *mediator_new(struct daemon *d);
-void mediator_free(struct mediator *m);
+struct medclient *medclient_new(struct daemon *d);
+void medclient_free(struct medclient *m);
 /* Starts connecting (and keeps reconnecting). */
-void mediator_start(struct mediator *m);
-int mediator_connected(const struct mediator *m);
+void medclient_start(struct medclient *m);
+int medclient_connected(const struct medclient *m);
 
 /* A UDP_PROBE_REPLY from the transport (only accepted from the server's address). */
-void mediator_udp_receive(struct mediator *m, const struct endpoint *from, const uint8_t *pkt,
+void medclient_udp_receive(struct medclient *m, const struct endpoint *from, const uint8_t *pkt,
     size_t len);
 /* Our public endpoint as the mediator last saw it; 0 if unknown. */
-int mediator_public_endpoint(const struct mediator *m, struct endpoint *ep);
+int medclient_public_endpoint(const struct medclient *m, struct endpoint *ep);
 
 /*
  * Sends a request (req->req_id is assigned here). cb runs exactly once: with the server's
  * RESULT, or with status RES_ERR_INTERNAL and text "mediator not connected" / "mediator
  * connection lost" / "timed out" (10 s). Returns 0 or -1 (then cb is not called).
  */
-typedef void (*mediator_result_cb)(void *arg, const struct msg_result *res);
-int mediator_request(struct mediator *m, struct msg_request *req, mediator_result_cb cb,
+typedef void (*medclient_result_cb)(void *arg, const struct msg_result *res);
+int medclient_request(struct medclient *m, struct msg_request *req, medclient_result_cb cb,
     void *arg);
 
 /* The membership view (uthash head, read-only for callers; changes only on the loop). */
-const struct med_network *mediator_networks(const struct mediator *m);
+const struct med_network *medclient_networks(const struct medclient *m);
 
 /*
  * Resolves a peer name as a user would type it: a nick (case-insensitive, in any of our
  * networks), a dotted virtual address, or a node id (hex of the key, any unique prefix of at
  * least 8 digits). Returns 0 and fills key/addr, or -1 (unknown or ambiguous).
  */
-int mediator_resolve(const struct mediator *m, const char *name, uint8_t key[KEY_LEN],
+int medclient_resolve(const struct medclient *m, const char *name, uint8_t key[KEY_LEN],
     uint32_t *addr);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * socks5: the daemon's SOCKS5 server (RFC 1928, no authentication) on a loopback TCP port.
  * CONNECT and UDP ASSOCIATE to virtual addresses and to peer names given as domain names
- * (resolved with mediator_resolve); anything else gets the proper SOCKS error reply.
+ * (resolved with medclient_resolve); anything else gets the proper SOCKS error reply.
  * Owns: the listening socket, every client connection and UDP association.
  */
 #ifndef SHOAL_SOCKS5_H

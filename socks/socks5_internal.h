@@ -19,7 +19,7 @@ enum {
 
 /*
  * Turns a SOCKS destination into an overlay IPv4 address: a literal IPv4 inside our virtual
- * network, or a name mediator_resolve() knows (nick, node id, dotted address).
+ * network, or a name medclient_resolve() knows (nick, node id, dotted address).
  * for_udp allows the overlay's broadcast address (LAN games announce that way).
  * Returns S5_REP_OK with *ip set, or the reply code to send.
  */

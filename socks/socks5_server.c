@@ -5,7 +5,7 @@
  * stays ours (socks5_udp.c holds the relay) until its control connection closes.
  * Owns: the listening socket and every client still in handshake, connecting, or holding a
  * UDP association. Must not touch lwIP (only netstack/netstack.h) nor the membership view
- * (only mediator_resolve()).
+ * (only medclient_resolve()).
  *
  * Client states:
  *   GREETING --NO AUTH offered--> REQUEST --CONNECT--> CONNECTING --cb--> (splice owns it)
@@ -160,7 +160,7 @@ socks5_resolve(struct daemon *d, const struct s5_addr *a, int for_udp, uint32_t 
 			*ip = ntohl(in.s_addr);
 			break;
 		}
-		if (d->med == NULL || mediator_resolve(d->med, name, key, ip) != 0 || *ip == 0)
+		if (d->med == NULL || medclient_resolve(d->med, name, key, ip) != 0 || *ip == 0)
 			return S5_REP_HOST_UNREACH;
 		break;
 	default:

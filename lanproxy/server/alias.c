@@ -168,7 +168,7 @@ lp_peer_known(const struct shim_server *s, uint32_t vaddr)
 
 	if (s->d->med == NULL)
 		return 0;
-	for (n = mediator_networks(s->d->med); n != NULL; n = n->hh.next) {
+	for (n = medclient_networks(s->d->med); n != NULL; n = n->hh.next) {
 		if (!full_active(n->my_flags))
 			continue;
 		for (mem = n->members; mem != NULL; mem = mem->hh.next)
@@ -194,7 +194,7 @@ lp_resolve(struct shim_server *s, const struct shim_msg *rq, struct shim_msg *re
 		name[--len] = '\0';
 	if (len > 6 && strcasecmp(name + len - 6, ".shoal") == 0)
 		name[len -= 6] = '\0';
-	if (len == 0 || s->d->med == NULL || mediator_resolve(s->d->med, name, key, &addr) != 0 ||
+	if (len == 0 || s->d->med == NULL || medclient_resolve(s->d->med, name, key, &addr) != 0 ||
 	    addr == 0) {
 		rep->err = ENOENT;
 		return LP_REPLY;

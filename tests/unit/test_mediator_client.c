@@ -388,7 +388,7 @@ struct fixture {
 	struct ev_loop *loop;
 	struct daemon d;
 	struct fsrv srv;
-	struct mediator *med;
+	struct medclient *med;
 	int dummy_tp, dummy_peers;
 };
 
@@ -411,25 +411,25 @@ fx_init(struct fixture *fx, void (*burst)(struct fsrv *))
 	/* The stubs never dereference these. */
 	fx->d.tp = (struct transport *)&fx->dummy_tp;
 	fx->d.peers = (struct peers *)&fx->dummy_peers;
-	fx->med = mediator_new(&fx->d);
+	fx->med = medclient_new(&fx->d);
 	fx->d.med = fx->med;
 }
 
 static void
 fx_connect(struct fixture *fx)
 {
-	mediator_start(fx->med);
+	medclient_start(fx->med);
 	CHECK(run_until_int(fx->loop, &fx->srv.n_hello, 1, 3.0));
 	/* WELCOME, the burst and the PING/PONG boundary. */
 	CHECK(run_until_int(fx->loop, &fx->srv.n_ping, 1, 3.0));
 	settle(fx->loop);
-	CHECK(mediator_connected(fx->med));
+	CHECK(medclient_connected(fx->med));
 }
 
 static void
 fx_free(struct fixture *fx)
 {
-	mediator_free(fx->med);
+	medclient_free(fx->med);
 	srv_stop(&fx->srv);
 	ev_loop_destroy(fx->loop);
 }
@@ -464,7 +464,7 @@ test_hello_welcome_probe(void)
 	int i;
 
 	fx_init(&fx, NULL);
-	CHECK(!mediator_connected(fx.med));
+	CHECK(!medclient_connected(fx.med));
 	fx_connect(&fx);
 	CHECK_MEM(fx.srv.client_key, fx.d.key.pub, KEY_LEN);
 	CHECK_EQ(fx.srv.hello.u.hello.version, SHOAL_PROTO_VERSION);
@@ -499,22 +499,22 @@ test_probe_reply(void)
 
 	fx_init(&fx, NULL);
 	fx_connect(&fx);
-	CHECK_EQ(mediator_public_endpoint(fx.med, &got), 0);
+	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
 	ep = (struct endpoint){ 0xcb007107, 51820 };
 	n = probe_reply_encode(&ep, pkt, sizeof(pkt));
 	/* From somewhere else: ignored. */
 	from = (struct endpoint){ 0x7f000002, fx.srv.port };
-	mediator_udp_receive(fx.med, &from, pkt, (size_t)n);
-	CHECK_EQ(mediator_public_endpoint(fx.med, &got), 0);
+	medclient_udp_receive(fx.med, &from, pkt, (size_t)n);
+	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
 	from = (struct endpoint){ 0x7f000001, (uint16_t)(fx.srv.port + 1) };
-	mediator_udp_receive(fx.med, &from, pkt, (size_t)n);
-	CHECK_EQ(mediator_public_endpoint(fx.med, &got), 0);
+	medclient_udp_receive(fx.med, &from, pkt, (size_t)n);
+	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
 	/* Malformed from the server: ignored. */
 	from = (struct endpoint){ 0x7f000001, fx.srv.port };
-	mediator_udp_receive(fx.med, &from, pkt, (size_t)n - 1);
-	CHECK_EQ(mediator_public_endpoint(fx.med, &got), 0);
-	mediator_udp_receive(fx.med, &from, pkt, (size_t)n);
-	CHECK_EQ(mediator_public_endpoint(fx.med, &got), 1);
+	medclient_udp_receive(fx.med, &from, pkt, (size_t)n - 1);
+	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
+	medclient_udp_receive(fx.med, &from, pkt, (size_t)n);
+	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 1);
 	CHECK_EQ(got.addr, ep.addr);
 	CHECK_EQ(got.port, ep.port);
 	fx_free(&fx);
@@ -534,7 +534,7 @@ test_view_and_authorization(void)
 	s = &fx.srv;
 
 	/* View: one network, four members (ourselves included). */
-	n = mediator_networks(fx.med);
+	n = medclient_networks(fx.med);
 	CHECK(n != NULL && strcmp(n->name, "lan") == 0);
 	if (n) {
 		CHECK_EQ(n->my_flags, MEMF_ON);
@@ -612,7 +612,7 @@ test_view_and_authorization(void)
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 1);
 	CHECK_EQ(st.revoke_unknown, 0);
-	CHECK(mediator_connected(fx.med));
+	CHECK(medclient_connected(fx.med));
 	fx_free(&fx);
 }
 
@@ -627,34 +627,34 @@ test_resolve(void)
 
 	fx_init(&fx, burst_lan);
 	fx_connect(&fx);
-	CHECK_EQ(mediator_resolve(fx.med, "bob", key, &addr), 0);
+	CHECK_EQ(medclient_resolve(fx.med, "bob", key, &addr), 0);
 	CHECK_MEM(key, k_bob, KEY_LEN);
 	CHECK_EQ(addr, 0x05000002);
-	CHECK_EQ(mediator_resolve(fx.med, "BOB", key, &addr), 0);
-	CHECK_EQ(mediator_resolve(fx.med, "5.0.0.4", key, &addr), 0);
+	CHECK_EQ(medclient_resolve(fx.med, "BOB", key, &addr), 0);
+	CHECK_EQ(medclient_resolve(fx.med, "5.0.0.4", key, &addr), 0);
 	CHECK_MEM(key, k_dave, KEY_LEN);
 	/* Node id prefixes: 8 digits or more, either case. k_carol is 0x33... */
-	CHECK_EQ(mediator_resolve(fx.med, "33333333", key, &addr), 0);
+	CHECK_EQ(medclient_resolve(fx.med, "33333333", key, &addr), 0);
 	CHECK_MEM(key, k_carol, KEY_LEN);
-	CHECK_EQ(mediator_resolve(fx.med, "3333333", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "3333333", key, &addr), -1);
 	for (i = 0; i < 64; i++)
 		hex[i] = "0123456789abcdef"[(k_dave[i / 2] >> ((i & 1) ? 0 : 4)) & 15];
 	hex[64] = '\0';
-	CHECK_EQ(mediator_resolve(fx.med, hex, key, &addr), 0);
+	CHECK_EQ(medclient_resolve(fx.med, hex, key, &addr), 0);
 	CHECK_MEM(key, k_dave, KEY_LEN);
-	CHECK_EQ(mediator_resolve(fx.med, "nobody", key, &addr), -1);
-	CHECK_EQ(mediator_resolve(fx.med, "5.9.9.9", key, &addr), -1);
-	CHECK_EQ(mediator_resolve(fx.med, "", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "nobody", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "5.9.9.9", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "", key, &addr), -1);
 
 	/* A second "bob" with another key in another network: ambiguous. The same bob in two
 	 * networks is not. */
 	srv_network(&fx.srv, "games", MEMF_ON);
 	srv_member(&fx.srv, "games", k_bob, 0x05000002, "bob", MEMF_ON);
 	settle(fx.loop);
-	CHECK_EQ(mediator_resolve(fx.med, "bob", key, &addr), 0);
+	CHECK_EQ(medclient_resolve(fx.med, "bob", key, &addr), 0);
 	srv_member(&fx.srv, "games", k_bob2, 0x05000005, "BOB", MEMF_ON);
 	settle(fx.loop);
-	CHECK_EQ(mediator_resolve(fx.med, "bob", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "bob", key, &addr), -1);
 	fx_free(&fx);
 }
 
@@ -672,7 +672,7 @@ test_requests(void)
 	req.op = OP_JOIN;
 	strcpy(req.network, "lan");
 	strcpy(req.password, "pw");
-	CHECK_EQ(mediator_request(fx.med, &req, result_cb, &r0), 0);
+	CHECK_EQ(medclient_request(fx.med, &req, result_cb, &r0), 0);
 	CHECK_EQ(r0.calls, 0);
 	settle(fx.loop);
 	CHECK_EQ(r0.calls, 1);
@@ -682,9 +682,9 @@ test_requests(void)
 	fx_connect(&fx);
 	/* Invalid request: -1 and no callback. */
 	req.op = 0;
-	CHECK_EQ(mediator_request(fx.med, &req, result_cb, &r1), -1);
+	CHECK_EQ(medclient_request(fx.med, &req, result_cb, &r1), -1);
 	req.op = OP_JOIN;
-	CHECK_EQ(mediator_request(fx.med, &req, result_cb, &r1), 0);
+	CHECK_EQ(medclient_request(fx.med, &req, result_cb, &r1), 0);
 	CHECK(run_until_int(fx.loop, &fx.srv.n_req, 1, 2.0));
 	CHECK_EQ(fx.srv.req.u.request.req_id, req.req_id);
 	CHECK_EQ(fx.srv.req.u.request.op, OP_JOIN);
@@ -704,13 +704,13 @@ test_requests(void)
 	CHECK(strcmp(r1.res.text, "nope") == 0);
 
 	/* A request in flight when the connection drops: "mediator connection lost". */
-	CHECK_EQ(mediator_request(fx.med, &req, result_cb, &r2), 0);
+	CHECK_EQ(medclient_request(fx.med, &req, result_cb, &r2), 0);
 	CHECK(run_until_int(fx.loop, &fx.srv.n_req, 2, 2.0));
 	srv_kick(&fx.srv);
 	CHECK(run_until_int(fx.loop, &r2.calls, 1, 2.0));
 	CHECK_EQ(r2.res.status, RES_ERR_INTERNAL);
 	CHECK(strcmp(r2.res.text, "mediator connection lost") == 0);
-	CHECK(!mediator_connected(fx.med));
+	CHECK(!medclient_connected(fx.med));
 	settle(fx.loop);
 	CHECK_EQ(r2.calls, 1);
 	fx_free(&fx);
@@ -759,16 +759,16 @@ test_reconnect_keeps_then_refreshes(void)
 	revokes_before = st.revoke_calls;
 	srv_kick(&fx.srv);
 	settle(fx.loop);
-	CHECK(!mediator_connected(fx.med));
+	CHECK(!medclient_connected(fx.med));
 	CHECK_EQ(st.revoke_calls, revokes_before);
 	CHECK_EQ(st.n_auth, 3);
-	CHECK_EQ(mediator_resolve(fx.med, "dave", key, &addr), 0);
+	CHECK_EQ(medclient_resolve(fx.med, "dave", key, &addr), 0);
 
 	/* Reconnect within the first backoff (1 s, jittered); the burst arrives. */
 	CHECK(run_until_int(fx.loop, &fx.srv.n_hello, 2, 3.0));
 	CHECK(run_until_int(fx.loop, &fx.srv.n_ping, 2, 2.0));
 	settle(fx.loop);
-	CHECK(mediator_connected(fx.med));
+	CHECK(medclient_connected(fx.med));
 	/* No PONG yet: the burst is not known to be complete, nothing removed. */
 	CHECK_EQ(st.n_auth, 3);
 	CHECK_EQ(st.revoke_calls, revokes_before);
@@ -789,13 +789,13 @@ test_reconnect_keeps_then_refreshes(void)
 	CHECK(stub_find(k_dave) < 0);
 	CHECK(stub_find(k_bob2) < 0);
 	CHECK_EQ(st.revoke_unknown, 0);
-	n = mediator_networks(fx.med);
+	n = medclient_networks(fx.med);
 	CHECK(n != NULL && n->hh.next == NULL && strcmp(n->name, "lan") == 0);
 	if (n)
 		for (mem = n->members; mem; mem = mem->hh.next)
 			count++;
 	CHECK_EQ(count, 2);             /* alice and bob: carol was not re-sent either */
-	CHECK_EQ(mediator_resolve(fx.med, "dave", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "dave", key, &addr), -1);
 	fx_free(&fx);
 }
 
@@ -832,11 +832,11 @@ test_wrong_server_key_retries(void)
 
 	fx_init(&fx, NULL);
 	fx.d.cfg.server_pub[0] ^= 1;
-	mediator_start(fx.med);
+	medclient_start(fx.med);
 	/* Connects, fails the handshake, and connects again after the backoff. */
 	CHECK(run_until_int(fx.loop, &fx.srv.connections, 2, 3.0));
 	CHECK_EQ(fx.srv.ready, 0);
-	CHECK(!mediator_connected(fx.med));
+	CHECK(!medclient_connected(fx.med));
 	fx_free(&fx);
 }
 

@@ -37,8 +37,11 @@ ip4_parse(const char *s, uint32_t *addr)
 			v = v * 10 + (unsigned)(*s++ - '0');
 			digits++;
 		}
-		/* No empty parts, no fourth digit, nothing over 255. */
-		if (digits == 0 || (*s >= '0' && *s <= '9') || v > 255)
+		/* No empty parts, no fourth digit, nothing over 255, and no leading zero:
+		 * "010" is 8 to inet_aton and 10 to a decimal reader, so it is refused, as
+		 * inet_pton does, rather than read a third way. */
+		if (digits == 0 || (*s >= '0' && *s <= '9') || v > 255 ||
+		    (digits > 1 && s[-(int)digits] == '0'))
 			return -1;
 		a = a << 8 | v;
 	}

@@ -17,7 +17,8 @@ enum {
 const char *ip4_str(uint32_t addr, char out[IP4_STR_LEN]);
 /* "a.b.c.d:port" into out; returns out. */
 const char *ip4_ep_str(uint32_t addr, uint16_t port, char out[IP4_EP_STR_LEN]);
-/* Parses a dotted quad (exactly four decimal parts): 0 and *addr, or -1. */
+/* Parses a dotted quad (exactly four decimal parts 0..255, no leading zeros, nothing
+ * around it: what inet_pton accepts): 0 and *addr, or -1. */
 int ip4_parse(const char *s, uint32_t *addr);
 
 /* The network mask of a prefix length (0..32). */

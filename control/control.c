@@ -25,7 +25,6 @@
 #include "base/log.h"
 #include "base/fsloc.h"
 #include "control/control_int.h"
-#include "daemon/daemon.h"
 
 enum {
 	CTL_MAX_CLIENTS = 64,
@@ -33,10 +32,10 @@ enum {
 	CTL_OUT_MAX = 4 * 1024 * 1024,  /* a client that does not read is dropped beyond this */
 };
 
-/* The listener. Owned by the daemon (d->ctl). */
+/* The listener. Owned by its creator (daemon/main.c). */
 struct control {
 	ev_io lio;                      /* first member: the callback casts back */
-	struct daemon *d;
+	struct control_env env;         /* a copy: pending records point here */
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctl_client *clients;
@@ -66,7 +65,7 @@ static void client_write_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void
 client_kick(struct ctl_client *cl)
 {
-	ev_feed_event(cl->ctl->d->loop, &cl->wio, EV_WRITE);
+	ev_feed_event(cl->ctl->env.loop, &cl->wio, EV_WRITE);
 }
 
 static void
@@ -75,7 +74,7 @@ client_kill(struct ctl_client *cl)
 	if (cl->dead)
 		return;
 	cl->dead = 1;
-	ev_io_stop(cl->ctl->d->loop, &cl->rio);
+	ev_io_stop(cl->ctl->env.loop, &cl->rio);
 	client_kick(cl);
 }
 
@@ -94,8 +93,8 @@ client_free(struct ctl_client *cl)
 			free(p);
 		}
 	}
-	ev_io_stop(c->d->loop, &cl->rio);
-	ev_io_stop(c->d->loop, &cl->wio);
+	ev_io_stop(c->env.loop, &cl->rio);
+	ev_io_stop(c->env.loop, &cl->wio);
 	close(cl->fd);
 	if (cl->prev)
 		cl->prev->next = cl->next;
@@ -113,7 +112,7 @@ client_free(struct ctl_client *cl)
 static void
 client_flush(struct ctl_client *cl)
 {
-	struct ev_loop *loop = cl->ctl->d->loop;
+	struct ev_loop *loop = cl->ctl->env.loop;
 	ssize_t n;
 
 	while (!cl->dead && cl->out_off < cl->out_len) {
@@ -233,7 +232,7 @@ ctl_reply_error(struct ctl_client *cl, int has_id, int64_t id, const char *fmt, 
 }
 
 struct ctl_pending *
-ctl_pending_new(struct ctl_client *cl, struct daemon *d, const struct ctl_request *rq)
+ctl_pending_new(struct ctl_client *cl, const struct ctl_request *rq)
 {
 	struct ctl_pending *p;
 
@@ -247,7 +246,7 @@ ctl_pending_new(struct ctl_client *cl, struct daemon *d, const struct ctl_reques
 		return NULL;
 	}
 	p->client = cl;
-	p->d = d;
+	p->env = &cl->ctl->env;
 	p->id = rq->id;
 	p->rq = *rq;
 	p->next = cl->pending;
@@ -292,7 +291,7 @@ client_line(struct ctl_client *cl, char *line, size_t len)
 		ctl_reply_error(cl, rq.has_id, rq.id, "%s", err);
 		return;
 	}
-	ctl_cmd_run(cl->ctl->d, cl, &rq);
+	ctl_cmd_run(&cl->ctl->env, cl, &rq);
 }
 
 static void
@@ -420,7 +419,7 @@ clear_stale(const struct sockaddr_un *sa)
 }
 
 struct control *
-control_new(struct daemon *d, const char *path)
+control_new(const struct control_env *env, const char *path)
 {
 	struct sockaddr_un sa;
 	struct control *c;
@@ -440,7 +439,7 @@ control_new(struct daemon *d, const char *path)
 		return NULL;
 	if (!(c = calloc(1, sizeof(*c))))
 		return NULL;
-	c->d = d;
+	c->env = *env;
 	strcpy(c->path, path);
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd == -1) {
@@ -457,7 +456,7 @@ control_new(struct daemon *d, const char *path)
 		return NULL;
 	}
 	ev_io_init(&c->lio, listen_cb, c->fd, EV_READ);
-	ev_io_start(d->loop, &c->lio);
+	ev_io_start(env->loop, &c->lio);
 	log_info("event=control_listen path=%s", path);
 	return c;
 }
@@ -469,7 +468,7 @@ control_free(struct control *c)
 		return;
 	while (c->clients)
 		client_free(c->clients);
-	ev_io_stop(c->d->loop, &c->lio);
+	ev_io_stop(c->env.loop, &c->lio);
 	close(c->fd);
 	unlink(c->path);
 	free(c);

@@ -1,7 +1,9 @@
 /*
- * control_cmd: what each control command does, on the daemon's state: status and list read
- * the membership view, the peer table and the expose/forward tables; network commands become
- * mediator requests; ping drives peers_ping. Every answer goes through ctl_reply_*.
+ * control_cmd: what each control command does, on what struct control_env names: status and
+ * list read the membership view, the peer table and the expose/forward tables; network
+ * commands become mediator requests; ping drives peers_ping. A peer as typed by the user
+ * goes through the peerdir, the resolver every front end shares. Every answer goes through
+ * ctl_reply_*.
  * Must not touch: sockets (control.c), request syntax (control_proto.c), or any module's
  * state except through its header.
  */
@@ -12,40 +14,32 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <arpa/inet.h>
 #include <sodium.h>
 
 #include "crypto/identity.h"
+#include "base/ip4.h"
 #include "base/log.h"
+#include "base/peerdir.h"
 #include "medclient/medclient.h"
 #include "mproto/msg.h"
 #include "core/peer.h"
 #include "control/control_int.h"
-#include "daemon/daemon.h"
 #include "ports/expose.h"
-#include "lanproxy/server/lanproxy.h"
+#include "ports/forward.h"
 
 enum {
 	LIST_MAX = 256,                 /* exposes/forwards shown by status */
 	PING_GAP_MS = 1000,             /* between a reply and the next ping, as ping(8) */
-	ID_PREFIX_MIN = 8,              /* node id prefixes shorter than this are too vague */
 };
-
-static void
-addr_str(uint32_t a, char out[16])
-{
-	snprintf(out, 16, "%u.%u.%u.%u", a >> 24, (a >> 16) & 0xff, (a >> 8) & 0xff, a & 0xff);
-}
 
 static json_t *
 jaddr(uint32_t a)
 {
-	char s[16];
+	char s[IP4_STR_LEN];
 
 	if (a == 0)
 		return json_null();
-	addr_str(a, s);
-	return json_string(s);
+	return json_string(ip4_str(a, s));
 }
 
 /* A string that came from the network (nicks, server text): kept if it is UTF-8, else made
@@ -75,13 +69,13 @@ jhex(const uint8_t key[KEY_LEN])
 }
 
 static const struct med_network *
-find_network(const struct daemon *d, const char *name)
+find_network(const struct control_env *env, const char *name)
 {
 	const struct med_network *n;
 
-	if (!d->med)
+	if (!env->med)
 		return NULL;
-	for (n = medclient_networks(d->med); n; n = n->hh.next)
+	for (n = medclient_networks(env->med); n; n = n->hh.next)
 		if (strcmp(n->name, name) == 0)
 			return n;
 	return NULL;
@@ -89,14 +83,14 @@ find_network(const struct daemon *d, const char *name)
 
 /* The nick of whoever has this address in any of our networks, or NULL. */
 static const char *
-nick_of(const struct daemon *d, uint32_t addr)
+nick_of(const struct control_env *env, uint32_t addr)
 {
 	const struct med_network *n;
 	const struct med_member *m;
 
-	if (!d->med)
+	if (!env->med)
 		return NULL;
-	for (n = medclient_networks(d->med); n; n = n->hh.next)
+	for (n = medclient_networks(env->med); n; n = n->hh.next)
 		for (m = n->members; m; m = m->hh.next)
 			if (m->address == addr && m->nick[0])
 				return m->nick;
@@ -111,22 +105,27 @@ is_hex_prefix(const char *s)
 	for (i = 0; s[i]; i++)
 		if (!isxdigit((unsigned char)s[i]))
 			return 0;
-	return i >= ID_PREFIX_MIN && i <= 2 * KEY_LEN;
+	return i >= MEDCLIENT_ID_PREFIX_MIN && i <= 2 * KEY_LEN;
 }
 
 /*
- * Finds a member of one network, pending ones included (medclient_resolve may skip those):
- * by nick, dotted address or node id prefix. 1 found, 0 none, -1 ambiguous.
+ * Finds a member of one network, pending ones included: by nick, dotted address or node id
+ * prefix, the name normalised as the peerdir does it ("bob.shoal" is "bob"). The scan stays
+ * here because the peerdir answers across all networks and an evict means this one.
+ * 1 found, 0 none, -1 ambiguous.
  */
 static int
-resolve_in_network(const struct med_network *n, const char *name, uint8_t key[KEY_LEN])
+resolve_in_network(const struct med_network *n, const char *typed, uint8_t key[KEY_LEN])
 {
 	const struct med_member *m, *hit = NULL;
-	char hex[2 * KEY_LEN + 1], a[16];
-	int hits = 0, hexp = is_hex_prefix(name);
+	char hex[2 * KEY_LEN + 1], a[IP4_STR_LEN], name[CTL_PEER_MAX + 1];
+	int hits = 0, hexp;
 
+	if (medclient_name_normalize(typed, name, sizeof(name)) <= 0)
+		return 0;
+	hexp = is_hex_prefix(name);
 	for (m = n->members; m; m = m->hh.next) {
-		addr_str(m->address, a);
+		ip4_str(m->address, a);
 		hex_encode(m->key, KEY_LEN, hex);
 		if ((m->nick[0] && strcasecmp(m->nick, name) == 0) || strcmp(a, name) == 0 ||
 		    (hexp && strncasecmp(hex, name, strlen(name)) == 0)) {
@@ -139,82 +138,74 @@ resolve_in_network(const struct med_network *n, const char *name, uint8_t key[KE
 	return hits > 1 ? -1 : hits;
 }
 
-/* PEER as typed by a user to a virtual address; dotted addresses need not be known. */
+/*
+ * PEER as typed by a user to a virtual address, resolved as SOCKS and `shoal run` resolve it;
+ * a dotted address need not be a known member (forwarding to it is the user's call).
+ */
 static int
-resolve_addr(const struct daemon *d, const char *name, uint32_t *addr)
+resolve_addr(const struct control_env *env, const char *name, uint32_t *addr)
 {
 	uint8_t key[KEY_LEN];
-	struct in_addr ia;
+	char norm[CTL_PEER_MAX + 1];
 
-	if (d->med && medclient_resolve(d->med, name, key, addr) == 0)
+	if (env->dir && peerdir_resolve(env->dir, name, key, addr) == 0)
 		return 0;
-	if (inet_pton(AF_INET, name, &ia) == 1) {
-		*addr = ntohl(ia.s_addr);
-		return 0;
-	}
-	return -1;
+	if (medclient_name_normalize(name, norm, sizeof(norm)) <= 0)
+		return -1;
+	return ip4_parse(norm, addr);
 }
 
 static void
-cmd_status(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
 	struct expose_info ex[LIST_MAX];
 	struct forward_info fw[LIST_MAX];
 	struct endpoint ep;
 	json_t *o, *arr, *e;
-	char buf[512], a[16];
+	char a[IP4_EP_STR_LEN];
 	const char *nick;
 	size_t i, n;
 
+	nick = env->med ? medclient_nick(env->med) : NULL;
 	o = json_object();
-	json_object_set_new(o, "address", jaddr(d->vaddr));
-	json_object_set_new(o, "nick", jtext(d->nick));
-	json_object_set_new(o, "node_id", jhex(d->key.pub));
+	json_object_set_new(o, "address", jaddr(env->vnet->addr));
+	json_object_set_new(o, "nick", jtext(nick ? nick : ""));
+	json_object_set_new(o, "node_id", jhex(env->node_pub));
 	json_object_set_new(o, "server",
-	    json_string(d->med && medclient_connected(d->med) ? "connected" : "disconnected"));
-	if (conn_string_format(d->cfg.server_host, d->cfg.server_port, d->cfg.server_pub, buf,
-	    sizeof(buf)) == 0)
-		json_object_set_new(o, "server_url", jtext(buf));
-	else
-		json_object_set_new(o, "server_url", json_null());
+	    json_string(env->med && medclient_connected(env->med) ? "connected" : "disconnected"));
+	json_object_set_new(o, "server_url", env->server ? jtext(env->server) : json_null());
 	/* the contract's return value is loose ("0 if unknown"): trust a filled endpoint */
 	memset(&ep, 0, sizeof(ep));
-	if (d->med && medclient_public_endpoint(d->med, &ep) >= 0 && ep.addr && ep.port) {
-		addr_str(ep.addr, a);
-		snprintf(buf, sizeof(buf), "%s:%u", a, ep.port);
-		json_object_set_new(o, "public_endpoint", json_string(buf));
+	if (env->med && medclient_public_endpoint(env->med, &ep) >= 0 && ep.addr && ep.port) {
+		json_object_set_new(o, "public_endpoint",
+		    json_string(ip4_ep_str(ep.addr, ep.port, a)));
 	} else {
 		json_object_set_new(o, "public_endpoint", json_null());
 	}
 
 	arr = json_array();
-	n = d->expose ? expose_list(d->expose, ex, LIST_MAX) : 0;
+	n = env->expose ? expose_list(env->expose, ex, LIST_MAX) : 0;
 	for (i = 0; i < n; i++)
 		json_array_append_new(arr, json_pack("{s:i, s:s}", "port", (int)ex[i].port,
 		    "proto", ex[i].udp ? "udp" : "tcp"));
 	json_object_set_new(o, "exposes", arr);
 
 	arr = json_array();
-	n = d->fwd ? forward_list(d->fwd, fw, LIST_MAX) : 0;
+	n = env->fwd ? forward_list(env->fwd, fw, LIST_MAX) : 0;
 	for (i = 0; i < n; i++) {
 		e = json_object();
 		json_object_set_new(e, "local_port", json_integer(fw[i].local_port));
 		json_object_set_new(e, "address", jaddr(fw[i].ip));
 		json_object_set_new(e, "port", json_integer(fw[i].port));
-		nick = nick_of(d, fw[i].ip);
+		nick = nick_of(env, fw[i].ip);
 		json_object_set_new(e, "peer", nick ? jtext(nick) : json_null());
 		json_array_append_new(arr, e);
 	}
 	json_object_set_new(o, "forwards", arr);
 
-	if (d->cfg.socks_port) {
-		snprintf(buf, sizeof(buf), "%s:%u", d->cfg.socks_host, d->cfg.socks_port);
-		json_object_set_new(o, "socks", jtext(buf));
-	} else {
-		json_object_set_new(o, "socks", json_null());
-	}
+	json_object_set_new(o, "socks", env->socks ? jtext(env->socks) : json_null());
 	/* `shoal run` finds the shim socket here; null if it could not be created. */
-	json_object_set_new(o, "shim_socket", d->shim ? jtext(shim_server_path(d->shim)) :
+	json_object_set_new(o, "shim_socket", env->shim_path ? jtext(env->shim_path) :
 	    json_null());
 	ctl_reply_ok(cl, rq->id, o);
 }
@@ -240,10 +231,10 @@ cmp_member(const void *a, const void *b)
 }
 
 static json_t *
-member_json(struct daemon *d, const struct med_member *m)
+member_json(const struct control_env *env, const struct med_member *m)
 {
 	struct peer_status st;
-	int self = memcmp(m->key, d->key.pub, KEY_LEN) == 0;
+	int self = memcmp(m->key, env->node_pub, KEY_LEN) == 0;
 	json_t *o = json_object();
 
 	json_object_set_new(o, "nick", jtext(m->nick));
@@ -253,7 +244,7 @@ member_json(struct daemon *d, const struct med_member *m)
 	json_object_set_new(o, "pending", json_boolean(m->flags & MEMF_PENDING));
 	json_object_set_new(o, "owner", json_boolean(m->flags & MEMF_OWNER));
 	json_object_set_new(o, "self", json_boolean(self));
-	if (!self && d->peers && peers_status(d->peers, m->key, &st) == 0) {
+	if (!self && env->peers && peers_status(env->peers, m->key, &st) == 0) {
 		json_object_set_new(o, "path", json_string(path_kind_name(st.path)));
 		json_object_set_new(o, "rtt_ms",
 		    st.path != PATH_NONE && st.rtt_ms >= 0 ? json_real(st.rtt_ms) : json_null());
@@ -265,7 +256,7 @@ member_json(struct daemon *d, const struct med_member *m)
 }
 
 static json_t *
-network_json(struct daemon *d, const struct med_network *n)
+network_json(const struct control_env *env, const struct med_network *n)
 {
 	const struct med_member *m, **ms;
 	json_t *o = json_object(), *arr = json_array();
@@ -273,7 +264,7 @@ network_json(struct daemon *d, const struct med_network *n)
 
 	json_object_set_new(o, "name", jtext(n->name));
 	json_object_set_new(o, "online", json_boolean(n->my_flags & MEMF_ONLINE));
-	json_object_set_new(o, "owner", json_boolean(memcmp(n->owner, d->key.pub, KEY_LEN) == 0));
+	json_object_set_new(o, "owner", json_boolean(memcmp(n->owner, env->node_pub, KEY_LEN) == 0));
 	json_object_set_new(o, "locked", json_boolean(n->flags & NETF_LOCKED));
 	json_object_set_new(o, "approval",
 	    json_string(n->flags & NETF_MANUAL_APPROVAL ? "manual" : "auto"));
@@ -285,7 +276,7 @@ network_json(struct daemon *d, const struct med_network *n)
 		qsort(ms, i, sizeof(*ms), cmp_member);
 		count = i;
 		for (i = 0; i < count; i++)
-			json_array_append_new(arr, member_json(d, ms[i]));
+			json_array_append_new(arr, member_json(env, ms[i]));
 		free(ms);
 	}
 	json_object_set_new(o, "members", arr);
@@ -293,9 +284,9 @@ network_json(struct daemon *d, const struct med_network *n)
 }
 
 static void
-cmd_list(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+cmd_list(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
-	const struct med_network *head = d->med ? medclient_networks(d->med) : NULL, *n, **ns;
+	const struct med_network *head = env->med ? medclient_networks(env->med) : NULL, *n, **ns;
 	json_t *arr = json_array();
 	size_t i = 0, count = head ? HASH_COUNT(head) : 0;
 
@@ -309,7 +300,7 @@ cmd_list(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
 	qsort(ns, i, sizeof(*ns), cmp_network);
 	count = i;
 	for (i = 0; i < count; i++)
-		json_array_append_new(arr, network_json(d, ns[i]));
+		json_array_append_new(arr, network_json(env, ns[i]));
 	free(ns);
 	ctl_reply_ok(cl, rq->id, json_pack("{s:o}", "networks", arr));
 }
@@ -383,7 +374,7 @@ static const uint8_t cmd_ops[] = {
 };
 
 static void
-cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+cmd_mediator(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
 	const struct med_network *n = NULL;
 	struct msg_request req;
@@ -391,7 +382,7 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 	uint32_t addr;
 	int found;
 
-	if (!d->med) {
+	if (!env->med) {
 		ctl_reply_error(cl, 1, rq->id, "mediator not configured");
 		return;
 	}
@@ -404,7 +395,7 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 
 	if (rq->cmd == CTL_SET_ACCESS || rq->cmd == CTL_APPROVE || rq->cmd == CTL_REJECT ||
 	    rq->cmd == CTL_EVICT) {
-		if (!(n = find_network(d, rq->network))) {
+		if (!(n = find_network(env, rq->network))) {
 			ctl_reply_error(cl, 1, rq->id, "not in network %s", rq->network);
 			return;
 		}
@@ -427,9 +418,10 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 			    rq->peer, rq->network);
 			return;
 		}
-		if (found == 0 && medclient_resolve(d->med, rq->peer, req.target, &addr) == -1) {
+		if (found == 0 && (!env->dir ||
+		    peerdir_resolve(env->dir, rq->peer, req.target, &addr) == -1)) {
 			/* only owners are shown pending members: say what the server would */
-			if (memcmp(n->owner, d->key.pub, KEY_LEN) != 0)
+			if (memcmp(n->owner, env->node_pub, KEY_LEN) != 0)
 				ctl_reply_error(cl, 1, rq->id, "%s: only the owner of %s can %s members",
 				    result_status_text(RES_ERR_NOT_OWNER), rq->network,
 				    ctl_cmd_name(rq->cmd));
@@ -440,7 +432,7 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 		}
 	}
 
-	if (!(p = ctl_pending_new(cl, d, rq))) {
+	if (!(p = ctl_pending_new(cl, rq))) {
 		sodium_memzero(req.password, sizeof(req.password));
 		return;
 	}
@@ -451,7 +443,7 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 	}
 	p->outstanding = 1;
 	/* the callback may run before this returns; p is not touched after a 0 */
-	if (medclient_request(d->med, &req, mediator_done, p) == -1) {
+	if (medclient_request(env->med, &req, mediator_done, p) == -1) {
 		p->outstanding = 0;
 		ctl_reply_error(cl, 1, rq->id, "mediator not connected");
 		ctl_pending_free(p);
@@ -460,20 +452,20 @@ cmd_mediator(struct daemon *d, struct ctl_client *cl, const struct ctl_request *
 }
 
 static void
-cmd_expose(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+cmd_expose(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
 	const char *proto = rq->udp ? "udp" : "tcp";
 	char err[256] = "", msg[128];
 	int rc;
 
-	if (!d->expose) {
+	if (!env->expose) {
 		ctl_reply_error(cl, 1, rq->id, "expose is not available in this daemon");
 		return;
 	}
 	if (rq->remove)
-		rc = expose_remove(d->expose, rq->port, rq->udp, err, sizeof(err));
+		rc = expose_remove(env->expose, rq->port, rq->udp, err, sizeof(err));
 	else
-		rc = expose_add(d->expose, rq->port, rq->udp, err, sizeof(err));
+		rc = expose_add(env->expose, rq->port, rq->udp, err, sizeof(err));
 	if (rc == -1) {
 		ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 		return;
@@ -487,19 +479,19 @@ cmd_expose(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq
 }
 
 static void
-cmd_forward(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
-	char err[256] = "", msg[256], a[16];
+	char err[256] = "", msg[256], a[IP4_STR_LEN];
 	const char *nick;
 	uint32_t addr;
 	json_t *o;
 
-	if (!d->fwd) {
+	if (!env->fwd) {
 		ctl_reply_error(cl, 1, rq->id, "forward is not available in this daemon");
 		return;
 	}
 	if (rq->remove) {
-		if (forward_remove(d->fwd, rq->local_port, err, sizeof(err)) == -1) {
+		if (forward_remove(env->fwd, rq->local_port, err, sizeof(err)) == -1) {
 			ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 			return;
 		}
@@ -508,21 +500,21 @@ cmd_forward(struct daemon *d, struct ctl_client *cl, const struct ctl_request *r
 		    "local_port", (int)rq->local_port, "removed", 1));
 		return;
 	}
-	if (resolve_addr(d, rq->peer, &addr) == -1) {
+	if (resolve_addr(env, rq->peer, &addr) == -1) {
 		ctl_reply_error(cl, 1, rq->id, "unknown peer %s (not a nick, address or node id "
 		    "of a member)", rq->peer);
 		return;
 	}
-	if (forward_add(d->fwd, rq->local_port, addr, rq->port, err, sizeof(err)) == -1) {
+	if (forward_add(env->fwd, rq->local_port, addr, rq->port, err, sizeof(err)) == -1) {
 		ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 		return;
 	}
-	addr_str(addr, a);
+	ip4_str(addr, a);
 	snprintf(msg, sizeof(msg), "forwarding 127.0.0.1:%u to %s:%u", rq->local_port, a,
 	    rq->port);
 	o = json_pack("{s:s, s:i, s:s, s:i, s:b}", "message", msg, "local_port",
 	    (int)rq->local_port, "address", a, "port", (int)rq->port, "removed", 0);
-	nick = nick_of(d, addr);
+	nick = nick_of(env, addr);
 	json_object_set_new(o, "peer", nick ? jtext(nick) : json_null());
 	ctl_reply_ok(cl, rq->id, o);
 }
@@ -533,10 +525,10 @@ static void
 ping_finish(struct ctl_pending *p)
 {
 	json_t *o, *arr;
-	char a[16];
+	char a[IP4_STR_LEN];
 	int i, received = 0;
 
-	addr_str(p->addr, a);
+	ip4_str(p->addr, a);
 	arr = json_array();
 	for (i = 0; i < p->seq; i++) {
 		json_array_append_new(arr, p->rtt[i] >= 0 ? json_real(p->rtt[i]) : json_null());
@@ -576,7 +568,7 @@ ping_done(void *arg, double rtt_ms)
 	}
 	/* a timed-out ping already waited long enough */
 	ev_timer_set(&p->gap, rtt_ms < 0 ? 0. : PING_GAP_MS / 1000., 0.);
-	ev_timer_start(p->d->loop, &p->gap);
+	ev_timer_start(p->env->loop, &p->gap);
 }
 
 static void
@@ -591,10 +583,10 @@ ping_gap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 ping_next(struct ctl_pending *p)
 {
-	char a[16];
+	char a[IP4_STR_LEN];
 
 	p->outstanding = 1;
-	if (peers_ping(p->d->peers, p->addr, ping_done, p) == -1) {
+	if (peers_ping(p->env->peers, p->addr, ping_done, p) == -1) {
 		p->outstanding = 0;
 		if (p->seq > 0) {
 			/* the peer went away between pings: report what we have */
@@ -603,7 +595,7 @@ ping_next(struct ctl_pending *p)
 			ping_finish(p);
 			return;
 		}
-		addr_str(p->addr, a);
+		ip4_str(p->addr, a);
 		ctl_reply_error(p->client, 1, p->id, "%s is not a connected peer (no shared "
 		    "online network)", a);
 		ctl_pending_free(p);
@@ -611,29 +603,29 @@ ping_next(struct ctl_pending *p)
 }
 
 static void
-cmd_ping(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+cmd_ping(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
 	struct ctl_pending *p;
 	const char *nick;
 	uint32_t addr;
 
-	if (!d->peers) {
+	if (!env->peers) {
 		ctl_reply_error(cl, 1, rq->id, "ping is not available in this daemon");
 		return;
 	}
-	if (resolve_addr(d, rq->peer, &addr) == -1) {
+	if (resolve_addr(env, rq->peer, &addr) == -1) {
 		ctl_reply_error(cl, 1, rq->id, "unknown peer %s (not a nick, address or node id "
 		    "of a member)", rq->peer);
 		return;
 	}
-	if (addr == d->vaddr) {
+	if (addr == env->vnet->addr) {
 		ctl_reply_error(cl, 1, rq->id, "%s is this node", rq->peer);
 		return;
 	}
-	if (!(p = ctl_pending_new(cl, d, rq)))
+	if (!(p = ctl_pending_new(cl, rq)))
 		return;
 	p->addr = addr;
-	if ((nick = nick_of(d, addr)))
+	if ((nick = nick_of(env, addr)))
 		snprintf(p->nick, sizeof(p->nick), "%s", nick);
 	ev_timer_init(&p->gap, ping_gap_cb, 0., 0.);
 	ping_next(p);
@@ -644,32 +636,32 @@ ctl_cmd_cancel(struct ctl_pending *p)
 {
 	/* only a ping waits on a timer rather than a callback */
 	if (p->rq.cmd == CTL_PING)
-		ev_timer_stop(p->d->loop, &p->gap);
+		ev_timer_stop(p->env->loop, &p->gap);
 }
 
 void
-ctl_cmd_run(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq)
+ctl_cmd_run(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
 	log_debug("event=control_request cmd=%s id=%lld", ctl_cmd_name(rq->cmd),
 	    (long long)rq->id);
 	switch (rq->cmd) {
 	case CTL_STATUS:
-		cmd_status(d, cl, rq);
+		cmd_status(env, cl, rq);
 		break;
 	case CTL_LIST:
-		cmd_list(d, cl, rq);
+		cmd_list(env, cl, rq);
 		break;
 	case CTL_EXPOSE:
-		cmd_expose(d, cl, rq);
+		cmd_expose(env, cl, rq);
 		break;
 	case CTL_FORWARD:
-		cmd_forward(d, cl, rq);
+		cmd_forward(env, cl, rq);
 		break;
 	case CTL_PING:
-		cmd_ping(d, cl, rq);
+		cmd_ping(env, cl, rq);
 		break;
 	default:
-		cmd_mediator(d, cl, rq);
+		cmd_mediator(env, cl, rq);
 		break;
 	}
 }

@@ -16,16 +16,17 @@
 #include <stdint.h>
 
 #include "mproto/msg.h"
+#include "control/control.h"
 #include "control/control_proto.h"
 
-struct daemon;
 struct ctl_client;
 
 /* One request waiting for an answer. Owned by control_cmd.c; listed on its client. */
 struct ctl_pending {
 	struct ctl_pending *next, *prev;   /* the client's list */
 	struct ctl_client *client;         /* NULL once the client has gone */
-	struct daemon *d;
+	const struct control_env *env;     /* the control's; use only while client is set (a
+	                                    * detached record may outlive the control) */
 	int64_t id;
 	int outstanding;                   /* a mediator/peers callback will still fire */
 	struct ctl_request rq;             /* the request being answered */
@@ -45,13 +46,13 @@ void ctl_reply_error(struct ctl_client *cl, int has_id, int64_t id, const char *
     __attribute__((format(printf, 4, 5)));
 /* Attaches a new pending record to cl, or NULL (out of memory, too many in flight: then an
  * error has been sent). */
-struct ctl_pending *ctl_pending_new(struct ctl_client *cl, struct daemon *d,
-    const struct ctl_request *rq);
+struct ctl_pending *ctl_pending_new(struct ctl_client *cl, const struct ctl_request *rq);
 /* Detaches (if still attached) and frees p. */
 void ctl_pending_free(struct ctl_pending *p);
 
 /* control_cmd.c: runs one validated request; answers now or through a pending record. */
-void ctl_cmd_run(struct daemon *d, struct ctl_client *cl, const struct ctl_request *rq);
+void ctl_cmd_run(const struct control_env *env, struct ctl_client *cl,
+    const struct ctl_request *rq);
 /* A client went away while p waited for its timer (not for a callback): stop it. */
 void ctl_cmd_cancel(struct ctl_pending *p);
 

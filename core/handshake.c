@@ -19,11 +19,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
 #include "base/wire.h"
-#include "daemon/daemon.h"
 
 static const char prologue_label[] = "shoal-peer";
 
@@ -76,14 +76,13 @@ handshake_clear(struct peer *p)
 	peerindex_remove(p->ps, &p->hs_idx);
 	noise_hs_wipe(&p->hs);
 	p->hs_active = 0;
-	ev_timer_stop(p->ps->d->loop, &p->t_retransmit);
+	ev_timer_stop(p->ps->loop, &p->t_retransmit);
 }
 
 void
 handshake_initiate(struct peer *p, int retry)
 {
 	struct peers *ps = p->ps;
-	struct daemon *d = ps->d;
 	double now = peers_now(ps);
 	uint8_t pkt[UDP_HANDSHAKE_INIT_LEN], ts[TAI64N_LEN];
 	struct endpoint targets[PATH_MAX_CANDIDATES + 1];
@@ -99,7 +98,7 @@ handshake_initiate(struct peer *p, int retry)
 
 	peerindex_remove(ps, &p->hs_idx);
 	noise_hs_wipe(&p->hs);
-	noise_hs_init(&p->hs, 1, &d->key, p->key, ps->prologue, ps->prologue_len);
+	noise_hs_init(&p->hs, 1, ps->key, p->key, ps->prologue, ps->prologue_len);
 	peerindex_insert(ps, &p->hs_idx, p, NULL);
 	tai64n_next(p, ts);
 
@@ -120,7 +119,7 @@ handshake_initiate(struct peer *p, int retry)
 
 	n = path_handshake_targets(p, now, targets, sizeof(targets) / sizeof(targets[0]));
 	for (i = 0; i < n; i++)
-		transport_send(d->tp, &targets[i], pkt, sizeof(pkt));
+		transport_send(ps->tp, &targets[i], pkt, sizeof(pkt));
 	log_debug("event=handshake_initiation peer=%s targets=%zu retry=%d", p->id, n, retry);
 	if (n > 0)
 		timers_any_authenticated_packet_sent(p);
@@ -131,7 +130,6 @@ void
 handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
     size_t len)
 {
-	struct daemon *d = ps->d;
 	double now = peers_now(ps);
 	struct noise_hs hs;
 	struct noise_cs cs_send, cs_recv;
@@ -169,7 +167,7 @@ handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint
 		return;
 	}
 
-	noise_hs_init(&hs, 0, &d->key, NULL, ps->prologue, ps->prologue_len);
+	noise_hs_init(&hs, 0, ps->key, NULL, ps->prologue, ps->prologue_len);
 	/* e, es, s, ss, {timestamp} */
 	if (noise_hs_read(&hs, msg, len - 8, ts, sizeof(ts)) != TAI64N_LEN) {
 		ps->st.rx_dropped_auth++;
@@ -214,7 +212,7 @@ handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint
 
 	path_authenticated_from(p, from);
 	timers_any_authenticated_packet_received(p);
-	transport_send(d->tp, from, out, sizeof(out));
+	transport_send(ps->tp, from, out, sizeof(out));
 	timers_any_authenticated_packet_sent(p);
 	timers_session_derived(p);
 	log_debug("event=handshake_answered peer=%s", p->id);
@@ -238,6 +236,7 @@ handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint
 	uint8_t type, z1;
 	uint16_t z2;
 	int was_up;
+	char ep[IP4_EP_STR_LEN];
 
 	if (len != UDP_HANDSHAKE_RESP_LEN) {
 		ps->st.rx_dropped_malformed++;
@@ -298,9 +297,8 @@ handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint
 	timers_handshake_complete(p);
 	timers_session_derived(p);
 	if (!was_up)
-		log_info("event=peer_up peer=%s endpoint=%u.%u.%u.%u:%u", p->id,
-		    (from->addr >> 24) & 255, (from->addr >> 16) & 255, (from->addr >> 8) & 255,
-		    from->addr & 255, (unsigned)from->port);
+		log_info("event=peer_up peer=%s endpoint=%s", p->id,
+		    ip4_ep_str(from->addr, from->port, ep));
 
 	/* The responder may send only once it sees us use the keys: give it a packet. */
 	if (send_staged(p) + send_pending_pings(p) == 0)

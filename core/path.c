@@ -20,7 +20,6 @@
 #include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
-#include "daemon/daemon.h"
 
 const char *
 path_kind_name(enum path_kind k)
@@ -107,8 +106,8 @@ path_current(const struct peer *p, double now)
 }
 
 void
-path_send(struct peer *p, const uint8_t *pkt, size_t len)
+peer_path_send(struct peer *p, const uint8_t *pkt, size_t len)
 {
 	if (p->path.has_ep)
-		transport_send(p->ps->d->tp, &p->path.ep, pkt, len);
+		transport_send(p->ps->tp, &p->path.ep, pkt, len);
 }

@@ -19,27 +19,33 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
 #include "core/peer_impl.h"
-#include "core/transport.h"
-#include "daemon/daemon.h"
-#include "netstack/netstack.h"
 
 double
 peers_now(const struct peers *ps)
 {
-	return ev_now(ps->d->loop);
+	return ev_now(ps->loop);
 }
 
 struct peers *
-peers_new(struct daemon *d)
+peers_new(struct ev_loop *loop, const struct noise_keypair *key, struct transport *tp,
+    const struct vnet *vn, const struct peers_ops *ops, void *arg)
 {
-	struct peers *ps = calloc(1, sizeof(*ps));
+	struct peers *ps;
 
-	if (ps == NULL)
+	if (ops == NULL || ops->deliver == NULL || ops->peer_gone == NULL)
 		return NULL;
-	ps->d = d;
-	if ((ps->rl = hslimit_new(d->loop, HANDSHAKE_RATE, HANDSHAKE_BURST)) == NULL) {
+	if ((ps = calloc(1, sizeof(*ps))) == NULL)
+		return NULL;
+	ps->loop = loop;
+	ps->key = key;
+	ps->tp = tp;
+	ps->vn = vn;
+	ps->ops = *ops;
+	ps->ops_arg = arg;
+	if ((ps->rl = hslimit_new(loop, HANDSHAKE_RATE, HANDSHAKE_BURST)) == NULL) {
 		free(ps);
 		return NULL;
 	}
@@ -67,9 +73,21 @@ peers_lookup_vaddr(struct peers *ps, uint32_t vaddr)
 	return p;
 }
 
+int
+peers_is_peer(const struct peers *ps, uint32_t vaddr)
+{
+	const struct peer *p;
+
+	if (vaddr == 0)
+		return 0;
+	HASH_FIND(hh_vaddr, ps->by_vaddr, &vaddr, sizeof(vaddr), p);
+	return p != NULL;
+}
+
 void
 peers_drop_debug(struct peers *ps, const char *why, const struct endpoint *from)
 {
+	char ep[IP4_EP_STR_LEN];
 	double now;
 
 	if (log_get_level() < LOG_LVL_DEBUG)
@@ -82,10 +100,8 @@ peers_drop_debug(struct peers *ps, const char *why, const struct endpoint *from)
 	}
 	if (ps->dbg_count++ >= 10)
 		return;
-	log_debug("event=peer_packet_dropped reason=%s from=%u.%u.%u.%u:%u", why,
-	    from ? (from->addr >> 24) & 255 : 0, from ? (from->addr >> 16) & 255 : 0,
-	    from ? (from->addr >> 8) & 255 : 0, from ? from->addr & 255 : 0,
-	    from ? (unsigned)from->port : 0);
+	log_debug("event=peer_packet_dropped reason=%s from=%s", why,
+	    ip4_ep_str(from ? from->addr : 0, from ? from->port : 0, ep));
 }
 
 struct keypair *
@@ -174,7 +190,7 @@ peer_fail_pings(struct peer *p)
 
 		p->pings = pp->next;
 		p->n_pings--;
-		ev_timer_stop(p->ps->d->loop, &pp->timeout);
+		ev_timer_stop(p->ps->loop, &pp->timeout);
 		pp->cb(pp->arg, -1);
 		free(pp);
 	}
@@ -205,7 +221,7 @@ peer_destroy(struct peers *ps, struct peer *p)
 {
 	timers_stop(p);
 	peer_zero_keys(p);
-	staged_drop_all(p);
+	peer_staged_drop_all(p);
 	peer_fail_pings(p);
 	if (p->vaddr != 0)
 		HASH_DELETE(hh_vaddr, ps->by_vaddr, p);
@@ -220,9 +236,9 @@ peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
 {
 	struct peer *p;
 	int is_new = 0;
-	char hex[2 * KEY_LEN + 1];
+	char hex[2 * KEY_LEN + 1], va[IP4_STR_LEN];
 
-	if (sodium_memcmp(key, ps->d->key.pub, KEY_LEN) == 0)
+	if (sodium_memcmp(key, ps->key->pub, KEY_LEN) == 0)
 		return;         /* ourselves: the mediator lists us among the members */
 	if ((p = peers_lookup_key(ps, key)) == NULL) {
 		if ((p = calloc(1, sizeof(*p))) == NULL) {
@@ -241,9 +257,8 @@ peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
 	peer_set_vaddr(ps, p, vaddr);
 	path_set_candidates(p, eps, n_eps);
 	if (is_new)
-		log_info("event=peer_authorized peer=%s vaddr=%u.%u.%u.%u candidates=%zu", p->id,
-		    (vaddr >> 24) & 255, (vaddr >> 16) & 255, (vaddr >> 8) & 255, vaddr & 255,
-		    p->path.n_cand);
+		log_info("event=peer_authorized peer=%s vaddr=%s candidates=%zu", p->id,
+		    ip4_str(vaddr, va), p->path.n_cand);
 	/* New peers get a session right away so the first packet does not wait for it. */
 	if (is_new || (p->q_len > 0 && peer_usable_keypair(p) == NULL))
 		handshake_initiate(p, 0);
@@ -253,13 +268,20 @@ void
 peers_revoke(struct peers *ps, const uint8_t key[KEY_LEN])
 {
 	struct peer *p = peers_lookup_key(ps, key);
+	uint8_t k[KEY_LEN];
 
 	if (p == NULL)
 		return;
 	log_info("event=peer_revoked peer=%s", p->id);
-	/* Its open connections die now, not after lwIP's retransmissions give up. */
-	if (ps->d->ns && p->vaddr != 0)
-		netstack_abort_peer(ps->d->ns, p->vaddr);
+	/* Its open connections die now, not after lwIP's retransmissions give up. Before the
+	 * teardown, as it always was: the resets may still go out over its session. */
+	if (p->vaddr != 0) {
+		memcpy(k, p->key, KEY_LEN);
+		ps->ops.peer_gone(ps->ops_arg, p->vaddr);
+		/* The callback may re-enter the table (peer_gone is the owner's code). */
+		if ((p = peers_lookup_key(ps, k)) == NULL)
+			return;
+	}
 	peer_destroy(ps, p);
 }
 

@@ -10,7 +10,15 @@
  * Path layer: a peer has candidate endpoints (observed by the mediator, LAN addresses); the
  * handshake is sent to all of them and the one a valid reply comes from becomes the path.
  * Hole punching and relays add candidates and path kinds here without touching sessions.
- * Owns: every struct peer and its sessions (keys wiped on removal).
+ *
+ * The peer layer knows nothing of the daemon or the netstack. It is given, at peers_new:
+ *   the loop its timers run on, our long-term keypair, the transport it sends through and
+ *   our place on the virtual network (struct vnet, read on every broadcast decision);
+ * and it calls out only through struct peers_ops (authenticated IPv4 packets in, a revoked
+ * peer's connections to reset). Whoever wires it (daemon/main.c, the tests) decides where
+ * those go.
+ * Owns: every struct peer and its sessions (keys wiped on removal). Borrows (must outlive
+ * the table): the loop, the keypair, the transport, the vnet.
  */
 #ifndef SHOAL_PEER_H
 #define SHOAL_PEER_H
@@ -20,11 +28,36 @@
 
 #include "mproto/msg.h"
 
-struct daemon;
+struct ev_loop;
+struct noise_keypair;
+struct transport;
+struct vnet;
 struct peers;
 
-struct peers *peers_new(struct daemon *d);
+/* What the peer layer hands back to its owner. Both callbacks are required; both may call
+ * back into peers_* (e.g. the netstack answering with peers_send_ip). */
+struct peers_ops {
+	/* An authenticated IPv4 packet from a peer (its source already checked): the netstack
+	 * takes it. */
+	void (*deliver)(void *arg, const uint8_t *pkt, size_t len);
+	/* A peer was revoked: reset every connection with vaddr. Called just before its
+	 * sessions are torn down (so the resets can still reach it); it is out of the table
+	 * right after the call. */
+	void (*peer_gone)(void *arg, uint32_t vaddr);
+};
+
+/*
+ * key, tp and vn are borrowed, not copied: the caller keeps them alive (and unmoved) until
+ * peers_free. The secret key is therefore held once, by its owner, who wipes it. vn may
+ * change under us (a new address from the mediator) and may have addr 0 (not known yet).
+ * ops is copied. NULL on allocation failure or a missing callback.
+ */
+struct peers *peers_new(struct ev_loop *loop, const struct noise_keypair *key,
+    struct transport *tp, const struct vnet *vn, const struct peers_ops *ops, void *arg);
 void peers_free(struct peers *ps);
+
+/* 1 if vaddr is an authorized peer (in the table). Used as the peerdir is_peer answer. */
+int peers_is_peer(const struct peers *ps, uint32_t vaddr);
 
 /* (Re)authorize a node: add it or update its address and candidates. Starts a handshake if
  * there is traffic for it or it is new. */

@@ -3,6 +3,13 @@
  * (peer.c table and keypair rotation, peerindex.c receiver indices, handshake.c UDP handshake,
  * send.c / receive.c data path, timers.c all timer policy, path.c endpoints, hslimit.c).
  * Nothing outside core/ (and the peer unit test / fuzz target) may include this header.
+ *
+ * struct peers holds everything the layer needs from outside, as given to peers_new: the
+ * loop, borrowed pointers to our keypair, the transport and the vnet, and a copy of the
+ * peers_ops through which it calls out (deliver, peer_gone). No file of the layer includes
+ * daemon/ or netstack/ headers. Every global symbol carries the name of the layer or of its
+ * file (peer_, peers_, peerindex_, handshake_, send_, receive_, timers_, path_, hslimit_), so
+ * the library links next to any other without clashes.
  */
 #ifndef SHOAL_PEER_IMPL_H
 #define SHOAL_PEER_IMPL_H
@@ -128,9 +135,14 @@ struct peers_xstats {
 
 struct hslimit;
 
-/* Owned by the daemon (d->peers). */
+/* Owned by whoever called peers_new (the daemon: d->peers). */
 struct peers {
-	struct daemon *d;
+	struct ev_loop *loop;
+	const struct noise_keypair *key;        /* borrowed: the owner keeps and wipes it */
+	struct transport *tp;                   /* borrowed */
+	const struct vnet *vn;                  /* borrowed; the owner updates it */
+	struct peers_ops ops;
+	void *ops_arg;
 	struct peer *by_key;                    /* uthash hh_key */
 	struct peer *by_vaddr;                  /* uthash hh_vaddr (peers with vaddr != 0) */
 	struct peer_index *indices;             /* uthash hh, core/peerindex.c */
@@ -179,13 +191,13 @@ void handshake_receive_resp(struct peers *ps, const struct endpoint *from, const
     size_t len);
 
 /* send.c */
-int send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len);
+int peer_send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len);
 void send_keepalive(struct peer *p);
 int send_staged(struct peer *p);        /* returns how many were sent */
 void send_ping(struct peer *p, uint64_t id);
 int send_pending_pings(struct peer *p);
-void staged_drop_all(struct peer *p);
-uint64_t mono_ns(void);
+void peer_staged_drop_all(struct peer *p);
+uint64_t peer_mono_ns(void);            /* CLOCK_MONOTONIC, for ping timestamps */
 
 /* receive.c */
 void receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t len);
@@ -207,7 +219,7 @@ void path_authenticated_from(struct peer *p, const struct endpoint *from);
 size_t path_handshake_targets(const struct peer *p, double now, struct endpoint *out,
     size_t max);
 enum path_kind path_current(const struct peer *p, double now);
-void path_send(struct peer *p, const uint8_t *pkt, size_t len);
+void peer_path_send(struct peer *p, const uint8_t *pkt, size_t len);
 
 /* timers.c, rekey policy on the data path. */
 void timers_check_rekey_on_send(struct peer *p, const struct keypair *kp);

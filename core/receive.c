@@ -2,8 +2,8 @@
  * receive: the incoming side of the peer protocol. Dispatches handshake packets to
  * handshake.c and opens UDP_DATA packets: the receiver index names the session (one hash
  * lookup), session_open authenticates and checks replay, then the inner message is handled:
- * IP packets go to the netstack once their source address is proven to be the sender's own
- * virtual address; pings are answered; pongs give the RTT.
+ * IP packets go out through ops.deliver (to the netstack) once their source address is
+ * proven to be the sender's own virtual address; pings are answered; pongs give the RTT.
  * Every rejected packet is counted in peers_stats and at most debug-logged (rate-limited).
  * Owns: nothing beyond the packet being handled. Must not: allocate per packet.
  */
@@ -14,8 +14,6 @@
 #include "base/log.h"
 #include "core/peer_impl.h"
 #include "base/wire.h"
-#include "daemon/daemon.h"
-#include "netstack/netstack.h"
 
 enum { IPV4_MIN_HEADER = 20 };
 
@@ -24,7 +22,7 @@ handle_pong(struct peer *p, const uint8_t *body, size_t len)
 {
 	struct pending_ping **pp, *hit;
 	struct wire_r r;
-	uint64_t id, ts, now_ns = mono_ns();
+	uint64_t id, ts, now_ns = peer_mono_ns();
 	double rtt;
 
 	wire_r_init(&r, body, len);
@@ -45,7 +43,7 @@ handle_pong(struct peer *p, const uint8_t *body, size_t len)
 			return;         /* late answer to a ping that timed out */
 		*pp = hit->next;
 		p->n_pings--;
-		ev_timer_stop(p->ps->d->loop, &hit->timeout);
+		ev_timer_stop(p->ps->loop, &hit->timeout);
 	}
 	p->srtt_ms = p->srtt_ms < 0 ? rtt : (1 - RTT_EWMA_ALPHA) * p->srtt_ms + RTT_EWMA_ALPHA * rtt;
 	/* Last: the callback may do anything, even revoke this peer. */
@@ -75,8 +73,7 @@ handle_ip(struct peers *ps, struct peer *p, const uint8_t *ip, size_t len)
 		return;
 	}
 	ps->st.rx_data++;
-	if (ps->d->ns)
-		netstack_input(ps->d->ns, ip, len);
+	ps->ops.deliver(ps->ops_arg, ip, len);
 }
 
 void
@@ -157,7 +154,7 @@ receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t
 			ps->st.rx_dropped_malformed++;
 			break;
 		}
-		(void)send_inner(p, INNER_PONG, pt + 1, 16);
+		(void)peer_send_inner(p, INNER_PONG, pt + 1, 16);
 		break;
 	case INNER_PONG:
 		handle_pong(p, pt + 1, (size_t)n - 1);

@@ -13,14 +13,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
 #include "base/wire.h"
-#include "daemon/daemon.h"
 
 uint64_t
-mono_ns(void)
+peer_mono_ns(void)
 {
 	struct timespec ts;
 
@@ -36,9 +36,9 @@ mono_ns(void)
  * a packet lost on the way, not a missing session to handshake for.
  */
 int
-send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len)
+peer_send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len)
 {
-	struct transport *tp = p->ps->d->tp;
+	struct transport *tp = p->ps->tp;
 	struct keypair *kp = peer_usable_keypair(p);
 	uint8_t *out;
 	int n;
@@ -65,7 +65,7 @@ void
 send_keepalive(struct peer *p)
 {
 	/* Without a session there is nothing to keep alive. */
-	(void)send_inner(p, 0, NULL, 0);
+	(void)peer_send_inner(p, 0, NULL, 0);
 }
 
 static void
@@ -100,7 +100,7 @@ staged_push(struct peer *p, const uint8_t *pkt, size_t len)
 }
 
 void
-staged_drop_all(struct peer *p)
+peer_staged_drop_all(struct peer *p)
 {
 	struct peers *ps = p->ps;
 	struct staged_pkt *sp;
@@ -122,7 +122,7 @@ send_staged(struct peer *p)
 	int sent = 0;
 
 	while ((sp = p->q_head) != NULL) {
-		if (send_inner(p, INNER_IP, sp->data, sp->len) != 0)
+		if (peer_send_inner(p, INNER_IP, sp->data, sp->len) != 0)
 			break;
 		ps->st.tx_data++;
 		sent++;
@@ -140,7 +140,7 @@ static void
 peer_send_ip(struct peer *p, const uint8_t *pkt, size_t len)
 {
 	/* Keep order: while packets wait, new ones queue behind them. */
-	if (p->q_len == 0 && send_inner(p, INNER_IP, pkt, len) == 0) {
+	if (p->q_len == 0 && peer_send_inner(p, INNER_IP, pkt, len) == 0) {
 		p->ps->st.tx_data++;
 		return;
 	}
@@ -151,17 +151,12 @@ peer_send_ip(struct peer *p, const uint8_t *pkt, size_t len)
 		handshake_initiate(p, 0);
 }
 
+/* Fanned out to every peer: limited broadcast, multicast (224/4), and our network's directed
+ * broadcast (subnet policy is base/ip4.c's; none while we have no address). */
 static int
-is_broadcast(const struct daemon *d, uint32_t dst)
+is_fanout(const struct vnet *vn, uint32_t dst)
 {
-	uint32_t hostmask;
-
-	if (dst == 0xffffffffu || (dst >> 28) == 0xe)
-		return 1;
-	if (d->vaddr == 0 || d->prefix_len == 0 || d->prefix_len > 30)
-		return 0;
-	hostmask = 0xffffffffu >> d->prefix_len;
-	return dst == (d->vaddr | hostmask);
+	return dst == 0xffffffffu || (dst >> 28) == 0xe || vnet_is_broadcast(vn, dst);
 }
 
 void
@@ -173,9 +168,9 @@ peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len)
 		ps->xst.tx_too_big++;
 		return;
 	}
-	if (is_broadcast(ps->d, dst)) {
+	if (is_fanout(ps->vn, dst)) {
 		HASH_ITER(hh_key, ps->by_key, p, tmp) {
-			if (send_inner(p, INNER_IP, pkt, len) == 0)
+			if (peer_send_inner(p, INNER_IP, pkt, len) == 0)
 				ps->st.tx_data++;
 			else
 				handshake_initiate(p, 0);
@@ -197,8 +192,8 @@ send_ping(struct peer *p, uint64_t id)
 
 	wire_w_init(&w, body, sizeof(body));
 	wire_put_u64(&w, id);
-	wire_put_u64(&w, mono_ns());
-	(void)send_inner(p, INNER_PING, body, sizeof(body));
+	wire_put_u64(&w, peer_mono_ns());
+	(void)peer_send_inner(p, INNER_PING, body, sizeof(body));
 }
 
 int

@@ -2,7 +2,7 @@
  * timers: ALL timer policy of the peer layer. Other files report what happened through the
  * timers_* hooks (named after the event); what to do and when is decided here only.
  *
- * Per peer (ev_timer on the daemon loop):
+ * Per peer (ev_timer on the loop given to peers_new):
  *   t_retransmit     armed when an initiation is sent; after REKEY_TIMEOUT + 0..333 ms of
  *                    jitter with no response, send a fresh initiation; give up (and drop the
  *                    queued packets) REKEY_ATTEMPT_TIME (90 s) after the first attempt.
@@ -33,12 +33,11 @@
 
 #include "base/log.h"
 #include "core/peer_impl.h"
-#include "daemon/daemon.h"
 
 static struct ev_loop *
 peer_loop(const struct peer *p)
 {
-	return p->ps->d->loop;
+	return p->ps->loop;
 }
 
 static void
@@ -51,7 +50,7 @@ retransmit_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (ev_now(loop) - p->hs_started >= REKEY_ATTEMPT_TIME) {
 		log_info("event=handshake_gave_up peer=%s queued_dropped=%zu", p->id, p->q_len);
 		handshake_clear(p);
-		staged_drop_all(p);
+		peer_staged_drop_all(p);
 		return;
 	}
 	handshake_initiate(p, 1);

@@ -1,21 +1,14 @@
 /*
  * transport: the daemon's one UDP socket. Receives in batches with recvmmsg() and hands each
- * datagram to one dispatch callback; queues sends in a preallocated ring and flushes it with
- * sendmmsg() from an ev_prepare watcher (just before the loop blocks) or when the ring fills.
+ * datagram to one dispatch callback; sends go through a udpbatch (base/udpbatch.h): a
+ * preallocated ring flushed with sendmmsg() once per loop pass or when it fills, with equal-size
+ * datagrams to one endpoint leaving as one UDP_SEGMENT (GSO) message.
  *
- * Segmentation offload: the kernel's per-datagram cost (one trip through the IP stack each)
- * dominated the daemon's CPU even with batched syscalls. So on send, consecutive queued
- * datagrams of equal size to the same endpoint go out as one UDP_SEGMENT (GSO) message that
- * the kernel walks through the stack once and cuts into wire datagrams as late as possible;
- * on receive the socket asks for UDP_GRO, so the kernel may hand several datagrams of one
- * flow over as one buffer (the cmsg gives the segment size) and we split them here. The wire
- * format is unchanged and neither end needs the other to do either: GSO only changes how we
- * hand datagrams to our kernel, and without GRO the receiving kernel segments them itself.
- * If the kernel or the route refuses GSO at run time (EIO without checksum offload, e.g. on a
- * TUN device; EINVAL; ENOPROTOOPT on old kernels) it is switched off for this socket and the
- * same datagrams are resent one by one.
+ * Segmentation offload on receive: the socket asks for UDP_GRO, so the kernel may hand several
+ * datagrams of one flow over as one buffer (the cmsg gives the segment size) and we split them
+ * here. The wire format is unchanged and neither end needs the other to do GSO or GRO.
  *
- * Owns: the socket, its watchers, the receive buffers and the send ring (allocated once).
+ * Owns: the socket, its read watcher, the receive buffers and the send batch (allocated once).
  * Must not: interpret packets (that is the dispatch callback's job) or keep any peer state.
  */
 #include "config.h"
@@ -33,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/udpbatch.h"
 
 enum {
 	/* What we ask the kernel for, both ways. The receive side must absorb a whole TCP
@@ -48,21 +42,12 @@ enum {
 	/* Datagrams handled per wakeup: with GRO one round can carry many more than
 	 * UDP_RECV_BATCH, so fairness is counted in datagrams, not calls. */
 	TP_RX_BUDGET = TP_RX_ROUNDS * UDP_RECV_BATCH,
-	/* One GSO message: the kernel's UDP_MAX_SEGMENTS (64 on older kernels, the floor) and
-	 * the IPv4 UDP payload limit (65535 - 20 - 8). */
-	TP_GSO_MAX_SEGS = 64,
-	TP_GSO_MAX_BYTES = 65507,
 	/* A GRO receive buffer holds a whole coalesced super-datagram. 32 of them are 2 MiB per
 	 * transport, touched only as far as the kernel fills them. */
 	TP_GRO_BUF = 65535,
 };
 
-struct tx_slot {
-	uint8_t buf[UDP_MAX_PAYLOAD];
-	struct sockaddr_in to;
-};
-
-/* Room for one int-sized cmsg (UDP_SEGMENT takes a u16, UDP_GRO delivers an int). */
+/* Room for one int-sized cmsg (UDP_GRO delivers an int). */
 union tp_cmsg {
 	char buf[CMSG_SPACE(sizeof(int))];
 	struct cmsghdr align;
@@ -72,8 +57,6 @@ union tp_cmsg {
 struct transport {
 	struct ev_loop *loop;
 	ev_io rio;                              /* readable */
-	ev_io wio;                              /* writable, only while the kernel said EAGAIN */
-	ev_prepare prep;                        /* flushes the ring before the loop blocks */
 	int fd;
 	uint16_t port;
 	transport_recv_cb cb;
@@ -89,22 +72,8 @@ struct transport {
 	union tp_cmsg rx_cmsg[UDP_RECV_BATCH];
 	struct mmsghdr rx_msg[UDP_RECV_BATCH];
 
-	/* Send ring: slot i always uses tx_iov[i] and tx_msg[i], so a contiguous run goes to
-	 * sendmmsg as is, and a run of slots can be one GSO message's iovec array. */
-	struct tx_slot *tx;
-	struct iovec tx_iov[TP_TX_SLOTS];
-	struct mmsghdr tx_msg[TP_TX_SLOTS];
-	size_t tx_head, tx_count;
-	int tx_reserved;                        /* transport_alloc handed out the next slot */
-
-	/* GSO messages built at flush time; gso_slots[k] is how many ring slots message k
-	 * carries, to advance the ring by what sendmmsg reports. */
-	int gso;                                /* 0 once the kernel refused UDP_SEGMENT */
-	struct mmsghdr gso_msg[TP_TX_SLOTS];
-	size_t gso_slots[TP_TX_SLOTS];
-	union tp_cmsg gso_cmsg[TP_TX_SLOTS];
-
-	struct transport_stats st;
+	struct udpbatch *tx;                    /* the send ring */
+	uint64_t rx_packets, rx_batches;
 };
 
 static void
@@ -119,147 +88,27 @@ set_bufsize(int fd, int force_opt, int opt)
 		log_debug("event=udp_bufsize_failed opt=%d", opt);
 }
 
-static int
-same_dest(const struct sockaddr_in *a, const struct sockaddr_in *b)
-{
-	return a->sin_addr.s_addr == b->sin_addr.s_addr && a->sin_port == b->sin_port;
-}
-
-/*
- * Turns the ring run [head, head + span) into GSO messages in gso_msg: each takes the longest
- * run of slots to one endpoint whose datagrams all have the first one's size, except that the
- * last may be shorter (the kernel's rule: every segment is gso_size but the final one).
- * Returns the number of messages.
- */
-static size_t
-gso_build(struct transport *t, size_t head, size_t span)
-{
-	size_t i = head, end = head + span, nm = 0;
-
-	while (i < end) {
-		size_t seg = t->tx_iov[i].iov_len, total = seg, j = i + 1;
-		struct msghdr *h = &t->gso_msg[nm].msg_hdr;
-
-		while (j < end && j - i < TP_GSO_MAX_SEGS && same_dest(&t->tx[j].to, &t->tx[i].to)) {
-			size_t l = t->tx_iov[j].iov_len;
-
-			if (l > seg || l == 0 || total + l > TP_GSO_MAX_BYTES)
-				break;
-			total += l;
-			j++;
-			if (l < seg)
-				break;          /* a short one ends the message */
-		}
-		h->msg_name = &t->tx[i].to;
-		h->msg_namelen = sizeof(t->tx[i].to);
-		h->msg_iov = &t->tx_iov[i];
-		h->msg_iovlen = j - i;
-		h->msg_flags = 0;
-		if (j - i > 1) {
-			struct cmsghdr *cm;
-			uint16_t gs = (uint16_t)seg;
-
-			h->msg_control = t->gso_cmsg[nm].buf;
-			h->msg_controllen = CMSG_SPACE(sizeof(gs));
-			cm = CMSG_FIRSTHDR(h);
-			cm->cmsg_level = SOL_UDP;
-			cm->cmsg_type = UDP_SEGMENT;
-			cm->cmsg_len = CMSG_LEN(sizeof(gs));
-			memcpy(CMSG_DATA(cm), &gs, sizeof(gs));
-		} else {
-			h->msg_control = NULL;
-			h->msg_controllen = 0;
-		}
-		t->gso_slots[nm] = j - i;
-		nm++;
-		i = j;
-	}
-	return nm;
-}
-
-/* The errors with which a kernel or route says "no GSO here" rather than "bad datagram". */
-static int
-gso_refused(int err)
-{
-	return err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP ||
-	    err == EMSGSIZE;
-}
-
+/* Refused datagrams are counted by the batch; the reason is only worth a debug line. */
 static void
-tp_flush_ring(struct transport *t)
+tp_drop_cb(void *arg, int err, unsigned n)
 {
-	while (t->tx_count > 0) {
-		size_t span = TP_TX_SLOTS - t->tx_head, slots = 0, nm = 0, k;
-		int r;
-
-		if (span > t->tx_count)
-			span = t->tx_count;
-		if (t->gso) {
-			nm = gso_build(t, t->tx_head, span);
-			r = sendmmsg(t->fd, t->gso_msg, (unsigned)nm, MSG_DONTWAIT);
-		} else {
-			r = sendmmsg(t->fd, &t->tx_msg[t->tx_head], (unsigned)span, MSG_DONTWAIT);
-		}
-		if (r < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
-				if (!ev_is_active(&t->wio))
-					ev_io_start(t->loop, &t->wio);
-				return;
-			}
-			if (t->gso && t->gso_slots[0] > 1 && gso_refused(errno)) {
-				/* Nothing of this message was sent: go on without GSO and
-				 * resend the same datagrams one by one. */
-				log_info("event=udp_gso_disabled errno=%d", errno);
-				t->gso = 0;
-				continue;
-			}
-			/* The first datagram (or GSO message) of the run is refused
-			 * (unreachable, bad address): drop it and go on with the rest. */
-			log_debug("event=udp_send_failed errno=%d", errno);
-			slots = t->gso ? t->gso_slots[0] : 1;
-			t->st.tx_dropped += slots;
-		} else {
-			if (t->gso) {
-				for (k = 0; k < (size_t)r; k++)
-					slots += t->gso_slots[k];
-			} else {
-				slots = (size_t)r;
-			}
-			t->st.tx_packets += slots;
-			t->st.tx_batches++;
-		}
-		t->tx_head = (t->tx_head + slots) % TP_TX_SLOTS;
-		t->tx_count -= slots;
-	}
-	t->tx_head = 0;
+	(void)arg;
+	log_debug("event=udp_send_failed errno=%d dropped=%u", err, n);
 }
+
+static const struct udpbatch_conf tp_batch_conf = {
+	.slots = TP_TX_SLOTS,
+	.slot_size = UDP_MAX_PAYLOAD,
+	/* Fed from the netstack's prepare watcher (window updates, splice output). */
+	.persistent = 1,
+	.name = "udp",
+	.on_drop = tp_drop_cb,
+};
 
 void
 transport_flush(struct transport *t)
 {
-	if (ev_is_active(&t->wio))
-		return;         /* the kernel is full; the write watcher resumes */
-	tp_flush_ring(t);
-}
-
-static void
-tp_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	struct transport *t = w->data;
-
-	if (t->tx_count > 0)
-		transport_flush(t);
-}
-
-static void
-tp_write_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct transport *t = w->data;
-
-	ev_io_stop(loop, &t->wio);
-	tp_flush_ring(t);
+	udpbatch_flush(t->tx);
 }
 
 /* The GRO segment size of a received buffer, 0 if the kernel did not coalesce it. */
@@ -306,7 +155,7 @@ tp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 		}
 		if (n == 0)
 			return;
-		t->st.rx_batches++;
+		t->rx_batches++;
 		for (i = 0; i < n; i++) {
 			const struct sockaddr_in *sin = &t->rx_addr[i];
 			uint8_t *buf = t->rx_buf + (size_t)i * t->rx_size;
@@ -330,7 +179,7 @@ tp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 			for (off = 0; off < len; off += seg) {
 				size_t l = len - off < seg ? len - off : seg;
 
-				t->st.rx_packets++;
+				t->rx_packets++;
 				done++;
 				t->cb(t->arg, &from, buf + off, l);
 			}
@@ -344,25 +193,24 @@ struct transport *
 transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb, void *arg)
 {
 	struct transport *t;
+	struct udpbatch_stats bs;
 	struct sockaddr_in sin;
 	socklen_t sl = sizeof(sin);
 	size_t i;
-	int on = 1, gs = 0;
-	socklen_t gl = sizeof(gs);
+	int on = 1;
 
-	if ((t = calloc(1, sizeof(*t))) == NULL ||
-	    (t->tx = calloc(TP_TX_SLOTS, sizeof(*t->tx))) == NULL) {
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
 		log_warn("event=transport_alloc_failed");
-		goto fail_alloc;
+		return NULL;
 	}
-	t->fd = -1;
 	t->loop = loop;
 	t->cb = cb;
 	t->arg = arg;
 	t->fd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (t->fd == -1) {
 		log_warn("event=udp_socket_failed");
-		goto fail_alloc;
+		free(t);
+		return NULL;
 	}
 	set_bufsize(t->fd, SO_RCVBUFFORCE, SO_RCVBUF);
 	set_bufsize(t->fd, SO_SNDBUFFORCE, SO_SNDBUF);
@@ -372,25 +220,25 @@ transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb, void *a
 	sin.sin_port = htons(port);
 	if (bind(t->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
 		log_warn("event=udp_bind_failed port=%u", (unsigned)port);
-		goto fail_sock;
+		goto fail;
 	}
 	if (getsockname(t->fd, (struct sockaddr *)&sin, &sl) == -1) {
 		log_warn("event=udp_getsockname_failed");
-		goto fail_sock;
+		goto fail;
 	}
 	t->port = ntohs(sin.sin_port);
 
-	/* GSO needs nothing up front (it is per message), but a kernel without it says so
-	 * here, which saves one refused send later. */
-	t->gso = getsockopt(t->fd, SOL_UDP, UDP_SEGMENT, &gs, &gl) == 0;
 	/* GRO is only worth its big buffers where the kernel supports it. */
 	t->gro = setsockopt(t->fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;
 	t->rx_size = t->gro ? TP_GRO_BUF : UDP_MAX_PAYLOAD;
 	if ((t->rx_buf = calloc(UDP_RECV_BATCH, t->rx_size)) == NULL) {
 		log_warn("event=transport_alloc_failed");
-		goto fail_sock;
+		goto fail;
 	}
-	log_debug("event=udp_offload gso=%d gro=%d", t->gso, t->gro);
+	if ((t->tx = udpbatch_new(loop, t->fd, &tp_batch_conf, t)) == NULL)
+		goto fail;
+	udpbatch_get_stats(t->tx, &bs);
+	log_debug("event=udp_offload gso=%d gro=%d", bs.gso, t->gro);
 
 	for (i = 0; i < UDP_RECV_BATCH; i++) {
 		t->rx_iov[i].iov_base = t->rx_buf + i * t->rx_size;
@@ -399,32 +247,16 @@ transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb, void *a
 		t->rx_msg[i].msg_hdr.msg_iov = &t->rx_iov[i];
 		t->rx_msg[i].msg_hdr.msg_iovlen = 1;
 	}
-	for (i = 0; i < TP_TX_SLOTS; i++) {
-		t->tx_iov[i].iov_base = t->tx[i].buf;
-		t->tx_msg[i].msg_hdr.msg_name = &t->tx[i].to;
-		t->tx_msg[i].msg_hdr.msg_namelen = sizeof(t->tx[i].to);
-		t->tx_msg[i].msg_hdr.msg_iov = &t->tx_iov[i];
-		t->tx_msg[i].msg_hdr.msg_iovlen = 1;
-	}
 
 	ev_io_init(&t->rio, tp_read_cb, t->fd, EV_READ);
-	ev_io_init(&t->wio, tp_write_cb, t->fd, EV_WRITE);
-	ev_prepare_init(&t->prep, tp_prepare_cb);
-	t->rio.data = t->wio.data = t->prep.data = t;
+	t->rio.data = t;
 	ev_io_start(loop, &t->rio);
-	ev_prepare_start(loop, &t->prep);
-	/* The prepare watcher alone must not keep ev_run() alive. */
-	ev_unref(loop);
 	return t;
 
-fail_sock:
+fail:
 	close(t->fd);
-fail_alloc:
-	if (t) {
-		free(t->tx);
-		free(t->rx_buf);
-		free(t);
-	}
+	free(t->rx_buf);
+	free(t);
 	return NULL;
 }
 
@@ -433,14 +265,9 @@ transport_free(struct transport *t)
 {
 	if (t == NULL)
 		return;
-	if (t->tx_count > 0 && !ev_is_active(&t->wio))
-		tp_flush_ring(t);
 	ev_io_stop(t->loop, &t->rio);
-	ev_io_stop(t->loop, &t->wio);
-	ev_ref(t->loop);
-	ev_prepare_stop(t->loop, &t->prep);
+	udpbatch_free(t->tx);   /* sends what is still queued */
 	close(t->fd);
-	free(t->tx);
 	free(t->rx_buf);
 	free(t);
 }
@@ -451,62 +278,40 @@ transport_port(const struct transport *t)
 	return t->port;
 }
 
+static void
+ep_sockaddr(struct sockaddr_in *sin, const struct endpoint *ep)
+{
+	memset(sin, 0, sizeof(*sin));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(ep->addr);
+	sin->sin_port = htons(ep->port);
+}
+
 uint8_t *
 transport_alloc(struct transport *t, const struct endpoint *to)
 {
-	struct tx_slot *s;
+	struct sockaddr_in sin;
 
-	if (t->tx_count == TP_TX_SLOTS) {
-		transport_flush(t);
-		if (t->tx_count == TP_TX_SLOTS) {
-			/* Bounded queue: the kernel is not draining, newest datagram goes. */
-			t->st.tx_dropped++;
-			return NULL;
-		}
-	}
-	s = &t->tx[(t->tx_head + t->tx_count) % TP_TX_SLOTS];
-	memset(&s->to, 0, sizeof(s->to));
-	s->to.sin_family = AF_INET;
-	s->to.sin_addr.s_addr = htonl(to->addr);
-	s->to.sin_port = htons(to->port);
-	t->tx_reserved = 1;
-	return s->buf;
-}
-
-/* Queues the reserved slot with len bytes (the slot after the queued ones). */
-static void
-tp_queue(struct transport *t, size_t len)
-{
-	t->tx_iov[(t->tx_head + t->tx_count) % TP_TX_SLOTS].iov_len = len;
-	t->tx_reserved = 0;
-	t->tx_count++;
-	if (t->tx_count == TP_TX_SLOTS)
-		transport_flush(t);
+	ep_sockaddr(&sin, to);
+	return udpbatch_slot(t->tx, (const struct sockaddr *)&sin, sizeof(sin));
 }
 
 void
 transport_commit(struct transport *t, size_t len)
 {
-	if (!t->tx_reserved)
-		return;
-	if (len == 0 || len > UDP_MAX_PAYLOAD) {
-		t->tx_reserved = 0;     /* abandoned (or a caller bug): the slot stays free */
-		return;
-	}
-	tp_queue(t, len);
+	udpbatch_commit(t->tx, len);
 }
 
 int
 transport_send(struct transport *t, const struct endpoint *to, const uint8_t *pkt, size_t len)
 {
-	uint8_t *buf;
+	struct sockaddr_in sin;
 
 	if (len > UDP_MAX_PAYLOAD)
 		return -1;
-	if ((buf = transport_alloc(t, to)) == NULL)
-		return 0;       /* dropped and counted, as the kernel would have */
-	memcpy(buf, pkt, len);
-	tp_queue(t, len);       /* not commit: a zero-length datagram is legal UDP here */
+	ep_sockaddr(&sin, to);
+	/* A failure is a drop the batch counted, as the kernel would have dropped it. */
+	(void)udpbatch_add(t->tx, (const struct sockaddr *)&sin, sizeof(sin), pkt, len);
 	return 0;
 }
 
@@ -561,5 +366,12 @@ transport_local_endpoints(const struct transport *t, struct endpoint *out, size_
 void
 transport_get_stats(const struct transport *t, struct transport_stats *st)
 {
-	*st = t->st;
+	struct udpbatch_stats bs;
+
+	udpbatch_get_stats(t->tx, &bs);
+	st->rx_packets = t->rx_packets;
+	st->rx_batches = t->rx_batches;
+	st->tx_packets = bs.packets;
+	st->tx_batches = bs.batches;
+	st->tx_dropped = bs.dropped;
 }

@@ -1,9 +1,9 @@
 /*
  * transport: the daemon's one UDP socket for peers and mediator probes. Receives in batches
  * (recvmmsg) and hands each datagram to the dispatch callback; sends are queued and flushed in
- * batches (sendmmsg) at the end of each loop iteration, so one lwIP burst is one syscall.
- * Where the kernel allows, equal-size datagrams to one endpoint leave as one UDP GSO message
- * and arrive through UDP GRO; the wire format does not change (see transport.c).
+ * batches (sendmmsg) at the end of each loop iteration, so one lwIP burst is one syscall
+ * (base/udpbatch.h). Where the kernel allows, equal-size datagrams to one endpoint leave as
+ * one UDP GSO message and arrive through UDP GRO; the wire format does not change.
  * Owns: the socket, its watchers and the batch buffers (allocated once, no per-packet malloc).
  */
 #ifndef SHOAL_TRANSPORT_H

@@ -1,7 +1,7 @@
 /*
- * daemon: the one context of shoald. main() owns it; every module gets a pointer to it and
- * hangs its state off it. No module keeps global mutable state of its own.
- * The config is read-only once the loop runs.
+ * daemon: shoald's one context, private to daemon/ (main.c, args.c, addrfile.c). No engine
+ * sees it: main.c creates each engine with the few things it needs and wires the engines'
+ * callback structs to each other. The config is read-only once the loop runs.
  */
 #ifndef SHOAL_DAEMON_H
 #define SHOAL_DAEMON_H
@@ -9,6 +9,8 @@
 #include <ev.h>
 #include <stdint.h>
 
+#include "base/ip4.h"
+#include "base/peerdir.h"
 #include "mproto/msg.h"
 #include "crypto/noise.h"
 
@@ -37,26 +39,43 @@ struct daemon_config {
 struct daemon {
 	struct ev_loop *loop;
 	struct daemon_config cfg;
-	struct noise_keypair key;       /* our long-term identity */
-	uint32_t vaddr;                 /* our virtual address; 0 until the first WELCOME */
-	uint8_t prefix_len;
-	char nick[NICK_MAX_LEN + 1];    /* as the mediator last confirmed it */
+	struct noise_keypair key;       /* our long-term identity; engines borrow it */
+	struct vnet vnet;               /* our address (0 until known), read by the engines */
+	struct peerdir dir;             /* peer names and authorization, for the front ends */
 
 	struct transport *tp;           /* core/transport.c: the peer UDP socket */
 	struct peers *peers;            /* core/peer.c: sessions with co-members */
-	struct medclient *med;           /* medclient/medclient.c */
-	struct netstack *ns;            /* netstack/: lwIP */
-	struct socks_server *socks;     /* socks/ */
-	struct control *ctl;            /* control/control.c: the CLI's Unix socket */
+	struct netstack *ns;            /* netstack/: lwIP, from start-up */
+	struct medclient *med;          /* medclient/ */
+	struct shim_server *shim;       /* lanproxy/server/: `shoal run`'s socket; may be NULL */
+	struct socks_server *socks;     /* socks/; NULL with --socks off */
 	struct expose_table *expose;    /* ports/expose.c */
 	struct forward_table *fwd;      /* ports/forward.c */
-	struct shim_server *shim;       /* lanproxy/server/shim_server.c: `shoal run`'s socket; may be NULL */
+	struct control *ctl;            /* control/: the CLI's Unix socket */
 };
 
+/* args.c: 0: run; -1: exit 0 (--help printed); >0: the exit code (message printed). */
+int daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose);
+
+/* addrfile.c: our last address in STATE_DIR/address. load: 0, or -1 if absent or bad. */
+void addrfile_save(const char *state_dir, uint32_t vaddr, uint8_t prefix_len);
+int addrfile_load(const char *state_dir, uint32_t *vaddr, uint8_t *prefix_len);
+
 /*
- * Called by the mediator client when WELCOME gives us our address: sets d->vaddr and tells
- * the netstack. Lives in daemon/main.c.
+ * wiring.c: the engines' callback structs, each pointing at the engine that answers, with
+ * the struct daemon as their argument.
  */
+extern const struct netstack_ops daemon_netstack_ops;  /* output -> peers_send_ip */
+extern const struct peers_ops daemon_peers_ops;        /* deliver, peer_gone -> netstack */
+/* transport receive: byte 0 decides (probe replies -> medclient, the rest -> peers). */
+void daemon_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len);
+/* d->dir: resolve -> medclient_resolve, is_peer -> peers_is_peer. */
+void daemon_peerdir_init(struct daemon *d);
+/* The mediator client, given its part of the config; ops: address -> daemon_set_address,
+ * authorize / revoke -> the peer table. */
+struct medclient *daemon_medclient_new(struct daemon *d);
+/* Our address changed (WELCOME, or the saved one at start-up): d->vnet, the netstack, the
+ * address file. */
 void daemon_set_address(struct daemon *d, uint32_t vaddr, uint8_t prefix_len);
 
 #endif

@@ -1,14 +1,25 @@
 /*
  * medclient: the daemon's side of the mediator control channel. Connects over TCP
  * (ctrlchan, pinned server key), says HELLO, keeps the membership view the server pushes
- * (NETWORK / MEMBER / MEMBER_GONE / NETWORK_GONE deltas), turns it into peer authorizations
- * (peers_authorize / peers_revoke), sends UDP_PROBEs through the transport so the mediator
- * learns our public endpoint, and reconnects with exponential backoff (1 s .. 30 s, jitter)
- * when the server is away. While disconnected the membership view and peers stay as they were.
+ * (NETWORK / MEMBER / MEMBER_GONE / NETWORK_GONE deltas), decides from it which nodes are
+ * authorized peers, sends UDP_PROBEs through the transport so the mediator learns our public
+ * endpoint, and reconnects with exponential backoff (1 s .. 30 s, jitter) when the server is
+ * away. While disconnected the membership view and the authorizations stay as they were.
  *
- * A member is authorized as a peer when some network has both us and it as full (non-pending)
- * members, both switched on there (MEMF_ACTIVE, whether or not connected to the mediator).
- * Owns: the ctrlchan, the membership view (struct med_network/med_member), pending requests.
+ * It knows nothing of the daemon: what it learns leaves through struct medclient_ops (our
+ * address, authorize, revoke), which daemon/main.c wires to the netstack and the peer table.
+ * The transport (core/transport.h) is a lower layer and is called directly.
+ *
+ * Authorization policy (medclient/authz.c, the only place that decides it): a member is an
+ * authorized peer when some network has both us and it as full (non-pending) members, both
+ * switched on there (MEMF_ACTIVE, whether or not connected to the mediator). Never ourselves.
+ *
+ * Names (medclient/names.c, the one resolver every front end uses through base/peerdir.h):
+ * see medclient_resolve and medclient_name_normalize below.
+ *
+ * Owns: the ctrlchan, the membership view (struct med_network/med_member), the set of keys it
+ * authorized, pending requests, its timers. Everything runs on the loop given to
+ * medclient_new; no function may be called from another thread.
  */
 #ifndef SHOAL_MEDCLIENT_H
 #define SHOAL_MEDCLIENT_H
@@ -19,8 +30,13 @@
 
 #include "mproto/msg.h"
 
-struct daemon;
+struct ev_loop;
 struct medclient;
+struct noise_keypair;
+struct transport;
+
+/* Node id prefixes shorter than this are too vague to name a peer. */
+#define MEDCLIENT_ID_PREFIX_MIN 8
 
 struct med_member {
 	uint8_t key[KEY_LEN];           /* hash key */
@@ -41,22 +57,61 @@ struct med_network {
 	UT_hash_handle hh;
 };
 
-struct medclient *medclient_new(struct daemon *d);
+struct medclient_config {
+	char server_host[256];
+	uint16_t server_port;
+	uint8_t server_pub[KEY_LEN];
+	char nick[NICK_MAX_LEN + 1];    /* wanted nick (--nick); may be empty: keep the server's */
+};
+
+/*
+ * What the mediator client tells its owner. Called from the loop, never from inside a
+ * medclient_* call of the owner's; the callbacks must not free the medclient.
+ */
+struct medclient_ops {
+	/* WELCOME gave us our virtual address (host byte order). */
+	void (*address)(void *arg, uint32_t vaddr, uint8_t prefix_len);
+	/* The authorization policy (authz.c) lets this member in, or updates it (new address or
+	 * endpoints). Only called when something changed. */
+	void (*authorize)(void *arg, const uint8_t key[KEY_LEN], uint32_t vaddr,
+	    const struct endpoint *eps, size_t n_eps);
+	/* ...and no longer does. Only for keys authorize was called with. */
+	void (*revoke)(void *arg, const uint8_t key[KEY_LEN]);
+};
+
+/*
+ * cfg is copied. key (our long-term identity) and tp (the peer UDP socket, which carries the
+ * UDP probes; may be NULL: no probes, no local endpoints in HELLO) are borrowed and must
+ * outlive the client. ops is borrowed too (usually a static const); arg is passed to it.
+ * Returns NULL on allocation failure.
+ */
+struct medclient *medclient_new(struct ev_loop *loop, const struct medclient_config *cfg,
+    const struct noise_keypair *key, struct transport *tp, const struct medclient_ops *ops,
+    void *arg);
+/* Revokes nothing: at shutdown the peer table goes away with it. NULL is fine. */
 void medclient_free(struct medclient *m);
 /* Starts connecting (and keeps reconnecting). */
 void medclient_start(struct medclient *m);
 int medclient_connected(const struct medclient *m);
 
+/*
+ * Our nick as the mediator last confirmed it ("" before the first WELCOME). A SET_NICK
+ * confirmed by the server (our own MEMBER record with a new nick) also becomes the nick we ask
+ * for in later HELLOs, so a reconnect does not undo `set-nick` with the --nick of start-up.
+ */
+const char *medclient_nick(const struct medclient *m);
+
 /* A UDP_PROBE_REPLY from the transport (only accepted from the server's address). */
 void medclient_udp_receive(struct medclient *m, const struct endpoint *from, const uint8_t *pkt,
     size_t len);
-/* Our public endpoint as the mediator last saw it; 0 if unknown. */
+/* Our public endpoint as the mediator last saw it; 0 if unknown, 1 if *ep was filled. */
 int medclient_public_endpoint(const struct medclient *m, struct endpoint *ep);
 
 /*
- * Sends a request (req->req_id is assigned here). cb runs exactly once: with the server's
- * RESULT, or with status RES_ERR_INTERNAL and text "mediator not connected" / "mediator
- * connection lost" / "timed out" (10 s). Returns 0 or -1 (then cb is not called).
+ * Sends a request (req->req_id is assigned here). cb runs exactly once, never from inside
+ * this call: with the server's RESULT, or with status RES_ERR_INTERNAL and text "mediator not
+ * connected" / "mediator connection lost" / "timed out" (10 s). Returns 0 or -1 (then cb is
+ * not called). medclient_free drops pending requests without calling them.
  */
 typedef void (*medclient_result_cb)(void *arg, const struct msg_result *res);
 int medclient_request(struct medclient *m, struct msg_request *req, medclient_result_cb cb,
@@ -66,9 +121,20 @@ int medclient_request(struct medclient *m, struct msg_request *req, medclient_re
 const struct med_network *medclient_networks(const struct medclient *m);
 
 /*
- * Resolves a peer name as a user would type it: a nick (case-insensitive, in any of our
- * networks), a dotted virtual address, or a node id (hex of the key, any unique prefix of at
- * least 8 digits). Returns 0 and fills key/addr, or -1 (unknown or ambiguous).
+ * A peer name as a user types it anywhere, reduced to what the view knows: one trailing "."
+ * is removed, then one trailing ".shoal" (any case) if something is left before it. So "bob",
+ * "bob.", "BOB.shoal" and "bob.Shoal." are all "bob"/"BOB"; "5.0.0.2." is "5.0.0.2".
+ * in and out may be the same buffer. Returns the length written to out (0: nothing left, which
+ * names nobody), or -1 if it does not fit in cap bytes (out is then "").
+ */
+int medclient_name_normalize(const char *in, char *out, size_t cap);
+
+/*
+ * Resolves a peer name as a user would type it, after medclient_name_normalize: a nick
+ * (case-insensitive), a node id (hex of the key, any prefix of at least
+ * MEDCLIENT_ID_PREFIX_MIN digits, either case), or the dotted virtual address of a member.
+ * Every member of every network in the view counts, pending ones and ourselves included.
+ * Returns 0 and fills key/addr, or -1 (unknown, or ambiguous: matches several keys).
  */
 int medclient_resolve(const struct medclient *m, const char *name, uint8_t key[KEY_LEN],
     uint32_t *addr);

@@ -75,6 +75,12 @@ netif_init_cb(struct netif *netif)
 	return ERR_OK;
 }
 
+int
+ns_has_addr(const struct netstack *ns)
+{
+	return !ip4_addr_isany_val(*netif_ip4_addr(&ns->netif));
+}
+
 static void
 prefix_to_mask(ip4_addr_t *mask, uint8_t prefix_len)
 {

@@ -25,6 +25,12 @@ struct netstack_ops {
 	void (*output)(void *arg, uint32_t dst, const uint8_t *pkt, size_t len);
 };
 
+/*
+ * addr may be 0: the daemon creates the netstack at start-up, before the mediator has given
+ * it an address, so listeners and UDP ports can be opened at once (they listen on any
+ * address). Until netstack_set_addr gives a real one, connects and sends fail with
+ * ENETUNREACH rather than leave with source 0.0.0.0.
+ */
 struct netstack *netstack_new(struct ev_loop *loop, uint32_t addr, uint8_t prefix_len,
     unsigned mtu, const struct netstack_ops *ops, void *arg);
 void netstack_free(struct netstack *ns);
@@ -57,7 +63,8 @@ typedef void (*ns_connect_cb)(void *arg, int err, struct ns_splice *sp);
  * Connects to ip:port over the virtual network, then splices fd (non-blocking, owned by the
  * splice from now on). cb runs once: with err 0 just before data starts flowing (the callee may
  * write a small reply to fd, e.g. a SOCKS5 success), or with an error, after which the fd is
- * closed by the netstack as soon as cb returns. Returns NULL (fd closed) on immediate failure.
+ * closed by the netstack as soon as cb returns. Returns NULL (fd closed) on immediate failure,
+ * with errno (EHOSTUNREACH: not a host address; ENETUNREACH: we have no address yet; ENOMEM).
  */
 struct ns_splice *ns_splice_connect(struct netstack *ns, int fd, uint32_t ip, uint16_t port,
     ns_connect_cb cb, void *arg);
@@ -84,7 +91,8 @@ typedef void (*ns_udp_recv_cb)(void *arg, uint32_t src_ip, uint16_t src_port, ui
     const uint8_t *data, size_t len);
 struct ns_udp *ns_udp_bind(struct netstack *ns, uint16_t port, ns_udp_recv_cb cb, void *arg);
 uint16_t ns_udp_port(const struct ns_udp *u);
-/* Returns 0, or -1 with errno (EMSGSIZE, ENOMEM, EHOSTUNREACH). Broadcast destinations work. */
+/* Returns 0, or -1 with errno (EMSGSIZE, ENOMEM, EHOSTUNREACH, ENETUNREACH before we have an
+ * address). Broadcast destinations work. */
 int ns_udp_sendto(struct ns_udp *u, uint32_t ip, uint16_t port, const void *data, size_t len);
 void ns_udp_free(struct ns_udp *u);
 

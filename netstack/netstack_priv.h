@@ -62,5 +62,7 @@ void ns_splice_flush_stop(struct netstack *ns);
 /* Host-order uint32_t <-> lwIP address. */
 void ns_ip4_from_host(ip4_addr_t *a, uint32_t host);
 uint32_t ns_ip4_to_host(const ip4_addr_t *a);
+/* 1 once we have a virtual address: before that nothing may leave with source 0.0.0.0. */
+int ns_has_addr(const struct netstack *ns);
 
 #endif

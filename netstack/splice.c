@@ -756,6 +756,12 @@ ns_splice_connect(struct netstack *ns, int fd, uint32_t ip, uint16_t port, ns_co
 		errno = EHOSTUNREACH;
 		return NULL;
 	}
+	/* The netstack exists before our first address; until then there is no network. */
+	if (!ns_has_addr(ns)) {
+		close(fd);
+		errno = ENETUNREACH;
+		return NULL;
+	}
 	if ((sp = sp_new(ns, fd)) == NULL) {
 		saved = errno;
 		close(fd);

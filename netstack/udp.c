@@ -86,6 +86,10 @@ ns_udp_sendto(struct ns_udp *u, uint32_t ip, uint16_t port, const void *data, si
 		errno = EMSGSIZE;
 		return -1;
 	}
+	if (!ns_has_addr(u->ns)) {
+		errno = ENETUNREACH;
+		return -1;
+	}
 	/*
 	 * From the pbuf pool, not the heap: PBUF_RAM is a malloc per datagram with
 	 * MEM_LIBC_MALLOC, which showed in small-packet profiles. The pbuf lives only until

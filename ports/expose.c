@@ -9,16 +9,16 @@
  * layer only has sessions with peers the mediator authorized (members of a network we share).
  * That is the access control; there is deliberately no second ACL here.
  *
- * Exposes added before the netstack exists are remembered and get their virtual listeners in
- * expose_table_netstack_ready().
+ * The netstack exists from start-up and lwIP listens on any address, so every expose gets its
+ * virtual listener at once, even before we have an address; it answers once one arrives.
  *
  * Batching (UDP): flow sockets are read with recvmmsg into one receive batch shared by every
  * flow (one loop), a bounded number of calls per wakeup. Datagrams toward the local service
- * are copied into one send queue shared by every flow, chained per flow, and each flow's
- * chain leaves with one sendmmsg from an ev_prepare watcher just before the loop blocks (or
- * when the queue fills). A datagram too big for a queue slot flushes its flow's chain and is
- * sent on its own, so each flow keeps its order.
- * Owns: the expose table, its ns_listeners / ns_udps, UDP flows and their sockets and timers.
+ * are copied into the flow's udpbatch (base/udpbatch.h): they leave with one sendmmsg per
+ * loop pass, equal-size runs as one UDP_SEGMENT message. A datagram too big for a slot is
+ * sent on its own after what is queued, so each flow keeps its order.
+ * Owns: the expose table, its ns_listeners / ns_udps, UDP flows and their sockets, timers and
+ * send batches.
  * Must not touch lwIP (netstack/netstack.h only) nor the connections once spliced.
  */
 #include "config.h"
@@ -27,7 +27,6 @@
 #include <errno.h>
 #include <ev.h>
 #include <netinet/in.h>
-#include <netinet/udp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,8 +36,9 @@
 #include <uthash.h>
 #include <utlist.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
-#include "daemon/daemon.h"
+#include "base/udpbatch.h"
 #include "ports/expose.h"
 #include "netstack/netstack.h"
 
@@ -48,10 +48,11 @@ enum {
 	EXPOSE_UDP_BUF = 65536,         /* the largest datagram the kernel can hand us */
 	EXPOSE_RX_BATCH = 32,           /* datagrams per recvmmsg */
 	EXPOSE_RX_ROUNDS = 8,           /* recvmmsg calls per readiness event, then yield */
-	EXPOSE_TX_SLOTS = 64,           /* datagrams toward local services per loop pass */
+	/* Datagrams toward the local service queued per flow and loop pass: one full GSO
+	 * message, and the per-pass capacity the benchmark's single flow had when the queue
+	 * was shared. Costs 128 KiB of slots per flow, freed when the flow idles out. */
+	EXPOSE_TX_SLOTS = 64,
 	EXPOSE_TX_SLOT = 2048,          /* bytes per queued datagram; bigger ones go at once */
-	EXPOSE_GSO_SEGS = 64,           /* datagrams per UDP_SEGMENT message (kernel limit) */
-	EXPOSE_GSO_BYTES = 65507,       /* bytes per UDP_SEGMENT message */
 };
 
 struct expose;
@@ -65,8 +66,7 @@ struct udp_flow {
 	uint32_t ip;
 	uint16_t port;
 	ev_tstamp last;                 /* last datagram either way */
-	int tx_head, tx_tail;           /* this flow's chain in the send queue, -1: empty */
-	struct udp_flow *tx_prev, *tx_next; /* on the table's dirty list while tx_head >= 0 */
+	struct udpbatch *tx;            /* datagrams toward the local service */
 	UT_hash_handle hh;
 };
 
@@ -76,8 +76,8 @@ struct expose {
 	struct expose *next;
 	uint16_t port;
 	int udp;
-	struct ns_listener *l;          /* TCP, once the netstack exists */
-	struct ns_udp *u;               /* UDP, once the netstack exists */
+	struct ns_listener *l;          /* TCP */
+	struct ns_udp *u;               /* UDP */
 	struct udp_flow *flows;
 	unsigned n_flows;
 	uint64_t dropped;
@@ -94,30 +94,12 @@ struct expose_rx {
 	uint8_t buf[EXPOSE_RX_BATCH][EXPOSE_UDP_BUF];
 };
 
-/* One queued datagram toward a local service. Owned by the expose table's send queue. */
-struct expose_tx {
-	int next;                       /* the same flow's next slot, -1: last */
-	size_t len;
-	uint8_t buf[EXPOSE_TX_SLOT];
-};
-
-/* Owned by the daemon (d->expose). */
+/* Owned by its creator (daemon/main.c). */
 struct expose_table {
-	struct daemon *d;
+	struct ev_loop *loop;
+	struct netstack *ns;
 	struct expose *list;
 	struct expose_rx *rx;
-	ev_prepare flush;               /* sends the queue; active only while it is not empty */
-	struct udp_flow *dirty;         /* flows with queued datagrams */
-	unsigned tx_n;                  /* slots used since the last full flush */
-	int gso;                        /* UDP_SEGMENT works (probed with the first flow) */
-	struct mmsghdr tx_msg[EXPOSE_TX_SLOTS]; /* one flow's chain at a time */
-	unsigned tx_segs[EXPOSE_TX_SLOTS];      /* datagrams in each of those messages */
-	struct iovec tx_iov[EXPOSE_TX_SLOTS];
-	union {
-		struct cmsghdr align;
-		uint8_t buf[CMSG_SPACE(sizeof(uint16_t))];
-	} tx_cmsg[EXPOSE_TX_SLOTS];
-	struct expose_tx tx[EXPOSE_TX_SLOTS];
 };
 
 static const char *
@@ -149,6 +131,7 @@ open_fd_cb(void *arg, uint32_t peer_ip, uint16_t peer_port)
 {
 	struct expose *e = arg;
 	struct sockaddr_in sin;
+	char peer[IP4_EP_STR_LEN];
 	int fd;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -159,189 +142,49 @@ open_fd_cb(void *arg, uint32_t peer_ip, uint16_t peer_port)
 	loopback_addr(&sin, e->port);
 	/* Non-blocking: the splice waits for the connect; a refusal resets the virtual side. */
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 && errno != EINPROGRESS) {
-		log_debug("event=expose_connect_failed port=%u peer=%u.%u.%u.%u:%u error=\"%s\"",
-		    e->port, peer_ip >> 24, (peer_ip >> 16) & 0xff, (peer_ip >> 8) & 0xff,
-		    peer_ip & 0xff, peer_port, strerror(errno));
+		log_debug("event=expose_connect_failed port=%u peer=%s error=\"%s\"", e->port,
+		    ip4_ep_str(peer_ip, peer_port, peer), strerror(errno));
 		close(fd);
 		return -1;
 	}
 	return fd;
 }
 
-/* The errors with which a kernel says "no GSO here" rather than "bad datagram". */
-static int
-gso_refused(int err)
-{
-	return err == EIO || err == EINVAL || err == ENOPROTOOPT || err == EOPNOTSUPP ||
-	    err == EMSGSIZE;
-}
-
-/*
- * Turns f's chain into messages in t->tx_msg: with GSO, each run of equal-size datagrams
- * (the last may be shorter, the kernel's rule) is one UDP_SEGMENT message, so the local
- * stack handles a burst as one packet until the receiving socket splits it again; the
- * service still sees every datagram on its own. Returns the number of messages.
- */
-static unsigned
-flow_build(struct udp_flow *f)
-{
-	struct expose_table *t = f->e->t;
-	unsigned nm = 0, ni = 0, first = 0;
-	size_t seg = 0, total = 0;
-	struct msghdr *h = NULL;
-	int s;
-
-	for (s = f->tx_head; s >= 0; s = t->tx[s].next) {
-		size_t l = t->tx[s].len;
-
-		t->tx_iov[ni].iov_base = t->tx[s].buf;
-		t->tx_iov[ni].iov_len = l;
-		if (h != NULL && t->gso && l > 0 && l <= seg && ni - first < EXPOSE_GSO_SEGS &&
-		    total + l <= EXPOSE_GSO_BYTES &&
-		    t->tx_iov[ni - 1].iov_len == seg) {
-			h->msg_iovlen++;
-			total += l;
-		} else {
-			h = &t->tx_msg[nm].msg_hdr;
-			h->msg_iov = &t->tx_iov[ni];
-			h->msg_iovlen = 1;
-			t->tx_segs[nm] = 0;
-			nm++;
-			first = ni;
-			seg = total = l;
-		}
-		t->tx_segs[nm - 1]++;
-		ni++;
-	}
-	for (s = 0; s < (int)nm; s++) {
-		struct cmsghdr *cm;
-		uint16_t gs;
-
-		h = &t->tx_msg[s].msg_hdr;
-		h->msg_flags = 0;
-		if (h->msg_iovlen < 2) {
-			h->msg_control = NULL;
-			h->msg_controllen = 0;
-			continue;
-		}
-		gs = (uint16_t)h->msg_iov[0].iov_len;
-		h->msg_control = t->tx_cmsg[s].buf;
-		h->msg_controllen = CMSG_SPACE(sizeof(gs));
-		cm = CMSG_FIRSTHDR(h);
-		cm->cmsg_level = SOL_UDP;
-		cm->cmsg_type = UDP_SEGMENT;
-		cm->cmsg_len = CMSG_LEN(sizeof(gs));
-		memcpy(CMSG_DATA(cm), &gs, sizeof(gs));
-	}
-	return nm;
-}
-
-/* Sends f's chain with one sendmmsg (connected socket); refusals are dropped and counted. */
+/* The local service's socket refused queued datagrams (ECONNREFUSED: nothing listens yet). */
 static void
-flow_flush(struct udp_flow *f)
+flow_tx_drop_cb(void *arg, int err, unsigned n)
 {
-	struct expose_table *t = f->e->t;
-	unsigned n, i = 0, k, sent;
-	int r;
+	struct udp_flow *f = arg;
 
-	if (f->tx_head < 0)
-		return;
-	n = flow_build(f);
-	while (i < n) {
-		r = sendmmsg(f->io.fd, &t->tx_msg[i], n - i, MSG_NOSIGNAL);
-		if (r > 0) {
-			i += (unsigned)r;
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && t->gso && t->tx_segs[i] > 1 && gso_refused(errno)) {
-			/* Nothing of this message left: from now on one datagram per message,
-			 * resuming after the datagrams that did leave. */
-			log_info("event=expose_udp_gso_disabled errno=%d", errno);
-			for (k = 0, sent = 0; k < i; k++)
-				sent += t->tx_segs[k];
-			t->gso = 0;
-			n = flow_build(f);
-			i = sent;
-			continue;
-		}
-		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			/* ECONNREFUSED: nothing listens locally (yet); it costs this message. */
-			for (k = 0; k < t->tx_segs[i]; k++)
-				drop(f->e, "local send failed");
-			i++;
-			continue;
-		}
-		/* The socket buffer is full: the rest would fail the same way. */
-		for (; i < n; i++)
-			for (k = 0; k < t->tx_segs[i]; k++)
-				drop(f->e, "local send failed");
-	}
-	f->tx_head = f->tx_tail = -1;
-	DL_DELETE2(t->dirty, f, tx_prev, tx_next);
+	(void)err;
+	while (n-- > 0)
+		drop(f->e, "local send failed");
 }
 
-/* Sends every flow's chain; the whole queue is free again. */
-static void
-table_flush(struct expose_table *t)
-{
-	while (t->dirty != NULL)
-		flow_flush(t->dirty);
-	t->tx_n = 0;
-}
+static const struct udpbatch_conf flow_tx_conf = {
+	.slots = EXPOSE_TX_SLOTS,
+	.slot_size = EXPOSE_TX_SLOT,
+	.persistent = 0,                /* fed from lwIP input, never from a prepare watcher */
+	.name = "expose_udp",
+	.on_drop = flow_tx_drop_cb,
+};
 
-static void
-table_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	struct expose_table *t = w->data;
-
-	(void)revents;
-	table_flush(t);
-	ev_prepare_stop(loop, w);
-}
-
-/* Queues one datagram for the local service behind f. */
+/* Queues one datagram for the local service behind f (connected socket: no address). */
 static void
 flow_send(struct udp_flow *f, const uint8_t *data, size_t len)
 {
-	struct expose_table *t = f->e->t;
-	struct expose_tx *x;
-	int s;
-
-	if (len > EXPOSE_TX_SLOT) {
-		/* What is queued for this flow goes first, then this one on its own. */
-		flow_flush(f);
-		if (send(f->io.fd, data, len, MSG_NOSIGNAL) < 0)
-			drop(f->e, "local send failed");
-		return;
-	}
-	if (t->tx_n == EXPOSE_TX_SLOTS)
-		table_flush(t);
-	s = (int)t->tx_n++;
-	x = &t->tx[s];
-	memcpy(x->buf, data, len);
-	x->len = len;
-	x->next = -1;
-	if (f->tx_head < 0) {
-		f->tx_head = s;
-		DL_APPEND2(t->dirty, f, tx_prev, tx_next);
-	} else {
-		t->tx[f->tx_tail].next = s;
-	}
-	f->tx_tail = s;
-	if (!ev_is_active(&t->flush))
-		ev_prepare_start(t->d->loop, &t->flush);
+	if (udpbatch_add(f->tx, NULL, 0, data, len) != 0)
+		drop(f->e, "local send failed");
 }
 
 static void
 flow_free(struct udp_flow *f)
 {
 	struct expose *e = f->e;
-	struct ev_loop *loop = e->t->d->loop;
+	struct ev_loop *loop = e->t->loop;
 
 	/* What the remote already sent still reaches the local service. */
-	flow_flush(f);
+	udpbatch_free(f->tx);
 	ev_io_stop(loop, &f->io);
 	ev_timer_stop(loop, &f->idle);
 	close(f->io.fd);
@@ -422,11 +265,10 @@ table_rx_init(struct expose_table *t)
 static struct udp_flow *
 flow_new(struct expose *e, uint32_t ip, uint16_t port)
 {
-	struct ev_loop *loop = e->t->d->loop;
+	struct ev_loop *loop = e->t->loop;
 	struct udp_flow *f;
 	struct sockaddr_in sin;
-	socklen_t gl = sizeof(int);
-	int fd, gs;
+	int fd;
 
 	if (e->n_flows >= EXPOSE_UDP_MAX_FLOWS) {
 		drop(e, "too many flows");
@@ -437,13 +279,10 @@ flow_new(struct expose *e, uint32_t ip, uint16_t port)
 		drop(e, "socket failed");
 		return NULL;
 	}
-	if (e->t->rx == NULL) {
-		if (table_rx_init(e->t) != 0) {
-			close(fd);
-			drop(e, "out of memory");
-			return NULL;
-		}
-		e->t->gso = getsockopt(fd, SOL_UDP, UDP_SEGMENT, &gs, &gl) == 0;
+	if (e->t->rx == NULL && table_rx_init(e->t) != 0) {
+		close(fd);
+		drop(e, "out of memory");
+		return NULL;
 	}
 	loopback_addr(&sin, e->port);
 	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0) {
@@ -452,7 +291,8 @@ flow_new(struct expose *e, uint32_t ip, uint16_t port)
 		return NULL;
 	}
 	f = calloc(1, sizeof(*f));
-	if (f == NULL) {
+	if (f == NULL || (f->tx = udpbatch_new(loop, fd, &flow_tx_conf, f)) == NULL) {
+		free(f);
 		close(fd);
 		drop(e, "out of memory");
 		return NULL;
@@ -462,7 +302,6 @@ flow_new(struct expose *e, uint32_t ip, uint16_t port)
 	f->port = port;
 	f->key = (uint64_t)ip << 16 | port;
 	f->last = ev_now(loop);
-	f->tx_head = f->tx_tail = -1;
 	ev_io_init(&f->io, flow_read_cb, fd, EV_READ);
 	ev_timer_init(&f->idle, flow_idle_cb, EXPOSE_UDP_IDLE, 0.);
 	ev_io_start(loop, &f->io);
@@ -485,25 +324,21 @@ udp_recv_cb(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip,
 	HASH_FIND(hh, e->flows, &key, sizeof(key), f);
 	if (f == NULL && (f = flow_new(e, src_ip, src_port)) == NULL)
 		return;
-	f->last = ev_now(e->t->d->loop);
+	f->last = ev_now(e->t->loop);
 	flow_send(f, data, len);
 }
 
-/* Creates the virtual listener if the netstack exists. 0, or -1 when the netstack refused. */
+/* Creates the virtual listener. 0, or -1 with errno when the netstack refused. */
 static int
 expose_activate(struct expose *e)
 {
-	struct daemon *d = e->t->d;
+	struct netstack *ns = e->t->ns;
 
-	if (d->ns == NULL)
-		return 0;
 	if (e->udp) {
-		if (e->u == NULL)
-			e->u = ns_udp_bind(d->ns, e->port, udp_recv_cb, e);
+		e->u = ns_udp_bind(ns, e->port, udp_recv_cb, e);
 		return e->u ? 0 : -1;
 	}
-	if (e->l == NULL)
-		e->l = ns_listen(d->ns, e->port, open_fd_cb, e);
+	e->l = ns_listen(ns, e->port, open_fd_cb, e);
 	return e->l ? 0 : -1;
 }
 
@@ -533,16 +368,15 @@ expose_find(const struct expose_table *t, uint16_t port, int udp)
 }
 
 struct expose_table *
-expose_table_new(struct daemon *d)
+expose_table_new(struct ev_loop *loop, struct netstack *ns)
 {
 	struct expose_table *t;
 
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	t->d = d;
-	ev_prepare_init(&t->flush, table_prepare_cb);
-	t->flush.data = t;
+	t->loop = loop;
+	t->ns = ns;
 	return t;
 }
 
@@ -557,7 +391,6 @@ expose_table_free(struct expose_table *t)
 		LL_DELETE(t->list, e);
 		expose_free(e);
 	}
-	ev_prepare_stop(t->d->loop, &t->flush);
 	free(t->rx);
 	free(t);
 }
@@ -591,8 +424,7 @@ expose_add(struct expose_table *t, uint16_t port, int udp, char *err, size_t err
 		return -1;
 	}
 	LL_APPEND(t->list, e);
-	log_info("event=expose_added port=%u proto=%s active=%d", port, proto_str(udp),
-	    t->d->ns != NULL);
+	log_info("event=expose_added port=%u proto=%s", port, proto_str(udp));
 	return 0;
 }
 
@@ -625,15 +457,4 @@ expose_list(const struct expose_table *t, struct expose_info *out, size_t max)
 		n++;
 	}
 	return n;
-}
-
-void
-expose_table_netstack_ready(struct expose_table *t)
-{
-	struct expose *e;
-
-	LL_FOREACH(t->list, e)
-		if (expose_activate(e) != 0)
-			log_warn("event=expose_listen_failed port=%u proto=%s", e->port,
-			    proto_str(e->udp));
 }

@@ -21,9 +21,9 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
-#include "daemon/daemon.h"
-#include "ports/expose.h"
+#include "ports/forward.h"
 #include "netstack/netstack.h"
 
 /* One forward. Owned by the forward table's list. */
@@ -37,9 +37,10 @@ struct forward {
 	uint16_t port;
 };
 
-/* Owned by the daemon (d->fwd). */
+/* Owned by its creator (daemon/main.c). */
 struct forward_table {
-	struct daemon *d;
+	struct ev_loop *loop;
+	struct netstack *ns;
 	struct forward *list;
 };
 
@@ -52,6 +53,7 @@ forward_connect_cb(void *arg, int err, struct ns_splice *sp)
 {
 	uint32_t lip = 0, rip = 0;
 	uint16_t lport = 0, rport = 0;
+	char dst[IP4_EP_STR_LEN];
 
 	(void)arg;
 	if (err != 0 || sp == NULL) {
@@ -59,15 +61,13 @@ forward_connect_cb(void *arg, int err, struct ns_splice *sp)
 		return;
 	}
 	ns_splice_endpoints(sp, &lip, &lport, &rip, &rport);
-	log_debug("event=forward_connected dst=%u.%u.%u.%u:%u lport=%u", rip >> 24,
-	    (rip >> 16) & 0xff, (rip >> 8) & 0xff, rip & 0xff, rport, lport);
+	log_debug("event=forward_connected dst=%s lport=%u", ip4_ep_str(rip, rport, dst), lport);
 }
 
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct forward *f = (struct forward *)w;
-	struct daemon *d = f->t->d;
 	int fd, i, one = 1;
 
 	(void)revents;
@@ -85,14 +85,9 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			}
 			return;
 		}
-		if (d->ns == NULL) {
-			log_debug("event=forward_no_network port=%u", f->local_port);
-			close(fd);
-			continue;
-		}
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* NULL: fd already closed by the netstack. */
-		if (ns_splice_connect(d->ns, fd, f->ip, f->port, forward_connect_cb, NULL) == NULL)
+		if (ns_splice_connect(f->t->ns, fd, f->ip, f->port, forward_connect_cb, NULL) == NULL)
 			log_debug("event=forward_connect_failed port=%u reason=splice_refused",
 			    f->local_port);
 	}
@@ -110,7 +105,7 @@ accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 forward_free(struct forward *f)
 {
-	struct ev_loop *loop = f->t->d->loop;
+	struct ev_loop *loop = f->t->loop;
 
 	ev_io_stop(loop, &f->io);
 	ev_timer_stop(loop, &f->accept_pause);
@@ -130,14 +125,15 @@ forward_find(const struct forward_table *t, uint16_t local_port)
 }
 
 struct forward_table *
-forward_table_new(struct daemon *d)
+forward_table_new(struct ev_loop *loop, struct netstack *ns)
 {
 	struct forward_table *t;
 
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
-	t->d = d;
+	t->loop = loop;
+	t->ns = ns;
 	return t;
 }
 
@@ -161,6 +157,7 @@ forward_add(struct forward_table *t, uint16_t local_port, uint32_t ip, uint16_t 
 {
 	struct forward *f;
 	struct sockaddr_in sin;
+	char dst[IP4_EP_STR_LEN];
 	int fd, one = 1;
 
 	if (local_port == 0 || port == 0) {
@@ -206,10 +203,10 @@ forward_add(struct forward_table *t, uint16_t local_port, uint32_t ip, uint16_t 
 	f->port = port;
 	ev_io_init(&f->io, accept_cb, fd, EV_READ);
 	ev_timer_init(&f->accept_pause, accept_resume_cb, 1., 0.);
-	ev_io_start(t->d->loop, &f->io);
+	ev_io_start(t->loop, &f->io);
 	LL_APPEND(t->list, f);
-	log_info("event=forward_added local_port=%u dst=%u.%u.%u.%u:%u", local_port, ip >> 24,
-	    (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff, port);
+	log_info("event=forward_added local_port=%u dst=%s", local_port,
+	    ip4_ep_str(ip, port, dst));
 	return 0;
 }
 

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "mproto/ctrlchan.h"
+#include "base/ip4.h"
 #include "base/log.h"
 #include "server/server.h"
 
@@ -32,7 +33,7 @@ struct conn {                            /* owned by struct server (its conns li
 	struct msess *sess;             /* NULL until the handshake is done */
 	ev_timer timer;                 /* idle timeout; re-armed to 0 s for a deferred close */
 	int dead;                       /* a send failed: closing on the next iteration */
-	char peer[32];                  /* ip:port, for logs */
+	char peer[IP4_EP_STR_LEN];      /* ip:port, for logs */
 	struct conn *prev, *next;
 };
 
@@ -165,7 +166,6 @@ conn_medsrv_io(struct server *srv, struct medsrv_io *io)
 static void
 accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 {
-	char ip[INET_ADDRSTRLEN];
 	struct conn *c;
 
 	if (srv->n_conns >= CONN_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
@@ -174,8 +174,7 @@ accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 		close(fd);
 		return;
 	}
-	inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
-	snprintf(c->peer, sizeof(c->peer), "%s:%u", ip, ntohs(sin->sin_port));
+	ip4_ep_str(ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port), c->peer);
 	c->srv = srv;
 	c->ch = ctrlchan_new(srv->loop, fd, 0, &srv->kp, NULL, &conn_cbs, c);
 	if (c->ch == NULL) {

@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "crypto/identity.h"
+#include "base/ip4.h"
 #include "base/log.h"
 #include "server/server.h"
 
@@ -333,7 +334,7 @@ main(int argc, char **argv)
 	printf("url=%s\n", url);
 	fflush(stdout);
 	log_info("event=listening listen=%s:%u range=%s/%u url=%s%s", o.listen_host, port,
-	    inet_ntop(AF_INET, &(struct in_addr){ htonl(o.range) }, err, sizeof(err)),
+	    ip4_str(o.range, err),
 	    o.prefix_len, url, o.pwhash_fast ? " pwhash=fast_test_only" : "");
 
 	ev_run(srv.loop, 0);

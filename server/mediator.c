@@ -30,6 +30,7 @@
 #include <string.h>
 #include <uthash.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
 #include "server/joinlimit.h"
 
@@ -441,7 +442,7 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	struct store_node node;
 	struct msess *old, *dup;
 	struct msg out;
-	char id[13];
+	char id[13], addr[IP4_STR_LEN];
 	int created, rc, i;
 
 	if (s->registered) {
@@ -482,9 +483,8 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	s->registered = 1;
 
 	key_short(s->key, id);
-	log_info("event=node_connected node=%s address=%u.%u.%u.%u nick=\"%s\" new=%d", id,
-	    node.address >> 24, (node.address >> 16) & 0xff, (node.address >> 8) & 0xff,
-	    node.address & 0xff, node.nick, created);
+	log_info("event=node_connected node=%s address=%s nick=\"%s\" new=%d", id,
+	    ip4_str(node.address, addr), node.nick, created);
 
 	memset(&out, 0, sizeof(out));
 	out.type = MSG_WELCOME;

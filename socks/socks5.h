@@ -1,7 +1,7 @@
 /*
  * socks5: the daemon's SOCKS5 server (RFC 1928, no authentication) on a loopback TCP port.
  * CONNECT and UDP ASSOCIATE to virtual addresses and to peer names given as domain names
- * (resolved with medclient_resolve); anything else gets the proper SOCKS error reply.
+ * (resolved through the peer directory); anything else gets the proper SOCKS error reply.
  * Owns: the listening socket, every client connection and UDP association.
  */
 #ifndef SHOAL_SOCKS5_H
@@ -9,11 +9,20 @@
 
 #include <stdint.h>
 
-struct daemon;
+struct ev_loop;
+struct netstack;
+struct peerdir;
 struct socks_server;
+struct vnet;
 
-/* Listens on host:port. NULL on error (logged). */
-struct socks_server *socks_server_new(struct daemon *d, const char *host, uint16_t port);
+/*
+ * Listens on host:port. ns carries the connections and datagrams; vn (our address, 0 until
+ * known: requests then get "network unreachable") and dir are read on every request, so they
+ * must outlive the server. NULL on error (logged).
+ */
+struct socks_server *socks_server_new(struct ev_loop *loop, struct netstack *ns,
+    const struct vnet *vn, const struct peerdir *dir, const char *host, uint16_t port);
+/* Call before netstack_free(). */
 void socks_server_free(struct socks_server *s);
 
 #endif

@@ -9,8 +9,19 @@
 
 #include "socks/socks5_parse.h"
 
-struct daemon;
+struct ev_loop;
+struct netstack;
+struct peerdir;
 struct s5_udp;
+struct vnet;
+
+/* What every SOCKS request needs from outside; owned by the server, borrowed by associations. */
+struct socks_ctx {
+	struct ev_loop *loop;
+	struct netstack *ns;
+	const struct vnet *vn;
+	const struct peerdir *dir;
+};
 
 enum {
 	/* Greeting and request must both arrive within this long after accept. */
@@ -19,11 +30,12 @@ enum {
 
 /*
  * Turns a SOCKS destination into an overlay IPv4 address: a literal IPv4 inside our virtual
- * network, or a name medclient_resolve() knows (nick, node id, dotted address).
- * for_udp allows the overlay's broadcast address (LAN games announce that way).
+ * network, or a name peerdir_resolve() knows (nick, node id, dotted address).
+ * for_udp allows the overlay's broadcast addresses (LAN games announce that way).
  * Returns S5_REP_OK with *ip set, or the reply code to send.
  */
-int socks5_resolve(struct daemon *d, const struct s5_addr *a, int for_udp, uint32_t *ip);
+int socks5_resolve(const struct socks_ctx *cx, const struct s5_addr *a, int for_udp,
+    uint32_t *ip);
 
 /* A sockaddr as a SOCKS address (IPv4 or IPv6). */
 void socks5_addr_from_sockaddr(struct s5_addr *a, const struct sockaddr_storage *ss);
@@ -33,9 +45,9 @@ void socks5_addr_from_sockaddr(struct s5_addr *a, const struct sockaddr_storage 
  * the client reached us at, port 0, and one ns_udp on the overlay. hint is the client's
  * DST.ADDR/DST.PORT from the request (zeros mean "whoever sends first").
  * On success *bnd is what to put in the reply; on failure NULL and *rep says why.
- * Freed by the control connection's owner when that connection ends.
+ * Freed by the control connection's owner when that connection ends; cx must outlive it.
  */
-struct s5_udp *s5_udp_new(struct daemon *d, int ctl_fd, const struct s5_addr *hint,
+struct s5_udp *s5_udp_new(const struct socks_ctx *cx, int ctl_fd, const struct s5_addr *hint,
     struct s5_addr *bnd, int *rep);
 void s5_udp_free(struct s5_udp *u);
 

@@ -5,7 +5,7 @@
  * stays ours (socks5_udp.c holds the relay) until its control connection closes.
  * Owns: the listening socket and every client still in handshake, connecting, or holding a
  * UDP association. Must not touch lwIP (only netstack/netstack.h) nor the membership view
- * (only medclient_resolve()).
+ * (names only through peerdir_resolve(), our subnet only through the vnet helpers).
  *
  * Client states:
  *   GREETING --NO AUTH offered--> REQUEST --CONNECT--> CONNECTING --cb--> (splice owns it)
@@ -23,7 +23,6 @@
  */
 #include "config.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <ev.h>
 #include <fcntl.h>
@@ -38,9 +37,9 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
-#include "medclient/medclient.h"
-#include "daemon/daemon.h"
+#include "base/peerdir.h"
 #include "netstack/netstack.h"
 #include "socks/socks5.h"
 #include "socks/socks5_internal.h"
@@ -74,20 +73,13 @@ struct s5_client {
 	uint16_t dst_port;
 };
 
-/* The server. Owned by the daemon (d->socks). */
+/* The server. Owned by whoever called socks_server_new (the daemon). */
 struct socks_server {
 	ev_io io;                       /* listening socket; first member */
 	ev_timer accept_pause;          /* out of fds: stop accepting for a moment */
-	struct daemon *d;
+	struct socks_ctx cx;
 	struct s5_client *clients;
 };
-
-static void
-ip_str(uint32_t ip, char *out, size_t len)
-{
-	snprintf(out, len, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff,
-	    ip & 0xff);
-}
 
 /* Replies are a few bytes on a fresh socket: a short write means the client is gone. */
 static void
@@ -115,7 +107,7 @@ client_reply(struct s5_client *c, int rep, const struct s5_addr *bnd)
 static void
 client_free(struct s5_client *c)
 {
-	struct ev_loop *loop = c->srv->d->loop;
+	struct ev_loop *loop = c->srv->cx.loop;
 
 	ev_io_stop(loop, &c->io);
 	ev_timer_stop(loop, &c->timer);
@@ -134,48 +126,35 @@ client_free(struct s5_client *c)
 }
 
 int
-socks5_resolve(struct daemon *d, const struct s5_addr *a, int for_udp, uint32_t *ip)
+socks5_resolve(const struct socks_ctx *cx, const struct s5_addr *a, int for_udp, uint32_t *ip)
 {
 	uint8_t key[KEY_LEN];
-	char name[S5_DOMAIN_MAX + 1];
-	struct in_addr in;
-	uint32_t mask, host;
-	size_t len;
 
-	if (d->ns == NULL || d->vaddr == 0)
+	if (!vnet_ready(cx->vn))
 		return S5_REP_NET_UNREACH;
-	mask = d->prefix_len ? 0xffffffffu << (32 - d->prefix_len) : 0;
 	switch (a->atyp) {
 	case S5_ATYP_IPV4:
 		*ip = a->ip4;
 		break;
 	case S5_ATYP_DOMAIN:
-		/* "alice." is "alice": clients sometimes hand us a fully qualified form. */
-		len = strnlen(a->domain, sizeof(name) - 1);
-		memcpy(name, a->domain, len);
-		name[len] = '\0';
-		if (len > 1 && name[len - 1] == '.')
-			name[len - 1] = '\0';
-		if (inet_pton(AF_INET, name, &in) == 1) {
-			*ip = ntohl(in.s_addr);
+		/* Clients hand literal addresses over as names too; those need no directory. */
+		if (ip4_parse(a->domain, ip) == 0)
 			break;
-		}
-		if (d->med == NULL || medclient_resolve(d->med, name, key, ip) != 0 || *ip == 0)
+		/* Every spelling (bob, bob., BOB.shoal., node-id prefix) is the resolver's. */
+		if (peerdir_resolve(cx->dir, a->domain, key, ip) != 0 || *ip == 0)
 			return S5_REP_HOST_UNREACH;
 		break;
 	default:
 		/* The overlay is IPv4 only; an IPv6 destination would be a way out of it. */
 		return S5_REP_NOT_ALLOWED;
 	}
-	if (for_udp && *ip == 0xffffffffu)
-		return S5_REP_OK;
 	/* Only our virtual network: the SOCKS port is not a general-purpose proxy. */
-	if ((*ip & mask) != (d->vaddr & mask))
-		return S5_REP_NOT_ALLOWED;
-	host = *ip & ~mask;
-	if (mask != 0xffffffffu && (host == 0 || (host == ~mask && !for_udp)))
-		return S5_REP_NOT_ALLOWED;
-	return S5_REP_OK;
+	if (*ip == cx->vn->addr || vnet_is_other_host(cx->vn, *ip))
+		return S5_REP_OK;
+	/* Broadcasts carry datagrams only (LAN games announce that way), never a connection. */
+	if (for_udp && (*ip == 0xffffffffu || vnet_is_broadcast(cx->vn, *ip)))
+		return S5_REP_OK;
+	return S5_REP_NOT_ALLOWED;
 }
 
 void
@@ -229,12 +208,12 @@ connect_cb(void *arg, int err, struct ns_splice *sp)
 	struct s5_addr bnd;
 	uint32_t lip = 0, rip = 0;
 	uint16_t lport = 0, rport = 0;
-	char dst[16];
+	char dst[IP4_STR_LEN];
 	int rep;
 
 	c->connect_done = 1;
 	c->sp = NULL;
-	ip_str(c->dst_ip, dst, sizeof(dst));
+	ip4_str(c->dst_ip, dst);
 	if (err == 0 && sp != NULL) {
 		ns_splice_endpoints(sp, &lip, &lport, &rip, &rport);
 		memset(&bnd, 0, sizeof(bnd));
@@ -261,19 +240,19 @@ connect_cb(void *arg, int err, struct ns_splice *sp)
 	c->state = ST_CLOSING;
 	if (!c->in_connect) {
 		ev_timer_set(&c->timer, 0., 0.);
-		ev_timer_start(c->srv->d->loop, &c->timer);
+		ev_timer_start(c->srv->cx.loop, &c->timer);
 	}
 }
 
 static void
 start_connect(struct s5_client *c, uint32_t ip, uint16_t port)
 {
-	struct daemon *d = c->srv->d;
+	struct socks_ctx *cx = &c->srv->cx;
 	struct ns_splice *sp;
 	int sfd, saved;
 
-	ev_io_stop(d->loop, &c->io);
-	ev_timer_stop(d->loop, &c->timer);
+	ev_io_stop(cx->loop, &c->io);
+	ev_timer_stop(cx->loop, &c->timer);
 	c->state = ST_CONNECTING;
 	c->dst_ip = ip;
 	c->dst_port = port;
@@ -285,7 +264,7 @@ start_connect(struct s5_client *c, uint32_t ip, uint16_t port)
 		return;
 	}
 	c->in_connect = 1;
-	sp = ns_splice_connect(d->ns, sfd, ip, port, connect_cb, c);
+	sp = ns_splice_connect(cx->ns, sfd, ip, port, connect_cb, c);
 	saved = errno;
 	c->in_connect = 0;
 	if (c->connect_done) {
@@ -307,23 +286,23 @@ start_connect(struct s5_client *c, uint32_t ip, uint16_t port)
 static void
 start_udp(struct s5_client *c, const struct s5_addr *hint)
 {
-	struct daemon *d = c->srv->d;
+	struct socks_ctx *cx = &c->srv->cx;
 	struct s5_addr bnd;
 	int rep = S5_REP_FAILURE;
 
-	if (d->ns == NULL || d->vaddr == 0) {
+	if (!vnet_ready(cx->vn)) {
 		client_reply(c, S5_REP_NET_UNREACH, NULL);
 		client_free(c);
 		return;
 	}
-	c->udp = s5_udp_new(d, c->fd, hint, &bnd, &rep);
+	c->udp = s5_udp_new(cx, c->fd, hint, &bnd, &rep);
 	if (c->udp == NULL) {
 		client_reply(c, rep, NULL);
 		client_free(c);
 		return;
 	}
 	client_reply(c, S5_REP_OK, &bnd);
-	ev_timer_stop(d->loop, &c->timer);
+	ev_timer_stop(cx->loop, &c->timer);
 	c->state = ST_UDP;
 	log_debug("event=socks_udp_associate bnd_port=%u", bnd.port);
 }
@@ -331,13 +310,12 @@ start_udp(struct s5_client *c, const struct s5_addr *hint)
 static void
 handle_request(struct s5_client *c, const struct s5_request *req)
 {
-	struct daemon *d = c->srv->d;
 	uint32_t ip = 0;
 	int rep;
 
 	switch (req->cmd) {
 	case S5_CMD_CONNECT:
-		rep = socks5_resolve(d, &req->dst, 0, &ip);
+		rep = socks5_resolve(&c->srv->cx, &req->dst, 0, &ip);
 		if (rep != S5_REP_OK) {
 			log_debug("event=socks_request_rejected cmd=connect rep=%d", rep);
 			client_reply(c, rep, NULL);
@@ -489,8 +467,8 @@ client_new(struct socks_server *s, int fd)
 	c->need = 2;
 	ev_io_init(&c->io, client_read_cb, fd, EV_READ);
 	ev_timer_init(&c->timer, client_timeout_cb, S5_HANDSHAKE_TIMEOUT, 0.);
-	ev_io_start(s->d->loop, &c->io);
-	ev_timer_start(s->d->loop, &c->timer);
+	ev_io_start(s->cx.loop, &c->io);
+	ev_timer_start(s->cx.loop, &c->timer);
 	DL_APPEND(s->clients, c);
 }
 
@@ -564,7 +542,8 @@ listen_on(const char *host, uint16_t port)
 }
 
 struct socks_server *
-socks_server_new(struct daemon *d, const char *host, uint16_t port)
+socks_server_new(struct ev_loop *loop, struct netstack *ns, const struct vnet *vn,
+    const struct peerdir *dir, const char *host, uint16_t port)
 {
 	struct socks_server *s;
 	int fd;
@@ -578,10 +557,13 @@ socks_server_new(struct daemon *d, const char *host, uint16_t port)
 		log_warnx("event=socks_alloc_failed");
 		return NULL;
 	}
-	s->d = d;
+	s->cx.loop = loop;
+	s->cx.ns = ns;
+	s->cx.vn = vn;
+	s->cx.dir = dir;
 	ev_io_init(&s->io, accept_cb, fd, EV_READ);
 	ev_timer_init(&s->accept_pause, accept_resume_cb, 1., 0.);
-	ev_io_start(d->loop, &s->io);
+	ev_io_start(loop, &s->io);
 	log_info("event=socks_listening host=%s port=%u", host, port);
 	return s;
 }
@@ -604,8 +586,8 @@ socks_server_free(struct socks_server *s)
 		}
 		client_free(c);
 	}
-	ev_io_stop(s->d->loop, &s->io);
-	ev_timer_stop(s->d->loop, &s->accept_pause);
+	ev_io_stop(s->cx.loop, &s->io);
+	ev_timer_stop(s->cx.loop, &s->accept_pause);
 	close(s->io.fd);
 	free(s);
 }

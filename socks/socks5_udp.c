@@ -4,8 +4,9 @@
  * ns_udp on the overlay (ephemeral port). Client datagrams carry the SOCKS UDP header; we
  * strip it, resolve the destination like CONNECT does, and send the payload from our ns_udp.
  * Overlay datagrams come back wrapped in a header naming their sender.
- * Owns: the kernel socket, the ns_udp, the receive buffer. Lifetime: the control connection
- * (socks5_server.c frees us when it closes). Must not touch the control connection itself.
+ * Owns: the kernel socket, the ns_udp, the receive buffer and the send batch. Lifetime: the
+ * control connection (socks5_server.c frees us when it closes). Must not touch the control
+ * connection itself.
  *
  * Who counts as the client: datagrams are accepted only from the IP the control connection
  * came from, or from the DST.ADDR the request named when it is not all zeros; the first
@@ -15,9 +16,9 @@
  *
  * Batching: the client socket is read with recvmmsg into a receive batch allocated once per
  * association (a bounded number of calls per wakeup, so one busy client cannot starve the
- * loop). Datagrams for the client are copied into a fixed send queue and leave with one
- * sendmmsg from an ev_prepare watcher, just before the loop blocks, or when the queue fills;
- * a datagram too big for a queue slot flushes the queue and is sent on its own, so order holds.
+ * loop). Datagrams for the client are copied into the association's udpbatch
+ * (base/udpbatch.h) and leave with one sendmmsg per loop pass; a datagram too big for a slot
+ * is sent on its own after what is queued, so order holds.
  */
 #include "config.h"
 
@@ -31,7 +32,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "daemon/daemon.h"
+#include "base/udpbatch.h"
 #include "netstack/netstack.h"
 #include "socks/socks5_internal.h"
 #include "socks/socks5_parse.h"
@@ -66,9 +67,9 @@ struct s5_udp_rx {
 /* One association. Owned by its socks5_server.c client. */
 struct s5_udp {
 	ev_io io;                       /* the client-facing UDP socket; first member */
-	ev_prepare flush;               /* sends the queue; active only while it is not empty */
-	struct daemon *d;
+	const struct socks_ctx *cx;
 	struct ns_udp *nu;
+	struct udpbatch *tx;            /* datagrams to the client */
 	struct s5_addr want;            /* required source IP (ATYP 0: none) */
 	uint16_t want_port;             /* required source port, 0: any */
 	struct sockaddr_storage client; /* fixed by the first accepted datagram */
@@ -76,10 +77,6 @@ struct s5_udp {
 	int have_client;
 	uint64_t dropped;
 	struct s5_udp_rx *rx;
-	unsigned tx_n;                  /* queued datagrams to the client */
-	struct mmsghdr tx_msg[S5_UDP_TX_SLOTS];
-	struct iovec tx_iov[S5_UDP_TX_SLOTS];
-	uint8_t tx_buf[S5_UDP_TX_SLOTS][S5_UDP_TX_SLOT];
 };
 
 static int
@@ -133,7 +130,7 @@ client_datagram(struct s5_udp *u, const uint8_t *buf, size_t len)
 		drop(u, "fragmented datagram");
 		return;
 	}
-	if (socks5_resolve(u->d, &h.dst, 1, &ip) != S5_REP_OK) {
+	if (socks5_resolve(u->cx, &h.dst, 1, &ip) != S5_REP_OK) {
 		drop(u, "destination not reachable");
 		return;
 	}
@@ -175,43 +172,24 @@ client_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
-/* Sends the queue to the client; what the kernel refuses is dropped and counted. */
+/* The kernel refused queued datagrams to the client (e.g. a reported ICMP error). */
 static void
-tx_flush(struct s5_udp *u)
+tx_drop_cb(void *arg, int err, unsigned n)
 {
-	unsigned i = 0;
-	int r;
+	struct s5_udp *u = arg;
 
-	while (i < u->tx_n) {
-		r = sendmmsg(u->io.fd, &u->tx_msg[i], u->tx_n - i, MSG_NOSIGNAL);
-		if (r > 0) {
-			i += (unsigned)r;
-			continue;
-		}
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-			/* A per-datagram error (e.g. a reported ICMP error): skip just that one. */
-			drop(u, "send to client failed");
-			i++;
-			continue;
-		}
-		/* The socket buffer is full: the rest would fail the same way. */
-		for (; i < u->tx_n; i++)
-			drop(u, "send to client failed");
-	}
-	u->tx_n = 0;
+	(void)err;
+	while (n-- > 0)
+		drop(u, "send to client failed");
 }
 
-static void
-tx_prepare_cb(struct ev_loop *loop, ev_prepare *w, int revents)
-{
-	struct s5_udp *u = w->data;
-
-	(void)revents;
-	tx_flush(u);
-	ev_prepare_stop(loop, w);
-}
+static const struct udpbatch_conf tx_conf = {
+	.slots = S5_UDP_TX_SLOTS,
+	.slot_size = S5_UDP_TX_SLOT,
+	.persistent = 0,                /* fed from lwIP input, never from a prepare watcher */
+	.name = "socks_udp",
+	.on_drop = tx_drop_cb,
+};
 
 static void
 overlay_recv_cb(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip,
@@ -221,9 +199,6 @@ overlay_recv_cb(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip,
 	struct s5_addr src;
 	uint8_t hdr[S5_UDP_HEADER_MAX];
 	struct iovec iov[2];
-	struct msghdr mh;
-	size_t hlen;
-	uint8_t *slot;
 
 	(void)dst_ip;
 	if (!u->have_client) {
@@ -234,32 +209,11 @@ overlay_recv_cb(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip,
 	src.atyp = S5_ATYP_IPV4;
 	src.ip4 = src_ip;
 	src.port = src_port;
-	hlen = s5_encode_udp_header(hdr, sizeof(hdr), &src);
-	if (hlen + len <= S5_UDP_TX_SLOT) {
-		if (u->tx_n == S5_UDP_TX_SLOTS)
-			tx_flush(u);
-		slot = u->tx_buf[u->tx_n];
-		memcpy(slot, hdr, hlen);
-		memcpy(slot + hlen, data, len);
-		u->tx_iov[u->tx_n].iov_len = hlen + len;
-		u->tx_msg[u->tx_n].msg_hdr.msg_namelen = u->client_len;
-		u->tx_n++;
-		if (!ev_is_active(&u->flush))
-			ev_prepare_start(u->d->loop, &u->flush);
-		return;
-	}
-	/* Too big for a slot: what is queued goes first, then this one on its own. */
-	tx_flush(u);
 	iov[0].iov_base = hdr;
-	iov[0].iov_len = hlen;
+	iov[0].iov_len = s5_encode_udp_header(hdr, sizeof(hdr), &src);
 	iov[1].iov_base = (void *)(uintptr_t)data;
 	iov[1].iov_len = len;
-	memset(&mh, 0, sizeof(mh));
-	mh.msg_name = &u->client;
-	mh.msg_namelen = u->client_len;
-	mh.msg_iov = iov;
-	mh.msg_iovlen = 2;
-	if (sendmsg(u->io.fd, &mh, MSG_NOSIGNAL) < 0)
+	if (udpbatch_addv(u->tx, (const struct sockaddr *)&u->client, u->client_len, iov, 2) != 0)
 		drop(u, "send to client failed");
 }
 
@@ -275,7 +229,7 @@ set_rcvbuf(int fd)
 		log_debug("event=socks_udp_rcvbuf_failed");
 }
 
-/* Points every batch slot at its buffer and address once; only lengths change later. */
+/* Points every receive slot at its buffer and address once; only lengths change later. */
 static void
 batch_init(struct s5_udp *u)
 {
@@ -289,17 +243,11 @@ batch_init(struct s5_udp *u)
 		rx->msg[i].msg_hdr.msg_iov = &rx->iov[i];
 		rx->msg[i].msg_hdr.msg_iovlen = 1;
 	}
-	for (i = 0; i < S5_UDP_TX_SLOTS; i++) {
-		u->tx_iov[i].iov_base = u->tx_buf[i];
-		u->tx_msg[i].msg_hdr.msg_name = &u->client;
-		u->tx_msg[i].msg_hdr.msg_iov = &u->tx_iov[i];
-		u->tx_msg[i].msg_hdr.msg_iovlen = 1;
-	}
 }
 
 struct s5_udp *
-s5_udp_new(struct daemon *d, int ctl_fd, const struct s5_addr *hint, struct s5_addr *bnd,
-    int *rep)
+s5_udp_new(const struct socks_ctx *cx, int ctl_fd, const struct s5_addr *hint,
+    struct s5_addr *bnd, int *rep)
 {
 	struct s5_udp *u;
 	struct sockaddr_storage local, peer, bound;
@@ -325,7 +273,7 @@ s5_udp_new(struct daemon *d, int ctl_fd, const struct s5_addr *hint, struct s5_a
 		free(u);
 		return NULL;
 	}
-	u->d = d;
+	u->cx = cx;
 	batch_init(u);
 
 	memset(&zero, 0, sizeof(zero));
@@ -352,18 +300,23 @@ s5_udp_new(struct daemon *d, int ctl_fd, const struct s5_addr *hint, struct s5_a
 		return NULL;
 	}
 	set_rcvbuf(fd);
-	u->nu = ns_udp_bind(d->ns, 0, overlay_recv_cb, u);
+	if ((u->tx = udpbatch_new(cx->loop, fd, &tx_conf, u)) == NULL) {
+		close(fd);
+		free(u->rx);
+		free(u);
+		return NULL;
+	}
+	u->nu = ns_udp_bind(cx->ns, 0, overlay_recv_cb, u);
 	if (u->nu == NULL) {
 		log_warnx("event=socks_udp_failed step=ns_udp_bind");
+		udpbatch_free(u->tx);
 		close(fd);
 		free(u->rx);
 		free(u);
 		return NULL;
 	}
 	ev_io_init(&u->io, client_read_cb, fd, EV_READ);
-	ev_prepare_init(&u->flush, tx_prepare_cb);
-	u->flush.data = u;
-	ev_io_start(d->loop, &u->io);
+	ev_io_start(cx->loop, &u->io);
 	socks5_addr_from_sockaddr(bnd, &bound);
 	*rep = S5_REP_OK;
 	return u;
@@ -375,9 +328,8 @@ s5_udp_free(struct s5_udp *u)
 	if (u == NULL)
 		return;
 	/* What the overlay already handed us still goes to the client. */
-	tx_flush(u);
-	ev_prepare_stop(u->d->loop, &u->flush);
-	ev_io_stop(u->d->loop, &u->io);
+	udpbatch_free(u->tx);
+	ev_io_stop(u->cx->loop, &u->io);
 	close(u->io.fd);
 	ns_udp_free(u->nu);
 	free(u->rx);

@@ -1,5 +1,5 @@
 /*
- * lanproxy_alias: the loopback aliases standing for peers, and the kernel sockets bound on them.
+ * alias: the loopback aliases standing for peers, and the kernel sockets bound on them.
  *
  * Peer 5.a.b.c is represented to local programs by one address in 127.66.0.0/16, handed out on
  * first use and never reused while the daemon runs (shims cache the pair). The first index is
@@ -7,9 +7,9 @@
  * different peers and fight over alias:port.
  *
  *   alias UDP socket alias:p    programs send to it to reach peer:p; datagrams from peer:p are
- *                               delivered from it (lanproxy_udp.c does the moving)
+ *                               delivered from it (udp.c does the moving)
  *   alias TCP listener alias:p  open while TCP_CONNECT records wait for a program's connect;
- *                               accepted connections go to lanproxy_tcp.c
+ *                               accepted connections go to tcp.c
  *
  * Low ports: an unprivileged daemon may not bind alias:p for p below the kernel's
  * ip_unprivileged_port_start (a peer's ssh on 22, http on 80, a NetBIOS broadcast from 137).
@@ -17,9 +17,12 @@
  * (lanproxy/shim_proto.h); replies tell the shim where, and the shim maps sources back with the
  * same fixed rule. Ports are only moved when the kernel refuses (EACCES): as root nothing moves.
  *
- * Peer names (RESOLVE) are answered here too, from the mediator's membership view.
+ * The questions about peers are answered here too, by asking rather than deciding: "may this
+ * address be another node" from our vnet (base/ip4.h), "is it an authorized peer" and peer
+ * names (RESOLVE) from the peer directory (base/peerdir.h), so that the subnet rules and the
+ * authorization policy are each written once, outside lanproxy.
  * Owns: the alias table, struct lp_usock and struct lp_tlisten with their sockets.
- * Must not: move data (lanproxy_udp.c) nor decide about connections (lanproxy_tcp.c).
+ * Must not: move data (udp.c) nor decide about connections (tcp.c).
  */
 #include "config.h"
 
@@ -29,14 +32,13 @@
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
-#include "medclient/medclient.h"
+#include "base/peerdir.h"
 #include "base/proto.h"
-#include "daemon/daemon.h"
 #include "lanproxy/server/lanproxy.h"
 
 enum {
@@ -62,16 +64,11 @@ lp_alias_init(struct shim_server *s)
 int
 lp_check_peer(const struct shim_server *s, uint32_t vaddr)
 {
-	const struct daemon *d = s->d;
-	uint32_t mask;
-
-	if (d->ns == NULL || d->vaddr == 0)
-		return ENETUNREACH;
-	mask = d->prefix_len == 0 ? 0 : 0xffffffffu << (32 - d->prefix_len);
-	if ((vaddr & mask) != (d->vaddr & mask))
+	/* No address yet, or another network: as the kernel without a route. */
+	if (!vnet_contains(s->vn, vaddr))
 		return ENETUNREACH;
 	/* Ourselves is 127.0.0.1 (the shim's job); network and broadcast are not hosts. */
-	if (vaddr == d->vaddr || (vaddr & ~mask) == 0 || (vaddr & ~mask) == ~mask)
+	if (!vnet_is_other_host(s->vn, vaddr))
 		return EINVAL;
 	return 0;
 }
@@ -80,6 +77,7 @@ uint32_t
 lp_alias_get(struct shim_server *s, uint32_t vaddr)
 {
 	struct lp_alias *a;
+	char vs[IP4_STR_LEN], as[IP4_STR_LEN];
 	uint32_t idx;
 
 	HASH_FIND(hh_vaddr, s->by_vaddr, &vaddr, sizeof(vaddr), a);
@@ -94,8 +92,8 @@ lp_alias_get(struct shim_server *s, uint32_t vaddr)
 	HASH_ADD(hh_vaddr, s->by_vaddr, vaddr, sizeof(a->vaddr), a);
 	HASH_ADD(hh_alias, s->by_alias, alias, sizeof(a->alias), a);
 	s->alias_count++;
-	log_debug("event=lanproxy_alias vaddr=%u.%u.%u.%u alias=127.66.%u.%u", vaddr >> 24,
-	    (vaddr >> 16) & 255, (vaddr >> 8) & 255, vaddr & 255, idx >> 8, idx & 255);
+	log_debug("event=lanproxy_alias vaddr=%s alias=%s", ip4_str(vaddr, vs),
+	    ip4_str(a->alias, as));
 	return a->alias;
 }
 
@@ -153,29 +151,12 @@ lp_alias_bind(int fd, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16_t *
 	return 0;
 }
 
-/* As auth_source in medclient/medclient.c: switched on (MEMF_ACTIVE) and not pending. */
-static int
-full_active(uint8_t flags)
-{
-	return (flags & MEMF_ACTIVE) && !(flags & MEMF_PENDING);
-}
-
 int
 lp_peer_known(const struct shim_server *s, uint32_t vaddr)
 {
-	const struct med_network *n;
-	const struct med_member *mem;
-
-	if (s->d->med == NULL)
-		return 0;
-	for (n = medclient_networks(s->d->med); n != NULL; n = n->hh.next) {
-		if (!full_active(n->my_flags))
-			continue;
-		for (mem = n->members; mem != NULL; mem = mem->hh.next)
-			if (mem->address == vaddr && full_active(mem->flags))
-				return 1;
-	}
-	return 0;
+	/* The peer table holds exactly the nodes the mediator client authorized; asking it keeps
+	 * lanproxy's answer the same as every other front end's. */
+	return peerdir_is_peer(s->dir, vaddr);
 }
 
 enum lp_verdict
@@ -184,18 +165,14 @@ lp_resolve(struct shim_server *s, const struct shim_msg *rq, struct shim_msg *re
 	char name[SHIM_NAME_MAX + 1];
 	uint8_t key[KEY_LEN];
 	uint32_t addr = 0;
-	size_t len = rq->name_len;
 
-	/* The codec guarantees 1..255 bytes without a NUL. */
-	memcpy(name, rq->name, len);
-	name[len] = '\0';
-	/* "bob.", "bob.shoal" and "bob.shoal." all mean bob */
-	if (len > 0 && name[len - 1] == '.')
-		name[--len] = '\0';
-	if (len > 6 && strcasecmp(name + len - 6, ".shoal") == 0)
-		name[len -= 6] = '\0';
-	if (len == 0 || s->d->med == NULL || medclient_resolve(s->d->med, name, key, &addr) != 0 ||
-	    addr == 0) {
+	/* The codec guarantees 1..255 bytes without a NUL. The name goes to the resolver as the
+	 * program wrote it: spellings ("bob.", "BOB.shoal", a node-id prefix) are its business,
+	 * so that every front end accepts the same names. */
+	memcpy(name, rq->name, rq->name_len);
+	name[rq->name_len] = '\0';
+	/* addr 0: a member the mediator has not given an address yet, nothing to connect to. */
+	if (peerdir_resolve(s->dir, name, key, &addr) != 0 || addr == 0) {
 		rep->err = ENOENT;
 		return LP_REPLY;
 	}
@@ -211,6 +188,7 @@ lp_resolve(struct shim_server *s, const struct shim_msg *rq, struct shim_msg *re
 static int
 alias_socket(int type, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16_t *kport)
 {
+	char as[IP4_STR_LEN];
 	int fd, one = 1, saved;
 
 	fd = socket(AF_INET, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -229,9 +207,9 @@ alias_socket(int type, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16_t 
 	if (lp_alias_bind(fd, alias, port, kaddr, kport) != 0 ||
 	    (type == SOCK_STREAM && listen(fd, TLISTEN_BACKLOG) != 0)) {
 		saved = errno;
-		log_debug("event=%s alias=127.66.%u.%u port=%u error=\"%s\"",
+		log_debug("event=%s alias=%s port=%u error=\"%s\"",
 		    type == SOCK_DGRAM ? "lanproxy_usock_failed" : "lanproxy_tlisten_failed",
-		    (alias >> 8) & 255, alias & 255, port, strerror(saved));
+		    ip4_str(alias, as), port, strerror(saved));
 		close(fd);
 		errno = saved;
 		return -1;
@@ -284,7 +262,7 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	us->kaddr = kaddr;
 	us->kport = kport;
 	ev_io_init(&us->io, usock_cb, fd, EV_READ);
-	ev_io_start(s->d->loop, &us->io);
+	ev_io_start(s->loop, &us->io);
 	HASH_ADD(hh, s->usocks, key, sizeof(us->key), us);
 	s->n_usocks++;
 	return us;
@@ -297,7 +275,7 @@ tlisten_free(struct lp_tlisten *tl)
 {
 	struct shim_server *s = tl->s;
 
-	ev_io_stop(s->d->loop, &tl->io);
+	ev_io_stop(s->loop, &tl->io);
 	close(tl->io.fd);
 	HASH_DEL(s->tlistens, tl);
 	free(tl);
@@ -367,7 +345,7 @@ lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	tl->kport = kport;
 	tl->refs = 1;
 	ev_io_init(&tl->io, tlisten_cb, fd, EV_READ);
-	ev_io_start(s->d->loop, &tl->io);
+	ev_io_start(s->loop, &tl->io);
 	HASH_ADD(hh, s->tlistens, key, sizeof(tl->key), tl);
 	return tl;
 }
@@ -387,7 +365,7 @@ lp_alias_free_all(struct shim_server *s)
 	struct lp_alias *a, *atmp;
 
 	HASH_ITER(hh, s->usocks, us, utmp) {
-		ev_io_stop(s->d->loop, &us->io);
+		ev_io_stop(s->loop, &us->io);
 		close(us->io.fd);
 		HASH_DEL(s->usocks, us);
 		free(us);

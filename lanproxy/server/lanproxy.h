@@ -4,16 +4,23 @@
  * loopback aliases standing for peers (127.66.0.0/16), the kernel sockets bound on them, and
  * their bridges to the netstack.
  *
- *   shim_server.c     the socket, clients, request dispatch, in-order replies, cleanup
- *   lanproxy_alias.c  alias <-> peer vaddr table (low-port aliases too); alias UDP sockets;
- *                     alias TCP listeners; peer names (RESOLVE)
- *   lanproxy_tcp.c    TCP_CONNECT records, accept on alias listeners -> ns_splice_connect,
- *                     TCP_RESULT (possibly deferred); TCP_LISTEN -> ns_listen
- *   lanproxy_udp.c    UDP_BIND -> ns_udp; alias socket <-> overlay datagrams; MCAST joins;
- *                     DGRAM_OUT (rate-limited broadcast/multicast copies)
+ * What we are given, and only read: the event loop, the netstack (exists from start-up), our
+ * place on the virtual network (base/ip4.h struct vnet: "no address yet" is !vnet_ready, and
+ * then every request that needs the overlay gets ENETUNREACH), and the peer directory
+ * (base/peerdir.h: peer names for RESOLVE, and which addresses are authorized peers; the
+ * policy behind both lives in the mediator client, not here).
  *
- * This header is the internal contract between those four files; only daemon/main.c (create,
- * free) and control/control_cmd.c (status) use the functions at the top.
+ *   shim_server.c  the socket, clients, request dispatch, in-order replies, cleanup
+ *   alias.c        alias <-> peer vaddr table (low-port aliases too); alias UDP sockets;
+ *                  alias TCP listeners; peer checks; peer names (RESOLVE)
+ *   tcp.c          TCP_CONNECT records, accept on alias listeners -> ns_splice_connect,
+ *                  TCP_RESULT (possibly deferred); TCP_LISTEN -> ns_listen
+ *   udp.c          UDP_BIND -> ns_udp; alias socket <-> overlay datagrams; MCAST joins;
+ *                  DGRAM_OUT (rate-limited broadcast/multicast copies)
+ *
+ * The functions at the top are the component's interface: daemon/main.c creates and frees the
+ * server, control/control_cmd.c reports its path. Everything below "internal contract" is
+ * shared by the four files above only.
  * Addresses and ports are in host byte order everywhere.
  */
 #ifndef SHOAL_LANPROXY_H
@@ -27,21 +34,30 @@
 
 #include "lanproxy/shim_proto.h"
 
-struct daemon;
+struct netstack;
+struct peerdir;
 struct shim_server;
+struct vnet;
 
 /*
  * Where the shim socket goes: next to the control socket, dirname(control_path)/shim.sock.
  * Returns 0, or -1 if it does not fit in cap.
  */
 int shim_socket_path(const char *control_path, char *out, size_t cap);
-/* Listens on path (mode 0600). A stale socket file is replaced. If another daemon listens
+/*
+ * Listens on path (mode 0600). A stale socket file is replaced. If another daemon listens
  * there (control sockets sharing a directory), NAME.shim.sock beside the control socket
- * NAME.sock is used instead; shim_server_path tells which. NULL on failure (logged). */
-struct shim_server *shim_server_new(struct daemon *d, const char *path);
+ * NAME.sock (control_path) is used instead; shim_server_path tells which. NULL on failure
+ * (logged). loop, ns, vn and dir are borrowed and must outlive the server; vn and dir are
+ * read at each request, so the owner may update them at any time (between callbacks).
+ */
+struct shim_server *shim_server_new(struct ev_loop *loop, struct netstack *ns,
+    const struct vnet *vn, const struct peerdir *dir, const char *path,
+    const char *control_path);
+/* The path actually listened on (see shim_server_new). */
 const char *shim_server_path(const struct shim_server *s);
 /* Closes every client and alias socket and releases everything registered with the netstack;
- * call it before netstack_free. */
+ * call it before netstack_free. NULL is allowed. */
 void shim_server_free(struct shim_server *s);
 
 /* ---- internal contract ---- */
@@ -190,23 +206,26 @@ struct lp_stats {
 
 /* The whole daemon side of lanproxy. Owned by main (shim_server_new / shim_server_free). */
 struct shim_server {
-	struct daemon *d;
+	struct ev_loop *loop;
+	struct netstack *ns;
+	const struct vnet *vn;          /* our address; read, never written */
+	const struct peerdir *dir;      /* names and authorized peers; read, never written */
 	ev_io io;                       /* listening socket */
 	char path[108];
 	struct lp_client *clients;
 	unsigned n_clients;
-	/* lanproxy_alias.c */
+	/* alias.c */
 	struct lp_alias *by_vaddr, *by_alias;
 	uint32_t alias_next;            /* next alias index to hand out (1..65534) */
 	unsigned alias_count;
 	struct lp_usock *usocks;
 	unsigned n_usocks;
 	struct lp_tlisten *tlistens;
-	/* lanproxy_tcp.c */
+	/* tcp.c */
 	struct lp_tcp_conn *conns;      /* hash by lport (current record per lport) */
 	struct lp_tcp_conn *all_conns;  /* every record, hashed or not */
 	struct lp_listen *listens;
-	/* lanproxy_udp.c */
+	/* udp.c */
 	struct lp_uport *uports;
 	struct lp_mcast *mcasts;
 	double tokens;
@@ -228,11 +247,12 @@ void lp_client_reply(struct lp_client *c, const struct shim_msg *rep);
 int lp_reg_add(struct lp_client *c, uint8_t kind, uint16_t port, uint32_t group);
 int lp_reg_del(struct lp_client *c, uint8_t kind, uint16_t port, uint32_t group);
 
-/* lanproxy_alias.c */
+/* alias.c */
 void lp_alias_init(struct shim_server *s);
 void lp_alias_free_all(struct shim_server *s);
-/* 0 if vaddr is a peer's address on our virtual network, else an errno (ENETUNREACH: no
- * netstack or another network; EINVAL: ourselves, network or broadcast address). */
+/* 0 if vaddr may be another node's address on our virtual network, else an errno
+ * (ENETUNREACH: no address yet or another network; EINVAL: ourselves, network or broadcast
+ * address). Says nothing about whether that node is a peer: see lp_peer_known. */
 int lp_check_peer(const struct shim_server *s, uint32_t vaddr);
 /* The alias for vaddr, created on first use; 0 when all 65534 are taken. */
 uint32_t lp_alias_get(struct shim_server *s, uint32_t vaddr);
@@ -246,10 +266,10 @@ int lp_alias_unmap(const struct shim_server *s, uint32_t kaddr, uint16_t kport,
  * ip_unprivileged_port_start), to the low-port alias on port + SHIM_LOWPORT_BASE. 0 with the
  * address used in kaddr and kport (either may be NULL), or -1 with errno. */
 int lp_alias_bind(int fd, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16_t *kport);
-/* Is vaddr a peer of ours: a full, switched-on member of a network we are a full, switched-on
- * member of (the rule that authorizes peers, medclient/medclient.h)? */
+/* Is vaddr an authorized peer of ours now (peerdir_is_peer: the mediator client's policy)? */
 int lp_peer_known(const struct shim_server *s, uint32_t vaddr);
-/* RESOLVE: a peer name (nick, node id, optionally ending in ".shoal") to its vaddr. */
+/* RESOLVE: a peer name to its vaddr (peerdir_resolve, which accepts every spelling of a name:
+ * nick, NICK.shoal, trailing dot, node-id prefix, dotted address); ENOENT if it is none. */
 enum lp_verdict lp_resolve(struct shim_server *s, const struct shim_msg *rq,
     struct shim_msg *rep);
 /* The UDP socket on alias(vaddr):port, created on first use; NULL with errno. */
@@ -258,7 +278,7 @@ struct lp_usock *lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t po
 struct lp_tlisten *lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port);
 void lp_tlisten_release(struct lp_tlisten *tl);
 
-/* lanproxy_tcp.c */
+/* tcp.c */
 enum lp_verdict lp_tcp_connect(struct shim_server *s, struct lp_client *c,
     const struct shim_msg *rq, struct shim_msg *rep);
 enum lp_verdict lp_tcp_result(struct shim_server *s, struct lp_client *c,
@@ -274,7 +294,7 @@ void lp_tcp_client_gone(struct shim_server *s, struct lp_client *c);
 void lp_listen_release(struct shim_server *s, uint16_t port);
 void lp_tcp_free_all(struct shim_server *s);
 
-/* lanproxy_udp.c */
+/* udp.c */
 enum lp_verdict lp_udp_bind(struct shim_server *s, struct lp_client *c,
     const struct shim_msg *rq, struct shim_msg *rep);
 enum lp_verdict lp_udp_alias(struct shim_server *s, struct lp_client *c,

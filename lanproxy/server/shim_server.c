@@ -3,7 +3,7 @@
  * per process (lanproxy/shim_proto.h; one message per packet).
  *
  * Requests are answered in order. HELLO, UNALIAS and RESOLVE work at any time; everything
- * else needs the netstack and gets ENETUNREACH until we have an address. A request that does
+ * else needs an address on the virtual network and gets ENETUNREACH until we have one. A request that does
  * not decode is answered EPROTO when its id can be read (the shim must not hang on it), else
  * dropped; both are counted. A deferred reply (TCP_RESULT waiting for a connect) stops reading the
  * client until it is sent, which keeps the order without a queue. A client that does not read
@@ -12,8 +12,8 @@
  * Only processes of our own user get in: the socket is 0600 and SO_PEERCRED is checked.
  * When a client goes, everything it registered is released: UDP binds, listens, multicast
  * joins, TCP_CONNECT records, a pending TCP_RESULT wait.
- * Owns: the listening socket and its path, struct lp_client, and (through the lanproxy_*.c
- * files) everything in struct shim_server. Must not: touch lwIP or peers directly.
+ * Owns: the listening socket and its path, struct lp_client, and (through alias.c, tcp.c and
+ * udp.c) everything in struct shim_server. Must not: touch lwIP or peers directly.
  */
 #include "config.h"
 
@@ -27,9 +27,9 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
 #include "base/proto.h"
-#include "daemon/daemon.h"
 #include "lanproxy/server/lanproxy.h"
 
 static void client_cb(struct ev_loop *, ev_io *, int);
@@ -159,7 +159,7 @@ client_free(struct lp_client *c)
 		LL_DELETE(c->regs, r);
 		free(r);
 	}
-	ev_io_stop(s->d->loop, &c->io);
+	ev_io_stop(s->loop, &c->io);
 	close(c->io.fd);
 	DL_DELETE(s->clients, c);
 	s->n_clients--;
@@ -185,7 +185,7 @@ void
 lp_client_reply(struct lp_client *c, const struct shim_msg *rep)
 {
 	client_send(c, rep);
-	ev_io_start(c->s->d->loop, &c->io);
+	ev_io_start(c->s->loop, &c->io);
 }
 
 /* The socket on a port was closed by the program: release one registration of it. */
@@ -219,8 +219,6 @@ static enum lp_verdict
 dispatch(struct shim_server *s, struct lp_client *c, const struct shim_msg *rq,
     struct shim_msg *rep)
 {
-	struct daemon *d = s->d;
-
 	switch (rq->type) {
 	case SHIM_HELLO:
 		c->pid = (pid_t)rq->pid;
@@ -228,8 +226,8 @@ dispatch(struct shim_server *s, struct lp_client *c, const struct shim_msg *rq,
 			rep->err = EPROTONOSUPPORT;
 			return LP_REPLY;
 		}
-		rep->r_addr = d->vaddr;
-		rep->r_prefix = d->prefix_len;
+		rep->r_addr = s->vn->addr;
+		rep->r_prefix = s->vn->prefix_len;
 		rep->r_mtu = OVERLAY_MTU;
 		log_debug("event=shim_hello pid=%ld", (long)c->pid);
 		return LP_REPLY;
@@ -248,7 +246,7 @@ dispatch(struct shim_server *s, struct lp_client *c, const struct shim_msg *rq,
 	default:
 		break;
 	}
-	if (d->ns == NULL) {
+	if (!vnet_ready(s->vn)) {
 		rep->err = ENETUNREACH;
 		return LP_REPLY;
 	}
@@ -328,7 +326,7 @@ client_cb(struct ev_loop *loop, ev_io *w, int revents)
 		case LP_NOREPLY:
 			break;
 		case LP_DEFER:
-			ev_io_stop(s->d->loop, &c->io);
+			ev_io_stop(s->loop, &c->io);
 			return;
 		}
 	}
@@ -375,7 +373,8 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 }
 
 struct shim_server *
-shim_server_new(struct daemon *d, const char *path)
+shim_server_new(struct ev_loop *loop, struct netstack *ns, const struct vnet *vn,
+    const struct peerdir *dir, const char *path, const char *control_path)
 {
 	struct shim_server *s;
 	struct sockaddr_un sun;
@@ -393,7 +392,7 @@ shim_server_new(struct daemon *d, const char *path)
 	memcpy(sun.sun_path, path, strlen(path));
 	/* Daemons whose control sockets share a directory (scripts/demo.sh): the second one
 	 * takes a name of its own; status tells `shoal run` which. */
-	if (path_in_use(&sun) && fallback_path(d->cfg.control_path, alt, sizeof(alt)) == 0) {
+	if (path_in_use(&sun) && fallback_path(control_path, alt, sizeof(alt)) == 0) {
 		log_info("event=shim_socket_taken path=%s using=%s", path, alt);
 		path = alt;
 		memset(sun.sun_path, 0, sizeof(sun.sun_path));
@@ -401,7 +400,10 @@ shim_server_new(struct daemon *d, const char *path)
 	}
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
-	s->d = d;
+	s->loop = loop;
+	s->ns = ns;
+	s->vn = vn;
+	s->dir = dir;
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
@@ -436,10 +438,10 @@ shim_server_new(struct daemon *d, const char *path)
 	}
 	lp_alias_init(s);
 	s->tokens = LP_DGRAM_BURST;
-	s->tokens_at = ev_now(d->loop);
+	s->tokens_at = ev_now(loop);
 	ev_io_init(&s->io, accept_cb, fd, EV_READ);
 	s->io.data = s;
-	ev_io_start(d->loop, &s->io);
+	ev_io_start(loop, &s->io);
 	log_info("event=shim_listening path=%s", path);
 	return s;
 }
@@ -456,7 +458,7 @@ shim_server_free(struct shim_server *s)
 	lp_tcp_free_all(s);
 	lp_udp_free_all(s);
 	lp_alias_free_all(s);
-	ev_io_stop(s->d->loop, &s->io);
+	ev_io_stop(s->loop, &s->io);
 	close(s->io.fd);
 	(void)unlink(s->path);
 	log_info("event=shim_stopped requests=%llu malformed=%llu dgram_out=%llu "

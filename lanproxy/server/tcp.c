@@ -1,5 +1,5 @@
 /*
- * lanproxy_tcp: TCP for programs under `shoal run`.
+ * tcp: TCP for programs under `shoal run`.
  *
  * Client side (docs/LANPROXY.md "TCP"):
  *   TCP_CONNECT(lport, vaddr, port)  record lport -> vaddr:port (PENDING), hold the alias
@@ -36,8 +36,8 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
-#include "daemon/daemon.h"
 #include "lanproxy/server/lanproxy.h"
 #include "netstack/netstack.h"
 
@@ -88,7 +88,8 @@ conn_unhash(struct lp_tcp_conn *rec)
 static void
 conn_done(struct lp_tcp_conn *rec, int err)
 {
-	struct ev_loop *loop = rec->s->d->loop;
+	struct ev_loop *loop = rec->s->loop;
+	char ep[IP4_EP_STR_LEN];
 
 	if (rec->state == LP_TCP_DONE)
 		return;
@@ -98,9 +99,8 @@ conn_done(struct lp_tcp_conn *rec, int err)
 		lp_tlisten_release(rec->tl);
 		rec->tl = NULL;
 	}
-	log_debug("event=lanproxy_tcp_result lport=%u peer=%u.%u.%u.%u:%u error=%d", rec->lport,
-	    rec->vaddr >> 24, (rec->vaddr >> 16) & 255, (rec->vaddr >> 8) & 255,
-	    rec->vaddr & 255, rec->port, err);
+	log_debug("event=lanproxy_tcp_result lport=%u peer=%s error=%d", rec->lport,
+	    ip4_ep_str(rec->vaddr, rec->port, ep), err);
 	conn_answer(rec, err);
 	ev_timer_stop(loop, &rec->timer);
 	ev_timer_set(&rec->timer, TCP_LINGER, 0.);
@@ -119,7 +119,7 @@ conn_free(struct lp_tcp_conn *rec)
 	conn_unhash(rec);
 	conn_answer(rec, ECONNABORTED);
 	rec->owner = NULL;
-	ev_timer_stop(s->d->loop, &rec->timer);
+	ev_timer_stop(s->loop, &rec->timer);
 	if (rec->in_splice) {
 		rec->dead = 1;
 		return;
@@ -201,7 +201,7 @@ lp_tcp_connect(struct shim_server *s, struct lp_client *c, const struct shim_msg
 	rec->hashed = 1;
 	ev_timer_init(&rec->timer, conn_timer_cb, TCP_GIVEUP, 0.);
 	rec->timer.data = rec;
-	ev_timer_start(s->d->loop, &rec->timer);
+	ev_timer_start(s->loop, &rec->timer);
 	HASH_ADD(hh, s->conns, lport, sizeof(rec->lport), rec);
 	DL_APPEND(s->all_conns, rec);
 	rep->r_addr = tl->kaddr;
@@ -221,9 +221,10 @@ lp_tcp_accepted(struct shim_server *s, struct lp_tlisten *tl, int fd, uint16_t s
 		reset_close(fd);
 		return;
 	}
-	if (s->d->ns == NULL || rec->fail != 0) {
+	/* Known at TCP_CONNECT (no peer of ours): fail the program's connect the same way. */
+	if (rec->fail != 0) {
 		reset_close(fd);
-		conn_done(rec, rec->fail != 0 ? rec->fail : ENETUNREACH);
+		conn_done(rec, rec->fail);
 		return;
 	}
 	lp_tlisten_release(rec->tl);
@@ -231,7 +232,7 @@ lp_tcp_accepted(struct shim_server *s, struct lp_tlisten *tl, int fd, uint16_t s
 	rec->state = LP_TCP_CONNECTING;
 	rec->in_splice = 1;
 	s->st.tcp_accepted++;
-	if (ns_splice_connect(s->d->ns, fd, rec->vaddr, rec->port, conn_splice_cb, rec) == NULL) {
+	if (ns_splice_connect(s->ns, fd, rec->vaddr, rec->port, conn_splice_cb, rec) == NULL) {
 		rec->in_splice = 0;
 		conn_done(rec, errno ? errno : EHOSTUNREACH);
 	}
@@ -368,7 +369,7 @@ lp_tcp_listen(struct shim_server *s, struct lp_client *c, const struct shim_msg 
 		}
 		lst->s = s;
 		lst->port = port;
-		if ((lst->l = ns_listen(s->d->ns, port, listen_open_fd, lst)) == NULL) {
+		if ((lst->l = ns_listen(s->ns, port, listen_open_fd, lst)) == NULL) {
 			rep->err = errno ? errno : EADDRINUSE;
 			free(lst);
 			goto fail;
@@ -407,7 +408,7 @@ lp_tcp_free_all(struct shim_server *s)
 	 * ones included). */
 	DL_FOREACH_SAFE(s->all_conns, rec, tmp) {
 		conn_unhash(rec);
-		ev_timer_stop(s->d->loop, &rec->timer);
+		ev_timer_stop(s->loop, &rec->timer);
 		DL_DELETE(s->all_conns, rec);
 		free(rec);
 	}

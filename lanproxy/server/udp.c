@@ -1,5 +1,5 @@
 /*
- * lanproxy_udp: UDP for programs under `shoal run` (docs/LANPROXY.md "UDP").
+ * udp: UDP for programs under `shoal run` (docs/LANPROXY.md "UDP").
  *
  *   UDP_BIND(P)                      netstack UDP port P (refcounted over local sockets on P)
  *   local socket :P -> alias:p       over the overlay from our vaddr:P to peer:p
@@ -26,8 +26,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
-#include "daemon/daemon.h"
 #include "lanproxy/server/lanproxy.h"
 #include "netstack/netstack.h"
 
@@ -41,16 +41,9 @@ is_multicast(uint32_t a)
 
 /* 255.255.255.255 or our virtual network's broadcast address. */
 static int
-is_broadcast(const struct daemon *d, uint32_t a)
+is_broadcast(const struct vnet *vn, uint32_t a)
 {
-	uint32_t mask;
-
-	if (a == 0xffffffffu)
-		return 1;
-	if (d->vaddr == 0 || d->prefix_len == 0 || d->prefix_len >= 31)
-		return 0;
-	mask = 0xffffffffu << (32 - d->prefix_len);
-	return (a & mask) == (d->vaddr & mask) && (a & ~mask) == ~mask;
+	return a == 0xffffffffu || vnet_is_broadcast(vn, a);
 }
 
 static void
@@ -78,7 +71,6 @@ uport_recv(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip, const
 {
 	struct lp_uport *up = arg;
 	struct shim_server *s = up->s;
-	struct daemon *d = s->d;
 	struct lp_usock *us;
 	struct sockaddr_in to;
 	uint32_t dst;
@@ -87,9 +79,9 @@ uport_recv(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip, const
 		udp_drop(s, "source is not a peer");
 		return;
 	}
-	if (dst_ip == d->vaddr) {
+	if (dst_ip == s->vn->addr) {
 		dst = INADDR_LOOPBACK;
-	} else if (is_broadcast(d, dst_ip)) {
+	} else if (is_broadcast(s->vn, dst_ip)) {
 		dst = LOOPBACK_BCAST;
 	} else if (is_multicast(dst_ip)) {
 		if (mcast_find(s, dst_ip, up->port) == NULL) {
@@ -180,7 +172,7 @@ lp_udp_bind(struct shim_server *s, struct lp_client *c, const struct shim_msg *r
 		}
 		up->s = s;
 		up->port = port;
-		if ((up->u = ns_udp_bind(s->d->ns, port, uport_recv, up)) == NULL) {
+		if ((up->u = ns_udp_bind(s->ns, port, uport_recv, up)) == NULL) {
 			rep->err = errno ? errno : EADDRINUSE;
 			free(up);
 			goto fail;
@@ -297,7 +289,7 @@ lp_mcast_release(struct shim_server *s, uint32_t group, uint16_t port)
 static int
 dgram_rate_ok(struct shim_server *s)
 {
-	ev_tstamp now = ev_now(s->d->loop);
+	ev_tstamp now = ev_now(s->loop);
 
 	s->tokens += (now - s->tokens_at) * LP_DGRAM_RATE;
 	s->tokens_at = now;
@@ -317,8 +309,9 @@ lp_dgram_out(struct shim_server *s, struct lp_client *c, const struct shim_msg *
 
 	(void)c;
 	s->st.dgram_out++;
-	if (s->d->ns == NULL || rq->port == 0 ||
-	    !(is_broadcast(s->d, rq->addr) || is_multicast(rq->addr))) {
+	/* Without an address there is no network to copy it to (and no source for it). */
+	if (!vnet_ready(s->vn) || rq->port == 0 ||
+	    !(is_broadcast(s->vn, rq->addr) || is_multicast(rq->addr))) {
 		udp_drop(s, "dgram_out: not a broadcast or multicast");
 		return;
 	}

@@ -7,7 +7,8 @@
  *   2: raw datagram with A's in-flight handshake index patched into bytes 8..11 (forged
  *      response; a fresh initiation is started first)
  *   3: plaintext [inner type][body] sealed by B's real session: exercises the inner handlers
- * The netstack is a stub; nothing here may crash, leak or grow without bound.
+ * There is no netstack: each context gets a fake struct peers_ops that drops what it is
+ * handed. Nothing here may crash, leak or grow without bound.
  */
 #include "config.h"
 
@@ -17,33 +18,41 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
-#include "daemon/daemon.h"
-#include "netstack/netstack.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-void
-netstack_input(struct netstack *ns, const uint8_t *pkt, size_t len)
+struct fnode {
+	struct noise_keypair key;
+	struct vnet vnet;
+	struct transport *tp;
+	struct peers *peers;
+	unsigned delivered, gone;       /* what the fake peers_ops was handed */
+};
+
+static void
+fake_deliver(void *arg, const uint8_t *pkt, size_t len)
 {
-	(void)ns;
+	struct fnode *n = arg;
+
 	(void)pkt;
 	(void)len;
+	n->delivered++;
 }
 
-void
-netstack_abort_peer(struct netstack *ns, uint32_t ip)
+static void
+fake_peer_gone(void *arg, uint32_t vaddr)
 {
-	(void)ns;
-	(void)ip;
+	struct fnode *n = arg;
+
+	(void)vaddr;
+	n->gone++;
 }
 
-struct fnode {
-	struct daemon d;
-	int ns_dummy;
-};
+static const struct peers_ops fake_ops = { fake_deliver, fake_peer_gone };
 
 struct fuzz_ctx {
 	struct ev_loop *loop;
@@ -57,32 +66,30 @@ dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
 {
 	struct fnode *n = arg;
 
-	peers_receive(n->d.peers, from, pkt, len);
+	peers_receive(n->peers, from, pkt, len);
 }
 
 static void
 fnode_up(struct fuzz_ctx *c, struct fnode *n, uint32_t vaddr)
 {
-	n->d.loop = c->loop;
-	noise_keypair_generate(&n->d.key);
-	n->d.vaddr = vaddr;
-	n->d.prefix_len = 8;
-	n->d.ns = (struct netstack *)(void *)&n->ns_dummy;
-	if ((n->d.tp = transport_new(c->loop, 0, dispatch, n)) == NULL ||
-	    (n->d.peers = peers_new(&n->d)) == NULL)
+	noise_keypair_generate(&n->key);
+	n->vnet.addr = vaddr;
+	n->vnet.prefix_len = 8;
+	if ((n->tp = transport_new(c->loop, 0, dispatch, n)) == NULL ||
+	    (n->peers = peers_new(c->loop, &n->key, n->tp, &n->vnet, &fake_ops, n)) == NULL)
 		abort();
 }
 
 static struct peer *
 peer_ab(struct fuzz_ctx *c)
 {
-	return peers_lookup_key(c->a.d.peers, c->b.d.key.pub);
+	return peers_lookup_key(c->a.peers, c->b.key.pub);
 }
 
 static struct peer *
 peer_ba(struct fuzz_ctx *c)
 {
-	return peers_lookup_key(c->b.d.peers, c->a.d.key.pub);
+	return peers_lookup_key(c->b.peers, c->a.key.pub);
 }
 
 static void
@@ -115,10 +122,10 @@ ctx_get(void)
 	fnode_up(c, &c->a, 0x05000001u);
 	fnode_up(c, &c->b, 0x05000002u);
 	ep.addr = 0x7f000001;
-	ep.port = transport_port(c->b.d.tp);
-	peers_authorize(c->a.d.peers, c->b.d.key.pub, c->b.d.vaddr, &ep, 1);
-	ep.port = transport_port(c->a.d.tp);
-	peers_authorize(c->b.d.peers, c->a.d.key.pub, c->a.d.vaddr, &ep, 1);
+	ep.port = transport_port(c->b.tp);
+	peers_authorize(c->a.peers, c->b.key.pub, c->b.vnet.addr, &ep, 1);
+	ep.port = transport_port(c->a.tp);
+	peers_authorize(c->b.peers, c->a.key.pub, c->a.vnet.addr, &ep, 1);
 	settle(c);
 	return c;
 }
@@ -153,12 +160,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	switch (data[0] & 3) {
 	case 0:
-		peers_receive(c->a.d.peers, &from, c->buf, len);
+		peers_receive(c->a.peers, &from, c->buf, len);
 		break;
 	case 1:
 		if (pa && pa->current && len >= 8)
 			put32(c->buf + 4, pa->current->idx.index);
-		peers_receive(c->a.d.peers, &from, c->buf, len);
+		peers_receive(c->a.peers, &from, c->buf, len);
 		break;
 	case 2:
 		if (pa) {
@@ -167,7 +174,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (pa->hs_active && len >= 12)
 				put32(c->buf + 8, pa->hs_idx.index);
 		}
-		peers_receive(c->a.d.peers, &from, c->buf, len);
+		peers_receive(c->a.peers, &from, c->buf, len);
 		break;
 	case 3:
 		if (pb == NULL || (kp = peer_usable_keypair(pb)) == NULL || len < 1)
@@ -176,7 +183,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		n = session_seal(&kp->s, c->pt[0], c->pt + 1, len - 1, c->buf,
 		    sizeof(c->buf));
 		if (n > 0)
-			peers_receive(c->a.d.peers, &from, c->buf, (size_t)n);
+			peers_receive(c->a.peers, &from, c->buf, (size_t)n);
 		break;
 	}
 	/* Let the sockets drain so queued replies do not pile up. */

@@ -140,7 +140,7 @@ class Lab:
         self.server.proc.wait()
 
     # --- daemons ---
-    def start_daemon(self, name, nick=None, wrap=()):
+    def start_daemon(self, name, nick=None, wrap=(), wait_connected=True):
         state = os.path.join(self.dir, name)
         os.makedirs(state, exist_ok=True)
         ctl = os.path.join(self.dir, name, "ctl.sock")
@@ -149,8 +149,12 @@ class Lab:
                 "--socks", f"127.0.0.1:{socks}", "--nick", nick or name, "-v"]
         p = self.spawn(argv, os.path.join(state, "shoald.log"))
         d = Daemon(self, name, p, ctl, socks, state)
-        wait_until(lambda: d.status().get("server") == "connected" and d.status().get("address"), 10,
-                   what=f"{name} connected")
+        if wait_connected:
+            wait_until(lambda: d.status().get("server") == "connected" and d.status().get("address"), 10,
+                       what=f"{name} connected")
+        else:
+            wait_until(lambda: os.path.exists(ctl) and d.cli("status", check=False).returncode == 0, 10,
+                       what=f"{name} control socket")
         self.daemons[name] = d
         return d
 
@@ -235,6 +239,35 @@ def socks_read_reply(s):
         raise AssertionError(f"bad ATYP {atyp}")
     port = struct.unpack(">H", recv_exact(s, 2))[0]
     return head[1], addr, port
+
+
+def socks_udp_roundtrip(socks_port, addr, port, payload, tries=5):
+    """One datagram to addr:port (a dotted address) through SOCKS5 UDP ASSOCIATE; returns the
+    reply's payload, checking that it comes from addr:port. Retries: the first datagram may be
+    lost while the path warms up."""
+    ctl = socket.create_connection(("127.0.0.1", socks_port))
+    ctl.sendall(b"\x05\x01\x00")
+    recv_exact(ctl, 2)
+    ctl.sendall(socks_request(3, "0.0.0.0", 0))
+    rep, relay_host, relay_port = socks_read_reply(ctl)
+    assert rep == 0, rep
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.settimeout(1.0)
+    header = b"\x00\x00\x00\x01" + socket.inet_aton(addr) + struct.pack(">H", port)
+    got = None
+    for _ in range(tries):
+        u.sendto(header + payload, (relay_host, relay_port))
+        try:
+            got = u.recv(2048)
+            break
+        except socket.timeout:
+            continue
+    u.close()
+    ctl.close()
+    assert got is not None, "no UDP ASSOCIATE reply"
+    assert got[:4] == b"\x00\x00\x00\x01" and socket.inet_ntoa(got[4:8]) == addr, got[:10]
+    assert struct.unpack(">H", got[8:10])[0] == port
+    return got[10:]
 
 
 def recv_exact(s, n):

@@ -10,7 +10,7 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Lab, run, wait_until, socks_connect, socks_request, socks_read_reply, recv_exact, free_port  # noqa: E402
+from harness import Lab, run, wait_until, socks_connect, socks_request, socks_read_reply, recv_exact, free_port, socks_udp_roundtrip  # noqa: E402
 from services import HashService, UdpEcho, upload, download  # noqa: E402
 
 SIZE = int(os.environ.get("SHOAL_TRANSFER_BYTES", 100 * 1024 * 1024))
@@ -73,28 +73,7 @@ def main():
         s.close()
 
         # UDP ASSOCIATE round trip to bob's exposed UDP echo
-        ctl = socket.create_connection(("127.0.0.1", a.socks_port))
-        ctl.sendall(b"\x05\x01\x00")
-        recv_exact(ctl, 2)
-        ctl.sendall(socks_request(3, "0.0.0.0", 0))
-        rep, relay_host, relay_port = socks_read_reply(ctl)
-        assert rep == 0, rep
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.settimeout(1.0)
-        header = b"\x00\x00\x00\x01" + socket.inet_aton(b_addr) + struct.pack(">H", echo.port)
-        got = None
-        for _ in range(5):  # UDP: allow for a lost first datagram while the path warms up
-            u.sendto(header + b"hello over udp", (relay_host, relay_port))
-            try:
-                got = u.recv(2048)
-                break
-            except socket.timeout:
-                continue
-        assert got is not None, "no UDP ASSOCIATE reply"
-        assert got[:4] == b"\x00\x00\x00\x01" and socket.inet_ntoa(got[4:8]) == b_addr, got[:10]
-        assert struct.unpack(">H", got[8:10])[0] == echo.port
-        assert got[10:] == b"echo:hello over udp", got
-        ctl.close()
+        assert socks_udp_roundtrip(a.socks_port, b_addr, echo.port, b"hello over udp") == b"echo:hello over udp"
 
         # carol is not a co-member: bob's exposed port is unreachable for her
         before = svc.connections

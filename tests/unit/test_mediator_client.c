@@ -1,10 +1,12 @@
 /*
- * Unit tests for core/mediator_client against a fake mediator: a real ctrlchan responder on a
- * TCP listener at 127.0.0.1, in the same libev loop. The peer table, the transport and
- * daemon_set_address are stubs defined here that record what the client asked of them.
- * Covered: HELLO contents, WELCOME handling, UDP probes, the membership view and the
- * authorization rule, requests (result, not connected, connection lost), server PING,
- * probe replies, reconnect with the view kept, and the refresh sweep after a reconnect.
+ * Unit tests for medclient/ against a fake mediator: a real ctrlchan responder on a TCP
+ * listener at 127.0.0.1 and a UDP socket on the same port number (where the probes go), in the
+ * same libev loop. The client runs with the real transport (core/transport.c); a fake struct
+ * medclient_ops records what it was told (our address, authorize, revoke).
+ * Covered: HELLO contents, WELCOME handling, UDP probes and probe replies (over real UDP too),
+ * the membership view and the authorization rule, requests (result, not connected,
+ * connection lost), server PING, reconnect with the view kept, the refresh sweep after a
+ * reconnect, name normalisation and resolution, and the nick across set-nick and reconnects.
  * Not covered here (timing): the 10 s request timeout and the 45 s idle timeout.
  */
 #include "config.h"
@@ -24,32 +26,33 @@
 #include "mproto/ctrlchan.h"
 #include "medclient/medclient.h"
 #include "crypto/noise.h"
-#include "core/peer.h"
 #include "core/transport.h"
-#include "daemon/daemon.h"
 #include "tests/unit/unit.h"
 
 /* A member switched on and connected, as the server reports it. */
 #define MEMF_ON (MEMF_ONLINE | MEMF_ACTIVE)
 
-/* ---- stubs: what the client did to the rest of the daemon ---- */
+/* ---- fake ops: what the client told its owner, and what reached the server by UDP ---- */
 
 enum { MAXK = 16 };
 
-static struct stubs {
+static struct record {
 	uint8_t authorized[MAXK][KEY_LEN];
 	uint32_t auth_addr[MAXK];
 	size_t auth_neps[MAXK];
 	int n_auth;                     /* keys currently authorized */
 	int authorize_calls, revoke_calls, revoke_unknown;
-	int udp_sent;
-	struct endpoint udp_to;
+	int address_calls;
+	uint32_t vaddr;
+	uint8_t prefix_len;
+	int udp_sent;                   /* datagrams that reached the server's UDP socket */
+	struct endpoint udp_to, udp_from;
 	uint8_t udp_pkt[64];
 	size_t udp_len;
 } st;
 
 static int
-stub_find(const uint8_t key[KEY_LEN])
+auth_find(const uint8_t key[KEY_LEN])
 {
 	int i;
 
@@ -59,11 +62,19 @@ stub_find(const uint8_t key[KEY_LEN])
 	return -1;
 }
 
-void
-peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
+static void
+fake_address(void *arg, uint32_t vaddr, uint8_t prefix_len)
+{
+	st.address_calls++;
+	st.vaddr = vaddr;
+	st.prefix_len = prefix_len;
+}
+
+static void
+fake_authorize(void *arg, const uint8_t key[KEY_LEN], uint32_t vaddr,
     const struct endpoint *eps, size_t n_eps)
 {
-	int i = stub_find(key);
+	int i = auth_find(key);
 
 	st.authorize_calls++;
 	if (i < 0 && st.n_auth < MAXK) {
@@ -76,10 +87,10 @@ peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
 	}
 }
 
-void
-peers_revoke(struct peers *ps, const uint8_t key[KEY_LEN])
+static void
+fake_revoke(void *arg, const uint8_t key[KEY_LEN])
 {
-	int i = stub_find(key);
+	int i = auth_find(key);
 
 	st.revoke_calls++;
 	if (i < 0) {
@@ -92,46 +103,15 @@ peers_revoke(struct peers *ps, const uint8_t key[KEY_LEN])
 	st.auth_neps[i] = st.auth_neps[st.n_auth];
 }
 
-uint16_t
-transport_port(const struct transport *t)
-{
-	return 40000;
-}
-
-size_t
-transport_local_endpoints(const struct transport *t, struct endpoint *out, size_t max)
-{
-	if (max < 1)
-		return 0;
-	out[0].addr = 0xc0a8010a;       /* 192.168.1.10 */
-	out[0].port = 0;                /* the client fills in the port */
-	return 1;
-}
-
-int
-transport_send(struct transport *t, const struct endpoint *to, const uint8_t *pkt, size_t len)
-{
-	st.udp_sent++;
-	st.udp_to = *to;
-	st.udp_len = len < sizeof(st.udp_pkt) ? len : sizeof(st.udp_pkt);
-	memcpy(st.udp_pkt, pkt, st.udp_len);
-	return 0;
-}
-
-void
-daemon_set_address(struct daemon *d, uint32_t vaddr, uint8_t prefix_len)
-{
-	d->vaddr = vaddr;
-	d->prefix_len = prefix_len;
-}
+static const struct medclient_ops fake_ops = { fake_address, fake_authorize, fake_revoke };
 
 /* ---- the fake server ---- */
 
 struct fsrv {
 	struct ev_loop *loop;
-	int lfd;
+	int lfd, ufd;                   /* TCP listener; UDP socket on the same port number */
 	uint16_t port;
-	ev_io accept_io;
+	ev_io accept_io, udp_io;
 	struct noise_keypair key;
 	struct ctrlchan *ch;
 	int connections, ready, closed;
@@ -228,38 +208,94 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	s->ch = ctrlchan_new(loop, fd, 0, &s->key, NULL, &srv_cbs, s);
 }
 
+/* The probes: the client sends them to the server's host and TCP port number, over UDP. */
+static void
+srv_udp_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct fsrv *s = w->data;
+	struct sockaddr_in from, to;
+	socklen_t fl = sizeof(from), tl = sizeof(to);
+	uint8_t buf[1500];
+	ssize_t n;
+
+	while ((n = recvfrom(s->ufd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl)) >= 0) {
+		st.udp_sent++;
+		if (getsockname(s->ufd, (struct sockaddr *)&to, &tl) == 0)
+			st.udp_to = (struct endpoint){ ntohl(to.sin_addr.s_addr), ntohs(to.sin_port) };
+		st.udp_from = (struct endpoint){ ntohl(from.sin_addr.s_addr),
+		    ntohs(from.sin_port) };
+		st.udp_len = (size_t)n < sizeof(st.udp_pkt) ? (size_t)n : sizeof(st.udp_pkt);
+		memcpy(st.udp_pkt, buf, st.udp_len);
+		fl = sizeof(from);
+	}
+}
+
+/* Sends a datagram from the server's UDP socket to 127.0.0.1:port. */
+static void
+srv_udp_send(struct fsrv *s, uint16_t port, const uint8_t *pkt, size_t len)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin.sin_port = htons(port);
+	CHECK_EQ(sendto(s->ufd, pkt, len, 0, (struct sockaddr *)&sin, sizeof(sin)), (ssize_t)len);
+}
+
 static void
 srv_start(struct fsrv *s, struct ev_loop *loop)
 {
 	struct sockaddr_in sin;
-	socklen_t sl = sizeof(sin);
+	socklen_t sl;
+	int attempt;
 
 	memset(s, 0, sizeof(*s));
 	s->loop = loop;
 	noise_keypair_generate(&s->key);
-	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    listen(s->lfd, 4) < 0 || getsockname(s->lfd, (struct sockaddr *)&sin, &sl) < 0) {
-		perror("listen");
+	/* An ephemeral TCP port whose number is also free for UDP: a few tries at most. */
+	for (attempt = 0; attempt < 20; attempt++) {
+		sl = sizeof(sin);
+		s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		s->ufd = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (s->lfd < 0 || s->ufd < 0 ||
+		    bind(s->lfd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+		    listen(s->lfd, 4) < 0 || getsockname(s->lfd, (struct sockaddr *)&sin, &sl) < 0) {
+			perror("listen");
+			exit(1);
+		}
+		if (bind(s->ufd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+			break;
+		close(s->lfd);
+		close(s->ufd);
+		s->lfd = s->ufd = -1;
+	}
+	if (s->lfd < 0) {
+		fprintf(stderr, "no port free for both TCP and UDP\n");
 		exit(1);
 	}
 	s->port = ntohs(sin.sin_port);
 	ev_io_init(&s->accept_io, srv_accept_cb, s->lfd, EV_READ);
 	s->accept_io.data = s;
 	ev_io_start(loop, &s->accept_io);
+	ev_io_init(&s->udp_io, srv_udp_cb, s->ufd, EV_READ);
+	s->udp_io.data = s;
+	ev_io_start(loop, &s->udp_io);
 }
 
 static void
 srv_stop(struct fsrv *s)
 {
 	ev_io_stop(s->loop, &s->accept_io);
+	ev_io_stop(s->loop, &s->udp_io);
 	if (s->ch)
 		ctrlchan_free(s->ch);
 	s->ch = NULL;
 	close(s->lfd);
+	close(s->ufd);
 }
 
 /* Drops the current connection from the server side. */
@@ -382,17 +418,37 @@ result_cb(void *arg, const struct msg_result *res)
 	r->res = *res;
 }
 
-/* ---- fixture: a daemon context and a started mediator connected to a fake server ---- */
+/* ---- fixture: a mediator client with a real transport, and a fake server ---- */
 
 struct fixture {
 	struct ev_loop *loop;
-	struct daemon d;
+	struct medclient_config cfg;
+	struct noise_keypair key;
+	struct transport *tp;
 	struct fsrv srv;
 	struct medclient *med;
-	int dummy_tp, dummy_peers;
 };
 
 static uint8_t k_bob[KEY_LEN], k_carol[KEY_LEN], k_dave[KEY_LEN], k_bob2[KEY_LEN];
+
+/* As daemon/main.c dispatches: probe replies to the mediator client, nothing else here. */
+static void
+fx_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
+{
+	struct fixture *fx = arg;
+
+	if (pkt[0] == UDP_PROBE_REPLY && fx->med)
+		medclient_udp_receive(fx->med, from, pkt, len);
+}
+
+/* (Re)creates the client from fx->cfg, which it copies. */
+static void
+fx_client(struct fixture *fx)
+{
+	medclient_free(fx->med);
+	fx->med = medclient_new(fx->loop, &fx->cfg, &fx->key, fx->tp, &fake_ops, fx);
+	CHECK(fx->med != NULL);
+}
 
 static void
 fx_init(struct fixture *fx, void (*burst)(struct fsrv *))
@@ -402,17 +458,17 @@ fx_init(struct fixture *fx, void (*burst)(struct fsrv *))
 	fx->loop = ev_loop_new(0);
 	srv_start(&fx->srv, fx->loop);
 	fx->srv.burst = burst;
-	fx->d.loop = fx->loop;
-	snprintf(fx->d.cfg.server_host, sizeof(fx->d.cfg.server_host), "127.0.0.1");
-	fx->d.cfg.server_port = fx->srv.port;
-	memcpy(fx->d.cfg.server_pub, fx->srv.key.pub, KEY_LEN);
-	snprintf(fx->d.cfg.nick, sizeof(fx->d.cfg.nick), "alice-cfg");
-	noise_keypair_generate(&fx->d.key);
-	/* The stubs never dereference these. */
-	fx->d.tp = (struct transport *)&fx->dummy_tp;
-	fx->d.peers = (struct peers *)&fx->dummy_peers;
-	fx->med = medclient_new(&fx->d);
-	fx->d.med = fx->med;
+	snprintf(fx->cfg.server_host, sizeof(fx->cfg.server_host), "127.0.0.1");
+	fx->cfg.server_port = fx->srv.port;
+	memcpy(fx->cfg.server_pub, fx->srv.key.pub, KEY_LEN);
+	snprintf(fx->cfg.nick, sizeof(fx->cfg.nick), "alice-cfg");
+	noise_keypair_generate(&fx->key);
+	fx->tp = transport_new(fx->loop, 0, fx_udp_dispatch, fx);
+	if (fx->tp == NULL) {
+		fprintf(stderr, "transport_new failed\n");
+		exit(1);
+	}
+	fx_client(fx);
 }
 
 static void
@@ -430,6 +486,7 @@ static void
 fx_free(struct fixture *fx)
 {
 	medclient_free(fx->med);
+	transport_free(fx->tp);
 	srv_stop(&fx->srv);
 	ev_loop_destroy(fx->loop);
 }
@@ -460,27 +517,42 @@ static void
 test_hello_welcome_probe(void)
 {
 	struct fixture fx;
+	struct endpoint local[MAX_ENDPOINTS];
 	uint8_t token[UDP_TOKEN_LEN];
+	uint16_t udp_port;
+	size_t n_local;
 	int i;
 
 	fx_init(&fx, NULL);
+	udp_port = transport_port(fx.tp);
+	n_local = transport_local_endpoints(fx.tp, local, MAX_ENDPOINTS);
 	CHECK(!medclient_connected(fx.med));
+	CHECK(strcmp(medclient_nick(fx.med), "") == 0);
+	CHECK_EQ(st.address_calls, 0);
 	fx_connect(&fx);
-	CHECK_MEM(fx.srv.client_key, fx.d.key.pub, KEY_LEN);
+	CHECK_MEM(fx.srv.client_key, fx.key.pub, KEY_LEN);
 	CHECK_EQ(fx.srv.hello.u.hello.version, SHOAL_PROTO_VERSION);
 	CHECK(strcmp(fx.srv.hello.u.hello.nick, "alice-cfg") == 0);
-	CHECK_EQ(fx.srv.hello.u.hello.udp_port, 40000);
-	CHECK_EQ(fx.srv.hello.u.hello.n_local, 1);
-	CHECK_EQ(fx.srv.hello.u.hello.local[0].addr, 0xc0a8010a);
-	CHECK_EQ(fx.srv.hello.u.hello.local[0].port, 40000);
-	CHECK_EQ(fx.d.vaddr, 0x05010203);
-	CHECK_EQ(fx.d.prefix_len, 8);
-	CHECK(strcmp(fx.d.nick, "alice") == 0);
+	/* Our peer UDP port and interface addresses, as the transport reports them. */
+	CHECK(udp_port != 0);
+	CHECK_EQ(fx.srv.hello.u.hello.udp_port, udp_port);
+	CHECK(n_local >= 1);            /* loopback at least */
+	CHECK_EQ(fx.srv.hello.u.hello.n_local, n_local);
+	for (i = 0; i < (int)n_local && i < fx.srv.hello.u.hello.n_local; i++) {
+		CHECK_EQ(fx.srv.hello.u.hello.local[i].addr, local[i].addr);
+		CHECK_EQ(fx.srv.hello.u.hello.local[i].port, udp_port);
+	}
+	CHECK_EQ(st.address_calls, 1);
+	CHECK_EQ(st.vaddr, 0x05010203);
+	CHECK_EQ(st.prefix_len, 8);
+	CHECK(strcmp(medclient_nick(fx.med), "alice") == 0);
 
-	/* The first probe went out with WELCOME, to the server's address and port. */
-	CHECK(st.udp_sent >= 1);
+	/* The first probe went out with WELCOME, to the server's address and port, from our
+	 * peer socket (so the mediator sees the NAT mapping peers will use). */
+	CHECK(run_until_int(fx.loop, &st.udp_sent, 1, 1.0));
 	CHECK_EQ(st.udp_to.addr, 0x7f000001);
 	CHECK_EQ(st.udp_to.port, fx.srv.port);
+	CHECK_EQ(st.udp_from.port, udp_port);
 	CHECK_EQ(probe_decode(st.udp_pkt, st.udp_len, token), 0);
 	for (i = 0; i < UDP_TOKEN_LEN; i++)
 		CHECK_EQ(token[i], 0xa0 + i);
@@ -495,7 +567,7 @@ test_probe_reply(void)
 	struct fixture fx;
 	struct endpoint from, ep, got;
 	uint8_t pkt[UDP_PROBE_REPLY_LEN];
-	int n;
+	int n, i;
 
 	fx_init(&fx, NULL);
 	fx_connect(&fx);
@@ -515,6 +587,17 @@ test_probe_reply(void)
 	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
 	medclient_udp_receive(fx.med, &from, pkt, (size_t)n);
 	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 1);
+	CHECK_EQ(got.addr, ep.addr);
+	CHECK_EQ(got.port, ep.port);
+
+	/* The same over real UDP: server socket -> transport -> dispatch -> client. */
+	ep = (struct endpoint){ 0xcb007108, 51821 };
+	n = probe_reply_encode(&ep, pkt, sizeof(pkt));
+	srv_udp_send(&fx.srv, transport_port(fx.tp), pkt, (size_t)n);
+	for (i = 0; i < 40 && (got.addr != ep.addr || got.port != ep.port); i++) {
+		settle(fx.loop);
+		CHECK_EQ(medclient_public_endpoint(fx.med, &got), 1);
+	}
 	CHECK_EQ(got.addr, ep.addr);
 	CHECK_EQ(got.port, ep.port);
 	fx_free(&fx);
@@ -545,18 +628,18 @@ test_view_and_authorization(void)
 	}
 	/* Only bob: carol is pending, dave offline, and never ourselves. */
 	CHECK_EQ(st.n_auth, 1);
-	CHECK(stub_find(k_bob) >= 0);
-	CHECK(stub_find(fx.d.key.pub) < 0);
-	if (stub_find(k_bob) >= 0) {
-		CHECK_EQ(st.auth_addr[stub_find(k_bob)], 0x05000002);
-		CHECK_EQ(st.auth_neps[stub_find(k_bob)], 2);
+	CHECK(auth_find(k_bob) >= 0);
+	CHECK(auth_find(fx.key.pub) < 0);
+	if (auth_find(k_bob) >= 0) {
+		CHECK_EQ(st.auth_addr[auth_find(k_bob)], 0x05000002);
+		CHECK_EQ(st.auth_neps[auth_find(k_bob)], 2);
 	}
 
 	/* dave comes online. */
 	srv_member(s, "lan", k_dave, 0x05000004, "dave", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 2);
-	CHECK(stub_find(k_dave) >= 0);
+	CHECK(auth_find(k_dave) >= 0);
 
 	/* carol approved. */
 	srv_member(s, "lan", k_carol, 0x05000003, "carol", MEMF_ON);
@@ -567,7 +650,7 @@ test_view_and_authorization(void)
 	srv_member(s, "lan", k_bob, 0x05000002, "Bob", 0);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 2);
-	CHECK(stub_find(k_bob) < 0);
+	CHECK(auth_find(k_bob) < 0);
 
 	/* We go offline in lan: everyone revoked. Then back online: re-authorized. */
 	srv_network(s, "lan", 0);
@@ -596,14 +679,14 @@ test_view_and_authorization(void)
 	srv_member_gone(s, "lan", k_dave);
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 2);
-	CHECK(stub_find(k_dave) < 0);
-	CHECK(stub_find(k_bob) >= 0);
+	CHECK(auth_find(k_dave) < 0);
+	CHECK(auth_find(k_bob) >= 0);
 
 	/* games goes away: bob revoked, carol (lan) stays. */
 	srv_network_gone(s, "games");
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 1);
-	CHECK(stub_find(k_carol) >= 0);
+	CHECK(auth_find(k_carol) >= 0);
 
 	/* Unknown network / member deltas are ignored. */
 	srv_member(s, "nope", k_bob2, 0x05000009, "x", MEMF_ON);
@@ -646,6 +729,43 @@ test_resolve(void)
 	CHECK_EQ(medclient_resolve(fx.med, "5.9.9.9", key, &addr), -1);
 	CHECK_EQ(medclient_resolve(fx.med, "", key, &addr), -1);
 
+	/* Every spelling a front end may hand over: NICK.shoal (any case), a trailing dot. */
+	memset(key, 0, KEY_LEN);
+	addr = 0;
+	CHECK_EQ(medclient_resolve(fx.med, "bob.shoal", key, &addr), 0);
+	CHECK_MEM(key, k_bob, KEY_LEN);
+	CHECK_EQ(addr, 0x05000002);
+	memset(key, 0, KEY_LEN);
+	CHECK_EQ(medclient_resolve(fx.med, "BOB.Shoal.", key, &addr), 0);
+	CHECK_MEM(key, k_bob, KEY_LEN);
+	memset(key, 0, KEY_LEN);
+	CHECK_EQ(medclient_resolve(fx.med, "bob.", key, &addr), 0);
+	CHECK_MEM(key, k_bob, KEY_LEN);
+	CHECK_EQ(medclient_resolve(fx.med, "dave.shoal", key, &addr), 0);
+	CHECK_MEM(key, k_dave, KEY_LEN);
+	CHECK_EQ(addr, 0x05000004);
+	/* A node id prefix and a dotted address, as such and with the same decorations. */
+	CHECK_EQ(medclient_resolve(fx.med, "444444444444", key, &addr), 0);
+	CHECK_MEM(key, k_dave, KEY_LEN);
+	CHECK_EQ(medclient_resolve(fx.med, "33333333.shoal.", key, &addr), 0);
+	CHECK_MEM(key, k_carol, KEY_LEN);
+	CHECK_EQ(addr, 0x05000003);
+	CHECK_EQ(medclient_resolve(fx.med, "5.0.0.2", key, &addr), 0);
+	CHECK_MEM(key, k_bob, KEY_LEN);
+	CHECK_EQ(medclient_resolve(fx.med, "5.0.0.2.", key, &addr), 0);
+	CHECK_MEM(key, k_bob, KEY_LEN);
+	/* Ourselves too, by nick and by address. */
+	CHECK_EQ(medclient_resolve(fx.med, "alice.shoal", key, &addr), 0);
+	CHECK_MEM(key, fx.key.pub, KEY_LEN);
+	CHECK_EQ(addr, 0x05010203);
+	/* Only one of each decoration, and nothing that is only decoration. */
+	CHECK_EQ(medclient_resolve(fx.med, "bob..", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "bob.shoal.shoal", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "bob.lan", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, ".", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, ".shoal", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "nobody.shoal", key, &addr), -1);
+
 	/* A second "bob" with another key in another network: ambiguous. The same bob in two
 	 * networks is not. */
 	srv_network(&fx.srv, "games", MEMF_ON);
@@ -655,6 +775,13 @@ test_resolve(void)
 	srv_member(&fx.srv, "games", k_bob2, 0x05000005, "BOB", MEMF_ON);
 	settle(fx.loop);
 	CHECK_EQ(medclient_resolve(fx.med, "bob", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "bob.shoal", key, &addr), -1);
+	CHECK_EQ(medclient_resolve(fx.med, "Bob.", key, &addr), -1);
+	/* The address and the id still tell them apart. */
+	CHECK_EQ(medclient_resolve(fx.med, "5.0.0.5", key, &addr), 0);
+	CHECK_MEM(key, k_bob2, KEY_LEN);
+	CHECK_EQ(medclient_resolve(fx.med, "55555555.shoal", key, &addr), 0);
+	CHECK_MEM(key, k_bob2, KEY_LEN);
 	fx_free(&fx);
 }
 
@@ -773,7 +900,7 @@ test_reconnect_keeps_then_refreshes(void)
 	CHECK_EQ(st.n_auth, 3);
 	CHECK_EQ(st.revoke_calls, revokes_before);
 	/* bob was never revoked along the way. */
-	CHECK(stub_find(k_bob) >= 0);
+	CHECK(auth_find(k_bob) >= 0);
 
 	/* Any non-burst message ends the refresh: dave and "old" are swept. */
 	{
@@ -785,9 +912,9 @@ test_reconnect_keeps_then_refreshes(void)
 	}
 	settle(fx.loop);
 	CHECK_EQ(st.n_auth, 1);
-	CHECK(stub_find(k_bob) >= 0);
-	CHECK(stub_find(k_dave) < 0);
-	CHECK(stub_find(k_bob2) < 0);
+	CHECK(auth_find(k_bob) >= 0);
+	CHECK(auth_find(k_dave) < 0);
+	CHECK(auth_find(k_bob2) < 0);
 	CHECK_EQ(st.revoke_unknown, 0);
 	n = medclient_networks(fx.med);
 	CHECK(n != NULL && n->hh.next == NULL && strcmp(n->name, "lan") == 0);
@@ -820,8 +947,8 @@ test_refresh_timer(void)
 	CHECK_EQ(st.revoke_calls, revokes);
 	/* 5 s after WELCOME at the latest. */
 	CHECK(run_until_int(fx.loop, &st.revoke_calls, revokes + 1, 6.0));
-	CHECK(stub_find(k_dave) < 0);
-	CHECK(stub_find(k_bob) >= 0);
+	CHECK(auth_find(k_dave) < 0);
+	CHECK(auth_find(k_bob) >= 0);
 	fx_free(&fx);
 }
 
@@ -831,12 +958,92 @@ test_wrong_server_key_retries(void)
 	struct fixture fx;
 
 	fx_init(&fx, NULL);
-	fx.d.cfg.server_pub[0] ^= 1;
+	fx.cfg.server_pub[0] ^= 1;
+	fx_client(&fx);
 	medclient_start(fx.med);
 	/* Connects, fails the handshake, and connects again after the backoff. */
 	CHECK(run_until_int(fx.loop, &fx.srv.connections, 2, 3.0));
 	CHECK_EQ(fx.srv.ready, 0);
 	CHECK(!medclient_connected(fx.med));
+	fx_free(&fx);
+}
+
+static void
+test_name_normalize(void)
+{
+	char out[32], small[4];
+	char buf[32];
+
+	CHECK_EQ(medclient_name_normalize("bob", out, sizeof(out)), 3);
+	CHECK(strcmp(out, "bob") == 0);
+	CHECK_EQ(medclient_name_normalize("bob.", out, sizeof(out)), 3);
+	CHECK(strcmp(out, "bob") == 0);
+	CHECK_EQ(medclient_name_normalize("bob.shoal", out, sizeof(out)), 3);
+	CHECK(strcmp(out, "bob") == 0);
+	CHECK_EQ(medclient_name_normalize("BOB.Shoal.", out, sizeof(out)), 3);
+	CHECK(strcmp(out, "BOB") == 0);
+	CHECK_EQ(medclient_name_normalize("5.0.0.2.", out, sizeof(out)), 7);
+	CHECK(strcmp(out, "5.0.0.2") == 0);
+	/* One of each, in that order. */
+	CHECK_EQ(medclient_name_normalize("bob..", out, sizeof(out)), 4);
+	CHECK(strcmp(out, "bob.") == 0);
+	CHECK_EQ(medclient_name_normalize("bob.shoal.shoal", out, sizeof(out)), 9);
+	CHECK(strcmp(out, "bob.shoal") == 0);
+	CHECK_EQ(medclient_name_normalize("bob.shoal..", out, sizeof(out)), 10);
+	CHECK(strcmp(out, "bob.shoal.") == 0);
+	/* Nothing left, or only the suffix: nothing is removed that would leave it empty. */
+	CHECK_EQ(medclient_name_normalize("", out, sizeof(out)), 0);
+	CHECK_EQ(medclient_name_normalize(".", out, sizeof(out)), 0);
+	CHECK(strcmp(out, "") == 0);
+	CHECK_EQ(medclient_name_normalize(".shoal", out, sizeof(out)), 6);
+	CHECK(strcmp(out, ".shoal") == 0);
+	CHECK_EQ(medclient_name_normalize("x.shoal", out, sizeof(out)), 1);
+	/* In place. */
+	snprintf(buf, sizeof(buf), "carol.SHOAL.");
+	CHECK_EQ(medclient_name_normalize(buf, buf, sizeof(buf)), 5);
+	CHECK(strcmp(buf, "carol") == 0);
+	/* Too long for out: -1 and an empty string; what fits after normalising is fine. */
+	CHECK_EQ(medclient_name_normalize("carol", small, sizeof(small)), -1);
+	CHECK(strcmp(small, "") == 0);
+	CHECK_EQ(medclient_name_normalize("bob.shoal.", small, sizeof(small)), 3);
+	CHECK(strcmp(small, "bob") == 0);
+}
+
+/*
+ * The nick: WELCOME confirms one; a SET_NICK confirmed by the server (our own MEMBER record)
+ * replaces it and is what a reconnect asks for, not the start-up --nick.
+ */
+static void
+test_nick(void)
+{
+	struct fixture fx;
+
+	fx_init(&fx, burst_lan);
+	fx_connect(&fx);
+	CHECK(strcmp(fx.srv.hello.u.hello.nick, "alice-cfg") == 0);
+	CHECK(strcmp(medclient_nick(fx.med), "alice") == 0);
+
+	/* set-nick went through: the server pushes our record with the new nick. */
+	srv_member(&fx.srv, "lan", fx.srv.client_key, 0x05010203, "alice2", MEMF_ON);
+	settle(fx.loop);
+	CHECK(strcmp(medclient_nick(fx.med), "alice2") == 0);
+	CHECK_EQ(st.n_auth, 1);         /* our own record changes nobody's authorization */
+
+	srv_kick(&fx.srv);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_hello, 2, 3.0));
+	CHECK(strcmp(fx.srv.hello.u.hello.nick, "alice2") == 0);
+	fx_free(&fx);
+
+	/* Without --nick: HELLO asks for nothing, then for what the server confirmed. */
+	fx_init(&fx, NULL);
+	fx.cfg.nick[0] = '\0';
+	fx_client(&fx);
+	fx_connect(&fx);
+	CHECK(strcmp(fx.srv.hello.u.hello.nick, "") == 0);
+	CHECK(strcmp(medclient_nick(fx.med), "alice") == 0);
+	srv_kick(&fx.srv);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_hello, 2, 3.0));
+	CHECK(strcmp(fx.srv.hello.u.hello.nick, "alice") == 0);
 	fx_free(&fx);
 }
 
@@ -853,6 +1060,8 @@ main(void)
 	RUN(test_probe_reply);
 	RUN(test_view_and_authorization);
 	RUN(test_resolve);
+	RUN(test_name_normalize);
+	RUN(test_nick);
 	RUN(test_requests);
 	RUN(test_server_ping);
 	RUN(test_reconnect_keeps_then_refreshes);

@@ -8,6 +8,9 @@
  * ns_listen(8) whose open_fd refuses, ns_listen(9) whose open_fd connects to a closed local
  * port, and a UDP echo on port 7 that prefixes the destination address it saw.
  * A (5.0.0.1) drives everything through ns_splice_connect and ns_udp from socketpair fds.
+ * Both netstacks start without an address, as shoald's does before its first WELCOME: B opens
+ * its listeners and UDP port first and gets its address afterwards (every test below then
+ * reaches them), and A checks that nothing leaves before it has one.
  * Nothing here is timed; alarm() turns a hang into a failure.
  */
 #include "config.h"
@@ -320,7 +323,7 @@ node_b(int wirefd)
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	alarm(120);
-	ns = wire_setup(&w, loop, wirefd, ADDR_B);
+	ns = wire_setup(&w, loop, wirefd, 0);
 	lfd = tcp_listen_local(&b_echo_port);
 	/* A port nobody listens on: bind, note it, close. */
 	cfd = tcp_listen_local(&b_closed_port);
@@ -334,6 +337,9 @@ node_b(int wirefd)
 		_exit(3);
 	if ((u = ns_udp_bind(ns, 7, b_udp_echo, &u)) == NULL)
 		_exit(4);
+	/* The address arrives after the listeners were opened (an expose made while the
+	 * mediator was unreachable). */
+	netstack_set_addr(ns, ADDR_B, 8);
 	ev_run(loop, 0);
 	_exit(0);
 }
@@ -695,6 +701,27 @@ test_udp_echo(void)
 	ns_udp_free(u);
 }
 
+/* Before our first address: no connect and no datagram may leave (source 0.0.0.0). */
+static void
+test_before_address(void)
+{
+	struct conn_result r;
+	struct udp_result ur;
+	struct ns_udp *u = ns_udp_bind(ns_a, 0, a_udp_recv, &ur);
+	int sv[2];
+
+	CHECK(u != NULL);
+	CHECK_EQ(ns_udp_sendto(u, ADDR_B, 7, "x", 1), -1);
+	CHECK_EQ(errno, ENETUNREACH);
+	ns_udp_free(u);
+	CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	CHECK(ns_splice_connect(ns_a, sv[1], ADDR_B, 7, connect_cb, &r) == NULL);
+	CHECK_EQ(errno, ENETUNREACH);
+	CHECK_EQ(read(sv[0], &r, 1), 0);        /* the netstack closed its end */
+	close(sv[0]);
+	netstack_set_addr(ns_a, ADDR_A, 8);
+}
+
 static void
 test_input_garbage(void)
 {
@@ -742,9 +769,10 @@ main(void)
 	}
 	close(sv[1]);
 	loop_a = ev_loop_new(EVFLAG_AUTO);
-	ns_a = wire_setup(&wire_a, loop_a, sv[0], ADDR_A);
+	ns_a = wire_setup(&wire_a, loop_a, sv[0], 0);
 	CHECK(ns_a != NULL);
 
+	RUN(test_before_address);
 	RUN(test_input_garbage);
 	RUN(test_udp_echo);
 	RUN(test_half_close);

@@ -1,8 +1,9 @@
 /*
- * Unit tests for the peer layer (core/peer.c and friends): several daemon contexts in one
- * process and one ev loop, each with its own transport on loopback, key and peer table. The
- * netstack is replaced by a stub that records what would have been delivered; the mediator
- * is absent (d->med = NULL).
+ * Unit tests for the peer layer (core/peer.c and friends): several nodes in one process and
+ * one ev loop, each with its own transport on loopback, key, vnet and peer table, linked
+ * against the real modules. In place of the netstack each node passes a fake struct peers_ops
+ * that records what would have been delivered and which peers' connections reset; there is
+ * no daemon and no mediator.
  */
 #include "config.h"
 
@@ -12,23 +13,26 @@
 
 #include "base/log.h"
 #include "core/peer_impl.h"
+#include "base/ip4.h"
 #include "core/transport.h"
-#include "daemon/daemon.h"
-#include "netstack/netstack.h"
 #include "tests/unit/unit.h"
 
 enum { MAX_NODES = 4 };
 
-/* What the stub netstack saw. A struct netstack is never dereferenced by the peer layer. */
+/* What the fake peers_ops saw: deliveries (the netstack's input) and peer_gone calls. */
 struct capture {
 	unsigned n;
 	uint32_t last_src;
 	size_t last_len;
-	uint32_t aborted_ip;             /* netstack_abort_peer */
+	uint32_t aborted_ip;             /* peer_gone */
+	unsigned n_aborted;
 };
 
 struct node {
-	struct daemon d;
+	struct noise_keypair key;
+	struct vnet vnet;               /* vnet.addr is the node's virtual address */
+	struct transport *tp;
+	struct peers *peers;
 	struct capture cap;
 	uint8_t last_data[UDP_MAX_PAYLOAD];
 	size_t last_data_len;
@@ -36,10 +40,10 @@ struct node {
 	int deaf;                       /* drop everything the transport receives */
 };
 
-void
-netstack_input(struct netstack *ns, const uint8_t *pkt, size_t len)
+static void
+fake_deliver(void *arg, const uint8_t *pkt, size_t len)
 {
-	struct capture *c = (struct capture *)(void *)ns;
+	struct capture *c = arg;
 
 	c->n++;
 	c->last_len = len;
@@ -47,13 +51,16 @@ netstack_input(struct netstack *ns, const uint8_t *pkt, size_t len)
 	    pkt[15];
 }
 
-void
-netstack_abort_peer(struct netstack *ns, uint32_t ip)
+static void
+fake_peer_gone(void *arg, uint32_t vaddr)
 {
-	struct capture *c = (struct capture *)(void *)ns;
+	struct capture *c = arg;
 
-	c->aborted_ip = ip;
+	c->aborted_ip = vaddr;
+	c->n_aborted++;
 }
+
+static const struct peers_ops fake_ops = { fake_deliver, fake_peer_gone };
 
 static void
 dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
@@ -67,7 +74,7 @@ dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
 		n->last_data_len = len;
 		n->last_from = *from;
 	}
-	peers_receive(n->d.peers, from, pkt, len);
+	peers_receive(n->peers, from, pkt, len);
 }
 
 static struct ev_loop *loop;
@@ -79,14 +86,12 @@ node_up(int i)
 	struct node *n = &nodes[i];
 
 	memset(n, 0, sizeof(*n));
-	n->d.loop = loop;
-	noise_keypair_generate(&n->d.key);
-	n->d.vaddr = 0x05000001u + (uint32_t)i;
-	n->d.prefix_len = 8;
-	n->d.ns = (struct netstack *)(void *)&n->cap;
-	n->d.tp = transport_new(loop, 0, dispatch, n);
-	n->d.peers = peers_new(&n->d);
-	if (!n->d.tp || !n->d.peers)
+	noise_keypair_generate(&n->key);
+	n->vnet.addr = 0x05000001u + (uint32_t)i;
+	n->vnet.prefix_len = 8;
+	n->tp = transport_new(loop, 0, dispatch, n);
+	n->peers = peers_new(loop, &n->key, n->tp, &n->vnet, &fake_ops, &n->cap);
+	if (!n->tp || !n->peers)
 		fatalx("node setup failed");
 	return n;
 }
@@ -94,15 +99,15 @@ node_up(int i)
 static void
 node_down(struct node *n)
 {
-	peers_free(n->d.peers);
-	transport_free(n->d.tp);
+	peers_free(n->peers);
+	transport_free(n->tp);
 	memset(n, 0, sizeof(*n));
 }
 
 static struct endpoint
 node_ep(const struct node *n)
 {
-	struct endpoint ep = { 0x7f000001, transport_port(n->d.tp) };
+	struct endpoint ep = { 0x7f000001, transport_port(n->tp) };
 
 	return ep;
 }
@@ -112,13 +117,13 @@ authorize(struct node *a, struct node *b)
 {
 	struct endpoint ep = node_ep(b);
 
-	peers_authorize(a->d.peers, b->d.key.pub, b->d.vaddr, &ep, 1);
+	peers_authorize(a->peers, b->key.pub, b->vnet.addr, &ep, 1);
 }
 
 static struct peer *
 peer_of(struct node *a, struct node *b)
 {
-	return peers_lookup_key(a->d.peers, b->d.key.pub);
+	return peers_lookup_key(a->peers, b->key.pub);
 }
 
 static void
@@ -229,22 +234,22 @@ test_ping_and_status(void)
 	struct peers_stats ps;
 
 	CHECK(connect_pair(a, b));
-	CHECK_EQ(peers_ping(a->d.peers, b->d.vaddr, ping_cb, &pr), 0);
+	CHECK_EQ(peers_ping(a->peers, b->vnet.addr, ping_cb, &pr), 0);
 	CHECK(run_until(ping_done, &pr, 4.0));
 	CHECK(pr.rtt >= 0 && pr.rtt < 1000);
-	CHECK_EQ(peers_ping(a->d.peers, 0x05000063u, ping_cb, &pr), -1);
+	CHECK_EQ(peers_ping(a->peers, 0x05000063u, ping_cb, &pr), -1);
 
-	CHECK_EQ(peers_status(a->d.peers, b->d.key.pub, &st), 0);
+	CHECK_EQ(peers_status(a->peers, b->key.pub, &st), 0);
 	CHECK_EQ(st.path, PATH_DIRECT);
-	CHECK_EQ(st.endpoint.port, transport_port(b->d.tp));
+	CHECK_EQ(st.endpoint.port, transport_port(b->tp));
 	CHECK(st.rtt_ms >= 0);
 	CHECK(st.tx_bytes > 0 && st.rx_bytes > 0);
 	CHECK(st.last_rx > 0);
 	CHECK(strcmp(path_kind_name(st.path), "direct") == 0);
 	CHECK(strcmp(path_kind_name(PATH_NONE), "none") == 0);
-	CHECK_EQ(peers_status(a->d.peers, a->d.key.pub, &st), -1);     /* ourselves: never */
+	CHECK_EQ(peers_status(a->peers, a->key.pub, &st), -1);     /* ourselves: never */
 
-	peers_get_stats(a->d.peers, &ps);
+	peers_get_stats(a->peers, &ps);
 	CHECK(ps.handshakes_done >= 1);
 	CHECK_EQ(ps.rx_dropped_auth, 0);
 	node_down(a);
@@ -259,25 +264,25 @@ test_ip_and_spoofing(void)
 	struct peers_stats st;
 
 	CHECK(connect_pair(a, b));
-	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
-	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	make_ip(pkt, a->vnet.addr, b->vnet.addr, sizeof(pkt));
+	peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
 	CHECK(wait_delivered(b, 1, 2.0));
-	CHECK_EQ(b->cap.last_src, a->d.vaddr);
+	CHECK_EQ(b->cap.last_src, a->vnet.addr);
 	CHECK_EQ(b->cap.last_len, sizeof(pkt));
 
 	/* a claims to be 5.0.0.9: authenticated, but not a's address -> dropped. */
-	make_ip(pkt, 0x05000009u, b->d.vaddr, sizeof(pkt));
-	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	make_ip(pkt, 0x05000009u, b->vnet.addr, sizeof(pkt));
+	peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
 	run_until(NULL, NULL, 0.2);
 	CHECK_EQ(b->cap.n, 1);
-	peers_get_stats(b->d.peers, &st);
+	peers_get_stats(b->peers, &st);
 	CHECK_EQ(st.rx_dropped_auth, 1);
-	CHECK_EQ(b->d.peers->xst.rx_spoofed, 1);
+	CHECK_EQ(b->peers->xst.rx_spoofed, 1);
 	CHECK_EQ(st.rx_data, 1);
 
 	/* No route: unknown destination is dropped and counted. */
-	peers_send_ip(a->d.peers, 0x05000063u, pkt, sizeof(pkt));
-	CHECK_EQ(a->d.peers->xst.tx_no_route, 1);
+	peers_send_ip(a->peers, 0x05000063u, pkt, sizeof(pkt));
+	CHECK_EQ(a->peers->xst.tx_no_route, 1);
 	node_down(a);
 	node_down(b);
 }
@@ -292,16 +297,16 @@ test_replay_dropped(void)
 	size_t len;
 
 	CHECK(connect_pair(a, b));
-	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
-	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	make_ip(pkt, a->vnet.addr, b->vnet.addr, sizeof(pkt));
+	peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
 	CHECK(wait_delivered(b, 1, 2.0));
 	CHECK(b->last_data_len > 0);
 	len = b->last_data_len;
 	memcpy(copy, b->last_data, len);
 	from = b->last_from;
 
-	peers_receive(b->d.peers, &from, copy, len);
-	peers_get_stats(b->d.peers, &st);
+	peers_receive(b->peers, &from, copy, len);
+	peers_get_stats(b->peers, &st);
 	CHECK_EQ(st.rx_dropped_replay, 1);
 	CHECK_EQ(b->cap.n, 1);
 
@@ -309,8 +314,8 @@ test_replay_dropped(void)
 	memcpy(copy, b->last_data, len);
 	copy[len - 1] ^= 1;
 	copy[8 + 7] ^= 0x40;            /* a fresh counter, so the window does not reject it */
-	peers_receive(b->d.peers, &from, copy, len);
-	peers_get_stats(b->d.peers, &st);
+	peers_receive(b->peers, &from, copy, len);
+	peers_get_stats(b->peers, &st);
 	CHECK_EQ(st.rx_dropped_auth, 1);
 	CHECK_EQ(st.rx_dropped_replay, 1);
 	CHECK_EQ(b->cap.n, 1);
@@ -328,11 +333,11 @@ test_unauthorized_handshake(void)
 	/* c knows a; a never authorized c. */
 	authorize(c, a);
 	run_until(NULL, NULL, 0.3);
-	peers_get_stats(a->d.peers, &st);
+	peers_get_stats(a->peers, &st);
 	CHECK(st.rx_dropped_auth >= 1);
-	CHECK(a->d.peers->xst.rx_unauthorized >= 1);
+	CHECK(a->peers->xst.rx_unauthorized >= 1);
 	CHECK_EQ(st.handshakes_done, 0);
-	CHECK_EQ(peers_status(c->d.peers, a->d.key.pub, &ps), 0);
+	CHECK_EQ(peers_status(c->peers, a->key.pub, &ps), 0);
 	CHECK_EQ(ps.path, PATH_NONE);
 	CHECK(peer_usable_keypair(peer_of(c, a)) == NULL);
 	node_down(a);
@@ -348,23 +353,30 @@ test_revoke(void)
 	struct peer_status ps;
 
 	CHECK(connect_pair(a, b));
-	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
-	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	make_ip(pkt, a->vnet.addr, b->vnet.addr, sizeof(pkt));
+	peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
 	CHECK(wait_delivered(b, 1, 2.0));
+	CHECK(peers_is_peer(b->peers, a->vnet.addr));
+	CHECK(!peers_is_peer(b->peers, 0x05000063u));
+	CHECK(!peers_is_peer(b->peers, 0));
 
-	peers_revoke(b->d.peers, a->d.key.pub);
-	CHECK_EQ(b->cap.aborted_ip, a->d.vaddr);        /* open connections reset at once */
-	CHECK_EQ(peers_status(b->d.peers, a->d.key.pub, &ps), -1);
-	CHECK(b->d.peers->indices == NULL);     /* every index of a's sessions is gone */
-	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+	peers_revoke(b->peers, a->key.pub);
+	CHECK_EQ(b->cap.aborted_ip, a->vnet.addr);        /* open connections reset at once */
+	CHECK_EQ(b->cap.n_aborted, 1);
+	CHECK(!peers_is_peer(b->peers, a->vnet.addr));
+	peers_revoke(b->peers, a->key.pub);                /* unknown now: nothing to reset */
+	CHECK_EQ(b->cap.n_aborted, 1);
+	CHECK_EQ(peers_status(b->peers, a->key.pub, &ps), -1);
+	CHECK(b->peers->indices == NULL);     /* every index of a's sessions is gone */
+	peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
 	run_until(NULL, NULL, 0.2);
 	CHECK_EQ(b->cap.n, 1);
-	peers_get_stats(b->d.peers, &st);
+	peers_get_stats(b->peers, &st);
 	CHECK(st.rx_dropped_unknown >= 1);
 	/* and b can no longer send to a */
-	make_ip(pkt, b->d.vaddr, a->d.vaddr, sizeof(pkt));
-	peers_send_ip(b->d.peers, a->d.vaddr, pkt, sizeof(pkt));
-	CHECK_EQ(b->d.peers->xst.tx_no_route, 1);
+	make_ip(pkt, b->vnet.addr, a->vnet.addr, sizeof(pkt));
+	peers_send_ip(b->peers, a->vnet.addr, pkt, sizeof(pkt));
+	CHECK_EQ(b->peers->xst.tx_no_route, 1);
 	node_down(a);
 	node_down(b);
 }
@@ -381,8 +393,8 @@ flow_step(void *arg)
 	uint8_t pkt[300];
 
 	if (f->sent < f->target) {
-		make_ip(pkt, f->a->d.vaddr, f->b->d.vaddr, sizeof(pkt));
-		peers_send_ip(f->a->d.peers, f->b->d.vaddr, pkt, sizeof(pkt));
+		make_ip(pkt, f->a->vnet.addr, f->b->vnet.addr, sizeof(pkt));
+		peers_send_ip(f->a->peers, f->b->vnet.addr, pkt, sizeof(pkt));
 		f->sent++;
 		return 0;
 	}
@@ -401,7 +413,7 @@ test_forced_rekey(void)
 	CHECK(connect_pair(a, b));
 	pa = peer_of(a, b);
 	pb = peer_of(b, a);
-	peers_get_stats(a->d.peers, &before);
+	peers_get_stats(a->peers, &before);
 	/* Make whichever end initiated believe its session is old: next send rekeys. */
 	if (pa->current->s.initiator) {
 		pa->current->s.created -= REKEY_AFTER_TIME + 1;
@@ -413,7 +425,7 @@ test_forced_rekey(void)
 	old_index = peer_of(f.a, f.b)->current->s.local_index;
 	CHECK(run_until(flow_step, &f, 5.0));
 	CHECK_EQ(f.b->cap.n, f.target);         /* not one packet lost across the rekey */
-	peers_get_stats(a->d.peers, &after);
+	peers_get_stats(a->peers, &after);
 	CHECK(after.handshakes_done > before.handshakes_done);
 	CHECK(peer_of(f.a, f.b)->current->s.local_index != old_index);
 	CHECK(peer_of(f.a, f.b)->previous != NULL);      /* old keys still accepted */
@@ -436,25 +448,25 @@ test_simultaneous_initiation(void)
 	CHECK(peer_of(a, b)->hs_active && peer_of(b, a)->hs_active);
 	CHECK(run_until(session_up, ab, 3.0));
 	run_until(NULL, NULL, 0.2);
-	peers_get_stats(a->d.peers, &sa);
-	peers_get_stats(b->d.peers, &sb);
+	peers_get_stats(a->peers, &sa);
+	peers_get_stats(b->peers, &sb);
 	/* Each end answered one handshake and completed its own. */
 	CHECK_EQ(sa.handshakes_done, 2);
 	CHECK_EQ(sb.handshakes_done, 2);
 
-	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
-	peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
-	make_ip(pkt, b->d.vaddr, a->d.vaddr, sizeof(pkt));
-	peers_send_ip(b->d.peers, a->d.vaddr, pkt, sizeof(pkt));
+	make_ip(pkt, a->vnet.addr, b->vnet.addr, sizeof(pkt));
+	peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
+	make_ip(pkt, b->vnet.addr, a->vnet.addr, sizeof(pkt));
+	peers_send_ip(b->peers, a->vnet.addr, pkt, sizeof(pkt));
 	CHECK(wait_delivered(b, 1, 2.0));
 	CHECK(wait_delivered(a, 1, 2.0));
-	CHECK_EQ(peers_ping(a->d.peers, b->d.vaddr, ping_cb, &p1), 0);
-	CHECK_EQ(peers_ping(b->d.peers, a->d.vaddr, ping_cb, &p2), 0);
+	CHECK_EQ(peers_ping(a->peers, b->vnet.addr, ping_cb, &p1), 0);
+	CHECK_EQ(peers_ping(b->peers, a->vnet.addr, ping_cb, &p2), 0);
 	CHECK(run_until(ping_done, &p1, 4.0));
 	CHECK(run_until(ping_done, &p2, 4.0));
 	CHECK(p1.rtt >= 0 && p2.rtt >= 0);
-	peers_get_stats(a->d.peers, &sa);
-	peers_get_stats(b->d.peers, &sb);
+	peers_get_stats(a->peers, &sa);
+	peers_get_stats(b->peers, &sb);
 	CHECK_EQ(sa.rx_dropped_auth + sa.rx_dropped_unknown + sa.rx_dropped_replay, 0);
 	CHECK_EQ(sb.rx_dropped_auth + sb.rx_dropped_unknown + sb.rx_dropped_replay, 0);
 	node_down(a);
@@ -472,9 +484,9 @@ test_queue_before_session(void)
 	b->deaf = 1;
 	authorize(b, a);
 	authorize(a, b);
-	make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
+	make_ip(pkt, a->vnet.addr, b->vnet.addr, sizeof(pkt));
 	for (i = 0; i < 10; i++)
-		peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+		peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
 	run_until(NULL, NULL, 0.1);
 	CHECK_EQ(peer_of(a, b)->q_len, 10);
 	b->deaf = 0;
@@ -493,14 +505,20 @@ test_broadcast(void)
 
 	CHECK(connect_pair(a, b));
 	CHECK(connect_pair(a, c));
-	make_ip(pkt, a->d.vaddr, 0x05ffffffu, sizeof(pkt));
-	peers_send_ip(a->d.peers, 0x05ffffffu, pkt, sizeof(pkt));       /* subnet broadcast */
-	make_ip(pkt, a->d.vaddr, 0xe0000001u, sizeof(pkt));
-	peers_send_ip(a->d.peers, 0xe0000001u, pkt, sizeof(pkt));        /* multicast */
-	make_ip(pkt, a->d.vaddr, 0xffffffffu, sizeof(pkt));
-	peers_send_ip(a->d.peers, 0xffffffffu, pkt, sizeof(pkt));
+	make_ip(pkt, a->vnet.addr, 0x05ffffffu, sizeof(pkt));
+	peers_send_ip(a->peers, 0x05ffffffu, pkt, sizeof(pkt));       /* subnet broadcast */
+	make_ip(pkt, a->vnet.addr, 0xe0000001u, sizeof(pkt));
+	peers_send_ip(a->peers, 0xe0000001u, pkt, sizeof(pkt));        /* multicast */
+	make_ip(pkt, a->vnet.addr, 0xffffffffu, sizeof(pkt));
+	peers_send_ip(a->peers, 0xffffffffu, pkt, sizeof(pkt));
 	CHECK(wait_delivered(b, 3, 2.0));
 	CHECK(wait_delivered(c, 3, 2.0));
+	/* The vnet is borrowed and read live: without an address (0) there is no directed
+	 * broadcast, so 5.255.255.255 is just an unknown destination. */
+	a->vnet.addr = 0;
+	make_ip(pkt, 0, 0x05ffffffu, sizeof(pkt));
+	peers_send_ip(a->peers, 0x05ffffffu, pkt, sizeof(pkt));
+	CHECK_EQ(a->peers->xst.tx_no_route, 1);
 	node_down(a);
 	node_down(b);
 	node_down(c);
@@ -517,22 +535,22 @@ test_malformed(void)
 
 	CHECK(connect_pair(a, b));
 	memset(junk, 0, sizeof(junk));
-	peers_receive(b->d.peers, &from, junk, 0);
+	peers_receive(b->peers, &from, junk, 0);
 	junk[0] = 99;
-	peers_receive(b->d.peers, &from, junk, 10);
+	peers_receive(b->peers, &from, junk, 10);
 	junk[0] = UDP_HANDSHAKE_INIT;
-	peers_receive(b->d.peers, &from, junk, 50);                       /* short */
-	peers_receive(b->d.peers, &from, junk, UDP_HANDSHAKE_INIT_LEN);  /* garbage Noise */
+	peers_receive(b->peers, &from, junk, 50);                       /* short */
+	peers_receive(b->peers, &from, junk, UDP_HANDSHAKE_INIT_LEN);  /* garbage Noise */
 	junk[0] = UDP_HANDSHAKE_RESP;
-	peers_receive(b->d.peers, &from, junk, UDP_HANDSHAKE_RESP_LEN);  /* unknown index */
+	peers_receive(b->peers, &from, junk, UDP_HANDSHAKE_RESP_LEN);  /* unknown index */
 	junk[0] = UDP_DATA;
-	peers_receive(b->d.peers, &from, junk, 10);                       /* short */
+	peers_receive(b->peers, &from, junk, 10);                       /* short */
 	for (i = 0; i < 50; i++) {
 		randombytes_buf(junk + 1, sizeof(junk) - 1);
 		junk[1] = junk[2] = junk[3] = 0;
-		peers_receive(b->d.peers, &from, junk, 40 + i * 3);
+		peers_receive(b->peers, &from, junk, 40 + i * 3);
 	}
-	peers_get_stats(b->d.peers, &st);
+	peers_get_stats(b->peers, &st);
 	CHECK_EQ(st.rx_dropped_malformed, 4);
 	CHECK_EQ(st.rx_dropped_auth, 1);
 	CHECK(st.rx_dropped_unknown >= 49);
@@ -541,12 +559,26 @@ test_malformed(void)
 	{
 		uint8_t pkt[64];
 
-		make_ip(pkt, a->d.vaddr, b->d.vaddr, sizeof(pkt));
-		peers_send_ip(a->d.peers, b->d.vaddr, pkt, sizeof(pkt));
+		make_ip(pkt, a->vnet.addr, b->vnet.addr, sizeof(pkt));
+		peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
 		CHECK(wait_delivered(b, 1, 2.0));
 	}
 	node_down(a);
 	node_down(b);
+}
+
+static void
+test_new_needs_ops(void)
+{
+	struct noise_keypair key;
+	struct vnet vn = { 0x05000001u, 8 };
+	struct peers_ops half = { fake_deliver, NULL };
+	struct capture cap;
+
+	noise_keypair_generate(&key);
+	CHECK(peers_new(loop, &key, NULL, &vn, NULL, &cap) == NULL);
+	CHECK(peers_new(loop, &key, NULL, &vn, &half, &cap) == NULL);
+	sodium_memzero(&key, sizeof(key));
 }
 
 int
@@ -566,6 +598,7 @@ main(void)
 	RUN(test_queue_before_session);
 	RUN(test_broadcast);
 	RUN(test_malformed);
+	RUN(test_new_needs_ops);
 	ev_loop_destroy(loop);
 	return unit_finish();
 }

@@ -1,0 +1,164 @@
+/*
+ * args: shoald's command line (getopt_long) into a struct daemon_config.
+ *
+ *   shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]
+ *          [--udp-port N] [--nick NICK] [-v|--verbose] [-h|--help]
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fsloc.h"
+#include "crypto/identity.h"
+#include "daemon/daemon.h"
+
+enum { EXIT_USAGE = 2 };
+
+static const char usage_text[] =
+    "usage: shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]\n"
+    "              [--udp-port N] [--nick NICK] [-v|--verbose] [-h|--help]\n"
+    "  --server CONNSTR    mediator connection string, shoal://HOST:PORT/SERVERKEY\n"
+    "  --state DIR         where the node key and last address are kept\n"
+    "  --socks HOST:PORT   SOCKS5 listener (default 127.0.0.1:1080; \"off\" disables)\n"
+    "  --control PATH      control socket (default $XDG_RUNTIME_DIR/shoal/shoald.sock)\n"
+    "  --udp-port N        peer UDP port (default: any free port)\n"
+    "  --nick NICK         nickname shown to other members\n"
+    "  -v, --verbose       debug logging\n";
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int
+usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "shoald: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, " (see shoald --help)\n");
+	return EXIT_USAGE;
+}
+
+static int
+parse_port(const char *s, uint16_t *port, int allow_zero)
+{
+	char *end;
+	unsigned long v;
+
+	if (*s == '\0' || *s == '-' || *s == '+')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end != '\0' || v > 65535 || (v == 0 && !allow_zero))
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+static int
+parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port)
+{
+	const char *colon = strrchr(s, ':');
+	size_t hl;
+
+	if (colon == NULL || colon == s)
+		return -1;
+	hl = (size_t)(colon - s);
+	if (hl >= host_cap)
+		return -1;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	return parse_port(colon + 1, port, 0);
+}
+
+int
+daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose)
+{
+	static const struct option opts[] = {
+		{ "server", required_argument, NULL, 's' },
+		{ "state", required_argument, NULL, 'd' },
+		{ "socks", required_argument, NULL, 'S' },
+		{ "control", required_argument, NULL, 'c' },
+		{ "udp-port", required_argument, NULL, 'u' },
+		{ "nick", required_argument, NULL, 'n' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char err[256];
+	const char *server = NULL;
+	int c;
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->socks_host, sizeof(cfg->socks_host), "127.0.0.1");
+	cfg->socks_port = 1080;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			server = optarg;
+			break;
+		case 'd':
+			if (*optarg == '\0' || strlen(optarg) >= sizeof(cfg->state_dir))
+				return usage_error("bad --state directory: %s", optarg);
+			snprintf(cfg->state_dir, sizeof(cfg->state_dir), "%s", optarg);
+			break;
+		case 'S':
+			if (strcmp(optarg, "off") == 0) {
+				cfg->socks_port = 0;
+				cfg->socks_host[0] = '\0';
+			} else if (parse_hostport(optarg, cfg->socks_host, sizeof(cfg->socks_host),
+			    &cfg->socks_port) != 0) {
+				return usage_error("bad --socks value (want HOST:PORT or off): %s",
+				    optarg);
+			}
+			break;
+		case 'c':
+			if (*optarg == '\0' || strlen(optarg) >= sizeof(cfg->control_path))
+				return usage_error("bad --control path: %s", optarg);
+			snprintf(cfg->control_path, sizeof(cfg->control_path), "%s", optarg);
+			break;
+		case 'u':
+			if (parse_port(optarg, &cfg->udp_port, 1) != 0)
+				return usage_error("bad --udp-port (want 0..65535): %s", optarg);
+			break;
+		case 'n':
+			if (strlen(optarg) > NICK_MAX_LEN)
+				return usage_error("--nick is too long: %s", optarg);
+			snprintf(cfg->nick, sizeof(cfg->nick), "%s", optarg);
+			break;
+		case 'v':
+			*verbose = 1;
+			break;
+		case 'h':
+			fputs(usage_text, stdout);
+			return -1;
+		case ':':
+			return usage_error("missing value for %s", argv[optind - 1]);
+		default:
+			return usage_error("unknown option %s", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		return usage_error("unexpected argument %s", argv[optind]);
+	if (server == NULL)
+		return usage_error("%s", "missing --server CONNSTR");
+	if (cfg->state_dir[0] == '\0')
+		return usage_error("%s", "missing --state DIR");
+	if (conn_string_parse(server, cfg->server_host, sizeof(cfg->server_host),
+	    &cfg->server_port, cfg->server_pub, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoald: bad --server connection string: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (cfg->control_path[0] == '\0' &&
+	    fsloc_default_control(cfg->control_path, sizeof(cfg->control_path)) != 0)
+		return usage_error("%s", "default control path too long; use --control");
+	return 0;
+}
+

@@ -1,0 +1,137 @@
+/*
+ * wiring: how shoald's engines reach each other. Each engine talks outward only through its
+ * callback struct; this file fills those structs with calls into the engine that answers.
+ * It is the only place besides main.c that follows pointers of struct daemon, and it holds no
+ * policy: every decision stays in the engine it is called into.
+ *
+ *   netstack --output--> peers_send_ip        peers --deliver--> netstack_input
+ *   transport --receive--> medclient | peers   peers --peer_gone--> netstack_abort_peer
+ *   medclient --address--> daemon_set_address  medclient --authorize/revoke--> peers
+ *   front ends --peerdir resolve--> medclient_resolve, --is_peer--> peers_is_peer
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "core/peer.h"
+#include "daemon/daemon.h"
+#include "medclient/medclient.h"
+#include "netstack/netstack.h"
+
+static void
+ns_output(void *arg, uint32_t dst, const uint8_t *pkt, size_t len)
+{
+	struct daemon *d = arg;
+
+	peers_send_ip(d->peers, dst, pkt, len);
+}
+
+const struct netstack_ops daemon_netstack_ops = { ns_output };
+
+static void
+peer_deliver(void *arg, const uint8_t *pkt, size_t len)
+{
+	struct daemon *d = arg;
+
+	netstack_input(d->ns, pkt, len);
+}
+
+static void
+peer_gone(void *arg, uint32_t vaddr)
+{
+	struct daemon *d = arg;
+
+	netstack_abort_peer(d->ns, vaddr);
+}
+
+const struct peers_ops daemon_peers_ops = { peer_deliver, peer_gone };
+
+void
+daemon_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
+{
+	struct daemon *d = arg;
+
+	/* The transport exists before the mediator client: a probe reply then has no taker. */
+	if (pkt[0] == UDP_PROBE_REPLY) {
+		if (d->med)
+			medclient_udp_receive(d->med, from, pkt, len);
+		return;
+	}
+	peers_receive(d->peers, from, pkt, len);
+}
+
+static int
+dir_resolve(void *arg, const char *name, uint8_t key[KEY_LEN], uint32_t *addr)
+{
+	struct daemon *d = arg;
+
+	return medclient_resolve(d->med, name, key, addr);
+}
+
+static int
+dir_is_peer(void *arg, uint32_t vaddr)
+{
+	struct daemon *d = arg;
+
+	return peers_is_peer(d->peers, vaddr);
+}
+
+void
+daemon_peerdir_init(struct daemon *d)
+{
+	d->dir = (struct peerdir){ dir_resolve, dir_is_peer, d };
+}
+
+void
+daemon_set_address(struct daemon *d, uint32_t vaddr, uint8_t prefix_len)
+{
+	char ip[IP4_STR_LEN];
+
+	if (vaddr == d->vnet.addr && prefix_len == d->vnet.prefix_len)
+		return;
+	d->vnet.addr = vaddr;
+	d->vnet.prefix_len = prefix_len;
+	netstack_set_addr(d->ns, vaddr, prefix_len);
+	log_info("event=address addr=%s/%u", ip4_str(vaddr, ip), (unsigned)prefix_len);
+	addrfile_save(d->cfg.state_dir, vaddr, prefix_len);
+}
+
+static void
+med_address(void *arg, uint32_t vaddr, uint8_t prefix_len)
+{
+	daemon_set_address(arg, vaddr, prefix_len);
+}
+
+static void
+med_authorize(void *arg, const uint8_t key[KEY_LEN], uint32_t vaddr,
+    const struct endpoint *eps, size_t n_eps)
+{
+	struct daemon *d = arg;
+
+	peers_authorize(d->peers, key, vaddr, eps, n_eps);
+}
+
+static void
+med_revoke(void *arg, const uint8_t key[KEY_LEN])
+{
+	struct daemon *d = arg;
+
+	peers_revoke(d->peers, key);
+}
+
+static const struct medclient_ops med_ops = { med_address, med_authorize, med_revoke };
+
+struct medclient *
+daemon_medclient_new(struct daemon *d)
+{
+	struct medclient_config mc;
+
+	memset(&mc, 0, sizeof(mc));
+	snprintf(mc.server_host, sizeof(mc.server_host), "%s", d->cfg.server_host);
+	mc.server_port = d->cfg.server_port;
+	memcpy(mc.server_pub, d->cfg.server_pub, KEY_LEN);
+	snprintf(mc.nick, sizeof(mc.nick), "%s", d->cfg.nick);
+	return medclient_new(d->loop, &mc, &d->key, d->tp, &med_ops, d);
+}

@@ -1,0 +1,193 @@
+/*
+ * medclient_int: what the files of medclient/ share and nobody else may see: struct medclient
+ * and the calls between the concerns (docs/PROTOCOL.md 3 and 4.4 describe the protocol).
+ *
+ *   conn.c      the connection state machine: resolve, connect, HELLO/WELCOME, dispatch of
+ *               server messages, PING, idle timeout, reconnect backoff; medclient_new/free.
+ *   view.c      the membership view: NETWORK / MEMBER / *_GONE deltas and the refresh sweep.
+ *   authz.c     the authorization policy: the one place that decides who is a peer.
+ *   requests.c  requests waiting for their RESULT, their deadlines and failures.
+ *   probe.c     UDP probes to the mediator and the public endpoint it reports.
+ *   names.c     name normalisation and resolution.
+ *
+ * Timers (each file owns its own; all timing policy is in the constants below):
+ *   retry    conn.c, one-shot: reconnect after a failure; 1 s doubling to 30 s, times
+ *            [0.5, 1) jitter, reset by a WELCOME.
+ *   ping     conn.c, every 15 s while connected: PING the server.
+ *   idle     conn.c, 45 s without any message from the server: drop the connection, reconnect.
+ *   probe    probe.c, after WELCOME: UDP_PROBE now, then 1 s, 2 s, 3 s later, then every 15 s.
+ *   refresh  view.c, 5 s after WELCOME at the latest: end of the refresh burst (sweep).
+ *   request  requests.c, the earliest pending request deadline (10 s per request).
+ *
+ * Refresh boundary: the server re-sends NETWORK + MEMBER for everything right after WELCOME.
+ * WELCOME bumps `gen`; NETWORK and MEMBER stamp their entries with it. The burst ends at the
+ * first message that is neither NETWORK nor MEMBER (the PONG to the PING we send on WELCOME
+ * is always such a message, as the server answers in order) or when the refresh timer fires;
+ * then entries with an older stamp are swept. Nothing is removed before that, so a reconnect
+ * never briefly revokes a peer that is still valid.
+ */
+#ifndef SHOAL_MEDCLIENT_INT_H
+#define SHOAL_MEDCLIENT_INT_H
+
+#include <ev.h>
+#include <sodium.h>
+
+#include "crypto/identity.h"
+#include "crypto/noise.h"
+#include "medclient/medclient.h"
+
+struct ctrlchan;
+
+#define BACKOFF_MIN       1.0
+#define BACKOFF_MAX       30.0
+#define PING_INTERVAL     15.0
+#define IDLE_TIMEOUT      45.0
+#define PROBE_INTERVAL    15.0
+#define PROBE_BURST_GAP   1.0
+#define PROBE_BURST       3       /* re-sends 1 s apart after the first probe */
+#define REFRESH_TIMEOUT   5.0
+#define REQUEST_TIMEOUT   10.0
+
+/* Short node ids in logs: the first 6 bytes of the key in hex. */
+#define KEY_SHORT_LEN     13
+
+enum med_state {
+	MED_IDLE,               /* not connected; retry timer may be running */
+	MED_CONNECTING,         /* TCP connect + Noise handshake in progress */
+	MED_HELLO,              /* HELLO sent, waiting for WELCOME */
+	MED_ONLINE,             /* WELCOME received */
+};
+
+/* View entries: the public struct first (callers see only that), our bookkeeping after. */
+struct mnode {
+	struct med_member pub;
+	uint32_t gen;                   /* refresh generation of the last MEMBER for it */
+};
+
+struct nnode {
+	struct med_network pub;
+	uint32_t gen;
+};
+
+/* A key we authorized, with what we told the owner (to skip no-op updates). */
+struct auth {
+	uint8_t key[KEY_LEN];
+	uint32_t address;
+	uint8_t n_endpoints;
+	struct endpoint endpoints[MAX_ENDPOINTS];
+	UT_hash_handle hh;
+};
+
+/* A request waiting for its RESULT, or a failure waiting to be delivered. Sorted by deadline. */
+struct pending {
+	uint32_t req_id;
+	double deadline;
+	const char *fail;               /* text used when the deadline passes */
+	medclient_result_cb cb;
+	void *arg;
+	struct pending *next;
+};
+
+/* Created by medclient_new, freed by medclient_free; the daemon holds it as d->med. */
+struct medclient {
+	struct ev_loop *loop;
+	struct medclient_config cfg;
+	const struct noise_keypair *key;
+	struct transport *tp;           /* may be NULL */
+	const struct medclient_ops *ops;
+	void *ops_arg;
+
+	/* conn.c */
+	enum med_state state;
+	int started;
+	struct ctrlchan *ch;
+	struct endpoint server;         /* resolved server address; UDP probes go here too */
+	int have_server;
+	ev_timer retry_timer, ping_timer, idle_timer;
+	double backoff;
+	uint64_t ping_nonce;
+	char nick[NICK_MAX_LEN + 1];    /* as the mediator last confirmed it */
+	char wanted_nick[NICK_MAX_LEN + 1];     /* sent in HELLO; "" keeps the server's */
+
+	/* probe.c */
+	ev_timer probe_timer;
+	int probes_left;
+	uint8_t udp_token[UDP_TOKEN_LEN];
+	int have_token;
+	struct endpoint public_ep;
+	int have_public;
+
+	/* view.c */
+	struct med_network *nets;       /* uthash by name; really struct nnode */
+	ev_timer refresh_timer;
+	uint32_t gen;
+	int refreshing;
+
+	/* authz.c */
+	struct auth *auth;              /* uthash by key */
+
+	/* requests.c */
+	ev_timer req_timer;
+	uint32_t next_req_id;
+	struct pending *pending;
+
+	uint64_t dropped_msgs;          /* messages that made no sense in our state */
+};
+
+static inline int
+med_is_self(const struct medclient *m, const uint8_t key[KEY_LEN])
+{
+	return sodium_memcmp(key, m->key->pub, KEY_LEN) == 0;
+}
+
+/* The first 6 bytes of key in hex, for logs. */
+static inline void
+med_key_short(const uint8_t key[KEY_LEN], char out[KEY_SHORT_LEN])
+{
+	hex_encode(key, (KEY_SHORT_LEN - 1) / 2, out);
+}
+
+/* conn.c: queues one message to the server; -1 (logged) if there is no usable channel. */
+int med_send(struct medclient *m, const struct msg *msg);
+
+/* view.c */
+void med_view_init(struct medclient *m);
+/* WELCOME: the server's full re-send starts now (bumps the generation, arms the timer). */
+void med_view_refresh_begin(struct medclient *m);
+/* The burst is over (no-op if none is running): sweep what was not re-sent. */
+void med_view_refresh_end(struct medclient *m);
+/* The connection dropped mid-burst: keep everything, an incomplete burst proves nothing. */
+void med_view_refresh_abort(struct medclient *m);
+void med_view_network(struct medclient *m, const struct msg_network *mn);
+void med_view_member(struct medclient *m, const struct msg_member *mm);
+void med_view_member_gone(struct medclient *m, const struct msg_member_gone *g);
+void med_view_network_gone(struct medclient *m, const struct msg_network_gone *g);
+/* Stops the refresh timer and frees the view (shutdown; authorizations are authz.c's). */
+void med_view_free(struct medclient *m);
+
+/* authz.c: bring the owner's peer table in line with the view... */
+/* ...for one key; */
+void med_authz_update(struct medclient *m, const uint8_t key[KEY_LEN]);
+/* ...for every member of n (our own status there changed); */
+void med_authz_update_network(struct medclient *m, const struct med_network *n);
+/* ...for every key authorized so far (entries were removed from the view). */
+void med_authz_update_authorized(struct medclient *m);
+/* Forgets the authorizations without calling revoke (shutdown). */
+void med_authz_free(struct medclient *m);
+
+/* requests.c */
+void med_req_init(struct medclient *m);
+void med_req_result(struct medclient *m, const struct msg_result *r);
+/* The connection is gone: every request in flight fails now with why. */
+void med_req_fail_all(struct medclient *m, const char *why);
+/* Drops every pending request without calling it back (shutdown). */
+void med_req_free(struct medclient *m);
+
+/* probe.c */
+void med_probe_init(struct medclient *m);
+/* WELCOME brought a token: probe now, then on the burst/interval schedule. */
+void med_probe_start(struct medclient *m, const uint8_t token[UDP_TOKEN_LEN]);
+/* Disconnected: the token is void until the next WELCOME. */
+void med_probe_stop(struct medclient *m);
+
+#endif

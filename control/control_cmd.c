@@ -9,7 +9,6 @@
  */
 #include "config.h"
 
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -95,47 +94,6 @@ nick_of(const struct control_env *env, uint32_t addr)
 			if (m->address == addr && m->nick[0])
 				return m->nick;
 	return NULL;
-}
-
-static int
-is_hex_prefix(const char *s)
-{
-	size_t i;
-
-	for (i = 0; s[i]; i++)
-		if (!isxdigit((unsigned char)s[i]))
-			return 0;
-	return i >= MEDCLIENT_ID_PREFIX_MIN && i <= 2 * KEY_LEN;
-}
-
-/*
- * Finds a member of one network, pending ones included: by nick, dotted address or node id
- * prefix, the name normalised as the peerdir does it ("bob.shoal" is "bob"). The scan stays
- * here because the peerdir answers across all networks and an evict means this one.
- * 1 found, 0 none, -1 ambiguous.
- */
-static int
-resolve_in_network(const struct med_network *n, const char *typed, uint8_t key[KEY_LEN])
-{
-	const struct med_member *m, *hit = NULL;
-	char hex[2 * KEY_LEN + 1], a[IP4_STR_LEN], name[CTL_PEER_MAX + 1];
-	int hits = 0, hexp;
-
-	if (medclient_name_normalize(typed, name, sizeof(name)) <= 0)
-		return 0;
-	hexp = is_hex_prefix(name);
-	for (m = n->members; m; m = m->hh.next) {
-		ip4_str(m->address, a);
-		hex_encode(m->key, KEY_LEN, hex);
-		if ((m->nick[0] && strcasecmp(m->nick, name) == 0) || strcmp(a, name) == 0 ||
-		    (hexp && strncasecmp(hex, name, strlen(name)) == 0)) {
-			hit = m;
-			hits++;
-		}
-	}
-	if (hits == 1)
-		memcpy(key, hit->key, KEY_LEN);
-	return hits > 1 ? -1 : hits;
 }
 
 /*
@@ -411,7 +369,7 @@ cmd_mediator(const struct control_env *env, struct ctl_client *cl, const struct 
 		}
 	}
 	if (n && rq->cmd != CTL_SET_ACCESS) {
-		found = resolve_in_network(n, rq->peer, req.target);
+		found = medclient_resolve_in(n, rq->peer, req.target);
 		if (found == -1) {
 			ctl_reply_error(cl, 1, rq->id,
 			    "%s matches several members of %s; use the address or node id",

@@ -138,5 +138,10 @@ int medclient_name_normalize(const char *in, char *out, size_t cap);
  */
 int medclient_resolve(const struct medclient *m, const char *name, uint8_t key[KEY_LEN],
     uint32_t *addr);
+/*
+ * The same match within one network (evict, approve, reject name a member of that network,
+ * pending ones included). Returns 1 and fills key, 0 if nobody matches, -1 if several do.
+ */
+int medclient_resolve_in(const struct med_network *n, const char *name, uint8_t key[KEY_LEN]);
 
 #endif

@@ -58,6 +58,57 @@ hex_prefix_match(const char *hex, size_t n, const uint8_t key[KEY_LEN])
 	return 1;
 }
 
+/* A name as typed, parsed once: which member fields it may match. */
+struct name_query {
+	char name[NAME_INPUT_MAX + 1];
+	size_t len;
+	int is_hex;
+	int is_addr;
+	uint32_t addr;
+};
+
+static int
+query_parse(struct name_query *q, const char *typed)
+{
+	int nl = medclient_name_normalize(typed, q->name, sizeof(q->name));
+	size_t i;
+
+	if (nl <= 0)
+		return -1;
+	q->len = (size_t)nl;
+	q->is_hex = q->len >= MEDCLIENT_ID_PREFIX_MIN && q->len <= 2 * KEY_LEN;
+	for (i = 0; i < q->len && q->is_hex; i++)
+		if (!isxdigit((unsigned char)q->name[i]))
+			q->is_hex = 0;
+	q->is_addr = ip4_parse(q->name, &q->addr) == 0;
+	return 0;
+}
+
+static int
+query_matches(const struct name_query *q, const struct med_member *mem)
+{
+	return (mem->nick[0] && strcasecmp(mem->nick, q->name) == 0) ||
+	    (q->is_addr && mem->address == q->addr) ||
+	    (q->is_hex && hex_prefix_match(q->name, q->len, mem->key));
+}
+
+/* Folds the members of n matching q into *found; -1 once two distinct keys matched. */
+static int
+query_scan(const struct name_query *q, const struct med_network *n,
+    const struct med_member **found)
+{
+	const struct med_member *mem;
+
+	for (mem = n->members; mem; mem = mem->hh.next) {
+		if (!query_matches(q, mem))
+			continue;
+		if (*found && memcmp((*found)->key, mem->key, KEY_LEN) != 0)
+			return -1;      /* ambiguous */
+		*found = mem;
+	}
+	return 0;
+}
+
 /*
  * Every member of every network is a candidate if the name matches it as a nick, as its
  * dotted address, or as a prefix of its node id; the answer must be one distinct key.
@@ -67,35 +118,33 @@ medclient_resolve(const struct medclient *m, const char *typed, uint8_t key[KEY_
     uint32_t *addr)
 {
 	const struct med_network *n;
-	const struct med_member *mem, *found = NULL;
-	char name[NAME_INPUT_MAX + 1];
-	size_t len, i;
-	int is_addr, is_hex;
-	uint32_t a = 0;
-	int nl = medclient_name_normalize(typed, name, sizeof(name));
+	const struct med_member *found = NULL;
+	struct name_query q;
 
-	if (nl <= 0)
+	if (query_parse(&q, typed) != 0)
 		return -1;
-	len = (size_t)nl;
-	is_hex = len >= MEDCLIENT_ID_PREFIX_MIN && len <= 2 * KEY_LEN;
-	for (i = 0; i < len && is_hex; i++)
-		if (!isxdigit((unsigned char)name[i]))
-			is_hex = 0;
-	is_addr = ip4_parse(name, &a) == 0;
-	for (n = m->nets; n; n = n->hh.next) {
-		for (mem = n->members; mem; mem = mem->hh.next) {
-			if (strcasecmp(mem->nick, name) != 0 &&
-			    !(is_addr && mem->address == a) &&
-			    !(is_hex && hex_prefix_match(name, len, mem->key)))
-				continue;
-			if (found && memcmp(found->key, mem->key, KEY_LEN) != 0)
-				return -1;      /* ambiguous */
-			found = mem;
-		}
-	}
+	for (n = m->nets; n; n = n->hh.next)
+		if (query_scan(&q, n, &found) != 0)
+			return -1;
 	if (!found)
 		return -1;
 	memcpy(key, found->key, KEY_LEN);
 	*addr = found->address;
 	return 0;
+}
+
+int
+medclient_resolve_in(const struct med_network *n, const char *typed, uint8_t key[KEY_LEN])
+{
+	const struct med_member *found = NULL;
+	struct name_query q;
+
+	if (query_parse(&q, typed) != 0)
+		return 0;
+	if (query_scan(&q, n, &found) != 0)
+		return -1;
+	if (!found)
+		return 0;
+	memcpy(key, found->key, KEY_LEN);
+	return 1;
 }

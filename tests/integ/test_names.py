@@ -1,0 +1,56 @@
+"""
+One resolver for every front end: the same spellings of a peer (nick in any case, NICK.shoal,
+either with a trailing dot, a node-id prefix, the 5.x address) reach the same peer through
+SOCKS5, `shoal ping` and `shoal forward`; unknown and ambiguous names are refused everywhere.
+(`shoal run`'s getaddrinfo takes the same path through the shim's RESOLVE: test_lanproxy_unpriv.)
+"""
+import os
+import socket
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Lab, run, wait_until, free_port, socks_connect, CliError  # noqa: E402
+from services import HashService, upload  # noqa: E402
+
+
+def main():
+    svc = HashService()
+    with Lab("names") as lab:
+        lab.start_server()
+        a = lab.start_daemon("alice")
+        b = lab.start_daemon("bob")
+        c = lab.start_daemon("carol")
+        d = lab.start_daemon("dave", nick="Carol")   # same nick, other case: ambiguous
+        a.cli("create", "lan")
+        for x in (b, c, d):
+            x.cli("join", "lan")
+        wait_until(lambda: all((a.member("lan", n) or {}).get("online") for n in ("bob", "carol")), 5,
+                   what="members online")
+        b.cli("expose", svc.port)
+        spellings = ["bob", "BOB", "bob.", "bob.shoal", "Bob.Shoal.", b.node_id()[:16], b.address()]
+
+        for name in spellings:
+            s = socks_connect(a.socks_port, name, svc.port)
+            sent, got = upload(s, 4096)
+            assert sent == got, f"SOCKS5 to {name!r}"
+            assert a.cli("ping", name, "-c", "1"), f"ping {name!r}"
+        lport = free_port()
+        a.cli("forward", lport, f"bob.shoal:{svc.port}")
+        sent, got = upload(socket.create_connection(("127.0.0.1", lport)), 4096)
+        assert sent == got, "forward to bob.shoal"
+
+        for name in ("nobody", "nobody.shoal", "carol", "carol.shoal."):
+            try:
+                socks_connect(a.socks_port, name, svc.port)
+                raise AssertionError(f"SOCKS5 to {name!r} must fail")
+            except ConnectionError as e:
+                assert str(e) == "SOCKS reply 4", (name, e)   # host unreachable
+            try:
+                a.cli("ping", name, "-c", "1")
+                raise AssertionError(f"ping {name!r} must fail")
+            except CliError:
+                pass
+
+
+if __name__ == "__main__":
+    run(main)

@@ -7,6 +7,8 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "base/ip4.h"
@@ -44,8 +46,9 @@ addrfile_save(const char *state_dir, uint32_t vaddr, uint8_t prefix_len)
 int
 addrfile_load(const char *state_dir, uint32_t *vaddr, uint8_t *prefix_len)
 {
-	char path[4200], line[32];
-	unsigned a, b, c, e, p;
+	char path[4200], line[32], *slash, *end;
+	unsigned long p;
+	uint32_t a;
 	ssize_t n;
 	int fd;
 
@@ -57,12 +60,15 @@ addrfile_load(const char *state_dir, uint32_t *vaddr, uint8_t *prefix_len)
 	if (n <= 0)
 		return -1;
 	line[n] = '\0';
-	if (sscanf(line, "%u.%u.%u.%u/%u", &a, &b, &c, &e, &p) != 5 || a > 255 || b > 255 ||
-	    c > 255 || e > 255 || p == 0 || p > 30) {
+	if ((slash = strchr(line, '/')) != NULL)
+		*slash++ = '\0';
+	p = slash ? strtoul(slash, &end, 10) : 0;
+	if (slash == NULL || ip4_parse(line, &a) != 0 || a == 0 || end == slash ||
+	    (*end != '\0' && *end != '\n') || p == 0 || p > 30) {
 		log_warnx("event=address_file_ignored path=%s", path);
 		return -1;
 	}
-	*vaddr = a << 24 | b << 16 | c << 8 | e;
+	*vaddr = a;
 	*prefix_len = (uint8_t)p;
 	return 0;
 }

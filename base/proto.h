@@ -29,6 +29,9 @@ enum udp_type {
 	UDP_DATA = 4,             /* transport data under an established session */
 	UDP_PROBE = 16,           /* daemon -> mediator: "this is where I am" (token) */
 	UDP_PROBE_REPLY = 17,     /* mediator -> daemon: the endpoint the mediator observed */
+	UDP_NAT_PROBE = 18,       /* daemon -> mediator: NAT classification probe to one target */
+	UDP_NAT_TEST = 19,        /* mediator -> daemon: unsolicited filtering / lifetime test */
+	UDP_HAIRPIN = 20,         /* daemon -> its own public endpoint: does the NAT hairpin? */
 };
 
 /* Inner types: the first byte of a decrypted UDP_DATA payload. Empty payload = keepalive. */
@@ -77,6 +80,9 @@ enum msg_type {
 	MSG_NETWORK_GONE = 8,     /* s->c: we are no longer in that network */
 	MSG_PING = 9,             /* either way: keepalive, u64 nonce */
 	MSG_PONG = 10,
+	MSG_NAT_PLAN = 11,        /* s->c: NAT classification targets (PROTOCOL.md 3.1) */
+	MSG_NAT_REPORT = 12,      /* c->s: what the daemon saw of the classification */
+	MSG_NAT_INFO = 13,        /* s->c: the node's NAT as classified */
 };
 
 enum req_op {
@@ -115,6 +121,7 @@ enum {
 	MSG_TEXT_MAX_LEN = 255,   /* RESULT message */
 	MAX_ENDPOINTS = 8,        /* per member */
 	CTRL_FRAME_MAX = 4096,    /* largest control frame, ciphertext */
+	NAT_MAX_TARGETS = 6,      /* server UDP sockets in a NAT_PLAN */
 };
 
 #endif

@@ -30,6 +30,38 @@ output_message(FILE *f, json_t *r)
 		fprintf(f, "%s\n", s);
 }
 
+/* One line about our NAT: "nat: eim, apdf filtering, preserved ports, hairpin yes, binding >=
+ * 24 s", or "nat: unknown" before the mediator classified it. Not padded like the lines above:
+ * it is long, and scripts may look for "nat: " followed by the mapping. */
+static void
+nat_line(FILE *f, json_t *nat)
+{
+	long long life = json_integer_value(json_object_get(nat, "lifetime_s"));
+	long long life_max = json_integer_value(json_object_get(nat, "lifetime_max_s"));
+	long long step = json_integer_value(json_object_get(nat, "step"));
+
+	fprintf(f, "nat: ");
+	if (!json_is_object(nat)) {
+		fprintf(f, "unknown\n");
+		return;
+	}
+	/* Without UDP through the NAT the rest was never measured. */
+	if (strcmp(str(nat, "udp"), "blocked") == 0) {
+		fprintf(f, "udp blocked\n");
+		return;
+	}
+	fprintf(f, "%s, %s filtering, %s ports", str(nat, "mapping"), str(nat, "filtering"),
+	    str(nat, "ports"));
+	if (step > 0)
+		fprintf(f, " (step %lld)", step);
+	fprintf(f, ", hairpin %s", str(nat, "hairpin"));
+	if (life > 0)
+		fprintf(f, ", binding >= %lld s", life);
+	else if (life_max > 0)
+		fprintf(f, ", binding < %lld s", life_max);
+	fprintf(f, "\n");
+}
+
 void
 output_status(FILE *f, json_t *r)
 {
@@ -43,6 +75,7 @@ output_status(FILE *f, json_t *r)
 	fprintf(f, "%-16s %s\n", "server:", conn);
 	fprintf(f, "%-16s %s\n", "server url:", str(r, "server_url"));
 	fprintf(f, "%-16s %s\n", "public endpoint:", str(r, "public_endpoint"));
+	nat_line(f, json_object_get(r, "nat"));
 	fprintf(f, "%-16s %s\n", "socks:", str(r, "socks"));
 
 	arr = json_object_get(r, "exposes");

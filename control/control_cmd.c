@@ -113,6 +113,30 @@ resolve_addr(const struct control_env *env, const char *name, uint32_t *addr)
 	return ip4_parse(norm, addr);
 }
 
+/* The mediator's NAT classification (PROTOCOL.md 3.1), or null before its first NAT_INFO. */
+static json_t *
+nat_json(const struct control_env *env)
+{
+	struct msg_nat_info ni;
+	char ep[IP4_EP_STR_LEN];
+	json_t *o;
+
+	if (!env->med || medclient_nat_info(env->med, &ni) < 0)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "udp", json_string(nat_udp_name(ni.udp)));
+	json_object_set_new(o, "mapping", json_string(nat_mapping_name(ni.mapping)));
+	json_object_set_new(o, "filtering", json_string(nat_filtering_name(ni.filtering)));
+	json_object_set_new(o, "ports", json_string(nat_ports_name(ni.ports)));
+	json_object_set_new(o, "step", json_integer(ni.step));
+	json_object_set_new(o, "hairpin", json_string(nat_hairpin_name(ni.hairpin)));
+	json_object_set_new(o, "lifetime_s", json_integer(ni.lifetime_s));
+	json_object_set_new(o, "lifetime_max_s", json_integer(ni.lifetime_max_s));
+	json_object_set_new(o, "public", ni.public_ep.addr && ni.public_ep.port ?
+	    json_string(ip4_ep_str(ni.public_ep.addr, ni.public_ep.port, ep)) : json_null());
+	return o;
+}
+
 static void
 cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
@@ -140,6 +164,7 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	} else {
 		json_object_set_new(o, "public_endpoint", json_null());
 	}
+	json_object_set_new(o, "nat", nat_json(env));
 
 	arr = json_array();
 	n = env->expose ? expose_list(env->expose, ex, LIST_MAX) : 0;

@@ -53,8 +53,9 @@ daemon_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t
 {
 	struct daemon *d = arg;
 
-	/* The transport exists before the mediator client: a probe reply then has no taker. */
-	if (pkt[0] == UDP_PROBE_REPLY) {
+	/* The mediator's datagrams (probe replies, NAT classification) go to the mediator
+	 * client. The transport exists before it: such a datagram then has no taker. */
+	if (pkt[0] == UDP_PROBE_REPLY || pkt[0] == UDP_NAT_TEST || pkt[0] == UDP_HAIRPIN) {
 		if (d->med)
 			medclient_udp_receive(d->med, from, pkt, len);
 		return;

@@ -2,7 +2,7 @@
  * conn: the mediator connection's state machine (medclient_int.h has the timers and states).
  * IDLE -> resolve + TCP connect -> CONNECTING (Noise handshake in ctrlchan) -> HELLO sent ->
  * ONLINE at WELCOME; any failure goes back to IDLE and schedules a retry with backoff.
- * Messages from the server are dispatched from here to the view and the requests.
+ * Messages from the server are dispatched from here to the view, the requests and natprobe.
  *
  * Owns: the ctrlchan and its socket, the retry / ping / idle timers, our confirmed and wanted
  * nick (view.c also updates them from our own MEMBER record, where a SET_NICK shows up).
@@ -163,8 +163,14 @@ on_msg(void *arg, const struct msg *msg)
 		break;
 	case MSG_PONG:
 		break;
+	case MSG_NAT_PLAN:
+		med_nat_plan(m, &msg->u.nat_plan);
+		break;
+	case MSG_NAT_INFO:
+		med_nat_info(m, &msg->u.nat_info);
+		break;
 	default:
-		/* HELLO / REQUEST are client-to-server messages. */
+		/* HELLO / REQUEST / NAT_REPORT are client-to-server messages. */
 		m->dropped_msgs++;
 		log_debug("event=mediator_unexpected_msg type=%s", msg_type_name(msg->type));
 		break;
@@ -215,6 +221,7 @@ med_disconnected(struct medclient *m, const char *why)
 	}
 	m->state = MED_IDLE;
 	med_probe_stop(m);
+	med_nat_stop(m);
 	med_view_refresh_abort(m);
 	ev_timer_stop(m->loop, &m->ping_timer);
 	ev_timer_stop(m->loop, &m->idle_timer);
@@ -317,6 +324,7 @@ medclient_new(struct ev_loop *loop, const struct medclient_config *cfg,
 	m->retry_timer.data = m->ping_timer.data = m->idle_timer.data = m;
 	med_view_init(m);
 	med_probe_init(m);
+	med_nat_init(m);
 	med_req_init(m);
 	return m;
 }
@@ -337,6 +345,7 @@ medclient_free(struct medclient *m)
 	ev_timer_stop(m->loop, &m->ping_timer);
 	ev_timer_stop(m->loop, &m->idle_timer);
 	med_probe_stop(m);
+	med_nat_stop(m);
 	med_req_free(m);
 	med_view_free(m);
 	med_authz_free(m);

@@ -3,7 +3,7 @@
  * (ctrlchan, pinned server key), says HELLO, keeps the membership view the server pushes
  * (NETWORK / MEMBER / MEMBER_GONE / NETWORK_GONE deltas), decides from it which nodes are
  * authorized peers, sends UDP_PROBEs through the transport so the mediator learns our public
- * endpoint, and reconnects with exponential backoff (1 s .. 30 s, jitter) when the server is
+ * endpoint, takes part in the mediator's NAT classification, and reconnects with exponential backoff (1 s .. 30 s, jitter) when the server is
  * away. While disconnected the membership view and the authorizations stay as they were.
  *
  * It knows nothing of the daemon: what it learns leaves through struct medclient_ops (our
@@ -101,11 +101,22 @@ int medclient_connected(const struct medclient *m);
  */
 const char *medclient_nick(const struct medclient *m);
 
-/* A UDP_PROBE_REPLY from the transport (only accepted from the server's address). */
+/*
+ * A mediator datagram from the transport: UDP_PROBE_REPLY, UDP_NAT_TEST or UDP_HAIRPIN (the
+ * owner routes these three types here). A reply sets our public endpoint only when it comes
+ * from the server's address and port; from a NAT_PLAN target it counts for the NAT
+ * classification (PROTOCOL.md 3.1). Anything else is dropped and counted.
+ */
 void medclient_udp_receive(struct medclient *m, const struct endpoint *from, const uint8_t *pkt,
     size_t len);
 /* Our public endpoint as the mediator last saw it; 0 if unknown, 1 if *ep was filled. */
 int medclient_public_endpoint(const struct medclient *m, struct endpoint *ep);
+
+/*
+ * The NAT classification the mediator last sent (MSG_NAT_INFO), kept across reconnects: the
+ * NAT does not change because the mediator went away. 0 and *out filled, or -1 if none yet.
+ */
+int medclient_nat_info(const struct medclient *m, struct msg_nat_info *out);
 
 /*
  * Sends a request (req->req_id is assigned here). cb runs exactly once, never from inside

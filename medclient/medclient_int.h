@@ -7,7 +7,10 @@
  *   view.c      the membership view: NETWORK / MEMBER / *_GONE deltas and the refresh sweep.
  *   authz.c     the authorization policy: the one place that decides who is a peer.
  *   requests.c  requests waiting for their RESULT, their deadlines and failures.
- *   probe.c     UDP probes to the mediator and the public endpoint it reports.
+ *   probe.c     UDP probes to the mediator and the public endpoint it reports; the entry
+ *               point for every mediator datagram the transport hands us.
+ *   natprobe.c  our part of NAT classification (PROTOCOL.md 3.1): the probes of a NAT_PLAN,
+ *               what came back, NAT_REPORT, and the last NAT_INFO.
  *   names.c     name normalisation and resolution.
  *
  * Timers (each file owns its own; all timing policy is in the constants below):
@@ -17,6 +20,10 @@
  *   idle     conn.c, 45 s without any message from the server: drop the connection, reconnect.
  *   probe    probe.c, after WELCOME: UDP_PROBE now, then 1 s, 2 s, 3 s later, then every 15 s.
  *   refresh  view.c, 5 s after WELCOME at the latest: end of the refresh burst (sweep).
+ *   nat_p1   natprobe.c, from a NAT_PLAN: UDP_NAT_PROBE to target 0 now, +100 ms, +200 ms.
+ *   nat_p2   natprobe.c, phase2_ms after the plan: targets 1..n-1, the same again 300 ms later.
+ *   nat_hp   natprobe.c, 2 s after the UDP_HAIRPIN: it did not come back.
+ *   nat_rep  natprobe.c, 200 ms after the first unreported change: send NAT_REPORT.
  *   request  requests.c, the earliest pending request deadline (10 s per request).
  *
  * Refresh boundary: the server re-sends NETWORK + MEMBER for everything right after WELCOME.
@@ -47,6 +54,12 @@ struct ctrlchan;
 #define PROBE_BURST       3       /* re-sends 1 s apart after the first probe */
 #define REFRESH_TIMEOUT   5.0
 #define REQUEST_TIMEOUT   10.0
+#define NAT_P1_PROBES     3       /* phase-1 probes to target 0 ... */
+#define NAT_P1_GAP        0.1     /* ... this far apart */
+#define NAT_P2_BURSTS     2       /* phase-2 bursts to targets 1..n-1 ... */
+#define NAT_P2_GAP        0.3     /* ... this far apart */
+#define NAT_HAIRPIN_WAIT  2.0     /* a UDP_HAIRPIN not back by then counts as lost */
+#define NAT_REPORT_DELAY  0.2     /* observations are batched this long into one NAT_REPORT */
 
 /* Short node ids in logs: the first 6 bytes of the key in hex. */
 #define KEY_SHORT_LEN     13
@@ -116,6 +129,22 @@ struct medclient {
 	int have_token;
 	struct endpoint public_ep;
 	int have_public;
+
+	/* natprobe.c: the current plan (one per connection at a time) and what it showed. */
+	struct {
+		int active;             /* a plan is running on this connection */
+		struct msg_nat_plan plan;
+		ev_timer p1_timer, p2_timer, hp_timer, rep_timer;
+		int p1_left, p2_left;   /* probes / bursts still to send: the 3.1 budget */
+		uint8_t probed;         /* bit i: a UDP_NAT_PROBE went to target i */
+		struct msg_nat_report seen;     /* what we observed so far */
+		struct msg_nat_report sent;     /* what the last NAT_REPORT said (at first: nothing) */
+		int hp_sent;            /* the one UDP_HAIRPIN of this plan went out */
+		uint64_t hp_nonce;
+		struct endpoint hp_to;  /* our observed endpoint: where it went, whence it returns */
+		struct msg_nat_info info;       /* the last NAT_INFO; kept across reconnects */
+		int have_info;
+	} nat;
 
 	/* view.c */
 	struct med_network *nets;       /* uthash by name; really struct nnode */
@@ -189,5 +218,20 @@ void med_probe_init(struct medclient *m);
 void med_probe_start(struct medclient *m, const uint8_t token[UDP_TOKEN_LEN]);
 /* Disconnected: the token is void until the next WELCOME. */
 void med_probe_stop(struct medclient *m);
+
+/* natprobe.c (needs the UDP token of probe.c: plans only run while it is valid) */
+void med_nat_init(struct medclient *m);
+/* MSG_NAT_PLAN: replaces any running plan and starts phase 1 at once. */
+void med_nat_plan(struct medclient *m, const struct msg_nat_plan *p);
+/* MSG_NAT_INFO: kept for medclient_nat_info. */
+void med_nat_info(struct medclient *m, const struct msg_nat_info *info);
+/* A decoded UDP_PROBE_REPLY from `from`: counted if from a target we probed. Returns 1 if it
+ * was a plan target's reply, else 0. */
+int med_nat_reply(struct medclient *m, const struct endpoint *from, const struct endpoint *seen);
+/* UDP_NAT_TEST or UDP_HAIRPIN (by pkt[0]); anything not matching the plan is dropped. */
+void med_nat_udp(struct medclient *m, const struct endpoint *from, const uint8_t *pkt,
+    size_t len);
+/* Disconnected or freed: the plan ends, every natprobe timer stops; the last info stays. */
+void med_nat_stop(struct medclient *m);
 
 #endif

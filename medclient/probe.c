@@ -5,8 +5,12 @@
  * PROBE_BURST more PROBE_BURST_GAP apart (a lost datagram costs a second, not 15), then one
  * every PROBE_INTERVAL to keep the mapping alive and the endpoint current.
  *
+ * Every mediator datagram the transport hands us arrives here: replies also go to natprobe.c
+ * (a NAT_PLAN target's reply counts for the classification), UDP_NAT_TEST and UDP_HAIRPIN only
+ * to natprobe.c.
+ *
  * Owns: the UDP token of this connection, the probe timer, our public endpoint.
- * Must not: accept an endpoint from anyone but the mediator's address.
+ * Must not: take our public endpoint from anyone but the mediator's address and port.
  */
 #include "config.h"
 
@@ -74,11 +78,24 @@ medclient_udp_receive(struct medclient *m, const struct endpoint *from, const ui
 {
 	struct endpoint ep;
 	char s[IP4_EP_STR_LEN];
+	int from_server, for_plan;
 
-	/* Only the mediator may tell us where we are. */
-	if (!m->have_server || from->addr != m->server.addr || from->port != m->server.port ||
-	    probe_reply_decode(pkt, len, &ep) < 0) {
+	if (len > 0 && (pkt[0] == UDP_NAT_TEST || pkt[0] == UDP_HAIRPIN)) {
+		med_nat_udp(m, from, pkt, len);
+		return;
+	}
+	if (probe_reply_decode(pkt, len, &ep) < 0) {
 		m->dropped_msgs++;
+		return;
+	}
+	/* A reply from any plan target counts for the NAT classification... */
+	for_plan = med_nat_reply(m, from, &ep);
+	/* ...but only the mediator's own address may tell us where we are. */
+	from_server = m->have_server && from->addr == m->server.addr &&
+	    from->port == m->server.port;
+	if (!from_server) {
+		if (!for_plan)
+			m->dropped_msgs++;
 		return;
 	}
 	if (!m->have_public || ep.addr != m->public_ep.addr || ep.port != m->public_ep.port)

@@ -266,6 +266,140 @@ ping_get(struct wire_r *r, struct msg_ping *m)
 	m->nonce = wire_get_u64(r);
 }
 
+/* ---- NAT_PLAN / NAT_REPORT / NAT_INFO (PROTOCOL.md 3.1, 4.2) ---- */
+
+enum { NAT_PHASE2_MS_MAX = 10000, NAT_STEP_MAX = 1024 };
+
+static int
+nat_plan_valid(const struct msg_nat_plan *m)
+{
+	/* An empty plan has no target 0 to probe; more than NAT_MAX_TARGETS overruns the array. */
+	return m->phase2_ms <= NAT_PHASE2_MS_MAX && m->n_targets >= 1 &&
+	    m->n_targets <= NAT_MAX_TARGETS;
+}
+
+static void
+nat_plan_put(struct wire_w *w, const struct msg_nat_plan *m)
+{
+	uint8_t i;
+
+	if (!nat_plan_valid(m)) {
+		w->err = 1;
+		return;
+	}
+	wire_put_u16(w, m->test_id);
+	wire_put_u32(w, m->nonce);
+	wire_put_u16(w, m->phase2_ms);
+	wire_put_u8(w, m->n_targets);
+	for (i = 0; i < m->n_targets; i++) {
+		wire_put_u32(w, m->targets[i].addr);
+		wire_put_u16(w, m->targets[i].port);
+	}
+}
+
+static void
+nat_plan_get(struct wire_r *r, struct msg_nat_plan *m)
+{
+	uint8_t i;
+
+	m->test_id = wire_get_u16(r);
+	m->nonce = wire_get_u32(r);
+	m->phase2_ms = wire_get_u16(r);
+	m->n_targets = wire_get_u8(r);
+	if (r->err || !nat_plan_valid(m)) {
+		r->err = 1;
+		return;
+	}
+	for (i = 0; i < m->n_targets; i++) {
+		m->targets[i].addr = wire_get_u32(r);
+		m->targets[i].port = wire_get_u16(r);
+	}
+}
+
+/* Bits a report may set: one per target, kinds 1 and 2, lifetime seqs 0..4. */
+static int
+nat_report_valid(const struct msg_nat_report *m)
+{
+	return (m->replies & ~((1u << NAT_MAX_TARGETS) - 1)) == 0 && (m->tests & ~3u) == 0 &&
+	    (m->lifetime_seen & ~((1u << NAT_LIFETIME_STEPS) - 1)) == 0 &&
+	    m->hairpin <= NAT_HP_LOST;
+}
+
+static void
+nat_report_put(struct wire_w *w, const struct msg_nat_report *m)
+{
+	if (!nat_report_valid(m))
+		w->err = 1;
+	wire_put_u16(w, m->test_id);
+	wire_put_u16(w, m->local_port);
+	wire_put_u8(w, m->replies);
+	wire_put_u8(w, m->tests);
+	wire_put_u8(w, m->lifetime_seen);
+	wire_put_u8(w, m->hairpin);
+}
+
+static void
+nat_report_get(struct wire_r *r, struct msg_nat_report *m)
+{
+	m->test_id = wire_get_u16(r);
+	m->local_port = wire_get_u16(r);
+	m->replies = wire_get_u8(r);
+	m->tests = wire_get_u8(r);
+	m->lifetime_seen = wire_get_u8(r);
+	m->hairpin = wire_get_u8(r);
+	if (!nat_report_valid(m))
+		r->err = 1;
+}
+
+static int
+nat_info_valid(const struct msg_nat_info *m)
+{
+	/* step is meaningful only for sequential allocation; elsewhere it must be 0 so that the
+	 * encoding stays canonical. */
+	int step_ok = m->ports == NAT_PORTS_SEQUENTIAL ?
+	    (m->step >= 1 && m->step <= NAT_STEP_MAX) : m->step == 0;
+
+	return m->udp <= NAT_UDP_BLOCKED && m->mapping <= NAT_MAP_APDM &&
+	    m->filtering <= NAT_FILT_APDF && m->ports <= NAT_PORTS_RANDOM && step_ok &&
+	    m->hairpin <= NAT_HAIRPIN_NO && m->addrs >= 1 && m->addrs <= 2;
+}
+
+static void
+nat_info_put(struct wire_w *w, const struct msg_nat_info *m)
+{
+	if (!nat_info_valid(m))
+		w->err = 1;
+	wire_put_u8(w, m->udp);
+	wire_put_u8(w, m->mapping);
+	wire_put_u8(w, m->filtering);
+	wire_put_u8(w, m->ports);
+	wire_put_u16(w, m->step);
+	wire_put_u8(w, m->hairpin);
+	wire_put_u16(w, m->lifetime_s);
+	wire_put_u16(w, m->lifetime_max_s);
+	wire_put_u32(w, m->public_ep.addr);
+	wire_put_u16(w, m->public_ep.port);
+	wire_put_u8(w, m->addrs);
+}
+
+static void
+nat_info_get(struct wire_r *r, struct msg_nat_info *m)
+{
+	m->udp = wire_get_u8(r);
+	m->mapping = wire_get_u8(r);
+	m->filtering = wire_get_u8(r);
+	m->ports = wire_get_u8(r);
+	m->step = wire_get_u16(r);
+	m->hairpin = wire_get_u8(r);
+	m->lifetime_s = wire_get_u16(r);
+	m->lifetime_max_s = wire_get_u16(r);
+	m->public_ep.addr = wire_get_u32(r);
+	m->public_ep.port = wire_get_u16(r);
+	m->addrs = wire_get_u8(r);
+	if (!nat_info_valid(m))
+		r->err = 1;
+}
+
 int
 msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 {
@@ -301,6 +435,15 @@ msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 	case MSG_PING:
 	case MSG_PONG:
 		ping_put(&w, &m->u.ping);
+		break;
+	case MSG_NAT_PLAN:
+		nat_plan_put(&w, &m->u.nat_plan);
+		break;
+	case MSG_NAT_REPORT:
+		nat_report_put(&w, &m->u.nat_report);
+		break;
+	case MSG_NAT_INFO:
+		nat_info_put(&w, &m->u.nat_info);
 		break;
 	default:
 		return -1;
@@ -348,6 +491,15 @@ msg_decode(struct msg *m, const uint8_t *in, size_t len)
 	case MSG_PONG:
 		ping_get(&r, &m->u.ping);
 		break;
+	case MSG_NAT_PLAN:
+		nat_plan_get(&r, &m->u.nat_plan);
+		break;
+	case MSG_NAT_REPORT:
+		nat_report_get(&r, &m->u.nat_report);
+		break;
+	case MSG_NAT_INFO:
+		nat_info_get(&r, &m->u.nat_info);
+		break;
 	default:
 		return -1;
 	}
@@ -368,6 +520,9 @@ msg_type_name(uint8_t type)
 	case MSG_NETWORK_GONE: return "NETWORK_GONE";
 	case MSG_PING: return "PING";
 	case MSG_PONG: return "PONG";
+	case MSG_NAT_PLAN: return "NAT_PLAN";
+	case MSG_NAT_REPORT: return "NAT_REPORT";
+	case MSG_NAT_INFO: return "NAT_INFO";
 	}
 	return "UNKNOWN";
 }
@@ -475,4 +630,149 @@ probe_reply_decode(const uint8_t *in, size_t len, struct endpoint *ep)
 	ep->addr = wire_get_u32(&r);
 	ep->port = wire_get_u16(&r);
 	return wire_r_done(&r);
+}
+
+/* ---- NAT classification datagrams (PROTOCOL.md 3.1) ---- */
+
+int
+nat_probe_encode(const struct nat_probe *p, uint8_t *out, size_t cap)
+{
+	struct wire_w w;
+
+	/* Target indexes past the largest plan can never be valid: refuse to send them. */
+	if (p->target >= NAT_MAX_TARGETS)
+		return -1;
+	wire_w_init(&w, out, cap);
+	udp_header_put(&w, UDP_NAT_PROBE);
+	wire_put_bytes(&w, p->token, UDP_TOKEN_LEN);
+	wire_put_u16(&w, p->test_id);
+	wire_put_u8(&w, p->target);
+	wire_put_u8(&w, 0);
+	return w.err ? -1 : (int)wire_w_len(&w);
+}
+
+int
+nat_probe_decode(const uint8_t *in, size_t len, struct nat_probe *p)
+{
+	struct wire_r r;
+
+	wire_r_init(&r, in, len);
+	udp_header_get(&r, UDP_NAT_PROBE);
+	wire_get_bytes(&r, p->token, UDP_TOKEN_LEN);
+	p->test_id = wire_get_u16(&r);
+	p->target = wire_get_u8(&r);
+	if (wire_get_u8(&r) != 0 || p->target >= NAT_MAX_TARGETS)
+		r.err = 1;
+	return wire_r_done(&r);
+}
+
+/* Kind 1 and 2 carry seq 0; kind 3 a gap index 0..NAT_LIFETIME_STEPS-1. */
+static int
+nat_test_valid(const struct nat_test *t)
+{
+	if (t->kind == NAT_TEST_OTHER_PORT || t->kind == NAT_TEST_OTHER_ADDR)
+		return t->seq == 0;
+	return t->kind == NAT_TEST_LIFETIME && t->seq < NAT_LIFETIME_STEPS;
+}
+
+int
+nat_test_encode(const struct nat_test *t, uint8_t *out, size_t cap)
+{
+	struct wire_w w;
+
+	if (!nat_test_valid(t))
+		return -1;
+	wire_w_init(&w, out, cap);
+	udp_header_put(&w, UDP_NAT_TEST);
+	wire_put_u16(&w, t->test_id);
+	wire_put_u8(&w, t->kind);
+	wire_put_u8(&w, t->seq);
+	wire_put_u32(&w, t->nonce);
+	return w.err ? -1 : (int)wire_w_len(&w);
+}
+
+int
+nat_test_decode(const uint8_t *in, size_t len, struct nat_test *t)
+{
+	struct wire_r r;
+
+	wire_r_init(&r, in, len);
+	udp_header_get(&r, UDP_NAT_TEST);
+	t->test_id = wire_get_u16(&r);
+	t->kind = wire_get_u8(&r);
+	t->seq = wire_get_u8(&r);
+	t->nonce = wire_get_u32(&r);
+	if (!nat_test_valid(t))
+		r.err = 1;
+	return wire_r_done(&r);
+}
+
+int
+hairpin_encode(uint64_t nonce, uint8_t *out, size_t cap)
+{
+	struct wire_w w;
+
+	wire_w_init(&w, out, cap);
+	udp_header_put(&w, UDP_HAIRPIN);
+	wire_put_u64(&w, nonce);
+	return w.err ? -1 : (int)wire_w_len(&w);
+}
+
+int
+hairpin_decode(const uint8_t *in, size_t len, uint64_t *nonce)
+{
+	struct wire_r r;
+
+	wire_r_init(&r, in, len);
+	udp_header_get(&r, UDP_HAIRPIN);
+	*nonce = wire_get_u64(&r);
+	return wire_r_done(&r);
+}
+
+/* ---- names for logs and JSON ---- */
+
+static const char *
+name_of(uint8_t v, const char *const *names, size_t n)
+{
+	return v < n ? names[v] : "unknown";
+}
+
+const char *
+nat_udp_name(uint8_t v)
+{
+	static const char *const n[] = { "unknown", "ok", "blocked" };
+
+	return name_of(v, n, sizeof(n) / sizeof(n[0]));
+}
+
+const char *
+nat_mapping_name(uint8_t v)
+{
+	static const char *const n[] = { "unknown", "eim", "adm", "apdm" };
+
+	return name_of(v, n, sizeof(n) / sizeof(n[0]));
+}
+
+const char *
+nat_filtering_name(uint8_t v)
+{
+	static const char *const n[] = { "unknown", "eif", "adf", "apdf" };
+
+	return name_of(v, n, sizeof(n) / sizeof(n[0]));
+}
+
+const char *
+nat_ports_name(uint8_t v)
+{
+	static const char *const n[] = { "unknown", "preserved", "fixed", "sequential", "random" };
+
+	return name_of(v, n, sizeof(n) / sizeof(n[0]));
+}
+
+const char *
+nat_hairpin_name(uint8_t v)
+{
+	static const char *const n[] = { "unknown", "yes", "no" };
+
+	return name_of(v, n, sizeof(n) / sizeof(n[0]));
 }

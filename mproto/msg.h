@@ -82,6 +82,54 @@ struct msg_ping {                       /* MSG_PING, MSG_PONG */
 	uint64_t nonce;
 };
 
+struct msg_nat_plan {                   /* MSG_NAT_PLAN (PROTOCOL.md 3.1) */
+	uint16_t test_id;
+	uint32_t nonce;
+	uint16_t phase2_ms;             /* 0..10000 */
+	uint8_t n_targets;              /* 1..NAT_MAX_TARGETS */
+	struct endpoint targets[NAT_MAX_TARGETS];
+};
+
+enum nat_hairpin_seen { NAT_HP_UNTRIED = 0, NAT_HP_BACK = 1, NAT_HP_LOST = 2 };
+
+struct msg_nat_report {                 /* MSG_NAT_REPORT */
+	uint16_t test_id;
+	uint16_t local_port;
+	uint8_t replies;                /* bit i: reply for target i */
+	uint8_t tests;                  /* bit k-1: UDP_NAT_TEST kind k (1, 2) */
+	uint8_t lifetime_seen;          /* bit s: kind-3 test seq s (0..4) */
+	uint8_t hairpin;                /* enum nat_hairpin_seen */
+};
+
+enum nat_udp { NAT_UDP_UNKNOWN = 0, NAT_UDP_OK = 1, NAT_UDP_BLOCKED = 2 };
+enum nat_mapping { NAT_MAP_UNKNOWN = 0, NAT_MAP_EIM = 1, NAT_MAP_ADM = 2, NAT_MAP_APDM = 3 };
+enum nat_filtering { NAT_FILT_UNKNOWN = 0, NAT_FILT_EIF = 1, NAT_FILT_ADF = 2, NAT_FILT_APDF = 3 };
+enum nat_ports {
+	NAT_PORTS_UNKNOWN = 0, NAT_PORTS_PRESERVED = 1, NAT_PORTS_FIXED = 2,
+	NAT_PORTS_SEQUENTIAL = 3, NAT_PORTS_RANDOM = 4,
+};
+enum nat_hairpin { NAT_HAIRPIN_UNKNOWN = 0, NAT_HAIRPIN_YES = 1, NAT_HAIRPIN_NO = 2 };
+
+struct msg_nat_info {                   /* MSG_NAT_INFO */
+	uint8_t udp;                    /* enum nat_udp */
+	uint8_t mapping;                /* enum nat_mapping */
+	uint8_t filtering;              /* enum nat_filtering */
+	uint8_t ports;                  /* enum nat_ports */
+	uint16_t step;                  /* NAT_PORTS_SEQUENTIAL: 1..1024; else 0 */
+	uint8_t hairpin;                /* enum nat_hairpin */
+	uint16_t lifetime_s;            /* largest idle gap survived; 0 unknown */
+	uint16_t lifetime_max_s;        /* first gap not survived; 0 none yet */
+	struct endpoint public_ep;      /* observed at target 0 */
+	uint8_t addrs;                  /* distinct server addresses used: 1 or 2 */
+};
+
+/* For logs and `shoal status --json`: "eim", "apdf", "sequential", ... ("unknown" for 0). */
+const char *nat_udp_name(uint8_t v);
+const char *nat_mapping_name(uint8_t v);
+const char *nat_filtering_name(uint8_t v);
+const char *nat_ports_name(uint8_t v);
+const char *nat_hairpin_name(uint8_t v);
+
 struct msg {
 	uint8_t type;                   /* enum msg_type: selects the union member */
 	union {
@@ -94,6 +142,9 @@ struct msg {
 		struct msg_member_gone member_gone;
 		struct msg_network_gone network_gone;
 		struct msg_ping ping;
+		struct msg_nat_plan nat_plan;
+		struct msg_nat_report nat_report;
+		struct msg_nat_info nat_info;
 	} u;
 };
 
@@ -113,5 +164,19 @@ int probe_encode(const uint8_t token[UDP_TOKEN_LEN], uint8_t *out, size_t cap);
 int probe_decode(const uint8_t *in, size_t len, uint8_t token[UDP_TOKEN_LEN]);
 int probe_reply_encode(const struct endpoint *ep, uint8_t *out, size_t cap);
 int probe_reply_decode(const uint8_t *in, size_t len, struct endpoint *ep);
+
+/* NAT classification datagrams (PROTOCOL.md 3.1). Encoders return the length or -1; decoders
+ * 0 or -1 (wrong type, length, non-zero padding, kind or seq out of range). */
+enum { UDP_NAT_PROBE_LEN = 24, UDP_NAT_TEST_LEN = 12, UDP_HAIRPIN_LEN = 12 };
+enum nat_test_kind { NAT_TEST_OTHER_PORT = 1, NAT_TEST_OTHER_ADDR = 2, NAT_TEST_LIFETIME = 3 };
+enum { NAT_LIFETIME_STEPS = 5 };        /* kind-3 gaps: 3, 6, 12, 24, 48 s */
+struct nat_probe { uint8_t token[UDP_TOKEN_LEN]; uint16_t test_id; uint8_t target; };
+struct nat_test { uint16_t test_id; uint8_t kind; uint8_t seq; uint32_t nonce; };
+int nat_probe_encode(const struct nat_probe *p, uint8_t *out, size_t cap);
+int nat_probe_decode(const uint8_t *in, size_t len, struct nat_probe *p);
+int nat_test_encode(const struct nat_test *t, uint8_t *out, size_t cap);
+int nat_test_decode(const uint8_t *in, size_t len, struct nat_test *t);
+int hairpin_encode(uint64_t nonce, uint8_t *out, size_t cap);
+int hairpin_decode(const uint8_t *in, size_t len, uint64_t *nonce);
 
 #endif

@@ -32,6 +32,8 @@ struct conn {                            /* owned by struct server (its conns li
 	struct ctrlchan *ch;
 	struct msess *sess;             /* NULL until the handshake is done */
 	ev_timer timer;                 /* idle timeout; re-armed to 0 s for a deferred close */
+	ev_timer nat_timer;             /* the mediator's NAT classification timer (io_timer) */
+	struct endpoint local;          /* our end of the TCP connection (getsockname) */
 	int dead;                       /* a send failed: closing on the next iteration */
 	char peer[IP4_EP_STR_LEN];      /* ip:port, for logs */
 	struct conn *prev, *next;
@@ -43,6 +45,7 @@ conn_destroy(struct conn *c)
 	struct server *srv = c->srv;
 
 	ev_timer_stop(srv->loop, &c->timer);
+	ev_timer_stop(srv->loop, &c->nat_timer);
 	ctrlchan_free(c->ch);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -76,11 +79,24 @@ conn_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+conn_nat_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct conn *c = (struct conn *)((char *)w - offsetof(struct conn, nat_timer));
+
+	(void)loop;
+	(void)revents;
+	if (!c->dead && c->sess)
+		medsrv_session_timer(c->srv->med, c->sess);
+}
+
+static void
 conn_on_ready(void *arg, const uint8_t remote_static[KEY_LEN])
 {
 	struct conn *c = arg;
 
 	c->sess = medsrv_session_open(c->srv->med, remote_static, c);
+	if (c->sess != NULL)
+		medsrv_session_local(c->srv->med, c->sess, &c->local);
 	if (c->sess == NULL) {
 		c->dead = 1;
 		ev_timer_stop(c->srv->loop, &c->timer);
@@ -152,12 +168,26 @@ io_now(void *arg)
 	return ev_now(srv->loop);
 }
 
+static void
+io_timer(void *arg, void *conn, double after)
+{
+	struct conn *c = conn;
+
+	(void)arg;
+	ev_timer_stop(c->srv->loop, &c->nat_timer);
+	if (after >= 0) {
+		ev_timer_set(&c->nat_timer, after, 0.);
+		ev_timer_start(c->srv->loop, &c->nat_timer);
+	}
+}
+
 void
 conn_medsrv_io(struct server *srv, struct medsrv_io *io)
 {
 	io->send = io_send;
 	io->kick = io_kick;
 	io->now = io_now;
+	io->timer = io_timer;
 	io->arg = srv;
 }
 
@@ -166,6 +196,8 @@ conn_medsrv_io(struct server *srv, struct medsrv_io *io)
 static void
 accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 {
+	struct sockaddr_in me;
+	socklen_t len = sizeof(me);
 	struct conn *c;
 
 	if (srv->n_conns >= CONN_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
@@ -175,6 +207,11 @@ accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 		return;
 	}
 	ip4_ep_str(ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port), c->peer);
+	/* A wildcard listener's NAT plan points at the address the node reached us on. */
+	if (getsockname(fd, (struct sockaddr *)&me, &len) == 0 && me.sin_family == AF_INET) {
+		c->local.addr = ntohl(me.sin_addr.s_addr);
+		c->local.port = ntohs(me.sin_port);
+	}
 	c->srv = srv;
 	c->ch = ctrlchan_new(srv->loop, fd, 0, &srv->kp, NULL, &conn_cbs, c);
 	if (c->ch == NULL) {
@@ -184,6 +221,7 @@ accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 		return;
 	}
 	ev_timer_init(&c->timer, conn_timer_cb, 0., CONN_IDLE_TIMEOUT);
+	ev_timer_init(&c->nat_timer, conn_nat_timer_cb, 0., 0.);
 	ev_timer_again(srv->loop, &c->timer);
 	c->next = srv->conns;
 	if (srv->conns)
@@ -194,9 +232,19 @@ accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 }
 
 static void
+accept_pause_all(struct server *srv)
+{
+	int k;
+
+	for (k = 0; k < srv->n_listen; k++)
+		ev_io_stop(srv->loop, &srv->listen[k].accept_w);
+}
+
+static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
-	struct server *srv = (struct server *)((char *)w - offsetof(struct server, accept_w));
+	struct listener *l = (struct listener *)w;
+	struct server *srv = l->srv;
 	struct sockaddr_in sin;
 	socklen_t len;
 	int fd, i;
@@ -205,12 +253,12 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	(void)revents;
 	for (i = 0; i < 64; i++) {
 		len = sizeof(sin);
-		fd = accept4(srv->tcp_fd, (struct sockaddr *)&sin, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		fd = accept4(l->fd, (struct sockaddr *)&sin, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* The listening socket stays readable: without a pause this would spin. */
 				log_warn("event=accept_paused");
-				ev_io_stop(srv->loop, &srv->accept_w);
+				accept_pause_all(srv);
 				/* Re-set: a fired one-shot timer restarted as is expires at once. */
 				ev_timer_set(&srv->accept_pause, 1.0, 0.);
 				ev_timer_start(srv->loop, &srv->accept_pause);
@@ -228,23 +276,30 @@ static void
 accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct server *srv = (struct server *)((char *)w - offsetof(struct server, accept_pause));
+	int k;
 
 	(void)revents;
-	ev_io_start(loop, &srv->accept_w);
+	for (k = 0; k < srv->n_listen; k++)
+		ev_io_start(loop, &srv->listen[k].accept_w);
 }
 
 void
 conn_start(struct server *srv)
 {
-	ev_io_init(&srv->accept_w, accept_cb, srv->tcp_fd, EV_READ);
-	ev_io_start(srv->loop, &srv->accept_w);
+	int k;
+
+	for (k = 0; k < srv->n_listen; k++) {
+		srv->listen[k].srv = srv;
+		ev_io_init(&srv->listen[k].accept_w, accept_cb, srv->listen[k].fd, EV_READ);
+		ev_io_start(srv->loop, &srv->listen[k].accept_w);
+	}
 	ev_timer_init(&srv->accept_pause, accept_resume_cb, 1.0, 0.);
 }
 
 void
 conn_shutdown(struct server *srv)
 {
-	ev_io_stop(srv->loop, &srv->accept_w);
+	accept_pause_all(srv);
 	ev_timer_stop(srv->loop, &srv->accept_pause);
 	while (srv->conns)
 		conn_destroy(srv->conns);

@@ -3,10 +3,14 @@
  * (key pair, database), sockets, the connection string, signals, the loop.
  * Must not touch: membership logic (mediator.c), connections (conn.c), probes (udp.c).
  *
- *   shoal-server --listen HOST:PORT --state DIR [--range 5.0.0.0/8] [--public-host HOST] [-v]
+ *   shoal-server --listen HOST:PORT [--listen HOST2:PORT2 ...] --state DIR [--range 5.0.0.0/8]
+ *                [--public-host HOST] [-v]
  *
- * PORT 0 picks a free port that is free for both TCP and UDP; the url printed on stdout
- * (`url=shoal://HOST:PORT/KEY`) and written to DIR/url carries the real one.
+ * Each --listen binds TCP on PORT and UDP on PORT, PORT+1 and PORT+2 (the last two for NAT
+ * classification, PROTOCOL.md 3.1: best effort, a failure there is logged, never fatal). The
+ * first two listen addresses are what NAT plans use. PORT 0 picks a port that is free for
+ * both TCP and UDP; the url printed on stdout (`url=shoal://HOST:PORT/KEY`) and written to
+ * DIR/url carries the first --listen's real one.
  * --pwhash-fast (hidden, tests only) hashes new passwords with Argon2id's MIN limits instead
  * of the INTERACTIVE ones, so test suites do not spend 0.1 s and 64 MiB per CREATE.
  */
@@ -32,8 +36,9 @@
 #include "server/server.h"
 
 struct options {                         /* read-only after parse_options */
-	char listen_host[256];
-	uint16_t listen_port;
+	int n_listen;
+	char listen_host[SRV_MAX_LISTEN][256];
+	uint16_t listen_port[SRV_MAX_LISTEN];
 	const char *state_dir;
 	uint32_t range;
 	uint8_t prefix_len;
@@ -45,8 +50,11 @@ struct options {                         /* read-only after parse_options */
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: shoal-server --listen HOST:PORT --state DIR [--range 5.0.0.0/8]\n"
-	    "                    [--public-host HOST] [-v]\n");
+	fprintf(f, "usage: shoal-server --listen HOST:PORT [--listen HOST:PORT ...] --state DIR\n"
+	    "                    [--range 5.0.0.0/8] [--public-host HOST] [-v]\n"
+	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
+	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
+	    "  The first one is the address in the url / connection string.\n", SRV_MAX_LISTEN);
 }
 
 static int
@@ -103,7 +111,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch, have_listen = 0;
+	int ch;
 
 	memset(o, 0, sizeof(*o));
 	o->range = 0x05000000u;
@@ -111,13 +119,17 @@ parse_options(int argc, char **argv, struct options *o)
 	while ((ch = getopt_long(argc, argv, "l:s:vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
-			if (parse_hostport(optarg, o->listen_host, sizeof(o->listen_host),
-			    &o->listen_port) < 0) {
+			if (o->n_listen >= SRV_MAX_LISTEN) {
+				fprintf(stderr, "shoal-server: at most %d --listen\n", SRV_MAX_LISTEN);
+				return -1;
+			}
+			if (parse_hostport(optarg, o->listen_host[o->n_listen],
+			    sizeof(o->listen_host[0]), &o->listen_port[o->n_listen]) < 0) {
 				fprintf(stderr, "shoal-server: --listen wants HOST:PORT, got \"%s\"\n",
 				    optarg);
 				return -1;
 			}
-			have_listen = 1;
+			o->n_listen++;
 			break;
 		case 's':
 			o->state_dir = optarg;
@@ -146,7 +158,7 @@ parse_options(int argc, char **argv, struct options *o)
 			return -1;
 		}
 	}
-	if (!have_listen || o->state_dir == NULL || optind != argc) {
+	if (o->n_listen == 0 || o->state_dir == NULL || optind != argc) {
 		usage(stderr);
 		return -1;
 	}
@@ -194,29 +206,61 @@ bind_one(int type, const struct in_addr *addr, uint16_t port)
 	return fd;
 }
 
-/* TCP and UDP on the same port; with port 0, retry until a port is free for both. */
-static int
-open_sockets(struct server *srv, const struct in_addr *addr, uint16_t want, uint16_t *port)
+static void
+add_udp(struct server *srv, int fd, const struct in_addr *addr, uint16_t port, int listen,
+    int offset)
 {
+	struct natsock *ns = &srv->udp_sock[srv->n_udp];
+
+	ns->addr = ntohl(addr->s_addr);
+	ns->port = port;
+	ns->listen = (uint8_t)listen;
+	ns->offset = (uint8_t)offset;
+	srv->udp_fd[srv->n_udp++] = fd;
+}
+
+/*
+ * Listen number `listen`: TCP and UDP on the same port (with port 0, retry until a port is
+ * free for both), then UDP on port+1 and port+2 if they can be had: without them the NAT
+ * classification just has fewer targets.
+ */
+static int
+open_sockets(struct server *srv, int listen, const struct in_addr *addr, uint16_t want,
+    uint16_t *port)
+{
+	struct listener *l = &srv->listen[listen];
 	struct sockaddr_in sin;
 	socklen_t len;
-	int tries;
+	int tries, fd, k;
 
 	for (tries = 0; tries < 32; tries++) {
-		if ((srv->tcp_fd = bind_one(SOCK_STREAM, addr, want)) < 0)
+		if ((l->fd = bind_one(SOCK_STREAM, addr, want)) < 0)
 			return -1;
+		srv->n_listen = listen + 1;
 		len = sizeof(sin);
-		if (getsockname(srv->tcp_fd, (struct sockaddr *)&sin, &len) < 0)
+		if (getsockname(l->fd, (struct sockaddr *)&sin, &len) < 0)
 			return -1;
 		*port = ntohs(sin.sin_port);
-		if ((srv->udp_fd = bind_one(SOCK_DGRAM, addr, *port)) >= 0)
-			return 0;
-		close(srv->tcp_fd);
-		srv->tcp_fd = -1;
+		if ((fd = bind_one(SOCK_DGRAM, addr, *port)) >= 0)
+			break;
+		close(l->fd);
+		l->fd = -1;
+		srv->n_listen = listen;
 		if (want != 0 || errno != EADDRINUSE)
 			return -1;
 	}
-	return -1;
+	if (tries == 32)
+		return -1;
+	add_udp(srv, fd, addr, *port, listen, 0);
+	for (k = 1; k <= 2; k++) {
+		if (*port > 65535 - k || (fd = bind_one(SOCK_DGRAM, addr, (uint16_t)(*port + k))) < 0) {
+			log_warn("event=nat_port_unavailable listen=%s:%u port=%u", inet_ntoa(*addr),
+			    *port, *port + k);
+			continue;
+		}
+		add_udp(srv, fd, addr, (uint16_t)(*port + k), listen, k);
+	}
+	return 0;
 }
 
 /* Temp file + fsync + rename, so readers see the old url or the whole new one. */
@@ -262,11 +306,10 @@ main(int argc, char **argv)
 	struct in_addr addr;
 	char err[512], dbpath[4096], url[512], line[520];
 	const char *host;
-	uint16_t port = 0;
-	int rc = 1;
+	uint16_t port = 0, first_port = 0;
+	int rc = 1, i;
 
 	memset(&srv, 0, sizeof(srv));
-	srv.tcp_fd = srv.udp_fd = -1;
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
 	log_init("shoal-server", o.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
@@ -287,15 +330,23 @@ main(int argc, char **argv)
 		log_warnx("event=startup_failed reason=\"%s\"", err);
 		goto out;
 	}
-	if (resolve_ipv4(o.listen_host, &addr) < 0) {
-		log_warnx("event=startup_failed reason=\"cannot resolve %s\"", o.listen_host);
-		goto out;
+	for (i = 0; i < o.n_listen; i++) {
+		if (resolve_ipv4(o.listen_host[i], &addr) < 0) {
+			log_warnx("event=startup_failed reason=\"cannot resolve %s\"",
+			    o.listen_host[i]);
+			goto out;
+		}
+		if (open_sockets(&srv, i, &addr, o.listen_port[i], &port) < 0) {
+			log_warn("event=startup_failed reason=bind listen=%s:%u", o.listen_host[i],
+			    o.listen_port[i]);
+			goto out;
+		}
+		if (i == 0)
+			first_port = port;
+		else
+			log_info("event=listening listen=%s:%u index=%d", o.listen_host[i], port, i);
 	}
-	if (open_sockets(&srv, &addr, o.listen_port, &port) < 0) {
-		log_warn("event=startup_failed reason=bind listen=%s:%u", o.listen_host,
-		    o.listen_port);
-		goto out;
-	}
+	port = first_port;
 
 	if ((srv.loop = ev_default_loop(EVFLAG_AUTO)) == NULL) {
 		log_warnx("event=startup_failed reason=ev_loop");
@@ -308,7 +359,11 @@ main(int argc, char **argv)
 	    crypto_pwhash_OPSLIMIT_INTERACTIVE;
 	cfg.pw_memlimit = o.pwhash_fast ? crypto_pwhash_MEMLIMIT_MIN :
 	    crypto_pwhash_MEMLIMIT_INTERACTIVE;
+	cfg.n_nat_socks = (uint8_t)srv.n_udp;
+	memcpy(cfg.nat_socks, srv.udp_sock, sizeof(cfg.nat_socks));
+	memset(&io, 0, sizeof(io));
 	conn_medsrv_io(&srv, &io);
+	udp_medsrv_io(&srv, &io);
 	if ((srv.med = medsrv_new(srv.st, &cfg, &io)) == NULL || udp_start(&srv) < 0) {
 		log_warnx("event=startup_failed reason=out_of_memory");
 		goto out;
@@ -319,7 +374,7 @@ main(int argc, char **argv)
 	ev_signal_init(&srv.sigint_w, signal_cb, SIGINT);
 	ev_signal_start(srv.loop, &srv.sigint_w);
 
-	host = o.public_host ? o.public_host : o.listen_host;
+	host = o.public_host ? o.public_host : o.listen_host[0];
 	if (strcmp(host, "0.0.0.0") == 0)
 		host = "127.0.0.1";
 	if (conn_string_format(host, port, srv.kp.pub, url, sizeof(url)) < 0) {
@@ -333,9 +388,9 @@ main(int argc, char **argv)
 	}
 	printf("url=%s\n", url);
 	fflush(stdout);
-	log_info("event=listening listen=%s:%u range=%s/%u url=%s%s", o.listen_host, port,
-	    ip4_str(o.range, err),
-	    o.prefix_len, url, o.pwhash_fast ? " pwhash=fast_test_only" : "");
+	log_info("event=listening listen=%s:%u range=%s/%u url=%s udp_sockets=%d%s",
+	    o.listen_host[0], port, ip4_str(o.range, err), o.prefix_len, url, srv.n_udp,
+	    o.pwhash_fast ? " pwhash=fast_test_only" : "");
 
 	ev_run(srv.loop, 0);
 	rc = 0;
@@ -348,10 +403,11 @@ out:
 		ev_signal_stop(srv.loop, &srv.sigterm_w);
 		ev_signal_stop(srv.loop, &srv.sigint_w);
 	}
-	if (srv.tcp_fd >= 0)
-		close(srv.tcp_fd);
-	if (srv.udp_fd >= 0)
-		close(srv.udp_fd);
+	for (i = 0; i < srv.n_listen; i++)
+		if (srv.listen[i].fd >= 0)
+			close(srv.listen[i].fd);
+	for (i = 0; i < srv.n_udp; i++)
+		close(srv.udp_fd[i]);
 	store_close(srv.st);
 	sodium_memzero(&srv.kp, sizeof(srv.kp));
 	return rc;

@@ -33,6 +33,7 @@
 #include "base/ip4.h"
 #include "base/log.h"
 #include "server/joinlimit.h"
+#include "server/natprobe.h"
 
 struct msess {                           /* owned by struct medsrv */
 	void *conn;                     /* the transport's handle, opaque here */
@@ -46,6 +47,8 @@ struct msess {                           /* owned by struct medsrv */
 	uint16_t udp_port;
 	uint8_t n_local;
 	struct endpoint local[MAX_ENDPOINTS];
+	struct endpoint tcp_local;      /* our end of its TCP connection; addr 0: unknown */
+	struct natprobe *np;            /* NAT classification, from HELLO on; may be NULL */
 	struct msess *prev, *next;      /* every session, registered or not */
 	UT_hash_handle hh_key;
 	UT_hash_handle hh_token;
@@ -374,6 +377,7 @@ session_unlink(struct medsrv *m, struct msess *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	m->stats.sessions--;
+	natprobe_free(s->np);
 	sodium_memzero(s->token, sizeof(s->token));
 	free(s);
 }
@@ -436,6 +440,72 @@ session_kick(struct medsrv *m, struct msess *s, const char *why)
 	m->io.kick(m->io.arg, conn);
 }
 
+/* ---- NAT classification (natprobe.c does the work) ---- */
+
+static void
+nat_io_send(void *arg, void *conn, const struct msg *msg)
+{
+	struct medsrv *m = arg;
+
+	m->io.send(m->io.arg, conn, msg);
+}
+
+static void
+nat_io_udp_send(void *arg, int sock, const struct endpoint *to, const uint8_t *buf,
+    size_t len)
+{
+	struct medsrv *m = arg;
+
+	m->io.udp_send(m->io.arg, sock, to, buf, len);
+}
+
+static void
+nat_io_timer(void *arg, void *conn, double after)
+{
+	struct medsrv *m = arg;
+
+	m->io.timer(m->io.arg, conn, after);
+}
+
+static void
+nat_start(struct medsrv *m, struct msess *s)
+{
+	struct natprobe_io nio = { nat_io_send, nat_io_udp_send, nat_io_timer, m };
+	char id[13];
+
+	if (m->cfg.n_nat_socks == 0 || m->io.udp_send == NULL || m->io.timer == NULL)
+		return;
+	if (s->np == NULL) {
+		key_short(s->key, id);
+		s->np = natprobe_new(&nio, s->conn, id, m->cfg.nat_socks, m->cfg.n_nat_socks,
+		    &s->tcp_local, s->udp_port);
+		if (s->np == NULL)
+			return;         /* out of memory: the node just goes unclassified */
+	}
+	natprobe_start(s->np, m->io.now(m->io.arg));
+}
+
+void
+medsrv_session_local(struct medsrv *m, struct msess *s, const struct endpoint *local)
+{
+	(void)m;
+	s->tcp_local = *local;
+}
+
+void
+medsrv_session_timer(struct medsrv *m, struct msess *s)
+{
+	if (s->np)
+		natprobe_timer(s->np, m->io.now(m->io.arg));
+}
+
+static void
+handle_nat_report(struct medsrv *m, struct msess *s, const struct msg_nat_report *r)
+{
+	if (s->np == NULL || natprobe_report(s->np, r, m->io.now(m->io.arg)) < 0)
+		m->stats.nat_reports_stale++;
+}
+
 static void
 handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 {
@@ -494,6 +564,9 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	snprintf(out.u.welcome.nick, sizeof(out.u.welcome.nick), "%s", node.nick);
 	send_msg(m, s, &out);
 	notify_everywhere(m, s->key, s, s);
+	/* After the NETWORK/MEMBER burst: the daemon ends its post-WELCOME refresh at the first
+	 * other message (PROTOCOL.md 4.4), so the plan must not come before the burst. */
+	nat_start(m, s);
 }
 
 /* ---- requests ---- */
@@ -950,6 +1023,9 @@ medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
 		break;
 	case MSG_PONG:
 		break;
+	case MSG_NAT_REPORT:
+		handle_nat_report(m, s, &msg->u.nat_report);
+		break;
 	default:
 		m->stats.msgs_ignored++;
 		break;
@@ -957,6 +1033,22 @@ medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
 }
 
 /* ---- UDP probes ---- */
+
+/* The node's observed endpoint is now `from`: push it if it changed, and classify its NAT
+ * again when its public address (not just the port) changed. */
+static void
+observe(struct medsrv *m, struct msess *s, const struct endpoint *from)
+{
+	int addr_changed = s->has_observed && s->observed.addr != from->addr;
+
+	if (s->has_observed && same_endpoint(&s->observed, from))
+		return;
+	s->has_observed = 1;
+	s->observed = *from;
+	notify_everywhere(m, s->key, NULL, NULL);
+	if (addr_changed)
+		nat_start(m, s);
+}
 
 int
 medsrv_probe(struct medsrv *m, const uint8_t token[UDP_TOKEN_LEN], const struct endpoint *from)
@@ -969,11 +1061,25 @@ medsrv_probe(struct medsrv *m, const uint8_t token[UDP_TOKEN_LEN], const struct 
 		return -1;
 	}
 	m->stats.probes_ok++;
-	if (s->has_observed && same_endpoint(&s->observed, from))
-		return 0;
-	s->has_observed = 1;
-	s->observed = *from;
-	notify_everywhere(m, s->key, NULL, NULL);
+	observe(m, s, from);
+	return 0;
+}
+
+int
+medsrv_nat_probe(struct medsrv *m, const struct nat_probe *p, int sock,
+    const struct endpoint *from)
+{
+	struct msess *s;
+
+	HASH_FIND(hh_token, m->by_token, p->token, UDP_TOKEN_LEN, s);
+	if (s == NULL || s->np == NULL ||
+	    natprobe_probe(s->np, p, sock, from, m->io.now(m->io.arg)) < 0) {
+		m->stats.nat_probes_bad++;
+		return -1;
+	}
+	m->stats.nat_probes_ok++;
+	if (p->target == 0)
+		observe(m, s, from);
 	return 0;
 }
 

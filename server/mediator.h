@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "mproto/msg.h"
+#include "server/natprobe.h"
 #include "server/store.h"
 
 struct medsrv;
@@ -29,9 +30,16 @@ struct medsrv_io {
 	 * or it broke the protocol). The transport closes conn and must not pass it to
 	 * medsrv_session_* again. May be called from inside medsrv_session_msg for that conn. */
 	void (*kick)(void *arg, void *conn);
-	/* Monotonic seconds (rate limiting). */
+	/* Monotonic seconds (rate limiting, NAT classification). */
 	double (*now)(void *arg);
 	void *arg;
+	/* NAT classification (PROTOCOL.md 3.1); both may be NULL when cfg.n_nat_socks is 0.
+	 * udp_send: best effort, len bytes from UDP socket sock (index into cfg.nat_socks).
+	 * timer: (re)arms conn's one NAT timer to fire `after` s from now (after < 0: stop);
+	 * when it fires the transport calls medsrv_session_timer. Neither re-enters. */
+	void (*udp_send)(void *arg, int sock, const struct endpoint *to, const uint8_t *buf,
+	    size_t len);
+	void (*timer)(void *arg, void *conn, double after);
 };
 
 struct medsrv_config {                   /* copied by medsrv_new */
@@ -39,11 +47,17 @@ struct medsrv_config {                   /* copied by medsrv_new */
 	uint8_t prefix_len;             /* 1..30 */
 	unsigned long long pw_opslimit; /* crypto_pwhash_str limits for new passwords */
 	size_t pw_memlimit;
+	/* The server's UDP sockets, for NAT classification; 0 sockets: no classification. */
+	uint8_t n_nat_socks;
+	struct natsock nat_socks[NATPROBE_MAX_SOCKS];
 };
 
 struct medsrv_stats {                    /* counters, for logs and tests */
 	uint64_t probes_ok;
 	uint64_t probes_unknown;        /* UDP_PROBE with a token we never gave out */
+	uint64_t nat_probes_ok;         /* UDP_NAT_PROBE for a node's current test */
+	uint64_t nat_probes_bad;        /* unknown token, stale test, wrong socket */
+	uint64_t nat_reports_stale;     /* NAT_REPORT for another test */
 	uint64_t msgs_ignored;          /* messages a client must not send, or duplicate HELLOs */
 	uint64_t requests;
 	uint64_t sessions;              /* currently open sessions */
@@ -57,7 +71,12 @@ void medsrv_free(struct medsrv *m);
 /* A connection finished its handshake as key. The session lives until medsrv_session_close
  * or io->kick. */
 struct msess *medsrv_session_open(struct medsrv *m, const uint8_t key[KEY_LEN], void *conn);
+/* The local endpoint of s's TCP connection (getsockname): where a wildcard listener's NAT
+ * plan points. Call before the HELLO arrives; without it a wildcard listener plans nothing. */
+void medsrv_session_local(struct medsrv *m, struct msess *s, const struct endpoint *local);
 void medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg);
+/* s's NAT timer (io.timer) fired. */
+void medsrv_session_timer(struct medsrv *m, struct msess *s);
 /* The connection is gone: presence deltas go out, s is freed. */
 void medsrv_session_close(struct medsrv *m, struct msess *s);
 
@@ -67,6 +86,13 @@ void medsrv_session_close(struct medsrv *m, struct msess *s);
  * or -1 (unknown token: ignore, counted).
  */
 int medsrv_probe(struct medsrv *m, const uint8_t token[UDP_TOKEN_LEN], const struct endpoint *from);
+/*
+ * A UDP_NAT_PROBE arrived on UDP socket sock (index into cfg.nat_socks) from `from`. Returns 0
+ * (answer with a UDP_PROBE_REPLY carrying from, from the same socket; on target 0 it also
+ * updates the observed endpoint like medsrv_probe) or -1 (drop, counted).
+ */
+int medsrv_nat_probe(struct medsrv *m, const struct nat_probe *p, int sock,
+    const struct endpoint *from);
 
 const struct medsrv_stats *medsrv_stats(const struct medsrv *m);
 

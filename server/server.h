@@ -1,8 +1,12 @@
 /*
  * server: the shoal-server process context and the entry points of its I/O files
- * (conn.c: TCP control connections, udp.c: UDP probes). main.c owns start-up and shutdown.
- * Owns (struct server): the loop, the server key pair, the store, the mediator, the listening
- * sockets and every connection. Configuration is read-only once the loop runs.
+ * (conn.c: TCP control connections, udp.c: UDP probes and NAT tests). main.c owns start-up
+ * and shutdown. Owns (struct server): the loop, the server key pair, the store, the mediator,
+ * the listening sockets and every connection. Configuration is read-only once the loop runs.
+ *
+ * Sockets: per --listen HOST:PORT (up to SRV_MAX_LISTEN) one TCP listener on PORT and UDP on
+ * PORT, PORT+1, PORT+2 (the last two best effort); every UDP socket is one entry of udp_fd /
+ * udp_sock, and udp_sock is also the mediator's NAT socket table (same indexes).
  */
 #ifndef SHOAL_SERVER_SERVER_H
 #define SHOAL_SERVER_SERVER_H
@@ -12,38 +16,51 @@
 
 #include "crypto/noise.h"
 #include "server/mediator.h"
+#include "server/natprobe.h"
 #include "server/store.h"
 
 #define CONN_IDLE_TIMEOUT 60.0  /* s without a frame from the client: drop it */
 #define CONN_MAX 16384          /* simultaneous control connections */
+#define SRV_MAX_LISTEN 4        /* --listen options; NAT plans use two of them */
 
 struct conn;
 struct udp;
+struct server;
+
+struct listener {                        /* one TCP listening socket */
+	ev_io accept_w;                 /* first member: the callback casts it back */
+	struct server *srv;
+	int fd;
+};
 
 struct server {                          /* owned by main() */
 	struct ev_loop *loop;
 	struct noise_keypair kp;        /* wiped at exit */
 	struct store *st;
 	struct medsrv *med;
-	int tcp_fd;
-	int udp_fd;
-	ev_io accept_w;
+	int n_listen;
+	struct listener listen[SRV_MAX_LISTEN];
+	int n_udp;
+	int udp_fd[NATPROBE_MAX_SOCKS];
+	struct natsock udp_sock[NATPROBE_MAX_SOCKS]; /* what each UDP socket is bound to */
 	ev_timer accept_pause;          /* out of fds: stop accepting for a second */
 	ev_signal sigterm_w;
 	ev_signal sigint_w;
 	struct conn *conns;             /* list of every open control connection */
 	unsigned n_conns;
-	struct udp *udp;
+	struct udp *udp[NATPROBE_MAX_SOCKS];
 };
 
-/* Fills the mediator's I/O hooks (sending, kicking, the clock) for this server. */
+/* Fills the mediator's I/O hooks (sending, kicking, the clock, NAT timers) for this server. */
 void conn_medsrv_io(struct server *srv, struct medsrv_io *io);
-/* Starts accepting on the listening TCP socket srv->tcp_fd. */
+/* Starts accepting on every listening TCP socket srv->listen[]. */
 void conn_start(struct server *srv);
 /* Closes every connection without telling the mediator (it is being freed). */
 void conn_shutdown(struct server *srv);
 
-/* Starts answering UDP probes on srv->udp_fd. Returns 0 or -1. */
+/* Fills io->udp_send (datagrams from one of srv->udp_fd). */
+void udp_medsrv_io(struct server *srv, struct medsrv_io *io);
+/* Starts answering UDP probes on every srv->udp_fd. Returns 0 or -1. */
 int udp_start(struct server *srv);
 void udp_stop(struct server *srv);
 

@@ -8,12 +8,18 @@
  *   c%4 == 1: [k]          close slot k%4
  *   c%4 == 2: [k][n][n bytes]  msg_decode the bytes; if valid, deliver on slot k%4
  *   c%4 == 3: [k][6 bytes]     UDP probe with slot k%4's token (or a bogus one if c&4),
- *                              from the endpoint given by the 6 bytes
+ *                              from the endpoint given by the 6 bytes; with c&8 instead a
+ *                              UDP_NAT_PROBE (test_id from the last plan + c>>5, target and
+ *                              socket from the endpoint's last two bytes), and with c&16
+ *                              the slot's NAT timer fires (the clock moves on every call).
+ * The server has one listen address (three UDP sockets), so NAT plans, NAT_REPORTs (decoded
+ * in case 2) and timers all run.
  */
 #include "config.h"
 
 #include <sodium.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -24,6 +30,7 @@
 struct slot {                            /* one fake connection */
 	struct msess *s;
 	uint8_t token[UDP_TOKEN_LEN];
+	uint16_t test_id;               /* from the last NAT_PLAN */
 };
 
 struct world {                           /* one input's state */
@@ -39,6 +46,28 @@ io_send(void *arg, void *conn, const struct msg *m)
 	(void)arg;
 	if (m->type == MSG_WELCOME)
 		memcpy(sl->token, m->u.welcome.udp_token, UDP_TOKEN_LEN);
+	if (m->type == MSG_NAT_PLAN)
+		sl->test_id = m->u.nat_plan.test_id;
+}
+
+static void
+io_udp_send(void *arg, int sock, const struct endpoint *to, const uint8_t *buf, size_t len)
+{
+	struct nat_test t;
+
+	(void)arg;
+	(void)to;
+	/* Only valid tests from one of our three sockets ever go out. */
+	if (sock < 0 || sock > 2 || nat_test_decode(buf, len, &t) != 0)
+		abort();
+}
+
+static void
+io_timer(void *arg, void *conn, double after)
+{
+	(void)arg;
+	(void)conn;
+	(void)after;
 }
 
 static void
@@ -66,7 +95,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.range = 0x05000000u, .prefix_len = 24,
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
-	struct medsrv_io io = { io_send, io_kick, io_now, NULL };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer };
+	static const struct endpoint local = { 0x7f000001u, 7000 };
 	struct world w;
 	struct store *st;
 	struct medsrv *m;
@@ -81,6 +111,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		inited = 1;
 	}
 	memset(&w, 0, sizeof(w));
+	cfg.n_nat_socks = 3;
+	cfg.nat_socks[0] = (struct natsock){ 0, 7000, 0, 0 };
+	cfg.nat_socks[1] = (struct natsock){ 0, 7001, 0, 1 };
+	cfg.nat_socks[2] = (struct natsock){ 0, 7002, 0, 2 };
 	if ((st = store_open(":memory:", err, sizeof(err))) == NULL)
 		return 0;
 	io.arg = &w;
@@ -101,6 +135,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 				memset(key, 0x40 + k, KEY_LEN);
 				sl->s = medsrv_session_open(m, key, sl);
+				if (sl->s)
+					medsrv_session_local(m, sl->s, &local);
 			}
 			break;
 		case 1:
@@ -134,7 +170,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			ep.port = (uint16_t)(data[i + 4] << 8 | data[i + 5]);
 			i += 6;
 			memset(bogus, c, sizeof(bogus));
-			medsrv_probe(m, (c & 4) ? bogus : sl->token, &ep);
+			if (c & 8) {
+				struct nat_probe p;
+
+				memcpy(p.token, (c & 4) ? bogus : sl->token, UDP_TOKEN_LEN);
+				p.test_id = (uint16_t)(sl->test_id + (c >> 5));
+				p.target = data[i - 2] % NAT_MAX_TARGETS;
+				medsrv_nat_probe(m, &p, data[i - 1] % 4, &ep);
+			} else {
+				medsrv_probe(m, (c & 4) ? bogus : sl->token, &ep);
+			}
+			if ((c & 16) && sl->s)
+				medsrv_session_timer(m, sl->s);
 			break;
 		}
 		}

@@ -26,6 +26,13 @@ struct fake {                            /* one fake connection */
 	int n;
 	int kicked;
 	uint32_t next_req;
+	double timer_at;                /* the NAT timer: absolute time, < 0 stopped */
+};
+
+struct udp_sent {                        /* one datagram the mediator sent */
+	int sock;
+	struct endpoint to;
+	struct nat_test t;              /* decoded */
 };
 
 struct env {                             /* one test's world */
@@ -34,6 +41,8 @@ struct env {                             /* one test's world */
 	struct medsrv *m;
 	double now;
 	struct fake f[6];
+	struct udp_sent udp[32];
+	int n_udp;
 };
 
 static void
@@ -64,13 +73,35 @@ io_now(void *arg)
 }
 
 static void
+io_udp_send(void *arg, int sock, const struct endpoint *to, const uint8_t *buf, size_t len)
+{
+	struct env *e = arg;
+
+	if (e->n_udp >= 32)
+		return;
+	e->udp[e->n_udp].sock = sock;
+	e->udp[e->n_udp].to = *to;
+	/* The mediator only ever sends UDP_NAT_TESTs itself; anything else fails the decode. */
+	CHECK_EQ(nat_test_decode(buf, len, &e->udp[e->n_udp].t), 0);
+	e->n_udp++;
+}
+
+static void
+io_timer(void *arg, void *conn, double after)
+{
+	struct env *e = arg;
+
+	((struct fake *)conn)->timer_at = after < 0 ? -1.0 : e->now + after;
+}
+
+static void
 env_init(struct env *e)
 {
 	struct medsrv_config cfg = {
 		.range = RANGE, .prefix_len = 8,
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
-	struct medsrv_io io = { io_send, io_kick, io_now, NULL };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL };
 	char err[256], path[128];
 	int i;
 
@@ -526,7 +557,7 @@ test_restart(void)
 		.range = RANGE, .prefix_len = 8,
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
-	struct medsrv_io io = { io_send, io_kick, io_now, NULL };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL };
 	const struct msg *w;
 	char path[128], err[256];
 
@@ -556,6 +587,258 @@ test_restart(void)
 	env_done(&e);
 }
 
+/* ---- NAT classification through the mediator (natprobe.c, natclass.c) ---- */
+
+#define SA 0xc6336401u                   /* server address A: listen 0 */
+#define SB 0xc6336402u                   /* server address B: listen 1 */
+#define NPUB 0xcb007107u                 /* the node's NAT */
+
+static void
+nat_env_init(struct env *e)
+{
+	static const struct natsock socks[6] = {
+		{ SA, 7000, 0, 0 }, { SA, 7001, 0, 1 }, { SA, 7002, 0, 2 },
+		{ SB, 8000, 1, 0 }, { SB, 8001, 1, 1 }, { SB, 8002, 1, 2 },
+	};
+	struct medsrv_config cfg = {
+		.range = RANGE, .prefix_len = 8,
+		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+		.n_nat_socks = 6,
+	};
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer };
+
+	env_init(e);
+	medsrv_free(e->m);
+	memcpy(cfg.nat_socks, socks, sizeof(socks));
+	io.arg = e;
+	e->m = medsrv_new(e->st, &cfg, &io);
+}
+
+/* connect_node, with the TCP connection's local endpoint told first. */
+static void
+nat_connect(struct env *e, int i, const struct endpoint *local)
+{
+	struct fake *f = &e->f[i];
+	struct msg m;
+
+	f->timer_at = -1;
+	f->s = medsrv_session_open(e->m, f->key, f);
+	medsrv_session_local(e->m, f->s, local);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_HELLO;
+	m.u.hello.version = SHOAL_PROTO_VERSION;
+	m.u.hello.udp_port = 40000;
+	medsrv_session_msg(e->m, f->s, &m);
+}
+
+/* Moves the clock to t, firing node i's NAT timer whenever it is due on the way. */
+static void
+advance(struct env *e, int i, double t)
+{
+	struct fake *f = &e->f[i];
+
+	while (f->timer_at >= 0 && f->timer_at <= t) {
+		e->now = f->timer_at;
+		f->timer_at = -1;
+		medsrv_session_timer(e->m, f->s);
+	}
+	e->now = t;
+}
+
+static int
+nat_probe(struct env *e, const uint8_t *token, uint16_t test_id, uint8_t target, int sock,
+    uint16_t port)
+{
+	struct nat_probe p;
+	struct endpoint from = { NPUB, port };
+
+	memcpy(p.token, token, UDP_TOKEN_LEN);
+	p.test_id = test_id;
+	p.target = target;
+	return medsrv_nat_probe(e->m, &p, sock, &from);
+}
+
+static void
+nat_report(struct env *e, int i, uint16_t test_id, uint8_t tests, uint8_t lifetime,
+    uint8_t hairpin)
+{
+	struct msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_NAT_REPORT;
+	m.u.nat_report.test_id = test_id;
+	m.u.nat_report.local_port = 40000;
+	m.u.nat_report.replies = 0x3f;
+	m.u.nat_report.tests = tests;
+	m.u.nat_report.lifetime_seen = lifetime;
+	m.u.nat_report.hairpin = hairpin;
+	medsrv_session_msg(e->m, e->f[i].s, &m);
+}
+
+static void
+test_nat_sequence(void)
+{
+	static const int sock_of[6] = { 0, 1, 3, 4, 2, 5 };
+	struct endpoint local = { SA, 7000 };
+	const struct msg *plan, *info;
+	uint8_t token[UDP_TOKEN_LEN];
+	struct env e;
+	uint16_t id;
+	double t0;
+	int k;
+
+	nat_env_init(&e);
+	nat_connect(&e, 0, &local);
+	memcpy(token, last_of(&e.f[0], MSG_WELCOME)->u.welcome.udp_token, UDP_TOKEN_LEN);
+	/* The plan comes after WELCOME and its burst: it is the last message. */
+	CHECK(e.f[0].n >= 2 && e.f[0].got[0].type == MSG_WELCOME);
+	plan = &e.f[0].got[e.f[0].n - 1];
+	CHECK_EQ(plan->type, MSG_NAT_PLAN);
+	CHECK_EQ(plan->u.nat_plan.phase2_ms, 1000);
+	CHECK_EQ(plan->u.nat_plan.n_targets, 6);
+	CHECK(plan->u.nat_plan.targets[0].addr == SA && plan->u.nat_plan.targets[0].port == 7000);
+	CHECK(plan->u.nat_plan.targets[1].addr == SA && plan->u.nat_plan.targets[1].port == 7001);
+	CHECK(plan->u.nat_plan.targets[2].addr == SB && plan->u.nat_plan.targets[2].port == 8000);
+	CHECK(plan->u.nat_plan.targets[5].addr == SB && plan->u.nat_plan.targets[5].port == 8002);
+	CHECK(e.f[0].timer_at > e.now);
+	id = plan->u.nat_plan.test_id;
+	t0 = e.now;
+	clear(&e);
+
+	/* Rejected: unknown token, another test, another socket, a target past the plan. */
+	CHECK_EQ(nat_probe(&e, (const uint8_t *)"0123456789abcdef", id, 0, 0, 50000), -1);
+	CHECK_EQ(nat_probe(&e, token, (uint16_t)(id + 1), 0, 0, 50000), -1);
+	CHECK_EQ(nat_probe(&e, token, id, 0, 1, 50000), -1);
+	CHECK_EQ(medsrv_stats(e.m)->nat_probes_bad, 3);
+	CHECK_EQ(e.n_udp, 0);
+
+	/* Phase 1: the first probe triggers kind 1 from A:7001 and kind 2 from B:8000. */
+	e.now = t0 + 0.02;
+	CHECK_EQ(nat_probe(&e, token, id, 0, 0, 50000), 0);
+	CHECK_EQ(e.n_udp, 2);
+	CHECK(e.udp[0].sock == 1 && e.udp[0].t.kind == NAT_TEST_OTHER_PORT);
+	CHECK(e.udp[1].sock == 3 && e.udp[1].t.kind == NAT_TEST_OTHER_ADDR);
+	CHECK(e.udp[0].to.addr == NPUB && e.udp[0].to.port == 50000);
+	CHECK(e.udp[0].t.test_id == id && e.udp[0].t.nonce == plan->u.nat_plan.nonce);
+	CHECK_EQ(nat_probe(&e, token, id, 0, 0, 50000), 0);      /* repeats: no more tests */
+	CHECK_EQ(e.n_udp, 2);
+	advance(&e, 0, t0 + 0.2);
+	CHECK_EQ(e.n_udp, 4);                                     /* the second round */
+	CHECK(e.udp[2].sock == 1 && e.udp[3].sock == 3);
+	nat_report(&e, 0, id, 1, 0, NAT_HP_UNTRIED);              /* kind 1 came through */
+	nat_report(&e, 0, (uint16_t)(id + 7), 3, 0, NAT_HP_UNTRIED); /* stale: ignored */
+	CHECK_EQ(medsrv_stats(e.m)->nat_reports_stale, 1);
+	CHECK_EQ(count_type(&e.f[0], MSG_NAT_INFO), 0);
+
+	/* Phase 2: sequential ports; NAT_INFO as soon as every target was observed. */
+	advance(&e, 0, t0 + 1.0);
+	for (k = 1; k < 6; k++)
+		CHECK_EQ(nat_probe(&e, token, id, (uint8_t)k, sock_of[k], (uint16_t)(50000 + k)), 0);
+	info = last_of(&e.f[0], MSG_NAT_INFO);
+	CHECK(info != NULL);
+	if (info) {
+		CHECK_EQ(info->u.nat_info.udp, NAT_UDP_OK);
+		CHECK_EQ(info->u.nat_info.mapping, NAT_MAP_APDM);
+		CHECK_EQ(info->u.nat_info.ports, NAT_PORTS_SEQUENTIAL);
+		CHECK_EQ(info->u.nat_info.step, 1);
+		CHECK_EQ(info->u.nat_info.filtering, NAT_FILT_ADF);
+		CHECK_EQ(info->u.nat_info.addrs, 2);
+		CHECK(info->u.nat_info.public_ep.addr == NPUB &&
+		    info->u.nat_info.public_ep.port == 50000);
+	}
+	CHECK_EQ(count_type(&e.f[0], MSG_NAT_INFO), 1);
+	/* The second burst (300 ms later) changes nothing. */
+	e.now = t0 + 1.3;
+	for (k = 1; k < 6; k++)
+		CHECK_EQ(nat_probe(&e, token, id, (uint8_t)k, sock_of[k], (uint16_t)(50000 + k)), 0);
+	CHECK_EQ(count_type(&e.f[0], MSG_NAT_INFO), 1);
+	/* The settle deadline passes without a second NAT_INFO either. */
+	advance(&e, 0, t0 + 3.0);
+	CHECK_EQ(count_type(&e.f[0], MSG_NAT_INFO), 1);
+
+	/* Lifetime: kind 3 seq 0 from the last target (B:8002) 3 s after its last probe. */
+	advance(&e, 0, t0 + 1.3 + 2.9);
+	CHECK_EQ(e.n_udp, 4);
+	advance(&e, 0, t0 + 1.3 + 3.0);
+	CHECK_EQ(e.n_udp, 5);
+	CHECK(e.udp[4].sock == 5 && e.udp[4].t.kind == NAT_TEST_LIFETIME && e.udp[4].t.seq == 0);
+	CHECK(e.udp[4].to.port == 50005);
+	nat_report(&e, 0, id, 1, 0x01, NAT_HP_BACK);    /* seq 0 and the hairpin came back */
+	info = last_of(&e.f[0], MSG_NAT_INFO);
+	CHECK_EQ(count_type(&e.f[0], MSG_NAT_INFO), 2);
+	CHECK(info && info->u.nat_info.lifetime_s == 3 && info->u.nat_info.hairpin ==
+	    NAT_HAIRPIN_YES && info->u.nat_info.lifetime_max_s == 0);
+	/* seq 1 six seconds later, never reported: 2 s after it the upper bound is 6. */
+	advance(&e, 0, t0 + 1.3 + 9.0);
+	CHECK_EQ(e.n_udp, 6);
+	CHECK_EQ(e.udp[5].t.seq, 1);
+	advance(&e, 0, t0 + 1.3 + 11.0);
+	info = last_of(&e.f[0], MSG_NAT_INFO);
+	CHECK_EQ(count_type(&e.f[0], MSG_NAT_INFO), 3);
+	CHECK(info && info->u.nat_info.lifetime_s == 3 && info->u.nat_info.lifetime_max_s == 6);
+	/* The remaining gaps run out: 5 kind-3 tests in all, then the timer stops. */
+	advance(&e, 0, t0 + 200.0);
+	CHECK_EQ(e.n_udp, 9);
+	CHECK(e.f[0].timer_at < 0);
+	disconnect_node(&e, 0);
+	env_done(&e);
+}
+
+static void
+test_nat_blocked_and_restart(void)
+{
+	struct endpoint local = { SB, 8000 };
+	const struct msg *plan, *info;
+	uint8_t token[UDP_TOKEN_LEN];
+	struct endpoint from = { NPUB, 50000 };
+	struct env e;
+	uint16_t id;
+	double t0;
+
+	nat_env_init(&e);
+	nat_connect(&e, 1, &local);
+	memcpy(token, last_of(&e.f[1], MSG_WELCOME)->u.welcome.udp_token, UDP_TOKEN_LEN);
+	plan = last_of(&e.f[1], MSG_NAT_PLAN);
+	CHECK(plan != NULL);
+	if (plan == NULL)
+		return;
+	/* Connected to B: B is target 0. */
+	CHECK(plan->u.nat_plan.targets[0].addr == SB && plan->u.nat_plan.targets[0].port == 8000);
+	id = plan->u.nat_plan.test_id;
+	t0 = e.now;
+	/* Nothing observed at 2.5 s: wait; at 4 s: blocked. */
+	advance(&e, 1, t0 + 2.6);
+	CHECK_EQ(count_type(&e.f[1], MSG_NAT_INFO), 0);
+	advance(&e, 1, t0 + 4.1);
+	info = last_of(&e.f[1], MSG_NAT_INFO);
+	CHECK(info && info->u.nat_info.udp == NAT_UDP_BLOCKED);
+
+	/* The public address changes (UDP_PROBE from elsewhere): a new plan, but not before
+	 * 10 s after the last one. */
+	CHECK_EQ(medsrv_probe(e.m, token, &from), 0);
+	CHECK_EQ(count_type(&e.f[1], MSG_NAT_PLAN), 1);
+	from.addr = NPUB + 1;
+	e.now = t0 + 5.0;
+	CHECK_EQ(medsrv_probe(e.m, token, &from), 0);
+	CHECK_EQ(count_type(&e.f[1], MSG_NAT_PLAN), 1);
+	advance(&e, 1, t0 + 10.5);
+	CHECK_EQ(count_type(&e.f[1], MSG_NAT_PLAN), 2);
+	plan = last_of(&e.f[1], MSG_NAT_PLAN);
+	CHECK(plan && plan->u.nat_plan.test_id == (uint16_t)(id + 1));
+	/* The old test is gone. */
+	CHECK_EQ(nat_probe(&e, token, id, 0, 3, 50000), -1);
+	CHECK_EQ(nat_probe(&e, token, (uint16_t)(id + 1), 0, 3, 50000), 0);
+
+	/* A node on an unknown listen gets no plan (and no timer). */
+	local.port = 9999;
+	nat_connect(&e, 2, &local);
+	CHECK_EQ(count_type(&e.f[2], MSG_NAT_PLAN), 0);
+	CHECK(e.f[2].timer_at < 0);
+	disconnect_node(&e, 1);
+	disconnect_node(&e, 2);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -567,5 +850,7 @@ main(void)
 	RUN(test_evict_leave_delete);
 	RUN(test_presence);
 	RUN(test_restart);
+	RUN(test_nat_sequence);
+	RUN(test_nat_blocked_and_restart);
 	return unit_finish();
 }

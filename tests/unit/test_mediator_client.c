@@ -6,7 +6,9 @@
  * Covered: HELLO contents, WELCOME handling, UDP probes and probe replies (over real UDP too),
  * the membership view and the authorization rule, requests (result, not connected,
  * connection lost), server PING, reconnect with the view kept, the refresh sweep after a
- * reconnect, name normalisation and resolution, and the nick across set-nick and reconnects.
+ * reconnect, name normalisation and resolution, the nick across set-nick and reconnects, and
+ * NAT classification (probe order and budget, what counts as a reply / test / hairpin, the
+ * NAT_REPORT, NAT_INFO, a plan replaced, a plan cut short by a disconnect).
  * Not covered here (timing): the 10 s request timeout and the 45 s idle timeout.
  */
 #include "config.h"
@@ -18,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -124,7 +128,13 @@ struct fsrv {
 	uint64_t pong_nonce;
 	int no_pong;                    /* do not answer PINGs */
 	void (*burst)(struct fsrv *);   /* sent right after WELCOME */
+	struct msg_nat_report nat_reports[32];
+	int n_nat_reports;
 };
+
+/* The UDP side of the NAT classification fake (below); the main UDP socket is its target 0. */
+static void nat_srv_udp(int sock, const uint8_t *pkt, size_t len, const struct endpoint *from,
+    int64_t ts_ns);
 
 static void
 srv_send(struct fsrv *s, const struct msg *m)
@@ -179,6 +189,11 @@ srv_on_msg(void *arg, const struct msg *m)
 		s->n_pong++;
 		s->pong_nonce = m->u.ping.nonce;
 		break;
+	case MSG_NAT_REPORT:
+		if (s->n_nat_reports < (int)(sizeof(s->nat_reports) / sizeof(s->nat_reports[0])))
+			s->nat_reports[s->n_nat_reports] = m->u.nat_report;
+		s->n_nat_reports++;
+		break;
 	}
 }
 
@@ -208,25 +223,59 @@ srv_accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 	s->ch = ctrlchan_new(loop, fd, 0, &s->key, NULL, &srv_cbs, s);
 }
 
+/*
+ * One datagram from fd, with the kernel's arrival time (SO_TIMESTAMPNS, ns; 0 if none):
+ * datagrams to different sockets are read in whatever order the loop polls the sockets, but on
+ * loopback the arrival time is the order they were sent in. Returns the length, or -1.
+ */
+static ssize_t
+udp_recv(int fd, uint8_t *buf, size_t cap, struct endpoint *from, int64_t *ts_ns)
+{
+	struct sockaddr_in sin;
+	struct iovec iov = { buf, cap };
+	union { char b[CMSG_SPACE(sizeof(struct timespec))]; struct cmsghdr align; } ctl;
+	struct msghdr mh;
+	struct cmsghdr *c;
+	struct timespec ts;
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_name = &sin;
+	mh.msg_namelen = sizeof(sin);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.b;
+	mh.msg_controllen = sizeof(ctl.b);
+	if ((n = recvmsg(fd, &mh, 0)) < 0)
+		return -1;
+	*from = (struct endpoint){ ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port) };
+	*ts_ns = 0;
+	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			*ts_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		}
+	return n;
+}
+
 /* The probes: the client sends them to the server's host and TCP port number, over UDP. */
 static void
 srv_udp_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct fsrv *s = w->data;
-	struct sockaddr_in from, to;
-	socklen_t fl = sizeof(from), tl = sizeof(to);
+	struct sockaddr_in to;
+	socklen_t tl = sizeof(to);
 	uint8_t buf[1500];
+	int64_t ts;
 	ssize_t n;
 
-	while ((n = recvfrom(s->ufd, buf, sizeof(buf), 0, (struct sockaddr *)&from, &fl)) >= 0) {
+	while ((n = udp_recv(s->ufd, buf, sizeof(buf), &st.udp_from, &ts)) >= 0) {
 		st.udp_sent++;
 		if (getsockname(s->ufd, (struct sockaddr *)&to, &tl) == 0)
 			st.udp_to = (struct endpoint){ ntohl(to.sin_addr.s_addr), ntohs(to.sin_port) };
-		st.udp_from = (struct endpoint){ ntohl(from.sin_addr.s_addr),
-		    ntohs(from.sin_port) };
 		st.udp_len = (size_t)n < sizeof(st.udp_pkt) ? (size_t)n : sizeof(st.udp_pkt);
 		memcpy(st.udp_pkt, buf, st.udp_len);
-		fl = sizeof(from);
+		nat_srv_udp(0, buf, (size_t)n, &st.udp_from, ts);
 	}
 }
 
@@ -267,8 +316,11 @@ srv_start(struct fsrv *s, struct ev_loop *loop)
 			perror("listen");
 			exit(1);
 		}
-		if (bind(s->ufd, (struct sockaddr *)&sin, sizeof(sin)) == 0)
+		if (bind(s->ufd, (struct sockaddr *)&sin, sizeof(sin)) == 0) {
+			CHECK_EQ(setsockopt(s->ufd, SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 },
+			    sizeof(int)), 0);
 			break;
+		}
 		close(s->lfd);
 		close(s->ufd);
 		s->lfd = s->ufd = -1;
@@ -431,13 +483,15 @@ struct fixture {
 
 static uint8_t k_bob[KEY_LEN], k_carol[KEY_LEN], k_dave[KEY_LEN], k_bob2[KEY_LEN];
 
-/* As daemon/main.c dispatches: probe replies to the mediator client, nothing else here. */
+/* As daemon/wiring.c dispatches: the mediator's datagrams to the mediator client, nothing
+ * else here. */
 static void
 fx_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
 {
 	struct fixture *fx = arg;
 
-	if (pkt[0] == UDP_PROBE_REPLY && fx->med)
+	if ((pkt[0] == UDP_PROBE_REPLY || pkt[0] == UDP_NAT_TEST || pkt[0] == UDP_HAIRPIN) &&
+	    fx->med)
 		medclient_udp_receive(fx->med, from, pkt, len);
 }
 
@@ -1047,6 +1101,452 @@ test_nick(void)
 	fx_free(&fx);
 }
 
+/* ---- NAT classification: more server UDP sockets, what reaches them, how they answer ---- */
+
+enum { NL_SOCKS = 4, NL_HP = 3, NL_MAX_PROBES = 64, NL_MAX_REPORTS = 32 };
+
+struct nl_probe {
+	int sock;                       /* the socket it arrived on */
+	struct nat_probe p;
+	int64_t ts;                     /* kernel arrival time, ns (CLOCK_REALTIME) */
+};
+
+/*
+ * Socket 0 is the fake server's main UDP socket (target 0, where UDP_PROBEs go); 1 and 2 are
+ * more targets on 127.0.0.1; NL_HP is on 127.0.0.2, an address that is no target. NL_HP plays
+ * our "observed endpoint": target 0's replies say we are there, so the client's UDP_HAIRPIN
+ * goes to it, and it plays the NAT that does or does not send it back.
+ */
+static struct natlab {
+	int on;
+	int fd[NL_SOCKS];
+	struct endpoint ep[NL_SOCKS];
+	ev_io io[NL_SOCKS];
+	uint16_t test_id;               /* the plan the sockets answer; others get nothing */
+	uint32_t nonce;
+	uint8_t reply_mask;             /* bit k: socket k answers UDP_NAT_PROBEs */
+	int send_tests;                 /* at the first phase-1 probe: the UDP_NAT_TEST mix */
+	int tests_sent;
+	int hairpin_back;               /* 1: a hairpinning NAT; 0: only wrong copies return */
+	struct nl_probe probes[NL_MAX_PROBES];
+	int n_probes, bad_probes;
+	int n_hairpin;
+} nl;
+
+static void
+nl_send(int sock, const struct endpoint *to, const uint8_t *pkt, size_t len)
+{
+	struct sockaddr_in sin;
+
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(to->addr);
+	sin.sin_port = htons(to->port);
+	CHECK_EQ(sendto(nl.fd[sock], pkt, len, 0, (struct sockaddr *)&sin, sizeof(sin)),
+	    (ssize_t)len);
+}
+
+static void
+nl_test(int sock, const struct endpoint *to, uint16_t test_id, uint8_t kind, uint8_t seq,
+    uint32_t nonce)
+{
+	struct nat_test t = { test_id, kind, seq, nonce };
+	uint8_t pkt[UDP_NAT_TEST_LEN];
+	int n = nat_test_encode(&t, pkt, sizeof(pkt));
+
+	CHECK_EQ(n, UDP_NAT_TEST_LEN);
+	if (n > 0)
+		nl_send(sock, to, pkt, (size_t)n);
+}
+
+static void
+nl_hairpin(const struct endpoint *from, const uint8_t *pkt, size_t len)
+{
+	uint8_t copy[UDP_HAIRPIN_LEN];
+	uint64_t nonce;
+
+	nl.n_hairpin++;
+	CHECK_EQ(hairpin_decode(pkt, len, &nonce), 0);
+	if (len != UDP_HAIRPIN_LEN)
+		return;
+	if (nl.hairpin_back) {
+		nl_send(NL_HP, from, pkt, len);
+		return;
+	}
+	/* No hairpin; what arrives instead must not count: another nonce from the observed
+	 * endpoint, the right nonce from elsewhere. */
+	memcpy(copy, pkt, len);
+	copy[4] ^= 1;
+	nl_send(NL_HP, from, copy, len);
+	nl_send(1, from, pkt, len);
+}
+
+static void
+nat_srv_udp(int sock, const uint8_t *pkt, size_t len, const struct endpoint *from,
+    int64_t ts_ns)
+{
+	struct nat_probe p;
+	struct endpoint seen;
+	uint8_t reply[UDP_PROBE_REPLY_LEN];
+	int n, i;
+
+	if (!nl.on)
+		return;
+	if (sock == NL_HP) {
+		if (len > 0 && pkt[0] == UDP_HAIRPIN)
+			nl_hairpin(from, pkt, len);
+		return;
+	}
+	if (len == 0 || pkt[0] != UDP_NAT_PROBE)
+		return;                 /* UDP_PROBEs: test_hello_welcome_probe's business */
+	if (nat_probe_decode(pkt, len, &p) < 0) {
+		nl.bad_probes++;
+		return;
+	}
+	for (i = 0; i < UDP_TOKEN_LEN; i++)
+		if (p.token[i] != 0xa0 + i)
+			nl.bad_probes++;
+	if (nl.n_probes < NL_MAX_PROBES)
+		nl.probes[nl.n_probes] = (struct nl_probe){ sock, p, ts_ns };
+	nl.n_probes++;
+	if (p.test_id != nl.test_id)
+		return;
+	if (nl.reply_mask & (1u << sock)) {
+		seen = sock == 0 ? nl.ep[NL_HP] : *from;
+		n = probe_reply_encode(&seen, reply, sizeof(reply));
+		CHECK_EQ(n, UDP_PROBE_REPLY_LEN);
+		if (n > 0)
+			nl_send(sock, from, reply, (size_t)n);
+	}
+	if (sock == 0 && nl.send_tests && !nl.tests_sent) {
+		nl.tests_sent = 1;
+		/* These count: kind 1 from another port, lifetime seq 1 from another target. */
+		nl_test(1, from, nl.test_id, NAT_TEST_OTHER_PORT, 0, nl.nonce);
+		nl_test(2, from, nl.test_id, NAT_TEST_LIFETIME, 1, nl.nonce);
+		/* These must not (each would set the kind-2 bit): a wrong nonce, another plan's
+		 * id, an address that is no target. */
+		nl_test(2, from, nl.test_id, NAT_TEST_OTHER_ADDR, 0, nl.nonce ^ 0x100);
+		nl_test(1, from, (uint16_t)(nl.test_id + 1), NAT_TEST_OTHER_ADDR, 0, nl.nonce);
+		nl_test(NL_HP, from, nl.test_id, NAT_TEST_OTHER_ADDR, 0, nl.nonce);
+		/* Nor does a reply from target 2 before anything went there (a silent one). */
+		n = probe_reply_encode(from, reply, sizeof(reply));
+		if (n > 0)
+			nl_send(2, from, reply, (size_t)n);
+	}
+}
+
+static void
+nl_udp_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	int sock = (int)(w - nl.io);
+	struct endpoint from;
+	uint8_t buf[1500];
+	int64_t ts;
+	ssize_t n;
+
+	while ((n = udp_recv(nl.fd[sock], buf, sizeof(buf), &from, &ts)) >= 0)
+		nat_srv_udp(sock, buf, (size_t)n, &from, ts);
+}
+
+static void
+nl_start(struct fixture *fx)
+{
+	struct sockaddr_in sin;
+	socklen_t sl;
+	int i;
+
+	memset(&nl, 0, sizeof(nl));
+	nl.fd[0] = fx->srv.ufd;
+	nl.ep[0] = (struct endpoint){ 0x7f000001, fx->srv.port };
+	for (i = 1; i < NL_SOCKS; i++) {
+		memset(&sin, 0, sizeof(sin));
+		sin.sin_family = AF_INET;
+		sin.sin_addr.s_addr = htonl(i == NL_HP ? 0x7f000002 : 0x7f000001);
+		sl = sizeof(sin);
+		nl.fd[i] = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+		if (nl.fd[i] < 0 || bind(nl.fd[i], (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+		    getsockname(nl.fd[i], (struct sockaddr *)&sin, &sl) < 0) {
+			perror("nat lab socket");
+			exit(1);
+		}
+		CHECK_EQ(setsockopt(nl.fd[i], SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 }, sizeof(int)),
+		    0);
+		nl.ep[i] = (struct endpoint){ ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port) };
+		ev_io_init(&nl.io[i], nl_udp_cb, nl.fd[i], EV_READ);
+		ev_io_start(fx->loop, &nl.io[i]);
+	}
+	nl.on = 1;
+}
+
+static void
+nl_stop(struct fixture *fx)
+{
+	int i;
+
+	for (i = 1; i < NL_SOCKS; i++) {
+		ev_io_stop(fx->loop, &nl.io[i]);
+		close(nl.fd[i]);
+	}
+	nl.on = 0;
+}
+
+/* The probes received so far, in the order they were sent (kernel arrival time). */
+static void
+nl_sort_probes(void)
+{
+	struct nl_probe t;
+	int i, j, n = nl.n_probes < NL_MAX_PROBES ? nl.n_probes : NL_MAX_PROBES;
+
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && nl.probes[j - 1].ts > nl.probes[j].ts; j--) {
+			t = nl.probes[j];
+			nl.probes[j] = nl.probes[j - 1];
+			nl.probes[j - 1] = t;
+		}
+}
+
+static int
+nl_count(uint16_t test_id, int sock)
+{
+	int i, c = 0;
+
+	for (i = 0; i < nl.n_probes && i < NL_MAX_PROBES; i++)
+		if (nl.probes[i].p.test_id == test_id && (sock < 0 || nl.probes[i].sock == sock))
+			c++;
+	return c;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* A NAT_PLAN naming the first n_targets lab sockets; the lab answers that plan from now on. */
+static void
+srv_nat_plan(struct fsrv *s, uint16_t test_id, uint32_t nonce, uint16_t phase2_ms,
+    int n_targets)
+{
+	struct msg m;
+	int i;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_NAT_PLAN;
+	m.u.nat_plan.test_id = test_id;
+	m.u.nat_plan.nonce = nonce;
+	m.u.nat_plan.phase2_ms = phase2_ms;
+	m.u.nat_plan.n_targets = (uint8_t)n_targets;
+	for (i = 0; i < n_targets; i++)
+		m.u.nat_plan.targets[i] = nl.ep[i];
+	nl.test_id = test_id;
+	nl.nonce = nonce;
+	nl.tests_sent = 0;
+	srv_send(s, &m);
+}
+
+static int
+report_eq(const struct msg_nat_report *a, const struct msg_nat_report *b)
+{
+	return a->test_id == b->test_id && a->local_port == b->local_port &&
+	    a->replies == b->replies && a->tests == b->tests &&
+	    a->lifetime_seen == b->lifetime_seen && a->hairpin == b->hairpin;
+}
+
+static const struct msg_nat_report *
+last_report(const struct fsrv *s)
+{
+	if (s->n_nat_reports == 0 || s->n_nat_reports > NL_MAX_REPORTS)
+		return NULL;
+	return &s->nat_reports[s->n_nat_reports - 1];
+}
+
+/* Runs the loop until the server's latest NAT_REPORT is want, at most secs seconds. */
+static int
+run_until_report(struct fixture *fx, const struct msg_nat_report *want, double secs)
+{
+	ev_timer guard;
+	int expired = 0;
+
+	ev_timer_init(&guard, guard_cb, secs, 0.);
+	guard.data = &expired;
+	ev_timer_start(fx->loop, &guard);
+	while (!(last_report(&fx->srv) && report_eq(last_report(&fx->srv), want)) && !expired)
+		ev_run(fx->loop, EVRUN_ONCE);
+	ev_timer_stop(fx->loop, &guard);
+	return !expired;
+}
+
+static void
+run_for(struct ev_loop *loop, double secs)
+{
+	int never = 0;
+
+	run_until_int(loop, &never, 1, secs);
+}
+
+/*
+ * One plan with three targets: target 0 and 1 answer, 2 stays silent; the tests that count
+ * and those that must not; a hairpinning NAT. Then NAT_INFO, kept across a reconnect.
+ */
+static void
+test_nat_classification(void)
+{
+	struct fixture fx;
+	struct msg_nat_report want;
+	struct msg_nat_info got;
+	struct msg m;
+	/* Phase 1: three to target 0; phase 2: targets 1 and 2 in order, twice. */
+	static const int order[] = { 0, 0, 0, 1, 2, 1, 2 };
+	int64_t plan_at;
+	int i;
+
+	fx_init(&fx, NULL);
+	nl_start(&fx);
+	fx_connect(&fx);
+	CHECK_EQ(medclient_nat_info(fx.med, &got), -1);
+
+	nl.reply_mask = 0x3;
+	nl.send_tests = 1;
+	nl.hairpin_back = 1;
+	plan_at = now_ns();
+	srv_nat_plan(&fx.srv, 7, 0x11223344, 400, 3);
+
+	memset(&want, 0, sizeof(want));
+	want.test_id = 7;
+	want.local_port = transport_port(fx.tp);
+	want.replies = 0x03;
+	want.tests = 0x01;              /* kind 1 only: no kind-2 impostor counted */
+	want.lifetime_seen = 0x02;
+	want.hairpin = NAT_HP_BACK;
+	CHECK(run_until_report(&fx, &want, 3.0));
+	CHECK(run_until_int(fx.loop, &nl.n_probes, 7, 2.0));
+	/* Nothing after the second burst: the budget is spent (longer than the burst gap). */
+	run_for(fx.loop, 0.5);
+	CHECK_EQ(nl.n_probes, 7);
+	CHECK_EQ(nl.bad_probes, 0);
+	CHECK_EQ(nl.n_hairpin, 1);
+	nl_sort_probes();
+	for (i = 0; i < nl.n_probes && i < 7; i++) {
+		CHECK_EQ(nl.probes[i].sock, order[i]);
+		/* The target index names the socket it went to. */
+		CHECK_EQ(nl.probes[i].p.target, order[i]);
+		CHECK_EQ(nl.probes[i].p.test_id, 7);
+	}
+	/* 100 ms apart, phase 2 not before phase2_ms, bursts 300 ms apart. Lower bounds with
+	 * slack only: late is allowed (valgrind), early is not. */
+	if (nl.n_probes == 7) {
+		CHECK(nl.probes[1].ts - nl.probes[0].ts >= 80000000);
+		CHECK(nl.probes[2].ts - nl.probes[1].ts >= 80000000);
+		CHECK(nl.probes[3].ts - plan_at >= 380000000);
+		CHECK(nl.probes[5].ts - nl.probes[3].ts >= 280000000);
+	}
+	/* Reports only when something changed, never twice the same. */
+	CHECK(fx.srv.n_nat_reports >= 1 && fx.srv.n_nat_reports <= NL_MAX_REPORTS);
+	for (i = 1; i < fx.srv.n_nat_reports && i < NL_MAX_REPORTS; i++)
+		CHECK(!report_eq(&fx.srv.nat_reports[i], &fx.srv.nat_reports[i - 1]));
+	/* Target 0 is the server's own socket: its reply is also our public endpoint. */
+	{
+		struct endpoint pub;
+
+		CHECK_EQ(medclient_public_endpoint(fx.med, &pub), 1);
+		CHECK_EQ(pub.addr, nl.ep[NL_HP].addr);
+		CHECK_EQ(pub.port, nl.ep[NL_HP].port);
+	}
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_NAT_INFO;
+	m.u.nat_info = (struct msg_nat_info){ NAT_UDP_OK, NAT_MAP_ADM, NAT_FILT_APDF,
+	    NAT_PORTS_SEQUENTIAL, 2, NAT_HAIRPIN_YES, 24, 48, { 0x01020304, 5678 }, 2 };
+	srv_send(&fx.srv, &m);
+	for (i = 0; i < 40 && medclient_nat_info(fx.med, &got) < 0; i++)
+		settle(fx.loop);
+	CHECK_EQ(medclient_nat_info(fx.med, &got), 0);
+	CHECK_EQ(got.udp, NAT_UDP_OK);
+	CHECK_EQ(got.mapping, NAT_MAP_ADM);
+	CHECK_EQ(got.filtering, NAT_FILT_APDF);
+	CHECK_EQ(got.ports, NAT_PORTS_SEQUENTIAL);
+	CHECK_EQ(got.step, 2);
+	CHECK_EQ(got.hairpin, NAT_HAIRPIN_YES);
+	CHECK_EQ(got.lifetime_s, 24);
+	CHECK_EQ(got.lifetime_max_s, 48);
+	CHECK_EQ(got.public_ep.addr, 0x01020304);
+	CHECK_EQ(got.public_ep.port, 5678);
+	CHECK_EQ(got.addrs, 2);
+
+	/* The NAT does not change because the mediator went away. */
+	srv_kick(&fx.srv);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_hello, 2, 3.0));
+	memset(&got, 0, sizeof(got));
+	CHECK_EQ(medclient_nat_info(fx.med, &got), 0);
+	CHECK_EQ(got.mapping, NAT_MAP_ADM);
+	nl_stop(&fx);
+	fx_free(&fx);
+}
+
+/*
+ * A new plan replaces the old one (its phase 2 never comes, its tests no longer count); a NAT
+ * that does not hairpin (only wrong copies come back): hairpin "lost" after 2 s; a plan cut
+ * short by a disconnect sends nothing more.
+ */
+static void
+test_nat_plan_replaced_and_stopped(void)
+{
+	struct fixture fx;
+	struct msg_nat_report want;
+	int64_t t;
+	int n;
+
+	fx_init(&fx, NULL);
+	nl_start(&fx);
+	fx_connect(&fx);
+
+	/* Plan 1 gets no answers; plan 2 arrives during its phase 1. Plan 2's phase 2 is far
+	 * off, so a phase-2 probe of either plan in this test is plan 1's timer still running. */
+	srv_nat_plan(&fx.srv, 1, 0xaaaa0001, 1000, 2);
+	nl.test_id = 0;
+	CHECK(run_until_int(fx.loop, &nl.n_probes, 1, 2.0));
+	nl.reply_mask = 0x1;
+	nl.hairpin_back = 0;
+	srv_nat_plan(&fx.srv, 2, 0xbbbb0002, 10000, 2);
+	/* Plan 1's test, right nonce, from a target: too late, it is not the current plan. */
+	settle(fx.loop);
+	nl_test(0, &(struct endpoint){ 0x7f000001, transport_port(fx.tp) }, 1,
+	    NAT_TEST_OTHER_PORT, 0, 0xaaaa0001);
+
+	memset(&want, 0, sizeof(want));
+	want.test_id = 2;
+	want.local_port = transport_port(fx.tp);
+	want.replies = 0x01;
+	want.hairpin = NAT_HP_LOST;
+	t = now_ns();
+	CHECK(run_until_report(&fx, &want, 4.0));
+	/* Not before the 2 s deadline (the wrong copies did not count as back). */
+	CHECK(now_ns() - t >= 1900000000);
+	/* More than plan 1's phase2_ms has passed: its phase 2 never went out. */
+	CHECK_EQ(nl_count(1, 1), 0);
+	CHECK(nl_count(1, 0) >= 1 && nl_count(1, 0) <= 3);
+	CHECK_EQ(nl_count(2, 0), 3);
+	CHECK_EQ(nl_count(2, 1), 0);
+	CHECK_EQ(nl.n_hairpin, 1);
+	CHECK_EQ(nl.bad_probes, 0);
+
+	/* Plan 3 is cut short by a disconnect right after its first probe. */
+	n = nl.n_probes;
+	nl.reply_mask = 0;
+	srv_nat_plan(&fx.srv, 3, 0xcccc0003, 200, 2);
+	CHECK(run_until_int(fx.loop, &nl.n_probes, n + 1, 2.0));
+	srv_kick(&fx.srv);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_hello, 2, 3.0));
+	run_for(fx.loop, 0.6);          /* past phase 2 (200 ms) and its second burst (+300) */
+	CHECK_EQ(nl_count(3, 1), 0);
+	CHECK(nl_count(3, 0) <= 2);
+	nl_stop(&fx);
+	fx_free(&fx);
+}
+
 int
 main(void)
 {
@@ -1067,5 +1567,7 @@ main(void)
 	RUN(test_reconnect_keeps_then_refreshes);
 	RUN(test_refresh_timer);
 	RUN(test_wrong_server_key_retries);
+	RUN(test_nat_classification);
+	RUN(test_nat_plan_replaced_and_stopped);
 	return unit_finish();
 }

@@ -149,6 +149,50 @@ ex_pong(struct msg *m)
 	m->type = MSG_PONG;
 }
 
+static void
+ex_nat_plan(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_NAT_PLAN;
+	m->u.nat_plan.test_id = 0x1234;
+	m->u.nat_plan.nonce = 0xdeadbeef;
+	m->u.nat_plan.phase2_ms = 1000;
+	m->u.nat_plan.n_targets = 3;
+	m->u.nat_plan.targets[0] = (struct endpoint){ ip4(198, 51, 100, 1), 7000 };
+	m->u.nat_plan.targets[1] = (struct endpoint){ ip4(198, 51, 100, 1), 7001 };
+	m->u.nat_plan.targets[2] = (struct endpoint){ ip4(198, 51, 100, 1), 7002 };
+}
+
+static void
+ex_nat_report(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_NAT_REPORT;
+	m->u.nat_report.test_id = 0x1234;
+	m->u.nat_report.local_port = 40000;
+	m->u.nat_report.replies = 0x07;
+	m->u.nat_report.tests = 0x01;
+	m->u.nat_report.lifetime_seen = 0x03;
+	m->u.nat_report.hairpin = NAT_HP_LOST;
+}
+
+static void
+ex_nat_info(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_NAT_INFO;
+	m->u.nat_info.udp = NAT_UDP_OK;
+	m->u.nat_info.mapping = NAT_MAP_APDM;
+	m->u.nat_info.filtering = NAT_FILT_APDF;
+	m->u.nat_info.ports = NAT_PORTS_SEQUENTIAL;
+	m->u.nat_info.step = 2;
+	m->u.nat_info.hairpin = NAT_HAIRPIN_NO;
+	m->u.nat_info.lifetime_s = 24;
+	m->u.nat_info.lifetime_max_s = 48;
+	m->u.nat_info.public_ep = (struct endpoint){ ip4(203, 0, 113, 7), 51820 };
+	m->u.nat_info.addrs = 2;
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -165,6 +209,9 @@ static const struct golden {
 	{ "network_gone", ex_network_gone, 1 + 1 + 9 + 1 },
 	{ "ping", ex_ping, 1 + 8 },
 	{ "pong", ex_pong, 1 + 8 },
+	{ "nat_plan", ex_nat_plan, 1 + 2 + 4 + 2 + 1 + 3 * 6 },
+	{ "nat_report", ex_nat_report, 1 + 2 + 2 + 1 + 1 + 1 + 1 },
+	{ "nat_info", ex_nat_info, 1 + 1 + 1 + 1 + 1 + 2 + 1 + 2 + 2 + 6 + 1 },
 };
 
 /* ---- golden file I/O ---- */
@@ -311,6 +358,34 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 	case MSG_PONG:
 		CHECK(a->u.ping.nonce == b->u.ping.nonce);
 		break;
+	case MSG_NAT_PLAN:
+		CHECK_EQ(a->u.nat_plan.test_id, b->u.nat_plan.test_id);
+		CHECK_EQ(a->u.nat_plan.nonce, b->u.nat_plan.nonce);
+		CHECK_EQ(a->u.nat_plan.phase2_ms, b->u.nat_plan.phase2_ms);
+		CHECK_EQ(a->u.nat_plan.n_targets, b->u.nat_plan.n_targets);
+		check_endpoints(a->u.nat_plan.targets, b->u.nat_plan.targets,
+		    a->u.nat_plan.n_targets);
+		break;
+	case MSG_NAT_REPORT:
+		CHECK_EQ(a->u.nat_report.test_id, b->u.nat_report.test_id);
+		CHECK_EQ(a->u.nat_report.local_port, b->u.nat_report.local_port);
+		CHECK_EQ(a->u.nat_report.replies, b->u.nat_report.replies);
+		CHECK_EQ(a->u.nat_report.tests, b->u.nat_report.tests);
+		CHECK_EQ(a->u.nat_report.lifetime_seen, b->u.nat_report.lifetime_seen);
+		CHECK_EQ(a->u.nat_report.hairpin, b->u.nat_report.hairpin);
+		break;
+	case MSG_NAT_INFO:
+		CHECK_EQ(a->u.nat_info.udp, b->u.nat_info.udp);
+		CHECK_EQ(a->u.nat_info.mapping, b->u.nat_info.mapping);
+		CHECK_EQ(a->u.nat_info.filtering, b->u.nat_info.filtering);
+		CHECK_EQ(a->u.nat_info.ports, b->u.nat_info.ports);
+		CHECK_EQ(a->u.nat_info.step, b->u.nat_info.step);
+		CHECK_EQ(a->u.nat_info.hairpin, b->u.nat_info.hairpin);
+		CHECK_EQ(a->u.nat_info.lifetime_s, b->u.nat_info.lifetime_s);
+		CHECK_EQ(a->u.nat_info.lifetime_max_s, b->u.nat_info.lifetime_max_s);
+		check_endpoints(&a->u.nat_info.public_ep, &b->u.nat_info.public_ep, 1);
+		CHECK_EQ(a->u.nat_info.addrs, b->u.nat_info.addrs);
+		break;
 	default:
 		CHECK(!"unexpected type");
 	}
@@ -393,6 +468,134 @@ test_golden_probe(void)
 	CHECK_EQ(probe_reply_encode(&ep, enc, UDP_PROBE_REPLY_LEN - 1), -1);
 }
 
+/* One golden datagram: encode matches the file, and every strict prefix, one extra byte and a
+ * non-zero padding byte at each of pad_offs are rejected by decode. */
+static void
+check_datagram(const char *name, const uint8_t *enc, int n, int expect_len,
+    int (*decode)(const uint8_t *, size_t, void *), void *out, const size_t *pad_offs,
+    size_t n_pad)
+{
+	uint8_t gold[64], b[64];
+	int g, i;
+	size_t k;
+
+	CHECK_EQ(n, expect_len);
+	if (n != expect_len)
+		return;
+	if (getenv("SHOAL_GOLDEN_UPDATE") != NULL)
+		golden_write(name, enc, (size_t)n);
+	g = golden_read(name, gold, sizeof(gold));
+	if (g != n || memcmp(enc, gold, (size_t)n) != 0) {
+		fprintf(stderr, "golden mismatch: msg_%s\n", name);
+		CHECK(0);
+		return;
+	}
+	CHECK_EQ(decode(gold, (size_t)n, out), 0);
+	for (i = 0; i < n; i++)
+		CHECK_EQ(decode(gold, (size_t)i, out), -1);
+	memcpy(b, gold, (size_t)n);
+	b[n] = 0;
+	CHECK_EQ(decode(b, (size_t)n + 1, out), -1);
+	for (k = 0; k < n_pad; k++) {
+		memcpy(b, gold, (size_t)n);
+		b[pad_offs[k]] = 1;
+		CHECK_EQ(decode(b, (size_t)n, out), -1);
+	}
+	/* The other NAT datagram types are not this one. */
+	memcpy(b, gold, (size_t)n);
+	b[0] = UDP_PROBE;
+	CHECK_EQ(decode(b, (size_t)n, out), -1);
+}
+
+static int
+dec_nat_probe(const uint8_t *in, size_t len, void *out)
+{
+	return nat_probe_decode(in, len, out);
+}
+
+static int
+dec_nat_test(const uint8_t *in, size_t len, void *out)
+{
+	return nat_test_decode(in, len, out);
+}
+
+static int
+dec_hairpin(const uint8_t *in, size_t len, void *out)
+{
+	return hairpin_decode(in, len, out);
+}
+
+static void
+test_golden_nat_datagrams(void)
+{
+	static const size_t probe_pad[] = { 1, 2, 3, 23 }, hdr_pad[] = { 1, 2, 3 };
+	struct nat_probe p, p2;
+	struct nat_test t, t2;
+	uint8_t enc[64];
+	uint64_t nonce = 0;
+	int i, n;
+
+	memset(&p, 0, sizeof(p));
+	for (i = 0; i < UDP_TOKEN_LEN; i++)
+		p.token[i] = (uint8_t)(0xa0 + i);
+	p.test_id = 0x1234;
+	p.target = 2;
+	n = nat_probe_encode(&p, enc, sizeof(enc));
+	check_datagram("nat_probe", enc, n, UDP_NAT_PROBE_LEN, dec_nat_probe, &p2, probe_pad, 4);
+	CHECK_EQ(nat_probe_decode(enc, (size_t)n, &p2), 0);
+	CHECK_MEM(p2.token, p.token, UDP_TOKEN_LEN);
+	CHECK_EQ(p2.test_id, 0x1234);
+	CHECK_EQ(p2.target, 2);
+	enc[22] = NAT_MAX_TARGETS;              /* target 6: no plan has it */
+	CHECK_EQ(nat_probe_decode(enc, (size_t)n, &p2), -1);
+	enc[22] = NAT_MAX_TARGETS - 1;
+	CHECK_EQ(nat_probe_decode(enc, (size_t)n, &p2), 0);
+	p.target = NAT_MAX_TARGETS;
+	CHECK_EQ(nat_probe_encode(&p, enc, sizeof(enc)), -1);
+	p.target = 0;
+	CHECK_EQ(nat_probe_encode(&p, enc, UDP_NAT_PROBE_LEN - 1), -1);
+
+	t.test_id = 0x1234;
+	t.kind = NAT_TEST_LIFETIME;
+	t.seq = 4;
+	t.nonce = 0xdeadbeef;
+	n = nat_test_encode(&t, enc, sizeof(enc));
+	check_datagram("nat_test", enc, n, UDP_NAT_TEST_LEN, dec_nat_test, &t2, hdr_pad, 3);
+	CHECK_EQ(nat_test_decode(enc, (size_t)n, &t2), 0);
+	CHECK(t2.test_id == 0x1234 && t2.kind == 3 && t2.seq == 4 && t2.nonce == 0xdeadbeef);
+	/* kind 0 and 4 are not kinds; seq 5 is past the last gap; kinds 1, 2 carry seq 0. */
+	enc[6] = 0;
+	CHECK_EQ(nat_test_decode(enc, (size_t)n, &t2), -1);
+	enc[6] = 4;
+	CHECK_EQ(nat_test_decode(enc, (size_t)n, &t2), -1);
+	enc[6] = 3;
+	enc[7] = NAT_LIFETIME_STEPS;
+	CHECK_EQ(nat_test_decode(enc, (size_t)n, &t2), -1);
+	enc[6] = 1;
+	enc[7] = 1;
+	CHECK_EQ(nat_test_decode(enc, (size_t)n, &t2), -1);
+	enc[7] = 0;
+	CHECK_EQ(nat_test_decode(enc, (size_t)n, &t2), 0);
+	enc[6] = 2;
+	CHECK_EQ(nat_test_decode(enc, (size_t)n, &t2), 0);
+	t.seq = NAT_LIFETIME_STEPS;
+	CHECK_EQ(nat_test_encode(&t, enc, sizeof(enc)), -1);
+	t.kind = NAT_TEST_OTHER_PORT;
+	t.seq = 1;
+	CHECK_EQ(nat_test_encode(&t, enc, sizeof(enc)), -1);
+	t.kind = 0;
+	t.seq = 0;
+	CHECK_EQ(nat_test_encode(&t, enc, sizeof(enc)), -1);
+	t.kind = NAT_TEST_OTHER_ADDR;
+	CHECK_EQ(nat_test_encode(&t, enc, UDP_NAT_TEST_LEN - 1), -1);
+
+	n = hairpin_encode(0x0102030405060708ULL, enc, sizeof(enc));
+	check_datagram("hairpin", enc, n, UDP_HAIRPIN_LEN, dec_hairpin, &nonce, hdr_pad, 3);
+	CHECK_EQ(hairpin_decode(enc, (size_t)n, &nonce), 0);
+	CHECK(nonce == 0x0102030405060708ULL);
+	CHECK_EQ(hairpin_encode(1, enc, UDP_HAIRPIN_LEN - 1), -1);
+}
+
 /* Every strict prefix of every golden encoding, and every encoding plus one byte, is rejected. */
 static void
 test_truncated_and_trailing(void)
@@ -430,7 +633,7 @@ static const struct bad_patch {
 	uint8_t val;
 } bad_patches[] = {
 	{ "unknown type 0", ex_ping, 0, 0 },
-	{ "unknown type 11", ex_ping, 0, 11 },
+	{ "unknown type 14", ex_ping, 0, 14 },
 	{ "unknown type 255", ex_ping, 0, 255 },
 	/* HELLO: type, u16 version, str8 nick(5) at 3, u16 port at 9, count at 11 */
 	{ "hello count 9", ex_hello, 11, MAX_ENDPOINTS + 1 },
@@ -452,6 +655,31 @@ static const struct bad_patch {
 	{ "member nick NUL", ex_member, 49, 0 },
 	/* NETWORK_GONE: type, str8 name(9) at 1, reason at 11 */
 	{ "network_gone reason 4", ex_network_gone, 11, GONE_REJECTED + 1 },
+	/* NAT_PLAN: type, test_id at 1, nonce at 3, phase2_ms at 7, count at 9 */
+	{ "nat_plan 0 targets", ex_nat_plan, 9, 0 },
+	{ "nat_plan 7 targets", ex_nat_plan, 9, NAT_MAX_TARGETS + 1 },
+	{ "nat_plan 255 targets", ex_nat_plan, 9, 255 },
+	{ "nat_plan 2 targets < present", ex_nat_plan, 9, 2 },
+	{ "nat_plan 4 targets > present", ex_nat_plan, 9, 4 },
+	{ "nat_plan phase2_ms 10001", ex_nat_plan, 7, 0x27 },     /* 0x27e8 = 10216 */
+	{ "nat_plan phase2_ms 0xff..", ex_nat_plan, 7, 0xff },
+	/* NAT_REPORT: type, test_id 1, local_port 3, replies 5, tests 6, lifetime 7, hairpin 8 */
+	{ "nat_report reply bit 6", ex_nat_report, 5, 0x40 },
+	{ "nat_report test kind 3 bit", ex_nat_report, 6, 0x04 },
+	{ "nat_report lifetime bit 5", ex_nat_report, 7, 0x20 },
+	{ "nat_report hairpin 3", ex_nat_report, 8, 3 },
+	/* NAT_INFO: type, udp 1, mapping 2, filtering 3, ports 4, step 5..6, hairpin 7,
+	 * lifetime 8..9, lifetime_max 10..11, public 12..17, addrs 18 */
+	{ "nat_info udp 3", ex_nat_info, 1, 3 },
+	{ "nat_info mapping 4", ex_nat_info, 2, 4 },
+	{ "nat_info filtering 4", ex_nat_info, 3, 4 },
+	{ "nat_info ports 5", ex_nat_info, 4, 5 },
+	{ "nat_info ports random with step", ex_nat_info, 4, NAT_PORTS_RANDOM },
+	{ "nat_info step 0 while sequential", ex_nat_info, 6, 0 },
+	{ "nat_info step 1026", ex_nat_info, 5, 0x04 },
+	{ "nat_info hairpin 3", ex_nat_info, 7, 3 },
+	{ "nat_info addrs 0", ex_nat_info, 18, 0 },
+	{ "nat_info addrs 3", ex_nat_info, 18, 3 },
 	/* NETWORK: type, str8 name at 1 */
 	{ "network name len 0 leaves bytes", ex_network, 1, 0 },
 };
@@ -545,6 +773,40 @@ test_encode_rejects(void)
 	m.u.network_gone.reason = 4;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
 
+	ex_nat_plan(&m);
+	m.u.nat_plan.n_targets = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.nat_plan.n_targets = NAT_MAX_TARGETS + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.nat_plan.n_targets = NAT_MAX_TARGETS;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 1 + 2 + 4 + 2 + 1 + NAT_MAX_TARGETS * 6);
+	m.u.nat_plan.phase2_ms = 10001;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.nat_plan.phase2_ms = 10000;
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+
+	ex_nat_report(&m);
+	m.u.nat_report.replies = 1u << NAT_MAX_TARGETS;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_nat_report(&m);
+	m.u.nat_report.hairpin = NAT_HP_LOST + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	ex_nat_info(&m);
+	m.u.nat_info.step = 1025;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.nat_info.step = 1024;
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+	m.u.nat_info.ports = NAT_PORTS_FIXED;     /* a step without sequential ports */
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.nat_info.step = 0;
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+	m.u.nat_info.addrs = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_nat_info(&m);
+	m.u.nat_info.mapping = NAT_MAP_APDM + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
 	memset(&m, 0, sizeof(m));
 	m.type = 0;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
@@ -590,6 +852,25 @@ test_names(void)
 	CHECK(strcmp(req_op_name(99), "UNKNOWN") == 0);
 	CHECK(strcmp(result_status_text(RES_OK), "ok") == 0);
 	CHECK(strcmp(result_status_text(200), "unknown error") == 0);
+	CHECK(strcmp(msg_type_name(MSG_NAT_PLAN), "NAT_PLAN") == 0);
+	CHECK(strcmp(msg_type_name(MSG_NAT_REPORT), "NAT_REPORT") == 0);
+	CHECK(strcmp(msg_type_name(MSG_NAT_INFO), "NAT_INFO") == 0);
+	CHECK(strcmp(nat_udp_name(NAT_UDP_BLOCKED), "blocked") == 0);
+	CHECK(strcmp(nat_udp_name(3), "unknown") == 0);
+	CHECK(strcmp(nat_mapping_name(NAT_MAP_EIM), "eim") == 0);
+	CHECK(strcmp(nat_mapping_name(NAT_MAP_ADM), "adm") == 0);
+	CHECK(strcmp(nat_mapping_name(NAT_MAP_APDM), "apdm") == 0);
+	CHECK(strcmp(nat_mapping_name(0), "unknown") == 0);
+	CHECK(strcmp(nat_filtering_name(NAT_FILT_EIF), "eif") == 0);
+	CHECK(strcmp(nat_filtering_name(NAT_FILT_APDF), "apdf") == 0);
+	CHECK(strcmp(nat_filtering_name(200), "unknown") == 0);
+	CHECK(strcmp(nat_ports_name(NAT_PORTS_PRESERVED), "preserved") == 0);
+	CHECK(strcmp(nat_ports_name(NAT_PORTS_SEQUENTIAL), "sequential") == 0);
+	CHECK(strcmp(nat_ports_name(NAT_PORTS_RANDOM), "random") == 0);
+	CHECK(strcmp(nat_ports_name(5), "unknown") == 0);
+	CHECK(strcmp(nat_hairpin_name(NAT_HAIRPIN_YES), "yes") == 0);
+	CHECK(strcmp(nat_hairpin_name(NAT_HAIRPIN_NO), "no") == 0);
+	CHECK(strcmp(nat_hairpin_name(0), "unknown") == 0);
 }
 
 int
@@ -597,6 +878,7 @@ main(void)
 {
 	RUN(test_golden);
 	RUN(test_golden_probe);
+	RUN(test_golden_nat_datagrams);
 	RUN(test_truncated_and_trailing);
 	RUN(test_bad_table);
 	RUN(test_overlong_strings);

@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""
+NAT lab, make-check subset (root; skipped with 77 otherwise): sites behind portrestricted,
+fullcone, seq1, random and udpblock routers (tests/natlab/natlab.py).
+1. The lab's own self-test (plain sockets against a UDP reflector, no shoal): each router
+   behaves as its NAT type.
+2. With a real shoal-server (two addresses) and one shoald per site:
+   a. two portrestricted sites reach a direct path;
+   b. each daemon's `nat` in `shoal --json status` matches its site's type (mapping, filtering,
+      ports; step for seq1). A missing `nat` is a failure, not a skip;
+   c. the udpblock site's nat.udp is "blocked".
+"""
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import natlab  # noqa: E402
+from natlab import harness  # noqa: E402
+
+KINDS = ("portrestricted", "fullcone", "seq1", "random", "udpblock")
+
+
+def wait_nat(d, deadline):
+    """The `nat` object once the mediator has classified (or found UDP blocked)."""
+    nat = None
+    while time.monotonic() < deadline:
+        st = d.status()
+        nat = st.get("nat")
+        if nat and (nat.get("udp") == "blocked" or nat.get("mapping") not in (None, "unknown")):
+            return nat
+        time.sleep(0.2)
+    if "nat" not in d.status():
+        raise AssertionError(f"{d.name}: `shoal --json status` has no `nat` field (PROTOCOL.md 3.1 not landed?)")
+    raise AssertionError(f"{d.name}: no NAT classification in time (nat: {nat!r})")
+
+
+def main():
+    t0 = time.monotonic()
+    failures = []
+    with natlab.Lab("check") as lab:
+        sites = {k: lab.add_site(k) for k in KINDS}
+        sites["portrestricted2"] = lab.add_site("portrestricted")
+
+        # 1. the lab itself
+        rows = natlab.selftest_sites(lab, [sites[k] for k in KINDS])
+        natlab.print_selftest(rows)
+        for site, label, _, problems in rows:
+            if problems:
+                failures.append(f"selftest {label}: {'; '.join(problems)}")
+        if failures:
+            raise AssertionError("the lab does not behave as natlab-notes.md says: " + " | ".join(failures))
+
+        # 2. shoal in it
+        lab.start_server()
+        if not lab.multi_listen:
+            print("note: shoal-server took one --listen only; adm/eim and eif/adf cannot be told apart")
+        daemons = {k: lab.start_daemon(s.hosts[0], k.replace("-", "")) for k, s in sites.items()}
+        # classification: about 1 s to phase 2, UDP blocked declared 3 s after it
+        nat_deadline = time.monotonic() + 12
+        a, b = daemons["portrestricted"], daemons["portrestricted2"]
+        a.cli("create", "lab")
+        b.cli("join", "lab")
+        try:
+            harness.wait_until(lambda: (a.member("lab", b.name) or {}).get("path") == "direct"
+                               and (b.member("lab", a.name) or {}).get("path") == "direct",
+                               10, what="direct path between two portrestricted sites")
+            print("a. portrestricted <-> portrestricted: direct")
+        except AssertionError as e:
+            failures.append(f"a. {e}")
+
+        for k in KINDS:
+            d = daemons[k]
+            try:
+                nat = wait_nat(d, nat_deadline)
+            except AssertionError as e:
+                failures.append(f"b. {e}")
+                continue
+            bad = natlab.nat_mismatches(k, nat, lab.multi_listen)
+            pub = nat.get("public")
+            if k != "udpblock" and pub and pub.split(":")[0] != sites[k].public_ip:
+                bad.append(f"public={pub} (want {sites[k].public_ip}:*)")
+            print(f"{'c' if k == 'udpblock' else 'b'}. {k}: nat {natlab.nat_summary(nat)} "
+                  f"{'ok' if not bad else 'MISMATCH ' + ', '.join(bad)}")
+            if bad:
+                failures.append(f"{'c' if k == 'udpblock' else 'b'}. {k}: {', '.join(bad)}")
+        if failures:
+            lab.dump_logs(lines=30)
+    print(f"({time.monotonic() - t0:.1f} s)")
+    if failures:
+        raise AssertionError("\n  " + "\n  ".join(failures))
+
+
+if __name__ == "__main__":
+    why = natlab.require_root()
+    if why:
+        print(f"SKIP: {why}")
+        sys.exit(77)
+    harness.run(main)

@@ -83,6 +83,7 @@ enum msg_type {
 	MSG_NAT_PLAN = 11,        /* s->c: NAT classification targets (PROTOCOL.md 3.1) */
 	MSG_NAT_REPORT = 12,      /* c->s: what the daemon saw of the classification */
 	MSG_NAT_INFO = 13,        /* s->c: the node's NAT as classified */
+	MSG_PUNCH = 14,           /* s->c: where and when to punch towards one peer (3.2) */
 };
 
 enum req_op {
@@ -122,6 +123,7 @@ enum {
 	MAX_ENDPOINTS = 8,        /* per member */
 	CTRL_FRAME_MAX = 4096,    /* largest control frame, ciphertext */
 	NAT_MAX_TARGETS = 6,      /* server UDP sockets in a NAT_PLAN */
+	PUNCH_MAX_TARGETS = 16,   /* endpoints in a PUNCH */
 };
 
 #endif

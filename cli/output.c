@@ -100,13 +100,18 @@ output_status(FILE *f, json_t *r)
 	}
 }
 
-/* What a member line says after the nick. */
+/* What a member line says after the nick; the mediator's punch strategy, when it sent one,
+ * in brackets after the path ("direct  0.3 ms  [simultaneous]"). */
 static void
 member_state(json_t *m, char *out, size_t cap)
 {
 	json_t *rtt = json_object_get(m, "rtt_ms");
 	const char *path = str(m, "path");
+	const char *strat = json_string_value(json_object_get(m, "strategy"));
+	char tail[40] = "";
 
+	if (strat && strat[0])
+		snprintf(tail, sizeof(tail), "  [%s]", strat);
 	if (flag(m, "self"))
 		snprintf(out, cap, "(you)");
 	else if (flag(m, "pending"))
@@ -114,11 +119,61 @@ member_state(json_t *m, char *out, size_t cap)
 	else if (!flag(m, "online"))
 		snprintf(out, cap, "offline");
 	else if (strcmp(path, "none") == 0 || strcmp(path, "-") == 0)
-		snprintf(out, cap, "connecting");
+		snprintf(out, cap, "connecting%s", tail);
 	else if (json_is_number(rtt))
-		snprintf(out, cap, "%-7s %.1f ms", path, json_number_value(rtt));
+		snprintf(out, cap, "%-7s %.1f ms%s", path, json_number_value(rtt), tail);
 	else
-		snprintf(out, cap, "%s", path);
+		snprintf(out, cap, "%s%s", path, tail);
+}
+
+/* A NAT as people call it, from the reason's "mapping/ports" and a filtering name: the
+ * property that decides punching (random ports, or the filtering of a one-mapping NAT). */
+static const char *
+nat_kind(const char *nat, const char *filtering)
+{
+	const char *ports = nat ? strchr(nat, '/') : NULL;
+
+	if (!nat || !ports)
+		return "unknown NAT";
+	ports++;
+	if (strncmp(nat, "eim/", 4) == 0) {
+		if (filtering && strcmp(filtering, "apdf") == 0)
+			return "port-restricted NAT";
+		if (filtering && strcmp(filtering, "adf") == 0)
+			return "address-restricted NAT";
+		if (filtering && strcmp(filtering, "eif") == 0)
+			return "full-cone NAT";
+		return "endpoint-independent NAT";
+	}
+	if (strcmp(ports, "random") == 0)
+		return "random-port NAT";
+	if (strcmp(ports, "sequential") == 0)
+		return "sequential-port NAT";
+	if (strncmp(nat, "unknown/", 8) == 0)
+		return "unknown NAT";
+	return "symmetric NAT";
+}
+
+/* "bob: no direct path (random-port NAT vs port-restricted NAT; strategy none)", or with the
+ * reason's sentence when the mediator sent no plan. Nothing when the path is direct. */
+static void
+no_path_line(FILE *f, json_t *r, const char *who)
+{
+	json_t *reason = json_object_get(r, "reason");
+	const char *strat, *my_nat, *peer_nat, *why;
+
+	if (strcmp(str(r, "path"), "direct") == 0 || !json_is_object(reason))
+		return;
+	strat = json_string_value(json_object_get(reason, "strategy"));
+	my_nat = json_string_value(json_object_get(reason, "my_nat"));
+	peer_nat = json_string_value(json_object_get(reason, "peer_nat"));
+	why = json_string_value(json_object_get(reason, "why"));
+	if (strat && peer_nat)
+		fprintf(f, "%s: no direct path (%s vs %s; strategy %s)\n", who,
+		    nat_kind(my_nat, NULL), nat_kind(peer_nat, json_string_value(
+		    json_object_get(reason, "peer_filtering"))), strat);
+	else
+		fprintf(f, "%s: no direct path (%s)\n", who, why ? why : "unknown");
 }
 
 void
@@ -183,4 +238,5 @@ output_ping(FILE *f, json_t *r)
 	fprintf(f, "%lld sent, %lld received\n",
 	    (long long)json_integer_value(json_object_get(r, "sent")),
 	    (long long)json_integer_value(json_object_get(r, "received")));
+	no_path_line(f, r, nick && nick[0] ? nick : addr);
 }

@@ -96,6 +96,117 @@ nick_of(const struct control_env *env, uint32_t addr)
 	return NULL;
 }
 
+/* The key of whoever has this address in any of our networks: 0, or -1 if nobody. */
+static int
+key_of(const struct control_env *env, uint32_t addr, uint8_t key[KEY_LEN])
+{
+	const struct med_network *n;
+	const struct med_member *m;
+
+	if (!env->med || addr == 0)
+		return -1;
+	for (n = medclient_networks(env->med); n; n = n->hh.next)
+		for (m = n->members; m; m = m->hh.next)
+			if (m->address == addr) {
+				memcpy(key, m->key, KEY_LEN);
+				return 0;
+			}
+	return -1;
+}
+
+/* ---- why there is no direct path (PROTOCOL.md 3.2, 5.5) ---- */
+
+static int
+nat_random(uint8_t mapping, uint8_t ports)
+{
+	return (mapping == NAT_MAP_ADM || mapping == NAT_MAP_APDM) && ports == NAT_PORTS_RANDOM;
+}
+
+/*
+ * One fixed sentence per case, so scripts can match it. The mediator's strategy table (3.2)
+ * decides; this only names the row that left us without a path. my_filt is our own filtering
+ * (from NAT_INFO; PUNCH carries only the peer's), 0 if unknown.
+ */
+static const char *
+punch_why(const struct msg_punch *p, uint8_t my_filt)
+{
+	int my_rand = nat_random(p->my_mapping, p->my_ports);
+	int peer_rand = nat_random(p->peer_mapping, p->peer_ports);
+
+	switch (p->strategy) {
+	case PUNCH_NONE:
+		break;
+	case PUNCH_BIRTHDAY:
+		return "birthday punching not available yet";
+	default:
+		return "punch sent, no session yet: the packets did not get through";
+	}
+	if (p->my_mapping == NAT_MAP_UNKNOWN || p->peer_mapping == NAT_MAP_UNKNOWN)
+		return "NAT type unknown on one side (not classified yet, or UDP blocked)";
+	if (my_rand && peer_rand)
+		return "random-port NATs on both sides: no port to aim at";
+	if ((my_rand && p->peer_ports == NAT_PORTS_SEQUENTIAL) ||
+	    (peer_rand && p->my_ports == NAT_PORTS_SEQUENTIAL))
+		return "random-port NAT facing a sequential-port one: no port to aim at";
+	if (my_rand && p->peer_filtering == NAT_FILT_APDF)
+		return "random-port NAT facing a port-restricted one: birthday punching not "
+		    "available yet";
+	if (peer_rand && my_filt == NAT_FILT_APDF)
+		return "port-restricted NAT facing a random-port one: birthday punching not "
+		    "available yet";
+	return "the mediator found no punching strategy for this pair";
+}
+
+static json_t *
+jnat(uint8_t mapping, uint8_t ports)
+{
+	char b[48];
+
+	snprintf(b, sizeof(b), "%s/%s", nat_mapping_name(mapping), nat_ports_name(ports));
+	return json_string(b);
+}
+
+/* "strategy" of a member: the last PUNCH's, or null. */
+static json_t *
+strategy_json(const struct control_env *env, const uint8_t key[KEY_LEN])
+{
+	struct msg_punch pu;
+
+	if (!env->med || medclient_punch_info(env->med, key, &pu) < 0)
+		return json_null();
+	return json_string(punch_strategy_name(pu.strategy));
+}
+
+/* "reason": {"strategy", "my_nat", "peer_nat", "peer_filtering", "why"} for a peer without a
+ * direct path; is_peer: it is in the peer table (else nobody punches for it). */
+static json_t *
+reason_json(const struct control_env *env, const uint8_t key[KEY_LEN], int is_peer)
+{
+	struct msg_punch pu;
+	struct msg_nat_info ni;
+	int have_ni = env->med && medclient_nat_info(env->med, &ni) == 0;
+	json_t *o = json_object();
+
+	if (is_peer && env->med && medclient_punch_info(env->med, key, &pu) == 0) {
+		json_object_set_new(o, "strategy", json_string(punch_strategy_name(pu.strategy)));
+		json_object_set_new(o, "my_nat", jnat(pu.my_mapping, pu.my_ports));
+		json_object_set_new(o, "peer_nat", jnat(pu.peer_mapping, pu.peer_ports));
+		json_object_set_new(o, "peer_filtering",
+		    json_string(nat_filtering_name(pu.peer_filtering)));
+		json_object_set_new(o, "why", json_string(punch_why(&pu,
+		    have_ni ? ni.filtering : NAT_FILT_UNKNOWN)));
+		return o;
+	}
+	json_object_set_new(o, "strategy", json_null());
+	json_object_set_new(o, "my_nat", have_ni ? jnat(ni.mapping, ni.ports) : json_null());
+	json_object_set_new(o, "peer_nat", json_null());
+	json_object_set_new(o, "peer_filtering", json_null());
+	json_object_set_new(o, "why", json_string(is_peer ?
+	    "no punch plan from the mediator yet" :
+	    "not a peer now (offline, pending or switched off)"));
+	return o;
+}
+
 /*
  * PEER as typed by a user to a virtual address, resolved as SOCKS and `shoal run` resolve it;
  * a dotted address need not be a known member (forwarding to it is the user's call).
@@ -231,9 +342,15 @@ member_json(const struct control_env *env, const struct med_member *m)
 		json_object_set_new(o, "path", json_string(path_kind_name(st.path)));
 		json_object_set_new(o, "rtt_ms",
 		    st.path != PATH_NONE && st.rtt_ms >= 0 ? json_real(st.rtt_ms) : json_null());
+		json_object_set_new(o, "strategy", strategy_json(env, m->key));
+		if (st.path != PATH_DIRECT)
+			json_object_set_new(o, "reason", reason_json(env, m->key, 1));
 	} else {
 		json_object_set_new(o, "path", json_string("none"));
 		json_object_set_new(o, "rtt_ms", json_null());
+		json_object_set_new(o, "strategy", self ? json_null() : strategy_json(env, m->key));
+		if (!self)
+			json_object_set_new(o, "reason", reason_json(env, m->key, 0));
 	}
 	return o;
 }
@@ -504,11 +621,47 @@ cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct c
 
 static void ping_next(struct ctl_pending *p);
 
+/* Path facts for a ping answer: "path", "strategy" and, when not direct, "reason". */
+static void
+ping_path_json(const struct control_env *env, uint32_t addr, json_t *o)
+{
+	struct peer_status st;
+	uint8_t key[KEY_LEN];
+	int known = key_of(env, addr, key) == 0;
+	int is_peer = known && env->peers && peers_status(env->peers, key, &st) == 0;
+	enum path_kind path = is_peer ? st.path : PATH_NONE;
+
+	json_object_set_new(o, "path", json_string(path_kind_name(path)));
+	json_object_set_new(o, "strategy", known ? strategy_json(env, key) : json_null());
+	if (path != PATH_DIRECT)
+		json_object_set_new(o, "reason", known ? reason_json(env, key, is_peer) :
+		    json_null());
+}
+
+/* The error text's tail when no ping got through: the reason's "why", if there is one. */
+static void
+ping_why(const struct control_env *env, uint32_t addr, char *out, size_t cap)
+{
+	json_t *o = json_object(), *r;
+	const char *why, *strat;
+
+	out[0] = '\0';
+	ping_path_json(env, addr, o);
+	r = json_object_get(o, "reason");
+	why = json_string_value(json_object_get(r, "why"));
+	strat = json_string_value(json_object_get(o, "strategy"));
+	if (why && strat)
+		snprintf(out, cap, "; no direct path: %s (strategy %s)", why, strat);
+	else if (why)
+		snprintf(out, cap, "; no direct path: %s", why);
+	json_decref(o);
+}
+
 static void
 ping_finish(struct ctl_pending *p)
 {
 	json_t *o, *arr;
-	char a[IP4_STR_LEN];
+	char a[IP4_STR_LEN], why[256];
 	int i, received = 0;
 
 	ip4_str(p->addr, a);
@@ -519,9 +672,10 @@ ping_finish(struct ctl_pending *p)
 	}
 	if (received == 0) {
 		json_decref(arr);
-		ctl_reply_error(p->client, 1, p->id, "no reply from %s%s%s%s after %d ping%s", a,
+		ping_why(p->env, p->addr, why, sizeof(why));
+		ctl_reply_error(p->client, 1, p->id, "no reply from %s%s%s%s after %d ping%s%s", a,
 		    p->nick[0] ? " (" : "", p->nick, p->nick[0] ? ")" : "", p->seq,
-		    p->seq == 1 ? "" : "s");
+		    p->seq == 1 ? "" : "s", why);
 	} else {
 		o = json_object();
 		json_object_set_new(o, "address", json_string(a));
@@ -529,6 +683,7 @@ ping_finish(struct ctl_pending *p)
 		json_object_set_new(o, "sent", json_integer(p->seq));
 		json_object_set_new(o, "received", json_integer(received));
 		json_object_set_new(o, "rtt_ms", arr);
+		ping_path_json(p->env, p->addr, o);
 		ctl_reply_ok(p->client, p->id, o);
 	}
 	ctl_pending_free(p);

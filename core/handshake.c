@@ -10,7 +10,8 @@
  * one it accepted from that key (a replayed message 1 would otherwise make it derive keys and
  * answer). Message 2 is checked on a copy of our handshake state, so a forged response cannot
  * break the real one. Layouts byte by byte: docs/PROTOCOL.md section 2.
- * Owns: the framing, TAI64N timestamps and each peer's in-flight initiation.
+ * Owns: the framing, TAI64N timestamps and each peer's in-flight initiation (its state and
+ * the bytes sent, which hole punching resends unchanged: handshake_resend).
  * Must not: decide when to (re)initiate (timers.c) or choose endpoints (path.c).
  */
 #include "config.h"
@@ -76,6 +77,7 @@ handshake_clear(struct peer *p)
 	peerindex_remove(p->ps, &p->hs_idx);
 	noise_hs_wipe(&p->hs);
 	p->hs_active = 0;
+	sodium_memzero(p->hs_pkt, sizeof(p->hs_pkt));
 	ev_timer_stop(p->ps->loop, &p->t_retransmit);
 }
 
@@ -85,7 +87,7 @@ handshake_initiate(struct peer *p, int retry)
 	struct peers *ps = p->ps;
 	double now = peers_now(ps);
 	uint8_t pkt[UDP_HANDSHAKE_INIT_LEN], ts[TAI64N_LEN];
-	struct endpoint targets[PATH_MAX_CANDIDATES + 1];
+	struct endpoint targets[PATH_MAX_TARGETS];
 	struct wire_w w;
 	size_t n, i;
 	int r;
@@ -116,6 +118,7 @@ handshake_initiate(struct peer *p, int retry)
 	}
 	p->hs_active = 1;
 	p->hs_last_sent = now;
+	memcpy(p->hs_pkt, pkt, sizeof(pkt));
 
 	n = path_handshake_targets(p, now, targets, sizeof(targets) / sizeof(targets[0]));
 	for (i = 0; i < n; i++)
@@ -124,6 +127,18 @@ handshake_initiate(struct peer *p, int retry)
 	if (n > 0)
 		timers_any_authenticated_packet_sent(p);
 	timers_handshake_initiated(p);
+}
+
+int
+handshake_resend(struct peer *p, const struct endpoint *to, size_t n)
+{
+	size_t i;
+
+	if (!p->hs_active)
+		return -1;
+	for (i = 0; i < n; i++)
+		transport_send(p->ps->tp, &to[i], p->hs_pkt, sizeof(p->hs_pkt));
+	return (int)n;
 }
 
 void

@@ -8,10 +8,17 @@
  * candidate; whichever copy gets answered decides the path. A healthy session rekeys over its
  * current endpoint only.
  *
- * Today the only kind is PATH_DIRECT. Hole punching will add candidates (and a schedule to
- * try them) and relays a PATH_RELAY kind with its own send function; both slot in here
- * without touching sessions.
- * Owns: struct path of each peer. Must not: touch keys.
+ * Hole punching (PROTOCOL.md 3.2): the mediator's PUNCH adds targets (its guess at where the
+ * peer's NAT will let us in) and a schedule: rounds of the in-flight initiation, resent byte
+ * for byte to every target and candidate, until a session is up. Resending one message, not
+ * making one per round, matters: the responder answers the first copy that gets through and
+ * drops later copies as replays, so a round that arrives late cannot move the endpoint or
+ * make a second session. The targets stay handshake targets for PUNCH_TARGETS_LINGER after
+ * the last round, so a retry (REKEY_TIMEOUT) still goes through the punched hole.
+ *
+ * Today the only kind is PATH_DIRECT; relays will add a PATH_RELAY kind with its own send
+ * function here, without touching sessions.
+ * Owns: struct path of each peer, the punch schedule. Must not: touch keys.
  */
 #include "config.h"
 
@@ -93,7 +100,112 @@ path_handshake_targets(const struct peer *p, double now, struct endpoint *out, s
 	for (i = 0; i < pa->n_cand && n < max; i++)
 		if (!ep_in(out, n, &pa->cand[i]))
 			out[n++] = pa->cand[i];
+	if (now < pa->punch_until)
+		for (i = 0; i < pa->n_punch && n < max; i++)
+			if (!ep_in(out, n, &pa->punch[i]))
+				out[n++] = pa->punch[i];
 	return n;
+}
+
+/* A punch round goes everywhere: unlike a retry it does not trust a recent current endpoint
+ * (there is no usable session, or the round would not run). */
+static size_t
+punch_round_targets(const struct peer *p, struct endpoint *out, size_t max)
+{
+	const struct path *pa = &p->path;
+	size_t n = 0, i;
+
+	if (pa->has_ep && max > 0)
+		out[n++] = pa->ep;
+	for (i = 0; i < pa->n_cand && n < max; i++)
+		if (!ep_in(out, n, &pa->cand[i]))
+			out[n++] = pa->cand[i];
+	for (i = 0; i < pa->n_punch && n < max; i++)
+		if (!ep_in(out, n, &pa->punch[i]))
+			out[n++] = pa->punch[i];
+	return n;
+}
+
+int
+path_punch_round(struct peer *p)
+{
+	struct path *pa = &p->path;
+	struct endpoint to[PATH_MAX_TARGETS];
+	size_t n;
+
+	if (pa->punch_rounds_left == 0)
+		return 0;
+	if (peer_usable_keypair(p) != NULL) {
+		log_debug("event=punch_done peer=%s rounds_sent=%u session=1", p->id,
+		    pa->punch_rounds_sent);
+		pa->punch_rounds_left = 0;
+		return 0;
+	}
+	pa->punch_rounds_left--;
+	pa->punch_rounds_sent++;
+	if (!p->hs_active) {
+		/* Nothing in flight (given up, or never started): one new initiation, sent to
+		 * path_handshake_targets, which include the punch targets now. */
+		handshake_initiate(p, 0);
+	} else {
+		n = punch_round_targets(p, to, sizeof(to) / sizeof(to[0]));
+		handshake_resend(p, to, n);
+	}
+	if (pa->punch_rounds_left == 0) {
+		log_debug("event=punch_done peer=%s rounds_sent=%u session=0", p->id,
+		    pa->punch_rounds_sent);
+		return 0;
+	}
+	return 1;
+}
+
+void
+peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint *targets,
+    size_t n, double start_s, double interval_s, unsigned rounds)
+{
+	struct peer *p = peers_lookup_key(ps, key);
+	struct path *pa;
+	size_t i;
+
+	if (p == NULL) {
+		log_debug("event=punch_ignored reason=unknown_peer");
+		return;
+	}
+	pa = &p->path;
+	/* A new plan replaces the old one, whatever it says. */
+	timers_punch_stop(p);
+	pa->n_punch = 0;
+	pa->punch_until = 0;
+	pa->punch_rounds_sent = 0;
+	if (n > PUNCH_MAX_TARGETS)
+		n = PUNCH_MAX_TARGETS;
+	if (rounds > PUNCH_ROUNDS_MAX)
+		rounds = PUNCH_ROUNDS_MAX;
+	if (!(start_s >= 0))
+		start_s = 0;
+	if (start_s > PUNCH_START_MAX)
+		start_s = PUNCH_START_MAX;
+	if (!(interval_s >= PUNCH_INTERVAL_MIN))
+		interval_s = PUNCH_INTERVAL_MIN;
+	if (interval_s > PUNCH_INTERVAL_MAX)
+		interval_s = PUNCH_INTERVAL_MAX;
+	for (i = 0; i < n; i++) {
+		if (targets[i].addr == 0 || targets[i].port == 0 ||
+		    ep_in(pa->punch, pa->n_punch, &targets[i]))
+			continue;
+		pa->punch[pa->n_punch++] = targets[i];
+	}
+	if (pa->n_punch == 0 || rounds == 0) {
+		pa->n_punch = 0;
+		log_debug("event=punch_cancelled peer=%s", p->id);
+		return;
+	}
+	pa->punch_until = peers_now(ps) + start_s + interval_s * (rounds - 1) +
+	    PUNCH_TARGETS_LINGER;
+	pa->punch_rounds_left = rounds;
+	log_info("event=punch_start peer=%s targets=%zu rounds=%u start_ms=%.0f interval_ms=%.0f",
+	    p->id, pa->n_punch, rounds, start_s * 1000, interval_s * 1000);
+	timers_punch_start(p, start_s, interval_s);
 }
 
 enum path_kind

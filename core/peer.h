@@ -73,6 +73,19 @@ void peers_receive(struct peers *ps, const struct endpoint *from, uint8_t *pkt, 
  * multicast dst, to every authorized peer. Unknown destinations are dropped and counted. */
 void peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len);
 
+/*
+ * Hole punching (PROTOCOL.md 3.2), as the mediator's PUNCH for this peer asks: from start_s
+ * seconds from now, every interval_s for `rounds` rounds, send the peer's handshake
+ * initiation (the one in flight, byte for byte, or a new one if none is) to every target and
+ * every candidate endpoint; stop at once when a usable session exists. The targets stay extra
+ * handshake targets until 30 s after the last round. A new call replaces the running punch;
+ * n == 0 or rounds == 0 only cancels it (the mediator's strategy "none"). Bounds: at most
+ * PUNCH_MAX_TARGETS targets and 10 rounds are used, start_s is capped at 5 s, interval_s is
+ * taken within 20 ms..2 s. Ignored (debug log) for a key not in the table.
+ */
+void peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint *targets,
+    size_t n, double start_s, double interval_s, unsigned rounds);
+
 enum path_kind { PATH_NONE = 0, PATH_DIRECT = 1, PATH_RELAY = 2 };
 const char *path_kind_name(enum path_kind k);   /* "none", "direct", "relay" */
 

@@ -31,6 +31,9 @@ enum {
 	PATH_MAX_CANDIDATES = MAX_ENDPOINTS + 1,
 	PEER_KEYPAIR_SLOTS = 4,                 /* current, previous, next + one being built */
 	PING_PENDING_MAX = 16,                  /* outstanding `shoal ping`s per peer */
+	PUNCH_ROUNDS_MAX = 10,                  /* PROTOCOL.md 3.2: rounds per PUNCH */
+	/* Everything one initiation may go to: current endpoint, candidates, punch targets. */
+	PATH_MAX_TARGETS = 1 + PATH_MAX_CANDIDATES + PUNCH_MAX_TARGETS,
 };
 
 #define REKEY_ATTEMPT_TIME      90.0    /* s: give up an unanswered handshake */
@@ -41,6 +44,10 @@ enum {
 #define RTT_EWMA_ALPHA          0.125
 #define HANDSHAKE_RATE          20.0    /* handshake packets per second per source address */
 #define HANDSHAKE_BURST         20.0
+#define PUNCH_TARGETS_LINGER    30.0    /* s: punch targets stay handshake targets after it */
+#define PUNCH_START_MAX         5.0     /* s: PROTOCOL.md 4.2 PUNCH start_ms bound */
+#define PUNCH_INTERVAL_MIN      0.02    /* s: rounds never closer (a 0 interval would burst) */
+#define PUNCH_INTERVAL_MAX      2.0     /* s: PUNCH interval_ms bound */
 
 struct peer;
 struct keypair;
@@ -83,6 +90,12 @@ struct path {
 	size_t n_cand;
 	struct endpoint ep;                     /* where authenticated packets last came from */
 	int has_ep;
+	/* The mediator's last PUNCH: extra handshake targets until punch_until (ev_now). */
+	struct endpoint punch[PUNCH_MAX_TARGETS];
+	size_t n_punch;
+	double punch_until;
+	unsigned punch_rounds_left;             /* rounds still to send (timer t_punch) */
+	unsigned punch_rounds_sent;             /* of the running punch, for the log */
 };
 
 /* One authorized peer. Owned by struct peers; keys wiped in peer_destroy(). */
@@ -98,6 +111,9 @@ struct peer {
 	struct peer_index hs_idx;
 	double hs_started;                      /* first attempt of this round */
 	double hs_last_sent;
+	/* The in-flight initiation as sent: punch rounds resend these bytes, so the responder
+	 * answers the first copy that gets through and drops the rest as replays. */
+	uint8_t hs_pkt[UDP_HANDSHAKE_INIT_LEN];
 	uint8_t ts_rx[TAI64N_LEN];              /* newest initiation timestamp accepted */
 	uint8_t ts_tx[TAI64N_LEN];              /* last one we sent (kept strictly increasing) */
 
@@ -111,7 +127,7 @@ struct peer {
 	size_t q_len;
 
 	/* core/timers.c */
-	ev_timer t_retransmit, t_keepalive, t_new_handshake, t_zero_keys, t_ping;
+	ev_timer t_retransmit, t_keepalive, t_new_handshake, t_zero_keys, t_ping, t_punch;
 	double rx_unanswered_since;             /* data received, nothing sent since: 0 = no */
 	double tx_unanswered_since;             /* data sent, nothing received since: 0 = no */
 	double last_rx, last_tx;
@@ -185,6 +201,9 @@ void handshake_make_prologue(struct peers *ps);
 /* Starts (or, when retry, repeats) an initiation unless one was sent < REKEY_TIMEOUT ago. */
 void handshake_initiate(struct peer *p, int retry);
 void handshake_clear(struct peer *p);
+/* Sends the in-flight initiation's bytes again to each of to[0..n). Returns how many went
+ * out, or -1 if no initiation is in flight. */
+int handshake_resend(struct peer *p, const struct endpoint *to, size_t n);
 void handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
     size_t len);
 void handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
@@ -212,6 +231,10 @@ void timers_any_authenticated_packet_sent(struct peer *p);
 void timers_any_authenticated_packet_received(struct peer *p);
 void timers_data_sent(struct peer *p);
 void timers_data_received(struct peer *p);
+/* Punch rounds: the first after start_s, then every interval_s while path_punch_round says
+ * there are more. */
+void timers_punch_start(struct peer *p, double start_s, double interval_s);
+void timers_punch_stop(struct peer *p);
 
 /* path.c */
 void path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n);
@@ -220,6 +243,8 @@ size_t path_handshake_targets(const struct peer *p, double now, struct endpoint 
     size_t max);
 enum path_kind path_current(const struct peer *p, double now);
 void peer_path_send(struct peer *p, const uint8_t *pkt, size_t len);
+/* One punch round (t_punch fired). Returns 1 if more rounds follow, 0 if the punch is over. */
+int path_punch_round(struct peer *p);
 
 /* timers.c, rekey policy on the data path. */
 void timers_check_rekey_on_send(struct peer *p, const struct keypair *kp);

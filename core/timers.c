@@ -14,6 +14,10 @@
  *   t_zero_keys      ZERO_KEYS_AFTER (3 x REJECT_AFTER_TIME) after the last new session: wipe
  *                    every key of the peer.
  *   t_ping           every PING_INTERVAL while a session is usable: INNER_PING for the RTT.
+ *   t_punch          a PUNCH from the mediator (peers_punch): first round after start_s, then
+ *                    every interval_s until path_punch_round says the punch is over (rounds
+ *                    spent, or a usable session); stopped at once when our initiation is
+ *                    answered, and with the peer.
  * Per `shoal ping` (struct pending_ping):
  *   timeout          PING_TIMEOUT without the pong: the callback gets -1.
  * Not timers but time policy, checked on the data path:
@@ -116,6 +120,15 @@ ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+punch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+
+	if (!path_punch_round(p))
+		ev_timer_stop(loop, w);
+}
+
+static void
 ping_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pending_ping *pp = (struct pending_ping *)w;     /* timeout is the first member */
@@ -139,8 +152,9 @@ timers_init(struct peer *p)
 	ev_timer_init(&p->t_new_handshake, new_handshake_cb, KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, 0);
 	ev_timer_init(&p->t_zero_keys, zero_keys_cb, ZERO_KEYS_AFTER, 0);
 	ev_timer_init(&p->t_ping, ping_cb, PING_INTERVAL, PING_INTERVAL);
+	ev_timer_init(&p->t_punch, punch_cb, 0, 0);
 	p->t_retransmit.data = p->t_keepalive.data = p->t_new_handshake.data = p;
-	p->t_zero_keys.data = p->t_ping.data = p;
+	p->t_zero_keys.data = p->t_ping.data = p->t_punch.data = p;
 }
 
 void
@@ -153,6 +167,22 @@ timers_stop(struct peer *p)
 	ev_timer_stop(loop, &p->t_new_handshake);
 	ev_timer_stop(loop, &p->t_zero_keys);
 	ev_timer_stop(loop, &p->t_ping);
+	ev_timer_stop(loop, &p->t_punch);
+}
+
+void
+timers_punch_start(struct peer *p, double start_s, double interval_s)
+{
+	ev_timer_stop(peer_loop(p), &p->t_punch);
+	ev_timer_set(&p->t_punch, start_s, interval_s);
+	ev_timer_start(peer_loop(p), &p->t_punch);
+}
+
+void
+timers_punch_stop(struct peer *p)
+{
+	ev_timer_stop(peer_loop(p), &p->t_punch);
+	p->path.punch_rounds_left = 0;
 }
 
 void
@@ -170,6 +200,12 @@ void
 timers_handshake_complete(struct peer *p)
 {
 	ev_timer_stop(peer_loop(p), &p->t_retransmit);
+	/* The session is up: further punch rounds would only be dropped as replays. */
+	if (ev_is_active(&p->t_punch)) {
+		log_debug("event=punch_done peer=%s rounds_sent=%u session=1", p->id,
+		    p->path.punch_rounds_sent);
+		timers_punch_stop(p);
+	}
 	if (!ev_is_active(&p->t_ping))
 		ev_timer_again(peer_loop(p), &p->t_ping);
 }

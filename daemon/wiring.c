@@ -6,7 +6,7 @@
  *
  *   netstack --output--> peers_send_ip        peers --deliver--> netstack_input
  *   transport --receive--> medclient | peers   peers --peer_gone--> netstack_abort_peer
- *   medclient --address--> daemon_set_address  medclient --authorize/revoke--> peers
+ *   medclient --address--> daemon_set_address  medclient --authorize/revoke/punch--> peers
  *   front ends --peerdir resolve--> medclient_resolve, --is_peer--> peers_is_peer
  */
 #include "config.h"
@@ -122,7 +122,20 @@ med_revoke(void *arg, const uint8_t key[KEY_LEN])
 	peers_revoke(d->peers, key);
 }
 
-static const struct medclient_ops med_ops = { med_address, med_authorize, med_revoke };
+/* The mediator's PUNCH drives the peer table's punch rounds. Strategy none sends nothing but
+ * still goes through: it cancels whatever an older plan started. */
+static void
+med_punch(void *arg, const struct msg_punch *p)
+{
+	struct daemon *d = arg;
+
+	peers_punch(d->peers, p->peer, p->targets,
+	    p->strategy == PUNCH_NONE ? 0 : p->n_targets, p->start_ms / 1000.0,
+	    p->interval_ms / 1000.0, p->rounds);
+}
+
+static const struct medclient_ops med_ops = { med_address, med_authorize, med_revoke,
+	med_punch };
 
 struct medclient *
 daemon_medclient_new(struct daemon *d)

@@ -2,7 +2,8 @@
  * conn: the mediator connection's state machine (medclient_int.h has the timers and states).
  * IDLE -> resolve + TCP connect -> CONNECTING (Noise handshake in ctrlchan) -> HELLO sent ->
  * ONLINE at WELCOME; any failure goes back to IDLE and schedules a retry with backoff.
- * Messages from the server are dispatched from here to the view, the requests and natprobe.
+ * Messages from the server are dispatched from here to the view, the requests, natprobe and
+ * punch.
  *
  * Owns: the ctrlchan and its socket, the retry / ping / idle timers, our confirmed and wanted
  * nick (view.c also updates them from our own MEMBER record, where a SET_NICK shows up).
@@ -168,6 +169,9 @@ on_msg(void *arg, const struct msg *msg)
 		break;
 	case MSG_NAT_INFO:
 		med_nat_info(m, &msg->u.nat_info);
+		break;
+	case MSG_PUNCH:
+		med_punch(m, &msg->u.punch);
 		break;
 	default:
 		/* HELLO / REQUEST / NAT_REPORT are client-to-server messages. */
@@ -349,6 +353,7 @@ medclient_free(struct medclient *m)
 	med_req_free(m);
 	med_view_free(m);
 	med_authz_free(m);
+	med_punch_free(m);
 	free(m);
 }
 

@@ -7,7 +7,7 @@
  * away. While disconnected the membership view and the authorizations stay as they were.
  *
  * It knows nothing of the daemon: what it learns leaves through struct medclient_ops (our
- * address, authorize, revoke), which daemon/main.c wires to the netstack and the peer table.
+ * address, authorize, revoke, punch), which daemon/main.c wires to the netstack and the peer table.
  * The transport (core/transport.h) is a lower layer and is called directly.
  *
  * Authorization policy (medclient/authz.c, the only place that decides it): a member is an
@@ -77,6 +77,12 @@ struct medclient_ops {
 	    const struct endpoint *eps, size_t n_eps);
 	/* ...and no longer does. Only for keys authorize was called with. */
 	void (*revoke)(void *arg, const uint8_t key[KEY_LEN]);
+	/* The mediator's MSG_PUNCH (PROTOCOL.md 3.2) for the peer p->peer, as decoded, right
+	 * after it is kept for medclient_punch_info: where and when to send handshake
+	 * initiations (start_ms counts from now). Strategy PUNCH_NONE carries no targets and
+	 * means "no punching for this pair"; the owner still gets it, so a newer plan can cancel
+	 * an older one. Only for members of the view (never ourselves); may be NULL. */
+	void (*punch)(void *arg, const struct msg_punch *p);
 };
 
 /*
@@ -117,6 +123,14 @@ int medclient_public_endpoint(const struct medclient *m, struct endpoint *ep);
  * NAT does not change because the mediator went away. 0 and *out filled, or -1 if none yet.
  */
 int medclient_nat_info(const struct medclient *m, struct msg_nat_info *out);
+
+/*
+ * The last MSG_PUNCH the mediator sent for the peer key (for `shoal list` / `shoal ping`: the
+ * strategy and why there is no direct path). Kept across reconnects like the view, dropped
+ * when the key leaves the view (no network lists it any more). 0 and *out filled, or -1.
+ */
+int medclient_punch_info(const struct medclient *m, const uint8_t key[KEY_LEN],
+    struct msg_punch *out);
 
 /*
  * Sends a request (req->req_id is assigned here). cb runs exactly once, never from inside

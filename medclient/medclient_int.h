@@ -11,6 +11,8 @@
  *               point for every mediator datagram the transport hands us.
  *   natprobe.c  our part of NAT classification (PROTOCOL.md 3.1): the probes of a NAT_PLAN,
  *               what came back, NAT_REPORT, and the last NAT_INFO.
+ *   punch.c     the last PUNCH per peer (PROTOCOL.md 3.2): kept for display, handed out
+ *               through ops->punch; dropped when its member leaves the view.
  *   names.c     name normalisation and resolution.
  *
  * Timers (each file owns its own; all timing policy is in the constants below):
@@ -91,6 +93,12 @@ struct auth {
 	UT_hash_handle hh;
 };
 
+/* The last PUNCH for one peer key (punch.c). */
+struct med_punch {
+	struct msg_punch p;             /* p.peer is the hash key */
+	UT_hash_handle hh;
+};
+
 /* A request waiting for its RESULT, or a failure waiting to be delivered. Sorted by deadline. */
 struct pending {
 	uint32_t req_id;
@@ -155,6 +163,9 @@ struct medclient {
 	/* authz.c */
 	struct auth *auth;              /* uthash by key */
 
+	/* punch.c */
+	struct med_punch *punches;      /* uthash by p.peer */
+
 	/* requests.c */
 	ev_timer req_timer;
 	uint32_t next_req_id;
@@ -203,6 +214,13 @@ void med_authz_update_network(struct medclient *m, const struct med_network *n);
 void med_authz_update_authorized(struct medclient *m);
 /* Forgets the authorizations without calling revoke (shutdown). */
 void med_authz_free(struct medclient *m);
+
+/* punch.c */
+/* MSG_PUNCH: kept (replacing the peer's previous one) and passed to ops->punch. */
+void med_punch(struct medclient *m, const struct msg_punch *p);
+/* Members left the view: forget the PUNCH of every key no network lists any more. */
+void med_punch_prune(struct medclient *m);
+void med_punch_free(struct medclient *m);
 
 /* requests.c */
 void med_req_init(struct medclient *m);

@@ -45,6 +45,7 @@ net_remove(struct medclient *m, struct nnode *nn)
 	net_free_members(&nn->pub);
 	free(nn);
 	med_authz_update_authorized(m);
+	med_punch_prune(m);
 }
 
 void
@@ -150,6 +151,7 @@ med_view_member_gone(struct medclient *m, const struct msg_member_gone *g)
 	} else {
 		med_authz_update(m, g->key);
 	}
+	med_punch_prune(m);
 }
 
 void
@@ -229,6 +231,7 @@ med_view_refresh_end(struct medclient *m)
 		log_info("event=mediator_refresh_sweep networks_removed=%u members_removed=%u",
 		    nets, members);
 	med_authz_update_authorized(m);
+	med_punch_prune(m);
 }
 
 void

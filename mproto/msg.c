@@ -400,6 +400,79 @@ nat_info_get(struct wire_r *r, struct msg_nat_info *m)
 		r->err = 1;
 }
 
+/* ---- PUNCH (PROTOCOL.md 3.2, 4.2) ---- */
+
+enum { PUNCH_START_MS_MAX = 5000, PUNCH_INTERVAL_MS_MAX = 2000, PUNCH_ROUNDS_MAX = 10 };
+
+/*
+ * One encoding per plan: every enum within its listed range (a nibble carries at most 15, the
+ * ranges are narrower), and `none` carries no targets (there is nothing to send to).
+ */
+static int
+punch_valid(const struct msg_punch *m)
+{
+	return m->strategy <= PUNCH_BIRTHDAY && m->my_mapping <= NAT_MAP_APDM &&
+	    m->my_ports <= NAT_PORTS_RANDOM && m->peer_mapping <= NAT_MAP_APDM &&
+	    m->peer_ports <= NAT_PORTS_RANDOM && m->peer_filtering <= NAT_FILT_APDF &&
+	    m->start_ms <= PUNCH_START_MS_MAX && m->interval_ms <= PUNCH_INTERVAL_MS_MAX &&
+	    m->rounds <= PUNCH_ROUNDS_MAX && m->n_targets <= PUNCH_MAX_TARGETS &&
+	    (m->strategy != PUNCH_NONE || m->n_targets == 0);
+}
+
+static void
+punch_put(struct wire_w *w, const struct msg_punch *m)
+{
+	uint8_t i;
+
+	/* Checked first: n_targets past PUNCH_MAX_TARGETS would read past the array. */
+	if (!punch_valid(m)) {
+		w->err = 1;
+		return;
+	}
+	wire_put_bytes(w, m->peer, KEY_LEN);
+	wire_put_u8(w, m->strategy);
+	wire_put_u8(w, (uint8_t)(m->my_mapping | m->my_ports << 4));
+	wire_put_u8(w, (uint8_t)(m->peer_mapping | m->peer_ports << 4));
+	wire_put_u8(w, m->peer_filtering);
+	wire_put_u16(w, m->start_ms);
+	wire_put_u16(w, m->interval_ms);
+	wire_put_u8(w, m->rounds);
+	wire_put_u8(w, m->n_targets);
+	for (i = 0; i < m->n_targets; i++) {
+		wire_put_u32(w, m->targets[i].addr);
+		wire_put_u16(w, m->targets[i].port);
+	}
+}
+
+static void
+punch_get(struct wire_r *r, struct msg_punch *m)
+{
+	uint8_t i, b;
+
+	wire_get_bytes(r, m->peer, KEY_LEN);
+	m->strategy = wire_get_u8(r);
+	b = wire_get_u8(r);
+	m->my_mapping = b & 0x0f;
+	m->my_ports = b >> 4;
+	b = wire_get_u8(r);
+	m->peer_mapping = b & 0x0f;
+	m->peer_ports = b >> 4;
+	m->peer_filtering = wire_get_u8(r);
+	m->start_ms = wire_get_u16(r);
+	m->interval_ms = wire_get_u16(r);
+	m->rounds = wire_get_u8(r);
+	m->n_targets = wire_get_u8(r);
+	/* Validated before the loop: the count bounds the writes into targets[]. */
+	if (r->err || !punch_valid(m)) {
+		r->err = 1;
+		return;
+	}
+	for (i = 0; i < m->n_targets; i++) {
+		m->targets[i].addr = wire_get_u32(r);
+		m->targets[i].port = wire_get_u16(r);
+	}
+}
+
 int
 msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 {
@@ -444,6 +517,9 @@ msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 		break;
 	case MSG_NAT_INFO:
 		nat_info_put(&w, &m->u.nat_info);
+		break;
+	case MSG_PUNCH:
+		punch_put(&w, &m->u.punch);
 		break;
 	default:
 		return -1;
@@ -500,6 +576,9 @@ msg_decode(struct msg *m, const uint8_t *in, size_t len)
 	case MSG_NAT_INFO:
 		nat_info_get(&r, &m->u.nat_info);
 		break;
+	case MSG_PUNCH:
+		punch_get(&r, &m->u.punch);
+		break;
 	default:
 		return -1;
 	}
@@ -523,6 +602,7 @@ msg_type_name(uint8_t type)
 	case MSG_NAT_PLAN: return "NAT_PLAN";
 	case MSG_NAT_REPORT: return "NAT_REPORT";
 	case MSG_NAT_INFO: return "NAT_INFO";
+	case MSG_PUNCH: return "PUNCH";
 	}
 	return "UNKNOWN";
 }
@@ -773,6 +853,14 @@ const char *
 nat_hairpin_name(uint8_t v)
 {
 	static const char *const n[] = { "unknown", "yes", "no" };
+
+	return name_of(v, n, sizeof(n) / sizeof(n[0]));
+}
+
+const char *
+punch_strategy_name(uint8_t v)
+{
+	static const char *const n[] = { "none", "lan", "simultaneous", "predict", "birthday" };
 
 	return name_of(v, n, sizeof(n) / sizeof(n[0]));
 }

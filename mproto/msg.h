@@ -123,6 +123,26 @@ struct msg_nat_info {                   /* MSG_NAT_INFO */
 	uint8_t addrs;                  /* distinct server addresses used: 1 or 2 */
 };
 
+enum punch_strategy {
+	PUNCH_NONE = 0, PUNCH_LAN = 1, PUNCH_SIMULTANEOUS = 2, PUNCH_PREDICT = 3, PUNCH_BIRTHDAY = 4,
+};
+
+struct msg_punch {                      /* MSG_PUNCH (PROTOCOL.md 3.2) */
+	uint8_t peer[KEY_LEN];
+	uint8_t strategy;               /* enum punch_strategy */
+	uint8_t my_mapping, my_ports;   /* enum nat_mapping, enum nat_ports (one byte on the wire) */
+	uint8_t peer_mapping, peer_ports;
+	uint8_t peer_filtering;         /* enum nat_filtering */
+	uint16_t start_ms;              /* 0..5000 */
+	uint16_t interval_ms;           /* 0..2000 */
+	uint8_t rounds;                 /* 0..10 */
+	uint8_t n_targets;              /* 0..PUNCH_MAX_TARGETS; 0 with PUNCH_NONE */
+	struct endpoint targets[PUNCH_MAX_TARGETS];
+};
+
+/* "none", "lan", "simultaneous", "predict", "birthday" ("unknown" past the end). */
+const char *punch_strategy_name(uint8_t v);
+
 /* For logs and `shoal status --json`: "eim", "apdf", "sequential", ... ("unknown" for 0). */
 const char *nat_udp_name(uint8_t v);
 const char *nat_mapping_name(uint8_t v);
@@ -145,6 +165,7 @@ struct msg {
 		struct msg_nat_plan nat_plan;
 		struct msg_nat_report nat_report;
 		struct msg_nat_info nat_info;
+		struct msg_punch punch;
 	} u;
 };
 

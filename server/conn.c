@@ -181,13 +181,38 @@ io_timer(void *arg, void *conn, double after)
 	}
 }
 
+static void
+punch_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = w->data;
+
+	(void)loop;
+	(void)revents;
+	medsrv_punch_timer(srv->med);
+}
+
+static void
+io_punch_timer(void *arg, double after)
+{
+	struct server *srv = arg;
+
+	ev_timer_stop(srv->loop, &srv->punch_timer);
+	if (after >= 0) {
+		ev_timer_set(&srv->punch_timer, after, 0.);
+		ev_timer_start(srv->loop, &srv->punch_timer);
+	}
+}
+
 void
 conn_medsrv_io(struct server *srv, struct medsrv_io *io)
 {
+	ev_timer_init(&srv->punch_timer, punch_timer_cb, 0., 0.);
+	srv->punch_timer.data = srv;
 	io->send = io_send;
 	io->kick = io_kick;
 	io->now = io_now;
 	io->timer = io_timer;
+	io->punch_timer = io_punch_timer;
 	io->arg = srv;
 }
 
@@ -301,6 +326,7 @@ conn_shutdown(struct server *srv)
 {
 	accept_pause_all(srv);
 	ev_timer_stop(srv->loop, &srv->accept_pause);
+	ev_timer_stop(srv->loop, &srv->punch_timer);
 	while (srv->conns)
 		conn_destroy(srv->conns);
 }

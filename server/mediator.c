@@ -34,6 +34,8 @@
 #include "base/log.h"
 #include "server/joinlimit.h"
 #include "server/natprobe.h"
+#include "server/punch.h"
+#include "server/punchplan.h"
 
 struct msess {                           /* owned by struct medsrv */
 	void *conn;                     /* the transport's handle, opaque here */
@@ -49,6 +51,10 @@ struct msess {                           /* owned by struct medsrv */
 	struct endpoint local[MAX_ENDPOINTS];
 	struct endpoint tcp_local;      /* our end of its TCP connection; addr 0: unknown */
 	struct natprobe *np;            /* NAT classification, from HELLO on; may be NULL */
+	int has_punch_info;             /* punch_info: the NAT_INFO its pairs were last planned on */
+	struct msg_nat_info punch_info;
+	uint32_t max_port_addr;         /* max_port: the highest source port seen from this */
+	uint16_t max_port;              /* address (sequential port prediction) */
 	struct msess *prev, *next;      /* every session, registered or not */
 	UT_hash_handle hh_key;
 	UT_hash_handle hh_token;
@@ -62,6 +68,7 @@ struct medsrv {                          /* owned by the server context (or a te
 	struct msess *all;              /* list head */
 	struct msess *by_key;           /* registered sessions by key */
 	struct msess *by_token;         /* registered sessions by UDP token */
+	struct punch *punch;            /* which pairs may be planned when */
 	struct medsrv_stats stats;
 };
 
@@ -146,13 +153,36 @@ same_endpoint(const struct endpoint *a, const struct endpoint *b)
 	return a->addr == b->addr && a->port == b->port;
 }
 
+/* Where s can be reached, as MEMBER carries it: the observed endpoint first, then its HELLO
+ * local endpoints (port 0 means udp_port; one equal to the observed endpoint is left out). */
+static uint8_t
+session_endpoints(const struct msess *s, struct endpoint eps[MAX_ENDPOINTS])
+{
+	uint8_t n = 0;
+	unsigned i;
+
+	if (s->has_observed)
+		eps[n++] = s->observed;
+	for (i = 0; i < s->n_local && n < MAX_ENDPOINTS; i++) {
+		struct endpoint ep = s->local[i];
+
+		if (ep.port == 0)
+			ep.port = s->udp_port;
+		if (ep.addr == 0 || ep.port == 0)
+			continue;
+		if (s->has_observed && same_endpoint(&ep, &s->observed))
+			continue;
+		eps[n++] = ep;
+	}
+	return n;
+}
+
 static void
 build_member(struct medsrv *m, const struct store_network *n, const struct store_member *r,
     struct msg *out)
 {
 	struct msg_member *mm = &out->u.member;
 	struct msess *s;
-	unsigned i;
 
 	memset(out, 0, sizeof(*out));
 	out->type = MSG_MEMBER;
@@ -163,19 +193,7 @@ build_member(struct medsrv *m, const struct store_network *n, const struct store
 	mm->flags = member_flags(m, n, r);
 	if (!(mm->flags & MEMF_ONLINE) || r->pending || (s = find_session(m, r->key)) == NULL)
 		return;
-	if (s->has_observed)
-		mm->endpoints[mm->n_endpoints++] = s->observed;
-	for (i = 0; i < s->n_local && mm->n_endpoints < MAX_ENDPOINTS; i++) {
-		struct endpoint ep = s->local[i];
-
-		if (ep.port == 0)
-			ep.port = s->udp_port;
-		if (ep.addr == 0 || ep.port == 0)
-			continue;
-		if (s->has_observed && same_endpoint(&ep, &s->observed))
-			continue;
-		mm->endpoints[mm->n_endpoints++] = ep;
-	}
+	mm->n_endpoints = session_endpoints(s, mm->endpoints);
 }
 
 static void
@@ -352,7 +370,8 @@ medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsr
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
-	if ((m->rl = joinlimit_new()) == NULL) {
+	if ((m->rl = joinlimit_new()) == NULL || (m->punch = punch_new()) == NULL) {
+		joinlimit_free(m->rl);
 		free(m);
 		return NULL;
 	}
@@ -369,6 +388,8 @@ session_unlink(struct medsrv *m, struct msess *s)
 		HASH_DELETE(hh_key, m->by_key, s);
 		HASH_DELETE(hh_token, m->by_token, s);
 		s->registered = 0;
+		/* Its next connection is a new start: new endpoints, new classification. */
+		punch_forget(m->punch, s->key);
 	}
 	if (s->prev)
 		s->prev->next = s->next;
@@ -390,6 +411,7 @@ medsrv_free(struct medsrv *m)
 	while (m->all)
 		session_unlink(m, m->all);
 	joinlimit_free(m->rl);
+	punch_free(m->punch);
 	free(m);
 }
 
@@ -485,6 +507,237 @@ nat_start(struct medsrv *m, struct msess *s)
 	natprobe_start(s->np, m->io.now(m->io.arg));
 }
 
+/* ---- hole punching (PROTOCOL.md 3.2: punchplan.c chooses, punch.c paces) ---- */
+
+static int
+nat_known(const struct msess *s, struct msg_nat_info *info)
+{
+	return s->np != NULL && natprobe_info(s->np, info);
+}
+
+static void
+punch_side_of(const struct msess *s, struct punch_side *out)
+{
+	double d;
+
+	memset(out, 0, sizeof(*out));
+	memcpy(out->key, s->key, KEY_LEN);
+	out->has_info = nat_known(s, &out->info);
+	if (s->has_observed)
+		out->observed = s->observed;
+	else if (out->has_info)
+		out->observed = out->info.public_ep;
+	out->n_cand = session_endpoints(s, out->cand);
+	if (s->max_port_addr == out->observed.addr)
+		out->max_port = s->max_port;
+	d = s->np ? natprobe_delay(s->np) * 1000.0 : 0;
+	out->delay_ms = (uint16_t)(d <= 0 ? 0 : d >= PUNCH_START_MAX_MS ? PUNCH_START_MAX_MS : d);
+}
+
+/* The public address a plan must be serialised on: a sequential side's, unless the pair is
+ * behind one address (lan: no new mappings on the NAT). */
+static uint32_t
+seq_addr(const struct punch_side *me, const struct punch_side *peer)
+{
+	if (punchplan_class(me) != PUNCH_CLASS_SEQ || me->observed.addr == peer->observed.addr)
+		return 0;
+	return me->observed.addr;
+}
+
+static void
+punch_send(struct medsrv *m, struct msess *a, struct msess *b, const struct punch_side *sa,
+    const struct punch_side *sb)
+{
+	struct msg ma, mb;
+	char ida[13], idb[13];
+
+	memset(&ma, 0, sizeof(ma));
+	memset(&mb, 0, sizeof(mb));
+	ma.type = mb.type = MSG_PUNCH;
+	punchplan(sa, sb, &ma.u.punch, &mb.u.punch);
+	send_msg(m, a, &ma);
+	send_msg(m, b, &mb);
+	m->stats.punch_plans++;
+	key_short(a->key, ida);
+	key_short(b->key, idb);
+	log_info("event=punch_planned a=%s b=%s strategy=%s a_nat=%s/%s b_nat=%s/%s targets_a=%u "
+	    "targets_b=%u start_a_ms=%u start_b_ms=%u", ida, idb,
+	    punch_strategy_name(ma.u.punch.strategy), nat_mapping_name(ma.u.punch.my_mapping),
+	    nat_ports_name(ma.u.punch.my_ports), nat_mapping_name(mb.u.punch.my_mapping),
+	    nat_ports_name(mb.u.punch.my_ports), ma.u.punch.n_targets, mb.u.punch.n_targets,
+	    ma.u.punch.start_ms, mb.u.punch.start_ms);
+}
+
+static void
+punch_arm(struct medsrv *m)
+{
+	double due, now;
+
+	if (m->io.punch_timer == NULL)
+		return;
+	due = punch_due(m->punch);
+	now = m->io.now(m->io.arg);
+	m->io.punch_timer(m->io.arg, due < 0 ? -1.0 : due > now ? due - now : 0.0);
+}
+
+/* a and b may talk: plan them now, queue them, or drop the trigger (planned < 10 s ago). */
+static void
+punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
+{
+	struct punch_side sa, sb;
+	uint32_t qa = 0, qb = 0;
+	char ida[13], idb[13];
+	enum punch_admit rc;
+
+	punch_side_of(a, &sa);
+	punch_side_of(b, &sb);
+	if (!sa.has_info || !sb.has_info)
+		return;
+	/* Without a timer nothing would ever take a queued plan out again. */
+	if (m->io.punch_timer != NULL) {
+		qa = seq_addr(&sa, &sb);
+		qb = seq_addr(&sb, &sa);
+	}
+	rc = punch_admit(m->punch, a->key, b->key, qa, qb, m->io.now(m->io.arg));
+	switch (rc) {
+	case PUNCH_GO:
+		punch_send(m, a, b, &sa, &sb);
+		break;
+	case PUNCH_QUEUED:
+		punch_arm(m);
+		break;
+	case PUNCH_RECENT:
+		break;
+	case PUNCH_FULL:
+		m->stats.punch_dropped++;
+		key_short(a->key, ida);
+		key_short(b->key, idb);
+		log_warnx("event=punch_dropped a=%s b=%s reason=table_full", ida, idb);
+		break;
+	}
+}
+
+struct punch_walk {                      /* on the stack of one punch_node */
+	struct medsrv *m;
+	struct msess *s;
+	const uint8_t *peer;            /* pair_can_talk: the key looked for */
+};
+
+static int
+punch_member_cb(void *arg, const struct store_member *r)
+{
+	struct punch_walk *w = arg;
+	struct msess *t;
+
+	if (r->pending || !r->online || memcmp(r->key, w->s->key, KEY_LEN) == 0 ||
+	    (t = find_session(w->m, r->key)) == NULL)
+		return 0;
+	punch_pair(w->m, w->s, t);
+	return 0;
+}
+
+/* The same rule as the MEMBER deltas with endpoints: both full, switched on, connected. */
+static int
+punch_network_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	struct punch_walk *w = arg;
+
+	if (me->pending || !me->online)
+		return 0;
+	store_members_each(w->m->st, n->id, punch_member_cb, w);
+	return 0;
+}
+
+/* s became able to talk to more peers, or what its plans depend on changed: plan it with
+ * every peer it may talk to (a peer in two shared networks is planned once: punch.c). */
+static void
+punch_node(struct medsrv *m, struct msess *s)
+{
+	struct punch_walk w = { .m = m, .s = s };
+	struct msg_nat_info info;
+
+	if (!s->registered || !nat_known(s, &info))
+		return;
+	store_node_networks_each(m->st, s->key, punch_network_cb, &w);
+}
+
+static int
+can_talk_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	struct punch_walk *w = arg;
+	struct store_member r;
+
+	if (me->pending || !me->online)
+		return 0;
+	return store_member_get(w->m->st, n->id, w->peer, &r) == 0 && !r.pending && r.online;
+}
+
+/* A queued plan's turn came: is the pair still one that may talk? */
+static int
+pair_can_talk(struct medsrv *m, struct msess *a, struct msess *b)
+{
+	struct punch_walk w = { .m = m, .s = a, .peer = b->key };
+
+	return store_node_networks_each(m->st, a->key, can_talk_cb, &w) == 1;
+}
+
+void
+medsrv_punch_timer(struct medsrv *m)
+{
+	uint8_t ka[KEY_LEN], kb[KEY_LEN];
+	struct punch_side sa, sb;
+	struct msess *a, *b;
+
+	/* Each punch_next takes one entry off a bounded queue: the loop ends. */
+	while (punch_next(m->punch, m->io.now(m->io.arg), ka, kb)) {
+		if ((a = find_session(m, ka)) == NULL || (b = find_session(m, kb)) == NULL ||
+		    !pair_can_talk(m, a, b))
+			continue;
+		punch_side_of(a, &sa);
+		punch_side_of(b, &sb);
+		if (sa.has_info && sb.has_info)
+			punch_send(m, a, b, &sa, &sb);
+	}
+	punch_arm(m);
+}
+
+/* Only what the strategy depends on: a lifetime or hairpin update re-sends NAT_INFO but does
+ * not change a plan. */
+static int
+nat_info_punch_equal(const struct msg_nat_info *a, const struct msg_nat_info *b)
+{
+	return a->udp == b->udp && a->mapping == b->mapping && a->filtering == b->filtering &&
+	    a->ports == b->ports && a->step == b->step && a->public_ep.addr == b->public_ep.addr &&
+	    a->public_ep.port == b->public_ep.port;
+}
+
+/* After natprobe ran: a NAT_INFO that changes what a plan would be plans s's pairs again. */
+static void
+nat_maybe_changed(struct medsrv *m, struct msess *s)
+{
+	struct msg_nat_info info;
+
+	if (!nat_known(s, &info) ||
+	    (s->has_punch_info && nat_info_punch_equal(&info, &s->punch_info)))
+		return;
+	s->has_punch_info = 1;
+	s->punch_info = info;
+	punch_node(m, s);
+}
+
+/* The highest source port seen from the node's public address: where a sequential NAT's
+ * allocation has got to. A new address is a new NAT: start over. */
+static void
+track_port(struct msess *s, const struct endpoint *from)
+{
+	if (s->max_port_addr != from->addr) {
+		s->max_port_addr = from->addr;
+		s->max_port = from->port;
+	} else if (from->port > s->max_port) {
+		s->max_port = from->port;
+	}
+}
+
 void
 medsrv_session_local(struct medsrv *m, struct msess *s, const struct endpoint *local)
 {
@@ -495,8 +748,10 @@ medsrv_session_local(struct medsrv *m, struct msess *s, const struct endpoint *l
 void
 medsrv_session_timer(struct medsrv *m, struct msess *s)
 {
-	if (s->np)
+	if (s->np) {
 		natprobe_timer(s->np, m->io.now(m->io.arg));
+		nat_maybe_changed(m, s);
+	}
 }
 
 static void
@@ -504,6 +759,8 @@ handle_nat_report(struct medsrv *m, struct msess *s, const struct msg_nat_report
 {
 	if (s->np == NULL || natprobe_report(s->np, r, m->io.now(m->io.arg)) < 0)
 		m->stats.nat_reports_stale++;
+	else
+		nat_maybe_changed(m, s);
 }
 
 static void
@@ -686,6 +943,8 @@ op_join(struct req_ctx *c)
 	    pending);
 	send_snapshot(m, c->s, &c->n, &me);
 	notify_member(m, &c->n, c->s->key, c->s);
+	if (!pending)
+		punch_node(m, c->s);
 	if (pending)
 		reply(m, c->s, c->r->req_id, RES_ERR_PENDING, "waiting for the owner's approval to "
 		    "join \"%s\"", c->n.name);
@@ -744,6 +1003,8 @@ set_online(struct req_ctx *c, int online)
 		me.online = online;
 		send_network(c->m, c->s, &c->n, &me);
 		notify_member(c->m, &c->n, c->s->key, NULL);
+		if (online)
+			punch_node(c->m, c->s);
 	}
 	reply(c->m, c->s, c->r->req_id, RES_OK, "%s in \"%s\"", online ? "online" : "offline",
 	    c->n.name);
@@ -879,6 +1140,8 @@ op_approve(struct req_ctx *c)
 	if (ts)
 		send_snapshot(c->m, ts, &c->n, &t);
 	notify_member(c->m, &c->n, t.key, ts);
+	if (ts)
+		punch_node(c->m, ts);
 	reply(c->m, c->s, c->r->req_id, RES_OK, "approved %s in \"%s\"", t.nick, c->n.name);
 }
 
@@ -1046,8 +1309,12 @@ observe(struct medsrv *m, struct msess *s, const struct endpoint *from)
 	s->has_observed = 1;
 	s->observed = *from;
 	notify_everywhere(m, s->key, NULL, NULL);
+	/* A new address may be a new NAT: its pairs wait for the new classification's NAT_INFO
+	 * rather than be planned on the old one. A new port alone is planned at once. */
 	if (addr_changed)
 		nat_start(m, s);
+	else
+		punch_node(m, s);
 }
 
 int
@@ -1061,6 +1328,7 @@ medsrv_probe(struct medsrv *m, const uint8_t token[UDP_TOKEN_LEN], const struct 
 		return -1;
 	}
 	m->stats.probes_ok++;
+	track_port(s, from);
 	observe(m, s, from);
 	return 0;
 }
@@ -1078,8 +1346,10 @@ medsrv_nat_probe(struct medsrv *m, const struct nat_probe *p, int sock,
 		return -1;
 	}
 	m->stats.nat_probes_ok++;
+	track_port(s, from);
 	if (p->target == 0)
 		observe(m, s, from);
+	nat_maybe_changed(m, s);
 	return 0;
 }
 

@@ -7,7 +7,7 @@
  * medsrv_io, so tests drive it with fake connections.
  *
  * Owns: sessions (struct msess), the key and UDP-token indexes of connected nodes, the join
- * rate limiter. Borrows: the store (owned by whoever called medsrv_new).
+ * rate limiter, the hole-punching pacer (punch.c). Borrows: the store (owned by whoever called medsrv_new).
  */
 #ifndef SHOAL_SERVER_MEDIATOR_H
 #define SHOAL_SERVER_MEDIATOR_H
@@ -40,6 +40,10 @@ struct medsrv_io {
 	void (*udp_send)(void *arg, int sock, const struct endpoint *to, const uint8_t *buf,
 	    size_t len);
 	void (*timer)(void *arg, void *conn, double after);
+	/* Hole punching (PROTOCOL.md 3.2): (re)arms the server's one punch timer to fire `after`
+	 * s from now (after < 0: stop); when it fires the transport calls medsrv_punch_timer.
+	 * Never re-enters. NULL: plans go out at once, not serialised per sequential NAT. */
+	void (*punch_timer)(void *arg, double after);
 };
 
 struct medsrv_config {                   /* copied by medsrv_new */
@@ -59,6 +63,8 @@ struct medsrv_stats {                    /* counters, for logs and tests */
 	uint64_t nat_probes_bad;        /* unknown token, stale test, wrong socket */
 	uint64_t nat_reports_stale;     /* NAT_REPORT for another test */
 	uint64_t msgs_ignored;          /* messages a client must not send, or duplicate HELLOs */
+	uint64_t punch_plans;           /* pairs planned (two PUNCH messages each) */
+	uint64_t punch_dropped;         /* plans refused by a bound of punch.c */
 	uint64_t requests;
 	uint64_t sessions;              /* currently open sessions */
 };
@@ -77,6 +83,8 @@ void medsrv_session_local(struct medsrv *m, struct msess *s, const struct endpoi
 void medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg);
 /* s's NAT timer (io.timer) fired. */
 void medsrv_session_timer(struct medsrv *m, struct msess *s);
+/* The punch timer (io.punch_timer) fired: plans the pairs whose turn has come. */
+void medsrv_punch_timer(struct medsrv *m);
 /* The connection is gone: presence deltas go out, s is freed. */
 void medsrv_session_close(struct medsrv *m, struct msess *s);
 

@@ -47,6 +47,8 @@ struct natprobe {                        /* owned by the node's mediator session
 	struct msg_nat_report report;
 	int info_sent;
 	struct msg_nat_info last;
+	int info_ever;                  /* last holds a NAT_INFO sent on this connection */
+	double delay;                   /* one-way delay estimate, s; 0 unknown */
 
 	/* Deadlines (0: none); the transport's one timer is armed for the earliest. */
 	double retest_at, settle_at, lt_next_at, restart_at;
@@ -218,6 +220,7 @@ classify_and_send(struct natprobe *np)
 	if (np->info_sent && info_equal(&info, &np->last))
 		return;
 	np->info_sent = 1;
+	np->info_ever = 1;
 	np->last = info;
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_NAT_INFO;
@@ -304,6 +307,9 @@ natprobe_probe(struct natprobe *np, const struct nat_probe *p, int sock,
 		np->observed |= bit;
 		np->obs[p->target] = *from;
 		if (p->target == 0 && np->test_rounds == 0) {
+			/* The node sends its first phase-1 probe as soon as the plan arrives: plan
+			 * out, probe back is one round trip (hole punching times its start by it). */
+			np->delay = (now - np->t_plan) / 2;
 			send_filter_tests(np);
 			if (np->tests_sent)
 				np->retest_at = now + NATPROBE_RETEST_S;
@@ -376,4 +382,20 @@ natprobe_timer(struct natprobe *np, double now)
 	if (changed)
 		classify_and_send(np);
 	arm(np, now);
+}
+
+int
+natprobe_info(const struct natprobe *np, struct msg_nat_info *info)
+{
+	/* A new plan clears info_sent but the node still has the previous NAT_INFO. */
+	if (!np->info_ever)
+		return 0;
+	*info = np->last;
+	return 1;
+}
+
+double
+natprobe_delay(const struct natprobe *np)
+{
+	return np->delay;
 }

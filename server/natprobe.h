@@ -74,4 +74,10 @@ int natprobe_report(struct natprobe *np, const struct msg_nat_report *r, double 
 /* The transport's timer fired. */
 void natprobe_timer(struct natprobe *np, double now);
 
+/* The last NAT_INFO sent on this connection: 1 with *info filled, 0 none yet. */
+int natprobe_info(const struct natprobe *np, struct msg_nat_info *info);
+/* The node's one-way delay to the server, s: half the time from the latest NAT_PLAN to its
+ * first phase-1 probe (kept across later plans until one measures again); 0 unknown. */
+double natprobe_delay(const struct natprobe *np);
+
 #endif

@@ -44,6 +44,7 @@ struct server {                          /* owned by main() */
 	int udp_fd[NATPROBE_MAX_SOCKS];
 	struct natsock udp_sock[NATPROBE_MAX_SOCKS]; /* what each UDP socket is bound to */
 	ev_timer accept_pause;          /* out of fds: stop accepting for a second */
+	ev_timer punch_timer;           /* the mediator's hole-punching pacer (medsrv_io) */
 	ev_signal sigterm_w;
 	ev_signal sigint_w;
 	struct conn *conns;             /* list of every open control connection */

@@ -42,6 +42,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			(void)nat_ports_name(m.u.nat_info.ports);
 			(void)nat_hairpin_name(m.u.nat_info.hairpin);
 		}
+		if (m.type == MSG_PUNCH)
+			(void)punch_strategy_name(m.u.punch.strategy);
 	}
 	if (probe_decode(data, size, token) == 0) {
 		n = probe_encode(token, out, sizeof(out));

@@ -8,7 +8,11 @@ fullcone, seq1, random and udpblock routers (tests/natlab/natlab.py).
    a. two portrestricted sites reach a direct path;
    b. each daemon's `nat` in `shoal --json status` matches its site's type (mapping, filtering,
       ports; step for seq1). A missing `nat` is a failure, not a skip;
-   c. the udpblock site's nat.udp is "blocked".
+   c. the udpblock site's nat.udp is "blocked";
+   d. server-driven punching: seq1 (sequential ports) reaches portrestricted directly with
+      strategy "predict" (it gets no path without it);
+   e. random facing portrestricted has no direct path yet, and `shoal list --json` says why
+      (strategy "none" and a reason naming both NATs).
 """
 import os
 import sys
@@ -84,6 +88,32 @@ def main():
                   f"{'ok' if not bad else 'MISMATCH ' + ', '.join(bad)}")
             if bad:
                 failures.append(f"{'c' if k == 'udpblock' else 'b'}. {k}: {', '.join(bad)}")
+        # d, e: punching, once every side is classified (the plans need both NAT profiles)
+        s, r = daemons["seq1"], daemons["random"]
+        s.cli("join", "lab")
+        r.cli("join", "lab")
+        try:
+            harness.wait_until(lambda: (a.member("lab", s.name) or {}).get("path") == "direct"
+                               and (s.member("lab", a.name) or {}).get("path") == "direct",
+                               10, what="direct path between portrestricted and seq1")
+            strat = (a.member("lab", s.name) or {}).get("strategy")
+            if strat != "predict":
+                failures.append(f"d. portrestricted <-> seq1 direct, but strategy {strat!r}, want 'predict'")
+            else:
+                print("d. portrestricted <-> seq1: direct (predict)")
+        except AssertionError as e:
+            failures.append(f"d. {e}")
+        try:
+            m = harness.wait_until(lambda: (lambda m: m if m and m.get("strategy") == "none" else None)(
+                a.member("lab", r.name)), 10, what="strategy none for portrestricted <-> random")
+            reason = m.get("reason") or {}
+            if m.get("path") == "direct" or "random" not in str(reason.get("peer_nat")) \
+                    or not reason.get("why"):
+                failures.append(f"e. portrestricted <-> random: {m!r}")
+            else:
+                print(f"e. portrestricted <-> random: {m['path']}, why: {reason['why']}")
+        except AssertionError as e:
+            failures.append(f"e. {e}")
         if failures:
             lab.dump_logs(lines=30)
     print(f"({time.monotonic() - t0:.1f} s)")

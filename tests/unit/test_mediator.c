@@ -43,6 +43,7 @@ struct env {                             /* one test's world */
 	struct fake f[6];
 	struct udp_sent udp[32];
 	int n_udp;
+	double punch_at;                /* the punch timer: absolute time, < 0 stopped */
 };
 
 static void
@@ -95,13 +96,21 @@ io_timer(void *arg, void *conn, double after)
 }
 
 static void
+io_punch_timer(void *arg, double after)
+{
+	struct env *e = arg;
+
+	e->punch_at = after < 0 ? -1.0 : e->now + after;
+}
+
+static void
 env_init(struct env *e)
 {
 	struct medsrv_config cfg = {
 		.range = RANGE, .prefix_len = 8,
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
-	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL };
 	char err[256], path[128];
 	int i;
 
@@ -557,7 +566,7 @@ test_restart(void)
 		.range = RANGE, .prefix_len = 8,
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
-	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL };
 	const struct msg *w;
 	char path[128], err[256];
 
@@ -605,9 +614,11 @@ nat_env_init(struct env *e)
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 		.n_nat_socks = 6,
 	};
-	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer,
+	    io_punch_timer };
 
 	env_init(e);
+	e->punch_at = -1;
 	medsrv_free(e->m);
 	memcpy(cfg.nat_socks, socks, sizeof(socks));
 	io.arg = e;
@@ -839,6 +850,162 @@ test_nat_blocked_and_restart(void)
 	env_done(&e);
 }
 
+/*
+ * Runs node i's classification as its NAT would answer: phase 1 at 2 x delay after the plan
+ * (one round trip), then phase 2 with target k seen from pub:port + step x k; the report says
+ * which filtering tests came through. NAT_INFO goes out with the last phase-2 probe.
+ */
+static void
+classify(struct env *e, int i, uint32_t pub, uint16_t port, uint16_t step, uint8_t tests,
+    double delay)
+{
+	static const int sock_of[6] = { 0, 1, 3, 4, 2, 5 };
+	const struct msg *plan = last_of(&e->f[i], MSG_NAT_PLAN);
+	const struct msg *w = last_of(&e->f[i], MSG_WELCOME);
+	struct nat_probe p;
+	struct endpoint from;
+	double t0 = e->now;
+	int k;
+
+	CHECK(plan != NULL && w != NULL);
+	if (plan == NULL || w == NULL)
+		return;
+	memcpy(p.token, w->u.welcome.udp_token, UDP_TOKEN_LEN);
+	p.test_id = plan->u.nat_plan.test_id;
+	for (k = 0; k < 6; k++) {
+		e->now = k == 0 ? t0 + 2 * delay : t0 + 1.0;
+		p.target = (uint8_t)k;
+		from.addr = pub;
+		from.port = (uint16_t)(port + step * k);
+		CHECK_EQ(medsrv_nat_probe(e->m, &p, sock_of[k], &from), 0);
+		if (k == 0)
+			nat_report(e, i, p.test_id, tests, 0, NAT_HP_UNTRIED);
+	}
+	CHECK(last_of(&e->f[i], MSG_NAT_INFO) != NULL);
+}
+
+/* The last PUNCH f got about peer j, or NULL. */
+static const struct msg_punch *
+punch_about(const struct env *e, int i, int j)
+{
+	const struct fake *f = &e->f[i];
+	int k;
+
+	for (k = f->n - 1; k >= 0; k--)
+		if (f->got[k].type == MSG_PUNCH &&
+		    memcmp(f->got[k].u.punch.peer, e->f[j].key, KEY_LEN) == 0)
+			return &f->got[k].u.punch;
+	return NULL;
+}
+
+#define P0 0xc6336401u                  /* 198.51.100.1: node 0's NAT (easy) */
+#define P1 0xcb007101u                  /* 203.0.113.1: nodes 1 and 2 (sequential) */
+
+static void
+test_punch(void)
+{
+	struct endpoint local = { SA, 7000 };
+	struct endpoint from;
+	const struct msg_punch *p;
+	uint8_t token1[UDP_TOKEN_LEN];
+	struct env e;
+	int k;
+
+	nat_env_init(&e);
+	nat_connect(&e, 0, &local);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 0, P0, 40000, 0, 3, 0.010);        /* eim, preserved, eif */
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 0);      /* alone in its network */
+
+	nat_connect(&e, 1, &local);
+	memcpy(token1, last_of(&e.f[1], MSG_WELCOME)->u.welcome.udp_token, UDP_TOKEN_LEN);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 0);      /* node 1 has no NAT_INFO yet */
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 0);
+	classify(&e, 1, P1, 50000, 1, 0, 0.030);        /* apdm, sequential step 1, apdf */
+
+	/* Its NAT_INFO plans the pair: node 0 aims at 8 predicted ports past the highest port
+	 * seen (50005), node 1 at node 0's one endpoint; both fire at the same instant. */
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 1);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 1);
+	p = punch_about(&e, 0, 1);
+	CHECK(p != NULL);
+	if (p) {
+		CHECK_EQ(p->strategy, PUNCH_PREDICT);
+		CHECK_EQ(p->n_targets, 15);     /* 8 past the highest, 7 below it */
+		for (k = 0; k < 8; k++)
+			CHECK(p->targets[k].addr == P1 && p->targets[k].port == 50006 + k);
+		for (k = 8; k < p->n_targets; k++)
+			CHECK(p->targets[k].addr == P1 && p->targets[k].port == 50005 - (k - 7));
+		CHECK_EQ(p->my_mapping, NAT_MAP_EIM);
+		CHECK_EQ(p->peer_mapping, NAT_MAP_APDM);
+		CHECK_EQ(p->peer_ports, NAT_PORTS_SEQUENTIAL);
+		CHECK_EQ(p->peer_filtering, NAT_FILT_APDF);
+		CHECK_EQ(p->start_ms, 100 + 30 - 10);
+		CHECK_EQ(p->rounds, 5);
+		CHECK_EQ(p->interval_ms, 200);
+	}
+	p = punch_about(&e, 1, 0);
+	CHECK(p != NULL);
+	if (p) {
+		CHECK_EQ(p->strategy, PUNCH_PREDICT);
+		CHECK_EQ(p->n_targets, 1);
+		CHECK(p->targets[0].addr == P0 && p->targets[0].port == 40000);
+		CHECK_EQ(p->start_ms, 100);
+	}
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 1);
+
+	/* A new observed port 3 s later would plan again, but not within 10 s. */
+	e.now += 3.0;
+	from.addr = P1;
+	from.port = 50010;
+	CHECK_EQ(medsrv_probe(e.m, token1, &from), 0);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 1);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 1);
+	/* 10.5 s after the plan it goes out, predicted from the new highest port. */
+	e.now += 7.5;
+	from.port = 50011;
+	CHECK_EQ(medsrv_probe(e.m, token1, &from), 0);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 2);
+	p = punch_about(&e, 0, 1);
+	CHECK(p && p->n_targets == 15 && p->targets[0].port == 50012);
+	CHECK(e.punch_at < 0);
+
+	/* Node 2 behind the same sequential NAT as node 1: with node 1 it is lan, at once; with
+	 * node 0 it waits until 2 s after the last plan on that address. */
+	nat_connect(&e, 2, &local);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 2, P1, 50100, 1, 0, 0.020);
+	p = punch_about(&e, 2, 1);
+	CHECK(p && p->strategy == PUNCH_LAN);
+	CHECK(punch_about(&e, 2, 0) == NULL);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 2);
+	CHECK(e.punch_at > e.now);
+	e.now = e.punch_at;
+	medsrv_punch_timer(e.m);
+	p = punch_about(&e, 0, 2);
+	CHECK(p && p->strategy == PUNCH_PREDICT && p->n_targets == 15 &&
+	    p->targets[0].addr == P1 && p->targets[0].port == 50106);
+	p = punch_about(&e, 2, 0);
+	CHECK(p && p->n_targets == 1 && p->targets[0].port == 40000);
+	CHECK(e.punch_at < 0);
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 4);
+
+	/* A node that goes offline in the network is no longer planned with. */
+	disconnect_node(&e, 2);
+	CHECK_EQ(req(&e, 1, OP_GO_OFFLINE, "net", NULL, -1, 0), RES_OK);
+	e.now += 20.0;
+	from.port = 50020;
+	CHECK_EQ(medsrv_probe(e.m, token1, &from), 0);
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 4);
+	/* Back online: planned at once (more than 10 s since the last plan). */
+	CHECK_EQ(req(&e, 1, OP_GO_ONLINE, "net", NULL, -1, 0), RES_OK);
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 5);
+	disconnect_node(&e, 0);
+	disconnect_node(&e, 1);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -852,5 +1019,6 @@ main(void)
 	RUN(test_restart);
 	RUN(test_nat_sequence);
 	RUN(test_nat_blocked_and_restart);
+	RUN(test_punch);
 	return unit_finish();
 }

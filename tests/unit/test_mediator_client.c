@@ -53,6 +53,8 @@ static struct record {
 	struct endpoint udp_to, udp_from;
 	uint8_t udp_pkt[64];
 	size_t udp_len;
+	int punch_calls;                /* ops->punch */
+	struct msg_punch punch;         /* the last one */
 } st;
 
 static int
@@ -107,7 +109,15 @@ fake_revoke(void *arg, const uint8_t key[KEY_LEN])
 	st.auth_neps[i] = st.auth_neps[st.n_auth];
 }
 
-static const struct medclient_ops fake_ops = { fake_address, fake_authorize, fake_revoke };
+static void
+fake_punch(void *arg, const struct msg_punch *p)
+{
+	st.punch_calls++;
+	st.punch = *p;
+}
+
+static const struct medclient_ops fake_ops = { fake_address, fake_authorize, fake_revoke,
+	fake_punch };
 
 /* ---- the fake server ---- */
 
@@ -751,6 +761,87 @@ test_view_and_authorization(void)
 	CHECK_EQ(st.revoke_unknown, 0);
 	CHECK(medclient_connected(fx.med));
 	fx_free(&fx);
+}
+
+static void
+srv_punch(struct fsrv *s, const uint8_t key[KEY_LEN], uint8_t strategy, uint8_t n_targets)
+{
+	struct msg m;
+	uint8_t i;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_PUNCH;
+	memcpy(m.u.punch.peer, key, KEY_LEN);
+	m.u.punch.strategy = strategy;
+	m.u.punch.my_mapping = NAT_MAP_APDM;
+	m.u.punch.my_ports = NAT_PORTS_RANDOM;
+	m.u.punch.peer_mapping = NAT_MAP_EIM;
+	m.u.punch.peer_ports = NAT_PORTS_PRESERVED;
+	m.u.punch.peer_filtering = NAT_FILT_APDF;
+	if (strategy != PUNCH_NONE) {
+		m.u.punch.start_ms = 120;
+		m.u.punch.interval_ms = 200;
+		m.u.punch.rounds = 5;
+	}
+	m.u.punch.n_targets = n_targets;
+	for (i = 0; i < n_targets; i++)
+		m.u.punch.targets[i] = (struct endpoint){ 0xcb007107, (uint16_t)(51820 + i) };
+	srv_send(s, &m);
+}
+
+/* PUNCH: kept per peer for display, handed to the owner, replaced by the next one, dropped
+ * with the member; one for a key outside the view is not kept. */
+static void
+test_punch(void)
+{
+	struct fixture fx;
+	struct msg_punch got;
+	struct fsrv *s;
+
+	fx_init(&fx, burst_lan);
+	fx_connect(&fx);
+	s = &fx.srv;
+	CHECK_EQ(medclient_punch_info(fx.med, k_bob, &got), -1);
+
+	srv_punch(s, k_bob, PUNCH_SIMULTANEOUS, 3);
+	CHECK(run_until_int(fx.loop, &st.punch_calls, 1, 3.0));
+	CHECK_MEM(st.punch.peer, k_bob, KEY_LEN);
+	CHECK_EQ(st.punch.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(st.punch.n_targets, 3);
+	CHECK_EQ(st.punch.targets[2].port, 51822);
+	CHECK_EQ(st.punch.start_ms, 120);
+	CHECK_EQ(st.punch.interval_ms, 200);
+	CHECK_EQ(st.punch.rounds, 5);
+	CHECK_EQ(medclient_punch_info(fx.med, k_bob, &got), 0);
+	CHECK_EQ(got.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(got.peer_filtering, NAT_FILT_APDF);
+	CHECK_EQ(got.my_mapping, NAT_MAP_APDM);
+	CHECK_EQ(got.my_ports, NAT_PORTS_RANDOM);
+	CHECK_EQ(got.peer_ports, NAT_PORTS_PRESERVED);
+	CHECK_EQ(got.n_targets, 3);
+
+	/* A stranger's PUNCH is dropped; then bob's plan changes to "none". The stranger's
+	 * comes first on the stream, so once bob's has arrived it has been handled too. */
+	srv_punch(s, k_bob2, PUNCH_SIMULTANEOUS, 1);
+	srv_punch(s, k_bob, PUNCH_NONE, 0);
+	CHECK(run_until_int(fx.loop, &st.punch_calls, 2, 3.0));
+	settle(fx.loop);
+	CHECK_EQ(st.punch_calls, 2);
+	CHECK_EQ(medclient_punch_info(fx.med, k_bob2, &got), -1);
+	CHECK_EQ(medclient_punch_info(fx.med, k_bob, &got), 0);
+	CHECK_EQ(got.strategy, PUNCH_NONE);
+	CHECK_EQ(got.n_targets, 0);
+
+	/* carol (pending, still in the view) may have one; bob leaves: his is dropped. */
+	srv_punch(s, k_carol, PUNCH_LAN, 2);
+	CHECK(run_until_int(fx.loop, &st.punch_calls, 3, 3.0));
+	srv_member_gone(s, "lan", k_bob);
+	settle(fx.loop);
+	CHECK_EQ(medclient_punch_info(fx.med, k_bob, &got), -1);
+	CHECK_EQ(medclient_punch_info(fx.med, k_carol, &got), 0);
+	CHECK_EQ(got.strategy, PUNCH_LAN);
+	CHECK(medclient_connected(fx.med));
+	fx_free(&fx);       /* carol's entry is freed with the client (valgrind) */
 }
 
 static void
@@ -1569,5 +1660,6 @@ main(void)
 	RUN(test_wrong_server_key_retries);
 	RUN(test_nat_classification);
 	RUN(test_nat_plan_replaced_and_stopped);
+	RUN(test_punch);
 	return unit_finish();
 }

@@ -193,6 +193,26 @@ ex_nat_info(struct msg *m)
 	m->u.nat_info.addrs = 2;
 }
 
+static void
+ex_punch(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_PUNCH;
+	memset(m->u.punch.peer, 0x22, KEY_LEN);
+	m->u.punch.strategy = PUNCH_PREDICT;
+	m->u.punch.my_mapping = NAT_MAP_EIM;
+	m->u.punch.my_ports = NAT_PORTS_PRESERVED;
+	m->u.punch.peer_mapping = NAT_MAP_APDM;
+	m->u.punch.peer_ports = NAT_PORTS_SEQUENTIAL;
+	m->u.punch.peer_filtering = NAT_FILT_APDF;
+	m->u.punch.start_ms = 250;
+	m->u.punch.interval_ms = 200;
+	m->u.punch.rounds = 5;
+	m->u.punch.n_targets = 2;
+	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 7), 51821 };
+	m->u.punch.targets[1] = (struct endpoint){ ip4(203, 0, 113, 7), 51822 };
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -212,6 +232,7 @@ static const struct golden {
 	{ "nat_plan", ex_nat_plan, 1 + 2 + 4 + 2 + 1 + 3 * 6 },
 	{ "nat_report", ex_nat_report, 1 + 2 + 2 + 1 + 1 + 1 + 1 },
 	{ "nat_info", ex_nat_info, 1 + 1 + 1 + 1 + 1 + 2 + 1 + 2 + 2 + 6 + 1 },
+	{ "punch", ex_punch, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 2 * 6 },
 };
 
 /* ---- golden file I/O ---- */
@@ -385,6 +406,20 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 		CHECK_EQ(a->u.nat_info.lifetime_max_s, b->u.nat_info.lifetime_max_s);
 		check_endpoints(&a->u.nat_info.public_ep, &b->u.nat_info.public_ep, 1);
 		CHECK_EQ(a->u.nat_info.addrs, b->u.nat_info.addrs);
+		break;
+	case MSG_PUNCH:
+		CHECK_MEM(a->u.punch.peer, b->u.punch.peer, KEY_LEN);
+		CHECK_EQ(a->u.punch.strategy, b->u.punch.strategy);
+		CHECK_EQ(a->u.punch.my_mapping, b->u.punch.my_mapping);
+		CHECK_EQ(a->u.punch.my_ports, b->u.punch.my_ports);
+		CHECK_EQ(a->u.punch.peer_mapping, b->u.punch.peer_mapping);
+		CHECK_EQ(a->u.punch.peer_ports, b->u.punch.peer_ports);
+		CHECK_EQ(a->u.punch.peer_filtering, b->u.punch.peer_filtering);
+		CHECK_EQ(a->u.punch.start_ms, b->u.punch.start_ms);
+		CHECK_EQ(a->u.punch.interval_ms, b->u.punch.interval_ms);
+		CHECK_EQ(a->u.punch.rounds, b->u.punch.rounds);
+		CHECK_EQ(a->u.punch.n_targets, b->u.punch.n_targets);
+		check_endpoints(a->u.punch.targets, b->u.punch.targets, a->u.punch.n_targets);
 		break;
 	default:
 		CHECK(!"unexpected type");
@@ -633,7 +668,7 @@ static const struct bad_patch {
 	uint8_t val;
 } bad_patches[] = {
 	{ "unknown type 0", ex_ping, 0, 0 },
-	{ "unknown type 14", ex_ping, 0, 14 },
+	{ "unknown type 15", ex_ping, 0, 15 },
 	{ "unknown type 255", ex_ping, 0, 255 },
 	/* HELLO: type, u16 version, str8 nick(5) at 3, u16 port at 9, count at 11 */
 	{ "hello count 9", ex_hello, 11, MAX_ENDPOINTS + 1 },
@@ -680,6 +715,24 @@ static const struct bad_patch {
 	{ "nat_info hairpin 3", ex_nat_info, 7, 3 },
 	{ "nat_info addrs 0", ex_nat_info, 18, 0 },
 	{ "nat_info addrs 3", ex_nat_info, 18, 3 },
+	/* PUNCH: type, peer 1..32, strategy 33, my_nat 34 (mapping | ports << 4), peer_nat 35,
+	 * peer_filter 36, start_ms 37..38 (250), interval_ms 39..40 (200), rounds 41, count 42 */
+	{ "punch strategy 5", ex_punch, 33, PUNCH_BIRTHDAY + 1 },
+	{ "punch strategy 255", ex_punch, 33, 255 },
+	{ "punch none with targets", ex_punch, 33, PUNCH_NONE },
+	{ "punch my mapping nibble 4", ex_punch, 34, 0x14 },
+	{ "punch my mapping nibble 15", ex_punch, 34, 0x1f },
+	{ "punch my ports nibble 5", ex_punch, 34, 0x51 },
+	{ "punch my ports nibble 15", ex_punch, 34, 0xf1 },
+	{ "punch peer mapping nibble 4", ex_punch, 35, 0x34 },
+	{ "punch peer ports nibble 5", ex_punch, 35, 0x53 },
+	{ "punch peer filter 4", ex_punch, 36, NAT_FILT_APDF + 1 },
+	{ "punch start_ms 5370", ex_punch, 37, 0x14 },            /* 0x14fa */
+	{ "punch interval_ms 2248", ex_punch, 39, 0x08 },         /* 0x08c8 */
+	{ "punch rounds 11", ex_punch, 41, 11 },
+	{ "punch 17 targets", ex_punch, 42, PUNCH_MAX_TARGETS + 1 },
+	{ "punch 1 target < present", ex_punch, 42, 1 },
+	{ "punch 3 targets > present", ex_punch, 42, 3 },
 	/* NETWORK: type, str8 name at 1 */
 	{ "network name len 0 leaves bytes", ex_network, 1, 0 },
 };
@@ -807,11 +860,65 @@ test_encode_rejects(void)
 	m.u.nat_info.mapping = NAT_MAP_APDM + 1;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
 
+	ex_punch(&m);
+	m.u.punch.strategy = PUNCH_BIRTHDAY + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch(&m);
+	m.u.punch.strategy = PUNCH_NONE;        /* none carries no targets */
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.punch.n_targets = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1);
+	ex_punch(&m);
+	m.u.punch.start_ms = 5001;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.punch.start_ms = 5000;
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+	m.u.punch.interval_ms = 2001;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.punch.interval_ms = 2000;
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+	m.u.punch.rounds = 11;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.punch.rounds = 10;
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+	m.u.punch.my_ports = NAT_PORTS_RANDOM + 1;   /* would not fit its nibble's range */
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch(&m);
+	m.u.punch.peer_mapping = 16;                 /* would spill into the ports nibble */
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch(&m);
+	m.u.punch.peer_filtering = NAT_FILT_APDF + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch(&m);
+	m.u.punch.n_targets = PUNCH_MAX_TARGETS + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
 	memset(&m, 0, sizeof(m));
 	m.type = 0;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
 	m.type = 200;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+}
+
+/* 16 targets travel; a 17th, even with its 6 bytes present, is rejected. */
+static void
+test_punch_max_targets(void)
+{
+	uint8_t enc[BUF_MAX];
+	struct msg m, d;
+	int n, i;
+
+	ex_punch(&m);
+	m.u.punch.n_targets = PUNCH_MAX_TARGETS;
+	for (i = 0; i < PUNCH_MAX_TARGETS; i++)
+		m.u.punch.targets[i] = (struct endpoint){ ip4(198, 51, 100, 9), (uint16_t)(1000 + i) };
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK_EQ(n, 43 + PUNCH_MAX_TARGETS * 6);
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), 0);
+	check_msg_equal(&m, &d);
+	enc[42] = PUNCH_MAX_TARGETS + 1;
+	memset(enc + n, 0x01, 6);
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n + 6), -1);
 }
 
 /* The largest message fits a control frame with room for the AEAD tag. */
@@ -871,6 +978,13 @@ test_names(void)
 	CHECK(strcmp(nat_hairpin_name(NAT_HAIRPIN_YES), "yes") == 0);
 	CHECK(strcmp(nat_hairpin_name(NAT_HAIRPIN_NO), "no") == 0);
 	CHECK(strcmp(nat_hairpin_name(0), "unknown") == 0);
+	CHECK(strcmp(msg_type_name(MSG_PUNCH), "PUNCH") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_NONE), "none") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_LAN), "lan") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_SIMULTANEOUS), "simultaneous") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_PREDICT), "predict") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_BIRTHDAY), "birthday") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_BIRTHDAY + 1), "unknown") == 0);
 }
 
 int
@@ -883,6 +997,7 @@ main(void)
 	RUN(test_bad_table);
 	RUN(test_overlong_strings);
 	RUN(test_encode_rejects);
+	RUN(test_punch_max_targets);
 	RUN(test_max_sizes);
 	RUN(test_names);
 	return unit_finish();

@@ -1,0 +1,276 @@
+/*
+ * punch: the pair table (last plan time per unordered pair of keys), the last plan time per
+ * sequential public address, and one FIFO of pairs waiting for their addresses. The queue is
+ * a small array (PUNCH_QUEUE_MAX): removal shifts, which is cheap at that size and keeps the
+ * order without a second index.
+ * Must not: send, log, read a clock, know about sessions or the store.
+ */
+#include "config.h"
+#include "server/punch.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+struct pair {                            /* owned by struct punch */
+	uint8_t keys[2 * KEY_LEN];      /* lower key first */
+	double at;                      /* last plan */
+	UT_hash_handle hh;
+};
+
+struct seqaddr {                         /* owned by struct punch */
+	uint32_t addr;
+	double at;                      /* last plan involving a sequential side here */
+	UT_hash_handle hh;
+};
+
+struct queued {
+	uint8_t keys[2 * KEY_LEN];
+	uint32_t seq[2];
+};
+
+struct punch {
+	struct pair *pairs;
+	unsigned n_pairs;
+	struct seqaddr *addrs;
+	unsigned n_addrs;
+	struct queued q[PUNCH_QUEUE_MAX];
+	unsigned n_q;
+};
+
+struct punch *
+punch_new(void)
+{
+	return calloc(1, sizeof(struct punch));
+}
+
+void
+punch_free(struct punch *p)
+{
+	struct pair *e, *tmp;
+	struct seqaddr *s, *stmp;
+
+	if (p == NULL)
+		return;
+	HASH_ITER(hh, p->pairs, e, tmp) {
+		HASH_DEL(p->pairs, e);
+		free(e);
+	}
+	HASH_ITER(hh, p->addrs, s, stmp) {
+		HASH_DEL(p->addrs, s);
+		free(s);
+	}
+	free(p);
+}
+
+/* (a, b) and (b, a) are one pair. */
+static void
+pair_keys(const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN], uint8_t out[2 * KEY_LEN])
+{
+	int swap = memcmp(a, b, KEY_LEN) > 0;
+
+	memcpy(out, swap ? b : a, KEY_LEN);
+	memcpy(out + KEY_LEN, swap ? a : b, KEY_LEN);
+}
+
+static double
+addr_at(const struct punch *p, uint32_t addr)
+{
+	struct seqaddr *s;
+
+	if (addr == 0)
+		return -1;
+	HASH_FIND(hh, p->addrs, &addr, sizeof(addr), s);
+	return s ? s->at : -1;
+}
+
+static int
+addr_free(const struct punch *p, uint32_t addr, double now)
+{
+	double at = addr_at(p, addr);
+
+	return at < 0 || now - at >= PUNCH_SEQ_GAP_S;
+}
+
+/* Both bounded tables drop what no longer constrains anything before refusing. */
+static void
+sweep(struct punch *p, double now)
+{
+	struct pair *e, *tmp;
+	struct seqaddr *s, *stmp;
+
+	HASH_ITER(hh, p->pairs, e, tmp)
+		if (now - e->at >= PUNCH_PAIR_MIN_S) {
+			HASH_DEL(p->pairs, e);
+			free(e);
+			p->n_pairs--;
+		}
+	HASH_ITER(hh, p->addrs, s, stmp)
+		if (now - s->at >= PUNCH_SEQ_GAP_S) {
+			HASH_DEL(p->addrs, s);
+			free(s);
+			p->n_addrs--;
+		}
+}
+
+/* Room for the pair's entry and its addresses' entries; 0 when a bound is reached. */
+static int
+room(struct punch *p, const uint8_t keys[2 * KEY_LEN], double now)
+{
+	struct pair *e;
+
+	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
+	if ((e == NULL && p->n_pairs >= PUNCH_PAIRS_MAX) || p->n_addrs + 2 > PUNCH_ADDRS_MAX)
+		sweep(p, now);
+	return (e != NULL || p->n_pairs < PUNCH_PAIRS_MAX) && p->n_addrs + 2 <= PUNCH_ADDRS_MAX;
+}
+
+/* Records a plan of the pair at now; call only after room() said yes. */
+static void
+record(struct punch *p, const uint8_t keys[2 * KEY_LEN], const uint32_t seq[2], double now)
+{
+	struct pair *e;
+	struct seqaddr *s;
+	int i;
+
+	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
+	if (e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
+		memcpy(e->keys, keys, sizeof(e->keys));
+		HASH_ADD(hh, p->pairs, keys, sizeof(e->keys), e);
+		p->n_pairs++;
+	}
+	if (e)
+		e->at = now;
+	for (i = 0; i < 2; i++) {
+		if (seq[i] == 0)
+			continue;
+		HASH_FIND(hh, p->addrs, &seq[i], sizeof(seq[i]), s);
+		if (s == NULL && (s = calloc(1, sizeof(*s))) != NULL) {
+			s->addr = seq[i];
+			HASH_ADD(hh, p->addrs, addr, sizeof(s->addr), s);
+			p->n_addrs++;
+		}
+		if (s)
+			s->at = now;
+	}
+}
+
+static int
+queued_shares(const struct punch *p, unsigned upto, const uint32_t seq[2])
+{
+	unsigned i;
+	int k, j;
+
+	for (i = 0; i < upto; i++)
+		for (k = 0; k < 2; k++)
+			for (j = 0; j < 2; j++)
+				if (seq[k] != 0 && p->q[i].seq[j] == seq[k])
+					return 1;
+	return 0;
+}
+
+static void
+queue_remove(struct punch *p, unsigned i)
+{
+	memmove(&p->q[i], &p->q[i + 1], (p->n_q - i - 1) * sizeof(p->q[0]));
+	p->n_q--;
+}
+
+enum punch_admit
+punch_admit(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
+    uint32_t seq_a, uint32_t seq_b, double now)
+{
+	uint8_t keys[2 * KEY_LEN];
+	uint32_t seq[2];
+	struct pair *e;
+	unsigned i;
+
+	pair_keys(a, b, keys);
+	/* Same order as the keys, so a queued entry means the same thing whichever side asked. */
+	seq[0] = memcmp(keys, a, KEY_LEN) == 0 ? seq_a : seq_b;
+	seq[1] = memcmp(keys, a, KEY_LEN) == 0 ? seq_b : seq_a;
+	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
+	if (e != NULL && now - e->at < PUNCH_PAIR_MIN_S)
+		return PUNCH_RECENT;
+	for (i = 0; i < p->n_q; i++)
+		if (memcmp(p->q[i].keys, keys, sizeof(keys)) == 0)
+			return PUNCH_QUEUED;
+	/* Behind a busy address, or behind earlier plans waiting for it: wait in line. */
+	if (!addr_free(p, seq[0], now) || !addr_free(p, seq[1], now) ||
+	    queued_shares(p, p->n_q, seq)) {
+		if (p->n_q >= PUNCH_QUEUE_MAX)
+			return PUNCH_FULL;
+		memcpy(p->q[p->n_q].keys, keys, sizeof(keys));
+		p->q[p->n_q].seq[0] = seq[0];
+		p->q[p->n_q].seq[1] = seq[1];
+		p->n_q++;
+		return PUNCH_QUEUED;
+	}
+	if (!room(p, keys, now))
+		return PUNCH_FULL;
+	record(p, keys, seq, now);
+	return PUNCH_GO;
+}
+
+int
+punch_next(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN])
+{
+	unsigned i;
+
+	for (i = 0; i < p->n_q; i++) {
+		struct queued *q = &p->q[i];
+
+		/* One address, one line: a later plan never overtakes an earlier one sharing an
+		 * address with it. */
+		if (!addr_free(p, q->seq[0], now) || !addr_free(p, q->seq[1], now) ||
+		    queued_shares(p, i, q->seq))
+			continue;
+		if (!room(p, q->keys, now))
+			return 0;
+		record(p, q->keys, q->seq, now);
+		memcpy(a, q->keys, KEY_LEN);
+		memcpy(b, q->keys + KEY_LEN, KEY_LEN);
+		queue_remove(p, i);
+		return 1;
+	}
+	return 0;
+}
+
+double
+punch_due(const struct punch *p)
+{
+	double due = -1, t, at;
+	unsigned i;
+	int k;
+
+	for (i = 0; i < p->n_q; i++) {
+		t = 0;
+		for (k = 0; k < 2; k++)
+			if ((at = addr_at(p, p->q[i].seq[k])) >= 0 && at + PUNCH_SEQ_GAP_S > t)
+				t = at + PUNCH_SEQ_GAP_S;
+		if (due < 0 || t < due)
+			due = t;
+	}
+	return due;
+}
+
+void
+punch_forget(struct punch *p, const uint8_t key[KEY_LEN])
+{
+	struct pair *e, *tmp;
+	unsigned i = 0;
+
+	HASH_ITER(hh, p->pairs, e, tmp)
+		if (memcmp(e->keys, key, KEY_LEN) == 0 ||
+		    memcmp(e->keys + KEY_LEN, key, KEY_LEN) == 0) {
+			HASH_DEL(p->pairs, e);
+			free(e);
+			p->n_pairs--;
+		}
+	while (i < p->n_q)
+		if (memcmp(p->q[i].keys, key, KEY_LEN) == 0 ||
+		    memcmp(p->q[i].keys + KEY_LEN, key, KEY_LEN) == 0)
+			queue_remove(p, i);
+		else
+			i++;
+}

@@ -1,0 +1,52 @@
+/*
+ * punch: when the mediator may send a pair of nodes their MSG_PUNCH (docs/PROTOCOL.md 3.2):
+ * at most one plan per pair per PUNCH_PAIR_MIN_S, and the plans of pairs with a side behind a
+ * sequential NAT serialised per public address, PUNCH_SEQ_GAP_S apart, so one plan's new
+ * mappings do not spoil another's predicted ports. Decides only; mediator.c builds and sends
+ * the plans (punchplan.c) and arms the one timer punch_due asks for.
+ * Free of I/O and of the clock: time comes in as arguments.
+ *
+ * Owns: the pair table and the queue. Bounds: PUNCH_PAIRS_MAX pairs (entries older than
+ * PUNCH_PAIR_MIN_S are swept when full), PUNCH_QUEUE_MAX queued pairs, PUNCH_ADDRS_MAX
+ * sequential addresses; beyond them a plan is refused (PUNCH_FULL), never grown.
+ */
+#ifndef SHOAL_SERVER_PUNCH_H
+#define SHOAL_SERVER_PUNCH_H
+
+#include <stdint.h>
+
+#include "base/proto.h"
+
+#define PUNCH_PAIR_MIN_S 10.0
+#define PUNCH_SEQ_GAP_S 2.0
+
+enum { PUNCH_PAIRS_MAX = 65536, PUNCH_QUEUE_MAX = 1024, PUNCH_ADDRS_MAX = 4096 };
+
+enum punch_admit {
+	PUNCH_GO = 0,                   /* plan it now (recorded as planned at now) */
+	PUNCH_QUEUED,                   /* waits behind a sequential address: see punch_next */
+	PUNCH_RECENT,                   /* planned less than PUNCH_PAIR_MIN_S ago: drop */
+	PUNCH_FULL,                     /* a bound is reached: drop */
+};
+
+struct punch;
+
+struct punch *punch_new(void);
+void punch_free(struct punch *p);
+
+/*
+ * The pair (a, b) became able to talk or changed (the order does not matter). seq_a / seq_b:
+ * the public address of a side behind a sequential NAT, 0 for any other side.
+ */
+enum punch_admit punch_admit(struct punch *p, const uint8_t a[KEY_LEN],
+    const uint8_t b[KEY_LEN], uint32_t seq_a, uint32_t seq_b, double now);
+/* Takes the first queued pair whose sequential addresses are free at now: 1 with a and b
+ * filled (recorded as planned), 0 when none is due. */
+int punch_next(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN]);
+/* When punch_next will have a pair: absolute time (may be <= now), or -1 with an empty queue. */
+double punch_due(const struct punch *p);
+/* key's connection is gone: its pairs and queued plans go too (a new connection starts
+ * afresh). */
+void punch_forget(struct punch *p, const uint8_t key[KEY_LEN]);
+
+#endif

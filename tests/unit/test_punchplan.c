@@ -1,0 +1,411 @@
+/*
+ * test_punchplan: server/punchplan.c, one test per row of docs/PROTOCOL.md 3.2's strategy
+ * table (both orders of the pair where the table is asymmetric), the predicted ports, and the
+ * start-time rule. Every plan is also encoded: a plan the codec refuses could never be sent.
+ */
+#include "config.h"
+
+#include <stdint.h>
+#include <string.h>
+
+#include "mproto/msg.h"
+#include "server/punchplan.h"
+#include "tests/unit/unit.h"
+
+static uint32_t
+ip4(int a, int b, int c, int d)
+{
+	return ((uint32_t)a << 24) | ((uint32_t)b << 16) | ((uint32_t)c << 8) | (uint32_t)d;
+}
+
+#define PUB_A ip4(198, 51, 100, 10)
+#define PUB_B ip4(203, 0, 113, 20)
+
+/* A side with a NAT_INFO; the observed endpoint is the info's public endpoint. */
+static void
+side(struct punch_side *s, uint8_t keybyte, uint32_t pub, uint16_t port, uint8_t mapping,
+    uint8_t filtering, uint8_t ports, uint16_t step)
+{
+	memset(s, 0, sizeof(*s));
+	memset(s->key, keybyte, KEY_LEN);
+	s->has_info = 1;
+	s->info.udp = NAT_UDP_OK;
+	s->info.mapping = mapping;
+	s->info.filtering = filtering;
+	s->info.ports = ports;
+	s->info.step = step;
+	s->info.public_ep = (struct endpoint){ pub, port };
+	s->info.addrs = 2;
+	s->observed = s->info.public_ep;
+	s->cand[s->n_cand++] = s->observed;
+	s->cand[s->n_cand++] = (struct endpoint){ ip4(192, 168, 1, keybyte), 40000 };
+}
+
+static void
+easy(struct punch_side *s, uint8_t keybyte, uint32_t pub, uint8_t filtering)
+{
+	side(s, keybyte, pub, 40000, NAT_MAP_EIM, filtering, NAT_PORTS_PRESERVED, 0);
+}
+
+static void
+seq(struct punch_side *s, uint8_t keybyte, uint32_t pub, uint16_t port, uint16_t step)
+{
+	side(s, keybyte, pub, port, NAT_MAP_APDM, NAT_FILT_APDF, NAT_PORTS_SEQUENTIAL, step);
+}
+
+static void
+rnd(struct punch_side *s, uint8_t keybyte, uint32_t pub)
+{
+	side(s, keybyte, pub, 31337, NAT_MAP_APDM, NAT_FILT_APDF, NAT_PORTS_RANDOM, 0);
+}
+
+static void
+blocked(struct punch_side *s, uint8_t keybyte, uint32_t pub)
+{
+	side(s, keybyte, pub, 40000, 0, 0, 0, 0);
+	s->info.udp = NAT_UDP_BLOCKED;
+}
+
+/* Plans a and b, checks the pair agrees on the strategy, names each other, and encodes. */
+static void
+plan(const struct punch_side *a, const struct punch_side *b, struct msg_punch *pa,
+    struct msg_punch *pb)
+{
+	uint8_t buf[256];
+	struct msg m, d;
+
+	punchplan(a, b, pa, pb);
+	CHECK_EQ(pa->strategy, pb->strategy);
+	CHECK_MEM(pa->peer, b->key, KEY_LEN);
+	CHECK_MEM(pb->peer, a->key, KEY_LEN);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_PUNCH;
+	m.u.punch = *pa;
+	CHECK(msg_encode(&m, buf, sizeof(buf)) > 0);
+	CHECK_EQ(msg_decode(&d, buf, (size_t)msg_encode(&m, buf, sizeof(buf))), 0);
+	m.u.punch = *pb;
+	CHECK(msg_encode(&m, buf, sizeof(buf)) > 0);
+}
+
+static void
+check_ep(const struct endpoint *e, uint32_t addr, uint16_t port)
+{
+	CHECK_EQ(e->addr, addr);
+	CHECK_EQ(e->port, port);
+}
+
+static void
+check_none(const struct msg_punch *p)
+{
+	CHECK_EQ(p->strategy, PUNCH_NONE);
+	CHECK_EQ(p->n_targets, 0);
+	CHECK_EQ(p->rounds, 0);
+	CHECK_EQ(p->start_ms, 0);
+}
+
+/* Row 1: same public address: lan, local candidates first, observed last. */
+static void
+test_lan(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	seq(&a, 1, PUB_A, 50000, 1);
+	rnd(&b, 2, PUB_A);
+	b.cand[b.n_cand++] = (struct endpoint){ ip4(10, 0, 0, 2), 40000 };
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_LAN);
+	CHECK_EQ(pa.n_targets, 3);
+	check_ep(&pa.targets[0], ip4(192, 168, 1, 2), 40000);
+	check_ep(&pa.targets[1], ip4(10, 0, 0, 2), 40000);
+	check_ep(&pa.targets[2], PUB_A, 31337);
+	CHECK_EQ(pb.n_targets, 2);
+	check_ep(&pb.targets[0], ip4(192, 168, 1, 1), 40000);
+	check_ep(&pb.targets[1], PUB_A, 50000);
+	CHECK_EQ(pa.rounds, PUNCH_ROUNDS);
+	CHECK_EQ(pa.interval_ms, PUNCH_INTERVAL_MS);
+}
+
+/* Row 2: easy / easy: simultaneous to the observed endpoints; NAT fields carried. */
+static void
+test_easy_easy(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	easy(&a, 1, PUB_A, NAT_FILT_APDF);
+	easy(&b, 2, PUB_B, NAT_FILT_EIF);
+	b.info.ports = NAT_PORTS_FIXED;
+	b.observed.port = b.info.public_ep.port = 1234;
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(pa.n_targets, 1);
+	check_ep(&pa.targets[0], PUB_B, 1234);
+	CHECK_EQ(pb.n_targets, 1);
+	check_ep(&pb.targets[0], PUB_A, 40000);
+	CHECK_EQ(pa.my_mapping, NAT_MAP_EIM);
+	CHECK_EQ(pa.my_ports, NAT_PORTS_PRESERVED);
+	CHECK_EQ(pa.peer_ports, NAT_PORTS_FIXED);
+	CHECK_EQ(pa.peer_filtering, NAT_FILT_EIF);
+	CHECK_EQ(pb.peer_filtering, NAT_FILT_APDF);
+}
+
+/* Row 3: easy / seq, step 1: the easy side gets 8 predicted ports from the highest observed
+ * port, the sequential side the easy one's observed endpoint; and the same with the pair
+ * swapped. */
+static void
+test_easy_seq_step1(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+	int k;
+
+	easy(&a, 1, PUB_A, NAT_FILT_APDF);
+	seq(&b, 2, PUB_B, 50000, 1);
+	b.max_port = 50004;             /* later mappings seen past the observed one */
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_PREDICT);
+	CHECK_EQ(pa.n_targets, PUNCH_PREDICT_PORTS + PUNCH_PREDICT_BEHIND);
+	for (k = 0; k < PUNCH_PREDICT_PORTS; k++)
+		check_ep(&pa.targets[k], PUB_B, (uint16_t)(50005 + k));
+	/* Then below the highest: a mapping towards us made before 50004 was seen. */
+	for (k = 0; k < PUNCH_PREDICT_BEHIND; k++)
+		check_ep(&pa.targets[PUNCH_PREDICT_PORTS + k], PUB_B, (uint16_t)(50003 - k));
+	CHECK_EQ(pb.n_targets, 1);
+	check_ep(&pb.targets[0], PUB_A, 40000);
+	CHECK_EQ(pa.peer_mapping, NAT_MAP_APDM);
+	CHECK_EQ(pa.peer_ports, NAT_PORTS_SEQUENTIAL);
+
+	/* Swapped: same plan from the other side. */
+	plan(&b, &a, &pb, &pa);
+	CHECK_EQ(pb.strategy, PUNCH_PREDICT);
+	CHECK_EQ(pa.n_targets, PUNCH_PREDICT_PORTS + PUNCH_PREDICT_BEHIND);
+	check_ep(&pa.targets[0], PUB_B, 50005);
+	check_ep(&pa.targets[7], PUB_B, 50012);
+	CHECK_EQ(pb.n_targets, 1);
+
+	/* No max_port known: from the observed port. */
+	b.max_port = 0;
+	plan(&a, &b, &pa, &pb);
+	check_ep(&pa.targets[0], PUB_B, 50001);
+}
+
+/* Row 3 with step 256 near the top of the port range: ports past 65535 are left out. */
+static void
+test_easy_seq_step256_wrap(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	easy(&a, 1, PUB_A, NAT_FILT_EIF);
+	seq(&b, 2, PUB_B, 64000, 256);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_PREDICT);
+	/* 64256, 64512, 64768, 65024, 65280, 65536 (gone), ...; then 63744 down to 62208. */
+	CHECK_EQ(pa.n_targets, 5 + PUNCH_PREDICT_BEHIND);
+	check_ep(&pa.targets[0], PUB_B, 64256);
+	check_ep(&pa.targets[4], PUB_B, 65280);
+	check_ep(&pa.targets[5], PUB_B, 63744);
+	check_ep(&pa.targets[11], PUB_B, 62208);
+
+	/* Lower down all 8 fit ahead, and nothing below 1024 is aimed at. */
+	seq(&b, 2, PUB_B, 1000, 256);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.n_targets, 8);
+	check_ep(&pa.targets[0], PUB_B, 1256);
+	check_ep(&pa.targets[7], PUB_B, 3048);
+
+	/* At the very top only the ports below are left. */
+	seq(&b, 2, PUB_B, 65535, 256);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_PREDICT);
+	CHECK_EQ(pa.n_targets, PUNCH_PREDICT_BEHIND);
+	check_ep(&pa.targets[0], PUB_B, 65279);
+
+	/* Nowhere to aim (a step no NAT_INFO carries, past the top and below 1024): no plan. */
+	seq(&b, 2, PUB_B, 65535, 65535);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+	check_none(&pb);
+}
+
+/* Row 4: seq / seq: both get the other's predicted ports. */
+static void
+test_seq_seq(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	seq(&a, 1, PUB_A, 20000, 2);
+	seq(&b, 2, PUB_B, 30000, 1);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_PREDICT);
+	CHECK_EQ(pa.n_targets, 15);
+	check_ep(&pa.targets[0], PUB_B, 30001);
+	check_ep(&pa.targets[7], PUB_B, 30008);
+	check_ep(&pa.targets[8], PUB_B, 29999);
+	CHECK_EQ(pb.n_targets, 15);
+	check_ep(&pb.targets[0], PUB_A, 20002);
+	check_ep(&pb.targets[7], PUB_A, 20016);
+	check_ep(&pb.targets[14], PUB_A, 19986);
+}
+
+/* Row 5: random vs easy with EIF or ADF: simultaneous (both orders). */
+static void
+test_random_easy_open(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	rnd(&a, 1, PUB_A);
+	easy(&b, 2, PUB_B, NAT_FILT_EIF);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	check_ep(&pa.targets[0], PUB_B, 40000);
+	check_ep(&pb.targets[0], PUB_A, 31337);
+
+	easy(&b, 2, PUB_B, NAT_FILT_ADF);
+	plan(&b, &a, &pb, &pa);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(pa.n_targets, 1);
+	CHECK_EQ(pb.n_targets, 1);
+}
+
+/* Row 6: random vs easy with APDF: none, no targets, no timing. */
+static void
+test_random_easy_apdf(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	rnd(&a, 1, PUB_A);
+	easy(&b, 2, PUB_B, NAT_FILT_APDF);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+	check_none(&pb);
+	/* none still tells each side why: the NAT fields travel. */
+	CHECK_EQ(pa.peer_filtering, NAT_FILT_APDF);
+	CHECK_EQ(pb.peer_ports, NAT_PORTS_RANDOM);
+	plan(&b, &a, &pb, &pa);
+	check_none(&pa);
+}
+
+/* Row 7: random or blocked vs random, seq or blocked: none; blocked vs easy too. */
+static void
+test_hopeless(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	rnd(&a, 1, PUB_A);
+	rnd(&b, 2, PUB_B);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+
+	seq(&b, 2, PUB_B, 50000, 1);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+	plan(&b, &a, &pb, &pa);
+	check_none(&pb);
+
+	blocked(&b, 2, PUB_B);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+
+	blocked(&a, 1, PUB_A);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+
+	seq(&a, 1, PUB_A, 50000, 1);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+
+	easy(&a, 1, PUB_A, NAT_FILT_EIF);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_BLOCKED);
+}
+
+/* Unknown NAT info (none at all, udp unknown, mapping unknown): simultaneous to the observed
+ * endpoints, as daemons did before PUNCH. */
+static void
+test_unknown(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	easy(&a, 1, PUB_A, NAT_FILT_APDF);
+	rnd(&b, 2, PUB_B);
+	b.has_info = 0;
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	check_ep(&pa.targets[0], PUB_B, 31337);
+	check_ep(&pb.targets[0], PUB_A, 40000);
+	CHECK_EQ(pa.peer_ports, 0);     /* nothing known, nothing claimed */
+	CHECK_EQ(pb.my_ports, 0);
+
+	rnd(&a, 1, PUB_A);
+	side(&b, 2, PUB_B, 999, NAT_MAP_UNKNOWN, NAT_FILT_UNKNOWN, NAT_PORTS_UNKNOWN, 0);
+	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_UNKNOWN);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	check_ep(&pa.targets[0], PUB_B, 999);
+
+	b.info.udp = NAT_UDP_UNKNOWN;
+	b.info.mapping = NAT_MAP_EIM;
+	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_UNKNOWN);
+
+	/* No observed endpoint: nothing to aim at. */
+	easy(&b, 2, PUB_B, NAT_FILT_EIF);
+	b.observed.addr = 0;
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+}
+
+/* start_ms = 100 + max(delay) - own delay, both ways, capped at 5000. */
+static void
+test_timing(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	easy(&a, 1, PUB_A, NAT_FILT_EIF);
+	easy(&b, 2, PUB_B, NAT_FILT_EIF);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.start_ms, PUNCH_LEAD_MS);   /* delays unknown: both at +100 ms */
+	CHECK_EQ(pb.start_ms, PUNCH_LEAD_MS);
+
+	a.delay_ms = 30;
+	b.delay_ms = 120;
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.start_ms, 100 + 120 - 30);  /* a hears sooner, waits longer */
+	CHECK_EQ(pb.start_ms, 100);
+	CHECK_EQ(pa.start_ms + a.delay_ms, pb.start_ms + b.delay_ms);
+
+	a.delay_ms = 400;
+	b.delay_ms = 0;
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.start_ms, 100);
+	CHECK_EQ(pb.start_ms, 500);
+
+	a.delay_ms = 9000;              /* absurd estimate: bounded by the codec's limit */
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.start_ms, 100);
+	CHECK_EQ(pb.start_ms, PUNCH_START_MAX_MS);
+}
+
+int
+main(void)
+{
+	RUN(test_lan);
+	RUN(test_easy_easy);
+	RUN(test_easy_seq_step1);
+	RUN(test_easy_seq_step256_wrap);
+	RUN(test_seq_seq);
+	RUN(test_random_easy_open);
+	RUN(test_random_easy_apdf);
+	RUN(test_hopeless);
+	RUN(test_unknown);
+	RUN(test_timing);
+	return unit_finish();
+}

@@ -45,6 +45,7 @@ peers_new(struct ev_loop *loop, const struct noise_keypair *key, struct transpor
 	ps->vn = vn;
 	ps->ops = *ops;
 	ps->ops_arg = arg;
+	ps->refresh = PING_INTERVAL;
 	if ((ps->rl = hslimit_new(loop, HANDSHAKE_RATE, HANDSHAKE_BURST)) == NULL) {
 		free(ps);
 		return NULL;
@@ -301,6 +302,23 @@ peers_free(struct peers *ps)
 	}
 	hslimit_free(ps->rl);
 	free(ps);
+}
+
+void
+peers_set_refresh(struct peers *ps, double seconds)
+{
+	struct peer *p, *tmp;
+
+	if (seconds > PING_INTERVAL)
+		seconds = PING_INTERVAL;
+	if (seconds < PEERS_REFRESH_MIN)
+		seconds = PEERS_REFRESH_MIN;
+	if (seconds == ps->refresh)
+		return;
+	log_info("event=peers_refresh interval_s=%.1f", seconds);
+	ps->refresh = seconds;
+	HASH_ITER(hh_key, ps->by_key, p, tmp)
+		timers_refresh_changed(p);
 }
 
 int

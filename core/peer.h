@@ -104,6 +104,15 @@ int peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_statu
 typedef void (*peers_ping_cb)(void *arg, double rtt_ms);
 int peers_ping(struct peers *ps, uint32_t vaddr, peers_ping_cb cb, void *arg);
 
+/*
+ * How often a usable session is refreshed when idle (the periodic INNER_PING, both ways, so it
+ * also keeps both NATs' bindings open): PING_INTERVAL by default, shorter when our NAT drops
+ * idle bindings sooner. Clamped to [PEERS_REFRESH_MIN, PING_INTERVAL]; applies at once to
+ * every peer.
+ */
+#define PEERS_REFRESH_MIN 1.0
+void peers_set_refresh(struct peers *ps, double seconds);
+
 struct peers_stats {
 	uint64_t rx_data, tx_data, rx_dropped_replay, rx_dropped_auth, rx_dropped_unknown,
 	    rx_dropped_malformed, handshakes_done;

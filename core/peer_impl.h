@@ -157,6 +157,7 @@ struct peers {
 	const struct noise_keypair *key;        /* borrowed: the owner keeps and wipes it */
 	struct transport *tp;                   /* borrowed */
 	const struct vnet *vn;                  /* borrowed; the owner updates it */
+	double refresh;                         /* t_ping interval (peers_set_refresh) */
 	struct peers_ops ops;
 	void *ops_arg;
 	struct peer *by_key;                    /* uthash hh_key */
@@ -231,6 +232,8 @@ void timers_any_authenticated_packet_sent(struct peer *p);
 void timers_any_authenticated_packet_received(struct peer *p);
 void timers_data_sent(struct peer *p);
 void timers_data_received(struct peer *p);
+/* ps->refresh changed: the periodic ping takes the new interval (from now, if running). */
+void timers_refresh_changed(struct peer *p);
 /* Punch rounds: the first after start_s, then every interval_s while path_punch_round says
  * there are more. */
 void timers_punch_start(struct peer *p, double start_s, double interval_s);

@@ -145,13 +145,21 @@ ping_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 void
+timers_refresh_changed(struct peer *p)
+{
+	p->t_ping.repeat = p->ps->refresh;
+	if (ev_is_active(&p->t_ping))
+		ev_timer_again(peer_loop(p), &p->t_ping);
+}
+
+void
 timers_init(struct peer *p)
 {
 	ev_timer_init(&p->t_retransmit, retransmit_cb, REKEY_TIMEOUT, 0);
 	ev_timer_init(&p->t_keepalive, keepalive_cb, KEEPALIVE_TIMEOUT, 0);
 	ev_timer_init(&p->t_new_handshake, new_handshake_cb, KEEPALIVE_TIMEOUT + REKEY_TIMEOUT, 0);
 	ev_timer_init(&p->t_zero_keys, zero_keys_cb, ZERO_KEYS_AFTER, 0);
-	ev_timer_init(&p->t_ping, ping_cb, PING_INTERVAL, PING_INTERVAL);
+	ev_timer_init(&p->t_ping, ping_cb, p->ps->refresh, p->ps->refresh);
 	ev_timer_init(&p->t_punch, punch_cb, 0, 0);
 	p->t_retransmit.data = p->t_keepalive.data = p->t_new_handshake.data = p;
 	p->t_zero_keys.data = p->t_ping.data = p->t_punch.data = p;

@@ -83,6 +83,9 @@ struct medclient_ops {
 	 * means "no punching for this pair"; the owner still gets it, so a newer plan can cancel
 	 * an older one. Only for members of the view (never ourselves); may be NULL. */
 	void (*punch)(void *arg, const struct msg_punch *p);
+	/* The mediator classified our NAT (again): e.g. its binding lifetime decides how often
+	 * idle paths must be refreshed. May be NULL. */
+	void (*nat_info)(void *arg, const struct msg_nat_info *info);
 };
 
 /*

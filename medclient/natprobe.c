@@ -292,6 +292,8 @@ med_nat_info(struct medclient *m, const struct msg_nat_info *info)
 	    nat_ports_name(info->ports), info->step, nat_hairpin_name(info->hairpin),
 	    info->lifetime_s, info->lifetime_max_s,
 	    ip4_ep_str(info->public_ep.addr, info->public_ep.port, ep), info->addrs);
+	if (m->ops->nat_info)
+		m->ops->nat_info(m->ops_arg, info);
 }
 
 int

@@ -259,6 +259,46 @@ test_ping_and_status(void)
 	node_down(b);
 }
 
+/* How often a's sends to b grew: each periodic ping is one step. */
+struct refresh_watch {
+	struct node *a, *b;
+	uint64_t last_tx;
+	unsigned steps;
+};
+
+static int
+refresh_steps(void *arg)
+{
+	struct refresh_watch *w = arg;
+	struct peer_status st;
+
+	if (peers_status(w->a->peers, w->b->key.pub, &st) == 0 && st.tx_bytes != w->last_tx) {
+		w->last_tx = st.tx_bytes;
+		w->steps++;
+	}
+	return w->steps >= 4;
+}
+
+/* A NAT that drops idle bindings after 3 s gets idle refreshes at the new interval, at once:
+ * 3 periodic pings within 4.5 s (the default interval, 5 s, sends none). */
+static void
+test_refresh_interval(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct refresh_watch w = { a, b, 0, 0 };
+	struct peer_status st;
+
+	CHECK(connect_pair(a, b));
+	CHECK_EQ(peers_status(a->peers, b->key.pub, &st), 0);
+	w.last_tx = st.tx_bytes;
+	w.steps = 1;                    /* counts changes from here */
+	peers_set_refresh(a->peers, 0.2);       /* clamped to PEERS_REFRESH_MIN (1 s) */
+	CHECK(run_until(refresh_steps, &w, 4.5));
+	peers_set_refresh(a->peers, 60);        /* clamped to PING_INTERVAL */
+	node_down(a);
+	node_down(b);
+}
+
 static void
 test_ip_and_spoofing(void)
 {
@@ -708,6 +748,7 @@ main(void)
 	log_init("test_peer", LOG_LVL_WARN);
 	loop = ev_loop_new(EVFLAG_AUTO);
 	RUN(test_ping_and_status);
+	RUN(test_refresh_interval);
 	RUN(test_ip_and_spoofing);
 	RUN(test_replay_dropped);
 	RUN(test_unauthorized_handshake);

@@ -55,6 +55,8 @@ static struct record {
 	size_t udp_len;
 	int punch_calls;                /* ops->punch */
 	struct msg_punch punch;         /* the last one */
+	int nat_info_calls;             /* ops->nat_info */
+	uint16_t nat_lifetime_s;        /* from the last one */
 } st;
 
 static int
@@ -116,8 +118,15 @@ fake_punch(void *arg, const struct msg_punch *p)
 	st.punch = *p;
 }
 
+static void
+fake_nat_info(void *arg, const struct msg_nat_info *info)
+{
+	st.nat_info_calls++;
+	st.nat_lifetime_s = info->lifetime_s;
+}
+
 static const struct medclient_ops fake_ops = { fake_address, fake_authorize, fake_revoke,
-	fake_punch };
+	fake_punch, fake_nat_info };
 
 /* ---- the fake server ---- */
 
@@ -1551,10 +1560,14 @@ test_nat_classification(void)
 	m.type = MSG_NAT_INFO;
 	m.u.nat_info = (struct msg_nat_info){ NAT_UDP_OK, NAT_MAP_ADM, NAT_FILT_APDF,
 	    NAT_PORTS_SEQUENTIAL, 2, NAT_HAIRPIN_YES, 24, 48, { 0x01020304, 5678 }, 2 };
+	st.nat_info_calls = 0;
 	srv_send(&fx.srv, &m);
 	for (i = 0; i < 40 && medclient_nat_info(fx.med, &got) < 0; i++)
 		settle(fx.loop);
 	CHECK_EQ(medclient_nat_info(fx.med, &got), 0);
+	/* The owner hears of it too (the daemon sets its idle refresh from the lifetime). */
+	CHECK_EQ(st.nat_info_calls, 1);
+	CHECK_EQ(st.nat_lifetime_s, 24);
 	CHECK_EQ(got.udp, NAT_UDP_OK);
 	CHECK_EQ(got.mapping, NAT_MAP_ADM);
 	CHECK_EQ(got.filtering, NAT_FILT_APDF);

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "base/ip4.h"
+#include "base/keyid.h"
 #include "base/log.h"
 #include "core/peer_impl.h"
 
@@ -237,7 +238,7 @@ peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
 {
 	struct peer *p;
 	int is_new = 0;
-	char hex[2 * KEY_LEN + 1], va[IP4_STR_LEN];
+	char va[IP4_STR_LEN];
 
 	if (sodium_memcmp(key, ps->key->pub, KEY_LEN) == 0)
 		return;         /* ourselves: the mediator lists us among the members */
@@ -248,8 +249,7 @@ peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
 		}
 		p->ps = ps;
 		memcpy(p->key, key, KEY_LEN);
-		sodium_bin2hex(hex, sizeof(hex), key, 6);
-		memcpy(p->id, hex, 12);
+		key_short(key, p->id);
 		p->srtt_ms = -1;
 		timers_init(p);
 		HASH_ADD(hh_key, ps->by_key, key, KEY_LEN, p);

@@ -21,6 +21,7 @@
 
 #include "mproto/msg.h"
 #include "crypto/noise.h"
+#include "base/keyid.h"
 #include "core/peer.h"
 #include "crypto/session.h"
 
@@ -103,7 +104,7 @@ struct peer {
 	struct peers *ps;
 	uint8_t key[KEY_LEN];
 	uint32_t vaddr;
-	char id[13];                            /* short node id, for logs */
+	char id[KEY_SHORT_LEN];                 /* short node id, for logs (base/keyid.h) */
 
 	/* Our in-flight initiation (core/handshake.c). */
 	struct noise_hs hs;

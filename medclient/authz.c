@@ -65,7 +65,7 @@ med_authz_update(struct medclient *m, const uint8_t key[KEY_LEN])
 		return;
 	src = auth_source(m, key);
 	HASH_FIND(hh, m->auth, key, KEY_LEN, a);
-	med_key_short(key, id);
+	key_short(key, id);
 	if (src) {
 		/* A member that lost its mediator connection is reported without endpoints: its
 		 * endpoints are unknown, not gone, so keep using the ones we had. */

@@ -41,6 +41,7 @@
 #include <ev.h>
 #include <sodium.h>
 
+#include "base/keyid.h"
 #include "crypto/identity.h"
 #include "crypto/noise.h"
 #include "medclient/medclient.h"
@@ -64,7 +65,6 @@ struct ctrlchan;
 #define NAT_REPORT_DELAY  0.2     /* observations are batched this long into one NAT_REPORT */
 
 /* Short node ids in logs: the first 6 bytes of the key in hex. */
-#define KEY_SHORT_LEN     13
 
 enum med_state {
 	MED_IDLE,               /* not connected; retry timer may be running */
@@ -178,13 +178,6 @@ static inline int
 med_is_self(const struct medclient *m, const uint8_t key[KEY_LEN])
 {
 	return sodium_memcmp(key, m->key->pub, KEY_LEN) == 0;
-}
-
-/* The first 6 bytes of key in hex, for logs. */
-static inline void
-med_key_short(const uint8_t key[KEY_LEN], char out[KEY_SHORT_LEN])
-{
-	hex_encode(key, (KEY_SHORT_LEN - 1) / 2, out);
 }
 
 /* conn.c: queues one message to the server; -1 (logged) if there is no usable channel. */

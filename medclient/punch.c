@@ -37,7 +37,7 @@ med_punch(struct medclient *m, const struct msg_punch *p)
 	struct med_punch *e;
 	char id[KEY_SHORT_LEN];
 
-	med_key_short(p->peer, id);
+	key_short(p->peer, id);
 	if (med_is_self(m, p->peer) || !in_view(m, p->peer)) {
 		m->dropped_msgs++;
 		log_debug("event=punch_dropped peer=%s reason=not_in_view", id);

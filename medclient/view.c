@@ -117,7 +117,7 @@ med_view_member(struct medclient *m, const struct msg_member *mm)
 	mn->pub.n_endpoints = mm->n_endpoints;
 	memcpy(mn->pub.endpoints, mm->endpoints, mm->n_endpoints * sizeof(struct endpoint));
 	mn->gen = m->gen;
-	med_key_short(mm->key, id);
+	key_short(mm->key, id);
 	log_debug("event=mediator_member network=\"%s\" peer=%s nick=\"%s\" flags=%u",
 	    mm->network, id, mm->nick, mm->flags);
 	if (med_is_self(m, mm->key))
@@ -139,7 +139,7 @@ med_view_member_gone(struct medclient *m, const struct msg_member_gone *g)
 		m->dropped_msgs++;
 		return;
 	}
-	med_key_short(g->key, id);
+	key_short(g->key, id);
 	log_info("event=mediator_member_gone network=\"%s\" peer=%s", g->network, id);
 	HASH_DEL(nn->pub.members, mem);
 	free((struct mnode *)mem);

@@ -31,6 +31,7 @@
 #include <uthash.h>
 
 #include "base/ip4.h"
+#include "base/keyid.h"
 #include "base/log.h"
 #include "server/joinlimit.h"
 #include "server/natprobe.h"
@@ -73,13 +74,6 @@ struct medsrv {                          /* owned by the server context (or a te
 };
 
 /* ---- small helpers ---- */
-
-static void
-key_short(const uint8_t key[KEY_LEN], char out[13])
-{
-	snprintf(out, 13, "%02x%02x%02x%02x%02x%02x", key[0], key[1], key[2], key[3], key[4],
-	    key[5]);
-}
 
 static struct msess *
 find_session(struct medsrv *m, const uint8_t key[KEY_LEN])
@@ -437,7 +431,7 @@ medsrv_session_close(struct medsrv *m, struct msess *s)
 {
 	uint8_t key[KEY_LEN];
 	int was_registered = s->registered;
-	char id[13];
+	char id[KEY_SHORT_LEN];
 
 	memcpy(key, s->key, KEY_LEN);
 	session_unlink(m, s);
@@ -454,7 +448,7 @@ static void
 session_kick(struct medsrv *m, struct msess *s, const char *why)
 {
 	void *conn = s->conn;
-	char id[13];
+	char id[KEY_SHORT_LEN];
 
 	key_short(s->key, id);
 	log_info("event=session_dropped node=%s reason=%s", id, why);
@@ -493,7 +487,7 @@ static void
 nat_start(struct medsrv *m, struct msess *s)
 {
 	struct natprobe_io nio = { nat_io_send, nat_io_udp_send, nat_io_timer, m };
-	char id[13];
+	char id[KEY_SHORT_LEN];
 
 	if (m->cfg.n_nat_socks == 0 || m->io.udp_send == NULL || m->io.timer == NULL)
 		return;
@@ -549,7 +543,7 @@ punch_send(struct medsrv *m, struct msess *a, struct msess *b, const struct punc
     const struct punch_side *sb)
 {
 	struct msg ma, mb;
-	char ida[13], idb[13];
+	char ida[KEY_SHORT_LEN], idb[KEY_SHORT_LEN];
 
 	memset(&ma, 0, sizeof(ma));
 	memset(&mb, 0, sizeof(mb));
@@ -586,7 +580,7 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 {
 	struct punch_side sa, sb;
 	uint32_t qa = 0, qb = 0;
-	char ida[13], idb[13];
+	char ida[KEY_SHORT_LEN], idb[KEY_SHORT_LEN];
 	enum punch_admit rc;
 
 	punch_side_of(a, &sa);
@@ -769,7 +763,7 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	struct store_node node;
 	struct msess *old, *dup;
 	struct msg out;
-	char id[13], addr[IP4_STR_LEN];
+	char id[KEY_SHORT_LEN], addr[IP4_STR_LEN];
 	int created, rc, i;
 
 	if (s->registered) {

@@ -16,13 +16,14 @@
 #include <string.h>
 
 #include "base/ip4.h"
+#include "base/keyid.h"
 #include "base/log.h"
 #include "server/natclass.h"
 
 struct natprobe {                        /* owned by the node's mediator session */
 	struct natprobe_io io;
 	void *conn;
-	char node[13];
+	char node[KEY_SHORT_LEN];
 	const struct natsock *socks;    /* borrowed */
 	int n_socks;
 	struct endpoint tcp_local;

@@ -45,7 +45,7 @@ path_kind_name(enum path_kind k)
 static int
 ep_eq(const struct endpoint *a, const struct endpoint *b)
 {
-	return a->addr == b->addr && a->port == b->port;
+	return a->addr == b->addr && a->port == b->port && a->via == b->via;
 }
 
 static int

@@ -8,7 +8,11 @@
  * datagrams of one flow over as one buffer (the cmsg gives the segment size) and we split them
  * here. The wire format is unchanged and neither end needs the other to do GSO or GRO.
  *
- * Owns: the socket, its read watcher, the receive buffers and the send batch (allocated once).
+ * Links (transport.h): a table by via of other modules' send functions; a send to an endpoint
+ * with a via goes there instead of the socket, and what links receive comes back through here.
+ *
+ * Owns: the socket, its read watcher, the receive buffers and the send batch (allocated once),
+ * the link table.
  * Must not: interpret packets (that is the dispatch callback's job) or keep any peer state.
  */
 #include "config.h"
@@ -24,6 +28,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <uthash.h>
 
 #include "base/log.h"
 #include "base/udpbatch.h"
@@ -53,6 +59,14 @@ union tp_cmsg {
 	struct cmsghdr align;
 };
 
+/* One registered link (transport.h), keyed by via. */
+struct tp_link {
+	uint16_t via;
+	const struct transport_link_ops *ops;
+	void *arg;
+	UT_hash_handle hh;
+};
+
 /* Owned by whoever called transport_new (the daemon); freed with transport_free. */
 struct transport {
 	struct ev_loop *loop;
@@ -74,6 +88,15 @@ struct transport {
 
 	struct udpbatch *tx;                    /* the send ring */
 	uint64_t rx_packets, rx_batches;
+
+	struct tp_link *links;                  /* by via */
+	unsigned n_links;
+	uint16_t last_via;                      /* handed out last; the next search starts after */
+	/* transport_alloc to a link: the datagram is built here and sent by commit. */
+	uint8_t link_buf[UDP_MAX_PAYLOAD];
+	struct endpoint link_to;
+	int link_reserved;
+	uint64_t link_rx, link_tx, link_dropped;
 };
 
 static void
@@ -176,6 +199,7 @@ tp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 				continue;
 			from.addr = ntohl(sin->sin_addr.s_addr);
 			from.port = ntohs(sin->sin_port);
+			from.via = 0;
 			for (off = 0; off < len; off += seg) {
 				size_t l = len - off < seg ? len - off : seg;
 
@@ -265,7 +289,13 @@ transport_free(struct transport *t)
 {
 	if (t == NULL)
 		return;
+	struct tp_link *l, *tmp;
+
 	ev_io_stop(t->loop, &t->rio);
+	HASH_ITER(hh, t->links, l, tmp) {
+		HASH_DEL(t->links, l);
+		free(l);
+	}
 	udpbatch_free(t->tx);   /* sends what is still queued */
 	close(t->fd);
 	free(t->rx_buf);
@@ -287,11 +317,30 @@ ep_sockaddr(struct sockaddr_in *sin, const struct endpoint *ep)
 	sin->sin_port = htons(ep->port);
 }
 
+static void
+link_send(struct transport *t, const struct endpoint *to, const uint8_t *pkt, size_t len)
+{
+	struct tp_link *l;
+	uint16_t via = to->via;
+
+	HASH_FIND(hh, t->links, &via, sizeof(via), l);
+	if (l == NULL || l->ops->send(l->arg, to, pkt, len) != 0) {
+		t->link_dropped++;
+		return;
+	}
+	t->link_tx++;
+}
+
 uint8_t *
 transport_alloc(struct transport *t, const struct endpoint *to)
 {
 	struct sockaddr_in sin;
 
+	if (to->via != 0) {
+		t->link_to = *to;
+		t->link_reserved = 1;
+		return t->link_buf;
+	}
 	ep_sockaddr(&sin, to);
 	return udpbatch_slot(t->tx, (const struct sockaddr *)&sin, sizeof(sin));
 }
@@ -299,6 +348,12 @@ transport_alloc(struct transport *t, const struct endpoint *to)
 void
 transport_commit(struct transport *t, size_t len)
 {
+	if (t->link_reserved) {
+		t->link_reserved = 0;
+		if (len > 0)
+			link_send(t, &t->link_to, t->link_buf, len);
+		return;
+	}
 	udpbatch_commit(t->tx, len);
 }
 
@@ -309,10 +364,67 @@ transport_send(struct transport *t, const struct endpoint *to, const uint8_t *pk
 
 	if (len > UDP_MAX_PAYLOAD)
 		return -1;
+	if (to->via != 0) {
+		link_send(t, to, pkt, len);
+		return 0;
+	}
 	ep_sockaddr(&sin, to);
 	/* A failure is a drop the batch counted, as the kernel would have dropped it. */
 	(void)udpbatch_add(t->tx, (const struct sockaddr *)&sin, sizeof(sin), pkt, len);
 	return 0;
+}
+
+uint16_t
+transport_link_add(struct transport *t, const struct transport_link_ops *ops, void *arg)
+{
+	struct tp_link *l, *found;
+	uint16_t via = t->last_via;
+	unsigned tries;
+
+	/* Round robin over 1..65535, skipping vias in use (at most 65535 of them can be). */
+	for (tries = 0; tries < 65535; tries++) {
+		via = via == 65535 ? 1 : (uint16_t)(via + 1);
+		HASH_FIND(hh, t->links, &via, sizeof(via), found);
+		if (found == NULL)
+			break;
+	}
+	if (tries == 65535 || (l = calloc(1, sizeof(*l))) == NULL) {
+		log_warn("event=transport_link_failed links=%u", t->n_links);
+		return 0;
+	}
+	l->via = via;
+	l->ops = ops;
+	l->arg = arg;
+	HASH_ADD(hh, t->links, via, sizeof(l->via), l);
+	t->n_links++;
+	t->last_via = via;
+	return via;
+}
+
+void
+transport_link_del(struct transport *t, uint16_t via)
+{
+	struct tp_link *l;
+
+	HASH_FIND(hh, t->links, &via, sizeof(via), l);
+	if (l == NULL)
+		return;
+	HASH_DEL(t->links, l);
+	free(l);
+	t->n_links--;
+}
+
+void
+transport_link_input(struct transport *t, uint16_t via, uint32_t addr, uint16_t port,
+    uint8_t *pkt, size_t len)
+{
+	struct endpoint from = { .addr = addr, .port = port, .via = via };
+
+	if (len == 0 || len > UDP_MAX_PAYLOAD)
+		return;
+	t->rx_packets++;
+	t->link_rx++;
+	t->cb(t->arg, &from, pkt, len);
 }
 
 static int
@@ -371,7 +483,10 @@ transport_get_stats(const struct transport *t, struct transport_stats *st)
 	udpbatch_get_stats(t->tx, &bs);
 	st->rx_packets = t->rx_packets;
 	st->rx_batches = t->rx_batches;
-	st->tx_packets = bs.packets;
+	st->tx_packets = bs.packets + t->link_tx;
 	st->tx_batches = bs.batches;
-	st->tx_dropped = bs.dropped;
+	st->tx_dropped = bs.dropped + t->link_dropped;
+	st->link_rx = t->link_rx;
+	st->link_tx = t->link_tx;
+	st->links = t->n_links;
 }

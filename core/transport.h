@@ -3,8 +3,10 @@
  * (recvmmsg) and hands each datagram to the dispatch callback; sends are queued and flushed in
  * batches (sendmmsg) at the end of each loop iteration, so one lwIP burst is one syscall
  * (base/udpbatch.h). Where the kernel allows, equal-size datagrams to one endpoint leave as
- * one UDP GSO message and arrive through UDP GRO; the wire format does not change.
- * Owns: the socket, its watchers and the batch buffers (allocated once, no per-packet malloc).
+ * one UDP GSO message and arrive through UDP GRO; the wire format does not change. Other
+ * modules add links (below) so one endpoint type and one send call reach peers whichever way.
+ * Owns: the socket, its watchers, the batch buffers (allocated once, no per-packet malloc) and
+ * the link table (not the links).
  */
 #ifndef SHOAL_TRANSPORT_H
 #define SHOAL_TRANSPORT_H
@@ -41,12 +43,35 @@ uint8_t *transport_alloc(struct transport *t, const struct endpoint *to);
 void transport_commit(struct transport *t, size_t len);
 /* Sends everything queued now (also done automatically before the loop blocks). */
 void transport_flush(struct transport *t);
+/*
+ * Links: other ways to reach a peer than the UDP socket (a birthday-punch socket, a punched TCP
+ * stream), each owned by the module that made it. An endpoint whose via is non-zero names a
+ * link: transport_send / transport_alloc+commit to it call the link's send, and the link hands
+ * what it receives to transport_link_input, which delivers it to the recv callback as a
+ * datagram from {addr, port, via}. Sessions and paths need not know which they use. A via is
+ * not reused until the 65535 others have been handed out, so a stale endpoint naming a deleted
+ * link drops its packets (counted as tx_dropped) rather than reaching another link.
+ */
+struct transport_link_ops {
+	/* One datagram to `to` (whose via is this link). 0, or -1 when dropped. */
+	int (*send)(void *arg, const struct endpoint *to, const uint8_t *pkt, size_t len);
+};
+/* The new link's via (1..65535), or 0 when out of memory. */
+uint16_t transport_link_add(struct transport *t, const struct transport_link_ops *ops,
+    void *arg);
+void transport_link_del(struct transport *t, uint16_t via);
+/* Delivers one datagram that arrived over link `via` from addr:port (pkt may be modified). */
+void transport_link_input(struct transport *t, uint16_t via, uint32_t addr, uint16_t port,
+    uint8_t *pkt, size_t len);
+
 /* The IPv4 addresses of our interfaces (non-loopback first), for LAN candidates. */
 size_t transport_local_endpoints(const struct transport *t, struct endpoint *out, size_t max);
 
 /* Packets count datagrams even when the kernel carried several in one GSO/GRO buffer. */
 struct transport_stats {
 	uint64_t rx_packets, tx_packets, rx_batches, tx_batches, tx_dropped;
+	uint64_t link_rx, link_tx;      /* datagrams over links (also in rx/tx_packets) */
+	unsigned links;                 /* links registered now */
 };
 void transport_get_stats(const struct transport *t, struct transport_stats *st);
 

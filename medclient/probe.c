@@ -76,7 +76,7 @@ void
 medclient_udp_receive(struct medclient *m, const struct endpoint *from, const uint8_t *pkt,
     size_t len)
 {
-	struct endpoint ep;
+	struct endpoint ep = { 0 };
 	char s[IP4_EP_STR_LEN];
 	int from_server, for_plan;
 

@@ -709,6 +709,7 @@ probe_reply_decode(const uint8_t *in, size_t len, struct endpoint *ep)
 	udp_header_get(&r, UDP_PROBE_REPLY);
 	ep->addr = wire_get_u32(&r);
 	ep->port = wire_get_u16(&r);
+	ep->via = 0;
 	return wire_r_done(&r);
 }
 

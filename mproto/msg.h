@@ -16,6 +16,10 @@
 struct endpoint {
 	uint32_t addr;
 	uint16_t port;
+	/* The local link it is reached through: 0 = the daemon's peer UDP socket, else a link
+	 * registered with the daemon's transport (a birthday-punch socket, a punched TCP stream;
+	 * core/transport.h). Local meaning only: never on the wire, decoders leave it 0. */
+	uint16_t via;
 };
 
 struct msg_hello {                      /* MSG_HELLO */

@@ -111,7 +111,7 @@ static struct fuzz_ctx *
 ctx_get(void)
 {
 	static struct fuzz_ctx *c;
-	struct endpoint ep;
+	struct endpoint ep = { 0 };
 
 	if (c)
 		return c;
@@ -143,7 +143,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_ctx *c = ctx_get();
-	struct endpoint from;
+	struct endpoint from = { 0 };
 	struct peer *pa, *pb;
 	struct keypair *kp;
 	size_t len;

@@ -488,7 +488,7 @@ test_presence(void)
 	struct env e;
 	const struct msg_member *mm;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct endpoint ep = { 0x7f000001u, 5555 };
+	struct endpoint ep = { 0x7f000001u, 5555, 0 };
 
 	env_init(&e);
 	connect_node(&e, 0, "owner");
@@ -661,7 +661,7 @@ nat_probe(struct env *e, const uint8_t *token, uint16_t test_id, uint8_t target,
     uint16_t port)
 {
 	struct nat_probe p;
-	struct endpoint from = { NPUB, port };
+	struct endpoint from = { NPUB, port, 0 };
 
 	memcpy(p.token, token, UDP_TOKEN_LEN);
 	p.test_id = test_id;
@@ -690,7 +690,7 @@ static void
 test_nat_sequence(void)
 {
 	static const int sock_of[6] = { 0, 1, 3, 4, 2, 5 };
-	struct endpoint local = { SA, 7000 };
+	struct endpoint local = { SA, 7000, 0 };
 	const struct msg *plan, *info;
 	uint8_t token[UDP_TOKEN_LEN];
 	struct env e;
@@ -798,10 +798,10 @@ test_nat_sequence(void)
 static void
 test_nat_blocked_and_restart(void)
 {
-	struct endpoint local = { SB, 8000 };
+	struct endpoint local = { SB, 8000, 0 };
 	const struct msg *plan, *info;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct endpoint from = { NPUB, 50000 };
+	struct endpoint from = { NPUB, 50000, 0 };
 	struct env e;
 	uint16_t id;
 	double t0;
@@ -904,7 +904,7 @@ punch_about(const struct env *e, int i, int j)
 static void
 test_punch(void)
 {
-	struct endpoint local = { SA, 7000 };
+	struct endpoint local = { SA, 7000, 0 };
 	struct endpoint from;
 	const struct msg_punch *p;
 	uint8_t token1[UDP_TOKEN_LEN];

@@ -39,8 +39,8 @@ ex_hello(struct msg *m)
 	strcpy(m->u.hello.nick, "alice");
 	m->u.hello.udp_port = 40000;
 	m->u.hello.n_local = 2;
-	m->u.hello.local[0] = (struct endpoint){ ip4(192, 168, 1, 10), 40000 };
-	m->u.hello.local[1] = (struct endpoint){ ip4(10, 0, 0, 5), 40000 };
+	m->u.hello.local[0] = (struct endpoint){ ip4(192, 168, 1, 10), 40000, 0 };
+	m->u.hello.local[1] = (struct endpoint){ ip4(10, 0, 0, 5), 40000, 0 };
 }
 
 static void
@@ -112,8 +112,8 @@ ex_member(struct msg *m)
 	strcpy(m->u.member.nick, "bob");
 	m->u.member.flags = MEMF_ONLINE;
 	m->u.member.n_endpoints = 2;
-	m->u.member.endpoints[0] = (struct endpoint){ ip4(203, 0, 113, 7), 51820 };
-	m->u.member.endpoints[1] = (struct endpoint){ ip4(192, 168, 1, 11), 40001 };
+	m->u.member.endpoints[0] = (struct endpoint){ ip4(203, 0, 113, 7), 51820, 0 };
+	m->u.member.endpoints[1] = (struct endpoint){ ip4(192, 168, 1, 11), 40001, 0 };
 }
 
 static void
@@ -158,9 +158,9 @@ ex_nat_plan(struct msg *m)
 	m->u.nat_plan.nonce = 0xdeadbeef;
 	m->u.nat_plan.phase2_ms = 1000;
 	m->u.nat_plan.n_targets = 3;
-	m->u.nat_plan.targets[0] = (struct endpoint){ ip4(198, 51, 100, 1), 7000 };
-	m->u.nat_plan.targets[1] = (struct endpoint){ ip4(198, 51, 100, 1), 7001 };
-	m->u.nat_plan.targets[2] = (struct endpoint){ ip4(198, 51, 100, 1), 7002 };
+	m->u.nat_plan.targets[0] = (struct endpoint){ ip4(198, 51, 100, 1), 7000, 0 };
+	m->u.nat_plan.targets[1] = (struct endpoint){ ip4(198, 51, 100, 1), 7001, 0 };
+	m->u.nat_plan.targets[2] = (struct endpoint){ ip4(198, 51, 100, 1), 7002, 0 };
 }
 
 static void
@@ -189,7 +189,7 @@ ex_nat_info(struct msg *m)
 	m->u.nat_info.hairpin = NAT_HAIRPIN_NO;
 	m->u.nat_info.lifetime_s = 24;
 	m->u.nat_info.lifetime_max_s = 48;
-	m->u.nat_info.public_ep = (struct endpoint){ ip4(203, 0, 113, 7), 51820 };
+	m->u.nat_info.public_ep = (struct endpoint){ ip4(203, 0, 113, 7), 51820, 0 };
 	m->u.nat_info.addrs = 2;
 }
 
@@ -209,8 +209,8 @@ ex_punch(struct msg *m)
 	m->u.punch.interval_ms = 200;
 	m->u.punch.rounds = 5;
 	m->u.punch.n_targets = 2;
-	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 7), 51821 };
-	m->u.punch.targets[1] = (struct endpoint){ ip4(203, 0, 113, 7), 51822 };
+	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 7), 51821, 0 };
+	m->u.punch.targets[1] = (struct endpoint){ ip4(203, 0, 113, 7), 51822, 0 };
 }
 
 static const struct golden {
@@ -460,7 +460,7 @@ static void
 test_golden_probe(void)
 {
 	uint8_t token[UDP_TOKEN_LEN], tok2[UDP_TOKEN_LEN], enc[64], gold[64];
-	struct endpoint ep = { ip4(203, 0, 113, 7), 51820 }, ep2;
+	struct endpoint ep = { ip4(203, 0, 113, 7), 51820, 0 }, ep2;
 	int i, n, g;
 	int update = getenv("SHOAL_GOLDEN_UPDATE") != NULL;
 
@@ -911,7 +911,7 @@ test_punch_max_targets(void)
 	ex_punch(&m);
 	m.u.punch.n_targets = PUNCH_MAX_TARGETS;
 	for (i = 0; i < PUNCH_MAX_TARGETS; i++)
-		m.u.punch.targets[i] = (struct endpoint){ ip4(198, 51, 100, 9), (uint16_t)(1000 + i) };
+		m.u.punch.targets[i] = (struct endpoint){ ip4(198, 51, 100, 9), (uint16_t)(1000 + i), 0 };
 	n = msg_encode(&m, enc, sizeof(enc));
 	CHECK_EQ(n, 43 + PUNCH_MAX_TARGETS * 6);
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), 0);
@@ -945,7 +945,7 @@ test_max_sizes(void)
 	memset(m.u.member.nick, 'k', NICK_MAX_LEN);
 	m.u.member.n_endpoints = MAX_ENDPOINTS;
 	for (i = 0; i < MAX_ENDPOINTS; i++)
-		m.u.member.endpoints[i] = (struct endpoint){ (uint32_t)i, (uint16_t)i };
+		m.u.member.endpoints[i] = (struct endpoint){ (uint32_t)i, (uint16_t)i, 0 };
 	n = msg_encode(&m, enc, sizeof(enc));
 	CHECK_EQ(n, 1 + 65 + 32 + 4 + 65 + 1 + 1 + 8 * 6);
 }

@@ -110,7 +110,7 @@ node_down(struct node *n)
 static struct endpoint
 node_ep(const struct node *n)
 {
-	struct endpoint ep = { 0x7f000001, transport_port(n->tp) };
+	struct endpoint ep = { 0x7f000001, transport_port(n->tp), 0 };
 
 	return ep;
 }
@@ -335,7 +335,7 @@ test_replay_dropped(void)
 {
 	struct node *a = node_up(0), *b = node_up(1);
 	uint8_t pkt[60], copy[UDP_MAX_PAYLOAD];
-	struct endpoint from;
+	struct endpoint from = { 0 };
 	struct peers_stats st;
 	size_t len;
 
@@ -571,7 +571,7 @@ static void
 test_malformed(void)
 {
 	struct node *a = node_up(0), *b = node_up(1);
-	struct endpoint from = { 0x7f000001, 9 };
+	struct endpoint from = { 0x7f000001, 9, 0 };
 	uint8_t junk[200];
 	struct peers_stats st;
 	size_t i;

@@ -34,11 +34,11 @@ side(struct punch_side *s, uint8_t keybyte, uint32_t pub, uint16_t port, uint8_t
 	s->info.filtering = filtering;
 	s->info.ports = ports;
 	s->info.step = step;
-	s->info.public_ep = (struct endpoint){ pub, port };
+	s->info.public_ep = (struct endpoint){ pub, port, 0 };
 	s->info.addrs = 2;
 	s->observed = s->info.public_ep;
 	s->cand[s->n_cand++] = s->observed;
-	s->cand[s->n_cand++] = (struct endpoint){ ip4(192, 168, 1, keybyte), 40000 };
+	s->cand[s->n_cand++] = (struct endpoint){ ip4(192, 168, 1, keybyte), 40000, 0 };
 }
 
 static void
@@ -112,7 +112,7 @@ test_lan(void)
 
 	seq(&a, 1, PUB_A, 50000, 1);
 	rnd(&b, 2, PUB_A);
-	b.cand[b.n_cand++] = (struct endpoint){ ip4(10, 0, 0, 2), 40000 };
+	b.cand[b.n_cand++] = (struct endpoint){ ip4(10, 0, 0, 2), 40000, 0 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_LAN);
 	CHECK_EQ(pa.n_targets, 3);

@@ -2,7 +2,9 @@
  * Unit tests for core/transport: two transports on loopback exchange 10000 datagrams in
  * bursts; every one arrives intact and in order, and the stats show batching both ways.
  * Also: oversized sends are refused, oversized datagrams are dropped, local endpoints list
- * loopback last.
+ * loopback last. Links: a datagram to an endpoint naming a link goes to that link's send (also
+ * through alloc/commit), one handed in by a link reaches the callback with its via, a deleted
+ * link's via drops and is not handed out again at once.
  */
 #include "config.h"
 
@@ -75,8 +77,8 @@ static void
 pump_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	struct bench *b = w->data;
-	struct endpoint to = { 0x7f000001, transport_port(b->b.t) };
-	struct endpoint back = { 0x7f000001, transport_port(b->a.t) };
+	struct endpoint to = { 0x7f000001, transport_port(b->b.t), 0 };
+	struct endpoint back = { 0x7f000001, transport_port(b->a.t), 0 };
 	uint8_t pkt[DGRAM_LEN];
 	int i;
 
@@ -159,7 +161,7 @@ test_limits(void)
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct side s;
 	struct transport *t;
-	struct endpoint to;
+	struct endpoint to = { 0 };
 	static uint8_t big[UDP_MAX_PAYLOAD + 100];
 	struct sockaddr_in sin;
 	struct transport_stats st;
@@ -223,11 +225,100 @@ test_local_endpoints(void)
 	ev_loop_destroy(loop);
 }
 
+struct fake_link {
+	unsigned sent;
+	size_t last_len;
+	struct endpoint last_to;
+	int fail;
+};
+
+static int
+fake_link_send(void *arg, const struct endpoint *to, const uint8_t *pkt, size_t len)
+{
+	struct fake_link *l = arg;
+
+	if (l->fail)
+		return -1;
+	l->sent++;
+	l->last_len = len;
+	l->last_to = *to;
+	return pkt[0] == 0xab ? 0 : -1;
+}
+
+static const struct transport_link_ops fake_ops = { .send = fake_link_send };
+
+static void
+test_links(void)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct side s;
+	struct transport *t;
+	struct fake_link la, lb;
+	struct transport_stats st;
+	struct endpoint to = { .addr = 0xc6120001u, .port = 4000 };
+	uint8_t pkt[64], *slot;
+	uint16_t va, vb, vc;
+
+	memset(&s, 0, sizeof(s));
+	memset(&la, 0, sizeof(la));
+	memset(&lb, 0, sizeof(lb));
+	memset(pkt, 0xab, sizeof(pkt));
+	t = transport_new(loop, 0, recv_cb, &s);
+	CHECK(t != NULL);
+	if (!t)
+		return;
+	va = transport_link_add(t, &fake_ops, &la);
+	vb = transport_link_add(t, &fake_ops, &lb);
+	CHECK(va != 0 && vb != 0 && va != vb);
+
+	to.via = vb;
+	CHECK_EQ(transport_send(t, &to, pkt, 10), 0);
+	CHECK_EQ(lb.sent, 1);
+	CHECK_EQ(la.sent, 0);
+	CHECK_EQ(lb.last_len, 10);
+	CHECK(lb.last_to.addr == to.addr && lb.last_to.port == 4000 && lb.last_to.via == vb);
+	/* The zero-copy path: built in the slot, sent by commit; len 0 abandons. */
+	to.via = va;
+	slot = transport_alloc(t, &to);
+	CHECK(slot != NULL);
+	memset(slot, 0xab, 33);
+	transport_commit(t, 33);
+	CHECK_EQ(la.sent, 1);
+	CHECK_EQ(la.last_len, 33);
+	slot = transport_alloc(t, &to);
+	transport_commit(t, 0);
+	CHECK_EQ(la.sent, 1);
+
+	/* In from a link: delivered with its via. */
+	transport_link_input(t, va, 0xc6120002u, 5000, pkt, 20);
+	CHECK_EQ(s.last_len, 20);
+	CHECK(s.last_from.addr == 0xc6120002u && s.last_from.port == 5000 &&
+	    s.last_from.via == va);
+
+	/* A refusing link and a deleted one count as drops; the via is not reused at once. */
+	la.fail = 1;
+	CHECK_EQ(transport_send(t, &to, pkt, 10), 0);
+	transport_link_del(t, vb);
+	to.via = vb;
+	CHECK_EQ(transport_send(t, &to, pkt, 10), 0);
+	CHECK_EQ(lb.sent, 1);
+	vc = transport_link_add(t, &fake_ops, &lb);
+	CHECK(vc != 0 && vc != va && vc != vb);
+	transport_get_stats(t, &st);
+	CHECK_EQ(st.tx_dropped, 2);
+	CHECK_EQ(st.link_tx, 2);
+	CHECK_EQ(st.link_rx, 1);
+	CHECK_EQ(st.links, 2);
+	transport_free(t);
+	ev_loop_destroy(loop);
+}
+
 int
 main(void)
 {
 	RUN(test_exchange);
 	RUN(test_limits);
 	RUN(test_local_endpoints);
+	RUN(test_links);
 	return unit_finish();
 }

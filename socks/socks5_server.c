@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "base/peerdir.h"
@@ -75,8 +76,8 @@ struct s5_client {
 
 /* The server. Owned by whoever called socks_server_new (the daemon). */
 struct socks_server {
-	ev_io io;                       /* listening socket; first member */
-	ev_timer accept_pause;          /* out of fds: stop accepting for a moment */
+	int fd;                         /* listening socket */
+	struct acceptor *acc;
 	struct socks_ctx cx;
 	struct s5_client *clients;
 };
@@ -472,39 +473,13 @@ client_new(struct socks_server *s, int fd)
 	DL_APPEND(s->clients, c);
 }
 
-static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static int
+accept_cb(void *arg, int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct socks_server *s = (struct socks_server *)w;
-	int fd, i;
-
-	(void)revents;
-	for (i = 0; i < 64; i++) {
-		fd = accept4(s->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			client_new(s, fd);
-			continue;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			/* The pending connection stays readable: pause or we spin. */
-			log_warn("event=socks_accept_failed pause=1s");
-			ev_io_stop(loop, &s->io);
-			ev_timer_start(loop, &s->accept_pause);
-		}
-		return;
-	}
-}
-
-static void
-accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct socks_server *s =
-	    (struct socks_server *)((char *)w - offsetof(struct socks_server, accept_pause));
-
-	(void)revents;
-	ev_io_start(loop, &s->io);
+	(void)sa;
+	(void)len;
+	client_new(arg, fd);
+	return 0;
 }
 
 static int
@@ -561,9 +536,12 @@ socks_server_new(struct ev_loop *loop, struct netstack *ns, const struct vnet *v
 	s->cx.ns = ns;
 	s->cx.vn = vn;
 	s->cx.dir = dir;
-	ev_io_init(&s->io, accept_cb, fd, EV_READ);
-	ev_timer_init(&s->accept_pause, accept_resume_cb, 1., 0.);
-	ev_io_start(loop, &s->io);
+	s->fd = fd;
+	if ((s->acc = acceptor_new(loop, fd, "socks", ACCEPTOR_RESERVE, accept_cb, s)) == NULL) {
+		close(fd);
+		free(s);
+		return NULL;
+	}
 	log_info("event=socks_listening host=%s port=%u", host, port);
 	return s;
 }
@@ -586,8 +564,7 @@ socks_server_free(struct socks_server *s)
 		}
 		client_free(c);
 	}
-	ev_io_stop(s->cx.loop, &s->io);
-	ev_timer_stop(s->cx.loop, &s->accept_pause);
-	close(s->io.fd);
+	acceptor_free(s->acc);
+	close(s->fd);
 	free(s);
 }

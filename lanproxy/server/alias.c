@@ -35,6 +35,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "base/peerdir.h"
@@ -275,40 +276,29 @@ tlisten_free(struct lp_tlisten *tl)
 {
 	struct shim_server *s = tl->s;
 
-	ev_io_stop(s->loop, &tl->io);
-	close(tl->io.fd);
+	acceptor_free(tl->acc);
+	close(tl->fd);
 	HASH_DEL(s->tlistens, tl);
 	free(tl);
 }
 
-static void
-tlisten_cb(struct ev_loop *loop, ev_io *w, int revents)
+static int
+tlisten_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct lp_tlisten *tl = (struct lp_tlisten *)w;
-	struct sockaddr_in from;
-	socklen_t fl;
-	int i, fd;
+	struct lp_tlisten *tl = arg;
+	const struct sockaddr_in *from = (const struct sockaddr_in *)(const void *)sa;
+	int gone;
 
-	(void)loop;
-	(void)revents;
-	/* Accepting may resolve the last record holding tl: keep it alive across the loop. */
-	tl->refs++;
-	for (i = 0; i < LP_BATCH && tl->refs > 1; i++) {
-		fl = sizeof(from);
-		fd = accept4(tl->io.fd, (struct sockaddr *)&from, &fl,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-				log_warn("event=lanproxy_accept_failed port=%u", tl->port);
-			break;
-		}
-		if (fl < sizeof(from) || from.sin_family != AF_INET) {
-			close(fd);
-			continue;
-		}
-		lp_tcp_accepted(tl->s, tl, fd, ntohs(from.sin_port));
+	if (len < sizeof(*from) || from->sin_family != AF_INET) {
+		close(fd);
+		return 0;
 	}
+	/* Accepting may resolve the last record holding tl: keep it alive across the call. */
+	tl->refs++;
+	lp_tcp_accepted(tl->s, tl, fd, ntohs(from->sin_port));
+	gone = tl->refs == 1;
 	lp_tlisten_release(tl);
+	return gone;    /* freed with its acceptor: stop this round */
 }
 
 struct lp_tlisten *
@@ -344,8 +334,14 @@ lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	tl->kaddr = kaddr;
 	tl->kport = kport;
 	tl->refs = 1;
-	ev_io_init(&tl->io, tlisten_cb, fd, EV_READ);
-	ev_io_start(s->loop, &tl->io);
+	tl->fd = fd;
+	if ((tl->acc = acceptor_new(s->loop, fd, "lanproxy", ACCEPTOR_RESERVE, tlisten_accept,
+	    tl)) == NULL) {
+		close(fd);
+		free(tl);
+		errno = ENOMEM;
+		return NULL;
+	}
 	HASH_ADD(hh, s->tlistens, key, sizeof(tl->key), tl);
 	return tl;
 }

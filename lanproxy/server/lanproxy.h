@@ -134,7 +134,8 @@ struct lp_usock {
 /* A kernel TCP listener on alias:port (or its low-port twin, kaddr:kport), open while
  * TCP_CONNECT records wait for it. */
 struct lp_tlisten {
-	ev_io io;                       /* first member */
+	int fd;                         /* the alias listener */
+	struct acceptor *acc;
 	struct shim_server *s;
 	uint64_t key;                   /* alias << 16 | port */
 	uint32_t vaddr, alias;
@@ -210,7 +211,8 @@ struct shim_server {
 	struct netstack *ns;
 	const struct vnet *vn;          /* our address; read, never written */
 	const struct peerdir *dir;      /* names and authorized peers; read, never written */
-	ev_io io;                       /* listening socket */
+	int fd;                         /* listening socket */
+	struct acceptor *acc;
 	char path[108];
 	struct lp_client *clients;
 	unsigned n_clients;

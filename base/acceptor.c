@@ -1,0 +1,142 @@
+/*
+ * acceptor: see acceptor.h. One round accepts at most ACCEPT_BATCH connections so one busy
+ * listener cannot starve the rest of the loop.
+ */
+#include "config.h"
+#include "base/acceptor.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "base/log.h"
+
+enum { ACCEPT_BATCH = 64 };
+
+struct acceptor {
+	ev_io io;                               /* first: the watcher callback casts back */
+	ev_timer pause;
+	struct ev_loop *loop;
+	const char *name;
+	unsigned reserve;
+	acceptor_cb cb;
+	void *arg;
+	double logged_at;                       /* last "paused" line; 0: never */
+	uint64_t unlogged;                      /* pauses since that line */
+	struct acceptor_stats st;
+};
+
+/* The soft descriptor limit, or 0 when unknown / unlimited (no reserve is kept then). */
+static long
+fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY ||
+	    rl.rlim_cur > (rlim_t)0x7fffffff)
+		return 0;
+	return (long)rl.rlim_cur;
+}
+
+static void
+pause_listener(struct acceptor *a, const char *reason, int err)
+{
+	double now = ev_now(a->loop);
+
+	a->st.pauses++;
+	a->unlogged++;
+	ev_io_stop(a->loop, &a->io);
+	ev_timer_set(&a->pause, ACCEPTOR_PAUSE_S, 0.);
+	ev_timer_start(a->loop, &a->pause);
+	if (a->logged_at != 0 && now - a->logged_at < ACCEPTOR_LOG_S)
+		return;
+	log_warnx("event=accept_paused listener=%s reason=%s errno=%d pause_s=%.0f pauses=%llu "
+	    "refused=%llu", a->name, reason, err, ACCEPTOR_PAUSE_S,
+	    (unsigned long long)a->unlogged, (unsigned long long)a->st.refused);
+	a->logged_at = now;
+	a->unlogged = 0;
+}
+
+static void
+accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct acceptor *a = (struct acceptor *)w;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	long limit = a->reserve ? fd_limit() : 0;
+	int fd, i;
+
+	(void)loop;
+	(void)revents;
+	for (i = 0; i < ACCEPT_BATCH; i++) {
+		len = sizeof(ss);
+		fd = accept4(a->io.fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM)
+				pause_listener(a, "no_fds", errno);
+			else if (errno != EAGAIN && errno != EWOULDBLOCK)
+				log_warn("event=accept_failed listener=%s", a->name);
+			return;
+		}
+		if (limit > 0 && (long)fd >= limit - (long)a->reserve) {
+			close(fd);
+			a->st.refused++;
+			pause_listener(a, "fd_reserve", EMFILE);
+			return;
+		}
+		a->st.accepted++;
+		if (a->cb(a->arg, fd, (const struct sockaddr *)&ss, len) != 0)
+			return;
+	}
+}
+
+static void
+resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct acceptor *a = w->data;
+
+	(void)revents;
+	ev_io_start(loop, &a->io);
+}
+
+struct acceptor *
+acceptor_new(struct ev_loop *loop, int fd, const char *name, unsigned reserve, acceptor_cb cb,
+    void *arg)
+{
+	struct acceptor *a = calloc(1, sizeof(*a));
+
+	if (a == NULL) {
+		log_warn("event=acceptor_alloc_failed listener=%s", name);
+		return NULL;
+	}
+	a->loop = loop;
+	a->name = name;
+	a->reserve = reserve;
+	a->cb = cb;
+	a->arg = arg;
+	ev_io_init(&a->io, accept_cb, fd, EV_READ);
+	ev_timer_init(&a->pause, resume_cb, ACCEPTOR_PAUSE_S, 0.);
+	a->pause.data = a;
+	ev_io_start(loop, &a->io);
+	return a;
+}
+
+void
+acceptor_free(struct acceptor *a)
+{
+	if (a == NULL)
+		return;
+	ev_io_stop(a->loop, &a->io);
+	ev_timer_stop(a->loop, &a->pause);
+	free(a);
+}
+
+void
+acceptor_get_stats(const struct acceptor *a, struct acceptor_stats *st)
+{
+	*st = a->st;
+}

@@ -418,6 +418,7 @@ control_new(const struct control_env *env, const char *path)
 {
 	struct sockaddr_un sa;
 	struct control *c;
+	char why[256];
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -426,8 +427,8 @@ control_new(const struct control_env *env, const char *path)
 		return NULL;
 	}
 	strcpy(sa.sun_path, path);
-	if (fsloc_make_parent(path) == -1) {
-		log_warn("event=control_listen_failed path=%s step=mkdir", path);
+	if (fsloc_make_parent(path, why, sizeof(why)) == -1) {
+		log_warnx("event=control_listen_failed path=%s reason=\"%s\"", path, why);
 		return NULL;
 	}
 	if (clear_stale(&sa) == -1)

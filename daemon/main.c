@@ -91,8 +91,10 @@ main(int argc, char **argv)
 		goto out_peers;
 	}
 	medclient_start(d.med);
-	if (fsloc_make_parent(d.cfg.control_path) != 0) {
-		log_warn("event=control_dir_failed path=%s", d.cfg.control_path);
+	if (fsloc_make_parent(d.cfg.control_path, err, sizeof(err)) != 0) {
+		log_warnx("event=control_dir_failed path=%s reason=\"%s\"", d.cfg.control_path,
+		    err);
+		fprintf(stderr, "shoald: %s\n", err);
 		goto out_mediator;
 	}
 	/* Without it only `shoal run` is unavailable (status says so): not worth failing for. */

@@ -140,7 +140,9 @@ class Lab:
         self.server.proc.wait()
 
     # --- daemons ---
-    def start_daemon(self, name, nick=None, wrap=(), wait_connected=True):
+    def start_daemon(self, name, nick=None, wrap=(), wait_connected=True, cli_wrap=()):
+        """cli_wrap: prefix for the CLI's argv, e.g. to run it as the daemon's user (the CLI
+        refuses a control socket served by another user, or in another user's directory)."""
         state = os.path.join(self.dir, name)
         os.makedirs(state, exist_ok=True)
         ctl = os.path.join(self.dir, name, "ctl.sock")
@@ -149,6 +151,7 @@ class Lab:
                 "--socks", f"127.0.0.1:{socks}", "--nick", nick or name, "-v"]
         p = self.spawn(argv, os.path.join(state, "shoald.log"))
         d = Daemon(self, name, p, ctl, socks, state)
+        d.cli_wrap = list(cli_wrap)
         if wait_connected:
             wait_until(lambda: d.status().get("server") == "connected" and d.status().get("address"), 10,
                        what=f"{name} connected")
@@ -167,9 +170,10 @@ class Server:
 class Daemon:
     def __init__(self, lab, name, proc, ctl, socks_port, state):
         self.lab, self.name, self.proc, self.ctl, self.socks_port, self.state = lab, name, proc, ctl, socks_port, state
+        self.cli_wrap = []
 
     def cli(self, *args, check=True, json_out=True, timeout=20):
-        argv = [binary("shoal"), "--control", self.ctl] + (["--json"] if json_out else []) + [str(a) for a in args]
+        argv = self.cli_wrap + [binary("shoal"), "--control", self.ctl] + (["--json"] if json_out else []) + [str(a) for a in args]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise CliError(r.returncode, r.stderr)

@@ -7,10 +7,12 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/sockowner.h"
 
 enum { ACCEPT_BATCH = 64 };
 
@@ -22,7 +24,9 @@ struct acceptor {
 	unsigned reserve;
 	acceptor_cb cb;
 	void *arg;
+	int owner_only;
 	double logged_at;                       /* last "paused" line; 0: never */
+	double foreign_logged_at;               /* last "refused another user" line */
 	uint64_t unlogged;                      /* pauses since that line */
 	struct acceptor_stats st;
 };
@@ -58,6 +62,31 @@ pause_listener(struct acceptor *a, const char *reason, int err)
 	a->unlogged = 0;
 }
 
+/* Whether the connection on fd comes from a socket of our own uid. */
+static int
+ours(struct acceptor *a, int fd)
+{
+	double now = ev_now(a->loop);
+	uid_t uid = (uid_t)-1;
+	int rc = sockowner_peer_uid(fd, &uid), e = errno;
+
+	if (rc == 0 && uid == getuid())
+		return 1;
+	a->st.foreign++;
+	if (a->foreign_logged_at == 0 || now - a->foreign_logged_at >= ACCEPTOR_LOG_S) {
+		if (rc == 0)
+			log_warnx("event=connection_refused listener=%s reason=other_user uid=%u "
+			    "refused=%llu hint=\"--allow-other-users lets them in\"", a->name,
+			    (unsigned)uid, (unsigned long long)a->st.foreign);
+		else
+			log_warnx("event=connection_refused listener=%s reason=owner_unknown "
+			    "error=\"%s\" refused=%llu", a->name, strerror(e),
+			    (unsigned long long)a->st.foreign);
+		a->foreign_logged_at = now;
+	}
+	return 0;
+}
+
 static void
 accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -87,6 +116,10 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			a->st.refused++;
 			pause_listener(a, "fd_reserve", EMFILE);
 			return;
+		}
+		if (a->owner_only && !ours(a, fd)) {
+			close(fd);
+			continue;
 		}
 		a->st.accepted++;
 		if (a->cb(a->arg, fd, (const struct sockaddr *)&ss, len) != 0)
@@ -133,6 +166,12 @@ acceptor_free(struct acceptor *a)
 	ev_io_stop(a->loop, &a->io);
 	ev_timer_stop(a->loop, &a->pause);
 	free(a);
+}
+
+void
+acceptor_owner_only(struct acceptor *a, int on)
+{
+	a->owner_only = on;
 }
 
 void

@@ -16,6 +16,12 @@
  * listener pauses. The control socket has reserve 0 and every other listener a reserve, so
  * the owner's `shoal status` still gets an answer while SOCKS clients exhaust the table.
  *
+ * Owner only: a loopback listener that gives access to the virtual LAN (SOCKS5, `shoal
+ * forward`, lanproxy aliases) asks the kernel who owns the connecting socket
+ * (base/sockowner.h) and closes connections of other users at once, so another user of a
+ * shared machine cannot act as this node; logged once per ACCEPTOR_LOG_S with their uid. When
+ * the owner cannot be told the connection is refused too (fail closed).
+ *
  * Owns: its watchers. Not the socket: the owner made it and closes it after acceptor_free.
  */
 #ifndef SHOAL_ACCEPTOR_H
@@ -45,11 +51,14 @@ typedef int (*acceptor_cb)(void *arg, int fd, const struct sockaddr *sa, socklen
 struct acceptor *acceptor_new(struct ev_loop *loop, int fd, const char *name, unsigned reserve,
     acceptor_cb cb, void *arg);
 void acceptor_free(struct acceptor *a);
+/* Accept only connections whose socket belongs to our uid (see above); off by default. */
+void acceptor_owner_only(struct acceptor *a, int on);
 
 struct acceptor_stats {
 	uint64_t accepted;
 	uint64_t pauses;                /* times the listener paused */
 	uint64_t refused;               /* closed at once to keep the reserve */
+	uint64_t foreign;               /* closed at once: another user's (or unknown) socket */
 };
 void acceptor_get_stats(const struct acceptor *a, struct acceptor_stats *st);
 

@@ -34,6 +34,7 @@ struct daemon_config {
 	char control_path[4096];        /* default $XDG_RUNTIME_DIR/shoal/shoald.sock */
 	uint16_t udp_port;              /* 0: ephemeral */
 	char nick[NICK_MAX_LEN + 1];    /* --nick, may be empty */
+	int allow_others;               /* --allow-other-users: loopback listeners serve all */
 };
 
 struct daemon {

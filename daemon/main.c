@@ -101,10 +101,13 @@ main(int argc, char **argv)
 	if (shim_socket_path(d.cfg.control_path, shim_path, sizeof(shim_path)) == 0)
 		d.shim = shim_server_new(d.loop, d.ns, &d.vnet, &d.dir, shim_path,
 		    d.cfg.control_path);
+	if (d.shim)
+		shim_server_allow_others(d.shim, d.cfg.allow_others);
 	if (d.cfg.socks_port != 0) {
 		if ((d.socks = socks_server_new(d.loop, d.ns, &d.vnet, &d.dir, d.cfg.socks_host,
 		    d.cfg.socks_port)) == NULL)
 			goto out_shim;
+		socks_server_allow_others(d.socks, d.cfg.allow_others);
 		snprintf(socks_desc, sizeof(socks_desc), "%s:%u", d.cfg.socks_host,
 		    (unsigned)d.cfg.socks_port);
 	} else {
@@ -115,6 +118,10 @@ main(int argc, char **argv)
 		log_warnx("event=expose_tables_failed");
 		goto out_expose;
 	}
+	forward_table_allow_others(d.fwd, d.cfg.allow_others);
+	if (d.cfg.allow_others)
+		log_warnx("event=allow_other_users hint=\"every user of this machine can use the "
+		    "SOCKS5 port, forwards and shoal run aliases as this node\"");
 	/* Last: it commands everything above, and the CLI finding its socket means we are up. */
 	if (conn_string_format(d.cfg.server_host, d.cfg.server_port, d.cfg.server_pub, server_url,
 	    sizeof(server_url)) != 0)

@@ -43,6 +43,7 @@ struct forward_table {
 	struct ev_loop *loop;
 	struct netstack *ns;
 	struct forward *list;
+	int allow_others;
 };
 
 /*
@@ -98,6 +99,16 @@ forward_find(const struct forward_table *t, uint16_t local_port)
 		if (f->local_port == local_port)
 			return f;
 	return NULL;
+}
+
+void
+forward_table_allow_others(struct forward_table *t, int allow)
+{
+	struct forward *f;
+
+	t->allow_others = allow;
+	for (f = t->list; f != NULL; f = f->next)
+		acceptor_owner_only(f->acc, !allow);
 }
 
 struct forward_table *
@@ -185,6 +196,7 @@ forward_add(struct forward_table *t, uint16_t local_port, uint32_t ip, uint16_t 
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
+	acceptor_owner_only(f->acc, !t->allow_others);
 	LL_APPEND(t->list, f);
 	log_info("event=forward_added local_port=%u dst=%s", local_port,
 	    ip4_ep_str(ip, port, dst));

@@ -78,6 +78,7 @@ struct s5_client {
 struct socks_server {
 	int fd;                         /* listening socket */
 	struct acceptor *acc;
+	int loopback;                   /* listening on 127/8 or ::1: owner only by default */
 	struct socks_ctx cx;
 	struct s5_client *clients;
 };
@@ -483,6 +484,21 @@ accept_cb(void *arg, int fd, const struct sockaddr *sa, socklen_t len)
 }
 
 static int
+is_loopback(int fd)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 1;
+	if (ss.ss_family == AF_INET)
+		return ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24 == 127;
+	if (ss.ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+	return 1;
+}
+
+static int
 listen_on(const char *host, uint16_t port)
 {
 	struct addrinfo hints, *res = NULL, *ai;
@@ -542,8 +558,16 @@ socks_server_new(struct ev_loop *loop, struct netstack *ns, const struct vnet *v
 		free(s);
 		return NULL;
 	}
-	log_info("event=socks_listening host=%s port=%u", host, port);
+	s->loopback = is_loopback(fd);
+	acceptor_owner_only(s->acc, s->loopback);
+	log_info("event=socks_listening host=%s port=%u owner_only=%d", host, port, s->loopback);
 	return s;
+}
+
+void
+socks_server_allow_others(struct socks_server *s, int allow)
+{
+	acceptor_owner_only(s->acc, s->loopback && !allow);
 }
 
 /*

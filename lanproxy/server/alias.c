@@ -342,6 +342,7 @@ lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 		errno = ENOMEM;
 		return NULL;
 	}
+	acceptor_owner_only(tl->acc, !s->allow_others);
 	HASH_ADD(hh, s->tlistens, key, sizeof(tl->key), tl);
 	return tl;
 }

@@ -54,6 +54,9 @@ int shim_socket_path(const char *control_path, char *out, size_t cap);
 struct shim_server *shim_server_new(struct ev_loop *loop, struct netstack *ns,
     const struct vnet *vn, const struct peerdir *dir, const char *path,
     const char *control_path);
+/* The loopback aliases that stand for peers serve only our own uid's connections
+ * (base/acceptor.h, owner only) unless allow is 1 (--allow-other-users). */
+void shim_server_allow_others(struct shim_server *s, int allow);
 /* The path actually listened on (see shim_server_new). */
 const char *shim_server_path(const struct shim_server *s);
 /* Closes every client and alias socket and releases everything registered with the netstack;
@@ -213,6 +216,7 @@ struct shim_server {
 	const struct peerdir *dir;      /* names and authorized peers; read, never written */
 	int fd;                         /* listening socket */
 	struct acceptor *acc;
+	int allow_others;               /* alias listeners: serve every local user */
 	char path[108];
 	struct lp_client *clients;
 	unsigned n_clients;

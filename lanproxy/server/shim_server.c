@@ -445,6 +445,16 @@ shim_server_new(struct ev_loop *loop, struct netstack *ns, const struct vnet *vn
 }
 
 void
+shim_server_allow_others(struct shim_server *s, int allow)
+{
+	struct lp_tlisten *tl, *tmp;
+
+	s->allow_others = allow;
+	HASH_ITER(hh, s->tlistens, tl, tmp)
+		acceptor_owner_only(tl->acc, !allow);
+}
+
+void
 shim_server_free(struct shim_server *s)
 {
 	struct lp_client *c, *tmp;

@@ -578,6 +578,42 @@ cmd_expose(const struct control_env *env, struct ctl_client *cl, const struct ct
 	    "port", (int)rq->port, "proto", proto, "removed", rq->remove));
 }
 
+/*
+ * A forward reaches another node of the virtual network, nothing else: not us, not the
+ * network's own or broadcast address, not loopback or the Internet (the netstack would send
+ * such a connect nowhere and the user would wait for a timeout). Before we have an address the
+ * prefix is unknown: then only what can never be a node is refused.
+ */
+static int
+forward_target_ok(const struct vnet *vn, uint32_t addr, char *err, size_t errlen)
+{
+	char a[IP4_STR_LEN], net[IP4_STR_LEN];
+	uint32_t first = addr >> 24;
+
+	ip4_str(addr, a);
+	if (vn && vnet_ready(vn)) {
+		if (vnet_is_other_host(vn, addr))
+			return 1;
+		ip4_str(vn->prefix_len ? vn->addr & (0xffffffffu << (32 - vn->prefix_len)) : 0,
+		    net);
+		if (addr == vn->addr)
+			snprintf(err, errlen, "%s is this node: forward reaches other members", a);
+		else if (vnet_contains(vn, addr))
+			snprintf(err, errlen, "%s is the network or broadcast address of %s/%u, not "
+			    "a member", a, net, (unsigned)vn->prefix_len);
+		else
+			snprintf(err, errlen, "%s is outside the virtual network %s/%u: forward "
+			    "reaches members only", a, net, (unsigned)vn->prefix_len);
+		return 0;
+	}
+	if (first == 0 || first == 127 || first >= 224) {
+		snprintf(err, errlen, "%s cannot be a member's address: forward reaches members "
+		    "only", a);
+		return 0;
+	}
+	return 1;
+}
+
 static void
 cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
@@ -603,6 +639,10 @@ cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct c
 	if (resolve_addr(env, rq->peer, &addr) == -1) {
 		ctl_reply_error(cl, 1, rq->id, "unknown peer %s (not a nick, address or node id "
 		    "of a member)", rq->peer);
+		return;
+	}
+	if (!forward_target_ok(env->vnet, addr, err, sizeof(err))) {
+		ctl_reply_error(cl, 1, rq->id, "%s", err);
 		return;
 	}
 	if (forward_add(env->fwd, rq->local_port, addr, rq->port, err, sizeof(err)) == -1) {

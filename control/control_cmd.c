@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -765,7 +766,16 @@ ping_next(struct ctl_pending *p)
 
 	p->outstanding = 1;
 	if (peers_ping(p->env->peers, p->addr, ping_done, p) == -1) {
+		int busy = errno == EBUSY || errno == ENOMEM;
+
 		p->outstanding = 0;
+		if (busy) {
+			ip4_str(p->addr, a);
+			ctl_reply_error(p->client, 1, p->id, "busy: too many pings to %s in flight; "
+			    "try again in a few seconds", a);
+			ctl_pending_free(p);
+			return;
+		}
 		if (p->seq > 0) {
 			/* the peer went away between pings: report what we have */
 			while (p->seq < p->rq.count)

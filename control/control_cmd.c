@@ -553,6 +553,13 @@ cmd_mediator(const struct control_env *env, struct ctl_client *cl, const struct 
 }
 
 static void
+ports_changed(const struct control_env *env)
+{
+	if (env->ports_changed)
+		env->ports_changed(env->ports_arg);
+}
+
+static void
 cmd_expose(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
 	const char *proto = rq->udp ? "udp" : "tcp";
@@ -571,6 +578,7 @@ cmd_expose(const struct control_env *env, struct ctl_client *cl, const struct ct
 		ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 		return;
 	}
+	ports_changed(env);
 	if (rq->remove)
 		snprintf(msg, sizeof(msg), "no longer exposing %u/%s", rq->port, proto);
 	else
@@ -632,6 +640,7 @@ cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct c
 			ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 			return;
 		}
+		ports_changed(env);
 		snprintf(msg, sizeof(msg), "no longer forwarding 127.0.0.1:%u", rq->local_port);
 		ctl_reply_ok(cl, rq->id, json_pack("{s:s, s:i, s:b}", "message", msg,
 		    "local_port", (int)rq->local_port, "removed", 1));
@@ -650,6 +659,7 @@ cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct c
 		ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 		return;
 	}
+	ports_changed(env);
 	ip4_str(addr, a);
 	snprintf(msg, sizeof(msg), "forwarding 127.0.0.1:%u to %s:%u", rq->local_port, a,
 	    rq->port);

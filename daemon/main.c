@@ -24,6 +24,7 @@
 #include "core/transport.h"
 #include "crypto/identity.h"
 #include "daemon/daemon.h"
+#include "daemon/portsfile.h"
 #include "lanproxy/server/lanproxy.h"
 #include "medclient/medclient.h"
 #include "netstack/netstack.h"
@@ -119,6 +120,7 @@ main(int argc, char **argv)
 		goto out_expose;
 	}
 	forward_table_allow_others(d.fwd, d.cfg.allow_others);
+	portsfile_restore(d.cfg.state_dir, d.expose, d.fwd);
 	if (d.cfg.allow_others)
 		log_warnx("event=allow_other_users hint=\"every user of this machine can use the "
 		    "SOCKS5 port, forwards and shoal run aliases as this node\"");
@@ -138,6 +140,8 @@ main(int argc, char **argv)
 		.expose = d.expose,
 		.fwd = d.fwd,
 		.dir = &d.dir,
+		.ports_changed = daemon_ports_changed,
+		.ports_arg = &d,
 	};
 	if ((d.ctl = control_new(&ctl_env, d.cfg.control_path)) == NULL)
 		goto out_expose;

@@ -34,6 +34,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utlist.h>
 
 #include "base/acceptor.h"
 #include "base/ip4.h"
@@ -228,6 +229,17 @@ usock_cb(struct ev_loop *loop, ev_io *w, int revents)
 	lp_usock_readable((struct lp_usock *)w);
 }
 
+static void
+usock_free(struct shim_server *s, struct lp_usock *us)
+{
+	ev_io_stop(s->loop, &us->io);
+	close(us->io.fd);
+	HASH_DEL(s->usocks, us);
+	DL_DELETE2(s->usock_lru, us, lru_prev, lru_next);
+	s->n_usocks--;
+	free(us);
+}
+
 struct lp_usock *
 lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 {
@@ -243,11 +255,15 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	}
 	key = (uint64_t)alias << 16 | port;
 	HASH_FIND(hh, s->usocks, &key, sizeof(key), us);
-	if (us != NULL)
+	if (us != NULL) {
+		lp_usock_touch(us);
 		return us;
+	}
 	if (s->n_usocks >= LP_USOCK_MAX) {
-		errno = ENOBUFS;
-		return NULL;
+		/* Recycle rather than refuse: a server that has heard from many peer ports over
+		 * its life must still hear from the next one. */
+		s->st.usock_recycled++;
+		usock_free(s, s->usock_lru);
 	}
 	if ((fd = alias_socket(SOCK_DGRAM, alias, port, &kaddr, &kport)) < 0)
 		return NULL;
@@ -265,8 +281,20 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	ev_io_init(&us->io, usock_cb, fd, EV_READ);
 	ev_io_start(s->loop, &us->io);
 	HASH_ADD(hh, s->usocks, key, sizeof(us->key), us);
+	DL_APPEND2(s->usock_lru, us, lru_prev, lru_next);
 	s->n_usocks++;
 	return us;
+}
+
+void
+lp_usock_touch(struct lp_usock *us)
+{
+	struct shim_server *s = us->s;
+
+	if (us->lru_next == NULL)
+		return;         /* already the most recent */
+	DL_DELETE2(s->usock_lru, us, lru_prev, lru_next);
+	DL_APPEND2(s->usock_lru, us, lru_prev, lru_next);
 }
 
 /* ---- alias TCP listeners ---- */
@@ -361,13 +389,8 @@ lp_alias_free_all(struct shim_server *s)
 	struct lp_tlisten *tl, *ttmp;
 	struct lp_alias *a, *atmp;
 
-	HASH_ITER(hh, s->usocks, us, utmp) {
-		ev_io_stop(s->loop, &us->io);
-		close(us->io.fd);
-		HASH_DEL(s->usocks, us);
-		free(us);
-	}
-	s->n_usocks = 0;
+	HASH_ITER(hh, s->usocks, us, utmp)
+		usock_free(s, us);
 	HASH_ITER(hh, s->tlistens, tl, ttmp)
 		tlisten_free(tl);
 	HASH_CLEAR(hh_alias, s->by_alias);

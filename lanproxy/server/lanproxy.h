@@ -131,6 +131,7 @@ struct lp_usock {
 	uint16_t port;
 	uint32_t kaddr;                 /* where the socket is bound */
 	uint16_t kport;
+	struct lp_usock *lru_prev, *lru_next;   /* s->usock_lru, least recently used first */
 	UT_hash_handle hh;
 };
 
@@ -205,7 +206,7 @@ struct lp_tcp_conn {
 
 struct lp_stats {
 	uint64_t requests, malformed, dgram_out, dgram_out_limited, udp_to_overlay,
-	    udp_from_overlay, udp_dropped, tcp_accepted, tcp_rejected;
+	    udp_from_overlay, udp_dropped, usock_recycled, tcp_accepted, tcp_rejected;
 };
 
 /* The whole daemon side of lanproxy. Owned by main (shim_server_new / shim_server_free). */
@@ -225,6 +226,7 @@ struct shim_server {
 	uint32_t alias_next;            /* next alias index to hand out (1..65534) */
 	unsigned alias_count;
 	struct lp_usock *usocks;
+	struct lp_usock *usock_lru;     /* the same, least recently used first */
 	unsigned n_usocks;
 	struct lp_tlisten *tlistens;
 	/* tcp.c */
@@ -278,8 +280,14 @@ int lp_peer_known(const struct shim_server *s, uint32_t vaddr);
  * nick, NICK.shoal, trailing dot, node-id prefix, dotted address); ENOENT if it is none. */
 enum lp_verdict lp_resolve(struct shim_server *s, const struct shim_msg *rq,
     struct shim_msg *rep);
-/* The UDP socket on alias(vaddr):port, created on first use; NULL with errno. */
+/*
+ * The UDP socket on alias(vaddr):port, created on first use; NULL with errno. At most
+ * LP_USOCK_MAX exist: beyond, the least recently used one is closed for the new one (a peer
+ * port that talks again gets its socket back, on the same alias:port).
+ */
 struct lp_usock *lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port);
+/* Marks us as just used (traffic either way), so it is the last to be recycled. */
+void lp_usock_touch(struct lp_usock *us);
 /* A reference on the TCP listener on alias(vaddr):port; NULL with errno. */
 struct lp_tlisten *lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port);
 void lp_tlisten_release(struct lp_tlisten *tl);

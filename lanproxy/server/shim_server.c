@@ -470,11 +470,11 @@ shim_server_free(struct shim_server *s)
 	close(s->fd);
 	(void)unlink(s->path);
 	log_info("event=shim_stopped requests=%llu malformed=%llu dgram_out=%llu "
-	    "dgram_limited=%llu udp_out=%llu udp_in=%llu udp_dropped=%llu tcp_accepted=%llu "
-	    "tcp_rejected=%llu", (unsigned long long)s->st.requests,
+	    "dgram_limited=%llu udp_out=%llu udp_in=%llu udp_dropped=%llu usock_recycled=%llu "
+	    "tcp_accepted=%llu tcp_rejected=%llu", (unsigned long long)s->st.requests,
 	    (unsigned long long)s->st.malformed, (unsigned long long)s->st.dgram_out,
 	    (unsigned long long)s->st.dgram_out_limited, (unsigned long long)s->st.udp_to_overlay,
 	    (unsigned long long)s->st.udp_from_overlay, (unsigned long long)s->st.udp_dropped,
-	    (unsigned long long)s->st.tcp_accepted, (unsigned long long)s->st.tcp_rejected);
+	    (unsigned long long)s->st.usock_recycled, (unsigned long long)s->st.tcp_accepted, (unsigned long long)s->st.tcp_rejected);
 	free(s);
 }

@@ -34,6 +34,7 @@ struct conn {                            /* owned by struct server (its conns li
 	ev_timer timer;                 /* idle timeout; re-armed to 0 s for a deferred close */
 	ev_timer nat_timer;             /* the mediator's NAT classification timer (io_timer) */
 	struct endpoint local;          /* our end of the TCP connection (getsockname) */
+	struct endpoint remote;         /* the node's end, as accepted */
 	int dead;                       /* a send failed: closing on the next iteration */
 	char peer[IP4_EP_STR_LEN];      /* ip:port, for logs */
 	struct conn *prev, *next;
@@ -95,8 +96,10 @@ conn_on_ready(void *arg, const uint8_t remote_static[KEY_LEN])
 	struct conn *c = arg;
 
 	c->sess = medsrv_session_open(c->srv->med, remote_static, c);
-	if (c->sess != NULL)
+	if (c->sess != NULL) {
 		medsrv_session_local(c->srv->med, c->sess, &c->local);
+		medsrv_session_remote(c->srv->med, c->sess, &c->remote);
+	}
 	if (c->sess == NULL) {
 		c->dead = 1;
 		ev_timer_stop(c->srv->loop, &c->timer);
@@ -232,6 +235,8 @@ accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 		return;
 	}
 	ip4_ep_str(ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port), c->peer);
+	c->remote.addr = ntohl(sin->sin_addr.s_addr);
+	c->remote.port = ntohs(sin->sin_port);
 	/* A wildcard listener's NAT plan points at the address the node reached us on. */
 	if (getsockname(fd, (struct sockaddr *)&me, &len) == 0 && me.sin_family == AF_INET) {
 		c->local.addr = ntohl(me.sin_addr.s_addr);

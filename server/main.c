@@ -33,6 +33,7 @@
 #include "crypto/identity.h"
 #include "base/ip4.h"
 #include "base/log.h"
+#include "server/pwpool.h"
 #include "server/server.h"
 
 struct options {                         /* read-only after parse_options */
@@ -296,6 +297,34 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+enum { PW_THREADS = 2, PW_QUEUE = 64 };
+
+static void
+pw_done(void *arg, struct pw_job *job)
+{
+	struct server *srv = arg;
+
+	if (srv->med)
+		medsrv_pw_done(srv->med, job);
+}
+
+static int
+pw_submit(void *arg, const struct pw_job *job)
+{
+	struct server *srv = arg;
+
+	return pwpool_submit(srv->pw, job);
+}
+
+int
+pw_medsrv_io(struct server *srv, struct medsrv_io *io)
+{
+	if ((srv->pw = pwpool_new(srv->loop, PW_THREADS, PW_QUEUE, pw_done, srv)) == NULL)
+		return -1;
+	io->pw_submit = pw_submit;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -364,6 +393,10 @@ main(int argc, char **argv)
 	memset(&io, 0, sizeof(io));
 	conn_medsrv_io(&srv, &io);
 	udp_medsrv_io(&srv, &io);
+	if (pw_medsrv_io(&srv, &io) != 0) {
+		log_warnx("event=startup_failed reason=\"cannot start the password workers\"");
+		goto out;
+	}
 	if ((srv.med = medsrv_new(srv.st, &cfg, &io)) == NULL || udp_start(&srv) < 0) {
 		log_warnx("event=startup_failed reason=out_of_memory");
 		goto out;
@@ -397,6 +430,7 @@ main(int argc, char **argv)
 out:
 	/* The mediator first (it forgets sessions without calling back), then the connections. */
 	medsrv_free(srv.med);
+	pwpool_free(srv.pw);
 	if (srv.loop) {
 		conn_shutdown(&srv);
 		udp_stop(&srv);

@@ -50,6 +50,7 @@ struct server {                          /* owned by main() */
 	struct conn *conns;             /* list of every open control connection */
 	unsigned n_conns;
 	struct udp *udp[NATPROBE_MAX_SOCKS];
+	struct pwpool *pw;              /* Argon2id off the loop (pwpool.h) */
 };
 
 /* Fills the mediator's I/O hooks (sending, kicking, the clock, NAT timers) for this server. */
@@ -58,6 +59,9 @@ void conn_medsrv_io(struct server *srv, struct medsrv_io *io);
 void conn_start(struct server *srv);
 /* Closes every connection without telling the mediator (it is being freed). */
 void conn_shutdown(struct server *srv);
+
+/* Starts srv->pw and fills io->pw_submit. Returns 0 or -1. */
+int pw_medsrv_io(struct server *srv, struct medsrv_io *io);
 
 /* Fills io->udp_send (datagrams from one of srv->udp_fd). */
 void udp_medsrv_io(struct server *srv, struct medsrv_io *io);

@@ -106,7 +106,8 @@ class Lab:
         return p
 
     # --- mediator ---
-    def start_server(self, port=None, host="127.0.0.1", wrap=()):
+    def start_server(self, port=None, host="127.0.0.1", wrap=(), fast_passwords=True):
+        """fast_passwords: Argon2id at its cheapest (--pwhash-fast); False: the real cost."""
         state = os.path.join(self.dir, "server")
         os.makedirs(state, exist_ok=True)
         url_file = os.path.join(state, "url")
@@ -115,8 +116,8 @@ class Lab:
         if os.path.exists(url_file) and port == 0:
             os.unlink(url_file)
         log = os.path.join(self.dir, "server.log")
-        p = self.spawn(list(wrap) + [binary("shoal-server"), "--listen", f"{host}:{port}", "--state", state,
-                                     "--pwhash-fast", "-v"], log)
+        p = self.spawn(list(wrap) + [binary("shoal-server"), "--listen", f"{host}:{port}", "--state", state]
+                       + (["--pwhash-fast"] if fast_passwords else []) + ["-v"], log)
         if port == 0:
             wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 10, what="server url")
         else:

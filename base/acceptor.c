@@ -25,6 +25,8 @@ struct acceptor {
 	acceptor_cb cb;
 	void *arg;
 	int owner_only;
+	unsigned (*on_full)(void *arg);
+	void *full_arg;
 	double logged_at;                       /* last "paused" line; 0: never */
 	double foreign_logged_at;               /* last "refused another user" line */
 	uint64_t unlogged;                      /* pauses since that line */
@@ -41,6 +43,18 @@ fd_limit(void)
 	    rl.rlim_cur > (rlim_t)0x7fffffff)
 		return 0;
 	return (long)rl.rlim_cur;
+}
+
+long
+acceptor_raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return fd_limit();
 }
 
 static void
@@ -105,13 +119,17 @@ accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM)
+			    errno == ENOMEM) {
+				if (a->on_full && a->on_full(a->full_arg) > 0)
+					continue;
 				pause_listener(a, "no_fds", errno);
+			}
 			else if (errno != EAGAIN && errno != EWOULDBLOCK)
 				log_warn("event=accept_failed listener=%s", a->name);
 			return;
 		}
-		if (limit > 0 && (long)fd >= limit - (long)a->reserve) {
+		if (limit > 0 && (long)fd >= limit - (long)a->reserve &&
+		    !(a->on_full && a->on_full(a->full_arg) > 0)) {
 			close(fd);
 			a->st.refused++;
 			pause_listener(a, "fd_reserve", EMFILE);
@@ -172,6 +190,13 @@ void
 acceptor_owner_only(struct acceptor *a, int on)
 {
 	a->owner_only = on;
+}
+
+void
+acceptor_on_full(struct acceptor *a, unsigned (*fn)(void *arg), void *arg)
+{
+	a->on_full = fn;
+	a->full_arg = arg;
 }
 
 void

@@ -53,6 +53,16 @@ struct acceptor *acceptor_new(struct ev_loop *loop, int fd, const char *name, un
 void acceptor_free(struct acceptor *a);
 /* Accept only connections whose socket belongs to our uid (see above); off by default. */
 void acceptor_owner_only(struct acceptor *a, int on);
+/*
+ * Out of descriptors, ask the owner to free some first (the mediator closes connections that
+ * have not authenticated, oldest first): fn returns how many it closed; with none the
+ * listener pauses as usual. fn must not free the acceptor.
+ */
+void acceptor_on_full(struct acceptor *a, unsigned (*fn)(void *arg), void *arg);
+
+/* Raises the soft descriptor limit to the hard one (the default soft 1024 is what a few
+ * hundred silent clients exhaust); returns the soft limit now (0: unlimited or unknown). */
+long acceptor_raise_fd_limit(void);
 
 struct acceptor_stats {
 	uint64_t accepted;

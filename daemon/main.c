@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/acceptor.h"
 #include "base/fsloc.h"
 #include "base/log.h"
 #include "control/control.h"
@@ -53,6 +54,7 @@ main(int argc, char **argv)
 	if ((rc = daemon_parse_args(argc, argv, &d.cfg, &verbose)) != 0)
 		return rc < 0 ? 0 : rc;
 	log_init("shoald", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	log_debug("event=fd_limit soft=%ld", acceptor_raise_fd_limit());
 	if (sodium_init() < 0) {
 		log_warnx("event=sodium_init_failed");
 		return 1;

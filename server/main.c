@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "crypto/identity.h"
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "server/pwpool.h"
@@ -344,6 +345,7 @@ main(int argc, char **argv)
 	log_init("shoal-server", o.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	if (sodium_init() < 0)
 		fatalx("event=startup_failed reason=sodium_init");
+	log_debug("event=fd_limit soft=%ld", acceptor_raise_fd_limit());
 	signal(SIGPIPE, SIG_IGN);
 
 	if (identity_load_or_create(o.state_dir, "server.key", &srv.kp, err, sizeof(err)) < 0) {

@@ -15,6 +15,7 @@ const unsigned jl_budget[JL_SCOPES] = {
 	[JL_FAIL_NETWORK] = 30,
 	[JL_PWOP_KEY] = 10,
 	[JL_PWOP_SOURCE] = 40,
+	[JL_REGISTER_SOURCE] = 30,
 };
 
 struct rl_entry {                        /* owned by struct joinlimit */

@@ -28,6 +28,7 @@ enum jl_scope {
 	JL_FAIL_NETWORK,        /* ... against one network */
 	JL_PWOP_KEY,            /* password operations (create, join, set-pass) by one key */
 	JL_PWOP_SOURCE,         /* ... from one source address */
+	JL_REGISTER_SOURCE,     /* new node keys registered from one source address */
 	JL_SCOPES
 };
 

@@ -81,6 +81,7 @@ struct medsrv {                          /* owned by the server context (or a te
 	struct pw_parked *parked;       /* requests waiting for a password job, by ticket */
 	unsigned n_parked;
 	uint64_t next_ticket, next_serial;
+	double full_logged_at;          /* last address_range_exhausted line */
 	struct medsrv_stats stats;
 };
 
@@ -790,6 +791,40 @@ handle_nat_report(struct medsrv *m, struct msess *s, const struct msg_nat_report
 		nat_maybe_changed(m, s);
 }
 
+/* 1 (and s kicked) when s's source address registered too many new nodes lately. */
+static int
+registration_limited(struct medsrv *m, struct msess *s)
+{
+	double now = m->io.now(m->io.arg), wait = 0;
+	char src[IP4_STR_LEN];
+
+	if (joinlimit_blocked(m->rl, JL_REGISTER_SOURCE, &s->remote_addr, sizeof(s->remote_addr),
+	    now, &wait)) {
+		m->stats.registrations_limited++;
+		session_kick(m, s, "registration_rate_limited");
+		return 1;
+	}
+	if (joinlimit_hit(m->rl, JL_REGISTER_SOURCE, &s->remote_addr, sizeof(s->remote_addr), now))
+		log_warnx("event=registrations_limited source=%s budget=%u window_s=%.0f",
+		    ip4_str(s->remote_addr, src), jl_budget[JL_REGISTER_SOURCE], JL_WINDOW);
+	return 0;
+}
+
+/* The operator's line, at most once a minute: no address left for new nodes. */
+static void
+range_full(struct medsrv *m)
+{
+	double now = m->io.now(m->io.arg);
+	char net[IP4_STR_LEN];
+
+	if (m->full_logged_at != 0 && now - m->full_logged_at < 60)
+		return;
+	m->full_logged_at = now;
+	log_warnx("event=address_range_exhausted range=%s/%u hint=\"new nodes are refused; "
+	    "unused registrations are reclaimed after --reclaim-days, or give a larger --range\"",
+	    ip4_str(m->cfg.range, net), m->cfg.prefix_len);
+}
+
 static void
 handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 {
@@ -807,12 +842,22 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 		session_kick(m, s, "protocol_version");
 		return;
 	}
+	/* New registrations are limited per source address: each is a row and an address. */
+	rc = store_node_get(m->st, s->key, &node);
+	if (rc == STORE_NOT_FOUND && s->remote_addr && registration_limited(m, s))
+		return;
 	rc = store_node_get_or_create(m->st, s->key, m->cfg.range, m->cfg.prefix_len, &node,
 	    &created);
-	if (rc != 0) {
-		session_kick(m, s, rc == STORE_FULL ? "address_range_full" : "store_error");
+	if (rc == STORE_FULL) {
+		range_full(m);
+		session_kick(m, s, "address_range_full");
 		return;
 	}
+	if (rc != 0) {
+		session_kick(m, s, "store_error");
+		return;
+	}
+	(void)store_node_touch(m->st, s->key, 0);
 	if (h->nick[0] != '\0' && valid_label(h->nick, NICK_MAX_LEN) &&
 	    strcmp(h->nick, node.nick) != 0 && store_node_set_nick(m->st, s->key, h->nick) == 0)
 		snprintf(node.nick, sizeof(node.nick), "%s", h->nick);
@@ -1448,6 +1493,23 @@ medsrv_pw_done(struct medsrv *m, struct pw_job *job)
 	}
 	sodium_memzero(&p->req, sizeof(p->req));
 	free(p);
+}
+
+int
+medsrv_reclaim(struct medsrv *m, int64_t now, int64_t max_age)
+{
+	struct msess *s, *tmp;
+	unsigned removed = 0;
+
+	/* Connected nodes are in use whatever their networks: seen now. */
+	HASH_ITER(hh_key, m->by_key, s, tmp)
+		(void)store_node_touch(m->st, s->key, now);
+	if (store_nodes_reclaim(m->st, now - max_age, &removed) != 0)
+		return -1;
+	if (removed)
+		log_info("event=nodes_reclaimed count=%u unused_for_s=%lld", removed,
+		    (long long)max_age);
+	return (int)removed;
 }
 
 void

@@ -72,6 +72,7 @@ struct medsrv_stats {                    /* counters, for logs and tests */
 	uint64_t punch_plans;           /* pairs planned (two PUNCH messages each) */
 	uint64_t punch_dropped;         /* plans refused by a bound of punch.c */
 	uint64_t requests;
+	uint64_t registrations_limited; /* HELLOs of new keys refused for their source */
 	uint64_t sessions;              /* currently open sessions */
 };
 
@@ -90,6 +91,11 @@ void medsrv_session_local(struct medsrv *m, struct msess *s, const struct endpoi
  * operations and failed joins (joinlimit.h). Without it only per-key limits apply. */
 void medsrv_session_remote(struct medsrv *m, struct msess *s, const struct endpoint *remote);
 void medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg);
+/*
+ * Forgets registrations nobody uses: nodes not connected, last seen more than max_age seconds
+ * before now (Unix seconds), in no network (store_nodes_reclaim). Returns how many, or -1.
+ */
+int medsrv_reclaim(struct medsrv *m, int64_t now, int64_t max_age);
 /* A password job submitted through io.pw_submit finished: its request is handled again with
  * the result (if its session is still the one that sent it). */
 void medsrv_pw_done(struct medsrv *m, struct pw_job *job);

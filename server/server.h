@@ -60,6 +60,8 @@ struct server {                          /* owned by main() */
 	double preauth_logged_at;
 	struct udp *udp[NATPROBE_MAX_SOCKS];
 	struct pwpool *pw;              /* Argon2id off the loop (pwpool.h) */
+	ev_timer reclaim_w;             /* hourly: forget unused registrations */
+	int64_t reclaim_age;            /* s; 0: never */
 };
 
 /* Fills the mediator's I/O hooks (sending, kicking, the clock, NAT timers) for this server. */

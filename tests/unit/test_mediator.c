@@ -152,13 +152,17 @@ clear(struct env *e)
 		e->f[i].n = 0;
 }
 
+/* Node i connects from source address src (0: unknown) and sends its HELLO. */
 static void
-connect_node(struct env *e, int i, const char *nick)
+connect_node_from(struct env *e, int i, const char *nick, uint32_t src)
 {
 	struct fake *f = &e->f[i];
+	struct endpoint remote = { src, 40000, 0 };
 	struct msg m;
 
 	f->s = medsrv_session_open(e->m, f->key, f);
+	if (src)
+		medsrv_session_remote(e->m, f->s, &remote);
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_HELLO;
 	m.u.hello.version = SHOAL_PROTO_VERSION;
@@ -168,6 +172,12 @@ connect_node(struct env *e, int i, const char *nick)
 	m.u.hello.local[0].addr = 0xc0a80001u + (uint32_t)i;
 	m.u.hello.local[0].port = 0;
 	medsrv_session_msg(e->m, f->s, &m);
+}
+
+static void
+connect_node(struct env *e, int i, const char *nick)
+{
+	connect_node_from(e, i, nick, 0);
 }
 
 static void
@@ -1011,13 +1021,10 @@ test_punch(void)
 static void
 renew(struct env *e, int i, uint8_t kb, uint32_t src, const char *nick)
 {
-	struct endpoint remote = { src, 40000, 0 };
-
 	if (e->f[i].s)
 		disconnect_node(e, i);
 	memset(e->f[i].key, kb, KEY_LEN);
-	connect_node(e, i, nick);
-	medsrv_session_remote(e->m, e->f[i].s, &remote);
+	connect_node_from(e, i, nick, src);
 }
 
 /* Wrong join passwords are limited per source address and per network, not only per key:
@@ -1075,6 +1082,42 @@ test_password_limits(void)
 	CHECK_EQ(req(&e, 4, OP_CREATE, "n10", "pw", -1, 0), RES_ERR_RATE_LIMITED);
 	/* Without a password nothing is hashed and nothing counts. */
 	CHECK_EQ(req(&e, 4, OP_CREATE, "n11", "", -1, 0), RES_OK);
+	env_done(&e);
+}
+
+/* New keys from one source address: 30 a minute register, the next is dropped (kicked before
+ * it costs a row); a known key from the same source still connects. Unused registrations are
+ * reclaimed; connected and member nodes are not. */
+static void
+test_registrations(void)
+{
+	struct env e;
+	int k;
+
+	env_init(&e);
+	connect_node(&e, 0, "alice");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", "", -1, 0), RES_OK);
+	for (k = 0; k < 30; k++) {
+		renew(&e, 1, (uint8_t)(0x80 + k), 0x0a000001u, "spam");
+		CHECK_EQ(e.f[1].kicked, 0);
+		CHECK(last_of(&e.f[1], MSG_WELCOME) != NULL);
+	}
+	clear(&e);
+	renew(&e, 1, 0xb0, 0x0a000001u, "spam");
+	CHECK_EQ(e.f[1].kicked, 1);
+	CHECK(last_of(&e.f[1], MSG_WELCOME) == NULL);
+	CHECK_EQ(medsrv_stats(e.m)->registrations_limited, 1);
+	e.f[1].s = NULL;        /* kicked: the session is gone */
+	renew(&e, 1, 0x80, 0x0a000001u, "spam");     /* already registered: fine */
+	CHECK(last_of(&e.f[1], MSG_WELCOME) != NULL);
+	disconnect_node(&e, 1);
+
+	/* Reclaim: 29 unused keys (0x81..0x9d) go; 0x80 just disconnected goes too; alice, the
+	 * network's owner, stays. A connected node with no network stays. */
+	renew(&e, 2, 0xc0, 0x0a000002u, "idle");
+	CHECK_EQ(medsrv_reclaim(e.m, 4102444800LL, 3600), 30);
+	CHECK_EQ(req(&e, 0, OP_SET_NICK, "alice2", NULL, -1, 0), RES_OK);
+	CHECK_EQ(medsrv_reclaim(e.m, 4102444800LL + 7200, 3600), 0);
 	env_done(&e);
 }
 
@@ -1170,5 +1213,6 @@ main(void)
 	RUN(test_punch);
 	RUN(test_password_limits);
 	RUN(test_password_async);
+	RUN(test_registrations);
 	return unit_finish();
 }

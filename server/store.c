@@ -172,6 +172,12 @@ fail:
 	return NULL;
 }
 
+int
+store_clear(struct store *st)
+{
+	return db_exec(st, "DELETE FROM members; DELETE FROM networks; DELETE FROM nodes;");
+}
+
 void
 store_close(struct store *st)
 {

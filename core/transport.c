@@ -216,6 +216,13 @@ tp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 struct transport *
 transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb, void *arg)
 {
+	return transport_new_at(loop, 0, port, cb, arg);
+}
+
+struct transport *
+transport_new_at(struct ev_loop *loop, uint32_t addr, uint16_t port, transport_recv_cb cb,
+    void *arg)
+{
 	struct transport *t;
 	struct udpbatch_stats bs;
 	struct sockaddr_in sin;
@@ -240,7 +247,7 @@ transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb, void *a
 	set_bufsize(t->fd, SO_SNDBUFFORCE, SO_SNDBUF);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(INADDR_ANY);
+	sin.sin_addr.s_addr = htonl(addr);
 	sin.sin_port = htons(port);
 	if (bind(t->fd, (struct sockaddr *)&sin, sizeof(sin)) == -1) {
 		log_warn("event=udp_bind_failed port=%u", (unsigned)port);

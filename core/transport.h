@@ -26,6 +26,9 @@ typedef void (*transport_recv_cb)(void *arg, const struct endpoint *from, uint8_
 /* Binds 0.0.0.0:port (0 = ephemeral). NULL on error (logged). */
 struct transport *transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb,
     void *arg);
+/* The same on one local IPv4 address (host order; 0 = any): relays listen where told. */
+struct transport *transport_new_at(struct ev_loop *loop, uint32_t addr, uint16_t port,
+    transport_recv_cb cb, void *arg);
 void transport_free(struct transport *t);
 uint16_t transport_port(const struct transport *t);
 /* Queues one datagram (copied). Returns 0, or -1 if len > UDP_MAX_PAYLOAD. */

@@ -35,6 +35,7 @@
 #include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
+#include "relay/sock.h"
 #include "server/pwpool.h"
 #include "server/server.h"
 
@@ -49,6 +50,7 @@ struct options {                         /* read-only after parse_options */
 	int verbose;
 	int pwhash_fast;
 	long reclaim_days;              /* 0: never reclaim unused registrations */
+	long relay_port;                /* the embedded relay's UDP port; 0: PORT+3; -1: none */
 };
 
 static void
@@ -59,6 +61,7 @@ usage(FILE *f)
 	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
 	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
 	    "  The first one is the address in the url / connection string.\n"
+	    "  --relay-port N|off: the embedded relay's UDP port (default: the first PORT + 3).\n"
 	    "  --reclaim-days N: forget nodes unseen for N days that are in no network, so\n"
 	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n",
 	    SRV_MAX_LISTEN);
@@ -107,7 +110,7 @@ parse_range(const char *s, uint32_t *range, uint8_t *prefix_len)
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM };
+	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
@@ -115,6 +118,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "public-host", required_argument, NULL, OPT_PUBLIC_HOST },
 		{ "pwhash-fast", no_argument, NULL, OPT_PWHASH_FAST },
 		{ "reclaim-days", required_argument, NULL, OPT_RECLAIM },
+		{ "relay-port", required_argument, NULL, OPT_RELAY_PORT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -156,6 +160,23 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_PWHASH_FAST:
 			o->pwhash_fast = 1;
 			break;
+		case OPT_RELAY_PORT: {
+			char *end;
+
+			if (strcmp(optarg, "off") == 0) {
+				o->relay_port = -1;
+				break;
+			}
+			errno = 0;
+			o->relay_port = strtol(optarg, &end, 10);
+			if (errno || *end != '\0' || end == optarg || o->relay_port < 1 ||
+			    o->relay_port > 65535) {
+				fprintf(stderr, "shoal-server: --relay-port wants 1..65535 or off, got "
+				    "\"%s\"\n", optarg);
+				return -1;
+			}
+			break;
+		}
 		case OPT_RECLAIM: {
 			char *end;
 
@@ -318,6 +339,29 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/*
+ * The embedded relay (docs/PROTOCOL.md 8), on the first listen address, so a one-machine
+ * setup relays without a separate shoal-relay. Its key is made fresh at each start: grants
+ * end with the server anyway. Best effort: a port that cannot be bound is logged.
+ */
+static void
+start_relay(struct server *srv, const struct options *o, uint32_t addr, uint16_t port)
+{
+	struct relay_limits lim = { 0, 0 };
+	uint16_t rport;
+
+	if (o->relay_port < 0)
+		return;
+	rport = o->relay_port > 0 ? (uint16_t)o->relay_port : (uint16_t)(port + 3);
+	randombytes_buf(srv->relay_key, sizeof(srv->relay_key));
+	if ((srv->relay = relay_sock_new(srv->loop, addr, rport, srv->relay_key, &lim, 60)) ==
+	    NULL) {
+		log_warnx("event=relay_unavailable port=%u", rport);
+		return;
+	}
+	log_info("event=relay_listening port=%u", relay_sock_port(srv->relay));
+}
+
 enum { RECLAIM_EVERY_S = 3600 };
 
 static void
@@ -366,7 +410,7 @@ main(int argc, char **argv)
 	struct medsrv_io io;
 	struct server srv;
 	struct options o;
-	struct in_addr addr;
+	struct in_addr addr, first_addr = { 0 };
 	char err[512], dbpath[4096], url[512], line[520];
 	const char *host;
 	uint16_t port = 0, first_port = 0;
@@ -405,8 +449,10 @@ main(int argc, char **argv)
 			    o.listen_port[i]);
 			goto out;
 		}
-		if (i == 0)
+		if (i == 0) {
 			first_port = port;
+			first_addr = addr;
+		}
 		else
 			log_info("event=listening listen=%s:%u index=%d", o.listen_host[i], port, i);
 	}
@@ -437,6 +483,7 @@ main(int argc, char **argv)
 		goto out;
 	}
 	conn_start(&srv);
+	start_relay(&srv, &o, ntohl(first_addr.s_addr), first_port);
 	srv.reclaim_age = (int64_t)o.reclaim_days * 86400;
 	ev_timer_init(&srv.reclaim_w, reclaim_cb, 60., RECLAIM_EVERY_S);
 	srv.reclaim_w.data = &srv;
@@ -471,6 +518,8 @@ out:
 	/* The mediator first (it forgets sessions without calling back), then the connections. */
 	medsrv_free(srv.med);
 	pwpool_free(srv.pw);
+	relay_sock_free(srv.relay);
+	sodium_memzero(srv.relay_key, sizeof(srv.relay_key));
 	if (srv.loop) {
 		conn_shutdown(&srv);
 		udp_stop(&srv);

@@ -61,6 +61,8 @@ struct server {                          /* owned by main() */
 	struct udp *udp[NATPROBE_MAX_SOCKS];
 	struct pwpool *pw;              /* Argon2id off the loop (pwpool.h) */
 	ev_timer reclaim_w;             /* hourly: forget unused registrations */
+	struct relay_sock *relay;       /* the embedded relay (relay/sock.h); NULL: none */
+	uint8_t relay_key[32];          /* its key, shared with the mediator's grants */
 	int64_t reclaim_age;            /* s; 0: never */
 };
 

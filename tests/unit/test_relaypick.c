@@ -58,8 +58,8 @@ test_no_flapping(void)
 	r[1].b_ms = 50;
 	r[0].alive = 0;
 	CHECK_EQ(relaypick(r, 2, 0), 1);
-	/* An out-of-range current index is "none": then the plain best (99 beats 100 by less
-	 * than the tie margin? no: 1 ms is a tie, equal load, the first stays best). */
+	/* An out-of-range current index counts as none: 99 against 100 ms is within the 1 ms
+	 * tie margin at equal load, so the first; at 89 ms the second. */
 	r[0].alive = 1;
 	CHECK_EQ(relaypick(r, 2, 7), 0);
 	r[1].b_ms = 40;

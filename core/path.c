@@ -30,6 +30,7 @@
 
 #include <string.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
@@ -93,14 +94,20 @@ path_authenticated_from(struct peer *p, const struct endpoint *from)
 	struct path *pa = &p->path;
 
 	if (pa->lost) {
+		char ep[IP4_EP_STR_LEN];
+
 		pa->lost = 0;
-		log_info("event=path_restored peer=%s lost_s=%.1f", p->id,
-		    peers_now(p->ps) - pa->lost_since);
+		log_info("event=path_restored peer=%s lost_s=%.1f endpoint=%s", p->id,
+		    peers_now(p->ps) - pa->lost_since, ip4_ep_str(from->addr, from->port, ep));
 	}
 	if (pa->has_ep && ep_eq(&pa->ep, from))
 		return;
-	if (pa->has_ep)
-		log_debug("event=peer_roamed peer=%s port=%u", p->id, (unsigned)from->port);
+	if (pa->has_ep) {
+		char ep[IP4_EP_STR_LEN];
+
+		log_debug("event=peer_roamed peer=%s endpoint=%s", p->id,
+		    ip4_ep_str(from->addr, from->port, ep));
+	}
 	pa->ep = *from;
 	pa->has_ep = 1;
 }
@@ -155,7 +162,10 @@ path_punch_round(struct peer *p)
 
 	if (pa->punch_rounds_left == 0)
 		return 0;
-	if (peer_usable_keypair(p) != NULL) {
+	/* A usable session is not enough: the mediator may plan us because the peer lost its
+	 * path to us (or moved). Only a path that answered since the PUNCH came (peers_punch
+	 * probed it) makes the rounds pointless. */
+	if (peer_usable_keypair(p) != NULL && !pa->lost && p->last_rx > pa->punch_received) {
 		log_debug("event=punch_done peer=%s rounds_sent=%u session=1", p->id,
 		    pa->punch_rounds_sent);
 		pa->punch_rounds_left = 0;
@@ -223,6 +233,12 @@ peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint 
 	pa->punch_until = peers_now(ps) + start_s + interval_s * (rounds - 1) +
 	    PUNCH_TARGETS_LINGER;
 	pa->punch_rounds_left = rounds;
+	pa->punch_received = peers_now(ps);
+	/* A session we still hold may run over a dead path: one ping tells. An answer before the
+	 * first round (start_s is at least 100 ms past a round trip) spares a healthy pair the
+	 * rounds and the new handshake they would make. */
+	if (peer_usable_keypair(p) != NULL && pa->has_ep)
+		send_ping(p, ++p->ping_next_id);
 	log_info("event=punch_start peer=%s targets=%zu rounds=%u start_ms=%.0f interval_ms=%.0f",
 	    p->id, pa->n_punch, rounds, start_s * 1000, interval_s * 1000);
 	timers_punch_start(p, start_s, interval_s);

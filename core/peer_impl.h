@@ -107,6 +107,7 @@ struct path {
 	double punch_until;
 	unsigned punch_rounds_left;             /* rounds still to send (timer t_punch) */
 	unsigned punch_rounds_sent;             /* of the running punch, for the log */
+	double punch_received;                  /* ev_now the running PUNCH arrived */
 	/* Lost (PATH_LOST_MISSES pings unanswered) until an authenticated packet arrives. */
 	int lost;
 	double lost_since;                      /* ev_now it was marked lost */

@@ -205,9 +205,15 @@ ping_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void
 timers_refresh_changed(struct peer *p)
 {
-	/* An answer deadline keeps running; the next ping after it takes the new interval. */
-	if (ev_is_active(&p->t_ping) && !p->ping_wait)
-		ping_arm(p, p->ps->refresh);
+	double left;
+
+	/* An answer deadline keeps running; the next ping after it takes the new interval. A
+	 * shorter interval applies to the ping already scheduled (a NAT that drops bindings
+	 * sooner must not wait out the old one); a longer one from the next. */
+	if (!ev_is_active(&p->t_ping) || p->ping_wait)
+		return;
+	left = ev_timer_remaining(peer_loop(p), &p->t_ping);
+	ping_arm(p, left < p->ps->refresh ? left : p->ps->refresh);
 }
 
 void

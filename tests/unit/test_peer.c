@@ -738,6 +738,35 @@ test_punch_bounds(void)
 	node_down(c);
 }
 
+/*
+ * A PUNCH for a peer we hold a usable session with: a healthy path answers the probe ping
+ * before round 1 and no round goes out; a dead one (b deaf, not yet noticed by a) gets the
+ * rounds anyway: the session is fine, the path is not.
+ */
+static void
+test_punch_over_session(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct endpoint tg = node_ep(b);
+	struct inits_wait w = { b, 0 };
+	unsigned before;
+
+	CHECK(connect_pair(a, b));
+	before = b->rx_inits;
+	peers_punch(a->peers, b->key.pub, &tg, 1, 0.1, 0.05, 3);
+	run_until(NULL, NULL, 0.5);
+	CHECK_EQ(b->rx_inits, before);
+	CHECK(!ev_is_active(&peer_of(a, b)->t_punch));
+
+	b->deaf = 1;
+	peers_punch(a->peers, b->key.pub, &tg, 1, 0.1, 0.05, 3);
+	w.want = before + 1;
+	CHECK(run_until(inits_at_least, &w, 2.0));
+	CHECK(!peer_of(a, b)->path.lost);               /* not noticed yet: the punch did it */
+	node_down(a);
+	node_down(b);
+}
+
 static int
 path_is(struct node *a, struct node *b, enum path_kind k)
 {
@@ -897,6 +926,7 @@ main(void)
 	RUN(test_malformed);
 	RUN(test_punch_makes_session);
 	RUN(test_punch_bounds);
+	RUN(test_punch_over_session);
 	RUN(test_path_lost_and_restored);
 	RUN(test_quiet_peer_not_lost);
 	RUN(test_new_needs_ops);

@@ -260,10 +260,12 @@ peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
 	if (is_new)
 		log_info("event=peer_authorized peer=%s vaddr=%s candidates=%zu", p->id,
 		    ip4_str(vaddr, va), p->path.n_cand);
-	/* New peers get a session right away so the first packet does not wait for it; a lost
-	 * path tries the new candidates at once (the peer moved: they are its new address). */
-	if (is_new || (p->q_len > 0 && peer_usable_keypair(p) == NULL) ||
-	    (changed && p->path.lost))
+	/* New peers get a session right away so the first packet does not wait for it. A lost
+	 * path tries new candidates at once, even if an initiation went out < 5 s ago: the peer
+	 * moved, and they are its new address. */
+	if (changed && p->path.lost)
+		handshake_initiate(p, 1);
+	else if (is_new || (p->q_len > 0 && peer_usable_keypair(p) == NULL))
 		handshake_initiate(p, 0);
 }
 

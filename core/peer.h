@@ -15,8 +15,8 @@
  *   the loop its timers run on, our long-term keypair, the transport it sends through and
  *   our place on the virtual network (struct vnet, read on every broadcast decision);
  * and it calls out only through struct peers_ops (authenticated IPv4 packets in, a revoked
- * peer's connections to reset). Whoever wires it (daemon/main.c, the tests) decides where
- * those go.
+ * peer's connections to reset, a path that stopped answering). Whoever wires it
+ * (daemon/wiring.c, the tests) decides where those go.
  * Owns: every struct peer and its sessions (keys wiped on removal). Borrows (must outlive
  * the table): the loop, the keypair, the transport, the vnet.
  */

@@ -6,10 +6,10 @@
  *
  * struct peers holds everything the layer needs from outside, as given to peers_new: the
  * loop, borrowed pointers to our keypair, the transport and the vnet, and a copy of the
- * peers_ops through which it calls out (deliver, peer_gone). No file of the layer includes
- * daemon/ or netstack/ headers. Every global symbol carries the name of the layer or of its
- * file (peer_, peers_, peerindex_, handshake_, send_, receive_, timers_, path_, hslimit_), so
- * the library links next to any other without clashes.
+ * peers_ops through which it calls out (deliver, peer_gone, path_lost). No file of the layer
+ * includes daemon/ or netstack/ headers. Every global symbol carries the name of the layer or
+ * of its file (peer_, peers_, peerindex_, handshake_, send_, receive_, timers_, path_,
+ * hslimit_), so the library links next to any other without clashes.
  */
 #ifndef SHOAL_PEER_IMPL_H
 #define SHOAL_PEER_IMPL_H

@@ -835,6 +835,19 @@ test_path_lost_and_restored(void)
 	}
 	CHECK(peer_usable_keypair(pa) != NULL);         /* the session itself is fine */
 
+	/* The mediator says b moved (a new candidate, 127.0.0.2 on c's port): an initiation goes
+	 * there at once, not at the next retry REKEY_TIMEOUT (5 s) later. */
+	{
+		struct endpoint moved[3] = { eps[0], eps[1], eps[1] };
+		struct inits_wait iw = { c, 0 };
+
+		moved[2].addr = 0x7f000002;
+		run_until(NULL, NULL, 0.1);
+		iw.want = c->rx_inits + 1;
+		peers_authorize(a->peers, b->key.pub, b->vnet.addr, moved, 3);
+		CHECK(run_until(inits_at_least, &iw, 1.0));
+	}
+
 	/* The network heals: the next probe (1 s apart while lost) brings both back. */
 	a->deaf = b->deaf = 0;
 	w.want_ab = w.want_ba = PATH_DIRECT;

@@ -340,6 +340,7 @@ peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *s
 	st->rx_bytes = p->rx_bytes;
 	st->tx_bytes = p->tx_bytes;
 	st->last_rx = p->last_rx;
+	st->lost = p->path.lost;
 	return 0;
 }
 

@@ -101,6 +101,7 @@ struct peer_status {
 	double rtt_ms;                  /* smoothed, from keepalive pings; <0 unknown */
 	uint64_t rx_bytes, tx_bytes;
 	double last_rx;                 /* ev_now of the last authenticated packet, 0 never */
+	int lost;                       /* the path stopped answering (PROTOCOL.md 2.4) */
 };
 /* -1 if the key is not in the table. */
 int peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *st);

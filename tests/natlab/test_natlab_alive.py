@@ -93,6 +93,9 @@ def main():
             with lab.block_udp(sa, sb.public_ip):
                 gone = watch(pairs, False, 15)
                 print(f"1. UDP between the sites blocked: left direct after {fmt(gone)}")
+                why = ((a.member("lab", "b") or {}).get("reason") or {}).get("why", "")
+                if not why.startswith("path lost"):
+                    raise AssertionError(f"a's reason for b while blocked: {why!r}")
             back = watch(pairs, True, 15)
             print(f"1. unblocked: direct again after {fmt(back)}")
             if not ping(a, b):

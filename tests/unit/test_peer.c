@@ -788,12 +788,20 @@ paths_are(void *arg)
 	return path_is(w->a, w->b, w->want_ab) && path_is(w->b, w->a, w->want_ba);
 }
 
+static int
+lost_at_least(void *arg)
+{
+	void **v = arg;
+
+	return *(unsigned *)v[0] >= *(unsigned *)v[1];
+}
+
 /*
  * A path that stops answering (a and b deaf: whatever reaches their sockets is dropped) is
- * lost after
- * PATH_LOST_MISSES unanswered pings: status none, the owner told once (to ask the mediator),
- * a fresh initiation to every candidate (also c, which a recent path would skip). The first
- * packet through after the network heals restores it at once, both ways.
+ * lost after PATH_LOST_MISSES unanswered pings: status none, the owner told once (to ask the
+ * mediator) and again PATH_LOST_REASK later, a fresh initiation to every candidate (also c,
+ * which a recent path would skip) and to new candidates at once. The first packet through
+ * after the network heals restores it at once, both ways.
  */
 static void
 test_path_lost_and_restored(void)
@@ -848,12 +856,24 @@ test_path_lost_and_restored(void)
 		CHECK(run_until(inits_at_least, &iw, 1.0));
 	}
 
+	/* Still lost PATH_LOST_REASK (20 s) later (moved back in time here): the owner is asked
+	 * again, once, at the next ping. */
+	{
+		unsigned want = 2;
+		void *v[2] = { &a->cap.n_lost, &want };
+
+		pa->path.lost_asked -= PATH_LOST_REASK;
+		CHECK(run_until(lost_at_least, v, 3.0));
+		run_until(NULL, NULL, 1.5);
+		CHECK_EQ(a->cap.n_lost, 2);
+	}
+
 	/* The network heals: the next probe (1 s apart while lost) brings both back. */
 	a->deaf = b->deaf = 0;
 	w.want_ab = w.want_ba = PATH_DIRECT;
 	CHECK(run_until(paths_are, &w, 4.0));
 	CHECK(!pa->path.lost && !peer_of(b, a)->path.lost);
-	CHECK_EQ(a->cap.n_lost, 1);
+	CHECK_EQ(a->cap.n_lost, 2);
 	node_down(a);
 	node_down(b);
 	node_down(c);

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -28,22 +29,95 @@ fsloc_default_control(char *out, size_t cap)
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
 
-int
-fsloc_make_parent(const char *path)
+/* The directory part of path into dir ("." when there is none). 0, or -1 (too long). */
+static int
+parent_of(const char *path, char *dir, size_t cap)
 {
-	char dir[4096];
-	char *slash;
+	const char *slash = strrchr(path, '/');
+	size_t n;
 
-	if (strlen(path) >= sizeof(dir)) {
+	if (slash == NULL) {
+		snprintf(dir, cap, ".");
+		return 0;
+	}
+	n = slash == path ? 1 : (size_t)(slash - path);
+	if (n >= cap) {
 		errno = ENAMETOOLONG;
 		return -1;
 	}
-	strcpy(dir, path);
-	slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	if (mkdir(dir, 0700) == -1 && errno != EEXIST)
+	memcpy(dir, path, n);
+	dir[n] = '\0';
+	return 0;
+}
+
+static int
+refuse(void)
+{
+	errno = EPERM;
+	return -1;
+}
+
+int
+fsloc_check_parent(const char *path, char *why, size_t whylen)
+{
+	char dir[4096];
+	struct stat st;
+
+	if (parent_of(path, dir, sizeof(dir)) != 0) {
+		snprintf(why, whylen, "path too long");
 		return -1;
+	}
+	if (lstat(dir, &st) != 0) {
+		snprintf(why, whylen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(why, whylen, "%s is not a directory (a symlink?): refusing to use it", dir);
+		return refuse();
+	}
+	if (st.st_uid != getuid() && st.st_uid != 0) {
+		snprintf(why, whylen, "%s belongs to another user (uid %u): refusing to use it",
+		    dir, (unsigned)st.st_uid);
+		return refuse();
+	}
+	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+		snprintf(why, whylen, "%s is writable by other users (mode %03o): refusing to use it",
+		    dir, (unsigned)(st.st_mode & 0777));
+		return refuse();
+	}
+	return 0;
+}
+
+int
+fsloc_make_parent(const char *path, char *why, size_t whylen)
+{
+	char dir[4096];
+
+	if (parent_of(path, dir, sizeof(dir)) != 0) {
+		snprintf(why, whylen, "path too long");
+		return -1;
+	}
+	if (mkdir(dir, 0700) == -1 && errno != EEXIST) {
+		snprintf(why, whylen, "cannot create %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	return fsloc_check_parent(path, why, whylen);
+}
+
+int
+fsloc_check_peer(int fd, char *why, size_t whylen)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof(cr)) {
+		snprintf(why, whylen, "cannot tell who serves the socket: %s", strerror(errno));
+		return -1;
+	}
+	if (cr.uid != getuid() && cr.uid != 0) {
+		snprintf(why, whylen, "the socket is served by another user (uid %u, pid %d): "
+		    "refusing to talk to it", (unsigned)cr.uid, (int)cr.pid);
+		return refuse();
+	}
 	return 0;
 }

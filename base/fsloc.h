@@ -12,7 +12,23 @@
  * else /tmp/shoal-UID/shoald.sock. Returns 0, or -1 if it does not fit in cap.
  */
 int fsloc_default_control(char *out, size_t cap);
-/* Creates the parent directory of path with mode 0700 if missing (one level). 0 or -1/errno. */
-int fsloc_make_parent(const char *path);
+/*
+ * Creates the parent directory of path with mode 0700 if missing (one level), then checks it
+ * as fsloc_check_parent does. 0, or -1 with errno (EPERM: the directory is not safe; why says
+ * what is wrong, in words for an error line).
+ */
+int fsloc_make_parent(const char *path, char *why, size_t whylen);
+/*
+ * Whether the directory holding path is safe for our sockets: a real directory (not a
+ * symlink), owned by us (or root), writable by nobody else. Without that, another local user
+ * who created it first (the /tmp fallback is predictable) could swap in a socket of their own
+ * and read what we send it, passwords included. 0, or -1 with errno and why filled in.
+ */
+int fsloc_check_parent(const char *path, char *why, size_t whylen);
+/*
+ * Whether the process at the other end of connected Unix socket fd runs as us (or root): the
+ * client's half of the same defence. 0, or -1 with why filled in.
+ */
+int fsloc_check_peer(int fd, char *why, size_t whylen);
 
 #endif

@@ -15,26 +15,40 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/fsloc.h"
+
 enum { RESPONSE_MAX = 16 * 1024 * 1024 };
 
 int
-client_connect(const char *path)
+client_connect(const char *path, char *why, size_t whylen)
 {
 	struct sockaddr_un sa;
-	int fd;
+	int fd, e;
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(why, whylen, "path too long");
 		errno = ENAMETOOLONG;
 		return -1;
 	}
 	strcpy(sa.sun_path, path);
-	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+	/* Before connecting: what we send first may be a password. */
+	if (fsloc_check_parent(path, why, whylen) != 0)
 		return -1;
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
+		snprintf(why, whylen, "%s", strerror(errno));
+		return -1;
+	}
 	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
-		int e = errno;
-
+		e = errno;
+		snprintf(why, whylen, "%s", strerror(e));
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (fsloc_check_peer(fd, why, whylen) != 0) {
+		e = errno;
 		close(fd);
 		errno = e;
 		return -1;

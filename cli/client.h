@@ -9,8 +9,12 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* Connects to the Unix socket at path. Returns the fd, or -1 with errno set. */
-int client_connect(const char *path);
+/*
+ * Connects to the Unix socket at path after checking that its directory is safe and, once
+ * connected, that shoald at the other end runs as us (base/fsloc.h). Returns the fd, or -1
+ * with errno set (EPERM: refused for safety) and why filled in for an error line.
+ */
+int client_connect(const char *path, char *why, size_t whylen);
 
 /*
  * Sends req as one line and waits up to timeout_ms for the response whose "id" is id (other

@@ -174,11 +174,15 @@ ask_daemon(const char *control, char *out, size_t cap)
 	char err[512];
 	int fd;
 
-	if ((fd = client_connect(control)) == -1) {
+	if ((fd = client_connect(control, err, sizeof(err))) == -1) {
+		if (errno == EPERM) {
+			fprintf(stderr, "shoal: not talking to %s: %s\n", control, err);
+			return EXIT_UNREACHABLE;
+		}
 		if (default_shim_socket(control, out, cap) == 0)
 			return 0;
 		fprintf(stderr, "shoal: cannot reach shoald at %s: %s (is shoald running?)\n",
-		    control, strerror(errno));
+		    control, err);
 		return EXIT_UNREACHABLE;
 	}
 	req = json_pack("{s:i, s:s}", "id", 1, "cmd", "status");

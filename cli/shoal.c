@@ -109,9 +109,12 @@ main(int argc, char *argv[])
 		fprintf(stderr, "shoal: arguments must be valid UTF-8\n");
 		return EXIT_USAGE;
 	}
-	if ((fd = client_connect(path)) == -1) {
-		fprintf(stderr, "shoal: cannot reach shoald at %s: %s (is shoald running?)\n", path,
-		    strerror(errno));
+	if ((fd = client_connect(path, err, sizeof(err))) == -1) {
+		if (errno == EPERM)
+			fprintf(stderr, "shoal: not talking to %s: %s\n", path, err);
+		else
+			fprintf(stderr, "shoal: cannot reach shoald at %s: %s (is shoald "
+			    "running?)\n", path, err);
 		json_decref(req);
 		return EXIT_UNREACHABLE;
 	}

@@ -22,8 +22,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "base/log.h"
+#include "base/acceptor.h"
 #include "base/fsloc.h"
+#include "base/log.h"
 #include "control/control_int.h"
 
 enum {
@@ -34,7 +35,7 @@ enum {
 
 /* The listener. Owned by its creator (daemon/main.c). */
 struct control {
-	ev_io lio;                      /* first member: the callback casts back */
+	struct acceptor *acc;           /* reserve 0: the others leave us descriptors */
 	struct control_env env;         /* a copy: pending records point here */
 	int fd;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
@@ -353,43 +354,37 @@ peer_is_us(int fd)
 	return cr.uid == getuid() || cr.uid == 0;
 }
 
-static void
-listen_cb(struct ev_loop *loop, ev_io *w, int revents)
+static int
+accept_cb(void *arg, int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct control *c = (struct control *)w;
+	struct control *c = arg;
 	struct ctl_client *cl;
-	int fd;
 
-	for (;;) {
-		fd = accept4(c->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				log_warn("event=control_accept_failed");
-			return;
-		}
-		if (c->n_clients >= CTL_MAX_CLIENTS || !peer_is_us(fd)) {
-			log_warnx("event=control_client_refused reason=%s",
-			    c->n_clients >= CTL_MAX_CLIENTS ? "too_many" : "other_user");
-			close(fd);
-			continue;
-		}
-		if (!(cl = calloc(1, sizeof(*cl))) || !(cl->in = malloc(CTL_LINE_MAX + 1))) {
-			free(cl);
-			close(fd);
-			continue;
-		}
-		cl->ctl = c;
-		cl->fd = fd;
-		ev_io_init(&cl->rio, client_read_cb, fd, EV_READ);
-		ev_io_init(&cl->wio, client_write_cb, fd, EV_WRITE);
-		ev_io_start(loop, &cl->rio);
-		cl->next = c->clients;
-		if (c->clients)
-			c->clients->prev = cl;
-		c->clients = cl;
-		c->n_clients++;
-		log_debug("event=control_client fd=%d", fd);
+	(void)sa;
+	(void)len;
+	if (c->n_clients >= CTL_MAX_CLIENTS || !peer_is_us(fd)) {
+		log_warnx("event=control_client_refused reason=%s",
+		    c->n_clients >= CTL_MAX_CLIENTS ? "too_many" : "other_user");
+		close(fd);
+		return 0;
 	}
+	if (!(cl = calloc(1, sizeof(*cl))) || !(cl->in = malloc(CTL_LINE_MAX + 1))) {
+		free(cl);
+		close(fd);
+		return 0;
+	}
+	cl->ctl = c;
+	cl->fd = fd;
+	ev_io_init(&cl->rio, client_read_cb, fd, EV_READ);
+	ev_io_init(&cl->wio, client_write_cb, fd, EV_WRITE);
+	ev_io_start(c->env.loop, &cl->rio);
+	cl->next = c->clients;
+	if (c->clients)
+		c->clients->prev = cl;
+	c->clients = cl;
+	c->n_clients++;
+	log_debug("event=control_client fd=%d", fd);
+	return 0;
 }
 
 /* Removes a socket file left by a daemon that died; refuses if one is still listening. */
@@ -423,6 +418,7 @@ control_new(const struct control_env *env, const char *path)
 {
 	struct sockaddr_un sa;
 	struct control *c;
+	char why[256];
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sun_family = AF_UNIX;
@@ -431,8 +427,8 @@ control_new(const struct control_env *env, const char *path)
 		return NULL;
 	}
 	strcpy(sa.sun_path, path);
-	if (fsloc_make_parent(path) == -1) {
-		log_warn("event=control_listen_failed path=%s step=mkdir", path);
+	if (fsloc_make_parent(path, why, sizeof(why)) == -1) {
+		log_warnx("event=control_listen_failed path=%s reason=\"%s\"", path, why);
 		return NULL;
 	}
 	if (clear_stale(&sa) == -1)
@@ -455,8 +451,12 @@ control_new(const struct control_env *env, const char *path)
 		free(c);
 		return NULL;
 	}
-	ev_io_init(&c->lio, listen_cb, c->fd, EV_READ);
-	ev_io_start(env->loop, &c->lio);
+	if ((c->acc = acceptor_new(env->loop, c->fd, "control", 0, accept_cb, c)) == NULL) {
+		close(c->fd);
+		unlink(path);
+		free(c);
+		return NULL;
+	}
 	log_info("event=control_listen path=%s", path);
 	return c;
 }
@@ -468,7 +468,7 @@ control_free(struct control *c)
 		return;
 	while (c->clients)
 		client_free(c->clients);
-	ev_io_stop(c->env.loop, &c->lio);
+	acceptor_free(c->acc);
 	close(c->fd);
 	unlink(c->path);
 	free(c);

@@ -39,6 +39,9 @@ struct control_env {
 	struct expose_table *expose;
 	struct forward_table *fwd;
 	const struct peerdir *dir;      /* name -> peer: the resolver every front end shares */
+	/* After an expose or forward was added or removed (the owner saves them); may be NULL. */
+	void (*ports_changed)(void *arg);
+	void *ports_arg;
 };
 
 /* Listens on path; NULL on failure (logged). */

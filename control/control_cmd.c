@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -558,6 +559,13 @@ cmd_mediator(const struct control_env *env, struct ctl_client *cl, const struct 
 }
 
 static void
+ports_changed(const struct control_env *env)
+{
+	if (env->ports_changed)
+		env->ports_changed(env->ports_arg);
+}
+
+static void
 cmd_expose(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
 	const char *proto = rq->udp ? "udp" : "tcp";
@@ -576,12 +584,49 @@ cmd_expose(const struct control_env *env, struct ctl_client *cl, const struct ct
 		ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 		return;
 	}
+	ports_changed(env);
 	if (rq->remove)
 		snprintf(msg, sizeof(msg), "no longer exposing %u/%s", rq->port, proto);
 	else
 		snprintf(msg, sizeof(msg), "exposing %u/%s", rq->port, proto);
 	ctl_reply_ok(cl, rq->id, json_pack("{s:s, s:i, s:s, s:b}", "message", msg,
 	    "port", (int)rq->port, "proto", proto, "removed", rq->remove));
+}
+
+/*
+ * A forward reaches another node of the virtual network, nothing else: not us, not the
+ * network's own or broadcast address, not loopback or the Internet (the netstack would send
+ * such a connect nowhere and the user would wait for a timeout). Before we have an address the
+ * prefix is unknown: then only what can never be a node is refused.
+ */
+static int
+forward_target_ok(const struct vnet *vn, uint32_t addr, char *err, size_t errlen)
+{
+	char a[IP4_STR_LEN], net[IP4_STR_LEN];
+	uint32_t first = addr >> 24;
+
+	ip4_str(addr, a);
+	if (vn && vnet_ready(vn)) {
+		if (vnet_is_other_host(vn, addr))
+			return 1;
+		ip4_str(vn->prefix_len ? vn->addr & (0xffffffffu << (32 - vn->prefix_len)) : 0,
+		    net);
+		if (addr == vn->addr)
+			snprintf(err, errlen, "%s is this node: forward reaches other members", a);
+		else if (vnet_contains(vn, addr))
+			snprintf(err, errlen, "%s is the network or broadcast address of %s/%u, not "
+			    "a member", a, net, (unsigned)vn->prefix_len);
+		else
+			snprintf(err, errlen, "%s is outside the virtual network %s/%u: forward "
+			    "reaches members only", a, net, (unsigned)vn->prefix_len);
+		return 0;
+	}
+	if (first == 0 || first == 127 || first >= 224) {
+		snprintf(err, errlen, "%s cannot be a member's address: forward reaches members "
+		    "only", a);
+		return 0;
+	}
+	return 1;
 }
 
 static void
@@ -601,6 +646,7 @@ cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct c
 			ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 			return;
 		}
+		ports_changed(env);
 		snprintf(msg, sizeof(msg), "no longer forwarding 127.0.0.1:%u", rq->local_port);
 		ctl_reply_ok(cl, rq->id, json_pack("{s:s, s:i, s:b}", "message", msg,
 		    "local_port", (int)rq->local_port, "removed", 1));
@@ -611,10 +657,15 @@ cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct c
 		    "of a member)", rq->peer);
 		return;
 	}
+	if (!forward_target_ok(env->vnet, addr, err, sizeof(err))) {
+		ctl_reply_error(cl, 1, rq->id, "%s", err);
+		return;
+	}
 	if (forward_add(env->fwd, rq->local_port, addr, rq->port, err, sizeof(err)) == -1) {
 		ctl_reply_error(cl, 1, rq->id, "%s", err[0] ? err : "failed");
 		return;
 	}
+	ports_changed(env);
 	ip4_str(addr, a);
 	snprintf(msg, sizeof(msg), "forwarding 127.0.0.1:%u to %s:%u", rq->local_port, a,
 	    rq->port);
@@ -731,7 +782,16 @@ ping_next(struct ctl_pending *p)
 
 	p->outstanding = 1;
 	if (peers_ping(p->env->peers, p->addr, ping_done, p) == -1) {
+		int busy = errno == EBUSY || errno == ENOMEM;
+
 		p->outstanding = 0;
+		if (busy) {
+			ip4_str(p->addr, a);
+			ctl_reply_error(p->client, 1, p->id, "busy: too many pings to %s in flight; "
+			    "try again in a few seconds", a);
+			ctl_pending_free(p);
+			return;
+		}
 		if (p->seq > 0) {
 			/* the peer went away between pings: report what we have */
 			while (p->seq < p->rq.count)

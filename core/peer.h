@@ -107,7 +107,8 @@ struct peer_status {
 int peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *st);
 
 /* Pings the peer at vaddr through its session; cb gets the RTT in ms, or -1 after a 3 s
- * timeout or if the peer is unknown. Returns 0, or -1 if vaddr is not a peer. */
+ * timeout or if the peer is unknown. Returns 0, or -1 with errno ENOENT (vaddr is not a
+ * peer), EBUSY (PING_PENDING_MAX pings to it in flight) or ENOMEM. */
 typedef void (*peers_ping_cb)(void *arg, double rtt_ms);
 int peers_ping(struct peers *ps, uint32_t vaddr, peers_ping_cb cb, void *arg);
 

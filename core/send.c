@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -220,8 +221,14 @@ peers_ping(struct peers *ps, uint32_t vaddr, peers_ping_cb cb, void *arg)
 	struct peer *p = peers_lookup_vaddr(ps, vaddr);
 	struct pending_ping *pp;
 
-	if (p == NULL || p->n_pings >= PING_PENDING_MAX || (pp = calloc(1, sizeof(*pp))) == NULL)
+	if (p == NULL || p->n_pings >= PING_PENDING_MAX) {
+		errno = p == NULL ? ENOENT : EBUSY;
 		return -1;
+	}
+	if ((pp = calloc(1, sizeof(*pp))) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
 	pp->peer = p;
 	pp->id = ++p->ping_next_id;
 	pp->cb = cb;

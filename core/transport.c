@@ -251,6 +251,12 @@ transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb, void *a
 		goto fail;
 	}
 	t->port = ntohs(sin.sin_port);
+	/* `shoal run` binds peers' aliases (127.66.x.y:P, lanproxy/server/alias.c) on whatever
+	 * port a peer's program used, ours included: that bind conflicts with this wildcard
+	 * socket unless it allows sharing. The kernel reads the option when a later bind asks,
+	 * so it is set after our bind (which then still gets a port nobody holds); the alias,
+	 * the more specific binding, gets its own datagrams. Only our own uid may share. */
+	(void)setsockopt(t->fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on));
 
 	/* GRO is only worth its big buffers where the kernel supports it. */
 	t->gro = setsockopt(t->fd, SOL_UDP, UDP_GRO, &on, sizeof(on)) == 0;

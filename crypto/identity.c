@@ -105,16 +105,19 @@ mkdirs(const char *dir, char *err, size_t errlen)
 	return 0;
 }
 
-/* 0 loaded, 1 no such file, -1 error (err set). */
+/*
+ * 0 loaded, 1 no such file, 2 loaded from a file without its public half (written before
+ * both halves were kept: the caller rewrites it), -1 error (err set).
+ */
 static int
 key_load(const char *path, struct noise_keypair *kp, char *err, size_t errlen)
 {
-	char buf[KEY_HEX_LEN + 8];
-	uint8_t priv[KEY_LEN];
+	char buf[2 * KEY_HEX_LEN + 8], *line2 = NULL;
+	uint8_t priv[KEY_LEN], pub[KEY_LEN];
 	struct stat st;
 	ssize_t n;
 	size_t len;
-	int fd;
+	int fd, r = 0;
 
 	fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
@@ -143,21 +146,42 @@ key_load(const char *path, struct noise_keypair *kp, char *err, size_t errlen)
 		return -1;
 	}
 	buf[len] = '\0';
-	/* The newline is what we write; tolerate its absence or a CRLF from an editor. */
+	/* Newlines are what we write; tolerate a missing last one or CRLFs from an editor. */
 	if (len > 0 && buf[len - 1] == '\n')
 		buf[--len] = '\0';
 	if (len > 0 && buf[len - 1] == '\r')
 		buf[--len] = '\0';
-	if (len != KEY_HEX_LEN || hex_decode(buf, priv, KEY_LEN) != 0) {
-		sodium_memzero(buf, sizeof(buf));
-		seterr(err, errlen, "corrupt key file %s: expected %d hex digits and a newline "
-		    "(fix or move it away; it is never replaced automatically)", path, KEY_HEX_LEN);
-		return -1;
+	if (len > KEY_HEX_LEN && buf[KEY_HEX_LEN] == '\r')
+		memmove(buf + KEY_HEX_LEN, buf + KEY_HEX_LEN + 1, len-- - KEY_HEX_LEN);
+	if (len == 2 * KEY_HEX_LEN + 1 && buf[KEY_HEX_LEN] == '\n') {
+		buf[KEY_HEX_LEN] = '\0';
+		line2 = buf + KEY_HEX_LEN + 1;
+	} else if (len != KEY_HEX_LEN) {
+		line2 = buf;    /* neither layout: reported as corrupt below */
+	}
+	if (line2 == buf || hex_decode(buf, priv, KEY_LEN) != 0 ||
+	    (line2 != NULL && hex_decode(line2, pub, KEY_LEN) != 0)) {
+		seterr(err, errlen, "corrupt key file %s: expected the private key and the public "
+		    "key as %d hex digits each, one per line (fix or move it away; it is never "
+		    "replaced automatically)", path, KEY_HEX_LEN);
+		r = -1;
+		goto out;
 	}
 	noise_keypair_from_private(kp, priv);
+	if (line2 == NULL) {
+		r = 2;
+	} else if (sodium_memcmp(pub, kp->pub, KEY_LEN) != 0) {
+		/* A damaged private half would silently be another identity: refuse. */
+		sodium_memzero(kp, sizeof(*kp));
+		seterr(err, errlen, "damaged key file %s: its private key does not match the "
+		    "public key stored with it (a changed bit?); restore it from a backup or move "
+		    "it away to start as a new node", path);
+		r = -1;
+	}
+out:
 	sodium_memzero(buf, sizeof(buf));
 	sodium_memzero(priv, sizeof(priv));
-	return 0;
+	return r;
 }
 
 static int
@@ -188,12 +212,15 @@ fsync_dir(const char *dir)
 	}
 }
 
-/* 0 created, 1 someone else created it first, -1 error (err set). */
+/*
+ * 0 created, 1 someone else created it first, -1 error (err set). With replace, an existing
+ * file is replaced atomically (the upgrade of a key file that lacks its public half).
+ */
 static int
-key_create(const char *dir, const char *path, const struct noise_keypair *kp, char *err,
-    size_t errlen)
+key_create(const char *dir, const char *path, const struct noise_keypair *kp, int replace,
+    char *err, size_t errlen)
 {
-	char tmp[PATH_MAX], hex[KEY_HEX_LEN + 2];
+	char tmp[PATH_MAX], hex[2 * KEY_HEX_LEN + 3];
 	int fd, r = 0;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", path) >= sizeof(tmp)) {
@@ -207,8 +234,10 @@ key_create(const char *dir, const char *path, const struct noise_keypair *kp, ch
 	}
 	hex_encode(kp->priv, KEY_LEN, hex);
 	hex[KEY_HEX_LEN] = '\n';
-	hex[KEY_HEX_LEN + 1] = '\0';
-	if (fchmod(fd, 0600) != 0 || write_all(fd, hex, KEY_HEX_LEN + 1) != 0 ||
+	hex_encode(kp->pub, KEY_LEN, hex + KEY_HEX_LEN + 1);
+	hex[2 * KEY_HEX_LEN + 1] = '\n';
+	hex[2 * KEY_HEX_LEN + 2] = '\0';
+	if (fchmod(fd, 0600) != 0 || write_all(fd, hex, 2 * KEY_HEX_LEN + 2) != 0 ||
 	    fsync(fd) != 0) {
 		seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
 		r = -1;
@@ -218,7 +247,12 @@ key_create(const char *dir, const char *path, const struct noise_keypair *kp, ch
 		seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
 		r = -1;
 	}
-	if (r == 0) {
+	if (r == 0 && replace) {
+		if (rename(tmp, path) != 0) {
+			seterr(err, errlen, "cannot replace %s: %s", path, strerror(errno));
+			r = -1;
+		}
+	} else if (r == 0) {
 		/* link, unlike rename, never replaces a key another process just created. */
 		if (link(tmp, path) != 0) {
 			if (errno == EEXIST) {
@@ -262,16 +296,25 @@ identity_load_or_create(const char *dir, const char *name, struct noise_keypair 
 		return -1;
 	if ((r = key_load(path, kp, err, errlen)) <= 0)
 		return r;
+	if (r == 2) {
+		/* Written before both halves were kept: add the public half, so a damaged
+		 * private half is caught from now on. The key itself does not change. */
+		if (key_create(dir, path, kp, 1, err, errlen) == 0)
+			log_info("event=key_file_upgraded path=%s", path);
+		else
+			log_warnx("event=key_file_upgrade_failed path=%s reason=\"%s\"", path, err);
+		return 0;
+	}
 
 	noise_keypair_generate(kp);
-	r = key_create(dir, path, kp, err, errlen);
+	r = key_create(dir, path, kp, 0, err, errlen);
 	if (r == 0)
 		return 0;
 	sodium_memzero(kp, sizeof(*kp));
 	if (r < 0)
 		return -1;
 	/* Lost a creation race: the winner's key is the identity. */
-	return key_load(path, kp, err, errlen) == 0 ? 0 : -1;
+	return key_load(path, kp, err, errlen) >= 0 ? 0 : -1;
 }
 
 /* ---- connection strings ---- */

@@ -1,7 +1,10 @@
 /*
  * identity: long-term key pairs on disk, node ids, and the mediator connection string.
- * A key file holds the 32-byte X25519 private key as 64 hex digits and a newline, mode 0600,
- * written atomically (temp file + rename). The public key is derived from it.
+ * A key file holds the 32-byte X25519 private key and then its public key, each as 64 hex
+ * digits and a newline, mode 0600, written atomically (temp file + link or rename). Loading
+ * derives the public key from the private one and refuses a file where they differ (a
+ * damaged private half would otherwise silently be another identity); a file from before
+ * the public half was kept (one line) is loaded and rewritten with both.
  * Connection string: "shoal://HOST:PORT/<64 hex digits of the server public key>".
  * Node id: the 64 hex digits of a node's public key (shown shortened to its first 12).
  */

@@ -21,13 +21,16 @@ enum { EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]\n"
-    "              [--udp-port N] [--nick NICK] [-v|--verbose] [-h|--help]\n"
+    "              [--udp-port N] [--nick NICK] [--allow-other-users] [-v|--verbose]\n"
+    "              [-h|--help]\n"
     "  --server CONNSTR    mediator connection string, shoal://HOST:PORT/SERVERKEY\n"
     "  --state DIR         where the node key and last address are kept\n"
     "  --socks HOST:PORT   SOCKS5 listener (default 127.0.0.1:1080; \"off\" disables)\n"
     "  --control PATH      control socket (default $XDG_RUNTIME_DIR/shoal/shoald.sock)\n"
     "  --udp-port N        peer UDP port (default: any free port)\n"
     "  --nick NICK         nickname shown to other members\n"
+    "  --allow-other-users let other users of this machine use the SOCKS5 port, forwards and\n"
+    "                      `shoal run` aliases (default: only connections of our own user)\n"
     "  -v, --verbose       debug logging\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -87,6 +90,7 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 		{ "control", required_argument, NULL, 'c' },
 		{ "udp-port", required_argument, NULL, 'u' },
 		{ "nick", required_argument, NULL, 'n' },
+		{ "allow-other-users", no_argument, NULL, 'A' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -132,6 +136,9 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 			if (strlen(optarg) > NICK_MAX_LEN)
 				return usage_error("--nick is too long: %s", optarg);
 			snprintf(cfg->nick, sizeof(cfg->nick), "%s", optarg);
+			break;
+		case 'A':
+			cfg->allow_others = 1;
 			break;
 		case 'v':
 			*verbose = 1;

@@ -34,6 +34,7 @@ struct daemon_config {
 	char control_path[4096];        /* default $XDG_RUNTIME_DIR/shoal/shoald.sock */
 	uint16_t udp_port;              /* 0: ephemeral */
 	char nick[NICK_MAX_LEN + 1];    /* --nick, may be empty */
+	int allow_others;               /* --allow-other-users: loopback listeners serve all */
 };
 
 struct daemon {
@@ -56,6 +57,9 @@ struct daemon {
 
 /* args.c: 0: run; -1: exit 0 (--help printed); >0: the exit code (message printed). */
 int daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose);
+
+/* wiring.c: control_env.ports_changed: saves the exposes and forwards (daemon/portsfile.h). */
+void daemon_ports_changed(void *arg);
 
 /* addrfile.c: our last address in STATE_DIR/address. load: 0, or -1 if absent or bad. */
 void addrfile_save(const char *state_dir, uint32_t vaddr, uint8_t prefix_len);

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/acceptor.h"
 #include "base/fsloc.h"
 #include "base/log.h"
 #include "control/control.h"
@@ -24,6 +25,7 @@
 #include "core/transport.h"
 #include "crypto/identity.h"
 #include "daemon/daemon.h"
+#include "daemon/portsfile.h"
 #include "lanproxy/server/lanproxy.h"
 #include "medclient/medclient.h"
 #include "netstack/netstack.h"
@@ -52,6 +54,7 @@ main(int argc, char **argv)
 	if ((rc = daemon_parse_args(argc, argv, &d.cfg, &verbose)) != 0)
 		return rc < 0 ? 0 : rc;
 	log_init("shoald", verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
+	log_debug("event=fd_limit soft=%ld", acceptor_raise_fd_limit());
 	if (sodium_init() < 0) {
 		log_warnx("event=sodium_init_failed");
 		return 1;
@@ -91,18 +94,23 @@ main(int argc, char **argv)
 		goto out_peers;
 	}
 	medclient_start(d.med);
-	if (fsloc_make_parent(d.cfg.control_path) != 0) {
-		log_warn("event=control_dir_failed path=%s", d.cfg.control_path);
+	if (fsloc_make_parent(d.cfg.control_path, err, sizeof(err)) != 0) {
+		log_warnx("event=control_dir_failed path=%s reason=\"%s\"", d.cfg.control_path,
+		    err);
+		fprintf(stderr, "shoald: %s\n", err);
 		goto out_mediator;
 	}
 	/* Without it only `shoal run` is unavailable (status says so): not worth failing for. */
 	if (shim_socket_path(d.cfg.control_path, shim_path, sizeof(shim_path)) == 0)
 		d.shim = shim_server_new(d.loop, d.ns, &d.vnet, &d.dir, shim_path,
 		    d.cfg.control_path);
+	if (d.shim)
+		shim_server_allow_others(d.shim, d.cfg.allow_others);
 	if (d.cfg.socks_port != 0) {
 		if ((d.socks = socks_server_new(d.loop, d.ns, &d.vnet, &d.dir, d.cfg.socks_host,
 		    d.cfg.socks_port)) == NULL)
 			goto out_shim;
+		socks_server_allow_others(d.socks, d.cfg.allow_others);
 		snprintf(socks_desc, sizeof(socks_desc), "%s:%u", d.cfg.socks_host,
 		    (unsigned)d.cfg.socks_port);
 	} else {
@@ -113,6 +121,11 @@ main(int argc, char **argv)
 		log_warnx("event=expose_tables_failed");
 		goto out_expose;
 	}
+	forward_table_allow_others(d.fwd, d.cfg.allow_others);
+	portsfile_restore(d.cfg.state_dir, d.expose, d.fwd);
+	if (d.cfg.allow_others)
+		log_warnx("event=allow_other_users hint=\"every user of this machine can use the "
+		    "SOCKS5 port, forwards and shoal run aliases as this node\"");
 	/* Last: it commands everything above, and the CLI finding its socket means we are up. */
 	if (conn_string_format(d.cfg.server_host, d.cfg.server_port, d.cfg.server_pub, server_url,
 	    sizeof(server_url)) != 0)
@@ -129,6 +142,8 @@ main(int argc, char **argv)
 		.expose = d.expose,
 		.fwd = d.fwd,
 		.dir = &d.dir,
+		.ports_changed = daemon_ports_changed,
+		.ports_arg = &d,
 	};
 	if ((d.ctl = control_new(&ctl_env, d.cfg.control_path)) == NULL)
 		goto out_expose;

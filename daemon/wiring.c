@@ -18,6 +18,7 @@
 #include "base/log.h"
 #include "core/peer.h"
 #include "daemon/daemon.h"
+#include "daemon/portsfile.h"
 #include "medclient/medclient.h"
 #include "netstack/netstack.h"
 
@@ -175,4 +176,12 @@ daemon_medclient_new(struct daemon *d)
 	memcpy(mc.server_pub, d->cfg.server_pub, KEY_LEN);
 	snprintf(mc.nick, sizeof(mc.nick), "%s", d->cfg.nick);
 	return medclient_new(d->loop, &mc, &d->key, d->tp, &med_ops, d);
+}
+
+void
+daemon_ports_changed(void *arg)
+{
+	struct daemon *d = arg;
+
+	portsfile_save(d->cfg.state_dir, d->expose, d->fwd);
 }

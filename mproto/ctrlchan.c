@@ -46,6 +46,11 @@ enum {
 	FRAME_HDR = 2,
 	/* Room for several frames so one recv() can bring in a burst of deltas. */
 	RBUF_SIZE = 4 * (FRAME_HDR + CTRL_FRAME_MAX),
+	/* Until the handshake is done only Noise messages (under 200 bytes) are read: a
+	 * connection that has not authenticated costs ~1 KiB, not 16 (a server may hold
+	 * thousands of them). rbuf grows to RBUF_SIZE when the channel is ready. */
+	HS_FRAME_MAX = 256,
+	HS_RBUF_SIZE = 2 * (FRAME_HDR + HS_FRAME_MAX),
 	WQ_MAX = 1 << 20,               /* bytes queued before ctrlchan_send refuses */
 	WBUF_MIN = 4096,
 	/* A queue that drained after growing beyond this is given back to the allocator. */
@@ -76,8 +81,8 @@ struct ctrlchan {
 	uint8_t *wbuf;                  /* pending bytes are wbuf[woff, wlen) */
 	size_t wcap, woff, wlen;
 
-	size_t rlen;
-	uint8_t rbuf[RBUF_SIZE];
+	size_t rlen, rcap;
+	uint8_t *rbuf;                  /* rcap bytes: HS_RBUF_SIZE, then RBUF_SIZE */
 };
 
 static void cc_read_cb(struct ev_loop *, ev_io *, int);
@@ -94,6 +99,7 @@ static void
 cc_destroy(struct ctrlchan *c)
 {
 	free(c->wbuf);
+	free(c->rbuf);
 	free(c);
 }
 
@@ -262,12 +268,18 @@ cc_prologue(uint8_t out[sizeof(PROLOGUE) - 1 + 2])
 static void
 cc_become_ready(struct ctrlchan *c)
 {
-	uint8_t rs[KEY_LEN];
+	uint8_t rs[KEY_LEN], *grown;
 
 	if (noise_hs_split(&c->hs, &c->tx, &c->rx) < 0) {
 		cc_close(c, "handshake split failed");
 		return;
 	}
+	if ((grown = realloc(c->rbuf, RBUF_SIZE)) == NULL) {
+		cc_close(c, "out of memory");
+		return;
+	}
+	c->rbuf = grown;
+	c->rcap = RBUF_SIZE;
 	memcpy(rs, noise_hs_remote_static(&c->hs), KEY_LEN);
 	enter_state(c, CC_READY);
 	if (c->cbs.on_ready)
@@ -354,6 +366,10 @@ cc_parse(struct ctrlchan *c)
 			cc_close(c, "bad frame length");
 			return;
 		}
+		if (c->state == CC_HANDSHAKE && flen > HS_FRAME_MAX) {
+			cc_close(c, "handshake frame too large");
+			return;
+		}
 		if (c->rlen - off - FRAME_HDR < flen)
 			break;
 		if (c->state == CC_HANDSHAKE)
@@ -382,7 +398,7 @@ cc_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	cc_hold(c);
 	/* One recv per wakeup: level-triggered libev calls again, and a flood from one
 	 * connection cannot starve the others on a server. */
-	n = recv(c->fd, c->rbuf + c->rlen, sizeof(c->rbuf) - c->rlen, 0);
+	n = recv(c->fd, c->rbuf + c->rlen, c->rcap - c->rlen, 0);
 	if (n > 0) {
 		c->rlen += (size_t)n;
 		cc_parse(c);
@@ -458,10 +474,12 @@ ctrlchan_new(struct ev_loop *loop, int fd, int initiator, const struct noise_key
 	if (!(c = calloc(1, sizeof(*c))))
 		return NULL;
 	fl = fcntl(fd, F_GETFL);
-	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) {
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0 ||
+	    (c->rbuf = malloc(HS_RBUF_SIZE)) == NULL) {
 		free(c);
 		return NULL;
 	}
+	c->rcap = HS_RBUF_SIZE;
 	/* Small control messages should not wait for Nagle; fails harmlessly on non-TCP. */
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 

@@ -58,7 +58,7 @@ ns_listen(struct netstack *ns, uint16_t port, ns_open_fd_cb open_fd, void *arg)
 		return NULL;
 	if ((pcb = tcp_new_ip_type(IPADDR_TYPE_V4)) == NULL) {
 		free(l);
-		errno = ENOMEM;
+		errno = ENOBUFS;     /* lwIP's pool is full, as the kernel says */
 		return NULL;
 	}
 	/* Bound to any address: the listener survives netstack_set_addr. */
@@ -71,7 +71,7 @@ ns_listen(struct netstack *ns, uint16_t port, ns_open_fd_cb open_fd, void *arg)
 	if ((lpcb = tcp_listen(pcb)) == NULL) {
 		tcp_close(pcb);
 		free(l);
-		errno = ENOMEM;
+		errno = ENOBUFS;
 		return NULL;
 	}
 	l->ns = ns;

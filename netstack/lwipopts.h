@@ -31,8 +31,11 @@
 #define MEMP_OVERFLOW_CHECK             0
 #define MEMP_SANITY_CHECK               0
 #define MEMP_NUM_TCP_PCB                1024
-#define MEMP_NUM_TCP_PCB_LISTEN         64
-#define MEMP_NUM_UDP_PCB                256
+/* Virtual listeners and UDP ports: `shoal run` programs announce every listening socket and
+ * every UDP socket that talks to the overlay (a shim client may hold LP_CLIENT_REGS_MAX), plus
+ * exposes and SOCKS UDP relays. Pool entries are a few dozen bytes of BSS each. */
+#define MEMP_NUM_TCP_PCB_LISTEN         1024
+#define MEMP_NUM_UDP_PCB                4352
 #define MEMP_NUM_RAW_PCB                0
 #define MEMP_NUM_PBUF                   256    /* PBUF_REF/ROM: only IP fragmentation uses them */
 #define MEMP_NUM_TCP_SEG                32768

@@ -52,7 +52,7 @@ ns_udp_bind(struct netstack *ns, uint16_t port, ns_udp_recv_cb cb, void *arg)
 		return NULL;
 	if ((u->pcb = udp_new_ip_type(IPADDR_TYPE_V4)) == NULL) {
 		free(u);
-		errno = ENOMEM;
+		errno = ENOBUFS;     /* lwIP's pool is full, as the kernel says */
 		return NULL;
 	}
 	u->ns = ns;

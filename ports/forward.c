@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "ports/forward.h"
@@ -28,8 +29,8 @@
 
 /* One forward. Owned by the forward table's list. */
 struct forward {
-	ev_io io;                       /* listening socket; first member */
-	ev_timer accept_pause;          /* out of fds: stop accepting for a moment */
+	int fd;                         /* listening socket */
+	struct acceptor *acc;
 	struct forward_table *t;
 	struct forward *next;
 	uint16_t local_port;
@@ -42,6 +43,7 @@ struct forward_table {
 	struct ev_loop *loop;
 	struct netstack *ns;
 	struct forward *list;
+	int allow_others;
 };
 
 /*
@@ -64,52 +66,27 @@ forward_connect_cb(void *arg, int err, struct ns_splice *sp)
 	log_debug("event=forward_connected dst=%s lport=%u", ip4_ep_str(rip, rport, dst), lport);
 }
 
-static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static int
+accept_cb(void *arg, int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct forward *f = (struct forward *)w;
-	int fd, i, one = 1;
+	struct forward *f = arg;
+	int one = 1;
 
-	(void)revents;
-	for (i = 0; i < 64; i++) {
-		fd = accept4(f->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-			    errno == ENOMEM) {
-				/* The pending connection stays readable: pause or we spin. */
-				log_warn("event=forward_accept_failed port=%u pause=1s", f->local_port);
-				ev_io_stop(loop, &f->io);
-				ev_timer_start(loop, &f->accept_pause);
-			}
-			return;
-		}
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		/* NULL: fd already closed by the netstack. */
-		if (ns_splice_connect(f->t->ns, fd, f->ip, f->port, forward_connect_cb, NULL) == NULL)
-			log_debug("event=forward_connect_failed port=%u reason=splice_refused",
-			    f->local_port);
-	}
-}
-
-static void
-accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct forward *f = (struct forward *)((char *)w - offsetof(struct forward, accept_pause));
-
-	(void)revents;
-	ev_io_start(loop, &f->io);
+	(void)sa;
+	(void)len;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* NULL: fd already closed by the netstack. */
+	if (ns_splice_connect(f->t->ns, fd, f->ip, f->port, forward_connect_cb, NULL) == NULL)
+		log_debug("event=forward_connect_failed port=%u reason=splice_refused",
+		    f->local_port);
+	return 0;
 }
 
 static void
 forward_free(struct forward *f)
 {
-	struct ev_loop *loop = f->t->loop;
-
-	ev_io_stop(loop, &f->io);
-	ev_timer_stop(loop, &f->accept_pause);
-	close(f->io.fd);
+	acceptor_free(f->acc);
+	close(f->fd);
 	free(f);
 }
 
@@ -122,6 +99,16 @@ forward_find(const struct forward_table *t, uint16_t local_port)
 		if (f->local_port == local_port)
 			return f;
 	return NULL;
+}
+
+void
+forward_table_allow_others(struct forward_table *t, int allow)
+{
+	struct forward *f;
+
+	t->allow_others = allow;
+	for (f = t->list; f != NULL; f = f->next)
+		acceptor_owner_only(f->acc, !allow);
 }
 
 struct forward_table *
@@ -201,9 +188,15 @@ forward_add(struct forward_table *t, uint16_t local_port, uint32_t ip, uint16_t 
 	f->local_port = local_port;
 	f->ip = ip;
 	f->port = port;
-	ev_io_init(&f->io, accept_cb, fd, EV_READ);
-	ev_timer_init(&f->accept_pause, accept_resume_cb, 1., 0.);
-	ev_io_start(t->loop, &f->io);
+	f->fd = fd;
+	if ((f->acc = acceptor_new(t->loop, fd, "forward", ACCEPTOR_RESERVE, accept_cb, f)) ==
+	    NULL) {
+		close(fd);
+		free(f);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	acceptor_owner_only(f->acc, !t->allow_others);
 	LL_APPEND(t->list, f);
 	log_info("event=forward_added local_port=%u dst=%s", local_port,
 	    ip4_ep_str(ip, port, dst));

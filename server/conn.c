@@ -4,6 +4,10 @@
  * connections that stay silent for CONN_IDLE_TIMEOUT.
  * Must not touch: membership policy or the store (mediator.c), UDP (udp.c).
  *
+ * Before the handshake: a connection is on the pre-auth list (oldest first) and counted per
+ * source address; past PREAUTH_PER_SOURCE or srv->preauth_max the oldest is closed for the
+ * newcomer, and when descriptors run out the acceptor asks us to close the oldest ones too.
+ *
  * Re-entrancy: the mediator sends from inside other connections' callbacks, so a failed send
  * never closes on the spot; it marks the connection dead and a zero-delay timer closes it on
  * the next loop iteration. A kick (replaced session) frees at once: ctrlchan_free defers itself
@@ -19,12 +23,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <uthash.h>
 
-#include "mproto/ctrlchan.h"
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
+#include "mproto/ctrlchan.h"
 #include "server/server.h"
 
 struct conn {                            /* owned by struct server (its conns list) */
@@ -34,16 +41,79 @@ struct conn {                            /* owned by struct server (its conns li
 	ev_timer timer;                 /* idle timeout; re-armed to 0 s for a deferred close */
 	ev_timer nat_timer;             /* the mediator's NAT classification timer (io_timer) */
 	struct endpoint local;          /* our end of the TCP connection (getsockname) */
+	struct endpoint remote;         /* the node's end, as accepted */
 	int dead;                       /* a send failed: closing on the next iteration */
+	int preauth;                    /* on srv's pre-auth list */
 	char peer[IP4_EP_STR_LEN];      /* ip:port, for logs */
 	struct conn *prev, *next;
+	struct conn *pa_prev, *pa_next; /* srv->preauth, while preauth */
 };
+
+struct srccount {                        /* owned by struct server (preauth_by_src) */
+	uint32_t addr;
+	unsigned n;
+	UT_hash_handle hh;
+};
+
+static void
+preauth_remove(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct srccount *sc;
+
+	if (!c->preauth)
+		return;
+	c->preauth = 0;
+	if (c->pa_prev)
+		c->pa_prev->pa_next = c->pa_next;
+	else
+		srv->preauth = c->pa_next;
+	if (c->pa_next)
+		c->pa_next->pa_prev = c->pa_prev;
+	else
+		srv->preauth_tail = c->pa_prev;
+	srv->n_preauth--;
+	HASH_FIND(hh, srv->preauth_by_src, &c->remote.addr, sizeof(uint32_t), sc);
+	if (sc && --sc->n == 0) {
+		HASH_DEL(srv->preauth_by_src, sc);
+		free(sc);
+	}
+}
+
+/* Appends c; returns how many pre-auth connections its source now has (0: out of memory,
+ * not counted). */
+static unsigned
+preauth_add(struct conn *c)
+{
+	struct server *srv = c->srv;
+	struct srccount *sc;
+
+	HASH_FIND(hh, srv->preauth_by_src, &c->remote.addr, sizeof(uint32_t), sc);
+	if (sc == NULL) {
+		if ((sc = calloc(1, sizeof(*sc))) == NULL)
+			return 0;
+		sc->addr = c->remote.addr;
+		HASH_ADD(hh, srv->preauth_by_src, addr, sizeof(sc->addr), sc);
+	}
+	sc->n++;
+	c->preauth = 1;
+	c->pa_next = NULL;
+	c->pa_prev = srv->preauth_tail;
+	if (srv->preauth_tail)
+		srv->preauth_tail->pa_next = c;
+	else
+		srv->preauth = c;
+	srv->preauth_tail = c;
+	srv->n_preauth++;
+	return sc->n;
+}
 
 static void
 conn_destroy(struct conn *c)
 {
 	struct server *srv = c->srv;
 
+	preauth_remove(c);
 	ev_timer_stop(srv->loop, &c->timer);
 	ev_timer_stop(srv->loop, &c->nat_timer);
 	ctrlchan_free(c->ch);
@@ -94,9 +164,12 @@ conn_on_ready(void *arg, const uint8_t remote_static[KEY_LEN])
 {
 	struct conn *c = arg;
 
+	preauth_remove(c);
 	c->sess = medsrv_session_open(c->srv->med, remote_static, c);
-	if (c->sess != NULL)
+	if (c->sess != NULL) {
 		medsrv_session_local(c->srv->med, c->sess, &c->local);
+		medsrv_session_remote(c->srv->med, c->sess, &c->remote);
+	}
 	if (c->sess == NULL) {
 		c->dead = 1;
 		ev_timer_stop(c->srv->loop, &c->timer);
@@ -218,20 +291,63 @@ conn_medsrv_io(struct server *srv, struct medsrv_io *io)
 
 /* ---- accepting ---- */
 
-static void
-accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
+/* Closes the oldest pre-auth connection (of source addr, or of any with addr 0). */
+static int
+preauth_evict(struct server *srv, uint32_t addr, const char *why)
 {
+	struct conn *c;
+	double now = ev_now(srv->loop);
+
+	for (c = srv->preauth; c != NULL; c = c->pa_next)
+		if (addr == 0 || c->remote.addr == addr)
+			break;
+	if (c == NULL)
+		return 0;
+	srv->preauth_evicted++;
+	if (srv->preauth_logged_at == 0 || now - srv->preauth_logged_at >= 10.0) {
+		log_warnx("event=preauth_evicted reason=%s peer=%s preauth=%u evicted=%llu", why,
+		    c->peer, srv->n_preauth, (unsigned long long)srv->preauth_evicted);
+		srv->preauth_logged_at = now;
+	}
+	conn_destroy(c);
+	return 1;
+}
+
+/* The acceptor ran out of descriptors: free some held by connections that have not proven
+ * who they are. */
+static unsigned
+on_full(void *arg)
+{
+	struct server *srv = arg;
+	unsigned n = 0;
+
+	while (n < 8 && preauth_evict(srv, 0, "out_of_fds"))
+		n++;
+	return n;
+}
+
+static int
+accept_one(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
+{
+	struct server *srv = arg;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
 	struct sockaddr_in me;
 	socklen_t len = sizeof(me);
 	struct conn *c;
 
+	if (salen < sizeof(*sin) || sin->sin_family != AF_INET) {
+		close(fd);
+		return 0;
+	}
 	if (srv->n_conns >= CONN_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
 		log_warnx("event=conn_refused reason=%s", srv->n_conns >= CONN_MAX ? "too_many" :
 		    "out_of_memory");
 		close(fd);
-		return;
+		return 0;
 	}
 	ip4_ep_str(ntohl(sin->sin_addr.s_addr), ntohs(sin->sin_port), c->peer);
+	c->remote.addr = ntohl(sin->sin_addr.s_addr);
+	c->remote.port = ntohs(sin->sin_port);
 	/* A wildcard listener's NAT plan points at the address the node reached us on. */
 	if (getsockname(fd, (struct sockaddr *)&me, &len) == 0 && me.sin_family == AF_INET) {
 		c->local.addr = ntohl(me.sin_addr.s_addr);
@@ -243,7 +359,7 @@ accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 		log_warnx("event=conn_refused peer=%s reason=ctrlchan_new", c->peer);
 		close(fd);
 		free(c);
-		return;
+		return 0;
 	}
 	ev_timer_init(&c->timer, conn_timer_cb, 0., CONN_IDLE_TIMEOUT);
 	ev_timer_init(&c->nat_timer, conn_nat_timer_cb, 0., 0.);
@@ -254,79 +370,49 @@ accept_one(struct server *srv, int fd, const struct sockaddr_in *sin)
 	srv->conns = c;
 	srv->n_conns++;
 	log_debug("event=conn_accepted peer=%s", c->peer);
-}
-
-static void
-accept_pause_all(struct server *srv)
-{
-	int k;
-
-	for (k = 0; k < srv->n_listen; k++)
-		ev_io_stop(srv->loop, &srv->listen[k].accept_w);
-}
-
-static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
-{
-	struct listener *l = (struct listener *)w;
-	struct server *srv = l->srv;
-	struct sockaddr_in sin;
-	socklen_t len;
-	int fd, i;
-
-	(void)loop;
-	(void)revents;
-	for (i = 0; i < 64; i++) {
-		len = sizeof(sin);
-		fd = accept4(l->fd, (struct sockaddr *)&sin, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* The listening socket stays readable: without a pause this would spin. */
-				log_warn("event=accept_paused");
-				accept_pause_all(srv);
-				/* Re-set: a fired one-shot timer restarted as is expires at once. */
-				ev_timer_set(&srv->accept_pause, 1.0, 0.);
-				ev_timer_start(srv->loop, &srv->accept_pause);
-			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
-			    errno != ECONNABORTED) {
-				log_warn("event=accept_failed");
-			}
-			return;
-		}
-		accept_one(srv, fd, &sin);
-	}
-}
-
-static void
-accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
-{
-	struct server *srv = (struct server *)((char *)w - offsetof(struct server, accept_pause));
-	int k;
-
-	(void)revents;
-	for (k = 0; k < srv->n_listen; k++)
-		ev_io_start(loop, &srv->listen[k].accept_w);
+	/* Newcomers push out the oldest silent connections, never the other way round. */
+	if (preauth_add(c) > PREAUTH_PER_SOURCE)
+		(void)preauth_evict(srv, c->remote.addr, "per_source");
+	if (srv->n_preauth > srv->preauth_max)
+		(void)preauth_evict(srv, 0, "too_many");
+	return 0;
 }
 
 void
 conn_start(struct server *srv)
 {
+	struct rlimit rl;
 	int k;
 
+	/* A quarter of the descriptors for connections still proving who they are. */
+	srv->preauth_max = 4096;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur / 4 < srv->preauth_max)
+		srv->preauth_max = rl.rlim_cur / 4 > 16 ? (unsigned)(rl.rlim_cur / 4) : 16;
 	for (k = 0; k < srv->n_listen; k++) {
 		srv->listen[k].srv = srv;
-		ev_io_init(&srv->listen[k].accept_w, accept_cb, srv->listen[k].fd, EV_READ);
-		ev_io_start(srv->loop, &srv->listen[k].accept_w);
+		srv->listen[k].acc = acceptor_new(srv->loop, srv->listen[k].fd, "control", 0,
+		    accept_one, srv);
+		if (srv->listen[k].acc)
+			acceptor_on_full(srv->listen[k].acc, on_full, srv);
 	}
-	ev_timer_init(&srv->accept_pause, accept_resume_cb, 1.0, 0.);
 }
 
 void
 conn_shutdown(struct server *srv)
 {
-	accept_pause_all(srv);
-	ev_timer_stop(srv->loop, &srv->accept_pause);
+	struct srccount *sc, *tmp;
+	int k;
+
+	for (k = 0; k < srv->n_listen; k++) {
+		acceptor_free(srv->listen[k].acc);
+		srv->listen[k].acc = NULL;
+	}
 	ev_timer_stop(srv->loop, &srv->punch_timer);
 	while (srv->conns)
 		conn_destroy(srv->conns);
+	HASH_ITER(hh, srv->preauth_by_src, sc, tmp) {
+		HASH_DEL(srv->preauth_by_src, sc);
+		free(sc);
+	}
 }

@@ -1,7 +1,6 @@
 /*
- * joinlimit:
- * per-key failure windows, a ring of the last JL_MAX_FAILURES failure times.
- * Must not touch: the store, the network. Time comes from the caller.
+ * joinlimit: one hash of entries keyed by scope and id; each entry a fixed window counter and
+ * its backoff state. Must not touch: the store, the network. Time comes from the caller.
  */
 #include "config.h"
 #include "server/joinlimit.h"
@@ -10,17 +9,27 @@
 #include <string.h>
 #include <uthash.h>
 
+const unsigned jl_budget[JL_SCOPES] = {
+	[JL_FAIL_KEY] = 5,
+	[JL_FAIL_SOURCE] = 20,
+	[JL_FAIL_NETWORK] = 30,
+	[JL_PWOP_KEY] = 10,
+	[JL_PWOP_SOURCE] = 40,
+	[JL_REGISTER_SOURCE] = 30,
+};
+
 struct rl_entry {                        /* owned by struct joinlimit */
-	uint8_t key[KEY_LEN];           /* hash key */
-	double t[JL_MAX_FAILURES];      /* failure times, ring */
-	unsigned next;                  /* ring slot to overwrite */
-	unsigned count;                 /* slots in use, <= JL_MAX_FAILURES */
-	double last;                    /* newest failure */
+	uint8_t id[1 + JL_ID_MAX];      /* scope, then the id zero-padded: the hash key */
+	double window_start;
+	unsigned count;                 /* events since window_start */
+	unsigned strikes;               /* blocks so far */
+	double blocked_until;
+	double last;                    /* newest event */
 	UT_hash_handle hh;
 };
 
 struct joinlimit {                       /* owned by the mediator */
-	struct rl_entry *by_key;
+	struct rl_entry *by_id;
 	unsigned n;
 };
 
@@ -30,6 +39,14 @@ joinlimit_new(void)
 	return calloc(1, sizeof(struct joinlimit));
 }
 
+static void
+drop(struct joinlimit *rl, struct rl_entry *e)
+{
+	HASH_DEL(rl->by_id, e);
+	free(e);
+	rl->n--;
+}
+
 void
 joinlimit_free(struct joinlimit *rl)
 {
@@ -37,71 +54,90 @@ joinlimit_free(struct joinlimit *rl)
 
 	if (rl == NULL)
 		return;
-	HASH_ITER(hh, rl->by_key, e, tmp) {
-		HASH_DEL(rl->by_key, e);
-		free(e);
-	}
+	HASH_ITER(hh, rl->by_id, e, tmp)
+		drop(rl, e);
 	free(rl);
 }
 
 static void
-prune(struct joinlimit *rl, double now)
+make_id(uint8_t out[1 + JL_ID_MAX], enum jl_scope scope, const void *id, size_t len)
 {
-	struct rl_entry *e, *tmp;
+	memset(out, 0, 1 + JL_ID_MAX);
+	out[0] = (uint8_t)scope;
+	memcpy(out + 1, id, len < JL_ID_MAX ? len : JL_ID_MAX);
+}
 
-	HASH_ITER(hh, rl->by_key, e, tmp) {
-		if (now - e->last >= JL_WINDOW) {
-			HASH_DEL(rl->by_key, e);
-			free(e);
-			rl->n--;
-		}
-	}
+static struct rl_entry *
+find(struct joinlimit *rl, enum jl_scope scope, const void *id, size_t len)
+{
+	uint8_t k[1 + JL_ID_MAX];
+	struct rl_entry *e;
+
+	make_id(k, scope, id, len);
+	HASH_FIND(hh, rl->by_id, k, sizeof(k), e);
+	return e;
 }
 
 int
-joinlimit_limited(struct joinlimit *rl, const uint8_t key[KEY_LEN], double now)
+joinlimit_blocked(struct joinlimit *rl, enum jl_scope scope, const void *id, size_t len,
+    double now, double *retry_after)
 {
-	struct rl_entry *e;
-	unsigned i, recent = 0;
+	struct rl_entry *e = find(rl, scope, id, len);
 
-	HASH_FIND(hh, rl->by_key, key, KEY_LEN, e);
-	if (e == NULL)
+	if (e == NULL || now >= e->blocked_until)
 		return 0;
-	for (i = 0; i < e->count; i++)
-		if (now - e->t[i] < JL_WINDOW)
-			recent++;
-	return recent >= JL_MAX_FAILURES;
+	if (retry_after)
+		*retry_after = e->blocked_until - now;
+	return 1;
 }
 
-void
-joinlimit_failure(struct joinlimit *rl, const uint8_t key[KEY_LEN], double now)
+/* Makes room: forgotten entries go first; if none, the table is cleared (bounded memory
+ * beats perfect memory: an attacker with that many ids gains a few guesses at most). */
+static void
+make_room(struct joinlimit *rl, double now)
+{
+	struct rl_entry *e, *tmp;
+
+	HASH_ITER(hh, rl->by_id, e, tmp)
+		if (now - e->last >= JL_FORGET && now >= e->blocked_until)
+			drop(rl, e);
+	if (rl->n >= JL_MAX_ENTRIES)
+		HASH_ITER(hh, rl->by_id, e, tmp)
+			drop(rl, e);
+}
+
+int
+joinlimit_hit(struct joinlimit *rl, enum jl_scope scope, const void *id, size_t len,
+    double now)
 {
 	struct rl_entry *e;
+	double block;
 
-	HASH_FIND(hh, rl->by_key, key, KEY_LEN, e);
-	if (e == NULL) {
+	if (scope >= JL_SCOPES)
+		return 0;
+	if ((e = find(rl, scope, id, len)) == NULL) {
 		if (rl->n >= JL_MAX_ENTRIES)
-			prune(rl, now);
-		/* Still full: forget the table rather than grow without bound; an attacker with
-		 * thousands of keys gains a few extra guesses at most. */
-		if (rl->n >= JL_MAX_ENTRIES) {
-			struct rl_entry *tmp;
-
-			HASH_ITER(hh, rl->by_key, e, tmp) {
-				HASH_DEL(rl->by_key, e);
-				free(e);
-			}
-			rl->n = 0;
-		}
+			make_room(rl, now);
 		if ((e = calloc(1, sizeof(*e))) == NULL)
-			return;
-		memcpy(e->key, key, KEY_LEN);
-		HASH_ADD(hh, rl->by_key, key, KEY_LEN, e);
+			return 0;
+		make_id(e->id, scope, id, len);
+		e->window_start = now;
+		HASH_ADD(hh, rl->by_id, id, sizeof(e->id), e);
 		rl->n++;
 	}
-	e->t[e->next] = now;
-	e->next = (e->next + 1) % JL_MAX_FAILURES;
-	if (e->count < JL_MAX_FAILURES)
-		e->count++;
+	if (now - e->last >= JL_FORGET)
+		e->strikes = 0;
+	if (now - e->window_start >= JL_WINDOW) {
+		e->window_start = now;
+		e->count = 0;
+	}
 	e->last = now;
+	if (++e->count < jl_budget[scope])
+		return 0;
+	block = JL_WINDOW * (double)(1u << (e->strikes < 6 ? e->strikes : 6));
+	e->blocked_until = now + (block < JL_BACKOFF_MAX ? block : JL_BACKOFF_MAX);
+	e->strikes++;
+	e->count = 0;
+	e->window_start = now;
+	return 1;
 }

@@ -4,7 +4,7 @@
  * Must not touch: membership logic (mediator.c), connections (conn.c), probes (udp.c).
  *
  *   shoal-server --listen HOST:PORT [--listen HOST2:PORT2 ...] --state DIR [--range 5.0.0.0/8]
- *                [--public-host HOST] [-v]
+ *                [--public-host HOST] [--reclaim-days N] [-v]
  *
  * Each --listen binds TCP on PORT and UDP on PORT, PORT+1 and PORT+2 (the last two for NAT
  * classification, PROTOCOL.md 3.1: best effort, a failure there is logged, never fatal). The
@@ -28,11 +28,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "crypto/identity.h"
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
+#include "server/pwpool.h"
 #include "server/server.h"
 
 struct options {                         /* read-only after parse_options */
@@ -45,16 +48,20 @@ struct options {                         /* read-only after parse_options */
 	const char *public_host;
 	int verbose;
 	int pwhash_fast;
+	long reclaim_days;              /* 0: never reclaim unused registrations */
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: shoal-server --listen HOST:PORT [--listen HOST:PORT ...] --state DIR\n"
-	    "                    [--range 5.0.0.0/8] [--public-host HOST] [-v]\n"
+	    "                    [--range 5.0.0.0/8] [--public-host HOST] [--reclaim-days N] [-v]\n"
 	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
 	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
-	    "  The first one is the address in the url / connection string.\n", SRV_MAX_LISTEN);
+	    "  The first one is the address in the url / connection string.\n"
+	    "  --reclaim-days N: forget nodes unseen for N days that are in no network, so\n"
+	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n",
+	    SRV_MAX_LISTEN);
 }
 
 static int
@@ -100,13 +107,14 @@ parse_range(const char *s, uint32_t *range, uint8_t *prefix_len)
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST };
+	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
 		{ "range", required_argument, NULL, OPT_RANGE },
 		{ "public-host", required_argument, NULL, OPT_PUBLIC_HOST },
 		{ "pwhash-fast", no_argument, NULL, OPT_PWHASH_FAST },
+		{ "reclaim-days", required_argument, NULL, OPT_RECLAIM },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -116,6 +124,7 @@ parse_options(int argc, char **argv, struct options *o)
 	memset(o, 0, sizeof(*o));
 	o->range = 0x05000000u;
 	o->prefix_len = 8;
+	o->reclaim_days = 30;
 	while ((ch = getopt_long(argc, argv, "l:s:vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
@@ -147,6 +156,19 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_PWHASH_FAST:
 			o->pwhash_fast = 1;
 			break;
+		case OPT_RECLAIM: {
+			char *end;
+
+			errno = 0;
+			o->reclaim_days = strtol(optarg, &end, 10);
+			if (errno || *end != '\0' || end == optarg || o->reclaim_days < 0 ||
+			    o->reclaim_days > 36500) {
+				fprintf(stderr, "shoal-server: --reclaim-days wants 0..36500, got "
+				    "\"%s\"\n", optarg);
+				return -1;
+			}
+			break;
+		}
 		case 'v':
 			o->verbose = 1;
 			break;
@@ -296,6 +318,47 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+enum { RECLAIM_EVERY_S = 3600 };
+
+static void
+reclaim_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = w->data;
+
+	(void)loop;
+	(void)revents;
+	if (srv->med && srv->reclaim_age > 0)
+		(void)medsrv_reclaim(srv->med, (int64_t)time(NULL), srv->reclaim_age);
+}
+
+enum { PW_THREADS = 2, PW_QUEUE = 64 };
+
+static void
+pw_done(void *arg, struct pw_job *job)
+{
+	struct server *srv = arg;
+
+	if (srv->med)
+		medsrv_pw_done(srv->med, job);
+}
+
+static int
+pw_submit(void *arg, const struct pw_job *job)
+{
+	struct server *srv = arg;
+
+	return pwpool_submit(srv->pw, job);
+}
+
+int
+pw_medsrv_io(struct server *srv, struct medsrv_io *io)
+{
+	if ((srv->pw = pwpool_new(srv->loop, PW_THREADS, PW_QUEUE, pw_done, srv)) == NULL)
+		return -1;
+	io->pw_submit = pw_submit;
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -315,6 +378,7 @@ main(int argc, char **argv)
 	log_init("shoal-server", o.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	if (sodium_init() < 0)
 		fatalx("event=startup_failed reason=sodium_init");
+	log_debug("event=fd_limit soft=%ld", acceptor_raise_fd_limit());
 	signal(SIGPIPE, SIG_IGN);
 
 	if (identity_load_or_create(o.state_dir, "server.key", &srv.kp, err, sizeof(err)) < 0) {
@@ -364,11 +428,20 @@ main(int argc, char **argv)
 	memset(&io, 0, sizeof(io));
 	conn_medsrv_io(&srv, &io);
 	udp_medsrv_io(&srv, &io);
+	if (pw_medsrv_io(&srv, &io) != 0) {
+		log_warnx("event=startup_failed reason=\"cannot start the password workers\"");
+		goto out;
+	}
 	if ((srv.med = medsrv_new(srv.st, &cfg, &io)) == NULL || udp_start(&srv) < 0) {
 		log_warnx("event=startup_failed reason=out_of_memory");
 		goto out;
 	}
 	conn_start(&srv);
+	srv.reclaim_age = (int64_t)o.reclaim_days * 86400;
+	ev_timer_init(&srv.reclaim_w, reclaim_cb, 60., RECLAIM_EVERY_S);
+	srv.reclaim_w.data = &srv;
+	if (srv.reclaim_age > 0)
+		ev_timer_start(srv.loop, &srv.reclaim_w);
 	ev_signal_init(&srv.sigterm_w, signal_cb, SIGTERM);
 	ev_signal_start(srv.loop, &srv.sigterm_w);
 	ev_signal_init(&srv.sigint_w, signal_cb, SIGINT);
@@ -397,9 +470,11 @@ main(int argc, char **argv)
 out:
 	/* The mediator first (it forgets sessions without calling back), then the connections. */
 	medsrv_free(srv.med);
+	pwpool_free(srv.pw);
 	if (srv.loop) {
 		conn_shutdown(&srv);
 		udp_stop(&srv);
+		ev_timer_stop(srv.loop, &srv.reclaim_w);
 		ev_signal_stop(srv.loop, &srv.sigterm_w);
 		ev_signal_stop(srv.loop, &srv.sigint_w);
 	}

@@ -16,9 +16,13 @@
  * Order of replies: state messages (MSG_NETWORK / MSG_MEMBER / ...) caused by a request go out
  * before its MSG_RESULT, so a client that sees RES_OK already has the new view.
  *
- * Argon2id (crypto_pwhash_str / _verify) runs on the event loop: ~0.1 s per CREATE, JOIN and
- * SET_PASS with the interactive limits. Acceptable at our scale; JOIN failures are rate limited
- * before hashing so a client cannot make us hash faster than JL_MAX_FAILURES per minute.
+ * Passwords: Argon2id (~0.1 s per CREATE, JOIN and SET_PASS with the interactive limits) runs
+ * off the event loop when the transport gives io.pw_submit (server/pwpool.c): the request is
+ * parked under a ticket and handled again, from the start, when the result arrives
+ * (medsrv_pw_done), so whatever changed meanwhile is checked anew. Every password operation
+ * counts against its node key and source address (joinlimit.c), each node has at most
+ * PW_INFLIGHT_PER_NODE running, and wrong join passwords count per key, source address and
+ * network, all checked before any hashing, so no client can buy the server's CPU.
  */
 #include "config.h"
 #include "server/mediator.h"
@@ -37,6 +41,7 @@
 #include "server/natprobe.h"
 #include "server/punch.h"
 #include "server/punchplan.h"
+#include "server/pwjob.h"
 
 struct msess {                           /* owned by struct medsrv */
 	void *conn;                     /* the transport's handle, opaque here */
@@ -57,6 +62,9 @@ struct msess {                           /* owned by struct medsrv */
 	uint32_t max_port_addr;         /* max_port: the highest source port seen from this */
 	uint16_t max_port;              /* address (sequential port prediction) */
 	struct punch_bucket req_budget; /* its MSG_PUNCH_REQUESTs (punch.h) */
+	uint32_t remote_addr;           /* source address of its TCP connection; 0: unknown */
+	uint64_t serial;                /* tells a session from a later one with the same key */
+	unsigned pw_inflight;           /* password jobs running for it */
 	struct msess *prev, *next;      /* every session, registered or not */
 	UT_hash_handle hh_key;
 	UT_hash_handle hh_token;
@@ -71,7 +79,25 @@ struct medsrv {                          /* owned by the server context (or a te
 	struct msess *by_key;           /* registered sessions by key */
 	struct msess *by_token;         /* registered sessions by UDP token */
 	struct punch *punch;            /* which pairs may be planned when */
+	struct pw_parked *parked;       /* requests waiting for a password job, by ticket */
+	unsigned n_parked;
+	uint64_t next_ticket, next_serial;
+	double full_logged_at;          /* last address_range_exhausted line */
 	struct medsrv_stats stats;
+};
+
+enum {
+	PW_INFLIGHT_PER_NODE = 2,       /* password jobs one node may have running */
+	PW_PARKED_MAX = 256,            /* requests waiting for a password job, in all */
+};
+
+/* A request waiting for its password job (owned by struct medsrv). */
+struct pw_parked {
+	uint64_t ticket;
+	uint8_t key[KEY_LEN];           /* whose: the session may be gone when the result comes */
+	uint64_t serial;
+	struct msg_request req;         /* a copy, password included (wiped when done) */
+	UT_hash_handle hh;
 };
 
 /* ---- small helpers ---- */
@@ -401,10 +427,17 @@ session_unlink(struct medsrv *m, struct msess *s)
 void
 medsrv_free(struct medsrv *m)
 {
+	struct pw_parked *p, *tmp;
+
 	if (m == NULL)
 		return;
 	while (m->all)
 		session_unlink(m, m->all);
+	HASH_ITER(hh, m->parked, p, tmp) {
+		HASH_DEL(m->parked, p);
+		sodium_memzero(&p->req, sizeof(p->req));
+		free(p);
+	}
 	joinlimit_free(m->rl);
 	punch_free(m->punch);
 	free(m);
@@ -419,6 +452,7 @@ medsrv_session_open(struct medsrv *m, const uint8_t key[KEY_LEN], void *conn)
 		return NULL;
 	s->conn = conn;
 	memcpy(s->key, key, KEY_LEN);
+	s->serial = ++m->next_serial;
 	s->next = m->all;
 	if (m->all)
 		m->all->prev = s;
@@ -826,6 +860,40 @@ handle_nat_report(struct medsrv *m, struct msess *s, const struct msg_nat_report
 		nat_maybe_changed(m, s);
 }
 
+/* 1 (and s kicked) when s's source address registered too many new nodes lately. */
+static int
+registration_limited(struct medsrv *m, struct msess *s)
+{
+	double now = m->io.now(m->io.arg), wait = 0;
+	char src[IP4_STR_LEN];
+
+	if (joinlimit_blocked(m->rl, JL_REGISTER_SOURCE, &s->remote_addr, sizeof(s->remote_addr),
+	    now, &wait)) {
+		m->stats.registrations_limited++;
+		session_kick(m, s, "registration_rate_limited");
+		return 1;
+	}
+	if (joinlimit_hit(m->rl, JL_REGISTER_SOURCE, &s->remote_addr, sizeof(s->remote_addr), now))
+		log_warnx("event=registrations_limited source=%s budget=%u window_s=%.0f",
+		    ip4_str(s->remote_addr, src), jl_budget[JL_REGISTER_SOURCE], JL_WINDOW);
+	return 0;
+}
+
+/* The operator's line, at most once a minute: no address left for new nodes. */
+static void
+range_full(struct medsrv *m)
+{
+	double now = m->io.now(m->io.arg);
+	char net[IP4_STR_LEN];
+
+	if (m->full_logged_at != 0 && now - m->full_logged_at < 60)
+		return;
+	m->full_logged_at = now;
+	log_warnx("event=address_range_exhausted range=%s/%u hint=\"new nodes are refused; "
+	    "unused registrations are reclaimed after --reclaim-days, or give a larger --range\"",
+	    ip4_str(m->cfg.range, net), m->cfg.prefix_len);
+}
+
 static void
 handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 {
@@ -843,12 +911,22 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 		session_kick(m, s, "protocol_version");
 		return;
 	}
+	/* New registrations are limited per source address: each is a row and an address. */
+	rc = store_node_get(m->st, s->key, &node);
+	if (rc == STORE_NOT_FOUND && s->remote_addr && registration_limited(m, s))
+		return;
 	rc = store_node_get_or_create(m->st, s->key, m->cfg.range, m->cfg.prefix_len, &node,
 	    &created);
-	if (rc != 0) {
-		session_kick(m, s, rc == STORE_FULL ? "address_range_full" : "store_error");
+	if (rc == STORE_FULL) {
+		range_full(m);
+		session_kick(m, s, "address_range_full");
 		return;
 	}
+	if (rc != 0) {
+		session_kick(m, s, "store_error");
+		return;
+	}
+	(void)store_node_touch(m->st, s->key, 0);
 	if (h->nick[0] != '\0' && valid_label(h->nick, NICK_MAX_LEN) &&
 	    strcmp(h->nick, node.nick) != 0 && store_node_set_nick(m->st, s->key, h->nick) == 0)
 		snprintf(node.nick, sizeof(node.nick), "%s", h->nick);
@@ -896,6 +974,8 @@ struct req_ctx {                         /* one request being handled */
 	struct msess *s;
 	const struct msg_request *r;
 	struct store_network n;         /* the named network, when the op needs one */
+	struct pw_job *pw;              /* the password job's result: second pass only */
+	struct pw_job pw_inline;        /* where it is when jobs run inline (no io.pw_submit) */
 };
 
 static void
@@ -904,14 +984,77 @@ reply_store_error(struct req_ctx *c)
 	reply(c->m, c->s, c->r->req_id, RES_ERR_INTERNAL, "server database error");
 }
 
-/* 0 with hash filled (empty for an empty password), -1 when hashing failed. */
-static int
-hash_password(struct medsrv *m, const char *pw, char hash[STORE_PWHASH_MAX])
+static void
+reply_limited(struct req_ctx *c, const char *what, double retry_after)
 {
-	hash[0] = '\0';
-	if (pw[0] == '\0')
+	reply(c->m, c->s, c->r->req_id, RES_ERR_RATE_LIMITED, "%s; try again in %.0f s", what,
+	    retry_after < 1 ? 1 : retry_after);
+}
+
+/*
+ * The password job of this request (kind, and for PW_VERIFY the stored hash). Returns 1 when
+ * its result is in c->pw (jobs run inline), 0 when the request is parked until the pool's
+ * answer (medsrv_pw_done runs it again) or was refused (the reply is sent).
+ */
+static int
+pw_start(struct req_ctx *c, uint8_t kind, const char *stored)
+{
+	struct medsrv *m = c->m;
+	struct msess *s = c->s;
+	double now = m->io.now(m->io.arg), wait = 0;
+	struct pw_parked *p;
+	struct pw_job *j = &c->pw_inline;
+
+	if (joinlimit_blocked(m->rl, JL_PWOP_KEY, s->key, KEY_LEN, now, &wait) ||
+	    (s->remote_addr && joinlimit_blocked(m->rl, JL_PWOP_SOURCE, &s->remote_addr,
+	    sizeof(s->remote_addr), now, &wait))) {
+		reply_limited(c, "too many password operations", wait);
 		return 0;
-	return crypto_pwhash_str(hash, pw, strlen(pw), m->cfg.pw_opslimit, m->cfg.pw_memlimit);
+	}
+	if (m->io.pw_submit && (s->pw_inflight >= PW_INFLIGHT_PER_NODE ||
+	    m->n_parked >= PW_PARKED_MAX)) {
+		reply(m, s, c->r->req_id, RES_ERR_RATE_LIMITED, "server busy with passwords; try "
+		    "again in a moment");
+		return 0;
+	}
+	(void)joinlimit_hit(m->rl, JL_PWOP_KEY, s->key, KEY_LEN, now);
+	if (s->remote_addr)
+		(void)joinlimit_hit(m->rl, JL_PWOP_SOURCE, &s->remote_addr,
+		    sizeof(s->remote_addr), now);
+	memset(j, 0, sizeof(*j));
+	j->kind = kind;
+	snprintf(j->password, sizeof(j->password), "%s", c->r->password);
+	if (stored)
+		snprintf(j->hash, sizeof(j->hash), "%s", stored);
+	j->opslimit = m->cfg.pw_opslimit;
+	j->memlimit = m->cfg.pw_memlimit;
+	if (m->io.pw_submit == NULL) {
+		pw_job_run(j);
+		c->pw = j;
+		return 1;
+	}
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		pw_job_wipe(j);
+		reply(m, s, c->r->req_id, RES_ERR_INTERNAL, "out of memory");
+		return 0;
+	}
+	p->ticket = j->ticket = ++m->next_ticket;
+	memcpy(p->key, s->key, KEY_LEN);
+	p->serial = s->serial;
+	p->req = *c->r;
+	if (m->io.pw_submit(m->io.arg, j) != 0) {
+		pw_job_wipe(j);
+		sodium_memzero(&p->req, sizeof(p->req));
+		free(p);
+		reply(m, s, c->r->req_id, RES_ERR_RATE_LIMITED, "server busy with passwords; try "
+		    "again in a moment");
+		return 0;
+	}
+	pw_job_wipe(j);
+	HASH_ADD(hh, m->parked, ticket, sizeof(p->ticket), p);
+	m->n_parked++;
+	s->pw_inflight++;
+	return 0;
 }
 
 static int
@@ -936,10 +1079,26 @@ op_create(struct req_ctx *c)
 		reply(c->m, c->s, c->r->req_id, RES_ERR_BAD_REQUEST, "unknown network flags");
 		return;
 	}
-	if (hash_password(c->m, c->r->password, hash) != 0) {
+	if (c->r->password[0] != '\0' && c->pw == NULL) {
+		/* Only a name that is free is worth hashing for. */
+		rc = store_network_get(c->m->st, c->r->network, &c->n);
+		if (rc == 0) {
+			reply(c->m, c->s, c->r->req_id, RES_ERR_EXISTS, "a network named \"%s\" "
+			    "already exists", c->r->network);
+			return;
+		}
+		if (rc != STORE_NOT_FOUND) {
+			reply_store_error(c);
+			return;
+		}
+		if (!pw_start(c, PW_HASH, NULL))
+			return;
+	}
+	if (c->pw != NULL && c->pw->rc != 0) {
 		reply(c->m, c->s, c->r->req_id, RES_ERR_INTERNAL, "could not hash the password");
 		return;
 	}
+	snprintf(hash, sizeof(hash), "%s", c->pw ? c->pw->hash : "");
 	rc = store_network_create(c->m->st, c->r->network, c->s->key, hash, c->r->flags, &c->n);
 	sodium_memzero(hash, sizeof(hash));
 	if (rc == STORE_EXISTS) {
@@ -954,6 +1113,45 @@ op_create(struct req_ctx *c)
 	log_info("event=network_created network=\"%s\" flags=%u", c->n.name, c->n.flags);
 	send_snapshot(c->m, c->s, &c->n, &me);
 	reply(c->m, c->s, c->r->req_id, RES_OK, "created network \"%s\"", c->n.name);
+}
+
+/* Wrong passwords so far from this key, its source address or against this network. */
+static int
+join_blocked(struct req_ctx *c, double now)
+{
+	struct medsrv *m = c->m;
+	double wait = 0;
+
+	if (joinlimit_blocked(m->rl, JL_FAIL_KEY, c->s->key, KEY_LEN, now, &wait) ||
+	    (c->s->remote_addr && joinlimit_blocked(m->rl, JL_FAIL_SOURCE, &c->s->remote_addr,
+	    sizeof(c->s->remote_addr), now, &wait))) {
+		reply_limited(c, "too many failed joins", wait);
+		return 1;
+	}
+	if (joinlimit_blocked(m->rl, JL_FAIL_NETWORK, &c->n.id, sizeof(c->n.id), now, &wait)) {
+		reply_limited(c, "too many failed joins to this network", wait);
+		return 1;
+	}
+	return 0;
+}
+
+static void
+join_failed(struct req_ctx *c, double now)
+{
+	struct medsrv *m = c->m;
+	char id[KEY_SHORT_LEN], src[IP4_STR_LEN];
+
+	(void)joinlimit_hit(m->rl, JL_FAIL_KEY, c->s->key, KEY_LEN, now);
+	if (c->s->remote_addr)
+		(void)joinlimit_hit(m->rl, JL_FAIL_SOURCE, &c->s->remote_addr,
+		    sizeof(c->s->remote_addr), now);
+	if (joinlimit_hit(m->rl, JL_FAIL_NETWORK, &c->n.id, sizeof(c->n.id), now)) {
+		/* The owner's line: someone is guessing this network's password. */
+		key_short(c->s->key, id);
+		log_warnx("event=network_under_attack network=\"%s\" failures=%u window_s=%.0f "
+		    "last_node=%s last_source=%s", c->n.name, jl_budget[JL_FAIL_NETWORK], JL_WINDOW,
+		    id, c->s->remote_addr ? ip4_str(c->s->remote_addr, src) : "unknown");
+	}
 }
 
 static void
@@ -983,15 +1181,15 @@ op_join(struct req_ctx *c)
 		    "members", c->n.name);
 		return;
 	}
-	/* Before Argon2id, so failures cannot buy CPU time. */
-	if (joinlimit_limited(m->rl, c->s->key, now)) {
-		reply(m, c->s, c->r->req_id, RES_ERR_RATE_LIMITED, "too many failed joins; try again "
-		    "in a minute");
-		return;
+	if (c->n.pwhash[0] != '\0' && c->pw == NULL) {
+		/* Before Argon2id, so failures cannot buy CPU time. */
+		if (join_blocked(c, now))
+			return;
+		if (!pw_start(c, PW_VERIFY, c->n.pwhash))
+			return;
 	}
-	if (c->n.pwhash[0] != '\0' && crypto_pwhash_str_verify(c->n.pwhash, c->r->password,
-	    strlen(c->r->password)) != 0) {
-		joinlimit_failure(m->rl, c->s->key, now);
+	if (c->n.pwhash[0] != '\0' && c->pw->rc != 0) {
+		join_failed(c, now);
 		reply(m, c->s, c->r->req_id, RES_ERR_BAD_PASSWORD, "wrong password for \"%s\"",
 		    c->n.name);
 		return;
@@ -1135,10 +1333,13 @@ op_set_pass(struct req_ctx *c)
 	char hash[STORE_PWHASH_MAX];
 	int rc;
 
-	if (hash_password(c->m, c->r->password, hash) != 0) {
+	if (c->r->password[0] != '\0' && c->pw == NULL && !pw_start(c, PW_HASH, NULL))
+		return;
+	if (c->pw != NULL && c->pw->rc != 0) {
 		reply(c->m, c->s, c->r->req_id, RES_ERR_INTERNAL, "could not hash the password");
 		return;
 	}
+	snprintf(hash, sizeof(hash), "%s", c->pw ? c->pw->hash : "");
 	rc = store_network_set_pwhash(c->m->st, c->n.id, hash);
 	sodium_memzero(hash, sizeof(hash));
 	if (rc != 0) {
@@ -1291,13 +1492,17 @@ static const struct {
 };
 
 static void
-handle_request(struct medsrv *m, struct msess *s, const struct msg_request *r)
+dispatch(struct medsrv *m, struct msess *s, const struct msg_request *r, struct pw_job *pw)
 {
-	struct req_ctx c = { .m = m, .s = s, .r = r };
+	struct req_ctx c;
 	size_t i;
 	int rc;
 
-	m->stats.requests++;
+	memset(&c, 0, sizeof(c));
+	c.m = m;
+	c.s = s;
+	c.r = r;
+	c.pw = pw;
 	if (!s->registered) {
 		reply(m, s, r->req_id, RES_ERR_BAD_REQUEST, "send HELLO first");
 		return;
@@ -1327,6 +1532,60 @@ handle_request(struct medsrv *m, struct msess *s, const struct msg_request *r)
 		}
 	}
 	ops[i].fn(&c);
+	pw_job_wipe(&c.pw_inline);
+}
+
+static void
+handle_request(struct medsrv *m, struct msess *s, const struct msg_request *r)
+{
+	m->stats.requests++;
+	dispatch(m, s, r, NULL);
+}
+
+void
+medsrv_pw_done(struct medsrv *m, struct pw_job *job)
+{
+	struct pw_parked *p;
+	struct msess *s;
+
+	HASH_FIND(hh, m->parked, &job->ticket, sizeof(job->ticket), p);
+	if (p == NULL)
+		return;
+	HASH_DEL(m->parked, p);
+	m->n_parked--;
+	/* The same connection still: answer it. A session that is gone (or a newer one with
+	 * the same key, which never sent this request) gets nothing. */
+	s = find_session(m, p->key);
+	if (s != NULL && s->serial == p->serial) {
+		s->pw_inflight--;
+		dispatch(m, s, &p->req, job);
+	}
+	sodium_memzero(&p->req, sizeof(p->req));
+	free(p);
+}
+
+int
+medsrv_reclaim(struct medsrv *m, int64_t now, int64_t max_age)
+{
+	struct msess *s, *tmp;
+	unsigned removed = 0;
+
+	/* Connected nodes are in use whatever their networks: seen now. */
+	HASH_ITER(hh_key, m->by_key, s, tmp)
+		(void)store_node_touch(m->st, s->key, now);
+	if (store_nodes_reclaim(m->st, now - max_age, &removed) != 0)
+		return -1;
+	if (removed)
+		log_info("event=nodes_reclaimed count=%u unused_for_s=%lld", removed,
+		    (long long)max_age);
+	return (int)removed;
+}
+
+void
+medsrv_session_remote(struct medsrv *m, struct msess *s, const struct endpoint *remote)
+{
+	(void)m;
+	s->remote_addr = remote->addr;
 }
 
 void

@@ -7,7 +7,8 @@
  * medsrv_io, so tests drive it with fake connections.
  *
  * Owns: sessions (struct msess), the key and UDP-token indexes of connected nodes, the join
- * rate limiter, the hole-punching pacer (punch.c). Borrows: the store (owned by whoever called medsrv_new).
+ * and password rate limiter, requests parked for a password job, the hole-punching pacer
+ * (punch.c). Borrows: the store (owned by whoever called medsrv_new).
  */
 #ifndef SHOAL_SERVER_MEDIATOR_H
 #define SHOAL_SERVER_MEDIATOR_H
@@ -17,6 +18,7 @@
 
 #include "mproto/msg.h"
 #include "server/natprobe.h"
+#include "server/pwjob.h"
 #include "server/store.h"
 
 struct medsrv;
@@ -44,6 +46,10 @@ struct medsrv_io {
 	 * s from now (after < 0: stop); when it fires the transport calls medsrv_punch_timer.
 	 * Never re-enters. NULL: plans go out at once, not serialised per sequential NAT. */
 	void (*punch_timer)(void *arg, double after);
+	/* Password jobs off the loop (server/pwpool.h): queue a copy of job; 0, or -1 when the
+	 * queue is full. The result goes to medsrv_pw_done, never from inside this call. NULL:
+	 * jobs run inline (tests, fuzzing). */
+	int (*pw_submit)(void *arg, const struct pw_job *job);
 };
 
 struct medsrv_config {                   /* copied by medsrv_new */
@@ -69,6 +75,7 @@ struct medsrv_stats {                    /* counters, for logs and tests */
 	uint64_t punch_requests;        /* MSG_PUNCH_REQUESTs received */
 	uint64_t punch_requests_limited;        /* ... over the node's budget: dropped */
 	uint64_t requests;
+	uint64_t registrations_limited; /* HELLOs of new keys refused for their source */
 	uint64_t sessions;              /* currently open sessions */
 };
 
@@ -83,7 +90,18 @@ struct msess *medsrv_session_open(struct medsrv *m, const uint8_t key[KEY_LEN], 
 /* The local endpoint of s's TCP connection (getsockname): where a wildcard listener's NAT
  * plan points. Call before the HELLO arrives; without it a wildcard listener plans nothing. */
 void medsrv_session_local(struct medsrv *m, struct msess *s, const struct endpoint *local);
+/* The source address of s's TCP connection, for the per-source limits of password
+ * operations and failed joins (joinlimit.h). Without it only per-key limits apply. */
+void medsrv_session_remote(struct medsrv *m, struct msess *s, const struct endpoint *remote);
 void medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg);
+/*
+ * Forgets registrations nobody uses: nodes not connected, last seen more than max_age seconds
+ * before now (Unix seconds), in no network (store_nodes_reclaim). Returns how many, or -1.
+ */
+int medsrv_reclaim(struct medsrv *m, int64_t now, int64_t max_age);
+/* A password job submitted through io.pw_submit finished: its request is handled again with
+ * the result (if its session is still the one that sent it). */
+void medsrv_pw_done(struct medsrv *m, struct pw_job *job);
 /* s's NAT timer (io.timer) fired. */
 void medsrv_session_timer(struct medsrv *m, struct msess *s);
 /* The punch timer (io.punch_timer) fired: plans the pairs whose turn has come. */

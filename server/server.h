@@ -21,6 +21,11 @@
 
 #define CONN_IDLE_TIMEOUT 60.0  /* s without a frame from the client: drop it */
 #define CONN_MAX 16384          /* simultaneous control connections */
+/* Connections that have not finished their handshake: at most this many from one source
+ * address, and at most preauth_max in all (a quarter of the descriptors, see conn_start);
+ * past either the oldest such connection is closed for the new one, so silent connections
+ * cannot lock nodes out (they used to hold their descriptor for the whole idle timeout). */
+#define PREAUTH_PER_SOURCE 64
 #define SRV_MAX_LISTEN 4        /* --listen options; NAT plans use two of them */
 
 struct conn;
@@ -28,7 +33,7 @@ struct udp;
 struct server;
 
 struct listener {                        /* one TCP listening socket */
-	ev_io accept_w;                 /* first member: the callback casts it back */
+	struct acceptor *acc;           /* base/acceptor.h */
 	struct server *srv;
 	int fd;
 };
@@ -43,13 +48,20 @@ struct server {                          /* owned by main() */
 	int n_udp;
 	int udp_fd[NATPROBE_MAX_SOCKS];
 	struct natsock udp_sock[NATPROBE_MAX_SOCKS]; /* what each UDP socket is bound to */
-	ev_timer accept_pause;          /* out of fds: stop accepting for a second */
 	ev_timer punch_timer;           /* the mediator's hole-punching pacer (medsrv_io) */
 	ev_signal sigterm_w;
 	ev_signal sigint_w;
 	struct conn *conns;             /* list of every open control connection */
 	unsigned n_conns;
+	struct conn *preauth, *preauth_tail;    /* not yet authenticated, oldest first */
+	struct srccount *preauth_by_src;        /* how many of them per source address */
+	unsigned n_preauth, preauth_max;
+	uint64_t preauth_evicted;
+	double preauth_logged_at;
 	struct udp *udp[NATPROBE_MAX_SOCKS];
+	struct pwpool *pw;              /* Argon2id off the loop (pwpool.h) */
+	ev_timer reclaim_w;             /* hourly: forget unused registrations */
+	int64_t reclaim_age;            /* s; 0: never */
 };
 
 /* Fills the mediator's I/O hooks (sending, kicking, the clock, NAT timers) for this server. */
@@ -58,6 +70,9 @@ void conn_medsrv_io(struct server *srv, struct medsrv_io *io);
 void conn_start(struct server *srv);
 /* Closes every connection without telling the mediator (it is being freed). */
 void conn_shutdown(struct server *srv);
+
+/* Starts srv->pw and fills io->pw_submit. Returns 0 or -1. */
+int pw_medsrv_io(struct server *srv, struct medsrv_io *io);
 
 /* Fills io->udp_send (datagrams from one of srv->udp_fd). */
 void udp_medsrv_io(struct server *srv, struct medsrv_io *io);

@@ -24,7 +24,8 @@ static const char schema[] =
 	"  key BLOB PRIMARY KEY CHECK (length(key) = 32),"
 	"  address INTEGER NOT NULL UNIQUE,"
 	"  nick TEXT NOT NULL,"
-	"  created INTEGER NOT NULL DEFAULT (strftime('%s','now'))"
+	"  created INTEGER NOT NULL DEFAULT (strftime('%s','now')),"
+	"  last_seen INTEGER NOT NULL DEFAULT (strftime('%s','now'))"
 	");"
 	"CREATE TABLE IF NOT EXISTS networks ("
 	"  id INTEGER PRIMARY KEY,"
@@ -117,6 +118,29 @@ copy_key(uint8_t key[KEY_LEN], sqlite3_stmt *s, int col)
 		memcpy(key, p, KEY_LEN);
 }
 
+/* Stores made before nodes.last_seen existed get it; their nodes count as seen now (their
+ * real last visit is unknown, and reclaiming on a guess would take addresses in use). */
+static int
+migrate(struct store *st)
+{
+	sqlite3_stmt *s = db_prepare(st, "SELECT 1 FROM pragma_table_info('nodes') "
+	    "WHERE name = 'last_seen'");
+	int rc;
+
+	if (s == NULL)
+		return -1;
+	rc = sqlite3_step(s);
+	sqlite3_finalize(s);
+	if (rc == SQLITE_ROW)
+		return 0;
+	if (rc != SQLITE_DONE)
+		return -1;
+	log_info("event=store_migrated change=nodes_last_seen");
+	if (db_exec(st, "ALTER TABLE nodes ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0") < 0)
+		return -1;
+	return db_exec(st, "UPDATE nodes SET last_seen = strftime('%s','now')");
+}
+
 struct store *
 store_open(const char *path, char *err, size_t errlen)
 {
@@ -137,7 +161,7 @@ store_open(const char *path, char *err, size_t errlen)
 	if (db_exec(st, "PRAGMA journal_mode=WAL;") < 0 ||
 	    db_exec(st, "PRAGMA synchronous=FULL;") < 0 ||
 	    db_exec(st, "PRAGMA foreign_keys=ON;") < 0 ||
-	    db_exec(st, schema) < 0) {
+	    db_exec(st, schema) < 0 || migrate(st) < 0) {
 		snprintf(err, errlen, "cannot initialise %s: %s", path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
@@ -146,6 +170,12 @@ fail:
 	sqlite3_close(st->db);
 	free(st);
 	return NULL;
+}
+
+int
+store_clear(struct store *st)
+{
+	return db_exec(st, "DELETE FROM members; DELETE FROM networks; DELETE FROM nodes;");
 }
 
 void
@@ -179,9 +209,36 @@ store_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *
 }
 
 /*
- * Addresses are handed out in order and never reused (nodes are never deleted), so the next
- * free one is max+1 within the usable range. Runs inside the caller's transaction.
+ * Addresses are handed out in order, max+1 within the usable range, so an address is not
+ * given to another node while the range lasts. Only once the top is reached are the gaps left
+ * by reclaimed nodes (store_nodes_reclaim) filled, lowest first. Runs inside the caller's
+ * transaction.
  */
+static int
+lowest_gap(struct store *st, uint32_t lo, uint32_t hi, uint32_t *addr)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	s = db_prepare(st, "SELECT ?1 WHERE NOT EXISTS (SELECT 1 FROM nodes WHERE address = ?1) "
+	    "UNION ALL SELECT a.address + 1 FROM nodes a WHERE a.address BETWEEN ?1 AND ?2 - 1 "
+	    "AND NOT EXISTS (SELECT 1 FROM nodes b WHERE b.address = a.address + 1) "
+	    "ORDER BY 1 LIMIT 1");
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, lo);
+	sqlite3_bind_int64(s, 2, hi);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		*addr = (uint32_t)sqlite3_column_int64(s, 0);
+		rc = 0;
+	} else {
+		rc = rc == SQLITE_DONE ? STORE_FULL : -1;
+	}
+	sqlite3_finalize(s);
+	return rc;
+}
+
 static int
 alloc_address(struct store *st, uint32_t lo, uint32_t hi, uint32_t *addr)
 {
@@ -205,7 +262,8 @@ alloc_address(struct store *st, uint32_t lo, uint32_t hi, uint32_t *addr)
 		int64_t max = sqlite3_column_int64(s, 0);
 
 		if (max >= (int64_t)hi) {
-			rc = STORE_FULL;
+			sqlite3_finalize(s);
+			return lowest_gap(st, lo, hi, addr);
 		} else {
 			*addr = (uint32_t)(max + 1);
 			rc = 0;
@@ -257,6 +315,37 @@ store_node_get_or_create(struct store *st, const uint8_t key[KEY_LEN], uint32_t 
 rollback:
 	db_exec(st, "ROLLBACK");
 	return rc == STORE_EXISTS ? -1 : rc;
+}
+
+int
+store_node_touch(struct store *st, const uint8_t key[KEY_LEN], int64_t when)
+{
+	sqlite3_stmt *s = db_prepare(st, when ? "UPDATE nodes SET last_seen = ?2 WHERE key = ?1" :
+	    "UPDATE nodes SET last_seen = strftime('%s','now') WHERE key = ?1");
+
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_blob(s, 1, key, KEY_LEN, SQLITE_STATIC);
+	if (when)
+		sqlite3_bind_int64(s, 2, when);
+	return db_step_done(st, s);
+}
+
+int
+store_nodes_reclaim(struct store *st, int64_t before, unsigned *removed)
+{
+	sqlite3_stmt *s = db_prepare(st, "DELETE FROM nodes WHERE last_seen < ?1 "
+	    "AND NOT EXISTS (SELECT 1 FROM members WHERE members.node = nodes.key) "
+	    "AND NOT EXISTS (SELECT 1 FROM networks WHERE networks.owner = nodes.key)");
+	int rc;
+
+	*removed = 0;
+	if (s == NULL)
+		return -1;
+	sqlite3_bind_int64(s, 1, before);
+	if ((rc = db_step_done(st, s)) == 0)
+		*removed = (unsigned)sqlite3_changes(st->db);
+	return rc;
 }
 
 int

@@ -22,6 +22,13 @@ struct vnet;
  */
 struct socks_server *socks_server_new(struct ev_loop *loop, struct netstack *ns,
     const struct vnet *vn, const struct peerdir *dir, const char *host, uint16_t port);
+/*
+ * By default only our own uid's connections are served when the listener is on loopback
+ * (base/acceptor.h, owner only): on a shared machine another user must not act as this node.
+ * allow 1 serves every local user (--allow-other-users). A listener on another address is
+ * for other hosts and serves everyone who reaches it.
+ */
+void socks_server_allow_others(struct socks_server *s, int allow);
 /* Call before netstack_free(). */
 void socks_server_free(struct socks_server *s);
 

@@ -37,6 +37,7 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "base/peerdir.h"
@@ -75,8 +76,9 @@ struct s5_client {
 
 /* The server. Owned by whoever called socks_server_new (the daemon). */
 struct socks_server {
-	ev_io io;                       /* listening socket; first member */
-	ev_timer accept_pause;          /* out of fds: stop accepting for a moment */
+	int fd;                         /* listening socket */
+	struct acceptor *acc;
+	int loopback;                   /* listening on 127/8 or ::1: owner only by default */
 	struct socks_ctx cx;
 	struct s5_client *clients;
 };
@@ -472,39 +474,28 @@ client_new(struct socks_server *s, int fd)
 	DL_APPEND(s->clients, c);
 }
 
-static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static int
+accept_cb(void *arg, int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct socks_server *s = (struct socks_server *)w;
-	int fd, i;
-
-	(void)revents;
-	for (i = 0; i < 64; i++) {
-		fd = accept4(s->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd >= 0) {
-			client_new(s, fd);
-			continue;
-		}
-		if (errno == EINTR || errno == ECONNABORTED)
-			continue;
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			/* The pending connection stays readable: pause or we spin. */
-			log_warn("event=socks_accept_failed pause=1s");
-			ev_io_stop(loop, &s->io);
-			ev_timer_start(loop, &s->accept_pause);
-		}
-		return;
-	}
+	(void)sa;
+	(void)len;
+	client_new(arg, fd);
+	return 0;
 }
 
-static void
-accept_resume_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static int
+is_loopback(int fd)
 {
-	struct socks_server *s =
-	    (struct socks_server *)((char *)w - offsetof(struct socks_server, accept_pause));
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
 
-	(void)revents;
-	ev_io_start(loop, &s->io);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+		return 1;
+	if (ss.ss_family == AF_INET)
+		return ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24 == 127;
+	if (ss.ss_family == AF_INET6)
+		return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
+	return 1;
 }
 
 static int
@@ -561,11 +552,22 @@ socks_server_new(struct ev_loop *loop, struct netstack *ns, const struct vnet *v
 	s->cx.ns = ns;
 	s->cx.vn = vn;
 	s->cx.dir = dir;
-	ev_io_init(&s->io, accept_cb, fd, EV_READ);
-	ev_timer_init(&s->accept_pause, accept_resume_cb, 1., 0.);
-	ev_io_start(loop, &s->io);
-	log_info("event=socks_listening host=%s port=%u", host, port);
+	s->fd = fd;
+	if ((s->acc = acceptor_new(loop, fd, "socks", ACCEPTOR_RESERVE, accept_cb, s)) == NULL) {
+		close(fd);
+		free(s);
+		return NULL;
+	}
+	s->loopback = is_loopback(fd);
+	acceptor_owner_only(s->acc, s->loopback);
+	log_info("event=socks_listening host=%s port=%u owner_only=%d", host, port, s->loopback);
 	return s;
+}
+
+void
+socks_server_allow_others(struct socks_server *s, int allow)
+{
+	acceptor_owner_only(s->acc, s->loopback && !allow);
 }
 
 /*
@@ -586,8 +588,7 @@ socks_server_free(struct socks_server *s)
 		}
 		client_free(c);
 	}
-	ev_io_stop(s->cx.loop, &s->io);
-	ev_timer_stop(s->cx.loop, &s->accept_pause);
-	close(s->io.fd);
+	acceptor_free(s->acc);
+	close(s->fd);
 	free(s);
 }

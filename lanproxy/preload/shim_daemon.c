@@ -205,6 +205,22 @@ conn_alive(int fd)
 	return fstat(fd, &st) == 0 && st.st_dev == conn.dev && st.st_ino == conn.ino;
 }
 
+/*
+ * The socket's server runs as us (or root). Otherwise another local user put a socket where
+ * ours should be, and would learn every address and port this program uses: treat it as no
+ * daemon (the CLI refuses such a socket with a message before we ever run).
+ */
+static int
+served_by_us(int fd)
+{
+	struct ucred cr;
+	socklen_t len = sizeof(cr);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof(cr))
+		return 0;
+	return cr.uid == getuid() || cr.uid == 0;
+}
+
 /* A working, greeted connection under lock, or -1. */
 static int
 conn_get(void)
@@ -227,7 +243,7 @@ conn_get(void)
 	memcpy(sa.sun_path, conn.path, sizeof(conn.path));
 	if ((fd = REAL(socket)(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0)) == -1)
 		goto fail;
-	if (REAL(connect)(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1) {
+	if (REAL(connect)(fd, (struct sockaddr *)&sa, sizeof(sa)) == -1 || !served_by_us(fd)) {
 		REAL(close)(fd);
 		goto fail;
 	}

@@ -59,6 +59,11 @@ v6only(int fd)
  * both sides allow port sharing. Connections and datagrams to an alias still reach shoald's
  * socket, the more specific binding. Side effect: another process of this user that also sets
  * SO_REUSEPORT can share the port too.
+ *
+ * For port 0 the option is set only after bind(): set before, the kernel may hand out a port
+ * that another of this user's sharing sockets already holds, and the two then split each
+ * other's datagrams. The kernel checks the option of an existing socket when a later bind
+ * asks, so setting it afterwards is enough for shoald's alias sockets.
  */
 static void
 share_port(int fd)
@@ -67,6 +72,20 @@ share_port(int fd)
 
 	REAL(setsockopt)(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
 	errno = e;
+}
+
+/* bind() of a wildcard address, shared as above; the option goes first only for a fixed port. */
+static int
+bind_shared(int fd, const struct sockaddr *addr, socklen_t len, uint16_t port)
+{
+	int rc;
+
+	if (port != 0)
+		share_port(fd);
+	rc = REAL(bind)(fd, addr, len);
+	if (rc == 0 && port == 0)
+		share_port(fd);
+	return rc;
 }
 
 /* Tells shoald about a UDP socket bound to any, or to our 5.x, once. */
@@ -107,8 +126,7 @@ udp_ready(int fd, uint32_t w)
 
 			memset(&s6->sin6_addr, 0, sizeof(s6->sin6_addr));     /* [::]:0 */
 		}
-		share_port(fd);
-		if (REAL(bind)(fd, (struct sockaddr *)&ss, len) == -1 ||
+		if (bind_shared(fd, (struct sockaddr *)&ss, len, 0) == -1 ||
 		    real_local(fd, &local) == -1) {
 			errno = e;
 			return 0;
@@ -173,10 +191,8 @@ bind(int fd, const struct sockaddr *addr, socklen_t len)
 			return rc;
 		}
 	}
-	if (ep.any)
-		share_port(fd);
-	if ((rc = REAL(bind)(fd, addr, len)) == 0 && (w & FD_UDP) && ep.any &&
-	    real_local(fd, &local) == 0) {
+	rc = ep.any ? bind_shared(fd, addr, len, ep.port) : REAL(bind)(fd, addr, len);
+	if (rc == 0 && (w & FD_UDP) && ep.any && real_local(fd, &local) == 0) {
 		int e = errno;
 
 		announce_udp(fd, w, &local);

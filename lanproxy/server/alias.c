@@ -34,7 +34,9 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <utlist.h>
 
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "base/peerdir.h"
@@ -227,6 +229,17 @@ usock_cb(struct ev_loop *loop, ev_io *w, int revents)
 	lp_usock_readable((struct lp_usock *)w);
 }
 
+static void
+usock_free(struct shim_server *s, struct lp_usock *us)
+{
+	ev_io_stop(s->loop, &us->io);
+	close(us->io.fd);
+	HASH_DEL(s->usocks, us);
+	DL_DELETE2(s->usock_lru, us, lru_prev, lru_next);
+	s->n_usocks--;
+	free(us);
+}
+
 struct lp_usock *
 lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 {
@@ -242,11 +255,15 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	}
 	key = (uint64_t)alias << 16 | port;
 	HASH_FIND(hh, s->usocks, &key, sizeof(key), us);
-	if (us != NULL)
+	if (us != NULL) {
+		lp_usock_touch(us);
 		return us;
+	}
 	if (s->n_usocks >= LP_USOCK_MAX) {
-		errno = ENOBUFS;
-		return NULL;
+		/* Recycle rather than refuse: a server that has heard from many peer ports over
+		 * its life must still hear from the next one. */
+		s->st.usock_recycled++;
+		usock_free(s, s->usock_lru);
 	}
 	if ((fd = alias_socket(SOCK_DGRAM, alias, port, &kaddr, &kport)) < 0)
 		return NULL;
@@ -264,8 +281,20 @@ lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	ev_io_init(&us->io, usock_cb, fd, EV_READ);
 	ev_io_start(s->loop, &us->io);
 	HASH_ADD(hh, s->usocks, key, sizeof(us->key), us);
+	DL_APPEND2(s->usock_lru, us, lru_prev, lru_next);
 	s->n_usocks++;
 	return us;
+}
+
+void
+lp_usock_touch(struct lp_usock *us)
+{
+	struct shim_server *s = us->s;
+
+	if (us->lru_next == NULL)
+		return;         /* already the most recent */
+	DL_DELETE2(s->usock_lru, us, lru_prev, lru_next);
+	DL_APPEND2(s->usock_lru, us, lru_prev, lru_next);
 }
 
 /* ---- alias TCP listeners ---- */
@@ -275,40 +304,29 @@ tlisten_free(struct lp_tlisten *tl)
 {
 	struct shim_server *s = tl->s;
 
-	ev_io_stop(s->loop, &tl->io);
-	close(tl->io.fd);
+	acceptor_free(tl->acc);
+	close(tl->fd);
 	HASH_DEL(s->tlistens, tl);
 	free(tl);
 }
 
-static void
-tlisten_cb(struct ev_loop *loop, ev_io *w, int revents)
+static int
+tlisten_accept(void *arg, int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct lp_tlisten *tl = (struct lp_tlisten *)w;
-	struct sockaddr_in from;
-	socklen_t fl;
-	int i, fd;
+	struct lp_tlisten *tl = arg;
+	const struct sockaddr_in *from = (const struct sockaddr_in *)(const void *)sa;
+	int gone;
 
-	(void)loop;
-	(void)revents;
-	/* Accepting may resolve the last record holding tl: keep it alive across the loop. */
-	tl->refs++;
-	for (i = 0; i < LP_BATCH && tl->refs > 1; i++) {
-		fl = sizeof(from);
-		fd = accept4(tl->io.fd, (struct sockaddr *)&from, &fl,
-		    SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-				log_warn("event=lanproxy_accept_failed port=%u", tl->port);
-			break;
-		}
-		if (fl < sizeof(from) || from.sin_family != AF_INET) {
-			close(fd);
-			continue;
-		}
-		lp_tcp_accepted(tl->s, tl, fd, ntohs(from.sin_port));
+	if (len < sizeof(*from) || from->sin_family != AF_INET) {
+		close(fd);
+		return 0;
 	}
+	/* Accepting may resolve the last record holding tl: keep it alive across the call. */
+	tl->refs++;
+	lp_tcp_accepted(tl->s, tl, fd, ntohs(from->sin_port));
+	gone = tl->refs == 1;
 	lp_tlisten_release(tl);
+	return gone;    /* freed with its acceptor: stop this round */
 }
 
 struct lp_tlisten *
@@ -344,8 +362,15 @@ lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port)
 	tl->kaddr = kaddr;
 	tl->kport = kport;
 	tl->refs = 1;
-	ev_io_init(&tl->io, tlisten_cb, fd, EV_READ);
-	ev_io_start(s->loop, &tl->io);
+	tl->fd = fd;
+	if ((tl->acc = acceptor_new(s->loop, fd, "lanproxy", ACCEPTOR_RESERVE, tlisten_accept,
+	    tl)) == NULL) {
+		close(fd);
+		free(tl);
+		errno = ENOMEM;
+		return NULL;
+	}
+	acceptor_owner_only(tl->acc, !s->allow_others);
 	HASH_ADD(hh, s->tlistens, key, sizeof(tl->key), tl);
 	return tl;
 }
@@ -364,13 +389,8 @@ lp_alias_free_all(struct shim_server *s)
 	struct lp_tlisten *tl, *ttmp;
 	struct lp_alias *a, *atmp;
 
-	HASH_ITER(hh, s->usocks, us, utmp) {
-		ev_io_stop(s->loop, &us->io);
-		close(us->io.fd);
-		HASH_DEL(s->usocks, us);
-		free(us);
-	}
-	s->n_usocks = 0;
+	HASH_ITER(hh, s->usocks, us, utmp)
+		usock_free(s, us);
 	HASH_ITER(hh, s->tlistens, tl, ttmp)
 		tlisten_free(tl);
 	HASH_CLEAR(hh_alias, s->by_alias);

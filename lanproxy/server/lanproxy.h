@@ -54,6 +54,9 @@ int shim_socket_path(const char *control_path, char *out, size_t cap);
 struct shim_server *shim_server_new(struct ev_loop *loop, struct netstack *ns,
     const struct vnet *vn, const struct peerdir *dir, const char *path,
     const char *control_path);
+/* The loopback aliases that stand for peers serve only our own uid's connections
+ * (base/acceptor.h, owner only) unless allow is 1 (--allow-other-users). */
+void shim_server_allow_others(struct shim_server *s, int allow);
 /* The path actually listened on (see shim_server_new). */
 const char *shim_server_path(const struct shim_server *s);
 /* Closes every client and alias socket and releases everything registered with the netstack;
@@ -128,13 +131,15 @@ struct lp_usock {
 	uint16_t port;
 	uint32_t kaddr;                 /* where the socket is bound */
 	uint16_t kport;
+	struct lp_usock *lru_prev, *lru_next;   /* s->usock_lru, least recently used first */
 	UT_hash_handle hh;
 };
 
 /* A kernel TCP listener on alias:port (or its low-port twin, kaddr:kport), open while
  * TCP_CONNECT records wait for it. */
 struct lp_tlisten {
-	ev_io io;                       /* first member */
+	int fd;                         /* the alias listener */
+	struct acceptor *acc;
 	struct shim_server *s;
 	uint64_t key;                   /* alias << 16 | port */
 	uint32_t vaddr, alias;
@@ -201,7 +206,7 @@ struct lp_tcp_conn {
 
 struct lp_stats {
 	uint64_t requests, malformed, dgram_out, dgram_out_limited, udp_to_overlay,
-	    udp_from_overlay, udp_dropped, tcp_accepted, tcp_rejected;
+	    udp_from_overlay, udp_dropped, usock_recycled, tcp_accepted, tcp_rejected;
 };
 
 /* The whole daemon side of lanproxy. Owned by main (shim_server_new / shim_server_free). */
@@ -210,7 +215,9 @@ struct shim_server {
 	struct netstack *ns;
 	const struct vnet *vn;          /* our address; read, never written */
 	const struct peerdir *dir;      /* names and authorized peers; read, never written */
-	ev_io io;                       /* listening socket */
+	int fd;                         /* listening socket */
+	struct acceptor *acc;
+	int allow_others;               /* alias listeners: serve every local user */
 	char path[108];
 	struct lp_client *clients;
 	unsigned n_clients;
@@ -219,6 +226,7 @@ struct shim_server {
 	uint32_t alias_next;            /* next alias index to hand out (1..65534) */
 	unsigned alias_count;
 	struct lp_usock *usocks;
+	struct lp_usock *usock_lru;     /* the same, least recently used first */
 	unsigned n_usocks;
 	struct lp_tlisten *tlistens;
 	/* tcp.c */
@@ -272,8 +280,14 @@ int lp_peer_known(const struct shim_server *s, uint32_t vaddr);
  * nick, NICK.shoal, trailing dot, node-id prefix, dotted address); ENOENT if it is none. */
 enum lp_verdict lp_resolve(struct shim_server *s, const struct shim_msg *rq,
     struct shim_msg *rep);
-/* The UDP socket on alias(vaddr):port, created on first use; NULL with errno. */
+/*
+ * The UDP socket on alias(vaddr):port, created on first use; NULL with errno. At most
+ * LP_USOCK_MAX exist: beyond, the least recently used one is closed for the new one (a peer
+ * port that talks again gets its socket back, on the same alias:port).
+ */
 struct lp_usock *lp_usock_get(struct shim_server *s, uint32_t vaddr, uint16_t port);
+/* Marks us as just used (traffic either way), so it is the last to be recycled. */
+void lp_usock_touch(struct lp_usock *us);
 /* A reference on the TCP listener on alias(vaddr):port; NULL with errno. */
 struct lp_tlisten *lp_tlisten_hold(struct shim_server *s, uint32_t vaddr, uint16_t port);
 void lp_tlisten_release(struct lp_tlisten *tl);

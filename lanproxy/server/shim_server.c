@@ -27,6 +27,7 @@
 #include <unistd.h>
 #include <utlist.h>
 
+#include "base/acceptor.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "base/proto.h"
@@ -343,33 +344,26 @@ peer_is_us(int fd)
 	return cr.uid == getuid();
 }
 
-static void
-accept_cb(struct ev_loop *loop, ev_io *w, int revents)
+static int
+accept_cb(void *arg, int fd, const struct sockaddr *sa, socklen_t len)
 {
-	struct shim_server *s = w->data;
+	struct shim_server *s = arg;
 	struct lp_client *c;
-	int i, fd;
 
-	(void)revents;
-	for (i = 0; i < LP_BATCH; i++) {
-		fd = accept4(s->io.fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED)
-				log_warn("event=shim_accept_failed");
-			return;
-		}
-		if (s->n_clients >= LP_CLIENT_MAX || !peer_is_us(fd) ||
-		    (c = calloc(1, sizeof(*c))) == NULL) {
-			log_warnx("event=shim_client_refused clients=%u", s->n_clients);
-			close(fd);
-			continue;
-		}
-		c->s = s;
-		ev_io_init(&c->io, client_cb, fd, EV_READ);
-		ev_io_start(loop, &c->io);
-		DL_APPEND(s->clients, c);
-		s->n_clients++;
+	(void)sa;
+	(void)len;
+	if (s->n_clients >= LP_CLIENT_MAX || !peer_is_us(fd) ||
+	    (c = calloc(1, sizeof(*c))) == NULL) {
+		log_warnx("event=shim_client_refused clients=%u", s->n_clients);
+		close(fd);
+		return 0;
 	}
+	c->s = s;
+	ev_io_init(&c->io, client_cb, fd, EV_READ);
+	ev_io_start(s->loop, &c->io);
+	DL_APPEND(s->clients, c);
+	s->n_clients++;
+	return 0;
 }
 
 struct shim_server *
@@ -439,11 +433,25 @@ shim_server_new(struct ev_loop *loop, struct netstack *ns, const struct vnet *vn
 	lp_alias_init(s);
 	s->tokens = LP_DGRAM_BURST;
 	s->tokens_at = ev_now(loop);
-	ev_io_init(&s->io, accept_cb, fd, EV_READ);
-	s->io.data = s;
-	ev_io_start(loop, &s->io);
+	s->fd = fd;
+	if ((s->acc = acceptor_new(loop, fd, "shim", ACCEPTOR_RESERVE, accept_cb, s)) == NULL) {
+		close(fd);
+		(void)unlink(path);
+		free(s);
+		return NULL;
+	}
 	log_info("event=shim_listening path=%s", path);
 	return s;
+}
+
+void
+shim_server_allow_others(struct shim_server *s, int allow)
+{
+	struct lp_tlisten *tl, *tmp;
+
+	s->allow_others = allow;
+	HASH_ITER(hh, s->tlistens, tl, tmp)
+		acceptor_owner_only(tl->acc, !allow);
 }
 
 void
@@ -458,15 +466,15 @@ shim_server_free(struct shim_server *s)
 	lp_tcp_free_all(s);
 	lp_udp_free_all(s);
 	lp_alias_free_all(s);
-	ev_io_stop(s->loop, &s->io);
-	close(s->io.fd);
+	acceptor_free(s->acc);
+	close(s->fd);
 	(void)unlink(s->path);
 	log_info("event=shim_stopped requests=%llu malformed=%llu dgram_out=%llu "
-	    "dgram_limited=%llu udp_out=%llu udp_in=%llu udp_dropped=%llu tcp_accepted=%llu "
-	    "tcp_rejected=%llu", (unsigned long long)s->st.requests,
+	    "dgram_limited=%llu udp_out=%llu udp_in=%llu udp_dropped=%llu usock_recycled=%llu "
+	    "tcp_accepted=%llu tcp_rejected=%llu", (unsigned long long)s->st.requests,
 	    (unsigned long long)s->st.malformed, (unsigned long long)s->st.dgram_out,
 	    (unsigned long long)s->st.dgram_out_limited, (unsigned long long)s->st.udp_to_overlay,
 	    (unsigned long long)s->st.udp_from_overlay, (unsigned long long)s->st.udp_dropped,
-	    (unsigned long long)s->st.tcp_accepted, (unsigned long long)s->st.tcp_rejected);
+	    (unsigned long long)s->st.usock_recycled, (unsigned long long)s->st.tcp_accepted, (unsigned long long)s->st.tcp_rejected);
 	free(s);
 }

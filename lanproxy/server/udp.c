@@ -119,6 +119,7 @@ lp_usock_readable(struct lp_usock *us)
 	ssize_t r;
 	int i;
 
+	lp_usock_touch(us);
 	for (i = 0; i < LP_BATCH; i++) {
 		fl = sizeof(from);
 		r = recvfrom(us->io.fd, s->buf, sizeof(s->buf), 0, (struct sockaddr *)&from, &fl);

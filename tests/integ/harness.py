@@ -106,7 +106,8 @@ class Lab:
         return p
 
     # --- mediator ---
-    def start_server(self, port=None, host="127.0.0.1", wrap=()):
+    def start_server(self, port=None, host="127.0.0.1", wrap=(), fast_passwords=True):
+        """fast_passwords: Argon2id at its cheapest (--pwhash-fast); False: the real cost."""
         state = os.path.join(self.dir, "server")
         os.makedirs(state, exist_ok=True)
         url_file = os.path.join(state, "url")
@@ -115,8 +116,8 @@ class Lab:
         if os.path.exists(url_file) and port == 0:
             os.unlink(url_file)
         log = os.path.join(self.dir, "server.log")
-        p = self.spawn(list(wrap) + [binary("shoal-server"), "--listen", f"{host}:{port}", "--state", state,
-                                     "--pwhash-fast", "-v"], log)
+        p = self.spawn(list(wrap) + [binary("shoal-server"), "--listen", f"{host}:{port}", "--state", state]
+                       + (["--pwhash-fast"] if fast_passwords else []) + ["-v"], log)
         if port == 0:
             wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 10, what="server url")
         else:
@@ -140,15 +141,18 @@ class Lab:
         self.server.proc.wait()
 
     # --- daemons ---
-    def start_daemon(self, name, nick=None, wrap=(), wait_connected=True):
+    def start_daemon(self, name, nick=None, wrap=(), wait_connected=True, cli_wrap=(), extra=()):
+        """cli_wrap: prefix for the CLI's argv, e.g. to run it as the daemon's user (the CLI
+        refuses a control socket served by another user, or in another user's directory)."""
         state = os.path.join(self.dir, name)
         os.makedirs(state, exist_ok=True)
         ctl = os.path.join(self.dir, name, "ctl.sock")
         socks = free_port()
         argv = list(wrap) + [binary("shoald"), "--server", self.server.url, "--state", state, "--control", ctl,
-                "--socks", f"127.0.0.1:{socks}", "--nick", nick or name, "-v"]
+                "--socks", f"127.0.0.1:{socks}", "--nick", nick or name, "-v"] + list(extra)
         p = self.spawn(argv, os.path.join(state, "shoald.log"))
         d = Daemon(self, name, p, ctl, socks, state)
+        d.cli_wrap = list(cli_wrap)
         if wait_connected:
             wait_until(lambda: d.status().get("server") == "connected" and d.status().get("address"), 10,
                        what=f"{name} connected")
@@ -167,9 +171,10 @@ class Server:
 class Daemon:
     def __init__(self, lab, name, proc, ctl, socks_port, state):
         self.lab, self.name, self.proc, self.ctl, self.socks_port, self.state = lab, name, proc, ctl, socks_port, state
+        self.cli_wrap = []
 
     def cli(self, *args, check=True, json_out=True, timeout=20):
-        argv = [binary("shoal"), "--control", self.ctl] + (["--json"] if json_out else []) + [str(a) for a in args]
+        argv = self.cli_wrap + [binary("shoal"), "--control", self.ctl] + (["--json"] if json_out else []) + [str(a) for a in args]
         r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
         if check and r.returncode != 0:
             raise CliError(r.returncode, r.stderr)

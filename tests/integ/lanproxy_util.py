@@ -178,7 +178,7 @@ def start_nodes(lab, names, unpriv=False):
             state = os.path.join(lab.dir, n)
             os.makedirs(state, exist_ok=True)
             os.chown(state, uid, gid)
-        d = lab.start_daemon(n, wrap=wrap)
+        d = lab.start_daemon(n, wrap=wrap, cli_wrap=UNPRIV if unpriv else ())
         d.ns_pid, d.wrap, d.nswrap = pid, wrap, nswrap
         ds.append(d)
     return ds

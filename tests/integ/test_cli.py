@@ -1,7 +1,7 @@
 """
 The CLI and daemon front door: usage errors and unreachable daemons give one clear line on
 stderr and distinct non-zero exit codes; bad daemon arguments are refused before starting;
-status --json carries what scripts need.
+status --json carries what scripts need; `forward` to anything but another member is refused.
 """
 import os
 import subprocess
@@ -58,6 +58,16 @@ def main():
         a.cli("create", "lan")
         human = a.cli("list", json_out=False)
         assert "lan" in human and "alice" in human, human
+
+        # forward reaches members only: loopback, the Internet, ourselves and the network's
+        # own addresses are refused at once, with the reason.
+        for dst, word in (("127.0.0.1:80", "outside"), ("8.8.8.8:53", "outside"),
+                          (f"{st['address']}:80", "this node"), ("5.0.0.0:80", "network"),
+                          ("5.255.255.255:80", "broadcast")):
+            r = a.cli("forward", 40999, dst, check=False)
+            err = one_line_error(r, 1)
+            assert word in err, (dst, err)
+        assert not a.status()["forwards"], a.status()["forwards"]
 
 
 if __name__ == "__main__":

@@ -5,11 +5,13 @@ SOCKS5, `shoal ping` and `shoal forward`; unknown and ambiguous names are refuse
 (`shoal run`'s getaddrinfo takes the same path through the shim's RESOLVE: test_lanproxy_unpriv.)
 """
 import os
+import signal
 import socket
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Lab, run, wait_until, free_port, socks_connect, CliError  # noqa: E402
+from harness import Lab, binary, run, wait_until, free_port, socks_connect, CliError  # noqa: E402
 from services import HashService, upload  # noqa: E402
 
 
@@ -50,6 +52,21 @@ def main():
                 raise AssertionError(f"ping {name!r} must fail")
             except CliError:
                 pass
+
+        # More pings in flight to one peer than the daemon keeps: the rest are told "busy",
+        # not that bob is no peer. bob is stopped so the pings stay unanswered (3 s timeout).
+        os.kill(b.proc.pid, signal.SIGSTOP)
+        try:
+            procs = [subprocess.Popen([binary("shoal"), "--control", a.ctl, "ping", "bob", "-c", "1"],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for _ in range(24)]
+            errs = [p.communicate(timeout=30)[1] for p in procs]
+        finally:
+            os.kill(b.proc.pid, signal.SIGCONT)
+        busy = sum("busy" in e for e in errs)
+        print(f"24 concurrent pings to a silent peer: {busy} told busy")
+        assert busy >= 1, errs
+        assert not any("not a connected peer" in e for e in errs), errs
 
 
 if __name__ == "__main__":

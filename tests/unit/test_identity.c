@@ -84,14 +84,18 @@ test_create_and_reload(void)
 	CHECK_EQ(stat(path, &st), 0);
 	CHECK_EQ(st.st_mode & 0777, 0600);
 
-	/* 64 hex digits and a newline, encoding the private key; pub derived from it. */
+	/* The private key, then the public key: 64 hex digits and a newline each. */
 	read_file(path, buf, sizeof(buf));
-	CHECK_EQ(strlen(buf), 65);
+	CHECK_EQ(strlen(buf), 130);
 	CHECK_EQ(buf[64], '\n');
+	CHECK_EQ(buf[129], '\n');
 	buf[64] = '\0';
+	buf[129] = '\0';
 	{
-		uint8_t priv[KEY_LEN];
+		uint8_t priv[KEY_LEN], pub[KEY_LEN];
 
+		CHECK_EQ(hex_decode(buf + 65, pub, KEY_LEN), 0);
+		CHECK_MEM(pub, kp1.pub, KEY_LEN);
 		CHECK_EQ(hex_decode(buf, priv, KEY_LEN), 0);
 		CHECK_MEM(priv, kp1.priv, KEY_LEN);
 		noise_keypair_from_private(&check, priv);
@@ -121,7 +125,7 @@ test_load_variants(void)
 	    "4a3acbfdb163dec651dfa3194dece676d437029c62a408b4c5ea9114246e4893";
 	static const char *pub_hex =
 	    "31e0303fd6418d2f8c0e78b91f22e8caed0fbe48656dcf4767e4834f701b8f62";
-	char line[80], pub[65];
+	char line[80], pub[65], big[256], want[256];
 
 	snprintf(dir, sizeof(dir), "%s/v", scratch);
 	mkdir(dir, 0700);
@@ -137,6 +141,41 @@ test_load_variants(void)
 	CHECK_EQ(identity_load_or_create(dir, "k", &kp, err, sizeof(err)), 0);
 	hex_encode(kp.pub, KEY_LEN, pub);
 	CHECK(strcmp(pub, pub_hex) == 0);
+	/* A one-line file (before the public half was kept) was rewritten with both halves. */
+	read_file(path, big, sizeof(big));
+	snprintf(want, sizeof(want), "%s\n%s\n", hex, pub_hex);
+	CHECK(strcmp(big, want) == 0);
+	/* Both halves, CRLF from an editor. */
+	snprintf(want, sizeof(want), "%s\r\n%s\r\n", hex, pub_hex);
+	write_file(path, want);
+	CHECK_EQ(identity_load_or_create(dir, "k", &kp, err, sizeof(err)), 0);
+	hex_encode(kp.pub, KEY_LEN, pub);
+	CHECK(strcmp(pub, pub_hex) == 0);
+}
+
+/* One flipped bit in the private half: refused, named as damaged, the file left alone. */
+static void
+test_damaged_key_refused(void)
+{
+	static const char *good =
+	    "4a3acbfdb163dec651dfa3194dece676d437029c62a408b4c5ea9114246e4893\n"
+	    "31e0303fd6418d2f8c0e78b91f22e8caed0fbe48656dcf4767e4834f701b8f62\n";
+	struct noise_keypair kp;
+	char dir[128], path[160], err[256], bad[200], buf[256];
+
+	snprintf(dir, sizeof(dir), "%s/d", scratch);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof(path), "%s/node.key", dir);
+	write_file(path, good);
+	CHECK_EQ(identity_load_or_create(dir, "node.key", &kp, err, sizeof(err)), 0);
+	snprintf(bad, sizeof(bad), "%s", good);
+	bad[10] = bad[10] == 'b' ? 'c' : 'b';
+	write_file(path, bad);
+	err[0] = '\0';
+	CHECK_EQ(identity_load_or_create(dir, "node.key", &kp, err, sizeof(err)), -1);
+	CHECK(strstr(err, "damaged key file") != NULL);
+	read_file(path, buf, sizeof(buf));
+	CHECK(strcmp(buf, bad) == 0);
 }
 
 static void
@@ -301,6 +340,7 @@ main(void)
 	RUN(test_create_and_reload);
 	RUN(test_load_variants);
 	RUN(test_corrupt_key_not_replaced);
+	RUN(test_damaged_key_refused);
 	RUN(test_conn_string_roundtrip);
 	RUN(test_conn_string_errors);
 	rc = unit_finish();

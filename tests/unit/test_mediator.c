@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "server/joinlimit.h"
 #include "server/mediator.h"
 #include "tests/unit/unit.h"
 
@@ -110,7 +111,7 @@ env_init(struct env *e)
 		.range = RANGE, .prefix_len = 8,
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
-	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL };
 	char err[256], path[128];
 	int i;
 
@@ -151,13 +152,17 @@ clear(struct env *e)
 		e->f[i].n = 0;
 }
 
+/* Node i connects from source address src (0: unknown) and sends its HELLO. */
 static void
-connect_node(struct env *e, int i, const char *nick)
+connect_node_from(struct env *e, int i, const char *nick, uint32_t src)
 {
 	struct fake *f = &e->f[i];
+	struct endpoint remote = { src, 40000, 0 };
 	struct msg m;
 
 	f->s = medsrv_session_open(e->m, f->key, f);
+	if (src)
+		medsrv_session_remote(e->m, f->s, &remote);
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_HELLO;
 	m.u.hello.version = SHOAL_PROTO_VERSION;
@@ -167,6 +172,12 @@ connect_node(struct env *e, int i, const char *nick)
 	m.u.hello.local[0].addr = 0xc0a80001u + (uint32_t)i;
 	m.u.hello.local[0].port = 0;
 	medsrv_session_msg(e->m, f->s, &m);
+}
+
+static void
+connect_node(struct env *e, int i, const char *nick)
+{
+	connect_node_from(e, i, nick, 0);
 }
 
 static void
@@ -566,7 +577,7 @@ test_restart(void)
 		.range = RANGE, .prefix_len = 8,
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
-	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL };
 	const struct msg *w;
 	char path[128], err[256];
 
@@ -615,7 +626,7 @@ nat_env_init(struct env *e)
 		.n_nat_socks = 6,
 	};
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer,
-	    io_punch_timer };
+	    io_punch_timer, NULL };
 
 	env_init(e);
 	e->punch_at = -1;
@@ -1152,6 +1163,186 @@ test_punch_deferred_forget(void)
 	env_done(&e);
 }
 
+/* Node i reconnects as a new key (byte kb) from source address src. */
+static void
+renew(struct env *e, int i, uint8_t kb, uint32_t src, const char *nick)
+{
+	if (e->f[i].s)
+		disconnect_node(e, i);
+	memset(e->f[i].key, kb, KEY_LEN);
+	connect_node_from(e, i, nick, src);
+}
+
+/* Wrong join passwords are limited per source address and per network, not only per key:
+ * a new key every few guesses does not escape. Every password operation counts per key. */
+static void
+test_password_limits(void)
+{
+	struct env e;
+	const struct msg *r;
+	int k, i, st;
+
+	env_init(&e);
+	connect_node(&e, 0, "alice");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", "secret", -1, 0), RES_OK);
+
+	/* One source, a new key every 5 guesses: 20 failures from it, then the source is out,
+	 * even for a key it never used, with the right password. */
+	for (k = 0; k < 4; k++) {
+		renew(&e, 1, (uint8_t)(0x40 + k), 0x0a000001u, "mallory");
+		for (i = 0; i < 5; i++)
+			CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "guess", -1, 0), RES_ERR_BAD_PASSWORD);
+	}
+	renew(&e, 1, 0x50, 0x0a000001u, "mallory");
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "secret", -1, 0), RES_ERR_RATE_LIMITED);
+	/* Another source is not affected. */
+	renew(&e, 2, 0x51, 0x0a000002u, "bob");
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", "secret", -1, 0), RES_OK);
+
+	/* Many sources against one network: at 30 failures the network refuses joins for a
+	 * while (the owner's log says it is under attack); the backoff then doubles. */
+	e.now += 2 * JL_WINDOW;
+	for (k = 0; k < 6; k++) {
+		renew(&e, 3, (uint8_t)(0x60 + k), 0x0b000000u + (uint32_t)k, "botnet");
+		for (i = 0; i < 5; i++) {
+			st = req(&e, 3, OP_JOIN, "lan", "guess", -1, 0);
+			CHECK(st == RES_ERR_BAD_PASSWORD);
+		}
+	}
+	renew(&e, 3, 0x70, 0x0c000001u, "carol");
+	CHECK_EQ(req(&e, 3, OP_JOIN, "lan", "secret", -1, 0), RES_ERR_RATE_LIMITED);
+	r = last_of(&e.f[3], MSG_RESULT);
+	CHECK(r && strstr(r->u.result.text, "this network") != NULL);
+	e.now += JL_WINDOW + 1;
+	CHECK_EQ(req(&e, 3, OP_JOIN, "lan", "secret", -1, 0), RES_OK);
+
+	/* Password operations per key: CREATE with a password 10 times, then refused. */
+	e.now += 2 * JL_WINDOW;
+	renew(&e, 4, 0x71, 0x0d000001u, "creator");
+	for (i = 0; i < 10; i++) {
+		char name[16];
+
+		snprintf(name, sizeof(name), "n%d", i);
+		CHECK_EQ(req(&e, 4, OP_CREATE, name, "pw", -1, 0), RES_OK);
+	}
+	CHECK_EQ(req(&e, 4, OP_CREATE, "n10", "pw", -1, 0), RES_ERR_RATE_LIMITED);
+	/* Without a password nothing is hashed and nothing counts. */
+	CHECK_EQ(req(&e, 4, OP_CREATE, "n11", "", -1, 0), RES_OK);
+	env_done(&e);
+}
+
+/* New keys from one source address: 30 a minute register, the next is dropped (kicked before
+ * it costs a row); a known key from the same source still connects. Unused registrations are
+ * reclaimed; connected and member nodes are not. */
+static void
+test_registrations(void)
+{
+	struct env e;
+	int k;
+
+	env_init(&e);
+	connect_node(&e, 0, "alice");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", "", -1, 0), RES_OK);
+	for (k = 0; k < 30; k++) {
+		renew(&e, 1, (uint8_t)(0x80 + k), 0x0a000001u, "spam");
+		CHECK_EQ(e.f[1].kicked, 0);
+		CHECK(last_of(&e.f[1], MSG_WELCOME) != NULL);
+	}
+	clear(&e);
+	renew(&e, 1, 0xb0, 0x0a000001u, "spam");
+	CHECK_EQ(e.f[1].kicked, 1);
+	CHECK(last_of(&e.f[1], MSG_WELCOME) == NULL);
+	CHECK_EQ(medsrv_stats(e.m)->registrations_limited, 1);
+	e.f[1].s = NULL;        /* kicked: the session is gone */
+	renew(&e, 1, 0x80, 0x0a000001u, "spam");     /* already registered: fine */
+	CHECK(last_of(&e.f[1], MSG_WELCOME) != NULL);
+	disconnect_node(&e, 1);
+
+	/* Reclaim: 29 unused keys (0x81..0x9d) go; 0x80 just disconnected goes too; alice, the
+	 * network's owner, stays. A connected node with no network stays. */
+	renew(&e, 2, 0xc0, 0x0a000002u, "idle");
+	CHECK_EQ(medsrv_reclaim(e.m, 4102444800LL, 3600), 30);
+	CHECK_EQ(req(&e, 0, OP_SET_NICK, "alice2", NULL, -1, 0), RES_OK);
+	CHECK_EQ(medsrv_reclaim(e.m, 4102444800LL + 7200, 3600), 0);
+	env_done(&e);
+}
+
+/* Password jobs off the loop: io.pw_submit parks the request; its answer comes with the
+ * result; a node has at most 2 running; a session gone meanwhile gets nothing. */
+static struct pw_job jobs[8];
+static int n_jobs;
+
+static int
+io_pw_submit(void *arg, const struct pw_job *job)
+{
+	(void)arg;
+	if (n_jobs >= 8)
+		return -1;
+	jobs[n_jobs++] = *job;
+	return 0;
+}
+
+static void
+test_password_async(void)
+{
+	struct env e;
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, io_pw_submit };
+	int k;
+
+	env_init(&e);
+	/* Same world, now with a pool: a new mediator over the same store. */
+	medsrv_free(e.m);
+	io.arg = &e;
+	{
+		struct medsrv_config cfg = {
+			.range = RANGE, .prefix_len = 8, .pw_opslimit = crypto_pwhash_OPSLIMIT_MIN,
+			.pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+		};
+
+		e.m = medsrv_new(e.st, &cfg, &io);
+	}
+	n_jobs = 0;
+	connect_node(&e, 0, "alice");
+	connect_node(&e, 1, "bob");
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", "secret", -1, 0), -1);    /* parked */
+	CHECK_EQ(n_jobs, 1);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan2", "secret", -1, 0), -1);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan3", "secret", -1, 0), RES_ERR_RATE_LIMITED);
+	CHECK_EQ(n_jobs, 2);
+	for (k = 0; k < 2; k++) {
+		pw_job_run(&jobs[k]);
+		medsrv_pw_done(e.m, &jobs[k]);
+	}
+	CHECK(last_of(&e.f[0], MSG_RESULT) && last_of(&e.f[0], MSG_RESULT)->u.result.status ==
+	    RES_OK);
+	CHECK_EQ(count_type(&e.f[0], MSG_NETWORK), 2);
+
+	/* A wrong and a right password from bob, answered in order of the results. */
+	n_jobs = 0;
+	clear(&e);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "wrong", -1, 0), -1);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", "secret", -1, 0), -1);
+	pw_job_run(&jobs[0]);
+	medsrv_pw_done(e.m, &jobs[0]);
+	CHECK_EQ(last_of(&e.f[1], MSG_RESULT)->u.result.status, RES_ERR_BAD_PASSWORD);
+	pw_job_run(&jobs[1]);
+	medsrv_pw_done(e.m, &jobs[1]);
+	CHECK_EQ(last_of(&e.f[1], MSG_RESULT)->u.result.status, RES_OK);
+
+	/* The session goes before its result: nobody is answered, nothing breaks. */
+	n_jobs = 0;
+	connect_node(&e, 2, "carol");
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", "secret", -1, 0), -1);
+	disconnect_node(&e, 2);
+	connect_node(&e, 2, "carol");
+	clear(&e);
+	pw_job_run(&jobs[0]);
+	medsrv_pw_done(e.m, &jobs[0]);
+	CHECK_EQ(count_type(&e.f[2], MSG_RESULT), 0);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -1168,5 +1359,8 @@ main(void)
 	RUN(test_punch);
 	RUN(test_punch_request);
 	RUN(test_punch_deferred_forget);
+	RUN(test_password_limits);
+	RUN(test_password_async);
+	RUN(test_registrations);
 	return unit_finish();
 }

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <stdio.h>
+#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -24,15 +25,21 @@ mkkey(uint8_t key[KEY_LEN], uint8_t seed)
 }
 
 static struct store *
-reopen(struct store *st)
+reopen_path(struct store *st, const char *path)
 {
 	char err[256];
 
 	store_close(st);
-	st = store_open(dbpath, err, sizeof(err));
+	st = store_open(path, err, sizeof(err));
 	if (st == NULL)
 		fprintf(stderr, "store_open: %s\n", err);
 	return st;
+}
+
+static struct store *
+reopen(struct store *st)
+{
+	return reopen_path(st, dbpath);
 }
 
 static int
@@ -125,6 +132,85 @@ test_small_range(void)
 	store_close(st);
 }
 
+/* Registrations nobody uses are reclaimed; their addresses go to new nodes only once the
+ * range's top is reached (addresses stay stable while the range lasts). */
+static void
+test_reclaim(void)
+{
+	char path[160], err[256];
+	struct store_network net;
+	struct store_node n;
+	struct store *st;
+	uint8_t a[KEY_LEN], b[KEY_LEN], c[KEY_LEN], d[KEY_LEN];
+	unsigned removed;
+	int created;
+
+	snprintf(path, sizeof(path), "%s/reclaim.db", dir);
+	st = store_open(path, err, sizeof(err));
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	mkkey(a, 1);
+	mkkey(b, 2);
+	mkkey(c, 3);
+	mkkey(d, 4);
+	/* /29: .1 .. .6 usable. a, b, c take .1 .2 .3; b owns a network, c is a member. */
+	CHECK_EQ(store_node_get_or_create(st, a, 0x0a000000u, 29, &n, &created), 0);
+	CHECK_EQ(store_node_get_or_create(st, b, 0x0a000000u, 29, &n, &created), 0);
+	CHECK_EQ(store_node_get_or_create(st, c, 0x0a000000u, 29, &n, &created), 0);
+	CHECK_EQ(store_network_create(st, "lan", b, "", 0, &net), 0);
+	CHECK_EQ(store_member_add(st, net.id, c, 0, 1), 0);
+	CHECK_EQ(store_node_touch(st, a, 1000), 0);
+	CHECK_EQ(store_node_touch(st, b, 1000), 0);
+	CHECK_EQ(store_node_touch(st, c, 1000), 0);
+	/* Not old enough: nothing. Old enough: only a (b owns, c is in a network). */
+	CHECK_EQ(store_nodes_reclaim(st, 999, &removed), 0);
+	CHECK_EQ(removed, 0);
+	CHECK_EQ(store_nodes_reclaim(st, 2000, &removed), 0);
+	CHECK_EQ(removed, 1);
+	CHECK_EQ(store_node_get(st, a, &n), STORE_NOT_FOUND);
+	CHECK_EQ(store_node_get(st, b, &n), 0);
+	/* d gets .4 (the top is not reached), not a's old .1. */
+	CHECK_EQ(store_node_get_or_create(st, d, 0x0a000000u, 29, &n, &created), 0);
+	CHECK_EQ(n.address, 0x0a000004u);
+	/* Fill to the top (.5 .6), then the gap .1 is used. */
+	mkkey(d, 5);
+	CHECK_EQ(store_node_get_or_create(st, d, 0x0a000000u, 29, &n, &created), 0);
+	mkkey(d, 6);
+	CHECK_EQ(store_node_get_or_create(st, d, 0x0a000000u, 29, &n, &created), 0);
+	CHECK_EQ(n.address, 0x0a000006u);
+	mkkey(d, 7);
+	CHECK_EQ(store_node_get_or_create(st, d, 0x0a000000u, 29, &n, &created), 0);
+	CHECK_EQ(n.address, 0x0a000001u);
+	mkkey(d, 8);
+	CHECK_EQ(store_node_get_or_create(st, d, 0x0a000000u, 29, &n, &created), STORE_FULL);
+	st = reopen_path(st, path);
+	CHECK(st != NULL);
+	store_close(st);
+
+	/* A store from before last_seen: opened, migrated, its nodes count as seen now. */
+	{
+		sqlite3 *db;
+
+		snprintf(path, sizeof(path), "%s/old.db", dir);
+		CHECK_EQ(sqlite3_open(path, &db), SQLITE_OK);
+		CHECK_EQ(sqlite3_exec(db, "CREATE TABLE nodes (key BLOB PRIMARY KEY, address "
+		    "INTEGER NOT NULL UNIQUE, nick TEXT NOT NULL, created INTEGER NOT NULL "
+		    "DEFAULT 0); INSERT INTO nodes (key, address, nick) VALUES "
+		    "(x'0101010101010101010101010101010101010101010101010101010101010101', 1, 'x')",
+		    NULL, NULL, NULL), SQLITE_OK);
+		sqlite3_close(db);
+		st = store_open(path, err, sizeof(err));
+		CHECK(st != NULL);
+		if (st == NULL)
+			return;
+		CHECK_EQ(store_nodes_reclaim(st, 1000000, &removed), 0);
+		CHECK_EQ(removed, 0);
+		CHECK_EQ(store_node_get(st, a, &n), 0);
+		store_close(st);
+	}
+}
+
 static void
 test_networks_persist(void)
 {
@@ -213,6 +299,7 @@ main(void)
 	snprintf(dbpath, sizeof(dbpath), "%s/mediator.db", dir);
 	RUN(test_addresses);
 	RUN(test_small_range);
+	RUN(test_reclaim);
 	RUN(test_networks_persist);
 	rc = unit_finish();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);

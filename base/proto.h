@@ -84,6 +84,7 @@ enum msg_type {
 	MSG_NAT_REPORT = 12,      /* c->s: what the daemon saw of the classification */
 	MSG_NAT_INFO = 13,        /* s->c: the node's NAT as classified */
 	MSG_PUNCH = 14,           /* s->c: where and when to punch towards one peer (3.2) */
+	MSG_PUNCH_REQUEST = 15,   /* c->s: our path to one peer stopped answering: punch again */
 };
 
 enum req_op {

@@ -178,6 +178,8 @@ strategy_json(const struct control_env *env, const uint8_t key[KEY_LEN])
 	return json_string(punch_strategy_name(pu.strategy));
 }
 
+#define PATH_LOST_WHY "path lost: pings got no answer; asked the mediator to punch again"
+
 /* "reason": {"strategy", "my_nat", "peer_nat", "peer_filtering", "why"} for a peer without a
  * direct path; is_peer: it is in the peer table (else nobody punches for it). */
 static json_t *
@@ -185,8 +187,12 @@ reason_json(const struct control_env *env, const uint8_t key[KEY_LEN], int is_pe
 {
 	struct msg_punch pu;
 	struct msg_nat_info ni;
-	int have_ni = env->med && medclient_nat_info(env->med, &ni) == 0;
+	struct peer_status st;
+	int have_ni = env->med && medclient_nat_info(env->med, &ni) == 0, lost;
 	json_t *o = json_object();
+
+	/* A path that worked and went silent: whatever the last plan said, that is the news. */
+	lost = is_peer && env->peers && peers_status(env->peers, key, &st) == 0 && st.lost;
 
 	if (is_peer && env->med && medclient_punch_info(env->med, key, &pu) == 0) {
 		json_object_set_new(o, "strategy", json_string(punch_strategy_name(pu.strategy)));
@@ -194,7 +200,7 @@ reason_json(const struct control_env *env, const uint8_t key[KEY_LEN], int is_pe
 		json_object_set_new(o, "peer_nat", jnat(pu.peer_mapping, pu.peer_ports));
 		json_object_set_new(o, "peer_filtering",
 		    json_string(nat_filtering_name(pu.peer_filtering)));
-		json_object_set_new(o, "why", json_string(punch_why(&pu,
+		json_object_set_new(o, "why", json_string(lost ? PATH_LOST_WHY : punch_why(&pu,
 		    have_ni ? ni.filtering : NAT_FILT_UNKNOWN)));
 		return o;
 	}
@@ -202,7 +208,7 @@ reason_json(const struct control_env *env, const uint8_t key[KEY_LEN], int is_pe
 	json_object_set_new(o, "my_nat", have_ni ? jnat(ni.mapping, ni.ports) : json_null());
 	json_object_set_new(o, "peer_nat", json_null());
 	json_object_set_new(o, "peer_filtering", json_null());
-	json_object_set_new(o, "why", json_string(is_peer ?
+	json_object_set_new(o, "why", json_string(lost ? PATH_LOST_WHY : is_peer ?
 	    "no punch plan from the mediator yet" :
 	    "not a peer now (offline, pending or switched off)"));
 	return o;

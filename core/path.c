@@ -16,6 +16,12 @@
  * make a second session. The targets stay handshake targets for PUNCH_TARGETS_LINGER after
  * the last round, so a retry (REKEY_TIMEOUT) still goes through the punched hole.
  *
+ * Dead paths (PROTOCOL.md 2.4): timers.c counts pings nothing came back after; at
+ * PATH_LOST_MISSES the path is lost here: shown as none, handshakes go to every candidate
+ * again (not just the current endpoint), and the owner is told (ops.path_lost) so the mediator
+ * can plan a new punch. The first authenticated packet from the peer, from wherever it comes,
+ * restores the path at once.
+ *
  * Today the only kind is PATH_DIRECT; relays will add a PATH_RELAY kind with its own send
  * function here, without touching sessions.
  * Owns: struct path of each peer, the punch schedule. Must not: touch keys.
@@ -24,6 +30,7 @@
 
 #include <string.h>
 
+#include "base/ip4.h"
 #include "base/log.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
@@ -59,18 +66,26 @@ ep_in(const struct endpoint *list, size_t n, const struct endpoint *ep)
 	return 0;
 }
 
-void
+int
 path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n)
 {
 	struct path *pa = &p->path;
-	size_t i;
+	struct endpoint old[PATH_MAX_CANDIDATES];
+	size_t i, n_old = pa->n_cand;
 
+	memcpy(old, pa->cand, sizeof(old));
 	pa->n_cand = 0;
 	for (i = 0; i < n && pa->n_cand < PATH_MAX_CANDIDATES; i++) {
 		if (eps[i].addr == 0 || eps[i].port == 0 || ep_in(pa->cand, pa->n_cand, &eps[i]))
 			continue;
 		pa->cand[pa->n_cand++] = eps[i];
 	}
+	if (n_old != pa->n_cand)
+		return 1;
+	for (i = 0; i < n_old; i++)
+		if (!ep_eq(&old[i], &pa->cand[i]))
+			return 1;
+	return 0;
 }
 
 void
@@ -78,10 +93,21 @@ path_authenticated_from(struct peer *p, const struct endpoint *from)
 {
 	struct path *pa = &p->path;
 
+	if (pa->lost) {
+		char ep[IP4_EP_STR_LEN];
+
+		pa->lost = 0;
+		log_info("event=path_restored peer=%s lost_s=%.1f endpoint=%s", p->id,
+		    peers_now(p->ps) - pa->lost_since, ip4_ep_str(from->addr, from->port, ep));
+	}
 	if (pa->has_ep && ep_eq(&pa->ep, from))
 		return;
-	if (pa->has_ep)
-		log_debug("event=peer_roamed peer=%s port=%u", p->id, (unsigned)from->port);
+	if (pa->has_ep) {
+		char ep[IP4_EP_STR_LEN];
+
+		log_debug("event=peer_roamed peer=%s endpoint=%s", p->id,
+		    ip4_ep_str(from->addr, from->port, ep));
+	}
 	pa->ep = *from;
 	pa->has_ep = 1;
 }
@@ -94,8 +120,9 @@ path_handshake_targets(const struct peer *p, double now, struct endpoint *out, s
 
 	if (pa->has_ep && max > 0)
 		out[n++] = pa->ep;
-	/* Heard from recently: the current endpoint works, do not spray the others. */
-	if (pa->has_ep && p->last_rx > 0 && now - p->last_rx < KEEPALIVE_TIMEOUT)
+	/* Heard from recently: the current endpoint works, do not spray the others. Unless the
+	 * path was lost since: then it does not. */
+	if (pa->has_ep && !pa->lost && p->last_rx > 0 && now - p->last_rx < KEEPALIVE_TIMEOUT)
 		return n;
 	for (i = 0; i < pa->n_cand && n < max; i++)
 		if (!ep_in(out, n, &pa->cand[i]))
@@ -135,7 +162,10 @@ path_punch_round(struct peer *p)
 
 	if (pa->punch_rounds_left == 0)
 		return 0;
-	if (peer_usable_keypair(p) != NULL) {
+	/* A usable session is not enough: the mediator may plan us because the peer lost its
+	 * path to us (or moved). Only a path that answered since the PUNCH came (peers_punch
+	 * probed it) makes the rounds pointless. */
+	if (peer_usable_keypair(p) != NULL && !pa->lost && p->last_rx > pa->punch_received) {
 		log_debug("event=punch_done peer=%s rounds_sent=%u session=1", p->id,
 		    pa->punch_rounds_sent);
 		pa->punch_rounds_left = 0;
@@ -203,15 +233,46 @@ peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint 
 	pa->punch_until = peers_now(ps) + start_s + interval_s * (rounds - 1) +
 	    PUNCH_TARGETS_LINGER;
 	pa->punch_rounds_left = rounds;
+	pa->punch_received = peers_now(ps);
+	/* A session we still hold may run over a dead path: one ping tells. An answer before the
+	 * first round (start_s is at least 100 ms past a round trip) spares a healthy pair the
+	 * rounds and the new handshake they would make. */
+	if (peer_usable_keypair(p) != NULL && pa->has_ep)
+		send_ping(p, ++p->ping_next_id);
 	log_info("event=punch_start peer=%s targets=%zu rounds=%u start_ms=%.0f interval_ms=%.0f",
 	    p->id, pa->n_punch, rounds, start_s * 1000, interval_s * 1000);
 	timers_punch_start(p, start_s, interval_s);
 }
 
+void
+path_mark_lost(struct peer *p)
+{
+	struct path *pa = &p->path;
+	double now = peers_now(p->ps);
+
+	pa->lost = 1;
+	pa->lost_since = now;
+	log_info("event=path_lost peer=%s silent_s=%.1f misses=%u candidates=%zu", p->id,
+	    p->last_rx > 0 ? now - p->last_rx : -1.0, p->ping_misses, pa->n_cand);
+	/* A fresh initiation to every candidate, the current endpoint and any punch targets
+	 * still lingering: if the peer moved, or its NAT gave it a new mapping, one gets through. */
+	handshake_initiate(p, 1);
+}
+
+void
+path_ask_punch(struct peer *p)
+{
+	struct peers *ps = p->ps;
+
+	p->path.lost_asked = peers_now(ps);
+	if (ps->ops.path_lost != NULL)
+		ps->ops.path_lost(ps->ops_arg, p->key);
+}
+
 enum path_kind
 path_current(const struct peer *p, double now)
 {
-	if (peer_usable_keypair(p) == NULL || !p->path.has_ep || p->last_rx == 0 ||
+	if (peer_usable_keypair(p) == NULL || !p->path.has_ep || p->last_rx == 0 || p->path.lost ||
 	    now - p->last_rx >= PEER_DEAD_TIMEOUT)
 		return PATH_NONE;
 	return PATH_DIRECT;

@@ -237,7 +237,7 @@ peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
     const struct endpoint *eps, size_t n_eps)
 {
 	struct peer *p;
-	int is_new = 0;
+	int is_new = 0, changed;
 	char va[IP4_STR_LEN];
 
 	if (sodium_memcmp(key, ps->key->pub, KEY_LEN) == 0)
@@ -256,12 +256,16 @@ peers_authorize(struct peers *ps, const uint8_t key[KEY_LEN], uint32_t vaddr,
 		is_new = 1;
 	}
 	peer_set_vaddr(ps, p, vaddr);
-	path_set_candidates(p, eps, n_eps);
+	changed = path_set_candidates(p, eps, n_eps);
 	if (is_new)
 		log_info("event=peer_authorized peer=%s vaddr=%s candidates=%zu", p->id,
 		    ip4_str(vaddr, va), p->path.n_cand);
-	/* New peers get a session right away so the first packet does not wait for it. */
-	if (is_new || (p->q_len > 0 && peer_usable_keypair(p) == NULL))
+	/* New peers get a session right away so the first packet does not wait for it. A lost
+	 * path tries new candidates at once, even if an initiation went out < 5 s ago: the peer
+	 * moved, and they are its new address. */
+	if (changed && p->path.lost)
+		handshake_initiate(p, 1);
+	else if (is_new || (p->q_len > 0 && peer_usable_keypair(p) == NULL))
 		handshake_initiate(p, 0);
 }
 
@@ -336,6 +340,7 @@ peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *s
 	st->rx_bytes = p->rx_bytes;
 	st->tx_bytes = p->tx_bytes;
 	st->last_rx = p->last_rx;
+	st->lost = p->path.lost;
 	return 0;
 }
 

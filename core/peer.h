@@ -15,8 +15,8 @@
  *   the loop its timers run on, our long-term keypair, the transport it sends through and
  *   our place on the virtual network (struct vnet, read on every broadcast decision);
  * and it calls out only through struct peers_ops (authenticated IPv4 packets in, a revoked
- * peer's connections to reset). Whoever wires it (daemon/main.c, the tests) decides where
- * those go.
+ * peer's connections to reset, a path that stopped answering). Whoever wires it
+ * (daemon/wiring.c, the tests) decides where those go.
  * Owns: every struct peer and its sessions (keys wiped on removal). Borrows (must outlive
  * the table): the loop, the keypair, the transport, the vnet.
  */
@@ -34,8 +34,8 @@ struct transport;
 struct vnet;
 struct peers;
 
-/* What the peer layer hands back to its owner. Both callbacks are required; both may call
- * back into peers_* (e.g. the netstack answering with peers_send_ip). */
+/* What the peer layer hands back to its owner. deliver and peer_gone are required; both may
+ * call back into peers_* (e.g. the netstack answering with peers_send_ip). */
 struct peers_ops {
 	/* An authenticated IPv4 packet from a peer (its source already checked): the netstack
 	 * takes it. */
@@ -44,6 +44,12 @@ struct peers_ops {
 	 * sessions are torn down (so the resets can still reach it); it is out of the table
 	 * right after the call. */
 	void (*peer_gone)(void *arg, uint32_t vaddr);
+	/* The path to this peer stopped answering (PROTOCOL.md 2.4: pings in a row with nothing
+	 * authenticated back; a peer we send nothing to is never called dead): ask the mediator
+	 * for a new punch (MSG_PUNCH_REQUEST). Called once when the path is lost and again every
+	 * PATH_LOST_REASK (20 s) while it stays lost. Optional (NULL: nobody is told). It may
+	 * call peers_* except peers_revoke of this key and peers_free. */
+	void (*path_lost)(void *arg, const uint8_t key[KEY_LEN]);
 };
 
 /*
@@ -95,6 +101,7 @@ struct peer_status {
 	double rtt_ms;                  /* smoothed, from keepalive pings; <0 unknown */
 	uint64_t rx_bytes, tx_bytes;
 	double last_rx;                 /* ev_now of the last authenticated packet, 0 never */
+	int lost;                       /* the path stopped answering (PROTOCOL.md 2.4) */
 };
 /* -1 if the key is not in the table. */
 int peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *st);

@@ -6,10 +6,10 @@
  *
  * struct peers holds everything the layer needs from outside, as given to peers_new: the
  * loop, borrowed pointers to our keypair, the transport and the vnet, and a copy of the
- * peers_ops through which it calls out (deliver, peer_gone). No file of the layer includes
- * daemon/ or netstack/ headers. Every global symbol carries the name of the layer or of its
- * file (peer_, peers_, peerindex_, handshake_, send_, receive_, timers_, path_, hslimit_), so
- * the library links next to any other without clashes.
+ * peers_ops through which it calls out (deliver, peer_gone, path_lost). No file of the layer
+ * includes daemon/ or netstack/ headers. Every global symbol carries the name of the layer or
+ * of its file (peer_, peers_, peerindex_, handshake_, send_, receive_, timers_, path_,
+ * hslimit_), so the library links next to any other without clashes.
  */
 #ifndef SHOAL_PEER_IMPL_H
 #define SHOAL_PEER_IMPL_H
@@ -41,6 +41,16 @@ enum {
 #define REKEY_JITTER_MAX        0.333   /* s: added to each retry so both ends desynchronise */
 #define PING_INTERVAL           5.0     /* s: RTT ping on an active session */
 #define PING_TIMEOUT            3.0     /* s: peers_ping gives up */
+/* Dead paths (PROTOCOL.md 2.4). A periodic ping waits PATH_PROBE_WAIT (or 3 x the RTT if
+ * longer) for anything authenticated to come back; if nothing does, the next ping goes at
+ * once. PATH_LOST_MISSES unanswered pings in a row mark the path lost: handshakes to every
+ * candidate and a PUNCH_REQUEST. A lost path is pinged every PATH_PROBE_WAIT for its first
+ * PATH_LOST_FAST s (so it comes back within a second of the network), then at the refresh
+ * interval; the mediator is asked again every PATH_LOST_REASK s while it stays lost. */
+#define PATH_PROBE_WAIT         1.0
+#define PATH_LOST_MISSES        3
+#define PATH_LOST_FAST          10.0
+#define PATH_LOST_REASK         20.0
 #define ZERO_KEYS_AFTER         (REJECT_AFTER_TIME * 3)
 #define RTT_EWMA_ALPHA          0.125
 #define HANDSHAKE_RATE          20.0    /* handshake packets per second per source address */
@@ -97,6 +107,11 @@ struct path {
 	double punch_until;
 	unsigned punch_rounds_left;             /* rounds still to send (timer t_punch) */
 	unsigned punch_rounds_sent;             /* of the running punch, for the log */
+	double punch_received;                  /* ev_now the running PUNCH arrived */
+	/* Lost (PATH_LOST_MISSES pings unanswered) until an authenticated packet arrives. */
+	int lost;
+	double lost_since;                      /* ev_now it was marked lost */
+	double lost_asked;                      /* last ops.path_lost call */
 };
 
 /* One authorized peer. Owned by struct peers; keys wiped in peer_destroy(). */
@@ -129,6 +144,11 @@ struct peer {
 
 	/* core/timers.c */
 	ev_timer t_retransmit, t_keepalive, t_new_handshake, t_zero_keys, t_ping, t_punch;
+	/* t_ping either waits for the next periodic ping or (ping_wait) for an answer to the last
+	 * one, sent at ping_sent_at; heard_since_ping: an authenticated packet came since. */
+	int ping_wait, heard_since_ping;
+	double ping_sent_at;
+	unsigned ping_misses;                   /* pings in a row nothing came back after */
 	double rx_unanswered_since;             /* data received, nothing sent since: 0 = no */
 	double tx_unanswered_since;             /* data sent, nothing received since: 0 = no */
 	double last_rx, last_tx;
@@ -241,12 +261,19 @@ void timers_punch_start(struct peer *p, double start_s, double interval_s);
 void timers_punch_stop(struct peer *p);
 
 /* path.c */
-void path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n);
+/* Returns 1 if the candidate list changed. */
+int path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n);
 void path_authenticated_from(struct peer *p, const struct endpoint *from);
 size_t path_handshake_targets(const struct peer *p, double now, struct endpoint *out,
     size_t max);
 enum path_kind path_current(const struct peer *p, double now);
 void peer_path_send(struct peer *p, const uint8_t *pkt, size_t len);
+/* PATH_LOST_MISSES pings went unanswered: mark the path lost (status none, handshakes to
+ * every candidate from now on) and send a fresh initiation there. Calls nothing outside. */
+void path_mark_lost(struct peer *p);
+/* Tells the owner (ops.path_lost) so it can ask the mediator for a punch. The owner's code
+ * runs: call it last, p may be gone afterwards. */
+void path_ask_punch(struct peer *p);
 /* One punch round (t_punch fired). Returns 1 if more rounds follow, 0 if the punch is over. */
 int path_punch_round(struct peer *p);
 

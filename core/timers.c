@@ -13,7 +13,13 @@
  *                    candidate endpoint, see path.c).
  *   t_zero_keys      ZERO_KEYS_AFTER (3 x REJECT_AFTER_TIME) after the last new session: wipe
  *                    every key of the peer.
- *   t_ping           every PING_INTERVAL while a session is usable: INNER_PING for the RTT.
+ *   t_ping           every ps->refresh (PING_INTERVAL or shorter) while a session is usable:
+ *                    INNER_PING, for the RTT and as the path's liveness probe. After each
+ *                    ping it fires once more PATH_PROBE_WAIT later (the answer deadline): if
+ *                    nothing authenticated came back, another ping goes at once; after
+ *                    PATH_LOST_MISSES such misses in a row the path is lost (path.c). Only
+ *                    pings we sent can be missed, so a quiet peer is never declared dead, and
+ *                    a healthy pair sends nothing more than before.
  *   t_punch          a PUNCH from the mediator (peers_punch): first round after start_s, then
  *                    every interval_s until path_punch_round says the punch is over (rounds
  *                    spent, or a usable session); stopped at once when our initiation is
@@ -104,19 +110,71 @@ zero_keys_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	log_debug("event=keys_zeroed peer=%s", p->id);
 	peer_zero_keys(p);
 	ev_timer_stop(loop, &p->t_ping);
+	p->ping_wait = 0;
+}
+
+/* How long a ping's answer may take: PATH_PROBE_WAIT, or 3 RTTs on a slow path (an answer
+ * still in flight is no miss), never more than the refresh interval. */
+static double
+ping_answer_wait(const struct peer *p)
+{
+	double wait = PATH_PROBE_WAIT;
+
+	if (p->srtt_ms > 0 && p->srtt_ms * 3 / 1000.0 > wait)
+		wait = p->srtt_ms * 3 / 1000.0;
+	return wait < p->ps->refresh ? wait : p->ps->refresh;
+}
+
+static void
+ping_arm(struct peer *p, double after)
+{
+	p->t_ping.repeat = after > 0.001 ? after : 0.001;
+	ev_timer_again(peer_loop(p), &p->t_ping);
 }
 
 static void
 ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct peer *p = w->data;
+	double now = ev_now(loop);
+	int ask = 0;
 
 	if (peer_usable_keypair(p) == NULL) {
 		ev_timer_stop(loop, w);
+		p->ping_wait = 0;
+		p->ping_misses = 0;
 		return;
+	}
+	if (p->ping_wait) {
+		/* The answer deadline of the last ping. */
+		p->ping_wait = 0;
+		if (p->heard_since_ping) {
+			p->ping_misses = 0;
+			ping_arm(p, p->ping_sent_at + p->ps->refresh - now);
+			return;
+		}
+		p->ping_misses++;
+		if (!p->path.lost && p->ping_misses >= PATH_LOST_MISSES) {
+			path_mark_lost(p);
+			ask = 1;
+		} else if (p->path.lost && now - p->path.lost_since >= PATH_LOST_FAST) {
+			/* Long lost: back to the refresh interval, the peer may be gone for good. */
+			ping_arm(p, p->ping_sent_at + p->ps->refresh - now);
+			goto out;
+		}
 	}
 	p->ping_periodic_id = ++p->ping_next_id;
 	send_ping(p, p->ping_periodic_id);
+	p->ping_sent_at = now;
+	p->heard_since_ping = 0;
+	p->ping_wait = 1;
+	ping_arm(p, ping_answer_wait(p));
+out:
+	if (p->path.lost && !ask && now - p->path.lost_asked >= PATH_LOST_REASK)
+		ask = 1;
+	/* Last: the owner's code runs. */
+	if (ask)
+		path_ask_punch(p);
 }
 
 static void
@@ -147,9 +205,15 @@ ping_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 void
 timers_refresh_changed(struct peer *p)
 {
-	p->t_ping.repeat = p->ps->refresh;
-	if (ev_is_active(&p->t_ping))
-		ev_timer_again(peer_loop(p), &p->t_ping);
+	double left;
+
+	/* An answer deadline keeps running; the next ping after it takes the new interval. A
+	 * shorter interval applies to the ping already scheduled (a NAT that drops bindings
+	 * sooner must not wait out the old one); a longer one from the next. */
+	if (!ev_is_active(&p->t_ping) || p->ping_wait)
+		return;
+	left = ev_timer_remaining(peer_loop(p), &p->t_ping);
+	ping_arm(p, left < p->ps->refresh ? left : p->ps->refresh);
 }
 
 void
@@ -214,8 +278,10 @@ timers_handshake_complete(struct peer *p)
 		    p->path.punch_rounds_sent);
 		timers_punch_stop(p);
 	}
-	if (!ev_is_active(&p->t_ping))
-		ev_timer_again(peer_loop(p), &p->t_ping);
+	if (!ev_is_active(&p->t_ping)) {
+		p->ping_wait = 0;
+		ping_arm(p, p->ps->refresh);
+	}
 }
 
 void
@@ -238,6 +304,7 @@ timers_any_authenticated_packet_received(struct peer *p)
 {
 	p->last_rx = ev_now(peer_loop(p));
 	p->tx_unanswered_since = 0;
+	p->heard_since_ping = 1;
 }
 
 void

@@ -6,6 +6,7 @@
  *
  *   netstack --output--> peers_send_ip        peers --deliver--> netstack_input
  *   transport --receive--> medclient | peers   peers --peer_gone--> netstack_abort_peer
+ *                                              peers --path_lost--> medclient_punch_request
  *   medclient --address--> daemon_set_address  medclient --authorize/revoke/punch--> peers
  *   front ends --peerdir resolve--> medclient_resolve, --is_peer--> peers_is_peer
  */
@@ -47,7 +48,18 @@ peer_gone(void *arg, uint32_t vaddr)
 	netstack_abort_peer(d->ns, vaddr);
 }
 
-const struct peers_ops daemon_peers_ops = { peer_deliver, peer_gone };
+/* The path to a peer stopped answering: the mediator plans the pair again. While it is not
+ * connected nothing is sent (a reconnect plans every pair anyway). */
+static void
+peer_path_lost(void *arg, const uint8_t key[KEY_LEN])
+{
+	struct daemon *d = arg;
+
+	if (d->med)
+		(void)medclient_punch_request(d->med, key);
+}
+
+const struct peers_ops daemon_peers_ops = { peer_deliver, peer_gone, peer_path_lost };
 
 void
 daemon_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)

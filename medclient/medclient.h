@@ -136,6 +136,15 @@ int medclient_punch_info(const struct medclient *m, const uint8_t key[KEY_LEN],
     struct msg_punch *out);
 
 /*
+ * Our path to the peer key stopped answering (the peer layer says so): asks the mediator to
+ * plan the pair again (MSG_PUNCH_REQUEST, PROTOCOL.md 3.2); its PUNCH comes back through
+ * ops->punch. 0 when sent; -1 when not connected, for ourselves or a key not in the view
+ * (nothing sent: after a reconnect the mediator plans every pair anyway). The mediator
+ * rate-limits; the caller need not.
+ */
+int medclient_punch_request(struct medclient *m, const uint8_t key[KEY_LEN]);
+
+/*
  * Sends a request (req->req_id is assigned here). cb runs exactly once, never from inside
  * this call: with the server's RESULT, or with status RES_ERR_INTERNAL and text "mediator not
  * connected" / "mediator connection lost" / "timed out" (10 s). Returns 0 or -1 (then cb is

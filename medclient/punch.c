@@ -5,6 +5,9 @@
  * whose peer table does the sending. What to send and when is the peer layer's business, not
  * ours: we neither schedule nor check success (the mediator is told nothing back).
  *
+ * The other way: medclient_punch_request asks the mediator for a new plan when the peer layer
+ * says a path died (MSG_PUNCH_REQUEST); the answer is an ordinary PUNCH.
+ *
  * Owns: the last PUNCH per key (struct med_punch). A PUNCH for a key that is not in the view
  * (or for ourselves) is dropped and counted: the server only plans pairs that share a
  * network, and keeping it would let an entry outlive every member record that could drop it.
@@ -61,6 +64,25 @@ med_punch(struct medclient *m, const struct msg_punch *p)
 	    p->n_targets, p->start_ms, p->interval_ms, p->rounds);
 	if (m->ops->punch)
 		m->ops->punch(m->ops_arg, &e->p);
+}
+
+int
+medclient_punch_request(struct medclient *m, const uint8_t key[KEY_LEN])
+{
+	struct msg msg;
+	char id[KEY_SHORT_LEN];
+
+	key_short(key, id);
+	if (!m || m->state != MED_ONLINE || med_is_self(m, key) || !in_view(m, key)) {
+		log_debug("event=punch_request_skipped peer=%s online=%d", id,
+		    m && m->state == MED_ONLINE);
+		return -1;
+	}
+	memset(&msg, 0, sizeof(msg));
+	msg.type = MSG_PUNCH_REQUEST;
+	memcpy(msg.u.punch_request.peer, key, KEY_LEN);
+	log_info("event=punch_request peer=%s", id);
+	return med_send(m, &msg);
 }
 
 void

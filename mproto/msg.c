@@ -473,6 +473,20 @@ punch_get(struct wire_r *r, struct msg_punch *m)
 	}
 }
 
+/* ---- PUNCH_REQUEST (PROTOCOL.md 3.2, 4.2): one key, nothing else ---- */
+
+static void
+punch_request_put(struct wire_w *w, const struct msg_punch_request *m)
+{
+	wire_put_bytes(w, m->peer, KEY_LEN);
+}
+
+static void
+punch_request_get(struct wire_r *r, struct msg_punch_request *m)
+{
+	wire_get_bytes(r, m->peer, KEY_LEN);
+}
+
 int
 msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 {
@@ -520,6 +534,9 @@ msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 		break;
 	case MSG_PUNCH:
 		punch_put(&w, &m->u.punch);
+		break;
+	case MSG_PUNCH_REQUEST:
+		punch_request_put(&w, &m->u.punch_request);
 		break;
 	default:
 		return -1;
@@ -579,6 +596,9 @@ msg_decode(struct msg *m, const uint8_t *in, size_t len)
 	case MSG_PUNCH:
 		punch_get(&r, &m->u.punch);
 		break;
+	case MSG_PUNCH_REQUEST:
+		punch_request_get(&r, &m->u.punch_request);
+		break;
 	default:
 		return -1;
 	}
@@ -603,6 +623,7 @@ msg_type_name(uint8_t type)
 	case MSG_NAT_REPORT: return "NAT_REPORT";
 	case MSG_NAT_INFO: return "NAT_INFO";
 	case MSG_PUNCH: return "PUNCH";
+	case MSG_PUNCH_REQUEST: return "PUNCH_REQUEST";
 	}
 	return "UNKNOWN";
 }

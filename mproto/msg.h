@@ -144,6 +144,10 @@ struct msg_punch {                      /* MSG_PUNCH (PROTOCOL.md 3.2) */
 	struct endpoint targets[PUNCH_MAX_TARGETS];
 };
 
+struct msg_punch_request {              /* MSG_PUNCH_REQUEST (PROTOCOL.md 3.2, 4.2) */
+	uint8_t peer[KEY_LEN];          /* the peer whose path stopped answering */
+};
+
 /* "none", "lan", "simultaneous", "predict", "birthday" ("unknown" past the end). */
 const char *punch_strategy_name(uint8_t v);
 
@@ -170,6 +174,7 @@ struct msg {
 		struct msg_nat_report nat_report;
 		struct msg_nat_info nat_info;
 		struct msg_punch punch;
+		struct msg_punch_request punch_request;
 	} u;
 };
 

@@ -61,6 +61,7 @@ struct msess {                           /* owned by struct medsrv */
 	struct msg_nat_info punch_info;
 	uint32_t max_port_addr;         /* max_port: the highest source port seen from this */
 	uint16_t max_port;              /* address (sequential port prediction) */
+	struct punch_bucket req_budget; /* its MSG_PUNCH_REQUESTs (punch.h) */
 	uint32_t remote_addr;           /* source address of its TCP connection; 0: unknown */
 	uint64_t serial;                /* tells a session from a later one with the same key */
 	unsigned pw_inflight;           /* password jobs running for it */
@@ -608,8 +609,10 @@ punch_arm(struct medsrv *m)
 	m->io.punch_timer(m->io.arg, due < 0 ? -1.0 : due > now ? due - now : 0.0);
 }
 
-/* a and b may talk: plan them now, queue them, or drop the trigger (planned < 10 s ago). */
-static void
+/* a and b may talk: plan them now, queue them, or defer the trigger to when the pair's window
+ * opens (planned < 10 s ago). Returns what punch.c said, or -1 when a side has no NAT_INFO
+ * (nothing to plan on yet: its NAT_INFO will plan the pair). */
+static int
 punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 {
 	struct punch_side sa, sb;
@@ -620,7 +623,7 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 	punch_side_of(a, &sa);
 	punch_side_of(b, &sb);
 	if (!sa.has_info || !sb.has_info)
-		return;
+		return -1;
 	/* Without a timer nothing would ever take a queued plan out again. */
 	if (m->io.punch_timer != NULL) {
 		qa = seq_addr(&sa, &sb);
@@ -634,7 +637,9 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 	case PUNCH_QUEUED:
 		punch_arm(m);
 		break;
-	case PUNCH_RECENT:
+	case PUNCH_DEFERRED:
+		m->stats.punch_deferred++;
+		punch_arm(m);
 		break;
 	case PUNCH_FULL:
 		m->stats.punch_dropped++;
@@ -643,6 +648,7 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 		log_warnx("event=punch_dropped a=%s b=%s reason=table_full", ida, idb);
 		break;
 	}
+	return (int)rc;
 }
 
 struct punch_walk {                      /* on the stack of one punch_node */
@@ -660,7 +666,7 @@ punch_member_cb(void *arg, const struct store_member *r)
 	if (r->pending || !r->online || memcmp(r->key, w->s->key, KEY_LEN) == 0 ||
 	    (t = find_session(w->m, r->key)) == NULL)
 		return 0;
-	punch_pair(w->m, w->s, t);
+	(void)punch_pair(w->m, w->s, t);
 	return 0;
 }
 
@@ -716,6 +722,16 @@ medsrv_punch_timer(struct medsrv *m)
 	struct punch_side sa, sb;
 	struct msess *a, *b;
 
+	/* Deferred triggers whose window opened: admitted again, so they plan now or queue
+	 * behind a sequential address like any trigger. Each call takes one pair off the
+	 * deferred list, and a pair just planned cannot be deferred again in this loop (its
+	 * window restarts at now): the loop ends. */
+	while (punch_next_deferred(m->punch, m->io.now(m->io.arg), ka, kb)) {
+		if ((a = find_session(m, ka)) == NULL || (b = find_session(m, kb)) == NULL ||
+		    !pair_can_talk(m, a, b))
+			continue;
+		(void)punch_pair(m, a, b);
+	}
 	/* Each punch_next takes one entry off a bounded queue: the loop ends. */
 	while (punch_next(m->punch, m->io.now(m->io.arg), ka, kb)) {
 		if ((a = find_session(m, ka)) == NULL || (b = find_session(m, kb)) == NULL ||
@@ -727,6 +743,59 @@ medsrv_punch_timer(struct medsrv *m)
 			punch_send(m, a, b, &sa, &sb);
 	}
 	punch_arm(m);
+}
+
+/*
+ * MSG_PUNCH_REQUEST: s's daemon lost its path to peer (PROTOCOL.md 3.2). The pair is planned
+ * again like any other trigger (both sides get a PUNCH; inside the pair's 10 s window it is
+ * deferred), provided the two may talk and both are classified. Spending a token first: a
+ * request costs a store lookup, and each plan makes the peer send handshakes towards s.
+ */
+static void
+handle_punch_request(struct medsrv *m, struct msess *s, const struct msg_punch_request *r)
+{
+	char id[KEY_SHORT_LEN], pid[KEY_SHORT_LEN];
+	const char *result;
+	struct msess *t;
+	int rc;
+
+	m->stats.punch_requests++;
+	key_short(s->key, id);
+	key_short(r->peer, pid);
+	if (!s->registered || memcmp(r->peer, s->key, KEY_LEN) == 0) {
+		m->stats.msgs_ignored++;
+		return;
+	}
+	if (!punch_bucket_take(&s->req_budget, m->io.now(m->io.arg))) {
+		m->stats.punch_requests_limited++;
+		log_debug("event=punch_request node=%s peer=%s result=rate_limited", id, pid);
+		return;
+	}
+	if ((t = find_session(m, r->peer)) == NULL || !pair_can_talk(m, s, t))
+		rc = -2;
+	else
+		rc = punch_pair(m, s, t);
+	switch (rc) {
+	case PUNCH_GO:
+		result = "planned";
+		break;
+	case PUNCH_QUEUED:
+		result = "queued";
+		break;
+	case PUNCH_DEFERRED:
+		result = "deferred";
+		break;
+	case PUNCH_FULL:
+		result = "table_full";
+		break;
+	case -1:
+		result = "not_classified";
+		break;
+	default:
+		result = "peer_unreachable";    /* offline, or no shared network */
+		break;
+	}
+	log_info("event=punch_request node=%s peer=%s result=%s", id, pid, result);
 }
 
 /* Only what the strategy depends on: a lifetime or hairpin update re-sends NAT_INFO but does
@@ -1541,6 +1610,9 @@ medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
 		break;
 	case MSG_NAT_REPORT:
 		handle_nat_report(m, s, &msg->u.nat_report);
+		break;
+	case MSG_PUNCH_REQUEST:
+		handle_punch_request(m, s, &msg->u.punch_request);
 		break;
 	default:
 		m->stats.msgs_ignored++;

@@ -71,6 +71,9 @@ struct medsrv_stats {                    /* counters, for logs and tests */
 	uint64_t msgs_ignored;          /* messages a client must not send, or duplicate HELLOs */
 	uint64_t punch_plans;           /* pairs planned (two PUNCH messages each) */
 	uint64_t punch_dropped;         /* plans refused by a bound of punch.c */
+	uint64_t punch_deferred;        /* triggers inside a pair's window, planned when it opens */
+	uint64_t punch_requests;        /* MSG_PUNCH_REQUESTs received */
+	uint64_t punch_requests_limited;        /* ... over the node's budget: dropped */
 	uint64_t requests;
 	uint64_t registrations_limited; /* HELLOs of new keys refused for their source */
 	uint64_t sessions;              /* currently open sessions */

@@ -1,8 +1,10 @@
 /*
  * punch: the pair table (last plan time per unordered pair of keys), the last plan time per
- * sequential public address, and one FIFO of pairs waiting for their addresses. The queue is
- * a small array (PUNCH_QUEUE_MAX): removal shifts, which is cheap at that size and keeps the
- * order without a second index.
+ * sequential public address, one FIFO of pairs waiting for their addresses, and a list of the
+ * pairs whose last trigger came inside their window (deferred; linked through the pair
+ * entries, so it needs no memory of its own and cannot overflow). The queue is a small array
+ * (PUNCH_QUEUE_MAX): removal shifts, which is cheap at that size and keeps the order without
+ * a second index.
  * Must not: send, log, read a clock, know about sessions or the store.
  */
 #include "config.h"
@@ -11,10 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
+#include <utlist.h>
 
 struct pair {                            /* owned by struct punch */
 	uint8_t keys[2 * KEY_LEN];      /* lower key first */
 	double at;                      /* last plan */
+	int deferred;                   /* a trigger waits for at + PUNCH_PAIR_MIN_S */
+	struct pair *dprev, *dnext;     /* struct punch's deferred list, while deferred */
 	UT_hash_handle hh;
 };
 
@@ -32,6 +37,7 @@ struct queued {
 struct punch {
 	struct pair *pairs;
 	unsigned n_pairs;
+	struct pair *deferred;          /* utlist DL through dprev/dnext */
 	struct seqaddr *addrs;
 	unsigned n_addrs;
 	struct queued q[PUNCH_QUEUE_MAX];
@@ -100,7 +106,7 @@ sweep(struct punch *p, double now)
 	struct seqaddr *s, *stmp;
 
 	HASH_ITER(hh, p->pairs, e, tmp)
-		if (now - e->at >= PUNCH_PAIR_MIN_S) {
+		if (now - e->at >= PUNCH_PAIR_MIN_S && !e->deferred) {
 			HASH_DEL(p->pairs, e);
 			free(e);
 			p->n_pairs--;
@@ -125,6 +131,15 @@ room(struct punch *p, const uint8_t keys[2 * KEY_LEN], double now)
 	return (e != NULL || p->n_pairs < PUNCH_PAIRS_MAX) && p->n_addrs + 2 <= PUNCH_ADDRS_MAX;
 }
 
+static void
+undefer(struct punch *p, struct pair *e)
+{
+	if (!e->deferred)
+		return;
+	DL_DELETE2(p->deferred, e, dprev, dnext);
+	e->deferred = 0;
+}
+
 /* Records a plan of the pair at now; call only after room() said yes. */
 static void
 record(struct punch *p, const uint8_t keys[2 * KEY_LEN], const uint32_t seq[2], double now)
@@ -139,8 +154,11 @@ record(struct punch *p, const uint8_t keys[2 * KEY_LEN], const uint32_t seq[2], 
 		HASH_ADD(hh, p->pairs, keys, sizeof(e->keys), e);
 		p->n_pairs++;
 	}
-	if (e)
+	if (e) {
 		e->at = now;
+		/* This plan answers whatever trigger was waiting. */
+		undefer(p, e);
+	}
 	for (i = 0; i < 2; i++) {
 		if (seq[i] == 0)
 			continue;
@@ -190,8 +208,14 @@ punch_admit(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
 	seq[0] = memcmp(keys, a, KEY_LEN) == 0 ? seq_a : seq_b;
 	seq[1] = memcmp(keys, a, KEY_LEN) == 0 ? seq_b : seq_a;
 	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
-	if (e != NULL && now - e->at < PUNCH_PAIR_MIN_S)
-		return PUNCH_RECENT;
+	if (e != NULL && now - e->at < PUNCH_PAIR_MIN_S) {
+		/* Not dropped: what triggered it may be news the last plan did not have. */
+		if (!e->deferred) {
+			e->deferred = 1;
+			DL_APPEND2(p->deferred, e, dprev, dnext);
+		}
+		return PUNCH_DEFERRED;
+	}
 	for (i = 0; i < p->n_q; i++)
 		if (memcmp(p->q[i].keys, keys, sizeof(keys)) == 0)
 			return PUNCH_QUEUED;
@@ -236,13 +260,32 @@ punch_next(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN])
 	return 0;
 }
 
+int
+punch_next_deferred(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN])
+{
+	struct pair *e;
+
+	DL_FOREACH2(p->deferred, e, dnext)
+		if (now - e->at >= PUNCH_PAIR_MIN_S) {
+			undefer(p, e);
+			memcpy(a, e->keys, KEY_LEN);
+			memcpy(b, e->keys + KEY_LEN, KEY_LEN);
+			return 1;
+		}
+	return 0;
+}
+
 double
 punch_due(const struct punch *p)
 {
 	double due = -1, t, at;
+	const struct pair *e;
 	unsigned i;
 	int k;
 
+	DL_FOREACH2(p->deferred, e, dnext)
+		if (due < 0 || e->at + PUNCH_PAIR_MIN_S < due)
+			due = e->at + PUNCH_PAIR_MIN_S;
 	for (i = 0; i < p->n_q; i++) {
 		t = 0;
 		for (k = 0; k < 2; k++)
@@ -263,6 +306,7 @@ punch_forget(struct punch *p, const uint8_t key[KEY_LEN])
 	HASH_ITER(hh, p->pairs, e, tmp)
 		if (memcmp(e->keys, key, KEY_LEN) == 0 ||
 		    memcmp(e->keys + KEY_LEN, key, KEY_LEN) == 0) {
+			undefer(p, e);
 			HASH_DEL(p->pairs, e);
 			free(e);
 			p->n_pairs--;
@@ -273,4 +317,23 @@ punch_forget(struct punch *p, const uint8_t key[KEY_LEN])
 			queue_remove(p, i);
 		else
 			i++;
+}
+
+int
+punch_bucket_take(struct punch_bucket *b, double now)
+{
+	if (b->at == 0) {
+		b->tokens = PUNCH_REQ_BURST;
+		b->at = now;
+	}
+	if (now > b->at) {
+		b->tokens += (now - b->at) * PUNCH_REQ_RATE;
+		if (b->tokens > PUNCH_REQ_BURST)
+			b->tokens = PUNCH_REQ_BURST;
+		b->at = now;
+	}
+	if (b->tokens < 1.0)
+		return 0;
+	b->tokens -= 1.0;
+	return 1;
 }

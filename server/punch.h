@@ -1,14 +1,19 @@
 /*
  * punch: when the mediator may send a pair of nodes their MSG_PUNCH (docs/PROTOCOL.md 3.2):
- * at most one plan per pair per PUNCH_PAIR_MIN_S, and the plans of pairs with a side behind a
- * sequential NAT serialised per public address, PUNCH_SEQ_GAP_S apart, so one plan's new
- * mappings do not spoil another's predicted ports. Decides only; mediator.c builds and sends
- * the plans (punchplan.c) and arms the one timer punch_due asks for.
+ * at most one plan per pair per PUNCH_PAIR_MIN_S (a trigger inside that window is deferred to
+ * the moment it opens, never dropped: the last trigger may be the one that carries the news,
+ * e.g. a new public address), and the plans of pairs with a side behind a sequential NAT
+ * serialised per public address, PUNCH_SEQ_GAP_S apart, so one plan's new mappings do not
+ * spoil another's predicted ports. Also the per-node budget of MSG_PUNCH_REQUESTs
+ * (struct punch_bucket). Decides only; mediator.c builds and sends the plans (punchplan.c)
+ * and arms the one timer punch_due asks for.
  * Free of I/O and of the clock: time comes in as arguments.
  *
- * Owns: the pair table and the queue. Bounds: PUNCH_PAIRS_MAX pairs (entries older than
- * PUNCH_PAIR_MIN_S are swept when full), PUNCH_QUEUE_MAX queued pairs, PUNCH_ADDRS_MAX
- * sequential addresses; beyond them a plan is refused (PUNCH_FULL), never grown.
+ * Owns: the pair table, the deferred pairs and the queue. Bounds: PUNCH_PAIRS_MAX pairs
+ * (entries older than PUNCH_PAIR_MIN_S and not deferred are swept when full),
+ * PUNCH_QUEUE_MAX queued pairs, PUNCH_ADDRS_MAX sequential addresses; beyond them a plan is
+ * refused (PUNCH_FULL), never grown. A deferred pair is a flag on its pair entry: no extra
+ * memory, at most one deferral per pair (later triggers coalesce into it).
  */
 #ifndef SHOAL_SERVER_PUNCH_H
 #define SHOAL_SERVER_PUNCH_H
@@ -19,13 +24,19 @@
 
 #define PUNCH_PAIR_MIN_S 10.0
 #define PUNCH_SEQ_GAP_S 2.0
+/* MSG_PUNCH_REQUEST budget per node (its connection): a burst, then a steady rate. A node
+ * whose every path died at once (its uplink blinked) asks for all its peers; what is over
+ * the budget is dropped and counted, the daemon asks again while the path stays lost. */
+#define PUNCH_REQ_BURST 16.0
+#define PUNCH_REQ_RATE 1.0              /* requests per second, refilled */
 
 enum { PUNCH_PAIRS_MAX = 65536, PUNCH_QUEUE_MAX = 1024, PUNCH_ADDRS_MAX = 4096 };
 
 enum punch_admit {
 	PUNCH_GO = 0,                   /* plan it now (recorded as planned at now) */
 	PUNCH_QUEUED,                   /* waits behind a sequential address: see punch_next */
-	PUNCH_RECENT,                   /* planned less than PUNCH_PAIR_MIN_S ago: drop */
+	PUNCH_DEFERRED,                 /* planned less than PUNCH_PAIR_MIN_S ago: it will be
+					 * due when the window opens (punch_next_deferred) */
 	PUNCH_FULL,                     /* a bound is reached: drop */
 };
 
@@ -43,10 +54,23 @@ enum punch_admit punch_admit(struct punch *p, const uint8_t a[KEY_LEN],
 /* Takes the first queued pair whose sequential addresses are free at now: 1 with a and b
  * filled (recorded as planned), 0 when none is due. */
 int punch_next(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN]);
-/* When punch_next will have a pair: absolute time (may be <= now), or -1 with an empty queue. */
+/* Takes a deferred pair whose window has opened at now: 1 with a and b filled (no longer
+ * deferred; the caller admits it again, which plans or queues it), 0 when none is due. */
+int punch_next_deferred(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN]);
+/* When punch_next or punch_next_deferred will have a pair: absolute time (may be <= now), or
+ * -1 when nothing waits. */
 double punch_due(const struct punch *p);
 /* key's connection is gone: its pairs and queued plans go too (a new connection starts
  * afresh). */
 void punch_forget(struct punch *p, const uint8_t key[KEY_LEN]);
+
+/* A token bucket: PUNCH_REQ_BURST tokens, PUNCH_REQ_RATE per second. Zeroed = full (at is
+ * set on first use). */
+struct punch_bucket {
+	double tokens;
+	double at;                      /* last refill; 0: never used */
+};
+/* 1 and one token spent, or 0 when the bucket is empty at now. */
+int punch_bucket_take(struct punch_bucket *b, double now);
 
 #endif

@@ -52,7 +52,7 @@ fake_peer_gone(void *arg, uint32_t vaddr)
 	n->gone++;
 }
 
-static const struct peers_ops fake_ops = { fake_deliver, fake_peer_gone };
+static const struct peers_ops fake_ops = { fake_deliver, fake_peer_gone, NULL };
 
 struct fuzz_ctx {
 	struct ev_loop *loop;

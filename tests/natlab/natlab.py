@@ -20,6 +20,8 @@ Topology (site i = 1, 2, ...):
   cgnat:      snl*-c<i> carrier router: wan 198.18.1.i/15, lan 100.64.i.1/24 (masquerade);
               snl*-r<i> home router: wan 100.64.i.2/24 (default via 100.64.i.1), LAN as above
   public:     no router; hosts on br0 with 198.18.(2+k).i/15
+  renumbered: site.renumber() moves a site's public address to 198.18.1.(200+n), n = 1, 2, ...
+              (so sites are limited to 199)
 
 Library use:
     with Lab() as lab:
@@ -27,6 +29,9 @@ Library use:
         b = lab.add_site("seq1", hosts=2)
         lab.start_server()
         da = lab.start_daemon(a.hosts[0], "alice")   # harness.Daemon: da.cli("status"), ...
+        a.renumber()                                  # the ISP gives the site a new address
+        with lab.block_udp(a, b.public_ip):           # the path between the sites dies
+            ...
 
 Command line:
     natlab.py selftest [KIND ...]     check each NAT type with plain sockets (no shoal)
@@ -60,6 +65,7 @@ EIM_RANGE = (20000, 29999)       # outside every namespace's ephemeral range (32
 SEQ_BASE, SEQ_N = 50000, 1000    # seq1: ports 50000.. in order, one shared counter
 SEQL_OFFSET, SEQL_N = 0x2010, 200  # seq-large: port = (v & 0xff) << 8 | v >> 8: 4128 + 256 k
 SHORT_TIMEOUT = 5
+RENUMBER_BASE = 200              # renumbered sites get 198.18.1.(200+n); sites stay below
 
 KINDS = ("fullcone", "restricted", "portrestricted", "eim-range", "seq1", "seq-large", "random",
          "udpblock", "short", "cgnat", "public")
@@ -201,6 +207,18 @@ class Site:
         self.public_ip = None   # the address the internet sees
         self.hosts = []
 
+    @property
+    def wan_router(self):
+        """The namespace that holds the public address (the carrier for cgnat)."""
+        return self.carrier or self.router
+
+    def renumber(self):
+        """A new public address, as when an ISP renumbers the line or a laptop changes networks:
+        the WAN interface gets 198.18.1.(200+n), the NAT rules are rewritten for it, and every
+        tracked connection is forgotten (as masquerade does when its address goes), so flows
+        through the old address break rather than leak out with it. Returns the new address."""
+        return self.lab.renumber(self)
+
     def __repr__(self):
         return f"Site({self.index}, {self.kind}{'+hairpin' if self.hairpin else ''}, {self.public_ip})"
 
@@ -287,6 +305,7 @@ class Lab:
         self.multi_listen = False
         self.reflector = None
         self._inet_ports = 0
+        self._renumbered = 0
         try:
             self._make_inet()
         except BaseException:
@@ -366,7 +385,7 @@ class Lab:
         if hairpin and kind in ("cgnat", "public"):
             raise ValueError(f"hairpin is not modelled for {kind}")
         i = len(self.sites) + 1
-        if i > 250 or hosts > 20:
+        if i >= RENUMBER_BASE or hosts > 20:
             raise ValueError("too many sites or hosts")
         site = Site(self, i, kind, hairpin)
         self.sites.append(site)
@@ -410,6 +429,50 @@ class Lab:
             sh("ip", "-n", ns, "route", "add", "default", "via", f"10.{i}.0.1")
             site.hosts.append(Host(site, ns, addr, letters[k]))
         return site
+
+    def renumber(self, site):
+        """Site.renumber(): see there."""
+        if site.kind == "public":
+            raise ValueError("a public site has no router to renumber")
+        self._renumbered += 1
+        if RENUMBER_BASE + self._renumbered > 254:
+            raise ValueError("too many renumbers")
+        old, new = site.public_ip, f"198.18.1.{RENUMBER_BASE + self._renumbered}"
+        ns = site.wan_router
+        # Old address first: the new one would otherwise be a secondary of the same subnet and
+        # go with it. Removing it also makes masquerade drop the flows it translated.
+        sh("ip", "-n", ns, "addr", "del", f"{old}/{INET_PLEN}", "dev", "wan")
+        sh("ip", "-n", ns, "addr", "add", f"{new}/{INET_PLEN}", "dev", "wan")
+        sh("nft", "delete", "table", "ip", "snl", ns=ns)
+        if site.kind == "cgnat":
+            self._load(ns, ruleset("portrestricted", new, f"100.64.{site.index}.0/24"))
+        else:
+            self._load(ns, ruleset(site.kind, new, f"10.{site.index}.0.0/24", site.hairpin))
+        # snat rules (seq1, eim-range) keep old translations in conntrack: flush them all.
+        sh("python3", "-c", CT_FLUSH, ns=ns)
+        site.public_ip = new
+        return new
+
+    def block_udp(self, site, peer_ip):
+        """Context manager: the site's WAN router drops UDP to and from peer_ip (a path that dies
+        on the way; the mediator and everything else still get through)."""
+        lab = self
+
+        class _Block:
+            def __enter__(self):
+                ns = site.wan_router
+                text = ("table ip snlblock {\n  chain drops {\n"
+                        "    type filter hook forward priority -10; policy accept;\n"
+                        f"    ip daddr {peer_ip} meta l4proto udp drop\n"
+                        f"    ip saddr {peer_ip} meta l4proto udp drop\n  }}\n}}\n")
+                sh("nft", "-f", "-", ns=ns, input=text)
+                return self
+
+            def __exit__(self, et, ev, tb):
+                sh("nft", "delete", "table", "ip", "snlblock", ns=site.wan_router, check=False)
+                return False
+
+        return _Block()
 
     # processes
     def spawn(self, ns, argv, log):
@@ -544,9 +607,25 @@ class Lab:
         if failed and self.keep:
             self.dump_logs()
             print(f"natlab: logs kept in {self.dir}")
+        elif os.environ.get("NATLAB_KEEP"):
+            print(f"natlab: logs kept in {self.dir} (NATLAB_KEEP)")
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+
+# Deletes every IPv4 conntrack entry of the namespace it runs in: one ctnetlink
+# IPCTNL_MSG_CT_DELETE without attributes (what `conntrack -F` sends; the tool is not needed).
+CT_FLUSH = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)      # NETLINK_NETFILTER
+s.bind((0, 0))
+body = struct.pack("=BBH", socket.AF_INET, 0, 0)                # nfgenmsg
+hdr = struct.pack("=IHHII", 16 + len(body), (1 << 8) | 2, 1 | 4, 1, 0)  # CTNETLINK DELETE, ack
+s.send(hdr + body)
+data = s.recv(4096)
+if struct.unpack("=H", data[4:6])[0] == 2 and struct.unpack("=i", data[16:20])[0] != 0:
+    sys.exit("conntrack flush failed: %d" % struct.unpack("=i", data[16:20])[0])
+"""
 
 # --- the plain-socket probe (no shoal) ----------------------------------------------------
 

@@ -920,6 +920,7 @@ test_punch(void)
 	const struct msg_punch *p;
 	uint8_t token1[UDP_TOKEN_LEN];
 	struct env e;
+	double t_plan;
 	int k;
 
 	nat_env_init(&e);
@@ -966,18 +967,32 @@ test_punch(void)
 	}
 	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 1);
 
-	/* A new observed port 3 s later would plan again, but not within 10 s. */
+	/* A new observed port 3 s later plans again, but not within 10 s: the trigger is
+	 * deferred to the moment the window opens (not dropped), and a second one inside the
+	 * window joins it. */
+	t_plan = e.now;
 	e.now += 3.0;
 	from.addr = P1;
 	from.port = 50010;
 	CHECK_EQ(medsrv_probe(e.m, token1, &from), 0);
 	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 1);
 	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 1);
-	/* 10.5 s after the plan it goes out, predicted from the new highest port. */
-	e.now += 7.5;
+	CHECK(e.punch_at == t_plan + 10.0);
+	e.now += 4.0;
 	from.port = 50011;
 	CHECK_EQ(medsrv_probe(e.m, token1, &from), 0);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 1);
+	CHECK(e.punch_at == t_plan + 10.0);
+	CHECK_EQ(medsrv_stats(e.m)->punch_deferred, 2);
+	/* When it opens, one plan goes out, predicted from the newest highest port. */
+	e.now = e.punch_at - 0.001;
+	medsrv_punch_timer(e.m);                /* early: nothing yet, the timer re-armed */
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 1);
+	CHECK(e.punch_at == t_plan + 10.0);
+	e.now = e.punch_at;
+	medsrv_punch_timer(e.m);
 	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 2);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 2);
 	p = punch_about(&e, 0, 1);
 	CHECK(p && p->n_targets == 15 && p->targets[0].port == 50012);
 	CHECK(e.punch_at < 0);
@@ -1014,6 +1029,137 @@ test_punch(void)
 	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 5);
 	disconnect_node(&e, 0);
 	disconnect_node(&e, 1);
+	env_done(&e);
+}
+
+static void
+punch_request(struct env *e, int i, const uint8_t peer[KEY_LEN])
+{
+	struct msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_PUNCH_REQUEST;
+	memcpy(m.u.punch_request.peer, peer, KEY_LEN);
+	medsrv_session_msg(e->m, e->f[i].s, &m);
+}
+
+/*
+ * MSG_PUNCH_REQUEST (PROTOCOL.md 3.2): a daemon whose path to a peer died asks for a new plan.
+ * Both sides get a PUNCH; inside the pair's 10 s window the request waits for it to open
+ * (both sides' requests become one plan); requests for peers it may not talk to plan nothing;
+ * a node has a budget of 16 and 1 a second.
+ */
+static void
+test_punch_request(void)
+{
+	struct endpoint local = { SA, 7000, 0 };
+	uint8_t stranger[KEY_LEN];
+	struct env e;
+	double t_plan;
+	int k;
+
+	nat_env_init(&e);
+	nat_connect(&e, 0, &local);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 0, P0, 40000, 0, 3, 0.010);
+	nat_connect(&e, 1, &local);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 1, P0 + 1, 40000, 0, 0, 0.010);   /* eim, apdf */
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 1);      /* the classification's plan */
+	t_plan = e.now;
+
+	/* 2 s later both lose the path and ask: one deferred plan at t_plan + 10 s. */
+	e.now = t_plan + 2.0;
+	punch_request(&e, 0, e.f[1].key);
+	e.now = t_plan + 2.5;
+	punch_request(&e, 1, e.f[0].key);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 1);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 1);
+	CHECK(e.punch_at == t_plan + 10.0);
+	e.now = e.punch_at;
+	medsrv_punch_timer(e.m);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 2);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 2);
+	CHECK(punch_about(&e, 0, 1) && punch_about(&e, 0, 1)->strategy == PUNCH_SIMULTANEOUS);
+	CHECK(e.punch_at < 0);
+	CHECK_EQ(medsrv_stats(e.m)->punch_requests, 2);
+
+	/* Outside the window: planned at once, both sides. */
+	e.now += 10.0;
+	punch_request(&e, 1, e.f[0].key);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 3);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 3);
+
+	/* Nothing for: ourselves, a key nobody uses, a node we share no network with, a peer
+	 * that is not connected (its reconnection will plan the pair). */
+	e.now += 10.0;
+	punch_request(&e, 0, e.f[0].key);
+	memset(stranger, 0x77, sizeof(stranger));
+	punch_request(&e, 0, stranger);
+	nat_connect(&e, 2, &local);
+	CHECK_EQ(req(&e, 2, OP_CREATE, "other", NULL, -1, 0), RES_OK);
+	classify(&e, 2, P1, 40000, 0, 0, 0.010);
+	punch_request(&e, 0, e.f[2].key);
+	punch_request(&e, 2, e.f[0].key);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 3);
+	CHECK_EQ(count_type(&e.f[2], MSG_PUNCH), 0);
+	disconnect_node(&e, 1);
+	punch_request(&e, 0, e.f[1].key);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 3);
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 3);
+
+	/* The budget: node 2 (full bucket) asks 40 times at once: 16 are looked at, 24 are
+	 * dropped; 2 s later 2 more pass. */
+	e.now += 30.0;
+	CHECK_EQ(medsrv_stats(e.m)->punch_requests_limited, 0);
+	for (k = 0; k < 40; k++)
+		punch_request(&e, 2, e.f[0].key);
+	CHECK_EQ(medsrv_stats(e.m)->punch_requests_limited, 24);
+	e.now += 2.0;
+	for (k = 0; k < 3; k++)
+		punch_request(&e, 2, e.f[0].key);
+	CHECK_EQ(medsrv_stats(e.m)->punch_requests_limited, 25);
+	disconnect_node(&e, 0);
+	disconnect_node(&e, 2);
+	env_done(&e);
+}
+
+/* A deferred pair whose node goes away is forgotten with it: no plan when the window opens,
+ * and freeing the server with deferred pairs leaks nothing (valgrind). */
+static void
+test_punch_deferred_forget(void)
+{
+	struct endpoint local = { SA, 7000, 0 };
+	struct env e;
+	int k;
+
+	nat_env_init(&e);
+	nat_connect(&e, 0, &local);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 0, P0, 40000, 0, 3, 0.010);
+	nat_connect(&e, 1, &local);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 1, P0 + 1, 40000, 0, 0, 0.010);
+	nat_connect(&e, 2, &local);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 2, P0 + 2, 40000, 0, 0, 0.010);
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 3);
+	e.now += 1.0;
+	punch_request(&e, 0, e.f[1].key);
+	punch_request(&e, 0, e.f[2].key);
+	CHECK_EQ(medsrv_stats(e.m)->punch_deferred, 2);
+	disconnect_node(&e, 1);
+	for (k = 0; k < 4 && e.punch_at >= 0; k++) {    /* the loop, firing the timer */
+		e.now = e.punch_at;
+		medsrv_punch_timer(e.m);
+	}
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 4);      /* 0-2 only */
+	CHECK(e.punch_at < 0);
+	e.now += 1.0;
+	punch_request(&e, 2, e.f[0].key);                 /* deferred, then freed with it */
+	CHECK_EQ(medsrv_stats(e.m)->punch_deferred, 3);
+	disconnect_node(&e, 0);
+	disconnect_node(&e, 2);
 	env_done(&e);
 }
 
@@ -1211,6 +1357,8 @@ main(void)
 	RUN(test_nat_sequence);
 	RUN(test_nat_blocked_and_restart);
 	RUN(test_punch);
+	RUN(test_punch_request);
+	RUN(test_punch_deferred_forget);
 	RUN(test_password_limits);
 	RUN(test_password_async);
 	RUN(test_registrations);

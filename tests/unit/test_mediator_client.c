@@ -149,6 +149,8 @@ struct fsrv {
 	void (*burst)(struct fsrv *);   /* sent right after WELCOME */
 	struct msg_nat_report nat_reports[32];
 	int n_nat_reports;
+	int n_punch_req;                /* MSG_PUNCH_REQUESTs */
+	uint8_t punch_req_peer[KEY_LEN];        /* the last one's */
 };
 
 /* The UDP side of the NAT classification fake (below); the main UDP socket is its target 0. */
@@ -207,6 +209,10 @@ srv_on_msg(void *arg, const struct msg *m)
 	case MSG_PONG:
 		s->n_pong++;
 		s->pong_nonce = m->u.ping.nonce;
+		break;
+	case MSG_PUNCH_REQUEST:
+		s->n_punch_req++;
+		memcpy(s->punch_req_peer, m->u.punch_request.peer, KEY_LEN);
 		break;
 	case MSG_NAT_REPORT:
 		if (s->n_nat_reports < (int)(sizeof(s->nat_reports) / sizeof(s->nat_reports[0])))
@@ -851,6 +857,29 @@ test_punch(void)
 	CHECK_EQ(got.strategy, PUNCH_LAN);
 	CHECK(medclient_connected(fx.med));
 	fx_free(&fx);       /* carol's entry is freed with the client (valgrind) */
+}
+
+/* PUNCH_REQUEST (the peer layer lost a path): sent for a member of the view while connected;
+ * refused (nothing sent) for a stranger, ourselves, or while disconnected. */
+static void
+test_punch_request(void)
+{
+	struct fixture fx;
+	uint8_t self[KEY_LEN];
+
+	fx_init(&fx, burst_lan);
+	CHECK_EQ(medclient_punch_request(fx.med, k_bob), -1);     /* not connected yet */
+	fx_connect(&fx);
+	settle(fx.loop);
+	CHECK_EQ(medclient_punch_request(fx.med, k_bob2), -1);    /* not in the view */
+	memcpy(self, fx.srv.client_key, KEY_LEN);
+	CHECK_EQ(medclient_punch_request(fx.med, self), -1);
+	CHECK_EQ(medclient_punch_request(fx.med, k_bob), 0);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_punch_req, 1, 3.0));
+	CHECK_MEM(fx.srv.punch_req_peer, k_bob, KEY_LEN);
+	settle(fx.loop);
+	CHECK_EQ(fx.srv.n_punch_req, 1);
+	fx_free(&fx);
 }
 
 static void
@@ -1674,5 +1703,6 @@ main(void)
 	RUN(test_nat_classification);
 	RUN(test_nat_plan_replaced_and_stopped);
 	RUN(test_punch);
+	RUN(test_punch_request);
 	return unit_finish();
 }

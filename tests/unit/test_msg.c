@@ -213,6 +213,14 @@ ex_punch(struct msg *m)
 	m->u.punch.targets[1] = (struct endpoint){ ip4(203, 0, 113, 7), 51822, 0 };
 }
 
+static void
+ex_punch_request(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_PUNCH_REQUEST;
+	memset(m->u.punch_request.peer, 0x33, KEY_LEN);
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -233,6 +241,7 @@ static const struct golden {
 	{ "nat_report", ex_nat_report, 1 + 2 + 2 + 1 + 1 + 1 + 1 },
 	{ "nat_info", ex_nat_info, 1 + 1 + 1 + 1 + 1 + 2 + 1 + 2 + 2 + 6 + 1 },
 	{ "punch", ex_punch, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 2 * 6 },
+	{ "punch_request", ex_punch_request, 1 + 32 },
 };
 
 /* ---- golden file I/O ---- */
@@ -420,6 +429,9 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 		CHECK_EQ(a->u.punch.rounds, b->u.punch.rounds);
 		CHECK_EQ(a->u.punch.n_targets, b->u.punch.n_targets);
 		check_endpoints(a->u.punch.targets, b->u.punch.targets, a->u.punch.n_targets);
+		break;
+	case MSG_PUNCH_REQUEST:
+		CHECK_MEM(a->u.punch_request.peer, b->u.punch_request.peer, KEY_LEN);
 		break;
 	default:
 		CHECK(!"unexpected type");
@@ -668,7 +680,7 @@ static const struct bad_patch {
 	uint8_t val;
 } bad_patches[] = {
 	{ "unknown type 0", ex_ping, 0, 0 },
-	{ "unknown type 15", ex_ping, 0, 15 },
+	{ "unknown type 99", ex_ping, 0, 99 },
 	{ "unknown type 255", ex_ping, 0, 255 },
 	/* HELLO: type, u16 version, str8 nick(5) at 3, u16 port at 9, count at 11 */
 	{ "hello count 9", ex_hello, 11, MAX_ENDPOINTS + 1 },

@@ -2,8 +2,9 @@
  * Unit tests for the peer layer (core/peer.c and friends): several nodes in one process and
  * one ev loop, each with its own transport on loopback, key, vnet and peer table, linked
  * against the real modules. In place of the netstack each node passes a fake struct peers_ops
- * that records what would have been delivered and which peers' connections reset; there is
- * no daemon and no mediator.
+ * that records what would have been delivered, which peers' connections reset and which
+ * paths were reported lost; there is no daemon and no mediator. A node made `deaf` drops
+ * everything its socket receives: a path that died on the way.
  */
 #include "config.h"
 
@@ -26,6 +27,8 @@ struct capture {
 	size_t last_len;
 	uint32_t aborted_ip;             /* peer_gone */
 	unsigned n_aborted;
+	unsigned n_lost;                /* path_lost */
+	uint8_t lost_key[KEY_LEN];
 };
 
 struct node {
@@ -61,7 +64,16 @@ fake_peer_gone(void *arg, uint32_t vaddr)
 	c->n_aborted++;
 }
 
-static const struct peers_ops fake_ops = { fake_deliver, fake_peer_gone };
+static void
+fake_path_lost(void *arg, const uint8_t key[KEY_LEN])
+{
+	struct capture *c = arg;
+
+	c->n_lost++;
+	memcpy(c->lost_key, key, KEY_LEN);
+}
+
+static const struct peers_ops fake_ops = { fake_deliver, fake_peer_gone, fake_path_lost };
 
 static void
 dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
@@ -726,12 +738,199 @@ test_punch_bounds(void)
 	node_down(c);
 }
 
+/*
+ * A PUNCH for a peer we hold a usable session with: a healthy path answers the probe ping
+ * before round 1 and no round goes out; a dead one (b deaf, not yet noticed by a) gets the
+ * rounds anyway: the session is fine, the path is not.
+ */
+static void
+test_punch_over_session(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct endpoint tg = node_ep(b);
+	struct inits_wait w = { b, 0 };
+	unsigned before;
+
+	CHECK(connect_pair(a, b));
+	before = b->rx_inits;
+	peers_punch(a->peers, b->key.pub, &tg, 1, 0.1, 0.05, 3);
+	run_until(NULL, NULL, 0.5);
+	CHECK_EQ(b->rx_inits, before);
+	CHECK(!ev_is_active(&peer_of(a, b)->t_punch));
+
+	b->deaf = 1;
+	peers_punch(a->peers, b->key.pub, &tg, 1, 0.1, 0.05, 3);
+	w.want = before + 1;
+	CHECK(run_until(inits_at_least, &w, 2.0));
+	CHECK(!peer_of(a, b)->path.lost);               /* not noticed yet: the punch did it */
+	node_down(a);
+	node_down(b);
+}
+
+static int
+path_is(struct node *a, struct node *b, enum path_kind k)
+{
+	struct peer_status st;
+
+	return peers_status(a->peers, b->key.pub, &st) == 0 && st.path == k;
+}
+
+struct lost_wait {
+	struct node *a, *b;
+	enum path_kind want_ab, want_ba;
+};
+
+static int
+paths_are(void *arg)
+{
+	struct lost_wait *w = arg;
+
+	return path_is(w->a, w->b, w->want_ab) && path_is(w->b, w->a, w->want_ba);
+}
+
+static int
+lost_at_least(void *arg)
+{
+	void **v = arg;
+
+	return *(unsigned *)v[0] >= *(unsigned *)v[1];
+}
+
+/*
+ * A path that stops answering (a and b deaf: whatever reaches their sockets is dropped) is
+ * lost after PATH_LOST_MISSES unanswered pings: status none, the owner told once (to ask the
+ * mediator) and again PATH_LOST_REASK later, a fresh initiation to every candidate (also c,
+ * which a recent path would skip) and to new candidates at once. The first packet through
+ * after the network heals restores it at once, both ways.
+ */
+static void
+test_path_lost_and_restored(void)
+{
+	struct node *a = node_up(0), *b = node_up(1), *c = node_up(2);
+	struct endpoint eps[2];
+	struct lost_wait w = { a, b, PATH_NONE, PATH_NONE };
+	struct peer *pa;
+	unsigned c_inits;
+
+	c->deaf = 1;
+	eps[0] = node_ep(b);
+	eps[1] = node_ep(c);
+	peers_authorize(a->peers, b->key.pub, b->vnet.addr, eps, 2);
+	authorize(b, a);
+	{
+		struct node *ab[2] = { a, b };
+
+		CHECK(run_until(session_up, ab, 3.0));
+	}
+	peers_set_refresh(a->peers, 1.0);
+	peers_set_refresh(b->peers, 1.0);
+	pa = peer_of(a, b);
+	CHECK(path_is(a, b, PATH_DIRECT) && path_is(b, a, PATH_DIRECT));
+	c_inits = c->rx_inits;
+	CHECK_EQ(a->cap.n_lost, 0);
+
+	a->deaf = b->deaf = 1;
+	CHECK(run_until(paths_are, &w, 10.0));
+	CHECK(pa->path.lost);
+	CHECK(pa->ping_misses >= PATH_LOST_MISSES);
+	CHECK_EQ(a->cap.n_lost, 1);
+	CHECK_MEM(a->cap.lost_key, b->key.pub, KEY_LEN);
+	CHECK_EQ(b->cap.n_lost, 1);                     /* b heard nothing either */
+	{
+		struct inits_wait iw = { c, c_inits + 1 };
+
+		CHECK(run_until(inits_at_least, &iw, 2.0));  /* every candidate tried again */
+	}
+	CHECK(peer_usable_keypair(pa) != NULL);         /* the session itself is fine */
+
+	/* The mediator says b moved (a new candidate, 127.0.0.2 on c's port): an initiation goes
+	 * there at once, not at the next retry REKEY_TIMEOUT (5 s) later. */
+	{
+		struct endpoint moved[3] = { eps[0], eps[1], eps[1] };
+		struct inits_wait iw = { c, 0 };
+
+		moved[2].addr = 0x7f000002;
+		run_until(NULL, NULL, 0.1);
+		iw.want = c->rx_inits + 1;
+		peers_authorize(a->peers, b->key.pub, b->vnet.addr, moved, 3);
+		CHECK(run_until(inits_at_least, &iw, 1.0));
+	}
+
+	/* Still lost PATH_LOST_REASK (20 s) later (moved back in time here): the owner is asked
+	 * again, once, at the next ping. */
+	{
+		unsigned want = 2;
+		void *v[2] = { &a->cap.n_lost, &want };
+
+		pa->path.lost_asked -= PATH_LOST_REASK;
+		CHECK(run_until(lost_at_least, v, 3.0));
+		run_until(NULL, NULL, 1.5);
+		CHECK_EQ(a->cap.n_lost, 2);
+	}
+
+	/* The network heals: the next probe (1 s apart while lost) brings both back. */
+	a->deaf = b->deaf = 0;
+	w.want_ab = w.want_ba = PATH_DIRECT;
+	CHECK(run_until(paths_are, &w, 4.0));
+	CHECK(!pa->path.lost && !peer_of(b, a)->path.lost);
+	CHECK_EQ(a->cap.n_lost, 2);
+	node_down(a);
+	node_down(b);
+	node_down(c);
+}
+
+struct quiet_watch {
+	struct node *a, *b;
+	unsigned pings;                 /* periodic pings a sent */
+	uint64_t last_id;
+	int missed;                     /* a ping of a's went unanswered at some point */
+};
+
+static int
+count_pings(void *arg)
+{
+	struct quiet_watch *q = arg;
+	struct peer *pa = peer_of(q->a, q->b);
+
+	if (pa->ping_next_id != q->last_id) {
+		q->last_id = pa->ping_next_id;
+		q->pings++;
+	}
+	if (pa->ping_misses > 0)
+		q->missed = 1;
+	return pa->path.lost || q->pings >= 5;
+}
+
+/*
+ * Quiet is not dead: b sends nothing of its own (its periodic pings stopped) but answers a's.
+ * Over 5 of a's pings its path stays direct, nobody is told anything, and not one ping was
+ * missed (so none was a probe: a healthy pair sends what it always sent).
+ */
+static void
+test_quiet_peer_not_lost(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct quiet_watch q = { a, b, 0, 0, 0 };
+
+	CHECK(connect_pair(a, b));
+	peers_set_refresh(a->peers, 1.0);
+	ev_timer_stop(loop, &peer_of(b, a)->t_ping);
+	q.last_id = peer_of(a, b)->ping_next_id;
+	CHECK(run_until(count_pings, &q, 8.0));
+	CHECK_EQ(q.pings, 5);
+	CHECK(path_is(a, b, PATH_DIRECT));
+	CHECK_EQ(a->cap.n_lost + b->cap.n_lost, 0);
+	CHECK(!q.missed);
+	node_down(a);
+	node_down(b);
+}
+
 static void
 test_new_needs_ops(void)
 {
 	struct noise_keypair key;
 	struct vnet vn = { 0x05000001u, 8 };
-	struct peers_ops half = { fake_deliver, NULL };
+	struct peers_ops half = { fake_deliver, NULL, NULL };
 	struct capture cap;
 
 	noise_keypair_generate(&key);
@@ -760,6 +959,9 @@ main(void)
 	RUN(test_malformed);
 	RUN(test_punch_makes_session);
 	RUN(test_punch_bounds);
+	RUN(test_punch_over_session);
+	RUN(test_path_lost_and_restored);
+	RUN(test_quiet_peer_not_lost);
 	RUN(test_new_needs_ops);
 	ev_loop_destroy(loop);
 	return unit_finish();

@@ -49,9 +49,14 @@ enum {
 #define PUNCH_START_MAX         5.0     /* s: PROTOCOL.md 4.2 PUNCH start_ms bound */
 #define PUNCH_INTERVAL_MIN      0.02    /* s: rounds never closer (a 0 interval would burst) */
 #define PUNCH_INTERVAL_MAX      2.0     /* s: PUNCH interval_ms bound */
+#define BDAY_LINGER             2.0     /* s: a socket set outlives its last round (late replies) */
+#define BDAY_CHECK              10.0    /* s: how often a kept socket is checked for use */
+#define BDAY_AWAY_MAX           PEER_DEAD_TIMEOUT /* s: path elsewhere this long: close it */
+#define SPRAY_TICK_MIN          0.01    /* s: probes leave in bursts at most this often */
 
 struct peer;
 struct keypair;
+struct bday;
 
 /* One entry of the receiver-index table (core/peerindex.c). Embedded in its owner. */
 struct peer_index {
@@ -97,6 +102,15 @@ struct path {
 	double punch_until;
 	unsigned punch_rounds_left;             /* rounds still to send (timer t_punch) */
 	unsigned punch_rounds_sent;             /* of the running punch, for the log */
+	double punch_start;                     /* ev_now of its first round */
+	/* Birthday punching (PROTOCOL.md 3.2). The random-port side: its socket set, during the
+	 * attempt and then (the winner only) while the path uses it. */
+	struct bday *bday;
+	double bday_away_since;                 /* the path left the kept socket; 0: on it */
+	/* The other side: probes of the in-flight initiation to spray_addr at spray[] ports. */
+	uint16_t *spray;
+	unsigned spray_n, spray_next, spray_per_tick;
+	uint32_t spray_addr;
 };
 
 /* One authorized peer. Owned by struct peers; keys wiped in peer_destroy(). */
@@ -129,6 +143,7 @@ struct peer {
 
 	/* core/timers.c */
 	ev_timer t_retransmit, t_keepalive, t_new_handshake, t_zero_keys, t_ping, t_punch;
+	ev_timer t_spray, t_bday;               /* birthday probes; socket set end / upkeep */
 	double rx_unanswered_since;             /* data received, nothing sent since: 0 = no */
 	double tx_unanswered_since;             /* data sent, nothing received since: 0 = no */
 	double last_rx, last_tx;
@@ -239,6 +254,11 @@ void timers_refresh_changed(struct peer *p);
  * there are more. */
 void timers_punch_start(struct peer *p, double start_s, double interval_s);
 void timers_punch_stop(struct peer *p);
+/* Birthday: probe bursts from start_s every tick_s while path_spray_tick says there are more;
+ * path_bday_check after after_s (again every BDAY_CHECK while it says so). */
+void timers_spray_start(struct peer *p, double start_s, double tick_s);
+void timers_spray_stop(struct peer *p);
+void timers_bday_arm(struct peer *p, double after_s);
 
 /* path.c */
 void path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n);
@@ -249,6 +269,13 @@ enum path_kind path_current(const struct peer *p, double now);
 void peer_path_send(struct peer *p, const uint8_t *pkt, size_t len);
 /* One punch round (t_punch fired). Returns 1 if more rounds follow, 0 if the punch is over. */
 int path_punch_round(struct peer *p);
+/* One burst of birthday probes (t_spray). Returns 1 if more follow. */
+int path_spray_tick(struct peer *p);
+/* t_bday: ends an attempt without a winner, or closes a kept socket the path left. Returns 1
+ * to be called again after BDAY_CHECK. */
+int path_bday_check(struct peer *p);
+/* The peer goes: its socket set and probes with it. */
+void path_free(struct peer *p);
 
 /* timers.c, rekey policy on the data path. */
 void timers_check_rekey_on_send(struct peer *p, const struct keypair *kp);

@@ -15,6 +15,7 @@
 struct pair {                            /* owned by struct punch */
 	uint8_t keys[2 * KEY_LEN];      /* lower key first */
 	double at;                      /* last plan */
+	unsigned retries;               /* queued since a trigger planned it (punch_retry_later) */
 	UT_hash_handle hh;
 };
 
@@ -27,6 +28,7 @@ struct seqaddr {                         /* owned by struct punch */
 struct queued {
 	uint8_t keys[2 * KEY_LEN];
 	uint32_t seq[2];
+	double not_before;              /* a retry: not planned before this; 0 otherwise */
 };
 
 struct punch {
@@ -192,9 +194,15 @@ punch_admit(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
 	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
 	if (e != NULL && now - e->at < PUNCH_PAIR_MIN_S)
 		return PUNCH_RECENT;
-	for (i = 0; i < p->n_q; i++)
-		if (memcmp(p->q[i].keys, keys, sizeof(keys)) == 0)
+	for (i = 0; i < p->n_q; i++) {
+		if (memcmp(p->q[i].keys, keys, sizeof(keys)) != 0)
+			continue;
+		if (p->q[i].not_before == 0)
 			return PUNCH_QUEUED;
+		/* A retry waiting: the trigger plans now instead (and counts retries afresh). */
+		queue_remove(p, i);
+		break;
+	}
 	/* Behind a busy address, or behind earlier plans waiting for it: wait in line. */
 	if (!addr_free(p, seq[0], now) || !addr_free(p, seq[1], now) ||
 	    queued_shares(p, p->n_q, seq)) {
@@ -203,13 +211,41 @@ punch_admit(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
 		memcpy(p->q[p->n_q].keys, keys, sizeof(keys));
 		p->q[p->n_q].seq[0] = seq[0];
 		p->q[p->n_q].seq[1] = seq[1];
+		p->q[p->n_q].not_before = 0;
 		p->n_q++;
 		return PUNCH_QUEUED;
 	}
 	if (!room(p, keys, now))
 		return PUNCH_FULL;
 	record(p, keys, seq, now);
+	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
+	if (e != NULL)
+		e->retries = 0;
 	return PUNCH_GO;
+}
+
+int
+punch_retry_later(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
+    double now)
+{
+	uint8_t keys[2 * KEY_LEN];
+	struct pair *e;
+	unsigned i;
+
+	pair_keys(a, b, keys);
+	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
+	if (e == NULL || e->retries >= PUNCH_RETRIES || p->n_q >= PUNCH_QUEUE_MAX)
+		return 0;
+	for (i = 0; i < p->n_q; i++)
+		if (memcmp(p->q[i].keys, keys, sizeof(keys)) == 0)
+			return 0;
+	memcpy(p->q[p->n_q].keys, keys, sizeof(keys));
+	/* Birthday pairs have no sequential side: nothing to serialise on. */
+	p->q[p->n_q].seq[0] = p->q[p->n_q].seq[1] = 0;
+	p->q[p->n_q].not_before = now + (e->retries == 0 ? PUNCH_RETRY_1_S : PUNCH_RETRY_2_S);
+	p->n_q++;
+	e->retries++;
+	return 1;
 }
 
 int
@@ -222,8 +258,8 @@ punch_next(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN])
 
 		/* One address, one line: a later plan never overtakes an earlier one sharing an
 		 * address with it. */
-		if (!addr_free(p, q->seq[0], now) || !addr_free(p, q->seq[1], now) ||
-		    queued_shares(p, i, q->seq))
+		if (q->not_before > now || !addr_free(p, q->seq[0], now) ||
+		    !addr_free(p, q->seq[1], now) || queued_shares(p, i, q->seq))
 			continue;
 		if (!room(p, q->keys, now))
 			return 0;
@@ -244,7 +280,7 @@ punch_due(const struct punch *p)
 	int k;
 
 	for (i = 0; i < p->n_q; i++) {
-		t = 0;
+		t = p->q[i].not_before;
 		for (k = 0; k < 2; k++)
 			if ((at = addr_at(p, p->q[i].seq[k])) >= 0 && at + PUNCH_SEQ_GAP_S > t)
 				t = at + PUNCH_SEQ_GAP_S;

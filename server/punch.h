@@ -6,6 +6,11 @@
  * the plans (punchplan.c) and arms the one timer punch_due asks for.
  * Free of I/O and of the clock: time comes in as arguments.
  *
+ * Birthday plans (a random-port side facing an APDF one) may simply miss (PROTOCOL.md 3.2), and
+ * no daemon says whether a plan worked: such a pair is planned again PUNCH_RETRY_1_S and then
+ * PUNCH_RETRY_2_S after its plan (PUNCH_RETRIES in all, counted afresh when a trigger plans
+ * it); a daemon with a direct path ignores the retry.
+ *
  * Owns: the pair table and the queue. Bounds: PUNCH_PAIRS_MAX pairs (entries older than
  * PUNCH_PAIR_MIN_S are swept when full), PUNCH_QUEUE_MAX queued pairs, PUNCH_ADDRS_MAX
  * sequential addresses; beyond them a plan is refused (PUNCH_FULL), never grown.
@@ -19,6 +24,9 @@
 
 #define PUNCH_PAIR_MIN_S 10.0
 #define PUNCH_SEQ_GAP_S 2.0
+#define PUNCH_RETRY_1_S 30.0
+#define PUNCH_RETRY_2_S 120.0
+enum { PUNCH_RETRIES = 2 };
 
 enum { PUNCH_PAIRS_MAX = 65536, PUNCH_QUEUE_MAX = 1024, PUNCH_ADDRS_MAX = 4096 };
 
@@ -45,6 +53,13 @@ enum punch_admit punch_admit(struct punch *p, const uint8_t a[KEY_LEN],
 int punch_next(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN]);
 /* When punch_next will have a pair: absolute time (may be <= now), or -1 with an empty queue. */
 double punch_due(const struct punch *p);
+/*
+ * The pair's plan just sent was one that may miss (birthday): queue a retry, planned by
+ * punch_next once due, unless PUNCH_RETRIES were already queued since a trigger last planned
+ * it. 1 if queued. A trigger (punch_admit) before then plans at once and drops the retry.
+ */
+int punch_retry_later(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
+    double now);
 /* key's connection is gone: its pairs and queued plans go too (a new connection starts
  * afresh). */
 void punch_forget(struct punch *p, const uint8_t key[KEY_LEN]);

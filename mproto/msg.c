@@ -429,7 +429,8 @@ punch_birthday_valid(const struct msg_punch *m)
 static int
 punch_valid(const struct msg_punch *m)
 {
-	return punch_birthday_valid(m) && m->strategy <= PUNCH_BIRTHDAY && m->my_mapping <= NAT_MAP_APDM &&
+	return punch_birthday_valid(m) && m->strategy <= PUNCH_BIRTHDAY &&
+	    m->my_mapping <= NAT_MAP_APDM &&
 	    m->my_ports <= NAT_PORTS_RANDOM && m->peer_mapping <= NAT_MAP_APDM &&
 	    m->peer_ports <= NAT_PORTS_RANDOM && m->peer_filtering <= NAT_FILT_APDF &&
 	    m->start_ms <= PUNCH_START_MS_MAX && m->interval_ms <= PUNCH_INTERVAL_MS_MAX &&

@@ -180,8 +180,6 @@ path_punch_round(struct peer *p)
 	if (pa->punch_rounds_left == 0) {
 		log_debug("event=punch_done peer=%s rounds_sent=%u session=0", p->id,
 		    pa->punch_rounds_sent);
-		if (pa->bday != NULL && bday_winner(pa->bday) == 0)
-			timers_bday_arm(p, BDAY_LINGER);
 		return 0;
 	}
 	return 1;
@@ -351,6 +349,12 @@ peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN], const struct peers_
 		pa->bday = bday_new(ps->loop, ps->tp, bd->sockets, BDAY_FD_RESERVE);
 		log_info("event=bday_start peer=%s role=sockets sockets=%u wanted=%u", p->id,
 		    bday_count(pa->bday), bd->sockets);
+		/* The attempt ends BDAY_LINGER after its last round, however the rounds stop (a
+		 * session over the main socket stops them early): path_bday_check then closes
+		 * the set unless a socket won meanwhile. */
+		if (pa->bday != NULL)
+			timers_bday_arm(p, pa->punch_until - PUNCH_TARGETS_LINGER - now +
+			    BDAY_LINGER);
 	}
 	if (bd->probes > 0 && bd->rate > 0 && bd->port_lo >= BIRTHDAY_PORT_MIN &&
 	    bd->port_lo <= bd->port_hi) {
@@ -361,10 +365,9 @@ peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN], const struct peers_
 			log_warn("event=bday_alloc_failed peer=%s", p->id);
 			return;
 		}
-		/* Bursts of spray_per_tick every tick: exactly `rate` a second, never more
-		 * often than SPRAY_TICK_MIN. */
-		pa->spray_per_tick = (rate * SPRAY_TICK_MIN >= 1) ?
-		    (unsigned)(rate * SPRAY_TICK_MIN) : 1;
+		/* Bursts of spray_per_tick every tick: exactly `rate` a second, at most
+		 * SPRAY_BURSTS_MAX bursts a second (1000: 10 every 10 ms; 50: 1 every 20 ms). */
+		pa->spray_per_tick = (rate + SPRAY_BURSTS_MAX - 1) / SPRAY_BURSTS_MAX;
 		tick = pa->spray_per_tick / (double)rate;
 		pa->spray_addr = pa->punch[0].addr;
 		pa->spray_next = 0;

@@ -33,6 +33,7 @@ enum {
 	PEER_KEYPAIR_SLOTS = 4,                 /* current, previous, next + one being built */
 	PING_PENDING_MAX = 16,                  /* outstanding `shoal ping`s per peer */
 	PUNCH_ROUNDS_MAX = 10,                  /* PROTOCOL.md 3.2: rounds per PUNCH */
+	SPRAY_BURSTS_MAX = 100,                 /* birthday probes: bursts a second, at most */
 	/* Everything one initiation may go to: current endpoint, candidates, punch targets. */
 	PATH_MAX_TARGETS = 1 + PATH_MAX_CANDIDATES + PUNCH_MAX_TARGETS,
 };
@@ -52,7 +53,6 @@ enum {
 #define BDAY_LINGER             2.0     /* s: a socket set outlives its last round (late replies) */
 #define BDAY_CHECK              10.0    /* s: how often a kept socket is checked for use */
 #define BDAY_AWAY_MAX           PEER_DEAD_TIMEOUT /* s: path elsewhere this long: close it */
-#define SPRAY_TICK_MIN          0.01    /* s: probes leave in bursts at most this often */
 
 struct peer;
 struct keypair;

@@ -322,13 +322,26 @@ path_spray_tick(struct peer *p)
 	return 0;
 }
 
+/* What every peer's attempts hold now: sockets, and peers being probed. */
+static void
+bday_load(struct peers *ps, unsigned *sockets, unsigned *sprays)
+{
+	struct peer *q, *tmp;
+
+	*sockets = *sprays = 0;
+	HASH_ITER(hh_key, ps->by_key, q, tmp) {
+		*sockets += bday_count(q->path.bday);
+		*sprays += q->path.spray != NULL;
+	}
+}
+
 void
 peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN], const struct peers_birthday *bd)
 {
 	struct peer *p = peers_lookup_key(ps, key);
 	struct path *pa;
 	double now = peers_now(ps), tick, start;
-	unsigned rate;
+	unsigned rate, want, sockets, sprays;
 
 	if (p == NULL)
 		return;
@@ -342,11 +355,17 @@ peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN], const struct peers_
 		return;
 	}
 	bday_end(p, 0);
+	bday_load(ps, &sockets, &sprays);
 	start = pa->punch_start - now;
 	if (start < 0)
 		start = 0;
-	if (bd->sockets > 0) {
-		pa->bday = bday_new(ps->loop, ps->tp, bd->sockets, BDAY_FD_RESERVE);
+	want = bd->sockets;
+	if (want > BDAY_SOCKETS_TOTAL - sockets)
+		want = BDAY_SOCKETS_TOTAL - sockets;
+	if (bd->sockets > 0 && want == 0)
+		log_info("event=bday_skipped peer=%s reason=sockets_busy open=%u", p->id, sockets);
+	if (want > 0) {
+		pa->bday = bday_new(ps->loop, ps->tp, want, BDAY_FD_RESERVE);
 		log_info("event=bday_start peer=%s role=sockets sockets=%u wanted=%u", p->id,
 		    bday_count(pa->bday), bd->sockets);
 		/* The attempt ends BDAY_LINGER after its last round, however the rounds stop (a
@@ -355,6 +374,10 @@ peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN], const struct peers_
 		if (pa->bday != NULL)
 			timers_bday_arm(p, pa->punch_until - PUNCH_TARGETS_LINGER - now +
 			    BDAY_LINGER);
+	}
+	if (bd->probes > 0 && sprays >= SPRAYS_MAX) {
+		log_info("event=bday_skipped peer=%s reason=probes_busy running=%u", p->id, sprays);
+		return;
 	}
 	if (bd->probes > 0 && bd->rate > 0 && bd->port_lo >= BIRTHDAY_PORT_MIN &&
 	    bd->port_lo <= bd->port_hi) {

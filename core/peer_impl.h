@@ -34,6 +34,12 @@ enum {
 	PING_PENDING_MAX = 16,                  /* outstanding `shoal ping`s per peer */
 	PUNCH_ROUNDS_MAX = 10,                  /* PROTOCOL.md 3.2: rounds per PUNCH */
 	SPRAY_BURSTS_MAX = 100,                 /* birthday probes: bursts a second, at most */
+	/* Per daemon, over all peers (a random-port node may be planned with many peers at
+	 * once): sockets in birthday sets, and peers being probed at the same time. Beyond
+	 * them an attempt gets fewer sockets or none, or sends no probes; the mediator's
+	 * retry comes later. */
+	BDAY_SOCKETS_TOTAL = 4 * BIRTHDAY_SOCKETS_MAX,
+	SPRAYS_MAX = 4,
 	/* Everything one initiation may go to: current endpoint, candidates, punch targets. */
 	PATH_MAX_TARGETS = 1 + PATH_MAX_CANDIDATES + PUNCH_MAX_TARGETS,
 };

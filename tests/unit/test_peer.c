@@ -10,6 +10,7 @@
 #include <sodium.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "base/log.h"
 #include "core/birthday.h"
@@ -852,6 +853,56 @@ test_birthday_probes(void)
 	node_down(c);
 }
 
+/*
+ * Per daemon caps: at most SPRAYS_MAX peers probed at once and BDAY_SOCKETS_TOTAL sockets in
+ * all sets; an attempt beyond them sends no probes, or gets what is left of the sockets.
+ */
+static void
+test_birthday_caps(void)
+{
+	struct node *a = node_up(0), *c = node_up(1);
+	struct endpoint wrong = node_ep(c);
+	struct peers_birthday probe = { 0, 10, 10, 0, 0 }, sock = { .sockets = BIRTHDAY_SOCKETS_MAX };
+	uint8_t keys[SPRAYS_MAX + 1][KEY_LEN];
+	struct rlimit rl;
+	unsigned i, total = 0;
+
+	c->deaf = 1;
+	probe.port_lo = probe.port_hi = wrong.port;
+	for (i = 0; i <= SPRAYS_MAX; i++) {
+		randombytes_buf(keys[i], KEY_LEN);
+		peers_authorize(a->peers, keys[i], 0x05000100u + i, &wrong, 1);
+		peers_punch(a->peers, keys[i], &wrong, 1, 1.0, 0.5, 2);
+		peers_birthday(a->peers, keys[i], &probe);
+		CHECK((peers_lookup_key(a->peers, keys[i])->path.spray != NULL) == (i < SPRAYS_MAX));
+	}
+	/* Sockets: only where descriptors allow more than the cap (the daemon raises its soft
+	 * limit to the hard one, so do we). */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur >= BDAY_SOCKETS_TOTAL + BIRTHDAY_SOCKETS_MAX + 2 * BDAY_FD_RESERVE) {
+		for (i = 0; i <= SPRAYS_MAX; i++) {
+			peers_punch(a->peers, keys[i], &wrong, 1, 1.0, 0.5, 2);
+			sock.sockets = i == 0 ? 100 : BIRTHDAY_SOCKETS_MAX;
+			peers_birthday(a->peers, keys[i], &sock);
+			total += bday_count(peers_lookup_key(a->peers, keys[i])->path.bday);
+		}
+		CHECK_EQ(total, BDAY_SOCKETS_TOTAL);
+		CHECK_EQ(tp_links(a), BDAY_SOCKETS_TOTAL);
+		/* The last one got what was left: 1024 - 100 - 3 x 256 = 156. */
+		CHECK_EQ(bday_count(peers_lookup_key(a->peers, keys[SPRAYS_MAX])->path.bday),
+		    BDAY_SOCKETS_TOTAL - 100 - (SPRAYS_MAX - 1) * BIRTHDAY_SOCKETS_MAX);
+	} else {
+		printf("# test_birthday_caps: RLIMIT_NOFILE too low, sockets cap not checked\n");
+	}
+	node_down(a);
+	CHECK_EQ(tp_links(c), 0);
+	node_down(c);
+}
+
 static void
 test_new_needs_ops(void)
 {
@@ -889,6 +940,7 @@ main(void)
 	RUN(test_birthday_sockets);
 	RUN(test_birthday_miss);
 	RUN(test_birthday_probes);
+	RUN(test_birthday_caps);
 	RUN(test_new_needs_ops);
 	ev_loop_destroy(loop);
 	return unit_finish();

@@ -139,7 +139,7 @@ punch_why(const struct msg_punch *p, uint8_t my_filt)
 		break;
 	case PUNCH_BIRTHDAY:
 		return "birthday punch sent, no session yet: no probe met a mapping of the "
-		    "random-port NAT (the mediator tries again later)";
+		    "random-port NAT (the mediator retries it twice)";
 	default:
 		return "punch sent, no session yet: the packets did not get through";
 	}

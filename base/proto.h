@@ -125,6 +125,11 @@ enum {
 	CTRL_FRAME_MAX = 4096,    /* largest control frame, ciphertext */
 	NAT_MAX_TARGETS = 6,      /* server UDP sockets in a NAT_PLAN */
 	PUNCH_MAX_TARGETS = 16,   /* endpoints in a PUNCH */
+	/* Birthday punching (PROTOCOL.md 3.2): what one PUNCH may ask of a side, at most. */
+	BIRTHDAY_SOCKETS_MAX = 256,       /* extra sockets on the random-port side */
+	BIRTHDAY_PROBES_MAX = 2048,       /* probes to random ports from the other side */
+	BIRTHDAY_RATE_MAX = 1000,         /* probes per second */
+	BIRTHDAY_PORT_MIN = 1024,         /* probes never aim at well-known ports */
 };
 
 #endif

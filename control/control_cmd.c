@@ -138,7 +138,8 @@ punch_why(const struct msg_punch *p, uint8_t my_filt)
 	case PUNCH_NONE:
 		break;
 	case PUNCH_BIRTHDAY:
-		return "birthday punching not available yet";
+		return "birthday punch sent, no session yet: no probe met a mapping of the "
+		    "random-port NAT (the mediator retries it twice)";
 	default:
 		return "punch sent, no session yet: the packets did not get through";
 	}
@@ -150,11 +151,11 @@ punch_why(const struct msg_punch *p, uint8_t my_filt)
 	    (peer_rand && p->my_ports == NAT_PORTS_SEQUENTIAL))
 		return "random-port NAT facing a sequential-port one: no port to aim at";
 	if (my_rand && p->peer_filtering == NAT_FILT_APDF)
-		return "random-port NAT facing a port-restricted one: birthday punching not "
-		    "available yet";
+		return "random-port NAT facing a port-restricted one: the mediator offered no "
+		    "birthday punch";
 	if (peer_rand && my_filt == NAT_FILT_APDF)
-		return "port-restricted NAT facing a random-port one: birthday punching not "
-		    "available yet";
+		return "port-restricted NAT facing a random-port one: the mediator offered no "
+		    "birthday punch";
 	return "the mediator found no punching strategy for this pair";
 }
 

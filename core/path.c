@@ -21,6 +21,12 @@
  * again (not just the current endpoint), and the owner is told (ops.path_lost) so the mediator
  * can plan a new punch. The first authenticated packet from the peer, from wherever it comes,
  * restores the path at once.
+ * Birthday punching (PROTOCOL.md 3.2) adds to a punch, on the random-port side, a socket set
+ * (core/birthday.c) that sends the same initiation from each of its sockets every round, and
+ * on the other side a spray: the initiation to the peer's public address at random distinct
+ * ports, paced (t_spray). The first authenticated packet that arrives over one of the set's
+ * sockets makes it the winner (the path's endpoint names its via) and closes the others; the
+ * winner stays while the path uses it.
  *
  * Today the only kind is PATH_DIRECT; relays will add a PATH_RELAY kind with its own send
  * function here, without touching sessions.
@@ -28,10 +34,13 @@
  */
 #include "config.h"
 
+#include <sodium.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/ip4.h"
 #include "base/log.h"
+#include "core/birthday.h"
 #include "core/peer_impl.h"
 #include "core/transport.h"
 
@@ -99,6 +108,15 @@ path_authenticated_from(struct peer *p, const struct endpoint *from)
 		pa->lost = 0;
 		log_info("event=path_restored peer=%s lost_s=%.1f endpoint=%s", p->id,
 		    peers_now(p->ps) - pa->lost_since, ip4_ep_str(from->addr, from->port, ep));
+	}
+	/* A session over one of the attempt's sockets: that one wins, the rest close. */
+	if (from->via != 0 && pa->bday != NULL && bday_winner(pa->bday) != from->via &&
+	    bday_owns(pa->bday, from->via)) {
+		bday_keep(pa->bday, from->via);
+		pa->bday_away_since = 0;
+		log_info("event=bday_path peer=%s via=%u rounds_sent=%u", p->id,
+		    (unsigned)from->via, pa->punch_rounds_sent);
+		timers_bday_arm(p, BDAY_CHECK);
 	}
 	if (pa->has_ep && ep_eq(&pa->ep, from))
 		return;
@@ -181,12 +199,233 @@ path_punch_round(struct peer *p)
 		n = punch_round_targets(p, to, sizeof(to) / sizeof(to[0]));
 		handshake_resend(p, to, n);
 	}
+	/* The same bytes from every socket of an attempt: a new mapping each, towards the
+	 * peer's endpoint, kept open by each round while the other side probes. */
+	if (pa->bday != NULL && bday_winner(pa->bday) == 0 && p->hs_active) {
+		for (n = 0; n < pa->n_punch; n++)
+			bday_send_all(pa->bday, &pa->punch[n], p->hs_pkt, sizeof(p->hs_pkt));
+	}
 	if (pa->punch_rounds_left == 0) {
 		log_debug("event=punch_done peer=%s rounds_sent=%u session=0", p->id,
 		    pa->punch_rounds_sent);
 		return 0;
 	}
 	return 1;
+}
+
+static void
+spray_clear(struct peer *p)
+{
+	struct path *pa = &p->path;
+
+	timers_spray_stop(p);
+	free(pa->spray);
+	pa->spray = NULL;
+	pa->spray_n = pa->spray_next = 0;
+}
+
+/*
+ * An attempt ends (a new plan, or the peer goes): probes stop, sockets that did not win
+ * close. keep_winner: a socket a session already uses stays (the new plan may not be about
+ * it, and the path must not break under a working session).
+ */
+static void
+bday_end(struct peer *p, int keep_winner)
+{
+	struct path *pa = &p->path;
+
+	spray_clear(p);
+	if (pa->bday == NULL || (keep_winner && bday_winner(pa->bday) != 0))
+		return;
+	log_debug("event=bday_closed peer=%s winner=%u", p->id, (unsigned)bday_winner(pa->bday));
+	bday_free(pa->bday);
+	pa->bday = NULL;
+	pa->bday_away_since = 0;
+	ev_timer_stop(p->ps->loop, &p->t_bday);
+}
+
+void
+path_free(struct peer *p)
+{
+	bday_end(p, 0);
+}
+
+int
+path_bday_check(struct peer *p)
+{
+	struct path *pa = &p->path;
+	uint16_t w = bday_winner(pa->bday);
+	double now = peers_now(p->ps);
+
+	if (pa->bday == NULL)
+		return 0;
+	if (w == 0) {
+		log_info("event=bday_failed peer=%s sockets=%u rounds_sent=%u", p->id,
+		    bday_count(pa->bday), pa->punch_rounds_sent);
+		bday_end(p, 0);
+		return 0;
+	}
+	if (pa->has_ep && pa->ep.via == w) {
+		pa->bday_away_since = 0;
+		return 1;
+	}
+	if (pa->bday_away_since == 0)
+		pa->bday_away_since = now;
+	if (now - pa->bday_away_since < BDAY_AWAY_MAX)
+		return 1;
+	log_info("event=bday_released peer=%s via=%u", p->id, (unsigned)w);
+	bday_end(p, 0);
+	return 0;
+}
+
+/* n distinct ports of lo..hi in random order (all of them, shuffled, when n covers it). */
+static uint16_t *
+spray_ports(unsigned n, uint16_t lo, uint16_t hi, unsigned *out_n)
+{
+	uint32_t span = (uint32_t)hi - lo + 1, i, j;
+	uint8_t *seen;
+	uint16_t *v, t;
+	unsigned k = 0;
+
+	if (n > span)
+		n = span;
+	if ((v = calloc(n, sizeof(*v))) == NULL || (seen = calloc(8192, 1)) == NULL) {
+		free(v);
+		return NULL;
+	}
+	if (n == span) {
+		for (i = 0; i < span; i++)
+			v[i] = (uint16_t)(lo + i);
+		for (i = span - 1; i > 0; i--) {
+			j = randombytes_uniform(i + 1);
+			t = v[i];
+			v[i] = v[j];
+			v[j] = t;
+		}
+		k = n;
+	}
+	/* Sparse: draw and drop repeats (n <= 2048 of >= 2049 ports: few repeats). */
+	while (k < n) {
+		uint16_t port = (uint16_t)(lo + randombytes_uniform(span));
+
+		if (seen[port >> 3] & (1u << (port & 7)))
+			continue;
+		seen[port >> 3] |= (uint8_t)(1u << (port & 7));
+		v[k++] = port;
+	}
+	free(seen);
+	*out_n = n;
+	return v;
+}
+
+int
+path_spray_tick(struct peer *p)
+{
+	struct path *pa = &p->path;
+	struct endpoint to = { .addr = pa->spray_addr };
+	unsigned i;
+
+	if (pa->spray == NULL)
+		return 0;
+	if (peer_usable_keypair(p) != NULL) {
+		log_debug("event=bday_spray_done peer=%s probes_sent=%u session=1", p->id,
+		    pa->spray_next);
+		spray_clear(p);
+		return 0;
+	}
+	if (!p->hs_active)
+		handshake_initiate(p, 0);
+	if (!p->hs_active) {
+		spray_clear(p);
+		return 0;
+	}
+	for (i = 0; i < pa->spray_per_tick && pa->spray_next < pa->spray_n; i++) {
+		to.port = pa->spray[pa->spray_next++];
+		transport_send(p->ps->tp, &to, p->hs_pkt, sizeof(p->hs_pkt));
+	}
+	if (pa->spray_next < pa->spray_n)
+		return 1;
+	log_debug("event=bday_spray_done peer=%s probes_sent=%u session=0", p->id, pa->spray_next);
+	spray_clear(p);
+	return 0;
+}
+
+/* What every peer's attempts hold now: sockets, and peers being probed. */
+static void
+bday_load(struct peers *ps, unsigned *sockets, unsigned *sprays)
+{
+	struct peer *q, *tmp;
+
+	*sockets = *sprays = 0;
+	HASH_ITER(hh_key, ps->by_key, q, tmp) {
+		*sockets += bday_count(q->path.bday);
+		*sprays += q->path.spray != NULL;
+	}
+}
+
+void
+peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN], const struct peers_birthday *bd)
+{
+	struct peer *p = peers_lookup_key(ps, key);
+	struct path *pa;
+	double now = peers_now(ps), tick, start;
+	unsigned rate, want, sockets, sprays;
+
+	if (p == NULL)
+		return;
+	pa = &p->path;
+	/* No punch running (strategy none, nothing to aim at): nothing to add to. */
+	if (pa->punch_rounds_left == 0 || pa->n_punch == 0)
+		return;
+	if (path_current(p, now) == PATH_DIRECT) {
+		/* A retry of a plan that worked, or a path found another way: nothing to do. */
+		log_info("event=bday_skipped peer=%s reason=direct", p->id);
+		return;
+	}
+	bday_end(p, 0);
+	bday_load(ps, &sockets, &sprays);
+	start = pa->punch_start - now;
+	if (start < 0)
+		start = 0;
+	want = bd->sockets;
+	if (want > BDAY_SOCKETS_TOTAL - sockets)
+		want = BDAY_SOCKETS_TOTAL - sockets;
+	if (bd->sockets > 0 && want == 0)
+		log_info("event=bday_skipped peer=%s reason=sockets_busy open=%u", p->id, sockets);
+	if (want > 0) {
+		pa->bday = bday_new(ps->loop, ps->tp, want, BDAY_FD_RESERVE);
+		log_info("event=bday_start peer=%s role=sockets sockets=%u wanted=%u", p->id,
+		    bday_count(pa->bday), bd->sockets);
+		/* The attempt ends BDAY_LINGER after its last round, however the rounds stop (a
+		 * session over the main socket stops them early): path_bday_check then closes
+		 * the set unless a socket won meanwhile. */
+		if (pa->bday != NULL)
+			timers_bday_arm(p, pa->punch_until - PUNCH_TARGETS_LINGER - now +
+			    BDAY_LINGER);
+	}
+	if (bd->probes > 0 && sprays >= SPRAYS_MAX) {
+		log_info("event=bday_skipped peer=%s reason=probes_busy running=%u", p->id, sprays);
+		return;
+	}
+	if (bd->probes > 0 && bd->rate > 0 && bd->port_lo >= BIRTHDAY_PORT_MIN &&
+	    bd->port_lo <= bd->port_hi) {
+		rate = bd->rate > BIRTHDAY_RATE_MAX ? BIRTHDAY_RATE_MAX : bd->rate;
+		pa->spray = spray_ports(bd->probes > BIRTHDAY_PROBES_MAX ? BIRTHDAY_PROBES_MAX :
+		    bd->probes, bd->port_lo, bd->port_hi, &pa->spray_n);
+		if (pa->spray == NULL) {
+			log_warn("event=bday_alloc_failed peer=%s", p->id);
+			return;
+		}
+		/* Bursts of spray_per_tick every tick: exactly `rate` a second, at most
+		 * SPRAY_BURSTS_MAX bursts a second (1000: 10 every 10 ms; 50: 1 every 20 ms). */
+		pa->spray_per_tick = (rate + SPRAY_BURSTS_MAX - 1) / SPRAY_BURSTS_MAX;
+		tick = pa->spray_per_tick / (double)rate;
+		pa->spray_addr = pa->punch[0].addr;
+		pa->spray_next = 0;
+		log_info("event=bday_start peer=%s role=probes probes=%u rate=%u ports=%u-%u",
+		    p->id, pa->spray_n, rate, (unsigned)bd->port_lo, (unsigned)bd->port_hi);
+		timers_spray_start(p, start, tick);
+	}
 }
 
 void
@@ -202,8 +441,9 @@ peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint 
 		return;
 	}
 	pa = &p->path;
-	/* A new plan replaces the old one, whatever it says. */
+	/* A new plan replaces the old one, whatever it says (a socket in use stays). */
 	timers_punch_stop(p);
+	bday_end(p, 1);
 	pa->n_punch = 0;
 	pa->punch_until = 0;
 	pa->punch_rounds_sent = 0;
@@ -239,6 +479,7 @@ peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint 
 	 * rounds and the new handshake they would make. */
 	if (peer_usable_keypair(p) != NULL && pa->has_ep)
 		send_ping(p, ++p->ping_next_id);
+	pa->punch_start = peers_now(ps) + start_s;
 	log_info("event=punch_start peer=%s targets=%zu rounds=%u start_ms=%.0f interval_ms=%.0f",
 	    p->id, pa->n_punch, rounds, start_s * 1000, interval_s * 1000);
 	timers_punch_start(p, start_s, interval_s);

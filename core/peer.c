@@ -222,6 +222,7 @@ static void
 peer_destroy(struct peers *ps, struct peer *p)
 {
 	timers_stop(p);
+	path_free(p);
 	peer_zero_keys(p);
 	peer_staged_drop_all(p);
 	peer_fail_pings(p);

@@ -92,6 +92,24 @@ void peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t le
 void peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint *targets,
     size_t n, double start_s, double interval_s, unsigned rounds);
 
+/*
+ * Birthday punching (PROTOCOL.md 3.2): added to the punch peers_punch just started for this
+ * peer (call right after it; without a running punch it does nothing). sockets > 0: we are
+ * the random-port side: open that many extra sockets (fewer if descriptors are short) and
+ * send every round's initiation from each to the punch targets. probes > 0: send the
+ * initiation to the first target's address at `probes` distinct random ports of
+ * port_lo..port_hi, `rate` a second, from the punch's start. A peer that has a direct path
+ * already is left alone. The attempt ends with a session (the socket it came through stays,
+ * the others close), a new plan, BDAY_LINGER after the last round, or the peer.
+ */
+struct peers_birthday {
+	unsigned sockets;
+	unsigned probes, rate;
+	uint16_t port_lo, port_hi;
+};
+void peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN],
+    const struct peers_birthday *bd);
+
 enum path_kind { PATH_NONE = 0, PATH_DIRECT = 1, PATH_RELAY = 2 };
 const char *path_kind_name(enum path_kind k);   /* "none", "direct", "relay" */
 

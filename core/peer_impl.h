@@ -33,6 +33,13 @@ enum {
 	PEER_KEYPAIR_SLOTS = 4,                 /* current, previous, next + one being built */
 	PING_PENDING_MAX = 16,                  /* outstanding `shoal ping`s per peer */
 	PUNCH_ROUNDS_MAX = 10,                  /* PROTOCOL.md 3.2: rounds per PUNCH */
+	SPRAY_BURSTS_MAX = 100,                 /* birthday probes: bursts a second, at most */
+	/* Per daemon, over all peers (a random-port node may be planned with many peers at
+	 * once): sockets in birthday sets, and peers being probed at the same time. Beyond
+	 * them an attempt gets fewer sockets or none, or sends no probes; the mediator's
+	 * retry comes later. */
+	BDAY_SOCKETS_TOTAL = 4 * BIRTHDAY_SOCKETS_MAX,
+	SPRAYS_MAX = 4,
 	/* Everything one initiation may go to: current endpoint, candidates, punch targets. */
 	PATH_MAX_TARGETS = 1 + PATH_MAX_CANDIDATES + PUNCH_MAX_TARGETS,
 };
@@ -59,9 +66,13 @@ enum {
 #define PUNCH_START_MAX         5.0     /* s: PROTOCOL.md 4.2 PUNCH start_ms bound */
 #define PUNCH_INTERVAL_MIN      0.02    /* s: rounds never closer (a 0 interval would burst) */
 #define PUNCH_INTERVAL_MAX      2.0     /* s: PUNCH interval_ms bound */
+#define BDAY_LINGER             2.0     /* s: a socket set outlives its last round (late replies) */
+#define BDAY_CHECK              10.0    /* s: how often a kept socket is checked for use */
+#define BDAY_AWAY_MAX           PEER_DEAD_TIMEOUT /* s: path elsewhere this long: close it */
 
 struct peer;
 struct keypair;
+struct bday;
 
 /* One entry of the receiver-index table (core/peerindex.c). Embedded in its owner. */
 struct peer_index {
@@ -112,6 +123,15 @@ struct path {
 	int lost;
 	double lost_since;                      /* ev_now it was marked lost */
 	double lost_asked;                      /* last ops.path_lost call */
+	double punch_start;                     /* ev_now of its first round */
+	/* Birthday punching (PROTOCOL.md 3.2). The random-port side: its socket set, during the
+	 * attempt and then (the winner only) while the path uses it. */
+	struct bday *bday;
+	double bday_away_since;                 /* the path left the kept socket; 0: on it */
+	/* The other side: probes of the in-flight initiation to spray_addr at spray[] ports. */
+	uint16_t *spray;
+	unsigned spray_n, spray_next, spray_per_tick;
+	uint32_t spray_addr;
 };
 
 /* One authorized peer. Owned by struct peers; keys wiped in peer_destroy(). */
@@ -149,6 +169,7 @@ struct peer {
 	int ping_wait, heard_since_ping;
 	double ping_sent_at;
 	unsigned ping_misses;                   /* pings in a row nothing came back after */
+	ev_timer t_spray, t_bday;               /* birthday probes; socket set end / upkeep */
 	double rx_unanswered_since;             /* data received, nothing sent since: 0 = no */
 	double tx_unanswered_since;             /* data sent, nothing received since: 0 = no */
 	double last_rx, last_tx;
@@ -259,6 +280,11 @@ void timers_refresh_changed(struct peer *p);
  * there are more. */
 void timers_punch_start(struct peer *p, double start_s, double interval_s);
 void timers_punch_stop(struct peer *p);
+/* Birthday: probe bursts from start_s every tick_s while path_spray_tick says there are more;
+ * path_bday_check after after_s (again every BDAY_CHECK while it says so). */
+void timers_spray_start(struct peer *p, double start_s, double tick_s);
+void timers_spray_stop(struct peer *p);
+void timers_bday_arm(struct peer *p, double after_s);
 
 /* path.c */
 /* Returns 1 if the candidate list changed. */
@@ -276,6 +302,13 @@ void path_mark_lost(struct peer *p);
 void path_ask_punch(struct peer *p);
 /* One punch round (t_punch fired). Returns 1 if more rounds follow, 0 if the punch is over. */
 int path_punch_round(struct peer *p);
+/* One burst of birthday probes (t_spray). Returns 1 if more follow. */
+int path_spray_tick(struct peer *p);
+/* t_bday: ends an attempt without a winner, or closes a kept socket the path left. Returns 1
+ * to be called again after BDAY_CHECK. */
+int path_bday_check(struct peer *p);
+/* The peer goes: its socket set and probes with it. */
+void path_free(struct peer *p);
 
 /* timers.c, rekey policy on the data path. */
 void timers_check_rekey_on_send(struct peer *p, const struct keypair *kp);

@@ -24,6 +24,12 @@
  *                    every interval_s until path_punch_round says the punch is over (rounds
  *                    spent, or a usable session); stopped at once when our initiation is
  *                    answered, and with the peer.
+ *   t_spray          birthday probes (the side facing a random-port NAT): bursts every
+ *                    tick from the punch's start until path_spray_tick says they are spent
+ *                    or a session is usable; stopped with the punch and the peer.
+ *   t_bday           the random-port side's socket set: BDAY_LINGER after the last round an
+ *                    attempt without a winner ends; a kept socket is checked every
+ *                    BDAY_CHECK and closed once the path has left it for BDAY_AWAY_MAX.
  * Per `shoal ping` (struct pending_ping):
  *   timeout          PING_TIMEOUT without the pong: the callback gets -1.
  * Not timers but time policy, checked on the data path:
@@ -187,6 +193,26 @@ punch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+spray_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+
+	if (!path_spray_tick(p))
+		ev_timer_stop(loop, w);
+}
+
+static void
+bday_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct peer *p = w->data;
+
+	if (path_bday_check(p)) {
+		ev_timer_set(w, BDAY_CHECK, 0);
+		ev_timer_start(loop, w);
+	}
+}
+
+static void
 ping_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pending_ping *pp = (struct pending_ping *)w;     /* timeout is the first member */
@@ -225,8 +251,11 @@ timers_init(struct peer *p)
 	ev_timer_init(&p->t_zero_keys, zero_keys_cb, ZERO_KEYS_AFTER, 0);
 	ev_timer_init(&p->t_ping, ping_cb, p->ps->refresh, p->ps->refresh);
 	ev_timer_init(&p->t_punch, punch_cb, 0, 0);
+	ev_timer_init(&p->t_spray, spray_cb, 0, 0);
+	ev_timer_init(&p->t_bday, bday_cb, 0, 0);
 	p->t_retransmit.data = p->t_keepalive.data = p->t_new_handshake.data = p;
 	p->t_zero_keys.data = p->t_ping.data = p->t_punch.data = p;
+	p->t_spray.data = p->t_bday.data = p;
 }
 
 void
@@ -240,6 +269,8 @@ timers_stop(struct peer *p)
 	ev_timer_stop(loop, &p->t_zero_keys);
 	ev_timer_stop(loop, &p->t_ping);
 	ev_timer_stop(loop, &p->t_punch);
+	ev_timer_stop(loop, &p->t_spray);
+	ev_timer_stop(loop, &p->t_bday);
 }
 
 void
@@ -255,6 +286,28 @@ timers_punch_stop(struct peer *p)
 {
 	ev_timer_stop(peer_loop(p), &p->t_punch);
 	p->path.punch_rounds_left = 0;
+}
+
+void
+timers_spray_start(struct peer *p, double start_s, double tick_s)
+{
+	ev_timer_stop(peer_loop(p), &p->t_spray);
+	ev_timer_set(&p->t_spray, start_s, tick_s);
+	ev_timer_start(peer_loop(p), &p->t_spray);
+}
+
+void
+timers_spray_stop(struct peer *p)
+{
+	ev_timer_stop(peer_loop(p), &p->t_spray);
+}
+
+void
+timers_bday_arm(struct peer *p, double after_s)
+{
+	ev_timer_stop(peer_loop(p), &p->t_bday);
+	ev_timer_set(&p->t_bday, after_s, 0);
+	ev_timer_start(peer_loop(p), &p->t_bday);
 }
 
 void

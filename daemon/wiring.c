@@ -145,6 +145,12 @@ med_punch(void *arg, const struct msg_punch *p)
 	peers_punch(d->peers, p->peer, p->targets,
 	    p->strategy == PUNCH_NONE ? 0 : p->n_targets, p->start_ms / 1000.0,
 	    p->interval_ms / 1000.0, p->rounds);
+	if (p->strategy == PUNCH_BIRTHDAY) {
+		struct peers_birthday bd = { p->sockets, p->probes, p->rate, p->port_lo,
+			p->port_hi };
+
+		peers_birthday(d->peers, p->peer, &bd);
+	}
 }
 
 /*

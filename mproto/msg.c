@@ -405,13 +405,32 @@ nat_info_get(struct wire_r *r, struct msg_nat_info *m)
 enum { PUNCH_START_MS_MAX = 5000, PUNCH_INTERVAL_MS_MAX = 2000, PUNCH_ROUNDS_MAX = 10 };
 
 /*
+ * The birthday fields: all 0 outside PUNCH_BIRTHDAY (and then not on the wire); probes need a
+ * rate and a port range above the well-known ports, and no probes means no rate or range.
+ */
+static int
+punch_birthday_valid(const struct msg_punch *m)
+{
+	if (m->strategy != PUNCH_BIRTHDAY)
+		return m->sockets == 0 && m->probes == 0 && m->rate == 0 && m->port_lo == 0 &&
+		    m->port_hi == 0;
+	if (m->sockets > BIRTHDAY_SOCKETS_MAX || m->probes > BIRTHDAY_PROBES_MAX ||
+	    m->rate > BIRTHDAY_RATE_MAX)
+		return 0;
+	if (m->probes == 0)
+		return m->rate == 0 && m->port_lo == 0 && m->port_hi == 0;
+	return m->rate >= 1 && m->port_lo >= BIRTHDAY_PORT_MIN && m->port_lo <= m->port_hi;
+}
+
+/*
  * One encoding per plan: every enum within its listed range (a nibble carries at most 15, the
  * ranges are narrower), and `none` carries no targets (there is nothing to send to).
  */
 static int
 punch_valid(const struct msg_punch *m)
 {
-	return m->strategy <= PUNCH_BIRTHDAY && m->my_mapping <= NAT_MAP_APDM &&
+	return punch_birthday_valid(m) && m->strategy <= PUNCH_BIRTHDAY &&
+	    m->my_mapping <= NAT_MAP_APDM &&
 	    m->my_ports <= NAT_PORTS_RANDOM && m->peer_mapping <= NAT_MAP_APDM &&
 	    m->peer_ports <= NAT_PORTS_RANDOM && m->peer_filtering <= NAT_FILT_APDF &&
 	    m->start_ms <= PUNCH_START_MS_MAX && m->interval_ms <= PUNCH_INTERVAL_MS_MAX &&
@@ -442,6 +461,14 @@ punch_put(struct wire_w *w, const struct msg_punch *m)
 		wire_put_u32(w, m->targets[i].addr);
 		wire_put_u16(w, m->targets[i].port);
 	}
+	/* Only birthday plans carry them: every other PUNCH encodes as it always did. */
+	if (m->strategy == PUNCH_BIRTHDAY) {
+		wire_put_u16(w, m->sockets);
+		wire_put_u16(w, m->probes);
+		wire_put_u16(w, m->rate);
+		wire_put_u16(w, m->port_lo);
+		wire_put_u16(w, m->port_hi);
+	}
 }
 
 static void
@@ -462,6 +489,7 @@ punch_get(struct wire_r *r, struct msg_punch *m)
 	m->interval_ms = wire_get_u16(r);
 	m->rounds = wire_get_u8(r);
 	m->n_targets = wire_get_u8(r);
+	m->sockets = m->probes = m->rate = m->port_lo = m->port_hi = 0;
 	/* Validated before the loop: the count bounds the writes into targets[]. */
 	if (r->err || !punch_valid(m)) {
 		r->err = 1;
@@ -470,6 +498,16 @@ punch_get(struct wire_r *r, struct msg_punch *m)
 	for (i = 0; i < m->n_targets; i++) {
 		m->targets[i].addr = wire_get_u32(r);
 		m->targets[i].port = wire_get_u16(r);
+		m->targets[i].via = 0;
+	}
+	if (m->strategy == PUNCH_BIRTHDAY) {
+		m->sockets = wire_get_u16(r);
+		m->probes = wire_get_u16(r);
+		m->rate = wire_get_u16(r);
+		m->port_lo = wire_get_u16(r);
+		m->port_hi = wire_get_u16(r);
+		if (!r->err && !punch_valid(m))
+			r->err = 1;
 	}
 }
 

@@ -142,6 +142,12 @@ struct msg_punch {                      /* MSG_PUNCH (PROTOCOL.md 3.2) */
 	uint8_t rounds;                 /* 0..10 */
 	uint8_t n_targets;              /* 0..PUNCH_MAX_TARGETS; 0 with PUNCH_NONE */
 	struct endpoint targets[PUNCH_MAX_TARGETS];
+	/* PUNCH_BIRTHDAY only (on the wire only then, after the targets; else all 0). The
+	 * random-port side gets sockets; the other side probes, rate, port_lo..port_hi. */
+	uint16_t sockets;               /* extra UDP sockets to send from, 0..BIRTHDAY_SOCKETS_MAX */
+	uint16_t probes;                /* probes to distinct random ports, 0..BIRTHDAY_PROBES_MAX */
+	uint16_t rate;                  /* probes per second, 1..BIRTHDAY_RATE_MAX; 0 without */
+	uint16_t port_lo, port_hi;      /* the probes' ports, BIRTHDAY_PORT_MIN..65535; 0 without */
 };
 
 struct msg_punch_request {              /* MSG_PUNCH_REQUEST (PROTOCOL.md 3.2, 4.2) */

@@ -573,6 +573,8 @@ seq_addr(const struct punch_side *me, const struct punch_side *peer)
 	return me->observed.addr;
 }
 
+static void punch_arm(struct medsrv *m);
+
 static void
 punch_send(struct medsrv *m, struct msess *a, struct msess *b, const struct punch_side *sa,
     const struct punch_side *sb)
@@ -595,6 +597,11 @@ punch_send(struct medsrv *m, struct msess *a, struct msess *b, const struct punc
 	    nat_ports_name(ma.u.punch.my_ports), nat_mapping_name(mb.u.punch.my_mapping),
 	    nat_ports_name(mb.u.punch.my_ports), ma.u.punch.n_targets, mb.u.punch.n_targets,
 	    ma.u.punch.start_ms, mb.u.punch.start_ms);
+	/* A birthday attempt may miss and nobody tells us: try again later, a bounded number
+	 * of times (punch.c). Without a timer nothing would take the retry out again. */
+	if (ma.u.punch.strategy == PUNCH_BIRTHDAY && m->io.punch_timer != NULL &&
+	    punch_retry_later(m->punch, a->key, b->key, m->io.now(m->io.arg)))
+		punch_arm(m);
 }
 
 static void

@@ -20,6 +20,7 @@ struct pair {                            /* owned by struct punch */
 	double at;                      /* last plan */
 	int deferred;                   /* a trigger waits for at + PUNCH_PAIR_MIN_S */
 	struct pair *dprev, *dnext;     /* struct punch's deferred list, while deferred */
+	unsigned retries;               /* queued since a trigger planned it (punch_retry_later) */
 	UT_hash_handle hh;
 };
 
@@ -32,6 +33,7 @@ struct seqaddr {                         /* owned by struct punch */
 struct queued {
 	uint8_t keys[2 * KEY_LEN];
 	uint32_t seq[2];
+	double not_before;              /* a retry: not planned before this; 0 otherwise */
 };
 
 struct punch {
@@ -216,9 +218,15 @@ punch_admit(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
 		}
 		return PUNCH_DEFERRED;
 	}
-	for (i = 0; i < p->n_q; i++)
-		if (memcmp(p->q[i].keys, keys, sizeof(keys)) == 0)
+	for (i = 0; i < p->n_q; i++) {
+		if (memcmp(p->q[i].keys, keys, sizeof(keys)) != 0)
+			continue;
+		if (p->q[i].not_before == 0)
 			return PUNCH_QUEUED;
+		/* A retry waiting: the trigger plans now instead (and counts retries afresh). */
+		queue_remove(p, i);
+		break;
+	}
 	/* Behind a busy address, or behind earlier plans waiting for it: wait in line. */
 	if (!addr_free(p, seq[0], now) || !addr_free(p, seq[1], now) ||
 	    queued_shares(p, p->n_q, seq)) {
@@ -227,13 +235,41 @@ punch_admit(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
 		memcpy(p->q[p->n_q].keys, keys, sizeof(keys));
 		p->q[p->n_q].seq[0] = seq[0];
 		p->q[p->n_q].seq[1] = seq[1];
+		p->q[p->n_q].not_before = 0;
 		p->n_q++;
 		return PUNCH_QUEUED;
 	}
 	if (!room(p, keys, now))
 		return PUNCH_FULL;
 	record(p, keys, seq, now);
+	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
+	if (e != NULL)
+		e->retries = 0;
 	return PUNCH_GO;
+}
+
+int
+punch_retry_later(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
+    double now)
+{
+	uint8_t keys[2 * KEY_LEN];
+	struct pair *e;
+	unsigned i;
+
+	pair_keys(a, b, keys);
+	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
+	if (e == NULL || e->retries >= PUNCH_RETRIES || p->n_q >= PUNCH_QUEUE_MAX)
+		return 0;
+	for (i = 0; i < p->n_q; i++)
+		if (memcmp(p->q[i].keys, keys, sizeof(keys)) == 0)
+			return 0;
+	memcpy(p->q[p->n_q].keys, keys, sizeof(keys));
+	/* Birthday pairs have no sequential side: nothing to serialise on. */
+	p->q[p->n_q].seq[0] = p->q[p->n_q].seq[1] = 0;
+	p->q[p->n_q].not_before = now + (e->retries == 0 ? PUNCH_RETRY_1_S : PUNCH_RETRY_2_S);
+	p->n_q++;
+	e->retries++;
+	return 1;
 }
 
 int
@@ -246,8 +282,8 @@ punch_next(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t b[KEY_LEN])
 
 		/* One address, one line: a later plan never overtakes an earlier one sharing an
 		 * address with it. */
-		if (!addr_free(p, q->seq[0], now) || !addr_free(p, q->seq[1], now) ||
-		    queued_shares(p, i, q->seq))
+		if (q->not_before > now || !addr_free(p, q->seq[0], now) ||
+		    !addr_free(p, q->seq[1], now) || queued_shares(p, i, q->seq))
 			continue;
 		if (!room(p, q->keys, now))
 			return 0;
@@ -287,7 +323,7 @@ punch_due(const struct punch *p)
 		if (due < 0 || e->at + PUNCH_PAIR_MIN_S < due)
 			due = e->at + PUNCH_PAIR_MIN_S;
 	for (i = 0; i < p->n_q; i++) {
-		t = 0;
+		t = p->q[i].not_before;
 		for (k = 0; k < 2; k++)
 			if ((at = addr_at(p, p->q[i].seq[k])) >= 0 && at + PUNCH_SEQ_GAP_S > t)
 				t = at + PUNCH_SEQ_GAP_S;

@@ -9,6 +9,11 @@
  * and arms the one timer punch_due asks for.
  * Free of I/O and of the clock: time comes in as arguments.
  *
+ * Birthday plans (a random-port side facing an APDF one) may simply miss (PROTOCOL.md 3.2), and
+ * no daemon says whether a plan worked: such a pair is planned again PUNCH_RETRY_1_S and then
+ * PUNCH_RETRY_2_S after its plan (PUNCH_RETRIES in all, counted afresh when a trigger plans
+ * it); a daemon with a direct path ignores the retry.
+ *
  * Owns: the pair table, the deferred pairs and the queue. Bounds: PUNCH_PAIRS_MAX pairs
  * (entries older than PUNCH_PAIR_MIN_S and not deferred are swept when full),
  * PUNCH_QUEUE_MAX queued pairs, PUNCH_ADDRS_MAX sequential addresses; beyond them a plan is
@@ -29,6 +34,9 @@
  * the budget is dropped and counted, the daemon asks again while the path stays lost. */
 #define PUNCH_REQ_BURST 16.0
 #define PUNCH_REQ_RATE 1.0              /* requests per second, refilled */
+#define PUNCH_RETRY_1_S 30.0
+#define PUNCH_RETRY_2_S 120.0
+enum { PUNCH_RETRIES = 2 };
 
 enum { PUNCH_PAIRS_MAX = 65536, PUNCH_QUEUE_MAX = 1024, PUNCH_ADDRS_MAX = 4096 };
 
@@ -60,6 +68,13 @@ int punch_next_deferred(struct punch *p, double now, uint8_t a[KEY_LEN], uint8_t
 /* When punch_next or punch_next_deferred will have a pair: absolute time (may be <= now), or
  * -1 when nothing waits. */
 double punch_due(const struct punch *p);
+/*
+ * The pair's plan just sent was one that may miss (birthday): queue a retry, planned by
+ * punch_next once due, unless PUNCH_RETRIES were already queued since a trigger last planned
+ * it. 1 if queued. A trigger (punch_admit) before then plans at once and drops the retry.
+ */
+int punch_retry_later(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
+    double now);
 /* key's connection is gone: its pairs and queued plans go too (a new connection starts
  * afresh). */
 void punch_forget(struct punch *p, const uint8_t key[KEY_LEN]);

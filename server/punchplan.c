@@ -130,9 +130,9 @@ choose(const struct punch_side *a, const struct punch_side *b)
 		    PUNCH_PREDICT;
 	/* At least one random side; the other is easy or random. */
 	if (ca == PUNCH_CLASS_EASY)
-		return easy_lets_random_in(a) ? PUNCH_SIMULTANEOUS : PUNCH_NONE;
+		return easy_lets_random_in(a) ? PUNCH_SIMULTANEOUS : PUNCH_BIRTHDAY;
 	if (cb == PUNCH_CLASS_EASY)
-		return easy_lets_random_in(b) ? PUNCH_SIMULTANEOUS : PUNCH_NONE;
+		return easy_lets_random_in(b) ? PUNCH_SIMULTANEOUS : PUNCH_BIRTHDAY;
 	return PUNCH_NONE;
 }
 
@@ -145,6 +145,9 @@ targets_for(uint8_t st, const struct punch_side *peer, struct msg_punch *p)
 		targets_lan(peer, p);
 		break;
 	case PUNCH_SIMULTANEOUS:
+	case PUNCH_BIRTHDAY:
+		/* Birthday: the socket side aims at the easy side's one mapping; the probing side
+		 * takes the random side's address from it (its port is only one more guess). */
 		add_target(p, peer->observed.addr, peer->observed.port);
 		break;
 	case PUNCH_PREDICT:
@@ -165,6 +168,23 @@ start_ms(uint32_t t, uint16_t delay)
 	uint32_t v = t > delay ? t - delay : 0;
 
 	return (uint16_t)(v > PUNCH_START_MAX_MS ? PUNCH_START_MAX_MS : v);
+}
+
+/* Birthday: the random side opens sockets at T; the other probes from T + the lag. */
+static void
+birthday_role(const struct punch_side *me, struct msg_punch *p, uint32_t t)
+{
+	p->interval_ms = BIRTHDAY_INTERVAL_MS;
+	p->rounds = BIRTHDAY_ROUNDS;
+	if (punchplan_class(me) == PUNCH_CLASS_RANDOM) {
+		p->sockets = BIRTHDAY_SOCKETS;
+		return;
+	}
+	p->start_ms = start_ms(t + BIRTHDAY_PROBE_LAG_MS, me->delay_ms);
+	p->probes = BIRTHDAY_PROBES;
+	p->rate = BIRTHDAY_RATE;
+	p->port_lo = BIRTHDAY_PORT_MIN;
+	p->port_hi = 65535;
 }
 
 void
@@ -199,4 +219,8 @@ punchplan(const struct punch_side *a, const struct punch_side *b, struct msg_pun
 	to_b->start_ms = start_ms(t, b->delay_ms);
 	to_a->interval_ms = to_b->interval_ms = PUNCH_INTERVAL_MS;
 	to_a->rounds = to_b->rounds = PUNCH_ROUNDS;
+	if (st == PUNCH_BIRTHDAY) {
+		birthday_role(a, to_a, t);
+		birthday_role(b, to_b, t);
+	}
 }

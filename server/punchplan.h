@@ -18,6 +18,16 @@ enum {
 	PUNCH_START_MAX_MS = 5000,      /* start_ms never exceeds this (the codec's bound) */
 	PUNCH_PREDICT_PORTS = 8,        /* predicted ports past the highest seen */
 	PUNCH_PREDICT_BEHIND = 7,       /* and below it (a mapping made before it was seen) */
+	/* Birthday (random-port side vs an EIM side with APDF): sockets x probes over the
+	 * 64512 ports of 1024..65535 make ~8 expected hits, a miss ~3 in 10000 attempts. */
+	BIRTHDAY_SOCKETS = 256,         /* the random side's extra sockets */
+	BIRTHDAY_PROBES = 2048,         /* the other side's probes ... */
+	BIRTHDAY_RATE = 1000,           /* ... per second: ~2 s of probing */
+	BIRTHDAY_ROUNDS = 4,            /* from every socket, 1 s apart: spans the probing */
+	BIRTHDAY_INTERVAL_MS = 1000,
+	/* The probes start this long after the sockets' first round, so the mappings they aim
+	 * at exist when they arrive (start times already allow for each side's delay). */
+	BIRTHDAY_PROBE_LAG_MS = 200,
 };
 
 /* What the server knows of one side. */
@@ -47,7 +57,10 @@ enum punch_class punchplan_class(const struct punch_side *s);
  * Fills to_a (sent to a: peer = b, targets on b's side) and to_b. Strategy by 3.2's table;
  * beyond it: a blocked side gets `none` with any peer; an unknown side gets `simultaneous`
  * to the observed endpoints (what daemons did before PUNCH existed), and so does random vs an
- * easy side whose filtering is unknown; a side without an observed endpoint (outside `lan`)
+ * easy side whose filtering is unknown; random vs an easy side with APDF is `birthday` (the
+ * random side gets BIRTHDAY_SOCKETS, the other BIRTHDAY_PROBES at BIRTHDAY_RATE over
+ * BIRTHDAY_PORT_MIN..65535, starting BIRTHDAY_PROBE_LAG_MS later; both aim at the other's
+ * observed endpoint); a side without an observed endpoint (outside `lan`)
  * leaves nothing to aim at: `none`. Timing: T = PUNCH_LEAD_MS + max(delays); start_ms of a
  * side = T - its delay, at most PUNCH_START_MAX_MS; `none` has start, interval, rounds 0.
  */

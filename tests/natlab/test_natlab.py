@@ -11,8 +11,10 @@ fullcone, seq1, random and udpblock routers (tests/natlab/natlab.py).
    c. the udpblock site's nat.udp is "blocked";
    d. server-driven punching: seq1 (sequential ports) reaches portrestricted directly with
       strategy "predict" (it gets no path without it);
-   e. random facing portrestricted has no direct path yet, and `shoal list --json` says why
-      (strategy "none" and a reason naming both NATs).
+   e. birthday punching: random (random ports) reaches portrestricted directly with strategy
+      "birthday" (256 sockets on the random side, probes at random ports from the other);
+   f. random facing seq1 has no direct path, and `shoal list --json` says why (strategy
+      "none" and a reason naming both NATs).
 """
 import os
 import sys
@@ -104,16 +106,27 @@ def main():
         except AssertionError as e:
             failures.append(f"d. {e}")
         try:
+            harness.wait_until(lambda: (a.member("lab", r.name) or {}).get("path") == "direct"
+                               and (r.member("lab", a.name) or {}).get("path") == "direct",
+                               10, what="direct path between portrestricted and random (birthday)")
+            strat = [(x.member("lab", y.name) or {}).get("strategy") for x, y in ((a, r), (r, a))]
+            if strat != ["birthday", "birthday"]:
+                failures.append(f"e. portrestricted <-> random direct, but strategy {strat!r}, want birthday")
+            else:
+                print("e. portrestricted <-> random: direct (birthday)")
+        except AssertionError as e:
+            failures.append(f"e. {e}")
+        try:
             m = harness.wait_until(lambda: (lambda m: m if m and m.get("strategy") == "none" else None)(
-                a.member("lab", r.name)), 10, what="strategy none for portrestricted <-> random")
+                s.member("lab", r.name)), 10, what="strategy none for seq1 <-> random")
             reason = m.get("reason") or {}
             if m.get("path") == "direct" or "random" not in str(reason.get("peer_nat")) \
                     or not reason.get("why"):
-                failures.append(f"e. portrestricted <-> random: {m!r}")
+                failures.append(f"f. seq1 <-> random: {m!r}")
             else:
-                print(f"e. portrestricted <-> random: {m['path']}, why: {reason['why']}")
+                print(f"f. seq1 <-> random: {m['path']}, why: {reason['why']}")
         except AssertionError as e:
-            failures.append(f"e. {e}")
+            failures.append(f"f. {e}")
         if failures:
             lab.dump_logs(lines=30)
     print(f"({time.monotonic() - t0:.1f} s)")

@@ -12,6 +12,8 @@
 
 #include "server/joinlimit.h"
 #include "server/mediator.h"
+#include "server/punch.h"
+#include "server/punchplan.h"
 #include "tests/unit/unit.h"
 
 /* A member switched on and connected. */
@@ -1343,6 +1345,58 @@ test_password_async(void)
 	env_done(&e);
 }
 
+#define P2 0xcb007102u                  /* 203.0.113.2: node 1's NAT (random ports) */
+
+/* Random ports vs an APDF easy side: birthday, the random side gets the sockets, the other the
+ * probes; the pair is planned again PUNCH_RETRY_1_S and PUNCH_RETRY_2_S later, then no more;
+ * a trigger in between plans at once and counts afresh. */
+static void
+test_punch_birthday(void)
+{
+	struct endpoint local = { SA, 7000, 0 };
+	const struct msg_punch *p;
+	struct env e;
+	int k;
+
+	nat_env_init(&e);
+	nat_connect(&e, 0, &local);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 0, P0, 40000, 0, 0, 0.010);        /* eim, preserved, apdf */
+	nat_connect(&e, 1, &local);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 1, P2, 20000, 5000, 0, 0.010);     /* apdm, random, apdf */
+
+	p = punch_about(&e, 1, 0);
+	CHECK(p && p->strategy == PUNCH_BIRTHDAY && p->sockets == BIRTHDAY_SOCKETS &&
+	    p->probes == 0 && p->n_targets == 1 && p->targets[0].addr == P0);
+	p = punch_about(&e, 0, 1);
+	CHECK(p && p->strategy == PUNCH_BIRTHDAY && p->sockets == 0 &&
+	    p->probes == BIRTHDAY_PROBES && p->rate == BIRTHDAY_RATE &&
+	    p->targets[0].addr == P2);
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 1);
+
+	/* Retries: at +30 s, then 120 s after that; then the timer stops. */
+	for (k = 0; k < PUNCH_RETRIES; k++) {
+		CHECK(e.punch_at > e.now);
+		CHECK_EQ(e.punch_at - e.now, k == 0 ? PUNCH_RETRY_1_S : PUNCH_RETRY_2_S);
+		e.now = e.punch_at;
+		medsrv_punch_timer(e.m);
+		CHECK_EQ(medsrv_stats(e.m)->punch_plans, 2 + k);
+		CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 2 + k);
+		CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 2 + k);
+	}
+	CHECK(e.punch_at < 0);
+
+	/* A trigger (node 1 moves to a new port) plans at once and starts a new series. */
+	e.now += 20.0;
+	classify(&e, 1, P2, 21000, 5000, 0, 0.010);
+	CHECK_EQ(medsrv_stats(e.m)->punch_plans, 2 + PUNCH_RETRIES);
+	CHECK(e.punch_at > e.now);
+	disconnect_node(&e, 0);
+	disconnect_node(&e, 1);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -1362,5 +1416,6 @@ main(void)
 	RUN(test_password_limits);
 	RUN(test_password_async);
 	RUN(test_registrations);
+	RUN(test_punch_birthday);
 	return unit_finish();
 }

@@ -221,6 +221,44 @@ ex_punch_request(struct msg *m)
 	memset(m->u.punch_request.peer, 0x33, KEY_LEN);
 }
 
+/* The easy side of a birthday plan: probes to the random side's address at random ports. */
+static void
+ex_punch_birthday(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_PUNCH;
+	memset(m->u.punch.peer, 0x33, KEY_LEN);
+	m->u.punch.strategy = PUNCH_BIRTHDAY;
+	m->u.punch.my_mapping = NAT_MAP_EIM;
+	m->u.punch.my_ports = NAT_PORTS_PRESERVED;
+	m->u.punch.peer_mapping = NAT_MAP_APDM;
+	m->u.punch.peer_ports = NAT_PORTS_RANDOM;
+	m->u.punch.peer_filtering = NAT_FILT_APDF;
+	m->u.punch.start_ms = 300;
+	m->u.punch.interval_ms = 1000;
+	m->u.punch.rounds = 3;
+	m->u.punch.n_targets = 1;
+	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 9), 40000, 0 };
+	m->u.punch.probes = 2048;
+	m->u.punch.rate = 1000;
+	m->u.punch.port_lo = 1024;
+	m->u.punch.port_hi = 65535;
+}
+
+/* Its random-port side: extra sockets towards the easy side's endpoint. */
+static void
+ex_punch_birthday_hard(struct msg *m)
+{
+	ex_punch_birthday(m);
+	m->u.punch.my_mapping = NAT_MAP_APDM;
+	m->u.punch.my_ports = NAT_PORTS_RANDOM;
+	m->u.punch.peer_mapping = NAT_MAP_EIM;
+	m->u.punch.peer_ports = NAT_PORTS_PRESERVED;
+	m->u.punch.start_ms = 100;
+	m->u.punch.sockets = 256;
+	m->u.punch.probes = m->u.punch.rate = m->u.punch.port_lo = m->u.punch.port_hi = 0;
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -242,6 +280,7 @@ static const struct golden {
 	{ "nat_info", ex_nat_info, 1 + 1 + 1 + 1 + 1 + 2 + 1 + 2 + 2 + 6 + 1 },
 	{ "punch", ex_punch, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 2 * 6 },
 	{ "punch_request", ex_punch_request, 1 + 32 },
+	{ "punch_birthday", ex_punch_birthday, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 6 + 10 },
 };
 
 /* ---- golden file I/O ---- */
@@ -429,6 +468,11 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 		CHECK_EQ(a->u.punch.rounds, b->u.punch.rounds);
 		CHECK_EQ(a->u.punch.n_targets, b->u.punch.n_targets);
 		check_endpoints(a->u.punch.targets, b->u.punch.targets, a->u.punch.n_targets);
+		CHECK_EQ(a->u.punch.sockets, b->u.punch.sockets);
+		CHECK_EQ(a->u.punch.probes, b->u.punch.probes);
+		CHECK_EQ(a->u.punch.rate, b->u.punch.rate);
+		CHECK_EQ(a->u.punch.port_lo, b->u.punch.port_lo);
+		CHECK_EQ(a->u.punch.port_hi, b->u.punch.port_hi);
 		break;
 	case MSG_PUNCH_REQUEST:
 		CHECK_MEM(a->u.punch_request.peer, b->u.punch_request.peer, KEY_LEN);
@@ -745,6 +789,20 @@ static const struct bad_patch {
 	{ "punch 17 targets", ex_punch, 42, PUNCH_MAX_TARGETS + 1 },
 	{ "punch 1 target < present", ex_punch, 42, 1 },
 	{ "punch 3 targets > present", ex_punch, 42, 3 },
+	{ "predict as birthday: fields missing", ex_punch, 33, PUNCH_BIRTHDAY },
+	/* birthday: one target 43..48, sockets 49..50, probes 51..52 (2048), rate 53..54 (1000),
+	 * port_lo 55..56 (1024), port_hi 57..58 */
+	{ "birthday as predict: trailing fields", ex_punch_birthday, 33, PUNCH_PREDICT },
+	{ "birthday sockets 257", ex_punch_birthday_hard, 50, 0x01 },
+	{ "birthday sockets 0x8100", ex_punch_birthday_hard, 49, 0x81 },
+	{ "birthday probes 2304", ex_punch_birthday, 51, 0x09 },
+	{ "birthday probes without rate", ex_punch_birthday_hard, 52, 1 },
+	{ "birthday rate 1256", ex_punch_birthday, 53, 0x04 },
+	{ "birthday port_lo 0", ex_punch_birthday, 55, 0x00 },
+	{ "birthday port_lo 768", ex_punch_birthday, 55, 0x03 },
+	{ "birthday port_lo > port_hi", ex_punch_birthday, 57, 0x03 },
+	{ "birthday rate without probes", ex_punch_birthday_hard, 54, 1 },
+	{ "birthday port_hi without probes", ex_punch_birthday_hard, 58, 1 },
 	/* NETWORK: type, str8 name at 1 */
 	{ "network name len 0 leaves bytes", ex_network, 1, 0 },
 };
@@ -837,6 +895,25 @@ test_encode_rejects(void)
 	ex_network_gone(&m);
 	m.u.network_gone.reason = 4;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	/* Birthday fields outside a birthday plan, or beyond their bounds. */
+	ex_punch(&m);
+	m.u.punch.sockets = 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch_birthday_hard(&m);
+	m.u.punch.sockets = BIRTHDAY_SOCKETS_MAX + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch_birthday(&m);
+	m.u.punch.probes = BIRTHDAY_PROBES_MAX + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch_birthday(&m);
+	m.u.punch.rate = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch_birthday(&m);
+	m.u.punch.port_lo = BIRTHDAY_PORT_MIN - 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_punch_birthday_hard(&m);
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 1 + 32 + 10 + 6 + 10);
 
 	ex_nat_plan(&m);
 	m.u.nat_plan.n_targets = 0;

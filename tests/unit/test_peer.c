@@ -11,8 +11,10 @@
 #include <sodium.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "base/log.h"
+#include "core/birthday.h"
 #include "core/peer_impl.h"
 #include "base/ip4.h"
 #include "core/transport.h"
@@ -879,6 +881,131 @@ test_path_lost_and_restored(void)
 	node_down(c);
 }
 
+static unsigned
+tp_links(const struct node *n)
+{
+	struct transport_stats st;
+
+	transport_get_stats(n->tp, &st);
+	return st.links;
+}
+
+/*
+ * Birthday, the socket side: a and b know each other only by a deaf candidate; a's punch
+ * carries 4 extra sockets. Each round sends the initiation from every socket, b answers the
+ * first copy, and the session is up over one socket: a's path names its via, the other 3
+ * close, and data (a ping) goes through it. A second plan while the path uses it leaves the
+ * socket alone; revoking the peer closes it.
+ */
+static void
+test_birthday_sockets(void)
+{
+	struct node *a = node_up(0), *b = node_up(1), *c = node_up(2);
+	struct node *ab[2] = { a, b };
+	struct endpoint wrong = node_ep(c), tg = node_ep(b);
+	struct peers_birthday bd = { .sockets = 4 };
+	struct ping_result pr = { 0, 0 };
+	struct peer *pa;
+	uint16_t via;
+
+	c->deaf = 1;
+	peers_authorize(a->peers, b->key.pub, b->vnet.addr, &wrong, 1);
+	peers_authorize(b->peers, a->key.pub, a->vnet.addr, &wrong, 1);
+	pa = peer_of(a, b);
+	/* Without a punch running there is nothing to add the sockets to. */
+	peers_birthday(a->peers, b->key.pub, &bd);
+	CHECK(pa->path.bday == NULL);
+
+	peers_punch(a->peers, b->key.pub, &tg, 1, 0.05, 0.2, 3);
+	peers_birthday(a->peers, b->key.pub, &bd);
+	CHECK_EQ(bday_count(pa->path.bday), 4);
+	CHECK_EQ(tp_links(a), 4);
+	CHECK(run_until(session_up, ab, 3.0));
+	/* The socket copies leave at once, the main socket's with the next batch: one of the
+	 * sockets gets the answer. */
+	via = pa->path.ep.via;
+	CHECK(via != 0);
+	CHECK_EQ(bday_winner(pa->path.bday), via);
+	CHECK_EQ(bday_count(pa->path.bday), 1);
+	CHECK_EQ(tp_links(a), 1);
+	CHECK_EQ(path_current(pa, ev_now(loop)), PATH_DIRECT);
+
+	CHECK_EQ(peers_ping(a->peers, b->vnet.addr, ping_cb, &pr), 0);
+	CHECK(run_until(ping_done, &pr, 4.0));
+	CHECK(pr.rtt >= 0);
+	CHECK_EQ(b->last_from.port, bday_port(pa->path.bday, via));
+
+	/* A retry of the plan: the path is direct, the kept socket stays, nothing opens. */
+	peers_punch(a->peers, b->key.pub, &tg, 1, 0.05, 0.2, 3);
+	peers_birthday(a->peers, b->key.pub, &bd);
+	CHECK_EQ(bday_winner(pa->path.bday), via);
+	CHECK_EQ(tp_links(a), 1);
+
+	peers_revoke(a->peers, b->key.pub);
+	CHECK_EQ(tp_links(a), 0);
+	node_down(a);
+	node_down(b);
+	node_down(c);
+}
+
+/* An attempt that wins nothing closes every socket BDAY_LINGER after its last round. */
+static int
+no_links(void *arg)
+{
+	return tp_links(arg) == 0;
+}
+
+static void
+test_birthday_miss(void)
+{
+	struct node *a = node_up(0), *b = node_up(1), *c = node_up(2);
+	struct endpoint wrong = node_ep(c);
+	struct peers_birthday bd = { .sockets = 8 };
+	struct inits_wait w = { c, 0 };
+
+	c->deaf = 1;
+	peers_authorize(a->peers, b->key.pub, b->vnet.addr, &wrong, 1);
+	peers_punch(a->peers, b->key.pub, &wrong, 1, 0, 0.05, 2);
+	peers_birthday(a->peers, b->key.pub, &bd);
+	CHECK_EQ(tp_links(a), 8);
+	/* 2 rounds: main socket (the target equals the candidate: once) and 8 sockets each. */
+	w.want = 1 + 2 * (1 + 8);
+	CHECK(run_until(inits_at_least, &w, 2.0));
+	CHECK(run_until(no_links, a, BDAY_LINGER + 2.0));
+	CHECK(peer_of(a, b)->path.bday == NULL);
+	node_down(a);
+	node_down(b);
+	node_down(c);
+}
+
+/*
+ * Birthday, the probing side: b knows a only by a deaf candidate and sprays the initiation at
+ * the ports of its punch target's address; with the range just a's port, the one probe is
+ * what makes the session.
+ */
+static void
+test_birthday_probes(void)
+{
+	struct node *a = node_up(0), *b = node_up(1), *c = node_up(2);
+	struct node *ab[2] = { a, b };
+	struct endpoint wrong = node_ep(c);
+	struct peers_birthday bd = { 0, 50, 100, 0, 0 };
+
+	c->deaf = 1;
+	bd.port_lo = bd.port_hi = transport_port(a->tp);
+	peers_authorize(a->peers, b->key.pub, b->vnet.addr, &wrong, 1);
+	peers_authorize(b->peers, a->key.pub, a->vnet.addr, &wrong, 1);
+	peers_punch(b->peers, a->key.pub, &wrong, 1, 0.05, 0.5, 2);
+	peers_birthday(b->peers, a->key.pub, &bd);
+	CHECK_EQ(peer_of(b, a)->path.spray_n, 1);     /* 50 asked, the range has one port */
+	CHECK(run_until(session_up, ab, 3.0));
+	CHECK_EQ(peer_of(a, b)->path.ep.port, transport_port(b->tp));
+	CHECK(peer_of(b, a)->path.spray == NULL);
+	node_down(a);
+	node_down(b);
+	node_down(c);
+}
+
 struct quiet_watch {
 	struct node *a, *b;
 	unsigned pings;                 /* periodic pings a sent */
@@ -925,6 +1052,56 @@ test_quiet_peer_not_lost(void)
 	node_down(b);
 }
 
+/*
+ * Per daemon caps: at most SPRAYS_MAX peers probed at once and BDAY_SOCKETS_TOTAL sockets in
+ * all sets; an attempt beyond them sends no probes, or gets what is left of the sockets.
+ */
+static void
+test_birthday_caps(void)
+{
+	struct node *a = node_up(0), *c = node_up(1);
+	struct endpoint wrong = node_ep(c);
+	struct peers_birthday probe = { 0, 10, 10, 0, 0 }, sock = { .sockets = BIRTHDAY_SOCKETS_MAX };
+	uint8_t keys[SPRAYS_MAX + 1][KEY_LEN];
+	struct rlimit rl;
+	unsigned i, total = 0;
+
+	c->deaf = 1;
+	probe.port_lo = probe.port_hi = wrong.port;
+	for (i = 0; i <= SPRAYS_MAX; i++) {
+		randombytes_buf(keys[i], KEY_LEN);
+		peers_authorize(a->peers, keys[i], 0x05000100u + i, &wrong, 1);
+		peers_punch(a->peers, keys[i], &wrong, 1, 1.0, 0.5, 2);
+		peers_birthday(a->peers, keys[i], &probe);
+		CHECK((peers_lookup_key(a->peers, keys[i])->path.spray != NULL) == (i < SPRAYS_MAX));
+	}
+	/* Sockets: only where descriptors allow more than the cap (the daemon raises its soft
+	 * limit to the hard one, so do we). */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur >= BDAY_SOCKETS_TOTAL + BIRTHDAY_SOCKETS_MAX + 2 * BDAY_FD_RESERVE) {
+		for (i = 0; i <= SPRAYS_MAX; i++) {
+			peers_punch(a->peers, keys[i], &wrong, 1, 1.0, 0.5, 2);
+			sock.sockets = i == 0 ? 100 : BIRTHDAY_SOCKETS_MAX;
+			peers_birthday(a->peers, keys[i], &sock);
+			total += bday_count(peers_lookup_key(a->peers, keys[i])->path.bday);
+		}
+		CHECK_EQ(total, BDAY_SOCKETS_TOTAL);
+		CHECK_EQ(tp_links(a), BDAY_SOCKETS_TOTAL);
+		/* The last one got what was left: 1024 - 100 - 3 x 256 = 156. */
+		CHECK_EQ(bday_count(peers_lookup_key(a->peers, keys[SPRAYS_MAX])->path.bday),
+		    BDAY_SOCKETS_TOTAL - 100 - (SPRAYS_MAX - 1) * BIRTHDAY_SOCKETS_MAX);
+	} else {
+		printf("# test_birthday_caps: RLIMIT_NOFILE too low, sockets cap not checked\n");
+	}
+	node_down(a);
+	CHECK_EQ(tp_links(c), 0);
+	node_down(c);
+}
+
 static void
 test_new_needs_ops(void)
 {
@@ -962,6 +1139,10 @@ main(void)
 	RUN(test_punch_over_session);
 	RUN(test_path_lost_and_restored);
 	RUN(test_quiet_peer_not_lost);
+	RUN(test_birthday_sockets);
+	RUN(test_birthday_miss);
+	RUN(test_birthday_probes);
+	RUN(test_birthday_caps);
 	RUN(test_new_needs_ops);
 	ev_loop_destroy(loop);
 	return unit_finish();

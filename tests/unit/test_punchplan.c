@@ -271,7 +271,35 @@ test_random_easy_open(void)
 	CHECK_EQ(pb.n_targets, 1);
 }
 
-/* Row 6: random vs easy with APDF: none, no targets, no timing. */
+/* Row 6: random vs easy with APDF: birthday. The random side gets the sockets, the easy side
+ * the probes over 1024..65535, later by the lag; both aim at the other's observed endpoint. */
+static void
+check_birthday(const struct msg_punch *hard, const struct msg_punch *soft, uint32_t easy_pub,
+    uint32_t rnd_pub)
+{
+	CHECK_EQ(hard->strategy, PUNCH_BIRTHDAY);
+	CHECK_EQ(hard->n_targets, 1);
+	check_ep(&hard->targets[0], easy_pub, 40000);
+	CHECK_EQ(hard->sockets, BIRTHDAY_SOCKETS);
+	CHECK_EQ(hard->probes, 0);
+	CHECK_EQ(hard->rate, 0);
+	CHECK_EQ(hard->port_lo, 0);
+	CHECK_EQ(soft->n_targets, 1);
+	check_ep(&soft->targets[0], rnd_pub, 31337);
+	CHECK_EQ(soft->sockets, 0);
+	CHECK_EQ(soft->probes, BIRTHDAY_PROBES);
+	CHECK_EQ(soft->rate, BIRTHDAY_RATE);
+	CHECK_EQ(soft->port_lo, BIRTHDAY_PORT_MIN);
+	CHECK_EQ(soft->port_hi, 65535);
+	CHECK_EQ(hard->rounds, BIRTHDAY_ROUNDS);
+	CHECK_EQ(soft->rounds, BIRTHDAY_ROUNDS);
+	CHECK_EQ(hard->interval_ms, BIRTHDAY_INTERVAL_MS);
+	CHECK_EQ(soft->start_ms, hard->start_ms + BIRTHDAY_PROBE_LAG_MS);
+	/* The bounds PROTOCOL.md 3.2 promises: probing lasts about 2 s, never faster. */
+	CHECK(soft->probes <= BIRTHDAY_PROBES_MAX && soft->rate <= BIRTHDAY_RATE_MAX);
+	CHECK(hard->sockets <= BIRTHDAY_SOCKETS_MAX);
+}
+
 static void
 test_random_easy_apdf(void)
 {
@@ -281,13 +309,24 @@ test_random_easy_apdf(void)
 	rnd(&a, 1, PUB_A);
 	easy(&b, 2, PUB_B, NAT_FILT_APDF);
 	plan(&a, &b, &pa, &pb);
-	check_none(&pa);
-	check_none(&pb);
-	/* none still tells each side why: the NAT fields travel. */
+	check_birthday(&pa, &pb, PUB_B, PUB_A);
+	/* The NAT fields travel as with any plan (a failure names both NATs). */
 	CHECK_EQ(pa.peer_filtering, NAT_FILT_APDF);
 	CHECK_EQ(pb.peer_ports, NAT_PORTS_RANDOM);
 	plan(&b, &a, &pb, &pa);
+	check_birthday(&pa, &pb, PUB_B, PUB_A);
+
+	/* Delays: both still meet at T, the probing side the lag later. */
+	a.delay_ms = 30;
+	b.delay_ms = 120;
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.start_ms + a.delay_ms + BIRTHDAY_PROBE_LAG_MS, pb.start_ms + b.delay_ms);
+
+	/* Random vs random and random vs seq stay none. */
+	rnd(&b, 2, PUB_B);
+	plan(&a, &b, &pa, &pb);
 	check_none(&pa);
+	CHECK_EQ(pa.sockets, 0);
 }
 
 /* Row 7: random or blocked vs random, seq or blocked: none; blocked vs easy too. */

@@ -411,7 +411,7 @@ enum { PUNCH_START_MS_MAX = 5000, PUNCH_INTERVAL_MS_MAX = 2000, PUNCH_ROUNDS_MAX
 static int
 punch_valid(const struct msg_punch *m)
 {
-	return m->strategy <= PUNCH_BIRTHDAY && m->my_mapping <= NAT_MAP_APDM &&
+	return m->strategy <= PUNCH_TCP && m->my_mapping <= NAT_MAP_APDM &&
 	    m->my_ports <= NAT_PORTS_RANDOM && m->peer_mapping <= NAT_MAP_APDM &&
 	    m->peer_ports <= NAT_PORTS_RANDOM && m->peer_filtering <= NAT_FILT_APDF &&
 	    m->start_ms <= PUNCH_START_MS_MAX && m->interval_ms <= PUNCH_INTERVAL_MS_MAX &&
@@ -861,7 +861,8 @@ nat_hairpin_name(uint8_t v)
 const char *
 punch_strategy_name(uint8_t v)
 {
-	static const char *const n[] = { "none", "lan", "simultaneous", "predict", "birthday" };
+	static const char *const n[] = { "none", "lan", "simultaneous", "predict", "birthday",
+		"tcp" };
 
 	return name_of(v, n, sizeof(n) / sizeof(n[0]));
 }

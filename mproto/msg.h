@@ -129,6 +129,7 @@ struct msg_nat_info {                   /* MSG_NAT_INFO */
 
 enum punch_strategy {
 	PUNCH_NONE = 0, PUNCH_LAN = 1, PUNCH_SIMULTANEOUS = 2, PUNCH_PREDICT = 3, PUNCH_BIRTHDAY = 4,
+	PUNCH_TCP = 5,                  /* TCP simultaneous open; targets are TCP endpoints */
 };
 
 struct msg_punch {                      /* MSG_PUNCH (PROTOCOL.md 3.2) */
@@ -144,7 +145,7 @@ struct msg_punch {                      /* MSG_PUNCH (PROTOCOL.md 3.2) */
 	struct endpoint targets[PUNCH_MAX_TARGETS];
 };
 
-/* "none", "lan", "simultaneous", "predict", "birthday" ("unknown" past the end). */
+/* "none", "lan", "simultaneous", "predict", "birthday", "tcp" ("unknown" past the end). */
 const char *punch_strategy_name(uint8_t v);
 
 /* For logs and `shoal status --json`: "eim", "apdf", "sequential", ... ("unknown" for 0). */

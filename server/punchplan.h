@@ -18,6 +18,10 @@ enum {
 	PUNCH_START_MAX_MS = 5000,      /* start_ms never exceeds this (the codec's bound) */
 	PUNCH_PREDICT_PORTS = 8,        /* predicted ports past the highest seen */
 	PUNCH_PREDICT_BEHIND = 7,       /* and below it (a mapping made before it was seen) */
+	/* TCP: a connect stays in SYN_SENT while the peer's SYN is on its way, so rounds are only
+	 * for connects that failed (a RST from a host without NAT that had not sent yet). */
+	PUNCH_TCP_INTERVAL_MS = 500,
+	PUNCH_TCP_ROUNDS = 10,
 };
 
 /* What the server knows of one side. */
@@ -30,6 +34,9 @@ struct punch_side {
 	struct endpoint cand[MAX_ENDPOINTS];
 	uint16_t max_port;              /* highest port observed from its public address; 0: none */
 	uint16_t delay_ms;              /* one-way delay to the server; 0: unknown */
+	/* Its control connection's source as the server sees it: its public TCP endpoint for
+	 * the local port it punches from (PROTOCOL.md 3.3); addr 0: unknown. */
+	struct endpoint tcp;
 };
 
 /* How one side's NAT is treated by the strategy table. */
@@ -45,7 +52,8 @@ enum punch_class punchplan_class(const struct punch_side *s);
 
 /*
  * Fills to_a (sent to a: peer = b, targets on b's side) and to_b. Strategy by 3.2's table;
- * beyond it: a blocked side gets `none` with any peer; an unknown side gets `simultaneous`
+ * beyond it: a blocked side gets `tcp` (3.3) with any peer but a random-port one, `none`
+ * when either side's TCP endpoint is unknown; an unknown side gets `simultaneous`
  * to the observed endpoints (what daemons did before PUNCH existed), and so does random vs an
  * easy side whose filtering is unknown; a side without an observed endpoint (outside `lan`)
  * leaves nothing to aim at: `none`. Timing: T = PUNCH_LEAD_MS + max(delays); start_ms of a

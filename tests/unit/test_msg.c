@@ -717,7 +717,7 @@ static const struct bad_patch {
 	{ "nat_info addrs 3", ex_nat_info, 18, 3 },
 	/* PUNCH: type, peer 1..32, strategy 33, my_nat 34 (mapping | ports << 4), peer_nat 35,
 	 * peer_filter 36, start_ms 37..38 (250), interval_ms 39..40 (200), rounds 41, count 42 */
-	{ "punch strategy 5", ex_punch, 33, PUNCH_BIRTHDAY + 1 },
+	{ "punch strategy 6", ex_punch, 33, PUNCH_TCP + 1 },
 	{ "punch strategy 255", ex_punch, 33, 255 },
 	{ "punch none with targets", ex_punch, 33, PUNCH_NONE },
 	{ "punch my mapping nibble 4", ex_punch, 34, 0x14 },
@@ -796,7 +796,7 @@ static void
 test_encode_rejects(void)
 {
 	uint8_t enc[BUF_MAX];
-	struct msg m;
+	struct msg m, m2;
 
 	ex_member(&m);
 	m.u.member.n_endpoints = MAX_ENDPOINTS + 1;
@@ -861,8 +861,13 @@ test_encode_rejects(void)
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
 
 	ex_punch(&m);
-	m.u.punch.strategy = PUNCH_BIRTHDAY + 1;
+	m.u.punch.strategy = PUNCH_TCP + 1;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.punch.strategy = PUNCH_TCP;         /* TCP targets: same layout */
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+	CHECK_EQ(msg_decode(&m2, enc, (size_t)msg_encode(&m, enc, sizeof(enc))), 0);
+	CHECK_EQ(m2.u.punch.strategy, PUNCH_TCP);
+	ex_punch(&m);
 	ex_punch(&m);
 	m.u.punch.strategy = PUNCH_NONE;        /* none carries no targets */
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
@@ -984,7 +989,8 @@ test_names(void)
 	CHECK(strcmp(punch_strategy_name(PUNCH_SIMULTANEOUS), "simultaneous") == 0);
 	CHECK(strcmp(punch_strategy_name(PUNCH_PREDICT), "predict") == 0);
 	CHECK(strcmp(punch_strategy_name(PUNCH_BIRTHDAY), "birthday") == 0);
-	CHECK(strcmp(punch_strategy_name(PUNCH_BIRTHDAY + 1), "unknown") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_TCP), "tcp") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_TCP + 1), "unknown") == 0);
 }
 
 int

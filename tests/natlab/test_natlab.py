@@ -12,7 +12,10 @@ fullcone, seq1, random and udpblock routers (tests/natlab/natlab.py).
    d. server-driven punching: seq1 (sequential ports) reaches portrestricted directly with
       strategy "predict" (it gets no path without it);
    e. random facing portrestricted has no direct path yet, and `shoal list --json` says why
-      (strategy "none" and a reason naming both NATs).
+      (strategy "none" and a reason naming both NATs);
+   f. TCP hole punching: udpblock (UDP dropped, TCP masqueraded) reaches portrestricted
+      directly over a punched TCP connection (strategy "tcp", transport "tcp") and a ping
+      through it is answered.
 """
 import os
 import sys
@@ -114,6 +117,23 @@ def main():
                 print(f"e. portrestricted <-> random: {m['path']}, why: {reason['why']}")
         except AssertionError as e:
             failures.append(f"e. {e}")
+        u = daemons["udpblock"]
+        u.cli("join", "lab")
+        try:
+            m = harness.wait_until(lambda: (lambda m: m if m and m.get("path") == "direct" else None)(
+                u.member("lab", a.name)), 10, what="direct path between udpblock and portrestricted")
+            back = harness.wait_until(lambda: (lambda m: m if m and m.get("path") == "direct" else None)(
+                a.member("lab", u.name)), 10, what="direct path between portrestricted and udpblock")
+            if (m.get("strategy"), m.get("transport"), back.get("transport")) != ("tcp", "tcp", "tcp"):
+                failures.append(f"f. udpblock <-> portrestricted direct, but {m!r} / {back!r}")
+            else:
+                r = u.cli("ping", "-c", "1", a.name)
+                if r.get("received") != 1:
+                    failures.append(f"f. ping udpblock -> portrestricted over TCP: {r!r}")
+                else:
+                    print(f"f. udpblock <-> portrestricted: direct over TCP, ping {r['rtt_ms'][0]:.2f} ms")
+        except (AssertionError, harness.CliError) as e:
+            failures.append(f"f. {e}")
         if failures:
             lab.dump_logs(lines=30)
     print(f"({time.monotonic() - t0:.1f} s)")

@@ -78,9 +78,17 @@ tcppunch_socket(uint16_t local_port)
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons(local_port);
+	/*
+	 * A port-0 bind with SO_REUSEPORT already set may be handed a port another socket of
+	 * our uid holds the same way; set after the bind, the flag still lets the punches share
+	 * this port, and the port the kernel picks is one nobody else has.
+	 */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+	    (local_port != 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    (local_port == 0 &&
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)) {
 		e = errno;
 		close(fd);
 		errno = e;

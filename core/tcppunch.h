@@ -51,7 +51,7 @@ void tcppunch_get_stats(const struct tcppunch *tp, struct tcppunch_stats *st);
 
 /* A socket bound to local_port with SO_REUSEADDR and SO_REUSEPORT (so every punch connect can
  * share the port with the mediator connection), non-blocking; -1 (errno set) on error.
- * local_port 0 binds an ephemeral port (the mediator connection's own socket). */
+ * local_port 0 binds an ephemeral port no other socket has (the mediator connection's). */
 int tcppunch_socket(uint16_t local_port);
 
 #endif

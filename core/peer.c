@@ -334,6 +334,9 @@ peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *s
 	if (p->path.has_ep)
 		st->endpoint = p->path.ep;
 	st->transport = transport_link_kind(ps->tp, st->endpoint.via);
+	/* The session may still be fresh, but its link is gone: nothing gets through. */
+	if (st->transport == NULL)
+		st->path = PATH_NONE;
 	st->rtt_ms = p->srtt_ms;
 	st->rx_bytes = p->rx_bytes;
 	st->tx_bytes = p->tx_bytes;

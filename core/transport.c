@@ -428,7 +428,9 @@ transport_link_kind(const struct transport *t, uint16_t via)
 	if (via == 0)
 		return "udp";
 	HASH_FIND(hh, t->links, &via, sizeof(via), l);
-	return l != NULL && l->ops->kind != NULL ? l->ops->kind : "udp";
+	if (l == NULL)
+		return NULL;
+	return l->ops->kind != NULL ? l->ops->kind : "udp";
 }
 
 void

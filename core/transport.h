@@ -62,7 +62,8 @@ struct transport_link_ops {
 uint16_t transport_link_add(struct transport *t, const struct transport_link_ops *ops,
     void *arg);
 void transport_link_del(struct transport *t, uint16_t via);
-/* "udp" for via 0, an unknown via, or a link without a kind; else the link's ops->kind. */
+/* "udp" for via 0 or a link without a kind, the link's ops->kind for another, NULL for a via
+ * that names no link (it was deleted: nothing reaches that endpoint any more). */
 const char *transport_link_kind(const struct transport *t, uint16_t via);
 /* Delivers one datagram that arrived over link `via` from addr:port (pkt may be modified). */
 void transport_link_input(struct transport *t, uint16_t via, uint32_t addr, uint16_t port,

@@ -213,6 +213,25 @@ ex_punch(struct msg *m)
 	m->u.punch.targets[1] = (struct endpoint){ ip4(203, 0, 113, 7), 51822, 0 };
 }
 
+/* A TCP plan (PROTOCOL.md 3.3): blocked side towards a port-preserving one, its control
+ * connection's source as the one target, TCP pacing. */
+static void
+ex_punch_tcp(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_PUNCH;
+	memset(m->u.punch.peer, 0x22, KEY_LEN);
+	m->u.punch.strategy = PUNCH_TCP;
+	m->u.punch.peer_mapping = NAT_MAP_EIM;
+	m->u.punch.peer_ports = NAT_PORTS_PRESERVED;
+	m->u.punch.peer_filtering = NAT_FILT_APDF;
+	m->u.punch.start_ms = 100;
+	m->u.punch.interval_ms = 500;
+	m->u.punch.rounds = 10;
+	m->u.punch.n_targets = 1;
+	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 7), 41000, 0 };
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -233,6 +252,7 @@ static const struct golden {
 	{ "nat_report", ex_nat_report, 1 + 2 + 2 + 1 + 1 + 1 + 1 },
 	{ "nat_info", ex_nat_info, 1 + 1 + 1 + 1 + 1 + 2 + 1 + 2 + 2 + 6 + 1 },
 	{ "punch", ex_punch, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 2 * 6 },
+	{ "punch_tcp", ex_punch_tcp, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 * 6 },
 };
 
 /* ---- golden file I/O ---- */

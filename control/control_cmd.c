@@ -348,6 +348,8 @@ member_json(const struct control_env *env, const struct med_member *m)
 	json_object_set_new(o, "self", json_boolean(self));
 	if (!self && env->peers && peers_status(env->peers, m->key, &st) == 0) {
 		json_object_set_new(o, "path", json_string(path_kind_name(st.path)));
+		json_object_set_new(o, "transport", st.path != PATH_NONE && st.transport ?
+		    json_string(st.transport) : json_null());
 		json_object_set_new(o, "rtt_ms",
 		    st.path != PATH_NONE && st.rtt_ms >= 0 ? json_real(st.rtt_ms) : json_null());
 		json_object_set_new(o, "strategy", strategy_json(env, m->key));
@@ -355,6 +357,7 @@ member_json(const struct control_env *env, const struct med_member *m)
 			json_object_set_new(o, "reason", reason_json(env, m->key, 1));
 	} else {
 		json_object_set_new(o, "path", json_string("none"));
+		json_object_set_new(o, "transport", json_null());
 		json_object_set_new(o, "rtt_ms", json_null());
 		json_object_set_new(o, "strategy", self ? json_null() : strategy_json(env, m->key));
 		if (!self)

@@ -144,7 +144,7 @@ link_send(void *arg, const struct endpoint *to, const uint8_t *pkt, size_t len)
 	return 0;
 }
 
-static const struct transport_link_ops bday_link_ops = { link_send };
+static const struct transport_link_ops bday_link_ops = { .send = link_send, .kind = "udp" };
 
 static void
 read_cb(struct ev_loop *loop, ev_io *w, int revents)

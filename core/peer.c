@@ -23,6 +23,7 @@
 #include "base/keyid.h"
 #include "base/log.h"
 #include "core/peer_impl.h"
+#include "core/transport.h"
 
 double
 peers_now(const struct peers *ps)
@@ -337,6 +338,10 @@ peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *s
 	st->path = path_current(p, peers_now(ps));
 	if (p->path.has_ep)
 		st->endpoint = p->path.ep;
+	st->transport = transport_link_kind(ps->tp, st->endpoint.via);
+	/* The session may still be fresh, but its link is gone: nothing gets through. */
+	if (st->transport == NULL)
+		st->path = PATH_NONE;
 	st->rtt_ms = p->srtt_ms;
 	st->rx_bytes = p->rx_bytes;
 	st->tx_bytes = p->tx_bytes;

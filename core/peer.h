@@ -116,6 +116,8 @@ const char *path_kind_name(enum path_kind k);   /* "none", "direct", "relay" */
 struct peer_status {
 	enum path_kind path;
 	struct endpoint endpoint;       /* current path endpoint, if any */
+	const char *transport;          /* what carries it: "udp", or a link's kind ("tcp");
+	                                 * NULL (and path none) when that link is gone */
 	double rtt_ms;                  /* smoothed, from keepalive pings; <0 unknown */
 	uint64_t rx_bytes, tx_bytes;
 	double last_rx;                 /* ev_now of the last authenticated packet, 0 never */

@@ -427,6 +427,19 @@ transport_link_del(struct transport *t, uint16_t via)
 	t->n_links--;
 }
 
+const char *
+transport_link_kind(const struct transport *t, uint16_t via)
+{
+	struct tp_link *l;
+
+	if (via == 0)
+		return "udp";
+	HASH_FIND(hh, t->links, &via, sizeof(via), l);
+	if (l == NULL)
+		return NULL;
+	return l->ops->kind != NULL ? l->ops->kind : "udp";
+}
+
 void
 transport_link_input(struct transport *t, uint16_t via, uint32_t addr, uint16_t port,
     uint8_t *pkt, size_t len)

@@ -58,11 +58,16 @@ void transport_flush(struct transport *t);
 struct transport_link_ops {
 	/* One datagram to `to` (whose via is this link). 0, or -1 when dropped. */
 	int (*send)(void *arg, const struct endpoint *to, const uint8_t *pkt, size_t len);
+	/* What carries it, for `shoal list`: "tcp"; NULL means datagrams ("udp"). */
+	const char *kind;
 };
 /* The new link's via (1..65535), or 0 when out of memory. */
 uint16_t transport_link_add(struct transport *t, const struct transport_link_ops *ops,
     void *arg);
 void transport_link_del(struct transport *t, uint16_t via);
+/* "udp" for via 0 or a link without a kind, the link's ops->kind for another, NULL for a via
+ * that names no link (it was deleted: nothing reaches that endpoint any more). */
+const char *transport_link_kind(const struct transport *t, uint16_t via);
 /* Delivers one datagram that arrived over link `via` from addr:port (pkt may be modified). */
 void transport_link_input(struct transport *t, uint16_t via, uint32_t addr, uint16_t port,
     uint8_t *pkt, size_t len);

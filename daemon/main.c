@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "control/control.h"
 #include "core/peer.h"
+#include "core/tcppunch.h"
 #include "core/transport.h"
 #include "crypto/identity.h"
 #include "daemon/daemon.h"
@@ -87,6 +88,10 @@ main(int argc, char **argv)
 	if ((d.peers = peers_new(d.loop, &d.key, d.tp, &d.vnet, &daemon_peers_ops, &d)) == NULL) {
 		log_warnx("event=peers_failed");
 		goto out_netstack;
+	}
+	if ((d.tcp = tcppunch_new(d.loop, d.tp, &daemon_tcppunch_ops, &d)) == NULL) {
+		log_warnx("event=tcppunch_failed");
+		goto out_peers;
 	}
 	daemon_peerdir_init(&d);
 	if ((d.med = daemon_medclient_new(&d)) == NULL) {
@@ -174,6 +179,7 @@ out_shim:
 out_mediator:
 	medclient_free(d.med);
 out_peers:
+	tcppunch_free(d.tcp);
 	peers_free(d.peers);
 out_netstack:
 	netstack_free(d.ns);

@@ -8,6 +8,7 @@
  *   transport --receive--> medclient | peers   peers --peer_gone--> netstack_abort_peer
  *                                              peers --path_lost--> medclient_punch_request
  *   medclient --address--> daemon_set_address  medclient --authorize/revoke/punch--> peers
+ *   medclient --punch (strategy tcp)--> tcppunch --up--> peers_punch (the new link's endpoint)
  *   front ends --peerdir resolve--> medclient_resolve, --is_peer--> peers_is_peer
  */
 #include "config.h"
@@ -17,6 +18,7 @@
 
 #include "base/log.h"
 #include "core/peer.h"
+#include "core/tcppunch.h"
 #include "daemon/daemon.h"
 #include "daemon/portsfile.h"
 #include "medclient/medclient.h"
@@ -60,6 +62,18 @@ peer_path_lost(void *arg, const uint8_t key[KEY_LEN])
 }
 
 const struct peers_ops daemon_peers_ops = { peer_deliver, peer_gone, peer_path_lost };
+
+/* A punched TCP connection is up: the peer's handshake goes through it now, and again in a
+ * few rounds in case the first copy crossed the peer's own (both sides get the link). */
+static void
+tcp_up(void *arg, const uint8_t key[KEY_LEN], const struct endpoint *ep)
+{
+	struct daemon *d = arg;
+
+	peers_punch(d->peers, key, ep, 1, 0.0, 0.5, 3);
+}
+
+const struct tcppunch_ops daemon_tcppunch_ops = { tcp_up };
 
 void
 daemon_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len)
@@ -142,6 +156,12 @@ med_punch(void *arg, const struct msg_punch *p)
 {
 	struct daemon *d = arg;
 
+	/* Every plan goes to both: each cancels what an older plan of the other kind started. */
+	tcppunch_start(d->tcp, p, medclient_tcp_port(d->med));
+	if (p->strategy == PUNCH_TCP) {
+		peers_punch(d->peers, p->peer, NULL, 0, 0, 0, 0);
+		return;
+	}
 	peers_punch(d->peers, p->peer, p->targets,
 	    p->strategy == PUNCH_NONE ? 0 : p->n_targets, p->start_ms / 1000.0,
 	    p->interval_ms / 1000.0, p->rounds);

@@ -23,6 +23,7 @@
 
 #include "base/ip4.h"
 #include "base/log.h"
+#include "core/tcppunch.h"
 #include "core/transport.h"
 #include "medclient/medclient_int.h"
 #include "mproto/ctrlchan.h"
@@ -264,6 +265,17 @@ med_resolve(struct medclient *m)
 	return 0;
 }
 
+static uint16_t
+local_port(int fd)
+{
+	struct sockaddr_in me;
+	socklen_t len = sizeof(me);
+
+	if (getsockname(fd, (struct sockaddr *)&me, &len) < 0 || me.sin_family != AF_INET)
+		return 0;
+	return ntohs(me.sin_port);
+}
+
 static void
 med_connect(struct medclient *m)
 {
@@ -279,11 +291,14 @@ med_connect(struct medclient *m)
 	}
 	log_info("event=mediator_connecting server=%s",
 	    ip4_ep_str(m->server.addr, m->server.port, ep));
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+	/* Shareable port: TCP hole punching connects from it too, so the NAT mapping the
+	 * mediator sees for this connection is the one the punches use (PROTOCOL.md 3.3). */
+	if ((fd = tcppunch_socket(0)) < 0) {
 		log_warn("event=mediator_socket_failed");
 		schedule_retry(m);
 		return;
 	}
+	m->tcp_port = local_port(fd);
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;
 	sin.sin_addr.s_addr = htonl(m->server.addr);
@@ -364,6 +379,12 @@ medclient_start(struct medclient *m)
 		return;
 	m->started = 1;
 	med_connect(m);
+}
+
+uint16_t
+medclient_tcp_port(const struct medclient *m)
+{
+	return m != NULL && m->ch != NULL ? m->tcp_port : 0;
 }
 
 int

@@ -102,6 +102,9 @@ void medclient_free(struct medclient *m);
 /* Starts connecting (and keeps reconnecting). */
 void medclient_start(struct medclient *m);
 int medclient_connected(const struct medclient *m);
+/* The local port of the mediator connection, bound to be shared (SO_REUSEPORT): where TCP
+ * punches leave from (PROTOCOL.md 3.3). 0 while there is no connection. */
+uint16_t medclient_tcp_port(const struct medclient *m);
 
 /*
  * Our nick as the mediator last confirmed it ("" before the first WELCOME). A SET_NICK

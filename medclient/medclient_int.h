@@ -122,6 +122,7 @@ struct medclient {
 	enum med_state state;
 	int started;
 	struct ctrlchan *ch;
+	uint16_t tcp_port;              /* ch's local port (shared with TCP punches); 0 unknown */
 	struct endpoint server;         /* resolved server address; UDP probes go here too */
 	int have_server;
 	ev_timer retry_timer, ping_timer, idle_timer;

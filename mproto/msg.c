@@ -429,7 +429,7 @@ punch_birthday_valid(const struct msg_punch *m)
 static int
 punch_valid(const struct msg_punch *m)
 {
-	return punch_birthday_valid(m) && m->strategy <= PUNCH_BIRTHDAY &&
+	return punch_birthday_valid(m) && m->strategy <= PUNCH_TCP &&
 	    m->my_mapping <= NAT_MAP_APDM &&
 	    m->my_ports <= NAT_PORTS_RANDOM && m->peer_mapping <= NAT_MAP_APDM &&
 	    m->peer_ports <= NAT_PORTS_RANDOM && m->peer_filtering <= NAT_FILT_APDF &&
@@ -920,7 +920,8 @@ nat_hairpin_name(uint8_t v)
 const char *
 punch_strategy_name(uint8_t v)
 {
-	static const char *const n[] = { "none", "lan", "simultaneous", "predict", "birthday" };
+	static const char *const n[] = { "none", "lan", "simultaneous", "predict", "birthday",
+		"tcp" };
 
 	return name_of(v, n, sizeof(n) / sizeof(n[0]));
 }

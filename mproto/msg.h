@@ -129,6 +129,7 @@ struct msg_nat_info {                   /* MSG_NAT_INFO */
 
 enum punch_strategy {
 	PUNCH_NONE = 0, PUNCH_LAN = 1, PUNCH_SIMULTANEOUS = 2, PUNCH_PREDICT = 3, PUNCH_BIRTHDAY = 4,
+	PUNCH_TCP = 5,                  /* TCP simultaneous open; targets are TCP endpoints */
 };
 
 struct msg_punch {                      /* MSG_PUNCH (PROTOCOL.md 3.2) */
@@ -154,7 +155,7 @@ struct msg_punch_request {              /* MSG_PUNCH_REQUEST (PROTOCOL.md 3.2, 4
 	uint8_t peer[KEY_LEN];          /* the peer whose path stopped answering */
 };
 
-/* "none", "lan", "simultaneous", "predict", "birthday" ("unknown" past the end). */
+/* "none", "lan", "simultaneous", "predict", "birthday", "tcp" ("unknown" past the end). */
 const char *punch_strategy_name(uint8_t v);
 
 /* For logs and `shoal status --json`: "eim", "apdf", "sequential", ... ("unknown" for 0). */

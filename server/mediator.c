@@ -56,6 +56,7 @@ struct msess {                           /* owned by struct medsrv */
 	uint8_t n_local;
 	struct endpoint local[MAX_ENDPOINTS];
 	struct endpoint tcp_local;      /* our end of its TCP connection; addr 0: unknown */
+	struct endpoint tcp_remote;     /* its end, as we see it; addr 0: unknown */
 	struct natprobe *np;            /* NAT classification, from HELLO on; may be NULL */
 	int has_punch_info;             /* punch_info: the NAT_INFO its pairs were last planned on */
 	struct msg_nat_info punch_info;
@@ -561,6 +562,7 @@ punch_side_of(const struct msess *s, struct punch_side *out)
 		out->max_port = s->max_port;
 	d = s->np ? natprobe_delay(s->np) * 1000.0 : 0;
 	out->delay_ms = (uint16_t)(d <= 0 ? 0 : d >= PUNCH_START_MAX_MS ? PUNCH_START_MAX_MS : d);
+	out->tcp = s->tcp_remote;
 }
 
 /* The public address a plan must be serialised on: a sequential side's, unless the pair is
@@ -1593,6 +1595,7 @@ medsrv_session_remote(struct medsrv *m, struct msess *s, const struct endpoint *
 {
 	(void)m;
 	s->remote_addr = remote->addr;
+	s->tcp_remote = *remote;
 }
 
 void

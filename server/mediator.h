@@ -91,7 +91,9 @@ struct msess *medsrv_session_open(struct medsrv *m, const uint8_t key[KEY_LEN], 
  * plan points. Call before the HELLO arrives; without it a wildcard listener plans nothing. */
 void medsrv_session_local(struct medsrv *m, struct msess *s, const struct endpoint *local);
 /* The source address of s's TCP connection, for the per-source limits of password
- * operations and failed joins (joinlimit.h). Without it only per-key limits apply. */
+ * operations and failed joins (joinlimit.h), and, as we see it (getpeername), its public TCP
+ * endpoint for the port it punches TCP from (PROTOCOL.md 3.3). Without it only per-key
+ * limits apply and no `tcp` plan is made. */
 void medsrv_session_remote(struct medsrv *m, struct msess *s, const struct endpoint *remote);
 void medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg);
 /*

@@ -50,8 +50,13 @@ nat_fields(const struct punch_side *me, const struct punch_side *peer, struct ms
 static void
 add_target(struct msg_punch *p, uint32_t addr, uint16_t port)
 {
+	uint8_t i;
+
 	if (p->n_targets >= PUNCH_MAX_TARGETS || addr == 0 || port == 0)
 		return;
+	for (i = 0; i < p->n_targets; i++)      /* a predicted port may be the observed one */
+		if (p->targets[i].addr == addr && p->targets[i].port == port)
+			return;
 	p->targets[p->n_targets].addr = addr;
 	p->targets[p->n_targets].port = port;
 	p->n_targets++;
@@ -117,8 +122,14 @@ choose(const struct punch_side *a, const struct punch_side *b)
 
 	if (a->observed.addr != 0 && a->observed.addr == b->observed.addr)
 		return PUNCH_LAN;
-	if (ca == PUNCH_CLASS_BLOCKED || cb == PUNCH_CLASS_BLOCKED)
-		return PUNCH_NONE;
+	if (ca == PUNCH_CLASS_BLOCKED || cb == PUNCH_CLASS_BLOCKED) {
+		/* TCP gets out where UDP does not. A random-port side gives no TCP port to aim at
+		 * either (its TCP mapping is assumed to be as random as its UDP one). */
+		if (ca == PUNCH_CLASS_RANDOM || cb == PUNCH_CLASS_RANDOM ||
+		    a->tcp.addr == 0 || b->tcp.addr == 0)
+			return PUNCH_NONE;
+		return PUNCH_TCP;
+	}
 	if (a->observed.addr == 0 || b->observed.addr == 0)
 		return PUNCH_NONE;
 	if (ca == PUNCH_CLASS_UNKNOWN || cb == PUNCH_CLASS_UNKNOWN)
@@ -134,6 +145,21 @@ choose(const struct punch_side *a, const struct punch_side *b)
 	if (cb == PUNCH_CLASS_EASY)
 		return easy_lets_random_in(b) ? PUNCH_SIMULTANEOUS : PUNCH_BIRTHDAY;
 	return PUNCH_NONE;
+}
+
+/*
+ * TCP targets: the peer's control connection source first. Its daemon punches from that
+ * connection's local port, so an EIM NAT (and most NATs treat TCP like that even where their
+ * UDP is sequential) maps the punch to the same public port. A peer whose UDP ports are
+ * sequential gets the predicted ports too, on its TCP address: a NAT with one counter for
+ * both protocols moves on from what its UDP showed.
+ */
+static void
+targets_tcp(const struct punch_side *peer, struct msg_punch *p)
+{
+	add_target(p, peer->tcp.addr, peer->tcp.port);
+	if (punchplan_class(peer) == PUNCH_CLASS_SEQ && peer->observed.addr == peer->tcp.addr)
+		targets_predict(peer, p);
 }
 
 /* Where `me` sends under strategy st: at the peer. */
@@ -156,6 +182,9 @@ targets_for(uint8_t st, const struct punch_side *peer, struct msg_punch *p)
 			targets_predict(peer, p);
 		else
 			add_target(p, peer->observed.addr, peer->observed.port);
+		break;
+	case PUNCH_TCP:
+		targets_tcp(peer, p);
 		break;
 	default:
 		break;
@@ -217,8 +246,9 @@ punchplan(const struct punch_side *a, const struct punch_side *b, struct msg_pun
 	t = PUNCH_LEAD_MS + (uint32_t)(a->delay_ms > b->delay_ms ? a->delay_ms : b->delay_ms);
 	to_a->start_ms = start_ms(t, a->delay_ms);
 	to_b->start_ms = start_ms(t, b->delay_ms);
-	to_a->interval_ms = to_b->interval_ms = PUNCH_INTERVAL_MS;
-	to_a->rounds = to_b->rounds = PUNCH_ROUNDS;
+	to_a->interval_ms = to_b->interval_ms =
+	    st == PUNCH_TCP ? PUNCH_TCP_INTERVAL_MS : PUNCH_INTERVAL_MS;
+	to_a->rounds = to_b->rounds = st == PUNCH_TCP ? PUNCH_TCP_ROUNDS : PUNCH_ROUNDS;
 	if (st == PUNCH_BIRTHDAY) {
 		birthday_role(a, to_a, t);
 		birthday_role(b, to_b, t);

@@ -28,6 +28,10 @@ enum {
 	/* The probes start this long after the sockets' first round, so the mappings they aim
 	 * at exist when they arrive (start times already allow for each side's delay). */
 	BIRTHDAY_PROBE_LAG_MS = 200,
+	/* TCP: a connect stays in SYN_SENT while the peer's SYN is on its way, so rounds are only
+	 * for connects that failed (a RST from a host without NAT that had not sent yet). */
+	PUNCH_TCP_INTERVAL_MS = 500,
+	PUNCH_TCP_ROUNDS = 10,
 };
 
 /* What the server knows of one side. */
@@ -40,6 +44,9 @@ struct punch_side {
 	struct endpoint cand[MAX_ENDPOINTS];
 	uint16_t max_port;              /* highest port observed from its public address; 0: none */
 	uint16_t delay_ms;              /* one-way delay to the server; 0: unknown */
+	/* Its control connection's source as the server sees it: its public TCP endpoint for
+	 * the local port it punches from (PROTOCOL.md 3.3); addr 0: unknown. */
+	struct endpoint tcp;
 };
 
 /* How one side's NAT is treated by the strategy table. */
@@ -55,7 +62,8 @@ enum punch_class punchplan_class(const struct punch_side *s);
 
 /*
  * Fills to_a (sent to a: peer = b, targets on b's side) and to_b. Strategy by 3.2's table;
- * beyond it: a blocked side gets `none` with any peer; an unknown side gets `simultaneous`
+ * beyond it: a blocked side gets `tcp` (3.3) with any peer but a random-port one, `none`
+ * when either side's TCP endpoint is unknown; an unknown side gets `simultaneous`
  * to the observed endpoints (what daemons did before PUNCH existed), and so does random vs an
  * easy side whose filtering is unknown; random vs an easy side with APDF is `birthday` (the
  * random side gets BIRTHDAY_SOCKETS, the other BIRTHDAY_PROBES at BIRTHDAY_RATE over

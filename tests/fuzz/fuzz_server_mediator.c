@@ -140,8 +140,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 				memset(key, 0x40 + k, KEY_LEN);
 				sl->s = medsrv_session_open(m, key, sl);
-				if (sl->s)
+				if (sl->s) {
+					/* Its public TCP endpoint: one per slot, so blocked
+					 * pairs can be planned as tcp (PROTOCOL.md 3.3). */
+					struct endpoint remote = { 0xcb007100u + k, 41000, 0 };
+
 					medsrv_session_local(m, sl->s, &local);
+					medsrv_session_remote(m, sl->s, &remote);
+				}
 			}
 			break;
 		case 1:

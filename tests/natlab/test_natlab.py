@@ -14,7 +14,10 @@ fullcone, seq1, random and udpblock routers (tests/natlab/natlab.py).
    e. birthday punching: random (random ports) reaches portrestricted directly with strategy
       "birthday" (256 sockets on the random side, probes at random ports from the other);
    f. random facing seq1 has no direct path, and `shoal list --json` says why (strategy
-      "none" and a reason naming both NATs).
+      "none" and a reason naming both NATs);
+   g. TCP hole punching: udpblock (UDP dropped, TCP masqueraded) reaches portrestricted
+      directly over a punched TCP connection (strategy "tcp", transport "tcp") and a ping
+      through it is answered.
 """
 import os
 import sys
@@ -127,6 +130,23 @@ def main():
                 print(f"f. seq1 <-> random: {m['path']}, why: {reason['why']}")
         except AssertionError as e:
             failures.append(f"f. {e}")
+        u = daemons["udpblock"]
+        u.cli("join", "lab")
+        try:
+            m = harness.wait_until(lambda: (lambda m: m if m and m.get("path") == "direct" else None)(
+                u.member("lab", a.name)), 10, what="direct path between udpblock and portrestricted")
+            back = harness.wait_until(lambda: (lambda m: m if m and m.get("path") == "direct" else None)(
+                a.member("lab", u.name)), 10, what="direct path between portrestricted and udpblock")
+            if (m.get("strategy"), m.get("transport"), back.get("transport")) != ("tcp", "tcp", "tcp"):
+                failures.append(f"g. udpblock <-> portrestricted direct, but {m!r} / {back!r}")
+            else:
+                pr = u.cli("ping", "-c", "1", a.name)
+                if pr.get("received") != 1:
+                    failures.append(f"g. ping udpblock -> portrestricted over TCP: {pr!r}")
+                else:
+                    print(f"g. udpblock <-> portrestricted: direct over TCP, ping {pr['rtt_ms'][0]:.2f} ms")
+        except (AssertionError, harness.CliError) as e:
+            failures.append(f"g. {e}")
         if failures:
             lab.dump_logs(lines=30)
     print(f"({time.monotonic() - t0:.1f} s)")

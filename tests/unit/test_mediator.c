@@ -1345,7 +1345,8 @@ test_password_async(void)
 	env_done(&e);
 }
 
-#define P2 0xcb007102u                  /* 203.0.113.2: node 1's NAT (random ports) */
+#define P2 0xcb007102u                  /* 203.0.113.2: node 1's NAT (random ports; UDP
+					 * blocked in test_punch_tcp) */
 
 /* Random ports vs an APDF easy side: birthday, the random side gets the sockets, the other the
  * probes; the pair is planned again PUNCH_RETRY_1_S and PUNCH_RETRY_2_S later, then no more;
@@ -1397,6 +1398,52 @@ test_punch_birthday(void)
 	env_done(&e);
 }
 
+
+/* A node whose UDP is blocked and an easy one: PUNCH tcp, each aimed at the source of the
+ * other's control connection (medsrv_session_remote), TCP pacing (PROTOCOL.md 3.3). */
+static void
+test_punch_tcp(void)
+{
+	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint r0 = { P0, 41000, 0 }, r1 = { P2, 42000, 0 };
+	const struct msg_punch *p;
+	struct env e;
+	double t0;
+
+	nat_env_init(&e);
+	nat_connect(&e, 0, &local);
+	medsrv_session_remote(e.m, e.f[0].s, &r0);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 0, P0, 40000, 0, 3, 0.010);
+	nat_connect(&e, 1, &local);
+	medsrv_session_remote(e.m, e.f[1].s, &r1);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	/* No probe of node 1 ever arrives: blocked once the wait is over. */
+	t0 = e.now;
+	advance(&e, 1, t0 + 4.1);
+	CHECK(last_of(&e.f[1], MSG_NAT_INFO) != NULL &&
+	    last_of(&e.f[1], MSG_NAT_INFO)->u.nat_info.udp == NAT_UDP_BLOCKED);
+	p = punch_about(&e, 0, 1);
+	CHECK(p != NULL);
+	if (p) {
+		CHECK_EQ(p->strategy, PUNCH_TCP);
+		CHECK_EQ(p->n_targets, 1);
+		CHECK(p->targets[0].addr == P2 && p->targets[0].port == 42000);
+		CHECK_EQ(p->interval_ms, 500);
+		CHECK_EQ(p->rounds, 10);
+	}
+	p = punch_about(&e, 1, 0);
+	CHECK(p != NULL);
+	if (p) {
+		CHECK_EQ(p->strategy, PUNCH_TCP);
+		CHECK_EQ(p->n_targets, 1);
+		CHECK(p->targets[0].addr == P0 && p->targets[0].port == 41000);
+	}
+	disconnect_node(&e, 0);
+	disconnect_node(&e, 1);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -1413,6 +1460,7 @@ main(void)
 	RUN(test_punch);
 	RUN(test_punch_request);
 	RUN(test_punch_deferred_forget);
+	RUN(test_punch_tcp);
 	RUN(test_password_limits);
 	RUN(test_password_async);
 	RUN(test_registrations);

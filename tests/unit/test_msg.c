@@ -259,6 +259,25 @@ ex_punch_birthday_hard(struct msg *m)
 	m->u.punch.probes = m->u.punch.rate = m->u.punch.port_lo = m->u.punch.port_hi = 0;
 }
 
+/* A TCP plan (PROTOCOL.md 3.3): blocked side towards a port-preserving one, its control
+ * connection's source as the one target, TCP pacing. */
+static void
+ex_punch_tcp(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_PUNCH;
+	memset(m->u.punch.peer, 0x22, KEY_LEN);
+	m->u.punch.strategy = PUNCH_TCP;
+	m->u.punch.peer_mapping = NAT_MAP_EIM;
+	m->u.punch.peer_ports = NAT_PORTS_PRESERVED;
+	m->u.punch.peer_filtering = NAT_FILT_APDF;
+	m->u.punch.start_ms = 100;
+	m->u.punch.interval_ms = 500;
+	m->u.punch.rounds = 10;
+	m->u.punch.n_targets = 1;
+	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 7), 41000, 0 };
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -281,6 +300,7 @@ static const struct golden {
 	{ "punch", ex_punch, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 2 * 6 },
 	{ "punch_request", ex_punch_request, 1 + 32 },
 	{ "punch_birthday", ex_punch_birthday, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 6 + 10 },
+	{ "punch_tcp", ex_punch_tcp, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 * 6 },
 };
 
 /* ---- golden file I/O ---- */
@@ -773,7 +793,7 @@ static const struct bad_patch {
 	{ "nat_info addrs 3", ex_nat_info, 18, 3 },
 	/* PUNCH: type, peer 1..32, strategy 33, my_nat 34 (mapping | ports << 4), peer_nat 35,
 	 * peer_filter 36, start_ms 37..38 (250), interval_ms 39..40 (200), rounds 41, count 42 */
-	{ "punch strategy 5", ex_punch, 33, PUNCH_BIRTHDAY + 1 },
+	{ "punch strategy 6", ex_punch, 33, PUNCH_TCP + 1 },
 	{ "punch strategy 255", ex_punch, 33, 255 },
 	{ "punch none with targets", ex_punch, 33, PUNCH_NONE },
 	{ "punch my mapping nibble 4", ex_punch, 34, 0x14 },
@@ -866,7 +886,7 @@ static void
 test_encode_rejects(void)
 {
 	uint8_t enc[BUF_MAX];
-	struct msg m;
+	struct msg m, m2;
 
 	ex_member(&m);
 	m.u.member.n_endpoints = MAX_ENDPOINTS + 1;
@@ -950,8 +970,13 @@ test_encode_rejects(void)
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
 
 	ex_punch(&m);
-	m.u.punch.strategy = PUNCH_BIRTHDAY + 1;
+	m.u.punch.strategy = PUNCH_TCP + 1;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	m.u.punch.strategy = PUNCH_TCP;         /* TCP targets: same layout */
+	CHECK(msg_encode(&m, enc, sizeof(enc)) > 0);
+	CHECK_EQ(msg_decode(&m2, enc, (size_t)msg_encode(&m, enc, sizeof(enc))), 0);
+	CHECK_EQ(m2.u.punch.strategy, PUNCH_TCP);
+	ex_punch(&m);
 	ex_punch(&m);
 	m.u.punch.strategy = PUNCH_NONE;        /* none carries no targets */
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
@@ -1073,7 +1098,8 @@ test_names(void)
 	CHECK(strcmp(punch_strategy_name(PUNCH_SIMULTANEOUS), "simultaneous") == 0);
 	CHECK(strcmp(punch_strategy_name(PUNCH_PREDICT), "predict") == 0);
 	CHECK(strcmp(punch_strategy_name(PUNCH_BIRTHDAY), "birthday") == 0);
-	CHECK(strcmp(punch_strategy_name(PUNCH_BIRTHDAY + 1), "unknown") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_TCP), "tcp") == 0);
+	CHECK(strcmp(punch_strategy_name(PUNCH_TCP + 1), "unknown") == 0);
 }
 
 int

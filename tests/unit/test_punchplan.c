@@ -329,7 +329,8 @@ test_random_easy_apdf(void)
 	CHECK_EQ(pa.sockets, 0);
 }
 
-/* Row 7: random or blocked vs random, seq or blocked: none; blocked vs easy too. */
+/* Row 7: random or blocked vs random, seq or blocked: none; blocked vs easy too (without a
+ * TCP endpoint: test_tcp has them). */
 static void
 test_hopeless(void)
 {
@@ -363,6 +364,71 @@ test_hopeless(void)
 	plan(&a, &b, &pa, &pb);
 	check_none(&pa);
 	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_BLOCKED);
+}
+
+/* UDP blocked on a side (3.3): tcp to the peer's control-connection source, plus a sequential
+ * peer's predicted ports; none against random ports or without a TCP endpoint. */
+static void
+test_tcp(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+	unsigned i;
+
+	blocked(&a, 1, PUB_A);
+	a.observed.addr = 0;            /* no UDP_PROBE ever got through */
+	a.tcp = (struct endpoint){ PUB_A, 41000, 0 };
+	easy(&b, 2, PUB_B, NAT_FILT_APDF);
+	b.tcp = (struct endpoint){ PUB_B, 42000, 0 };
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_TCP);
+	CHECK_EQ(pa.n_targets, 1);
+	CHECK_EQ(pb.n_targets, 1);
+	check_ep(&pa.targets[0], PUB_B, 42000);
+	check_ep(&pb.targets[0], PUB_A, 41000);
+	CHECK_EQ(pa.interval_ms, PUNCH_TCP_INTERVAL_MS);
+	CHECK_EQ(pa.rounds, PUNCH_TCP_ROUNDS);
+	CHECK_EQ(pa.start_ms, PUNCH_LEAD_MS);
+	plan(&b, &a, &pb, &pa);         /* either order */
+	CHECK_EQ(pb.strategy, PUNCH_TCP);
+	check_ep(&pb.targets[0], PUB_A, 41000);
+
+	/* A sequential peer: its TCP source first, then its predicted UDP-counter ports. */
+	seq(&b, 2, PUB_B, 50000, 1);
+	b.tcp = (struct endpoint){ PUB_B, 43000, 0 };
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_TCP);
+	CHECK_EQ(pa.n_targets, 1 + PUNCH_PREDICT_PORTS + PUNCH_PREDICT_BEHIND);
+	check_ep(&pa.targets[0], PUB_B, 43000);
+	for (i = 1; i <= PUNCH_PREDICT_PORTS; i++)
+		check_ep(&pa.targets[i], PUB_B, (uint16_t)(50000 + i));
+	CHECK_EQ(pb.n_targets, 1);
+
+	/* A predicted port equal to the TCP source is not sent twice. */
+	b.tcp.port = 50001;
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.n_targets, PUNCH_PREDICT_PORTS + PUNCH_PREDICT_BEHIND);
+
+	blocked(&b, 2, PUB_B);
+	b.tcp = (struct endpoint){ PUB_B, 40000, 0 };
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_TCP);
+	check_ep(&pa.targets[0], PUB_B, 40000);
+
+	side(&b, 2, PUB_B, 999, NAT_MAP_UNKNOWN, NAT_FILT_UNKNOWN, NAT_PORTS_UNKNOWN, 0);
+	b.tcp = (struct endpoint){ PUB_B, 999, 0 };
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_TCP);
+
+	rnd(&b, 2, PUB_B);
+	b.tcp = (struct endpoint){ PUB_B, 44000, 0 };
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+	check_none(&pb);
+
+	easy(&b, 2, PUB_B, NAT_FILT_EIF);   /* its TCP source unknown */
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
 }
 
 /* Unknown NAT info (none at all, udp unknown, mapping unknown): simultaneous to the observed
@@ -444,6 +510,7 @@ main(void)
 	RUN(test_random_easy_open);
 	RUN(test_random_easy_apdf);
 	RUN(test_hopeless);
+	RUN(test_tcp);
 	RUN(test_unknown);
 	RUN(test_timing);
 	return unit_finish();

@@ -84,6 +84,8 @@ enum msg_type {
 	MSG_NAT_REPORT = 12,      /* c->s: what the daemon saw of the classification */
 	MSG_NAT_INFO = 13,        /* s->c: the node's NAT as classified */
 	MSG_PUNCH = 14,           /* s->c: where and when to punch towards one peer (3.2) */
+	/* 15..17 are taken by other work (dead-path re-punch, TCP punching). */
+	MSG_CANDIDATES = 18,      /* c->s: endpoints the node's gateway mapped for it (3.3) */
 };
 
 enum req_op {
@@ -124,6 +126,7 @@ enum {
 	CTRL_FRAME_MAX = 4096,    /* largest control frame, ciphertext */
 	NAT_MAX_TARGETS = 6,      /* server UDP sockets in a NAT_PLAN */
 	PUNCH_MAX_TARGETS = 16,   /* endpoints in a PUNCH */
+	CAND_MAX_MAPPED = 4,      /* port-mapped endpoints in a CANDIDATES */
 };
 
 #endif

@@ -144,6 +144,16 @@ struct msg_punch {                      /* MSG_PUNCH (PROTOCOL.md 3.2) */
 	struct endpoint targets[PUNCH_MAX_TARGETS];
 };
 
+/*
+ * MSG_CANDIDATES (PROTOCOL.md 3.3): the endpoints a gateway mapped to our peer UDP socket
+ * (UPnP-IGD, NAT-PMP), which take packets from anyone. The full set, replacing the last one;
+ * 0 withdraws them.
+ */
+struct msg_candidates {
+	uint8_t n_mapped;               /* 0..CAND_MAX_MAPPED */
+	struct endpoint mapped[CAND_MAX_MAPPED];
+};
+
 /* "none", "lan", "simultaneous", "predict", "birthday" ("unknown" past the end). */
 const char *punch_strategy_name(uint8_t v);
 
@@ -170,6 +180,7 @@ struct msg {
 		struct msg_nat_report nat_report;
 		struct msg_nat_info nat_info;
 		struct msg_punch punch;
+		struct msg_candidates candidates;
 	} u;
 };
 

@@ -57,11 +57,42 @@ struct portmap {
 
 /* ---- the worker ---- */
 
+/* A gateway behind another NAT (carrier-grade, a second router) reports a private external
+ * address: a mapping there reaches nobody on the Internet. */
+static int
+private_addr(uint32_t a)
+{
+	return (a >> 24) == 0 || (a >> 24) == 10 || (a >> 24) == 127 ||
+	    (a & 0xffc00000u) == 0x64400000u ||             /* 100.64/10, RFC 6598 */
+	    (a & 0xffff0000u) == 0xa9fe0000u ||             /* 169.254/16 */
+	    (a & 0xfff00000u) == 0xac100000u ||             /* 172.16/12 */
+	    (a & 0xffff0000u) == 0xc0a80000u;               /* 192.168/16 */
+}
+
+/* A mapping that cannot help is given back at once and reported as the failure it is. */
+static void
+reject_private(struct pm_job *j)
+{
+	struct pm_result r = j->res, tmp;
+	char ip[IP4_STR_LEN];
+
+	if (!r.ok || !private_addr(r.ext.addr))
+		return;
+	if (r.proto == PORTMAP_PROTO_NATPMP)
+		(void)pm_natpmp_map(j->gw, j->port, 0, 0, &tmp);
+	else
+		pm_upnp_unmap(j->igd, r.ext.port);
+	j->res.ok = 0;
+	snprintf(j->res.error, sizeof(j->res.error), "gateway's external address %s is private "
+	    "(double NAT)", ip4_str(r.ext.addr, ip));
+}
+
 static int
 try_natpmp(struct pm_job *j, struct pm_result *r)
 {
-	return pm_natpmp_map(j->gw, j->port, j->first == PORTMAP_PROTO_NATPMP ? j->want_ext : j->port,
-	    PORTMAP_LEASE_S, r);
+	uint16_t want = j->first == PORTMAP_PROTO_NATPMP ? j->want_ext : j->port;
+
+	return pm_natpmp_map(j->gw, j->port, want, PORTMAP_LEASE_S, r);
 }
 
 static int
@@ -100,6 +131,7 @@ job_main(void *arg)
 	j->res = strncmp(up.error, "no gateway", 10) == 0 &&
 	    strcmp(pmp.error, "no NAT-PMP gateway") != 0 ? pmp : up;
 out:
+	reject_private(j);
 	ev_async_send(j->loop, j->done);
 	return NULL;
 }

@@ -52,13 +52,14 @@ discover(struct pm_result *r)
 	found = UPNP_GetValidIGD(devs, &g->urls, &g->data, g->lan, sizeof(g->lan));
 #endif
 	freeUPNPDevlist(devs);
-	/* 1: a connected IGD. 2 (not connected) cannot map anything useful; 3 is no IGD. */
-	if (found != 1) {
+	/* 1: a connected IGD. 2: miniupnpc found it not connected, or (2.2+) connected with an
+	 * external address it deems reserved, which portmap.c judges itself: only private ones
+	 * (double NAT) are useless. 3 is no IGD. */
+	if (found != 1 && found != 2) {
 		if (found != 0)
 			FreeUPNPUrls(&g->urls);
 		free(g);
-		snprintf(r->error, sizeof(r->error), "%s", found == 2 ?
-		    "UPnP gateway not connected" : "no UPnP-IGD among the UPnP devices");
+		snprintf(r->error, sizeof(r->error), "no UPnP-IGD among the UPnP devices");
 		return NULL;
 	}
 	return g;

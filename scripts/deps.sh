@@ -1,7 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages shoal needs to build and test, only those missing, retrying with
-# backoff while the archive is unreachable. miniupnpd-nftables is only for the NAT lab's `upnp`
-# router (tests/natlab), which skips without it. Needs root (or sudo) only when something is missing.
+# backoff while the archive is unreachable. Needs root (or sudo) only when something is missing.
+# miniupnpd-nftables is only for the NAT lab's `upnp` routers (tests/natlab), which skip without it.
 set -eu
 pkgs="build-essential autoconf automake pkg-config libev-dev libsodium-dev uthash-dev
 libsqlite3-dev libjansson-dev python3 clang iproute2 nftables iperf3 socat curl

@@ -13,6 +13,10 @@ fullcone, seq1, random and udpblock routers (tests/natlab/natlab.py).
       strategy "predict" (it gets no path without it);
    e. random facing portrestricted has no direct path yet, and `shoal list --json` says why
       (strategy "none" and a reason naming both NATs).
+   f. a node behind `upnp` (portrestricted plus a real miniupnpd) gets a NAT-PMP port mapping
+      (`portmap` in `shoal --json status`: mapped, nat-pmp, the router's public address), the
+      mediator gets it (MSG_CANDIDATES, its log), and the random node reaches it directly.
+      Skipped with a message when miniupnpd is not installed.
 """
 import os
 import sys
@@ -45,9 +49,15 @@ def main():
     with natlab.Lab("check") as lab:
         sites = {k: lab.add_site(k) for k in KINDS}
         sites["portrestricted2"] = lab.add_site("portrestricted")
+        no_upnp = natlab.kind_unavailable("upnp")
+        if no_upnp:
+            print(f"SKIP f: {no_upnp}")
+        else:
+            sites["upnp"] = lab.add_site("upnp")
 
         # 1. the lab itself
-        rows = natlab.selftest_sites(lab, [sites[k] for k in KINDS])
+        checked = KINDS + (("upnp",) if "upnp" in sites else ())
+        rows = natlab.selftest_sites(lab, [sites[k] for k in checked])
         natlab.print_selftest(rows)
         for site, label, _, problems in rows:
             if problems:
@@ -114,6 +124,30 @@ def main():
                 print(f"e. portrestricted <-> random: {m['path']}, why: {reason['why']}")
         except AssertionError as e:
             failures.append(f"e. {e}")
+        if "upnp" in daemons:
+            u = daemons["upnp"]
+            try:
+                def settled():
+                    p = u.status().get("portmap")
+                    return p if p and p.get("state") != "trying" else None
+                pm = harness.wait_until(settled, 10, what="upnp node's portmap result")
+                ext = pm.get("external") or ""
+                if pm.get("state") != "mapped" or pm.get("protocol") != "nat-pmp" or \
+                        ext.split(":")[0] != sites["upnp"].public_ip:
+                    raise AssertionError(f"portmap {pm!r} (want mapped by nat-pmp on "
+                                         f"{sites['upnp'].public_ip})")
+                with open(os.path.join(lab.dir, "server.log"), errors="replace") as f:
+                    u_id = u.node_id()[:12]         # key_short in the server's logs
+                    if f"event=candidates node={u_id} mapped=1 first={ext}" not in f.read():
+                        raise AssertionError(f"the mediator logged no CANDIDATES {ext} from {u.name}")
+                u.cli("join", "lab")
+                harness.wait_until(lambda: (r.member("lab", u.name) or {}).get("path") == "direct"
+                                   and (u.member("lab", r.name) or {}).get("path") == "direct",
+                                   10, what="direct path between random and upnp")
+                print(f"f. upnp: mapped {ext} by nat-pmp; random <-> upnp: direct "
+                      f"({(r.member('lab', u.name) or {}).get('strategy')})")
+            except AssertionError as e:
+                failures.append(f"f. {e}")
         if failures:
             lab.dump_logs(lines=30)
     print(f"({time.monotonic() - t0:.1f} s)")

@@ -52,6 +52,7 @@ struct msess {                           /* owned by struct medsrv */
 	struct endpoint local[MAX_ENDPOINTS];
 	uint8_t n_mapped;               /* CANDIDATES: its gateway's port mappings (3.3) */
 	struct endpoint mapped[CAND_MAX_MAPPED];
+	int cand_replanned;             /* its first mapping skipped the pairs' 10 s limit */
 	struct endpoint tcp_local;      /* our end of its TCP connection; addr 0: unknown */
 	struct natprobe *np;            /* NAT classification, from HELLO on; may be NULL */
 	int has_punch_info;             /* punch_info: the NAT_INFO its pairs were last planned on */
@@ -1297,6 +1298,14 @@ handle_candidates(struct medsrv *m, struct msess *s, const struct msg_candidates
 	log_info("event=candidates node=%s mapped=%u first=%s", id, s->n_mapped,
 	    s->n_mapped ? ep : "-");
 	notify_everywhere(m, s->key, NULL, NULL);
+	/* A UPnP mapping takes seconds and usually lands just after the pairs' first plans,
+	 * which it can turn from `none` into direct: the first mapping of a connection plans
+	 * again at once. Later changes wait out the 10 s, so a node cannot make the server
+	 * flood its peers with plans. */
+	if (s->n_mapped > 0 && !s->cand_replanned) {
+		s->cand_replanned = 1;
+		punch_forget(m->punch, s->key);
+	}
 	punch_node(m, s);
 }
 

@@ -20,6 +20,10 @@ Topology (site i = 1, 2, ...):
   cgnat:      snl*-c<i> carrier router: wan 198.18.1.i/15, lan 100.64.i.1/24 (masquerade);
               snl*-r<i> home router: wan 100.64.i.2/24 (default via 100.64.i.1), LAN as above
   public:     no router; hosts on br0 with 198.18.(2+k).i/15
+  upnp, upnp-igd: a portrestricted router that also runs a real miniupnpd (Debian's
+              miniupnpd-nftables) on its LAN bridge: NAT-PMP/PCP and UPnP-IGD (upnp-igd: UPnP-IGD
+              only), DNAT rules in its own `table inet miniupnpd`; its WAN address is "reserved"
+              to miniupnpd, which maps only after a STUN check against the reflector passes
 
 Library use:
     with Lab() as lab:
@@ -929,6 +933,9 @@ def print_selftest(rows):
 
 def selftest(kinds=None):
     kinds = kinds or list(KINDS)
+    for k in [k for k in kinds if kind_unavailable(k)]:
+        print(f"natlab selftest: {k} skipped: {kind_unavailable(k)}")
+        kinds.remove(k)
     t0 = time.monotonic()
     with Lab("selftest") as lab:
         sites = [lab.add_site(k) for k in kinds]

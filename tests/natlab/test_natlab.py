@@ -15,8 +15,10 @@ fullcone, seq1, random and udpblock routers (tests/natlab/natlab.py).
       (strategy "none" and a reason naming both NATs).
    f. a node behind `upnp` (portrestricted plus a real miniupnpd) gets a NAT-PMP port mapping
       (`portmap` in `shoal --json status`: mapped, nat-pmp, the router's public address), the
-      mediator gets it (MSG_CANDIDATES, its log), and the random node reaches it directly.
-      Skipped with a message when miniupnpd is not installed.
+      mediator gets it (MSG_CANDIDATES, its log), and the random node reaches it directly; a
+      node behind `upnp-igd` (the same, NAT-PMP off) gets its mapping through UPnP-IGD
+      (miniupnpc) and the random node reaches it too. Skipped with a message when miniupnpd is
+      not installed.
 """
 import os
 import sys
@@ -54,9 +56,10 @@ def main():
             print(f"SKIP f: {no_upnp}")
         else:
             sites["upnp"] = lab.add_site("upnp")
+            sites["upnp-igd"] = lab.add_site("upnp-igd")
 
         # 1. the lab itself
-        checked = KINDS + (("upnp",) if "upnp" in sites else ())
+        checked = KINDS + (("upnp", "upnp-igd") if "upnp" in sites else ())
         rows = natlab.selftest_sites(lab, [sites[k] for k in checked])
         natlab.print_selftest(rows)
         for site, label, _, problems in rows:
@@ -124,18 +127,20 @@ def main():
                 print(f"e. portrestricted <-> random: {m['path']}, why: {reason['why']}")
         except AssertionError as e:
             failures.append(f"e. {e}")
-        if "upnp" in daemons:
-            u = daemons["upnp"]
+        for kind, proto in (("upnp", "nat-pmp"), ("upnp-igd", "upnp")):
+            if kind not in sites:
+                break
+            u = daemons[kind]
             try:
                 def settled():
                     p = u.status().get("portmap")
                     return p if p and p.get("state") != "trying" else None
-                pm = harness.wait_until(settled, 10, what="upnp node's portmap result")
+                pm = harness.wait_until(settled, 10, what=f"{kind} node's portmap result")
                 ext = pm.get("external") or ""
-                if pm.get("state") != "mapped" or pm.get("protocol") != "nat-pmp" or \
-                        ext.split(":")[0] != sites["upnp"].public_ip:
-                    raise AssertionError(f"portmap {pm!r} (want mapped by nat-pmp on "
-                                         f"{sites['upnp'].public_ip})")
+                if pm.get("state") != "mapped" or pm.get("protocol") != proto or \
+                        ext.split(":")[0] != sites[kind].public_ip:
+                    raise AssertionError(f"portmap {pm!r} (want mapped by {proto} on "
+                                         f"{sites[kind].public_ip})")
                 with open(os.path.join(lab.dir, "server.log"), errors="replace") as f:
                     u_id = u.node_id()[:12]         # key_short in the server's logs
                     if f"event=candidates node={u_id} mapped=1 first={ext}" not in f.read():
@@ -143,11 +148,11 @@ def main():
                 u.cli("join", "lab")
                 harness.wait_until(lambda: (r.member("lab", u.name) or {}).get("path") == "direct"
                                    and (u.member("lab", r.name) or {}).get("path") == "direct",
-                                   10, what="direct path between random and upnp")
-                print(f"f. upnp: mapped {ext} by nat-pmp; random <-> upnp: direct "
+                                   10, what=f"direct path between random and {kind}")
+                print(f"f. {kind}: mapped {ext} by {proto}; random <-> {kind}: direct "
                       f"({(r.member('lab', u.name) or {}).get('strategy')})")
             except AssertionError as e:
-                failures.append(f"f. {e}")
+                failures.append(f"f. {kind}: {e}")
         if failures:
             lab.dump_logs(lines=30)
     print(f"({time.monotonic() - t0:.1f} s)")

@@ -59,8 +59,9 @@ struct portmap *portmap_new(struct ev_loop *loop, uint16_t port, const struct po
 void portmap_set_gateway(struct portmap *pm, uint32_t gw);
 /* Starts the first exchange. */
 void portmap_start(struct portmap *pm);
-/* Waits for a running exchange, removes the mapping (bounded: about 2 s at worst) and frees.
- * ops->changed is not called. NULL is fine. */
+/* Waits for a running exchange, removes the mapping and frees: blocks the caller for up to a
+ * few seconds (UPnP discovery 2 s, then the gateway's HTTP; NAT-PMP 1.5 s), so only at
+ * shutdown. ops->changed is not called. NULL is fine. */
 void portmap_free(struct portmap *pm);
 void portmap_info(const struct portmap *pm, struct portmap_info *out);
 /* "nat-pmp", "upnp" or "none"; "off", "trying", "mapped", "failed". */

@@ -61,6 +61,14 @@ def main():
         # 1. the lab itself
         checked = KINDS + (("upnp", "upnp-igd") if "upnp" in sites else ())
         rows = natlab.selftest_sites(lab, [sites[k] for k in checked])
+        # Open issue: about one run in five the plain-socket probe behind the first upnp router
+        # gets no answer at all (its datagrams leave the router's WAN, nothing comes back;
+        # never seen with shoald). Probed once more, and said so, until it is understood.
+        again = [r[0] for r in rows if r[3] and r[0].kind in natlab.UPNP_KINDS]
+        if again:
+            print(f"note: probing {', '.join(x.kind for x in again)} again (known lab flake)")
+            redo = {x[0].index: x for x in natlab.selftest_sites(lab, again)}
+            rows = [redo.get(r[0].index, r) for r in rows]
         natlab.print_selftest(rows)
         for site, label, _, problems in rows:
             if problems:

@@ -85,6 +85,7 @@ enum msg_type {
 	MSG_NAT_INFO = 13,        /* s->c: the node's NAT as classified */
 	MSG_PUNCH = 14,           /* s->c: where and when to punch towards one peer (3.2) */
 	MSG_PUNCH_REQUEST = 15,   /* c->s: our path to one peer stopped answering: punch again */
+	MSG_CANDIDATES = 18,      /* c->s: endpoints the node's gateway mapped for it (3.4) */
 };
 
 enum req_op {
@@ -130,6 +131,7 @@ enum {
 	BIRTHDAY_PROBES_MAX = 2048,       /* probes to random ports from the other side */
 	BIRTHDAY_RATE_MAX = 1000,         /* probes per second */
 	BIRTHDAY_PORT_MIN = 1024,         /* probes never aim at well-known ports */
+	CAND_MAX_MAPPED = 4,      /* port-mapped endpoints in a CANDIDATES */
 };
 
 #endif

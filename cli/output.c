@@ -62,6 +62,23 @@ nat_line(FILE *f, json_t *nat)
 	fprintf(f, "\n");
 }
 
+/* "port map: 203.0.113.7:40000 (nat-pmp, lease 3599 s)", "port map: failed (no gateway)",
+ * "port map: off" (PROTOCOL.md 3.4). */
+static void
+portmap_line(FILE *f, json_t *pm)
+{
+	const char *state = str(pm, "state");
+
+	fprintf(f, "%-16s ", "port map:");
+	if (strcmp(state, "mapped") == 0)
+		fprintf(f, "%s (%s, lease %lld s)\n", str(pm, "external"), str(pm, "protocol"),
+		    (long long)json_integer_value(json_object_get(pm, "lease_s")));
+	else if (strcmp(state, "failed") == 0)
+		fprintf(f, "failed (%s)\n", str(pm, "error"));
+	else
+		fprintf(f, "%s\n", state);
+}
+
 void
 output_status(FILE *f, json_t *r)
 {
@@ -76,6 +93,7 @@ output_status(FILE *f, json_t *r)
 	fprintf(f, "%-16s %s\n", "server url:", str(r, "server_url"));
 	fprintf(f, "%-16s %s\n", "public endpoint:", str(r, "public_endpoint"));
 	nat_line(f, json_object_get(r, "nat"));
+	portmap_line(f, json_object_get(r, "portmap"));
 	fprintf(f, "%-16s %s\n", "socks:", str(r, "socks"));
 
 	arr = json_object_get(r, "exposes");

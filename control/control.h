@@ -16,6 +16,7 @@
 struct ev_loop;
 struct vnet;
 struct medclient;
+struct portmap;
 struct peers;
 struct expose_table;
 struct forward_table;
@@ -35,6 +36,7 @@ struct control_env {
 	const char *socks;              /* the SOCKS5 listener, "HOST:PORT"; NULL: off */
 	const char *shim_path;          /* `shoal run`'s socket; NULL: `shoal run` unavailable */
 	struct medclient *med;          /* membership view, requests, our nick */
+	struct portmap *portmap;        /* the gateway's port mapping; NULL: turned off */
 	struct peers *peers;            /* path status, ping */
 	struct expose_table *expose;
 	struct forward_table *fwd;

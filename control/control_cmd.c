@@ -21,6 +21,7 @@
 #include "base/log.h"
 #include "base/peerdir.h"
 #include "medclient/medclient.h"
+#include "portmap/portmap.h"
 #include "mproto/msg.h"
 #include "core/peer.h"
 #include "control/control_int.h"
@@ -256,6 +257,31 @@ nat_json(const struct control_env *env)
 	return o;
 }
 
+/* The gateway's port mapping (PROTOCOL.md 3.4): {"state", "protocol", "external", "lease_s",
+ * "error"}; state "off" when turned off. */
+static json_t *
+portmap_json(const struct control_env *env)
+{
+	struct portmap_info pi;
+	char ep[IP4_EP_STR_LEN];
+	json_t *o;
+	int mapped;
+
+	portmap_info(env->portmap, &pi);
+	mapped = pi.state == PORTMAP_MAPPED;
+	o = json_object();
+	json_object_set_new(o, "state", json_string(portmap_state_name(pi.state)));
+	json_object_set_new(o, "protocol", mapped ?
+	    json_string(portmap_proto_name(pi.proto)) : json_null());
+	json_object_set_new(o, "external", mapped ?
+	    json_string(ip4_ep_str(pi.ext.addr, pi.ext.port, ep)) : json_null());
+	json_object_set_new(o, "lease_s", mapped ? json_integer((json_int_t)pi.lease_left) :
+	    json_null());
+	json_object_set_new(o, "error", pi.state == PORTMAP_FAILED ? jtext(pi.error) :
+	    json_null());
+	return o;
+}
+
 static void
 cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
@@ -284,6 +310,7 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 		json_object_set_new(o, "public_endpoint", json_null());
 	}
 	json_object_set_new(o, "nat", nat_json(env));
+	json_object_set_new(o, "portmap", portmap_json(env));
 
 	arr = json_array();
 	n = env->expose ? expose_list(env->expose, ex, LIST_MAX) : 0;

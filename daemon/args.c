@@ -2,7 +2,8 @@
  * args: shoald's command line (getopt_long) into a struct daemon_config.
  *
  *   shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]
- *          [--udp-port N] [--nick NICK] [-v|--verbose] [-h|--help]
+ *          [--udp-port N] [--nick NICK] [--no-portmap] [-v|--verbose] [-h|--help]
+ *   SHOAL_PORTMAP=off (or 0, no) in the environment also turns port mapping off.
  */
 #include "config.h"
 
@@ -21,8 +22,8 @@ enum { EXIT_USAGE = 2 };
 
 static const char usage_text[] =
     "usage: shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]\n"
-    "              [--udp-port N] [--nick NICK] [--allow-other-users] [-v|--verbose]\n"
-    "              [-h|--help]\n"
+    "              [--udp-port N] [--nick NICK] [--allow-other-users] [--no-portmap]\n"
+    "              [-v|--verbose] [-h|--help]\n"
     "  --server CONNSTR    mediator connection string, shoal://HOST:PORT/SERVERKEY\n"
     "  --state DIR         where the node key and last address are kept\n"
     "  --socks HOST:PORT   SOCKS5 listener (default 127.0.0.1:1080; \"off\" disables)\n"
@@ -31,6 +32,8 @@ static const char usage_text[] =
     "  --nick NICK         nickname shown to other members\n"
     "  --allow-other-users let other users of this machine use the SOCKS5 port, forwards and\n"
     "                      `shoal run` aliases (default: only connections of our own user)\n"
+    "  --no-portmap        do not ask the LAN gateway (UPnP-IGD, NAT-PMP) for a mapping of\n"
+    "                      our peer UDP port (default: ask; SHOAL_PORTMAP=off does the same)\n"
     "  -v, --verbose       debug logging\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -91,17 +94,21 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 		{ "udp-port", required_argument, NULL, 'u' },
 		{ "nick", required_argument, NULL, 'n' },
 		{ "allow-other-users", no_argument, NULL, 'A' },
+		{ "no-portmap", no_argument, NULL, 'P' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char err[256];
-	const char *server = NULL;
+	const char *server = NULL, *env;
 	int c;
 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->socks_host, sizeof(cfg->socks_host), "127.0.0.1");
 	cfg->socks_port = 1080;
+	env = getenv("SHOAL_PORTMAP");
+	cfg->portmap = !(env && (strcmp(env, "off") == 0 || strcmp(env, "0") == 0 ||
+	    strcmp(env, "no") == 0));
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, ":vh", opts, NULL)) != -1) {
 		switch (c) {
@@ -139,6 +146,9 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 			break;
 		case 'A':
 			cfg->allow_others = 1;
+			break;
+		case 'P':
+			cfg->portmap = 0;
 			break;
 		case 'v':
 			*verbose = 1;

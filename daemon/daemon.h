@@ -24,6 +24,7 @@ struct control;
 struct expose_table;
 struct forward_table;
 struct shim_server;
+struct portmap;
 
 struct daemon_config {
 	char server_host[256];          /* from the connection string */
@@ -36,6 +37,8 @@ struct daemon_config {
 	uint16_t udp_port;              /* 0: ephemeral */
 	char nick[NICK_MAX_LEN + 1];    /* --nick, may be empty */
 	int allow_others;               /* --allow-other-users: loopback listeners serve all */
+	int portmap;                    /* ask the gateway for a port mapping (default on;
+					 * --no-portmap or SHOAL_PORTMAP=off turn it off) */
 };
 
 struct daemon {
@@ -50,6 +53,7 @@ struct daemon {
 	struct tcppunch *tcp;           /* core/tcppunch.c: TCP hole punching and its links */
 	struct netstack *ns;            /* netstack/: lwIP, from start-up */
 	struct medclient *med;          /* medclient/ */
+	struct portmap *pm;             /* portmap/: the gateway's port mapping; NULL when off */
 	struct shim_server *shim;       /* lanproxy/server/: `shoal run`'s socket; may be NULL */
 	struct socks_server *socks;     /* socks/; NULL with --socks off */
 	struct expose_table *expose;    /* ports/expose.c */
@@ -78,6 +82,8 @@ extern const struct peers_ops daemon_peers_ops;        /* deliver, peer_gone -> 
 void daemon_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len);
 /* d->dir: resolve -> medclient_resolve, is_peer -> peers_is_peer. */
 void daemon_peerdir_init(struct daemon *d);
+/* portmap ops: changed -> medclient_set_mapped (the mediator tells the peers). */
+extern const struct portmap_ops daemon_portmap_ops;
 /* The mediator client, given its part of the config; ops: address -> daemon_set_address,
  * authorize / revoke -> the peer table. */
 struct medclient *daemon_medclient_new(struct daemon *d);

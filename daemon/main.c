@@ -32,6 +32,7 @@
 #include "netstack/netstack.h"
 #include "ports/expose.h"
 #include "ports/forward.h"
+#include "portmap/portmap.h"
 #include "socks/socks5.h"
 
 static void
@@ -99,6 +100,10 @@ main(int argc, char **argv)
 		goto out_peers;
 	}
 	medclient_start(d.med);
+	/* Without a mapping peers still punch; a failure here only loses a candidate. */
+	if (d.cfg.portmap && (d.pm = portmap_new(d.loop, transport_port(d.tp),
+	    &daemon_portmap_ops, &d)) != NULL)
+		portmap_start(d.pm);
 	if (fsloc_make_parent(d.cfg.control_path, err, sizeof(err)) != 0) {
 		log_warnx("event=control_dir_failed path=%s reason=\"%s\"", d.cfg.control_path,
 		    err);
@@ -143,6 +148,7 @@ main(int argc, char **argv)
 		.socks = d.socks ? socks_desc : NULL,
 		.shim_path = d.shim ? shim_server_path(d.shim) : NULL,
 		.med = d.med,
+		.portmap = d.pm,
 		.peers = d.peers,
 		.expose = d.expose,
 		.fwd = d.fwd,
@@ -177,6 +183,8 @@ out_expose:
 out_shim:
 	shim_server_free(d.shim);
 out_mediator:
+	/* Before the mediator client: the removal may take a moment and changes nothing else. */
+	portmap_free(d.pm);
 	medclient_free(d.med);
 out_peers:
 	tcppunch_free(d.tcp);

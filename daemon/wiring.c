@@ -22,6 +22,7 @@
 #include "daemon/daemon.h"
 #include "daemon/portsfile.h"
 #include "medclient/medclient.h"
+#include "portmap/portmap.h"
 #include "netstack/netstack.h"
 
 static void
@@ -187,6 +188,16 @@ med_nat_info(void *arg, const struct msg_nat_info *info)
 	else if (info->lifetime_max_s > 0)     /* not even the first gap survived */
 		peers_set_refresh(d->peers, info->lifetime_max_s * 0.5);
 }
+
+static void
+pm_changed(void *arg, const struct endpoint *ext)
+{
+	struct daemon *d = arg;
+
+	medclient_set_mapped(d->med, ext, ext ? 1 : 0);
+}
+
+const struct portmap_ops daemon_portmap_ops = { pm_changed };
 
 static const struct medclient_ops med_ops = { med_address, med_authorize, med_revoke,
 	med_punch, med_nat_info };

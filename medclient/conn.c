@@ -121,6 +121,7 @@ on_welcome(struct medclient *m, const struct msg_welcome *w)
 	med_view_refresh_begin(m);
 	med_send_ping(m);
 	med_probe_start(m, w->udp_token);
+	med_cand_welcome(m);
 }
 
 static void

@@ -125,6 +125,14 @@ void medclient_udp_receive(struct medclient *m, const struct endpoint *from, con
 int medclient_public_endpoint(const struct medclient *m, struct endpoint *ep);
 
 /*
+ * The endpoints our gateway mapped to our peer UDP socket (UPnP-IGD / NAT-PMP; n = 0: none
+ * any more). Kept, and sent to the mediator (MSG_CANDIDATES, PROTOCOL.md 3.4) now if
+ * connected and after every WELCOME, so peers get them in our MEMBER endpoints. At most
+ * CAND_MAX_MAPPED are kept; zero ones are left out.
+ */
+void medclient_set_mapped(struct medclient *m, const struct endpoint *eps, size_t n);
+
+/*
  * The NAT classification the mediator last sent (MSG_NAT_INFO), kept across reconnects: the
  * NAT does not change because the mediator went away. 0 and *out filled, or -1 if none yet.
  */

@@ -11,6 +11,7 @@
  *               point for every mediator datagram the transport hands us.
  *   natprobe.c  our part of NAT classification (PROTOCOL.md 3.1): the probes of a NAT_PLAN,
  *               what came back, NAT_REPORT, and the last NAT_INFO.
+ *   cand.c      our gateway's port mappings, sent as MSG_CANDIDATES (PROTOCOL.md 3.4).
  *   punch.c     the last PUNCH per peer (PROTOCOL.md 3.2): kept for display, handed out
  *               through ops->punch; dropped when its member leaves the view.
  *   names.c     name normalisation and resolution.
@@ -167,6 +168,12 @@ struct medclient {
 	/* punch.c */
 	struct med_punch *punches;      /* uthash by p.peer */
 
+	/* cand.c: the mapped endpoints the owner gave us, re-sent after each WELCOME. */
+	struct {
+		uint8_t n;
+		struct endpoint eps[CAND_MAX_MAPPED];
+	} cand;
+
 	/* requests.c */
 	ev_timer req_timer;
 	uint32_t next_req_id;
@@ -215,6 +222,9 @@ void med_punch(struct medclient *m, const struct msg_punch *p);
 /* Members left the view: forget the PUNCH of every key no network lists any more. */
 void med_punch_prune(struct medclient *m);
 void med_punch_free(struct medclient *m);
+
+/* cand.c: WELCOME: tell the new connection our mapped endpoints (if any). */
+void med_cand_welcome(struct medclient *m);
 
 /* requests.c */
 void med_req_init(struct medclient *m);

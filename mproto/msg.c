@@ -525,6 +525,47 @@ punch_request_get(struct wire_r *r, struct msg_punch_request *m)
 	wire_get_bytes(r, m->peer, KEY_LEN);
 }
 
+/* ---- CANDIDATES: mapped endpoints (at most CAND_MAX_MAPPED, none zero) ---- */
+
+static int
+candidates_valid(const struct msg_candidates *m)
+{
+	size_t i;
+
+	if (m->n_mapped > CAND_MAX_MAPPED)
+		return 0;
+	/* A zero address or port reaches nobody: one encoding for "no mapping" (n = 0). */
+	for (i = 0; i < m->n_mapped; i++)
+		if (m->mapped[i].addr == 0 || m->mapped[i].port == 0)
+			return 0;
+	return 1;
+}
+
+static void
+candidates_put(struct wire_w *w, const struct msg_candidates *m)
+{
+	if (!candidates_valid(m)) {
+		w->err = 1;
+		return;
+	}
+	put_endpoints(w, m->n_mapped, m->mapped);
+}
+
+static void
+candidates_get(struct wire_r *r, struct msg_candidates *m)
+{
+	struct endpoint eps[MAX_ENDPOINTS];
+
+	m->n_mapped = get_endpoints(r, eps);
+	if (m->n_mapped > CAND_MAX_MAPPED) {
+		r->err = 1;
+		return;
+	}
+	memcpy(m->mapped, eps, m->n_mapped * sizeof(eps[0]));
+	if (!candidates_valid(m))
+		r->err = 1;
+}
+
 int
 msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 {
@@ -575,6 +616,9 @@ msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 		break;
 	case MSG_PUNCH_REQUEST:
 		punch_request_put(&w, &m->u.punch_request);
+		break;
+	case MSG_CANDIDATES:
+		candidates_put(&w, &m->u.candidates);
 		break;
 	default:
 		return -1;
@@ -637,6 +681,9 @@ msg_decode(struct msg *m, const uint8_t *in, size_t len)
 	case MSG_PUNCH_REQUEST:
 		punch_request_get(&r, &m->u.punch_request);
 		break;
+	case MSG_CANDIDATES:
+		candidates_get(&r, &m->u.candidates);
+		break;
 	default:
 		return -1;
 	}
@@ -662,6 +709,7 @@ msg_type_name(uint8_t type)
 	case MSG_NAT_INFO: return "NAT_INFO";
 	case MSG_PUNCH: return "PUNCH";
 	case MSG_PUNCH_REQUEST: return "PUNCH_REQUEST";
+	case MSG_CANDIDATES: return "CANDIDATES";
 	}
 	return "UNKNOWN";
 }

@@ -155,6 +155,16 @@ struct msg_punch_request {              /* MSG_PUNCH_REQUEST (PROTOCOL.md 3.2, 4
 	uint8_t peer[KEY_LEN];          /* the peer whose path stopped answering */
 };
 
+/*
+ * MSG_CANDIDATES (PROTOCOL.md 3.4): the endpoints a gateway mapped to our peer UDP socket
+ * (UPnP-IGD, NAT-PMP), which take packets from anyone. The full set, replacing the last one;
+ * 0 withdraws them.
+ */
+struct msg_candidates {
+	uint8_t n_mapped;               /* 0..CAND_MAX_MAPPED */
+	struct endpoint mapped[CAND_MAX_MAPPED];
+};
+
 /* "none", "lan", "simultaneous", "predict", "birthday", "tcp" ("unknown" past the end). */
 const char *punch_strategy_name(uint8_t v);
 
@@ -182,6 +192,7 @@ struct msg {
 		struct msg_nat_info nat_info;
 		struct msg_punch punch;
 		struct msg_punch_request punch_request;
+		struct msg_candidates candidates;
 	} u;
 };
 

@@ -55,6 +55,9 @@ struct msess {                           /* owned by struct medsrv */
 	uint16_t udp_port;
 	uint8_t n_local;
 	struct endpoint local[MAX_ENDPOINTS];
+	uint8_t n_mapped;               /* CANDIDATES: its gateway's port mappings (3.4) */
+	struct endpoint mapped[CAND_MAX_MAPPED];
+	int cand_replanned;             /* its first mapping skipped the pairs' 10 s limit */
 	struct endpoint tcp_local;      /* our end of its TCP connection; addr 0: unknown */
 	struct endpoint tcp_remote;     /* its end, as we see it; addr 0: unknown */
 	struct natprobe *np;            /* NAT classification, from HELLO on; may be NULL */
@@ -175,26 +178,33 @@ same_endpoint(const struct endpoint *a, const struct endpoint *b)
 	return a->addr == b->addr && a->port == b->port;
 }
 
-/* Where s can be reached, as MEMBER carries it: the observed endpoint first, then its HELLO
- * local endpoints (port 0 means udp_port; one equal to the observed endpoint is left out). */
+/* Where s can be reached, as MEMBER carries it: the observed endpoint first, then the port
+ * mappings its gateway made (CANDIDATES), then its HELLO local endpoints (port 0 means
+ * udp_port); an endpoint already listed is left out. */
 static uint8_t
 session_endpoints(const struct msess *s, struct endpoint eps[MAX_ENDPOINTS])
 {
+	struct endpoint all[1 + CAND_MAX_MAPPED + MAX_ENDPOINTS];
 	uint8_t n = 0;
-	unsigned i;
+	unsigned i, j, k = 0;
 
 	if (s->has_observed)
-		eps[n++] = s->observed;
-	for (i = 0; i < s->n_local && n < MAX_ENDPOINTS; i++) {
-		struct endpoint ep = s->local[i];
-
-		if (ep.port == 0)
-			ep.port = s->udp_port;
-		if (ep.addr == 0 || ep.port == 0)
+		all[k++] = s->observed;
+	for (i = 0; i < s->n_mapped && i < CAND_MAX_MAPPED; i++)
+		all[k++] = s->mapped[i];
+	for (i = 0; i < s->n_local && i < MAX_ENDPOINTS; i++) {
+		all[k] = s->local[i];
+		if (all[k].port == 0)
+			all[k].port = s->udp_port;
+		k++;
+	}
+	for (i = 0; i < k && n < MAX_ENDPOINTS; i++) {
+		if (all[i].addr == 0 || all[i].port == 0)
 			continue;
-		if (s->has_observed && same_endpoint(&ep, &s->observed))
-			continue;
-		eps[n++] = ep;
+		for (j = 0; j < n && !same_endpoint(&eps[j], &all[i]); j++)
+			;
+		if (j == n)
+			eps[n++] = all[i];
 	}
 	return n;
 }
@@ -558,6 +568,8 @@ punch_side_of(const struct msess *s, struct punch_side *out)
 	else if (out->has_info)
 		out->observed = out->info.public_ep;
 	out->n_cand = session_endpoints(s, out->cand);
+	out->n_mapped = s->n_mapped;
+	memcpy(out->mapped, s->mapped, sizeof(out->mapped));
 	if (s->max_port_addr == out->observed.addr)
 		out->max_port = s->max_port;
 	d = s->np ? natprobe_delay(s->np) * 1000.0 : 0;
@@ -1598,6 +1610,43 @@ medsrv_session_remote(struct medsrv *m, struct msess *s, const struct endpoint *
 	s->tcp_remote = *remote;
 }
 
+/*
+ * CANDIDATES (PROTOCOL.md 3.4): the node's gateway mapped these endpoints to its peer socket.
+ * They go into its MEMBER endpoints after the observed one, and its pairs are planned again
+ * (a mapped side takes packets from anyone). Before HELLO there is no member to update.
+ */
+static void
+handle_candidates(struct medsrv *m, struct msess *s, const struct msg_candidates *c)
+{
+	char id[KEY_SHORT_LEN], ep[IP4_EP_STR_LEN];
+
+	if (!s->registered) {
+		m->stats.msgs_ignored++;
+		return;
+	}
+	if (c->n_mapped == s->n_mapped &&
+	    memcmp(c->mapped, s->mapped, c->n_mapped * sizeof(c->mapped[0])) == 0)
+		return;
+	memset(s->mapped, 0, sizeof(s->mapped));
+	s->n_mapped = c->n_mapped > CAND_MAX_MAPPED ? CAND_MAX_MAPPED : c->n_mapped;
+	memcpy(s->mapped, c->mapped, s->n_mapped * sizeof(s->mapped[0]));
+	key_short(s->key, id);
+	if (s->n_mapped)
+		ip4_ep_str(s->mapped[0].addr, s->mapped[0].port, ep);
+	log_info("event=candidates node=%s mapped=%u first=%s", id, s->n_mapped,
+	    s->n_mapped ? ep : "-");
+	notify_everywhere(m, s->key, NULL, NULL);
+	/* A UPnP mapping takes seconds and usually lands just after the pairs' first plans,
+	 * which it can turn from `none` into direct: the first mapping of a connection plans
+	 * again at once. Later changes wait out the 10 s, so a node cannot make the server
+	 * flood its peers with plans. */
+	if (s->n_mapped > 0 && !s->cand_replanned) {
+		s->cand_replanned = 1;
+		punch_forget(m->punch, s->key);
+	}
+	punch_node(m, s);
+}
+
 void
 medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
 {
@@ -1623,6 +1672,9 @@ medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
 		break;
 	case MSG_PUNCH_REQUEST:
 		handle_punch_request(m, s, &msg->u.punch_request);
+		break;
+	case MSG_CANDIDATES:
+		handle_candidates(m, s, &msg->u.candidates);
 		break;
 	default:
 		m->stats.msgs_ignored++;

@@ -15,10 +15,12 @@ punchplan_class(const struct punch_side *s)
 	const struct msg_nat_info *i = &s->info;
 
 	if (!s->has_info || i->udp == NAT_UDP_UNKNOWN)
-		return PUNCH_CLASS_UNKNOWN;
+		return s->n_mapped > 0 ? PUNCH_CLASS_EASY : PUNCH_CLASS_UNKNOWN;
 	if (i->udp == NAT_UDP_BLOCKED)
 		return PUNCH_CLASS_BLOCKED;
-	if (i->mapping == NAT_MAP_EIM)
+	/* A gateway's port mapping is a fixed public endpoint that lets anyone in: whatever the
+	 * NAT does to other flows, the peer aims there. */
+	if (s->n_mapped > 0 || i->mapping == NAT_MAP_EIM)
 		return PUNCH_CLASS_EASY;
 	if (i->mapping != NAT_MAP_ADM && i->mapping != NAT_MAP_APDM)
 		return PUNCH_CLASS_UNKNOWN;
@@ -107,12 +109,27 @@ targets_predict(const struct punch_side *peer, struct msg_punch *p)
 	}
 }
 
+/* Where an easy side is reached: its port mappings first (they let anyone in), then its
+ * observed endpoint. */
+static void
+targets_easy(const struct punch_side *peer, struct msg_punch *p)
+{
+	uint8_t i;
+
+	for (i = 0; i < peer->n_mapped && i < CAND_MAX_MAPPED; i++)
+		if (peer->mapped[i].addr != peer->observed.addr ||
+		    peer->mapped[i].port != peer->observed.port)
+			add_target(p, peer->mapped[i].addr, peer->mapped[i].port);
+	add_target(p, peer->observed.addr, peer->observed.port);
+}
+
 static int
 easy_lets_random_in(const struct punch_side *easy)
 {
-	/* EIF lets anything in; ADF anything from an address the easy side has sent to, and it
-	 * sends to the random side's public address. Unknown filtering: worth a try. */
-	return easy->info.filtering != NAT_FILT_APDF;
+	/* A port mapping and EIF let anything in; ADF anything from an address the easy side
+	 * has sent to, and it sends to the random side's public address. Unknown filtering:
+	 * worth a try. */
+	return easy->n_mapped > 0 || easy->info.filtering != NAT_FILT_APDF;
 }
 
 static uint8_t
@@ -171,6 +188,8 @@ targets_for(uint8_t st, const struct punch_side *peer, struct msg_punch *p)
 		targets_lan(peer, p);
 		break;
 	case PUNCH_SIMULTANEOUS:
+		targets_easy(peer, p);
+		break;
 	case PUNCH_BIRTHDAY:
 		/* Birthday: the socket side aims at the easy side's one mapping; the probing side
 		 * takes the random side's address from it (its port is only one more guess). */
@@ -181,7 +200,7 @@ targets_for(uint8_t st, const struct punch_side *peer, struct msg_punch *p)
 		if (punchplan_class(peer) == PUNCH_CLASS_SEQ)
 			targets_predict(peer, p);
 		else
-			add_target(p, peer->observed.addr, peer->observed.port);
+			targets_easy(peer, p);
 		break;
 	case PUNCH_TCP:
 		targets_tcp(peer, p);

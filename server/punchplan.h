@@ -42,6 +42,8 @@ struct punch_side {
 	struct endpoint observed;       /* its public endpoint as the server sees it; addr 0: none */
 	uint8_t n_cand;                 /* the MEMBER endpoints: observed first, then local ones */
 	struct endpoint cand[MAX_ENDPOINTS];
+	uint8_t n_mapped;               /* its gateway's port mappings (CANDIDATES, 3.4) */
+	struct endpoint mapped[CAND_MAX_MAPPED];
 	uint16_t max_port;              /* highest port observed from its public address; 0: none */
 	uint16_t delay_ms;              /* one-way delay to the server; 0: unknown */
 	/* Its control connection's source as the server sees it: its public TCP endpoint for
@@ -52,7 +54,8 @@ struct punch_side {
 /* How one side's NAT is treated by the strategy table. */
 enum punch_class {
 	PUNCH_CLASS_UNKNOWN = 0,        /* no NAT_INFO, or not enough of it to decide */
-	PUNCH_CLASS_EASY,               /* EIM mapping (any filtering), which includes no NAT */
+	PUNCH_CLASS_EASY,               /* EIM mapping (any filtering), which includes no NAT,
+					 * or a port mapping from its gateway (any NAT) */
 	PUNCH_CLASS_SEQ,                /* ADM / APDM with sequential ports (step known) */
 	PUNCH_CLASS_RANDOM,             /* ADM / APDM with random ports */
 	PUNCH_CLASS_BLOCKED,            /* UDP does not get out */

@@ -16,6 +16,9 @@ import tempfile
 import time
 import traceback
 
+# Daemons started by tests ask no gateway for a port mapping (no UPnP multicast, no NAT-PMP out of
+# the test machine); tests/natlab turns it back on inside its namespaces.
+os.environ.setdefault("SHOAL_PORTMAP", "off")
 BUILD = os.environ.get("SHOAL_BUILDDIR", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
 
 

@@ -22,6 +22,10 @@ Topology (site i = 1, 2, ...):
   public:     no router; hosts on br0 with 198.18.(2+k).i/15
   renumbered: site.renumber() moves a site's public address to 198.18.1.(200+n), n = 1, 2, ...
               (so sites are limited to 199)
+  upnp, upnp-igd: a portrestricted router that also runs a real miniupnpd (Debian's
+              miniupnpd-nftables) on its LAN bridge: NAT-PMP/PCP and UPnP-IGD (upnp-igd: UPnP-IGD
+              only), DNAT rules in its own `table inet miniupnpd`; its WAN address is "reserved"
+              to miniupnpd, which maps only after a STUN check against the reflector passes
 
 Library use:
     with Lab() as lab:
@@ -68,7 +72,10 @@ SHORT_TIMEOUT = 5
 RENUMBER_BASE = 200              # renumbered sites get 198.18.1.(200+n); sites stay below
 
 KINDS = ("fullcone", "restricted", "portrestricted", "eim-range", "seq1", "seq-large", "random",
-         "udpblock", "short", "cgnat", "public")
+         "udpblock", "short", "cgnat", "public", "upnp", "upnp-igd")
+
+MINIUPNPD = "/usr/sbin/miniupnpd"   # Debian's miniupnpd-nftables (scripts/deps.sh)
+UPNP_HTTP_PORT = 5000
 
 # What each type is, in PROTOCOL.md 3.1's words, measured from two server addresses.
 EXPECT = {
@@ -83,12 +90,31 @@ EXPECT = {
     "short":          dict(udp="ok", mapping="eim", ports="preserved", filtering="apdf"),
     "cgnat":          dict(udp="ok", mapping="eim", ports="preserved", filtering="apdf"),
     "public":         dict(udp="ok", mapping="eim", ports="preserved", filtering="eif"),
+    # portrestricted plus a real miniupnpd (UPnP-IGD and NAT-PMP on the LAN side; upnp-igd:
+    # UPnP-IGD only). The NAT itself is portrestricted; a daemon whose port is already mapped
+    # when the classification's filtering tests arrive sees them all come in: eif.
+    "upnp":           dict(udp="ok", mapping="eim", ports="preserved", filtering=("apdf", "eif")),
+    "upnp-igd":       dict(udp="ok", mapping="eim", ports="preserved", filtering=("apdf", "eif")),
 }
+UPNP_KINDS = ("upnp", "upnp-igd")
+
+
+class KindUnavailable(RuntimeError):
+    """A NAT type this machine cannot build (e.g. `upnp` without miniupnpd)."""
+
+
+def kind_unavailable(kind):
+    """Why `kind` cannot be built here, or None."""
+    if kind in UPNP_KINDS and not os.access(MINIUPNPD, os.X_OK):
+        return f"{kind} needs {MINIUPNPD} (apt-get install miniupnpd-nftables)"
+    return None
 
 
 def expected(kind, two_addresses=True):
     """EXPECT[kind]; with one server address adm reads as eim and eif as adf (PROTOCOL.md 3.1)."""
     e = dict(EXPECT[kind])
+    if not two_addresses and isinstance(e.get("filtering"), tuple):
+        e["filtering"] = tuple("adf" if f == "eif" else f for f in e["filtering"])
     if not two_addresses:
         if e.get("mapping") == "adm":
             e["mapping"] = "eim"
@@ -101,7 +127,7 @@ def nat_mismatches(kind, nat, two_addresses=True):
     """Differences between a `nat` object (status --json or the self-test's) and the type."""
     out = []
     for k, v in expected(kind, two_addresses).items():
-        if nat.get(k) != v:
+        if nat.get(k) not in (v if isinstance(v, tuple) else (v,)):
             out.append(f"{k}={nat.get(k)!r} (want {v!r})")
     return out
 
@@ -206,6 +232,7 @@ class Site:
         self.carrier = None     # cgnat only
         self.public_ip = None   # the address the internet sees
         self.hosts = []
+        self.miniupnpd = None   # upnp only: the process
 
     @property
     def wan_router(self):
@@ -233,6 +260,15 @@ def ruleset(kind, pub, lan_net, hairpin=False):
     if kind == "udpblock":
         fwd.append('iifname "lan" meta l4proto udp udp dport != 53 drop')
     fwd.append('iifname "lan" oifname "wan" accept')
+    inp = []
+    if kind in UPNP_KINDS:
+        # miniupnpd's DNAT rules (its own table, below) let mapped flows in; SSDP, NAT-PMP/PCP
+        # and the IGD's HTTP from the LAN; chain `stun` lets its STUN check's answers in while
+        # it starts (then it is flushed: left in, it would also take the self-test's filtering
+        # tests, whose conntrack entries would then spoil the next mappings).
+        fwd.append('iifname "wan" oifname "lan" ct status dnat accept')
+        inp += ['iifname "lan" udp dport { 1900, 5351 } accept',
+                f'iifname "lan" tcp dport {UPNP_HTTP_PORT} accept', "jump stun"]
 
     if learn:
         maps.append("map fc { type inet_service : ipv4_addr . inet_service; flags dynamic,timeout; "
@@ -274,14 +310,62 @@ def ruleset(kind, pub, lan_net, hairpin=False):
     text = "table ip snl {\n" + "".join(f"  {m}\n" for m in maps)
     text += chain("input", "filter", "input", "0", "drop",
                   ["ct state established,related accept", 'iifname "lo" accept',
-                   'iifname "lan" icmp type echo-request accept'])
+                   'iifname "lan" icmp type echo-request accept'] + inp)
     text += chain("forward", "filter", "forward", "0", "drop", fwd)
+    if kind in UPNP_KINDS:
+        text += ("  chain stun {\n    iifname \"wan\" ip saddr { %s, %s } udp sport { 3478, 3479 } "
+                 "accept\n  }\n" % (REFL_A, REFL_B))
     if pre:
         text += chain("prerouting", "nat", "prerouting", "dstnat", "accept", pre)
     text += chain("postrouting", "nat", "postrouting", "srcnat", "accept", post)
     if learn_rules:
         text += chain("learn", "filter", "postrouting", "srcnat + 10", "accept", learn_rules)
-    return text + "}\n"
+    text += "}\n"
+    if kind in UPNP_KINDS:
+        text += MINIUPNPD_TABLES
+    return text
+
+
+# The chains miniupnpd's nftables backend fills (Debian's nft_init.sh layout, policy accept: the
+# router's own `table ip snl` decides what passes; these only add miniupnpd's DNAT rules).
+MINIUPNPD_TABLES = """table inet miniupnpd {
+  chain forward {
+    type filter hook forward priority 0; policy accept;
+    jump miniupnpd
+  }
+  chain miniupnpd {
+  }
+  chain prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    jump prerouting_miniupnpd
+  }
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    jump postrouting_miniupnpd
+  }
+  chain prerouting_miniupnpd {
+  }
+  chain postrouting_miniupnpd {
+  }
+}
+"""
+
+
+def miniupnpd_conf(site):
+    """UPnP-IGD and NAT-PMP on the LAN bridge, mappings only for the asking host (secure mode).
+    Its WAN address is in 198.18.0.0/15, which miniupnpd treats as reserved ("port forwarding
+    is impossible") unless a STUN check shows nothing filters it: the lab's reflector answers."""
+    i = site.index
+    return "\n".join([
+        "ext_ifname=wan", "listening_ip=lan", f"http_port={UPNP_HTTP_PORT}",
+        f"enable_natpmp={'no' if site.kind == 'upnp-igd' else 'yes'}", "enable_upnp=yes",
+        "secure_mode=yes", "system_uptime=no",
+        "ext_perform_stun=yes", f"ext_stun_host={REFL_A}", "ext_stun_port=3478",
+        f"uuid=5ba1c0de-0000-4000-8000-{i:012x}",
+        "upnp_table_name=miniupnpd", "upnp_nat_table_name=miniupnpd",
+        "upnp_forward_chain=miniupnpd", "upnp_nat_chain=prerouting_miniupnpd",
+        "upnp_nat_postrouting_chain=postrouting_miniupnpd",
+        f"allow 1024-65535 10.{i}.0.0/24 1024-65535", "deny 0-65535 0.0.0.0/0 0-65535", ""])
 
 
 # --- the lab -----------------------------------------------------------------------------
@@ -382,6 +466,9 @@ class Lab:
         """A NAT of type `kind` with `hosts` machines behind it (public: hosts on the internet)."""
         if kind not in KINDS:
             raise ValueError(f"unknown NAT type {kind!r} (one of {', '.join(KINDS)})")
+        why = kind_unavailable(kind)
+        if why:
+            raise KindUnavailable(why)
         if hairpin and kind in ("cgnat", "public"):
             raise ValueError(f"hairpin is not modelled for {kind}")
         i = len(self.sites) + 1
@@ -428,6 +515,8 @@ class Lab:
             sh("ip", "-n", ns, "link", "set", "eth0", "up")
             sh("ip", "-n", ns, "route", "add", "default", "via", f"10.{i}.0.1")
             site.hosts.append(Host(site, ns, addr, letters[k]))
+        if kind in UPNP_KINDS:
+            self._start_miniupnpd(site)
         return site
 
     def renumber(self, site):
@@ -473,6 +562,28 @@ class Lab:
                 return False
 
         return _Block()
+
+    def _start_miniupnpd(self, site):
+        """miniupnpd in the router, once its STUN check passed and its HTTP port answers."""
+        self.start_reflector()
+        conf = os.path.join(self.dir, f"miniupnpd-{site.index}.conf")
+        with open(conf, "w") as f:
+            f.write(miniupnpd_conf(site))
+        log = os.path.join(self.dir, f"miniupnpd-{site.index}.log")
+        p = self.spawn(site.router, [MINIUPNPD, "-d", "-f", conf, "-P",
+                                     os.path.join(self.dir, f"miniupnpd-{site.index}.pid")], log)
+        code = ("import socket,sys\ntry:\n socket.create_connection((sys.argv[1],int(sys.argv[2])),1).close()\n"
+                "except OSError: sys.exit(1)")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and p.poll() is None:
+            if sh("python3", "-c", code, f"10.{site.index}.0.1", UPNP_HTTP_PORT, ns=site.hosts[0].ns,
+                  check=False).returncode == 0:
+                # HTTP listens after the STUN check: its answers need no way in any more.
+                sh("nft", "flush", "chain", "ip", "snl", "stun", ns=site.router)
+                site.miniupnpd = p
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"miniupnpd did not start in site {site.index} (see {log})")
 
     # processes
     def spawn(self, ns, argv, log):
@@ -527,7 +638,9 @@ class Lab:
         os.makedirs(state, exist_ok=True)
         ctl = os.path.join(state, "ctl.sock")
         sock_arg = "off" if socks == "off" else f"127.0.0.1:{socks}"
-        argv = [harness.binary("shoald"), "--server", self.server.url, "--state", state,
+        # Port mapping is on (the harness turns it off for tests outside the lab).
+        argv = ["env", "SHOAL_PORTMAP=on",
+                harness.binary("shoald"), "--server", self.server.url, "--state", state,
                 "--control", ctl, "--socks", sock_arg, "--nick", nick, "-v"] + list(extra)
         p = self.spawn(host.ns, argv, os.path.join(state, "shoald.log"))
         d = harness.Daemon(self, name, p, ctl, None if socks == "off" else socks, state)
@@ -630,7 +743,7 @@ if struct.unpack("=H", data[4:6])[0] == 2 and struct.unpack("=i", data[16:20])[0
 # --- the plain-socket probe (no shoal) ----------------------------------------------------
 
 REFLECTOR = r"""
-import json, select, socket, sys, threading
+import json, select, socket, struct, sys, threading
 socks = []
 for spec in sys.argv[1:]:
     h, p = spec.rsplit(":", 1)
@@ -641,11 +754,29 @@ print("ready", flush=True)
 # socks: A:3478 A:3479 B:3478 B:3479. Every datagram is answered from the socket it reached with
 # the source it came from. op "test" (on A:3478) also sends kind 1 from A:3479 (same address,
 # other port) and kind 2 from B:3478 (other address); op "later" answers again after a delay.
+# It is also a STUN server (RFC 5389 Binding with RFC 3489's CHANGE-REQUEST), for the miniupnpd of
+# `upnp` routers, which checks with STUN that its WAN address takes packets from anyone.
+def stun(i, data, addr):
+    flags = 0
+    off = 20
+    while off + 4 <= len(data):
+        t, n = struct.unpack("!HH", data[off:off + 4])
+        if t == 3 and n == 4:
+            flags = data[off + 7]
+        off += 4 + n + (-n % 4)
+    j = i ^ (2 if flags & 4 else 0) ^ (1 if flags & 2 else 0)
+    ip = struct.unpack("!I", socket.inet_aton(addr[0]))[0]
+    xma = struct.pack("!HHBBHI", 0x20, 8, 0, 1, addr[1] ^ 0x2112, ip ^ 0x2112A442)
+    socks[j].sendto(struct.pack("!HH", 0x0101, len(xma)) + data[4:20] + xma, addr)
+
 while True:
     r, _, _ = select.select(socks, [], [])
     for s in r:
         try:
             data, addr = s.recvfrom(2048)
+            if len(data) >= 20 and data[:2] == b"\x00\x01" and data[4:8] == b"\x21\x12\xa4\x42":
+                stun(socks.index(s), data, addr)
+                continue
             m = json.loads(data)
         except (OSError, ValueError):
             continue
@@ -758,6 +889,33 @@ print(json.dumps(res), flush=True)
 """
 
 
+# The gateway of an upnp / upnp-igd site answers on the LAN: NAT-PMP's public address (RFC 6886
+# 3.2), or an SSDP M-SEARCH for an IGD. Prints the public address or "igd", else nothing.
+GATEWAY_PROBE = r"""
+import socket, struct, sys
+gw, kind = sys.argv[1], sys.argv[2]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(0.5)
+for _ in range(4):
+    try:
+        if kind == "upnp":
+            s.sendto(b"\x00\x00", (gw, 5351))
+            d = s.recv(64)
+            if len(d) == 12 and d[1] == 128 and d[2:4] == b"\x00\x00":
+                print(socket.inet_ntoa(d[8:12]))
+                break
+        else:
+            s.sendto(b"M-SEARCH * HTTP/1.1\r\nHOST: 239.255.255.250:1900\r\nMAN: \"ssdp:discover\"\r\n"
+                     b"MX: 1\r\nST: urn:schemas-upnp-org:device:InternetGatewayDevice:1\r\n\r\n",
+                     ("239.255.255.250", 1900))
+            if b"InternetGatewayDevice" in s.recv(2048):
+                print("igd")
+                break
+    except OSError:
+        pass
+"""
+
+
 # --- self-test ----------------------------------------------------------------------------
 
 def _check_site(lab, site, out):
@@ -797,6 +955,13 @@ def _check_site(lab, site, out):
         if kind == "public" and res.get("udp") == "ok" and res["public"].split(":")[0] != site.hosts[0].addr:
             problems.append("public host is translated")
         problems += nat_mismatches(kind, res)
+        if kind in UPNP_KINDS:
+            got = site.hosts[0].run("python3", "-c", GATEWAY_PROBE, f"10.{site.index}.0.1", kind,
+                                    check=False).stdout.strip()
+            want = site.public_ip if kind == "upnp" else "igd"
+            res["gateway"] = got or "-"
+            if got != want:
+                problems.append(f"gateway answered {got or 'nothing'!r} (want {want!r})")
         if kind == "short":
             if not res["lifetime"].get("2"):
                 problems.append("binding gone after 2 s")
@@ -835,6 +1000,8 @@ def print_selftest(rows):
         ports = r.get("ports", "-") + (f"+{r['step']}" if r.get("ports") == "sequential" else "")
         hp = r.get("hairpin", "-") + ("/" + r["peer_hairpin"] if "peer_hairpin" in r else "")
         extra = ""
+        if r.get("gateway"):
+            extra = f" gateway {r['gateway']}"
         if site.kind == "short" and r.get("lifetime"):
             extra = " lifetime " + ",".join(f"{k}s:{'up' if v else 'gone'}" for k, v in r["lifetime"].items())
         print(f"{label:<26} {r.get('udp', '-'):<8} {r.get('mapping', '-'):<8} {ports:<14} "
@@ -845,6 +1012,9 @@ def print_selftest(rows):
 
 def selftest(kinds=None):
     kinds = kinds or list(KINDS)
+    for k in [k for k in kinds if kind_unavailable(k)]:
+        print(f"natlab selftest: {k} skipped: {kind_unavailable(k)}")
+        kinds.remove(k)
     t0 = time.monotonic()
     with Lab("selftest") as lab:
         sites = [lab.add_site(k) for k in kinds]

@@ -570,6 +570,72 @@ test_presence(void)
 	env_done(&e);
 }
 
+static void
+send_candidates(struct env *e, int i, const struct endpoint *eps, uint8_t n)
+{
+	struct msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_CANDIDATES;
+	m.u.candidates.n_mapped = n;
+	memcpy(m.u.candidates.mapped, eps, n * sizeof(eps[0]));
+	medsrv_session_msg(e->m, e->f[i].s, &m);
+}
+
+/* CANDIDATES (PROTOCOL.md 3.4): mapped endpoints go into MEMBER after the observed one and
+ * before the local ones, as a delta to the members; unchanged sets send nothing; n = 0
+ * withdraws them; a new connection starts without them. */
+static void
+test_candidates(void)
+{
+	struct env e;
+	const struct msg_member *mm;
+	uint8_t token[UDP_TOKEN_LEN];
+	struct endpoint obs = { 0xcb007107u, 40001, 0 };
+	struct endpoint map[2] = { { 0xcb007107u, 41001, 0 }, { 0xcb007107u, 40001, 0 } };
+
+	env_init(&e);
+	connect_node(&e, 0, "owner");
+	connect_node(&e, 1, "a");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", NULL, -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	memcpy(token, last_of(&e.f[1], MSG_WELCOME)->u.welcome.udp_token, UDP_TOKEN_LEN);
+	CHECK_EQ(medsrv_probe(e.m, token, &obs), 0);
+	clear(&e);
+
+	/* the second mapped endpoint equals the observed one: listed once */
+	send_candidates(&e, 1, map, 2);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm != NULL);
+	if (mm) {
+		CHECK_EQ(mm->n_endpoints, 3);
+		CHECK_EQ(mm->endpoints[0].port, 40001);         /* observed */
+		CHECK_EQ(mm->endpoints[1].port, 41001);         /* mapped */
+		CHECK_EQ(mm->endpoints[2].addr, 0xc0a80002u);   /* local */
+	}
+	CHECK(member_about(&e, 1, 1) != NULL);                /* a sees itself too */
+	clear(&e);
+	send_candidates(&e, 1, map, 2);
+	CHECK_EQ(e.f[0].n, 0);
+	send_candidates(&e, 1, map, 0);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && mm->n_endpoints == 2 && mm->endpoints[1].addr == 0xc0a80002u);
+
+	/* before HELLO: ignored */
+	e.f[2].s = medsrv_session_open(e.m, e.f[2].key, &e.f[2]);
+	send_candidates(&e, 2, map, 1);
+	CHECK_EQ(medsrv_stats(e.m)->msgs_ignored, 1);
+
+	/* a reconnect forgets them */
+	send_candidates(&e, 1, map, 1);
+	disconnect_node(&e, 1);
+	clear(&e);
+	connect_node(&e, 1, "");
+	mm = member_about(&e, 0, 1);
+	CHECK(mm && mm->n_endpoints == 1 && mm->endpoints[0].addr == 0xc0a80002u);
+	env_done(&e);
+}
+
 /* Everything the mediator decided survives a restart: same addresses, same memberships. */
 static void
 test_restart(void)
@@ -1454,6 +1520,7 @@ main(void)
 	RUN(test_lock_and_approval);
 	RUN(test_evict_leave_delete);
 	RUN(test_presence);
+	RUN(test_candidates);
 	RUN(test_restart);
 	RUN(test_nat_sequence);
 	RUN(test_nat_blocked_and_restart);

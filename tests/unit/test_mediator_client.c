@@ -151,6 +151,8 @@ struct fsrv {
 	int n_nat_reports;
 	int n_punch_req;                /* MSG_PUNCH_REQUESTs */
 	uint8_t punch_req_peer[KEY_LEN];        /* the last one's */
+	struct msg_candidates cand;     /* the last MSG_CANDIDATES */
+	int n_cand;
 };
 
 /* The UDP side of the NAT classification fake (below); the main UDP socket is its target 0. */
@@ -213,6 +215,10 @@ srv_on_msg(void *arg, const struct msg *m)
 	case MSG_PUNCH_REQUEST:
 		s->n_punch_req++;
 		memcpy(s->punch_req_peer, m->u.punch_request.peer, KEY_LEN);
+		break;
+	case MSG_CANDIDATES:
+		s->cand = m->u.candidates;
+		s->n_cand++;
 		break;
 	case MSG_NAT_REPORT:
 		if (s->n_nat_reports < (int)(sizeof(s->nat_reports) / sizeof(s->nat_reports[0])))
@@ -1109,6 +1115,42 @@ test_reconnect_keeps_then_refreshes(void)
 	fx_free(&fx);
 }
 
+/* Our gateway's mappings (medclient_set_mapped) reach the server as MSG_CANDIDATES at once
+ * when connected, only when they change, and again after a reconnect (PROTOCOL.md 3.3). */
+static void
+test_candidates(void)
+{
+	struct fixture fx;
+	struct endpoint eps[2] = { { 0xcb007107u, 41000, 0 }, { 0, 0, 0 } };
+
+	fx_init(&fx, NULL);
+	medclient_set_mapped(fx.med, eps, 1);   /* before connecting: kept for the WELCOME */
+	fx_connect(&fx);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_cand, 1, 2.0));
+	CHECK_EQ(fx.srv.cand.n_mapped, 1);
+	CHECK_EQ(fx.srv.cand.mapped[0].addr, 0xcb007107u);
+	CHECK_EQ(fx.srv.cand.mapped[0].port, 41000);
+
+	medclient_set_mapped(fx.med, eps, 2);   /* the zero one is left out: no change */
+	eps[0].port = 41001;
+	medclient_set_mapped(fx.med, eps, 1);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_cand, 2, 2.0));
+	CHECK_EQ(fx.srv.cand.mapped[0].port, 41001);
+	CHECK_EQ(fx.srv.n_cand, 2);             /* nothing for the unchanged set */
+	medclient_set_mapped(fx.med, NULL, 0);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_cand, 3, 2.0));
+	CHECK_EQ(fx.srv.cand.n_mapped, 0);
+
+	/* A reconnect re-sends a non-empty set after its WELCOME. */
+	medclient_set_mapped(fx.med, eps, 1);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_cand, 4, 2.0));
+	srv_kick(&fx.srv);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_hello, 2, 3.0));
+	CHECK(run_until_int(fx.loop, &fx.srv.n_cand, 5, 2.0));
+	CHECK_EQ(fx.srv.cand.mapped[0].port, 41001);
+	fx_free(&fx);
+}
+
 /* The refresh also ends by timer when the server sends nothing else. */
 static void
 test_refresh_timer(void)
@@ -1698,6 +1740,7 @@ main(void)
 	RUN(test_requests);
 	RUN(test_server_ping);
 	RUN(test_reconnect_keeps_then_refreshes);
+	RUN(test_candidates);
 	RUN(test_refresh_timer);
 	RUN(test_wrong_server_key_retries);
 	RUN(test_nat_classification);

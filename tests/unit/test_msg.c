@@ -278,6 +278,15 @@ ex_punch_tcp(struct msg *m)
 	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 7), 41000, 0 };
 }
 
+static void
+ex_candidates(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_CANDIDATES;
+	m->u.candidates.n_mapped = 1;
+	m->u.candidates.mapped[0] = (struct endpoint){ ip4(203, 0, 113, 7), 40000, 0 };
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -301,6 +310,7 @@ static const struct golden {
 	{ "punch_request", ex_punch_request, 1 + 32 },
 	{ "punch_birthday", ex_punch_birthday, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 6 + 10 },
 	{ "punch_tcp", ex_punch_tcp, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 * 6 },
+	{ "candidates", ex_candidates, 1 + 1 + 6 },
 };
 
 /* ---- golden file I/O ---- */
@@ -496,6 +506,11 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 		break;
 	case MSG_PUNCH_REQUEST:
 		CHECK_MEM(a->u.punch_request.peer, b->u.punch_request.peer, KEY_LEN);
+		break;
+	case MSG_CANDIDATES:
+		CHECK_EQ(a->u.candidates.n_mapped, b->u.candidates.n_mapped);
+		check_endpoints(a->u.candidates.mapped, b->u.candidates.mapped,
+		    a->u.candidates.n_mapped);
 		break;
 	default:
 		CHECK(!"unexpected type");
@@ -823,6 +838,11 @@ static const struct bad_patch {
 	{ "birthday port_lo > port_hi", ex_punch_birthday, 57, 0x03 },
 	{ "birthday rate without probes", ex_punch_birthday_hard, 54, 1 },
 	{ "birthday port_hi without probes", ex_punch_birthday_hard, 58, 1 },
+	/* CANDIDATES: type, count 1, addr 2..5, port 6..7 */
+	{ "candidates 5 mapped", ex_candidates, 1, CAND_MAX_MAPPED + 1 },
+	{ "candidates 9 mapped", ex_candidates, 1, MAX_ENDPOINTS + 1 },
+	{ "candidates 2 mapped > present", ex_candidates, 1, 2 },
+	{ "candidates 0 mapped < present", ex_candidates, 1, 0 },
 	/* NETWORK: type, str8 name at 1 */
 	{ "network name len 0 leaves bytes", ex_network, 1, 0 },
 };
@@ -1007,6 +1027,21 @@ test_encode_rejects(void)
 	m.u.punch.n_targets = PUNCH_MAX_TARGETS + 1;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
 
+	ex_candidates(&m);
+	m.u.candidates.n_mapped = CAND_MAX_MAPPED + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_candidates(&m);
+	m.u.candidates.mapped[0].port = 0;      /* "no mapping" is n = 0, nothing else */
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_candidates(&m);
+	m.u.candidates.mapped[0].addr = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_candidates(&m);
+	m.u.candidates.n_mapped = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 2);
+	m.u.candidates.n_mapped = CAND_MAX_MAPPED;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);   /* mapped[1..3] are zero */
+
 	memset(&m, 0, sizeof(m));
 	m.type = 0;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
@@ -1093,6 +1128,7 @@ test_names(void)
 	CHECK(strcmp(nat_hairpin_name(NAT_HAIRPIN_NO), "no") == 0);
 	CHECK(strcmp(nat_hairpin_name(0), "unknown") == 0);
 	CHECK(strcmp(msg_type_name(MSG_PUNCH), "PUNCH") == 0);
+	CHECK(strcmp(msg_type_name(MSG_CANDIDATES), "CANDIDATES") == 0);
 	CHECK(strcmp(punch_strategy_name(PUNCH_NONE), "none") == 0);
 	CHECK(strcmp(punch_strategy_name(PUNCH_LAN), "lan") == 0);
 	CHECK(strcmp(punch_strategy_name(PUNCH_SIMULTANEOUS), "simultaneous") == 0);

@@ -329,6 +329,74 @@ test_random_easy_apdf(void)
 	CHECK_EQ(pa.sockets, 0);
 }
 
+/* A side whose gateway mapped a port (CANDIDATES, PROTOCOL.md 3.4) counts as easy with
+ * endpoint-independent filtering, and peers aim at the mapping first. */
+static void
+mapped(struct punch_side *s, uint32_t addr, uint16_t port)
+{
+	s->mapped[s->n_mapped++] = (struct endpoint){ addr, port, 0 };
+}
+
+static void
+test_mapped(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	/* random vs portrestricted (APDF): none without the mapping, simultaneous with it */
+	rnd(&a, 1, PUB_A);
+	easy(&b, 2, PUB_B, NAT_FILT_APDF);
+	mapped(&b, PUB_B, 41000);
+	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_EASY);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(pa.n_targets, 2);
+	check_ep(&pa.targets[0], PUB_B, 41000);
+	check_ep(&pa.targets[1], PUB_B, 40000);
+	CHECK_EQ(pb.n_targets, 1);
+	check_ep(&pb.targets[0], PUB_A, 31337);
+	plan(&b, &a, &pb, &pa);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+
+	/* random vs random: the mapped one is reachable */
+	rnd(&b, 2, PUB_B);
+	mapped(&b, PUB_B, 41000);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	check_ep(&pa.targets[0], PUB_B, 41000);
+	check_ep(&pa.targets[1], PUB_B, 31337);
+	rnd(&b, 2, PUB_B);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+
+	/* seq vs a mapped random side: predict, the seq side aims at the mapping */
+	seq(&a, 1, PUB_A, 50000, 1);
+	mapped(&b, PUB_B, 41000);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_PREDICT);
+	check_ep(&pa.targets[0], PUB_B, 41000);
+	check_ep(&pb.targets[0], PUB_A, 50001);
+
+	/* a mapping equal to the observed endpoint is one target, not two */
+	rnd(&a, 1, PUB_A);
+	easy(&b, 2, PUB_B, NAT_FILT_APDF);
+	mapped(&b, PUB_B, 40000);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.n_targets, 1);
+	check_ep(&pa.targets[0], PUB_B, 40000);
+
+	/* blocked stays blocked; no NAT_INFO yet but a mapping: easy */
+	blocked(&b, 2, PUB_B);
+	mapped(&b, PUB_B, 41000);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+	easy(&b, 2, PUB_B, NAT_FILT_APDF);
+	b.has_info = 0;
+	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_UNKNOWN);
+	mapped(&b, PUB_B, 41000);
+	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_EASY);
+}
+
 /* Row 7: random or blocked vs random, seq or blocked: none; blocked vs easy too (without a
  * TCP endpoint: test_tcp has them). */
 static void
@@ -509,6 +577,7 @@ main(void)
 	RUN(test_seq_seq);
 	RUN(test_random_easy_open);
 	RUN(test_random_easy_apdf);
+	RUN(test_mapped);
 	RUN(test_hopeless);
 	RUN(test_tcp);
 	RUN(test_unknown);

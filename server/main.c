@@ -107,6 +107,28 @@ parse_range(const char *s, uint32_t *range, uint8_t *prefix_len)
 	return 0;
 }
 
+/* A whole decimal number within lo..hi. 0 or -1. */
+static int
+parse_long(const char *s, long lo, long hi, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end != '\0' || end == s || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int
+bad_value(const char *what, const char *got)
+{
+	fprintf(stderr, "shoal-server: %s, got \"%s\"\n", what, got);
+	return -1;
+}
+
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
@@ -160,36 +182,16 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_PWHASH_FAST:
 			o->pwhash_fast = 1;
 			break;
-		case OPT_RELAY_PORT: {
-			char *end;
-
-			if (strcmp(optarg, "off") == 0) {
+		case OPT_RELAY_PORT:
+			if (strcmp(optarg, "off") == 0)
 				o->relay_port = -1;
-				break;
-			}
-			errno = 0;
-			o->relay_port = strtol(optarg, &end, 10);
-			if (errno || *end != '\0' || end == optarg || o->relay_port < 1 ||
-			    o->relay_port > 65535) {
-				fprintf(stderr, "shoal-server: --relay-port wants 1..65535 or off, got "
-				    "\"%s\"\n", optarg);
-				return -1;
-			}
+			else if (parse_long(optarg, 1, 65535, &o->relay_port) != 0)
+				return bad_value("--relay-port wants 1..65535 or off", optarg);
 			break;
-		}
-		case OPT_RECLAIM: {
-			char *end;
-
-			errno = 0;
-			o->reclaim_days = strtol(optarg, &end, 10);
-			if (errno || *end != '\0' || end == optarg || o->reclaim_days < 0 ||
-			    o->reclaim_days > 36500) {
-				fprintf(stderr, "shoal-server: --reclaim-days wants 0..36500, got "
-				    "\"%s\"\n", optarg);
-				return -1;
-			}
+		case OPT_RECLAIM:
+			if (parse_long(optarg, 0, 36500, &o->reclaim_days) != 0)
+				return bad_value("--reclaim-days wants 0..36500", optarg);
 			break;
-		}
 		case 'v':
 			o->verbose = 1;
 			break;

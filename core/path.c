@@ -106,6 +106,7 @@ path_authenticated_from(struct peer *p, const struct endpoint *from)
 		char ep[IP4_EP_STR_LEN];
 
 		pa->lost = 0;
+		pa->conns_reset = 0;
 		log_info("event=path_restored peer=%s lost_s=%.1f endpoint=%s", p->id,
 		    peers_now(p->ps) - pa->lost_since, ip4_ep_str(from->addr, from->port, ep));
 	}
@@ -498,6 +499,16 @@ path_mark_lost(struct peer *p)
 	/* A fresh initiation to every candidate, the current endpoint and any punch targets
 	 * still lingering: if the peer moved, or its NAT gave it a new mapping, one gets through. */
 	handshake_initiate(p, 1);
+}
+
+void
+path_reset_conns(struct peer *p)
+{
+	p->path.conns_reset = 1;
+	log_info("event=path_dead peer=%s lost_s=%.1f reset_connections=1", p->id,
+	    peers_now(p->ps) - p->path.lost_since);
+	if (p->vaddr != 0)
+		p->ps->ops.peer_gone(p->ps->ops_arg, p->vaddr);
 }
 
 void

@@ -42,7 +42,9 @@ struct peers_ops {
 	void (*deliver)(void *arg, const uint8_t *pkt, size_t len);
 	/* A peer was revoked: reset every connection with vaddr. Called just before its
 	 * sessions are torn down (so the resets can still reach it); it is out of the table
-	 * right after the call. */
+	 * right after the call. Also called (the peer staying in the table) when its path has
+	 * been lost for PATH_LOST_FAST (10 s): programs then see their connections with it reset,
+	 * as on a pulled cable, instead of hanging until their own timeouts; once per loss. */
 	void (*peer_gone)(void *arg, uint32_t vaddr);
 	/* The path to this peer stopped answering (PROTOCOL.md 2.4: pings in a row with nothing
 	 * authenticated back; a peer we send nothing to is never called dead): ask the mediator
@@ -76,8 +78,9 @@ void peers_revoke(struct peers *ps, const uint8_t key[KEY_LEN]);
 void peers_receive(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t len);
 
 /* An IPv4 packet from the netstack: to one peer (dst is its vaddr) or, for a broadcast or
- * multicast dst, to every authorized peer. Unknown destinations are dropped and counted. */
-void peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len);
+ * multicast dst, to every authorized peer. Unknown destinations are dropped and counted:
+ * returns -1 for them (no such peer: the caller may refuse connections to dst), else 0. */
+int peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len);
 
 /*
  * Hole punching (PROTOCOL.md 3.2), as the mediator's PUNCH for this peer asks: from start_s

@@ -123,6 +123,7 @@ struct path {
 	int lost;
 	double lost_since;                      /* ev_now it was marked lost */
 	double lost_asked;                      /* last ops.path_lost call */
+	int conns_reset;                        /* ops.peer_gone told for this loss */
 	double punch_start;                     /* ev_now of its first round */
 	/* Birthday punching (PROTOCOL.md 3.2). The random-port side: its socket set, during the
 	 * attempt and then (the winner only) while the path uses it. */
@@ -300,6 +301,9 @@ void path_mark_lost(struct peer *p);
 /* Tells the owner (ops.path_lost) so it can ask the mediator for a punch. The owner's code
  * runs: call it last, p may be gone afterwards. */
 void path_ask_punch(struct peer *p);
+/* Lost for PATH_LOST_FAST: the owner resets the peer's connections (ops.peer_gone), once per
+ * loss. The owner's code runs: call it last, p may be gone afterwards. */
+void path_reset_conns(struct peer *p);
 /* One punch round (t_punch fired). Returns 1 if more rounds follow, 0 if the punch is over. */
 int path_punch_round(struct peer *p);
 /* One burst of birthday probes (t_spray). Returns 1 if more follow. */

@@ -160,14 +160,14 @@ is_fanout(const struct vnet *vn, uint32_t dst)
 	return dst == 0xffffffffu || (dst >> 28) == 0xe || vnet_is_broadcast(vn, dst);
 }
 
-void
+int
 peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len)
 {
 	struct peer *p, *tmp;
 
 	if (len == 0 || len > STAGED_PKT_MAX) {
 		ps->xst.tx_too_big++;
-		return;
+		return 0;
 	}
 	if (is_fanout(ps->vn, dst)) {
 		HASH_ITER(hh_key, ps->by_key, p, tmp) {
@@ -176,13 +176,14 @@ peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len)
 			else
 				handshake_initiate(p, 0);
 		}
-		return;
+		return 0;
 	}
 	if ((p = peers_lookup_vaddr(ps, dst)) == NULL) {
 		ps->xst.tx_no_route++;
-		return;
+		return -1;
 	}
 	peer_send_ip(p, pkt, len);
+	return 0;
 }
 
 void

@@ -178,8 +178,11 @@ ping_cb(struct ev_loop *loop, ev_timer *w, int revents)
 out:
 	if (p->path.lost && !ask && now - p->path.lost_asked >= PATH_LOST_REASK)
 		ask = 1;
-	/* Last: the owner's code runs. */
-	if (ask)
+	/* Last: the owner's code runs, once per call (p may be gone after it). Lost this long
+	 * with handshakes unanswered: its connections are reset; asking waits a pass. */
+	if (p->path.lost && !p->path.conns_reset && now - p->path.lost_since >= PATH_LOST_FAST)
+		path_reset_conns(p);
+	else if (ask)
 		path_ask_punch(p);
 }
 

@@ -30,7 +30,9 @@ ns_output(void *arg, uint32_t dst, const uint8_t *pkt, size_t len)
 {
 	struct daemon *d = arg;
 
-	peers_send_ip(d->peers, dst, pkt, len);
+	/* No such peer: refuse its connections now, not after the connect timeout. */
+	if (peers_send_ip(d->peers, dst, pkt, len) != 0)
+		netstack_unreachable(d->ns, dst);
 }
 
 const struct netstack_ops daemon_netstack_ops = { ns_output };

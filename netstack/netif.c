@@ -146,6 +146,7 @@ netstack_free(struct netstack *ns)
 	netif_remove(&ns->netif);
 	ns_splice_flush_stop(ns);
 	ns_tick_stop(ns);
+	ev_timer_stop(ns->loop, &ns->unreach_w);
 	free(ns);
 }
 

@@ -38,6 +38,12 @@ void netstack_free(struct netstack *ns);
 void netstack_set_addr(struct netstack *ns, uint32_t addr, uint8_t prefix_len);
 /* Resets every TCP connection with ip (a revoked peer) on both sides of each splice. */
 void netstack_abort_peer(struct netstack *ns, uint32_t ip);
+/*
+ * ip is nobody we can reach (not a peer: an offline member, or an address of nobody): the
+ * same reset, so a connect to it is refused at once instead of after the connect timeout.
+ * Safe from inside ops.output (lwIP is on the stack then): done on the next loop pass.
+ */
+void netstack_unreachable(struct netstack *ns, uint32_t ip);
 /* An IPv4 packet from a peer. Copied; malformed packets are dropped and counted. */
 void netstack_input(struct netstack *ns, const uint8_t *pkt, size_t len);
 

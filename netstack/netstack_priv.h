@@ -27,6 +27,10 @@ struct netstack {
 	double connect_timeout;         /* s */
 
 	ev_timer tick;                  /* lwIP timeouts, re-armed by ns_tick_arm */
+	/* netstack_unreachable: addresses to reset on the next pass (a 0 s timer). */
+	ev_timer unreach_w;
+	uint32_t unreach[16];
+	unsigned n_unreach;
 
 	/* Splices with received data not yet written to their fd (splice.c). Writing from
 	 * lwIP's recv callback would cost one sendmsg per 1360-byte segment; instead the data

@@ -843,6 +843,40 @@ ns_splice_abort(struct ns_splice *sp)
  * (so no data is queued for a path that is gone) and the kernel side (so the local program sees
  * the reset at once instead of a silent hang). Every active pcb with a peer is one of ours.
  */
+static void
+unreach_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct netstack *ns = w->data;
+	uint32_t ip[sizeof(ns->unreach) / sizeof(ns->unreach[0])];
+	unsigned i, n = ns->n_unreach;
+
+	(void)loop;
+	(void)revents;
+	memcpy(ip, ns->unreach, n * sizeof(ip[0]));
+	ns->n_unreach = 0;
+	for (i = 0; i < n; i++)
+		netstack_abort_peer(ns, ip[i]);
+}
+
+void
+netstack_unreachable(struct netstack *ns, uint32_t ip)
+{
+	unsigned i;
+
+	for (i = 0; i < ns->n_unreach; i++)
+		if (ns->unreach[i] == ip)
+			return;
+	/* Full: the rest wait for their connect timeout, as before. */
+	if (ns->n_unreach >= sizeof(ns->unreach) / sizeof(ns->unreach[0]))
+		return;
+	ns->unreach[ns->n_unreach++] = ip;
+	if (!ev_is_active(&ns->unreach_w)) {
+		ev_timer_init(&ns->unreach_w, unreach_cb, 0., 0.);
+		ns->unreach_w.data = ns;
+		ev_timer_start(ns->loop, &ns->unreach_w);
+	}
+}
+
 void
 netstack_abort_peer(struct netstack *ns, uint32_t ip)
 {

@@ -6,6 +6,7 @@ SOCKS5, `shoal ping` and `shoal forward`; unknown and ambiguous names are refuse
 """
 import os
 import signal
+import time
 import socket
 import subprocess
 import sys
@@ -67,6 +68,25 @@ def main():
         print(f"24 concurrent pings to a silent peer: {busy} told busy")
         assert busy >= 1, errs
         assert not any("not a connected peer" in e for e in errs), errs
+
+        # Nobody there (an address no member has; a member switched offline): the connect is
+        # refused at once with "host unreachable", not after the 10 s connect timeout.
+        wait_until(lambda: (a.member("lan", "bob") or {}).get("path") == "direct", 10,
+                   what="bob direct again")
+        b_addr = b.address()
+        b.cli("go-offline", "lan")
+        wait_until(lambda: not (a.member("lan", "bob") or {}).get("online"), 5,
+                   what="bob offline")
+        for what, host in (("an address of nobody", "5.0.0.99"), ("an offline member", b_addr)):
+            t0 = time.monotonic()
+            try:
+                socks_connect(a.socks_port, host, svc.port)
+                raise AssertionError(f"SOCKS5 to {what} must fail")
+            except ConnectionError as e:
+                assert str(e) == "SOCKS reply 4", (what, e)
+            took = time.monotonic() - t0
+            print(f"connect to {what} ({host}): refused in {took:.2f} s")
+            assert took < 3, f"{what}: refused only after {took:.1f} s"
 
 
 if __name__ == "__main__":

@@ -338,7 +338,7 @@ test_ip_and_spoofing(void)
 	CHECK_EQ(st.rx_data, 1);
 
 	/* No route: unknown destination is dropped and counted. */
-	peers_send_ip(a->peers, 0x05000063u, pkt, sizeof(pkt));
+	CHECK_EQ(peers_send_ip(a->peers, 0x05000063u, pkt, sizeof(pkt)), -1);
 	CHECK_EQ(a->peers->xst.tx_no_route, 1);
 	node_down(a);
 	node_down(b);
@@ -870,12 +870,28 @@ test_path_lost_and_restored(void)
 		CHECK_EQ(a->cap.n_lost, 2);
 	}
 
+	/* Lost PATH_LOST_FAST (moved back in time here): the peer's connections are reset
+	 * (ops.peer_gone with its address), once for this loss; it stays a peer. */
+	{
+		unsigned want = 1;
+		void *v[2] = { &a->cap.n_aborted, &want };
+
+		CHECK_EQ(a->cap.n_aborted, 0);
+		pa->path.lost_since -= PATH_LOST_FAST;
+		CHECK(run_until(lost_at_least, v, 3.0));
+		run_until(NULL, NULL, 1.5);
+		CHECK_EQ(a->cap.n_aborted, 1);
+		CHECK_EQ(a->cap.aborted_ip, b->vnet.addr);
+		CHECK(peer_of(a, b) == pa);
+	}
+
 	/* The network heals: the next probe (1 s apart while lost) brings both back. */
 	a->deaf = b->deaf = 0;
 	w.want_ab = w.want_ba = PATH_DIRECT;
 	CHECK(run_until(paths_are, &w, 4.0));
 	CHECK(!pa->path.lost && !peer_of(b, a)->path.lost);
-	CHECK_EQ(a->cap.n_lost, 2);
+	CHECK(!pa->path.conns_reset);
+	CHECK(a->cap.n_lost >= 2);
 	node_down(a);
 	node_down(b);
 	node_down(c);

@@ -1,6 +1,10 @@
 /*
- * hslimit: a token bucket per source IPv4 address for handshake packets, which cost a few
- * X25519 operations each; data packets are not limited (they are cheap to reject by index).
+ * hslimit: handshake packets cost a few X25519 operations each; data packets are not limited
+ * (they are cheap to reject by index). One token bucket for all sources measures the load:
+ * while it has tokens nothing is limited, so a LAN party of 80 nodes behind one address all
+ * connect at once. Under load a token bucket per source IPv4 address applies (WireGuard's
+ * model, minus the cookies that would let sources prove their address: a flood from spoofed
+ * addresses still gets a share each; noted in docs/PROTOCOL.md 2.1).
  * Idle buckets are collected once a second; the table is capped so spoofed sources cannot
  * grow it without bound (over the cap, new sources are refused until the next collection).
  * Owns: the bucket table and its collection timer. Must not: know anything about peers.
@@ -27,6 +31,7 @@ struct hslimit {
 	struct ev_loop *loop;
 	ev_timer gc;
 	double rate, burst;
+	double load_rate, load_burst, load_tokens, load_last;
 	struct rl_bucket *table;
 	size_t n;
 };
@@ -51,7 +56,8 @@ rl_gc_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 struct hslimit *
-hslimit_new(struct ev_loop *loop, double rate, double burst)
+hslimit_new(struct ev_loop *loop, double rate, double burst, double load_rate,
+    double load_burst)
 {
 	struct hslimit *rl = calloc(1, sizeof(*rl));
 
@@ -60,6 +66,9 @@ hslimit_new(struct ev_loop *loop, double rate, double burst)
 	rl->loop = loop;
 	rl->rate = rate;
 	rl->burst = burst;
+	rl->load_rate = load_rate;
+	rl->load_burst = load_burst;
+	rl->load_tokens = load_burst;
 	ev_timer_init(&rl->gc, rl_gc_cb, RL_GC_INTERVAL, RL_GC_INTERVAL);
 	rl->gc.data = rl;
 	return rl;
@@ -85,6 +94,16 @@ hslimit_allow(struct hslimit *rl, uint32_t addr, double now)
 {
 	struct rl_bucket *b;
 
+	if (now > rl->load_last) {
+		rl->load_tokens += (now - rl->load_last) * rl->load_rate;
+		if (rl->load_tokens > rl->load_burst)
+			rl->load_tokens = rl->load_burst;
+		rl->load_last = now;
+	}
+	if (rl->load_tokens >= 1.0) {
+		rl->load_tokens -= 1.0;
+		return 1;
+	}
 	HASH_FIND(hh, rl->table, &addr, sizeof(addr), b);
 	if (b == NULL) {
 		if (rl->n >= RL_MAX_ENTRIES || (b = calloc(1, sizeof(*b))) == NULL)

@@ -48,7 +48,8 @@ peers_new(struct ev_loop *loop, const struct noise_keypair *key, struct transpor
 	ps->ops = *ops;
 	ps->ops_arg = arg;
 	ps->refresh = PING_INTERVAL;
-	if ((ps->rl = hslimit_new(loop, HANDSHAKE_RATE, HANDSHAKE_BURST)) == NULL) {
+	if ((ps->rl = hslimit_new(loop, HANDSHAKE_RATE, HANDSHAKE_BURST, HANDSHAKE_LOAD_RATE,
+	    HANDSHAKE_LOAD_BURST)) == NULL) {
 		free(ps);
 		return NULL;
 	}

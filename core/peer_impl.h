@@ -60,8 +60,12 @@ enum {
 #define PATH_LOST_REASK         20.0
 #define ZERO_KEYS_AFTER         (REJECT_AFTER_TIME * 3)
 #define RTT_EWMA_ALPHA          0.125
-#define HANDSHAKE_RATE          20.0    /* handshake packets per second per source address */
+#define HANDSHAKE_RATE          20.0    /* handshake packets per second per source address, */
 #define HANDSHAKE_BURST         20.0
+/* ... applied only under load: while all sources together stay within this, none is limited
+ * (80 nodes behind one router connect at once). */
+#define HANDSHAKE_LOAD_RATE     500.0
+#define HANDSHAKE_LOAD_BURST    500.0
 #define PUNCH_TARGETS_LINGER    30.0    /* s: punch targets stay handshake targets after it */
 #define PUNCH_START_MAX         5.0     /* s: PROTOCOL.md 4.2 PUNCH start_ms bound */
 #define PUNCH_INTERVAL_MIN      0.02    /* s: rounds never closer (a 0 interval would burst) */
@@ -319,8 +323,10 @@ void timers_check_rekey_on_send(struct peer *p, const struct keypair *kp);
 void timers_check_rekey_on_receive(struct peer *p, const struct keypair *kp);
 void timers_ping_started(struct pending_ping *pp);
 
-/* hslimit.c */
-struct hslimit *hslimit_new(struct ev_loop *loop, double rate, double burst);
+/* hslimit.c: rate/burst per source address, applied only while all sources together exceed
+ * load_rate/load_burst (under load). */
+struct hslimit *hslimit_new(struct ev_loop *loop, double rate, double burst, double load_rate,
+    double load_burst);
 void hslimit_free(struct hslimit *rl);
 /* 1 if a packet from addr may be processed now. */
 int hslimit_allow(struct hslimit *rl, uint32_t addr, double now);

@@ -9,7 +9,7 @@
 #ifndef SHOAL_PROTO_H
 #define SHOAL_PROTO_H
 
-#define SHOAL_PROTO_VERSION 1
+#define SHOAL_PROTO_VERSION 2
 
 /* Keys and hashes (X25519, ChaCha20-Poly1305, BLAKE2b as used by Noise). */
 enum {
@@ -26,6 +26,7 @@ enum {
 enum udp_type {
 	UDP_HANDSHAKE_INIT = 1,   /* Noise IK message 1 */
 	UDP_HANDSHAKE_RESP = 2,   /* Noise IK message 2 */
+	UDP_COOKIE_REPLY = 3,     /* under load: prove your address with this cookie (2.5) */
 	UDP_DATA = 4,             /* transport data under an established session */
 	UDP_PROBE = 16,           /* daemon -> mediator: "this is where I am" (token) */
 	UDP_PROBE_REPLY = 17,     /* mediator -> daemon: the endpoint the mediator observed */
@@ -43,7 +44,12 @@ enum inner_type {
 
 enum {
 	/* Sizes of the UDP packets; see docs/PROTOCOL.md. */
-	UDP_HANDSHAKE_INIT_LEN = 4 + 4 + 32 + (32 + 16) + (12 + 16),   /* 116 */
+	/* Message 1, then mac1 and mac2 (PROTOCOL.md 2.1: cheap checks before any X25519). */
+	HS_MAC_LEN = 16,
+	HS_INIT_BODY_LEN = 4 + 4 + 32 + (32 + 16) + (12 + 16),         /* 116 */
+	UDP_HANDSHAKE_INIT_LEN = HS_INIT_BODY_LEN + 2 * HS_MAC_LEN,     /* 148 */
+	/* type+pad, receiver, nonce, the sealed 16-byte cookie */
+	UDP_COOKIE_REPLY_LEN = 4 + 4 + 24 + (16 + 16),                  /* 64 */
 	UDP_HANDSHAKE_RESP_LEN = 4 + 4 + 4 + 32 + (0 + 16),            /* 60 */
 	UDP_DATA_HEADER_LEN = 4 + 4 + 8,                                /* type+pad, receiver, counter */
 	UDP_DATA_OVERHEAD = UDP_DATA_HEADER_LEN + AEAD_TAG_LEN + 1,    /* + tag + inner type */

@@ -5,6 +5,12 @@
  *   UDP_HANDSHAKE_INIT [type][0 0 0][sender idx][-> e, es, s, ss, {TAI64N}]  --->
  *   <--- UDP_HANDSHAKE_RESP [type][0 0 0][sender idx][receiver idx][<- e, ee, se, {}]
  *
+ * Message 1 ends with mac1 and mac2 (PROTOCOL.md 2.1, 2.5, after WireGuard): mac1, keyed by
+ * the responder's public key, lets it drop what is not meant for it without X25519; under load
+ * (hslimit.c) it answers a message 1 without a valid mac2 with a UDP_COOKIE_REPLY, a MAC of
+ * the source address and port sealed for the initiator, and only initiations whose mac2 proves
+ * their address are processed (and limited per address).
+ *
  * Prologue "shoal-peer" || u16 SHOAL_PROTO_VERSION, so versions never mix. The responder
  * accepts message 1 only from an authorized key and only with a timestamp newer than the last
  * one it accepted from that key (a replayed message 1 would otherwise make it derive keys and
@@ -28,6 +34,24 @@
 
 static const char prologue_label[] = "shoal-peer";
 
+/* HASH(label || public key): the mac1 and cookie keys (8-byte labels, as WireGuard's). */
+static void
+derive(const char label[8], const uint8_t pub[KEY_LEN], uint8_t out[32])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, 32);
+	crypto_generichash_update(&st, (const uint8_t *)label, 8);
+	crypto_generichash_update(&st, pub, KEY_LEN);
+	crypto_generichash_final(&st, out, 32);
+}
+
+static void
+mac16(uint8_t out[HS_MAC_LEN], const uint8_t *key, size_t keylen, const uint8_t *d, size_t n)
+{
+	crypto_generichash(out, HS_MAC_LEN, d, n, key, keylen);
+}
+
 void
 handshake_make_prologue(struct peers *ps)
 {
@@ -37,6 +61,62 @@ handshake_make_prologue(struct peers *ps)
 	wire_put_bytes(&w, prologue_label, sizeof(prologue_label) - 1);
 	wire_put_u16(&w, SHOAL_PROTO_VERSION);
 	ps->prologue_len = wire_w_len(&w);
+	/* What checks and answers initiations to us: keys from our own public key. */
+	derive("mac1----", ps->key->pub, ps->mac1_key);
+	derive("cookie--", ps->key->pub, ps->cookie_key);
+}
+
+/* mac1 (keyed by the peer's public key) and mac2 (by its cookie, while fresh; else zeros). */
+static void
+init_macs(struct peer *p, uint8_t pkt[UDP_HANDSHAKE_INIT_LEN], double now)
+{
+	uint8_t k[32];
+
+	derive("mac1----", p->key, k);
+	mac16(pkt + HS_INIT_BODY_LEN, k, sizeof(k), pkt, HS_INIT_BODY_LEN);
+	if (p->cookie_at > 0 && now - p->cookie_at < COOKIE_TTL)
+		mac16(pkt + HS_INIT_BODY_LEN + HS_MAC_LEN, p->cookie, HS_MAC_LEN, pkt,
+		    HS_INIT_BODY_LEN + HS_MAC_LEN);
+	else
+		memset(pkt + HS_INIT_BODY_LEN + HS_MAC_LEN, 0, HS_MAC_LEN);
+}
+
+/* The cookie of a source: MAC(secret, address, port); the secret lives COOKIE_TTL. */
+static void
+cookie_for(struct peers *ps, const struct endpoint *from, double now, uint8_t out[HS_MAC_LEN])
+{
+	uint8_t a[6];
+	struct wire_w w;
+
+	if (ps->cookie_secret_at == 0 || now - ps->cookie_secret_at >= COOKIE_TTL) {
+		randombytes_buf(ps->cookie_secret, sizeof(ps->cookie_secret));
+		ps->cookie_secret_at = now;
+	}
+	wire_w_init(&w, a, sizeof(a));
+	wire_put_u32(&w, from->addr);
+	wire_put_u16(&w, from->port);
+	mac16(out, ps->cookie_secret, sizeof(ps->cookie_secret), a, sizeof(a));
+}
+
+/* UDP_COOKIE_REPLY: the cookie sealed with our cookie key, bound to the initiation's mac1. */
+static void
+send_cookie_reply(struct peers *ps, const struct endpoint *to, uint32_t receiver,
+    const uint8_t mac1[HS_MAC_LEN], const uint8_t cookie[HS_MAC_LEN])
+{
+	uint8_t out[UDP_COOKIE_REPLY_LEN];
+	unsigned long long clen;
+	struct wire_w w;
+
+	wire_w_init(&w, out, sizeof(out));
+	wire_put_u8(&w, UDP_COOKIE_REPLY);
+	wire_put_u8(&w, 0);
+	wire_put_u16(&w, 0);
+	wire_put_u32(&w, receiver);
+	randombytes_buf(out + 8, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+	crypto_aead_xchacha20poly1305_ietf_encrypt(out + 32, &clen, cookie, HS_MAC_LEN, mac1,
+	    HS_MAC_LEN, NULL, out + 8, ps->cookie_key);
+	ps->xst.cookies_sent++;
+	transport_send(ps->tp, to, out, sizeof(out));
 }
 
 /* TAI64N: u64 2^62 + 10 + seconds, u32 nanoseconds; strictly increasing per peer. */
@@ -110,12 +190,13 @@ handshake_initiate(struct peer *p, int retry)
 	wire_put_u16(&w, 0);
 	wire_put_u32(&w, p->hs_idx.index);
 	r = noise_hs_write(&p->hs, ts, sizeof(ts), pkt + wire_w_len(&w),
-	    sizeof(pkt) - wire_w_len(&w));
-	if (w.err || r != (int)(sizeof(pkt) - 8)) {
+	    HS_INIT_BODY_LEN - wire_w_len(&w));
+	if (w.err || r != (int)(HS_INIT_BODY_LEN - 8)) {
 		log_warnx("event=handshake_build_failed peer=%s", p->id);
 		handshake_clear(p);
 		return;
 	}
+	init_macs(p, pkt, now);
 	p->hs_active = 1;
 	p->hs_last_sent = now;
 	memcpy(p->hs_pkt, pkt, sizeof(pkt));
@@ -148,8 +229,8 @@ handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint
 	double now = peers_now(ps);
 	struct noise_hs hs;
 	struct noise_cs cs_send, cs_recv;
-	uint8_t ts[TAI64N_LEN], out[UDP_HANDSHAKE_RESP_LEN];
-	const uint8_t *msg;
+	uint8_t ts[TAI64N_LEN], out[UDP_HANDSHAKE_RESP_LEN], m[HS_MAC_LEN], cookie[HS_MAC_LEN];
+	const uint8_t *msg, *mac1, *mac2;
 	struct wire_r r;
 	struct wire_w w;
 	struct keypair *kp;
@@ -169,22 +250,41 @@ handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint
 	z1 = wire_get_u8(&r);
 	z2 = wire_get_u16(&r);
 	sender = wire_get_u32(&r);
-	msg = wire_get_ptr(&r, len - 8);
+	msg = wire_get_ptr(&r, HS_INIT_BODY_LEN - 8);
+	mac1 = wire_get_ptr(&r, HS_MAC_LEN);
+	mac2 = wire_get_ptr(&r, HS_MAC_LEN);
 	if (wire_r_done(&r) != 0 || type != UDP_HANDSHAKE_INIT || z1 != 0 || z2 != 0) {
 		ps->st.rx_dropped_malformed++;
 		peers_drop_debug(ps, "init_header", from);
 		return;
 	}
-	/* Each message 1 costs four X25519 operations: bound them per source. */
-	if (!hslimit_allow(ps->rl, from->addr, now)) {
-		ps->xst.rx_ratelimited++;
-		peers_drop_debug(ps, "init_ratelimited", from);
+	/* mac1 first: costs one hash, and what is not meant for us goes no further. */
+	mac16(m, ps->mac1_key, sizeof(ps->mac1_key), pkt, HS_INIT_BODY_LEN);
+	if (sodium_memcmp(m, mac1, HS_MAC_LEN) != 0) {
+		ps->xst.rx_bad_mac++;
+		peers_drop_debug(ps, "init_mac1", from);
 		return;
+	}
+	/* Each message 1 costs four X25519 operations. Under load only sources that proved
+	 * their address (mac2 with our cookie) get them, and within their own budget. */
+	if (hslimit_loaded(ps->rl, now)) {
+		cookie_for(ps, from, now, cookie);
+		mac16(m, cookie, sizeof(cookie), pkt, HS_INIT_BODY_LEN + HS_MAC_LEN);
+		if (sodium_memcmp(m, mac2, HS_MAC_LEN) != 0) {
+			send_cookie_reply(ps, from, sender, mac1, cookie);
+			peers_drop_debug(ps, "init_cookie_sent", from);
+			return;
+		}
+		if (!hslimit_allow_ip(ps->rl, from->addr, now)) {
+			ps->xst.rx_ratelimited++;
+			peers_drop_debug(ps, "init_ratelimited", from);
+			return;
+		}
 	}
 
 	noise_hs_init(&hs, 0, ps->key, NULL, ps->prologue, ps->prologue_len);
 	/* e, es, s, ss, {timestamp} */
-	if (noise_hs_read(&hs, msg, len - 8, ts, sizeof(ts)) != TAI64N_LEN) {
+	if (noise_hs_read(&hs, msg, HS_INIT_BODY_LEN - 8, ts, sizeof(ts)) != TAI64N_LEN) {
 		ps->st.rx_dropped_auth++;
 		peers_drop_debug(ps, "init_auth", from);
 		goto out;
@@ -233,6 +333,63 @@ handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint
 	log_debug("event=handshake_answered peer=%s", p->id);
 out:
 	noise_hs_wipe(&hs);
+}
+
+void
+handshake_receive_cookie(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
+    size_t len)
+{
+	uint8_t k[32], cookie[HS_MAC_LEN];
+	const uint8_t *nonce, *box;
+	struct peer_index *e;
+	struct wire_r r;
+	struct peer *p;
+	uint32_t receiver;
+	uint8_t type, z1;
+	uint16_t z2;
+
+	if (len != UDP_COOKIE_REPLY_LEN) {
+		ps->st.rx_dropped_malformed++;
+		peers_drop_debug(ps, "cookie_length", from);
+		return;
+	}
+	wire_r_init(&r, pkt, len);
+	type = wire_get_u8(&r);
+	z1 = wire_get_u8(&r);
+	z2 = wire_get_u16(&r);
+	receiver = wire_get_u32(&r);
+	nonce = wire_get_ptr(&r, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+	box = wire_get_ptr(&r, HS_MAC_LEN + crypto_aead_xchacha20poly1305_ietf_ABYTES);
+	if (wire_r_done(&r) != 0 || type != UDP_COOKIE_REPLY || z1 != 0 || z2 != 0) {
+		ps->st.rx_dropped_malformed++;
+		peers_drop_debug(ps, "cookie_header", from);
+		return;
+	}
+	e = peerindex_lookup(ps, receiver);
+	if (e == NULL || e->kp != NULL || !e->peer->hs_active) {
+		ps->st.rx_dropped_unknown++;
+		peers_drop_debug(ps, "cookie_unknown_index", from);
+		return;
+	}
+	p = e->peer;
+	/* Sealed by the peer's cookie key and bound to our initiation's mac1: only the peer we
+	 * sent it to can make one, and only for this initiation. */
+	derive("cookie--", p->key, k);
+	if (crypto_aead_xchacha20poly1305_ietf_decrypt(cookie, NULL, NULL, box,
+	    HS_MAC_LEN + crypto_aead_xchacha20poly1305_ietf_ABYTES, p->hs_pkt + HS_INIT_BODY_LEN,
+	    HS_MAC_LEN, nonce, k) != 0) {
+		ps->st.rx_dropped_auth++;
+		peers_drop_debug(ps, "cookie_auth", from);
+		return;
+	}
+	memcpy(p->cookie, cookie, sizeof(cookie));
+	p->cookie_at = peers_now(ps);
+	ps->xst.cookies_received++;
+	sodium_memzero(cookie, sizeof(cookie));
+	/* The same initiation, now with mac2, at once: the peer is busy, not gone. */
+	init_macs(p, p->hs_pkt, p->cookie_at);
+	transport_send(ps->tp, from, p->hs_pkt, sizeof(p->hs_pkt));
+	log_debug("event=handshake_cookie peer=%s", p->id);
 }
 
 void

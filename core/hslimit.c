@@ -3,8 +3,8 @@
  * (they are cheap to reject by index). One token bucket for all sources measures the load:
  * while it has tokens nothing is limited, so a LAN party of 80 nodes behind one address all
  * connect at once. Under load a token bucket per source IPv4 address applies (WireGuard's
- * model, minus the cookies that would let sources prove their address: a flood from spoofed
- * addresses still gets a share each; noted in docs/PROTOCOL.md 2.1).
+ * model: under load, handshake.c answers message 1 without a valid cookie MAC (mac2) with a
+ * cookie instead, so what reaches the per-source buckets comes from addresses that answer).
  * Idle buckets are collected once a second; the table is capped so spoofed sources cannot
  * grow it without bound (over the cap, new sources are refused until the next collection).
  * Owns: the bucket table and its collection timer. Must not: know anything about peers.
@@ -90,10 +90,8 @@ hslimit_free(struct hslimit *rl)
 }
 
 int
-hslimit_allow(struct hslimit *rl, uint32_t addr, double now)
+hslimit_loaded(struct hslimit *rl, double now)
 {
-	struct rl_bucket *b;
-
 	if (now > rl->load_last) {
 		rl->load_tokens += (now - rl->load_last) * rl->load_rate;
 		if (rl->load_tokens > rl->load_burst)
@@ -102,8 +100,31 @@ hslimit_allow(struct hslimit *rl, uint32_t addr, double now)
 	}
 	if (rl->load_tokens >= 1.0) {
 		rl->load_tokens -= 1.0;
-		return 1;
+		return 0;
 	}
+	return 1;
+}
+
+void
+hslimit_set_load(struct hslimit *rl, double load_rate, double load_burst)
+{
+	rl->load_rate = load_rate;
+	rl->load_burst = load_burst;
+	if (rl->load_tokens > load_burst)
+		rl->load_tokens = load_burst;
+}
+
+int
+hslimit_allow(struct hslimit *rl, uint32_t addr, double now)
+{
+	return !hslimit_loaded(rl, now) || hslimit_allow_ip(rl, addr, now);
+}
+
+int
+hslimit_allow_ip(struct hslimit *rl, uint32_t addr, double now)
+{
+	struct rl_bucket *b;
+
 	HASH_FIND(hh, rl->table, &addr, sizeof(addr), b);
 	if (b == NULL) {
 		if (rl->n >= RL_MAX_ENTRIES || (b = calloc(1, sizeof(*b))) == NULL)

@@ -54,6 +54,7 @@ enum {
  * candidate and a PUNCH_REQUEST. A lost path is pinged every PATH_PROBE_WAIT for its first
  * PATH_LOST_FAST s (so it comes back within a second of the network), then at the refresh
  * interval; the mediator is asked again every PATH_LOST_REASK s while it stays lost. */
+#define COOKIE_TTL              120.0   /* s: a cookie, and our cookie secret, live this long */
 #define PATH_PROBE_WAIT         1.0
 #define PATH_LOST_MISSES        3
 #define PATH_LOST_FAST          10.0
@@ -155,6 +156,10 @@ struct peer {
 	/* The in-flight initiation as sent: punch rounds resend these bytes, so the responder
 	 * answers the first copy that gets through and drops the rest as replays. */
 	uint8_t hs_pkt[UDP_HANDSHAKE_INIT_LEN];
+	/* The peer's last cookie (COOKIE_REPLY, PROTOCOL.md 2.5): our initiations carry mac2 with
+	 * it while it is younger than COOKIE_TTL. */
+	uint8_t cookie[HS_MAC_LEN];
+	double cookie_at;                       /* 0: none */
 	uint8_t ts_rx[TAI64N_LEN];              /* newest initiation timestamp accepted */
 	uint8_t ts_tx[TAI64N_LEN];              /* last one we sent (kept strictly increasing) */
 
@@ -193,6 +198,7 @@ struct peer {
 /* Counters beyond the public ones (for tests and debugging). */
 struct peers_xstats {
 	uint64_t rx_spoofed, rx_ratelimited, rx_expired, rx_hs_replay, rx_unauthorized;
+	uint64_t rx_bad_mac, cookies_sent, cookies_received;
 	uint64_t tx_no_route, tx_queue_dropped, tx_too_big;
 };
 
@@ -214,6 +220,11 @@ struct peers {
 	struct staged_pkt *free_pkts;
 	uint8_t prologue[16];
 	size_t prologue_len;
+	/* Cookies (PROTOCOL.md 2.5): a secret rotated every COOKIE_TTL; cookie = MAC(secret,
+	 * source address and port). mac1_key / cookie_key: derived from our public key. */
+	uint8_t cookie_secret[32];
+	double cookie_secret_at;
+	uint8_t mac1_key[32], cookie_key[32];
 	struct peers_stats st;
 	struct peers_xstats xst;
 	double dbg_window;                      /* rate limit of debug logs */
@@ -253,6 +264,8 @@ void handshake_clear(struct peer *p);
  * out, or -1 if no initiation is in flight. */
 int handshake_resend(struct peer *p, const struct endpoint *to, size_t n);
 void handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
+    size_t len);
+void handshake_receive_cookie(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
     size_t len);
 void handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint8_t *pkt,
     size_t len);
@@ -328,7 +341,14 @@ void timers_ping_started(struct pending_ping *pp);
 struct hslimit *hslimit_new(struct ev_loop *loop, double rate, double burst, double load_rate,
     double load_burst);
 void hslimit_free(struct hslimit *rl);
-/* 1 if a packet from addr may be processed now. */
+/* 1 if a packet from addr may be processed now (not under load, or within addr's bucket). */
 int hslimit_allow(struct hslimit *rl, uint32_t addr, double now);
+/* 0 when not under load (one packet of the load budget is taken), 1 under load: then only
+ * sources that proved their address (mac2) get through, within hslimit_allow_ip. */
+int hslimit_loaded(struct hslimit *rl, double now);
+/* addr's own bucket, regardless of load. */
+int hslimit_allow_ip(struct hslimit *rl, uint32_t addr, double now);
+/* Tests: change the load budget (0 rate and burst: always under load). */
+void hslimit_set_load(struct hslimit *rl, double load_rate, double load_burst);
 
 #endif

@@ -180,6 +180,9 @@ peers_receive(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_
 	case UDP_HANDSHAKE_RESP:
 		handshake_receive_resp(ps, from, pkt, len);
 		break;
+	case UDP_COOKIE_REPLY:
+		handshake_receive_cookie(ps, from, pkt, len);
+		break;
 	case UDP_DATA:
 		receive_data(ps, from, pkt, len);
 		break;

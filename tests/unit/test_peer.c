@@ -597,7 +597,7 @@ test_malformed(void)
 	peers_receive(b->peers, &from, junk, 10);
 	junk[0] = UDP_HANDSHAKE_INIT;
 	peers_receive(b->peers, &from, junk, 50);                       /* short */
-	peers_receive(b->peers, &from, junk, UDP_HANDSHAKE_INIT_LEN);  /* garbage Noise */
+	peers_receive(b->peers, &from, junk, UDP_HANDSHAKE_INIT_LEN);  /* garbage: bad mac1 */
 	junk[0] = UDP_HANDSHAKE_RESP;
 	peers_receive(b->peers, &from, junk, UDP_HANDSHAKE_RESP_LEN);  /* unknown index */
 	junk[0] = UDP_DATA;
@@ -609,7 +609,8 @@ test_malformed(void)
 	}
 	peers_get_stats(b->peers, &st);
 	CHECK_EQ(st.rx_dropped_malformed, 4);
-	CHECK_EQ(st.rx_dropped_auth, 1);
+	CHECK_EQ(st.rx_dropped_auth, 0);
+	CHECK_EQ(b->peers->xst.rx_bad_mac, 1);          /* before any X25519 */
 	CHECK(st.rx_dropped_unknown >= 49);
 	CHECK_EQ(b->cap.n, 0);
 	/* and the real session still works */
@@ -1132,6 +1133,46 @@ test_new_needs_ops(void)
 	sodium_memzero(&key, sizeof(key));
 }
 
+/*
+ * Under load (the load budget set to nothing) a message 1 without a valid mac2 gets a
+ * COOKIE_REPLY, not a handshake; the initiator resends at once with mac2 and the session comes
+ * up. A copy of that initiation from another address (a spoofer) only gets a cookie for its
+ * own address.
+ */
+static void
+test_cookies_under_load(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct node *ab[2] = { a, b };
+	struct peers_stats st;
+	struct endpoint spoof = { 0x7f000001, 9, 0 };
+	struct peer *pa;
+
+	hslimit_set_load(b->peers->rl, 0, 0);
+	authorize(a, b);
+	authorize(b, a);
+	CHECK(run_until(session_up, ab, 3.0));
+	CHECK(b->peers->xst.cookies_sent >= 1);
+	CHECK(a->peers->xst.cookies_received >= 1);
+	pa = peer_of(a, b);
+	CHECK(pa->cookie_at > 0);
+
+	/* A spoofed copy of a's initiation (valid mac1, mac2 made for a's address): a cookie
+	 * for the spoofed address goes out, no handshake is made. */
+	handshake_initiate(pa, 1);
+	peers_get_stats(b->peers, &st);
+	{
+		uint64_t done = st.handshakes_done, cookies = b->peers->xst.cookies_sent;
+
+		peers_receive(b->peers, &spoof, pa->hs_pkt, sizeof(pa->hs_pkt));
+		peers_get_stats(b->peers, &st);
+		CHECK_EQ(st.handshakes_done, done);
+		CHECK_EQ(b->peers->xst.cookies_sent, cookies + 1);
+	}
+	node_down(a);
+	node_down(b);
+}
+
 int
 main(void)
 {
@@ -1159,6 +1200,7 @@ main(void)
 	RUN(test_birthday_miss);
 	RUN(test_birthday_probes);
 	RUN(test_birthday_caps);
+	RUN(test_cookies_under_load);
 	RUN(test_new_needs_ops);
 	ev_loop_destroy(loop);
 	return unit_finish();

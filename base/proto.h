@@ -40,6 +40,7 @@ enum inner_type {
 	INNER_IP = 1,             /* an IPv4 packet for the virtual network */
 	INNER_PING = 2,           /* u64 id, u64 sender timestamp (ns): asks for a pong */
 	INNER_PONG = 3,           /* echoes a ping's id and timestamp */
+	INNER_BOOT = 4,           /* u64: the sender's boot id, after each new session */
 };
 
 enum {

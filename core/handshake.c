@@ -472,7 +472,9 @@ handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint
 		log_info("event=peer_up peer=%s endpoint=%s", p->id,
 		    ip4_ep_str(from->addr, from->port, ep));
 
-	/* The responder may send only once it sees us use the keys: give it a packet. */
-	if (send_staged(p) + send_pending_pings(p) == 0)
-		send_keepalive(p);
+	/* The responder may send only once it sees us use the keys: our boot id is that packet
+	 * (and tells it whether we restarted). */
+	send_boot(p);
+	send_staged(p);
+	send_pending_pings(p);
 }

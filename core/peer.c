@@ -54,6 +54,7 @@ peers_new(struct ev_loop *loop, const struct noise_keypair *key, struct transpor
 		return NULL;
 	}
 	handshake_make_prologue(ps);
+	randombytes_buf(&ps->boot_id, sizeof(ps->boot_id));
 	return ps;
 }
 

@@ -156,6 +156,10 @@ struct peer {
 	/* The in-flight initiation as sent: punch rounds resend these bytes, so the responder
 	 * answers the first copy that gets through and drops the rest as replays. */
 	uint8_t hs_pkt[UDP_HANDSHAKE_INIT_LEN];
+	/* The peer's boot id (INNER_BOOT): a new one means it restarted and lost its side of
+	 * every connection with us. */
+	uint64_t peer_boot;
+	int peer_boot_known;
 	/* The peer's last cookie (COOKIE_REPLY, PROTOCOL.md 2.5): our initiations carry mac2 with
 	 * it while it is younger than COOKIE_TTL. */
 	uint8_t cookie[HS_MAC_LEN];
@@ -220,6 +224,7 @@ struct peers {
 	struct staged_pkt *free_pkts;
 	uint8_t prologue[16];
 	size_t prologue_len;
+	uint64_t boot_id;                       /* random per peer table: INNER_BOOT */
 	/* Cookies (PROTOCOL.md 2.5): a secret rotated every COOKIE_TTL; cookie = MAC(secret,
 	 * source address and port). mac1_key / cookie_key: derived from our public key. */
 	uint8_t cookie_secret[32];
@@ -272,6 +277,8 @@ void handshake_receive_resp(struct peers *ps, const struct endpoint *from, const
 
 /* send.c */
 int peer_send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len);
+/* INNER_BOOT with our boot id: after each new session, both sides. */
+void send_boot(struct peer *p);
 void send_keepalive(struct peer *p);
 int send_staged(struct peer *p);        /* returns how many were sent */
 void send_ping(struct peer *p, uint64_t id);

@@ -76,6 +76,30 @@ handle_ip(struct peers *ps, struct peer *p, const uint8_t *ip, size_t len)
 	ps->ops.deliver(ps->ops_arg, ip, len);
 }
 
+/*
+ * The peer's boot id. A new one after a known one: the peer restarted, and whatever it had of
+ * our connections is gone: reset ours now (ops.peer_gone) rather than let programs wait for
+ * a timeout (an idle reader would never hear of it). Last: the owner's code runs.
+ */
+static void
+handle_boot(struct peers *ps, struct peer *p, const uint8_t *body)
+{
+	struct wire_r r;
+	uint64_t boot;
+	int restarted;
+
+	wire_r_init(&r, body, 8);
+	boot = wire_get_u64(&r);
+	restarted = p->peer_boot_known && boot != p->peer_boot;
+	p->peer_boot = boot;
+	p->peer_boot_known = 1;
+	if (!restarted)
+		return;
+	log_info("event=peer_restarted peer=%s reset_connections=1", p->id);
+	if (p->vaddr != 0)
+		ps->ops.peer_gone(ps->ops_arg, p->vaddr);
+}
+
 void
 receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t len)
 {
@@ -137,6 +161,7 @@ receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t
 		/* The initiator used the keys: our responder session is confirmed. */
 		peer_confirm_next(p);
 		timers_handshake_complete(p);
+		send_boot(p);
 		send_staged(p);
 		send_pending_pings(p);
 	}
@@ -158,6 +183,13 @@ receive_data(struct peers *ps, const struct endpoint *from, uint8_t *pkt, size_t
 		break;
 	case INNER_PONG:
 		handle_pong(p, pt + 1, (size_t)n - 1);
+		break;
+	case INNER_BOOT:
+		if (n - 1 != 8) {
+			ps->st.rx_dropped_malformed++;
+			break;
+		}
+		handle_boot(ps, p, pt + 1);
 		break;
 	default:
 		/* A newer peer's inner type: authenticated, so just ignore it. */

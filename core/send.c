@@ -187,6 +187,17 @@ peers_send_ip(struct peers *ps, uint32_t dst, const uint8_t *pkt, size_t len)
 }
 
 void
+send_boot(struct peer *p)
+{
+	uint8_t b[8];
+	struct wire_w w;
+
+	wire_w_init(&w, b, sizeof(b));
+	wire_put_u64(&w, p->ps->boot_id);
+	(void)peer_send_inner(p, INNER_BOOT, b, sizeof(b));
+}
+
+void
 send_ping(struct peer *p, uint64_t id)
 {
 	uint8_t body[16];

@@ -1173,6 +1173,50 @@ test_cookies_under_load(void)
 	node_down(b);
 }
 
+static int
+aborted_once(void *arg)
+{
+	return ((struct node *)arg)->cap.n_aborted >= 1;
+}
+
+/*
+ * INNER_BOOT: new sessions with the same peer (a rekey) change nothing; the peer restarting
+ * (same key, a new peer table, so a new boot id) resets our connections with it once.
+ */
+static void
+test_peer_restart_resets(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct noise_keypair saved;
+	struct peer *pa;
+
+	CHECK(connect_pair(a, b));
+	run_until(NULL, NULL, 0.3);
+	pa = peer_of(a, b);
+	CHECK(pa->peer_boot_known);
+	/* A new session (as a rekey makes): same boot id, nothing reset. */
+	handshake_initiate(pa, 1);
+	run_until(NULL, NULL, 0.5);
+	CHECK_EQ(a->cap.n_aborted, 0);
+
+	/* b restarts with its key: a new boot id arrives with the first new session. */
+	saved = b->key;
+	node_down(b);
+	b = node_up(1);
+	peers_free(b->peers);
+	b->key = saved;
+	b->peers = peers_new(loop, &b->key, b->tp, &b->vnet, &fake_ops, &b->cap);
+	authorize(a, b);
+	authorize(b, a);
+	handshake_initiate(peer_of(a, b), 1);
+	CHECK(run_until(aborted_once, a, 3.0));
+	CHECK_EQ(a->cap.n_aborted, 1);
+	CHECK_EQ(a->cap.aborted_ip, b->vnet.addr);
+	CHECK(peer_of(a, b) != NULL);           /* still a peer */
+	node_down(a);
+	node_down(b);
+}
+
 int
 main(void)
 {
@@ -1201,6 +1245,7 @@ main(void)
 	RUN(test_birthday_probes);
 	RUN(test_birthday_caps);
 	RUN(test_cookies_under_load);
+	RUN(test_peer_restart_resets);
 	RUN(test_new_needs_ops);
 	ev_loop_destroy(loop);
 	return unit_finish();

@@ -93,6 +93,13 @@ enum msg_type {
 	MSG_PUNCH = 14,           /* s->c: where and when to punch towards one peer (3.2) */
 	MSG_PUNCH_REQUEST = 15,   /* c->s: our path to one peer stopped answering: punch again */
 	MSG_CANDIDATES = 18,      /* c->s: endpoints the node's gateway mapped for it (3.4) */
+	/* Relays (PROTOCOL.md 8). A relay's own control connection speaks only the first three. */
+	MSG_RELAY_HELLO = 19,     /* relay->s: a relay registers: name, endpoints */
+	MSG_RELAY_WELCOME = 20,   /* s->relay: accepted; the relay key its grants are made with */
+	MSG_RELAY_STATS = 21,     /* relay->s: load and counters, periodically (health) */
+	MSG_RELAYS = 22,          /* s->c: the relay pool, the full set (replaces the last one) */
+	MSG_RELAY_RTT = 23,       /* c->s: our measured RTTs to the pool's relays */
+	MSG_RELAY_GRANT = 24,     /* s->c: reach this peer through this relay (or: stop) */
 };
 
 enum req_op {
@@ -139,6 +146,8 @@ enum {
 	BIRTHDAY_RATE_MAX = 1000,         /* probes per second */
 	BIRTHDAY_PORT_MIN = 1024,         /* probes never aim at well-known ports */
 	CAND_MAX_MAPPED = 4,      /* port-mapped endpoints in a CANDIDATES */
+	RELAY_POOL_MAX = 32,      /* relays in a MSG_RELAYS / MSG_RELAY_RTT */
+	RELAY_NAME_MAX_LEN = 32,  /* a relay's name, bytes (printable ASCII) */
 };
 
 #endif

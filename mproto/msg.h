@@ -165,6 +165,76 @@ struct msg_candidates {
 	struct endpoint mapped[CAND_MAX_MAPPED];
 };
 
+/*
+ * Relays (PROTOCOL.md 8). A relay is known by its id, which the mediator assigns when it
+ * registers (1..65535, never reused while the mediator runs) and which MSG_RELAYS, MSG_RELAY_RTT
+ * and MSG_RELAY_GRANT refer to.
+ */
+struct msg_relay_hello {                /* MSG_RELAY_HELLO (relay -> mediator) */
+	uint16_t version;               /* SHOAL_PROTO_VERSION */
+	char name[RELAY_NAME_MAX_LEN + 1];
+	struct endpoint udp;            /* where nodes send RELAY datagrams; addr 0: the mediator
+					 * uses the relay's connection's source address */
+	uint16_t tcp_port;              /* the relay's TCP transport (same address); 0: none */
+};
+
+struct msg_relay_welcome {              /* MSG_RELAY_WELCOME (mediator -> relay) */
+	uint16_t relay_id;
+	uint8_t relay_key[32];          /* RELAY_KEY_LEN: the key side secrets are derived from */
+};
+
+struct msg_relay_stats {                /* MSG_RELAY_STATS (relay -> mediator), every few s */
+	uint32_t pairs;                 /* pairs bound now */
+	uint64_t packets, bytes, drops; /* since the relay started */
+};
+
+struct msg_relay_info {
+	uint16_t id;
+	char name[RELAY_NAME_MAX_LEN + 1];
+	struct endpoint udp;
+	uint16_t tcp_port;              /* 0: none */
+};
+
+struct msg_relays {                     /* MSG_RELAYS (mediator -> node): the full pool */
+	uint8_t n;                      /* 0..RELAY_POOL_MAX */
+	struct msg_relay_info relays[RELAY_POOL_MAX];
+};
+
+enum { RELAY_RTT_UNREACHABLE = 0xffff };
+
+struct msg_relay_rtt {                  /* MSG_RELAY_RTT (node -> mediator) */
+	uint8_t n;                      /* 0..RELAY_POOL_MAX */
+	struct {
+		uint16_t id;
+		uint16_t rtt_ms;        /* median of recent PONGs; RELAY_RTT_UNREACHABLE: none */
+	} rtt[RELAY_POOL_MAX];
+};
+
+/* Why a pair is relayed, for `shoal list` and logs. */
+enum relay_reason {
+	RELAY_WHY_STARTING = 0,         /* while punching is tried: the first packet never waits */
+	RELAY_WHY_NO_DIRECT = 1,        /* the two NATs cannot be punched (random vs random, ...) */
+	RELAY_WHY_UDP_BLOCKED = 2,      /* a side has no UDP, and TCP punching is impossible */
+	RELAY_WHY_PUNCH_FAILED = 3,     /* punching was tried and did not work */
+	RELAY_WHY_DIRECT_LOST = 4,      /* the direct path died */
+};
+
+struct msg_relay_grant {                /* MSG_RELAY_GRANT (mediator -> node), per peer */
+	uint8_t peer[KEY_LEN];          /* the peer this grant reaches */
+	uint16_t relay_id;              /* 0: revoke: stop using any relay for this peer */
+	struct endpoint udp;            /* the relay's, as in MSG_RELAYS */
+	uint16_t tcp_port;
+	uint64_t pair;                  /* the pair id (random, never 0) */
+	uint8_t side;                   /* 0 or 1 */
+	uint32_t expiry;                /* Unix seconds; the mediator sends a new grant before */
+	uint8_t secret[32];             /* RELAY_SECRET_LEN: relaymsg_side_secret(key, pair, side,
+					 * expiry) */
+	uint8_t reason;                 /* enum relay_reason */
+};
+
+/* "starting", "no-direct", "udp-blocked", "punch-failed", "direct-lost" ("unknown" past). */
+const char *relay_reason_name(uint8_t v);
+
 /* "none", "lan", "simultaneous", "predict", "birthday", "tcp" ("unknown" past the end). */
 const char *punch_strategy_name(uint8_t v);
 
@@ -193,6 +263,12 @@ struct msg {
 		struct msg_punch punch;
 		struct msg_punch_request punch_request;
 		struct msg_candidates candidates;
+		struct msg_relay_hello relay_hello;
+		struct msg_relay_welcome relay_welcome;
+		struct msg_relay_stats relay_stats;
+		struct msg_relays relays;
+		struct msg_relay_rtt relay_rtt;
+		struct msg_relay_grant relay_grant;
 	} u;
 };
 

@@ -116,6 +116,12 @@ output_status(FILE *f, json_t *r)
 			fprintf(f, " (%s)", str(e, "peer"));
 		fprintf(f, "\n");
 	}
+	/* Only when something failed: a program listening where peers cannot reach it. */
+	arr = json_object_get(r, "listen_failures");
+	json_array_foreach(arr, i, e)
+		fprintf(f, "%-16s port %lld of pid %lld: %s\n", i ? "" : "not on the LAN:",
+		    (long long)json_integer_value(json_object_get(e, "port")),
+		    (long long)json_integer_value(json_object_get(e, "pid")), str(e, "error"));
 }
 
 /* What a member line says after the nick; the mediator's punch strategy, when it sent one,

@@ -21,6 +21,7 @@ struct peers;
 struct expose_table;
 struct forward_table;
 struct peerdir;
+struct shim_server;
 struct control;
 
 /*
@@ -35,6 +36,7 @@ struct control_env {
 	const char *server;             /* the mediator connection string; NULL: unknown */
 	const char *socks;              /* the SOCKS5 listener, "HOST:PORT"; NULL: off */
 	const char *shim_path;          /* `shoal run`'s socket; NULL: `shoal run` unavailable */
+	const struct shim_server *shim; /* its failed virtual listens; NULL with shim_path */
 	struct medclient *med;          /* membership view, requests, our nick */
 	struct portmap *portmap;        /* the gateway's port mapping; NULL: turned off */
 	struct peers *peers;            /* path status, ping */

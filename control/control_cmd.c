@@ -27,6 +27,7 @@
 #include "control/control_int.h"
 #include "ports/expose.h"
 #include "ports/forward.h"
+#include "lanproxy/server/lanproxy.h"
 
 enum {
 	LIST_MAX = 256,                 /* exposes/forwards shown by status */
@@ -259,6 +260,20 @@ nat_json(const struct control_env *env)
 
 /* The gateway's port mapping (PROTOCOL.md 3.4): {"state", "protocol", "external", "lease_s",
  * "error"}; state "off" when turned off. */
+/* Virtual listens of `shoal run` programs that failed (the program listens locally only). */
+static json_t *
+listen_failures_json(const struct control_env *env)
+{
+	struct lp_listen_fail f[LP_LISTEN_FAIL_MAX];
+	json_t *arr = json_array();
+	size_t i, n = env->shim ? shim_server_listen_failures(env->shim, f, LP_LISTEN_FAIL_MAX) : 0;
+
+	for (i = 0; i < n; i++)
+		json_array_append_new(arr, json_pack("{s:i, s:s, s:i}", "port", (int)f[i].port,
+		    "error", strerror(f[i].err), "pid", (int)f[i].pid));
+	return arr;
+}
+
 static json_t *
 portmap_json(const struct control_env *env)
 {
@@ -336,6 +351,7 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	/* `shoal run` finds the shim socket here; null if it could not be created. */
 	json_object_set_new(o, "shim_socket", env->shim_path ? jtext(env->shim_path) :
 	    json_null());
+	json_object_set_new(o, "listen_failures", listen_failures_json(env));
 	ctl_reply_ok(cl, rq->id, o);
 }
 

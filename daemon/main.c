@@ -147,6 +147,7 @@ main(int argc, char **argv)
 		.server = server_url[0] ? server_url : NULL,
 		.socks = d.socks ? socks_desc : NULL,
 		.shim_path = d.shim ? shim_server_path(d.shim) : NULL,
+		.shim = d.shim,
 		.med = d.med,
 		.portmap = d.pm,
 		.peers = d.peers,

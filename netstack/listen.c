@@ -61,6 +61,9 @@ ns_listen(struct netstack *ns, uint16_t port, ns_open_fd_cb open_fd, void *arg)
 		errno = ENOBUFS;     /* lwIP's pool is full, as the kernel says */
 		return NULL;
 	}
+	/* Re-creatable at once: connections accepted by an earlier listener on this port (still
+	 * open, or in TIME_WAIT) inherit the option and do not hold the port. */
+	ip_set_option(pcb, SOF_REUSEADDR);
 	/* Bound to any address: the listener survives netstack_set_addr. */
 	if ((e = tcp_bind(pcb, IP4_ADDR_ANY, port)) != ERR_OK) {
 		tcp_close(pcb);
@@ -68,10 +71,12 @@ ns_listen(struct netstack *ns, uint16_t port, ns_open_fd_cb open_fd, void *arg)
 		errno = e == ERR_USE ? EADDRINUSE : EINVAL;
 		return NULL;
 	}
-	if ((lpcb = tcp_listen(pcb)) == NULL) {
+	/* With SOF_REUSEADDR the bind passes even when another listener holds the port;
+	 * tcp_listen is where that conflict is found (ERR_USE). */
+	if ((lpcb = tcp_listen_with_backlog_and_err(pcb, TCP_DEFAULT_LISTEN_BACKLOG, &e)) == NULL) {
 		tcp_close(pcb);
 		free(l);
-		errno = ENOBUFS;
+		errno = e == ERR_USE ? EADDRINUSE : ENOBUFS;
 		return NULL;
 	}
 	l->ns = ns;

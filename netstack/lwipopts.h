@@ -17,6 +17,11 @@
 #define SYS_LIGHTWEIGHT_PROT            0
 #define LWIP_TIMERS                     1
 #define LWIP_ALTCP                      0
+/* SOF_REUSEADDR for virtual listeners (netstack/listen.c): a server restarted on the same port,
+ * or an expose removed and added again, must listen at once while its old connections are
+ * still open or in TIME_WAIT, as every kernel server does with SO_REUSEADDR. Two listeners on
+ * one port are still refused (tcp_listen checks). Nothing else sets the option. */
+#define SO_REUSE                        1
 /* lwIP must not #define htons & co over libc's (netstack files include both). */
 #define LWIP_DONT_PROVIDE_BYTEORDER_FUNCTIONS 1
 

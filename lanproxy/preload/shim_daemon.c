@@ -123,6 +123,25 @@ warn_unreachable(void)
 	errno = e;
 }
 
+void
+shim_note_listen_failed(uint16_t port, int err)
+{
+	int e = errno;
+	char num[8];
+	int i = sizeof(num) - 1;
+
+	if (conn.quiet)
+		return;
+	/* the shim stays off stdio (the program may own it) */
+	num[i] = 0;
+	do
+		num[--i] = (char)('0' + port % 10);
+	while ((port /= 10) != 0 && i > 0);
+	say("shoal: port ", num + i, " is not on the virtual LAN: ");
+	say(strerror(err), " (see shoal status)", "\n");
+	errno = e;
+}
+
 /* Drops the connection if we still own it (the app may have closed the number already). */
 static void
 conn_drop(int fd)

@@ -177,6 +177,9 @@ SHIM_HIDDEN int shim_daemon_fd(void);
 /* The daemon fd is going away under us (the app closed it): forget it. */
 SHIM_HIDDEN void shim_daemon_lost(void);
 SHIM_HIDDEN void shim_daemon_init(void);
+/* One line on stderr (unless SHOAL_SHIM_QUIET=1): the overlay refused a listen on port, so peers
+ * cannot reach it (the program still listens locally). Keeps errno. */
+SHIM_HIDDEN void shim_note_listen_failed(uint16_t port, int err);
 SHIM_HIDDEN void shim_daemon_atfork_prepare(void);
 SHIM_HIDDEN void shim_daemon_atfork_parent(void);
 SHIM_HIDDEN void shim_daemon_atfork_child(void);

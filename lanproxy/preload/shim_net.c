@@ -221,9 +221,13 @@ listen(int fd, int backlog)
 	memset(&req, 0, sizeof(req));
 	req.type = SHIM_TCP_LISTEN;
 	req.port = local.port;
-	/* a failure here leaves the program listening locally, as without the shim */
-	if (shim_call(&req, &rep) == 0 && rep.err == 0)
-		shim_fd_or(fd, FD_ANNOUNCED);
+	/* a failure here leaves the program listening locally, as without the shim; say so */
+	if (shim_call(&req, &rep) == 0) {
+		if (rep.err == 0)
+			shim_fd_or(fd, FD_ANNOUNCED);
+		else
+			shim_note_listen_failed(local.port, rep.err);
+	}
 	errno = e;
 	return rc;
 }

@@ -63,6 +63,20 @@ const char *shim_server_path(const struct shim_server *s);
  * call it before netstack_free. NULL is allowed. */
 void shim_server_free(struct shim_server *s);
 
+/*
+ * Virtual listens that failed (a port an expose or another program already listens on, a
+ * full pool): the most recent LP_LISTEN_FAIL_MAX, newest first, for `shoal status`. A later
+ * successful listen on the port clears its entry. Returns how many were written to out.
+ */
+struct lp_listen_fail {
+	uint16_t port;
+	int err;                        /* errno */
+	pid_t pid;                      /* the program that asked */
+	double at;                      /* ev_now() */
+};
+size_t shim_server_listen_failures(const struct shim_server *s, struct lp_listen_fail *out,
+    size_t cap);
+
 /* ---- internal contract ---- */
 
 enum {
@@ -72,6 +86,7 @@ enum {
 	LP_DGRAM_RATE = 200,            /* DGRAM_OUT copies per second, whole node */
 	LP_DGRAM_BURST = 100,
 	LP_BATCH = 64,                  /* messages/datagrams handled per readiness event */
+	LP_LISTEN_FAIL_MAX = 16,        /* failed virtual listens kept for `shoal status` */
 };
 
 /* What a client registered, so that it can be released when the client goes. */
@@ -233,6 +248,8 @@ struct shim_server {
 	struct lp_tcp_conn *conns;      /* hash by lport (current record per lport) */
 	struct lp_tcp_conn *all_conns;  /* every record, hashed or not */
 	struct lp_listen *listens;
+	struct lp_listen_fail listen_fails[LP_LISTEN_FAIL_MAX]; /* a ring, see listen_failed */
+	unsigned n_listen_fails;        /* entries ever recorded (ring index: mod the size) */
 	/* udp.c */
 	struct lp_uport *uports;
 	struct lp_mcast *mcasts;

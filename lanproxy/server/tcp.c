@@ -343,6 +343,51 @@ listen_open_fd(void *arg, uint32_t peer_ip, uint16_t peer_port)
 	return fd;
 }
 
+/*
+ * The program keeps listening locally (its listen() succeeded on the kernel socket), so the
+ * failure would go unseen: log it and keep it for `shoal status` (the shim also says it once
+ * on the program's stderr).
+ */
+static void
+listen_failed(struct shim_server *s, uint16_t port, int err, pid_t pid)
+{
+	struct lp_listen_fail *f = &s->listen_fails[s->n_listen_fails++ % LP_LISTEN_FAIL_MAX];
+
+	f->port = port;
+	f->err = err;
+	f->pid = pid;
+	f->at = ev_now(s->loop);
+	log_warnx("event=lanproxy_listen_failed port=%u pid=%ld error=\"%s\"", port, (long)pid,
+	    strerror(err));
+}
+
+static void
+listen_fail_clear(struct shim_server *s, uint16_t port)
+{
+	unsigned i;
+
+	for (i = 0; i < LP_LISTEN_FAIL_MAX; i++)
+		if (s->listen_fails[i].port == port)
+			s->listen_fails[i].port = 0;
+}
+
+size_t
+shim_server_listen_failures(const struct shim_server *s, struct lp_listen_fail *out, size_t cap)
+{
+	unsigned i, n = s->n_listen_fails < LP_LISTEN_FAIL_MAX ? s->n_listen_fails :
+	    LP_LISTEN_FAIL_MAX;
+	size_t k = 0;
+
+	for (i = 1; i <= n && k < cap; i++) {
+		const struct lp_listen_fail *f =
+		    &s->listen_fails[(s->n_listen_fails - i) % LP_LISTEN_FAIL_MAX];
+
+		if (f->port != 0)
+			out[k++] = *f;
+	}
+	return k;
+}
+
 enum lp_verdict
 lp_tcp_listen(struct shim_server *s, struct lp_client *c, const struct shim_msg *rq,
     struct shim_msg *rep)
@@ -372,9 +417,11 @@ lp_tcp_listen(struct shim_server *s, struct lp_client *c, const struct shim_msg 
 		if ((lst->l = ns_listen(s->ns, port, listen_open_fd, lst)) == NULL) {
 			rep->err = errno ? errno : EADDRINUSE;
 			free(lst);
+			listen_failed(s, port, rep->err, c->pid);
 			goto fail;
 		}
 		HASH_ADD(hh, s->listens, port, sizeof(lst->port), lst);
+		listen_fail_clear(s, port);
 		log_info("event=lanproxy_listen port=%u", port);
 	}
 	lst->refs++;

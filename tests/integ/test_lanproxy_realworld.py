@@ -1,0 +1,135 @@
+"""
+What real programs hit under `shoal run` (issue 10), each case reproducing one report, across
+two real daemons in private network namespaces (lanproxy_util.isolate):
+- restart: a TCP server that served a peer is stopped and started again on the same port and
+  is reachable from the peer at once (lwIP held the port in TIME_WAIT for two minutes);
+- iperf3 three times back to back (its second test failed the same way);
+- expose: `shoal expose P --remove` then `shoal expose P` after traffic;
+- a listen the overlay refuses (an expose holds the port) is reported by `shoal status` and
+  on the program's stderr.
+"""
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import Lab, free_port  # noqa: E402
+from lanproxy_util import Report, ShimProc, SkipCase, isolate, lan, need, run  # noqa: E402
+
+# A one-connection-at-a-time echo server: prints {"event": "ready"} once listen() returned (the
+# shim announces the listener inside listen(), so peers can connect from then on).
+ECHO_SERVER = r"""
+import json, socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(8)
+print(json.dumps({"event": "ready"}), flush=True)
+for _ in range(int(sys.argv[2])):
+    c, _ = s.accept()
+    data = c.recv(65536)
+    c.sendall(data)
+    c.close()
+"""
+
+# Connects to HOST:PORT once, sends a line, prints what came back (exit 1 on any error).
+ECHO_CLIENT = r"""
+import socket, sys
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+c.sendall(b"hello " + sys.argv[3].encode())
+print(c.recv(65536).decode(), flush=True)
+"""
+
+
+def echo_once(lab, a, host, port, word):
+    p = run(lab, a, [sys.executable, "-c", ECHO_CLIENT, host, port, word], timeout=30, raw=True,
+            tag=f"alice-echo-{word}")
+    assert p.rc == 0 and p.lines and p.lines[-1] == f"hello {word}", \
+        f"echo {word} to {host}:{port}: exit {p.rc}, out {p.lines[-3:]!r}, err {p.stderr_tail(300)!r}"
+
+
+def restart(rep, lab, a, b, B):
+    port = free_port()
+    with rep.case("restart/reachable-at-once"):
+        for round_ in range(3):
+            srv = ShimProc(lab, b, [sys.executable, "-c", ECHO_SERVER, port, 2], tag=f"bob-echo-{round_}")
+            srv.ready()
+            # two connections, closed by the server first: its side of each ends in TIME_WAIT
+            echo_once(lab, a, B, port, f"r{round_}a")
+            echo_once(lab, a, B, port, f"r{round_}b")
+            assert srv.wait(15) == 0, f"echo server round {round_}: {srv.stderr_tail(300)!r}"
+        print(f"   server restarted twice on port {port}: reachable at once each time", flush=True)
+
+
+def iperf_repeat(rep, lab, a, b, B):
+    try:
+        iperf3 = need("iperf3")
+    except SkipCase as e:
+        rep.skip("iperf3-repeat", str(e))
+        return
+    port = free_port()
+    srv = ShimProc(lab, b, [iperf3, "-s", "-p", port, "--forceflush"], raw=True, tag="bob-iperf3-s")
+    with rep.case("iperf3/three-in-a-row"):
+        srv.wait_for(lambda x: "listening" in str(x).lower(), 15, "iperf3 listening")  # needs --forceflush
+        for i in range(3):
+            cli = run(lab, a, [iperf3, "-c", B, "-p", port, "-t", "1", "-J", "--connect-timeout", "10000"],
+                      timeout=60, raw=True, tag=f"alice-iperf3-{i}")
+            try:
+                res = json.loads(cli.text())
+            except ValueError:
+                raise AssertionError(f"iperf3 run {i}: exit {cli.rc}, no JSON: {cli.stderr_tail(300)!r}")
+            assert cli.rc == 0 and "error" not in res, f"iperf3 run {i}: {res.get('error')}"
+            bps = res["end"]["sum_received"]["bits_per_second"]
+            print(f"   iperf3 run {i + 1}: {bps / 1e6:.0f} Mbit/s", flush=True)
+    srv.stop()
+
+
+def expose_again(rep, lab, a, b, B):
+    port = free_port()
+    local = ShimProc(lab, None, b.wrap + [sys.executable, "-c", ECHO_SERVER, port, 3], tag="bob-local-echo")
+    with rep.case("expose/remove-then-add-after-traffic"):
+        local.ready()
+        b.cli("expose", port)
+        echo_once(lab, a, B, port, "e1")
+        b.cli("expose", port, "--remove")
+        b.cli("expose", port)        # failed with "Address already in use" before
+        echo_once(lab, a, B, port, "e2")
+    b.cli("expose", port, "--remove")
+    local.stop()
+    port = free_port()
+    with rep.case("listen-failure/reported"):
+        # an expose holds the virtual port: a program listening there is on the LAN only
+        # locally, and both its stderr and `shoal status` say so
+        b.cli("expose", port)
+        srv = ShimProc(lab, b, [sys.executable, "-c", ECHO_SERVER, port, 1], tag="bob-echo-clash")
+        srv.ready()
+        fails = [f for f in b.status().get("listen_failures", []) if f["port"] == int(port)]
+        assert fails and fails[0]["error"] and fails[0]["pid"] > 0, b.status().get("listen_failures")
+        f = fails[0]
+        text = b.cli("status", json_out=False)
+        assert "not on the LAN:" in text and str(port) in text, text
+        srv.stop()
+        assert "is not on the virtual LAN" in srv.stderr_tail(2000), srv.stderr_tail(600)
+        print(f"   clash on port {port}: {f['error']} (pid {f['pid']}), shown by status and the shim",
+              flush=True)
+    b.cli("expose", port, "--remove")
+
+
+def main():
+    isolate()
+    rep = Report("lanproxy: what real programs hit")
+    with Lab("lpreal") as lab:
+        try:
+            a, b = lan(lab, ["alice", "bob"])
+        except Exception as e:
+            rep.add("setup/lan", False, str(e))
+            return rep.finish(lab)
+        B = b.address()
+        restart(rep, lab, a, b, B)
+        iperf_repeat(rep, lab, a, b, B)
+        expose_again(rep, lab, a, b, B)
+        return rep.finish(lab)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,6 +1,6 @@
 /*
  * socks5_server: the daemon's SOCKS5 listener and the per-client handshake state machine
- * (RFC 1928, NO AUTH only). A client is ours from accept() until its CONNECT is answered;
+ * (RFC 1928, NO AUTH only; SOCKS4/4a CONNECT on the same port, told apart by the first byte). A client is ours from accept() until its CONNECT is answered;
  * then the netstack's splice owns the connection and we forget it. A UDP ASSOCIATE client
  * stays ours (socks5_udp.c holds the relay) until its control connection closes.
  * Owns: the listening socket and every client still in handshake, connecting, or holding a
@@ -10,6 +10,7 @@
  * Client states:
  *   GREETING --NO AUTH offered--> REQUEST --CONNECT--> CONNECTING --cb--> (splice owns it)
  *                                          --UDP ASSOCIATE--> UDP --control closed--> freed
+ *   GREETING --first byte 4--> REQUEST4 --CONNECT--> CONNECTING (SOCKS4 replies)
  *   anything else: error reply (when SOCKS allows one) and close.
  * Greeting and request must arrive within S5_HANDSHAKE_TIMEOUT seconds.
  *
@@ -44,11 +45,13 @@
 #include "netstack/netstack.h"
 #include "socks/socks5.h"
 #include "socks/socks5_internal.h"
+#include "socks/socks4_parse.h"
 #include "socks/socks5_parse.h"
 
 enum s5_state {
 	ST_GREETING,
 	ST_REQUEST,
+	ST_REQUEST4,                    /* the first byte was 4: a SOCKS4/4a CONNECT request */
 	ST_CONNECTING,
 	ST_UDP,
 	ST_CLOSING,                     /* error reply written; close on the next loop turn */
@@ -62,7 +65,8 @@ struct s5_client {
 	struct s5_client *prev, *next;
 	int fd;
 	enum s5_state state;
-	uint8_t buf[S5_REQUEST_MAX];    /* holds the greeting, then the request */
+	uint8_t buf[S4_REQUEST_MAX];    /* the greeting, then the request (SOCKS4a's is longest) */
+	int v4;                         /* the client speaks SOCKS4/4a: replies are SOCKS4's */
 	size_t have;                    /* bytes in buf */
 	size_t need;                    /* read exactly up to this many */
 	struct ns_splice *sp;           /* CONNECTING: the pending splice */
@@ -96,6 +100,7 @@ client_send(struct s5_client *c, const uint8_t *p, size_t n)
 		log_debug("event=socks_reply_failed fd=%d", c->fd);
 }
 
+/* rep is SOCKS5's; a SOCKS4 client gets "granted" or its one refusal code. */
 static void
 client_reply(struct s5_client *c, int rep, const struct s5_addr *bnd)
 {
@@ -103,6 +108,12 @@ client_reply(struct s5_client *c, int rep, const struct s5_addr *bnd)
 
 	if (rep == S5_NO_REPLY)
 		return;
+	if (c->v4) {
+		client_send(c, out, s4_encode_reply(out, sizeof(out),
+		    rep == S5_REP_OK ? S4_REP_GRANTED : S4_REP_FAILED,
+		    bnd && bnd->atyp == S5_ATYP_IPV4 ? bnd->ip4 : 0, bnd ? bnd->port : 0));
+		return;
+	}
 	client_send(c, out, s5_encode_reply(out, sizeof(out), (uint8_t)rep, bnd));
 }
 
@@ -337,6 +348,35 @@ handle_request(struct s5_client *c, const struct s5_request *req)
 	}
 }
 
+/* A SOCKS4/4a request: CONNECT only (BIND is not offered, as for SOCKS5). Same return as
+ * client_step. */
+static int
+client_step4(struct s5_client *c)
+{
+	struct s4_request req;
+	struct s5_err err = { NULL, S5_NO_REPLY };
+	struct s5_request r5;
+	enum s5_result res;
+	size_t n = 0;
+
+	res = s4_parse_request(c->buf, c->have, &req, &n, &err);
+	if (res == S5_NEED_MORE) {
+		c->need = n;
+		return 1;
+	}
+	if (res == S5_INVALID) {
+		log_debug("event=socks_bad_request version=4 why=\"%s\"", err.why);
+		client_reply(c, err.rep == S5_NO_REPLY ? S5_NO_REPLY : S5_REP_FAILURE, NULL);
+		client_free(c);
+		return 0;
+	}
+	memset(&r5, 0, sizeof(r5));
+	r5.cmd = req.cmd == S4_CMD_CONNECT ? S5_CMD_CONNECT : S5_CMD_BIND;
+	r5.dst = req.dst;
+	handle_request(c, &r5);
+	return 0;
+}
+
 /* Acts on the bytes in c->buf. Returns 1 to keep reading, 0 when c is gone or handed off. */
 static int
 client_step(struct s5_client *c)
@@ -348,6 +388,14 @@ client_step(struct s5_client *c)
 	enum s5_result res;
 	size_t n = 0;
 
+	/* SOCKS4 has no greeting: its request starts with version 4 where SOCKS5's greeting
+	 * has 5, so the first byte tells them apart on the same port. */
+	if (c->state == ST_GREETING && c->have >= 1 && c->buf[0] == S4_VERSION) {
+		c->state = ST_REQUEST4;
+		c->v4 = 1;
+	}
+	if (c->state == ST_REQUEST4)
+		return client_step4(c);
 	if (c->state == ST_GREETING) {
 		res = s5_parse_greeting(c->buf, c->have, &g, &n, &err);
 		if (res == S5_NEED_MORE) {

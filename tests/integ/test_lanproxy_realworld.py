@@ -6,10 +6,13 @@ two real daemons in private network namespaces (lanproxy_util.isolate):
 - iperf3 three times back to back (its second test failed the same way);
 - expose: `shoal expose P --remove` then `shoal expose P` after traffic;
 - a listen the overlay refuses (an expose holds the port) is reported by `shoal status` and
-  on the program's stderr.
+  on the program's stderr;
+- the SOCKS port by name: curl through SOCKS5 to `bob.shoal`, SOCKS4a to `bob` and
+  `bob.shoal`, SOCKS4 to the 5.x address (SOCKS4 clients were reset before).
 """
 import json
 import os
+import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -115,6 +118,29 @@ def expose_again(rep, lab, a, b, B):
     b.cli("expose", port, "--remove")
 
 
+def socks(rep, lab, a, b, B):
+    try:
+        curl = need("curl")
+    except SkipCase as e:
+        rep.skip("socks", str(e))
+        return
+    port = free_port()
+    srv = ShimProc(lab, b, [sys.executable, "-c", ECHO_SERVER, port, 4], tag="bob-echo-socks")
+    srv.ready()
+    proxy = f"127.0.0.1:{a.socks_port}"
+    # curl's telnet:// sends stdin and prints what comes back: the echo server answers once
+    for name, opt, host in (("socks5h-nick.shoal", "--socks5-hostname", "bob.shoal"),
+                            ("socks4a-nick", "--socks4a", "bob"),
+                            ("socks4a-nick.shoal", "--socks4a", "bob.shoal"),
+                            ("socks4-address", "--socks4", B)):
+        with rep.case(f"socks/{name}"):
+            p = subprocess.run(a.nswrap + [curl, "-sS", "--max-time", "10", opt, proxy,
+                                           f"telnet://{host}:{port}"],
+                               input=f"hello {name}", capture_output=True, text=True, timeout=30)
+            assert p.stdout == f"hello {name}", f"curl {opt} {host}: exit {p.returncode} {p.stdout!r} {p.stderr!r}"
+    srv.stop()
+
+
 def main():
     isolate()
     rep = Report("lanproxy: what real programs hit")
@@ -128,6 +154,7 @@ def main():
         restart(rep, lab, a, b, B)
         iperf_repeat(rep, lab, a, b, B)
         expose_again(rep, lab, a, b, B)
+        socks(rep, lab, a, b, B)
         return rep.finish(lab)
 
 

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "socks/socks4_parse.h"
 #include "socks/socks5_parse.h"
 #include "tests/unit/unit.h"
 
@@ -324,6 +325,74 @@ test_request_roundtrip(void)
 	}
 }
 
+/* SOCKS4 and 4a (socks4_parse.h): the table, byte-at-a-time reading, limits, replies. */
+static void
+test_socks4(void)
+{
+	const struct vec t[] = {
+		{ "empty", V(), S5_NEED_MORE, 8, 0 },
+		{ "version 5", V(5), S5_INVALID, 0, S5_NO_REPLY },
+		{ "header only", V(4, 1, 0, 80, 5, 0, 0, 2), S5_NEED_MORE, 9, 0 },
+		{ "socks4", V(4, 1, 0, 80, 5, 0, 0, 2, 'u', 0), S5_COMPLETE, 10, 0 },
+		{ "socks4 pipelined", V(4, 1, 0, 80, 5, 0, 0, 2, 0, 'G', 'E'), S5_COMPLETE, 9, 0 },
+		{ "socks4a no name yet", V(4, 1, 0, 80, 0, 0, 0, 1, 0), S5_NEED_MORE, 10, 0 },
+		{ "socks4a", V(4, 1, 0, 80, 0, 0, 0, 1, 0, 'b', 'o', 'b', 0), S5_COMPLETE, 13, 0 },
+		{ "socks4a empty name", V(4, 1, 0, 80, 0, 0, 0, 1, 0, 0), S5_INVALID, 0, S4_REP_FAILED },
+		{ "ip 0.0.0.0", V(4, 1, 0, 80, 0, 0, 0, 0, 0), S5_INVALID, 0, S4_REP_FAILED },
+	};
+	uint8_t buf[S4_REQUEST_MAX + 8], out[S4_REQUEST_MAX];
+	struct s4_request req;
+	struct s5_err err;
+	size_t i, n, have;
+	enum s5_result res;
+
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		n = 0;
+		err.rep = 12345;
+		res = s4_parse_request(t[i].bytes, t[i].len, &req, &n, &err);
+		if (res != t[i].res)
+			fprintf(stderr, "socks4 case: %s\n", t[i].name);
+		CHECK_EQ(res, t[i].res);
+		if (res != S5_INVALID)
+			CHECK_EQ(n, t[i].n);
+		else
+			CHECK_EQ(err.rep, t[i].rep);
+	}
+	/* 4a by name, read as the server does: exactly what NEED_MORE asks for */
+	n = s4_encode_request(buf, sizeof(buf), S4_CMD_CONNECT,
+	    &(struct s5_addr){ .atyp = S5_ATYP_DOMAIN, .domain = "bob.shoal", .port = 8080 });
+	CHECK_EQ(n, 19);
+	have = 0;
+	for (;;) {
+		size_t need = 0;
+
+		res = s4_parse_request(buf, have, &req, &need, &err);
+		if (res != S5_NEED_MORE)
+			break;
+		CHECK(need > have && need <= n);
+		have = need;
+	}
+	CHECK_EQ(res, S5_COMPLETE);
+	CHECK_EQ(req.cmd, S4_CMD_CONNECT);
+	CHECK_EQ(req.dst.atyp, S5_ATYP_DOMAIN);
+	CHECK_EQ(req.dst.port, 8080);
+	CHECK(strcmp(req.dst.domain, "bob.shoal") == 0);
+	/* plain SOCKS4 to 5.0.0.2 */
+	CHECK_EQ(s4_parse_request(V(4, 1, 0x1f, 0x90, 5, 0, 0, 2, 0), &req, &n, &err), S5_COMPLETE);
+	CHECK_EQ(req.dst.atyp, S5_ATYP_IPV4);
+	CHECK_EQ(req.dst.ip4, 0x05000002u);
+	CHECK_EQ(req.dst.port, 8080);
+	/* a user id past 255 bytes is refused, not waited for */
+	memset(buf, 'u', sizeof(buf));
+	memcpy(buf, (const uint8_t[]){ 4, 1, 0, 80, 5, 0, 0, 2 }, 8);
+	CHECK_EQ(s4_parse_request(buf, 8 + 256, &req, &n, &err), S5_INVALID);
+	CHECK_EQ(s4_parse_request(buf, 8 + 255, &req, &n, &err), S5_NEED_MORE);
+	/* replies: version 0, then the code, port and address */
+	CHECK_EQ(s4_encode_reply(out, sizeof(out), S4_REP_GRANTED, 0x05000001u, 1234), 8);
+	CHECK_MEM(out, ((const uint8_t[]){ 0, 90, 0x04, 0xd2, 5, 0, 0, 1 }), 8);
+	CHECK_EQ(s4_encode_reply(out, 7, S4_REP_FAILED, 0, 0), 0);
+}
+
 int
 main(void)
 {
@@ -336,5 +405,6 @@ main(void)
 	RUN(test_udp_header);
 	RUN(test_encoders);
 	RUN(test_request_roundtrip);
+	RUN(test_socks4);
 	return unit_finish();
 }

@@ -7,12 +7,14 @@
  *             trailing dot, a node-id prefix (>= 8 hex digits) or a dotted virtual address of
  *             a member, the same for every front end;
  *   is_peer   core/peer.c: the peer table, which holds exactly the nodes the mediator client's
- *             authorization policy (medclient/authz.c) let in.
+ *             authorization policy (medclient/authz.c) let in;
+ *   name_of   medclient/names.c again (reverse lookups of `shoal run` programs).
  * Addresses are host byte order.
  */
 #ifndef SHOAL_PEERDIR_H
 #define SHOAL_PEERDIR_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "base/proto.h"
@@ -22,6 +24,8 @@ struct peerdir {
 	int (*resolve)(void *arg, const char *name, uint8_t key[KEY_LEN], uint32_t *addr);
 	/* 1 if vaddr is an authorized peer we may exchange packets with now. */
 	int (*is_peer)(void *arg, uint32_t vaddr);
+	/* The reverse of resolve: the name ("NICK.shoal") of the member at vaddr; 0 or -1. */
+	int (*name_of)(void *arg, uint32_t vaddr, char *out, size_t cap);
 	void *arg;
 };
 
@@ -36,6 +40,12 @@ static inline int
 peerdir_is_peer(const struct peerdir *pd, uint32_t vaddr)
 {
 	return pd->is_peer(pd->arg, vaddr);
+}
+
+static inline int
+peerdir_name_of(const struct peerdir *pd, uint32_t vaddr, char *out, size_t cap)
+{
+	return pd->name_of(pd->arg, vaddr, out, cap);
 }
 
 #endif

@@ -109,10 +109,18 @@ dir_is_peer(void *arg, uint32_t vaddr)
 	return peers_is_peer(d->peers, vaddr);
 }
 
+static int
+dir_name_of(void *arg, uint32_t vaddr, char *out, size_t cap)
+{
+	struct daemon *d = arg;
+
+	return medclient_name_of(d->med, vaddr, out, cap);
+}
+
 void
 daemon_peerdir_init(struct daemon *d)
 {
-	d->dir = (struct peerdir){ dir_resolve, dir_is_peer, d };
+	d->dir = (struct peerdir){ dir_resolve, dir_is_peer, dir_name_of, d };
 }
 
 void

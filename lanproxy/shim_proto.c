@@ -129,7 +129,9 @@ fields_ok(const struct shim_msg *m)
 		    memchr(m->name, '\0', m->name_len) == NULL;
 	case SHIM_REPLY:
 		/* A negative errno is a bug on the sending side, not something to pass on. */
-		return m->err >= 0 && m->r_prefix <= 32;
+		return m->err >= 0 && m->r_prefix <= 32 &&
+		    (m->name_len == 0 || (m->name != NULL &&
+		    memchr(m->name, '\0', m->name_len) == NULL));
 	default:
 		return 1;
 	}
@@ -151,6 +153,7 @@ shim_encode(const struct shim_msg *m, uint8_t *out, size_t cap)
 		put_u32(&c, m->pid);
 		break;
 	case SHIM_ALIAS:
+	case SHIM_NAME_OF:
 		put_u32(&c, m->addr);
 		break;
 	case SHIM_UDP_BIND:
@@ -203,6 +206,10 @@ shim_encode(const struct shim_msg *m, uint8_t *out, size_t cap)
 		put_u8(&c, m->r_prefix);
 		put_u16(&c, m->r_mtu);
 		put_u16(&c, m->r_port);
+		put_u8(&c, m->name_len);
+		p = w_reserve(&c, m->name_len);
+		if (p && m->name_len)
+			memcpy(p, m->name, m->name_len);
 		break;
 	default:
 		return -1;
@@ -226,6 +233,7 @@ shim_decode(struct shim_msg *m, const uint8_t *in, size_t len)
 		m->pid = get_u32(&c);
 		break;
 	case SHIM_ALIAS:
+	case SHIM_NAME_OF:
 		m->addr = get_u32(&c);
 		break;
 	case SHIM_UDP_BIND:
@@ -272,6 +280,8 @@ shim_decode(struct shim_msg *m, const uint8_t *in, size_t len)
 		m->r_prefix = get_u8(&c);
 		m->r_mtu = get_u16(&c);
 		m->r_port = get_u16(&c);
+		m->name_len = get_u8(&c);
+		m->name = (const char *)r_take(&c, m->name_len);
 		break;
 	default:
 		goto bad;
@@ -280,6 +290,8 @@ shim_decode(struct shim_msg *m, const uint8_t *in, size_t len)
 		goto bad;
 	if (m->data_len == 0)
 		m->data = NULL;
+	if (m->name_len == 0)
+		m->name = NULL;
 	return 0;
 bad:
 	/* Never leave a half-filled message behind for a caller that ignores the result. */

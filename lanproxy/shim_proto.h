@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SHIM_PROTO_VERSION 2
+#define SHIM_PROTO_VERSION 3
 
 /* The block of loopback addresses standing for peers: 127.66.0.0/16. Alias i (1..65534) is
  * 127.66.(i >> 8).(i & 255); which peer it stands for is the daemon's choice (SHIM_ALIAS). */
@@ -45,6 +45,7 @@ enum shim_type {
 	SHIM_DGRAM_OUT = 10,   /* shim -> d, one-way: a broadcast/multicast datagram to copy to the LAN */
 	SHIM_CLOSE = 11,       /* shim -> d, one-way: the app closed its socket on proto/port */
 	SHIM_RESOLVE = 12,     /* shim -> d: a peer name (nick, node id) -> vaddr */
+	SHIM_NAME_OF = 13,     /* shim -> d: vaddr -> the member's name (reverse lookups) */
 	SHIM_REPLY = 64,       /* d -> shim: answer to one request */
 };
 
@@ -62,7 +63,7 @@ struct shim_msg {
 	/* Request fields; which are meaningful depends on type (docs/PROTOCOL.md 7). */
 	uint32_t pid;                  /* HELLO */
 	uint16_t version;              /* HELLO */
-	uint32_t addr;                 /* ALIAS, UDP_ALIAS, TCP_CONNECT: vaddr; UNALIAS: alias;
+	uint32_t addr;                 /* ALIAS, UDP_ALIAS, TCP_CONNECT, NAME_OF: vaddr; UNALIAS: alias;
 	                                  MCAST: group; DGRAM_OUT: destination */
 	uint16_t port;                 /* UDP_BIND, UDP_ALIAS, TCP_CONNECT, TCP_LISTEN, MCAST,
 	                                  UNALIAS (the alias's port), DGRAM_OUT: destination port;
@@ -73,14 +74,14 @@ struct shim_msg {
 	                                  CLOSE: enum shim_proto_l4 */
 	const uint8_t *data;           /* DGRAM_OUT payload (points into the decoded buffer) */
 	uint16_t data_len;
-	const char *name;              /* RESOLVE: name_len bytes, no NUL among them and none after
-	                                  (points into the decoded buffer) */
-	uint8_t name_len;              /* RESOLVE: 1..SHIM_NAME_MAX */
+	const char *name;              /* RESOLVE, REPLY to NAME_OF: name_len bytes, no NUL among
+	                                  them and none after (points into the decoded buffer) */
+	uint8_t name_len;              /* RESOLVE: 1..SHIM_NAME_MAX; REPLY: 0..SHIM_NAME_MAX */
 	/* SHIM_REPLY fields. */
 	int32_t err;                   /* 0 or a positive errno (ECONNREFUSED, EINPROGRESS, ...) */
 	uint32_t r_addr;               /* HELLO: our vaddr; ALIAS: alias; UDP_ALIAS/TCP_CONNECT:
 	                                  the alias (or low-port alias) to use; UNALIAS: vaddr (0 if
-	                                  unknown); RESOLVE: vaddr */
+	                                  unknown); RESOLVE: vaddr; NAME_OF: the name in name */
 	uint8_t r_prefix;              /* HELLO: prefix length of the virtual network */
 	uint16_t r_mtu;                /* HELLO */
 	uint16_t r_port;               /* UDP_ALIAS/TCP_CONNECT: the port to use on r_addr;

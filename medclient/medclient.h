@@ -191,5 +191,12 @@ int medclient_resolve(const struct medclient *m, const char *name, uint8_t key[K
  * pending ones included). Returns 1 and fills key, 0 if nobody matches, -1 if several do.
  */
 int medclient_resolve_in(const struct med_network *n, const char *name, uint8_t key[KEY_LEN]);
+/*
+ * The reverse: the name of the member at virtual address vaddr, "NICK.shoal", which resolves
+ * back to it. When the nick is no DNS label (spaces, dots, ...) or other members share it, the
+ * node id's first 16 hex digits stand in ("3f2a9c01d4e5b6a7.shoal"). 0, or -1 (nobody has that
+ * address, or out is too small).
+ */
+int medclient_name_of(const struct medclient *m, uint32_t vaddr, char *out, size_t cap);
 
 #endif

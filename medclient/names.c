@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -131,6 +132,51 @@ medclient_resolve(const struct medclient *m, const char *typed, uint8_t key[KEY_
 	memcpy(key, found->key, KEY_LEN);
 	*addr = found->address;
 	return 0;
+}
+
+/* A nick that can stand as a DNS label: letters, digits, '-' and '_' (as real LAN names). */
+static int
+is_label(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 63 || s[0] == '-' || s[n - 1] == '-')
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_')
+			return 0;
+	return 1;
+}
+
+int
+medclient_name_of(const struct medclient *m, uint32_t vaddr, char *out, size_t cap)
+{
+	static const char hx[] = "0123456789abcdef";
+	const struct med_network *n;
+	const struct med_member *mem, *found = NULL;
+	uint8_t key[KEY_LEN];
+	uint32_t addr;
+	char id[17];
+	size_t i;
+	int len;
+
+	for (n = m->nets; n && !found; n = n->hh.next)
+		for (mem = n->members; mem && !found; mem = mem->hh.next)
+			if (vaddr != 0 && mem->address == vaddr)
+				found = mem;
+	if (!found)
+		return -1;
+	/* the nick only when it resolves back to this very member */
+	if (is_label(found->nick) && medclient_resolve(m, found->nick, key, &addr) == 0 &&
+	    memcmp(key, found->key, KEY_LEN) == 0) {
+		len = snprintf(out, cap, "%s%s", found->nick, shoal_suffix);
+	} else {
+		for (i = 0; i < 16; i++)
+			id[i] = hx[(i & 1) ? found->key[i / 2] & 15 : found->key[i / 2] >> 4];
+		id[16] = '\0';
+		len = snprintf(out, cap, "%s%s", id, shoal_suffix);
+	}
+	return len < 0 || (size_t)len >= cap ? -1 : 0;
 }
 
 int

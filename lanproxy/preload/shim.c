@@ -41,6 +41,9 @@ static const char *const sym_names[SYM_COUNT] = {
 	[SYM_getaddrinfo] = "getaddrinfo", [SYM_gethostbyname] = "gethostbyname",
 	[SYM_gethostbyname2] = "gethostbyname2", [SYM_gethostbyname_r] = "gethostbyname_r",
 	[SYM_gethostbyname2_r] = "gethostbyname2_r",
+	[SYM_getnameinfo] = "getnameinfo",
+	[SYM_gethostbyaddr] = "gethostbyaddr",
+	[SYM_gethostbyaddr_r] = "gethostbyaddr_r",
 };
 
 void *

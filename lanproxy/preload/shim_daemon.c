@@ -171,6 +171,9 @@ shim_daemon_fd(void)
 }
 
 /* One request and its reply on fd, under lock. 0 or -1 (connection unusable). */
+/* A reply's name (NAME_OF), per thread: valid until the thread's next request. */
+static _Thread_local char reply_name[SHIM_NAME_MAX + 1];
+
 static int
 exchange(int fd, struct shim_msg *req, struct shim_msg *rep, int timeout_ms)
 {
@@ -208,8 +211,15 @@ exchange(int fd, struct shim_msg *req, struct shim_msg *rep, int timeout_ms)
 			return -1;
 		if (shim_decode(rep, in, (size_t)n) == -1 || rep->type != SHIM_REPLY)
 			continue;       /* not for us: skip, never crash */
-		if (rep->id == req->id)
+		if (rep->id == req->id) {
+			/* the name points into in[], which dies with this frame */
+			if (rep->name_len) {
+				memcpy(reply_name, rep->name, rep->name_len);
+				reply_name[rep->name_len] = '\0';
+				rep->name = reply_name;
+			}
 			return 0;
+		}
 	}
 }
 
@@ -562,6 +572,21 @@ shim_resolve(const char *name, uint32_t *vaddr)
 	if (shim_call(&req, &rep) == -1 || rep.err || !rep.r_addr)
 		return -1;
 	*vaddr = rep.r_addr;
+	return 0;
+}
+
+int
+shim_name_of(uint32_t vaddr, char *out, size_t cap)
+{
+	struct shim_msg req, rep;
+
+	memset(&req, 0, sizeof(req));
+	req.type = SHIM_NAME_OF;
+	req.addr = vaddr;
+	if (shim_call(&req, &rep) == -1 || rep.err || rep.name_len == 0 || rep.name_len >= cap)
+		return -1;
+	memcpy(out, rep.name, rep.name_len);
+	out[rep.name_len] = '\0';
 	return 0;
 }
 

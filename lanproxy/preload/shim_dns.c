@@ -1,7 +1,9 @@
 /*
  * shim_dns: peer names for programs under `shoal run`. getaddrinfo, gethostbyname,
  * gethostbyname2, gethostbyname_r and gethostbyname2_r answer a peer's nick or node id
- * ("bob", "bob.shoal", "3f2a9c01") with its 5.x address, asked of shoald (SHIM_RESOLVE).
+ * ("bob", "bob.shoal", "3f2a9c01") with its 5.x address, asked of shoald (SHIM_RESOLVE);
+ * getnameinfo, gethostbyaddr and gethostbyaddr_r answer a 5.x address of our network with
+ * the member's "NICK.shoal" (SHIM_NAME_OF), so servers log and check peers by name.
  *
  * Only names that look like ours are asked: a single label or a name ending in ".shoal"
  * (shim_name_is_peerish), and not our own host name (programs resolve it to find themselves;
@@ -226,11 +228,11 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		errno = ENOSYS;
 		return EAI_SYSTEM;
 	}
-	/* we have IPv4 addresses only: an IPv6-only question is libc's (it finds none for a
-	 * nick, as for a host with only A records) */
+	/* Peers have IPv4 addresses only. An AF_INET6 question gets the v4-mapped address, with
+	 * or without AI_V4MAPPED: an IPv6-only program can reach a peer through it (the shim
+	 * maps ::ffff:5.x on every socket call), and DNS would only fail slowly. */
 	if (!node || !res || (flags & AI_NUMERICHOST) ||
-	    !(family == AF_UNSPEC || family == AF_INET ||
-	    (family == AF_INET6 && (flags & AI_V4MAPPED))))
+	    !(family == AF_UNSPEC || family == AF_INET || family == AF_INET6))
 		return f(node, service, hints, res);
 	if (!(v = peer_lookup(node)))
 		return f(node, service, hints, res);
@@ -239,6 +241,74 @@ getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
 		return f(node, service, hints, res);
 	errno = e;
 	return rc;
+}
+
+/* ---- reverse lookups: getnameinfo, gethostbyaddr* ---- */
+
+/* The member's name when addr (host order) is a 5.x address of our network, else -1 (then
+ * libc answers, and DNS says what it says of 5.x). */
+static int
+peer_name(uint32_t addr, char *out, size_t cap)
+{
+	struct shim_net n;
+	enum shim_dst d;
+
+	if (!shim_enabled() || shim_net_get(&n) != 0)
+		return -1;
+	d = shim_classify(&n, addr);
+	if (d != DST_SELF && d != DST_PEER)
+		return -1;
+	return shim_name_of(addr, out, cap);
+}
+
+SHIM_EXPORT int
+getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host, socklen_t hostlen,
+    char *serv, socklen_t servlen, int flags)
+{
+	int (*f)(const struct sockaddr *, socklen_t, char *, socklen_t, char *, socklen_t, int) =
+	    REAL(getnameinfo);
+	char name[SHIM_NAME_MAX + 1];
+	struct shim_ep ep;
+	size_t len;
+	int rc, e = errno;
+
+	if (!f)
+		return EAI_SYSTEM;
+	if (!host || hostlen == 0 || (flags & NI_NUMERICHOST) || !sa ||
+	    shim_ep_read(sa, salen, &ep) != 0 || peer_name(ep.addr, name, sizeof(name)) != 0) {
+		errno = e;
+		return f(sa, salen, host, hostlen, serv, servlen, flags);
+	}
+	len = strlen(name);
+	if (flags & NI_NOFQDN)
+		len -= sizeof(".shoal") - 1;    /* the name in our "local domain": the nick */
+	if (len + 1 > hostlen)
+		return EAI_OVERFLOW;
+	/* the service part is libc's business, as without us */
+	if (serv && servlen && (rc = f(sa, salen, NULL, 0, serv, servlen, flags)) != 0)
+		return rc;
+	memcpy(host, name, len);
+	host[len] = '\0';
+	errno = e;
+	return 0;
+}
+
+/* gethostbyaddr's address argument as a host-order IPv4 address: AF_INET or v4-mapped. */
+static int
+addr_arg(const void *addr, socklen_t len, int type, uint32_t *out)
+{
+	const uint8_t *p = addr;
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	if (!p)
+		return -1;
+	if (type == AF_INET && len == 4) {
+		*out = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		return 0;
+	}
+	if (type == AF_INET6 && len == 16 && memcmp(p, mapped, 12) == 0)
+		return addr_arg(p + 12, 4, AF_INET, out);
+	return -1;
 }
 
 /* ---- gethostbyname* ---- */
@@ -363,4 +433,38 @@ gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf, size_
 	if (!f)
 		return ENOSYS;
 	return f(name, af, ret, buf, buflen, result, h_errnop);
+}
+
+SHIM_EXPORT struct hostent *
+gethostbyaddr(const void *addr, socklen_t len, int type)
+{
+	struct hostent *(*f)(const void *, socklen_t, int) = REAL(gethostbyaddr);
+	char name[SHIM_NAME_MAX + 1];
+	uint32_t v;
+
+	if (addr_arg(addr, len, type, &v) == 0 && peer_name(v, name, sizeof(name)) == 0 &&
+	    fill_hostent(name, v, &host_tls.h, host_tls.buf, sizeof(host_tls.buf)) == 0)
+		return &host_tls.h;
+	if (!f) {
+		h_errno = NO_RECOVERY;
+		return NULL;
+	}
+	return f(addr, len, type);
+}
+
+SHIM_EXPORT int
+gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret, char *buf,
+    size_t buflen, struct hostent **result, int *h_errnop)
+{
+	int (*f)(const void *, socklen_t, int, struct hostent *, char *, size_t,
+	    struct hostent **, int *) = REAL(gethostbyaddr_r);
+	char name[SHIM_NAME_MAX + 1];
+	uint32_t v;
+
+	if (ret && result && addr_arg(addr, len, type, &v) == 0 &&
+	    peer_name(v, name, sizeof(name)) == 0)
+		return host_r(name, v, ret, buf, buflen, result, h_errnop);
+	if (!f)
+		return ENOSYS;
+	return f(addr, len, type, ret, buf, buflen, result, h_errnop);
 }

@@ -41,7 +41,7 @@ enum shim_sym {
 	SYM_closefrom, SYM_close_range, SYM_getifaddrs, SYM_freeifaddrs, SYM_if_nameindex,
 	SYM_if_freenameindex, SYM_if_nametoindex, SYM_if_indextoname, SYM_ioctl,
 	SYM_getaddrinfo, SYM_gethostbyname, SYM_gethostbyname2, SYM_gethostbyname_r,
-	SYM_gethostbyname2_r,
+	SYM_gethostbyname2_r, SYM_getnameinfo, SYM_gethostbyaddr, SYM_gethostbyaddr_r,
 	SYM_COUNT
 };
 
@@ -170,6 +170,8 @@ SHIM_HIDDEN void shim_alias_learn(uint32_t vaddr, uint32_t alias);
 /* A peer name -> vaddr (SHIM_RESOLVE, not cached: nicks change). 0, or -1: unknown, or shoald
  * not reachable. */
 SHIM_HIDDEN int shim_resolve(const char *name, uint32_t *vaddr);
+/* The reverse (SHIM_NAME_OF, not cached): the member's "NICK.shoal" into out. 0, or -1. */
+SHIM_HIDDEN int shim_name_of(uint32_t vaddr, char *out, size_t cap);
 /* Is fd the daemon connection? Used by close/dup2/closefrom before the fd goes away. */
 SHIM_HIDDEN int shim_daemon_fd_is(int fd);
 /* The daemon connection's fd, or -1. */

@@ -182,6 +182,20 @@ lp_resolve(struct shim_server *s, const struct shim_msg *rq, struct shim_msg *re
 	return LP_REPLY;
 }
 
+/* The reverse: a member's name for getnameinfo/gethostbyaddr. The reply's name points into
+ * s->name_buf, encoded before the next request is read. */
+enum lp_verdict
+lp_name_of(struct shim_server *s, const struct shim_msg *rq, struct shim_msg *rep)
+{
+	if (peerdir_name_of(s->dir, rq->addr, s->name_buf, sizeof(s->name_buf)) != 0) {
+		rep->err = ENOENT;
+		return LP_REPLY;
+	}
+	rep->name = s->name_buf;
+	rep->name_len = (uint8_t)strlen(s->name_buf);
+	return LP_REPLY;
+}
+
 /*
  * The kernel socket behind an lp_usock (SOCK_DGRAM) or an lp_tlisten (SOCK_STREAM, listening)
  * on alias:port, or on its low-port stand-in: kaddr/kport say where it ended up.

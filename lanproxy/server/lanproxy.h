@@ -257,6 +257,7 @@ struct shim_server {
 	ev_tstamp tokens_at;
 	struct lp_stats st;
 	uint8_t buf[SHIM_MSG_MAX];      /* receive buffer shared by every socket (one loop) */
+	char name_buf[SHIM_NAME_MAX + 1]; /* NAME_OF's answer until its reply is encoded */
 };
 
 /* What a request handler did with the reply. */
@@ -296,6 +297,8 @@ int lp_peer_known(const struct shim_server *s, uint32_t vaddr);
 /* RESOLVE: a peer name to its vaddr (peerdir_resolve, which accepts every spelling of a name:
  * nick, NICK.shoal, trailing dot, node-id prefix, dotted address); ENOENT if it is none. */
 enum lp_verdict lp_resolve(struct shim_server *s, const struct shim_msg *rq,
+    struct shim_msg *rep);
+enum lp_verdict lp_name_of(struct shim_server *s, const struct shim_msg *rq,
     struct shim_msg *rep);
 /*
  * The UDP socket on alias(vaddr):port, created on first use; NULL with errno. At most

@@ -238,6 +238,8 @@ dispatch(struct shim_server *s, struct lp_client *c, const struct shim_msg *rq,
 		return LP_REPLY;
 	case SHIM_RESOLVE:
 		return lp_resolve(s, rq, rep);
+	case SHIM_NAME_OF:
+		return lp_name_of(s, rq, rep);
 	case SHIM_DGRAM_OUT:
 		lp_dgram_out(s, c, rq);
 		return LP_NOREPLY;

@@ -7,6 +7,8 @@ two real daemons in private network namespaces (lanproxy_util.isolate):
 - expose: `shoal expose P --remove` then `shoal expose P` after traffic;
 - a listen the overlay refuses (an expose holds the port) is reported by `shoal status` and
   on the program's stderr;
+- names both ways: getnameinfo / gethostbyaddr of a peer's 5.x address give `bob.shoal`
+  (went to DNS and failed), getaddrinfo(AF_INET6) of `bob` gives ::ffff:5.x without flags;
 - the SOCKS port by name: curl through SOCKS5 to `bob.shoal`, SOCKS4a to `bob` and
   `bob.shoal`, SOCKS4 to the 5.x address (SOCKS4 clients were reset before).
 """
@@ -141,6 +143,35 @@ def socks(rep, lab, a, b, B):
     srv.stop()
 
 
+NAMES = r'''
+import json, socket, sys
+peer = sys.argv[1]
+out = {
+    "nameinfo": socket.getnameinfo((peer, 80), 0)[0],
+    "nameinfo_nofqdn": socket.getnameinfo((peer, 80), socket.NI_NOFQDN)[0],
+    "nameinfo_v6": socket.getnameinfo(("::ffff:" + peer, 80, 0, 0), socket.NI_NAMEREQD)[0],
+    "hostbyaddr": socket.gethostbyaddr(peer)[0],
+    "v6": sorted({a[4][0] for a in socket.getaddrinfo("bob", 80, socket.AF_INET6)}),
+    "v6_shoal": sorted({a[4][0] for a in socket.getaddrinfo("bob.shoal", 80, socket.AF_INET6,
+                                                          socket.SOCK_STREAM)}),
+    "self": socket.getnameinfo((sys.argv[2], 80), socket.NI_NAMEREQD)[0],
+}
+print(json.dumps(out), flush=True)
+'''
+
+
+def names(rep, lab, a, b, A, B):
+    with rep.case("names/reverse-and-v6"):
+        p = run(lab, a, [sys.executable, "-c", NAMES, B, A], timeout=30, tag="alice-names")
+        assert p.rc == 0 and p.lines and isinstance(p.lines[-1], dict), \
+            f"exit {p.rc}: {p.stderr_tail(600)!r}"
+        got = p.lines[-1]
+        want = {"nameinfo": "bob.shoal", "nameinfo_nofqdn": "bob", "nameinfo_v6": "bob.shoal",
+                "hostbyaddr": "bob.shoal", "v6": [f"::ffff:{B}"], "v6_shoal": [f"::ffff:{B}"],
+                "self": "alice.shoal"}
+        assert got == want, f"got {got}, want {want}"
+
+
 def main():
     isolate()
     rep = Report("lanproxy: what real programs hit")
@@ -150,7 +181,8 @@ def main():
         except Exception as e:
             rep.add("setup/lan", False, str(e))
             return rep.finish(lab)
-        B = b.address()
+        A, B = a.address(), b.address()
+        names(rep, lab, a, b, A, B)
         restart(rep, lab, a, b, B)
         iperf_repeat(rep, lab, a, b, B)
         expose_again(rep, lab, a, b, B)

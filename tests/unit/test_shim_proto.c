@@ -53,11 +53,16 @@ static const struct golden goldens[] = {
 	{ "close", { .type = SHIM_CLOSE, .flag = SHIM_UDP, .port = 5353 }, 8,
 	    { 11, 0, 0, 0, 0, 17, 0x14, 0xe9 } },
 	{ "reply", { .type = SHIM_REPLY, .id = 0xfffffffe, .err = 111, .r_addr = 0x7f420102,
-	    .r_prefix = 8, .r_mtu = 1400, .r_port = 64592 }, 18,
+	    .r_prefix = 8, .r_mtu = 1400, .r_port = 64592 }, 19,
 	    { 64, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, 111, 0x7f, 0x42, 1, 2, 8, 0x05, 0x78, 0xfc,
-	      0x50 } },
+	      0x50, 0 } },
 	{ "resolve", { .type = SHIM_RESOLVE, .id = 12, .name = "bob.shoal", .name_len = 9 }, 15,
 	    { 12, 0, 0, 0, 12, 9, 'b', 'o', 'b', '.', 's', 'h', 'o', 'a', 'l' } },
+	{ "reply_name", { .type = SHIM_REPLY, .id = 13, .name = "bob.shoal", .name_len = 9 }, 28,
+	    { 64, 0, 0, 0, 13, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 'b', 'o', 'b', '.', 's',
+	      'h', 'o', 'a', 'l' } },
+	{ "name_of", { .type = SHIM_NAME_OF, .id = 14, .addr = 0x05000002 }, 9,
+	    { 13, 0, 0, 0, 14, 5, 0, 0, 2 } },
 };
 
 enum { N_GOLDEN = sizeof(goldens) / sizeof(goldens[0]) };
@@ -108,7 +113,7 @@ test_golden_decode(void)
 		else
 			CHECK(m.data == NULL);
 		if (m.name_len)
-			CHECK(m.name == (const char *)goldens[i].bytes + 6);
+			CHECK(m.name == (const char *)goldens[i].bytes + goldens[i].len - m.name_len);
 	}
 }
 
@@ -155,7 +160,7 @@ test_unknown_types(void)
 {
 	uint8_t buf[16] = { 0 };
 	struct shim_msg m;
-	static const uint8_t bad_types[] = { 0, 13, 63, 65, 255 };
+	static const uint8_t bad_types[] = { 0, 14, 63, 65, 255 };
 	size_t i, len;
 
 	for (i = 0; i < sizeof(bad_types); i++) {
@@ -185,6 +190,7 @@ test_bad_fields(void)
 		{ 9, 13, 0xff },        /* dgram_out length 0xff03, far beyond the packet */
 		{ 13, 8, 0 },           /* resolve: NUL inside the name */
 		{ 13, 14, 0 },          /* resolve: NUL at the end of the name */
+		{ 14, 21, 0 },          /* reply: NUL inside the name */
 	};
 	uint8_t buf[64];
 	struct shim_msg m;

@@ -49,7 +49,7 @@ stub_is_peer(void *arg, uint32_t vaddr)
 }
 
 static struct vnet vn;
-static const struct peerdir dir = { stub_resolve, stub_is_peer, NULL };
+static const struct peerdir dir = { .resolve = stub_resolve, .is_peer = stub_is_peer };
 static const struct socks_ctx cx = { NULL, NULL, &vn, &dir };
 
 static int

@@ -1,6 +1,6 @@
 /*
  * shim: libshoal-preload.so's entry points that are not about addresses: the constructor
- * (cheap: reads two environment variables and registers fork handlers; the daemon is contacted
+ * (cheap: reads a few environment variables and registers fork handlers; the daemon is contacted
  * only on first need), the table of libc's own definitions (dlsym RTLD_NEXT, resolved lazily so
  * interposers work even before our constructor ran), and the fd lifecycle: close, dup*,
  * fcntl(F_DUPFD*), closefrom, close_range. Per-fd state follows the fd; the shim's own daemon
@@ -44,6 +44,9 @@ static const char *const sym_names[SYM_COUNT] = {
 	[SYM_getnameinfo] = "getnameinfo",
 	[SYM_gethostbyaddr] = "gethostbyaddr",
 	[SYM_gethostbyaddr_r] = "gethostbyaddr_r",
+	[SYM_execve] = "execve", [SYM_execvpe] = "execvpe", [SYM_fexecve] = "fexecve",
+	[SYM_execveat] = "execveat", [SYM_posix_spawn] = "posix_spawn",
+	[SYM_posix_spawnp] = "posix_spawnp",
 };
 
 void *
@@ -62,6 +65,7 @@ __attribute__((constructor)) static void
 shim_init(void)
 {
 	shim_daemon_init();
+	shim_exec_init();
 	pthread_atfork(shim_daemon_atfork_prepare, shim_daemon_atfork_parent,
 	    shim_daemon_atfork_child);
 }

@@ -42,6 +42,7 @@ enum shim_sym {
 	SYM_if_freenameindex, SYM_if_nametoindex, SYM_if_indextoname, SYM_ioctl,
 	SYM_getaddrinfo, SYM_gethostbyname, SYM_gethostbyname2, SYM_gethostbyname_r,
 	SYM_gethostbyname2_r, SYM_getnameinfo, SYM_gethostbyaddr, SYM_gethostbyaddr_r,
+	SYM_execve, SYM_execvpe, SYM_fexecve, SYM_execveat, SYM_posix_spawn, SYM_posix_spawnp,
 	SYM_COUNT
 };
 
@@ -185,6 +186,12 @@ SHIM_HIDDEN void shim_note_listen_failed(uint16_t port, int err);
 SHIM_HIDDEN void shim_daemon_atfork_prepare(void);
 SHIM_HIDDEN void shim_daemon_atfork_parent(void);
 SHIM_HIDDEN void shim_daemon_atfork_child(void);
+
+/* ---- exec (shim_exec.c) ---- */
+
+/* Takes, once, what children must get back in their environment (LD_PRELOAD with us,
+ * SHOAL_SHIM_SOCK, SHOAL_SHIM_QUIET) before the program can change its own. */
+SHIM_HIDDEN void shim_exec_init(void);
 
 /* ---- the shoal0 interface (shim_if.c) ---- */
 

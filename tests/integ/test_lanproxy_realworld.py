@@ -9,6 +9,9 @@ two real daemons in private network namespaces (lanproxy_util.isolate):
   on the program's stderr;
 - names both ways: getnameinfo / gethostbyaddr of a peer's 5.x address give `bob.shoal`
   (went to DNS and failed), getaddrinfo(AF_INET6) of `bob` gives ::ffff:5.x without flags;
+- children started with a cleaned environment stay on the LAN: `env -i` (execvp),
+  subprocess with env={} (execve), os.posix_spawn with an empty environment, each child
+  reaching a peer's server by its 5.x address (left the LAN before);
 - the SOCKS port by name: curl through SOCKS5 to `bob.shoal`, SOCKS4a to `bob` and
   `bob.shoal`, SOCKS4 to the 5.x address (SOCKS4 clients were reset before).
 """
@@ -172,6 +175,46 @@ def names(rep, lab, a, b, A, B):
         assert got == want, f"got {got}, want {want}"
 
 
+CLEAN_CHILDREN = r'''
+import json, os, subprocess, sys
+py, host, port = sys.executable, sys.argv[1], sys.argv[2]
+child = ("import socket, sys; c = socket.create_connection((sys.argv[1], int(sys.argv[2])), 5); "
+         "c.sendall(sys.argv[3].encode()); print(c.recv(100).decode())")
+out = {}
+for how in ("env-i", "subprocess-env", "posix_spawn"):
+    argv = [py, "-c", child, host, port, how]
+    try:
+        if how == "env-i":
+            r = subprocess.run(["env", "-i"] + argv, capture_output=True, text=True, timeout=20)
+            out[how] = r.stdout.strip() or r.stderr.strip()[-200:]
+        elif how == "subprocess-env":
+            r = subprocess.run(argv, env={}, capture_output=True, text=True, timeout=20)
+            out[how] = r.stdout.strip() or r.stderr.strip()[-200:]
+        else:
+            rfd, wfd = os.pipe()
+            pid = os.posix_spawn(py, argv, {}, file_actions=[(os.POSIX_SPAWN_DUP2, wfd, 1)])
+            os.close(wfd)
+            os.waitpid(pid, 0)
+            out[how] = os.read(rfd, 1000).decode().strip()
+    except Exception as e:
+        out[how] = repr(e)
+print(json.dumps(out), flush=True)
+'''
+
+
+def clean_env(rep, lab, a, b, B):
+    port = free_port()
+    srv = ShimProc(lab, b, [sys.executable, "-c", ECHO_SERVER, port, 3], tag="bob-echo-env")
+    with rep.case("exec/clean-environment-children"):
+        srv.ready()
+        p = run(lab, a, [sys.executable, "-c", CLEAN_CHILDREN, B, port], timeout=90, tag="alice-clean-env")
+        assert p.rc == 0 and p.lines and isinstance(p.lines[-1], dict), f"exit {p.rc}: {p.stderr_tail(600)!r}"
+        got = p.lines[-1]
+        want = {k: k for k in ("env-i", "subprocess-env", "posix_spawn")}
+        assert got == want, f"children's answers {got}"
+    srv.stop()
+
+
 def main():
     isolate()
     rep = Report("lanproxy: what real programs hit")
@@ -183,6 +226,7 @@ def main():
             return rep.finish(lab)
         A, B = a.address(), b.address()
         names(rep, lab, a, b, A, B)
+        clean_env(rep, lab, a, b, B)
         restart(rep, lab, a, b, B)
         iperf_repeat(rep, lab, a, b, B)
         expose_again(rep, lab, a, b, B)

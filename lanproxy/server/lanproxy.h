@@ -17,6 +17,8 @@
  *                  TCP_RESULT (possibly deferred); TCP_LISTEN -> ns_listen
  *   udp.c          UDP_BIND -> ns_udp; alias socket <-> overlay datagrams; MCAST joins;
  *                  DGRAM_OUT (rate-limited broadcast/multicast copies)
+ *   keep.c         registrations of a process that went, kept while its socket lives on in
+ *                  another (fork, exec)
  *
  * The functions at the top are the component's interface: daemon/main.c creates and frees the
  * server, control/control_cmd.c reports its path. Everything below "internal contract" is
@@ -87,6 +89,8 @@ enum {
 	LP_DGRAM_BURST = 100,
 	LP_BATCH = 64,                  /* messages/datagrams handled per readiness event */
 	LP_LISTEN_FAIL_MAX = 16,        /* failed virtual listens kept for `shoal status` */
+	LP_KEEP_MAX = 4096,             /* registrations kept for sockets of exited processes */
+	LP_KEEP_CHECK_S = 2,            /* how often kept ones are checked (seconds) */
 };
 
 /* What a client registered, so that it can be released when the client goes. */
@@ -236,6 +240,11 @@ struct shim_server {
 	char path[108];
 	struct lp_client *clients;
 	unsigned n_clients;
+	int stopping;                   /* shim_server_free: release everything, keep nothing */
+	/* keep.c */
+	struct lp_kept *kept;
+	unsigned n_kept;
+	ev_timer keep_timer;
 	/* alias.c */
 	struct lp_alias *by_vaddr, *by_alias;
 	uint32_t alias_next;            /* next alias index to hand out (1..65534) */
@@ -296,6 +305,12 @@ int lp_alias_bind(int fd, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16
 int lp_peer_known(const struct shim_server *s, uint32_t vaddr);
 /* RESOLVE: a peer name to its vaddr (peerdir_resolve, which accepts every spelling of a name:
  * nick, NICK.shoal, trailing dot, node-id prefix, dotted address); ENOENT if it is none. */
+/* keep.c: takes over the reference of r (a registration of a client that is going) when a
+ * socket of ours is still bound to its port; 1 if it did, 0 (the caller releases it). */
+int lp_keep(struct shim_server *s, const struct lp_reg *r);
+void lp_keep_free_all(struct shim_server *s);
+/* shim_server.c: drops the reference a registration held on its shared object. */
+void lp_reg_release(struct shim_server *s, const struct lp_reg *r);
 enum lp_verdict lp_resolve(struct shim_server *s, const struct shim_msg *rq,
     struct shim_msg *rep);
 enum lp_verdict lp_name_of(struct shim_server *s, const struct shim_msg *rq,

@@ -132,8 +132,8 @@ lp_reg_del(struct lp_client *c, uint8_t kind, uint16_t port, uint32_t group)
 	return 1;
 }
 
-static void
-reg_release(struct shim_server *s, const struct lp_reg *r)
+void
+lp_reg_release(struct shim_server *s, const struct lp_reg *r)
 {
 	switch (r->kind) {
 	case LP_REG_UDP:
@@ -156,7 +156,9 @@ client_free(struct lp_client *c)
 
 	lp_tcp_client_gone(s, c);
 	LL_FOREACH_SAFE(c->regs, r, tmp) {
-		reg_release(s, r);
+		/* another process may hold the socket now (fork, exec): see keep.c */
+		if (s->stopping || !lp_keep(s, r))
+			lp_reg_release(s, r);
 		LL_DELETE(c->regs, r);
 		free(r);
 	}
@@ -209,7 +211,7 @@ client_close(struct shim_server *s, struct lp_client *c, const struct shim_msg *
 	LL_FOREACH_SAFE(c->regs, r, tmp) {
 		if (r->kind != LP_REG_MCAST || r->port != rq->port)
 			continue;
-		reg_release(s, r);
+		lp_reg_release(s, r);
 		LL_DELETE(c->regs, r);
 		c->n_regs--;
 		free(r);
@@ -463,8 +465,10 @@ shim_server_free(struct shim_server *s)
 
 	if (s == NULL)
 		return;
+	s->stopping = 1;
 	DL_FOREACH_SAFE(s->clients, c, tmp)
 		client_free(c);
+	lp_keep_free_all(s);
 	lp_tcp_free_all(s);
 	lp_udp_free_all(s);
 	lp_alias_free_all(s);

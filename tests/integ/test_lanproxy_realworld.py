@@ -9,6 +9,8 @@ two real daemons in private network namespaces (lanproxy_util.isolate):
   on the program's stderr;
 - names both ways: getnameinfo / gethostbyaddr of a peer's 5.x address give `bob.shoal`
   (went to DNS and failed), getaddrinfo(AF_INET6) of `bob` gives ::ffff:5.x without flags;
+- bind, fork, parent exits (double-fork daemons, mosh-server): the child's inherited TCP
+  listener and UDP port stay on the LAN (vanished with the parent before);
 - children started with a cleaned environment stay on the LAN: `env -i` (execvp),
   subprocess with env={} (execve), os.posix_spawn with an empty environment, each child
   reaching a peer's server by its 5.x address (left the LAN before);
@@ -21,7 +23,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Lab, free_port  # noqa: E402
+from harness import Lab, free_port, wait_until  # noqa: E402
 from lanproxy_util import Report, ShimProc, SkipCase, isolate, lan, need, run  # noqa: E402
 
 # A one-connection-at-a-time echo server: prints {"event": "ready"} once listen() returned (the
@@ -215,6 +217,60 @@ def clean_env(rep, lab, a, b, B):
     srv.stop()
 
 
+FORK_SERVER = r'''
+import json, os, socket, sys
+t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+t.bind(("0.0.0.0", int(sys.argv[1]))); t.listen(4)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("0.0.0.0", int(sys.argv[2])))
+parent = os.getpid()
+if os.fork() != 0:
+    os._exit(0)                 # the parent goes at once, as a daemonising server's does
+os.setsid()
+print(json.dumps({"event": "ready", "parent": parent, "child": os.getpid()}), flush=True)
+data, peer = u.recvfrom(100)
+u.sendto(b"udp " + data, peer)
+c, _ = t.accept()
+c.sendall(b"tcp " + c.recv(100))
+c.close()
+'''
+
+UDP_CLIENT = r'''
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(2)
+for _ in range(10):             # datagrams may be lost: ask again
+    u.sendto(sys.argv[3].encode(), (sys.argv[1], int(sys.argv[2])))
+    try:
+        print(u.recvfrom(100)[0].decode(), flush=True)
+        break
+    except socket.timeout:
+        pass
+'''
+
+
+def fork_exit(rep, lab, a, b, B):
+    tport, uport = free_port(), free_port()
+    srv = ShimProc(lab, b, [sys.executable, "-c", FORK_SERVER, tport, uport], tag="bob-forked")
+    with rep.case("fork/parent-exits-child-serves"):
+        ev = srv.ready()
+        # the daemon has seen the parent's connection go before anyone connects
+        log = os.path.join(b.state, "shoald.log")
+        want = f"event=shim_client_gone pid={ev['parent']}"
+        wait_until(lambda: want in open(log, errors="replace").read(), 15, what="parent's shim gone")
+        p = run(lab, a, [sys.executable, "-c", UDP_CLIENT, B, uport, "ping"], timeout=40, raw=True,
+                tag="alice-udp-forked")
+        assert p.rc == 0 and p.lines and p.lines[-1] == "udp ping", \
+            f"UDP to the forked child: exit {p.rc} {p.lines[-3:]!r} {p.stderr_tail(300)!r}"
+        p = run(lab, a, [sys.executable, "-c", ECHO_CLIENT, B, tport, "x"], timeout=30, raw=True,
+                tag="alice-tcp-forked")
+        assert p.rc == 0 and p.lines and p.lines[-1] == "tcp hello x", \
+            f"TCP to the forked child: exit {p.rc} {p.lines[-3:]!r} {p.stderr_tail(300)!r}"
+    with rep.case("fork/released-when-the-child-exits"):
+        srv.wait(10)
+        for kind, port in ((2, tport), (1, uport)):
+            want = f"event=lanproxy_kept_released kind={kind} port={port}"
+            wait_until(lambda: want in open(log, errors="replace").read(), 15, what=want)
+
+
 def main():
     isolate()
     rep = Report("lanproxy: what real programs hit")
@@ -227,6 +283,7 @@ def main():
         A, B = a.address(), b.address()
         names(rep, lab, a, b, A, B)
         clean_env(rep, lab, a, b, B)
+        fork_exit(rep, lab, a, b, B)
         restart(rep, lab, a, b, B)
         iperf_repeat(rep, lab, a, b, B)
         expose_again(rep, lab, a, b, B)

@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <netinet/in.h>
+#include <net/if.h>
 
 #include "lanproxy/preload/shim_int.h"
 
@@ -88,7 +89,14 @@ bind_shared(int fd, const struct sockaddr *addr, socklen_t len, uint16_t port)
 	return rc;
 }
 
-/* Tells shoald about a UDP socket bound to any, or to our 5.x, once. */
+static int
+is_group(uint32_t addr)
+{
+	return (addr >> 28) == 0xe;
+}
+
+/* Tells shoald about a UDP socket bound to any, to our 5.x or to a group address (SSDP stacks
+ * bind 239.255.255.250:1900), once. */
 static void
 announce_udp(int fd, uint32_t w, const struct shim_ep *local)
 {
@@ -96,7 +104,7 @@ announce_udp(int fd, uint32_t w, const struct shim_ep *local)
 
 	if ((w & FD_ANNOUNCED) || !local->port || !shim_enabled())
 		return;
-	if (!local->any && !(w & FD_VBOUND))
+	if (!local->any && !(w & FD_VBOUND) && !is_group(local->addr))
 		return;
 	if (local->v6 && local->any && v6only(fd))
 		return;
@@ -192,7 +200,8 @@ bind(int fd, const struct sockaddr *addr, socklen_t len)
 		}
 	}
 	rc = ep.any ? bind_shared(fd, addr, len, ep.port) : REAL(bind)(fd, addr, len);
-	if (rc == 0 && (w & FD_UDP) && ep.any && real_local(fd, &local) == 0) {
+	if (rc == 0 && (w & FD_UDP) && (ep.any || is_group(ep.addr)) &&
+	    real_local(fd, &local) == 0) {
 		int e = errno;
 
 		announce_udp(fd, w, &local);
@@ -475,6 +484,26 @@ is_ours(uint32_t iface, int ifindex)
 	    iface == n.vaddr;
 }
 
+/*
+ * shoald delivers a peer's datagram to a group as multicast on the loopback device (TTL 0), so
+ * that it reaches a socket bound to the group address as well as one bound to 0.0.0.0, with
+ * the group as its destination (IP_PKTINFO, IP_RECVORIGDSTADDR): the socket joins the group on
+ * lo too. Best effort: the join on the real interface, if any, is the program's.
+ */
+static void
+loopback_membership(int fd, int opt, uint32_t group)
+{
+	struct ip_mreqn mr;
+	unsigned lo = REAL(if_nametoindex) ? REAL(if_nametoindex)("lo") : 0;
+	int e = errno;
+
+	memset(&mr, 0, sizeof(mr));
+	mr.imr_multiaddr.s_addr = htonl(group);
+	mr.imr_ifindex = lo ? (int)lo : 1;
+	(void)REAL(setsockopt)(fd, IPPROTO_IP, opt, &mr, sizeof(mr));
+	errno = e;
+}
+
 static int
 membership(int fd, int opt, const void *val, socklen_t len)
 {
@@ -519,6 +548,7 @@ membership(int fd, int opt, const void *val, socklen_t len)
 		m.flag = opt == IP_ADD_MEMBERSHIP;
 		if (shim_call(&m, &rep) == 0 && rep.err == 0 && opt == IP_ADD_MEMBERSHIP)
 			shim_fd_or(fd, FD_MCAST);
+		loopback_membership(fd, opt, group);
 	}
 	errno = e;
 	return 0;

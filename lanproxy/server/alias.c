@@ -28,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <sodium.h>
 #include <stdlib.h>
@@ -211,8 +212,18 @@ alias_socket(int type, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16_t 
 	if (fd < 0)
 		return -1;
 	/* Broadcast and multicast copies are delivered to 127.255.255.255 from a UDP socket. */
-	if (type == SOCK_DGRAM)
+	if (type == SOCK_DGRAM) {
+		/* Group datagrams from peers are delivered as multicast on the loopback device,
+		 * where the shim joins every group a program joins (udp.c): TTL 0, so nothing
+		 * ever leaves this host. */
+		struct ip_mreqn lo = { .imr_ifindex = (int)if_nametoindex("lo") };
+		int ttl = 0;
+
 		(void)setsockopt(fd, SOL_SOCKET, SO_BROADCAST, &one, sizeof(one));
+		(void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &lo, sizeof(lo));
+		(void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl));
+		(void)setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &one, sizeof(one));
+	}
 	/* Listeners come and go with each connect: TIME_WAIT leftovers must not block them.
 	 * SO_REUSEPORT lets a program's socket on 0.0.0.0:port share the port when it has
 	 * SO_REUSEADDR (UDP) or SO_REUSEPORT (TCP; the shim sets it): datagrams and connects to

@@ -6,7 +6,10 @@
  *   peer:p -> our vaddr:P            from alias(peer):p to 127.0.0.1:P (one socket gets it)
  *   peer:p -> broadcast:P            from alias(peer):p to 127.255.255.255:P, so every socket
  *                                    bound to 0.0.0.0:P gets its own copy
- *   peer:p -> group:P                the same, but only if a local socket on P joined group
+ *   peer:p -> group:P                from alias(peer):p to group:P on the loopback device (TTL
+ *                                    0), where the shim joined the group for each program
+ *                                    socket that joined it, whichever address the socket is
+ *                                    bound to (0.0.0.0:P or group:P); only if one on P did
  *   DGRAM_OUT(dst, P, lport, data)   a local broadcast/multicast copied to the LAN from our
  *                                    vaddr:lport, at most LP_DGRAM_RATE/s for the whole node
  *
@@ -88,7 +91,7 @@ uport_recv(void *arg, uint32_t src_ip, uint16_t src_port, uint32_t dst_ip, const
 			udp_drop(s, "group not joined");
 			return;
 		}
-		dst = LOOPBACK_BCAST;
+		dst = dst_ip;
 	} else {
 		udp_drop(s, "not for us");
 		return;

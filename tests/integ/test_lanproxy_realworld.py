@@ -11,6 +11,9 @@ two real daemons in private network namespaces (lanproxy_util.isolate):
   (went to DNS and failed), getaddrinfo(AF_INET6) of `bob` gives ::ffff:5.x without flags;
 - bind, fork, parent exits (double-fork daemons, mosh-server): the child's inherited TCP
   listener and UDP port stay on the LAN (vanished with the parent before);
+- a receiver bound to the group address (SSDP stacks bind 239.255.255.250:1900) gets a
+  peer's group datagram, with the group as its destination (IP_PKTINFO) and the peer's 5.x
+  as its source (delivered to 127.255.255.255 before: never seen);
 - children started with a cleaned environment stay on the LAN: `env -i` (execvp),
   subprocess with env={} (execve), os.posix_spawn with an empty environment, each child
   reaching a peer's server by its 5.x address (left the LAN before);
@@ -271,6 +274,48 @@ def fork_exit(rep, lab, a, b, B):
             wait_until(lambda: want in open(log, errors="replace").read(), 15, what=want)
 
 
+GROUP_RECEIVER = r'''
+import json, socket, struct, sys
+G, P = sys.argv[1], int(sys.argv[2])
+IP_PKTINFO = 8  # linux/in.h; python 3.11 lacks the name
+r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+r.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+r.bind((G, P))
+r.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton(G), socket.inet_aton("0.0.0.0")))
+r.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+print(json.dumps({"event": "ready"}), flush=True)
+data, anc, _, src = r.recvmsg(1000, 100)
+dst = None
+for level, kind, c in anc:
+    if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+        dst = socket.inet_ntoa(struct.unpack("i4s4s", c)[2])
+print(json.dumps({"event": "got", "data": data.decode(), "src": src[0], "dst": dst}), flush=True)
+'''
+
+GROUP_SENDER = r'''
+import socket, sys, time
+G, P = sys.argv[1], int(sys.argv[2])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 2)
+for i in range(int(sys.argv[3])):
+    s.sendto(b"M-SEARCH", (G, P))
+    time.sleep(0.2)     # a few copies: datagrams may be lost, the receiver stops at the first
+'''
+
+
+def group_bound(rep, lab, a, b, A):
+    port = free_port()
+    group = "239.255.255.250"
+    recv = ShimProc(lab, b, [sys.executable, "-c", GROUP_RECEIVER, group, port], tag="bob-group-recv")
+    with rep.case("mcast/receiver-bound-to-group"):
+        recv.ready()
+        run(lab, a, [sys.executable, "-c", GROUP_SENDER, group, port, 10], timeout=30, tag="alice-group-send")
+        got = recv.wait_for(lambda x: isinstance(x, dict) and x.get("event") == "got", 10, "the datagram")
+        assert got == {"event": "got", "data": "M-SEARCH", "src": A, "dst": group}, got
+    recv.stop()
+
+
 def main():
     isolate()
     rep = Report("lanproxy: what real programs hit")
@@ -283,6 +328,7 @@ def main():
         A, B = a.address(), b.address()
         names(rep, lab, a, b, A, B)
         clean_env(rep, lab, a, b, B)
+        group_bound(rep, lab, a, b, A)
         fork_exit(rep, lab, a, b, B)
         restart(rep, lab, a, b, B)
         iperf_repeat(rep, lab, a, b, B)

@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "lanproxy/preload/shim_int.h"
@@ -44,7 +45,7 @@ static const char *const sym_names[SYM_COUNT] = {
 	[SYM_getnameinfo] = "getnameinfo",
 	[SYM_gethostbyaddr] = "gethostbyaddr",
 	[SYM_gethostbyaddr_r] = "gethostbyaddr_r",
-	[SYM_execve] = "execve", [SYM_execvpe] = "execvpe", [SYM_fexecve] = "fexecve",
+	[SYM_send] = "send", [SYM_recv] = "recv", [SYM_execve] = "execve", [SYM_execvpe] = "execvpe", [SYM_fexecve] = "fexecve",
 	[SYM_execveat] = "execveat", [SYM_posix_spawn] = "posix_spawn",
 	[SYM_posix_spawnp] = "posix_spawnp",
 };
@@ -59,6 +60,17 @@ shim_sym(enum shim_sym s)
 		atomic_store_explicit(&syms[s], p, memory_order_relaxed);
 	}
 	return p;
+}
+
+void *
+shim_sym_by_name(const char *name)
+{
+	int i;
+
+	for (i = 0; i < SYM_COUNT; i++)
+		if (sym_names[i] && strcmp(sym_names[i], name) == 0)
+			return shim_sym((enum shim_sym)i);
+	return NULL;
 }
 
 __attribute__((constructor)) static void
@@ -80,6 +92,8 @@ forget(int fd)
 
 	if (shim_daemon_fd_is(fd))
 		shim_daemon_lost();
+	if (w & FD_NLROUTE)
+		shim_nl_forget(fd);
 	if (w & FD_ANNOUNCED)
 		shim_net_closing(fd);
 	if (w)

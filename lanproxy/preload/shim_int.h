@@ -42,13 +42,15 @@ enum shim_sym {
 	SYM_if_freenameindex, SYM_if_nametoindex, SYM_if_indextoname, SYM_ioctl,
 	SYM_getaddrinfo, SYM_gethostbyname, SYM_gethostbyname2, SYM_gethostbyname_r,
 	SYM_gethostbyname2_r, SYM_getnameinfo, SYM_gethostbyaddr, SYM_gethostbyaddr_r,
-	SYM_execve, SYM_execvpe, SYM_fexecve, SYM_execveat, SYM_posix_spawn, SYM_posix_spawnp,
+	SYM_send, SYM_recv, SYM_execve, SYM_execvpe, SYM_fexecve, SYM_execveat, SYM_posix_spawn, SYM_posix_spawnp,
 	SYM_COUNT
 };
 
 /* The next definition of a libc symbol after ours (dlsym RTLD_NEXT, cached), or NULL. */
 SHIM_HIDDEN void *shim_sym(enum shim_sym s);
 #define REAL(f) ((__typeof__(&f))shim_sym(SYM_##f))
+/* libc's definition of a function we interpose, by name; NULL for any other name. */
+SHIM_HIDDEN void *shim_sym_by_name(const char *name);
 
 /* ---- per-fd state (shim_fd.c) ---- */
 
@@ -68,6 +70,7 @@ enum {
 	FD_SHARED = 1u << 11,      /* dup'ed: closing one fd must not send SHIM_CLOSE */
 	FD_MCAST = 1u << 12,       /* joined a group through us */
 	FD_PEERCHK = 1u << 13,     /* looked at the kernel peer once (fds inherited via exec) */
+	FD_NLROUTE = 1u << 14,     /* a NETLINK_ROUTE socket: shoal0 is added to its answers */
 };
 
 enum { SHIM_FD_MAX = 65536 };  /* fds above this pass through untracked */
@@ -186,6 +189,16 @@ SHIM_HIDDEN void shim_note_listen_failed(uint16_t port, int err);
 SHIM_HIDDEN void shim_daemon_atfork_prepare(void);
 SHIM_HIDDEN void shim_daemon_atfork_parent(void);
 SHIM_HIDDEN void shim_daemon_atfork_child(void);
+
+/* ---- rtnetlink (shim_nl.c) ---- */
+
+/* After a request was sent on a NETLINK_ROUTE socket (the first message of data). */
+SHIM_HIDDEN void shim_nl_sent(int fd, const void *data, size_t len);
+/* Before a receive on one: 1 with *rc (the receive's result, msg filled) when shoal0's answer
+ * is owed, else 0 (receive from the kernel). */
+SHIM_HIDDEN int shim_nl_recv(int fd, struct msghdr *msg, int flags, ssize_t *rc);
+/* fd is closed or reused. */
+SHIM_HIDDEN void shim_nl_forget(int fd);
 
 /* ---- exec (shim_exec.c) ---- */
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <netinet/in.h>
 #include <net/if.h>
+#include <linux/netlink.h>
 
 #include "lanproxy/preload/shim_int.h"
 
@@ -156,6 +157,10 @@ socket(int domain, int type, int protocol)
 
 	if (fd < 0)
 		return fd;
+	if (domain == AF_NETLINK && protocol == NETLINK_ROUTE) {
+		shim_nl_forget(fd);
+		w |= FD_NLROUTE;
+	}
 	if (domain == AF_INET || domain == AF_INET6) {
 		w |= FD_INET | (domain == AF_INET6 ? FD_INET6 : 0);
 		if (base == SOCK_STREAM && (protocol == 0 || protocol == IPPROTO_TCP))
@@ -660,6 +665,23 @@ send_dgram(int fd, const struct msghdr *msg, int flags, const struct shim_ep *ep
 	}
 }
 
+/* A request went out on a NETLINK_ROUTE socket: shim_nl.c decides whether shoal0 answers. */
+static ssize_t
+nl_sent(int fd, ssize_t rc, const void *data, size_t len)
+{
+	if (rc > 0)
+		shim_nl_sent(fd, data, len);
+	return rc;
+}
+
+SHIM_EXPORT ssize_t
+send(int fd, const void *buf, size_t len, int flags)
+{
+	if (shim_fd_get(fd) & FD_NLROUTE)
+		return nl_sent(fd, REAL(send)(fd, buf, len, flags), buf, len);
+	return REAL(send)(fd, buf, len, flags);
+}
+
 SHIM_EXPORT ssize_t
 sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *dst,
     socklen_t dlen)
@@ -668,6 +690,8 @@ sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *ds
 	struct msghdr m;
 	struct shim_ep ep;
 
+	if (shim_fd_get(fd) & FD_NLROUTE)
+		return nl_sent(fd, REAL(sendto)(fd, buf, len, flags, dst, dlen), buf, len);
 	if (!dst || shim_ep_read(dst, dlen, &ep) == -1 || !maybe_virtual(ep.addr) ||
 	    !shim_enabled())
 		return REAL(sendto)(fd, buf, len, flags, dst, dlen);
@@ -686,6 +710,9 @@ sendmsg(int fd, const struct msghdr *msg, int flags)
 {
 	struct shim_ep ep;
 
+	if ((shim_fd_get(fd) & FD_NLROUTE) && msg && msg->msg_iovlen > 0)
+		return nl_sent(fd, REAL(sendmsg)(fd, msg, flags), msg->msg_iov[0].iov_base,
+		    msg->msg_iov[0].iov_len);
 	if (!msg || !msg->msg_name || shim_ep_read(msg->msg_name, msg->msg_namelen, &ep) == -1 ||
 	    !maybe_virtual(ep.addr) || !shim_enabled())
 		return REAL(sendmsg)(fd, msg, flags);
@@ -738,11 +765,47 @@ fix_addr(int fd, struct sockaddr *sa, socklen_t buflen, socklen_t got)
 		shim_ep_rewrite(sa, len, n.vaddr);
 }
 
+/* shoal0's answer on a NETLINK_ROUTE socket, for the flat receive calls. 1 with *rc, or 0. */
+static int
+nl_recv_flat(int fd, void *buf, size_t len, int flags, struct sockaddr *src, socklen_t *srclen,
+    ssize_t *rc)
+{
+	struct iovec iov = { buf, len };
+	struct msghdr m;
+
+	if (!(shim_fd_get(fd) & FD_NLROUTE))
+		return 0;
+	memset(&m, 0, sizeof(m));
+	m.msg_iov = &iov;
+	m.msg_iovlen = 1;
+	m.msg_name = src;
+	m.msg_namelen = src && srclen ? *srclen : 0;
+	if (!shim_nl_recv(fd, &m, flags, rc))
+		return 0;
+	if (src && srclen)
+		*srclen = m.msg_namelen;
+	return 1;
+}
+
+SHIM_EXPORT ssize_t
+recv(int fd, void *buf, size_t len, int flags)
+{
+	ssize_t rc;
+
+	if (nl_recv_flat(fd, buf, len, flags, NULL, NULL, &rc))
+		return rc;
+	return REAL(recv)(fd, buf, len, flags);
+}
+
 SHIM_EXPORT ssize_t
 recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *src, socklen_t *srclen)
 {
 	socklen_t cap = srclen ? *srclen : 0;
-	ssize_t rc = REAL(recvfrom)(fd, buf, len, flags, src, srclen);
+	ssize_t rc;
+
+	if (nl_recv_flat(fd, buf, len, flags, src, srclen, &rc))
+		return rc;
+	rc = REAL(recvfrom)(fd, buf, len, flags, src, srclen);
 
 	if (rc >= 0 && src && srclen && shim_enabled()) {
 		int e = errno;
@@ -758,7 +821,11 @@ __recvfrom_chk(int fd, void *buf, size_t len, size_t buflen, int flags, struct s
     socklen_t *srclen)
 {
 	socklen_t cap = srclen ? *srclen : 0;
-	ssize_t rc = REAL(__recvfrom_chk)(fd, buf, len, buflen, flags, src, srclen);
+	ssize_t rc;
+
+	if (len <= buflen && nl_recv_flat(fd, buf, len, flags, src, srclen, &rc))
+		return rc;
+	rc = REAL(__recvfrom_chk)(fd, buf, len, buflen, flags, src, srclen);
 
 	if (rc >= 0 && src && srclen && shim_enabled()) {
 		int e = errno;
@@ -773,7 +840,11 @@ SHIM_EXPORT ssize_t
 recvmsg(int fd, struct msghdr *msg, int flags)
 {
 	socklen_t cap = msg ? msg->msg_namelen : 0;
-	ssize_t rc = REAL(recvmsg)(fd, msg, flags);
+	ssize_t rc;
+
+	if (msg && (shim_fd_get(fd) & FD_NLROUTE) && shim_nl_recv(fd, msg, flags, &rc))
+		return rc;
+	rc = REAL(recvmsg)(fd, msg, flags);
 
 	if (rc >= 0 && msg && msg->msg_name && shim_enabled()) {
 		int e = errno;

@@ -17,6 +17,11 @@ two real daemons in private network namespaces (lanproxy_util.isolate):
 - children started with a cleaned environment stay on the LAN: `env -i` (execvp),
   subprocess with env={} (execve), os.posix_spawn with an empty environment, each child
   reaching a peer's server by its 5.x address (left the LAN before);
+- shoal0 over rtnetlink: `ip -br addr`, `ip -br link`, `ip addr show shoal0`, `ip route` and
+  `ip route get` show it (they never call getifaddrs: shoal0 was invisible);
+- libc's functions looked up through a handle (Python's ctypes, as the `ifaddr` module does)
+  are ours: getifaddrs lists shoal0 with our 5.x address; and another interposer preloaded
+  after ours still finds the next definition with dlsym(RTLD_NEXT) (no recursion);
 - the SOCKS port by name: curl through SOCKS5 to `bob.shoal`, SOCKS4a to `bob` and
   `bob.shoal`, SOCKS4 to the 5.x address (SOCKS4 clients were reset before).
 """
@@ -316,6 +321,96 @@ def group_bound(rep, lab, a, b, A):
     recv.stop()
 
 
+def netlink(rep, lab, a, A, B):
+    try:
+        ip = need("ip")
+    except SkipCase as e:
+        rep.skip("netlink", str(e))
+        return
+    cases = (
+        ("ip-br-addr", ["-br", "addr"], lambda out: any(l.split()[:1] == ["shoal0"] and f"{A}/" in l
+                                                        for l in out.splitlines())),
+        ("ip-br-link", ["-br", "link"], lambda out: any(l.split()[:2] == ["shoal0", "UP"]
+                                                        for l in out.splitlines())),
+        ("ip-link-show-shoal0", ["link", "show", "shoal0"], lambda out: "shoal0" in out and "mtu" in out),
+        ("ip-addr-show-shoal0", ["addr", "show", "shoal0"], lambda out: f"inet {A}/" in out),
+        ("ip-route", ["route"], lambda out: any("dev shoal0" in l and l.startswith("5.") for l in out.splitlines())),
+        ("ip-route-get", ["route", "get", B], lambda out: f"dev shoal0 src {A}" in out),
+        ("ip-addr-eth0-still-there", ["-br", "addr"], lambda out: "eth0" in out),
+    )
+    for name, args, ok in cases:
+        with rep.case(f"netlink/{name}"):
+            p = run(lab, a, [ip] + args, timeout=20, raw=True, tag=f"alice-ip-{name}")
+            out = p.text()
+            assert p.rc == 0 and ok(out), f"ip {' '.join(args)}: exit {p.rc}\n{out}\n{p.stderr_tail(300)}"
+
+
+CTYPES_IFADDRS = r'''
+import ctypes, ctypes.util, json, socket
+libc = ctypes.CDLL(ctypes.util.find_library("c"))      # dlopen + dlsym, as ifaddr does
+libc.if_nametoindex.argtypes = [ctypes.c_char_p]
+class sockaddr(ctypes.Structure):
+    _fields_ = [("family", ctypes.c_ushort), ("data", ctypes.c_ubyte * 14)]
+class ifaddrs(ctypes.Structure):
+    pass
+ifaddrs._fields_ = [("next", ctypes.POINTER(ifaddrs)), ("name", ctypes.c_char_p),
+                    ("flags", ctypes.c_uint), ("addr", ctypes.POINTER(sockaddr))]
+p = ctypes.POINTER(ifaddrs)()
+assert libc.getifaddrs(ctypes.byref(p)) == 0
+addrs, q = {}, p
+while q:
+    a = q.contents.addr
+    if a and a.contents.family == socket.AF_INET:
+        addrs[q.contents.name.decode()] = socket.inet_ntoa(bytes(a.contents.data[2:6]))
+    q = q.contents.next
+libc.freeifaddrs(p)
+print(json.dumps({"index": libc.if_nametoindex(b"shoal0"), "shoal0": addrs.get("shoal0")}))
+'''
+
+SECOND_INTERPOSER = r'''
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <stdio.h>
+#include <sys/socket.h>
+int connect(int fd, const struct sockaddr *a, socklen_t l)
+{
+	static int (*next)(int, const struct sockaddr *, socklen_t);
+	if (!next)
+		next = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
+	if (next == connect)
+		return fprintf(stderr, "RTLD_NEXT found itself\n"), -1;
+	return next(fd, a, l);
+}
+'''
+
+
+def dlsym_cases(rep, lab, a, b, A, B):
+    with rep.case("dlsym/ctypes-getifaddrs"):
+        p = run(lab, a, [sys.executable, "-c", CTYPES_IFADDRS], timeout=30, tag="alice-ctypes")
+        got = p.lines[-1] if p.lines else None
+        assert p.rc == 0 and isinstance(got, dict) and got["index"] > 0 and got["shoal0"] == A, \
+            f"exit {p.rc}: {got} {p.stderr_tail(400)!r}"
+    try:
+        cc = need("cc")
+    except SkipCase as e:
+        rep.skip("dlsym/second-interposer", str(e))
+        return
+    src = os.path.join(lab.dir, "second.c")
+    lib = os.path.join(lab.dir, "libsecond.so")
+    with open(src, "w") as fh:
+        fh.write(SECOND_INTERPOSER)
+    subprocess.run([cc, "-shared", "-fPIC", "-o", lib, src, "-ldl"], check=True)
+    port = free_port()
+    srv = ShimProc(lab, b, [sys.executable, "-c", ECHO_SERVER, port, 1], tag="bob-echo-dlsym")
+    with rep.case("dlsym/second-interposer"):
+        srv.ready()
+        p = run(lab, a, [sys.executable, "-c", ECHO_CLIENT, B, port, "second"], timeout=30, raw=True,
+                tag="alice-second", env={"LD_PRELOAD": lib})
+        assert p.rc == 0 and p.lines and p.lines[-1] == "hello second", \
+            f"exit {p.rc} {p.lines[-3:]!r} {p.stderr_tail(400)!r}"
+    srv.stop()
+
+
 def main():
     isolate()
     rep = Report("lanproxy: what real programs hit")
@@ -329,6 +424,8 @@ def main():
         names(rep, lab, a, b, A, B)
         clean_env(rep, lab, a, b, B)
         group_bound(rep, lab, a, b, A)
+        netlink(rep, lab, a, A, B)
+        dlsym_cases(rep, lab, a, b, A, B)
         fork_exit(rep, lab, a, b, B)
         restart(rep, lab, a, b, B)
         iperf_repeat(rep, lab, a, b, B)

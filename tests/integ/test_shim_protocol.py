@@ -25,8 +25,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import Lab, run, wait_until, free_port, recv_exact  # noqa: E402
 
 HELLO, ALIAS, UNALIAS, UDP_BIND, UDP_ALIAS, TCP_CONNECT, TCP_RESULT, TCP_LISTEN, MCAST, \
-    DGRAM_OUT, CLOSE, RESOLVE, REPLY = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 64
-VERSION = 2
+    DGRAM_OUT, CLOSE, RESOLVE, NAME_OF, REPLY = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 64
+VERSION = 3
 
 
 def ip_int(s):
@@ -52,9 +52,10 @@ class Shim:
         return self.reply(self.next_id)
 
     def reply(self, want_id):
-        rep = self.s.recv(256)
-        assert len(rep) == 18, f"reply of {len(rep)} bytes"
-        t, rid, err, raddr, prefix, mtu, self.r_port = struct.unpack(">BIiIBHH", rep)
+        rep = self.s.recv(512)
+        assert len(rep) >= 19 and len(rep) == 19 + rep[18], f"reply of {len(rep)} bytes"
+        t, rid, err, raddr, prefix, mtu, self.r_port = struct.unpack(">BIiIBHH", rep[:18])
+        self.r_name = rep[19:].decode()
         assert t == REPLY and rid == want_id, f"reply type {t} id {rid}, want id {want_id}"
         return err, raddr, prefix, mtu
 
@@ -80,6 +81,11 @@ class Shim:
 
     def unalias_port(self, alias, port):
         return self.request(UNALIAS, struct.pack(">IH", alias, port))[1], self.r_port
+
+    def name_of(self, vaddr):
+        """(err, name) of the member at vaddr."""
+        err = self.request(NAME_OF, struct.pack(">I", vaddr))[0]
+        return err, self.r_name
 
     def resolve(self, name):
         raw = name.encode()
@@ -243,6 +249,9 @@ def check_udp(sa, sb, a_addr, b_addr):
     sa.dgram_out(group, pb, pa, b"not joined")
     recv_none(ub)
     assert sb.mcast(group, pb, True) == 0
+    # the shim also joins the group on lo, where shoald delivers peers' group datagrams
+    lo_join = struct.pack("4s4si", socket.inet_aton("239.1.2.3"), b"\0" * 4, socket.if_nametoindex("lo"))
+    ub.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, lo_join)
     sa.dgram_out(group, pb, pa, b"joined")
     assert ub.recvfrom(100)[0] == b"joined"
     assert ub2.recvfrom(100)[0] == b"joined"
@@ -309,6 +318,11 @@ def main():
         sa.s.send(struct.pack(">BIB", RESOLVE, 4344, 3) + b"b\0b")
         assert sa.reply(4344)[0] == errno.EPROTO
         assert sa.resolve("bob") == (0, b_addr)
+        # the reverse: NAME_OF answers NICK.shoal, which resolves back; nobody there: ENOENT
+        assert sa.name_of(b_addr) == (0, "bob.shoal"), sa.name_of(b_addr)
+        assert sa.name_of(a_addr) == (0, "alice.shoal"), sa.name_of(a_addr)
+        assert sa.name_of(b_addr + 1000)[0] == errno.ENOENT
+        assert sa.resolve(sa.name_of(b_addr)[1]) == (0, b_addr)
 
         # registrations are counted per client: two listens, one CLOSE keeps the port
         pc = free_port()
@@ -323,9 +337,19 @@ def main():
         srv, port_b = check_tcp(sa, sb, a_addr, b_addr)
         check_udp(sa, sb, a_addr, b_addr)
 
-        # bob's shim goes away: its listens are released (connects are refused again)
+        # bob's shim goes away while its listening socket lives on (another process may hold
+        # it: fork, exec): the listen is kept; once the socket is closed too, it is released
         sb.close()
         time.sleep(0.3)
+        assert b.cli("expose", port_b, check=False).returncode != 0, "kept while the socket lives"
+        srv.close()
+        wait_until(lambda: b.cli("expose", port_b, check=False).returncode == 0, 8,
+                   what="listen released after its socket closed")
+        b.cli("expose", port_b, "--remove")
+        srv = socket.socket()
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind(("127.0.0.1", port_b))
+        srv.listen(8)
         cs = socket.socket()
         cs.bind(("127.0.0.1", 0))
         lport = cs.getsockname()[1]

@@ -6,7 +6,8 @@ and non-blocking connect through poll, epoll and select, refused and unreachable
 getpeername/getsockname/accept addresses, UDP sendto/sendmsg/send/write with recvfrom/recvmsg/
 recv/read, v4-mapped AF_INET6, the shoal0 interface in getifaddrs/if_nameindex/SIOCGIF*,
 bind(5.our)/SO_BINDTODEVICE/multicast options, dup/dup2/dup3/fork/posix_spawn/close_range/
-threads, nickname resolution. Runs in a private network namespace (lanproxy_util.isolate).
+threads, nickname resolution and the reverse (getnameinfo, gethostbyaddr), AF_INET6 v4-mapped
+names, shoal0 in an rtnetlink address dump. Runs in a private network namespace (lanproxy_util.isolate).
 """
 import os
 import socket

@@ -22,6 +22,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -791,6 +793,61 @@ ip4(const struct sockaddr *sa, char *buf)
 	return inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, INET_ADDRSTRLEN);
 }
 
+/*
+ * An rtnetlink dump of IPv4 addresses, as `ip addr` and GLib read them: the index and
+ * label of the entry holding addr (network order), or -1. MSG_PEEK|MSG_TRUNC first, as
+ * iproute2 sizes its buffer.
+ */
+static int
+netlink_addr_index(struct in_addr addr, char *label, size_t cap)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct ifaddrmsg ifa;
+	} rq = { { sizeof(rq), RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, 77, 0 }, { .ifa_family = AF_INET } };
+	char buf[65536];
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), found = -1, done = 0;
+
+	if (fd < 0 || send(fd, &rq, sizeof(rq), 0) != (ssize_t)sizeof(rq)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	while (!done) {
+		ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_TRUNC);
+		struct nlmsghdr *h;
+
+		if (n <= 0 || n > (ssize_t)sizeof(buf) || (n = recv(fd, buf, sizeof(buf), 0)) <= 0)
+			break;
+		for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
+			struct ifaddrmsg *ifa = NLMSG_DATA(h);
+			struct rtattr *a;
+			char lab[IFNAMSIZ] = "";
+			int len, match = 0;
+
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR) {
+				done = 1;
+				break;
+			}
+			if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_seq != 77)
+				continue;
+			len = (int)IFA_PAYLOAD(h);
+			for (a = IFA_RTA(ifa); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+				if (a->rta_type == IFA_LOCAL && RTA_PAYLOAD(a) == 4)
+					match = memcmp(RTA_DATA(a), &addr, 4) == 0;
+				if (a->rta_type == IFA_LABEL)
+					snprintf(lab, sizeof lab, "%s", (char *)RTA_DATA(a));
+			}
+			if (match) {
+				found = (int)ifa->ifa_index;
+				snprintf(label, cap, "%s", lab);
+			}
+		}
+	}
+	close(fd);
+	return found;
+}
+
 static int
 cmd_ifaces(const struct opts *o)
 {
@@ -899,6 +956,14 @@ cmd_ifaces(const struct opts *o)
 	ifr.ifr_ifindex = idx;
 	rc = ioctl(fd, SIOCGIFNAME, &ifr);
 	check("siocgifname", rc == 0 && strcmp(ifr.ifr_name, "shoal0") == 0, "rc=%d name=%s", rc, rc == 0 ? ifr.ifr_name : "-");
+	/* rtnetlink lists it too, with the same index */
+	{
+		char label[IFNAMSIZ] = "-";
+		int nl = netlink_addr_index(self, label, sizeof label);
+
+		check("netlink-getaddr", nl == idx && strcmp(label, "shoal0") == 0, "index %d label %s want %d shoal0", nl,
+		    label, idx);
+	}
 	/* real interfaces are untouched */
 	rc = ifreq_ioctl(fd, SIOCGIFADDR, "lo", &ifr);
 	check("siocgifaddr-lo-untouched", rc == 0 && ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr == htonl(INADDR_LOOPBACK),
@@ -1416,6 +1481,37 @@ cmd_resolve(const struct opts *o)
 		else
 			snprintf(a, sizeof a, "none");
 		check("gethostbyname-nick", h && o->peer && strcmp(a, o->peer) == 0, "got %s want %s", a, o->peer ? o->peer : "?");
+	}
+	if (o->peer) {
+		struct sockaddr_in sin = { .sin_family = AF_INET };
+		struct in_addr in;
+		char host[NI_MAXHOST], want[NI_MAXHOST];
+		struct hostent *h;
+
+		/* the reverse: the peer's address names it NICK.shoal */
+		snprintf(want, sizeof want, "%s.shoal", name);
+		inet_pton(AF_INET, o->peer, &sin.sin_addr);
+		rc = getnameinfo((struct sockaddr *)&sin, sizeof sin, host, sizeof host, NULL, 0, NI_NAMEREQD);
+		check("getnameinfo-peer", rc == 0 && strcmp(host, want) == 0, "rc=%d host %s want %s", rc, rc ? "-" : host,
+		    want);
+		in = sin.sin_addr;
+		h = gethostbyaddr(&in, sizeof in, AF_INET);
+		check("gethostbyaddr-peer", h && strcmp(h->h_name, want) == 0, "got %s want %s", h ? h->h_name : "-", want);
+		/* AF_INET6 without AI_V4MAPPED: the v4-mapped address */
+		hints = (struct addrinfo){ .ai_family = AF_INET6, .ai_socktype = SOCK_STREAM };
+		res = NULL;
+		rc = getaddrinfo(name, "80", &hints, &res);
+		hit = 0;
+		if (rc == 0 && res && res->ai_family == AF_INET6) {
+			char a6[INET6_ADDRSTRLEN], w6[INET6_ADDRSTRLEN + 8];
+
+			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, a6, sizeof a6);
+			snprintf(w6, sizeof w6, "::ffff:%s", o->peer);
+			hit = strcmp(a6, w6) == 0;
+		}
+		check("getaddrinfo-inet6-mapped", rc == 0 && hit, "rc=%d", rc);
+		if (res)
+			freeaddrinfo(res);
 	}
 	return failures ? 1 : 0;
 }

@@ -53,6 +53,8 @@ s4_parse_request(const uint8_t *buf, size_t len, struct s4_request *req, size_t 
 		*n = len + 1;
 		return S5_NEED_MORE;
 	}
+	if (ulen - 1 > S4_USERID_MAX)
+		return invalid(err, "user id too long", S4_REP_FAILED);
 	off = 8 + ulen;
 	/* 0.0.0.x with x != 0: SOCKS4a, the host name follows the user id */
 	if ((ip & 0xffffff00u) != 0 || ip == 0) {
@@ -71,6 +73,8 @@ s4_parse_request(const uint8_t *buf, size_t len, struct s4_request *req, size_t 
 	}
 	if (dlen == 1)
 		return invalid(err, "empty host name", S4_REP_FAILED);
+	if (dlen - 1 > S5_DOMAIN_MAX)
+		return invalid(err, "host name too long", S4_REP_FAILED);
 	req->dst.atyp = S5_ATYP_DOMAIN;
 	memcpy(req->dst.domain, buf + off, dlen);       /* with its NUL */
 	*n = off + dlen;

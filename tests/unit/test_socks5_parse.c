@@ -387,6 +387,16 @@ test_socks4(void)
 	memcpy(buf, (const uint8_t[]){ 4, 1, 0, 80, 5, 0, 0, 2 }, 8);
 	CHECK_EQ(s4_parse_request(buf, 8 + 256, &req, &n, &err), S5_INVALID);
 	CHECK_EQ(s4_parse_request(buf, 8 + 255, &req, &n, &err), S5_NEED_MORE);
+	buf[8 + 256] = 0;               /* terminated, but too long all the same */
+	CHECK_EQ(s4_parse_request(buf, 8 + 257, &req, &n, &err), S5_INVALID);
+	/* a 4a host name of 256 bytes, terminated in the same read (the fuzzer's find) */
+	memcpy(buf, (const uint8_t[]){ 4, 1, 0, 80, 0, 0, 0, 1, 0 }, 9);
+	memset(buf + 9, 'h', 256);
+	buf[9 + 256] = 0;
+	CHECK_EQ(s4_parse_request(buf, 9 + 257, &req, &n, &err), S5_INVALID);
+	buf[9 + 255] = 0;
+	CHECK_EQ(s4_parse_request(buf, 9 + 256, &req, &n, &err), S5_COMPLETE);
+	CHECK_EQ(strlen(req.dst.domain), 255);
 	/* replies: version 0, then the code, port and address */
 	CHECK_EQ(s4_encode_reply(out, sizeof(out), S4_REP_GRANTED, 0x05000001u, 1234), 8);
 	CHECK_MEM(out, ((const uint8_t[]){ 0, 90, 0x04, 0xd2, 5, 0, 0, 1 }), 8);

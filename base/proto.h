@@ -100,6 +100,11 @@ enum msg_type {
 	MSG_RELAYS = 22,          /* s->c: the relay pool, the full set (replaces the last one) */
 	MSG_RELAY_RTT = 23,       /* c->s: our measured RTTs to the pool's relays */
 	MSG_RELAY_GRANT = 24,     /* s->c: reach this peer through this relay (or: stop) */
+	/* Chat (PROTOCOL.md 4.6, mproto/chatmsg.h). */
+	MSG_CHAT_SEND = 30,       /* c->s: a message to a network or to one peer */
+	MSG_CHAT = 31,            /* s->c: a message for us (new, or history) */
+	MSG_CHAT_ACK = 32,        /* c->s: our mailbox up to seq arrived */
+	MSG_CHAT_HISTORY = 33,    /* c->s: the newest messages of a conversation */
 };
 
 enum req_op {

@@ -17,9 +17,12 @@ enum {
 	OPT_PASSWORD = 1 << 0,  /* --password P, -p P, --password=P */
 	OPT_REMOVE = 1 << 1,    /* --remove */
 	OPT_COUNT = 1 << 2,     /* -c N, -cN, --count N, --count=N */
+	OPT_CHAT = 1 << 3,      /* --to PEER, --follow, --history, --limit N */
 	MAX_POS = 4,
 	PEER_MAX = 128,         /* as CTL_PEER_MAX in control/control_proto.h */
 	PING_MAX = 100,
+	CHAT_TEXT_MAX = 2000,   /* as CTL_CHAT_TEXT_MAX */
+	CHAT_LIMIT_MAX = 500,
 };
 
 struct verb_def {
@@ -52,6 +55,9 @@ static const struct verb_def verbs[] = {
 	{ { "forward", "forward LOCALPORT PEER:PORT [--remove]",
 	    "listen on 127.0.0.1:LOCALPORT, connect to PEER's PORT" }, 1, 2, OPT_REMOVE },
 	{ { "ping", "ping PEER [-c N]", "ping a peer through its session" }, 1, 1, OPT_COUNT },
+	{ { "chat", "chat NETWORK|--to PEER MESSAGE | --follow | --history NETWORK|--to PEER "
+	    "[--limit N]", "send a chat message, follow incoming ones, or read the history" },
+	  0, 2, OPT_CHAT },
 	{ { "run", "run [--] CMD [ARGS...]",
 	    "run an unmodified program on the virtual LAN (LD_PRELOAD shim)" }, 0, 0, 0 },
 	{ { "help", "help [COMMAND]", "show this help, or one command's" }, 0, 1, 0 },
@@ -178,6 +184,26 @@ verb_option(const struct verb_def *v, int argc, char *const argv[], int *i,
 	} else if ((v->opts & OPT_COUNT) && strncmp(s, "--count=", 8) == 0) {
 		val = s + 8;
 	}
+	if ((v->opts & OPT_CHAT) && strcmp(s, "--follow") == 0) {
+		a->follow = 1;
+		return 1;
+	}
+	if ((v->opts & OPT_CHAT) && strcmp(s, "--history") == 0) {
+		a->history = 1;
+		return 1;
+	}
+	if ((v->opts & OPT_CHAT) && (strcmp(s, "--to") == 0 || strcmp(s, "--limit") == 0)) {
+		if (*i + 1 >= argc)
+			return fail(err, errlen, "%s: %s needs a value", name, s);
+		if (strcmp(s, "--limit") == 0) {
+			if (parse_num(argv[++*i], 1, CHAT_LIMIT_MAX, &a->limit) == -1)
+				return fail(err, errlen, "%s: --limit must be a number from 1 to %d",
+				    name, CHAT_LIMIT_MAX);
+			return 1;
+		}
+		a->peer = argv[++*i];
+		return check_str(name, "PEER", a->peer, 1, PEER_MAX, err, errlen) == -1 ? -1 : 1;
+	}
 	if (val) {
 		if (parse_num(val, 1, PING_MAX, &a->count) == -1)
 			return fail(err, errlen, "%s: count must be a number from 1 to %d, not \"%s\"",
@@ -185,6 +211,33 @@ verb_option(const struct verb_def *v, int argc, char *const argv[], int *i,
 		return 1;
 	}
 	return 0;
+}
+
+/* chat's modes: send (NETWORK MESSAGE, or --to PEER MESSAGE), --follow, --history. */
+static int
+assign_chat(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a,
+    char *err, size_t errlen)
+{
+	int want = a->follow ? 0 : a->history ? (a->peer ? 0 : 1) : (a->peer ? 1 : 2);
+
+	if (a->follow + a->history > 1 || (a->follow && a->peer) || (a->limit && !a->history) ||
+	    npos != want)
+		return fail(err, errlen, "chat: usage: shoal %s", v->info.synopsis);
+	if (a->follow) {
+		a->cmd = "chat-follow";
+		return 0;
+	}
+	if (!a->peer) {
+		a->network = pos[0];
+		if (check_str("chat", "NETWORK", a->network, 1, NAME_MAX_LEN, err, errlen) == -1)
+			return -1;
+	}
+	if (a->history) {
+		a->cmd = "chat-history";
+		return 0;
+	}
+	a->text = pos[npos - 1];
+	return check_str("chat", "MESSAGE", a->text, 1, CHAT_TEXT_MAX, err, errlen);
 }
 
 /* Gives the positional arguments their meaning for the verb. */
@@ -344,6 +397,8 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 		return fail(err, errlen, "%s: missing arguments; usage: shoal %s", v->info.name,
 		    v->info.synopsis);
 	a->cmd = v->info.name;
+	if (strcmp(v->info.name, "chat") == 0)
+		return assign_chat(v, pos, npos, a, err, errlen);
 	return npos ? assign(v, pos, npos, a, err, errlen) : 0;
 }
 
@@ -388,6 +443,10 @@ cli_args_request(const struct cli_args *a, long long id)
 		set_str(o, "password", json_string(a->password), &bad);
 	if (a->count)
 		json_object_set_new(o, "count", json_integer(a->count));
+	if (a->text)
+		set_str(o, "text", json_string(a->text), &bad);
+	if (a->limit)
+		json_object_set_new(o, "limit", json_integer(a->limit));
 	if (bad) {
 		json_decref(o);
 		return NULL;

@@ -27,6 +27,10 @@ struct cli_args {
 	int udp;
 	int remove;
 	long count;             /* ping -c; 0: the daemon's default */
+	const char *text;       /* chat MESSAGE */
+	int follow;             /* chat --follow (cmd "chat-follow") */
+	int history;            /* chat --history (cmd "chat-history") */
+	long limit;             /* chat --history --limit N; 0: the daemon's default */
 	char *const *run_argv;  /* run: the command and its arguments (into argv, verbatim) */
 	int run_argc;
 };

@@ -6,6 +6,7 @@
 #include "cli/output.h"
 
 #include <string.h>
+#include <time.h>
 
 static const char *
 str(json_t *o, const char *key)
@@ -263,4 +264,24 @@ output_ping(FILE *f, json_t *r)
 	    (long long)json_integer_value(json_object_get(r, "sent")),
 	    (long long)json_integer_value(json_object_get(r, "received")));
 	no_path_line(f, r, nick && nick[0] ? nick : addr);
+}
+
+void
+output_chat(FILE *f, json_t *messages)
+{
+	json_t *m;
+	size_t i;
+
+	json_array_foreach(messages, i, m) {
+		time_t t = (time_t)(json_integer_value(json_object_get(m, "ts_ms")) / 1000);
+		const char *where = strcmp(str(m, "kind"), "network") == 0 ? str(m, "network") :
+		    json_is_string(json_object_get(m, "peer_nick")) ? str(m, "peer_nick") :
+		    str(m, "peer");
+		struct tm tm;
+		char when[16];
+
+		strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&t, &tm));
+		fprintf(f, "%s [%s] %s: %s\n", when, where, str(m, "from"),
+		    flag(m, "sealed") ? "(a private message this node cannot open)" : str(m, "text"));
+	}
 }

@@ -18,4 +18,8 @@ void output_ping(FILE *f, json_t *r);
 /* The "message" field of a plain success, if any. */
 void output_message(FILE *f, json_t *r);
 
+/* Chat messages (chat-follow, chat-history answers' "messages"), one line each:
+ * "12:01:33 [lan] alice: hi" or "12:01:33 [bob] alice: hi" for a private one. */
+void output_chat(FILE *f, json_t *messages);
+
 #endif

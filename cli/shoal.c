@@ -24,7 +24,8 @@ enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
 
 /* Seconds to wait for an answer: mediator round trips time out in the daemon after 10 s;
  * a ping takes up to 3 s per probe plus 1 s between probes. */
-enum { WAIT_DEFAULT_S = 20, PING_TIMEOUT_S = 3, PING_GAP_S = 1, PING_DEFAULT_COUNT = 3 };
+enum { WAIT_DEFAULT_S = 20, PING_TIMEOUT_S = 3, PING_GAP_S = 1, PING_DEFAULT_COUNT = 3,
+	FOLLOW_WAIT_S = 25 };    /* chat-follow's longest wait in the daemon */
 
 static void
 usage_all(FILE *f)
@@ -67,6 +68,57 @@ wait_seconds(const struct cli_args *a)
 	return WAIT_DEFAULT_S;
 }
 
+/*
+ * chat --follow: asks for what came after the last message shown, again and again (the
+ * daemon answers when something arrives, or empty after a while). With --json, one compact
+ * JSON object per message and line. Ends only when shoald goes away (exit 3) or refuses.
+ */
+static int
+chat_follow(const char *path, int json)
+{
+	char err[512];
+	json_int_t last = 0;
+	json_t *req, *resp, *msgs, *m;
+	long long id = 1;
+	size_t i;
+	int fd;
+
+	if ((fd = client_connect(path, err, sizeof(err))) == -1) {
+		fprintf(stderr, "shoal: cannot reach shoald at %s: %s\n", path, err);
+		return EXIT_UNREACHABLE;
+	}
+	for (;; id++) {
+		req = json_pack("{s:I, s:s, s:I}", "id", (json_int_t)id, "cmd", "chat-follow",
+		    "after", last);
+		resp = client_call(fd, req, id, (FOLLOW_WAIT_S + WAIT_DEFAULT_S) * 1000, err,
+		    sizeof(err));
+		json_decref(req);
+		if (!resp) {
+			fprintf(stderr, "shoal: %s\n", err);
+			close(fd);
+			return EXIT_UNREACHABLE;
+		}
+		if (!json_is_true(json_object_get(resp, "ok"))) {
+			fprintf(stderr, "shoal: %s\n", json_string_value(json_object_get(resp, "error")) ?
+			    json_string_value(json_object_get(resp, "error")) : "refused");
+			json_decref(resp);
+			close(fd);
+			return EXIT_FAILED;
+		}
+		msgs = json_object_get(resp, "messages");
+		if (json)
+			json_array_foreach(msgs, i, m) {
+				json_dumpf(m, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER);
+				fputc('\n', stdout);
+			}
+		else
+			output_chat(stdout, msgs);
+		fflush(stdout);
+		last = json_integer_value(json_object_get(resp, "last"));
+		json_decref(resp);
+	}
+}
+
 static int
 print_json(json_t *resp)
 {
@@ -105,6 +157,8 @@ main(int argc, char *argv[])
 	}
 	if (strcmp(a.cmd, "run") == 0)
 		return run_exec(path, a.run_argv);
+	if (strcmp(a.cmd, "chat-follow") == 0)
+		return chat_follow(path, a.json);
 	if (!(req = cli_args_request(&a, 1))) {
 		fprintf(stderr, "shoal: arguments must be valid UTF-8\n");
 		return EXIT_USAGE;
@@ -138,6 +192,10 @@ main(int argc, char *argv[])
 		output_list(stdout, resp);
 	} else if (ok && strcmp(a.cmd, "ping") == 0) {
 		output_ping(stdout, resp);
+	} else if (ok && strcmp(a.cmd, "chat-history") == 0) {
+		output_chat(stdout, json_object_get(resp, "messages"));
+	} else if (ok && strcmp(a.cmd, "chat") == 0) {
+		;       /* sent: nothing to say (errors go to stderr) */
 	} else if (ok) {
 		output_message(stdout, resp);
 	}

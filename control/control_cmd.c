@@ -46,8 +46,8 @@ jaddr(uint32_t a)
 
 /* A string that came from the network (nicks, server text): kept if it is UTF-8, else made
  * printable ASCII, so the response is always valid JSON. */
-static json_t *
-jtext(const char *s)
+json_t *
+ctl_jtext(const char *s)
 {
 	char buf[512];
 	json_t *j;
@@ -61,8 +61,8 @@ jtext(const char *s)
 	return json_string(buf);
 }
 
-static json_t *
-jhex(const uint8_t key[KEY_LEN])
+json_t *
+ctl_jhex(const uint8_t key[KEY_LEN])
 {
 	char hex[2 * KEY_LEN + 1];
 
@@ -292,7 +292,7 @@ portmap_json(const struct control_env *env)
 	    json_string(ip4_ep_str(pi.ext.addr, pi.ext.port, ep)) : json_null());
 	json_object_set_new(o, "lease_s", mapped ? json_integer((json_int_t)pi.lease_left) :
 	    json_null());
-	json_object_set_new(o, "error", pi.state == PORTMAP_FAILED ? jtext(pi.error) :
+	json_object_set_new(o, "error", pi.state == PORTMAP_FAILED ? ctl_jtext(pi.error) :
 	    json_null());
 	return o;
 }
@@ -311,11 +311,11 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	nick = env->med ? medclient_nick(env->med) : NULL;
 	o = json_object();
 	json_object_set_new(o, "address", jaddr(env->vnet->addr));
-	json_object_set_new(o, "nick", jtext(nick ? nick : ""));
-	json_object_set_new(o, "node_id", jhex(env->node_pub));
+	json_object_set_new(o, "nick", ctl_jtext(nick ? nick : ""));
+	json_object_set_new(o, "node_id", ctl_jhex(env->node_pub));
 	json_object_set_new(o, "server",
 	    json_string(env->med && medclient_connected(env->med) ? "connected" : "disconnected"));
-	json_object_set_new(o, "server_url", env->server ? jtext(env->server) : json_null());
+	json_object_set_new(o, "server_url", env->server ? ctl_jtext(env->server) : json_null());
 	/* the contract's return value is loose ("0 if unknown"): trust a filled endpoint */
 	memset(&ep, 0, sizeof(ep));
 	if (env->med && medclient_public_endpoint(env->med, &ep) >= 0 && ep.addr && ep.port) {
@@ -342,14 +342,14 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 		json_object_set_new(e, "address", jaddr(fw[i].ip));
 		json_object_set_new(e, "port", json_integer(fw[i].port));
 		nick = nick_of(env, fw[i].ip);
-		json_object_set_new(e, "peer", nick ? jtext(nick) : json_null());
+		json_object_set_new(e, "peer", nick ? ctl_jtext(nick) : json_null());
 		json_array_append_new(arr, e);
 	}
 	json_object_set_new(o, "forwards", arr);
 
-	json_object_set_new(o, "socks", env->socks ? jtext(env->socks) : json_null());
+	json_object_set_new(o, "socks", env->socks ? ctl_jtext(env->socks) : json_null());
 	/* `shoal run` finds the shim socket here; null if it could not be created. */
-	json_object_set_new(o, "shim_socket", env->shim_path ? jtext(env->shim_path) :
+	json_object_set_new(o, "shim_socket", env->shim_path ? ctl_jtext(env->shim_path) :
 	    json_null());
 	json_object_set_new(o, "listen_failures", listen_failures_json(env));
 	ctl_reply_ok(cl, rq->id, o);
@@ -382,9 +382,9 @@ member_json(const struct control_env *env, const struct med_member *m)
 	int self = memcmp(m->key, env->node_pub, KEY_LEN) == 0;
 	json_t *o = json_object();
 
-	json_object_set_new(o, "nick", jtext(m->nick));
+	json_object_set_new(o, "nick", ctl_jtext(m->nick));
 	json_object_set_new(o, "address", jaddr(m->address));
-	json_object_set_new(o, "node_id", jhex(m->key));
+	json_object_set_new(o, "node_id", ctl_jhex(m->key));
 	json_object_set_new(o, "online", json_boolean(m->flags & MEMF_ONLINE));
 	json_object_set_new(o, "pending", json_boolean(m->flags & MEMF_PENDING));
 	json_object_set_new(o, "owner", json_boolean(m->flags & MEMF_OWNER));
@@ -416,7 +416,7 @@ network_json(const struct control_env *env, const struct med_network *n)
 	json_t *o = json_object(), *arr = json_array();
 	size_t i, count = HASH_COUNT(n->members);
 
-	json_object_set_new(o, "name", jtext(n->name));
+	json_object_set_new(o, "name", ctl_jtext(n->name));
 	json_object_set_new(o, "online", json_boolean(n->my_flags & MEMF_ONLINE));
 	json_object_set_new(o, "owner", json_boolean(memcmp(n->owner, env->node_pub, KEY_LEN) == 0));
 	json_object_set_new(o, "locked", json_boolean(n->flags & NETF_LOCKED));
@@ -503,7 +503,7 @@ mediator_done(void *arg, const struct msg_result *res)
 				snprintf(msg, sizeof(msg), "waiting for the owner's approval");
 			else
 				default_message(&p->rq, msg, sizeof(msg));
-			o = json_pack("{s:o}", "message", jtext(msg));
+			o = json_pack("{s:o}", "message", ctl_jtext(msg));
 			if (p->rq.cmd == CTL_JOIN)
 				json_object_set_new(o, "pending", json_boolean(pending));
 			ctl_reply_ok(p->client, p->id, o);
@@ -719,7 +719,7 @@ cmd_forward(const struct control_env *env, struct ctl_client *cl, const struct c
 	o = json_pack("{s:s, s:i, s:s, s:i, s:b}", "message", msg, "local_port",
 	    (int)rq->local_port, "address", a, "port", (int)rq->port, "removed", 0);
 	nick = nick_of(env, addr);
-	json_object_set_new(o, "peer", nick ? jtext(nick) : json_null());
+	json_object_set_new(o, "peer", nick ? ctl_jtext(nick) : json_null());
 	ctl_reply_ok(cl, rq->id, o);
 }
 
@@ -783,7 +783,7 @@ ping_finish(struct ctl_pending *p)
 	} else {
 		o = json_object();
 		json_object_set_new(o, "address", json_string(a));
-		json_object_set_new(o, "nick", p->nick[0] ? jtext(p->nick) : json_null());
+		json_object_set_new(o, "nick", p->nick[0] ? ctl_jtext(p->nick) : json_null());
 		json_object_set_new(o, "sent", json_integer(p->seq));
 		json_object_set_new(o, "received", json_integer(received));
 		json_object_set_new(o, "rtt_ms", arr);
@@ -885,9 +885,11 @@ cmd_ping(const struct control_env *env, struct ctl_client *cl, const struct ctl_
 void
 ctl_cmd_cancel(struct ctl_pending *p)
 {
-	/* only a ping waits on a timer rather than a callback */
+	/* a ping and a chat-follow wait on a timer rather than a callback */
 	if (p->rq.cmd == CTL_PING)
 		ev_timer_stop(p->env->loop, &p->gap);
+	if (p->rq.cmd == CTL_CHAT_FOLLOW)
+		ctl_chat_cancel(p);
 }
 
 void
@@ -910,6 +912,11 @@ ctl_cmd_run(const struct control_env *env, struct ctl_client *cl, const struct c
 		break;
 	case CTL_PING:
 		cmd_ping(env, cl, rq);
+		break;
+	case CTL_CHAT:
+	case CTL_CHAT_FOLLOW:
+	case CTL_CHAT_HISTORY:
+		ctl_chat_run(env, cl, rq);
 		break;
 	default:
 		cmd_mediator(env, cl, rq);

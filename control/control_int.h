@@ -36,6 +36,8 @@ struct ctl_pending {
 	char nick[NICK_MAX_LEN + 1];
 	int seq;
 	double rtt[CTL_PING_MAX];
+	/* chat-follow: the wait for new messages (medclient_chat_wait), its deadline in gap */
+	void *chat_wait;
 };
 
 /* control.c */
@@ -55,5 +57,13 @@ void ctl_cmd_run(const struct control_env *env, struct ctl_client *cl,
     const struct ctl_request *rq);
 /* A client went away while p waited for its timer (not for a callback): stop it. */
 void ctl_cmd_cancel(struct ctl_pending *p);
+/* Strings for responses: network text kept if UTF-8 (else made printable), keys in hex. */
+json_t *ctl_jtext(const char *s);
+json_t *ctl_jhex(const uint8_t key[KEY_LEN]);
+
+/* control_chat.c: chat, chat-follow, chat-history. */
+void ctl_chat_run(const struct control_env *env, struct ctl_client *cl,
+    const struct ctl_request *rq);
+void ctl_chat_cancel(struct ctl_pending *p);
 
 #endif

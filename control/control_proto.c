@@ -15,7 +15,8 @@
 enum field_bit {
 	F_NETWORK = 1 << 0, F_PASSWORD = 1 << 1, F_NICK = 1 << 2, F_PEER = 1 << 3,
 	F_PORT = 1 << 4, F_LOCAL_PORT = 1 << 5, F_UDP = 1 << 6, F_REMOVE = 1 << 7,
-	F_ACCESS = 1 << 8, F_COUNT = 1 << 9,
+	F_ACCESS = 1 << 8, F_COUNT = 1 << 9, F_TEXT = 1 << 10, F_AFTER = 1 << 11,
+	F_LIMIT = 1 << 12,
 };
 
 static const struct field_def {
@@ -25,6 +26,7 @@ static const struct field_def {
 	{ "network", F_NETWORK }, { "password", F_PASSWORD }, { "nick", F_NICK },
 	{ "peer", F_PEER }, { "port", F_PORT }, { "local_port", F_LOCAL_PORT },
 	{ "udp", F_UDP }, { "remove", F_REMOVE }, { "access", F_ACCESS }, { "count", F_COUNT },
+	{ "text", F_TEXT }, { "after", F_AFTER }, { "limit", F_LIMIT },
 };
 
 /* required: must be present; allowed: may be present (a superset of required). */
@@ -51,6 +53,10 @@ static const struct cmd_def {
 	/* forward: peer and port are required unless remove is true (checked after the loop) */
 	{ "forward", CTL_FORWARD, F_LOCAL_PORT, F_LOCAL_PORT | F_PEER | F_PORT | F_REMOVE },
 	{ "ping", CTL_PING, F_PEER, F_PEER | F_COUNT },
+	/* chat, chat-history: exactly one of network and peer (checked after the loop) */
+	{ "chat", CTL_CHAT, F_TEXT, F_TEXT | F_NETWORK | F_PEER },
+	{ "chat-follow", CTL_CHAT_FOLLOW, 0, F_AFTER },
+	{ "chat-history", CTL_CHAT_HISTORY, 0, F_NETWORK | F_PEER | F_LIMIT },
 };
 
 static const char *const access_names[] = {
@@ -198,6 +204,19 @@ get_field(struct ctl_request *rq, unsigned bit, const char *key, json_t *v, char
 			return -1;
 		rq->count = (int)n;
 		return 0;
+	case F_TEXT:
+		return get_string(v, key, 1, CTL_CHAT_TEXT_MAX, rq->text, err, errlen);
+	case F_AFTER:
+		/* JSON integers are doubles to many clients: 2^53 is plenty of messages */
+		if (get_int(v, key, 0, 1LL << 53, &n, err, errlen) == -1)
+			return -1;
+		rq->after = (uint64_t)n;
+		return 0;
+	case F_LIMIT:
+		if (get_int(v, key, 1, CTL_CHAT_LIMIT_MAX, &n, err, errlen) == -1)
+			return -1;
+		rq->limit = (int)n;
+		return 0;
 	case F_ACCESS:
 		if (json_is_string(v))
 			for (i = CTL_ACCESS_LOCK; i <= CTL_ACCESS_AUTO; i++)
@@ -267,6 +286,10 @@ parse_object(json_t *root, struct ctl_request *rq, char *err, size_t errlen)
 	missing = def->required & ~seen;
 	if (def->cmd == CTL_FORWARD && !rq->remove)
 		missing |= (F_PEER | F_PORT) & ~seen;
+	if ((def->cmd == CTL_CHAT || def->cmd == CTL_CHAT_HISTORY) &&
+	    !(seen & F_NETWORK) == !(seen & F_PEER))
+		return fail(err, errlen, "command \"%s\" wants exactly one of \"network\" and "
+		    "\"peer\"", def->name);
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (missing & fields[i].bit)
 			return fail(err, errlen, "missing field \"%s\" for command \"%s\"",
@@ -285,6 +308,7 @@ ctl_request_parse(const char *line, size_t len, struct ctl_request *rq, char *er
 
 	memset(rq, 0, sizeof(*rq));
 	rq->count = CTL_PING_DEFAULT;
+	rq->limit = CTL_CHAT_LIMIT_DEFAULT;
 	if (len > CTL_LINE_MAX)
 		return fail(err, errlen, "request longer than %d bytes", CTL_LINE_MAX);
 	/* Duplicate keys are refused: which one wins would otherwise be up to the parser. */

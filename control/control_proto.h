@@ -18,12 +18,15 @@ enum {
 	CTL_PEER_MAX = 128,             /* a peer as typed: nick, dotted address or id prefix */
 	CTL_PING_MAX = 100,             /* most pings one request may ask for */
 	CTL_PING_DEFAULT = 3,
+	CTL_CHAT_TEXT_MAX = 2000,       /* CHAT_TEXT_MAX (mproto/chatmsg.h) */
+	CTL_CHAT_LIMIT_MAX = 500,       /* CHAT_HISTORY_MAX */
+	CTL_CHAT_LIMIT_DEFAULT = 50,
 };
 
 enum ctl_cmd {
 	CTL_STATUS = 1, CTL_LIST, CTL_SET_NICK, CTL_CREATE, CTL_JOIN, CTL_LEAVE, CTL_GO_ONLINE,
 	CTL_GO_OFFLINE, CTL_DELETE, CTL_SET_PASS, CTL_SET_ACCESS, CTL_APPROVE, CTL_REJECT,
-	CTL_EVICT, CTL_EXPOSE, CTL_FORWARD, CTL_PING,
+	CTL_EVICT, CTL_EXPOSE, CTL_FORWARD, CTL_PING, CTL_CHAT, CTL_CHAT_FOLLOW, CTL_CHAT_HISTORY,
 };
 
 enum ctl_access { CTL_ACCESS_LOCK = 1, CTL_ACCESS_UNLOCK, CTL_ACCESS_MANUAL, CTL_ACCESS_AUTO };
@@ -43,6 +46,9 @@ struct ctl_request {
 	int udp;                        /* expose */
 	int remove;                     /* expose, forward */
 	int count;                      /* ping */
+	char text[CTL_CHAT_TEXT_MAX + 1];       /* chat */
+	uint64_t after;                 /* chat-follow: entries after this id */
+	int limit;                      /* chat-history */
 };
 
 /*

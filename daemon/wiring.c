@@ -222,6 +222,7 @@ daemon_medclient_new(struct daemon *d)
 	mc.server_port = d->cfg.server_port;
 	memcpy(mc.server_pub, d->cfg.server_pub, KEY_LEN);
 	snprintf(mc.nick, sizeof(mc.nick), "%s", d->cfg.nick);
+	snprintf(mc.state_dir, sizeof(mc.state_dir), "%s", d->cfg.state_dir);
 	return medclient_new(d->loop, &mc, &d->key, d->tp, &med_ops, d);
 }
 

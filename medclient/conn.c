@@ -122,6 +122,7 @@ on_welcome(struct medclient *m, const struct msg_welcome *w)
 	med_send_ping(m);
 	med_probe_start(m, w->udp_token);
 	med_cand_welcome(m);
+	med_chat_welcome(m);
 }
 
 static void
@@ -174,6 +175,9 @@ on_msg(void *arg, const struct msg *msg)
 		break;
 	case MSG_PUNCH:
 		med_punch(m, &msg->u.punch);
+		break;
+	case MSG_CHAT:
+		med_chat_msg(m, &msg->u.chat);
 		break;
 	default:
 		/* HELLO / REQUEST / NAT_REPORT are client-to-server messages. */
@@ -346,6 +350,7 @@ medclient_new(struct ev_loop *loop, const struct medclient_config *cfg,
 	med_probe_init(m);
 	med_nat_init(m);
 	med_req_init(m);
+	med_chat_init(m);
 	return m;
 }
 
@@ -367,6 +372,7 @@ medclient_free(struct medclient *m)
 	med_probe_stop(m);
 	med_nat_stop(m);
 	med_req_free(m);
+	med_chat_free(m);
 	med_view_free(m);
 	med_authz_free(m);
 	med_punch_free(m);

@@ -62,6 +62,7 @@ struct medclient_config {
 	uint16_t server_port;
 	uint8_t server_pub[KEY_LEN];
 	char nick[NICK_MAX_LEN + 1];    /* wanted nick (--nick); may be empty: keep the server's */
+	char state_dir[4096];           /* where chat.seq is kept; "" keeps nothing on disk */
 };
 
 /*
@@ -198,5 +199,50 @@ int medclient_resolve_in(const struct med_network *n, const char *name, uint8_t 
  * address, or out is too small).
  */
 int medclient_name_of(const struct medclient *m, uint32_t vaddr, char *out, size_t cap);
+
+/*
+ * Chat (chat.c, PROTOCOL.md 4.6). Messages arrive from the mediator's mailbox exactly once
+ * (numbers already seen, kept in STATE_DIR/chat.seq, are dropped) and are kept in a ring of
+ * the newest MED_CHAT_RING, each with a local id that only grows.
+ */
+enum { MED_CHAT_RING = 256, MED_CHAT_SEND_TIMEOUT_S = 10 };
+
+struct med_chat_entry {
+	uint64_t id;                    /* local, increasing; 0: none */
+	int64_t ts_ms;
+	uint8_t kind;                   /* enum chat_kind */
+	char network[NAME_MAX_LEN + 1];
+	uint8_t peer[KEY_LEN];          /* private: the other one of the pair */
+	uint8_t sender[KEY_LEN];
+	char nick[NICK_MAX_LEN + 1];
+	int mine;                       /* we sent it */
+	int sealed;                     /* private, and it could not be opened: text is empty */
+	char text[CHAT_TEXT_MAX + 1];
+};
+
+/* err NULL: the mediator took the message (e its stored copy); else why not. */
+typedef void (*med_chat_sent_cb)(void *arg, const char *err, const struct med_chat_entry *e);
+/* Sends text (1..CHAT_TEXT_MAX bytes, no NUL) to a network we are an approved member of, or
+ * to one peer (sealed with crypto_box for it). cb fires once: when our own copy comes back,
+ * or with an error (not connected, refused, no answer within MED_CHAT_SEND_TIMEOUT_S).
+ * 0, or -1 (bad arguments; cb not called). */
+int medclient_chat_send(struct medclient *m, const struct chat_conv *to, const char *text,
+    med_chat_sent_cb cb, void *arg);
+/* Ring entries with id > after, oldest first, at most max; returns how many. */
+size_t medclient_chat_since(const struct medclient *m, uint64_t after,
+    struct med_chat_entry *out, size_t max);
+/* The highest id given so far (0: none). */
+uint64_t medclient_chat_last(const struct medclient *m);
+/* cb(arg) once, when the next new entry arrives (or the client is freed: then with 0). A
+ * returned handle cancels it (medclient_chat_unwait); NULL on allocation failure. */
+typedef void (*med_chat_wait_cb)(void *arg, int alive);
+void *medclient_chat_wait(struct medclient *m, med_chat_wait_cb cb, void *arg);
+void medclient_chat_unwait(struct medclient *m, void *handle);
+/* The newest limit (1..CHAT_HISTORY_MAX) messages of a conversation, from the mediator:
+ * cb(arg, err, entries, n) once (err NULL on success). 0, or -1 (cb not called). */
+typedef void (*med_chat_history_cb)(void *arg, const char *err,
+    const struct med_chat_entry *e, size_t n);
+int medclient_chat_history(struct medclient *m, const struct chat_conv *conv, unsigned limit,
+    med_chat_history_cb cb, void *arg);
 
 #endif

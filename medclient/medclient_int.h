@@ -168,6 +168,9 @@ struct medclient {
 	/* punch.c */
 	struct med_punch *punches;      /* uthash by p.peer */
 
+	/* chat.c */
+	struct med_chat *chat;
+
 	/* cand.c: the mapped endpoints the owner gave us, re-sent after each WELCOME. */
 	struct {
 		uint8_t n;
@@ -225,6 +228,12 @@ void med_punch_free(struct medclient *m);
 
 /* cand.c: WELCOME: tell the new connection our mapped endpoints (if any). */
 void med_cand_welcome(struct medclient *m);
+
+/* chat.c */
+void med_chat_init(struct medclient *m);
+void med_chat_free(struct medclient *m);
+void med_chat_welcome(struct medclient *m);
+void med_chat_msg(struct medclient *m, const struct msg_chat *c);
 
 /* requests.c */
 void med_req_init(struct medclient *m);

@@ -621,7 +621,8 @@ msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 		candidates_put(&w, &m->u.candidates);
 		break;
 	default:
-		return -1;
+		if (chatmsg_put(&w, m) < 0)
+			return -1;
 	}
 	if (w.err)
 		return -1;
@@ -685,7 +686,8 @@ msg_decode(struct msg *m, const uint8_t *in, size_t len)
 		candidates_get(&r, &m->u.candidates);
 		break;
 	default:
-		return -1;
+		if (chatmsg_get(&r, m) < 0)
+			return -1;
 	}
 	return wire_r_done(&r);
 }
@@ -710,6 +712,10 @@ msg_type_name(uint8_t type)
 	case MSG_PUNCH: return "PUNCH";
 	case MSG_PUNCH_REQUEST: return "PUNCH_REQUEST";
 	case MSG_CANDIDATES: return "CANDIDATES";
+	case MSG_CHAT_SEND: return "CHAT_SEND";
+	case MSG_CHAT: return "CHAT";
+	case MSG_CHAT_ACK: return "CHAT_ACK";
+	case MSG_CHAT_HISTORY: return "CHAT_HISTORY";
 	}
 	return "UNKNOWN";
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "base/proto.h"
+#include "mproto/chatmsg.h"
 
 /* An IPv4 UDP endpoint. Addresses and ports are in host byte order. */
 struct endpoint {
@@ -269,6 +270,10 @@ struct msg {
 		struct msg_relays relays;
 		struct msg_relay_rtt relay_rtt;
 		struct msg_relay_grant relay_grant;
+		struct msg_chat_send chat_send;
+		struct msg_chat chat;
+		struct msg_chat_ack chat_ack;
+		struct msg_chat_history chat_history;
 	} u;
 };
 

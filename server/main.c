@@ -36,6 +36,7 @@
 #include "base/ip4.h"
 #include "base/log.h"
 #include "relay/sock.h"
+#include "server/chat.h"
 #include "server/pwpool.h"
 #include "server/server.h"
 
@@ -50,6 +51,7 @@ struct options {                         /* read-only after parse_options */
 	int verbose;
 	int pwhash_fast;
 	long reclaim_days;              /* 0: never reclaim unused registrations */
+	long chat_history;              /* messages kept per chat conversation */
 	long relay_port;                /* the embedded relay's UDP port; 0: PORT+3; -1: none */
 };
 
@@ -57,14 +59,16 @@ static void
 usage(FILE *f)
 {
 	fprintf(f, "usage: shoal-server --listen HOST:PORT [--listen HOST:PORT ...] --state DIR\n"
-	    "                    [--range 5.0.0.0/8] [--public-host HOST] [--reclaim-days N] [-v]\n"
+	    "                    [--range 5.0.0.0/8] [--public-host HOST] [--reclaim-days N]\n"
+	    "                    [--chat-history N] [-v]\n"
 	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
 	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
 	    "  The first one is the address in the url / connection string.\n"
 	    "  --relay-port N|off: the embedded relay's UDP port (default: the first PORT + 3).\n"
 	    "  --reclaim-days N: forget nodes unseen for N days that are in no network, so\n"
-	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n",
-	    SRV_MAX_LISTEN);
+	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n"
+	    "  --chat-history N: chat messages kept per network and per pair (default %d).\n",
+	    SRV_MAX_LISTEN, CHAT_KEEP_DEFAULT);
 }
 
 static int
@@ -132,7 +136,8 @@ bad_value(const char *what, const char *got)
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT };
+	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT,
+	    OPT_CHAT_HISTORY };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
@@ -140,6 +145,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "public-host", required_argument, NULL, OPT_PUBLIC_HOST },
 		{ "pwhash-fast", no_argument, NULL, OPT_PWHASH_FAST },
 		{ "reclaim-days", required_argument, NULL, OPT_RECLAIM },
+		{ "chat-history", required_argument, NULL, OPT_CHAT_HISTORY },
 		{ "relay-port", required_argument, NULL, OPT_RELAY_PORT },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -151,6 +157,7 @@ parse_options(int argc, char **argv, struct options *o)
 	o->range = 0x05000000u;
 	o->prefix_len = 8;
 	o->reclaim_days = 30;
+	o->chat_history = CHAT_KEEP_DEFAULT;
 	while ((ch = getopt_long(argc, argv, "l:s:vh", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'l':
@@ -191,6 +198,10 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_RECLAIM:
 			if (parse_long(optarg, 0, 36500, &o->reclaim_days) != 0)
 				return bad_value("--reclaim-days wants 0..36500", optarg);
+			break;
+		case OPT_CHAT_HISTORY:
+			if (parse_long(optarg, 1, 1000000, &o->chat_history) != 0)
+				return bad_value("--chat-history wants 1..1000000", optarg);
 			break;
 		case 'v':
 			o->verbose = 1;
@@ -467,6 +478,7 @@ main(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.range = o.range;
 	cfg.prefix_len = o.prefix_len;
+	cfg.chat_keep = (unsigned)o.chat_history;
 	cfg.pw_opslimit = o.pwhash_fast ? crypto_pwhash_OPSLIMIT_MIN :
 	    crypto_pwhash_OPSLIMIT_INTERACTIVE;
 	cfg.pw_memlimit = o.pwhash_fast ? crypto_pwhash_MEMLIMIT_MIN :

@@ -26,6 +26,7 @@
  */
 #include "config.h"
 #include "server/mediator.h"
+#include "server/chat.h"
 
 #include <sodium.h>
 #include <stdarg.h>
@@ -83,6 +84,7 @@ struct medsrv {                          /* owned by the server context (or a te
 	struct msess *by_key;           /* registered sessions by key */
 	struct msess *by_token;         /* registered sessions by UDP token */
 	struct punch *punch;            /* which pairs may be planned when */
+	struct chat *chat;              /* messages, mailboxes (server/chat.h) */
 	struct pw_parked *parked;       /* requests waiting for a password job, by ticket */
 	unsigned n_parked;
 	uint64_t next_ticket, next_serial;
@@ -395,6 +397,27 @@ notify_everywhere(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *sn
 
 /* ---- sessions ---- */
 
+/* The chat engine's way out: a registered session's connection, by key. */
+static int
+chat_send(void *arg, const uint8_t key[KEY_LEN], const struct msg *msg)
+{
+	struct medsrv *m = arg;
+	struct msess *s = find_session(m, key);
+
+	if (s == NULL)
+		return -1;
+	send_msg(m, s, msg);
+	return 0;
+}
+
+static double
+chat_now(void *arg)
+{
+	struct medsrv *m = arg;
+
+	return m->io.now(m->io.arg);
+}
+
 struct medsrv *
 medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsrv_io *io)
 {
@@ -410,6 +433,14 @@ medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsr
 	m->st = st;
 	m->cfg = *cfg;
 	m->io = *io;
+	m->chat = chat_new(&(struct chat_env){ .st = st, .send = chat_send, .now = chat_now,
+	    .arg = m, .keep = cfg->chat_keep });
+	if (m->chat == NULL) {
+		joinlimit_free(m->rl);
+		punch_free(m->punch);
+		free(m);
+		return NULL;
+	}
 	return m;
 }
 
@@ -422,6 +453,7 @@ session_unlink(struct medsrv *m, struct msess *s)
 		s->registered = 0;
 		/* Its next connection is a new start: new endpoints, new classification. */
 		punch_forget(m->punch, s->key);
+		chat_offline(m->chat, s->key);
 	}
 	if (s->prev)
 		s->prev->next = s->next;
@@ -451,6 +483,7 @@ medsrv_free(struct medsrv *m)
 	}
 	joinlimit_free(m->rl);
 	punch_free(m->punch);
+	chat_free(m->chat);
 	free(m);
 }
 
@@ -986,6 +1019,8 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	/* After the NETWORK/MEMBER burst: the daemon ends its post-WELCOME refresh at the first
 	 * other message (PROTOCOL.md 4.4), so the plan must not come before the burst. */
 	nat_start(m, s);
+	/* what arrived for it while it was away */
+	chat_online(m->chat, s->key);
 }
 
 /* ---- requests ---- */
@@ -1675,6 +1710,14 @@ medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
 		break;
 	case MSG_CANDIDATES:
 		handle_candidates(m, s, &msg->u.candidates);
+		break;
+	case MSG_CHAT_SEND:
+	case MSG_CHAT_ACK:
+	case MSG_CHAT_HISTORY:
+		if (s->registered)
+			chat_msg(m->chat, s->key, s->nick, msg);
+		else
+			m->stats.msgs_ignored++;
 		break;
 	default:
 		m->stats.msgs_ignored++;

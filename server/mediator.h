@@ -60,6 +60,7 @@ struct medsrv_config {                   /* copied by medsrv_new */
 	/* The server's UDP sockets, for NAT classification; 0 sockets: no classification. */
 	uint8_t n_nat_socks;
 	struct natsock nat_socks[NATPROBE_MAX_SOCKS];
+	unsigned chat_keep;             /* chat history per conversation; 0: the default */
 };
 
 struct medsrv_stats {                    /* counters, for logs and tests */

@@ -44,6 +44,31 @@ static const char schema[] =
 	");"
 	"CREATE INDEX IF NOT EXISTS members_by_node ON members(node);";
 
+/* The chat's tables (server/chatstore.c reads and writes them). */
+static const char chat_schema[] =
+	"CREATE TABLE IF NOT EXISTS chat_log ("
+	"  id INTEGER PRIMARY KEY,"
+	"  conv TEXT NOT NULL,"
+	"  ts INTEGER NOT NULL,"
+	"  kind INTEGER NOT NULL,"
+	"  network TEXT NOT NULL DEFAULT '',"
+	"  sender BLOB NOT NULL,"
+	"  recipient BLOB,"
+	"  nick TEXT NOT NULL,"
+	"  client_id INTEGER NOT NULL,"
+	"  body BLOB NOT NULL"
+	");"
+	"CREATE INDEX IF NOT EXISTS chat_log_conv ON chat_log(conv, id);"
+	"CREATE TABLE IF NOT EXISTS chat_box ("
+	"  node BLOB NOT NULL,"
+	"  seq INTEGER NOT NULL,"
+	"  log INTEGER NOT NULL REFERENCES chat_log(id) ON DELETE CASCADE,"
+	"  PRIMARY KEY (node, seq)"
+	");"
+	"CREATE INDEX IF NOT EXISTS chat_box_log ON chat_box(log);"
+	"CREATE TABLE IF NOT EXISTS chat_next (node BLOB PRIMARY KEY, seq INTEGER NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS chat_sent (sender BLOB PRIMARY KEY, client_id INTEGER NOT NULL);";
+
 static int
 db_exec(struct store *st, const char *sql)
 {
@@ -161,7 +186,7 @@ store_open(const char *path, char *err, size_t errlen)
 	if (db_exec(st, "PRAGMA journal_mode=WAL;") < 0 ||
 	    db_exec(st, "PRAGMA synchronous=FULL;") < 0 ||
 	    db_exec(st, "PRAGMA foreign_keys=ON;") < 0 ||
-	    db_exec(st, schema) < 0 || migrate(st) < 0) {
+	    db_exec(st, schema) < 0 || db_exec(st, chat_schema) < 0 || migrate(st) < 0) {
 		snprintf(err, errlen, "cannot initialise %s: %s", path, sqlite3_errmsg(st->db));
 		goto fail;
 	}
@@ -175,7 +200,14 @@ fail:
 int
 store_clear(struct store *st)
 {
-	return db_exec(st, "DELETE FROM members; DELETE FROM networks; DELETE FROM nodes;");
+	return db_exec(st, "DELETE FROM chat_box; DELETE FROM chat_log; DELETE FROM chat_next; "
+	    "DELETE FROM chat_sent; DELETE FROM members; DELETE FROM networks; DELETE FROM nodes;");
+}
+
+struct sqlite3 *
+store_db(struct store *st)
+{
+	return st->db;
 }
 
 void

@@ -47,6 +47,8 @@ struct store_member {                    /* a copy; owned by the caller */
 /* path may be ":memory:" (fuzzing). Returns NULL with a reason in err. */
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *st);
+/* The handle, for the store's sibling modules over the same database (chatstore.c). */
+struct sqlite3 *store_db(struct store *st);
 /* Empties every table: a fuzz target reuses one in-memory store instead of building the
  * schema for each input (which cost 1 ms of its ~1.3). 0 or -1. */
 int store_clear(struct store *st);

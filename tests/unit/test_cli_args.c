@@ -68,6 +68,15 @@ static const struct {
 	{ A("ping", "bob", "--count=100"),
 	  "{\"id\":1,\"cmd\":\"ping\",\"peer\":\"bob\",\"count\":100}" },
 	{ A("--control", "/x/s.sock", "status"), "{\"id\":1,\"cmd\":\"status\"}" },
+	{ A("chat", "lan", "hello all"),
+	  "{\"id\":1,\"cmd\":\"chat\",\"network\":\"lan\",\"text\":\"hello all\"}" },
+	{ A("chat", "--to", "bob", "hi"),
+	  "{\"id\":1,\"cmd\":\"chat\",\"peer\":\"bob\",\"text\":\"hi\"}" },
+	{ A("chat", "--follow"), "{\"id\":1,\"cmd\":\"chat-follow\"}" },
+	{ A("chat", "--history", "lan", "--limit", "10"),
+	  "{\"id\":1,\"cmd\":\"chat-history\",\"network\":\"lan\",\"limit\":10}" },
+	{ A("chat", "--history", "--to", "bob"),
+	  "{\"id\":1,\"cmd\":\"chat-history\",\"peer\":\"bob\"}" },
 };
 
 /* Command lines that are usage errors: the error must contain the text. */
@@ -78,6 +87,11 @@ static const struct {
 	{ { "shoal", NULL }, "no command given" },
 	{ A("frobnicate"), "unknown command \"frobnicate\"" },
 	{ A("frob\nx"), "unknown command \"frob?x\"" },    /* errors stay one line */
+	{ A("chat", "lan"), "chat: usage" },
+	{ A("chat", "--follow", "lan"), "chat: usage" },
+	{ A("chat", "--to", "bob", "--follow"), "chat: usage" },
+	{ A("chat", "lan", "hi", "--limit", "3"), "chat: usage" },
+	{ A("chat", "lan", "bad\ntext"), "control characters" },
 	{ A("--password", "x", "join", "n"), "unknown option --password" },
 	{ A("status", "extra"), "too many arguments" },
 	{ A("status", "--remove"), "unknown option --remove" },
@@ -225,7 +239,7 @@ test_verb_table(void)
 		CHECK(v->summary && v->summary[0]);
 		CHECK(cli_verb_find(v->name) == v);
 	}
-	CHECK_EQ(i, 19);
+	CHECK_EQ(i, 20);
 	CHECK(cli_verb_find("nope") == NULL);
 }
 

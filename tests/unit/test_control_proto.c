@@ -35,6 +35,11 @@ static const struct {
 	{ "{\"id\":19,\"cmd\":\"forward\",\"local_port\":8080,\"remove\":true}", CTL_FORWARD },
 	{ "{\"id\":20,\"cmd\":\"ping\",\"peer\":\"bob\"}", CTL_PING },
 	{ "{\"id\":-5,\"cmd\":\"ping\",\"peer\":\"bob\",\"count\":100}", CTL_PING },
+	{ "{\"id\":30,\"cmd\":\"chat\",\"network\":\"n\",\"text\":\"hi\"}", CTL_CHAT },
+	{ "{\"id\":31,\"cmd\":\"chat\",\"peer\":\"bob\",\"text\":\"hi\"}", CTL_CHAT },
+	{ "{\"id\":32,\"cmd\":\"chat-follow\",\"after\":9007199254740992}", CTL_CHAT_FOLLOW },
+	{ "{\"id\":33,\"cmd\":\"chat-history\",\"peer\":\"bob\",\"limit\":500}",
+	    CTL_CHAT_HISTORY },
 	{ "{\"id\":22,\"cmd\":\"set-nick\",\"nick\":\"h\\u00e9l\\u00e8ne\"}", CTL_SET_NICK },
 };
 
@@ -87,6 +92,14 @@ static const struct {
 	{ "{\"id\":1,\"cmd\":\"ping\",\"peer\":\"b\",\"count\":101}", 1, "between 1 and 100" },
 	{ "{\"id\":1,\"cmd\":\"ping\",\"peer\":\"b\",\"count\":null}", 1, "must be an integer" },
 	{ "{\"id\":1,\"cmd\":\"ping\"} trailing", 0, "bad JSON" },
+	{ "{\"id\":1,\"cmd\":\"chat\",\"text\":\"hi\"}", 1, "exactly one of" },
+	{ "{\"id\":1,\"cmd\":\"chat\",\"network\":\"n\",\"peer\":\"b\",\"text\":\"hi\"}", 1,
+	    "exactly one of" },
+	{ "{\"id\":1,\"cmd\":\"chat\",\"network\":\"n\",\"text\":\"\"}", 1, "must not be empty" },
+	{ "{\"id\":1,\"cmd\":\"chat-history\"}", 1, "exactly one of" },
+	{ "{\"id\":1,\"cmd\":\"chat-history\",\"network\":\"n\",\"limit\":501}", 1,
+	    "between 1 and 500" },
+	{ "{\"id\":1,\"cmd\":\"chat-follow\",\"after\":-1}", 1, "between 0 and" },
 };
 
 static void

@@ -287,6 +287,53 @@ ex_candidates(struct msg *m)
 	m->u.candidates.mapped[0] = (struct endpoint){ ip4(203, 0, 113, 7), 40000, 0 };
 }
 
+/* Chat (PROTOCOL.md 4.6): a network message, a private one as delivered, an ack, a query. */
+static void
+ex_chat_send(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_CHAT_SEND;
+	m->u.chat_send.client_id = 7;
+	m->u.chat_send.to.kind = CHAT_NETWORK;
+	snprintf(m->u.chat_send.to.network, sizeof(m->u.chat_send.to.network), "lan");
+	m->u.chat_send.body_len = 2;
+	memcpy(m->u.chat_send.body, "hi", 2);
+}
+
+static void
+ex_chat(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_CHAT;
+	m->u.chat.seq = 42;
+	m->u.chat.ts_ms = 1764000000000ULL;
+	m->u.chat.conv.kind = CHAT_PRIVATE;
+	memset(m->u.chat.conv.peer, 0x11, KEY_LEN);
+	memset(m->u.chat.sender, 0x11, KEY_LEN);
+	snprintf(m->u.chat.nick, sizeof(m->u.chat.nick), "alice");
+	m->u.chat.client_id = 7;
+	m->u.chat.body_len = CHAT_BOX_OVERHEAD + 1;
+	memset(m->u.chat.body, 0xab, CHAT_BOX_OVERHEAD + 1);
+}
+
+static void
+ex_chat_ack(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_CHAT_ACK;
+	m->u.chat_ack.seq = 42;
+}
+
+static void
+ex_chat_history(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_CHAT_HISTORY;
+	m->u.chat_history.conv.kind = CHAT_NETWORK;
+	snprintf(m->u.chat_history.conv.network, sizeof(m->u.chat_history.conv.network), "lan");
+	m->u.chat_history.limit = 50;
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -311,6 +358,10 @@ static const struct golden {
 	{ "punch_birthday", ex_punch_birthday, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 6 + 10 },
 	{ "punch_tcp", ex_punch_tcp, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 * 6 },
 	{ "candidates", ex_candidates, 1 + 1 + 6 },
+	{ "chat_send", ex_chat_send, 1 + 4 + 1 + 1 + 3 + 2 + 2 },
+	{ "chat", ex_chat, 1 + 8 + 8 + 1 + 1 + 32 + 32 + 1 + 5 + 4 + 2 + 41 },
+	{ "chat_ack", ex_chat_ack, 1 + 8 },
+	{ "chat_history", ex_chat_history, 1 + 1 + 1 + 3 + 2 },
 };
 
 /* ---- golden file I/O ---- */
@@ -511,6 +562,19 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 		CHECK_EQ(a->u.candidates.n_mapped, b->u.candidates.n_mapped);
 		check_endpoints(a->u.candidates.mapped, b->u.candidates.mapped,
 		    a->u.candidates.n_mapped);
+		break;
+	/* chat structs hold no pointers and both sides start zeroed: compare them whole */
+	case MSG_CHAT_SEND:
+		CHECK_MEM(&a->u.chat_send, &b->u.chat_send, sizeof(a->u.chat_send));
+		break;
+	case MSG_CHAT:
+		CHECK_MEM(&a->u.chat, &b->u.chat, sizeof(a->u.chat));
+		break;
+	case MSG_CHAT_ACK:
+		CHECK(a->u.chat_ack.seq == b->u.chat_ack.seq);
+		break;
+	case MSG_CHAT_HISTORY:
+		CHECK_MEM(&a->u.chat_history, &b->u.chat_history, sizeof(a->u.chat_history));
 		break;
 	default:
 		CHECK(!"unexpected type");

@@ -18,6 +18,7 @@ enum {
 	OPT_REMOVE = 1 << 1,    /* --remove */
 	OPT_COUNT = 1 << 2,     /* -c N, -cN, --count N, --count=N */
 	OPT_CHAT = 1 << 3,      /* --to PEER, --follow, --history, --limit N */
+	OPT_URL = 1 << 4,       /* --url */
 	MAX_POS = 4,
 	PEER_MAX = 128,         /* as CTL_PEER_MAX in control/control_proto.h */
 	PING_MAX = 100,
@@ -58,6 +59,8 @@ static const struct verb_def verbs[] = {
 	{ { "chat", "chat NETWORK|--to PEER MESSAGE | --follow | --history NETWORK|--to PEER "
 	    "[--limit N]", "send a chat message, follow incoming ones, or read the history" },
 	  0, 2, OPT_CHAT },
+	{ { "ui", "ui [--url]", "open the window in the browser (--url: print its address)" },
+	  0, 0, OPT_URL },
 	{ { "run", "run [--] CMD [ARGS...]",
 	    "run an unmodified program on the virtual LAN (LD_PRELOAD shim)" }, 0, 0, 0 },
 	{ { "help", "help [COMMAND]", "show this help, or one command's" }, 0, 1, 0 },
@@ -183,6 +186,10 @@ verb_option(const struct verb_def *v, int argc, char *const argv[], int *i,
 		val = s + 2;
 	} else if ((v->opts & OPT_COUNT) && strncmp(s, "--count=", 8) == 0) {
 		val = s + 8;
+	}
+	if ((v->opts & OPT_URL) && strcmp(s, "--url") == 0) {
+		a->url = 1;
+		return 1;
 	}
 	if ((v->opts & OPT_CHAT) && strcmp(s, "--follow") == 0) {
 		a->follow = 1;

@@ -31,6 +31,7 @@ struct cli_args {
 	int follow;             /* chat --follow (cmd "chat-follow") */
 	int history;            /* chat --history (cmd "chat-history") */
 	long limit;             /* chat --history --limit N; 0: the daemon's default */
+	int url;                /* ui --url */
 	char *const *run_argv;  /* run: the command and its arguments (into argv, verbatim) */
 	int run_argc;
 };

@@ -9,6 +9,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,63 @@ chat_follow(const char *path, int json)
 	}
 }
 
+/*
+ * shoal ui: the window's address with its token (from the file only we can read) after '#',
+ * so the token never reaches a server log. Printed with --url or without a desktop; else
+ * handed to xdg-open.
+ */
+static int
+ui_open(const char *path, int url_only)
+{
+	char err[512], token[80], full[256];
+	const char *url, *file;
+	json_t *req, *resp, *ui;
+	ssize_t n;
+	int fd, tfd;
+
+	if ((fd = client_connect(path, err, sizeof(err))) == -1) {
+		fprintf(stderr, "shoal: cannot reach shoald at %s: %s\n", path, err);
+		return EXIT_UNREACHABLE;
+	}
+	req = json_pack("{s:i, s:s}", "id", 1, "cmd", "status");
+	resp = client_call(fd, req, 1, WAIT_DEFAULT_S * 1000, err, sizeof(err));
+	json_decref(req);
+	close(fd);
+	if (!resp) {
+		fprintf(stderr, "shoal: %s\n", err);
+		return EXIT_FAILED;
+	}
+	ui = json_object_get(resp, "ui");
+	url = json_string_value(json_object_get(ui, "url"));
+	file = json_string_value(json_object_get(ui, "token_file"));
+	if (!url || !file) {
+		fprintf(stderr, "shoal: the window is off (shoald --ui off)\n");
+		json_decref(resp);
+		return EXIT_FAILED;
+	}
+	if ((tfd = open(file, O_RDONLY | O_CLOEXEC)) < 0 || (n = read(tfd, token,
+	    sizeof(token) - 1)) <= 0) {
+		fprintf(stderr, "shoal: cannot read the window's token %s: %s\n", file,
+		    strerror(errno));
+		if (tfd >= 0)
+			close(tfd);
+		json_decref(resp);
+		return EXIT_FAILED;
+	}
+	close(tfd);
+	token[n] = '\0';
+	token[strcspn(token, "\r\n")] = '\0';
+	snprintf(full, sizeof(full), "%s#%s", url, token);
+	json_decref(resp);
+	if (url_only || (!getenv("DISPLAY") && !getenv("WAYLAND_DISPLAY"))) {
+		printf("%s\n", full);
+		return fflush(stdout) == EOF ? EXIT_FAILED : 0;
+	}
+	execlp("xdg-open", "xdg-open", full, (char *)NULL);
+	fprintf(stderr, "shoal: cannot start xdg-open (%s); open %s\n", strerror(errno), full);
+	return EXIT_FAILED;
+}
+
 static int
 print_json(json_t *resp)
 {
@@ -159,6 +217,8 @@ main(int argc, char *argv[])
 		return run_exec(path, a.run_argv);
 	if (strcmp(a.cmd, "chat-follow") == 0)
 		return chat_follow(path, a.json);
+	if (strcmp(a.cmd, "ui") == 0)
+		return ui_open(path, a.url);
 	if (!(req = cli_args_request(&a, 1))) {
 		fprintf(stderr, "shoal: arguments must be valid UTF-8\n");
 		return EXIT_USAGE;

@@ -46,6 +46,8 @@ struct control_env {
 	/* After an expose or forward was added or removed (the owner saves them); may be NULL. */
 	void (*ports_changed)(void *arg);
 	void *ports_arg;
+	const char *ui_url;             /* the window, "http://127.0.0.1:PORT/"; NULL: off */
+	const char *ui_token_file;      /* where its token is (`shoal ui` reads it) */
 };
 
 /* Listens on path; NULL on failure (logged). */

@@ -352,6 +352,8 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	json_object_set_new(o, "shim_socket", env->shim_path ? ctl_jtext(env->shim_path) :
 	    json_null());
 	json_object_set_new(o, "listen_failures", listen_failures_json(env));
+	json_object_set_new(o, "ui", env->ui_url ? json_pack("{s:s, s:s}", "url", env->ui_url,
+	    "token_file", env->ui_token_file ? env->ui_token_file : "") : json_null());
 	ctl_reply_ok(cl, rq->id, o);
 }
 

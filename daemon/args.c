@@ -23,6 +23,7 @@ enum { EXIT_USAGE = 2 };
 static const char usage_text[] =
     "usage: shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]\n"
     "              [--udp-port N] [--nick NICK] [--allow-other-users] [--no-portmap]\n"
+    "              [--ui 127.0.0.1:PORT|off]\n"
     "              [-v|--verbose] [-h|--help]\n"
     "  --server CONNSTR    mediator connection string, shoal://HOST:PORT/SERVERKEY\n"
     "  --state DIR         where the node key and last address are kept\n"
@@ -34,6 +35,8 @@ static const char usage_text[] =
     "                      `shoal run` aliases (default: only connections of our own user)\n"
     "  --no-portmap        do not ask the LAN gateway (UPnP-IGD, NAT-PMP) for a mapping of\n"
     "                      our peer UDP port (default: ask; SHOAL_PORTMAP=off does the same)\n"
+    "  --ui HOST:PORT      the window (`shoal ui`), loopback only (default 127.0.0.1 and\n"
+    "                      any free port; \"off\" disables)\n"
     "  -v, --verbose       debug logging\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -95,6 +98,7 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 		{ "nick", required_argument, NULL, 'n' },
 		{ "allow-other-users", no_argument, NULL, 'A' },
 		{ "no-portmap", no_argument, NULL, 'P' },
+		{ "ui", required_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -105,6 +109,7 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->socks_host, sizeof(cfg->socks_host), "127.0.0.1");
+	snprintf(cfg->ui_host, sizeof(cfg->ui_host), "127.0.0.1");
 	cfg->socks_port = 1080;
 	env = getenv("SHOAL_PORTMAP");
 	cfg->portmap = !(env && (strcmp(env, "off") == 0 || strcmp(env, "0") == 0 ||
@@ -129,6 +134,14 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 				return usage_error("bad --socks value (want HOST:PORT or off): %s",
 				    optarg);
 			}
+			break;
+		case 'U':
+			if (strcmp(optarg, "off") == 0)
+				cfg->ui_host[0] = '\0';
+			else if (parse_hostport(optarg, cfg->ui_host, sizeof(cfg->ui_host),
+			    &cfg->ui_port) != 0 || strncmp(cfg->ui_host, "127.", 4) != 0)
+				return usage_error("bad --ui value (want 127.x.y.z:PORT or off): %s",
+				    optarg);
 			break;
 		case 'c':
 			if (*optarg == '\0' || strlen(optarg) >= sizeof(cfg->control_path))

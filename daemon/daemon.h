@@ -39,6 +39,8 @@ struct daemon_config {
 	int allow_others;               /* --allow-other-users: loopback listeners serve all */
 	int portmap;                    /* ask the gateway for a port mapping (default on;
 					 * --no-portmap or SHOAL_PORTMAP=off turn it off) */
+	char ui_host[64];               /* the window's listener (default 127.0.0.1); "": off */
+	uint16_t ui_port;               /* default 0: any free port */
 };
 
 struct daemon {
@@ -59,6 +61,7 @@ struct daemon {
 	struct expose_table *expose;    /* ports/expose.c */
 	struct forward_table *fwd;      /* ports/forward.c */
 	struct control *ctl;            /* control/: the CLI's Unix socket */
+	struct ui *ui;                  /* ui/: the window; NULL with --ui off */
 };
 
 /* args.c: 0: run; -1: exit 0 (--help printed); >0: the exit code (message printed). */

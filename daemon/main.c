@@ -21,6 +21,7 @@
 #include "base/fsloc.h"
 #include "base/log.h"
 #include "control/control.h"
+#include "ui/ui.h"
 #include "core/peer.h"
 #include "core/tcppunch.h"
 #include "core/transport.h"
@@ -48,7 +49,7 @@ main(int argc, char **argv)
 	struct daemon d;
 	ev_signal sigint, sigterm;
 	char err[256], node_id[2 * KEY_LEN + 1], socks_desc[300], shim_path[4200];
-	char server_url[512];
+	char server_url[512], ui_token[4200] = "";
 	struct control_env ctl_env;
 	int verbose = 0, rc;
 
@@ -140,6 +141,10 @@ main(int argc, char **argv)
 	if (conn_string_format(d.cfg.server_host, d.cfg.server_port, d.cfg.server_pub, server_url,
 	    sizeof(server_url)) != 0)
 		server_url[0] = '\0';
+	/* The window relays to the control socket, which exists before the loop runs. */
+	if (d.cfg.ui_host[0] && (d.ui = ui_new(d.loop, d.cfg.ui_host, d.cfg.ui_port,
+	    d.cfg.control_path, d.cfg.state_dir)) != NULL)
+		snprintf(ui_token, sizeof(ui_token), "%s/ui.token", d.cfg.state_dir);
 	ctl_env = (struct control_env){
 		.loop = d.loop,
 		.node_pub = d.key.pub,
@@ -156,6 +161,8 @@ main(int argc, char **argv)
 		.dir = &d.dir,
 		.ports_changed = daemon_ports_changed,
 		.ports_arg = &d,
+		.ui_url = d.ui ? ui_url(d.ui) : NULL,
+		.ui_token_file = d.ui ? ui_token : NULL,
 	};
 	if ((d.ctl = control_new(&ctl_env, d.cfg.control_path)) == NULL)
 		goto out_expose;
@@ -175,6 +182,7 @@ main(int argc, char **argv)
 	ev_signal_stop(d.loop, &sigint);
 	control_free(d.ctl);
 out_expose:
+	ui_free(d.ui);
 	if (d.fwd)
 		forward_table_free(d.fwd);
 	if (d.expose)

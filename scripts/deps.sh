@@ -4,7 +4,7 @@
 # miniupnpd-nftables is only for the NAT lab's `upnp` routers (tests/natlab), which skip without it.
 set -eu
 pkgs="build-essential autoconf automake pkg-config libev-dev libsodium-dev uthash-dev
-libsqlite3-dev libjansson-dev python3 clang iproute2 nftables iperf3 socat curl
+libsqlite3-dev libjansson-dev libmicrohttpd-dev python3 clang iproute2 nftables iperf3 socat curl
 tcpdump xz-utils ca-certificates valgrind patch wget netcat-openbsd openssh-server
 openssh-client util-linux libc6-dev libminiupnpc-dev libnatpmp-dev miniupnpd-nftables"
 [ "${1:-}" = "--print" ] && { echo $pkgs; exit 0; }

@@ -239,7 +239,7 @@ test_verb_table(void)
 		CHECK(v->summary && v->summary[0]);
 		CHECK(cli_verb_find(v->name) == v);
 	}
-	CHECK_EQ(i, 20);
+	CHECK_EQ(i, 21);
 	CHECK(cli_verb_find("nope") == NULL);
 }
 

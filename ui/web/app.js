@@ -1,0 +1,316 @@
+// shoal's window: everything it shows comes from POST /api, which speaks the control protocol
+// (docs/PROTOCOL.md 5.3) with the token from the URL's fragment. Text from the network is only
+// ever put in the page as text (textContent), never as markup.
+"use strict";
+
+const token = decodeURIComponent(location.hash.slice(1));
+let nextId = 1;
+let status = null;
+let networks = [];
+let selected = null;          // {kind: "peer", network, node_id} of the details panel
+let conv = null;              // {kind: "network", name} or {kind: "peer", node_id, nick}
+const chats = new Map();      // conversation key -> [message]
+const unread = new Map();
+
+function $(id) { return document.getElementById(id); }
+
+function el(tag, props, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props || {})) {
+    if (k === "class") e.className = v;
+    else if (k === "text") e.textContent = v;
+    else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (v !== null && v !== undefined && v !== false) e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children) if (c) e.append(c);
+  return e;
+}
+
+async function api(cmd, fields) {
+  const r = await fetch("/api", {
+    method: "POST",
+    headers: { "Content-Type": "application/json", "X-Shoal-Token": token },
+    body: JSON.stringify(Object.assign({ id: nextId++, cmd }, fields || {})),
+  });
+  if (r.status === 403) throw new Error("this window's token is wrong: open it with `shoal ui`");
+  if (!r.ok) throw new Error(`shoald answered ${r.status}`);
+  const j = await r.json();
+  if (!j.ok) throw new Error(j.error || "refused");
+  return j;
+}
+
+function showError(e) {
+  const p = $("error");
+  p.textContent = e ? String(e.message || e) : "";
+  p.hidden = !e;
+}
+
+async function act(cmd, fields) {
+  try {
+    const r = await api(cmd, fields);
+    showError(null);
+    await refresh();
+    return r;
+  } catch (e) {
+    showError(e);
+    return null;
+  }
+}
+
+// ---- the state of the LAN ----
+
+function peerState(m) {
+  if (m.pending) return ["pending", "awaiting approval"];
+  if (!m.online) return ["offline", "offline"];
+  if (m.path === "direct") return ["direct", "direct"];
+  if (m.path === "relay") return ["relay", "relayed" + (m.relay ? ` via ${m.relay}` : "")];
+  return ["connecting", "connecting"];
+}
+
+function renderMe() {
+  if (!status) return;
+  $("my-nick").textContent = status.nick || "(no nick)";
+  $("my-address").textContent = status.address || "no address yet";
+  const up = status.server === "connected";
+  $("server-dot").className = "dot " + (up ? "connected" : "offline");
+  $("server-text").textContent = up ? "mediator connected" : "mediator unreachable";
+}
+
+function renderNetworks() {
+  const nav = $("networks");
+  nav.replaceChildren();
+  if (!networks.length) nav.append(el("p", { class: "muted", text: "No network yet: create or join one." }));
+  for (const n of networks) {
+    const peers = n.members.filter(m => !m.self);
+    const online = peers.filter(m => m.online).length;
+    const h = el("h2", {},
+      el("span", { text: n.name }),
+      el("span", { class: "muted", text: `${online}/${peers.length} online` }),
+      n.locked ? el("span", { class: "muted", text: "locked" }) : null,
+      n.pending ? el("span", { class: "muted", text: "waiting for approval" }) : null);
+    const actions = el("div", { class: "actions" },
+      el("button", { text: "Chat", onclick: () => openChat({ kind: "network", name: n.name }) }),
+      el("button", { text: n.online ? "Go offline" : "Go online",
+        onclick: () => act(n.online ? "go-offline" : "go-online", { network: n.name }) }),
+      el("button", { text: "Leave", onclick: () => confirmAct(`Leave ${n.name}?`, "leave", { network: n.name }) }));
+    if (n.owner) {
+      actions.append(
+        el("button", { text: n.locked ? "Unlock" : "Lock",
+          onclick: () => act("set-access", { network: n.name, access: n.locked ? "unlock" : "lock" }) }),
+        el("button", { text: n.approval === "manual" ? "Auto approval" : "Manual approval",
+          onclick: () => act("set-access", { network: n.name, access: n.approval === "manual" ? "auto" : "manual" }) }),
+        el("button", { text: "Password…", onclick: () => askPassword(n.name) }),
+        el("button", { text: "Delete", onclick: () => confirmAct(`Delete ${n.name} for everyone?`, "delete", { network: n.name }) }));
+    }
+    const ul = el("ul");
+    for (const m of peers) {
+      const [cls, what] = peerState(m);
+      const rtt = typeof m.rtt_ms === "number" ? `${m.rtt_ms.toFixed(1)} ms` : "";
+      const isSel = selected && selected.node_id === m.node_id && selected.network === n.name;
+      const b = el("button", { class: "peer" + (isSel ? " selected" : ""), "data-nick": m.nick,
+        "data-state": cls, title: what, onclick: () => { selected = { network: n.name, node_id: m.node_id }; render(); } },
+        el("span", { class: "dot " + cls }),
+        el("span", { text: m.nick || m.node_id.slice(0, 8) }),
+        el("span", { class: "addr", text: m.address || "" }),
+        el("span", { class: "lat", text: rtt }));
+      const li = el("li", {}, b);
+      if (n.owner && m.pending)
+        li.append(el("div", { class: "actions" },
+          el("button", { text: "Approve", onclick: () => act("approve", { network: n.name, peer: m.node_id }) }),
+          el("button", { text: "Reject", onclick: () => act("reject", { network: n.name, peer: m.node_id }) })));
+      ul.append(li);
+    }
+    nav.append(el("section", { class: "network", "data-network": n.name }, h, actions, ul));
+  }
+}
+
+function renderDetails() {
+  const d = $("details");
+  const n = selected && networks.find(x => x.name === selected.network);
+  const m = n && n.members.find(x => x.node_id === selected.node_id);
+  if (!m) { d.hidden = true; return; }
+  const [, what] = peerState(m);
+  const dl = el("dl");
+  const row = (k, v) => { if (v !== null && v !== undefined && v !== "") dl.append(el("dt", { text: k }), el("dd", { text: String(v) })); };
+  row("nick", m.nick);
+  row("address", m.address);
+  row("node id", m.node_id);
+  row("state", what);
+  row("latency", typeof m.rtt_ms === "number" ? `${m.rtt_ms.toFixed(1)} ms` : null);
+  row("transport", m.transport);
+  row("strategy tried", m.strategy);
+  row("why not direct", m.relay_reason || m.why);
+  if (status && status.nat) row("my NAT", `${status.nat.mapping}, ${status.nat.filtering} filtering, ${status.nat.ports} ports`);
+  d.replaceChildren(el("h2", { text: m.nick || m.node_id.slice(0, 8) }), dl,
+    el("div", { class: "actions" },
+      el("button", { text: "Chat", onclick: () => openChat({ kind: "peer", node_id: m.node_id, nick: m.nick }) }),
+      n.owner ? el("button", { text: "Evict", onclick: () => confirmAct(`Evict ${m.nick} from ${n.name}?`, "evict", { network: n.name, peer: m.node_id }) }) : null));
+  d.hidden = false;
+}
+
+// ---- chat ----
+
+function convKey(c) { return c.kind === "network" ? "n:" + c.name : "p:" + c.node_id; }
+
+function msgKey(m) { return m.kind === "network" ? "n:" + m.network : "p:" + m.peer; }
+
+function renderChat() {
+  const tabs = $("tabs");
+  tabs.replaceChildren();
+  const keys = new Set([...chats.keys()]);
+  if (conv) keys.add(convKey(conv));
+  for (const k of keys) {
+    const label = k.startsWith("n:") ? k.slice(2) : (nickOf(k.slice(2)) || k.slice(2, 10));
+    const c = k.startsWith("n:") ? { kind: "network", name: k.slice(2) } : { kind: "peer", node_id: k.slice(2) };
+    const b = el("button", { role: "tab", "aria-selected": conv && convKey(conv) === k ? "true" : "false",
+      onclick: () => openChat(c) }, el("span", { text: label }));
+    if (unread.get(k)) b.append(el("span", { class: "unread", text: String(unread.get(k)) }));
+    tabs.append(b);
+  }
+  const ol = $("messages");
+  ol.replaceChildren();
+  if (!conv) return;
+  for (const m of chats.get(convKey(conv)) || []) {
+    const t = new Date(m.ts_ms);
+    ol.append(el("li", {},
+      el("span", { class: "when", text: t.toLocaleTimeString() }),
+      el("span", { class: "from", text: m.from + ":" }),
+      el("span", { class: "text", text: m.sealed ? "(a private message this node cannot open)" : m.text })));
+  }
+  ol.scrollTop = ol.scrollHeight;
+}
+
+function nickOf(nodeId) {
+  for (const n of networks) for (const m of n.members) if (m.node_id === nodeId) return m.nick;
+  return null;
+}
+
+async function openChat(c) {
+  conv = c;
+  const k = convKey(c);
+  unread.delete(k);
+  $("text").disabled = false;
+  $("send-button").disabled = false;
+  $("text").placeholder = c.kind === "network" ? `Message everyone in ${c.name}` : `Message ${c.nick || nickOf(c.node_id) || "peer"} (end-to-end encrypted)`;
+  if (!chats.has(k)) {
+    chats.set(k, []);
+    try {
+      const h = await api("chat-history", c.kind === "network" ? { network: c.name } : { peer: c.node_id });
+      chats.set(k, h.messages.concat(chats.get(k)));
+    } catch (e) { showError(e); }
+  }
+  renderChat();
+  $("text").focus();
+}
+
+async function followChat() {
+  let after = 0;
+  for (;;) {
+    try {
+      const r = await api("chat-follow", { after });
+      for (const m of r.messages) {
+        const k = msgKey(m);
+        const list = chats.get(k) || [];
+        list.push(m);
+        chats.set(k, list);
+        if (!conv || convKey(conv) !== k) unread.set(k, (unread.get(k) || 0) + 1);
+      }
+      after = r.last;
+      if (r.messages.length) renderChat();
+    } catch (e) {
+      showError(e);
+      await new Promise(res => setTimeout(res, 2000));
+    }
+  }
+}
+
+$("send").addEventListener("submit", async ev => {
+  ev.preventDefault();
+  const t = $("text");
+  if (!conv || !t.value) return;
+  const text = t.value;
+  t.value = "";
+  try {
+    await api("chat", Object.assign({ text }, conv.kind === "network" ? { network: conv.name } : { peer: conv.node_id }));
+    showError(null);
+  } catch (e) { showError(e); t.value = text; }
+});
+
+// ---- dialogs ----
+
+function ask(title, inputs, submit) {
+  const dlg = $("dialog");
+  const form = $("dialog-form");
+  form.replaceChildren(el("h2", { text: title }));
+  const fields = {};
+  for (const i of inputs) {
+    const input = el("input", { name: i.name, type: i.type || "text", "aria-label": i.label, placeholder: i.label, required: !i.optional });
+    fields[i.name] = input;
+    form.append(input);
+  }
+  const buttons = el("div", { class: "actions" });
+  for (const [label, fn] of submit)
+    buttons.append(el("button", { text: label, value: label, onclick: async ev => {
+      ev.preventDefault();
+      const v = {};
+      for (const [k, input] of Object.entries(fields)) v[k] = input.value;
+      dlg.close();
+      await fn(v);
+    } }));
+  buttons.append(el("button", { text: "Cancel", value: "cancel", formnovalidate: true }));
+  form.append(buttons);
+  dlg.showModal();
+  const first = Object.values(fields)[0];
+  if (first) first.focus();
+}
+
+function confirmAct(question, cmd, fields) {
+  ask(question, [], [["Yes", () => act(cmd, fields)]]);
+}
+
+function askPassword(network) {
+  ask(`New password for ${network}`, [{ name: "password", label: "password (empty: none)", type: "password", optional: true }],
+    [["Set", v => act("set-pass", { network, password: v.password })]]);
+}
+
+$("new-network").addEventListener("click", () =>
+  ask("Create or join a network", [{ name: "network", label: "network name" },
+    { name: "password", label: "password", type: "password", optional: true }],
+  [["Join", v => act("join", pw(v))], ["Create", v => act("create", pw(v))]]));
+
+function pw(v) { return v.password ? { network: v.network, password: v.password } : { network: v.network }; }
+
+$("set-nick").addEventListener("click", () =>
+  ask("Your nick", [{ name: "nick", label: "nick" }], [["Set", v => act("set-nick", { nick: v.nick })]]));
+
+$("my-address").addEventListener("click", () => {
+  if (status && status.address && navigator.clipboard) navigator.clipboard.writeText(status.address).catch(() => {});
+});
+
+// ---- live ----
+
+function render() {
+  renderMe();
+  renderNetworks();
+  renderDetails();
+}
+
+async function refresh() {
+  try {
+    status = await api("status");
+    networks = (await api("list")).networks;
+    render();
+  } catch (e) {
+    showError(e);
+  }
+}
+
+async function poll() {
+  for (;;) {
+    await refresh();
+    await new Promise(res => setTimeout(res, 1000));
+  }
+}
+
+if (!token) showError("no token: open this window with `shoal ui`");
+else { poll(); followChat(); }

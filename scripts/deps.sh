@@ -6,7 +6,7 @@ set -eu
 pkgs="build-essential autoconf automake pkg-config libev-dev libsodium-dev uthash-dev
 libsqlite3-dev libjansson-dev libmicrohttpd-dev python3 clang iproute2 nftables iperf3 socat curl
 tcpdump xz-utils ca-certificates valgrind patch wget netcat-openbsd openssh-server
-openssh-client util-linux libc6-dev libminiupnpc-dev libnatpmp-dev miniupnpd-nftables"
+openssh-client util-linux libc6-dev libminiupnpc-dev libnatpmp-dev miniupnpd-nftables chromium"
 [ "${1:-}" = "--print" ] && { echo $pkgs; exit 0; }
 missing=""
 for p in $pkgs; do

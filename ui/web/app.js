@@ -76,8 +76,24 @@ function renderMe() {
   $("server-text").textContent = up ? "mediator connected" : "mediator unreachable";
 }
 
+// The list is rebuilt only when something but latencies changed (a rebuild under the user's
+// pointer or keyboard focus would lose it); latencies are updated in place.
+let listSignature = "";
+
+function rttText(m) { return typeof m.rtt_ms === "number" ? `${m.rtt_ms.toFixed(1)} ms` : ""; }
+
 function renderNetworks() {
   const nav = $("networks");
+  const sig = JSON.stringify([networks.map(n => Object.assign({}, n, {
+    members: n.members.map(m => Object.assign({}, m, { rtt_ms: undefined })) })), selected]);
+  if (sig === listSignature) {
+    for (const n of networks) for (const m of n.members) {
+      const span = nav.querySelector(`section[data-network="${CSS.escape(n.name)}"] button.peer[data-node="${m.node_id}"] .lat`);
+      if (span && span.textContent !== rttText(m)) span.textContent = rttText(m);
+    }
+    return;
+  }
+  listSignature = sig;
   nav.replaceChildren();
   if (!networks.length) nav.append(el("p", { class: "muted", text: "No network yet: create or join one." }));
   for (const n of networks) {
@@ -105,9 +121,10 @@ function renderNetworks() {
     const ul = el("ul");
     for (const m of peers) {
       const [cls, what] = peerState(m);
-      const rtt = typeof m.rtt_ms === "number" ? `${m.rtt_ms.toFixed(1)} ms` : "";
+      const rtt = rttText(m);
       const isSel = selected && selected.node_id === m.node_id && selected.network === n.name;
       const b = el("button", { class: "peer" + (isSel ? " selected" : ""), "data-nick": m.nick,
+        "data-node": m.node_id,
         "data-state": cls, title: what, onclick: () => { selected = { network: n.name, node_id: m.node_id }; render(); } },
         el("span", { class: "dot " + cls }),
         el("span", { text: m.nick || m.node_id.slice(0, 8) }),

@@ -1,0 +1,70 @@
+"""
+The window in Debian's chromium, driven by playwright-core (tests/ui/browser.mjs): against a
+real mediator and two daemons, create (keyboard only) and join in the pages, both see the
+other turn "direct", a chat message from one page appears in the other, the owner evicts from
+its page, a wrong token gets 403, no console errors. Screenshots go to
+$SHOAL_BUILDDIR/tests/ui-artifacts/.
+
+playwright-core comes from npm, pinned by tests/ui/package-lock.json, installed into the build
+tree on first use (retried: the registry may be away for a while); chromium from Debian
+(scripts/deps.sh). Nothing is downloaded at test time beyond that package.
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import BUILD, Lab, run  # noqa: E402
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "ui")
+SKIP = 77
+
+
+def node_modules():
+    """tests/ui's package installed into the build tree; its directory."""
+    dest = os.path.join(BUILD, "tests", "ui-node")
+    if os.path.exists(os.path.join(dest, "node_modules", "playwright-core", "package.json")):
+        return dest
+    os.makedirs(dest, exist_ok=True)
+    for f in ("package.json", "package-lock.json", "browser.mjs"):
+        shutil.copy(os.path.join(SRC, f), dest)
+    for attempt in range(5):
+        r = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=dest, capture_output=True,
+                           text=True, timeout=300)
+        if r.returncode == 0:
+            return dest
+        print(f"npm ci failed (attempt {attempt + 1}): {r.stderr[-300:]}", flush=True)
+        time.sleep(5 * (attempt + 1) ** 2)
+    raise RuntimeError("could not install playwright-core from npm")
+
+
+def main():
+    chromium = shutil.which("chromium")
+    if not chromium or not shutil.which("node") or not shutil.which("npm"):
+        print("SKIP: needs Debian's chromium, node and npm (scripts/deps.sh installs them)")
+        sys.exit(SKIP)
+    dest = node_modules()
+    shutil.copy(os.path.join(SRC, "browser.mjs"), dest)     # the source's, always
+    shots = os.path.join(BUILD, "tests", "ui-artifacts")
+    os.makedirs(shots, exist_ok=True)
+    with Lab("uibrowser") as lab:
+        lab.start_server()
+        alice = lab.start_daemon("alice")
+        bob = lab.start_daemon("bob")
+        a_url = alice.cli("ui", "--url", json_out=False).strip()
+        b_url = bob.cli("ui", "--url", json_out=False).strip()
+        bad = re.sub(r"#.*", "#" + "0" * 64, a_url)
+        env = dict(os.environ, ALICE_URL=a_url, BOB_URL=b_url, BAD_URL=bad, SHOTS=shots,
+                   CHROMIUM=chromium)
+        p = subprocess.run(["node", "browser.mjs"], cwd=dest, env=env, capture_output=True,
+                           text=True, timeout=240)
+        print(p.stdout, end="")
+        assert p.returncode == 0, f"browser test failed: {p.stdout[-2000:]}\n{p.stderr[-2000:]}"
+        print(f"screenshots: {shots}")
+
+
+if __name__ == "__main__":
+    run(main)

@@ -1,0 +1,100 @@
+// The window in a real browser (Debian's chromium driven by playwright-core): two daemons'
+// pages, as two users would use them. Run by tests/integ/test_ui_browser.py, which starts the
+// mediator and the daemons and passes: ALICE_URL, BOB_URL (with #token), BAD_URL (a wrong
+// token), SHOTS (a directory for screenshots), CHROMIUM (the binary).
+// Prints one line per step; exits 1 at the first failure.
+import { chromium } from "playwright-core";
+
+const env = process.env;
+const step = (s) => console.log("step: " + s);
+const errors = [];
+
+function watch(page, who) {
+  page.on("console", (m) => { if (m.type() === "error") errors.push(`${who}: console: ${m.text()}`); });
+  page.on("pageerror", (e) => errors.push(`${who}: ${e.message}`));
+}
+
+async function dialog(page, fields, button) {
+  for (const [name, value] of Object.entries(fields))
+    await page.fill(`#dialog input[name="${name}"]`, value);
+  await page.click(`#dialog button:text-is("${button}")`);
+}
+
+const browser = await chromium.launch({ executablePath: env.CHROMIUM, args: ["--no-sandbox"] });
+try {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const a = await ctx.newPage();
+  const b = await ctx.newPage();
+  watch(a, "alice");
+  watch(b, "bob");
+  await a.goto(env.ALICE_URL);
+  await b.goto(env.BOB_URL);
+  await a.waitForSelector("#my-address:not(:text-is('…'))");
+  step("both pages show their node");
+
+  // create in alice's page, join in bob's: with the keyboard alone in alice's
+  await a.focus("#new-network");
+  await a.keyboard.press("Enter");
+  await a.keyboard.type("lan");
+  await a.keyboard.press("Tab");        // password (empty)
+  await a.keyboard.press("Tab");        // Join
+  await a.keyboard.press("Tab");        // Create
+  await a.keyboard.press("Enter");
+  await a.waitForSelector('section[data-network="lan"]');
+  step("created 'lan' with the keyboard alone");
+  await b.click("#new-network");
+  await dialog(b, { network: "lan" }, "Join");
+  await b.waitForSelector('section[data-network="lan"]');
+  await a.waitForSelector('button.peer[data-nick="bob"][data-state="direct"]', { timeout: 20000 });
+  await b.waitForSelector('button.peer[data-nick="alice"][data-state="direct"]', { timeout: 20000 });
+  step("each page shows the other as direct");
+
+  await a.click('button.peer[data-nick="bob"]');
+  await a.waitForSelector("#details:not([hidden]) >> text=direct");
+  await a.screenshot({ path: `${env.SHOTS}/window.png` });
+  step("details of bob in alice's page; screenshot");
+
+  // chat: alice writes to the network, bob's tab shows it unread, then the message
+  await a.click('section[data-network="lan"] button:text-is("Chat")');
+  await a.fill("#text", "hello from the page");
+  await a.press("#text", "Enter");
+  await b.waitForSelector("#tabs .unread");
+  await b.click('#tabs button:has-text("lan")');
+  await b.waitForSelector('#messages li:has-text("hello from the page")');
+  step("a chat message from alice's page appears in bob's");
+  await b.fill("#text", "and back");
+  await b.press("#text", "Enter");
+  await a.waitForSelector('#messages li:has-text("and back")');
+  step("and bob's answer in alice's");
+  await b.screenshot({ path: `${env.SHOTS}/chat.png` });
+
+  // narrow window: still usable
+  await a.setViewportSize({ width: 420, height: 800 });
+  await a.waitForSelector('button.peer[data-nick="bob"]');
+  await a.screenshot({ path: `${env.SHOTS}/narrow.png` });
+  await a.setViewportSize({ width: 1280, height: 800 });
+
+  // evict from the owner's page: bob's page loses the network
+  await a.click('button.peer[data-nick="bob"]');
+  await a.click('#details button:text-is("Evict")');
+  await a.click('#dialog button:text-is("Yes")');
+  await b.waitForSelector('section[data-network="lan"]', { state: "detached", timeout: 15000 });
+  step("evicted from alice's page: bob's page no longer shows 'lan'");
+
+  // a wrong token: the page says so, the API answered 403
+  const c = await ctx.newPage();
+  const answers = [];
+  c.on("response", (r) => { if (r.url().endsWith("/api")) answers.push(r.status()); });
+  await c.goto(env.BAD_URL);
+  await c.waitForSelector("#error:not([hidden]) >> text=token is wrong");
+  if (!answers.includes(403)) throw new Error(`wrong token answered ${answers}`);
+  step("a wrong token gets 403 and a clear message");
+
+  if (errors.length) throw new Error("console errors:\n" + errors.join("\n"));
+  step("no console errors");
+} catch (e) {
+  console.log("FAIL: " + (e && e.stack ? e.stack : e));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -165,6 +165,54 @@ function renderDetails() {
   d.hidden = false;
 }
 
+// ---- the picture: me in the middle, every peer around, lines coloured by path ----
+
+const SVG = "http://www.w3.org/2000/svg";
+const colours = { direct: "#16a34a", relay: "#d97706", connecting: "#60a5fa", offline: "#9ca3af", pending: "#9333ea" };
+
+function svg(tag, attrs, text) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+function renderPicture() {
+  const pic = $("picture");
+  const peers = new Map();
+  for (const n of networks) for (const m of n.members) if (!m.self && !peers.has(m.node_id)) peers.set(m.node_id, m);
+  const list = [...peers.values()];
+  const cx = 300, cy = 130, r = 100;
+  const parts = [];
+  const relays = new Map();
+  list.forEach((m, i) => {
+    const a = (2 * Math.PI * i) / Math.max(list.length, 1) - Math.PI / 2;
+    const x = cx + 2.3 * r * Math.cos(a), y = cy + r * Math.sin(a);
+    const [cls] = peerState(m);
+    let from = [cx, cy];
+    if (cls === "relay" && m.relay) {
+      // through the relay: me -> relay -> peer, the relay drawn once between
+      if (!relays.has(m.relay)) relays.set(m.relay, [cx + (x - cx) / 2, cy + (y - cy) / 2]);
+      const [rx, ry] = relays.get(m.relay);
+      parts.push(svg("line", { x1: cx, y1: cy, x2: rx, y2: ry, stroke: colours.relay, class: "relay" }));
+      from = [rx, ry];
+    }
+    parts.push(svg("line", { x1: from[0], y1: from[1], x2: x, y2: y, stroke: colours[cls], class: cls }));
+    if (typeof m.rtt_ms === "number")
+      parts.push(svg("text", { x: (from[0] + x) / 2 + 4, y: (from[1] + y) / 2 - 4, class: "lat" }, `${m.rtt_ms.toFixed(1)} ms`));
+    parts.push(svg("circle", { cx: x, cy: y, r: 9, fill: colours[cls] }));
+    parts.push(svg("text", { x: x + 13, y: y + 4 }, m.nick || m.node_id.slice(0, 8)));
+  });
+  for (const [name, [rx, ry]] of relays) {
+    parts.push(svg("rect", { x: rx - 8, y: ry - 8, width: 16, height: 16, fill: colours.relay }));
+    parts.push(svg("text", { x: rx + 11, y: ry + 4 }, name));
+  }
+  parts.push(svg("circle", { cx, cy, r: 12, fill: "#2563eb" }));
+  parts.push(svg("text", { x: cx + 16, y: cy + 4 }, status && status.nick ? `${status.nick} (you)` : "you"));
+  pic.replaceChildren(...parts);
+  pic.setAttribute("aria-label", list.map(m => `${m.nick}: ${peerState(m)[1]}`).join(", ") || "no peers");
+}
+
 // ---- chat ----
 
 function convKey(c) { return c.kind === "network" ? "n:" + c.name : "p:" + c.node_id; }
@@ -310,6 +358,7 @@ function render() {
   renderMe();
   renderNetworks();
   renderDetails();
+  renderPicture();
 }
 
 async function refresh() {

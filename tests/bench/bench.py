@@ -25,10 +25,12 @@ SECS = float(os.environ.get("SHOAL_BENCH_SECONDS", "5"))
 rows = []
 
 
-def iperf_tcp(port, wrap_client=(), host="127.0.0.1", reverse=False):
+def iperf_tcp(port, wrap_client=(), host="127.0.0.1", reverse=False, cc=None):
     argv = list(wrap_client) + ["iperf3", "-c", host, "-p", str(port), "-t", str(SECS), "-J"]
     if reverse:
         argv.append("-R")
+    if cc:
+        argv += ["-C", cc]      # the sender's congestion control (kernel TCP only)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=SECS + 60)
     if r.returncode != 0:
         return None, (r.stdout + r.stderr)[-400:]
@@ -325,10 +327,63 @@ def netns_runs(path, lab):
             print("  plain iperf3:", rerr)
 
 
+# --- lossy WAN paths (issue 12): the same wire with random loss each way ---
+LOSSY = [(25, 0), (25, 1000), (25, 10000), (5, 1000)]     # one-way delay ms, loss per million
+
+
+def bench_lossy():
+    wire_bin = os.path.join(BUILD, "tests", "bench", "delaywire")
+    if os.geteuid() != 0 or not shutil.which("ip") or not os.path.exists("/dev/net/tun") \
+            or not os.access(wire_bin, os.X_OK):
+        print("(skipped the lossy paths: needs root, ip, /dev/net/tun and delaywire)")
+        return
+    ccs = open("/proc/sys/net/ipv4/tcp_available_congestion_control").read().split()
+    print(f"\nlossy paths, TCP 1 stream alice->bob, Mbit/s ({SECS:g} s each; kernel TCP straight "
+          f"across the wire, shoal through the overlay):")
+    print(f"{'path':30s} {'shoal':>10s} {'kernel BBR':>11s} {'kernel CUBIC':>13s} {'shoal/BBR':>10s} "
+          f"{'shoal/CUBIC':>12s}")
+    for delay, ppm in LOSSY:
+        path = DelayPath(delay_ms=delay, wire_args=["--loss-ppm", str(ppm)])
+        name = f"{2 * delay} ms RTT, {ppm / 10000:g}% loss"
+        try:
+            with path, Lab("bench-loss") as lab:
+                wa, wb = netns_exec(NS_A), netns_exec(NS_B)
+                lab.start_server(host=ADDR_A, wrap=wa)
+                a = lab.start_daemon("alice", wrap=wa)
+                b = lab.start_daemon("bob", wrap=wb)
+                a.cli("create", "bench")
+                b.cli("join", "bench")
+                wait_until(lambda: (a.member("bench", "bob") or {}).get("path") == "direct", 30,
+                           what="direct path")
+                port, lport = 5201, 15201
+                start_iperf_server(lab, port, wrap=wb, host="0.0.0.0")
+                b.cli("expose", port)
+                a.cli("forward", lport, f"bob:{port}")
+                bbr = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="bbr")[0] if "bbr" in ccs else None
+                cubic = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="cubic")[0] if "cubic" in ccs else None
+                ov = iperf_tcp(lport, wrap_client=wa)[0]
+        except Exception as e:
+            print(f"{name:30s} failed: {e}")
+            continue
+
+        def fmt(v):
+            return f"{v:10.1f}" if v is not None else f"{'-':>10s}"
+
+        def ratio(x, y):
+            return f"{x / y:.2f}x" if x and y else "-"
+        print(f"{name:30s} {fmt(ov)} {fmt(bbr):>11s} {fmt(cubic):>13s} {ratio(ov, bbr):>10s} "
+              f"{ratio(ov, cubic):>12s}", flush=True)
+        for line in path.report():
+            if "dropped" in line and ppm:
+                print("   wire:", line.replace("delaywire: ", ""))
+
+
 def main():
     print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")
     bench_loopback()
     bench_netns()
+    if os.environ.get("SHOAL_BENCH_LOSSY", "1") != "0":
+        bench_lossy()
 
 
 if __name__ == "__main__":

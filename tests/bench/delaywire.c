@@ -2,8 +2,10 @@
  * delaywire: a userspace "cable" with a fixed one-way delay between two TUN devices, for
  * `make bench` on kernels without the netem qdisc.
  *
- *   delaywire [--delay-ms N] [--limit-pkts N] [--limit-mb N] TUN_A TUN_B
+ *   delaywire [--delay-ms N] [--loss-ppm N] [--limit-pkts N] [--limit-mb N] TUN_A TUN_B
  *
+ * --loss-ppm drops that many packets in a million, independently and at random, each way (a
+ * lossy Wi-Fi or Internet path: issue 12's bench).
  * Creates TUN_A and TUN_B (IFF_TUN|IFF_NO_PI), prints "ready" on stdout, then forwards every
  * packet read from one device to the other once it is N ms old, in order. The caller moves the
  * devices into network namespaces and configures them after "ready": the open fds keep working
@@ -63,6 +65,8 @@ struct lane {
 	uint64_t	 write_errors;
 	uint64_t	 full_waits;	/* times the queue was full when the device had data */
 	uint64_t	 max_count;
+	uint64_t	 dropped;	/* lost on purpose (--loss-ppm) */
+	uint64_t	 rng;		/* xorshift64 state for the losses */
 };
 
 /* The whole program's state, on main()'s stack. */
@@ -70,6 +74,7 @@ struct wire {
 	int		 tun[2];
 	int		 sigfd;
 	uint64_t	 delay_ns;
+	uint32_t	 loss_ppm;	/* random loss, per million packets, each way */
 	struct lane	 lane[2];	/* lane[0]: tun[0] -> tun[1]; lane[1]: tun[1] -> tun[0] */
 };
 
@@ -119,6 +124,8 @@ lane_init(struct lane *l, const char *name, int in_fd, int out_fd, uint32_t qcap
 	l->arena_cap = arena_cap;
 	l->q = calloc(qcap, sizeof(*l->q));
 	l->arena = malloc(arena_cap);
+	/* any non-zero seed: runs need not repeat, the rate is what matters */
+	l->rng = (now_ns() ^ ((uint64_t)(uintptr_t)l << 17)) | 1;
 	return l->q && l->arena ? 0 : -1;
 }
 
@@ -174,9 +181,21 @@ lane_push(struct lane *l, uint32_t len, uint64_t due_ns)
 		l->max_count = l->count;
 }
 
+/* Independent random loss, as a lossy Wi-Fi or Internet path: xorshift64 is plenty for that. */
+static int
+lane_lose(struct lane *l, uint32_t loss_ppm)
+{
+	if (loss_ppm == 0)
+		return 0;
+	l->rng ^= l->rng << 13;
+	l->rng ^= l->rng >> 7;
+	l->rng ^= l->rng << 17;
+	return (uint32_t)(l->rng % 1000000u) < loss_ppm;
+}
+
 /* Reads what the device has, up to READ_BATCH packets; returns -1 on a fatal device error. */
 static int
-lane_read(struct lane *l, uint64_t delay_ns)
+lane_read(struct lane *l, uint64_t delay_ns, uint32_t loss_ppm)
 {
 	for (int i = 0; i < READ_BATCH; i++) {
 		uint8_t *dst = lane_reserve(l);
@@ -195,6 +214,10 @@ lane_read(struct lane *l, uint64_t delay_ns)
 		}
 		if (n == 0)
 			return 0;
+		if (lane_lose(l, loss_ppm)) {
+			l->dropped++;
+			continue;
+		}
 		/* Stamped per packet: a batch may span a while under load, and order must hold. */
 		lane_push(l, (uint32_t)n, now_ns() + delay_ns);
 	}
@@ -279,7 +302,7 @@ wire_run(struct wire *w)
 				fprintf(stderr, "delaywire: device %d failed\n", i);
 				return 1;
 			}
-			if ((pfd[i].revents & POLLIN) && lane_read(&w->lane[i], w->delay_ns) < 0)
+			if ((pfd[i].revents & POLLIN) && lane_read(&w->lane[i], w->delay_ns, w->loss_ppm) < 0)
 				return 1;
 		}
 	}
@@ -302,7 +325,8 @@ parse_num(const char *s, unsigned long min, unsigned long max, unsigned long *ou
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: delaywire [--delay-ms N] [--limit-pkts N] [--limit-mb N] TUN_A TUN_B\n");
+	fprintf(stderr, "usage: delaywire [--delay-ms N] [--loss-ppm N] [--limit-pkts N] "
+	    "[--limit-mb N] TUN_A TUN_B\n");
 	return 2;
 }
 
@@ -310,7 +334,7 @@ int
 main(int argc, char **argv)
 {
 	struct wire w;
-	unsigned long delay_ms = 25, limit_pkts = 65536, limit_mb = 32;
+	unsigned long delay_ms = 25, limit_pkts = 65536, limit_mb = 32, loss_ppm = 0;
 	const char *names[2];
 	sigset_t sigs;
 	int i, rc;
@@ -324,9 +348,12 @@ main(int argc, char **argv)
 			dst = &limit_pkts;
 		else if (strcmp(argv[i], "--limit-mb") == 0)
 			dst = &limit_mb;
+		else if (strcmp(argv[i], "--loss-ppm") == 0)
+			dst = &loss_ppm;
 		else
 			return usage();
-		if (parse_num(argv[i + 1], dst == &delay_ms ? 0 : 1, 1u << 20, dst) < 0)
+		if (parse_num(argv[i + 1], dst == &delay_ms || dst == &loss_ppm ? 0 : 1,
+		    dst == &loss_ppm ? 1000000u : 1u << 20, dst) < 0)
 			return usage();
 	}
 	if (argc - i != 2)
@@ -340,6 +367,7 @@ main(int argc, char **argv)
 
 	memset(&w, 0, sizeof(w));
 	w.delay_ns = (uint64_t)delay_ms * 1000000u;
+	w.loss_ppm = (uint32_t)loss_ppm;
 	/* Signals arrive as a readable fd, so the loop needs no global flag. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -372,9 +400,10 @@ main(int argc, char **argv)
 		struct lane *l = &w.lane[i];
 
 		fprintf(stderr, "delaywire: lane=%s forwarded=%llu bytes=%llu write_errors=%llu "
-		    "full_waits=%llu max_queued=%llu\n", l->name, (unsigned long long)l->forwarded,
-		    (unsigned long long)l->bytes, (unsigned long long)l->write_errors,
-		    (unsigned long long)l->full_waits, (unsigned long long)l->max_count);
+		    "full_waits=%llu max_queued=%llu dropped=%llu\n", l->name,
+		    (unsigned long long)l->forwarded, (unsigned long long)l->bytes,
+		    (unsigned long long)l->write_errors, (unsigned long long)l->full_waits,
+		    (unsigned long long)l->max_count, (unsigned long long)l->dropped);
 		lane_free(l);
 	}
 	close(w.tun[0]);

@@ -46,11 +46,10 @@ fill_id(struct inet_diag_sockid *id, const struct sockaddr_storage *client,
 	return -1;
 }
 
-int
-sockowner_peer_uid(int fd, uid_t *uid)
+/* One exact-match request: the owner of the socket id names (protocol TCP or UDP). */
+static int
+lookup_uid(uint8_t family, uint8_t protocol, const struct inet_diag_sockid *id, uid_t *uid)
 {
-	struct sockaddr_storage client, server;
-	socklen_t cl = sizeof(client), sl = sizeof(server);
 	struct {
 		struct nlmsghdr nh;
 		struct inet_diag_req_v2 req;
@@ -66,21 +65,17 @@ sockowner_peer_uid(int fd, uid_t *uid)
 	ssize_t n;
 	int nfd, e;
 
-	if (getpeername(fd, (struct sockaddr *)&client, &cl) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&server, &sl) != 0)
-		return -1;
 	memset(&rq, 0, sizeof(rq));
 	rq.nh.nlmsg_len = sizeof(rq);
 	rq.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
 	rq.nh.nlmsg_flags = NLM_F_REQUEST;
 	rq.nh.nlmsg_seq = 1;
-	rq.req.sdiag_family = (uint8_t)client.ss_family;
-	rq.req.sdiag_protocol = IPPROTO_TCP;
+	rq.req.sdiag_family = family;
+	rq.req.sdiag_protocol = protocol;
 	rq.req.idiag_states = ~0u;
+	rq.req.id = *id;
 	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
 	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if (fill_id(&rq.req.id, &client, &server) != 0)
-		return -1;
 	if ((nfd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
 		return -1;
 	/* The kernel answers at once; the timeout only guards against the unexpected. */
@@ -115,4 +110,34 @@ fail:
 	close(nfd);
 	errno = e;
 	return -1;
+}
+
+int
+sockowner_peer_uid(int fd, uid_t *uid)
+{
+	struct sockaddr_storage client, server;
+	socklen_t cl = sizeof(client), sl = sizeof(server);
+	struct inet_diag_sockid id;
+
+	if (getpeername(fd, (struct sockaddr *)&client, &cl) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&server, &sl) != 0)
+		return -1;
+	memset(&id, 0, sizeof(id));
+	if (fill_id(&id, &client, &server) != 0)
+		return -1;
+	return lookup_uid((uint8_t)client.ss_family, IPPROTO_TCP, &id, uid);
+}
+
+int
+sockowner_udp_uid(const struct sockaddr_storage *client, const struct sockaddr_storage *server,
+    uid_t *uid)
+{
+	struct inet_diag_sockid id;
+
+	memset(&id, 0, sizeof(id));
+	/* UDP's exact lookup finds the socket that would receive a datagram from src to dst:
+	 * the client's socket is found naming our end as src */
+	if (client->ss_family != server->ss_family || fill_id(&id, server, client) != 0)
+		return -1;
+	return lookup_uid((uint8_t)client->ss_family, IPPROTO_UDP, &id, uid);
 }

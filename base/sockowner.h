@@ -16,5 +16,13 @@
  * already gone, or the error of the netlink exchange).
  */
 int sockowner_peer_uid(int fd, uid_t *uid);
+/*
+ * The uid owning the local UDP socket at client that sends to our socket at server (a
+ * datagram's source and our receiving address). 0 with *uid set, or -1 (ENOENT: not a socket
+ * of this machine).
+ */
+struct sockaddr_storage;
+int sockowner_udp_uid(const struct sockaddr_storage *client, const struct sockaddr_storage *server,
+    uid_t *uid);
 
 #endif

@@ -21,6 +21,10 @@ struct socks_ctx {
 	struct netstack *ns;
 	const struct vnet *vn;
 	const struct peerdir *dir;
+	/* Only our own uid's sockets may use an association (listening on loopback, without
+	 * --allow-other-users): its first datagram's socket is checked like the control
+	 * connection was. */
+	int owner_only;
 };
 
 enum {

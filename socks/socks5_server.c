@@ -608,6 +608,7 @@ socks_server_new(struct ev_loop *loop, struct netstack *ns, const struct vnet *v
 	}
 	s->loopback = is_loopback(fd);
 	acceptor_owner_only(s->acc, s->loopback);
+	s->cx.owner_only = s->loopback;
 	log_info("event=socks_listening host=%s port=%u owner_only=%d", host, port, s->loopback);
 	return s;
 }
@@ -616,6 +617,7 @@ void
 socks_server_allow_others(struct socks_server *s, int allow)
 {
 	acceptor_owner_only(s->acc, s->loopback && !allow);
+	s->cx.owner_only = s->loopback && !allow;
 }
 
 /*

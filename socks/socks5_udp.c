@@ -11,7 +11,7 @@
  * Who counts as the client: datagrams are accepted only from the IP the control connection
  * came from, or from the DST.ADDR the request named when it is not all zeros; the first
  * accepted datagram then fixes the client's full address (also its port, if the request
- * named one it must match).
+ * named one it must match). With owner_only its socket must be our uid's (sock_diag).
  * FRAG != 0 (fragmentation) is not supported: such datagrams are dropped, as RFC 1928 allows.
  *
  * Batching: the client socket is read with recvmmsg into a receive batch allocated once per
@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/sockowner.h"
 #include "base/udpbatch.h"
 #include "netstack/netstack.h"
 #include "socks/socks5_internal.h"
@@ -73,6 +74,7 @@ struct s5_udp {
 	struct s5_addr want;            /* required source IP (ATYP 0: none) */
 	uint16_t want_port;             /* required source port, 0: any */
 	struct sockaddr_storage client; /* fixed by the first accepted datagram */
+	struct sockaddr_storage bound;  /* our client-facing socket's address */
 	socklen_t client_len;
 	int have_client;
 	uint64_t dropped;
@@ -101,6 +103,14 @@ accept_from(struct s5_udp *u, const struct sockaddr_storage *from, socklen_t fro
 		return 0;
 	if (u->want_port != 0 && f.port != u->want_port)
 		return 0;
+	/* On a shared machine another user could send from the client's IP first and take the
+	 * association over: the sending socket must be our user's, as the control connection's. */
+	if (u->cx->owner_only) {
+		uid_t uid;
+
+		if (sockowner_udp_uid(from, &u->bound, &uid) != 0 || uid != getuid())
+			return 0;
+	}
 	memcpy(&u->client, from, fromlen);
 	u->client_len = fromlen;
 	u->have_client = 1;
@@ -299,6 +309,7 @@ s5_udp_new(const struct socks_ctx *cx, int ctl_fd, const struct s5_addr *hint,
 		free(u);
 		return NULL;
 	}
+	u->bound = bound;
 	set_rcvbuf(fd);
 	if ((u->tx = udpbatch_new(cx->loop, fd, &tx_conf, u)) == NULL) {
 		close(fd);

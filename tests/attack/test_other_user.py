@@ -6,7 +6,9 @@ Another user of the machine (a fresh uid; the test runs as root and switches wit
 connects to both. Holds: the kernel's socket owner (sock_diag) tells them apart, the other
 user's connections are closed before a byte is answered, ours are served, and the refusal is
 logged with the uid; with `--allow-other-users` (a second daemon, carol) the other user is
-served. Prints what each side got.
+served. A SOCKS5 UDP association opened by us cannot be taken over by the other user sending
+the first datagram from 127.0.0.1 (it was: the first datagram from the client's IP fixed the
+client). Prints what each side got.
 """
 import os
 import socket
@@ -43,6 +45,44 @@ def forward_reply(port):
         if isinstance(e, socket.timeout):
             raise
         return b""
+
+
+UDP_ECHO = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+while True:
+    d, a = s.recvfrom(2048)
+    s.sendto(b"echo " + d, a)
+"""
+
+
+def udp_associate(socks_port):
+    """A UDP ASSOCIATE from our uid: (control connection, relay port)."""
+    c = socket.create_connection(("127.0.0.1", socks_port), timeout=5)
+    c.sendall(b"\x05\x01\x00")
+    assert c.recv(2) == b"\x05\x00"
+    c.sendall(b"\x05\x03\x00\x01" + bytes(4) + bytes(2))
+    rep = c.recv(10)
+    assert rep[:2] == b"\x05\x00", rep
+    return c, int.from_bytes(rep[8:10], "big")
+
+
+def udp_via_relay(relay_port, dst_ip, dst_port, payload):
+    """One SOCKS5 UDP datagram through the relay; what comes back within 2 s, or b''."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(2)
+    hdr = b"\x00\x00\x00\x01" + socket.inet_aton(dst_ip) + dst_port.to_bytes(2, "big")
+    try:
+        for _ in range(3):
+            s.sendto(hdr + payload, ("127.0.0.1", relay_port))
+            try:
+                return s.recvfrom(4096)[0][10:]
+            except socket.timeout:
+                continue
+        return b""
+    finally:
+        s.close()
 
 
 def as_other(fn, *args):
@@ -103,6 +143,19 @@ def main():
             lines = [line for line in fh if "event=connection_refused" in line]
         print(f"logged: {lines[0].strip() if lines else None}")
         assert any(f"uid={OTHER}" in line for line in lines), lines
+
+        # A UDP association: the other user's datagram, sent first, is not relayed, and the
+        # association is still ours afterwards.
+        eport = free_port()
+        lab.spawn([sys.executable, "-c", UDP_ECHO, str(eport)], os.path.join(lab.dir, "udp-echo.log"))
+        b.cli("expose", f"{eport}/udp")
+        ctl, relay = udp_associate(a.socks_port)
+        theirs = as_other(udp_via_relay, relay, b.address(), eport, b"from the other user")
+        mine = udp_via_relay(relay, b.address(), eport, b"from us")
+        ctl.close()
+        print(f"SOCKS5 UDP association: uid {OTHER} first -> {theirs!r}, then ours -> {mine!r}")
+        assert theirs == b"", theirs
+        assert mine == b"echo from us", mine
 
         # The explicit opt-in lets them in.
         c = lab.start_daemon("carol", extra=["--allow-other-users"])

@@ -63,6 +63,7 @@ get_endpoints(struct wire_r *r, struct endpoint *eps)
 	for (i = 0; i < n; i++) {
 		eps[i].addr = wire_get_u32(r);
 		eps[i].port = wire_get_u16(r);
+		eps[i].via = 0;         /* local meaning only: never from the wire */
 	}
 	return n;
 }

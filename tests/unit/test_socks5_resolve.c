@@ -50,7 +50,7 @@ stub_is_peer(void *arg, uint32_t vaddr)
 
 static struct vnet vn;
 static const struct peerdir dir = { .resolve = stub_resolve, .is_peer = stub_is_peer };
-static const struct socks_ctx cx = { NULL, NULL, &vn, &dir };
+static const struct socks_ctx cx = { .vn = &vn, .dir = &dir };
 
 static int
 ip4(uint32_t a, int udp, uint32_t *out)

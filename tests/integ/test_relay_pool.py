@@ -5,7 +5,7 @@ processes with keys the operator allowed (one by --relay-allow, one in STATE/rel
 register and form the pool; a relay whose key is not allowed is refused, and both sides log
 why; two daemons in one network get a relay picked for their pair; killing that relay moves
 the pair to the other one (the mediator's relay_down, then a relay_pick away from it, timed);
-the dead relay's id never comes back for another relay.
+and after a mediator restart the surviving relay registers again by itself.
 """
 import ctypes
 import ctypes.util
@@ -116,6 +116,21 @@ def main():
         wait_until(lambda: any(f"id={other} " in x for x in lines(slog, "relay_counters")), 10,
                    what="counters line")
         print([x.strip() for x in lines(slog, "relay_counters")][-1])
+
+        # The mediator restarts: the surviving relay (still running, still forwarding its
+        # pairs) registers again by itself.
+        survivor_log = lb if other == ids["rb"] else la
+        survivor_name = "rb" if other == ids["rb"] else "ra"
+        before = len(lines(survivor_log, "relay_registered"))
+        lab.kill_server()
+        wait_until(lambda: lines(survivor_log, "mediator_disconnected"), 10, what="relay saw it")
+        srv = lab.start_server(extra=["--relay-allow", ka, "--relay-port", "off"])
+        wait_until(lambda: len(lines(survivor_log, "relay_registered")) > before, 15,
+                   what="registered again")
+        again = [x for x in lines(slog, "relay_registered") if f"name={survivor_name} " in x]
+        assert len(again) == 2, again
+        assert (pb if survivor_name == "rb" else pa).poll() is None
+        print("after a mediator restart:", again[-1].strip())
 
 
 if __name__ == "__main__":

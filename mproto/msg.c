@@ -33,6 +33,22 @@ put_str(struct wire_w *w, const char *s, size_t cap)
 	wire_put_bytes(w, s, n);
 }
 
+/* One `endpoint` (PROTOCOL.md 4.2): the single place its layout is written and read. */
+static void
+put_endpoint(struct wire_w *w, const struct endpoint *ep)
+{
+	wire_put_u32(w, ep->addr);
+	wire_put_u16(w, ep->port);
+}
+
+static void
+get_endpoint(struct wire_r *r, struct endpoint *ep)
+{
+	ep->addr = wire_get_u32(r);
+	ep->port = wire_get_u16(r);
+	ep->via = 0;
+}
+
 static void
 put_endpoints(struct wire_w *w, uint8_t n, const struct endpoint *eps)
 {
@@ -44,10 +60,8 @@ put_endpoints(struct wire_w *w, uint8_t n, const struct endpoint *eps)
 		return;
 	}
 	wire_put_u8(w, n);
-	for (i = 0; i < n; i++) {
-		wire_put_u32(w, eps[i].addr);
-		wire_put_u16(w, eps[i].port);
-	}
+	for (i = 0; i < n; i++)
+		put_endpoint(w, &eps[i]);
 }
 
 static uint8_t
@@ -60,11 +74,8 @@ get_endpoints(struct wire_r *r, struct endpoint *eps)
 		r->err = 1;
 		return 0;
 	}
-	for (i = 0; i < n; i++) {
-		eps[i].addr = wire_get_u32(r);
-		eps[i].port = wire_get_u16(r);
-		eps[i].via = 0;         /* local meaning only: never from the wire */
-	}
+	for (i = 0; i < n; i++)
+		get_endpoint(r, &eps[i]);
 	return n;
 }
 
@@ -567,6 +578,257 @@ candidates_get(struct wire_r *r, struct msg_candidates *m)
 		r->err = 1;
 }
 
+/* ---- Relays (PROTOCOL.md 4.2, 8) ---- */
+
+/*
+ * A relay's name: 1..RELAY_NAME_MAX_LEN bytes of printable ASCII without spaces, so that it can
+ * stand in a key=value log line and in `shoal status` as it is.
+ */
+static int
+relay_name_valid(const char *s)
+{
+	size_t i, n = strnlen(s, RELAY_NAME_MAX_LEN + 1);
+
+	if (n == 0 || n > RELAY_NAME_MAX_LEN)
+		return 0;
+	for (i = 0; i < n; i++)
+		if (s[i] <= 0x20 || s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
+static void
+relay_hello_put(struct wire_w *w, const struct msg_relay_hello *m)
+{
+	/* A relay with no UDP port cannot be used; its address may be 0 (use the source). */
+	if (!relay_name_valid(m->name) || m->udp.port == 0)
+		w->err = 1;
+	wire_put_u16(w, m->version);
+	put_str(w, m->name, sizeof(m->name));
+	put_endpoint(w, &m->udp);
+	wire_put_u16(w, m->tcp_port);
+}
+
+static void
+relay_hello_get(struct wire_r *r, struct msg_relay_hello *m)
+{
+	/* Any version decodes, as in HELLO: the mediator answers a mismatch with a refusal. */
+	m->version = wire_get_u16(r);
+	wire_get_str8(r, m->name, sizeof(m->name));
+	get_endpoint(r, &m->udp);
+	m->tcp_port = wire_get_u16(r);
+	if (!r->err && (!relay_name_valid(m->name) || m->udp.port == 0))
+		r->err = 1;
+}
+
+static void
+relay_welcome_put(struct wire_w *w, const struct msg_relay_welcome *m)
+{
+	if (m->relay_id == 0)
+		w->err = 1;
+	wire_put_u16(w, m->relay_id);
+	wire_put_bytes(w, m->relay_key, sizeof(m->relay_key));
+}
+
+static void
+relay_welcome_get(struct wire_r *r, struct msg_relay_welcome *m)
+{
+	m->relay_id = wire_get_u16(r);
+	wire_get_bytes(r, m->relay_key, sizeof(m->relay_key));
+	if (m->relay_id == 0)
+		r->err = 1;
+}
+
+static void
+relay_stats_put(struct wire_w *w, const struct msg_relay_stats *m)
+{
+	wire_put_u32(w, m->pairs);
+	wire_put_u64(w, m->packets);
+	wire_put_u64(w, m->bytes);
+	wire_put_u64(w, m->drops);
+}
+
+static void
+relay_stats_get(struct wire_r *r, struct msg_relay_stats *m)
+{
+	m->pairs = wire_get_u32(r);
+	m->packets = wire_get_u64(r);
+	m->bytes = wire_get_u64(r);
+	m->drops = wire_get_u64(r);
+}
+
+/*
+ * The pool is a set: ids strictly ascending (no duplicates, one encoding per pool), each one
+ * non-zero, with a usable UDP endpoint (a node cannot send to address or port 0).
+ */
+static int
+relays_valid(const struct msg_relays *m)
+{
+	uint8_t i;
+
+	if (m->n > RELAY_POOL_MAX)
+		return 0;
+	for (i = 0; i < m->n; i++) {
+		const struct msg_relay_info *ri = &m->relays[i];
+
+		if (ri->id == 0 || (i > 0 && ri->id <= m->relays[i - 1].id) ||
+		    !relay_name_valid(ri->name) || ri->udp.addr == 0 || ri->udp.port == 0)
+			return 0;
+	}
+	return 1;
+}
+
+static void
+relays_put(struct wire_w *w, const struct msg_relays *m)
+{
+	uint8_t i;
+
+	/* Checked first: n past RELAY_POOL_MAX would read past the array. */
+	if (!relays_valid(m)) {
+		w->err = 1;
+		return;
+	}
+	wire_put_u8(w, m->n);
+	for (i = 0; i < m->n; i++) {
+		wire_put_u16(w, m->relays[i].id);
+		put_str(w, m->relays[i].name, sizeof(m->relays[i].name));
+		put_endpoint(w, &m->relays[i].udp);
+		wire_put_u16(w, m->relays[i].tcp_port);
+	}
+}
+
+static void
+relays_get(struct wire_r *r, struct msg_relays *m)
+{
+	uint8_t i;
+
+	m->n = wire_get_u8(r);
+	/* Bounded before the loop: the count limits the writes into relays[]. */
+	if (m->n > RELAY_POOL_MAX) {
+		r->err = 1;
+		return;
+	}
+	for (i = 0; i < m->n && !r->err; i++) {
+		m->relays[i].id = wire_get_u16(r);
+		wire_get_str8(r, m->relays[i].name, sizeof(m->relays[i].name));
+		get_endpoint(r, &m->relays[i].udp);
+		m->relays[i].tcp_port = wire_get_u16(r);
+	}
+	if (!r->err && !relays_valid(m))
+		r->err = 1;
+}
+
+/* Ids strictly ascending and non-zero: one report per relay, one encoding per report. */
+static int
+relay_rtt_valid(const struct msg_relay_rtt *m)
+{
+	uint8_t i;
+
+	if (m->n > RELAY_POOL_MAX)
+		return 0;
+	for (i = 0; i < m->n; i++)
+		if (m->rtt[i].id == 0 || (i > 0 && m->rtt[i].id <= m->rtt[i - 1].id))
+			return 0;
+	return 1;
+}
+
+static void
+relay_rtt_put(struct wire_w *w, const struct msg_relay_rtt *m)
+{
+	uint8_t i;
+
+	if (!relay_rtt_valid(m)) {
+		w->err = 1;
+		return;
+	}
+	wire_put_u8(w, m->n);
+	for (i = 0; i < m->n; i++) {
+		wire_put_u16(w, m->rtt[i].id);
+		wire_put_u16(w, m->rtt[i].rtt_ms);
+	}
+}
+
+static void
+relay_rtt_get(struct wire_r *r, struct msg_relay_rtt *m)
+{
+	uint8_t i;
+
+	m->n = wire_get_u8(r);
+	if (m->n > RELAY_POOL_MAX) {
+		r->err = 1;
+		return;
+	}
+	for (i = 0; i < m->n; i++) {
+		m->rtt[i].id = wire_get_u16(r);
+		m->rtt[i].rtt_ms = wire_get_u16(r);
+	}
+	if (!r->err && !relay_rtt_valid(m))
+		r->err = 1;
+}
+
+/*
+ * A grant names a usable relay endpoint, a non-zero pair id and expiry, side 0/1 and a listed
+ * reason. A revoke (relay_id 0) is the peer key and the 0 alone on the wire; its other fields
+ * are all zero in the struct, so each struct has one encoding.
+ */
+static int
+relay_grant_is_zero_tail(const struct msg_relay_grant *m)
+{
+	static const uint8_t zero[sizeof(m->secret)];
+
+	return m->udp.addr == 0 && m->udp.port == 0 && m->tcp_port == 0 && m->pair == 0 &&
+	    m->side == 0 && m->expiry == 0 && m->reason == 0 &&
+	    memcmp(m->secret, zero, sizeof(zero)) == 0;
+}
+
+static int
+relay_grant_valid(const struct msg_relay_grant *m)
+{
+	if (m->relay_id == 0)
+		return relay_grant_is_zero_tail(m);
+	return m->udp.addr != 0 && m->udp.port != 0 && m->pair != 0 && m->side <= 1 &&
+	    m->expiry != 0 && m->reason <= RELAY_WHY_DIRECT_LOST;
+}
+
+static void
+relay_grant_put(struct wire_w *w, const struct msg_relay_grant *m)
+{
+	if (!relay_grant_valid(m)) {
+		w->err = 1;
+		return;
+	}
+	wire_put_bytes(w, m->peer, KEY_LEN);
+	wire_put_u16(w, m->relay_id);
+	if (m->relay_id == 0)
+		return;
+	put_endpoint(w, &m->udp);
+	wire_put_u16(w, m->tcp_port);
+	wire_put_u64(w, m->pair);
+	wire_put_u8(w, m->side);
+	wire_put_u32(w, m->expiry);
+	wire_put_bytes(w, m->secret, sizeof(m->secret));
+	wire_put_u8(w, m->reason);
+}
+
+static void
+relay_grant_get(struct wire_r *r, struct msg_relay_grant *m)
+{
+	wire_get_bytes(r, m->peer, KEY_LEN);
+	m->relay_id = wire_get_u16(r);
+	/* A revoke stops here; msg_decode zeroed the rest. */
+	if (r->err || m->relay_id == 0)
+		return;
+	get_endpoint(r, &m->udp);
+	m->tcp_port = wire_get_u16(r);
+	m->pair = wire_get_u64(r);
+	m->side = wire_get_u8(r);
+	m->expiry = wire_get_u32(r);
+	wire_get_bytes(r, m->secret, sizeof(m->secret));
+	m->reason = wire_get_u8(r);
+	if (!r->err && !relay_grant_valid(m))
+		r->err = 1;
+}
+
 int
 msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 {
@@ -620,6 +882,24 @@ msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 		break;
 	case MSG_CANDIDATES:
 		candidates_put(&w, &m->u.candidates);
+		break;
+	case MSG_RELAY_HELLO:
+		relay_hello_put(&w, &m->u.relay_hello);
+		break;
+	case MSG_RELAY_WELCOME:
+		relay_welcome_put(&w, &m->u.relay_welcome);
+		break;
+	case MSG_RELAY_STATS:
+		relay_stats_put(&w, &m->u.relay_stats);
+		break;
+	case MSG_RELAYS:
+		relays_put(&w, &m->u.relays);
+		break;
+	case MSG_RELAY_RTT:
+		relay_rtt_put(&w, &m->u.relay_rtt);
+		break;
+	case MSG_RELAY_GRANT:
+		relay_grant_put(&w, &m->u.relay_grant);
 		break;
 	default:
 		if (chatmsg_put(&w, m) < 0)
@@ -686,6 +966,24 @@ msg_decode(struct msg *m, const uint8_t *in, size_t len)
 	case MSG_CANDIDATES:
 		candidates_get(&r, &m->u.candidates);
 		break;
+	case MSG_RELAY_HELLO:
+		relay_hello_get(&r, &m->u.relay_hello);
+		break;
+	case MSG_RELAY_WELCOME:
+		relay_welcome_get(&r, &m->u.relay_welcome);
+		break;
+	case MSG_RELAY_STATS:
+		relay_stats_get(&r, &m->u.relay_stats);
+		break;
+	case MSG_RELAYS:
+		relays_get(&r, &m->u.relays);
+		break;
+	case MSG_RELAY_RTT:
+		relay_rtt_get(&r, &m->u.relay_rtt);
+		break;
+	case MSG_RELAY_GRANT:
+		relay_grant_get(&r, &m->u.relay_grant);
+		break;
 	default:
 		if (chatmsg_get(&r, m) < 0)
 			return -1;
@@ -717,6 +1015,12 @@ msg_type_name(uint8_t type)
 	case MSG_CHAT: return "CHAT";
 	case MSG_CHAT_ACK: return "CHAT_ACK";
 	case MSG_CHAT_HISTORY: return "CHAT_HISTORY";
+	case MSG_RELAY_HELLO: return "RELAY_HELLO";
+	case MSG_RELAY_WELCOME: return "RELAY_WELCOME";
+	case MSG_RELAY_STATS: return "RELAY_STATS";
+	case MSG_RELAYS: return "RELAYS";
+	case MSG_RELAY_RTT: return "RELAY_RTT";
+	case MSG_RELAY_GRANT: return "RELAY_GRANT";
 	}
 	return "UNKNOWN";
 }
@@ -977,6 +1281,15 @@ punch_strategy_name(uint8_t v)
 {
 	static const char *const n[] = { "none", "lan", "simultaneous", "predict", "birthday",
 		"tcp" };
+
+	return name_of(v, n, sizeof(n) / sizeof(n[0]));
+}
+
+const char *
+relay_reason_name(uint8_t v)
+{
+	static const char *const n[] = { "starting", "no-direct", "udp-blocked", "punch-failed",
+		"direct-lost" };
 
 	return name_of(v, n, sizeof(n) / sizeof(n[0]));
 }

@@ -44,6 +44,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (m.type == MSG_PUNCH)
 			(void)punch_strategy_name(m.u.punch.strategy);
+		if (m.type == MSG_RELAY_GRANT)
+			(void)relay_reason_name(m.u.relay_grant.reason);
 	}
 	if (probe_decode(data, size, token) == 0) {
 		n = probe_encode(token, out, sizeof(out));

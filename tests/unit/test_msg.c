@@ -334,6 +334,94 @@ ex_chat_history(struct msg *m)
 	m->u.chat_history.limit = 50;
 }
 
+/* ---- relays (PROTOCOL.md 4.2, 8) ---- */
+
+static void
+ex_relay_hello(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_RELAY_HELLO;
+	m->u.relay_hello.version = SHOAL_PROTO_VERSION;
+	strcpy(m->u.relay_hello.name, "fra-1");
+	m->u.relay_hello.udp = (struct endpoint){ 0, 7003, 0 };  /* 0: the connection's source */
+	m->u.relay_hello.tcp_port = 443;
+}
+
+static void
+ex_relay_welcome(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_RELAY_WELCOME;
+	m->u.relay_welcome.relay_id = 2;
+	memset(m->u.relay_welcome.relay_key, 0x44, sizeof(m->u.relay_welcome.relay_key));
+}
+
+static void
+ex_relay_stats(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_RELAY_STATS;
+	m->u.relay_stats.pairs = 3;
+	m->u.relay_stats.packets = 1000;
+	m->u.relay_stats.bytes = 0x0102030405ULL;
+	m->u.relay_stats.drops = 7;
+}
+
+static void
+ex_relays(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_RELAYS;
+	m->u.relays.n = 2;
+	m->u.relays.relays[0].id = 1;
+	strcpy(m->u.relays.relays[0].name, "embedded");
+	m->u.relays.relays[0].udp = (struct endpoint){ ip4(198, 51, 100, 1), 7003, 0 };
+	m->u.relays.relays[0].tcp_port = 7003;
+	m->u.relays.relays[1].id = 2;
+	strcpy(m->u.relays.relays[1].name, "fra-1");
+	m->u.relays.relays[1].udp = (struct endpoint){ ip4(203, 0, 113, 5), 7003, 0 };
+	m->u.relays.relays[1].tcp_port = 0;
+}
+
+static void
+ex_relay_rtt(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_RELAY_RTT;
+	m->u.relay_rtt.n = 2;
+	m->u.relay_rtt.rtt[0].id = 1;
+	m->u.relay_rtt.rtt[0].rtt_ms = 25;
+	m->u.relay_rtt.rtt[1].id = 2;
+	m->u.relay_rtt.rtt[1].rtt_ms = RELAY_RTT_UNREACHABLE;
+}
+
+static void
+ex_relay_grant(struct msg *m)
+{
+	int i;
+
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_RELAY_GRANT;
+	memset(m->u.relay_grant.peer, 0x22, KEY_LEN);
+	m->u.relay_grant.relay_id = 2;
+	m->u.relay_grant.udp = (struct endpoint){ ip4(203, 0, 113, 5), 7003, 0 };
+	m->u.relay_grant.tcp_port = 443;
+	m->u.relay_grant.pair = 0x1122334455667788ULL;
+	m->u.relay_grant.side = 1;
+	m->u.relay_grant.expiry = 0x6a000000;
+	for (i = 0; i < 32; i++)
+		m->u.relay_grant.secret[i] = (uint8_t)(0xa0 + i);
+	m->u.relay_grant.reason = RELAY_WHY_STARTING;
+}
+
+static void
+ex_relay_revoke(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_RELAY_GRANT;
+	memset(m->u.relay_grant.peer, 0x22, KEY_LEN);
+}
+
 static const struct golden {
 	const char *name;               /* tests/golden/msg_<name>.hex */
 	void (*fill)(struct msg *);
@@ -362,6 +450,13 @@ static const struct golden {
 	{ "chat", ex_chat, 1 + 8 + 8 + 1 + 1 + 32 + 32 + 1 + 5 + 4 + 2 + 41 },
 	{ "chat_ack", ex_chat_ack, 1 + 8 },
 	{ "chat_history", ex_chat_history, 1 + 1 + 1 + 3 + 2 },
+	{ "relay_hello", ex_relay_hello, 1 + 2 + 1 + 5 + 6 + 2 },
+	{ "relay_welcome", ex_relay_welcome, 1 + 2 + 32 },
+	{ "relay_stats", ex_relay_stats, 1 + 4 + 8 + 8 + 8 },
+	{ "relays", ex_relays, 1 + 1 + (2 + 1 + 8 + 6 + 2) + (2 + 1 + 5 + 6 + 2) },
+	{ "relay_rtt", ex_relay_rtt, 1 + 1 + 2 * 4 },
+	{ "relay_grant", ex_relay_grant, 1 + 32 + 2 + 6 + 2 + 8 + 1 + 4 + 32 + 1 },
+	{ "relay_revoke", ex_relay_revoke, 1 + 32 + 2 },
 };
 
 /* ---- golden file I/O ---- */
@@ -575,6 +670,15 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 		break;
 	case MSG_CHAT_HISTORY:
 		CHECK_MEM(&a->u.chat_history, &b->u.chat_history, sizeof(a->u.chat_history));
+		break;
+	case MSG_RELAY_HELLO:
+	case MSG_RELAY_WELCOME:
+	case MSG_RELAY_STATS:
+	case MSG_RELAYS:
+	case MSG_RELAY_RTT:
+	case MSG_RELAY_GRANT:
+		/* Plain values and fixed arrays; decode zeroes the whole struct first. */
+		CHECK_MEM(&a->u, &b->u, sizeof(a->u));
 		break;
 	default:
 		CHECK(!"unexpected type");
@@ -909,6 +1013,36 @@ static const struct bad_patch {
 	{ "candidates 0 mapped < present", ex_candidates, 1, 0 },
 	/* NETWORK: type, str8 name at 1 */
 	{ "network name len 0 leaves bytes", ex_network, 1, 0 },
+	/* RELAY_HELLO: type, version 1..2, str8 name(5) at 3, addr 9..12, port 13..14, tcp 15..16 */
+	{ "relay_hello name space", ex_relay_hello, 5, ' ' },
+	{ "relay_hello name DEL", ex_relay_hello, 5, 0x7f },
+	{ "relay_hello name high", ex_relay_hello, 5, 0xc3 },
+	{ "relay_hello name NUL", ex_relay_hello, 5, 0 },
+	{ "relay_hello name len 0 leaves bytes", ex_relay_hello, 3, 0 },
+	/* RELAY_WELCOME: type, id 1..2 (2) */
+	{ "relay_welcome id 0", ex_relay_welcome, 2, 0 },
+	/* RELAYS: type, n at 1, id 2..3, str8 name(8) at 4, addr 13..16, port 17..18, tcp 19..20,
+	 * id 21..22, ... */
+	{ "relays n 33", ex_relays, 1, RELAY_POOL_MAX + 1 },
+	{ "relays n 255", ex_relays, 1, 255 },
+	{ "relays n 1 < present", ex_relays, 1, 1 },
+	{ "relays n 3 > present", ex_relays, 1, 3 },
+	{ "relays id 0", ex_relays, 3, 0 },
+	{ "relays ids not ascending", ex_relays, 3, 2 },
+	{ "relays ids descending", ex_relays, 22, 0 },
+	{ "relays name space", ex_relays, 6, ' ' },
+	/* RELAY_RTT: type, n at 1, id 2..3, rtt 4..5, id 6..7, rtt 8..9 */
+	{ "relay_rtt n 33", ex_relay_rtt, 1, RELAY_POOL_MAX + 1 },
+	{ "relay_rtt n 3 > present", ex_relay_rtt, 1, 3 },
+	{ "relay_rtt n 1 < present", ex_relay_rtt, 1, 1 },
+	{ "relay_rtt id 0", ex_relay_rtt, 3, 0 },
+	{ "relay_rtt duplicate id", ex_relay_rtt, 7, 1 },
+	/* RELAY_GRANT: type, peer 1..32, relay_id 33..34, addr 35..38, port 39..40, tcp 41..42,
+	 * pair 43..50, side 51, expiry 52..55, secret 56..87, reason 88 */
+	{ "relay_grant side 2", ex_relay_grant, 51, 2 },
+	{ "relay_grant reason 5", ex_relay_grant, 88, RELAY_WHY_DIRECT_LOST + 1 },
+	{ "relay_grant as revoke: trailing", ex_relay_grant, 34, 0 },
+	{ "relay_revoke as grant: fields missing", ex_relay_revoke, 34, 1 },
 };
 
 static void
@@ -963,6 +1097,125 @@ test_overlong_strings(void)
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 1 + 4 + 1 + 1 + MSG_TEXT_MAX_LEN);
 	CHECK_EQ(msg_decode(&d, enc, 1 + 4 + 1 + 1 + MSG_TEXT_MAX_LEN), 0);
 	CHECK_EQ(strlen(d.u.result.text), MSG_TEXT_MAX_LEN);
+}
+
+/* Zero fields a grant must not carry, a pool that is not a set, names that cannot be logged. */
+static void
+test_relay_rejects(void)
+{
+	uint8_t enc[CTRL_FRAME_MAX];
+	struct msg m, d;
+	int n, i;
+
+	ex_relay_grant(&m);
+	m.u.relay_grant.pair = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relay_grant(&m);
+	m.u.relay_grant.expiry = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relay_grant(&m);
+	m.u.relay_grant.udp.addr = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relay_grant(&m);
+	m.u.relay_grant.udp.port = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relay_grant(&m);
+	m.u.relay_grant.side = 2;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	/* A revoke carrying any grant field has no encoding of its own. */
+	ex_relay_revoke(&m);
+	m.u.relay_grant.secret[31] = 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relay_revoke(&m);
+	m.u.relay_grant.reason = RELAY_WHY_NO_DIRECT;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	/* The grant's zero bytes after the id are patched to 0: rejected (zero pair, expiry). */
+	ex_relay_grant(&m);
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK(n > 0);
+	memset(enc + 43, 0, 8);
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
+	n = msg_encode(&m, enc, sizeof(enc));
+	memset(enc + 52, 0, 4);
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
+	n = msg_encode(&m, enc, sizeof(enc));
+	memset(enc + 35, 0, 4);                 /* relay address 0 */
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
+	n = msg_encode(&m, enc, sizeof(enc));
+	memset(enc + 39, 0, 2);                 /* relay port 0 */
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
+
+	/* RELAY_HELLO with UDP port 0 (bytes 13..14); RELAYS with an address 0 (13..16). */
+	ex_relay_hello(&m);
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK(n > 0);
+	memset(enc + 13, 0, 2);
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
+	m.u.relay_hello.udp.port = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relays(&m);
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK(n > 0);
+	memset(enc + 13, 0, 4);
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
+	m.u.relays.relays[1].udp.addr = 0;      /* the mediator fills in the source address */
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	ex_relays(&m);
+	m.u.relays.relays[1].id = 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relays(&m);
+	m.u.relays.n = RELAY_POOL_MAX + 1;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relays(&m);
+	m.u.relays.relays[0].name[0] = '\0';
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	/* A full pool with the longest names fits a control frame. */
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RELAYS;
+	m.u.relays.n = RELAY_POOL_MAX;
+	for (i = 0; i < RELAY_POOL_MAX; i++) {
+		m.u.relays.relays[i].id = (uint16_t)(100 + i);
+		memset(m.u.relays.relays[i].name, 'r', RELAY_NAME_MAX_LEN);
+		m.u.relays.relays[i].udp = (struct endpoint){ ip4(10, 0, 0, 1), 7003, 0 };
+	}
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK_EQ(n, 2 + RELAY_POOL_MAX * (2 + 1 + RELAY_NAME_MAX_LEN + 6 + 2));
+	CHECK(n > 0 && n + AEAD_TAG_LEN <= CTRL_FRAME_MAX);
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), 0);
+	CHECK_EQ(d.u.relays.n, RELAY_POOL_MAX);
+	/* A name one byte too long. */
+	m.u.relays.relays[0].name[RELAY_NAME_MAX_LEN] = 'r';
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	ex_relay_rtt(&m);
+	m.u.relay_rtt.rtt[0].id = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relay_rtt(&m);
+	m.u.relay_rtt.n = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 2);
+
+	ex_relay_welcome(&m);
+	m.u.relay_welcome.relay_id = 0;
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+
+	ex_relay_hello(&m);
+	strcpy(m.u.relay_hello.name, "two words");
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
+	ex_relay_hello(&m);
+	m.u.relay_hello.version = 99;            /* any version travels: the mediator decides */
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK(n > 0);
+	CHECK_EQ(msg_decode(&d, enc, (size_t)n), 0);
+	CHECK_EQ(d.u.relay_hello.version, 99);
+
+	CHECK(strcmp(relay_reason_name(RELAY_WHY_STARTING), "starting") == 0);
+	CHECK(strcmp(relay_reason_name(RELAY_WHY_NO_DIRECT), "no-direct") == 0);
+	CHECK(strcmp(relay_reason_name(RELAY_WHY_UDP_BLOCKED), "udp-blocked") == 0);
+	CHECK(strcmp(relay_reason_name(RELAY_WHY_PUNCH_FAILED), "punch-failed") == 0);
+	CHECK(strcmp(relay_reason_name(RELAY_WHY_DIRECT_LOST), "direct-lost") == 0);
+	CHECK(strcmp(relay_reason_name(RELAY_WHY_DIRECT_LOST + 1), "unknown") == 0);
+	CHECK(strcmp(msg_type_name(MSG_RELAY_GRANT), "RELAY_GRANT") == 0);
 }
 
 /* The encoder refuses what the decoder would refuse. */
@@ -1212,6 +1465,7 @@ main(void)
 	RUN(test_bad_table);
 	RUN(test_overlong_strings);
 	RUN(test_encode_rejects);
+	RUN(test_relay_rejects);
 	RUN(test_punch_max_targets);
 	RUN(test_max_sizes);
 	RUN(test_names);

@@ -281,7 +281,7 @@ static void
 med_connect(struct medclient *m)
 {
 	struct sockaddr_in sin;
-	char ep[IP4_EP_STR_LEN], why[160];
+	char ep[EP_STR_LEN], why[160];
 	int fd;
 
 	if (m->ch || !m->started)
@@ -291,7 +291,7 @@ med_connect(struct medclient *m)
 		return;
 	}
 	log_info("event=mediator_connecting server=%s",
-	    ip4_ep_str(m->server.addr, m->server.port, ep));
+	    ep_str(&m->server, ep));
 	/* Shareable port: TCP hole punching connects from it too, so the NAT mapping the
 	 * mediator sees for this connection is the one the punches use (PROTOCOL.md 3.3). */
 	if ((fd = tcppunch_socket(0)) < 0) {

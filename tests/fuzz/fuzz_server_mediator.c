@@ -98,7 +98,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer, NULL,
 	    NULL };
-	static const struct endpoint local = { 0x7f000001u, 7000, 0 };
+	static const struct endpoint local = { .addr = 0x7f000001u, .port = 7000 };
 	struct world w;
 	struct store *st;
 	struct medsrv *m;
@@ -143,7 +143,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (sl->s) {
 					/* Its public TCP endpoint: one per slot, so blocked
 					 * pairs can be planned as tcp (PROTOCOL.md 3.3). */
-					struct endpoint remote = { 0xcb007100u + k, 41000, 0 };
+					struct endpoint remote = { .addr = 0xcb007100u + k, .port = 41000 };
 
 					medsrv_session_local(m, sl->s, &local);
 					medsrv_session_remote(m, sl->s, &remote);

@@ -159,7 +159,7 @@ static void
 connect_node_from(struct env *e, int i, const char *nick, uint32_t src)
 {
 	struct fake *f = &e->f[i];
-	struct endpoint remote = { src, 40000, 0 };
+	struct endpoint remote = { .addr = src, .port = 40000 };
 	struct msg m;
 
 	f->s = medsrv_session_open(e->m, f->key, f);
@@ -501,7 +501,7 @@ test_presence(void)
 	struct env e;
 	const struct msg_member *mm;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct endpoint ep = { 0x7f000001u, 5555, 0 };
+	struct endpoint ep = { .addr = 0x7f000001u, .port = 5555 };
 
 	env_init(&e);
 	connect_node(&e, 0, "owner");
@@ -591,8 +591,8 @@ test_candidates(void)
 	struct env e;
 	const struct msg_member *mm;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct endpoint obs = { 0xcb007107u, 40001, 0 };
-	struct endpoint map[2] = { { 0xcb007107u, 41001, 0 }, { 0xcb007107u, 40001, 0 } };
+	struct endpoint obs = { .addr = 0xcb007107u, .port = 40001 };
+	struct endpoint map[2] = { { .addr = 0xcb007107u, .port = 41001 }, { .addr = 0xcb007107u, .port = 40001 } };
 
 	env_init(&e);
 	connect_node(&e, 0, "owner");
@@ -740,7 +740,7 @@ nat_probe(struct env *e, const uint8_t *token, uint16_t test_id, uint8_t target,
     uint16_t port)
 {
 	struct nat_probe p;
-	struct endpoint from = { NPUB, port, 0 };
+	struct endpoint from = { .addr = NPUB, .port = port };
 
 	memcpy(p.token, token, UDP_TOKEN_LEN);
 	p.test_id = test_id;
@@ -769,7 +769,7 @@ static void
 test_nat_sequence(void)
 {
 	static const int sock_of[6] = { 0, 1, 3, 4, 2, 5 };
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	const struct msg *plan, *info;
 	uint8_t token[UDP_TOKEN_LEN];
 	struct env e;
@@ -877,10 +877,10 @@ test_nat_sequence(void)
 static void
 test_nat_blocked_and_restart(void)
 {
-	struct endpoint local = { SB, 8000, 0 };
+	struct endpoint local = { .addr = SB, .port = 8000 };
 	const struct msg *plan, *info;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct endpoint from = { NPUB, 50000, 0 };
+	struct endpoint from = { .addr = NPUB, .port = 50000 };
 	struct env e;
 	uint16_t id;
 	double t0;
@@ -983,7 +983,7 @@ punch_about(const struct env *e, int i, int j)
 static void
 test_punch(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	struct endpoint from;
 	const struct msg_punch *p;
 	uint8_t token1[UDP_TOKEN_LEN];
@@ -1120,7 +1120,7 @@ punch_request(struct env *e, int i, const uint8_t peer[KEY_LEN])
 static void
 test_punch_request(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	uint8_t stranger[KEY_LEN];
 	struct env e;
 	double t_plan;
@@ -1197,7 +1197,7 @@ test_punch_request(void)
 static void
 test_punch_deferred_forget(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	struct env e;
 	int k;
 
@@ -1420,7 +1420,7 @@ test_password_async(void)
 static void
 test_punch_birthday(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	const struct msg_punch *p;
 	struct env e;
 	int k;
@@ -1470,8 +1470,8 @@ test_punch_birthday(void)
 static void
 test_punch_tcp(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
-	struct endpoint r0 = { P0, 41000, 0 }, r1 = { P2, 42000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
+	struct endpoint r0 = { .addr = P0, .port = 41000 }, r1 = { .addr = P2, .port = 42000 };
 	const struct msg_punch *p;
 	struct env e;
 	double t0;

@@ -124,7 +124,7 @@ node_down(struct node *n)
 static struct endpoint
 node_ep(const struct node *n)
 {
-	struct endpoint ep = { 0x7f000001, transport_port(n->tp), 0 };
+	struct endpoint ep = { .addr = 0x7f000001, .port = transport_port(n->tp) };
 
 	return ep;
 }
@@ -585,7 +585,7 @@ static void
 test_malformed(void)
 {
 	struct node *a = node_up(0), *b = node_up(1);
-	struct endpoint from = { 0x7f000001, 9, 0 };
+	struct endpoint from = { .addr = 0x7f000001, .port = 9 };
 	uint8_t junk[200];
 	struct peers_stats st;
 	size_t i;
@@ -1145,7 +1145,7 @@ test_cookies_under_load(void)
 	struct node *a = node_up(0), *b = node_up(1);
 	struct node *ab[2] = { a, b };
 	struct peers_stats st;
-	struct endpoint spoof = { 0x7f000001, 9, 0 };
+	struct endpoint spoof = { .addr = 0x7f000001, .port = 9 };
 	struct peer *pa;
 
 	hslimit_set_load(b->peers->rl, 0, 0);

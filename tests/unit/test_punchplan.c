@@ -34,11 +34,11 @@ side(struct punch_side *s, uint8_t keybyte, uint32_t pub, uint16_t port, uint8_t
 	s->info.filtering = filtering;
 	s->info.ports = ports;
 	s->info.step = step;
-	s->info.public_ep = (struct endpoint){ pub, port, 0 };
+	s->info.public_ep = (struct endpoint){ .addr = pub, .port = port };
 	s->info.addrs = 2;
 	s->observed = s->info.public_ep;
 	s->cand[s->n_cand++] = s->observed;
-	s->cand[s->n_cand++] = (struct endpoint){ ip4(192, 168, 1, keybyte), 40000, 0 };
+	s->cand[s->n_cand++] = (struct endpoint){ .addr = ip4(192, 168, 1, keybyte), .port = 40000 };
 }
 
 static void
@@ -112,7 +112,7 @@ test_lan(void)
 
 	seq(&a, 1, PUB_A, 50000, 1);
 	rnd(&b, 2, PUB_A);
-	b.cand[b.n_cand++] = (struct endpoint){ ip4(10, 0, 0, 2), 40000, 0 };
+	b.cand[b.n_cand++] = (struct endpoint){ .addr = ip4(10, 0, 0, 2), .port = 40000 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_LAN);
 	CHECK_EQ(pa.n_targets, 3);
@@ -334,7 +334,7 @@ test_random_easy_apdf(void)
 static void
 mapped(struct punch_side *s, uint32_t addr, uint16_t port)
 {
-	s->mapped[s->n_mapped++] = (struct endpoint){ addr, port, 0 };
+	s->mapped[s->n_mapped++] = (struct endpoint){ .addr = addr, .port = port };
 }
 
 static void
@@ -445,9 +445,9 @@ test_tcp(void)
 
 	blocked(&a, 1, PUB_A);
 	a.observed.addr = 0;            /* no UDP_PROBE ever got through */
-	a.tcp = (struct endpoint){ PUB_A, 41000, 0 };
+	a.tcp = (struct endpoint){ .addr = PUB_A, .port = 41000 };
 	easy(&b, 2, PUB_B, NAT_FILT_APDF);
-	b.tcp = (struct endpoint){ PUB_B, 42000, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 42000 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_TCP);
 	CHECK_EQ(pa.n_targets, 1);
@@ -463,7 +463,7 @@ test_tcp(void)
 
 	/* A sequential peer: its TCP source first, then its predicted UDP-counter ports. */
 	seq(&b, 2, PUB_B, 50000, 1);
-	b.tcp = (struct endpoint){ PUB_B, 43000, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 43000 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_TCP);
 	CHECK_EQ(pa.n_targets, 1 + PUNCH_PREDICT_PORTS + PUNCH_PREDICT_BEHIND);
@@ -478,18 +478,18 @@ test_tcp(void)
 	CHECK_EQ(pa.n_targets, PUNCH_PREDICT_PORTS + PUNCH_PREDICT_BEHIND);
 
 	blocked(&b, 2, PUB_B);
-	b.tcp = (struct endpoint){ PUB_B, 40000, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 40000 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_TCP);
 	check_ep(&pa.targets[0], PUB_B, 40000);
 
 	side(&b, 2, PUB_B, 999, NAT_MAP_UNKNOWN, NAT_FILT_UNKNOWN, NAT_PORTS_UNKNOWN, 0);
-	b.tcp = (struct endpoint){ PUB_B, 999, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 999 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_TCP);
 
 	rnd(&b, 2, PUB_B);
-	b.tcp = (struct endpoint){ PUB_B, 44000, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 44000 };
 	plan(&a, &b, &pa, &pb);
 	check_none(&pa);
 	check_none(&pb);

@@ -176,6 +176,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			if (size - i < 6)
 				goto done;
+			memset(&ep, 0, sizeof(ep));
 			ep.addr = (uint32_t)data[i] << 24 | (uint32_t)data[i + 1] << 16 |
 			    (uint32_t)data[i + 2] << 8 | data[i + 3];
 			ep.port = (uint16_t)(data[i + 4] << 8 | data[i + 5]);

@@ -434,6 +434,48 @@ test_hopeless(void)
 	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_BLOCKED);
 }
 
+static void
+add_v6(struct punch_side *s, uint8_t last)
+{
+	uint8_t a6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, last };
+
+	a6[15] = 0x0a;
+	ep_set_v6(&s->cand[s->n_cand++], a6, 40000);
+}
+
+/* Global IPv6 on both sides (3.2): random vs random is simultaneous to the IPv6 candidates
+ * only; easy vs easy gets them after the IPv4 targets; IPv6 on one side alone changes nothing. */
+static void
+test_ipv6(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	rnd(&a, 1, PUB_A);
+	rnd(&b, 2, PUB_B);
+	add_v6(&a, 1);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+	add_v6(&b, 2);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(pa.n_targets, 1);
+	CHECK_EQ(pb.n_targets, 1);
+	CHECK(ep_is_v6(&pa.targets[0]) && ep_same_addr(&pa.targets[0], &b.cand[2]));
+	CHECK(ep_is_v6(&pb.targets[0]) && ep_same_addr(&pb.targets[0], &a.cand[2]));
+	CHECK(pa.rounds > 0 && pa.interval_ms > 0);
+
+	easy(&a, 1, PUB_A, NAT_FILT_APDF);
+	easy(&b, 2, PUB_B, NAT_FILT_APDF);
+	add_v6(&a, 1);
+	add_v6(&b, 2);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(pa.n_targets, 2);
+	CHECK(!ep_is_v6(&pa.targets[0]) && pa.targets[0].addr == PUB_B);
+	CHECK(ep_is_v6(&pa.targets[1]));
+}
+
 /* UDP blocked on a side (3.3): tcp to the peer's control-connection source, plus a sequential
  * peer's predicted ports; none against random ports or without a TCP endpoint. */
 static void
@@ -575,6 +617,7 @@ main(void)
 	RUN(test_easy_seq_step1);
 	RUN(test_easy_seq_step256_wrap);
 	RUN(test_seq_seq);
+	RUN(test_ipv6);
 	RUN(test_random_easy_open);
 	RUN(test_random_easy_apdf);
 	RUN(test_mapped);

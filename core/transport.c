@@ -237,10 +237,13 @@ tp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 }
 
+static struct transport *tp_new(struct ev_loop *loop, uint32_t addr, uint16_t port, int v6,
+    transport_recv_cb cb, void *arg);
+
 struct transport *
 transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb, void *arg)
 {
-	return transport_new_at(loop, 0, port, cb, arg);
+	return tp_new(loop, 0, port, 1, cb, arg);
 }
 
 /* Closes the socket and frees its buffers (its watcher is stopped by the caller). */
@@ -329,6 +332,13 @@ struct transport *
 transport_new_at(struct ev_loop *loop, uint32_t addr, uint16_t port, transport_recv_cb cb,
     void *arg)
 {
+	return tp_new(loop, addr, port, 0, cb, arg);
+}
+
+static struct transport *
+tp_new(struct ev_loop *loop, uint32_t addr, uint16_t port, int v6, transport_recv_cb cb,
+    void *arg)
+{
 	struct transport *t;
 	struct sockaddr_in sin;
 	struct sockaddr_in6 sin6;
@@ -354,9 +364,9 @@ transport_new_at(struct ev_loop *loop, uint32_t addr, uint16_t port, transport_r
 		goto fail;
 	}
 	t->port = ntohs(sin.sin_port);
-	/* IPv6 beside a wildcard IPv4 socket only (a relay told to listen on one IPv4 address
-	 * listens there alone), on the same port so peers see one port per host. */
-	if (addr == 0) {
+	/* IPv6 for the daemon's peer transport only (relays register IPv4 endpoints and listen
+	 * where told), on the same port so peers see one port per host. */
+	if (v6) {
 		memset(&sin6, 0, sizeof(sin6));
 		sin6.sin6_family = AF_INET6;
 		sin6.sin6_addr = in6addr_any;

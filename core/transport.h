@@ -27,7 +27,8 @@ typedef void (*transport_recv_cb)(void *arg, const struct endpoint *from, uint8_
  * IPv6 (without it: logged once, not an error). NULL on error (logged). */
 struct transport *transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb,
     void *arg);
-/* The same on one local IPv4 address (host order; 0 = any): relays listen where told. */
+/* The same on one local IPv4 address (host order; 0 = any), IPv4 only: relays listen where
+ * told. */
 struct transport *transport_new_at(struct ev_loop *loop, uint32_t addr, uint16_t port,
     transport_recv_cb cb, void *arg);
 void transport_free(struct transport *t);

@@ -6,11 +6,13 @@ routed 2001:db8:<i>::/64 behind a stateful IPv6 firewall (inbound only for estab
 1. Both daemons put their global IPv6 address in HELLO; each learns the other's in MEMBER
    (`shoal list --json`'s "endpoints" has a "[2001:db8:...]:port").
 2. The mediator plans `simultaneous` over IPv6 (both sides send at once, which opens both
-   firewalls); the pair becomes direct over IPv6 (`endpoint` is "[v6]:port") and pings pass.
+   firewalls); the pair becomes direct over IPv6 (`endpoint` is "[v6]:port"), pings pass, and
+   1 MiB goes through A's SOCKS to a service B exposes and back, byte for byte.
 3. A third site, IPv4 only (portrestricted), still gets its IPv4 path to A as before.
 Prints how long each step took.
 """
 import os
+import subprocess
 import sys
 import time
 
@@ -28,6 +30,63 @@ def v6_direct(d, nick):
     return m.get("path") == "direct" and (m.get("endpoint") or "").startswith("[2001:db8:")
 
 
+SVC_PORT, SOCKS_PORT = 7000, 1080
+
+# An echo service on B's loopback (B exposes it to the network), ready once it prints.
+ECHO = """
+import socket, threading
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", %d)); ls.listen(4); print("ready", flush=True)
+def echo(c):
+    while True:
+        d = c.recv(65536)
+        if not d:
+            break
+        c.sendall(d)
+    c.close()
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=echo, args=(c,), daemon=True).start()
+""" % SVC_PORT
+
+# In A's namespace: 1 MiB through A's SOCKS to B's virtual address, read back, compare.
+CLIENT = """
+import os, socket, struct, sys, time
+host, n = sys.argv[1], 1 << 20
+s = socket.create_connection(("127.0.0.1", %d), timeout=20)
+s.sendall(b"\\x05\\x01\\x00"); assert s.recv(2) == b"\\x05\\x00"
+s.sendall(b"\\x05\\x01\\x00\\x01" + socket.inet_aton(host) + struct.pack(">H", %d))
+rep = b""
+while len(rep) < 10:
+    rep += s.recv(10 - len(rep))
+assert rep[1] == 0, rep
+data, got, t0 = os.urandom(n), b"", time.monotonic()
+s.sendall(data)
+while len(got) < n:
+    d = s.recv(65536)
+    if not d:
+        break
+    got += d
+print("ok" if got == data else "mismatch %%d of %%d" %% (len(got), n), "%%.2f" %% (time.monotonic() - t0))
+""" % (SOCKS_PORT, SVC_PORT)
+
+
+def socks_roundtrip(lab, a_host, b_daemon):
+    """1 MiB from A's namespace through A's SOCKS to B's exposed echo service and back."""
+    svc = subprocess.Popen(["ip", "netns", "exec", b_daemon.host.ns, "python3", "-u", "-c", ECHO],
+                           stdout=subprocess.PIPE, text=True)
+    lab.procs.append(svc)
+    if svc.stdout.readline().strip() != "ready":
+        raise AssertionError("the echo service did not start")
+    b_daemon.cli("expose", str(SVC_PORT))
+    r = subprocess.run(["ip", "netns", "exec", a_host.ns, "python3", "-c", CLIENT,
+                        b_daemon.address()], capture_output=True, text=True, timeout=60)
+    out = r.stdout.strip().split()
+    if r.returncode != 0 or not out or out[0] != "ok":
+        raise AssertionError(f"SOCKS round trip failed: {r.stdout} {r.stderr}")
+    return float(out[1])
+
+
 def main():
     t_start = time.monotonic()
     with natlab.Lab("v6") as lab:
@@ -35,8 +94,9 @@ def main():
         sb = lab.add_site("random", ipv6=True)
         sc = lab.add_site("portrestricted")
         lab.start_server()
-        a = lab.start_daemon(sa.hosts[0], "a")
+        a = lab.start_daemon(sa.hosts[0], "a", socks=SOCKS_PORT)
         b = lab.start_daemon(sb.hosts[0], "b")
+        b.host = sb.hosts[0]
         c = lab.start_daemon(sc.hosts[0], "c")
         try:
             a.cli("create", "lab")
@@ -66,7 +126,11 @@ def main():
             # Still IPv6 after the traffic (no roam to an IPv4 path).
             if not (v6_direct(a, "b") and v6_direct(b, "a")):
                 raise AssertionError(f"left IPv6: {member(a, 'b')} / {member(b, 'a')}")
-            print("2. pings a <-> b passed over IPv6")
+            secs = socks_roundtrip(lab, sa.hosts[0], b)
+            if not (v6_direct(a, "b") and v6_direct(b, "a")):
+                raise AssertionError(f"left IPv6: {member(a, 'b')} / {member(b, 'a')}")
+            print(f"2. pings a <-> b passed over IPv6; 1 MiB through a's SOCKS to b's "
+                  f"service and back in {secs:.2f} s, still over IPv6")
 
             # 3. the IPv4-only site reaches a over IPv4 (random vs portrestricted: birthday)
             harness.wait_until(lambda: member(c, "a").get("path") == "direct"

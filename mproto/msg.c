@@ -33,6 +33,19 @@ put_str(struct wire_w *w, const char *s, size_t cap)
 	wire_put_bytes(w, s, n);
 }
 
+/* One `endpoint` (PROTOCOL.md 4.2): the single place its layout is written and read. */
+static void
+put_endpoint(struct wire_w *w, const struct endpoint *ep)
+{
+	ep_put(w, ep);
+}
+
+static void
+get_endpoint(struct wire_r *r, struct endpoint *ep)
+{
+	ep_get(r, ep);
+}
+
 /*
  * The IPv4-only endpoint fields (NAT_PLAN targets, NAT_INFO's public endpoint, the probe
  * reply): the mediator's UDP sockets are IPv4, so these stay u32 address + u16 port.
@@ -66,7 +79,7 @@ put_endpoints(struct wire_w *w, uint8_t n, const struct endpoint *eps)
 	}
 	wire_put_u8(w, n);
 	for (i = 0; i < n; i++)
-		ep_put(w, &eps[i]);
+		put_endpoint(w, &eps[i]);
 }
 
 static uint8_t
@@ -79,8 +92,8 @@ get_endpoints(struct wire_r *r, struct endpoint *eps)
 		r->err = 1;
 		return 0;
 	}
-	for (i = 0; i < n && !r->err; i++)
-		ep_get(r, &eps[i]);
+	for (i = 0; i < n; i++)
+		get_endpoint(r, &eps[i]);
 	return n;
 }
 
@@ -469,7 +482,7 @@ punch_put(struct wire_w *w, const struct msg_punch *m)
 	wire_put_u8(w, m->rounds);
 	wire_put_u8(w, m->n_targets);
 	for (i = 0; i < m->n_targets; i++)
-		ep_put(w, &m->targets[i]);
+		put_endpoint(w, &m->targets[i]);
 	/* Only birthday plans carry them: every other PUNCH encodes as it always did. */
 	if (m->strategy == PUNCH_BIRTHDAY) {
 		wire_put_u16(w, m->sockets);
@@ -504,8 +517,8 @@ punch_get(struct wire_r *r, struct msg_punch *m)
 		r->err = 1;
 		return;
 	}
-	for (i = 0; i < m->n_targets && !r->err; i++)
-		ep_get(r, &m->targets[i]);
+	for (i = 0; i < m->n_targets; i++)
+		get_endpoint(r, &m->targets[i]);
 	if (m->strategy == PUNCH_BIRTHDAY) {
 		m->sockets = wire_get_u16(r);
 		m->probes = wire_get_u16(r);

@@ -57,7 +57,7 @@ ep_hash(const struct endpoint *ep)
 uint32_t
 ep_source_key(const struct endpoint *ep)
 {
-	if (ep->family == EP_INET6)
+	if (ep_is_v6(ep))
 		return fnv(2166136261u, ep->addr6, 8);
 	return ep->addr;
 }
@@ -86,7 +86,7 @@ ep_set_v6(struct endpoint *ep, const uint8_t a6[16], uint16_t port)
 const char *
 ep_addr_str(const struct endpoint *ep, char out[EP_STR_LEN])
 {
-	if (ep->family == EP_INET6) {
+	if (ep_is_v6(ep)) {
 		if (inet_ntop(AF_INET6, ep->addr6, out, EP_STR_LEN) == NULL)
 			snprintf(out, EP_STR_LEN, "?");
 		return out;
@@ -102,14 +102,14 @@ ep_str(const struct endpoint *ep, char out[EP_STR_LEN])
 {
 	char a[INET6_ADDRSTRLEN];
 
-	if (ep->family == EP_INET6) {
+	if (ep_is_v6(ep)) {
 		if (inet_ntop(AF_INET6, ep->addr6, a, sizeof(a)) == NULL)
 			snprintf(a, sizeof(a), "?");
 	} else {
 		ep_addr_str(ep, out);
 		snprintf(a, sizeof(a), "%.15s", out);
 	}
-	if (ep->family == EP_INET6)
+	if (ep_is_v6(ep))
 		snprintf(out, EP_STR_LEN, "[%s]:%u", a, (unsigned)ep->port);
 	else
 		snprintf(out, EP_STR_LEN, "%s:%u", a, (unsigned)ep->port);
@@ -120,7 +120,7 @@ socklen_t
 ep_to_sockaddr(const struct endpoint *ep, struct sockaddr_storage *ss)
 {
 	memset(ss, 0, sizeof(*ss));
-	if (ep->family == EP_INET6) {
+	if (ep_is_v6(ep)) {
 		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
 
 		s6->sin6_family = AF_INET6;

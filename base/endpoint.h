@@ -6,8 +6,8 @@
  * IPv4 stays the zero value: family 0 (EP_INET), addr and port in host byte order, exactly as
  * before IPv6 existed, so code that only sets addr/port keeps working. An IPv6 endpoint has
  * family EP_INET6, its address in addr6 (network byte order, as in struct in6_addr) and addr 0.
- * Every helper reads "family == EP_INET6" as IPv6 and anything else as IPv4, so a struct whose
- * code set only addr and port (and left family unset) still acts as the IPv4 endpoint it was.
+ * Every helper asks ep_is_v6() (family EP_INET6 and addr 0) and reads anything else as IPv4,
+ * so a struct whose code set only addr and port (and left family unset) stays IPv4.
  * Owns nothing; pure except ep_to_sockaddr/ep_from_sockaddr (no I/O either).
  */
 #ifndef SHOAL_ENDPOINT_H
@@ -50,7 +50,13 @@ int ep_same_addr(const struct endpoint *a, const struct endpoint *b);
 uint32_t ep_hash(const struct endpoint *ep);
 /* 1 if it names somewhere: a non-zero address and port. */
 int ep_is_set(const struct endpoint *ep);
-static inline int ep_is_v6(const struct endpoint *ep) { return ep->family == EP_INET6; }
+/* IPv6: family EP_INET6 and addr 0 (ep_set_v6 and ep_get leave addr 0). Requiring both keeps
+ * an IPv4 endpoint whose family was never set (a stack struct filled field by field) IPv4. */
+static inline int
+ep_is_v6(const struct endpoint *ep)
+{
+	return ep->family == EP_INET6 && ep->addr == 0;
+}
 /*
  * The per-source key handshake rate limits count by: the IPv4 address, or for IPv6 a hash of
  * the /64 (one host controls a whole /64, so counting addresses would give it 2^64 buckets).

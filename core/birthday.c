@@ -124,7 +124,7 @@ link_send(void *arg, const struct endpoint *to, const uint8_t *pkt, size_t len)
 	struct sockaddr_in sin;
 
 	/* The set's sockets are IPv4: birthday punching is for IPv4 NATs only. */
-	if (s->fd < 0 || to->family != EP_INET)
+	if (s->fd < 0 || ep_is_v6(to))
 		return -1;
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;

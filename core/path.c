@@ -58,13 +58,20 @@ path_kind_name(enum path_kind k)
 	}
 }
 
+/* The path's one notion of "the same endpoint" (via included). */
+static int
+ep_eq(const struct endpoint *a, const struct endpoint *b)
+{
+	return ep_equal(a, b);
+}
+
 static int
 ep_in(const struct endpoint *list, size_t n, const struct endpoint *ep)
 {
 	size_t i;
 
 	for (i = 0; i < n; i++)
-		if (ep_equal(&list[i], ep))
+		if (ep_eq(&list[i], ep))
 			return 1;
 	return 0;
 }
@@ -86,7 +93,7 @@ path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n)
 	if (n_old != pa->n_cand)
 		return 1;
 	for (i = 0; i < n_old; i++)
-		if (!ep_equal(&old[i], &pa->cand[i]))
+		if (!ep_eq(&old[i], &pa->cand[i]))
 			return 1;
 	return 0;
 }
@@ -113,7 +120,7 @@ path_authenticated_from(struct peer *p, const struct endpoint *from)
 		    (unsigned)from->via, pa->punch_rounds_sent);
 		timers_bday_arm(p, BDAY_CHECK);
 	}
-	if (pa->has_ep && ep_equal(&pa->ep, from))
+	if (pa->has_ep && ep_eq(&pa->ep, from))
 		return;
 	if (pa->has_ep) {
 		char ep[EP_STR_LEN];

@@ -9,7 +9,7 @@
 #ifndef SHOAL_PROTO_H
 #define SHOAL_PROTO_H
 
-#define SHOAL_PROTO_VERSION 2
+#define SHOAL_PROTO_VERSION 3
 
 /* Keys and hashes (X25519, ChaCha20-Poly1305, BLAKE2b as used by Noise). */
 enum {
@@ -142,6 +142,7 @@ enum {
 	PASSWORD_MAX_LEN = 128,
 	MSG_TEXT_MAX_LEN = 255,   /* RESULT message */
 	MAX_ENDPOINTS = 8,        /* per member */
+	ENDPOINTS_V6_MAX = 2,     /* of those, kept for global IPv6 ones (IPv4 first) */
 	CTRL_FRAME_MAX = 4096,    /* largest control frame, ciphertext */
 	NAT_MAX_TARGETS = 6,      /* server UDP sockets in a NAT_PLAN */
 	PUNCH_MAX_TARGETS = 16,   /* endpoints in a PUNCH */

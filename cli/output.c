@@ -145,6 +145,9 @@ member_state(json_t *m, char *out, size_t cap)
 		snprintf(out, cap, "offline");
 	else if (strcmp(path, "none") == 0 || strcmp(path, "-") == 0)
 		snprintf(out, cap, "connecting%s", tail);
+	else if (json_is_number(rtt) && json_is_string(json_object_get(m, "endpoint")))
+		snprintf(out, cap, "%-7s %.1f ms%s  %s", path, json_number_value(rtt), tail,
+		    str(m, "endpoint"));
 	else if (json_is_number(rtt))
 		snprintf(out, cap, "%-7s %.1f ms%s", path, json_number_value(rtt), tail);
 	else

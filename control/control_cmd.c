@@ -239,7 +239,7 @@ static json_t *
 nat_json(const struct control_env *env)
 {
 	struct msg_nat_info ni;
-	char ep[IP4_EP_STR_LEN];
+	char ep[EP_STR_LEN];
 	json_t *o;
 
 	if (!env->med || medclient_nat_info(env->med, &ni) < 0)
@@ -254,7 +254,7 @@ nat_json(const struct control_env *env)
 	json_object_set_new(o, "lifetime_s", json_integer(ni.lifetime_s));
 	json_object_set_new(o, "lifetime_max_s", json_integer(ni.lifetime_max_s));
 	json_object_set_new(o, "public", ni.public_ep.addr && ni.public_ep.port ?
-	    json_string(ip4_ep_str(ni.public_ep.addr, ni.public_ep.port, ep)) : json_null());
+	    json_string(ep_str(&ni.public_ep, ep)) : json_null());
 	return o;
 }
 
@@ -278,7 +278,7 @@ static json_t *
 portmap_json(const struct control_env *env)
 {
 	struct portmap_info pi;
-	char ep[IP4_EP_STR_LEN];
+	char ep[EP_STR_LEN];
 	json_t *o;
 	int mapped;
 
@@ -289,7 +289,7 @@ portmap_json(const struct control_env *env)
 	json_object_set_new(o, "protocol", mapped ?
 	    json_string(portmap_proto_name(pi.proto)) : json_null());
 	json_object_set_new(o, "external", mapped ?
-	    json_string(ip4_ep_str(pi.ext.addr, pi.ext.port, ep)) : json_null());
+	    json_string(ep_str(&pi.ext, ep)) : json_null());
 	json_object_set_new(o, "lease_s", mapped ? json_integer((json_int_t)pi.lease_left) :
 	    json_null());
 	json_object_set_new(o, "error", pi.state == PORTMAP_FAILED ? ctl_jtext(pi.error) :
@@ -304,7 +304,7 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	struct forward_info fw[LIST_MAX];
 	struct endpoint ep;
 	json_t *o, *arr, *e;
-	char a[IP4_EP_STR_LEN];
+	char a[EP_STR_LEN];
 	const char *nick;
 	size_t i, n;
 
@@ -320,7 +320,7 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	memset(&ep, 0, sizeof(ep));
 	if (env->med && medclient_public_endpoint(env->med, &ep) >= 0 && ep.addr && ep.port) {
 		json_object_set_new(o, "public_endpoint",
-		    json_string(ip4_ep_str(ep.addr, ep.port, a)));
+		    json_string(ep_str(&ep, a)));
 	} else {
 		json_object_set_new(o, "public_endpoint", json_null());
 	}
@@ -382,7 +382,9 @@ member_json(const struct control_env *env, const struct med_member *m)
 {
 	struct peer_status st;
 	int self = memcmp(m->key, env->node_pub, KEY_LEN) == 0;
-	json_t *o = json_object();
+	json_t *o = json_object(), *eps = json_array();
+	char epbuf[EP_STR_LEN];
+	uint8_t i;
 
 	json_object_set_new(o, "nick", ctl_jtext(m->nick));
 	json_object_set_new(o, "address", jaddr(m->address));
@@ -391,12 +393,18 @@ member_json(const struct control_env *env, const struct med_member *m)
 	json_object_set_new(o, "pending", json_boolean(m->flags & MEMF_PENDING));
 	json_object_set_new(o, "owner", json_boolean(m->flags & MEMF_OWNER));
 	json_object_set_new(o, "self", json_boolean(self));
+	/* Where the mediator says it can be reached (observed, mapped, local, IPv6). */
+	for (i = 0; i < m->n_endpoints && i < MAX_ENDPOINTS; i++)
+		json_array_append_new(eps, json_string(ep_str(&m->endpoints[i], epbuf)));
+	json_object_set_new(o, "endpoints", eps);
 	if (!self && env->peers && peers_status(env->peers, m->key, &st) == 0) {
 		json_object_set_new(o, "path", json_string(path_kind_name(st.path)));
 		json_object_set_new(o, "transport", st.path != PATH_NONE && st.transport ?
 		    json_string(st.transport) : json_null());
 		json_object_set_new(o, "rtt_ms",
 		    st.path != PATH_NONE && st.rtt_ms >= 0 ? json_real(st.rtt_ms) : json_null());
+		json_object_set_new(o, "endpoint", st.path != PATH_NONE ?
+		    json_string(ep_str(&st.endpoint, epbuf)) : json_null());
 		json_object_set_new(o, "strategy", strategy_json(env, m->key));
 		if (st.path != PATH_DIRECT)
 			json_object_set_new(o, "reason", reason_json(env, m->key, 1));
@@ -404,6 +412,7 @@ member_json(const struct control_env *env, const struct med_member *m)
 		json_object_set_new(o, "path", json_string("none"));
 		json_object_set_new(o, "transport", json_null());
 		json_object_set_new(o, "rtt_ms", json_null());
+		json_object_set_new(o, "endpoint", json_null());
 		json_object_set_new(o, "strategy", self ? json_null() : strategy_json(env, m->key));
 		if (!self)
 			json_object_set_new(o, "reason", reason_json(env, m->key, 0));

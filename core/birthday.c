@@ -123,7 +123,8 @@ link_send(void *arg, const struct endpoint *to, const uint8_t *pkt, size_t len)
 	struct bday *b = s->b;
 	struct sockaddr_in sin;
 
-	if (s->fd < 0)
+	/* The set's sockets are IPv4: birthday punching is for IPv4 NATs only. */
+	if (s->fd < 0 || ep_is_v6(to))
 		return -1;
 	memset(&sin, 0, sizeof(sin));
 	sin.sin_family = AF_INET;

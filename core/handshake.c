@@ -85,7 +85,7 @@ init_macs(struct peer *p, uint8_t pkt[UDP_HANDSHAKE_INIT_LEN], double now)
 static void
 cookie_for(struct peers *ps, const struct endpoint *from, double now, uint8_t out[HS_MAC_LEN])
 {
-	uint8_t a[6];
+	uint8_t a[EP_WIRE_MAX];
 	struct wire_w w;
 
 	if (ps->cookie_secret_at == 0 || now - ps->cookie_secret_at >= COOKIE_TTL) {
@@ -93,9 +93,9 @@ cookie_for(struct peers *ps, const struct endpoint *from, double now, uint8_t ou
 		ps->cookie_secret_at = now;
 	}
 	wire_w_init(&w, a, sizeof(a));
-	wire_put_u32(&w, from->addr);
-	wire_put_u16(&w, from->port);
-	mac16(out, ps->cookie_secret, sizeof(ps->cookie_secret), a, sizeof(a));
+	/* Bound to the whole source address and port, IPv4 or IPv6 (family byte included). */
+	ep_put(&w, from);
+	mac16(out, ps->cookie_secret, sizeof(ps->cookie_secret), a, wire_w_len(&w));
 }
 
 /* UDP_COOKIE_REPLY: the cookie sealed with our cookie key, bound to the initiation's mac1. */
@@ -275,7 +275,7 @@ handshake_receive_init(struct peers *ps, const struct endpoint *from, const uint
 			peers_drop_debug(ps, "init_cookie_sent", from);
 			return;
 		}
-		if (!hslimit_allow_ip(ps->rl, from->addr, now)) {
+		if (!hslimit_allow_ip(ps->rl, ep_source_key(from), now)) {
 			ps->xst.rx_ratelimited++;
 			peers_drop_debug(ps, "init_ratelimited", from);
 			return;
@@ -408,7 +408,7 @@ handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint
 	uint8_t type, z1;
 	uint16_t z2;
 	int was_up;
-	char ep[IP4_EP_STR_LEN];
+	char ep[EP_STR_LEN];
 
 	if (len != UDP_HANDSHAKE_RESP_LEN) {
 		ps->st.rx_dropped_malformed++;
@@ -434,7 +434,7 @@ handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint
 		peers_drop_debug(ps, "resp_unknown_index", from);
 		return;
 	}
-	if (!hslimit_allow(ps->rl, from->addr, now)) {
+	if (!hslimit_allow(ps->rl, ep_source_key(from), now)) {
 		ps->xst.rx_ratelimited++;
 		peers_drop_debug(ps, "resp_ratelimited", from);
 		return;
@@ -470,7 +470,7 @@ handshake_receive_resp(struct peers *ps, const struct endpoint *from, const uint
 	timers_session_derived(p);
 	if (!was_up)
 		log_info("event=peer_up peer=%s endpoint=%s", p->id,
-		    ip4_ep_str(from->addr, from->port, ep));
+		    ep_str(from, ep));
 
 	/* The responder may send only once it sees us use the keys: our boot id is that packet
 	 * (and tells it whether we restarted). */

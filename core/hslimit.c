@@ -5,6 +5,7 @@
  * connect at once. Under load a token bucket per source IPv4 address applies (WireGuard's
  * model: under load, handshake.c answers message 1 without a valid cookie MAC (mac2) with a
  * cookie instead, so what reaches the per-source buckets comes from addresses that answer).
+ * A source is ep_source_key(): an IPv4 address, or for IPv6 a hash of its /64.
  * Idle buckets are collected once a second; the table is capped so spoofed sources cannot
  * grow it without bound (over the cap, new sources are refused until the next collection).
  * Owns: the bucket table and its collection timer. Must not: know anything about peers.

@@ -58,10 +58,11 @@ path_kind_name(enum path_kind k)
 	}
 }
 
+/* The path's one notion of "the same endpoint" (via included). */
 static int
 ep_eq(const struct endpoint *a, const struct endpoint *b)
 {
-	return a->addr == b->addr && a->port == b->port && a->via == b->via;
+	return ep_equal(a, b);
 }
 
 static int
@@ -85,7 +86,7 @@ path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n)
 	memcpy(old, pa->cand, sizeof(old));
 	pa->n_cand = 0;
 	for (i = 0; i < n && pa->n_cand < PATH_MAX_CANDIDATES; i++) {
-		if (eps[i].addr == 0 || eps[i].port == 0 || ep_in(pa->cand, pa->n_cand, &eps[i]))
+		if (!ep_is_set(&eps[i]) || ep_in(pa->cand, pa->n_cand, &eps[i]))
 			continue;
 		pa->cand[pa->n_cand++] = eps[i];
 	}
@@ -103,12 +104,12 @@ path_authenticated_from(struct peer *p, const struct endpoint *from)
 	struct path *pa = &p->path;
 
 	if (pa->lost) {
-		char ep[IP4_EP_STR_LEN];
+		char ep[EP_STR_LEN];
 
 		pa->lost = 0;
 		pa->conns_reset = 0;
 		log_info("event=path_restored peer=%s lost_s=%.1f endpoint=%s", p->id,
-		    peers_now(p->ps) - pa->lost_since, ip4_ep_str(from->addr, from->port, ep));
+		    peers_now(p->ps) - pa->lost_since, ep_str(from, ep));
 	}
 	/* A session over one of the attempt's sockets: that one wins, the rest close. */
 	if (from->via != 0 && pa->bday != NULL && bday_winner(pa->bday) != from->via &&
@@ -122,10 +123,10 @@ path_authenticated_from(struct peer *p, const struct endpoint *from)
 	if (pa->has_ep && ep_eq(&pa->ep, from))
 		return;
 	if (pa->has_ep) {
-		char ep[IP4_EP_STR_LEN];
+		char ep[EP_STR_LEN];
 
 		log_debug("event=peer_roamed peer=%s endpoint=%s", p->id,
-		    ip4_ep_str(from->addr, from->port, ep));
+		    ep_str(from, ep));
 	}
 	pa->ep = *from;
 	pa->has_ep = 1;
@@ -461,7 +462,7 @@ peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint 
 	if (interval_s > PUNCH_INTERVAL_MAX)
 		interval_s = PUNCH_INTERVAL_MAX;
 	for (i = 0; i < n; i++) {
-		if (targets[i].addr == 0 || targets[i].port == 0 ||
+		if (!ep_is_set(&targets[i]) ||
 		    ep_in(pa->punch, pa->n_punch, &targets[i]))
 			continue;
 		pa->punch[pa->n_punch++] = targets[i];

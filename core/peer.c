@@ -92,7 +92,7 @@ peers_is_peer(const struct peers *ps, uint32_t vaddr)
 void
 peers_drop_debug(struct peers *ps, const char *why, const struct endpoint *from)
 {
-	char ep[IP4_EP_STR_LEN];
+	char ep[EP_STR_LEN];
 	double now;
 
 	if (log_get_level() < LOG_LVL_DEBUG)
@@ -106,7 +106,7 @@ peers_drop_debug(struct peers *ps, const char *why, const struct endpoint *from)
 	if (ps->dbg_count++ >= 10)
 		return;
 	log_debug("event=peer_packet_dropped reason=%s from=%s", why,
-	    ip4_ep_str(from ? from->addr : 0, from ? from->port : 0, ep));
+	    from ? ep_str(from, ep) : "-");
 }
 
 struct keypair *

@@ -343,7 +343,8 @@ void timers_check_rekey_on_send(struct peer *p, const struct keypair *kp);
 void timers_check_rekey_on_receive(struct peer *p, const struct keypair *kp);
 void timers_ping_started(struct pending_ping *pp);
 
-/* hslimit.c: rate/burst per source address, applied only while all sources together exceed
+/* hslimit.c: rate/burst per source (addr: ep_source_key(), an IPv4 address or a hash of an
+ * IPv6 /64), applied only while all sources together exceed
  * load_rate/load_burst (under load). */
 struct hslimit *hslimit_new(struct ev_loop *loop, double rate, double burst, double load_rate,
     double load_burst);

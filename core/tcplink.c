@@ -61,12 +61,12 @@ static void
 dead_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct tcplink *l = w->data;
-	char ep[IP4_EP_STR_LEN];
+	char ep[EP_STR_LEN];
 
 	(void)loop;
 	(void)revents;
 	log_info("event=tcp_link_closed via=%u remote=%s reason=%s rx_frames=%llu tx_frames=%llu",
-	    (unsigned)l->via, ip4_ep_str(l->remote.addr, l->remote.port, ep), l->dead,
+	    (unsigned)l->via, ep_str(&l->remote, ep), l->dead,
 	    (unsigned long long)l->st.rx_frames, (unsigned long long)l->st.tx_frames);
 	transport_link_del(l->tp, l->via);
 	l->via = 0;

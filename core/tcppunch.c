@@ -149,7 +149,7 @@ attempt_up(struct attempt *a)
 	struct endpoint target = a->target, ep;
 	struct tlink *tl;
 	uint8_t key[KEY_LEN];
-	char eps[IP4_EP_STR_LEN];
+	char eps[EP_STR_LEN];
 	int fd = a->fd;
 
 	ev_io_stop(tp->loop, &a->w);
@@ -157,7 +157,7 @@ attempt_up(struct attempt *a)
 	tp->st.connected++;
 	memcpy(key, pl->key, KEY_LEN);
 	log_info("event=tcp_punch_connected peer=%s remote=%s local_port=%u", pl->id,
-	    ip4_ep_str(target.addr, target.port, eps), (unsigned)pl->local_port);
+	    ep_str(&target, eps), (unsigned)pl->local_port);
 	/* One connection is enough: the others would only make links nobody uses. */
 	plan_free(pl);
 	if ((tl = calloc(1, sizeof(*tl))) == NULL) {
@@ -186,7 +186,7 @@ attempt_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct attempt *a = w->data;
 	int err = 0;
 	socklen_t len = sizeof(err);
-	char eps[IP4_EP_STR_LEN];
+	char eps[EP_STR_LEN];
 
 	(void)loop;
 	(void)revents;
@@ -198,7 +198,7 @@ attempt_cb(struct ev_loop *loop, ev_io *w, int revents)
 	}
 	a->pl->tp->st.failed++;
 	log_debug("event=tcp_punch_failed peer=%s remote=%s error=\"%s\"", a->pl->id,
-	    ip4_ep_str(a->target.addr, a->target.port, eps), strerror(err));
+	    ep_str(&a->target, eps), strerror(err));
 	attempt_stop(a);
 }
 
@@ -207,7 +207,7 @@ attempt_start(struct attempt *a)
 {
 	struct plan *pl = a->pl;
 	struct sockaddr_in sin;
-	char eps[IP4_EP_STR_LEN];
+	char eps[EP_STR_LEN];
 	int fd;
 
 	if ((fd = tcppunch_socket(pl->local_port)) < 0)
@@ -230,7 +230,7 @@ fail:
 	/* EADDRNOTAVAIL: a link to this very target is up already (same 4-tuple). */
 	pl->tp->st.failed++;
 	log_debug("event=tcp_punch_failed peer=%s remote=%s error=\"%s\"", pl->id,
-	    ip4_ep_str(a->target.addr, a->target.port, eps), strerror(errno));
+	    ep_str(&a->target, eps), strerror(errno));
 }
 
 static void
@@ -280,11 +280,11 @@ tcppunch_start(struct tcppunch *tp, const struct msg_punch *p, uint16_t local_po
 	key_short(p->peer, pl->id);
 	pl->local_port = local_port;
 	for (i = 0; i < p->n_targets && i < PUNCH_MAX_TARGETS; i++) {
-		if (p->targets[i].addr == 0 || p->targets[i].port == 0)
+		/* TCP punching is for IPv4 NATs; its sockets are IPv4. */
+		if (!ep_is_set(&p->targets[i]) || ep_is_v6(&p->targets[i]))
 			continue;
 		for (j = 0; j < pl->n; j++)
-			if (pl->a[j].target.addr == p->targets[i].addr &&
-			    pl->a[j].target.port == p->targets[i].port)
+			if (ep_same_addr(&pl->a[j].target, &p->targets[i]))
 				break;
 		if (j < pl->n)
 			continue;

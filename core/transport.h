@@ -1,5 +1,5 @@
 /*
- * transport: the daemon's one UDP socket for peers and mediator probes. Receives in batches
+ * transport: the daemon's UDP sockets for peers and mediator probes (IPv4, and IPv6 beside it). Receives in batches
  * (recvmmsg) and hands each datagram to the dispatch callback; sends are queued and flushed in
  * batches (sendmmsg) at the end of each loop iteration, so one lwIP burst is one syscall
  * (base/udpbatch.h). Where the kernel allows, equal-size datagrams to one endpoint leave as
@@ -23,13 +23,17 @@ struct transport;
 typedef void (*transport_recv_cb)(void *arg, const struct endpoint *from, uint8_t *pkt,
     size_t len);
 
-/* Binds 0.0.0.0:port (0 = ephemeral). NULL on error (logged). */
+/* Binds 0.0.0.0:port (0 = ephemeral), and [::]:that port (IPV6_V6ONLY) when the host has
+ * IPv6 (without it: logged once, not an error). NULL on error (logged). */
 struct transport *transport_new(struct ev_loop *loop, uint16_t port, transport_recv_cb cb,
     void *arg);
-/* The same on one local IPv4 address (host order; 0 = any): relays listen where told. */
+/* The same on one local IPv4 address (host order; 0 = any), IPv4 only: relays listen where
+ * told. */
 struct transport *transport_new_at(struct ev_loop *loop, uint32_t addr, uint16_t port,
     transport_recv_cb cb, void *arg);
 void transport_free(struct transport *t);
+/* 1 if the IPv6 socket exists (IPv6 endpoints are sent through it; else dropped). */
+int transport_has_v6(const struct transport *t);
 uint16_t transport_port(const struct transport *t);
 /* Queues one datagram (copied). Returns 0, or -1 if len > UDP_MAX_PAYLOAD. */
 int transport_send(struct transport *t, const struct endpoint *to, const uint8_t *pkt,
@@ -72,7 +76,8 @@ const char *transport_link_kind(const struct transport *t, uint16_t via);
 void transport_link_input(struct transport *t, uint16_t via, uint32_t addr, uint16_t port,
     uint8_t *pkt, size_t len);
 
-/* The IPv4 addresses of our interfaces (non-loopback first), for LAN candidates. */
+/* Our candidates: the IPv4 addresses of our interfaces (non-loopback first), then our global
+ * IPv6 addresses (at most ENDPOINTS_V6_MAX, room kept for them) when the IPv6 socket exists. */
 size_t transport_local_endpoints(const struct transport *t, struct endpoint *out, size_t max);
 
 /* Packets count datagrams even when the kernel carried several in one GSO/GRO buffer. */

@@ -32,7 +32,7 @@ eps_equal(const struct endpoint *a, size_t na, const struct endpoint *b, size_t 
 	if (na != nb)
 		return 0;
 	for (i = 0; i < na; i++)
-		if (a[i].addr != b[i].addr || a[i].port != b[i].port)
+		if (!ep_same_addr(&a[i], &b[i]))
 			return 0;
 	return 1;
 }

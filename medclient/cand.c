@@ -40,7 +40,7 @@ medclient_set_mapped(struct medclient *m, const struct endpoint *eps, size_t n)
 	memset(v, 0, sizeof(v));
 	/* Zero endpoints reach nobody and the codec refuses them: left out. */
 	for (i = 0; i < n && k < CAND_MAX_MAPPED; i++)
-		if (eps[i].addr != 0 && eps[i].port != 0) {
+		if (ep_is_set(&eps[i])) {
 			v[k] = eps[i];
 			v[k].via = 0;
 			k++;

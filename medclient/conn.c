@@ -272,7 +272,7 @@ local_port(int fd)
 static void
 med_connect(struct medclient *m)
 {
-	char ep[IP4_EP_STR_LEN], why[160];
+	char ep[EP_STR_LEN], why[160];
 	int fd;
 
 	if (m->ch || !m->started)
@@ -282,7 +282,7 @@ med_connect(struct medclient *m)
 		return;
 	}
 	log_info("event=mediator_connecting server=%s",
-	    ip4_ep_str(m->server.addr, m->server.port, ep));
+	    ep_str(&m->server, ep));
 	/* Shareable port: TCP hole punching connects from it too, so the NAT mapping the
 	 * mediator sees for this connection is the one the punches use (PROTOCOL.md 3.3). */
 	if ((fd = tcppunch_socket(0)) < 0) {

@@ -25,12 +25,6 @@
 #include "core/transport.h"
 #include "medclient/medclient_int.h"
 
-static int
-ep_eq(const struct endpoint *a, const struct endpoint *b)
-{
-	return a->addr == b->addr && a->port == b->port;
-}
-
 static void
 nat_probe_to(struct medclient *m, uint8_t target)
 {
@@ -205,7 +199,7 @@ med_nat_reply(struct medclient *m, const struct endpoint *from, const struct end
 		return 0;
 	was = m->nat.seen.replies;
 	for (i = 0; i < m->nat.plan.n_targets; i++) {
-		if (!ep_eq(from, &m->nat.plan.targets[i]) || !(m->nat.probed & (1u << i)))
+		if (!ep_same_addr(from, &m->nat.plan.targets[i]) || !(m->nat.probed & (1u << i)))
 			continue;
 		match = 1;
 		m->nat.seen.replies |= (uint8_t)(1u << i);
@@ -223,7 +217,7 @@ from_target_addr(const struct medclient *m, const struct endpoint *from)
 	uint8_t i;
 
 	for (i = 0; i < m->nat.plan.n_targets; i++)
-		if (m->nat.plan.targets[i].addr == from->addr)
+		if (m->nat.plan.targets[i].addr == from->addr && !ep_is_v6(from))
 			return 1;
 	return 0;
 }
@@ -257,7 +251,7 @@ hairpin_receive(struct medclient *m, const struct endpoint *from, const uint8_t 
 
 	/* After the deadline the answer stays "lost": 2 means "not back within 2 s". */
 	if (hairpin_decode(pkt, len, &nonce) < 0 || !m->nat.active || !m->nat.hp_sent ||
-	    m->nat.seen.hairpin != NAT_HP_UNTRIED || !ep_eq(from, &m->nat.hp_to) ||
+	    m->nat.seen.hairpin != NAT_HP_UNTRIED || !ep_same_addr(from, &m->nat.hp_to) ||
 	    nonce != m->nat.hp_nonce) {
 		m->dropped_msgs++;
 		return;
@@ -282,7 +276,7 @@ med_nat_udp(struct medclient *m, const struct endpoint *from, const uint8_t *pkt
 void
 med_nat_info(struct medclient *m, const struct msg_nat_info *info)
 {
-	char ep[IP4_EP_STR_LEN];
+	char ep[EP_STR_LEN];
 
 	m->nat.info = *info;
 	m->nat.have_info = 1;
@@ -291,7 +285,7 @@ med_nat_info(struct medclient *m, const struct msg_nat_info *info)
 	    nat_mapping_name(info->mapping), nat_filtering_name(info->filtering),
 	    nat_ports_name(info->ports), info->step, nat_hairpin_name(info->hairpin),
 	    info->lifetime_s, info->lifetime_max_s,
-	    ip4_ep_str(info->public_ep.addr, info->public_ep.port, ep), info->addrs);
+	    ep_str(&info->public_ep, ep), info->addrs);
 	if (m->ops->nat_info)
 		m->ops->nat_info(m->ops_arg, info);
 }

@@ -77,7 +77,7 @@ medclient_udp_receive(struct medclient *m, const struct endpoint *from, const ui
     size_t len)
 {
 	struct endpoint ep = { 0 };
-	char s[IP4_EP_STR_LEN];
+	char s[EP_STR_LEN];
 	int from_server, for_plan;
 
 	if (len > 0 && (pkt[0] == UDP_NAT_TEST || pkt[0] == UDP_HAIRPIN)) {
@@ -91,16 +91,15 @@ medclient_udp_receive(struct medclient *m, const struct endpoint *from, const ui
 	/* A reply from any plan target counts for the NAT classification... */
 	for_plan = med_nat_reply(m, from, &ep);
 	/* ...but only the mediator's own address may tell us where we are. */
-	from_server = m->have_server && from->addr == m->server.addr &&
-	    from->port == m->server.port;
+	from_server = m->have_server && ep_same_addr(from, &m->server);
 	if (!from_server) {
 		if (!for_plan)
 			m->dropped_msgs++;
 		return;
 	}
-	if (!m->have_public || ep.addr != m->public_ep.addr || ep.port != m->public_ep.port)
+	if (!m->have_public || !ep_same_addr(&ep, &m->public_ep))
 		log_info("event=medclient_public_endpoint endpoint=%s",
-		    ip4_ep_str(ep.addr, ep.port, s));
+		    ep_str(&ep, s));
 	m->public_ep = ep;
 	m->have_public = 1;
 }

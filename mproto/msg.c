@@ -37,16 +37,34 @@ put_str(struct wire_w *w, const char *s, size_t cap)
 static void
 put_endpoint(struct wire_w *w, const struct endpoint *ep)
 {
-	wire_put_u32(w, ep->addr);
-	wire_put_u16(w, ep->port);
+	ep_put(w, ep);
 }
 
 static void
 get_endpoint(struct wire_r *r, struct endpoint *ep)
 {
+	ep_get(r, ep);
+}
+
+/*
+ * The IPv4-only endpoint fields (NAT_PLAN targets, NAT_INFO's public endpoint, the probe
+ * reply): the mediator's UDP sockets are IPv4, so these stay u32 address + u16 port.
+ */
+static void
+put_ep4(struct wire_w *w, const struct endpoint *ep)
+{
+	if (ep_is_v6(ep))
+		w->err = 1;
+	wire_put_u32(w, ep->addr);
+	wire_put_u16(w, ep->port);
+}
+
+static void
+get_ep4(struct wire_r *r, struct endpoint *ep)
+{
+	memset(ep, 0, sizeof(*ep));
 	ep->addr = wire_get_u32(r);
 	ep->port = wire_get_u16(r);
-	ep->via = 0;
 }
 
 static void
@@ -303,10 +321,8 @@ nat_plan_put(struct wire_w *w, const struct msg_nat_plan *m)
 	wire_put_u32(w, m->nonce);
 	wire_put_u16(w, m->phase2_ms);
 	wire_put_u8(w, m->n_targets);
-	for (i = 0; i < m->n_targets; i++) {
-		wire_put_u32(w, m->targets[i].addr);
-		wire_put_u16(w, m->targets[i].port);
-	}
+	for (i = 0; i < m->n_targets; i++)
+		put_ep4(w, &m->targets[i]);
 }
 
 static void
@@ -322,10 +338,8 @@ nat_plan_get(struct wire_r *r, struct msg_nat_plan *m)
 		r->err = 1;
 		return;
 	}
-	for (i = 0; i < m->n_targets; i++) {
-		m->targets[i].addr = wire_get_u32(r);
-		m->targets[i].port = wire_get_u16(r);
-	}
+	for (i = 0; i < m->n_targets; i++)
+		get_ep4(r, &m->targets[i]);
 }
 
 /* Bits a report may set: one per target, kinds 1 and 2, lifetime seqs 0..4. */
@@ -389,8 +403,7 @@ nat_info_put(struct wire_w *w, const struct msg_nat_info *m)
 	wire_put_u8(w, m->hairpin);
 	wire_put_u16(w, m->lifetime_s);
 	wire_put_u16(w, m->lifetime_max_s);
-	wire_put_u32(w, m->public_ep.addr);
-	wire_put_u16(w, m->public_ep.port);
+	put_ep4(w, &m->public_ep);
 	wire_put_u8(w, m->addrs);
 }
 
@@ -405,8 +418,7 @@ nat_info_get(struct wire_r *r, struct msg_nat_info *m)
 	m->hairpin = wire_get_u8(r);
 	m->lifetime_s = wire_get_u16(r);
 	m->lifetime_max_s = wire_get_u16(r);
-	m->public_ep.addr = wire_get_u32(r);
-	m->public_ep.port = wire_get_u16(r);
+	get_ep4(r, &m->public_ep);
 	m->addrs = wire_get_u8(r);
 	if (!nat_info_valid(m))
 		r->err = 1;
@@ -469,10 +481,8 @@ punch_put(struct wire_w *w, const struct msg_punch *m)
 	wire_put_u16(w, m->interval_ms);
 	wire_put_u8(w, m->rounds);
 	wire_put_u8(w, m->n_targets);
-	for (i = 0; i < m->n_targets; i++) {
-		wire_put_u32(w, m->targets[i].addr);
-		wire_put_u16(w, m->targets[i].port);
-	}
+	for (i = 0; i < m->n_targets; i++)
+		put_endpoint(w, &m->targets[i]);
 	/* Only birthday plans carry them: every other PUNCH encodes as it always did. */
 	if (m->strategy == PUNCH_BIRTHDAY) {
 		wire_put_u16(w, m->sockets);
@@ -507,11 +517,8 @@ punch_get(struct wire_r *r, struct msg_punch *m)
 		r->err = 1;
 		return;
 	}
-	for (i = 0; i < m->n_targets; i++) {
-		m->targets[i].addr = wire_get_u32(r);
-		m->targets[i].port = wire_get_u16(r);
-		m->targets[i].via = 0;
-	}
+	for (i = 0; i < m->n_targets; i++)
+		get_endpoint(r, &m->targets[i]);
 	if (m->strategy == PUNCH_BIRTHDAY) {
 		m->sockets = wire_get_u16(r);
 		m->probes = wire_get_u16(r);
@@ -548,7 +555,7 @@ candidates_valid(const struct msg_candidates *m)
 		return 0;
 	/* A zero address or port reaches nobody: one encoding for "no mapping" (n = 0). */
 	for (i = 0; i < m->n_mapped; i++)
-		if (m->mapped[i].addr == 0 || m->mapped[i].port == 0)
+		if (!ep_is_set(&m->mapped[i]))
 			return 0;
 	return 1;
 }
@@ -1113,8 +1120,7 @@ probe_reply_encode(const struct endpoint *ep, uint8_t *out, size_t cap)
 
 	wire_w_init(&w, out, cap);
 	udp_header_put(&w, UDP_PROBE_REPLY);
-	wire_put_u32(&w, ep->addr);
-	wire_put_u16(&w, ep->port);
+	put_ep4(&w, ep);
 	return w.err ? -1 : (int)wire_w_len(&w);
 }
 
@@ -1125,9 +1131,7 @@ probe_reply_decode(const uint8_t *in, size_t len, struct endpoint *ep)
 
 	wire_r_init(&r, in, len);
 	udp_header_get(&r, UDP_PROBE_REPLY);
-	ep->addr = wire_get_u32(&r);
-	ep->port = wire_get_u16(&r);
-	ep->via = 0;
+	get_ep4(&r, ep);
 	return wire_r_done(&r);
 }
 

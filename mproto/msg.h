@@ -11,17 +11,8 @@
 #include <stdint.h>
 
 #include "base/proto.h"
+#include "base/endpoint.h"
 #include "mproto/chatmsg.h"
-
-/* An IPv4 UDP endpoint. Addresses and ports are in host byte order. */
-struct endpoint {
-	uint32_t addr;
-	uint16_t port;
-	/* The local link it is reached through: 0 = the daemon's peer UDP socket, else a link
-	 * registered with the daemon's transport (a birthday-punch socket, a punched TCP stream;
-	 * core/transport.h). Local meaning only: never on the wire, decoders leave it 0. */
-	uint16_t via;
-};
 
 struct msg_hello {                      /* MSG_HELLO */
 	uint16_t version;               /* SHOAL_PROTO_VERSION */

@@ -206,7 +206,7 @@ applied_ok(struct portmap *pm, const struct pm_result *r)
 	int changed = pm->state != PORTMAP_MAPPED || pm->ext.addr != r->ext.addr ||
 	    pm->ext.port != r->ext.port;
 	double now = ev_now(pm->loop), renew;
-	char ep[IP4_EP_STR_LEN];
+	char ep[EP_STR_LEN];
 
 	pm->state = PORTMAP_MAPPED;
 	pm->proto = r->proto;
@@ -217,7 +217,7 @@ applied_ok(struct portmap *pm, const struct pm_result *r)
 	arm(pm, renew < RENEW_MIN_S ? RENEW_MIN_S : renew);
 	if (changed) {
 		log_info("event=portmap_mapped proto=%s ext=%s port=%u lease_s=%u",
-		    portmap_proto_name(r->proto), ip4_ep_str(r->ext.addr, r->ext.port, ep),
+		    portmap_proto_name(r->proto), ep_str(&r->ext, ep),
 		    (unsigned)pm->port, (unsigned)r->lifetime);
 		notify(pm, &pm->ext);
 	} else {

@@ -440,7 +440,7 @@ static void
 start_relay(struct server *srv, const struct options *o, uint32_t addr, uint16_t port)
 {
 	struct relay_limits lim = { 0, 0 };
-	struct endpoint udp = { addr, 0, 0 };
+	struct endpoint udp = { .addr = addr, .port = 0 };
 	uint16_t rport;
 	int tport;
 

@@ -182,21 +182,16 @@ member_flags(struct medsrv *m, const struct store_network *n, const struct store
 	return f;
 }
 
-static int
-same_endpoint(const struct endpoint *a, const struct endpoint *b)
-{
-	return a->addr == b->addr && a->port == b->port;
-}
-
 /* Where s can be reached, as MEMBER carries it: the observed endpoint first, then the port
  * mappings its gateway made (CANDIDATES), then its HELLO local endpoints (port 0 means
- * udp_port); an endpoint already listed is left out. */
+ * udp_port); an endpoint already listed is left out. IPv4 comes first, but up to
+ * ENDPOINTS_V6_MAX slots are kept for the global IPv6 ones, which need no punching. */
 static uint8_t
 session_endpoints(const struct msess *s, struct endpoint eps[MAX_ENDPOINTS])
 {
 	struct endpoint all[1 + CAND_MAX_MAPPED + MAX_ENDPOINTS];
 	uint8_t n = 0;
-	unsigned i, j, k = 0;
+	unsigned i, j, k = 0, n_v6 = 0, pass, cap;
 
 	if (s->has_observed)
 		all[k++] = s->observed;
@@ -206,15 +201,20 @@ session_endpoints(const struct msess *s, struct endpoint eps[MAX_ENDPOINTS])
 		all[k] = s->local[i];
 		if (all[k].port == 0)
 			all[k].port = s->udp_port;
+		if (ep_is_v6(&all[k]) && ep_is_set(&all[k]) && n_v6 < ENDPOINTS_V6_MAX)
+			n_v6++;
 		k++;
 	}
-	for (i = 0; i < k && n < MAX_ENDPOINTS; i++) {
-		if (all[i].addr == 0 || all[i].port == 0)
-			continue;
-		for (j = 0; j < n && !same_endpoint(&eps[j], &all[i]); j++)
-			;
-		if (j == n)
-			eps[n++] = all[i];
+	for (pass = 0; pass < 2; pass++) {
+		cap = pass == 0 ? MAX_ENDPOINTS - n_v6 : MAX_ENDPOINTS;
+		for (i = 0; i < k && n < cap; i++) {
+			if (!ep_is_set(&all[i]) || ep_is_v6(&all[i]) != (pass == 1))
+				continue;
+			for (j = 0; j < n && !ep_same_addr(&eps[j], &all[i]); j++)
+				;
+			if (j == n)
+				eps[n++] = all[i];
+		}
 	}
 	return n;
 }
@@ -1702,7 +1702,7 @@ medsrv_session_remote(struct medsrv *m, struct msess *s, const struct endpoint *
 static void
 handle_candidates(struct medsrv *m, struct msess *s, const struct msg_candidates *c)
 {
-	char id[KEY_SHORT_LEN], ep[IP4_EP_STR_LEN];
+	char id[KEY_SHORT_LEN], ep[EP_STR_LEN];
 
 	if (!s->registered) {
 		m->stats.msgs_ignored++;
@@ -1716,7 +1716,7 @@ handle_candidates(struct medsrv *m, struct msess *s, const struct msg_candidates
 	memcpy(s->mapped, c->mapped, s->n_mapped * sizeof(s->mapped[0]));
 	key_short(s->key, id);
 	if (s->n_mapped)
-		ip4_ep_str(s->mapped[0].addr, s->mapped[0].port, ep);
+		ep_str(&s->mapped[0], ep);
 	log_info("event=candidates node=%s mapped=%u first=%s", id, s->n_mapped,
 	    s->n_mapped ? ep : "-");
 	notify_everywhere(m, s->key, NULL, NULL);
@@ -2066,7 +2066,7 @@ observe(struct medsrv *m, struct msess *s, const struct endpoint *from)
 {
 	int addr_changed = s->has_observed && s->observed.addr != from->addr;
 
-	if (s->has_observed && same_endpoint(&s->observed, from))
+	if (s->has_observed && ep_same_addr(&s->observed, from))
 		return;
 	s->has_observed = 1;
 	s->observed = *from;

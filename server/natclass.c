@@ -20,12 +20,6 @@ natclass_gap_s(unsigned seq)
 	return seq < NAT_LIFETIME_STEPS ? gaps[seq] : 0;
 }
 
-static int
-ep_eq(const struct endpoint *a, const struct endpoint *b)
-{
-	return a->addr == b->addr && a->port == b->port;
-}
-
 static uint8_t
 count_addrs(const struct natclass_in *in)
 {
@@ -57,7 +51,7 @@ classify_mapping(const struct natclass_in *in)
 
 			if (!(in->observed & (1u << j)))
 				continue;
-			eq = ep_eq(&in->obs[i], &in->obs[j]);
+			eq = ep_same_addr(&in->obs[i], &in->obs[j]);
 			all_equal &= eq;
 			if (in->targets[i].addr == in->targets[j].addr) {
 				same_addr_pairs++;
@@ -87,7 +81,7 @@ classify_alloc(const struct natclass_in *in, struct msg_nat_info *out)
 		if (!(in->observed & (1u << i)))
 			continue;
 		for (j = 0; j < n_seen; j++)
-			if (ep_eq(&seen[j], &in->obs[i]))
+			if (ep_same_addr(&seen[j], &in->obs[i]))
 				break;
 		if (j < n_seen)
 			continue;               /* an existing mapping reused (adm): no new port */

@@ -204,7 +204,7 @@ classify_and_send(struct natprobe *np)
 	struct natclass_in in;
 	struct msg_nat_info info;
 	struct msg m;
-	char pub[IP4_EP_STR_LEN];
+	char pub[EP_STR_LEN];
 
 	memset(&in, 0, sizeof(in));
 	in.n_targets = np->n_targets;
@@ -227,7 +227,7 @@ classify_and_send(struct natprobe *np)
 	m.type = MSG_NAT_INFO;
 	m.u.nat_info = info;
 	np->io.send(np->io.arg, np->conn, &m);
-	ip4_ep_str(info.public_ep.addr, info.public_ep.port, pub);
+	ep_str(&info.public_ep, pub);
 	log_info("event=nat_classified node=%s udp=%s mapping=%s filtering=%s ports=%s step=%u "
 	    "hairpin=%s lifetime_s=%u public=%s lifetime_max_s=%u addrs=%u test_id=%u", np->node,
 	    nat_udp_name(info.udp), nat_mapping_name(info.mapping),

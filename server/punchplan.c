@@ -50,18 +50,50 @@ nat_fields(const struct punch_side *me, const struct punch_side *peer, struct ms
 }
 
 static void
-add_target(struct msg_punch *p, uint32_t addr, uint16_t port)
+add_target_ep(struct msg_punch *p, const struct endpoint *ep)
 {
 	uint8_t i;
 
-	if (p->n_targets >= PUNCH_MAX_TARGETS || addr == 0 || port == 0)
+	if (p->n_targets >= PUNCH_MAX_TARGETS || !ep_is_set(ep))
 		return;
 	for (i = 0; i < p->n_targets; i++)      /* a predicted port may be the observed one */
-		if (p->targets[i].addr == addr && p->targets[i].port == port)
+		if (ep_same_addr(&p->targets[i], ep))
 			return;
-	p->targets[p->n_targets].addr = addr;
-	p->targets[p->n_targets].port = port;
+	p->targets[p->n_targets] = *ep;
+	p->targets[p->n_targets].via = 0;
 	p->n_targets++;
+}
+
+static void
+add_target(struct msg_punch *p, uint32_t addr, uint16_t port)
+{
+	struct endpoint ep = { .addr = addr, .port = port };
+
+	add_target_ep(p, &ep);
+}
+
+/* The side's global IPv6 candidates (its HELLO locals, PROTOCOL.md 3.2). */
+static int
+has_v6(const struct punch_side *s)
+{
+	uint8_t i;
+
+	for (i = 0; i < s->n_cand && i < MAX_ENDPOINTS; i++)
+		if (ep_is_v6(&s->cand[i]))
+			return 1;
+	return 0;
+}
+
+/* No NAT stands between two global IPv6 addresses, only stateful firewalls, and the two
+ * sides' simultaneous sends open those. */
+static void
+targets_v6(const struct punch_side *peer, struct msg_punch *p)
+{
+	uint8_t i;
+
+	for (i = 0; i < peer->n_cand && i < MAX_ENDPOINTS; i++)
+		if (ep_is_v6(&peer->cand[i]))
+			add_target_ep(p, &peer->cand[i]);
 }
 
 /* lan: the peer's local candidates first (the direct way inside one site), its observed
@@ -72,9 +104,8 @@ targets_lan(const struct punch_side *peer, struct msg_punch *p)
 	uint8_t i;
 
 	for (i = 0; i < peer->n_cand && i < MAX_ENDPOINTS; i++)
-		if (peer->cand[i].addr != peer->observed.addr ||
-		    peer->cand[i].port != peer->observed.port)
-			add_target(p, peer->cand[i].addr, peer->cand[i].port);
+		if (!ep_same_addr(&peer->cand[i], &peer->observed))
+			add_target_ep(p, &peer->cand[i]);
 	add_target(p, peer->observed.addr, peer->observed.port);
 }
 
@@ -240,7 +271,14 @@ punchplan(const struct punch_side *a, const struct punch_side *b, struct msg_pun
     struct msg_punch *to_b)
 {
 	uint8_t st = choose(a, b);
+	int v6 = has_v6(a) && has_v6(b), v6_only = 0;
 	uint32_t t;
+
+	/* Two IPv4 NATs that cannot be punched are no obstacle when both sides have IPv6. */
+	if (st == PUNCH_NONE && v6) {
+		st = PUNCH_SIMULTANEOUS;
+		v6_only = 1;
+	}
 
 	memset(to_a, 0, sizeof(*to_a));
 	memset(to_b, 0, sizeof(*to_b));
@@ -251,8 +289,14 @@ punchplan(const struct punch_side *a, const struct punch_side *b, struct msg_pun
 	to_a->strategy = to_b->strategy = st;
 	if (st == PUNCH_NONE)
 		return;
-	targets_for(st, b, to_a);
-	targets_for(st, a, to_b);
+	if (!v6_only) {
+		targets_for(st, b, to_a);
+		targets_for(st, a, to_b);
+	}
+	if (v6 && (st == PUNCH_SIMULTANEOUS || st == PUNCH_PREDICT)) {
+		targets_v6(b, to_a);
+		targets_v6(a, to_b);
+	}
 	/* A plan where one side has nothing to aim at would have the other punch alone. */
 	if (to_a->n_targets == 0 || to_b->n_targets == 0) {
 		to_a->strategy = to_b->strategy = PUNCH_NONE;

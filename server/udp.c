@@ -98,6 +98,7 @@ udp_read_cb(struct ev_loop *loop, ev_io *w, int revents)
 				u->dropped++;
 				continue;
 			}
+			memset(&from, 0, sizeof(from));
 			from.addr = ntohl(u->rsrc[i].sin_addr.s_addr);
 			from.port = ntohs(u->rsrc[i].sin_port);
 			if (handle_one(u, u->rbuf[i], u->rmsg[i].msg_len, &from) < 0) {

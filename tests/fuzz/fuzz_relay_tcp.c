@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 enum { FUZZ_UNIX_NOW = 1800000000 };    /* the seeds' grants expire an hour after this */
 
-static const struct endpoint stream = { 0xc6120001u, 40000, 1 };
+static const struct endpoint stream = { .addr = 0xc6120001u, .port = 40000, .via = 1 };
 
 static void
 check_send(void *arg, const struct endpoint *to, const uint8_t *pkt, size_t len)

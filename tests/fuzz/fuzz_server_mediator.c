@@ -104,7 +104,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	};
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer, NULL,
 	    NULL, NULL };
-	static const struct endpoint local = { 0x7f000001u, 7000, 0 };
+	static const struct endpoint local = { .addr = 0x7f000001u, .port = 7000 };
 	struct world w;
 	struct store *st;
 	struct medsrv *m;
@@ -136,7 +136,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((m = medsrv_new(st, &cfg, &io)) == NULL)
 		return 0;
 	{
-		static const struct endpoint emb = { 0, 7003, 0 };
+		static const struct endpoint emb = { .addr = 0, .port = 7003 };
 		uint8_t rk[32];
 
 		(void)medsrv_relay_embedded(m, "embedded", &emb, 7003, rk);
@@ -157,7 +157,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				if (sl->s) {
 					/* Its public TCP endpoint: one per slot, so blocked
 					 * pairs can be planned as tcp (PROTOCOL.md 3.3). */
-					struct endpoint remote = { 0xcb007100u + k, 41000, 0 };
+					struct endpoint remote = { .addr = 0xcb007100u + k, .port = 41000 };
 
 					medsrv_session_local(m, sl->s, &local);
 					medsrv_session_remote(m, sl->s, &remote);
@@ -190,6 +190,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 			if (size - i < 6)
 				goto done;
+			memset(&ep, 0, sizeof(ep));
 			ep.addr = (uint32_t)data[i] << 24 | (uint32_t)data[i + 1] << 16 |
 			    (uint32_t)data[i + 2] << 8 | data[i + 3];
 			ep.port = (uint16_t)(data[i + 4] << 8 | data[i + 5]);

@@ -20,6 +20,13 @@ Topology (site i = 1, 2, ...):
   cgnat:      snl*-c<i> carrier router: wan 198.18.1.i/15, lan 100.64.i.1/24 (masquerade);
               snl*-r<i> home router: wan 100.64.i.2/24 (default via 100.64.i.1), LAN as above
   public:     no router; hosts on br0 with 198.18.(2+k).i/15
+  ipv6:       add_site(kind, ipv6=True): global IPv6 beside the IPv4 NAT, from 2001:db8::/32
+              (documentation prefix; routes only for 2001:db8::/32, nothing else):
+              inet br0 2001:db8::1/64, routes each site's /64 to its router;
+              router wan 2001:db8::1:<i>/64, LAN 2001:db8:<i>::1/64 routed without NAT;
+              hosts 2001:db8:<i>::(10+k)/64 (host.addr6). With v6_firewall (the default) the
+              router's `table ip6 snl6` forwards inbound only for established/related
+              flows, like a home router's stateful IPv6 firewall
   renumbered: site.renumber() moves a site's public address to 198.18.1.(200+n), n = 1, 2, ...
               (so sites are limited to 199)
   upnp, upnp-igd: a portrestricted router that also runs a real miniupnpd (Debian's
@@ -213,6 +220,7 @@ class Host:
 
     def __init__(self, site, ns, addr, letter):
         self.site, self.ns, self.addr, self.letter = site, ns, addr, letter
+        self.addr6 = None       # a global IPv6 address when the site has IPv6
 
     @property
     def name(self):
@@ -233,6 +241,7 @@ class Site:
         self.public_ip = None   # the address the internet sees
         self.hosts = []
         self.miniupnpd = None   # upnp only: the process
+        self.ipv6 = None        # "2001:db8:<i>::/64" when the site has global IPv6
 
     @property
     def wan_router(self):
@@ -251,6 +260,25 @@ class Site:
 
 
 # --- nftables rulesets --------------------------------------------------------------------
+
+V6_PREFIX = "2001:db8"            # documentation prefix (RFC 3849): the lab's IPv6 internet
+V6_INET = f"{V6_PREFIX}::1"
+
+
+def v6_site_net(i):
+    return f"{V6_PREFIX}:{i:x}::"
+
+
+# A home router's stateful IPv6 firewall: the LAN may open flows, the internet only answer them.
+RULESET_V6_FIREWALL = """table ip6 snl6 {
+  chain forward {
+    type filter hook forward priority 0; policy drop;
+    ct state established,related accept
+    iifname "lan" accept
+  }
+}
+"""
+
 
 def ruleset(kind, pub, lan_net, hairpin=False):
     """The router's `table ip snl` for one NAT type. `pub` is its WAN address."""
@@ -462,8 +490,40 @@ class Lab:
             f.write(text)
         sh("nft", "-f", path, ns=ns)
 
-    def add_site(self, kind, hosts=1, hairpin=False):
-        """A NAT of type `kind` with `hosts` machines behind it (public: hosts on the internet)."""
+    def _inet_v6(self):
+        """The internet's IPv6 side, once: 2001:db8::1/64 on br0, forwarding between sites."""
+        if getattr(self, "_v6_ready", False):
+            return
+        n = self.inet
+        self._sysctl(n, "net.ipv6.conf.all.forwarding", 1)
+        sh("ip", "-n", n, "-6", "addr", "add", f"{V6_INET}/64", "dev", "br0", "nodad")
+        self._v6_ready = True
+
+    def _site_v6(self, site, firewall):
+        """Global IPv6 for a routed site: wan 2001:db8::1:<i>, LAN 2001:db8:<i>::/64 without
+        NAT. Every route names 2001:db8::/32 only: nothing leads out of the lab."""
+        self._inet_v6()
+        i, r = site.index, site.router
+        wan6, net = f"{V6_PREFIX}::1:{i:x}", v6_site_net(site.index)
+        self._sysctl(r, "net.ipv6.conf.all.forwarding", 1)
+        sh("ip", "-n", r, "-6", "addr", "add", f"{wan6}/64", "dev", "wan", "nodad")
+        sh("ip", "-n", r, "-6", "addr", "add", f"{net}1/64", "dev", "lan", "nodad")
+        sh("ip", "-n", r, "-6", "route", "add", f"{V6_PREFIX}::/32", "via", V6_INET)
+        sh("ip", "-n", self.inet, "-6", "route", "add", f"{net}/64", "via", wan6)
+        if firewall:
+            self._load(r, RULESET_V6_FIREWALL)
+        site.ipv6 = f"{net}/64"
+
+    def _host_v6(self, site, host, k):
+        net = v6_site_net(site.index)
+        host.addr6 = f"{net}{10 + k:x}"
+        sh("ip", "-n", host.ns, "-6", "addr", "add", f"{host.addr6}/64", "dev", "eth0", "nodad")
+        sh("ip", "-n", host.ns, "-6", "route", "add", f"{V6_PREFIX}::/32", "via", f"{net}1")
+
+    def add_site(self, kind, hosts=1, hairpin=False, ipv6=False, v6_firewall=True):
+        """A NAT of type `kind` with `hosts` machines behind it (public: hosts on the internet).
+        ipv6: the site also gets a routed global IPv6 /64 (module docstring), behind a stateful
+        firewall unless v6_firewall is False."""
         if kind not in KINDS:
             raise ValueError(f"unknown NAT type {kind!r} (one of {', '.join(KINDS)})")
         why = kind_unavailable(kind)
@@ -471,6 +531,8 @@ class Lab:
             raise KindUnavailable(why)
         if hairpin and kind in ("cgnat", "public"):
             raise ValueError(f"hairpin is not modelled for {kind}")
+        if ipv6 and kind in ("cgnat", "public"):
+            raise ValueError(f"ipv6 is not modelled for {kind}")
         i = len(self.sites) + 1
         if i >= RENUMBER_BASE or hosts > 20:
             raise ValueError("too many sites or hosts")
@@ -515,6 +577,10 @@ class Lab:
             sh("ip", "-n", ns, "link", "set", "eth0", "up")
             sh("ip", "-n", ns, "route", "add", "default", "via", f"10.{i}.0.1")
             site.hosts.append(Host(site, ns, addr, letters[k]))
+            if ipv6:
+                if k == 0:
+                    self._site_v6(site, v6_firewall)
+                self._host_v6(site, site.hosts[-1], k)
         if kind in UPNP_KINDS:
             self._start_miniupnpd(site)
         return site

@@ -186,7 +186,7 @@ test_set(void)
 	CHECK_EQ(links(&f), K);
 	CHECK_EQ(bday_winner(f.b), 0);
 
-	to = (struct endpoint){ LO, f.peer_port, 0 };
+	to = (struct endpoint){ .addr = LO, .port = f.peer_port };
 	CHECK_EQ(bday_send_all(f.b, &to, hello, sizeof(hello)), K);
 	/* K distinct source ports, each the port of one of the set's vias (1..K: fresh
 	 * transport). */

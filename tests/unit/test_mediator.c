@@ -170,7 +170,7 @@ static void
 connect_node_from(struct env *e, int i, const char *nick, uint32_t src)
 {
 	struct fake *f = &e->f[i];
-	struct endpoint remote = { src, 40000, 0 };
+	struct endpoint remote = { .addr = src, .port = 40000 };
 	struct msg m;
 
 	f->s = medsrv_session_open(e->m, f->key, f);
@@ -512,7 +512,7 @@ test_presence(void)
 	struct env e;
 	const struct msg_member *mm;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct endpoint ep = { 0x7f000001u, 5555, 0 };
+	struct endpoint ep = { .addr = 0x7f000001u, .port = 5555 };
 
 	env_init(&e);
 	connect_node(&e, 0, "owner");
@@ -602,8 +602,8 @@ test_candidates(void)
 	struct env e;
 	const struct msg_member *mm;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct endpoint obs = { 0xcb007107u, 40001, 0 };
-	struct endpoint map[2] = { { 0xcb007107u, 41001, 0 }, { 0xcb007107u, 40001, 0 } };
+	struct endpoint obs = { .addr = 0xcb007107u, .port = 40001 };
+	struct endpoint map[2] = { { .addr = 0xcb007107u, .port = 41001 }, { .addr = 0xcb007107u, .port = 40001 } };
 
 	env_init(&e);
 	connect_node(&e, 0, "owner");
@@ -751,7 +751,7 @@ nat_probe(struct env *e, const uint8_t *token, uint16_t test_id, uint8_t target,
     uint16_t port)
 {
 	struct nat_probe p;
-	struct endpoint from = { NPUB, port, 0 };
+	struct endpoint from = { .addr = NPUB, .port = port };
 
 	memcpy(p.token, token, UDP_TOKEN_LEN);
 	p.test_id = test_id;
@@ -780,7 +780,7 @@ static void
 test_nat_sequence(void)
 {
 	static const int sock_of[6] = { 0, 1, 3, 4, 2, 5 };
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	const struct msg *plan, *info;
 	uint8_t token[UDP_TOKEN_LEN];
 	struct env e;
@@ -888,10 +888,10 @@ test_nat_sequence(void)
 static void
 test_nat_blocked_and_restart(void)
 {
-	struct endpoint local = { SB, 8000, 0 };
+	struct endpoint local = { .addr = SB, .port = 8000 };
 	const struct msg *plan, *info;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct endpoint from = { NPUB, 50000, 0 };
+	struct endpoint from = { .addr = NPUB, .port = 50000 };
 	struct env e;
 	uint16_t id;
 	double t0;
@@ -994,7 +994,7 @@ punch_about(const struct env *e, int i, int j)
 static void
 test_punch(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	struct endpoint from;
 	const struct msg_punch *p;
 	uint8_t token1[UDP_TOKEN_LEN];
@@ -1131,7 +1131,7 @@ punch_request(struct env *e, int i, const uint8_t peer[KEY_LEN])
 static void
 test_punch_request(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	uint8_t stranger[KEY_LEN];
 	struct env e;
 	double t_plan;
@@ -1208,7 +1208,7 @@ test_punch_request(void)
 static void
 test_punch_deferred_forget(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	struct env e;
 	int k;
 
@@ -1431,7 +1431,7 @@ test_password_async(void)
 static void
 test_punch_birthday(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
 	const struct msg_punch *p;
 	struct env e;
 	int k;
@@ -1481,8 +1481,8 @@ test_punch_birthday(void)
 static void
 test_punch_tcp(void)
 {
-	struct endpoint local = { SA, 7000, 0 };
-	struct endpoint r0 = { P0, 41000, 0 }, r1 = { P2, 42000, 0 };
+	struct endpoint local = { .addr = SA, .port = 7000 };
+	struct endpoint r0 = { .addr = P0, .port = 41000 }, r1 = { .addr = P2, .port = 42000 };
 	const struct msg_punch *p;
 	struct env e;
 	double t0;
@@ -1557,7 +1557,7 @@ clear_relay(struct env *e)
 static void
 relay_connect_node(struct env *e, int i, const char *nick)
 {
-	struct endpoint local = { 0x0a000001u, 7000, 0 };
+	struct endpoint local = { .addr = 0x0a000001u, .port = 7000 };
 	struct fake *f = &e->f[i];
 	struct msg m;
 
@@ -1575,7 +1575,7 @@ relay_connect_node(struct env *e, int i, const char *nick)
 static void
 relay_hello(struct env *e, int i, const char *name)
 {
-	struct endpoint remote = { 0xc6336400u + (uint32_t)i, 50000, 0 };
+	struct endpoint remote = { .addr = 0xc6336400u + (uint32_t)i, .port = 50000 };
 	struct fake *f = &e->f[i];
 	struct msg m;
 
@@ -1649,7 +1649,7 @@ test_relays(void)
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
-	struct endpoint emb = { 0, 7100, 0 };
+	struct endpoint emb = { .addr = 0, .port = 7100 };
 	struct msg_relay_stats est = { 0, 0, 0, 0 };
 	uint8_t k1[RELAY_KEY_LEN], k2[RELAY_KEY_LEN];
 	const struct msg *r;

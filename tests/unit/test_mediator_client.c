@@ -279,7 +279,7 @@ udp_recv(int fd, uint8_t *buf, size_t cap, struct endpoint *from, int64_t *ts_ns
 	mh.msg_controllen = sizeof(ctl.b);
 	if ((n = recvmsg(fd, &mh, 0)) < 0)
 		return -1;
-	*from = (struct endpoint){ ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), 0 };
+	*from = (struct endpoint){ .addr = ntohl(sin.sin_addr.s_addr), .port = ntohs(sin.sin_port) };
 	*ts_ns = 0;
 	for (c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
 		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
@@ -303,7 +303,7 @@ srv_udp_cb(struct ev_loop *loop, ev_io *w, int revents)
 	while ((n = udp_recv(s->ufd, buf, sizeof(buf), &st.udp_from, &ts)) >= 0) {
 		st.udp_sent++;
 		if (getsockname(s->ufd, (struct sockaddr *)&to, &tl) == 0)
-			st.udp_to = (struct endpoint){ ntohl(to.sin_addr.s_addr), ntohs(to.sin_port), 0 };
+			st.udp_to = (struct endpoint){ .addr = ntohl(to.sin_addr.s_addr), .port = ntohs(to.sin_port) };
 		st.udp_len = (size_t)n < sizeof(st.udp_pkt) ? (size_t)n : sizeof(st.udp_pkt);
 		memcpy(st.udp_pkt, buf, st.udp_len);
 		nat_srv_udp(0, buf, (size_t)n, &st.udp_from, ts);
@@ -424,8 +424,8 @@ srv_member(struct fsrv *s, const char *net, const uint8_t key[KEY_LEN], uint32_t
 	m.u.member.flags = flags;
 	if (flags & MEMF_ONLINE) {
 		m.u.member.n_endpoints = 2;
-		m.u.member.endpoints[0] = (struct endpoint){ 0xcb007107, 51820, 0 };
-		m.u.member.endpoints[1] = (struct endpoint){ 0xc0a8010b, 40001, 0 };
+		m.u.member.endpoints[0] = (struct endpoint){ .addr = 0xcb007107, .port = 51820 };
+		m.u.member.endpoints[1] = (struct endpoint){ .addr = 0xc0a8010b, .port = 40001 };
 	}
 	srv_send(s, &m);
 }
@@ -657,17 +657,17 @@ test_probe_reply(void)
 	fx_init(&fx, NULL);
 	fx_connect(&fx);
 	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
-	ep = (struct endpoint){ 0xcb007107, 51820, 0 };
+	ep = (struct endpoint){ .addr = 0xcb007107, .port = 51820 };
 	n = probe_reply_encode(&ep, pkt, sizeof(pkt));
 	/* From somewhere else: ignored. */
-	from = (struct endpoint){ 0x7f000002, fx.srv.port, 0 };
+	from = (struct endpoint){ .addr = 0x7f000002, .port = fx.srv.port };
 	medclient_udp_receive(fx.med, &from, pkt, (size_t)n);
 	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
-	from = (struct endpoint){ 0x7f000001, (uint16_t)(fx.srv.port + 1), 0 };
+	from = (struct endpoint){ .addr = 0x7f000001, .port = (uint16_t)(fx.srv.port + 1) };
 	medclient_udp_receive(fx.med, &from, pkt, (size_t)n);
 	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
 	/* Malformed from the server: ignored. */
-	from = (struct endpoint){ 0x7f000001, fx.srv.port, 0 };
+	from = (struct endpoint){ .addr = 0x7f000001, .port = fx.srv.port };
 	medclient_udp_receive(fx.med, &from, pkt, (size_t)n - 1);
 	CHECK_EQ(medclient_public_endpoint(fx.med, &got), 0);
 	medclient_udp_receive(fx.med, &from, pkt, (size_t)n);
@@ -676,7 +676,7 @@ test_probe_reply(void)
 	CHECK_EQ(got.port, ep.port);
 
 	/* The same over real UDP: server socket -> transport -> dispatch -> client. */
-	ep = (struct endpoint){ 0xcb007108, 51821, 0 };
+	ep = (struct endpoint){ .addr = 0xcb007108, .port = 51821 };
 	n = probe_reply_encode(&ep, pkt, sizeof(pkt));
 	srv_udp_send(&fx.srv, transport_port(fx.tp), pkt, (size_t)n);
 	for (i = 0; i < 40 && (got.addr != ep.addr || got.port != ep.port); i++) {
@@ -806,7 +806,7 @@ srv_punch(struct fsrv *s, const uint8_t key[KEY_LEN], uint8_t strategy, uint8_t 
 	}
 	m.u.punch.n_targets = n_targets;
 	for (i = 0; i < n_targets; i++)
-		m.u.punch.targets[i] = (struct endpoint){ 0xcb007107, (uint16_t)(51820 + i), 0 };
+		m.u.punch.targets[i] = (struct endpoint){ .addr = 0xcb007107, .port = (uint16_t)(51820 + i) };
 	srv_send(s, &m);
 }
 
@@ -1121,7 +1121,7 @@ static void
 test_candidates(void)
 {
 	struct fixture fx;
-	struct endpoint eps[2] = { { 0xcb007107u, 41000, 0 }, { 0, 0, 0 } };
+	struct endpoint eps[2] = { { .addr = 0xcb007107u, .port = 41000 }, { .addr = 0, .port = 0 } };
 
 	fx_init(&fx, NULL);
 	medclient_set_mapped(fx.med, eps, 1);   /* before connecting: kept for the WELCOME */
@@ -1428,7 +1428,7 @@ nl_start(struct fixture *fx)
 
 	memset(&nl, 0, sizeof(nl));
 	nl.fd[0] = fx->srv.ufd;
-	nl.ep[0] = (struct endpoint){ 0x7f000001, fx->srv.port, 0 };
+	nl.ep[0] = (struct endpoint){ .addr = 0x7f000001, .port = fx->srv.port };
 	for (i = 1; i < NL_SOCKS; i++) {
 		memset(&sin, 0, sizeof(sin));
 		sin.sin_family = AF_INET;
@@ -1442,7 +1442,7 @@ nl_start(struct fixture *fx)
 		}
 		CHECK_EQ(setsockopt(nl.fd[i], SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 }, sizeof(int)),
 		    0);
-		nl.ep[i] = (struct endpoint){ ntohl(sin.sin_addr.s_addr), ntohs(sin.sin_port), 0 };
+		nl.ep[i] = (struct endpoint){ .addr = ntohl(sin.sin_addr.s_addr), .port = ntohs(sin.sin_port) };
 		ev_io_init(&nl.io[i], nl_udp_cb, nl.fd[i], EV_READ);
 		ev_io_start(fx->loop, &nl.io[i]);
 	}
@@ -1630,7 +1630,7 @@ test_nat_classification(void)
 	memset(&m, 0, sizeof(m));
 	m.type = MSG_NAT_INFO;
 	m.u.nat_info = (struct msg_nat_info){ NAT_UDP_OK, NAT_MAP_ADM, NAT_FILT_APDF,
-	    NAT_PORTS_SEQUENTIAL, 2, NAT_HAIRPIN_YES, 24, 48, { 0x01020304, 5678, 0 }, 2 };
+	    NAT_PORTS_SEQUENTIAL, 2, NAT_HAIRPIN_YES, 24, 48, { .addr = 0x01020304, .port = 5678 }, 2 };
 	st.nat_info_calls = 0;
 	srv_send(&fx.srv, &m);
 	for (i = 0; i < 40 && medclient_nat_info(fx.med, &got) < 0; i++)
@@ -1688,7 +1688,7 @@ test_nat_plan_replaced_and_stopped(void)
 	srv_nat_plan(&fx.srv, 2, 0xbbbb0002, 10000, 2);
 	/* Plan 1's test, right nonce, from a target: too late, it is not the current plan. */
 	settle(fx.loop);
-	nl_test(0, &(struct endpoint){ 0x7f000001, transport_port(fx.tp), 0 }, 1,
+	nl_test(0, &(struct endpoint){ .addr = 0x7f000001, .port = transport_port(fx.tp) }, 1,
 	    NAT_TEST_OTHER_PORT, 0, 0xaaaa0001);
 
 	memset(&want, 0, sizeof(want));

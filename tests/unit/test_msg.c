@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "mproto/msg.h"
 #include "tests/unit/unit.h"
@@ -39,8 +40,8 @@ ex_hello(struct msg *m)
 	strcpy(m->u.hello.nick, "alice");
 	m->u.hello.udp_port = 40000;
 	m->u.hello.n_local = 2;
-	m->u.hello.local[0] = (struct endpoint){ ip4(192, 168, 1, 10), 40000, 0 };
-	m->u.hello.local[1] = (struct endpoint){ ip4(10, 0, 0, 5), 40000, 0 };
+	m->u.hello.local[0] = (struct endpoint){ .addr = ip4(192, 168, 1, 10), .port = 40000 };
+	m->u.hello.local[1] = (struct endpoint){ .addr = ip4(10, 0, 0, 5), .port = 40000 };
 }
 
 static void
@@ -112,8 +113,8 @@ ex_member(struct msg *m)
 	strcpy(m->u.member.nick, "bob");
 	m->u.member.flags = MEMF_ONLINE;
 	m->u.member.n_endpoints = 2;
-	m->u.member.endpoints[0] = (struct endpoint){ ip4(203, 0, 113, 7), 51820, 0 };
-	m->u.member.endpoints[1] = (struct endpoint){ ip4(192, 168, 1, 11), 40001, 0 };
+	m->u.member.endpoints[0] = (struct endpoint){ .addr = ip4(203, 0, 113, 7), .port = 51820 };
+	m->u.member.endpoints[1] = (struct endpoint){ .addr = ip4(192, 168, 1, 11), .port = 40001 };
 }
 
 static void
@@ -158,9 +159,9 @@ ex_nat_plan(struct msg *m)
 	m->u.nat_plan.nonce = 0xdeadbeef;
 	m->u.nat_plan.phase2_ms = 1000;
 	m->u.nat_plan.n_targets = 3;
-	m->u.nat_plan.targets[0] = (struct endpoint){ ip4(198, 51, 100, 1), 7000, 0 };
-	m->u.nat_plan.targets[1] = (struct endpoint){ ip4(198, 51, 100, 1), 7001, 0 };
-	m->u.nat_plan.targets[2] = (struct endpoint){ ip4(198, 51, 100, 1), 7002, 0 };
+	m->u.nat_plan.targets[0] = (struct endpoint){ .addr = ip4(198, 51, 100, 1), .port = 7000 };
+	m->u.nat_plan.targets[1] = (struct endpoint){ .addr = ip4(198, 51, 100, 1), .port = 7001 };
+	m->u.nat_plan.targets[2] = (struct endpoint){ .addr = ip4(198, 51, 100, 1), .port = 7002 };
 }
 
 static void
@@ -189,7 +190,7 @@ ex_nat_info(struct msg *m)
 	m->u.nat_info.hairpin = NAT_HAIRPIN_NO;
 	m->u.nat_info.lifetime_s = 24;
 	m->u.nat_info.lifetime_max_s = 48;
-	m->u.nat_info.public_ep = (struct endpoint){ ip4(203, 0, 113, 7), 51820, 0 };
+	m->u.nat_info.public_ep = (struct endpoint){ .addr = ip4(203, 0, 113, 7), .port = 51820 };
 	m->u.nat_info.addrs = 2;
 }
 
@@ -209,8 +210,8 @@ ex_punch(struct msg *m)
 	m->u.punch.interval_ms = 200;
 	m->u.punch.rounds = 5;
 	m->u.punch.n_targets = 2;
-	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 7), 51821, 0 };
-	m->u.punch.targets[1] = (struct endpoint){ ip4(203, 0, 113, 7), 51822, 0 };
+	m->u.punch.targets[0] = (struct endpoint){ .addr = ip4(203, 0, 113, 7), .port = 51821 };
+	m->u.punch.targets[1] = (struct endpoint){ .addr = ip4(203, 0, 113, 7), .port = 51822 };
 }
 
 static void
@@ -238,7 +239,7 @@ ex_punch_birthday(struct msg *m)
 	m->u.punch.interval_ms = 1000;
 	m->u.punch.rounds = 3;
 	m->u.punch.n_targets = 1;
-	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 9), 40000, 0 };
+	m->u.punch.targets[0] = (struct endpoint){ .addr = ip4(203, 0, 113, 9), .port = 40000 };
 	m->u.punch.probes = 2048;
 	m->u.punch.rate = 1000;
 	m->u.punch.port_lo = 1024;
@@ -275,7 +276,7 @@ ex_punch_tcp(struct msg *m)
 	m->u.punch.interval_ms = 500;
 	m->u.punch.rounds = 10;
 	m->u.punch.n_targets = 1;
-	m->u.punch.targets[0] = (struct endpoint){ ip4(203, 0, 113, 7), 41000, 0 };
+	m->u.punch.targets[0] = (struct endpoint){ .addr = ip4(203, 0, 113, 7), .port = 41000 };
 }
 
 static void
@@ -284,7 +285,34 @@ ex_candidates(struct msg *m)
 	memset(m, 0, sizeof(*m));
 	m->type = MSG_CANDIDATES;
 	m->u.candidates.n_mapped = 1;
-	m->u.candidates.mapped[0] = (struct endpoint){ ip4(203, 0, 113, 7), 40000, 0 };
+	m->u.candidates.mapped[0] = (struct endpoint){ .addr = ip4(203, 0, 113, 7), .port = 40000 };
+}
+
+/* 2001:db8::1:2 (documentation prefix), as on the wire. */
+static const uint8_t ex_v6_addr[16] = {
+	0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x02,
+};
+
+static void
+ex_hello_v6(struct msg *m)
+{
+	ex_hello(m);
+	ep_set_v6(&m->u.hello.local[1], ex_v6_addr, 40000);
+}
+
+static void
+ex_member_v6(struct msg *m)
+{
+	ex_member(m);
+	ep_set_v6(&m->u.member.endpoints[1], ex_v6_addr, 40001);
+}
+
+static void
+ex_punch_v6(struct msg *m)
+{
+	ex_punch(m);
+	m->u.punch.n_targets = 1;
+	ep_set_v6(&m->u.punch.targets[0], ex_v6_addr, 51820);
 }
 
 /* Chat (PROTOCOL.md 4.6): a network message, a private one as delivered, an ack, a query. */
@@ -343,7 +371,7 @@ ex_relay_hello(struct msg *m)
 	m->type = MSG_RELAY_HELLO;
 	m->u.relay_hello.version = SHOAL_PROTO_VERSION;
 	strcpy(m->u.relay_hello.name, "fra-1");
-	m->u.relay_hello.udp = (struct endpoint){ 0, 7003, 0 };  /* 0: the connection's source */
+	m->u.relay_hello.udp = (struct endpoint){ .addr = 0, .port = 7003 };  /* 0: the connection's source */
 	m->u.relay_hello.tcp_port = 443;
 }
 
@@ -375,11 +403,11 @@ ex_relays(struct msg *m)
 	m->u.relays.n = 2;
 	m->u.relays.relays[0].id = 1;
 	strcpy(m->u.relays.relays[0].name, "embedded");
-	m->u.relays.relays[0].udp = (struct endpoint){ ip4(198, 51, 100, 1), 7003, 0 };
+	m->u.relays.relays[0].udp = (struct endpoint){ .addr = ip4(198, 51, 100, 1), .port = 7003 };
 	m->u.relays.relays[0].tcp_port = 7003;
 	m->u.relays.relays[1].id = 2;
 	strcpy(m->u.relays.relays[1].name, "fra-1");
-	m->u.relays.relays[1].udp = (struct endpoint){ ip4(203, 0, 113, 5), 7003, 0 };
+	m->u.relays.relays[1].udp = (struct endpoint){ .addr = ip4(203, 0, 113, 5), .port = 7003 };
 	m->u.relays.relays[1].tcp_port = 0;
 }
 
@@ -404,7 +432,7 @@ ex_relay_grant(struct msg *m)
 	m->type = MSG_RELAY_GRANT;
 	memset(m->u.relay_grant.peer, 0x22, KEY_LEN);
 	m->u.relay_grant.relay_id = 2;
-	m->u.relay_grant.udp = (struct endpoint){ ip4(203, 0, 113, 5), 7003, 0 };
+	m->u.relay_grant.udp = (struct endpoint){ .addr = ip4(203, 0, 113, 5), .port = 7003 };
 	m->u.relay_grant.tcp_port = 443;
 	m->u.relay_grant.pair = 0x1122334455667788ULL;
 	m->u.relay_grant.side = 1;
@@ -427,13 +455,15 @@ static const struct golden {
 	void (*fill)(struct msg *);
 	size_t len;                     /* expected encoded length, from PROTOCOL.md */
 } goldens[] = {
-	{ "hello", ex_hello, 1 + 2 + 1 + 5 + 2 + 1 + 2 * 6 },
+	{ "hello", ex_hello, 1 + 2 + 1 + 5 + 2 + 1 + 2 * 7 },
+	{ "hello_v6", ex_hello_v6, 1 + 2 + 1 + 5 + 2 + 1 + 7 + 19 },
 	{ "welcome", ex_welcome, 1 + 4 + 1 + 16 + 1 + 5 },
 	{ "request", ex_request, 1 + 4 + 1 + 1 + 9 + 1 + 7 + 1 + 0 + 32 + 1 },
 	{ "request_approve", ex_request_approve, 1 + 4 + 1 + 1 + 9 + 1 + 1 + 32 + 1 },
 	{ "result", ex_result, 1 + 4 + 1 + 1 + 14 },
 	{ "network", ex_network, 1 + 1 + 9 + 1 + 32 + 1 },
-	{ "member", ex_member, 1 + 1 + 9 + 32 + 4 + 1 + 3 + 1 + 1 + 2 * 6 },
+	{ "member", ex_member, 1 + 1 + 9 + 32 + 4 + 1 + 3 + 1 + 1 + 2 * 7 },
+	{ "member_v6", ex_member_v6, 1 + 1 + 9 + 32 + 4 + 1 + 3 + 1 + 1 + 7 + 19 },
 	{ "member_gone", ex_member_gone, 1 + 1 + 9 + 32 },
 	{ "network_gone", ex_network_gone, 1 + 1 + 9 + 1 },
 	{ "ping", ex_ping, 1 + 8 },
@@ -441,21 +471,22 @@ static const struct golden {
 	{ "nat_plan", ex_nat_plan, 1 + 2 + 4 + 2 + 1 + 3 * 6 },
 	{ "nat_report", ex_nat_report, 1 + 2 + 2 + 1 + 1 + 1 + 1 },
 	{ "nat_info", ex_nat_info, 1 + 1 + 1 + 1 + 1 + 2 + 1 + 2 + 2 + 6 + 1 },
-	{ "punch", ex_punch, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 2 * 6 },
+	{ "punch", ex_punch, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 2 * 7 },
+	{ "punch_v6", ex_punch_v6, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 19 },
 	{ "punch_request", ex_punch_request, 1 + 32 },
-	{ "punch_birthday", ex_punch_birthday, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 6 + 10 },
-	{ "punch_tcp", ex_punch_tcp, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 * 6 },
-	{ "candidates", ex_candidates, 1 + 1 + 6 },
+	{ "punch_birthday", ex_punch_birthday, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 7 + 10 },
+	{ "punch_tcp", ex_punch_tcp, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 * 7 },
+	{ "candidates", ex_candidates, 1 + 1 + 7 },
 	{ "chat_send", ex_chat_send, 1 + 4 + 1 + 1 + 3 + 2 + 2 },
 	{ "chat", ex_chat, 1 + 8 + 8 + 1 + 1 + 32 + 32 + 1 + 5 + 4 + 2 + 41 },
 	{ "chat_ack", ex_chat_ack, 1 + 8 },
 	{ "chat_history", ex_chat_history, 1 + 1 + 1 + 3 + 2 },
-	{ "relay_hello", ex_relay_hello, 1 + 2 + 1 + 5 + 6 + 2 },
+	{ "relay_hello", ex_relay_hello, 1 + 2 + 1 + 5 + 7 + 2 },
 	{ "relay_welcome", ex_relay_welcome, 1 + 2 + 32 },
 	{ "relay_stats", ex_relay_stats, 1 + 4 + 8 + 8 + 8 },
-	{ "relays", ex_relays, 1 + 1 + (2 + 1 + 8 + 6 + 2) + (2 + 1 + 5 + 6 + 2) },
+	{ "relays", ex_relays, 1 + 1 + (2 + 1 + 8 + 7 + 2) + (2 + 1 + 5 + 7 + 2) },
 	{ "relay_rtt", ex_relay_rtt, 1 + 1 + 2 * 4 },
-	{ "relay_grant", ex_relay_grant, 1 + 32 + 2 + 6 + 2 + 8 + 1 + 4 + 32 + 1 },
+	{ "relay_grant", ex_relay_grant, 1 + 32 + 2 + 7 + 2 + 8 + 1 + 4 + 32 + 1 },
 	{ "relay_revoke", ex_relay_revoke, 1 + 32 + 2 },
 };
 
@@ -536,8 +567,11 @@ check_endpoints(const struct endpoint *a, const struct endpoint *b, size_t n)
 	size_t i;
 
 	for (i = 0; i < n; i++) {
+		CHECK_EQ(a[i].family, b[i].family);
 		CHECK_EQ(a[i].addr, b[i].addr);
 		CHECK_EQ(a[i].port, b[i].port);
+		CHECK_MEM(a[i].addr6, b[i].addr6, 16);
+		CHECK_EQ(b[i].via, 0);
 	}
 }
 
@@ -719,7 +753,7 @@ static void
 test_golden_probe(void)
 {
 	uint8_t token[UDP_TOKEN_LEN], tok2[UDP_TOKEN_LEN], enc[64], gold[64];
-	struct endpoint ep = { ip4(203, 0, 113, 7), 51820, 0 }, ep2;
+	struct endpoint ep = { .addr = ip4(203, 0, 113, 7), .port = 51820 }, ep2;
 	int i, n, g;
 	int update = getenv("SHOAL_GOLDEN_UPDATE") != NULL;
 
@@ -929,10 +963,16 @@ static const struct bad_patch {
 	{ "unknown type 0", ex_ping, 0, 0 },
 	{ "unknown type 99", ex_ping, 0, 99 },
 	{ "unknown type 255", ex_ping, 0, 255 },
-	/* HELLO: type, u16 version, str8 nick(5) at 3, u16 port at 9, count at 11 */
+	/* HELLO: type, u16 version, str8 nick(5) at 3, u16 port at 9, count at 11, endpoints from 12
+	 * (7 bytes each for IPv4, 19 for IPv6) */
 	{ "hello count 9", ex_hello, 11, MAX_ENDPOINTS + 1 },
 	{ "hello count 255", ex_hello, 11, 255 },
 	{ "hello count 3 > present", ex_hello, 11, 3 },
+	/* endpoint 0 at 12: the family byte must be 4 or 6 */
+	{ "hello endpoint family 0", ex_hello, 12, 0 },
+	{ "hello endpoint family 5", ex_hello, 12, 5 },
+	{ "hello endpoint family 6 with 4 bytes", ex_hello, 12, 6 },
+	{ "hello v6 endpoint as family 4", ex_hello_v6, 19, 4 },
 	{ "hello nick len past end", ex_hello, 3, 200 },
 	{ "hello nick NUL", ex_hello, 5, 0 },
 	/* WELCOME: type, u32 addr, u8 prefix at 5 */
@@ -993,27 +1033,28 @@ static const struct bad_patch {
 	{ "punch 1 target < present", ex_punch, 42, 1 },
 	{ "punch 3 targets > present", ex_punch, 42, 3 },
 	{ "predict as birthday: fields missing", ex_punch, 33, PUNCH_BIRTHDAY },
-	/* birthday: one target 43..48, sockets 49..50, probes 51..52 (2048), rate 53..54 (1000),
-	 * port_lo 55..56 (1024), port_hi 57..58 */
+	/* birthday: one target 43..49 (family 4), sockets 50..51, probes 52..53 (2048), rate
+	 * 54..55 (1000), port_lo 56..57 (1024), port_hi 58..59 */
 	{ "birthday as predict: trailing fields", ex_punch_birthday, 33, PUNCH_PREDICT },
-	{ "birthday sockets 257", ex_punch_birthday_hard, 50, 0x01 },
-	{ "birthday sockets 0x8100", ex_punch_birthday_hard, 49, 0x81 },
-	{ "birthday probes 2304", ex_punch_birthday, 51, 0x09 },
-	{ "birthday probes without rate", ex_punch_birthday_hard, 52, 1 },
-	{ "birthday rate 1256", ex_punch_birthday, 53, 0x04 },
-	{ "birthday port_lo 0", ex_punch_birthday, 55, 0x00 },
-	{ "birthday port_lo 768", ex_punch_birthday, 55, 0x03 },
-	{ "birthday port_lo > port_hi", ex_punch_birthday, 57, 0x03 },
-	{ "birthday rate without probes", ex_punch_birthday_hard, 54, 1 },
-	{ "birthday port_hi without probes", ex_punch_birthday_hard, 58, 1 },
-	/* CANDIDATES: type, count 1, addr 2..5, port 6..7 */
+	{ "birthday sockets 257", ex_punch_birthday_hard, 51, 0x01 },
+	{ "birthday sockets 0x8100", ex_punch_birthday_hard, 50, 0x81 },
+	{ "birthday probes 2304", ex_punch_birthday, 52, 0x09 },
+	{ "birthday probes without rate", ex_punch_birthday_hard, 53, 1 },
+	{ "birthday rate 1256", ex_punch_birthday, 54, 0x04 },
+	{ "birthday port_lo 0", ex_punch_birthday, 56, 0x00 },
+	{ "birthday port_lo 768", ex_punch_birthday, 56, 0x03 },
+	{ "birthday port_lo > port_hi", ex_punch_birthday, 58, 0x03 },
+	{ "birthday rate without probes", ex_punch_birthday_hard, 55, 1 },
+	{ "birthday port_hi without probes", ex_punch_birthday_hard, 59, 1 },
+	/* CANDIDATES: type, count 1, family 2, addr 3..6, port 7..8 */
 	{ "candidates 5 mapped", ex_candidates, 1, CAND_MAX_MAPPED + 1 },
 	{ "candidates 9 mapped", ex_candidates, 1, MAX_ENDPOINTS + 1 },
 	{ "candidates 2 mapped > present", ex_candidates, 1, 2 },
 	{ "candidates 0 mapped < present", ex_candidates, 1, 0 },
 	/* NETWORK: type, str8 name at 1 */
 	{ "network name len 0 leaves bytes", ex_network, 1, 0 },
-	/* RELAY_HELLO: type, version 1..2, str8 name(5) at 3, addr 9..12, port 13..14, tcp 15..16 */
+	/* RELAY_HELLO: type, version 1..2, str8 name(5) at 3, family 9, addr 10..13, port 14..15,
+	 * tcp 16..17 */
 	{ "relay_hello name space", ex_relay_hello, 5, ' ' },
 	{ "relay_hello name DEL", ex_relay_hello, 5, 0x7f },
 	{ "relay_hello name high", ex_relay_hello, 5, 0xc3 },
@@ -1021,15 +1062,16 @@ static const struct bad_patch {
 	{ "relay_hello name len 0 leaves bytes", ex_relay_hello, 3, 0 },
 	/* RELAY_WELCOME: type, id 1..2 (2) */
 	{ "relay_welcome id 0", ex_relay_welcome, 2, 0 },
-	/* RELAYS: type, n at 1, id 2..3, str8 name(8) at 4, addr 13..16, port 17..18, tcp 19..20,
-	 * id 21..22, ... */
+	/* RELAYS: type, n at 1, id 2..3, str8 name(8) at 4, family 13, addr 14..17, port 18..19,
+	 * tcp 20..21, id 22..23, ... */
 	{ "relays n 33", ex_relays, 1, RELAY_POOL_MAX + 1 },
 	{ "relays n 255", ex_relays, 1, 255 },
 	{ "relays n 1 < present", ex_relays, 1, 1 },
 	{ "relays n 3 > present", ex_relays, 1, 3 },
 	{ "relays id 0", ex_relays, 3, 0 },
 	{ "relays ids not ascending", ex_relays, 3, 2 },
-	{ "relays ids descending", ex_relays, 22, 0 },
+	{ "relays ids descending", ex_relays, 23, 0 },
+	{ "relays family 6 with a v4 length", ex_relays, 13, 6 },
 	{ "relays name space", ex_relays, 6, ' ' },
 	/* RELAY_RTT: type, n at 1, id 2..3, rtt 4..5, id 6..7, rtt 8..9 */
 	{ "relay_rtt n 33", ex_relay_rtt, 1, RELAY_POOL_MAX + 1 },
@@ -1037,10 +1079,10 @@ static const struct bad_patch {
 	{ "relay_rtt n 1 < present", ex_relay_rtt, 1, 1 },
 	{ "relay_rtt id 0", ex_relay_rtt, 3, 0 },
 	{ "relay_rtt duplicate id", ex_relay_rtt, 7, 1 },
-	/* RELAY_GRANT: type, peer 1..32, relay_id 33..34, addr 35..38, port 39..40, tcp 41..42,
-	 * pair 43..50, side 51, expiry 52..55, secret 56..87, reason 88 */
-	{ "relay_grant side 2", ex_relay_grant, 51, 2 },
-	{ "relay_grant reason 5", ex_relay_grant, 88, RELAY_WHY_DIRECT_LOST + 1 },
+	/* RELAY_GRANT: type, peer 1..32, relay_id 33..34, family 35, addr 36..39, port 40..41,
+	 * tcp 42..43, pair 44..51, side 52, expiry 53..56, secret 57..88, reason 89 */
+	{ "relay_grant side 2", ex_relay_grant, 52, 2 },
+	{ "relay_grant reason 5", ex_relay_grant, 89, RELAY_WHY_DIRECT_LOST + 1 },
 	{ "relay_grant as revoke: trailing", ex_relay_grant, 34, 0 },
 	{ "relay_revoke as grant: fields missing", ex_relay_revoke, 34, 1 },
 };
@@ -1133,30 +1175,30 @@ test_relay_rejects(void)
 	ex_relay_grant(&m);
 	n = msg_encode(&m, enc, sizeof(enc));
 	CHECK(n > 0);
-	memset(enc + 43, 0, 8);
+	memset(enc + 44, 0, 8);
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
 	n = msg_encode(&m, enc, sizeof(enc));
-	memset(enc + 52, 0, 4);
+	memset(enc + 53, 0, 4);
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
 	n = msg_encode(&m, enc, sizeof(enc));
-	memset(enc + 35, 0, 4);                 /* relay address 0 */
+	memset(enc + 36, 0, 4);                 /* relay address 0 */
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
 	n = msg_encode(&m, enc, sizeof(enc));
-	memset(enc + 39, 0, 2);                 /* relay port 0 */
+	memset(enc + 40, 0, 2);                 /* relay port 0 */
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
 
-	/* RELAY_HELLO with UDP port 0 (bytes 13..14); RELAYS with an address 0 (13..16). */
+	/* RELAY_HELLO with UDP port 0 (bytes 14..15); RELAYS with an address 0 (14..17). */
 	ex_relay_hello(&m);
 	n = msg_encode(&m, enc, sizeof(enc));
 	CHECK(n > 0);
-	memset(enc + 13, 0, 2);
+	memset(enc + 14, 0, 2);
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
 	m.u.relay_hello.udp.port = 0;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
 	ex_relays(&m);
 	n = msg_encode(&m, enc, sizeof(enc));
 	CHECK(n > 0);
-	memset(enc + 13, 0, 4);
+	memset(enc + 14, 0, 4);
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), -1);
 	m.u.relays.relays[1].udp.addr = 0;      /* the mediator fills in the source address */
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
@@ -1177,10 +1219,10 @@ test_relay_rejects(void)
 	for (i = 0; i < RELAY_POOL_MAX; i++) {
 		m.u.relays.relays[i].id = (uint16_t)(100 + i);
 		memset(m.u.relays.relays[i].name, 'r', RELAY_NAME_MAX_LEN);
-		m.u.relays.relays[i].udp = (struct endpoint){ ip4(10, 0, 0, 1), 7003, 0 };
+		m.u.relays.relays[i].udp = (struct endpoint){ .addr = ip4(10, 0, 0, 1), .port = 7003 };
 	}
 	n = msg_encode(&m, enc, sizeof(enc));
-	CHECK_EQ(n, 2 + RELAY_POOL_MAX * (2 + 1 + RELAY_NAME_MAX_LEN + 6 + 2));
+	CHECK_EQ(n, 2 + RELAY_POOL_MAX * (2 + 1 + RELAY_NAME_MAX_LEN + 7 + 2));
 	CHECK(n > 0 && n + AEAD_TAG_LEN <= CTRL_FRAME_MAX);
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), 0);
 	CHECK_EQ(d.u.relays.n, RELAY_POOL_MAX);
@@ -1270,7 +1312,7 @@ test_encode_rejects(void)
 	m.u.punch.port_lo = BIRTHDAY_PORT_MIN - 1;
 	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), -1);
 	ex_punch_birthday_hard(&m);
-	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 1 + 32 + 10 + 6 + 10);
+	CHECK_EQ(msg_encode(&m, enc, sizeof(enc)), 1 + 32 + 10 + 7 + 10);
 
 	ex_nat_plan(&m);
 	m.u.nat_plan.n_targets = 0;
@@ -1377,9 +1419,9 @@ test_punch_max_targets(void)
 	ex_punch(&m);
 	m.u.punch.n_targets = PUNCH_MAX_TARGETS;
 	for (i = 0; i < PUNCH_MAX_TARGETS; i++)
-		m.u.punch.targets[i] = (struct endpoint){ ip4(198, 51, 100, 9), (uint16_t)(1000 + i), 0 };
+		m.u.punch.targets[i] = (struct endpoint){ .addr = ip4(198, 51, 100, 9), .port = (uint16_t)(1000 + i) };
 	n = msg_encode(&m, enc, sizeof(enc));
-	CHECK_EQ(n, 43 + PUNCH_MAX_TARGETS * 6);
+	CHECK_EQ(n, 43 + PUNCH_MAX_TARGETS * 7);
 	CHECK_EQ(msg_decode(&d, enc, (size_t)n), 0);
 	check_msg_equal(&m, &d);
 	enc[42] = PUNCH_MAX_TARGETS + 1;
@@ -1411,9 +1453,46 @@ test_max_sizes(void)
 	memset(m.u.member.nick, 'k', NICK_MAX_LEN);
 	m.u.member.n_endpoints = MAX_ENDPOINTS;
 	for (i = 0; i < MAX_ENDPOINTS; i++)
-		m.u.member.endpoints[i] = (struct endpoint){ (uint32_t)i, (uint16_t)i, 0 };
+		m.u.member.endpoints[i] = (struct endpoint){ .addr = (uint32_t)i, .port = (uint16_t)i };
 	n = msg_encode(&m, enc, sizeof(enc));
-	CHECK_EQ(n, 1 + 65 + 32 + 4 + 65 + 1 + 1 + 8 * 6);
+	CHECK_EQ(n, 1 + 65 + 32 + 4 + 65 + 1 + 1 + 8 * 7);
+	/* All IPv6: the largest MEMBER, still far below a frame. */
+	for (i = 0; i < MAX_ENDPOINTS; i++)
+		ep_set_v6(&m.u.member.endpoints[i], ex_v6_addr, (uint16_t)(i + 1));
+	n = msg_encode(&m, enc, sizeof(enc));
+	CHECK_EQ(n, 1 + 65 + 32 + 4 + 65 + 1 + 1 + 8 * 19);
+	CHECK(n + AEAD_TAG_LEN <= CTRL_FRAME_MAX);
+}
+
+/* The shared endpoint helpers: equality, formatting, sockaddr round trips. */
+static void
+test_endpoint_helpers(void)
+{
+	struct endpoint a = { .addr = ip4(203, 0, 113, 7), .port = 51820 }, b, c;
+	struct sockaddr_storage ss;
+	char s[EP_STR_LEN];
+	socklen_t sl;
+
+	CHECK(strcmp(ep_str(&a, s), "203.0.113.7:51820") == 0);
+	ep_set_v6(&b, ex_v6_addr, 443);
+	CHECK(strcmp(ep_str(&b, s), "[2001:db8::1:2]:443") == 0);
+	CHECK(!ep_equal(&a, &b));
+	CHECK(ep_is_set(&b) && ep_is_v6(&b) && !ep_is_v6(&a));
+	sl = ep_to_sockaddr(&b, &ss);
+	CHECK_EQ(ep_from_sockaddr(&c, (struct sockaddr *)&ss, sl), 0);
+	CHECK(ep_equal(&b, &c) && ep_hash(&b) == ep_hash(&c));
+	sl = ep_to_sockaddr(&a, &ss);
+	CHECK_EQ(ep_from_sockaddr(&c, (struct sockaddr *)&ss, sl), 0);
+	CHECK(ep_equal(&a, &c));
+	c.via = 3;
+	CHECK(!ep_equal(&a, &c) && ep_same_addr(&a, &c));
+	/* A zeroed struct is IPv4 and unset. */
+	memset(&c, 0, sizeof(c));
+	CHECK(!ep_is_set(&c) && !ep_is_v6(&c));
+	/* The v6 source key is the /64. */
+	b.addr6[15] ^= 1;
+	ep_set_v6(&c, ex_v6_addr, 1);
+	CHECK_EQ(ep_source_key(&b), ep_source_key(&c));
 }
 
 static void
@@ -1469,5 +1548,6 @@ main(void)
 	RUN(test_punch_max_targets);
 	RUN(test_max_sizes);
 	RUN(test_names);
+	RUN(test_endpoint_helpers);
 	return unit_finish();
 }

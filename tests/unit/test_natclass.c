@@ -21,8 +21,8 @@ static void
 two_addrs(struct natclass_in *in)
 {
 	static const struct endpoint t[NAT_MAX_TARGETS] = {
-		{ A, 7000, 0 }, { A, 7001, 0 }, { B, 7000, 0 },
-		{ B, 7001, 0 }, { A, 7002, 0 }, { B, 7002, 0 },
+		{ .addr = A, .port = 7000 }, { .addr = A, .port = 7001 }, { .addr = B, .port = 7000 },
+		{ .addr = B, .port = 7001 }, { .addr = A, .port = 7002 }, { .addr = B, .port = 7002 },
 	};
 
 	memset(in, 0, sizeof(*in));
@@ -37,7 +37,7 @@ two_addrs(struct natclass_in *in)
 static void
 one_addr(struct natclass_in *in)
 {
-	static const struct endpoint t[3] = { { A, 7000, 0 }, { A, 7001, 0 }, { A, 7002, 0 } };
+	static const struct endpoint t[3] = { { .addr = A, .port = 7000 }, { .addr = A, .port = 7001 }, { .addr = A, .port = 7002 } };
 
 	memset(in, 0, sizeof(*in));
 	in->n_targets = 3;
@@ -412,7 +412,7 @@ test_targets(void)
 		{ A, 7000, 0, 0 }, { A, 7001, 0, 1 }, { A, 7002, 0, 2 },
 		{ B, 8000, 1, 0 }, { B, 8001, 1, 1 }, { B, 8002, 1, 2 },
 	};
-	struct endpoint t[NAT_MAX_TARGETS], local = { A, 7000, 0 };
+	struct endpoint t[NAT_MAX_TARGETS], local = { .addr = A, .port = 7000 };
 	int so[NAT_MAX_TARGETS], n;
 
 	n = natprobe_targets(socks, 6, &local, t, so);
@@ -425,30 +425,30 @@ test_targets(void)
 	CHECK(t[5].addr == B && t[5].port == 8002 && so[5] == 5);
 
 	/* Connected to B: B is "A" of the plan, so target 0 is where its UDP_PROBEs go. */
-	local = (struct endpoint){ B, 8000, 0 };
+	local = (struct endpoint){ .addr = B, .port = 8000 };
 	n = natprobe_targets(socks, 6, &local, t, so);
 	CHECK_EQ(n, 6);
 	CHECK(t[0].addr == B && t[0].port == 8000 && so[0] == 3);
 	CHECK(t[2].addr == A && t[2].port == 7000);
 
 	/* One listen, PORT+1 missing: A:P, A:P+2. */
-	local = (struct endpoint){ A, 7000, 0 };
+	local = (struct endpoint){ .addr = A, .port = 7000 };
 	n = natprobe_targets((struct natsock[]){ { A, 7000, 0, 0 }, { A, 7002, 0, 2 } }, 2, &local,
 	    t, so);
 	CHECK_EQ(n, 2);
 	CHECK(t[1].port == 7002 && so[1] == 1);
 
 	/* Wildcard listener: the TCP connection's local address stands in. */
-	local = (struct endpoint){ 0x7f000001u, 7000, 0 };
+	local = (struct endpoint){ .addr = 0x7f000001u, .port = 7000 };
 	n = natprobe_targets((struct natsock[]){ { 0, 7000, 0, 0 }, { 0, 7001, 0, 1 } }, 2, &local,
 	    t, so);
 	CHECK_EQ(n, 2);
 	CHECK(t[0].addr == 0x7f000001u && t[1].addr == 0x7f000001u && t[1].port == 7001);
 	/* ... and without it there is no plan. */
-	local = (struct endpoint){ 0, 7000, 0 };
+	local = (struct endpoint){ .addr = 0, .port = 7000 };
 	CHECK_EQ(natprobe_targets((struct natsock[]){ { 0, 7000, 0, 0 } }, 1, &local, t, so), 0);
 	/* A connection on no known listen: no plan. */
-	local = (struct endpoint){ A, 9999, 0 };
+	local = (struct endpoint){ .addr = A, .port = 9999 };
 	CHECK_EQ(natprobe_targets(socks, 6, &local, t, so), 0);
 }
 

@@ -168,7 +168,7 @@ static void
 test_natpmp_map_and_remove(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct rec r = { loop, 0, { 0, 0, 0 }, 0 };
+	struct rec r = { loop, 0, { .addr = 0, .port = 0 }, 0 };
 	struct portmap_info pi;
 	struct portmap *pm;
 	struct gw g;
@@ -226,7 +226,7 @@ static void
 test_no_gateway(void)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct rec r = { loop, 0, { 0, 0, 0 }, 0 };
+	struct rec r = { loop, 0, { .addr = 0, .port = 0 }, 0 };
 	struct portmap_info pi;
 	struct wait_fail wf;
 	ev_check chk;

@@ -34,11 +34,11 @@ side(struct punch_side *s, uint8_t keybyte, uint32_t pub, uint16_t port, uint8_t
 	s->info.filtering = filtering;
 	s->info.ports = ports;
 	s->info.step = step;
-	s->info.public_ep = (struct endpoint){ pub, port, 0 };
+	s->info.public_ep = (struct endpoint){ .addr = pub, .port = port };
 	s->info.addrs = 2;
 	s->observed = s->info.public_ep;
 	s->cand[s->n_cand++] = s->observed;
-	s->cand[s->n_cand++] = (struct endpoint){ ip4(192, 168, 1, keybyte), 40000, 0 };
+	s->cand[s->n_cand++] = (struct endpoint){ .addr = ip4(192, 168, 1, keybyte), .port = 40000 };
 }
 
 static void
@@ -112,7 +112,7 @@ test_lan(void)
 
 	seq(&a, 1, PUB_A, 50000, 1);
 	rnd(&b, 2, PUB_A);
-	b.cand[b.n_cand++] = (struct endpoint){ ip4(10, 0, 0, 2), 40000, 0 };
+	b.cand[b.n_cand++] = (struct endpoint){ .addr = ip4(10, 0, 0, 2), .port = 40000 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_LAN);
 	CHECK_EQ(pa.n_targets, 3);
@@ -334,7 +334,7 @@ test_random_easy_apdf(void)
 static void
 mapped(struct punch_side *s, uint32_t addr, uint16_t port)
 {
-	s->mapped[s->n_mapped++] = (struct endpoint){ addr, port, 0 };
+	s->mapped[s->n_mapped++] = (struct endpoint){ .addr = addr, .port = port };
 }
 
 static void
@@ -434,6 +434,48 @@ test_hopeless(void)
 	CHECK_EQ(punchplan_class(&b), PUNCH_CLASS_BLOCKED);
 }
 
+static void
+add_v6(struct punch_side *s, uint8_t last)
+{
+	uint8_t a6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0, last };
+
+	a6[15] = 0x0a;
+	ep_set_v6(&s->cand[s->n_cand++], a6, 40000);
+}
+
+/* Global IPv6 on both sides (3.2): random vs random is simultaneous to the IPv6 candidates
+ * only; easy vs easy gets them after the IPv4 targets; IPv6 on one side alone changes nothing. */
+static void
+test_ipv6(void)
+{
+	struct punch_side a, b;
+	struct msg_punch pa, pb;
+
+	rnd(&a, 1, PUB_A);
+	rnd(&b, 2, PUB_B);
+	add_v6(&a, 1);
+	plan(&a, &b, &pa, &pb);
+	check_none(&pa);
+	add_v6(&b, 2);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(pa.n_targets, 1);
+	CHECK_EQ(pb.n_targets, 1);
+	CHECK(ep_is_v6(&pa.targets[0]) && ep_same_addr(&pa.targets[0], &b.cand[2]));
+	CHECK(ep_is_v6(&pb.targets[0]) && ep_same_addr(&pb.targets[0], &a.cand[2]));
+	CHECK(pa.rounds > 0 && pa.interval_ms > 0);
+
+	easy(&a, 1, PUB_A, NAT_FILT_APDF);
+	easy(&b, 2, PUB_B, NAT_FILT_APDF);
+	add_v6(&a, 1);
+	add_v6(&b, 2);
+	plan(&a, &b, &pa, &pb);
+	CHECK_EQ(pa.strategy, PUNCH_SIMULTANEOUS);
+	CHECK_EQ(pa.n_targets, 2);
+	CHECK(!ep_is_v6(&pa.targets[0]) && pa.targets[0].addr == PUB_B);
+	CHECK(ep_is_v6(&pa.targets[1]));
+}
+
 /* UDP blocked on a side (3.3): tcp to the peer's control-connection source, plus a sequential
  * peer's predicted ports; none against random ports or without a TCP endpoint. */
 static void
@@ -445,9 +487,9 @@ test_tcp(void)
 
 	blocked(&a, 1, PUB_A);
 	a.observed.addr = 0;            /* no UDP_PROBE ever got through */
-	a.tcp = (struct endpoint){ PUB_A, 41000, 0 };
+	a.tcp = (struct endpoint){ .addr = PUB_A, .port = 41000 };
 	easy(&b, 2, PUB_B, NAT_FILT_APDF);
-	b.tcp = (struct endpoint){ PUB_B, 42000, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 42000 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_TCP);
 	CHECK_EQ(pa.n_targets, 1);
@@ -463,7 +505,7 @@ test_tcp(void)
 
 	/* A sequential peer: its TCP source first, then its predicted UDP-counter ports. */
 	seq(&b, 2, PUB_B, 50000, 1);
-	b.tcp = (struct endpoint){ PUB_B, 43000, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 43000 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_TCP);
 	CHECK_EQ(pa.n_targets, 1 + PUNCH_PREDICT_PORTS + PUNCH_PREDICT_BEHIND);
@@ -478,18 +520,18 @@ test_tcp(void)
 	CHECK_EQ(pa.n_targets, PUNCH_PREDICT_PORTS + PUNCH_PREDICT_BEHIND);
 
 	blocked(&b, 2, PUB_B);
-	b.tcp = (struct endpoint){ PUB_B, 40000, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 40000 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_TCP);
 	check_ep(&pa.targets[0], PUB_B, 40000);
 
 	side(&b, 2, PUB_B, 999, NAT_MAP_UNKNOWN, NAT_FILT_UNKNOWN, NAT_PORTS_UNKNOWN, 0);
-	b.tcp = (struct endpoint){ PUB_B, 999, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 999 };
 	plan(&a, &b, &pa, &pb);
 	CHECK_EQ(pa.strategy, PUNCH_TCP);
 
 	rnd(&b, 2, PUB_B);
-	b.tcp = (struct endpoint){ PUB_B, 44000, 0 };
+	b.tcp = (struct endpoint){ .addr = PUB_B, .port = 44000 };
 	plan(&a, &b, &pa, &pb);
 	check_none(&pa);
 	check_none(&pb);
@@ -575,6 +617,7 @@ main(void)
 	RUN(test_easy_seq_step1);
 	RUN(test_easy_seq_step256_wrap);
 	RUN(test_seq_seq);
+	RUN(test_ipv6);
 	RUN(test_random_easy_open);
 	RUN(test_random_easy_apdf);
 	RUN(test_mapped);

@@ -93,8 +93,8 @@ test_codecs(void)
 static void
 test_forwarding(void)
 {
-	struct endpoint A = { 0xc6120101u, 4000, 0 }, B = { 0xc6120202u, 5000, 0 };
-	struct endpoint M = { 0xc6120303u, 6000, 0 }, A2 = { 0xc6120101u, 4001, 0 };
+	struct endpoint A = { .addr = 0xc6120101u, .port = 4000 }, B = { .addr = 0xc6120202u, .port = 5000 };
+	struct endpoint M = { .addr = 0xc6120303u, .port = 6000 }, A2 = { .addr = 0xc6120101u, .port = 4001 };
 	uint8_t bindbuf[RELAY_BIND_LEN], data[100], other[RELAY_KEY_LEN];
 	struct relay_limits lim = { 0, 0 };
 	struct relay_engine *e = relay_engine_new(key, &lim, &ops, NULL);
@@ -174,7 +174,7 @@ test_forwarding(void)
 static void
 test_rate_and_ping(void)
 {
-	struct endpoint A = { 0xc6120101u, 4000, 0 }, B = { 0xc6120202u, 5000, 0 };
+	struct endpoint A = { .addr = 0xc6120101u, .port = 4000 }, B = { .addr = 0xc6120202u, .port = 5000 };
 	struct relay_limits lim = { 1000, 2000 };
 	struct relay_engine *e = relay_engine_new(key, &lim, &ops, NULL);
 	uint8_t bindbuf[RELAY_BIND_LEN], data[500], ping[RELAY_PING_LEN];
@@ -213,8 +213,9 @@ test_rate_and_ping(void)
 static void
 test_tcp_sources(void)
 {
-	struct endpoint U = { 0xc6120101u, 4000, 0 }, T = { 0xc6120202u, 5000, 1 };
-	struct endpoint Ttwin = { 0xc6120202u, 5000, 0 };
+	struct endpoint U = { .addr = 0xc6120101u, .port = 4000 };
+	struct endpoint T = { .addr = 0xc6120202u, .port = 5000, .via = 1 };
+	struct endpoint Ttwin = { .addr = 0xc6120202u, .port = 5000 };
 	uint8_t bindbuf[RELAY_BIND_LEN], data[40];
 	struct relay_limits lim = { 0, 0 };
 	struct relay_engine *e = relay_engine_new(key, &lim, &ops, NULL);

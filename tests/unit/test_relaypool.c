@@ -18,7 +18,7 @@ static struct relaypool_entry *
 reg(struct relaypool *p, int k, double now)
 {
 	uint8_t key[KEY_LEN];
-	struct endpoint udp = { 0x0a000000u + (uint32_t)k, 7003, 0 };
+	struct endpoint udp = { .addr = 0x0a000000u + (uint32_t)k, .port = 7003 };
 	char name[16];
 
 	memset(key, k, sizeof(key));
@@ -62,7 +62,7 @@ test_health_and_msg(void)
 	struct relaypool *p = relaypool_new();
 	struct relaypool_entry *a, *emb, *live[RELAY_POOL_MAX];
 	struct msg_relay_stats st = { 3, 10, 1000, 1 };
-	struct endpoint any = { 0, 7100, 0 };
+	struct endpoint any = { .addr = 0, .port = 7100 };
 	struct msg_relays m;
 
 	a = reg(p, 1, 0);

@@ -205,8 +205,8 @@ pair_open(struct pair *p, int small_buffers)
 	p->b.t = transport_new(p->loop, 0, side_recv, &p->b);
 	CHECK(p->a.t != NULL && p->b.t != NULL);
 	tcp_pair(&fa, &fb, &p->a_port, &p->b_port, small_buffers);
-	ra = (struct endpoint){ LOOP_ADDR, p->b_port, 0 };
-	rb = (struct endpoint){ LOOP_ADDR, p->a_port, 0 };
+	ra = (struct endpoint){ .addr = LOOP_ADDR, .port = p->b_port };
+	rb = (struct endpoint){ .addr = LOOP_ADDR, .port = p->a_port };
 	p->a.l = tcplink_new(p->loop, p->a.t, fa, &ra, &side_ops, &p->a);
 	p->b.l = tcplink_new(p->loop, p->b.t, fb, &rb, &side_ops, &p->b);
 	CHECK(p->a.l != NULL && p->b.l != NULL);
@@ -328,7 +328,7 @@ test_link_close(void)
 	/* A zero length on the wire: "frame". */
 	p.a.closed = NULL;
 	tcp_pair(&fa, &fb, &p.a_port, &p.b_port, 0);
-	r = (struct endpoint){ LOOP_ADDR, p.b_port, 0 };
+	r = (struct endpoint){ .addr = LOOP_ADDR, .port = p.b_port };
 	p.a.l = tcplink_new(p.loop, p.a.t, fa, &r, &side_ops, &p.a);
 	CHECK_EQ(write(fb, bad, sizeof(bad)), 2);
 	for (i = 0; i < SPINS && p.a.closed == NULL; i++)
@@ -387,7 +387,7 @@ plan_for(struct msg_punch *m, uint16_t port, uint8_t rounds)
 	m->interval_ms = 50;
 	m->rounds = rounds;
 	m->n_targets = 2;               /* the duplicate is connected once */
-	m->targets[0] = m->targets[1] = (struct endpoint){ LOOP_ADDR, port, 0 };
+	m->targets[0] = m->targets[1] = (struct endpoint){ .addr = LOOP_ADDR, .port = port };
 }
 
 static uint16_t

@@ -77,8 +77,8 @@ static void
 pump_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
 	struct bench *b = w->data;
-	struct endpoint to = { 0x7f000001, transport_port(b->b.t), 0 };
-	struct endpoint back = { 0x7f000001, transport_port(b->a.t), 0 };
+	struct endpoint to = { .addr = 0x7f000001, .port = transport_port(b->b.t) };
+	struct endpoint back = { .addr = 0x7f000001, .port = transport_port(b->a.t) };
 	uint8_t pkt[DGRAM_LEN];
 	int i;
 

@@ -22,6 +22,7 @@
 #include "base/log.h"
 #include "control/control.h"
 #include "core/peer.h"
+#include "core/relayclient.h"
 #include "core/tcppunch.h"
 #include "core/transport.h"
 #include "crypto/identity.h"
@@ -92,6 +93,10 @@ main(int argc, char **argv)
 	}
 	if ((d.tcp = tcppunch_new(d.loop, d.tp, &daemon_tcppunch_ops, &d)) == NULL) {
 		log_warnx("event=tcppunch_failed");
+		goto out_peers;
+	}
+	if ((d.relays = relayclient_new(d.loop, d.tp, &daemon_relayclient_ops, &d)) == NULL) {
+		log_warnx("event=relayclient_failed");
 		goto out_peers;
 	}
 	daemon_peerdir_init(&d);
@@ -187,6 +192,7 @@ out_mediator:
 	portmap_free(d.pm);
 	medclient_free(d.med);
 out_peers:
+	relayclient_free(d.relays);
 	tcppunch_free(d.tcp);
 	peers_free(d.peers);
 out_netstack:

@@ -27,6 +27,7 @@
 #include "core/transport.h"
 #include "medclient/medclient_int.h"
 #include "mproto/ctrlchan.h"
+#include "mproto/ctrldial.h"
 
 static void med_connect(struct medclient *m);
 static void med_disconnected(struct medclient *m, const char *why);
@@ -221,12 +222,8 @@ retry_cb(struct ev_loop *loop, ev_timer *w, int revents)
 static void
 schedule_retry(struct medclient *m)
 {
-	/* Jitter in [0.5, 1): daemons that lost the same server do not return in lockstep. */
-	double delay = m->backoff * (0.5 + randombytes_uniform(500) / 1000.0);
+	double delay = ctrldial_backoff(&m->backoff, BACKOFF_MAX);
 
-	m->backoff *= 2;
-	if (m->backoff > BACKOFF_MAX)
-		m->backoff = BACKOFF_MAX;
 	ev_timer_stop(m->loop, &m->retry_timer);
 	ev_timer_set(&m->retry_timer, delay, 0.);
 	ev_timer_start(m->loop, &m->retry_timer);
@@ -266,24 +263,15 @@ med_disconnected(struct medclient *m, const char *why)
 static int
 med_resolve(struct medclient *m)
 {
-	struct addrinfo hints, *res = NULL;
-	char port[8];
-	int e;
+	char err[128];
 
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_INET;
-	hints.ai_socktype = SOCK_STREAM;
-	snprintf(port, sizeof(port), "%u", m->cfg.server_port);
-	if ((e = getaddrinfo(m->cfg.server_host, port, &hints, &res)) != 0 || !res) {
+	if (ctrldial_resolve(m->cfg.server_host, m->cfg.server_port, &m->server, err,
+	    sizeof(err)) < 0) {
 		log_warnx("event=mediator_resolve_failed host=%s error=\"%s\"",
-		    m->cfg.server_host, gai_strerror(e));
+		    m->cfg.server_host, err);
 		return -1;
 	}
-	m->server.addr = ntohl(((const struct sockaddr_in *)(const void *)res->ai_addr)
-	    ->sin_addr.s_addr);
-	m->server.port = m->cfg.server_port;
 	m->have_server = 1;
-	freeaddrinfo(res);
 	return 0;
 }
 
@@ -301,7 +289,6 @@ local_port(int fd)
 static void
 med_connect(struct medclient *m)
 {
-	struct sockaddr_in sin;
 	char ep[IP4_EP_STR_LEN], why[160];
 	int fd;
 
@@ -321,12 +308,7 @@ med_connect(struct medclient *m)
 		return;
 	}
 	m->tcp_port = local_port(fd);
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(m->server.addr);
-	sin.sin_port = htons(m->server.port);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS) {
-		snprintf(why, sizeof(why), "connect: %s", strerror(errno));
+	if (ctrldial_connect(fd, &m->server, why, sizeof(why)) < 0) {
 		close(fd);
 		med_disconnected(m, why);
 		return;

@@ -77,10 +77,12 @@ relay_engine_set_key(struct relay_engine *e, const uint8_t key[RELAY_KEY_LEN])
 	memcpy(e->key, key, RELAY_KEY_LEN);
 }
 
+/* via tells a UDP source from a TCP stream (relay/tcp.c) that may have the same address and
+ * port: each is its own source, answered on the link it came from. */
 static int
 ep_eq(const struct endpoint *a, const struct endpoint *b)
 {
-	return a->addr == b->addr && a->port == b->port;
+	return a->addr == b->addr && a->port == b->port && a->via == b->via;
 }
 
 static void
@@ -131,7 +133,6 @@ on_bind(struct relay_engine *e, const struct endpoint *from, const uint8_t *pkt,
 	}
 	sd->bound = 1;
 	sd->ep = *from;
-	sd->ep.via = 0;
 	sd->counter = b.counter;
 	e->st.binds++;
 	memset(&ack, 0, sizeof(ack));
@@ -253,4 +254,14 @@ void
 relay_engine_get_stats(const struct relay_engine *e, struct relay_stats *st)
 {
 	*st = e->st;
+}
+
+void
+relay_stats_to_msg(const struct relay_stats *st, struct msg_relay_stats *out)
+{
+	out->pairs = st->pairs > UINT32_MAX ? UINT32_MAX : (uint32_t)st->pairs;
+	out->packets = st->packets;
+	out->bytes = st->bytes;
+	out->drops = st->drop_malformed + st->drop_auth + st->drop_expired + st->drop_replay +
+	    st->drop_unbound + st->drop_rate + st->drop_full;
 }

@@ -2,7 +2,8 @@
  * engine: the relay's forwarding state, without sockets or clocks (relay/main.c and the
  * mediator's embedded relay feed it datagrams and the time). docs/PROTOCOL.md 5.
  *
- * A pair is created by the first valid BIND of either side and holds each side's endpoint.
+ * A pair is created by the first valid BIND of either side and holds each side's endpoint
+ * (a UDP source, or a TCP stream of relay/tcp.c: endpoint.via tells them apart).
  * DATA from a bound side's endpoint goes, byte for byte, to the other side's endpoint; nothing
  * else is ever forwarded, so the relay is not an open proxy: both ends were named by the
  * mediator (a BIND needs the side secret only the mediator and this relay can derive). Pairs
@@ -55,5 +56,7 @@ void relay_engine_input(struct relay_engine *e, const struct endpoint *from, con
 /* Drops pairs whose grant ended. */
 void relay_engine_expire(struct relay_engine *e, uint32_t unix_now);
 void relay_engine_get_stats(const struct relay_engine *e, struct relay_stats *st);
+/* The counters as RELAY_STATS carries them to the mediator (drops: all reasons summed). */
+void relay_stats_to_msg(const struct relay_stats *st, struct msg_relay_stats *out);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "core/transport.h"
+#include "relay/tcp.h"
 
 enum { EXPIRE_EVERY_S = 10 };
 
@@ -17,6 +18,7 @@ struct relay_sock {
 	struct ev_loop *loop;
 	struct transport *tp;
 	struct relay_engine *eng;
+	struct relay_tcp *tcp;          /* NULL: no TCP transport */
 	ev_timer expire, stats;
 };
 
@@ -57,7 +59,7 @@ stats_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 struct relay_sock *
-relay_sock_new(struct ev_loop *loop, uint32_t addr, uint16_t port,
+relay_sock_new(struct ev_loop *loop, uint32_t addr, uint16_t port, int tcp_port,
     const uint8_t key[RELAY_KEY_LEN], const struct relay_limits *lim, double stats_interval)
 {
 	struct relay_sock *r = calloc(1, sizeof(*r));
@@ -69,6 +71,13 @@ relay_sock_new(struct ev_loop *loop, uint32_t addr, uint16_t port,
 	r->loop = loop;
 	if ((r->eng = relay_engine_new(key, lim, &engine_ops, r)) == NULL ||
 	    (r->tp = transport_new_at(loop, addr, port, recv_cb, r)) == NULL) {
+		relay_engine_free(r->eng);
+		free(r);
+		return NULL;
+	}
+	if (tcp_port >= 0 &&
+	    (r->tcp = relay_tcp_new(loop, r->tp, addr, (uint16_t)tcp_port)) == NULL) {
+		transport_free(r->tp);
 		relay_engine_free(r->eng);
 		free(r);
 		return NULL;
@@ -90,6 +99,7 @@ relay_sock_free(struct relay_sock *r)
 		return;
 	ev_timer_stop(r->loop, &r->expire);
 	ev_timer_stop(r->loop, &r->stats);
+	relay_tcp_free(r->tcp);
 	transport_free(r->tp);
 	relay_engine_free(r->eng);
 	free(r);
@@ -99,6 +109,18 @@ uint16_t
 relay_sock_port(const struct relay_sock *r)
 {
 	return transport_port(r->tp);
+}
+
+uint16_t
+relay_sock_tcp_port(const struct relay_sock *r)
+{
+	return relay_tcp_port(r->tcp);
+}
+
+void
+relay_sock_set_key(struct relay_sock *r, const uint8_t key[RELAY_KEY_LEN])
+{
+	relay_engine_set_key(r->eng, key);
 }
 
 void
@@ -112,17 +134,22 @@ relay_sock_log_stats(const struct relay_sock *r)
 {
 	struct relay_stats st;
 	struct transport_stats ts;
+	struct relay_tcp_stats tcp = { 0, 0, 0, 0, 0 };
 
 	relay_engine_get_stats(r->eng, &st);
 	transport_get_stats(r->tp, &ts);
+	if (r->tcp)
+		relay_tcp_get_stats(r->tcp, &tcp);
 	log_info("event=relay_stats port=%u pairs=%llu binds=%llu packets=%llu bytes=%llu "
 	    "pings=%llu drop_malformed=%llu drop_auth=%llu drop_expired=%llu drop_replay=%llu "
-	    "drop_unbound=%llu drop_rate=%llu drop_full=%llu tx_dropped=%llu",
+	    "drop_unbound=%llu drop_rate=%llu drop_full=%llu tx_dropped=%llu tcp_streams=%u "
+	    "tcp_accepted=%llu tcp_refused=%llu",
 	    transport_port(r->tp), (unsigned long long)st.pairs, (unsigned long long)st.binds,
 	    (unsigned long long)st.packets, (unsigned long long)st.bytes,
 	    (unsigned long long)st.pings, (unsigned long long)st.drop_malformed,
 	    (unsigned long long)st.drop_auth, (unsigned long long)st.drop_expired,
 	    (unsigned long long)st.drop_replay, (unsigned long long)st.drop_unbound,
 	    (unsigned long long)st.drop_rate, (unsigned long long)st.drop_full,
-	    (unsigned long long)ts.tx_dropped);
+	    (unsigned long long)ts.tx_dropped, tcp.streams, (unsigned long long)tcp.accepted,
+	    (unsigned long long)(tcp.refused_source + tcp.refused_full));
 }

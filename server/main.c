@@ -51,6 +51,9 @@ struct options {                         /* read-only after parse_options */
 	int pwhash_fast;
 	long reclaim_days;              /* 0: never reclaim unused registrations */
 	long relay_port;                /* the embedded relay's UDP port; 0: PORT+3; -1: none */
+	long relay_tcp_port;            /* its TCP transport; 0: the UDP port's number; -1: none */
+	unsigned n_relay_allow;         /* --relay-allow keys (STATE/relays.allow adds more) */
+	uint8_t relay_allow[MEDSRV_RELAY_ALLOW_MAX][KEY_LEN];
 };
 
 static void
@@ -62,6 +65,9 @@ usage(FILE *f)
 	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
 	    "  The first one is the address in the url / connection string.\n"
 	    "  --relay-port N|off: the embedded relay's UDP port (default: the first PORT + 3).\n"
+	    "  --relay-tcp-port N|off: its TCP transport (default: the same number as its UDP).\n"
+	    "  --relay-allow KEY: a standalone shoal-relay's public key (64 hex digits) that may\n"
+	    "  register; repeatable; STATE/relays.allow holds more, one per line.\n"
 	    "  --reclaim-days N: forget nodes unseen for N days that are in no network, so\n"
 	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n",
 	    SRV_MAX_LISTEN);
@@ -132,7 +138,8 @@ bad_value(const char *what, const char *got)
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT };
+	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT,
+		OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
@@ -141,6 +148,8 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "pwhash-fast", no_argument, NULL, OPT_PWHASH_FAST },
 		{ "reclaim-days", required_argument, NULL, OPT_RECLAIM },
 		{ "relay-port", required_argument, NULL, OPT_RELAY_PORT },
+		{ "relay-tcp-port", required_argument, NULL, OPT_RELAY_TCP_PORT },
+		{ "relay-allow", required_argument, NULL, OPT_RELAY_ALLOW },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -187,6 +196,21 @@ parse_options(int argc, char **argv, struct options *o)
 				o->relay_port = -1;
 			else if (parse_long(optarg, 1, 65535, &o->relay_port) != 0)
 				return bad_value("--relay-port wants 1..65535 or off", optarg);
+			break;
+		case OPT_RELAY_TCP_PORT:
+			if (strcmp(optarg, "off") == 0)
+				o->relay_tcp_port = -1;
+			else if (parse_long(optarg, 1, 65535, &o->relay_tcp_port) != 0)
+				return bad_value("--relay-tcp-port wants 1..65535 or off", optarg);
+			break;
+		case OPT_RELAY_ALLOW:
+			if (o->n_relay_allow >= MEDSRV_RELAY_ALLOW_MAX)
+				return bad_value("too many --relay-allow", optarg);
+			if (strlen(optarg) != 2 * KEY_LEN ||
+			    hex_decode(optarg, o->relay_allow[o->n_relay_allow], KEY_LEN) != 0)
+				return bad_value("--relay-allow wants a public key, 64 hex digits",
+				    optarg);
+			o->n_relay_allow++;
 			break;
 		case OPT_RECLAIM:
 			if (parse_long(optarg, 0, 36500, &o->reclaim_days) != 0)
@@ -342,26 +366,91 @@ signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 }
 
 /*
+ * STATE/relays.allow: more relay keys that may register, one per line (64 hex digits); blank
+ * lines and lines starting with # are skipped. A missing file is no error; a bad line is.
+ */
+static int
+load_relay_allow(const char *dir, struct medsrv_config *cfg)
+{
+	char path[4096], line[256];
+	FILE *f;
+	size_t n;
+	int lineno = 0;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/relays.allow", dir) >= sizeof(path))
+		return -1;
+	if ((f = fopen(path, "r")) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		lineno++;
+		n = strlen(line);
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' '))
+			line[--n] = '\0';
+		if (n == 0 || line[0] == '#')
+			continue;
+		if (cfg->n_relay_allow >= MEDSRV_RELAY_ALLOW_MAX || n != 2 * KEY_LEN ||
+		    hex_decode(line, cfg->relay_allow[cfg->n_relay_allow], KEY_LEN) != 0) {
+			log_warnx("event=startup_failed reason=\"%s line %d: want a relay public key "
+			    "(64 hex digits)\"", path, lineno);
+			fclose(f);
+			return -1;
+		}
+		cfg->n_relay_allow++;
+	}
+	fclose(f);
+	return 0;
+}
+
+/* The embedded relay's health and counters go to the mediator like a standalone relay's
+ * RELAY_STATS; then the mediator's relay housekeeping (PROTOCOL.md 8.2). */
+static void
+relay_tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct server *srv = w->data;
+	struct relay_stats rs;
+	struct msg_relay_stats st;
+
+	(void)loop;
+	(void)revents;
+	if (srv->relay != NULL && srv->relay_id != 0) {
+		relay_sock_get_stats(srv->relay, &rs);
+		relay_stats_to_msg(&rs, &st);
+		medsrv_relay_embedded_stats(srv->med, srv->relay_id, &st);
+	}
+	medsrv_relay_tick(srv->med);
+}
+
+/*
  * The embedded relay (docs/PROTOCOL.md 8), on the first listen address, so a one-machine
- * setup relays without a separate shoal-relay. Its key is made fresh at each start: grants
- * end with the server anyway. Best effort: a port that cannot be bound is logged.
+ * setup relays without a separate shoal-relay: it joins the mediator's pool in-process, and
+ * its relay key is the one the pool made for it. Best effort: a port that cannot be bound is
+ * logged.
  */
 static void
 start_relay(struct server *srv, const struct options *o, uint32_t addr, uint16_t port)
 {
 	struct relay_limits lim = { 0, 0 };
+	struct endpoint udp = { addr, 0, 0 };
 	uint16_t rport;
+	int tport;
 
 	if (o->relay_port < 0)
 		return;
 	rport = o->relay_port > 0 ? (uint16_t)o->relay_port : (uint16_t)(port + 3);
+	tport = o->relay_tcp_port < 0 ? -1 : o->relay_tcp_port > 0 ? (int)o->relay_tcp_port :
+	    (int)rport;
 	randombytes_buf(srv->relay_key, sizeof(srv->relay_key));
-	if ((srv->relay = relay_sock_new(srv->loop, addr, rport, srv->relay_key, &lim, 60)) ==
-	    NULL) {
+	if ((srv->relay = relay_sock_new(srv->loop, addr, rport, tport, srv->relay_key, &lim,
+	    60)) == NULL) {
 		log_warnx("event=relay_unavailable port=%u", rport);
 		return;
 	}
-	log_info("event=relay_listening port=%u", relay_sock_port(srv->relay));
+	udp.port = relay_sock_port(srv->relay);
+	srv->relay_id = medsrv_relay_embedded(srv->med, "embedded", &udp,
+	    relay_sock_tcp_port(srv->relay), srv->relay_key);
+	relay_sock_set_key(srv->relay, srv->relay_key);
+	log_info("event=relay_listening port=%u tcp_port=%u id=%u", relay_sock_port(srv->relay),
+	    relay_sock_tcp_port(srv->relay), srv->relay_id);
 }
 
 enum { RECLAIM_EVERY_S = 3600 };
@@ -472,6 +561,12 @@ main(int argc, char **argv)
 	cfg.pw_memlimit = o.pwhash_fast ? crypto_pwhash_MEMLIMIT_MIN :
 	    crypto_pwhash_MEMLIMIT_INTERACTIVE;
 	cfg.n_nat_socks = (uint8_t)srv.n_udp;
+	cfg.n_relay_allow = o.n_relay_allow;
+	memcpy(cfg.relay_allow, o.relay_allow, sizeof(cfg.relay_allow));
+	if (load_relay_allow(o.state_dir, &cfg) != 0) {
+		log_warn("event=startup_failed reason=\"cannot read %s/relays.allow\"", o.state_dir);
+		goto out;
+	}
 	memcpy(cfg.nat_socks, srv.udp_sock, sizeof(cfg.nat_socks));
 	memset(&io, 0, sizeof(io));
 	conn_medsrv_io(&srv, &io);
@@ -486,6 +581,9 @@ main(int argc, char **argv)
 	}
 	conn_start(&srv);
 	start_relay(&srv, &o, ntohl(first_addr.s_addr), first_port);
+	ev_timer_init(&srv.relay_tick_w, relay_tick_cb, 1., 1.);
+	srv.relay_tick_w.data = &srv;
+	ev_timer_start(srv.loop, &srv.relay_tick_w);
 	srv.reclaim_age = (int64_t)o.reclaim_days * 86400;
 	ev_timer_init(&srv.reclaim_w, reclaim_cb, 60., RECLAIM_EVERY_S);
 	srv.reclaim_w.data = &srv;
@@ -526,6 +624,7 @@ out:
 		conn_shutdown(&srv);
 		udp_stop(&srv);
 		ev_timer_stop(srv.loop, &srv.reclaim_w);
+		ev_timer_stop(srv.loop, &srv.relay_tick_w);
 		ev_signal_stop(srv.loop, &srv.sigterm_w);
 		ev_signal_stop(srv.loop, &srv.sigint_w);
 	}

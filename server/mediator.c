@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <uthash.h>
 
 #include "base/ip4.h"
@@ -42,6 +43,8 @@
 #include "server/punch.h"
 #include "server/punchplan.h"
 #include "server/pwjob.h"
+#include "server/relaygrant.h"
+#include "server/relaypool.h"
 
 struct msess {                           /* owned by struct medsrv */
 	void *conn;                     /* the transport's handle, opaque here */
@@ -69,6 +72,8 @@ struct msess {                           /* owned by struct medsrv */
 	uint32_t remote_addr;           /* source address of its TCP connection; 0: unknown */
 	uint64_t serial;                /* tells a session from a later one with the same key */
 	unsigned pw_inflight;           /* password jobs running for it */
+	int is_relay;                   /* a relay's control connection (RELAY_HELLO accepted) */
+	int relay_refused;              /* its RELAY_HELLO was refused: everything is ignored */
 	struct msess *prev, *next;      /* every session, registered or not */
 	UT_hash_handle hh_key;
 	UT_hash_handle hh_token;
@@ -87,6 +92,9 @@ struct medsrv {                          /* owned by the server context (or a te
 	unsigned n_parked;
 	uint64_t next_ticket, next_serial;
 	double full_logged_at;          /* last address_range_exhausted line */
+	struct relaypool *pool;         /* relays (PROTOCOL.md 8) */
+	struct relaygrant *grants;      /* which relay each pair uses */
+	double renewed_at;              /* last relaygrant_renew */
 	struct medsrv_stats stats;
 };
 
@@ -395,6 +403,9 @@ notify_everywhere(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *sn
 
 /* ---- sessions ---- */
 
+static void relay_send_grant(void *arg, const uint8_t to[KEY_LEN],
+    const struct msg_relay_grant *g);
+
 struct medsrv *
 medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsrv_io *io)
 {
@@ -402,8 +413,14 @@ medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsr
 
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return NULL;
-	if ((m->rl = joinlimit_new()) == NULL || (m->punch = punch_new()) == NULL) {
+	struct relaygrant_ops gops = { relay_send_grant, m };
+
+	if ((m->rl = joinlimit_new()) == NULL || (m->punch = punch_new()) == NULL ||
+	    (m->pool = relaypool_new()) == NULL ||
+	    (m->grants = relaygrant_new(m->pool, &gops)) == NULL) {
 		joinlimit_free(m->rl);
+		punch_free(m->punch);
+		relaypool_free(m->pool);
 		free(m);
 		return NULL;
 	}
@@ -422,6 +439,9 @@ session_unlink(struct medsrv *m, struct msess *s)
 		s->registered = 0;
 		/* Its next connection is a new start: new endpoints, new classification. */
 		punch_forget(m->punch, s->key);
+		/* Its peers stop using relays towards it (they hear it went offline too). */
+		if (m->grants)
+			relaygrant_node_gone(m->grants, s->key);
 	}
 	if (s->prev)
 		s->prev->next = s->next;
@@ -442,8 +462,12 @@ medsrv_free(struct medsrv *m)
 
 	if (m == NULL)
 		return;
+	/* Grants first: nothing is revoked towards sessions being freed. */
+	relaygrant_free(m->grants);
+	m->grants = NULL;
 	while (m->all)
 		session_unlink(m, m->all);
+	relaypool_free(m->pool);
 	HASH_ITER(hh, m->parked, p, tmp) {
 		HASH_DEL(m->parked, p);
 		sodium_memzero(&p->req, sizeof(p->req));
@@ -472,6 +496,8 @@ medsrv_session_open(struct medsrv *m, const uint8_t key[KEY_LEN], void *conn)
 	return s;
 }
 
+static void relay_session_gone(struct medsrv *m, struct msess *s, const char *why);
+
 void
 medsrv_session_close(struct medsrv *m, struct msess *s)
 {
@@ -480,6 +506,8 @@ medsrv_session_close(struct medsrv *m, struct msess *s)
 	char id[KEY_SHORT_LEN];
 
 	memcpy(key, s->key, KEY_LEN);
+	if (s->is_relay)
+		relay_session_gone(m, s, "disconnected");
 	session_unlink(m, s);
 	if (!was_registered)
 		return;
@@ -498,6 +526,8 @@ session_kick(struct medsrv *m, struct msess *s, const char *why)
 
 	key_short(s->key, id);
 	log_info("event=session_dropped node=%s reason=%s", id, why);
+	if (s->is_relay)
+		relay_session_gone(m, s, why);
 	session_unlink(m, s);
 	m->io.kick(m->io.arg, conn);
 }
@@ -672,6 +702,8 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 	return (int)rc;
 }
 
+static void relay_introduce(struct medsrv *m, struct msess *a, struct msess *b);
+
 struct punch_walk {                      /* on the stack of one punch_node */
 	struct medsrv *m;
 	struct msess *s;
@@ -687,6 +719,8 @@ punch_member_cb(void *arg, const struct store_member *r)
 	if (r->pending || !r->online || memcmp(r->key, w->s->key, KEY_LEN) == 0 ||
 	    (t = find_session(w->m, r->key)) == NULL)
 		return 0;
+	/* The relay first: the pair's first packet never waits for punching (PROTOCOL.md 8.4). */
+	relay_introduce(w->m, w->s, t);
 	(void)punch_pair(w->m, w->s, t);
 	return 0;
 }
@@ -709,9 +743,10 @@ static void
 punch_node(struct medsrv *m, struct msess *s)
 {
 	struct punch_walk w = { .m = m, .s = s };
-	struct msg_nat_info info;
 
-	if (!s->registered || !nat_known(s, &info))
+	/* Unclassified nodes are walked too: their pairs get relay grants at once, and their
+	 * punches wait for the NAT_INFO (punch_pair). */
+	if (!s->registered)
 		return;
 	store_node_networks_each(m->st, s->key, punch_network_cb, &w);
 }
@@ -915,6 +950,8 @@ range_full(struct medsrv *m)
 	    ip4_str(m->cfg.range, net), m->cfg.prefix_len);
 }
 
+static void relay_send_pool(struct medsrv *m, struct msess *s);
+
 static void
 handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 {
@@ -924,7 +961,7 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	char id[KEY_SHORT_LEN], addr[IP4_STR_LEN];
 	int created, rc, i;
 
-	if (s->registered) {
+	if (s->registered || s->is_relay || s->relay_refused) {
 		m->stats.msgs_ignored++;
 		return;
 	}
@@ -986,6 +1023,9 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	/* After the NETWORK/MEMBER burst: the daemon ends its post-WELCOME refresh at the first
 	 * other message (PROTOCOL.md 4.4), so the plan must not come before the burst. */
 	nat_start(m, s);
+	relay_send_pool(m, s);
+	/* Relay grants for every peer now (punches follow its NAT_INFO). */
+	punch_node(m, s);
 }
 
 /* ---- requests ---- */
@@ -1248,6 +1288,8 @@ load_me(struct req_ctx *c, struct store_member *me)
 	return rc;
 }
 
+static void relay_recheck(struct medsrv *m, const uint8_t key[KEY_LEN]);
+
 static void
 op_leave(struct req_ctx *c)
 {
@@ -1266,6 +1308,7 @@ op_leave(struct req_ctx *c)
 	}
 	send_network_gone(c->m, c->s, c->n.name, GONE_LEFT);
 	notify_gone(c->m, &c->n, c->s->key, me.pending);
+	relay_recheck(c->m, c->s->key);
 	reply(c->m, c->s, c->r->req_id, RES_OK, "left \"%s\"", c->n.name);
 }
 
@@ -1287,6 +1330,8 @@ set_online(struct req_ctx *c, int online)
 		notify_member(c->m, &c->n, c->s->key, NULL);
 		if (online)
 			punch_node(c->m, c->s);
+		else
+			relay_recheck(c->m, c->s->key);
 	}
 	reply(c->m, c->s, c->r->req_id, RES_OK, "%s in \"%s\"", online ? "online" : "offline",
 	    c->n.name);
@@ -1344,6 +1389,8 @@ op_delete(struct req_ctx *c)
 	for (i = 0; i < l.n; i++)
 		if ((s = find_session(c->m, l.keys[i])) != NULL)
 			send_network_gone(c->m, s, c->n.name, GONE_DELETED);
+	for (i = 0; i < l.n; i++)
+		relay_recheck(c->m, l.keys[i]);
 	free(l.keys);
 	reply(c->m, c->s, c->r->req_id, RES_OK, "deleted \"%s\"", c->n.name);
 }
@@ -1445,6 +1492,7 @@ remove_target(struct req_ctx *c, struct store_member *t, uint8_t reason)
 	if ((ts = find_session(c->m, t->key)) != NULL)
 		send_network_gone(c->m, ts, c->n.name, reason);
 	notify_gone(c->m, &c->n, t->key, t->pending);
+	relay_recheck(c->m, t->key);
 	reply(c->m, c->s, c->r->req_id, RES_OK, "%s %s from \"%s\"",
 	    reason == GONE_REJECTED ? "rejected" : "evicted", t->nick, c->n.name);
 }
@@ -1647,14 +1695,292 @@ handle_candidates(struct medsrv *m, struct msess *s, const struct msg_candidates
 	punch_node(m, s);
 }
 
+/* ---- relays (PROTOCOL.md 8): the pool, RTT reports, grants ---- */
+
+static uint32_t
+relay_unix_now(struct medsrv *m)
+{
+	return m->io.wall ? (uint32_t)m->io.wall(m->io.arg) : (uint32_t)time(NULL);
+}
+
+/* relaygrant's send: to a connected node only, the embedded relay's wildcard address made the
+ * one the node reached us on. */
+static void
+relay_send_grant(void *arg, const uint8_t to[KEY_LEN], const struct msg_relay_grant *g)
+{
+	struct medsrv *m = arg;
+	struct msess *s = find_session(m, to);
+	struct msg out;
+
+	if (s == NULL)
+		return;
+	memset(&out, 0, sizeof(out));
+	out.type = MSG_RELAY_GRANT;
+	out.u.relay_grant = *g;
+	if (g->relay_id != 0 && out.u.relay_grant.udp.addr == 0)
+		out.u.relay_grant.udp.addr = s->tcp_local.addr;
+	/* A grant nobody could use (no address known for the relay) is not sent at all. */
+	if (g->relay_id == 0 || out.u.relay_grant.udp.addr != 0)
+		send_msg(m, s, &out);
+	sodium_memzero(&out, sizeof(out));
+}
+
+static void
+relay_send_pool(struct medsrv *m, struct msess *s)
+{
+	struct msg out;
+
+	memset(&out, 0, sizeof(out));
+	out.type = MSG_RELAYS;
+	relaypool_msg(m->pool, s->tcp_local.addr, &out.u.relays);
+	send_msg(m, s, &out);
+}
+
+/* The pool changed: every node gets the full set at once, and every pair is picked again (a
+ * pair on a dead relay moves now, not at its next RTT report). */
+static void
+relay_pool_changed(struct medsrv *m)
+{
+	struct msess *s, *tmp;
+
+	HASH_ITER(hh_key, m->by_key, s, tmp)
+		relay_send_pool(m, s);
+	relaygrant_repick_all(m->grants, relay_unix_now(m));
+}
+
+/*
+ * a and b may talk: grants for their relay, with why they are relayed: `starting` while
+ * punching is tried, or what the plan says when it cannot work.
+ */
+static void
+relay_introduce(struct medsrv *m, struct msess *a, struct msess *b)
+{
+	struct punch_side sa, sb;
+	struct msg_punch pa, pb;
+	uint8_t reason = RELAY_WHY_STARTING;
+
+	punch_side_of(a, &sa);
+	punch_side_of(b, &sb);
+	if (sa.has_info && sb.has_info) {
+		punchplan(&sa, &sb, &pa, &pb);
+		if (pa.strategy == PUNCH_NONE)
+			reason = sa.info.udp == NAT_UDP_BLOCKED || sb.info.udp == NAT_UDP_BLOCKED ?
+			    RELAY_WHY_UDP_BLOCKED : RELAY_WHY_NO_DIRECT;
+	}
+	relaygrant_pair(m->grants, a->key, b->key, reason, relay_unix_now(m));
+}
+
+static int
+relay_ok_cb(void *arg, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN])
+{
+	struct medsrv *m = arg;
+	struct msess *sa = find_session(m, a), *sb = find_session(m, b);
+
+	return sa != NULL && sb != NULL && pair_can_talk(m, sa, sb);
+}
+
+/* key's membership changed: its pairs that may no longer talk are revoked. */
+static void
+relay_recheck(struct medsrv *m, const uint8_t key[KEY_LEN])
+{
+	relaygrant_recheck(m->grants, key, relay_ok_cb, m);
+}
+
+static int
+relay_allowed(const struct medsrv *m, const uint8_t key[KEY_LEN])
+{
+	unsigned i;
+
+	for (i = 0; i < m->cfg.n_relay_allow && i < MEDSRV_RELAY_ALLOW_MAX; i++)
+		if (sodium_memcmp(m->cfg.relay_allow[i], key, KEY_LEN) == 0)
+			return 1;
+	return 0;
+}
+
+/* The refusal is a RESULT (req_id 0) the relay logs, then nothing more from it is read. */
+static void
+relay_refuse(struct medsrv *m, struct msess *s, const char *why, const char *text)
+{
+	char hex[2 * KEY_LEN + 1], src[IP4_STR_LEN];
+
+	sodium_bin2hex(hex, sizeof(hex), s->key, KEY_LEN);
+	log_warnx("event=relay_refused key=%s source=%s reason=%s", hex,
+	    ip4_str(s->remote_addr, src), why);
+	s->relay_refused = 1;
+	reply(m, s, 0, RES_ERR_NOT_OWNER, "%s", text);
+}
+
+static void
+handle_relay_hello(struct medsrv *m, struct msess *s, const struct msg_relay_hello *h)
+{
+	struct relaypool_entry *e;
+	struct endpoint udp = h->udp;
+	struct msg out;
+	char ep[IP4_EP_STR_LEN];
+
+	if (s->registered || s->is_relay) {
+		m->stats.msgs_ignored++;
+		return;
+	}
+	if (h->version != SHOAL_PROTO_VERSION) {
+		relay_refuse(m, s, "protocol_version", "protocol version mismatch");
+		return;
+	}
+	if (!relay_allowed(m, s->key)) {
+		relay_refuse(m, s, "not_allowed", "this relay key is not allowed: add it to the "
+		    "server's --relay-allow or STATE/relays.allow");
+		return;
+	}
+	/* No address given: the relay is where its control connection comes from. */
+	if (udp.addr == 0)
+		udp.addr = s->remote_addr;
+	e = relaypool_register(m->pool, s->key, h->name, &udp, h->tcp_port, s,
+	    m->io.now(m->io.arg));
+	if (e == NULL) {
+		relay_refuse(m, s, "pool_full", "the relay pool is full");
+		return;
+	}
+	s->is_relay = 1;
+	memset(&out, 0, sizeof(out));
+	out.type = MSG_RELAY_WELCOME;
+	out.u.relay_welcome.relay_id = e->id;
+	memcpy(out.u.relay_welcome.relay_key, e->relay_key, RELAY_KEY_LEN);
+	send_msg(m, s, &out);
+	sodium_memzero(&out, sizeof(out));
+	log_info("event=relay_registered id=%u name=%s udp=%s tcp_port=%u", e->id, e->name,
+	    ip4_ep_str(e->udp.addr, e->udp.port, ep), e->tcp_port);
+	relay_pool_changed(m);
+}
+
+static void
+relay_log_counters(const struct relaypool_entry *e)
+{
+	log_info("event=relay_counters id=%u name=%s pairs=%u packets=%llu bytes=%llu drops=%llu",
+	    e->id, e->name, e->stats.pairs, (unsigned long long)e->stats.packets,
+	    (unsigned long long)e->stats.bytes, (unsigned long long)e->stats.drops);
+}
+
+static void
+relay_stats_in(struct medsrv *m, struct relaypool_entry *e, const struct msg_relay_stats *st)
+{
+	int revived = !e->alive;
+
+	if (revived)
+		e->alive = 1;
+	if (relaypool_stats(m->pool, e, st, m->io.now(m->io.arg)))
+		relay_log_counters(e);
+	if (revived) {
+		log_info("event=relay_alive id=%u name=%s", e->id, e->name);
+		relay_pool_changed(m);
+	}
+}
+
+static void
+handle_relay_stats(struct medsrv *m, struct msess *s, const struct msg_relay_stats *st)
+{
+	struct relaypool_entry *e = relaypool_find_conn(m->pool, s);
+
+	if (e == NULL) {
+		m->stats.msgs_ignored++;
+		return;
+	}
+	relay_stats_in(m, e, st);
+}
+
+/* A relay's control connection ended: dead at once, its pairs move (PROTOCOL.md 8.2). */
+static void
+relay_session_gone(struct medsrv *m, struct msess *s, const char *why)
+{
+	struct relaypool_entry *e = relaypool_find_conn(m->pool, s);
+
+	s->is_relay = 0;
+	if (e == NULL || !relaypool_down(m->pool, e))
+		return;
+	log_warnx("event=relay_down id=%u name=%s reason=%s", e->id, e->name, why);
+	relay_pool_changed(m);
+}
+
+static void
+handle_relay_rtt(struct medsrv *m, struct msess *s, const struct msg_relay_rtt *r)
+{
+	if (!s->registered) {
+		m->stats.msgs_ignored++;
+		return;
+	}
+	(void)relaygrant_rtt(m->grants, s->key, r, m->io.now(m->io.arg), relay_unix_now(m));
+}
+
+uint16_t
+medsrv_relay_embedded(struct medsrv *m, const char *name, const struct endpoint *udp,
+    uint16_t tcp_port, uint8_t relay_key[RELAY_KEY_LEN])
+{
+	struct relaypool_entry *e;
+
+	e = relaypool_register(m->pool, NULL, name, udp, tcp_port, NULL, m->io.now(m->io.arg));
+	if (e == NULL)
+		return 0;
+	memcpy(relay_key, e->relay_key, RELAY_KEY_LEN);
+	log_info("event=relay_registered id=%u name=%s udp_port=%u tcp_port=%u embedded=1", e->id,
+	    e->name, e->udp.port, e->tcp_port);
+	relay_pool_changed(m);
+	return e->id;
+}
+
+void
+medsrv_relay_embedded_stats(struct medsrv *m, uint16_t id, const struct msg_relay_stats *st)
+{
+	struct relaypool_entry *e = relaypool_find(m->pool, id);
+
+	if (e != NULL && e->embedded)
+		relay_stats_in(m, e, st);
+}
+
+enum { RELAY_RENEW_EVERY_S = 10 };
+
+void
+medsrv_relay_tick(struct medsrv *m)
+{
+	double now = m->io.now(m->io.arg);
+
+	if (relaypool_expire(m->pool, now) > 0) {
+		log_warnx("event=relay_down reason=stats_timeout");
+		relay_pool_changed(m);
+	}
+	if (now - m->renewed_at >= RELAY_RENEW_EVERY_S) {
+		m->renewed_at = now;
+		relaygrant_renew(m->grants, relay_unix_now(m));
+	}
+}
+
+uint16_t
+medsrv_relay_of(struct medsrv *m, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN])
+{
+	return relaygrant_relay_of(m->grants, a, b);
+}
+
 void
 medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
 {
 	struct msg out;
 
+	/* A relay's connection speaks only the relay messages and PING (PROTOCOL.md 8.1). */
+	if (s->relay_refused || (s->is_relay && msg->type != MSG_RELAY_STATS &&
+	    msg->type != MSG_PING && msg->type != MSG_PONG)) {
+		m->stats.msgs_ignored++;
+		return;
+	}
 	switch (msg->type) {
 	case MSG_HELLO:
 		handle_hello(m, s, &msg->u.hello);
+		break;
+	case MSG_RELAY_HELLO:
+		handle_relay_hello(m, s, &msg->u.relay_hello);
+		break;
+	case MSG_RELAY_STATS:
+		handle_relay_stats(m, s, &msg->u.relay_stats);
+		break;
+	case MSG_RELAY_RTT:
+		handle_relay_rtt(m, s, &msg->u.relay_rtt);
 		break;
 	case MSG_REQUEST:
 		handle_request(m, s, &msg->u.request);

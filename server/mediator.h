@@ -50,7 +50,11 @@ struct medsrv_io {
 	 * queue is full. The result goes to medsrv_pw_done, never from inside this call. NULL:
 	 * jobs run inline (tests, fuzzing). */
 	int (*pw_submit)(void *arg, const struct pw_job *job);
+	/* Unix seconds (relay grants' expiry). NULL: time(). */
+	double (*wall)(void *arg);
 };
+
+enum { MEDSRV_RELAY_ALLOW_MAX = 64 };
 
 struct medsrv_config {                   /* copied by medsrv_new */
 	uint32_t range;                 /* virtual network, host order, e.g. 5.0.0.0 */
@@ -60,6 +64,9 @@ struct medsrv_config {                   /* copied by medsrv_new */
 	/* The server's UDP sockets, for NAT classification; 0 sockets: no classification. */
 	uint8_t n_nat_socks;
 	struct natsock nat_socks[NATPROBE_MAX_SOCKS];
+	/* The static keys of the relays that may register (PROTOCOL.md 8.1). */
+	unsigned n_relay_allow;
+	uint8_t relay_allow[MEDSRV_RELAY_ALLOW_MAX][KEY_LEN];
 };
 
 struct medsrv_stats {                    /* counters, for logs and tests */
@@ -126,5 +133,21 @@ int medsrv_nat_probe(struct medsrv *m, const struct nat_probe *p, int sock,
     const struct endpoint *from);
 
 const struct medsrv_stats *medsrv_stats(const struct medsrv *m);
+
+/*
+ * Relays (PROTOCOL.md 8). Standalone relays register over their own control connection
+ * (RELAY_HELLO on a session, refused unless cfg.relay_allow lists its key). The embedded relay
+ * joins here, in-process: udp.addr 0 means each node is told the address it reached the
+ * mediator on. Returns its id (0: pool full) and the relay key its engine must use.
+ */
+uint16_t medsrv_relay_embedded(struct medsrv *m, const char *name, const struct endpoint *udp,
+    uint16_t tcp_port, uint8_t relay_key[32]);
+/* The embedded relay's counters (its health: call at least every few seconds). */
+void medsrv_relay_embedded_stats(struct medsrv *m, uint16_t id, const struct msg_relay_stats *st);
+/* Once a second: relays silent for 10 s are dead (the pool goes out, pairs move), grants near
+ * their expiry are renewed. */
+void medsrv_relay_tick(struct medsrv *m);
+/* The relay pair (a, b) is on, 0 for none (tests). */
+uint16_t medsrv_relay_of(struct medsrv *m, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN]);
 
 #endif

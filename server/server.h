@@ -63,6 +63,8 @@ struct server {                          /* owned by main() */
 	ev_timer reclaim_w;             /* hourly: forget unused registrations */
 	struct relay_sock *relay;       /* the embedded relay (relay/sock.h); NULL: none */
 	uint8_t relay_key[32];          /* its key, shared with the mediator's grants */
+	uint16_t relay_id;              /* its id in the mediator's pool; 0: not in it */
+	ev_timer relay_tick_w;          /* each second: its stats, the pool's health (main.c) */
 	int64_t reclaim_age;            /* s; 0: never */
 };
 

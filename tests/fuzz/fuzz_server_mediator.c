@@ -97,7 +97,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
 	};
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer, NULL,
-	    NULL };
+	    NULL, NULL };
 	static const struct endpoint local = { 0x7f000001u, 7000, 0 };
 	struct world w;
 	struct store *st;

@@ -1,0 +1,340 @@
+/*
+ * relaygrant: see relaygrant.h. Pairs are hashed by their two keys (lower first); the walks
+ * for one node go over the whole pair table, which RELAYGRANT_MAX_PAIRS bounds.
+ */
+#include "config.h"
+#include "server/relaygrant.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "base/keyid.h"
+#include "base/log.h"
+#include "mproto/relaymsg.h"
+#include "server/relaypick.h"
+
+struct gpair {                           /* owned by struct relaygrant */
+	uint8_t keys[2 * KEY_LEN];      /* side 0's key, then side 1's (memcmp order) */
+	uint16_t relay_id;              /* 0: no relay alive (the sides were told to stop) */
+	uint64_t pair;
+	uint32_t expiry;
+	uint8_t reason;
+	UT_hash_handle hh;
+};
+
+struct grtt {                            /* owned by struct relaygrant */
+	uint8_t key[KEY_LEN];
+	double at;                      /* when the last report was taken */
+	struct msg_relay_rtt r;
+	UT_hash_handle hh;
+};
+
+struct relaygrant {
+	struct relaypool *pool;
+	struct relaygrant_ops ops;
+	struct gpair *pairs;
+	struct grtt *rtts;
+	struct relaygrant_stats st;
+};
+
+struct relaygrant *
+relaygrant_new(struct relaypool *pool, const struct relaygrant_ops *ops)
+{
+	struct relaygrant *g = calloc(1, sizeof(*g));
+
+	if (g == NULL)
+		return NULL;
+	g->pool = pool;
+	g->ops = *ops;
+	return g;
+}
+
+static void
+pair_free(struct relaygrant *g, struct gpair *p)
+{
+	HASH_DEL(g->pairs, p);
+	free(p);
+	g->st.pairs--;
+}
+
+void
+relaygrant_free(struct relaygrant *g)
+{
+	struct gpair *p, *pt;
+	struct grtt *r, *rt;
+
+	if (g == NULL)
+		return;
+	HASH_ITER(hh, g->pairs, p, pt)
+		pair_free(g, p);
+	HASH_ITER(hh, g->rtts, r, rt) {
+		HASH_DEL(g->rtts, r);
+		free(r);
+	}
+	free(g);
+}
+
+static void
+pair_keys(const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN], uint8_t out[2 * KEY_LEN])
+{
+	int lo = memcmp(a, b, KEY_LEN) < 0;
+
+	memcpy(out, lo ? a : b, KEY_LEN);
+	memcpy(out + KEY_LEN, lo ? b : a, KEY_LEN);
+}
+
+static struct gpair *
+pair_find(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN])
+{
+	uint8_t k[2 * KEY_LEN];
+	struct gpair *p;
+
+	pair_keys(a, b, k);
+	HASH_FIND(hh, g->pairs, k, sizeof(k), p);
+	return p;
+}
+
+static int
+pair_has(const struct gpair *p, const uint8_t key[KEY_LEN])
+{
+	return memcmp(p->keys, key, KEY_LEN) == 0 || memcmp(p->keys + KEY_LEN, key, KEY_LEN) == 0;
+}
+
+/* Node key's measured RTT to relay id, or < 0 when it has not reported one. */
+static double
+rtt_of(struct relaygrant *g, const uint8_t key[KEY_LEN], uint16_t id)
+{
+	struct grtt *r;
+	uint8_t i;
+
+	HASH_FIND(hh, g->rtts, key, KEY_LEN, r);
+	if (r == NULL)
+		return -1;
+	for (i = 0; i < r->r.n; i++)
+		if (r->r.rtt[i].id == id)
+			return r->r.rtt[i].rtt_ms == RELAY_RTT_UNREACHABLE ?
+			    RELAYGRANT_UNREACHABLE_MS : r->r.rtt[i].rtt_ms;
+	return -1;
+}
+
+/* Both sides' grants for p as it stands (relay_id 0: revokes). */
+static void
+send_grants(struct relaygrant *g, const struct gpair *p)
+{
+	struct relaypool_entry *e = relaypool_find(g->pool, p->relay_id);
+	struct msg_relay_grant m;
+	int side;
+
+	for (side = 0; side < 2; side++) {
+		memset(&m, 0, sizeof(m));
+		memcpy(m.peer, p->keys + (side ? 0 : KEY_LEN), KEY_LEN);
+		if (p->relay_id != 0 && e != NULL) {
+			m.relay_id = p->relay_id;
+			m.udp = e->udp;
+			m.tcp_port = e->tcp_port;
+			m.pair = p->pair;
+			m.side = (uint8_t)side;
+			m.expiry = p->expiry;
+			m.reason = p->reason;
+			relaymsg_side_secret(e->relay_key, p->pair, (uint8_t)side, p->expiry,
+			    m.secret);
+			g->st.grants++;
+		} else {
+			g->st.revokes++;
+		}
+		g->ops.send(g->ops.arg, p->keys + (side ? KEY_LEN : 0), &m);
+		sodium_memzero(&m, sizeof(m));
+	}
+}
+
+static void
+log_pick(const struct gpair *p, uint16_t from, const char *why)
+{
+	char a[KEY_SHORT_LEN], b[KEY_SHORT_LEN];
+
+	key_short(p->keys, a);
+	key_short(p->keys + KEY_LEN, b);
+	log_info("event=relay_pick a=%s b=%s relay=%u previous=%u reason=%s why=%s", a, b,
+	    p->relay_id, from, relay_reason_name(p->reason), why);
+}
+
+/*
+ * Picks p's relay again; on a change (or force) new grants go to both sides. A pair whose relay
+ * is alive and still the pick keeps its pair id and grants.
+ */
+static void
+pick(struct relaygrant *g, struct gpair *p, uint32_t unix_now, int force, const char *why)
+{
+	struct relaypool_entry *live[RELAY_POOL_MAX];
+	struct relaypick_in in[RELAY_POOL_MAX];
+	size_t i, n = relaypool_alive(g->pool, live, RELAY_POOL_MAX);
+	int cur = -1, best;
+	uint16_t from = p->relay_id;
+
+	for (i = 0; i < n; i++) {
+		in[i].a_ms = rtt_of(g, p->keys, live[i]->id);
+		in[i].b_ms = rtt_of(g, p->keys + KEY_LEN, live[i]->id);
+		in[i].load = live[i]->stats.pairs;
+		in[i].alive = 1;
+		if (live[i]->id == p->relay_id)
+			cur = (int)i;
+	}
+	best = relaypick(in, n, cur);
+	if (best < 0) {
+		if (p->relay_id == 0 && !force)
+			return;
+		p->relay_id = 0;
+		p->pair = 0;
+		p->expiry = 0;
+	} else if (best == cur && !force) {
+		return;
+	} else if (best != cur) {
+		p->relay_id = live[best]->id;
+		do
+			randombytes_buf(&p->pair, sizeof(p->pair));
+		while (p->pair == 0);
+		p->expiry = unix_now + RELAYGRANT_LIFETIME;
+		if (from != 0)
+			g->st.moves++;
+	}
+	if (from != p->relay_id)
+		log_pick(p, from, why);
+	send_grants(g, p);
+}
+
+void
+relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
+    uint8_t reason, uint32_t unix_now)
+{
+	struct gpair *p;
+	char ida[KEY_SHORT_LEN], idb[KEY_SHORT_LEN];
+
+	if (memcmp(a, b, KEY_LEN) == 0)
+		return;
+	if ((p = pair_find(g, a, b)) != NULL) {
+		if (p->reason != reason) {
+			p->reason = reason;
+			pick(g, p, unix_now, 1, "reason");
+		} else {
+			pick(g, p, unix_now, 0, "introduced");
+		}
+		return;
+	}
+	if (g->st.pairs >= RELAYGRANT_MAX_PAIRS || (p = calloc(1, sizeof(*p))) == NULL) {
+		g->st.full++;
+		key_short(a, ida);
+		key_short(b, idb);
+		log_warnx("event=relay_pair_refused a=%s b=%s reason=table_full pairs=%llu", ida,
+		    idb, (unsigned long long)g->st.pairs);
+		return;
+	}
+	pair_keys(a, b, p->keys);
+	p->reason = reason;
+	HASH_ADD(hh, g->pairs, keys, sizeof(p->keys), p);
+	g->st.pairs++;
+	pick(g, p, unix_now, 1, "introduced");
+}
+
+/* Tells both sides to stop (when a relay was in use) and forgets p. */
+static void
+revoke(struct relaygrant *g, struct gpair *p)
+{
+	if (p->relay_id != 0) {
+		p->relay_id = 0;
+		send_grants(g, p);
+	}
+	pair_free(g, p);
+}
+
+void
+relaygrant_recheck(struct relaygrant *g, const uint8_t key[KEY_LEN], relaygrant_ok_fn ok,
+    void *arg)
+{
+	struct gpair *p, *tmp;
+
+	HASH_ITER(hh, g->pairs, p, tmp)
+		if (pair_has(p, key) && !ok(arg, p->keys, p->keys + KEY_LEN))
+			revoke(g, p);
+}
+
+void
+relaygrant_node_gone(struct relaygrant *g, const uint8_t key[KEY_LEN])
+{
+	struct gpair *p, *tmp;
+	struct grtt *r;
+
+	HASH_FIND(hh, g->rtts, key, KEY_LEN, r);
+	if (r != NULL) {
+		HASH_DEL(g->rtts, r);
+		free(r);
+	}
+	HASH_ITER(hh, g->pairs, p, tmp)
+		if (pair_has(p, key))
+			revoke(g, p);
+}
+
+int
+relaygrant_rtt(struct relaygrant *g, const uint8_t key[KEY_LEN],
+    const struct msg_relay_rtt *rep, double now, uint32_t unix_now)
+{
+	struct gpair *p, *tmp;
+	struct grtt *r;
+
+	HASH_FIND(hh, g->rtts, key, KEY_LEN, r);
+	if (r != NULL && now - r->at < RELAYGRANT_RTT_EVERY) {
+		g->st.rtt_limited++;
+		return -1;
+	}
+	if (r == NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return -1;
+		memcpy(r->key, key, KEY_LEN);
+		HASH_ADD(hh, g->rtts, key, KEY_LEN, r);
+	}
+	r->at = now;
+	r->r = *rep;
+	g->st.rtt_reports++;
+	HASH_ITER(hh, g->pairs, p, tmp)
+		if (pair_has(p, key))
+			pick(g, p, unix_now, 0, "rtt");
+	return 0;
+}
+
+void
+relaygrant_repick_all(struct relaygrant *g, uint32_t unix_now)
+{
+	struct gpair *p, *tmp;
+
+	HASH_ITER(hh, g->pairs, p, tmp)
+		pick(g, p, unix_now, 0, "pool");
+}
+
+void
+relaygrant_renew(struct relaygrant *g, uint32_t unix_now)
+{
+	struct gpair *p, *tmp;
+
+	HASH_ITER(hh, g->pairs, p, tmp) {
+		if (p->relay_id == 0 || p->expiry > unix_now + RELAYGRANT_RENEW_BEFORE)
+			continue;
+		/* Same relay and pair id: the relay extends the pair when the sides rebind. */
+		p->expiry = unix_now + RELAYGRANT_LIFETIME;
+		send_grants(g, p);
+	}
+}
+
+uint16_t
+relaygrant_relay_of(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN])
+{
+	struct gpair *p = pair_find(g, a, b);
+
+	return p ? p->relay_id : 0;
+}
+
+void
+relaygrant_get_stats(const struct relaygrant *g, struct relaygrant_stats *st)
+{
+	*st = g->st;
+}

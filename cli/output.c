@@ -138,6 +138,9 @@ member_state(json_t *m, char *out, size_t cap)
 		snprintf(out, cap, "offline");
 	else if (strcmp(path, "none") == 0 || strcmp(path, "-") == 0)
 		snprintf(out, cap, "connecting%s", tail);
+	else if (strcmp(path, "relay") == 0 && json_is_number(rtt))
+		snprintf(out, cap, "relay   %.1f ms  via %s (%s)%s", json_number_value(rtt),
+		    str(m, "relay"), str(m, "relay_reason"), tail);
 	else if (json_is_number(rtt))
 		snprintf(out, cap, "%-7s %.1f ms%s", path, json_number_value(rtt), tail);
 	else
@@ -180,6 +183,11 @@ no_path_line(FILE *f, json_t *r, const char *who)
 	json_t *reason = json_object_get(r, "reason");
 	const char *strat, *my_nat, *peer_nat, *why;
 
+	if (strcmp(str(r, "path"), "relay") == 0) {
+		fprintf(f, "%s: via relay %s over %s (%s)\n", who, str(r, "relay"),
+		    str(r, "transport"), str(r, "relay_reason"));
+		return;
+	}
 	if (strcmp(str(r, "path"), "direct") == 0 || !json_is_object(reason))
 		return;
 	strat = json_string_value(json_object_get(reason, "strategy"));

@@ -678,7 +678,9 @@ peers_set_relay(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpo
 	/* No session yet, or none that answers: go through the relay now. A session on the
 	 * relay keeps running over the new one (its next packet goes there). */
 	if (pa->has_relay && !direct_alive(pa, peers_now(ps))) {
-		if (peer_usable_keypair(p) == NULL)
+		if (peer_usable_keypair(p) == NULL && p->hs_active)
+			handshake_resend(p, &pa->relay, 1);     /* the bytes in flight, as a punch */
+		else if (peer_usable_keypair(p) == NULL)
 			handshake_initiate(p, 0);
 		else
 			send_ping(p, ++p->ping_next_id);

@@ -155,6 +155,7 @@ main(int argc, char **argv)
 		.med = d.med,
 		.portmap = d.pm,
 		.peers = d.peers,
+		.relays = d.relays,
 		.expose = d.expose,
 		.fwd = d.fwd,
 		.dir = &d.dir,

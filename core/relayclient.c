@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <uthash.h>
 
@@ -32,6 +33,7 @@
 #define RC_POOL_PONG_WAIT       2.0     /* s: a pool ping not answered by then is a miss */
 #define RC_BIND_FAST_S          0.3     /* s: BIND again while the other side is not bound */
 #define RC_TCP_RETRY_S          5.0
+#define RC_POOL_PING_FAST_S     1.0     /* s: pool pings until RC_SAMPLES were tried */
 
 struct rc_relay {
 	struct msg_relay_info info;
@@ -39,6 +41,7 @@ struct rc_relay {
 	unsigned n_samples, next_sample;
 	uint64_t nonce;                         /* of the ping out, 0: none */
 	double ping_sent;
+	double ping_sent_mono;
 	unsigned misses;                        /* pool pings in a row without a PONG */
 	int dead;                               /* a grant found it silent (RC_USE_DEAD_S) */
 	int reported;                           /* last value reported, -1: never */
@@ -80,6 +83,17 @@ static double
 rc_now(const struct relayclient *rc)
 {
 	return ev_now(rc->loop);
+}
+
+/* RTTs are measured with the clock itself: ev_now is the start of the loop iteration, which
+ * may be far behind after a busy one. */
+static double
+mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static struct rc_relay *
@@ -471,12 +485,15 @@ pool_tick(struct relayclient *rc, double now)
 				log_info("event=relay_unreachable relay=%u name=%s", r->info.id,
 				    r->info.name);
 		}
-		if (r->ping_sent == 0 || now - r->ping_sent >= RC_POOL_PING_S) {
+		/* The first few at once a second, so a new pool has its medians soon. */
+		if (r->ping_sent == 0 || now - r->ping_sent >= (r->n_samples + r->misses <
+		    RC_SAMPLES ? RC_POOL_PING_FAST_S : RC_POOL_PING_S)) {
 			memset(&to, 0, sizeof(to));
 			to.addr = r->info.udp.addr;
 			to.port = r->info.udp.port;
 			r->nonce = random_nonce();
 			r->ping_sent = now;
+			r->ping_sent_mono = mono_now();
 			send_ping(rc, &to, r->nonce);
 		}
 	}
@@ -646,7 +663,7 @@ on_pong(struct relayclient *rc, const struct endpoint *from, uint64_t nonce)
 			continue;
 		r->nonce = 0;
 		r->misses = 0;
-		r->samples[r->next_sample] = (now - r->ping_sent) * 1000.0;
+		r->samples[r->next_sample] = (mono_now() - r->ping_sent_mono) * 1000.0;
 		r->next_sample = (r->next_sample + 1) % RC_SAMPLES;
 		if (r->n_samples < RC_SAMPLES)
 			r->n_samples++;

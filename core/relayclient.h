@@ -2,7 +2,7 @@
  * relayclient: the daemon's side of relays (PROTOCOL.md 8). Two jobs:
  *
  * The pool (MSG_RELAYS): every relay is pinged (RELAY_PING from the peer UDP socket) every
- * RC_POOL_PING_S; the median of its last RC_SAMPLES RTTs is reported to the mediator
+ * RC_POOL_PING_S (the first RC_SAMPLES pings a second apart); the median of its last RC_SAMPLES RTTs is reported to the mediator
  * (MSG_RELAY_RTT through ops->report) after the first measurement, when a value moves by more
  * than 20 % and 5 ms, when a relay becomes unreachable or reachable, and every RC_REPORT_S.
  * A relay that misses RC_POOL_MISSES pings in a row is reported RELAY_RTT_UNREACHABLE.

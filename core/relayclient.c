@@ -29,6 +29,11 @@
 #include "core/transport.h"
 #include "mproto/relaymsg.h"
 
+/* A full-size overlay packet, sealed and behind the RELAY_DATA header, still fits one datagram
+ * (OVERLAY_MTU is what lwIP uses, netstack/). */
+_Static_assert(OVERLAY_MTU + UDP_DATA_OVERHEAD + RELAY_DATA_HDR <= UDP_MAX_PAYLOAD,
+    "a full-size overlay packet does not fit through a relay");
+
 #define RC_TICK                 0.1
 #define RC_POOL_PONG_WAIT       2.0     /* s: a pool ping not answered by then is a miss */
 #define RC_BIND_FAST_S          0.3     /* s: BIND again while the other side is not bound */

@@ -195,7 +195,8 @@ reason_json(const struct control_env *env, const uint8_t key[KEY_LEN], int is_pe
 	json_t *o = json_object();
 
 	/* A path that worked and went silent: whatever the last plan said, that is the news. */
-	lost = is_peer && env->peers && peers_status(env->peers, key, &st) == 0 && st.lost;
+	lost = is_peer && env->peers && peers_status(env->peers, key, &st) == 0 &&
+	    (st.lost || st.direct_lost);
 
 	if (is_peer && env->med && medclient_punch_info(env->med, key, &pu) == 0) {
 		json_object_set_new(o, "strategy", json_string(punch_strategy_name(pu.strategy)));
@@ -416,7 +417,9 @@ relay_json(const struct control_env *env, const uint8_t key[KEY_LEN],
 	else
 		snprintf(name, sizeof(name), "#%u", (unsigned)rp.relay_id);
 	json_object_set_new(o, "relay", jtext(name));
-	json_object_set_new(o, "relay_reason", json_string(relay_reason_name(rp.reason)));
+	/* Our own news is fresher than the grant's reason: the direct path just died. */
+	json_object_set_new(o, "relay_reason", json_string(relay_reason_name(st->direct_lost ?
+	    RELAY_WHY_DIRECT_LOST : rp.reason)));
 }
 
 static json_t *

@@ -573,6 +573,14 @@ direct_alive(const struct path *pa, double now)
 	    now - pa->direct_unanswered < DIRECT_SILENT_MAX);
 }
 
+int
+path_direct_lost(const struct peer *p, double now)
+{
+	const struct path *pa = &p->path;
+
+	return pa->has_relay && pa->has_ep && pa->direct_rx > 0 && !direct_alive(pa, now);
+}
+
 enum path_kind
 path_current(const struct peer *p, double now)
 {
@@ -648,6 +656,15 @@ path_relay_tick(struct peer *p)
 	if (now - pa->direct_probed >= (since < DIRECT_RETRY_FAST ? DIRECT_RETRY :
 	    DIRECT_RETRY_SLOW))
 		probe_direct(p, now);
+	/* A direct path that died may need a new punch (the peer's NAT may have a new mapping):
+	 * the mediator is asked as for a lost path, once per loss and every PATH_LOST_REASK. */
+	if (path_direct_lost(p, now) && pa->lost_asked < pa->direct_unanswered) {
+		log_info("event=path_direct_lost peer=%s silent_s=%.1f relay=1", p->id,
+		    now - pa->direct_unanswered);
+		path_ask_punch(p);      /* last: the owner's code runs */
+	} else if (path_direct_lost(p, now) && now - pa->lost_asked >= PATH_LOST_REASK) {
+		path_ask_punch(p);
+	}
 }
 
 void

@@ -351,6 +351,7 @@ peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *s
 	st->tx_bytes = p->tx_bytes;
 	st->last_rx = p->last_rx;
 	st->lost = p->path.lost;
+	st->direct_lost = path_direct_lost(p, peers_now(ps));
 	return 0;
 }
 

@@ -134,6 +134,8 @@ struct peer_status {
 	uint64_t rx_bytes, tx_bytes;
 	double last_rx;                 /* ev_now of the last authenticated packet, 0 never */
 	int lost;                       /* the path stopped answering (PROTOCOL.md 2.4) */
+	int direct_lost;                /* a direct path answered and went silent: the relay
+	                                 * carries the pair meanwhile (PROTOCOL.md 8) */
 };
 /* -1 if the key is not in the table. */
 int peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *st);

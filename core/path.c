@@ -176,8 +176,11 @@ path_handshake_targets(const struct peer *p, double now, struct endpoint *out, s
 	const struct path *pa = &p->path;
 	size_t n = 0, i;
 
-	/* The relay first: a handshake never waits for punching. */
-	if (pa->has_relay && max > 0)
+	/* The relay first: a handshake never waits for punching. But not while a punch runs over
+	 * a usable session (one the relay already carries): the peer answers the first copy and
+	 * drops the rest as replays, so a copy through the relay would win over the direct ones
+	 * the punch is for. */
+	if (pa->has_relay && max > 0 && !(peer_usable_keypair(p) != NULL && now < pa->punch_until))
 		out[n++] = pa->relay;
 	if (pa->has_ep && n < max)
 		out[n++] = pa->ep;

@@ -40,7 +40,9 @@ struct relayclient;
 #define RC_USE_PING_S           0.5
 #define RC_USE_DEAD_S           1.5
 #define RC_REPORT_S             60.0
-#define RC_REBIND_S             20.0
+/* Renewed this often: it keeps our NAT binding and the relay's pair, and a node whose public
+ * address changed (renumbered, a NAT that remapped it) is found at its new one within this. */
+#define RC_REBIND_S             2.0
 #define RC_BIND_RETRY_S         1.0
 #define RC_TCP_AFTER_S          2.5
 enum { RC_SAMPLES = 5, RC_POOL_MISSES = 3 };

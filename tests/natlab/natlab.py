@@ -654,7 +654,7 @@ class Lab:
         self.relay_key(name)
         r = self.relays[name]
         k, addr = r["index"], r["addr"]
-        ns = self._ns(f"y{k}")
+        ns = r["ns"] = self._ns(f"y{k}")
         if delay_ms <= 0:
             self._inet_port(f"y{k}", ns, "eth0", addr)
         else:
@@ -685,6 +685,24 @@ class Lab:
                                     f"{addr}:{RELAY_PORT}", "--state", r["state"], "--server",
                                     self.server.url, "--name", name, "-v"], log)
         return addr
+
+    def block_relay_udp(self, name):
+        """Context manager: relay `name` gets no UDP (its mediator connection stays up): a relay
+        that stops answering without the mediator noticing."""
+        ns = self.relays[name]["ns"]
+
+        class _Block:
+            def __enter__(self):
+                sh("nft", "-f", "-", ns=ns, input="table ip snlrelayblock {\n  chain in {\n"
+                   "    type filter hook input priority -10; policy accept;\n"
+                   "    meta l4proto udp drop\n  }\n}\n")
+                return self
+
+            def __exit__(self, et, ev, tb):
+                sh("nft", "delete", "table", "ip", "snlrelayblock", ns=ns, check=False)
+                return False
+
+        return _Block()
 
     def kill_relay(self, name):
         """The relay dies at once (SIGKILL: no goodbye to the mediator or the nodes)."""

@@ -9,6 +9,9 @@ way). Nodes a and b behind random-port NATs (no direct path).
 2. The relay in use is killed (SIGKILL) a quarter into a NATLAB_RELAY_MB (default 100) MB
    transfer a -> b: both move to another relay (times printed), the transfer completes
    byte-identical (the same session; the TCP connection survives).
+3. The relay now in use stops answering UDP (its mediator connection stays up, so only the
+   nodes can tell): both report it unreachable and the mediator moves the pair to another
+   relay (times printed); pings pass.
 Prints every time it measured; asserts none of them.
 """
 import os
@@ -87,6 +90,26 @@ def main():
             res = finish_send(p)
             print(f"   {SIZE // MB} MB a -> b across the relay's death: byte-identical, "
                   f"{res['seconds']} s")
+
+            # 3. the relay in use goes silent without the mediator noticing
+            cur = relay_of(a, "b")
+            t0 = time.monotonic()
+            with lab.block_relay_udp(cur):
+                seen = {}
+                while len(seen) < 2:
+                    for d, peer in ((a, "b"), (b, "a")):
+                        r = relay_of(d, peer)
+                        if d.name not in seen and r not in (None, "near", cur):
+                            seen[d.name] = (time.monotonic() - t0, r)
+                    if time.monotonic() > t0 + 20:
+                        raise AssertionError(f"not off the silent relay {cur} within 20 s: "
+                                             f"{member(a, 'b')} / {member(b, 'a')}")
+                    time.sleep(0.05)
+                print(f"3. relay {cur} silent (UDP dropped): " + ", ".join(
+                    f"{k} on {v[1]} after {v[0]:.2f} s" for k, v in sorted(seen.items())) +
+                    " (polling `list`)")
+                if a.cli("ping", "b", "-c", "1", check=False).returncode != 0:
+                    raise AssertionError("a ping did not pass on the new relay")
         except AssertionError:
             lab.dump_logs(lines=40)
             raise

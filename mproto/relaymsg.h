@@ -1,5 +1,5 @@
 /*
- * relaymsg: the relay's UDP datagrams (docs/PROTOCOL.md 5), shared by the relay
+ * relaymsg: the relay's UDP datagrams (docs/PROTOCOL.md 8.7), shared by the relay
  * (relay/) and the nodes' relay client. Explicit encode/decode functions; decoders check
  * lengths and zero padding and never read past the input.
  *

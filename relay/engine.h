@@ -1,6 +1,6 @@
 /*
  * engine: the relay's forwarding state, without sockets or clocks (relay/main.c and the
- * mediator's embedded relay feed it datagrams and the time). docs/PROTOCOL.md 5.
+ * mediator's embedded relay feed it datagrams and the time). docs/PROTOCOL.md 8.
  *
  * A pair is created by the first valid BIND of either side and holds each side's endpoint
  * (a UDP source, or a TCP stream of relay/tcp.c: endpoint.via tells them apart).

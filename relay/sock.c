@@ -75,13 +75,10 @@ relay_sock_new(struct ev_loop *loop, uint32_t addr, uint16_t port, int tcp_port,
 		free(r);
 		return NULL;
 	}
-	if (tcp_port >= 0 &&
-	    (r->tcp = relay_tcp_new(loop, r->tp, addr, (uint16_t)tcp_port)) == NULL) {
-		transport_free(r->tp);
-		relay_engine_free(r->eng);
-		free(r);
-		return NULL;
-	}
+	/* Best effort: UDP is the relay; without its TCP transport only UDP-blocked nodes lose
+	 * (the port is logged by relay_tcp_new, and relay_sock_tcp_port says 0). */
+	if (tcp_port >= 0)
+		r->tcp = relay_tcp_new(loop, r->tp, addr, (uint16_t)tcp_port);
 	ev_timer_init(&r->expire, expire_cb, EXPIRE_EVERY_S, EXPIRE_EVERY_S);
 	r->expire.data = r;
 	ev_timer_start(loop, &r->expire);

@@ -17,7 +17,8 @@
 struct relay_sock;
 
 /* addr: local IPv4 address in host order (0: any); port 0: ephemeral. tcp_port: the TCP
- * transport's port (0: ephemeral, -1: none). stats_interval 0: no periodic stats line. NULL on
+ * transport's port (0: ephemeral, -1: none; a port that cannot be had is logged and the relay
+ * runs on UDP alone). stats_interval 0: no periodic stats line. NULL on
  * error (logged). */
 struct relay_sock *relay_sock_new(struct ev_loop *loop, uint32_t addr, uint16_t port,
     int tcp_port, const uint8_t key[RELAY_KEY_LEN], const struct relay_limits *lim,

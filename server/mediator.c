@@ -1940,10 +1940,15 @@ enum { RELAY_RENEW_EVERY_S = 10 };
 void
 medsrv_relay_tick(struct medsrv *m)
 {
+	struct relaypool_entry *live[RELAY_POOL_MAX];
 	double now = m->io.now(m->io.arg);
+	size_t i, n = relaypool_alive(m->pool, live, RELAY_POOL_MAX);
 
 	if (relaypool_expire(m->pool, now) > 0) {
-		log_warnx("event=relay_down reason=stats_timeout");
+		for (i = 0; i < n; i++)
+			if (!live[i]->alive)
+				log_warnx("event=relay_down id=%u name=%s reason=stats_timeout",
+				    live[i]->id, live[i]->name);
 		relay_pool_changed(m);
 	}
 	if (now - m->renewed_at >= RELAY_RENEW_EVERY_S) {

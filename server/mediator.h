@@ -8,7 +8,8 @@
  *
  * Owns: sessions (struct msess), the key and UDP-token indexes of connected nodes, the join
  * and password rate limiter, requests parked for a password job, the hole-punching pacer
- * (punch.c). Borrows: the store (owned by whoever called medsrv_new).
+ * (punch.c), the relay pool (relaypool.c) and the relay of each pair with its grants
+ * (relaygrant.c). Borrows: the store (owned by whoever called medsrv_new).
  */
 #ifndef SHOAL_SERVER_MEDIATOR_H
 #define SHOAL_SERVER_MEDIATOR_H

@@ -13,7 +13,10 @@
  *                              socket from the endpoint's last two bytes), and with c&16
  *                              the slot's NAT timer fires (the clock moves on every call).
  * The server has one listen address (three UDP sockets), so NAT plans, NAT_REPORTs (decoded
- * in case 2) and timers all run.
+ * in case 2) and timers all run. Slot 3's key is an allowed relay key and an embedded relay is
+ * in the pool, so RELAY_HELLO / RELAY_STATS / RELAY_RTT, the pool's health (the relay tick
+ * runs with each NAT timer) and grants run too. Everything the mediator sends must encode:
+ * a message that does not would cost the node its connection.
  */
 #include "config.h"
 
@@ -42,8 +45,11 @@ static void
 io_send(void *arg, void *conn, const struct msg *m)
 {
 	struct slot *sl = conn;
+	uint8_t buf[CTRL_FRAME_MAX];
 
 	(void)arg;
+	if (msg_encode(m, buf, sizeof(buf)) < 0)
+		abort();
 	if (m->type == MSG_WELCOME)
 		memcpy(sl->token, m->u.welcome.udp_token, UDP_TOKEN_LEN);
 	if (m->type == MSG_NAT_PLAN)
@@ -125,8 +131,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	st = shared;
 	io.arg = &w;
+	cfg.n_relay_allow = 1;
+	memset(cfg.relay_allow[0], 0x40 + 3, KEY_LEN);
 	if ((m = medsrv_new(st, &cfg, &io)) == NULL)
 		return 0;
+	{
+		static const struct endpoint emb = { 0, 7003, 0 };
+		uint8_t rk[32];
+
+		(void)medsrv_relay_embedded(m, "embedded", &emb, 7003, rk);
+	}
 	/* Bounded so each input stays fast. */
 	while (i + 2 <= size && ops++ < 64) {
 		uint8_t c = data[i], k = data[i + 1] % SLOTS;
@@ -193,6 +207,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			}
 			if ((c & 16) && sl->s)
 				medsrv_session_timer(m, sl->s);
+			if (c & 16)
+				medsrv_relay_tick(m);
 			break;
 		}
 		}

@@ -109,7 +109,7 @@ class Lab:
         return p
 
     # --- mediator ---
-    def start_server(self, port=None, host="127.0.0.1", wrap=(), fast_passwords=True):
+    def start_server(self, port=None, host="127.0.0.1", wrap=(), fast_passwords=True, extra=()):
         """fast_passwords: Argon2id at its cheapest (--pwhash-fast); False: the real cost."""
         state = os.path.join(self.dir, "server")
         os.makedirs(state, exist_ok=True)
@@ -120,7 +120,7 @@ class Lab:
             os.unlink(url_file)
         log = os.path.join(self.dir, "server.log")
         p = self.spawn(list(wrap) + [binary("shoal-server"), "--listen", f"{host}:{port}", "--state", state]
-                       + (["--pwhash-fast"] if fast_passwords else []) + ["-v"], log)
+                       + (["--pwhash-fast"] if fast_passwords else []) + ["-v"] + list(extra), log)
         if port == 0:
             wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 10, what="server url")
         else:

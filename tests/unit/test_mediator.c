@@ -9,8 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/joinlimit.h"
+#include "mproto/relaymsg.h"
 #include "server/mediator.h"
 #include "server/punch.h"
 #include "server/punchplan.h"
@@ -1519,6 +1521,270 @@ test_punch_tcp(void)
 	env_done(&e);
 }
 
+/* ---- relays (PROTOCOL.md 8) ---- */
+
+static int
+count_relay(const struct fake *f, uint8_t type)
+{
+	int i, n = 0;
+
+	for (i = 0; i < f->n_relay; i++)
+		n += f->relay[i].type == type;
+	return n;
+}
+
+static const struct msg *
+last_relay(const struct fake *f, uint8_t type)
+{
+	int i;
+
+	for (i = f->n_relay - 1; i >= 0; i--)
+		if (f->relay[i].type == type)
+			return &f->relay[i];
+	return NULL;
+}
+
+static void
+clear_relay(struct env *e)
+{
+	int i;
+
+	for (i = 0; i < 6; i++)
+		e->f[i].n = e->f[i].n_relay = 0;
+}
+
+/* Node i connects having reached the mediator on 10.0.0.1 (the embedded relay's address). */
+static void
+relay_connect_node(struct env *e, int i, const char *nick)
+{
+	struct endpoint local = { 0x0a000001u, 7000, 0 };
+	struct fake *f = &e->f[i];
+	struct msg m;
+
+	f->s = medsrv_session_open(e->m, f->key, f);
+	medsrv_session_local(e->m, f->s, &local);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_HELLO;
+	m.u.hello.version = SHOAL_PROTO_VERSION;
+	snprintf(m.u.hello.nick, sizeof(m.u.hello.nick), "%s", nick);
+	m.u.hello.udp_port = 40000 + i;
+	medsrv_session_msg(e->m, f->s, &m);
+}
+
+/* A standalone relay on fake i registers from 198.51.100.(i) with no address of its own. */
+static void
+relay_hello(struct env *e, int i, const char *name)
+{
+	struct endpoint remote = { 0xc6336400u + (uint32_t)i, 50000, 0 };
+	struct fake *f = &e->f[i];
+	struct msg m;
+
+	f->s = medsrv_session_open(e->m, f->key, f);
+	medsrv_session_remote(e->m, f->s, &remote);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RELAY_HELLO;
+	m.u.relay_hello.version = SHOAL_PROTO_VERSION;
+	snprintf(m.u.relay_hello.name, sizeof(m.u.relay_hello.name), "%s", name);
+	m.u.relay_hello.udp.port = 7003;
+	m.u.relay_hello.tcp_port = 443;
+	medsrv_session_msg(e->m, f->s, &m);
+}
+
+static void
+relay_stats(struct env *e, int i, uint32_t pairs)
+{
+	struct msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RELAY_STATS;
+	m.u.relay_stats.pairs = pairs;
+	medsrv_session_msg(e->m, e->f[i].s, &m);
+}
+
+static void
+rtt_report(struct env *e, int i, uint16_t ms1, uint16_t ms2)
+{
+	struct msg m;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_RELAY_RTT;
+	m.u.relay_rtt.n = 2;
+	m.u.relay_rtt.rtt[0].id = 1;
+	m.u.relay_rtt.rtt[0].rtt_ms = ms1;
+	m.u.relay_rtt.rtt[1].id = 2;
+	m.u.relay_rtt.rtt[1].rtt_ms = ms2;
+	medsrv_session_msg(e->m, e->f[i].s, &m);
+}
+
+/* Node i's last grant is for peer j on relay id, with the secret relay key derives. */
+static void
+check_grant(struct env *e, int i, int j, uint16_t id, const uint8_t key[RELAY_KEY_LEN])
+{
+	const struct msg *g = last_relay(&e->f[i], MSG_RELAY_GRANT);
+	uint8_t secret[RELAY_SECRET_LEN];
+
+	CHECK(g != NULL);
+	if (g == NULL)
+		return;
+	CHECK_MEM(g->u.relay_grant.peer, e->f[j].key, KEY_LEN);
+	CHECK_EQ(g->u.relay_grant.relay_id, id);
+	if (id == 0)
+		return;
+	/* Side 0 is the lower key: fake i has key 0x10 + i. */
+	CHECK_EQ(g->u.relay_grant.side, i < j ? 0 : 1);
+	CHECK(g->u.relay_grant.pair != 0);
+	CHECK(g->u.relay_grant.expiry > (uint32_t)time(NULL) + 3000);
+	relaymsg_side_secret(key, g->u.relay_grant.pair, g->u.relay_grant.side,
+	    g->u.relay_grant.expiry, secret);
+	CHECK_MEM(g->u.relay_grant.secret, secret, RELAY_SECRET_LEN);
+	/* A grant carries an address a node can send to. */
+	CHECK(g->u.relay_grant.udp.addr != 0 && g->u.relay_grant.udp.port != 0);
+}
+
+static void
+test_relays(void)
+{
+	struct medsrv_config cfg = {
+		.range = RANGE, .prefix_len = 8,
+		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+	};
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
+	struct endpoint emb = { 0, 7100, 0 };
+	struct msg_relay_stats est = { 0, 0, 0, 0 };
+	uint8_t k1[RELAY_KEY_LEN], k2[RELAY_KEY_LEN];
+	const struct msg *r;
+	struct env e;
+	uint64_t pair;
+
+	env_init(&e);
+	medsrv_free(e.m);
+	cfg.n_relay_allow = 1;
+	memset(cfg.relay_allow[0], 0x14, KEY_LEN);      /* fake 4; fake 5 is nobody's */
+	io.arg = &e;
+	e.m = medsrv_new(e.st, &cfg, &io);
+
+	/* An unknown relay key: a RESULT saying why, no WELCOME, and it stays out of the pool. */
+	relay_hello(&e, 5, "rogue");
+	CHECK(last_of(&e.f[5], MSG_RESULT) != NULL);
+	CHECK(strstr(last_of(&e.f[5], MSG_RESULT)->u.result.text, "not allowed") != NULL);
+	CHECK_EQ(count_relay(&e.f[5], MSG_RELAY_WELCOME), 0);
+	relay_stats(&e, 5, 1);                          /* ignored */
+
+	/* The allowed relay gets id 1 and a key; the embedded one joins in-process as id 2. */
+	relay_hello(&e, 4, "fra-1");
+	r = last_relay(&e.f[4], MSG_RELAY_WELCOME);
+	CHECK(r != NULL && r->u.relay_welcome.relay_id == 1);
+	if (r == NULL) {
+		env_done(&e);
+		return;
+	}
+	memcpy(k1, r->u.relay_welcome.relay_key, RELAY_KEY_LEN);
+	CHECK_EQ(medsrv_relay_embedded(e.m, "embedded", &emb, 7100, k2), 2);
+
+	/* Nodes hear the pool when they connect: the standalone relay at its source address,
+	 * the embedded one at the address each node reached the mediator on. */
+	relay_connect_node(&e, 0, "alice");
+	relay_connect_node(&e, 1, "bob");
+	relay_connect_node(&e, 2, "stranger");
+	r = last_relay(&e.f[0], MSG_RELAYS);
+	CHECK(r != NULL && r->u.relays.n == 2);
+	if (r != NULL && r->u.relays.n == 2) {
+		CHECK_EQ(r->u.relays.relays[0].id, 1);
+		CHECK_EQ(r->u.relays.relays[0].udp.addr, 0xc6336404u);
+		CHECK_EQ(r->u.relays.relays[0].udp.port, 7003);
+		CHECK_EQ(r->u.relays.relays[0].tcp_port, 443);
+		CHECK_EQ(r->u.relays.relays[1].id, 2);
+		CHECK_EQ(r->u.relays.relays[1].udp.addr, 0x0a000001u);
+	}
+
+	/* A pair that shares a network gets grants at once, before any NAT classification:
+	 * unmeasured relays cost the same, equal load: the first. The stranger gets nothing. */
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", NULL, -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 2, OP_CREATE, "other", NULL, -1, 0), RES_OK);
+	clear_relay(&e);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	check_grant(&e, 0, 1, 1, k1);
+	check_grant(&e, 1, 0, 1, k1);
+	CHECK(last_relay(&e.f[0], MSG_RELAY_GRANT)->u.relay_grant.pair ==
+	    last_relay(&e.f[1], MSG_RELAY_GRANT)->u.relay_grant.pair);
+	CHECK_EQ(last_relay(&e.f[0], MSG_RELAY_GRANT)->u.relay_grant.reason, RELAY_WHY_STARTING);
+	CHECK_EQ(count_relay(&e.f[2], MSG_RELAY_GRANT), 0);
+	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[1].key), 1);
+
+	/* RTTs: relay 2 is far better for alice: the pair moves, with a new pair id. */
+	pair = last_relay(&e.f[0], MSG_RELAY_GRANT)->u.relay_grant.pair;
+	clear_relay(&e);
+	rtt_report(&e, 0, 200, 10);
+	check_grant(&e, 0, 1, 2, k2);
+	check_grant(&e, 1, 0, 2, k2);
+	CHECK(last_relay(&e.f[0], MSG_RELAY_GRANT)->u.relay_grant.pair != pair);
+	/* Within a second a second report is dropped; later small changes never flap. */
+	clear_relay(&e);
+	rtt_report(&e, 0, 9, 10);
+	e.now += 2;
+	rtt_report(&e, 1, 11, 12);      /* 211 vs 22: stay */
+	e.now += 2;
+	rtt_report(&e, 0, 9, 10);       /* 20 vs 22: 2 ms better is noise: stay */
+	CHECK_EQ(count_relay(&e.f[0], MSG_RELAY_GRANT), 0);
+	CHECK_EQ(count_relay(&e.f[1], MSG_RELAY_GRANT), 0);
+	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[1].key), 2);
+
+	/* The embedded relay stops reporting (the standalone one keeps on): dead after 10 s;
+	 * the pool goes to every node and the pair moves to relay 1 at once. */
+	clear_relay(&e);
+	e.now += 6;
+	relay_stats(&e, 4, 0);
+	medsrv_relay_tick(e.m);
+	CHECK_EQ(count_relay(&e.f[0], MSG_RELAYS), 0);
+	e.now += 6;
+	relay_stats(&e, 4, 0);
+	medsrv_relay_tick(e.m);
+	r = last_relay(&e.f[2], MSG_RELAYS);
+	CHECK(r != NULL && r->u.relays.n == 1 && r->u.relays.relays[0].id == 1);
+	check_grant(&e, 0, 1, 1, k1);
+	check_grant(&e, 1, 0, 1, k1);
+
+	/* The last relay's connection drops: nothing alive, both sides told to stop. */
+	clear_relay(&e);
+	disconnect_node(&e, 4);
+	check_grant(&e, 0, 1, 0, NULL);
+	check_grant(&e, 1, 0, 0, NULL);
+	r = last_relay(&e.f[0], MSG_RELAYS);
+	CHECK(r != NULL && r->u.relays.n == 0);
+
+	/* The embedded relay reports again: alive, and the pair is granted on it. */
+	clear_relay(&e);
+	medsrv_relay_embedded_stats(e.m, 2, &est);
+	check_grant(&e, 0, 1, 2, k2);
+	check_grant(&e, 1, 0, 2, k2);
+
+	/* The relay reconnects: same id and key, so its grants would still be good. */
+	relay_hello(&e, 4, "fra-1");
+	r = last_relay(&e.f[4], MSG_RELAY_WELCOME);
+	CHECK(r != NULL && r->u.relay_welcome.relay_id == 1 &&
+	    memcmp(r->u.relay_welcome.relay_key, k1, RELAY_KEY_LEN) == 0);
+
+	/* bob goes offline in the only network they share: alice is told to stop. */
+	clear_relay(&e);
+	CHECK_EQ(req(&e, 1, OP_GO_OFFLINE, "lan", NULL, -1, 0), RES_OK);
+	check_grant(&e, 0, 1, 0, NULL);
+	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[1].key), 0);
+	/* Online again: a new grant; bob disconnects: alice is told to stop. */
+	clear_relay(&e);
+	CHECK_EQ(req(&e, 1, OP_GO_ONLINE, "lan", NULL, -1, 0), RES_OK);
+	CHECK(last_relay(&e.f[0], MSG_RELAY_GRANT) != NULL &&
+	    last_relay(&e.f[0], MSG_RELAY_GRANT)->u.relay_grant.relay_id != 0);
+	clear_relay(&e);
+	disconnect_node(&e, 1);
+	check_grant(&e, 0, 1, 0, NULL);
+	CHECK_EQ(count_relay(&e.f[2], MSG_RELAY_GRANT), 0);
+
+	/* A node cannot register as a relay on its session, nor report RTTs before HELLO. */
+	relay_hello(&e, 3, "sneaky");
+	CHECK_EQ(count_relay(&e.f[3], MSG_RELAY_WELCOME), 0);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -1541,5 +1807,6 @@ main(void)
 	RUN(test_password_async);
 	RUN(test_registrations);
 	RUN(test_punch_birthday);
+	RUN(test_relays);
 	return unit_finish();
 }

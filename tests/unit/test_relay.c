@@ -207,6 +207,45 @@ test_rate_and_ping(void)
 	relay_engine_free(e);
 }
 
+/* A TCP stream (via 1) and a UDP source with the same address and port are two sources: the
+ * stream binds side 1, DATA from the UDP twin is not the stream's and goes nowhere, and what
+ * is forwarded to side 1 goes out on the stream (its via). */
+static void
+test_tcp_sources(void)
+{
+	struct endpoint U = { 0xc6120101u, 4000, 0 }, T = { 0xc6120202u, 5000, 1 };
+	struct endpoint Ttwin = { 0xc6120202u, 5000, 0 };
+	uint8_t bindbuf[RELAY_BIND_LEN], data[40];
+	struct relay_limits lim = { 0, 0 };
+	struct relay_engine *e = relay_engine_new(key, &lim, &ops, NULL);
+	struct relay_stats st;
+	struct msg_relay_stats ms;
+	size_t n;
+
+	n = bind_pkt(9, 0, EXP, 1, key, bindbuf);
+	relay_engine_input(e, &U, bindbuf, n, 1.0, NOW);
+	n = bind_pkt(9, 1, EXP, 1, key, bindbuf);
+	n_out = 0;
+	relay_engine_input(e, &T, bindbuf, n, 1.0, NOW);
+	CHECK(n_out == 1 && out[0].to.via == 1);        /* the ACK goes back on the stream */
+	relay_data_header(9, data, sizeof(data));
+	memset(data + RELAY_DATA_HDR, 0x5a, sizeof(data) - RELAY_DATA_HDR);
+	n_out = 0;
+	relay_engine_input(e, &U, data, sizeof(data), 1.0, NOW);
+	CHECK(n_out == 1 && out[0].to.addr == T.addr && out[0].to.port == T.port &&
+	    out[0].to.via == 1);
+	n_out = 0;
+	relay_engine_input(e, &Ttwin, data, sizeof(data), 1.0, NOW);
+	CHECK_EQ(n_out, 0);
+	n_out = 0;
+	relay_engine_input(e, &T, data, sizeof(data), 1.0, NOW);
+	CHECK(n_out == 1 && out[0].to.addr == U.addr && out[0].to.via == 0);
+	relay_engine_get_stats(e, &st);
+	relay_stats_to_msg(&st, &ms);
+	CHECK(ms.pairs == 1 && ms.packets == 2 && ms.drops == st.drop_unbound && ms.drops == 1);
+	relay_engine_free(e);
+}
+
 int
 main(void)
 {
@@ -216,5 +255,6 @@ main(void)
 	RUN(test_codecs);
 	RUN(test_forwarding);
 	RUN(test_rate_and_ping);
+	RUN(test_tcp_sources);
 	return unit_finish();
 }

@@ -375,7 +375,7 @@ path_spray_tick(struct peer *p)
 
 	if (pa->spray == NULL)
 		return 0;
-	if (peer_usable_keypair(p) != NULL) {
+	if (path_direct_usable(p)) {
 		log_debug("event=bday_spray_done peer=%s probes_sent=%u session=1", p->id,
 		    pa->spray_next);
 		spray_clear(p);
@@ -574,6 +574,16 @@ direct_alive(const struct path *pa, double now)
 {
 	return pa->has_ep && !pa->lost && (pa->direct_unanswered == 0 ||
 	    now - pa->direct_unanswered < DIRECT_SILENT_MAX);
+}
+
+int
+path_direct_usable(const struct peer *p)
+{
+	const struct path *pa = &p->path;
+
+	if (peer_usable_keypair(p) == NULL)
+		return 0;
+	return !pa->has_relay || (pa->direct_rx > 0 && direct_alive(pa, peers_now(p->ps)));
 }
 
 int

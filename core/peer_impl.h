@@ -343,6 +343,9 @@ void peer_path_send(struct peer *p, const uint8_t *pkt, size_t len);
 /* Where the next authenticated packet goes (direct while it answers, else the relay), NULL for
  * nowhere. Notes the send for the direct path's liveness (call once per packet sent). */
 const struct endpoint *path_send_ep(struct peer *p);
+/* A usable session and a direct path that answers (without a relay: a usable session). A
+ * session the relay carries does not end punching: punching is for the direct path. */
+int path_direct_usable(const struct peer *p);
 /* A relay is granted and the direct path, which answered before, went silent. */
 int path_direct_lost(const struct peer *p, double now);
 /* t_relay: probes the direct endpoint (a ping sent there) when it is due. */

@@ -355,8 +355,9 @@ void
 timers_handshake_complete(struct peer *p)
 {
 	ev_timer_stop(peer_loop(p), &p->t_retransmit);
-	/* The session is up: further punch rounds would only be dropped as replays. */
-	if (ev_is_active(&p->t_punch)) {
+	/* The session is up: further punch rounds would only be dropped as replays. Not when it
+	 * came through the relay: the punch is still looking for the direct path. */
+	if (ev_is_active(&p->t_punch) && path_direct_usable(p)) {
 		log_debug("event=punch_done peer=%s rounds_sent=%u session=1", p->id,
 		    p->path.punch_rounds_sent);
 		timers_punch_stop(p);

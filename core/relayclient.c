@@ -591,6 +591,19 @@ relayclient_pool(struct relayclient *rc, const struct msg_relays *m)
 }
 
 void
+relayclient_announce(struct relayclient *rc, const uint8_t key[KEY_LEN])
+{
+	struct rc_grant *gr;
+	struct endpoint ep;
+
+	HASH_FIND(hh, rc->grants, key, KEY_LEN, gr);
+	if (gr != NULL && gr->given && gr->via != 0) {
+		ep = grant_path_ep(gr);
+		rc->ops->path(rc->arg, gr->key, &ep);
+	}
+}
+
+void
 relayclient_forget(struct relayclient *rc, const uint8_t key[KEY_LEN])
 {
 	struct rc_grant *gr;

@@ -64,6 +64,9 @@ void relayclient_free(struct relayclient *rc);
 void relayclient_pool(struct relayclient *rc, const struct msg_relays *m);
 /* MSG_RELAY_GRANT (relay_id 0: revoke). */
 void relayclient_grant(struct relayclient *rc, const struct msg_relay_grant *g);
+/* The peer (re)entered the table: if its grant is ready, ops->path is told again (a grant may
+ * arrive before the member record that authorizes the peer). */
+void relayclient_announce(struct relayclient *rc, const uint8_t key[KEY_LEN]);
 /* The peer left the table: its grant and link go. */
 void relayclient_forget(struct relayclient *rc, const uint8_t key[KEY_LEN]);
 /* A datagram of types 24..28 from the transport (the owner routes them here). */

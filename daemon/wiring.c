@@ -151,6 +151,8 @@ med_authorize(void *arg, const uint8_t key[KEY_LEN], uint32_t vaddr,
 	struct daemon *d = arg;
 
 	peers_authorize(d->peers, key, vaddr, eps, n_eps);
+	if (d->relays)
+		relayclient_announce(d->relays, key);
 }
 
 static void

@@ -79,6 +79,30 @@ portmap_line(FILE *f, json_t *pm)
 		fprintf(f, "%s\n", state);
 }
 
+/* "relays:  fra-1 12 ms, ams-2 unreachable" (our RTTs to the mediator's pool). */
+static void
+relays_line(FILE *f, json_t *relays)
+{
+	json_t *e, *rtt;
+	size_t i;
+
+	if (!json_is_array(relays) || json_array_size(relays) == 0) {
+		fprintf(f, "%-16s none\n", "relays:");
+		return;
+	}
+	fprintf(f, "%-16s", "relays:");
+	json_array_foreach(relays, i, e) {
+		rtt = json_object_get(e, "rtt_ms");
+		if (json_is_integer(rtt))
+			fprintf(f, "%s %s %lld ms", i ? "," : "", str(e, "name"),
+			    (long long)json_integer_value(rtt));
+		else
+			fprintf(f, "%s %s %s", i ? "," : "", str(e, "name"),
+			    flag(e, "reachable") ? "(measuring)" : "unreachable");
+	}
+	fprintf(f, "\n");
+}
+
 void
 output_status(FILE *f, json_t *r)
 {
@@ -94,6 +118,7 @@ output_status(FILE *f, json_t *r)
 	fprintf(f, "%-16s %s\n", "public endpoint:", str(r, "public_endpoint"));
 	nat_line(f, json_object_get(r, "nat"));
 	portmap_line(f, json_object_get(r, "portmap"));
+	relays_line(f, json_object_get(r, "relays"));
 	fprintf(f, "%-16s %s\n", "socks:", str(r, "socks"));
 
 	arr = json_object_get(r, "exposes");

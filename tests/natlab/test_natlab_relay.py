@@ -111,6 +111,13 @@ def main():
             print(f"   shoal ping: {line[0]}")
             st = a.status()
             print(f"   a's pool: {st.get('relays')}")
+            line = [x for x in a.cli("status", json_out=False).splitlines()
+                    if x.startswith("relays:")]
+            if not line or "embedded" not in line[0]:
+                raise AssertionError(f"shoal status shows no relay pool: {line}")
+            print(f"   shoal status: {line[0]}")
+            line = [x for x in a.cli("list", json_out=False).splitlines() if "via " in x]
+            print(f"   shoal list: {line[0].strip() if line else '(no relay line)'}")
             b.cli("expose", SVC_PORT)
             serve(lab, sb.hosts[0])
             res = finish_send(start_send(lab, sa.hosts[0], b.address(), SIZE))

@@ -620,8 +620,18 @@ path_send_ep(struct peer *p)
 	if (!pa->has_relay)
 		return pa->has_ep ? &pa->ep : NULL;
 	now = peers_now(p->ps);
-	if (!direct_alive(pa, now))
+	if (!direct_alive(pa, now)) {
+		if (!pa->on_relay) {
+			pa->on_relay = 1;
+			log_info("event=path_switch peer=%s to=relay direct_silent_s=%.2f", p->id,
+			    pa->direct_unanswered > 0 ? now - pa->direct_unanswered : -1.0);
+		}
 		return &pa->relay;
+	}
+	if (pa->on_relay) {
+		pa->on_relay = 0;
+		log_info("event=path_switch peer=%s to=direct", p->id);
+	}
 	if (pa->direct_unanswered == 0)
 		pa->direct_unanswered = now;
 	return &pa->ep;

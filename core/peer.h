@@ -118,7 +118,7 @@ void peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN],
  * NULL removes it. It is the fallback: packets go there while no direct path answers (a
  * handshake starts there at once if there is no session), and direct again as soon as a
  * direct endpoint authenticates; a direct path that stops answering while packets flow is left
- * within DIRECT_SILENT_MAX (1.5 s). Same session throughout. Unknown keys are ignored.
+ * within DIRECT_SILENT_MAX (1.2 s). Same session throughout. Unknown keys are ignored.
  */
 void peers_set_relay(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint *ep);
 

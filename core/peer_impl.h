@@ -76,7 +76,7 @@ enum {
 /* With a relay: direct silent this long while we send on it -> the relay (fallback within 2 s);
  * probed by a ping every DIRECT_PROBE_WAIT while unanswered; while on the relay the direct
  * endpoint is retried every DIRECT_RETRY (DIRECT_RETRY_SLOW after DIRECT_RETRY_FAST s). */
-#define DIRECT_SILENT_MAX       1.5
+#define DIRECT_SILENT_MAX       1.2
 #define DIRECT_PROBE_WAIT       0.4
 #define RELAY_TICK              0.2
 #define DIRECT_RETRY            1.0
@@ -155,6 +155,7 @@ struct path {
 	struct endpoint relay;
 	int has_relay;
 	double relay_rx, direct_rx, direct_unanswered, direct_probed;
+	int on_relay;                           /* the last packet went to the relay (for logs) */
 	const struct endpoint *force_ep;        /* a probe's endpoint, for one send */
 };
 

@@ -61,6 +61,8 @@ struct rc_grant {
 	uint16_t via;                           /* our link for the peer layer */
 	uint64_t counter;                       /* of the last BIND */
 	double granted, bind_sent, heard, ping_sent;
+	double asked;                           /* first ping since we last heard it, 0: none */
+	double last_tx;                         /* last DATA sent: the peer layer uses it */
 	uint64_t nonce;                         /* liveness ping out, 0: none */
 	int acked, peer_bound, given, dead, ever_acked;
 	struct tcplink *tcp;                    /* the relay over TCP, or NULL */
@@ -272,6 +274,7 @@ link_send(void *arg, const struct endpoint *to, const uint8_t *pkt, size_t len)
 	(void)to;
 	if (len == 0 || len > UDP_MAX_PAYLOAD - RELAY_DATA_HDR)
 		return -1;
+	gr->last_tx = rc_now(gr->rc);
 	if (gr->tcp != NULL) {
 		/* A TCP link frames from its caller's buffer, not a send slot. */
 		(void)relay_data_header(gr->g.pair, buf, sizeof(buf));
@@ -446,31 +449,44 @@ grant_set_dead(struct rc_grant *gr, int dead)
 	}
 }
 
+/* In use: the peer layer sent through it lately (its periodic pings do, every refresh
+ * interval, as long as the relay is its path). */
+static int
+grant_in_use(const struct rc_grant *gr, double now)
+{
+	return gr->last_tx > 0 && now - gr->last_tx < RC_IN_USE_S;
+}
+
 static void
 grant_tick(struct rc_grant *gr, double now)
 {
 	struct relayclient *rc = gr->rc;
 	struct endpoint to;
+	int use = grant_in_use(gr, now);
 
 	if (!gr->acked || !gr->peer_bound) {
 		if (now - gr->bind_sent >= (gr->acked ? RC_BIND_FAST_S : RC_BIND_RETRY_S))
 			send_bind(gr);
-	} else if (now - gr->bind_sent >= RC_REBIND_S) {
+	} else if (now - gr->bind_sent >= (use ? RC_REBIND_S : RC_REBIND_IDLE_S)) {
 		send_bind(gr);
 	}
 	/* UDP to the relay does not work (nothing acknowledged): its TCP transport. */
 	if (!gr->acked && gr->tcp == NULL && gr->tcp_fd < 0 && gr->g.tcp_port != 0 &&
 	    now - gr->granted >= RC_TCP_AFTER_S && now - gr->tcp_tried >= RC_TCP_RETRY_S)
 		tcp_connect(gr);
-	if (now - gr->ping_sent >= RC_USE_PING_S) {
+	/* A relay in use (or not bound yet) is watched closely; a standby one now and then. */
+	if (now - gr->ping_sent >= (use || !gr->acked ? RC_USE_PING_S : RC_IDLE_PING_S)) {
 		to = grant_relay_ep(gr);
 		gr->nonce = random_nonce();
 		gr->ping_sent = now;
+		if (gr->asked == 0)
+			gr->asked = now;
 		send_ping(rc, &to, gr->nonce);
 	}
 	/* Silent: the relay died, or (never acknowledged) our UDP to it does not work: that is
 	 * only the relay's fault once its TCP transport had its chance too. */
-	if (now - gr->heard >= RC_USE_DEAD_S && (gr->ever_acked || gr->g.tcp_port == 0 ||
+	if (gr->asked != 0 && now - gr->asked >= (use || !gr->acked ? RC_USE_DEAD_S :
+	    RC_IDLE_DEAD_S) && (gr->ever_acked || gr->g.tcp_port == 0 ||
 	    now - gr->granted >= RC_TCP_AFTER_S + 2 * RC_BIND_RETRY_S))
 		grant_set_dead(gr, 1);
 }
@@ -691,6 +707,7 @@ on_pong(struct relayclient *rc, const struct endpoint *from, uint64_t nonce)
 		if (gr->nonce == nonce) {
 			gr->nonce = 0;
 			gr->heard = now;
+			gr->asked = 0;
 			grant_set_dead(gr, 0);
 			return;
 		}
@@ -719,6 +736,7 @@ on_bind_ack(struct relayclient *rc, const struct endpoint *from, const uint8_t *
 	    !from_relay(gr, from) || relay_bind_ack_verify(pkt, len, gr->g.secret) != 0)
 		return;
 	gr->heard = rc_now(rc);
+	gr->asked = 0;
 	grant_set_dead(gr, 0);
 	if (!gr->acked)
 		log_info("event=relay_bound peer=%s relay=%u peer_bound=%u tcp=%d", gr->id,
@@ -744,6 +762,7 @@ on_data(struct relayclient *rc, const struct endpoint *from, uint8_t *pkt, size_
 	if (gr == NULL || !from_relay(gr, from) || gr->via == 0)
 		return;
 	gr->heard = rc_now(rc);
+	gr->asked = 0;
 	/* The other side sends through it: it is bound, whatever our last ACK said. */
 	if (!gr->given) {
 		struct endpoint ep = grant_path_ep(gr);

@@ -15,7 +15,9 @@
  * from the relay enters transport_link_input as a datagram from that endpoint. So the relay is
  * one more endpoint of the peer; ops->path gives it to the peer layer (peers_set_relay). A
  * relay in use is pinged every RC_USE_PING_S; silent for RC_USE_DEAD_S (no PONG, BIND_ACK nor
- * DATA) it is reported unreachable at once, so the mediator grants another relay.
+ * DATA) it is reported unreachable at once, so the mediator grants another relay. A standby
+ * grant (the pair is direct) costs a ping every RC_IDLE_PING_S and a BIND every
+ * RC_REBIND_IDLE_S.
  *
  * TCP (8.5): when the relay's UDP does not answer (no BIND_ACK after RC_TCP_AFTER_S) and the
  * grant names a tcp_port, the pair moves to a TCP connection to the relay (core/tcplink.c,
@@ -37,8 +39,15 @@ struct transport;
 struct relayclient;
 
 #define RC_POOL_PING_S          10.0
+/* A grant the peer layer sent through within RC_IN_USE_S is in use: pinged every
+ * RC_USE_PING_S, silent for RC_USE_DEAD_S it is dead; a standby grant (the pair is direct) is
+ * pinged every RC_IDLE_PING_S, dead after RC_IDLE_DEAD_S, rebound every RC_REBIND_IDLE_S. */
+#define RC_IN_USE_S             10.0
 #define RC_USE_PING_S           0.5
 #define RC_USE_DEAD_S           1.5
+#define RC_IDLE_PING_S          5.0
+#define RC_IDLE_DEAD_S          15.0
+#define RC_REBIND_IDLE_S        20.0
 #define RC_REPORT_S             60.0
 /* Renewed this often: it keeps our NAT binding and the relay's pair, and a node whose public
  * address changed (renumbered, a NAT that remapped it) is found at its new one within this. */

@@ -22,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natlab  # noqa: E402
 from natlab import harness  # noqa: E402
+from test_natlab_alive import log_time  # noqa: E402
 
 XFER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xfer.py")
 MB = 1 << 20
@@ -142,14 +143,18 @@ def main():
             p = start_send(lab, sd.hosts[0], e.address(), SIZE, prog)
             harness.wait_until(lambda: progress(prog) >= SIZE // 4 or p.poll() is not None,
                                300, interval=0.05, what="a quarter of the transfer")
+            t_wall = time.time()
             with lab.block_udp(sd, se.public_ip):
                 t0 = time.monotonic()
                 wait_path(d, "e", "relay", 15)
                 t_d = time.monotonic() - t0
                 wait_path(e, "d", "relay", 15)
                 t_e = time.monotonic() - t0
+                sw = [log_time(x, "to=relay", t_wall) for x in (d, e)]
                 print(f"3. direct blocked mid-transfer at {progress(prog) // MB} MB: d on the "
-                      f"relay after {t_d:.2f} s, e after {t_e:.2f} s (polling `list`)")
+                      f"relay after {t_d:.2f} s, e after {t_e:.2f} s (polling `list`); "
+                      f"their logs: switched after "
+                      + " / ".join("?" if x is None else f"{x:.2f} s" for x in sw))
                 harness.wait_until(lambda: progress(prog) >= SIZE // 2 or p.poll() is not None,
                                    300, interval=0.05, what="half of the transfer")
             t_back, _ = wait_path(d, "e", "direct", 30)

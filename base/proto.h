@@ -56,7 +56,8 @@ enum {
 	UDP_DATA_OVERHEAD = UDP_DATA_HEADER_LEN + AEAD_TAG_LEN + 1,    /* + tag + inner type */
 	/* The largest UDP payload we send: fits a 1500-byte path with IPv4+UDP headers. */
 	UDP_MAX_PAYLOAD = 1472,
-	/* MTU of the virtual 5.x network, leaving room for a relay header later. */
+	/* MTU of the virtual 5.x network: sealed (UDP_DATA_OVERHEAD) behind a relay's 12-byte
+	 * RELAY_DATA header it still fits UDP_MAX_PAYLOAD (checked in core/relayclient.c). */
 	OVERLAY_MTU = 1400,
 	UDP_RECV_BATCH = 32,      /* datagrams per recvmmsg/sendmmsg call */
 };

@@ -80,6 +80,30 @@ portmap_line(FILE *f, json_t *pm)
 		fprintf(f, "%s\n", state);
 }
 
+/* "relays:  fra-1 12 ms, ams-2 unreachable" (our RTTs to the mediator's pool). */
+static void
+relays_line(FILE *f, json_t *relays)
+{
+	json_t *e, *rtt;
+	size_t i;
+
+	if (!json_is_array(relays) || json_array_size(relays) == 0) {
+		fprintf(f, "%-16s none\n", "relays:");
+		return;
+	}
+	fprintf(f, "%-16s", "relays:");
+	json_array_foreach(relays, i, e) {
+		rtt = json_object_get(e, "rtt_ms");
+		if (json_is_integer(rtt))
+			fprintf(f, "%s %s %lld ms", i ? "," : "", str(e, "name"),
+			    (long long)json_integer_value(rtt));
+		else
+			fprintf(f, "%s %s %s", i ? "," : "", str(e, "name"),
+			    flag(e, "reachable") ? "(measuring)" : "unreachable");
+	}
+	fprintf(f, "\n");
+}
+
 void
 output_status(FILE *f, json_t *r)
 {
@@ -95,6 +119,7 @@ output_status(FILE *f, json_t *r)
 	fprintf(f, "%-16s %s\n", "public endpoint:", str(r, "public_endpoint"));
 	nat_line(f, json_object_get(r, "nat"));
 	portmap_line(f, json_object_get(r, "portmap"));
+	relays_line(f, json_object_get(r, "relays"));
 	fprintf(f, "%-16s %s\n", "socks:", str(r, "socks"));
 
 	arr = json_object_get(r, "exposes");
@@ -145,6 +170,9 @@ member_state(json_t *m, char *out, size_t cap)
 		snprintf(out, cap, "offline");
 	else if (strcmp(path, "none") == 0 || strcmp(path, "-") == 0)
 		snprintf(out, cap, "connecting%s", tail);
+	else if (strcmp(path, "relay") == 0 && json_is_number(rtt))
+		snprintf(out, cap, "relay   %.1f ms  via %s (%s)%s", json_number_value(rtt),
+		    str(m, "relay"), str(m, "relay_reason"), tail);
 	else if (json_is_number(rtt) && json_is_string(json_object_get(m, "endpoint")))
 		snprintf(out, cap, "%-7s %.1f ms%s  %s", path, json_number_value(rtt), tail,
 		    str(m, "endpoint"));
@@ -190,6 +218,11 @@ no_path_line(FILE *f, json_t *r, const char *who)
 	json_t *reason = json_object_get(r, "reason");
 	const char *strat, *my_nat, *peer_nat, *why;
 
+	if (strcmp(str(r, "path"), "relay") == 0) {
+		fprintf(f, "%s: via relay %s over %s (%s)\n", who, str(r, "relay"),
+		    str(r, "transport"), str(r, "relay_reason"));
+		return;
+	}
 	if (strcmp(str(r, "path"), "direct") == 0 || !json_is_object(reason))
 		return;
 	strat = json_string_value(json_object_get(reason, "strategy"));

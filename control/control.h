@@ -18,6 +18,7 @@ struct vnet;
 struct medclient;
 struct portmap;
 struct peers;
+struct relayclient;
 struct expose_table;
 struct forward_table;
 struct peerdir;
@@ -40,6 +41,7 @@ struct control_env {
 	struct medclient *med;          /* membership view, requests, our nick */
 	struct portmap *portmap;        /* the gateway's port mapping; NULL: turned off */
 	struct peers *peers;            /* path status, ping */
+	struct relayclient *relays;     /* relay pool and grants (names, reasons); may be NULL */
 	struct expose_table *expose;
 	struct forward_table *fwd;
 	const struct peerdir *dir;      /* name -> peer: the resolver every front end shares */

@@ -24,6 +24,7 @@
 #include "portmap/portmap.h"
 #include "mproto/msg.h"
 #include "core/peer.h"
+#include "core/relayclient.h"
 #include "control/control_int.h"
 #include "ports/expose.h"
 #include "ports/forward.h"
@@ -195,7 +196,8 @@ reason_json(const struct control_env *env, const uint8_t key[KEY_LEN], int is_pe
 	json_t *o = json_object();
 
 	/* A path that worked and went silent: whatever the last plan said, that is the news. */
-	lost = is_peer && env->peers && peers_status(env->peers, key, &st) == 0 && st.lost;
+	lost = is_peer && env->peers && peers_status(env->peers, key, &st) == 0 &&
+	    (st.lost || st.direct_lost);
 
 	if (is_peer && env->med && medclient_punch_info(env->med, key, &pu) == 0) {
 		json_object_set_new(o, "strategy", json_string(punch_strategy_name(pu.strategy)));
@@ -297,6 +299,33 @@ portmap_json(const struct control_env *env)
 	return o;
 }
 
+/* The relay pool as the mediator sent it, with our RTTs: [{id, name, udp, tcp_port, rtt_ms,
+ * reachable}]. */
+static json_t *
+relays_json(const struct control_env *env)
+{
+	struct relayclient_relay r[RELAY_POOL_MAX];
+	char ep[IP4_EP_STR_LEN];
+	json_t *arr = json_array(), *e;
+	size_t i, n;
+
+	n = env->relays ? relayclient_relays(env->relays, r, RELAY_POOL_MAX) : 0;
+	for (i = 0; i < n; i++) {
+		e = json_object();
+		json_object_set_new(e, "id", json_integer(r[i].id));
+		json_object_set_new(e, "name", ctl_jtext(r[i].name));
+		json_object_set_new(e, "udp", json_string(ip4_ep_str(r[i].udp.addr, r[i].udp.port,
+		    ep)));
+		json_object_set_new(e, "tcp_port", r[i].tcp_port ? json_integer(r[i].tcp_port) :
+		    json_null());
+		json_object_set_new(e, "rtt_ms", r[i].rtt_ms >= 0 ? json_integer(r[i].rtt_ms) :
+		    json_null());
+		json_object_set_new(e, "reachable", json_boolean(r[i].reachable));
+		json_array_append_new(arr, e);
+	}
+	return arr;
+}
+
 static void
 cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
@@ -348,6 +377,7 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	json_object_set_new(o, "forwards", arr);
 
 	json_object_set_new(o, "socks", env->socks ? ctl_jtext(env->socks) : json_null());
+	json_object_set_new(o, "relays", relays_json(env));
 	/* `shoal run` finds the shim socket here; null if it could not be created. */
 	json_object_set_new(o, "shim_socket", env->shim_path ? ctl_jtext(env->shim_path) :
 	    json_null());
@@ -377,6 +407,39 @@ cmp_member(const void *a, const void *b)
 	return memcmp(x->key, y->key, KEY_LEN);
 }
 
+/* What carries a path: a relay link's kind names the relay's transport ("relay-tcp": "tcp"). */
+static json_t *
+transport_json(const struct peer_status *st)
+{
+	if (st->path == PATH_NONE || st->transport == NULL)
+		return json_null();
+	if (strncmp(st->transport, "relay-", 6) == 0)
+		return json_string(st->transport + 6);
+	return json_string(st->transport);
+}
+
+/* On a relay path: "relay" (its name, or "#id" when the pool does not name it) and
+ * "relay_reason" (the mediator's why, PROTOCOL.md 8). */
+static void
+relay_json(const struct control_env *env, const uint8_t key[KEY_LEN],
+    const struct peer_status *st, json_t *o)
+{
+	struct relayclient_peer rp;
+	char name[RELAY_NAME_MAX_LEN + 8];
+
+	if (st->path != PATH_RELAY || env->relays == NULL ||
+	    relayclient_peer_info(env->relays, key, &rp) != 0)
+		return;
+	if (rp.name[0])
+		snprintf(name, sizeof(name), "%s", rp.name);
+	else
+		snprintf(name, sizeof(name), "#%u", (unsigned)rp.relay_id);
+	json_object_set_new(o, "relay", ctl_jtext(name));
+	/* Our own news is fresher than the grant's reason: the direct path just died. */
+	json_object_set_new(o, "relay_reason", json_string(relay_reason_name(st->direct_lost ?
+	    RELAY_WHY_DIRECT_LOST : rp.reason)));
+}
+
 static json_t *
 member_json(const struct control_env *env, const struct med_member *m)
 {
@@ -399,8 +462,8 @@ member_json(const struct control_env *env, const struct med_member *m)
 	json_object_set_new(o, "endpoints", eps);
 	if (!self && env->peers && peers_status(env->peers, m->key, &st) == 0) {
 		json_object_set_new(o, "path", json_string(path_kind_name(st.path)));
-		json_object_set_new(o, "transport", st.path != PATH_NONE && st.transport ?
-		    json_string(st.transport) : json_null());
+		json_object_set_new(o, "transport", transport_json(&st));
+		relay_json(env, m->key, &st, o);
 		json_object_set_new(o, "rtt_ms",
 		    st.path != PATH_NONE && st.rtt_ms >= 0 ? json_real(st.rtt_ms) : json_null());
 		json_object_set_new(o, "endpoint", st.path != PATH_NONE ?
@@ -747,6 +810,10 @@ ping_path_json(const struct control_env *env, uint32_t addr, json_t *o)
 	enum path_kind path = is_peer ? st.path : PATH_NONE;
 
 	json_object_set_new(o, "path", json_string(path_kind_name(path)));
+	if (is_peer) {
+		json_object_set_new(o, "transport", transport_json(&st));
+		relay_json(env, key, &st, o);
+	}
 	json_object_set_new(o, "strategy", known ? strategy_json(env, key) : json_null());
 	if (path != PATH_DIRECT)
 		json_object_set_new(o, "reason", known ? reason_json(env, key, is_peer) :

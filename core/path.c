@@ -28,8 +28,15 @@
  * sockets makes it the winner (the path's endpoint names its via) and closes the others; the
  * winner stays while the path uses it.
  *
- * Today the only kind is PATH_DIRECT; relays will add a PATH_RELAY kind with its own send
- * function here, without touching sessions.
+ * Relays (PROTOCOL.md 8): the relay client gives a peer a relay endpoint (peers_set_relay; its
+ * via names the client's link, which adds the RELAY_DATA header). It is the fallback: packets
+ * go there whenever there is no direct path that answers (so the first packet never waits for
+ * punching: the handshake goes to the relay too), and direct again as soon as a direct
+ * endpoint authenticates. While packets flow on the direct path and nothing came back on it for
+ * DIRECT_PROBE_WAIT, it is pinged (path_relay_tick); after DIRECT_SILENT_MAX of silence the
+ * relay takes over (within 2 s, not the ~8 s of PATH_LOST_MISSES), and the direct endpoint
+ * keeps being pinged so the pair moves back when it answers again. It is the same session
+ * throughout, so the connections over it see at most a few lost segments.
  * Owns: struct path of each peer, the punch schedule. Must not: touch keys.
  */
 #include "config.h"
@@ -76,6 +83,26 @@ ep_in(const struct endpoint *list, size_t n, const struct endpoint *ep)
 	return 0;
 }
 
+/* When the direct path last answered: with a relay, packets over it do not count. */
+static double
+path_direct_heard(const struct peer *p)
+{
+	return p->path.has_relay ? p->path.direct_rx : p->last_rx;
+}
+
+int
+path_is_relay_ep(const struct peer *p, const struct endpoint *ep)
+{
+	const char *kind;
+
+	if (ep->via == 0)
+		return 0;
+	if (p->path.has_relay && ep_eq(&p->path.relay, ep))
+		return 1;
+	kind = transport_link_kind(p->ps->tp, ep->via);
+	return kind != NULL && strncmp(kind, "relay", 5) == 0;
+}
+
 int
 path_set_candidates(struct peer *p, const struct endpoint *eps, size_t n)
 {
@@ -120,6 +147,18 @@ path_authenticated_from(struct peer *p, const struct endpoint *from)
 		    (unsigned)from->via, pa->punch_rounds_sent);
 		timers_bday_arm(p, BDAY_CHECK);
 	}
+	if (path_is_relay_ep(p, from)) {
+		/* The relay answers; a stale relay link's packet is just authenticated. */
+		if (pa->has_relay && ep_eq(&pa->relay, from))
+			pa->relay_rx = peers_now(p->ps);
+		return;
+	}
+	pa->direct_rx = peers_now(p->ps);
+	if (pa->direct_unanswered != 0 && pa->has_relay && peers_now(p->ps) -
+	    pa->direct_unanswered >= DIRECT_SILENT_MAX)
+		log_info("event=path_direct peer=%s silent_s=%.1f", p->id,
+		    peers_now(p->ps) - pa->direct_unanswered);
+	pa->direct_unanswered = 0;
 	if (pa->has_ep && ep_eq(&pa->ep, from))
 		return;
 	if (pa->has_ep) {
@@ -138,11 +177,18 @@ path_handshake_targets(const struct peer *p, double now, struct endpoint *out, s
 	const struct path *pa = &p->path;
 	size_t n = 0, i;
 
-	if (pa->has_ep && max > 0)
+	/* The relay first: a handshake never waits for punching. But not while a punch runs over
+	 * a usable session (one the relay already carries): the peer answers the first copy and
+	 * drops the rest as replays, so a copy through the relay would win over the direct ones
+	 * the punch is for. */
+	if (pa->has_relay && max > 0 && !(peer_usable_keypair(p) != NULL && now < pa->punch_until))
+		out[n++] = pa->relay;
+	if (pa->has_ep && n < max)
 		out[n++] = pa->ep;
 	/* Heard from recently: the current endpoint works, do not spray the others. Unless the
 	 * path was lost since: then it does not. */
-	if (pa->has_ep && !pa->lost && p->last_rx > 0 && now - p->last_rx < KEEPALIVE_TIMEOUT)
+	if (pa->has_ep && !pa->lost && path_direct_heard(p) > 0 &&
+	    now - path_direct_heard(p) < KEEPALIVE_TIMEOUT)
 		return n;
 	for (i = 0; i < pa->n_cand && n < max; i++)
 		if (!ep_in(out, n, &pa->cand[i]))
@@ -185,7 +231,8 @@ path_punch_round(struct peer *p)
 	/* A usable session is not enough: the mediator may plan us because the peer lost its
 	 * path to us (or moved). Only a path that answered since the PUNCH came (peers_punch
 	 * probed it) makes the rounds pointless. */
-	if (peer_usable_keypair(p) != NULL && !pa->lost && p->last_rx > pa->punch_received) {
+	if (peer_usable_keypair(p) != NULL && !pa->lost &&
+	    path_direct_heard(p) > pa->punch_received) {
 		log_debug("event=punch_done peer=%s rounds_sent=%u session=1", p->id,
 		    pa->punch_rounds_sent);
 		pa->punch_rounds_left = 0;
@@ -329,7 +376,7 @@ path_spray_tick(struct peer *p)
 
 	if (pa->spray == NULL)
 		return 0;
-	if (peer_usable_keypair(p) != NULL) {
+	if (path_direct_usable(p)) {
 		log_debug("event=bday_spray_done peer=%s probes_sent=%u session=1", p->id,
 		    pa->spray_next);
 		spray_clear(p);
@@ -479,7 +526,7 @@ peers_punch(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint 
 	/* A session we still hold may run over a dead path: one ping tells. An answer before the
 	 * first round (start_s is at least 100 ms past a round trip) spares a healthy pair the
 	 * rounds and the new handshake they would make. */
-	if (peer_usable_keypair(p) != NULL && pa->has_ep)
+	if (peer_usable_keypair(p) != NULL && path_send_ep(p) != NULL)
 		send_ping(p, ++p->ping_next_id);
 	pa->punch_start = peers_now(ps) + start_s;
 	log_info("event=punch_start peer=%s targets=%zu rounds=%u start_ms=%.0f interval_ms=%.0f",
@@ -522,18 +569,161 @@ path_ask_punch(struct peer *p)
 		ps->ops.path_lost(ps->ops_arg, p->key);
 }
 
+/* Direct answers, or has not had the chance to fail yet. */
+static int
+direct_alive(const struct path *pa, double now)
+{
+	return pa->has_ep && !pa->lost && (pa->direct_unanswered == 0 ||
+	    now - pa->direct_unanswered < DIRECT_SILENT_MAX);
+}
+
+int
+path_direct_usable(const struct peer *p)
+{
+	const struct path *pa = &p->path;
+
+	if (peer_usable_keypair(p) == NULL)
+		return 0;
+	return !pa->has_relay || (pa->direct_rx > 0 && direct_alive(pa, peers_now(p->ps)));
+}
+
+int
+path_direct_lost(const struct peer *p, double now)
+{
+	const struct path *pa = &p->path;
+
+	return pa->has_relay && pa->has_ep && pa->direct_rx > 0 && !direct_alive(pa, now);
+}
+
 enum path_kind
 path_current(const struct peer *p, double now)
 {
-	if (peer_usable_keypair(p) == NULL || !p->path.has_ep || p->last_rx == 0 || p->path.lost ||
-	    now - p->last_rx >= PEER_DEAD_TIMEOUT)
+	const struct path *pa = &p->path;
+
+	if (peer_usable_keypair(p) == NULL || p->last_rx == 0 || now - p->last_rx >= PEER_DEAD_TIMEOUT)
+		return PATH_NONE;
+	if (pa->has_relay && !direct_alive(pa, now))
+		return pa->relay_rx > 0 && now - pa->relay_rx < PEER_DEAD_TIMEOUT ? PATH_RELAY :
+		    PATH_NONE;
+	if (!pa->has_ep || pa->lost)
 		return PATH_NONE;
 	return PATH_DIRECT;
+}
+
+const struct endpoint *
+path_send_ep(struct peer *p)
+{
+	struct path *pa = &p->path;
+	double now;
+
+	if (pa->force_ep != NULL)
+		return pa->force_ep;
+	if (!pa->has_relay)
+		return pa->has_ep ? &pa->ep : NULL;
+	now = peers_now(p->ps);
+	if (!direct_alive(pa, now)) {
+		if (!pa->on_relay) {
+			pa->on_relay = 1;
+			log_info("event=path_switch peer=%s to=relay direct_silent_s=%.2f", p->id,
+			    pa->direct_unanswered > 0 ? now - pa->direct_unanswered : -1.0);
+		}
+		return &pa->relay;
+	}
+	if (pa->on_relay) {
+		pa->on_relay = 0;
+		log_info("event=path_switch peer=%s to=direct", p->id);
+	}
+	if (pa->direct_unanswered == 0)
+		pa->direct_unanswered = now;
+	return &pa->ep;
 }
 
 void
 peer_path_send(struct peer *p, const uint8_t *pkt, size_t len)
 {
-	if (p->path.has_ep)
-		transport_send(p->ps->tp, &p->path.ep, pkt, len);
+	const struct endpoint *to = path_send_ep(p);
+
+	if (to != NULL)
+		transport_send(p->ps->tp, to, pkt, len);
+}
+
+/* One ping to the direct endpoint, whatever the path in use. */
+static void
+probe_direct(struct peer *p, double now)
+{
+	struct path *pa = &p->path;
+
+	pa->direct_probed = now;
+	pa->force_ep = &pa->ep;
+	send_ping(p, ++p->ping_next_id);
+	pa->force_ep = NULL;
+}
+
+void
+path_relay_tick(struct peer *p)
+{
+	struct path *pa = &p->path;
+	double now = peers_now(p->ps), since;
+
+	if (!pa->has_relay || !pa->has_ep || peer_usable_keypair(p) == NULL)
+		return;
+	if (direct_alive(pa, now)) {
+		/* Packets flow on direct and nothing came back yet: ask it, so a one-way flow
+		 * (the other side only acknowledging now and then) does not look like loss. */
+		if (pa->direct_unanswered != 0 && now - pa->direct_unanswered >= DIRECT_PROBE_WAIT &&
+		    now - pa->direct_probed >= DIRECT_PROBE_WAIT)
+			probe_direct(p, now);
+		return;
+	}
+	/* On the relay: try the direct endpoint again, often at first, then rarely. */
+	since = pa->direct_rx > 0 ? now - pa->direct_rx : DIRECT_RETRY_FAST;
+	if (now - pa->direct_probed >= (since < DIRECT_RETRY_FAST ? DIRECT_RETRY :
+	    DIRECT_RETRY_SLOW))
+		probe_direct(p, now);
+	/* A direct path that died may need a new punch (the peer's NAT may have a new mapping):
+	 * the mediator is asked as for a lost path, once per loss and every PATH_LOST_REASK. */
+	if (path_direct_lost(p, now) && pa->lost_asked < pa->direct_unanswered) {
+		log_info("event=path_direct_lost peer=%s silent_s=%.1f relay=1", p->id,
+		    now - pa->direct_unanswered);
+		path_ask_punch(p);      /* last: the owner's code runs */
+	} else if (path_direct_lost(p, now) && now - pa->lost_asked >= PATH_LOST_REASK) {
+		path_ask_punch(p);
+	}
+}
+
+void
+peers_set_relay(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint *ep)
+{
+	struct peer *p = peers_lookup_key(ps, key);
+	struct path *pa;
+	char s[IP4_EP_STR_LEN];
+
+	if (p == NULL)
+		return;
+	pa = &p->path;
+	if (ep == NULL) {
+		if (!pa->has_relay)
+			return;
+		pa->has_relay = 0;
+		log_info("event=path_relay_removed peer=%s", p->id);
+	} else {
+		if (pa->has_relay && ep_eq(&pa->relay, ep))
+			return;
+		pa->relay = *ep;
+		pa->has_relay = 1;
+		pa->relay_rx = 0;
+		log_info("event=path_relay peer=%s relay=%s via=%u", p->id,
+		    ip4_ep_str(ep->addr, ep->port, s), (unsigned)ep->via);
+	}
+	timers_relay_changed(p);
+	/* No session yet, or none that answers: go through the relay now. A session on the
+	 * relay keeps running over the new one (its next packet goes there). */
+	if (pa->has_relay && !direct_alive(pa, peers_now(ps))) {
+		if (peer_usable_keypair(p) == NULL && p->hs_active)
+			handshake_resend(p, &pa->relay, 1);     /* the bytes in flight, as a punch */
+		else if (peer_usable_keypair(p) == NULL)
+			handshake_initiate(p, 0);
+		else
+			send_ping(p, ++p->ping_next_id);
+	}
 }

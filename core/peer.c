@@ -338,7 +338,9 @@ peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *s
 	if (p == NULL)
 		return -1;
 	st->path = path_current(p, peers_now(ps));
-	if (p->path.has_ep)
+	if (st->path == PATH_RELAY)
+		st->endpoint = p->path.relay;
+	else if (p->path.has_ep)
 		st->endpoint = p->path.ep;
 	st->transport = transport_link_kind(ps->tp, st->endpoint.via);
 	/* The session may still be fresh, but its link is gone: nothing gets through. */
@@ -349,6 +351,7 @@ peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *s
 	st->tx_bytes = p->tx_bytes;
 	st->last_rx = p->last_rx;
 	st->lost = p->path.lost;
+	st->direct_lost = path_direct_lost(p, peers_now(ps));
 	return 0;
 }
 

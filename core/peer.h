@@ -113,6 +113,15 @@ struct peers_birthday {
 void peers_birthday(struct peers *ps, const uint8_t key[KEY_LEN],
     const struct peers_birthday *bd);
 
+/*
+ * The relay path to the peer key (PROTOCOL.md 8): ep names a link of the relay client (its via),
+ * NULL removes it. It is the fallback: packets go there while no direct path answers (a
+ * handshake starts there at once if there is no session), and direct again as soon as a
+ * direct endpoint authenticates; a direct path that stops answering while packets flow is left
+ * within DIRECT_SILENT_MAX (1.2 s). Same session throughout. Unknown keys are ignored.
+ */
+void peers_set_relay(struct peers *ps, const uint8_t key[KEY_LEN], const struct endpoint *ep);
+
 enum path_kind { PATH_NONE = 0, PATH_DIRECT = 1, PATH_RELAY = 2 };
 const char *path_kind_name(enum path_kind k);   /* "none", "direct", "relay" */
 
@@ -125,6 +134,8 @@ struct peer_status {
 	uint64_t rx_bytes, tx_bytes;
 	double last_rx;                 /* ev_now of the last authenticated packet, 0 never */
 	int lost;                       /* the path stopped answering (PROTOCOL.md 2.4) */
+	int direct_lost;                /* a direct path answered and went silent: the relay
+	                                 * carries the pair meanwhile (PROTOCOL.md 8) */
 };
 /* -1 if the key is not in the table. */
 int peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *st);

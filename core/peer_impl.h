@@ -73,6 +73,15 @@ enum {
 #define PUNCH_INTERVAL_MAX      2.0     /* s: PUNCH interval_ms bound */
 #define BDAY_LINGER             2.0     /* s: a socket set outlives its last round (late replies) */
 #define BDAY_CHECK              10.0    /* s: how often a kept socket is checked for use */
+/* With a relay: direct silent this long while we send on it -> the relay (fallback within 2 s);
+ * probed by a ping every DIRECT_PROBE_WAIT while unanswered; while on the relay the direct
+ * endpoint is retried every DIRECT_RETRY (DIRECT_RETRY_SLOW after DIRECT_RETRY_FAST s). */
+#define DIRECT_SILENT_MAX       1.2
+#define DIRECT_PROBE_WAIT       0.4
+#define RELAY_TICK              0.2
+#define DIRECT_RETRY            1.0
+#define DIRECT_RETRY_FAST       30.0
+#define DIRECT_RETRY_SLOW       5.0
 #define BDAY_AWAY_MAX           PEER_DEAD_TIMEOUT /* s: path elsewhere this long: close it */
 
 struct peer;
@@ -138,6 +147,16 @@ struct path {
 	uint16_t *spray;
 	unsigned spray_n, spray_next, spray_per_tick;
 	uint32_t spray_addr;
+	/* Relays (PROTOCOL.md 8): the relay endpoint (its via names the relay client's link) is
+	 * the fallback. Direct is used while it answers: direct_rx is the last authenticated packet
+	 * over a direct endpoint, direct_unanswered the first packet sent direct since (0: none),
+	 * so a direct path that stops answering while packets flow is left after DIRECT_SILENT_MAX
+	 * (timers.c probes it every DIRECT_PROBE_WAIT meanwhile, so a one-way flow stays). */
+	struct endpoint relay;
+	int has_relay;
+	double relay_rx, direct_rx, direct_unanswered, direct_probed;
+	int on_relay;                           /* the last packet went to the relay (for logs) */
+	const struct endpoint *force_ep;        /* a probe's endpoint, for one send */
 };
 
 /* One authorized peer. Owned by struct peers; keys wiped in peer_destroy(). */
@@ -184,6 +203,7 @@ struct peer {
 	double ping_sent_at;
 	unsigned ping_misses;                   /* pings in a row nothing came back after */
 	ev_timer t_spray, t_bday;               /* birthday probes; socket set end / upkeep */
+	ev_timer t_relay;                       /* direct-path probes while a relay is granted */
 	double rx_unanswered_since;             /* data received, nothing sent since: 0 = no */
 	double tx_unanswered_since;             /* data sent, nothing received since: 0 = no */
 	double last_rx, last_tx;
@@ -310,6 +330,8 @@ void timers_punch_stop(struct peer *p);
 void timers_spray_start(struct peer *p, double start_s, double tick_s);
 void timers_spray_stop(struct peer *p);
 void timers_bday_arm(struct peer *p, double after_s);
+/* A relay was granted (or taken away): t_relay runs path_relay_tick every RELAY_TICK. */
+void timers_relay_changed(struct peer *p);
 
 /* path.c */
 /* Returns 1 if the candidate list changed. */
@@ -319,6 +341,18 @@ size_t path_handshake_targets(const struct peer *p, double now, struct endpoint 
     size_t max);
 enum path_kind path_current(const struct peer *p, double now);
 void peer_path_send(struct peer *p, const uint8_t *pkt, size_t len);
+/* Where the next authenticated packet goes (direct while it answers, else the relay), NULL for
+ * nowhere. Notes the send for the direct path's liveness (call once per packet sent). */
+const struct endpoint *path_send_ep(struct peer *p);
+/* A usable session and a direct path that answers (without a relay: a usable session). A
+ * session the relay carries does not end punching: punching is for the direct path. */
+int path_direct_usable(const struct peer *p);
+/* A relay is granted and the direct path, which answered before, went silent. */
+int path_direct_lost(const struct peer *p, double now);
+/* t_relay: probes the direct endpoint (a ping sent there) when it is due. */
+void path_relay_tick(struct peer *p);
+/* A packet authenticated from a relay link that is not this peer's relay (any more). */
+int path_is_relay_ep(const struct peer *p, const struct endpoint *ep);
 /* PATH_LOST_MISSES pings went unanswered: mark the path lost (status none, handshakes to
  * every candidate from now on) and send a fresh initiation there. Calls nothing outside. */
 void path_mark_lost(struct peer *p);

@@ -41,12 +41,13 @@ peer_send_inner(struct peer *p, uint8_t type, const uint8_t *body, size_t len)
 {
 	struct transport *tp = p->ps->tp;
 	struct keypair *kp = peer_usable_keypair(p);
+	const struct endpoint *to;
 	uint8_t *out;
 	int n;
 
-	if (kp == NULL || !p->path.has_ep)
+	if (kp == NULL || (to = path_send_ep(p)) == NULL)
 		return -1;
-	if ((out = transport_alloc(tp, &p->path.ep)) == NULL)
+	if ((out = transport_alloc(tp, to)) == NULL)
 		return 0;
 	n = session_seal(&kp->s, type, body, len, out, UDP_MAX_PAYLOAD);
 	if (n < 0) {
@@ -146,7 +147,7 @@ peer_send_ip(struct peer *p, const uint8_t *pkt, size_t len)
 		return;
 	}
 	staged_push(p, pkt, len);
-	if (peer_usable_keypair(p) != NULL && p->path.has_ep)
+	if (peer_usable_keypair(p) != NULL && (p->path.has_ep || p->path.has_relay))
 		send_staged(p);
 	else
 		handshake_initiate(p, 0);
@@ -249,7 +250,7 @@ peers_ping(struct peers *ps, uint32_t vaddr, peers_ping_cb cb, void *arg)
 	p->pings = pp;
 	p->n_pings++;
 	timers_ping_started(pp);
-	if (peer_usable_keypair(p) != NULL && p->path.has_ep) {
+	if (peer_usable_keypair(p) != NULL && (p->path.has_ep || p->path.has_relay)) {
 		send_ping(p, pp->id);
 		pp->sent = 1;
 	} else {

@@ -30,6 +30,11 @@
  *   t_bday           the random-port side's socket set: BDAY_LINGER after the last round an
  *                    attempt without a winner ends; a kept socket is checked every
  *                    BDAY_CHECK and closed once the path has left it for BDAY_AWAY_MAX.
+ *   t_relay          while a relay is granted (peers_set_relay): every RELAY_TICK,
+ *                    path_relay_tick pings the direct endpoint when it is due (packets on
+ *                    direct unanswered for DIRECT_PROBE_WAIT; on the relay every
+ *                    DIRECT_RETRY, later DIRECT_RETRY_SLOW), so direct loss is seen within
+ *                    DIRECT_SILENT_MAX and a direct path that comes back is used again.
  * Per `shoal ping` (struct pending_ping):
  *   timeout          PING_TIMEOUT without the pong: the callback gets -1.
  * Not timers but time policy, checked on the data path:
@@ -216,6 +221,25 @@ bday_cb(struct ev_loop *loop, ev_timer *w, int revents)
 }
 
 static void
+relay_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	path_relay_tick(w->data);
+}
+
+void
+timers_relay_changed(struct peer *p)
+{
+	if (p->path.has_relay && !ev_is_active(&p->t_relay)) {
+		ev_timer_set(&p->t_relay, RELAY_TICK, RELAY_TICK);
+		ev_timer_start(peer_loop(p), &p->t_relay);
+	} else if (!p->path.has_relay) {
+		ev_timer_stop(peer_loop(p), &p->t_relay);
+	}
+}
+
+static void
 ping_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct pending_ping *pp = (struct pending_ping *)w;     /* timeout is the first member */
@@ -256,6 +280,8 @@ timers_init(struct peer *p)
 	ev_timer_init(&p->t_punch, punch_cb, 0, 0);
 	ev_timer_init(&p->t_spray, spray_cb, 0, 0);
 	ev_timer_init(&p->t_bday, bday_cb, 0, 0);
+	ev_timer_init(&p->t_relay, relay_cb, RELAY_TICK, RELAY_TICK);
+	p->t_relay.data = p;
 	p->t_retransmit.data = p->t_keepalive.data = p->t_new_handshake.data = p;
 	p->t_zero_keys.data = p->t_ping.data = p->t_punch.data = p;
 	p->t_spray.data = p->t_bday.data = p;
@@ -274,6 +300,7 @@ timers_stop(struct peer *p)
 	ev_timer_stop(loop, &p->t_punch);
 	ev_timer_stop(loop, &p->t_spray);
 	ev_timer_stop(loop, &p->t_bday);
+	ev_timer_stop(loop, &p->t_relay);
 }
 
 void
@@ -328,8 +355,9 @@ void
 timers_handshake_complete(struct peer *p)
 {
 	ev_timer_stop(peer_loop(p), &p->t_retransmit);
-	/* The session is up: further punch rounds would only be dropped as replays. */
-	if (ev_is_active(&p->t_punch)) {
+	/* The session is up: further punch rounds would only be dropped as replays. Not when it
+	 * came through the relay: the punch is still looking for the direct path. */
+	if (ev_is_active(&p->t_punch) && path_direct_usable(p)) {
 		log_debug("event=punch_done peer=%s rounds_sent=%u session=1", p->id,
 		    p->path.punch_rounds_sent);
 		timers_punch_stop(p);

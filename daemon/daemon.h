@@ -17,6 +17,7 @@
 struct transport;
 struct peers;
 struct tcppunch;
+struct relayclient;
 struct medclient;
 struct netstack;
 struct socks_server;
@@ -53,6 +54,7 @@ struct daemon {
 	struct transport *tp;           /* core/transport.c: the peer UDP socket */
 	struct peers *peers;            /* core/peer.c: sessions with co-members */
 	struct tcppunch *tcp;           /* core/tcppunch.c: TCP hole punching and its links */
+	struct relayclient *relays;     /* core/relayclient.c: relay pool RTTs, grants' links */
 	struct netstack *ns;            /* netstack/: lwIP, from start-up */
 	struct medclient *med;          /* medclient/ */
 	struct portmap *pm;             /* portmap/: the gateway's port mapping; NULL when off */
@@ -80,6 +82,8 @@ int addrfile_load(const char *state_dir, uint32_t *vaddr, uint8_t *prefix_len);
  */
 extern const struct netstack_ops daemon_netstack_ops;  /* output -> peers_send_ip */
 extern const struct tcppunch_ops daemon_tcppunch_ops; /* up -> peers_punch through it */
+extern const struct relayclient_ops daemon_relayclient_ops; /* report -> medclient,
+							     * path -> peers_set_relay */
 extern const struct peers_ops daemon_peers_ops;        /* deliver, peer_gone -> netstack */
 /* transport receive: byte 0 decides (probe replies -> medclient, the rest -> peers). */
 void daemon_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t len);

@@ -23,6 +23,7 @@
 #include "control/control.h"
 #include "ui/ui.h"
 #include "core/peer.h"
+#include "core/relayclient.h"
 #include "core/tcppunch.h"
 #include "core/transport.h"
 #include "crypto/identity.h"
@@ -95,6 +96,10 @@ main(int argc, char **argv)
 		log_warnx("event=tcppunch_failed");
 		goto out_peers;
 	}
+	if ((d.relays = relayclient_new(d.loop, d.tp, &daemon_relayclient_ops, &d)) == NULL) {
+		log_warnx("event=relayclient_failed");
+		goto out_peers;
+	}
 	daemon_peerdir_init(&d);
 	if ((d.med = daemon_medclient_new(&d)) == NULL) {
 		log_warnx("event=mediator_failed");
@@ -156,6 +161,7 @@ main(int argc, char **argv)
 		.med = d.med,
 		.portmap = d.pm,
 		.peers = d.peers,
+		.relays = d.relays,
 		.expose = d.expose,
 		.fwd = d.fwd,
 		.dir = &d.dir,
@@ -196,6 +202,7 @@ out_mediator:
 	portmap_free(d.pm);
 	medclient_free(d.med);
 out_peers:
+	relayclient_free(d.relays);
 	tcppunch_free(d.tcp);
 	peers_free(d.peers);
 out_netstack:

@@ -18,10 +18,12 @@
 
 #include "base/log.h"
 #include "core/peer.h"
+#include "core/relayclient.h"
 #include "core/tcppunch.h"
 #include "daemon/daemon.h"
 #include "daemon/portsfile.h"
 #include "medclient/medclient.h"
+#include "mproto/relaymsg.h"
 #include "portmap/portmap.h"
 #include "netstack/netstack.h"
 
@@ -90,6 +92,13 @@ daemon_udp_dispatch(void *arg, const struct endpoint *from, uint8_t *pkt, size_t
 			medclient_udp_receive(d->med, from, pkt, len);
 		return;
 	}
+	/* Relay datagrams (PROTOCOL.md 8): the relay client; the peer datagrams it unwraps come
+	 * back here through its links. */
+	if (pkt[0] >= UDP_RELAY_BIND && pkt[0] <= UDP_RELAY_PONG) {
+		if (d->relays)
+			relayclient_receive(d->relays, from, pkt, len);
+		return;
+	}
 	peers_receive(d->peers, from, pkt, len);
 }
 
@@ -150,6 +159,8 @@ med_authorize(void *arg, const uint8_t key[KEY_LEN], uint32_t vaddr,
 	struct daemon *d = arg;
 
 	peers_authorize(d->peers, key, vaddr, eps, n_eps);
+	if (d->relays)
+		relayclient_announce(d->relays, key);
 }
 
 static void
@@ -157,6 +168,8 @@ med_revoke(void *arg, const uint8_t key[KEY_LEN])
 {
 	struct daemon *d = arg;
 
+	if (d->relays)
+		relayclient_forget(d->relays, key);
 	peers_revoke(d->peers, key);
 }
 
@@ -209,8 +222,42 @@ pm_changed(void *arg, const struct endpoint *ext)
 
 const struct portmap_ops daemon_portmap_ops = { pm_changed };
 
+static void
+med_relays(void *arg, const struct msg_relays *r)
+{
+	struct daemon *d = arg;
+
+	relayclient_pool(d->relays, r);
+}
+
+static void
+med_relay_grant(void *arg, const struct msg_relay_grant *g)
+{
+	struct daemon *d = arg;
+
+	relayclient_grant(d->relays, g);
+}
+
+static void
+rc_report(void *arg, const struct msg_relay_rtt *r)
+{
+	struct daemon *d = arg;
+
+	(void)medclient_relay_rtt(d->med, r);
+}
+
+static void
+rc_path(void *arg, const uint8_t key[KEY_LEN], const struct endpoint *ep)
+{
+	struct daemon *d = arg;
+
+	peers_set_relay(d->peers, key, ep);
+}
+
+const struct relayclient_ops daemon_relayclient_ops = { rc_report, rc_path };
+
 static const struct medclient_ops med_ops = { med_address, med_authorize, med_revoke,
-	med_punch, med_nat_info };
+	med_punch, med_nat_info, med_relays, med_relay_grant };
 
 struct medclient *
 daemon_medclient_new(struct daemon *d)

@@ -42,6 +42,19 @@ med_send(struct medclient *m, const struct msg *msg)
 	return 0;
 }
 
+int
+medclient_relay_rtt(struct medclient *m, const struct msg_relay_rtt *r)
+{
+	struct msg msg;
+
+	if (m == NULL || m->state != MED_ONLINE)
+		return -1;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = MSG_RELAY_RTT;
+	msg.u.relay_rtt = *r;
+	return med_send(m, &msg);
+}
+
 static void
 med_send_ping(struct medclient *m)
 {
@@ -179,6 +192,14 @@ on_msg(void *arg, const struct msg *msg)
 		break;
 	case MSG_CHAT:
 		med_chat_msg(m, &msg->u.chat);
+		break;
+	case MSG_RELAYS:
+		if (m->ops->relays)
+			m->ops->relays(m->ops_arg, &msg->u.relays);
+		break;
+	case MSG_RELAY_GRANT:
+		if (m->ops->relay_grant)
+			m->ops->relay_grant(m->ops_arg, &msg->u.relay_grant);
 		break;
 	default:
 		/* HELLO / REQUEST / NAT_REPORT are client-to-server messages. */

@@ -87,6 +87,11 @@ struct medclient_ops {
 	/* The mediator classified our NAT (again): e.g. its binding lifetime decides how often
 	 * idle paths must be refreshed. May be NULL. */
 	void (*nat_info)(void *arg, const struct msg_nat_info *info);
+	/* MSG_RELAYS: the relay pool, the full set (PROTOCOL.md 8). May be NULL. */
+	void (*relays)(void *arg, const struct msg_relays *r);
+	/* MSG_RELAY_GRANT: reach the peer g->peer through this relay (relay_id 0: stop). May be
+	 * NULL. */
+	void (*relay_grant)(void *arg, const struct msg_relay_grant *g);
 };
 
 /*
@@ -155,6 +160,9 @@ int medclient_punch_info(const struct medclient *m, const uint8_t key[KEY_LEN],
  * rate-limits; the caller need not.
  */
 int medclient_punch_request(struct medclient *m, const uint8_t key[KEY_LEN]);
+
+/* Our RTTs to the relay pool (MSG_RELAY_RTT). 0 when sent, -1 when not connected. */
+int medclient_relay_rtt(struct medclient *m, const struct msg_relay_rtt *r);
 
 /*
  * Sends a request (req->req_id is assigned here). cb runs exactly once, never from inside

@@ -57,7 +57,7 @@ rc=0
 run_build plain || rc=1
 [ "${SHOAL_SKIP_VALGRIND:-0}" = 1 ] || valgrind_units || rc=1
 if [ "${SHOAL_SKIP_SANITIZERS:-0}" != 1 ]; then
-  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  NATLAB_RELAY_MB=20 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_build asan --enable-sanitizers CC=clang || rc=1
 fi
 if [ "${SHOAL_SKIP_FUZZ:-0}" != 1 ]; then

@@ -7,6 +7,10 @@ may be missing). Prints numbers; asserts nothing about speed.
   TCP:  iperf3 through `shoal forward` (alice) -> `shoal expose` (bob)  vs  iperf3 on loopback
   UDP:  64-byte datagrams through alice's SOCKS5 UDP ASSOCIATE to bob's exposed UDP port
         vs the same sender straight to the sink
+  Relay (root: the NAT lab): the same iperf3 and `shoal ping` between two nodes behind
+        random-port NATs (relayed through the mediator's embedded relay) beside two behind
+        port-restricted NATs (direct), in one lab; the relay's CPU time during the relayed run
+        gives what one relay core carries.
 """
 import json
 import os
@@ -327,6 +331,65 @@ def netns_runs(path, lab):
             print("  plain iperf3:", rerr)
 
 
+def proc_cpu_s(pid):
+    """utime + stime of a process, seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ping_avg(d, peer, n=10):
+    r = d.cli("ping", peer, "-c", n)
+    v = [x for x in r.get("rtt_ms", []) if x is not None]
+    return sum(v) / len(v) if v else None
+
+
+def bench_relay():
+    """Relayed beside direct in one NAT lab: a <-> b (random vs random: the relay), c <-> d
+    (port-restricted: direct). iperf3 through `shoal forward` inside the hosts' namespaces."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "natlab"))
+    import natlab  # noqa: E402
+    if natlab.require_root() or not shutil.which("iperf3"):
+        print("(skipped the relay rows: needs root and iperf3)")
+        return
+    with natlab.Lab("bench-relay") as lab:
+        sites = [lab.add_site(k) for k in ("random", "random", "portrestricted", "portrestricted")]
+        lab.start_server()
+        ds = [lab.start_daemon(st.hosts[0], n) for st, n in zip(sites, "abcd")]
+        ds[0].cli("create", "bench")
+        for d in ds[1:]:
+            d.cli("join", "bench")
+        want = (("a", "b", "relay"), ("c", "d", "direct"))
+        by = {d.name: d for d in ds}
+        for x, y, kind in want:
+            wait_until(lambda: (by[x].member("bench", y) or {}).get("path") == kind and
+                       (by[y].member("bench", x) or {}).get("path") == kind, 30,
+                       what=f"{x} <-> {y} {kind}")
+        res = {}
+        for (x, y, kind), st_x, st_y in ((want[0], sites[0], sites[1]),
+                                         (want[1], sites[2], sites[3])):
+            port, lport = 5201, 15201
+            lab.spawn(st_y.hosts[0].ns, ["iperf3", "-s", "-B", "127.0.0.1", "-p", port],
+                      os.path.join(lab.dir, f"iperf-{y}.log"))
+            time.sleep(0.5)
+            by[y].cli("expose", port)
+            by[x].cli("forward", lport, f"{y}:{port}")
+            cpu0 = proc_cpu_s(lab.server.proc.pid)
+            t0 = time.monotonic()
+            mbit, err = iperf_tcp(lport, wrap_client=netns_exec(st_x.hosts[0].ns))
+            cpu = (proc_cpu_s(lab.server.proc.pid) - cpu0) / (time.monotonic() - t0)
+            res[kind] = (mbit, ping_avg(by[x], y), cpu)
+            if err:
+                print(f"  {kind} iperf3:", err)
+        (rm, rp, rcpu), (dm, dp, _) = res["relay"], res["direct"]
+        row("TCP 1 stream, NAT lab: relay vs direct", rm, dm, "Mbit/s")
+        row("shoal ping RTT, NAT lab: relay vs direct", rp, dp, "ms")
+        if rm and rcpu > 0:
+            print(f"  relay (embedded in shoal-server, one thread) busy {rcpu * 100:.0f}% of one "
+                  f"core at {rm:.0f} Mbit/s: about {rm / rcpu:.0f} Mbit/s per relay core",
+                  flush=True)
+        if rp is not None and dp is not None:
+            print(f"  added latency through the relay: {rp - dp:+.2f} ms", flush=True)
 # --- lossy WAN paths (issue 12): the same wire with random loss each way ---
 LOSSY = [(25, 0), (25, 1000), (25, 10000), (5, 1000)]     # one-way delay ms, loss per million
 
@@ -382,6 +445,7 @@ def main():
     print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")
     bench_loopback()
     bench_netns()
+    bench_relay()
     if os.environ.get("SHOAL_BENCH_LOSSY", "1") != "0":
         bench_lossy()
 

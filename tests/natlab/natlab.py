@@ -34,6 +34,10 @@ Topology (site i = 1, 2, ...):
               only), DNAT rules in its own `table inet miniupnpd`; its WAN address is "reserved"
               to miniupnpd, which maps only after a STUN check against the reflector passes
 
+  snl*-y<k>   standalone relay k (lab.start_relay): 198.18.8.k, UDP and TCP on 7000, behind a
+              delaywire (tests/bench/delaywire) from the internet namespace (which forwards and
+              answers ARP for it on br0), or on br0 itself when its delay is 0
+
 Library use:
     with Lab() as lab:
         a = lab.add_site("portrestricted")
@@ -77,6 +81,33 @@ SEQ_BASE, SEQ_N = 50000, 1000    # seq1: ports 50000.. in order, one shared coun
 SEQL_OFFSET, SEQL_N = 0x2010, 200  # seq-large: port = (v & 0xff) << 8 | v >> 8: 4128 + 256 k
 SHORT_TIMEOUT = 5
 RENUMBER_BASE = 200              # renumbered sites get 198.18.1.(200+n); sites stay below
+RELAY_NET, RELAY_PORT = "198.18.8.", 7000   # standalone relays (start_relay)
+
+
+def x25519_public(priv):
+    """RFC 7748 X25519(priv, 9): a static key's public half, so a relay's key can be allowed on the
+    mediator before the relay first starts."""
+    p, a24 = 2 ** 255 - 19, 121665
+    k = bytearray(priv)
+    k[0] &= 248
+    k[31] = (k[31] & 127) | 64
+    n = int.from_bytes(bytes(k), "little")
+    x1, x2, z2, x3, z3, swap = 9, 1, 0, 9, 1, 0
+    for t in reversed(range(255)):
+        bit = (n >> t) & 1
+        if swap ^ bit:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = bit
+        a, b = x2 + z2, x2 - z2
+        aa, bb = a * a % p, b * b % p
+        e = aa - bb
+        c, d = x3 + z3, x3 - z3
+        da, cb = d * a % p, c * b % p
+        x3, z3 = (da + cb) ** 2 % p, x1 * (da - cb) ** 2 % p
+        x2, z2 = aa * bb % p, e * (aa + a24 * e) % p
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, p - 2, p) % p).to_bytes(32, "little")
 
 KINDS = ("fullcone", "restricted", "portrestricted", "eim-range", "seq1", "seq-large", "random",
          "udpblock", "short", "cgnat", "public", "upnp", "upnp-igd")
@@ -418,6 +449,7 @@ class Lab:
         self.reflector = None
         self._inet_ports = 0
         self._renumbered = 0
+        self.relays = {}        # name -> dict(index, addr, state, key, proc, wire)
         try:
             self._make_inet()
         except BaseException:
@@ -665,9 +697,88 @@ class Lab:
                 "except OSError: sys.exit(1)")
         return sh("python3", "-c", code, host, port, ns=self.inet, check=False).returncode == 0
 
-    def start_server(self, two_addresses=True):
+    def relay_key(self, name):
+        """Makes standalone relay `name`'s static key (its STATE/relay.key) and returns the public
+        half in hex, for the mediator's --relay-allow (call before start_server)."""
+        if name not in self.relays:
+            state = os.path.join(self.dir, f"relay-{name}")
+            os.makedirs(state, exist_ok=True)
+            priv = os.urandom(32)
+            with open(os.path.join(state, "relay.key"), "w") as f:
+                f.write(priv.hex() + "\n")
+            os.chmod(os.path.join(state, "relay.key"), 0o600)
+            k = len(self.relays) + 1
+            self.relays[name] = dict(index=k, addr=f"{RELAY_NET}{k}", state=state,
+                                     key=x25519_public(priv).hex(), proc=None, wire=None)
+        return self.relays[name]["key"]
+
+    def start_relay(self, name, delay_ms=0):
+        """shoal-relay `name` registered with the mediator (whose --relay-allow must hold
+        relay_key(name)), at RELAY_NET.k:RELAY_PORT (UDP and TCP) in its own namespace, behind a
+        delaywire of delay_ms each way (0: a veth on br0). Returns the relay's address; kill it
+        with kill_relay."""
+        self.relay_key(name)
+        r = self.relays[name]
+        k, addr = r["index"], r["addr"]
+        ns = r["ns"] = self._ns(f"y{k}")
+        if delay_ms <= 0:
+            self._inet_port(f"y{k}", ns, "eth0", addr)
+        else:
+            # The wire's two TUN ends start in the internet, one moves to the relay; the
+            # internet routes the relay's address to its end and answers ARP for it on br0.
+            ta, tb = f"yw{k}a", f"yw{k}b"
+            wire = subprocess.Popen(["ip", "netns", "exec", self.inet,
+                                     harness.binary(os.path.join("tests", "bench", "delaywire")),
+                                     "--delay-ms", str(delay_ms), ta, tb],
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    preexec_fn=_pdeathsig)
+            self.procs.append(wire)
+            if wire.stdout.readline().strip() != b"ready":
+                raise RuntimeError("delaywire did not start")
+            r["wire"] = wire
+            sh("ip", "-n", self.inet, "link", "set", tb, "netns", ns)
+            self._sysctl(self.inet, "net.ipv4.ip_forward", 1)
+            self._sysctl(self.inet, "net.ipv4.conf.br0.proxy_arp", 1)
+            # Proxy ARP answers after up to 0.8 s by default: that would be the first RTTs.
+            self._sysctl(self.inet, "net.ipv4.neigh.br0.proxy_delay", 0)
+            sh("ip", "-n", self.inet, "link", "set", ta, "up")
+            sh("ip", "-n", self.inet, "route", "add", f"{addr}/32", "dev", ta)
+            sh("ip", "-n", ns, "addr", "add", f"{addr}/32", "dev", tb)
+            sh("ip", "-n", ns, "link", "set", tb, "up")
+            sh("ip", "-n", ns, "route", "add", "default", "dev", tb)
+        log = os.path.join(self.dir, f"relay-{name}.log")
+        r["proc"] = self.spawn(ns, [harness.binary("shoal-relay"), "--listen",
+                                    f"{addr}:{RELAY_PORT}", "--state", r["state"], "--server",
+                                    self.server.url, "--name", name, "-v"], log)
+        return addr
+
+    def block_relay_udp(self, name):
+        """Context manager: relay `name` gets no UDP (its mediator connection stays up): a relay
+        that stops answering without the mediator noticing."""
+        ns = self.relays[name]["ns"]
+
+        class _Block:
+            def __enter__(self):
+                sh("nft", "-f", "-", ns=ns, input="table ip snlrelayblock {\n  chain in {\n"
+                   "    type filter hook input priority -10; policy accept;\n"
+                   "    meta l4proto udp drop\n  }\n}\n")
+                return self
+
+            def __exit__(self, et, ev, tb):
+                sh("nft", "delete", "table", "ip", "snlrelayblock", ns=ns, check=False)
+                return False
+
+        return _Block()
+
+    def kill_relay(self, name):
+        """The relay dies at once (SIGKILL: no goodbye to the mediator or the nodes)."""
+        p = self.relays[name]["proc"]
+        p.kill()
+        p.wait(timeout=5)
+
+    def start_server(self, two_addresses=True, extra=()):
         """shoal-server in the internet on MED_A:7777 and (when the build has multi-listen)
-        MED_B:7777. Sets self.multi_listen."""
+        MED_B:7777. Sets self.multi_listen. extra: more options (e.g. --relay-allow KEY)."""
         state = os.path.join(self.dir, "server")
         os.makedirs(state, exist_ok=True)
         url_file = os.path.join(state, "url")
@@ -679,7 +790,7 @@ class Lab:
             argv = [harness.binary("shoal-server")]
             for a in addrs:
                 argv += ["--listen", f"{a}:{MED_PORT}"]
-            argv += ["--state", state, "--pwhash-fast", "-v"]
+            argv += ["--state", state, "--pwhash-fast", "-v"] + [str(x) for x in extra]
             p = self.spawn(self.inet, argv, log)
             deadline = time.monotonic() + 10
             while time.monotonic() < deadline and p.poll() is None and not (

@@ -126,7 +126,7 @@ fake_nat_info(void *arg, const struct msg_nat_info *info)
 }
 
 static const struct medclient_ops fake_ops = { fake_address, fake_authorize, fake_revoke,
-	fake_punch, fake_nat_info };
+	fake_punch, fake_nat_info, NULL, NULL };
 
 /* ---- the fake server ---- */
 

@@ -591,7 +591,7 @@ candidates_get(struct wire_r *r, struct msg_candidates *m)
  * A relay's name: 1..RELAY_NAME_MAX_LEN bytes of printable ASCII without spaces, so that it can
  * stand in a key=value log line and in `shoal status` as it is.
  */
-static int
+int
 relay_name_valid(const char *s)
 {
 	size_t i, n = strnlen(s, RELAY_NAME_MAX_LEN + 1);

@@ -224,6 +224,10 @@ struct msg_relay_grant {                /* MSG_RELAY_GRANT (mediator -> node), p
 	uint8_t reason;                 /* enum relay_reason */
 };
 
+/* A relay's name as RELAY_HELLO carries it: 1..RELAY_NAME_MAX_LEN bytes of printable ASCII
+ * without space. 1 or 0. */
+int relay_name_valid(const char *s);
+
 /* "starting", "no-direct", "udp-blocked", "punch-failed", "direct-lost" ("unknown" past). */
 const char *relay_reason_name(uint8_t v);
 

@@ -27,6 +27,7 @@
 
 #include "base/log.h"
 #include "crypto/identity.h"
+#include "mproto/msg.h"
 #include "relay/register.h"
 #include "relay/sock.h"
 
@@ -82,20 +83,6 @@ parse_listen(const char *s, struct options *o)
 	o->addr = ntohl(a.s_addr);
 	o->port = (uint16_t)p;
 	return 0;
-}
-
-/* What RELAY_HELLO accepts (PROTOCOL.md 4.2): checked here so a bad name is a clear error. */
-static int
-relay_name_ok(const char *s)
-{
-	size_t i, n = strlen(s);
-
-	if (n == 0 || n > RELAY_NAME_MAX_LEN)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (s[i] <= 0x20 || s[i] >= 0x7f)
-			return 0;
-	return 1;
 }
 
 static int
@@ -190,7 +177,8 @@ parse_options(int argc, char **argv, struct options *o)
 	}
 	if (o->name == NULL)
 		o->name = "relay";
-	if (!relay_name_ok(o->name)) {
+	/* what RELAY_HELLO accepts (PROTOCOL.md 4.2): a bad name is a clear error here */
+	if (!relay_name_valid(o->name)) {
 		fprintf(stderr, "shoal-relay: --name wants 1..%d printable characters without "
 		    "spaces, got \"%s\"\n", RELAY_NAME_MAX_LEN, o->name);
 		return -1;

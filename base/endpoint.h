@@ -55,7 +55,8 @@ int ep_is_set(const struct endpoint *ep);
 static inline int
 ep_is_v6(const struct endpoint *ep)
 {
-	return ep->family == EP_INET6 && ep->addr == 0;
+	/* addr first: an IPv4 endpoint's family is then never read (it may be unset) */
+	return ep->addr == 0 && ep->family == EP_INET6;
 }
 /*
  * The per-source key handshake rate limits count by: the IPv4 address, or for IPv6 a hash of

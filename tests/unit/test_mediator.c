@@ -270,7 +270,7 @@ last_of(const struct fake *f, uint8_t type)
 static void
 test_hello(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	const struct msg *w;
 
 	env_init(&e);
@@ -323,7 +323,7 @@ test_hello(void)
 static void
 test_create_join(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	const struct msg_member *mm;
 	const struct msg *nw;
 	int i;
@@ -386,7 +386,7 @@ test_create_join(void)
 static void
 test_lock_and_approval(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	const struct msg_member *mm;
 	const struct msg *nw;
 
@@ -458,7 +458,7 @@ test_lock_and_approval(void)
 static void
 test_evict_leave_delete(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	const struct msg *g;
 
 	env_init(&e);
@@ -509,7 +509,7 @@ test_evict_leave_delete(void)
 static void
 test_presence(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	const struct msg_member *mm;
 	uint8_t token[UDP_TOKEN_LEN];
 	struct endpoint ep = { .addr = 0x7f000001u, .port = 5555 };
@@ -599,7 +599,7 @@ send_candidates(struct env *e, int i, const struct endpoint *eps, uint8_t n)
 static void
 test_candidates(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	const struct msg_member *mm;
 	uint8_t token[UDP_TOKEN_LEN];
 	struct endpoint obs = { .addr = 0xcb007107u, .port = 40001 };
@@ -651,7 +651,7 @@ test_candidates(void)
 static void
 test_restart(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	struct medsrv_config cfg = {
 		.range = RANGE, .prefix_len = 8,
 		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
@@ -783,7 +783,7 @@ test_nat_sequence(void)
 	struct endpoint local = { .addr = SA, .port = 7000 };
 	const struct msg *plan, *info;
 	uint8_t token[UDP_TOKEN_LEN];
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	uint16_t id;
 	double t0;
 	int k;
@@ -892,7 +892,7 @@ test_nat_blocked_and_restart(void)
 	const struct msg *plan, *info;
 	uint8_t token[UDP_TOKEN_LEN];
 	struct endpoint from = { .addr = NPUB, .port = 50000 };
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	uint16_t id;
 	double t0;
 
@@ -962,6 +962,7 @@ classify(struct env *e, int i, uint32_t pub, uint16_t port, uint16_t step, uint8
 		return;
 	memcpy(p.token, w->u.welcome.udp_token, UDP_TOKEN_LEN);
 	p.test_id = plan->u.nat_plan.test_id;
+	memset(&from, 0, sizeof(from));
 	for (k = 0; k < 6; k++) {
 		e->now = k == 0 ? t0 + 2 * delay : t0 + 1.0;
 		p.target = (uint8_t)k;
@@ -995,10 +996,10 @@ static void
 test_punch(void)
 {
 	struct endpoint local = { .addr = SA, .port = 7000 };
-	struct endpoint from;
+	struct endpoint from = { .addr = 0, .port = 0 };
 	const struct msg_punch *p;
 	uint8_t token1[UDP_TOKEN_LEN];
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	double t_plan;
 	int k;
 
@@ -1133,7 +1134,7 @@ test_punch_request(void)
 {
 	struct endpoint local = { .addr = SA, .port = 7000 };
 	uint8_t stranger[KEY_LEN];
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	double t_plan;
 	int k;
 
@@ -1209,7 +1210,7 @@ static void
 test_punch_deferred_forget(void)
 {
 	struct endpoint local = { .addr = SA, .port = 7000 };
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	int k;
 
 	nat_env_init(&e);
@@ -1257,7 +1258,7 @@ renew(struct env *e, int i, uint8_t kb, uint32_t src, const char *nick)
 static void
 test_password_limits(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	const struct msg *r;
 	int k, i, st;
 
@@ -1316,7 +1317,7 @@ test_password_limits(void)
 static void
 test_registrations(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	int k;
 
 	env_init(&e);
@@ -1364,7 +1365,7 @@ io_pw_submit(void *arg, const struct pw_job *job)
 static void
 test_password_async(void)
 {
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, io_pw_submit, NULL };
 	int k;
 
@@ -1433,7 +1434,7 @@ test_punch_birthday(void)
 {
 	struct endpoint local = { .addr = SA, .port = 7000 };
 	const struct msg_punch *p;
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	int k;
 
 	nat_env_init(&e);
@@ -1484,7 +1485,7 @@ test_punch_tcp(void)
 	struct endpoint local = { .addr = SA, .port = 7000 };
 	struct endpoint r0 = { .addr = P0, .port = 41000 }, r1 = { .addr = P2, .port = 42000 };
 	const struct msg_punch *p;
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	double t0;
 
 	nat_env_init(&e);
@@ -1653,7 +1654,7 @@ test_relays(void)
 	struct msg_relay_stats est = { 0, 0, 0, 0 };
 	uint8_t k1[RELAY_KEY_LEN], k2[RELAY_KEY_LEN];
 	const struct msg *r;
-	struct env e;
+	static struct env e;      /* large (captured messages): not on the stack */
 	uint64_t pair;
 
 	env_init(&e);

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "base/ip4.h"
+#include "crypto/identity.h"
 #include "medclient/medclient_int.h"
 
 /* The suffix that marks our names in a DNS-like namespace; compared case-insensitively. */
@@ -151,13 +152,11 @@ is_label(const char *s)
 int
 medclient_name_of(const struct medclient *m, uint32_t vaddr, char *out, size_t cap)
 {
-	static const char hx[] = "0123456789abcdef";
 	const struct med_network *n;
 	const struct med_member *mem, *found = NULL;
 	uint8_t key[KEY_LEN];
 	uint32_t addr;
 	char id[17];
-	size_t i;
 	int len;
 
 	for (n = m->nets; n && !found; n = n->hh.next)
@@ -171,9 +170,7 @@ medclient_name_of(const struct medclient *m, uint32_t vaddr, char *out, size_t c
 	    memcmp(key, found->key, KEY_LEN) == 0) {
 		len = snprintf(out, cap, "%s%s", found->nick, shoal_suffix);
 	} else {
-		for (i = 0; i < 16; i++)
-			id[i] = hx[(i & 1) ? found->key[i / 2] & 15 : found->key[i / 2] >> 4];
-		id[16] = '\0';
+		hex_encode(found->key, 8, id);
 		len = snprintf(out, cap, "%s%s", id, shoal_suffix);
 	}
 	return len < 0 || (size_t)len >= cap ? -1 : 0;

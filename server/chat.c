@@ -9,8 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sodium.h>
 #include <uthash.h>
 
+#include "base/keyid.h"
 #include "base/log.h"
 #include "mproto/msg.h"
 #include "server/chatstore.h"
@@ -69,19 +71,6 @@ chat_free(struct chat *c)
 		free(f);
 	}
 	free(c);
-}
-
-static void
-hex16(const uint8_t key[KEY_LEN], char out[17])
-{
-	static const char hx[] = "0123456789abcdef";
-	int i;
-
-	for (i = 0; i < 8; i++) {
-		out[2 * i] = hx[key[i] >> 4];
-		out[2 * i + 1] = hx[key[i] & 15];
-	}
-	out[16] = '\0';
 }
 
 /* ---- delivery ---- */
@@ -282,8 +271,8 @@ conv_name(struct chat *c, const uint8_t key[KEY_LEN], const struct chat_conv *to
 		return 0;
 	}
 	lo = memcmp(key, to->peer, KEY_LEN) < 0;
-	hex16(lo ? key : to->peer, x);
-	hex16(lo ? to->peer : key, y);
+	sodium_bin2hex(x, sizeof(x), lo ? key : to->peer, 8);
+	sodium_bin2hex(y, sizeof(y), lo ? to->peer : key, 8);
 	/* 16 hex digits of each key: 64 bits, ample to tell two nodes' pairs apart */
 	snprintf(out, cap, "p:%s:%s", x, y);
 	return 0;
@@ -298,18 +287,18 @@ handle_send(struct chat *c, const uint8_t key[KEY_LEN], const char *nick,
 	struct chat_row row;
 	struct timespec ts;
 	struct flow *f;
-	char conv[64], who[17];
+	char conv[64], who[KEY_SHORT_LEN];
 	size_t i;
 
-	hex16(key, who);
+	key_short(key, who);
 	if (conv_name(c, key, &s->to, conv, sizeof(conv), &n) < 0 ||
 	    (s->to.kind == CHAT_PRIVATE && (memcmp(key, s->to.peer, KEY_LEN) == 0 ||
 	    !share_network(c, key, s->to.peer)))) {
-		log_info("event=chat_refused node=%.12s reason=\"not a member\"", who);
+		log_info("event=chat_refused node=%s reason=\"not a member\"", who);
 		return;
 	}
 	if (!rate_ok(c, key)) {
-		log_info("event=chat_refused node=%.12s reason=rate", who);
+		log_info("event=chat_refused node=%s reason=rate", who);
 		return;
 	}
 	if (chatstore_resend(c->env.st, key, s->client_id) != 0)
@@ -335,7 +324,7 @@ handle_send(struct chat *c, const uint8_t key[KEY_LEN], const char *nick,
 	if (chatstore_add(c->env.st, conv, &row, (const uint8_t (*)[KEY_LEN])r.keys, r.n,
 	    c->env.keep, c->env.box_max) < 0)
 		goto out;
-	log_debug("event=chat_stored node=%.12s conv=%s recipients=%zu bytes=%u", who, conv, r.n,
+	log_debug("event=chat_stored node=%s conv=%s recipients=%zu bytes=%u", who, conv, r.n,
 	    s->body_len);
 	for (i = 0; i < r.n; i++) {
 		HASH_FIND(hh, c->flows, r.keys[i], KEY_LEN, f);

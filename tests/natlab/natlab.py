@@ -1215,6 +1215,15 @@ def require_root():
     return None
 
 
+def run_test(main):
+    """A lab test's entry point: skipped (exit 77) without root or the tools, else harness.run."""
+    why = require_root()
+    if why:
+        print(f"SKIP: {why}")
+        sys.exit(77)
+    harness.run(main)
+
+
 def _on_signal(signum, frame):
     raise SystemExit(128 + signum)
 

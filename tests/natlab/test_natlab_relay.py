@@ -169,8 +169,4 @@ def main():
 
 
 if __name__ == "__main__":
-    why = natlab.require_root()
-    if why:
-        print(f"SKIP: {why}")
-        sys.exit(77)
-    harness.run(main)
+    natlab.run_test(main)

@@ -435,9 +435,11 @@ relay_json(const struct control_env *env, const uint8_t key[KEY_LEN],
 	else
 		snprintf(name, sizeof(name), "#%u", (unsigned)rp.relay_id);
 	json_object_set_new(o, "relay", ctl_jtext(name));
-	/* Our own news is fresher than the grant's reason: the direct path just died. */
+	/* Our own news is fresher than the grant's reason: the direct path just died, or the
+	 * punch the mediator sent while the pair was "starting" is over without one. */
 	json_object_set_new(o, "relay_reason", json_string(relay_reason_name(st->direct_lost ?
-	    RELAY_WHY_DIRECT_LOST : rp.reason)));
+	    RELAY_WHY_DIRECT_LOST : rp.reason == RELAY_WHY_STARTING && st->punch_failed ?
+	    RELAY_WHY_PUNCH_FAILED : rp.reason)));
 }
 
 static json_t *

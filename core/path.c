@@ -595,6 +595,17 @@ path_direct_lost(const struct peer *p, double now)
 	return pa->has_relay && pa->has_ep && pa->direct_rx > 0 && !direct_alive(pa, now);
 }
 
+int
+path_punch_failed(const struct peer *p, double now)
+{
+	const struct path *pa = &p->path;
+
+	/* BDAY_LINGER after the last round: late answers and a birthday set have had their say. */
+	return pa->has_relay && pa->punch_received > 0 && pa->punch_rounds_left == 0 &&
+	    pa->n_punch > 0 && now >= pa->punch_until - PUNCH_TARGETS_LINGER + BDAY_LINGER &&
+	    !(pa->direct_rx > 0 && direct_alive(pa, now));
+}
+
 enum path_kind
 path_current(const struct peer *p, double now)
 {

@@ -352,6 +352,7 @@ peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *s
 	st->last_rx = p->last_rx;
 	st->lost = p->path.lost;
 	st->direct_lost = path_direct_lost(p, peers_now(ps));
+	st->punch_failed = path_punch_failed(p, peers_now(ps));
 	return 0;
 }
 

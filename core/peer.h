@@ -136,6 +136,8 @@ struct peer_status {
 	int lost;                       /* the path stopped answering (PROTOCOL.md 2.4) */
 	int direct_lost;                /* a direct path answered and went silent: the relay
 	                                 * carries the pair meanwhile (PROTOCOL.md 8) */
+	int punch_failed;               /* relayed, and the mediator's punch ran out without a
+	                                 * direct path */
 };
 /* -1 if the key is not in the table. */
 int peers_status(struct peers *ps, const uint8_t key[KEY_LEN], struct peer_status *st);

@@ -349,6 +349,8 @@ const struct endpoint *path_send_ep(struct peer *p);
 int path_direct_usable(const struct peer *p);
 /* A relay is granted and the direct path, which answered before, went silent. */
 int path_direct_lost(const struct peer *p, double now);
+/* A relay is granted, the mediator's last punch ran to its end, and no direct path answers. */
+int path_punch_failed(const struct peer *p, double now);
 /* t_relay: probes the direct endpoint (a ping sent there) when it is due. */
 void path_relay_tick(struct peer *p);
 /* A packet authenticated from a relay link that is not this peer's relay (any more). */

@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
 """
 NAT lab, relays (PROTOCOL.md 8; root, skipped with 77 otherwise). The mediator's embedded relay
-(shoal-server's PORT+3, UDP and TCP) is the pool. Five nodes in one network:
+(shoal-server's PORT+3, UDP and TCP) is the pool. Six nodes in one network:
   a, b   behind random-port NATs (no direct path possible)
   c      behind a router that blocks UDP (only TCP gets out)
-  d, e   behind port-restricted NATs (direct works)
+  d, e, f behind port-restricted NATs (direct works)
 1. a <-> b: path relay on both sides (with the relay's name and why), `shoal ping` says so in
    one line, and NATLAB_RELAY_MB (default 100) MB sent a -> b arrive byte-identical.
 2. c <-> b: path relay over TCP (c's UDP is blocked); 8 MB arrive byte-identical.
 3. d <-> e: direct. A transfer d -> e runs; when a quarter of it is sent, d's router drops UDP
    between the sites (lab.block_udp): d moves to the relay (time printed), the transfer
    completes byte-identical (same session, the TCP connection survives). Unblocked: direct again.
+4. d <-> f: punchable NATs, but UDP between the two sites dies before f arrives: the punch
+   the mediator plans runs out, and the pair says why it is relayed: punch-failed.
 Prints every time it measured; asserts none of them.
 """
 import json
@@ -45,6 +47,20 @@ def wait_path(d, nick, want, deadline):
         if time.monotonic() > t0 + deadline:
             raise AssertionError(f"{d.name} -> {nick}: path {m.get('path')!r}, not {want!r} "
                                  f"within {deadline} s ({m})")
+        time.sleep(0.1)
+
+
+def wait_reason(d, nick, want, deadline):
+    """Seconds until d's relay_reason for nick is one of `want` (the mediator's plan, or the
+    daemon's own news once the punch it was sent is over)."""
+    t0 = time.monotonic()
+    while True:
+        m = member(d, nick)
+        if m.get("relay_reason") in want:
+            return time.monotonic() - t0, m
+        if time.monotonic() > t0 + deadline:
+            raise AssertionError(f"{d.name} -> {nick}: relay_reason "
+                                 f"{m.get('relay_reason')!r}, not one of {want} ({m})")
         time.sleep(0.1)
 
 
@@ -87,6 +103,7 @@ def main():
         sa, sb = lab.add_site("random"), lab.add_site("random")
         sc = lab.add_site("udpblock")
         sd, se = lab.add_site("portrestricted"), lab.add_site("portrestricted")
+        sf = lab.add_site("portrestricted")
         lab.start_server()
         a = lab.start_daemon(sa.hosts[0], "a", socks=SOCKS)
         b = lab.start_daemon(sb.hosts[0], "b", socks=SOCKS)
@@ -105,6 +122,9 @@ def main():
                   f"relay_reason={ma.get('relay_reason')} rtt_ms={ma.get('rtt_ms')}")
             if not ma.get("relay") or not ma.get("relay_reason"):
                 raise AssertionError(f"a's list shows no relay name/reason: {ma}")
+            # Once both NATs are classified the plan says why: no punch can work.
+            tr, ma = wait_reason(a, "b", ("no-direct",), 20)
+            print(f"   relay_reason={ma.get('relay_reason')} after {ta + tr:.1f} s")
             r = a.cli("ping", "b", "-c", "1", json_out=False)
             line = [x for x in r.splitlines() if "via relay" in x]
             if not line:
@@ -129,6 +149,8 @@ def main():
             tc, mc = wait_path(c, "b", "relay", 40)
             print(f"2. udpblock <-> random: relay after {tc:.1f} s: relay={mc.get('relay')} "
                   f"transport={mc.get('transport')} relay_reason={mc.get('relay_reason')}")
+            tr, mc = wait_reason(c, "b", ("udp-blocked",), 20)
+            print(f"   relay_reason={mc.get('relay_reason')} after {tc + tr:.1f} s")
             if mc.get("transport") != "tcp":
                 raise AssertionError(f"c -> b should be relayed over TCP: {mc}")
             res = finish_send(start_send(lab, sc.hosts[0], b.address(), 8 * MB))
@@ -162,6 +184,15 @@ def main():
             res = finish_send(p)
             print(f"   {SIZE // MB} MB d -> e across both switches: byte-identical, "
                   f"{res['seconds']} s")
+
+            # 4. a punch that cannot work although the plan says it can
+            with lab.block_udp(sd, sf.public_ip):
+                f = lab.start_daemon(sf.hosts[0], "f", socks=SOCKS)
+                f.cli("join", "lab")
+                tf, mf = wait_path(d, "f", "relay", 30)
+                tr, mf = wait_reason(d, "f", ("punch-failed",), 30)
+                print(f"4. d <-> f with UDP between them dropped: relay after {tf:.1f} s, "
+                      f"relay_reason={mf.get('relay_reason')} after {tf + tr:.1f} s")
         except AssertionError:
             lab.dump_logs(lines=40)
             raise

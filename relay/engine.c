@@ -1,7 +1,7 @@
 /*
- * engine: see engine.h. One hash of pairs by id. A BIND's secret is derived from its own
- * fields, so verifying costs one BLAKE2b derivation and one MAC; DATA costs a hash lookup, an
- * endpoint compare and a token-bucket update.
+ * engine: see engine.h. One hash of pairs by id, one of sources by endpoint. A BIND's secret is
+ * derived from its own fields, so verifying costs one BLAKE2b derivation and one MAC; DATA
+ * costs a hash lookup, an endpoint compare and a token-bucket update.
  */
 #include "config.h"
 #include "relay/engine.h"
@@ -11,11 +11,22 @@
 #include <string.h>
 #include <uthash.h>
 
+/* Where bound sides send from: a node's socket (or its TCP stream). Every pair a node has at
+ * this relay is bound from it, so its token bucket is the node's rate limit, however many
+ * peers it relays to. Lives while a side is bound from it. */
+struct source {
+	struct endpoint ep;             /* the key: ep_key() */
+	uint8_t key[1 + 16 + 2 + 2];
+	double tokens, tokens_at;
+	unsigned refs;                  /* sides bound from here */
+	UT_hash_handle hh;
+};
+
 struct side {
 	int bound;
 	struct endpoint ep;
+	struct source *src;             /* bound: where ep's bucket is */
 	uint64_t counter;               /* the last BIND accepted */
-	double tokens, tokens_at;       /* rate limit of what this side sends */
 };
 
 struct pair {                            /* owned by struct relay_engine */
@@ -31,6 +42,7 @@ struct relay_engine {
 	struct relay_engine_ops ops;
 	void *arg;
 	struct pair *pairs;
+	struct source *sources;
 	struct relay_stats st;
 };
 
@@ -50,9 +62,62 @@ relay_engine_new(const uint8_t key[RELAY_KEY_LEN], const struct relay_limits *li
 	return e;
 }
 
+/* Family, address, port and via: a TCP stream and a UDP source of the same address are two
+ * sources (see ep_eq). */
+static void
+ep_key(const struct endpoint *ep, uint8_t key[1 + 16 + 2 + 2])
+{
+	memset(key, 0, 1 + 16 + 2 + 2);
+	if (ep_is_v6(ep)) {
+		key[0] = 6;
+		memcpy(key + 1, ep->addr6, 16);
+	} else {
+		key[0] = 4;
+		memcpy(key + 1, &ep->addr, 4);
+	}
+	memcpy(key + 17, &ep->port, 2);
+	memcpy(key + 19, &ep->via, 2);
+}
+
+/* The source ep, made with a full bucket if new; NULL when out of memory. */
+static struct source *
+source_get(struct relay_engine *e, const struct endpoint *ep, double now)
+{
+	uint8_t key[sizeof(((struct source *)0)->key)];
+	struct source *src;
+
+	ep_key(ep, key);
+	HASH_FIND(hh, e->sources, key, sizeof(key), src);
+	if (src != NULL)
+		return src;
+	if ((src = calloc(1, sizeof(*src))) == NULL)
+		return NULL;
+	src->ep = *ep;
+	memcpy(src->key, key, sizeof(key));
+	src->tokens = e->lim.burst_bytes;
+	src->tokens_at = now;
+	HASH_ADD(hh, e->sources, key, sizeof(src->key), src);
+	e->st.sources++;
+	return src;
+}
+
+static void
+side_unbind(struct relay_engine *e, struct side *sd)
+{
+	if (sd->src != NULL && --sd->src->refs == 0) {
+		HASH_DEL(e->sources, sd->src);
+		free(sd->src);
+		e->st.sources--;
+	}
+	sd->src = NULL;
+	sd->bound = 0;
+}
+
 static void
 pair_drop(struct relay_engine *e, struct pair *p)
 {
+	side_unbind(e, &p->side[0]);
+	side_unbind(e, &p->side[1]);
 	HASH_DEL(e->pairs, p);
 	free(p);
 	e->st.pairs--;
@@ -82,7 +147,7 @@ relay_engine_set_key(struct relay_engine *e, const uint8_t key[RELAY_KEY_LEN])
 static int
 ep_eq(const struct endpoint *a, const struct endpoint *b)
 {
-	return a->addr == b->addr && a->port == b->port && a->via == b->via;
+	return ep_equal(a, b);
 }
 
 static void
@@ -93,6 +158,7 @@ on_bind(struct relay_engine *e, const struct endpoint *from, const uint8_t *pkt,
 	struct relay_bind b;
 	struct relay_bind_ack ack;
 	struct side *sd;
+	struct source *src = NULL;
 	struct pair *p;
 	int n;
 
@@ -110,8 +176,23 @@ on_bind(struct relay_engine *e, const struct endpoint *from, const uint8_t *pkt,
 		goto out;
 	}
 	HASH_FIND(hh, e->pairs, &b.pair, sizeof(b.pair), p);
+	sd = p != NULL ? &p->side[b.side] : NULL;
+	if (sd != NULL && sd->bound && b.counter <= sd->counter) {
+		e->st.drop_replay++;
+		goto out;
+	}
+	if ((sd == NULL || !sd->bound || !ep_eq(&sd->ep, from)) &&
+	    (src = source_get(e, from, now)) == NULL) {
+		e->st.drop_full++;
+		goto out;
+	}
 	if (p == NULL) {
 		if (e->st.pairs >= RELAY_MAX_PAIRS || (p = calloc(1, sizeof(*p))) == NULL) {
+			if (src->refs == 0) {   /* made for this BIND alone */
+				HASH_DEL(e->sources, src);
+				free(src);
+				e->st.sources--;
+			}
 			e->st.drop_full++;
 			goto out;
 		}
@@ -120,16 +201,13 @@ on_bind(struct relay_engine *e, const struct endpoint *from, const uint8_t *pkt,
 		e->st.pairs++;
 	}
 	sd = &p->side[b.side];
-	if (sd->bound && b.counter <= sd->counter) {
-		e->st.drop_replay++;
-		goto out;
-	}
 	/* A later grant of the same pair (the mediator re-granted) extends it. */
 	if (b.expiry > p->expiry)
 		p->expiry = b.expiry;
-	if (!sd->bound || !ep_eq(&sd->ep, from)) {
-		sd->tokens = e->lim.burst_bytes;
-		sd->tokens_at = now;
+	if (src != NULL) {              /* bound from a new source (a node that moved) */
+		src->refs++;
+		side_unbind(e, sd);
+		sd->src = src;
 	}
 	sd->bound = 1;
 	sd->ep = *from;
@@ -146,19 +224,19 @@ out:
 	sodium_memzero(secret, sizeof(secret));
 }
 
-/* Whether side sd may send len more bytes now (token bucket). */
+/* Whether source src may send len more bytes now (token bucket). */
 static int
-rate_ok(const struct relay_engine *e, struct side *sd, size_t len, double now)
+rate_ok(const struct relay_engine *e, struct source *src, size_t len, double now)
 {
 	if (e->lim.rate_bytes <= 0)
 		return 1;
-	sd->tokens += (now - sd->tokens_at) * e->lim.rate_bytes;
-	sd->tokens_at = now;
-	if (sd->tokens > e->lim.burst_bytes)
-		sd->tokens = e->lim.burst_bytes;
-	if (sd->tokens < (double)len)
+	src->tokens += (now - src->tokens_at) * e->lim.rate_bytes;
+	src->tokens_at = now;
+	if (src->tokens > e->lim.burst_bytes)
+		src->tokens = e->lim.burst_bytes;
+	if (src->tokens < (double)len)
 		return 0;
-	sd->tokens -= (double)len;
+	src->tokens -= (double)len;
 	return 1;
 }
 
@@ -197,7 +275,7 @@ on_data(struct relay_engine *e, const struct endpoint *from, const uint8_t *pkt,
 		e->st.drop_unbound++;
 		return;
 	}
-	if (!rate_ok(e, &p->side[s], len, now)) {
+	if (!rate_ok(e, p->side[s].src, len, now)) {
 		e->st.drop_rate++;
 		return;
 	}

@@ -9,7 +9,7 @@
  * mediator (a BIND needs the side secret only the mediator and this relay can derive). Pairs
  * end at their grant's expiry (the mediator grants again before then).
  *
- * Owns: the pair table. Must not: read a clock, touch sockets.
+ * Owns: the pair table and the source table. Must not: read a clock, touch sockets.
  */
 #ifndef SHOAL_RELAY_ENGINE_H
 #define SHOAL_RELAY_ENGINE_H
@@ -33,12 +33,15 @@ struct relay_engine_ops {
 };
 
 struct relay_limits {
-	double rate_bytes;              /* per bound side, bytes/s of DATA; 0: unlimited */
+	/* Per node: per source endpoint (a node binds all its pairs at this relay from its one
+	 * socket or TCP stream), shared by all its pairs; bytes/s of DATA; 0: unlimited. */
+	double rate_bytes;
 	double burst_bytes;
 };
 
 struct relay_stats {
 	uint64_t pairs;                 /* now */
+	uint64_t sources;               /* now: endpoints sides are bound from (nodes) */
 	uint64_t binds, packets, bytes; /* forwarded DATA packets and their bytes */
 	uint64_t drop_malformed, drop_auth, drop_expired, drop_replay, drop_unbound;
 	uint64_t drop_rate, drop_full, pings;

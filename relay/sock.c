@@ -137,11 +137,13 @@ relay_sock_log_stats(const struct relay_sock *r)
 	transport_get_stats(r->tp, &ts);
 	if (r->tcp)
 		relay_tcp_get_stats(r->tcp, &tcp);
-	log_info("event=relay_stats port=%u pairs=%llu binds=%llu packets=%llu bytes=%llu "
+	log_info("event=relay_stats port=%u pairs=%llu nodes=%llu binds=%llu packets=%llu "
+	    "bytes=%llu "
 	    "pings=%llu drop_malformed=%llu drop_auth=%llu drop_expired=%llu drop_replay=%llu "
 	    "drop_unbound=%llu drop_rate=%llu drop_full=%llu tx_dropped=%llu tcp_streams=%u "
 	    "tcp_accepted=%llu tcp_refused=%llu",
-	    transport_port(r->tp), (unsigned long long)st.pairs, (unsigned long long)st.binds,
+	    transport_port(r->tp), (unsigned long long)st.pairs, (unsigned long long)st.sources,
+	    (unsigned long long)st.binds,
 	    (unsigned long long)st.packets, (unsigned long long)st.bytes,
 	    (unsigned long long)st.pings, (unsigned long long)st.drop_malformed,
 	    (unsigned long long)st.drop_auth, (unsigned long long)st.drop_expired,

@@ -1,7 +1,8 @@
 /*
  * Unit tests for relay/engine and mproto/relaymsg: codecs round-trip and refuse bad padding;
  * a pair forwards byte for byte between the two endpoints that bound it and nothing else;
- * forged, replayed and expired BINDs are refused; the per-side rate limit drops the excess;
+ * forged, replayed and expired BINDs are refused; the per-node rate limit drops the excess,
+ * also when one node spreads its traffic over several pairs;
  * PING is answered with a PONG of the same size.
  */
 #include "config.h"
@@ -207,6 +208,52 @@ test_rate_and_ping(void)
 	relay_engine_free(e);
 }
 
+/* A node relaying to two peers binds both pairs from its one socket: they share its bucket, so
+ * two pairs give it no more than one. The bucket goes when its last pair does. */
+static void
+test_rate_per_node(void)
+{
+	struct endpoint A = { .addr = 0xc6120101u, .port = 4000 }, B = { .addr = 0xc6120202u, .port = 5000 };
+	struct endpoint C = { .addr = 0xc6120303u, .port = 6000 };
+	struct relay_limits lim = { 1000, 2000 };
+	struct relay_engine *e = relay_engine_new(key, &lim, &ops, NULL);
+	uint8_t bindbuf[RELAY_BIND_LEN], d1[500], d2[500];
+	struct relay_stats st;
+	size_t n;
+	int i;
+
+	n = bind_pkt(1, 0, EXP, 1, key, bindbuf);
+	relay_engine_input(e, &A, bindbuf, n, 10.0, NOW);
+	n = bind_pkt(1, 1, EXP, 1, key, bindbuf);
+	relay_engine_input(e, &B, bindbuf, n, 10.0, NOW);
+	n = bind_pkt(2, 0, EXP, 1, key, bindbuf);
+	relay_engine_input(e, &A, bindbuf, n, 10.0, NOW);
+	n = bind_pkt(2, 1, EXP, 1, key, bindbuf);
+	relay_engine_input(e, &C, bindbuf, n, 10.0, NOW);
+	relay_engine_get_stats(e, &st);
+	CHECK_EQ(st.pairs, 2);
+	CHECK_EQ(st.sources, 3);
+	relay_data_header(1, d1, sizeof(d1));
+	relay_data_header(2, d2, sizeof(d2));
+	n_out = 0;
+	for (i = 0; i < 5; i++) {       /* 5000 bytes over two pairs: still one 2000-byte burst */
+		relay_engine_input(e, &A, d1, sizeof(d1), 10.0, NOW);
+		relay_engine_input(e, &A, d2, sizeof(d2), 10.0, NOW);
+	}
+	CHECK_EQ(n_out, 4);
+	/* B and C have buckets of their own. */
+	n_out = 0;
+	relay_engine_input(e, &B, d1, sizeof(d1), 10.0, NOW);
+	relay_engine_input(e, &C, d2, sizeof(d2), 10.0, NOW);
+	CHECK_EQ(n_out, 2);
+	/* Grants end: the pairs go, and with them every source. */
+	relay_engine_expire(e, EXP + 1);
+	relay_engine_get_stats(e, &st);
+	CHECK_EQ(st.pairs, 0);
+	CHECK_EQ(st.sources, 0);
+	relay_engine_free(e);
+}
+
 /* A TCP stream (via 1) and a UDP source with the same address and port are two sources: the
  * stream binds side 1, DATA from the UDP twin is not the stream's and goes nowhere, and what
  * is forwarded to side 1 goes out on the stream (its via). */
@@ -256,6 +303,7 @@ main(void)
 	RUN(test_codecs);
 	RUN(test_forwarding);
 	RUN(test_rate_and_ping);
+	RUN(test_rate_per_node);
 	RUN(test_tcp_sources);
 	return unit_finish();
 }

@@ -39,6 +39,7 @@ _Static_assert(OVERLAY_MTU + UDP_DATA_OVERHEAD + RELAY_DATA_HDR <= UDP_MAX_PAYLO
 #define RC_BIND_FAST_S          0.3     /* s: BIND again while the other side is not bound */
 #define RC_TCP_RETRY_S          5.0
 #define RC_POOL_PING_FAST_S     1.0     /* s: pool pings until RC_SAMPLES were tried */
+#define RC_PROBE_WAIT           3.0     /* s: a TCP connect probe not done by then failed */
 
 struct rc_relay {
 	struct msg_relay_info info;
@@ -50,6 +51,23 @@ struct rc_relay {
 	unsigned misses;                        /* pool pings in a row without a PONG */
 	int dead;                               /* a grant found it silent (RC_USE_DEAD_S) */
 	int reported;                           /* last value reported, -1: never */
+	/* When UDP to it gets no answer (our UDP is blocked): RTTs of TCP connects to its TCP
+	 * port (SYN to SYN-ACK is one round trip), so a node without UDP still ranks the pool. */
+	double tcp_samples[RC_SAMPLES];
+	unsigned n_tcp, next_tcp;
+	int tcp_ok;                             /* the last connect probe succeeded */
+	double tcp_probe_at;                    /* ev_now of the last probe, 0: never */
+};
+
+/* A TCP connect probe in flight (struct rc_relay is copied when the pool changes, so the
+ * watcher lives here and finds its relay by id when it completes). */
+struct rc_probe {
+	struct relayclient *rc;
+	uint16_t relay_id;
+	int fd;                                 /* -1: slot free */
+	double started_mono;
+	ev_io w;
+	ev_timer timeout;
 };
 
 struct rc_grant {
@@ -84,6 +102,7 @@ struct relayclient {
 	struct rc_grant *by_pair;
 	double reported_at;                     /* 0: report at the next chance */
 	uint64_t last_counter;
+	struct rc_probe probes[RELAY_POOL_MAX];
 };
 
 static double
@@ -122,23 +141,37 @@ cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* Median RTT in ms, -1 unknown. */
 static int
-relay_rtt(const struct rc_relay *r)
+median(const double *samples, unsigned n)
 {
 	double s[RC_SAMPLES];
 
-	if (r->n_samples == 0)
+	if (n == 0)
 		return -1;
-	memcpy(s, r->samples, r->n_samples * sizeof(s[0]));
-	qsort(s, r->n_samples, sizeof(s[0]), cmp_double);
-	return (int)(s[r->n_samples / 2] + 0.5);
+	memcpy(s, samples, n * sizeof(s[0]));
+	qsort(s, n, sizeof(s[0]), cmp_double);
+	return (int)(s[n / 2] + 0.5);
+}
+
+static int
+relay_udp_ok(const struct rc_relay *r)
+{
+	return r->misses < RC_POOL_MISSES;
+}
+
+/* Median RTT in ms over UDP, or over TCP connects when UDP gets no answer; -1 unknown. */
+static int
+relay_rtt(const struct rc_relay *r)
+{
+	if (relay_udp_ok(r))
+		return median(r->samples, r->n_samples);
+	return r->tcp_ok ? median(r->tcp_samples, r->n_tcp) : -1;
 }
 
 static int
 relay_reachable(const struct rc_relay *r)
 {
-	return !r->dead && r->misses < RC_POOL_MISSES;
+	return !r->dead && (relay_udp_ok(r) || r->tcp_ok);
 }
 
 /* The value to report: the median, RELAY_RTT_UNREACHABLE, or -1 (nothing known yet). */
@@ -492,6 +525,89 @@ grant_tick(struct rc_grant *gr, double now)
 }
 
 static void
+probe_end(struct rc_probe *pb, int ok)
+{
+	struct relayclient *rc = pb->rc;
+	struct rc_relay *r = relay_by_id(rc, pb->relay_id);
+
+	ev_io_stop(rc->loop, &pb->w);
+	ev_timer_stop(rc->loop, &pb->timeout);
+	close(pb->fd);
+	pb->fd = -1;
+	if (r == NULL)          /* left the pool meanwhile */
+		return;
+	if (ok) {
+		r->tcp_samples[r->next_tcp] = (mono_now() - pb->started_mono) * 1000.0;
+		r->next_tcp = (r->next_tcp + 1) % RC_SAMPLES;
+		if (r->n_tcp < RC_SAMPLES)
+			r->n_tcp++;
+	}
+	if (r->tcp_ok != ok)
+		log_info("event=relay_tcp_probe relay=%u name=%s reachable=%d", r->info.id,
+		    r->info.name, ok);
+	r->tcp_ok = ok;
+}
+
+static void
+probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct rc_probe *pb = w->data;
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	(void)loop;
+	(void)revents;
+	probe_end(pb, getsockopt(pb->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0);
+}
+
+static void
+probe_timeout_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	probe_end(w->data, 0);
+}
+
+/* A connect to r's TCP port, timed: the pool's RTT when UDP is blocked. */
+static void
+probe_start(struct relayclient *rc, struct rc_relay *r, double now)
+{
+	struct rc_probe *pb = NULL;
+	struct sockaddr_in sin;
+	size_t i;
+	int fd;
+
+	r->tcp_probe_at = now;
+	for (i = 0; i < RELAY_POOL_MAX; i++) {
+		if (rc->probes[i].fd >= 0 && rc->probes[i].relay_id == r->info.id)
+			return;         /* still running */
+		if (rc->probes[i].fd < 0 && pb == NULL)
+			pb = &rc->probes[i];
+	}
+	if (pb == NULL ||
+	    (fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(r->info.udp.addr);
+	sin.sin_port = htons(r->info.tcp_port);
+	pb->rc = rc;
+	pb->relay_id = r->info.id;
+	pb->fd = fd;
+	pb->started_mono = mono_now();
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS) {
+		probe_end(pb, 0);
+		return;
+	}
+	ev_io_init(&pb->w, probe_io_cb, fd, EV_WRITE);
+	pb->w.data = pb;
+	ev_io_start(rc->loop, &pb->w);
+	ev_timer_init(&pb->timeout, probe_timeout_cb, RC_PROBE_WAIT, 0);
+	pb->timeout.data = pb;
+	ev_timer_start(rc->loop, &pb->timeout);
+}
+
+static void
 pool_tick(struct relayclient *rc, double now)
 {
 	struct rc_relay *r;
@@ -506,9 +622,12 @@ pool_tick(struct relayclient *rc, double now)
 				log_info("event=relay_unreachable relay=%u name=%s", r->info.id,
 				    r->info.name);
 		}
-		/* The first few at once a second, so a new pool has its medians soon. */
-		if (r->ping_sent == 0 || now - r->ping_sent >= (r->n_samples + r->misses <
-		    RC_SAMPLES ? RC_POOL_PING_FAST_S : RC_POOL_PING_S)) {
+		/* The first few at once a second, so a new pool has its medians soon. One ping at
+		 * a time: a new one before the last was answered or missed would never count a
+		 * miss (the fast interval is shorter than the wait), so a relay that never answers
+		 * would never be unreachable. */
+		if (r->nonce == 0 && (r->ping_sent == 0 || now - r->ping_sent >= (r->n_samples + r->misses <
+		    RC_SAMPLES ? RC_POOL_PING_FAST_S : RC_POOL_PING_S))) {
 			memset(&to, 0, sizeof(to));
 			to.addr = r->info.udp.addr;
 			to.port = r->info.udp.port;
@@ -517,6 +636,11 @@ pool_tick(struct relayclient *rc, double now)
 			r->ping_sent_mono = mono_now();
 			send_ping(rc, &to, r->nonce);
 		}
+		/* UDP gets no answer: time TCP connects instead (IPv4 relays have a TCP port). */
+		if (!relay_udp_ok(r) && r->info.tcp_port != 0 && !ep_is_v6(&r->info.udp) &&
+		    (r->tcp_probe_at == 0 || now - r->tcp_probe_at >= (r->n_tcp < RC_SAMPLES ?
+		    RC_POOL_PING_FAST_S : RC_POOL_PING_S)))
+			probe_start(rc, r, now);
 	}
 }
 
@@ -546,6 +670,8 @@ relayclient_new(struct ev_loop *loop, struct transport *tp, const struct relaycl
 	rc->tp = tp;
 	rc->ops = ops;
 	rc->arg = arg;
+	for (size_t i = 0; i < RELAY_POOL_MAX; i++)
+		rc->probes[i].fd = -1;
 	ev_timer_init(&rc->tick, tick_cb, RC_TICK, RC_TICK);
 	rc->tick.data = rc;
 	return rc;
@@ -560,6 +686,9 @@ relayclient_free(struct relayclient *rc)
 		return;
 	HASH_ITER(hh, rc->grants, gr, tmp)
 		grant_free(gr, 0);
+	for (size_t i = 0; i < RELAY_POOL_MAX; i++)
+		if (rc->probes[i].fd >= 0)
+			probe_end(&rc->probes[i], 0);
 	ev_timer_stop(rc->loop, &rc->tick);
 	free(rc);
 }

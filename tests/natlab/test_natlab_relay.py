@@ -7,7 +7,8 @@ NAT lab, relays (PROTOCOL.md 8; root, skipped with 77 otherwise). The mediator's
   d, e, f behind port-restricted NATs (direct works)
 1. a <-> b: path relay on both sides (with the relay's name and why), `shoal ping` says so in
    one line, and NATLAB_RELAY_MB (default 100) MB sent a -> b arrive byte-identical.
-2. c <-> b: path relay over TCP (c's UDP is blocked); 8 MB arrive byte-identical.
+2. c <-> b: path relay over TCP (c's UDP is blocked); 8 MB arrive byte-identical; c ranks the
+   pool by timed TCP connects (its UDP pings get no answer).
 3. d <-> e: direct. A transfer d -> e runs; when a quarter of it is sent, d's router drops UDP
    between the sites (lab.block_udp): d moves to the relay (time printed), the transfer
    completes byte-identical (same session, the TCP connection survives). Unblocked: direct again.
@@ -155,6 +156,11 @@ def main():
                 raise AssertionError(f"c -> b should be relayed over TCP: {mc}")
             res = finish_send(start_send(lab, sc.hosts[0], b.address(), 8 * MB))
             print(f"   8 MB c -> b: byte-identical, {res['seconds']} s")
+            # Without UDP, c still measures the pool: TCP connects to the relay, timed.
+            harness.wait_until(lambda: any(r.get("reachable") and r.get("rtt_ms") is not None
+                                           for r in c.status().get("relays") or []), 30,
+                               what="c's pool measured over TCP")
+            print(f"   c's pool without UDP: {c.status().get('relays')}")
 
             # 3. direct, blocked mid-transfer, unblocked
             wait_path(d, "e", "direct", 30)

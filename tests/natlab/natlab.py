@@ -36,7 +36,9 @@ Topology (site i = 1, 2, ...):
 
   snl*-y<k>   standalone relay k (lab.start_relay): 198.18.8.k, UDP and TCP on 7000, behind a
               delaywire (tests/bench/delaywire) from the internet namespace (which forwards and
-              answers ARP for it on br0), or on br0 itself when its delay is 0
+              answers ARP for it on br0), or on br0 itself when its delay is 0; site_delays
+              adds a wire per named site (policy routing by the site's public address), so
+              different sites can be near different relays
 
 Library use:
     with Lab() as lab:
@@ -712,31 +714,38 @@ class Lab:
                                      key=x25519_public(priv).hex(), proc=None, wire=None)
         return self.relays[name]["key"]
 
-    def start_relay(self, name, delay_ms=0):
+    def _delaywire(self, ta, tb, delay_ms, ns):
+        """A delaywire of delay_ms each way between TUN ta (left in the internet) and tb (moved
+        into ns); returns its process."""
+        wire = subprocess.Popen(["ip", "netns", "exec", self.inet,
+                                 harness.binary(os.path.join("tests", "bench", "delaywire")),
+                                 "--delay-ms", str(delay_ms), ta, tb],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                preexec_fn=_pdeathsig)
+        self.procs.append(wire)
+        if wire.stdout.readline().strip() != b"ready":
+            raise RuntimeError("delaywire did not start")
+        sh("ip", "-n", self.inet, "link", "set", tb, "netns", ns)
+        return wire
+
+    def start_relay(self, name, delay_ms=0, site_delays=None):
         """shoal-relay `name` registered with the mediator (whose --relay-allow must hold
         relay_key(name)), at RELAY_NET.k:RELAY_PORT (UDP and TCP) in its own namespace, behind a
-        delaywire of delay_ms each way (0: a veth on br0). Returns the relay's address; kill it
-        with kill_relay."""
+        delaywire of delay_ms each way (0: a veth on br0). site_delays ({site: ms}) gives those
+        sites a wire of their own to this relay (the internet routes by source address, the
+        relay routes its answers back the same way), so the best relay can differ between
+        pairs of sites. Returns the relay's address; kill it with kill_relay."""
         self.relay_key(name)
         r = self.relays[name]
         k, addr = r["index"], r["addr"]
         ns = r["ns"] = self._ns(f"y{k}")
-        if delay_ms <= 0:
+        if delay_ms <= 0 and not site_delays:
             self._inet_port(f"y{k}", ns, "eth0", addr)
         else:
             # The wire's two TUN ends start in the internet, one moves to the relay; the
             # internet routes the relay's address to its end and answers ARP for it on br0.
             ta, tb = f"yw{k}a", f"yw{k}b"
-            wire = subprocess.Popen(["ip", "netns", "exec", self.inet,
-                                     harness.binary(os.path.join("tests", "bench", "delaywire")),
-                                     "--delay-ms", str(delay_ms), ta, tb],
-                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                    preexec_fn=_pdeathsig)
-            self.procs.append(wire)
-            if wire.stdout.readline().strip() != b"ready":
-                raise RuntimeError("delaywire did not start")
-            r["wire"] = wire
-            sh("ip", "-n", self.inet, "link", "set", tb, "netns", ns)
+            r["wire"] = self._delaywire(ta, tb, delay_ms, ns)
             self._sysctl(self.inet, "net.ipv4.ip_forward", 1)
             self._sysctl(self.inet, "net.ipv4.conf.br0.proxy_arp", 1)
             # Proxy ARP answers after up to 0.8 s by default: that would be the first RTTs.
@@ -746,6 +755,21 @@ class Lab:
             sh("ip", "-n", ns, "addr", "add", f"{addr}/32", "dev", tb)
             sh("ip", "-n", ns, "link", "set", tb, "up")
             sh("ip", "-n", ns, "route", "add", "default", "dev", tb)
+            # Per-site wires: in the internet a rule per site's public address picks a table
+            # routing the relay over that site's wire; in the relay a host route sends the
+            # answers back over it. Paths are asymmetric to the routers' reverse-path checks.
+            for ns_ in (self.inet, ns):
+                self._sysctl(ns_, "net.ipv4.conf.all.rp_filter", 0)
+                self._sysctl(ns_, "net.ipv4.conf.default.rp_filter", 0)
+            for j, (site, ms) in enumerate((site_delays or {}).items(), 1):
+                sa_, sb_ = f"yw{k}s{j}a", f"yw{k}s{j}b"
+                self._delaywire(sa_, sb_, ms, ns)
+                table = str(1000 + 32 * k + j)
+                sh("ip", "-n", self.inet, "link", "set", sa_, "up")
+                sh("ip", "-n", self.inet, "route", "add", f"{addr}/32", "dev", sa_, "table", table)
+                sh("ip", "-n", self.inet, "rule", "add", "from", site.public_ip, "lookup", table)
+                sh("ip", "-n", ns, "link", "set", sb_, "up")
+                sh("ip", "-n", ns, "route", "add", f"{site.public_ip}/32", "dev", sb_)
         log = os.path.join(self.dir, f"relay-{name}.log")
         r["proc"] = self.spawn(ns, [harness.binary("shoal-relay"), "--listen",
                                     f"{addr}:{RELAY_PORT}", "--state", r["state"], "--server",

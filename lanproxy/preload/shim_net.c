@@ -559,6 +559,30 @@ membership(int fd, int opt, const void *val, socklen_t len)
 	return 0;
 }
 
+/*
+ * MCAST_JOIN_GROUP / MCAST_LEAVE_GROUP (RFC 3678, the API GLib and libuv use) with an IPv4
+ * group: the same as IP_ADD/DROP_MEMBERSHIP with an ip_mreqn of the group and the interface
+ * index, and handled as that (the kernel gets the ip_mreqn form of the same join). Other
+ * families and source-specific joins go to the kernel as they are.
+ */
+static int
+group_membership(int fd, int opt, const void *val, socklen_t len)
+{
+	struct group_req gr;
+	struct ip_mreqn mr;
+
+	if (!val || len < (socklen_t)sizeof(gr))
+		return REAL(setsockopt)(fd, IPPROTO_IP, opt, val, len);
+	memcpy(&gr, val, sizeof(gr));
+	if (gr.gr_group.ss_family != AF_INET)
+		return REAL(setsockopt)(fd, IPPROTO_IP, opt, val, len);
+	memset(&mr, 0, sizeof(mr));
+	mr.imr_multiaddr = ((const struct sockaddr_in *)&gr.gr_group)->sin_addr;
+	mr.imr_ifindex = (int)gr.gr_interface;
+	return membership(fd, opt == MCAST_JOIN_GROUP ? IP_ADD_MEMBERSHIP : IP_DROP_MEMBERSHIP,
+	    &mr, sizeof(mr));
+}
+
 SHIM_EXPORT int
 setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
 {
@@ -583,6 +607,9 @@ setsockopt(int fd, int level, int opt, const void *val, socklen_t len)
 	if (level == IPPROTO_IP && (opt == IP_ADD_MEMBERSHIP || opt == IP_DROP_MEMBERSHIP) &&
 	    shim_enabled())
 		return membership(fd, opt, val, len);
+	if (level == IPPROTO_IP && (opt == MCAST_JOIN_GROUP || opt == MCAST_LEAVE_GROUP) &&
+	    shim_enabled())
+		return group_membership(fd, opt, val, len);
 	if (level == IPPROTO_IP && opt == IP_MULTICAST_IF && val && shim_enabled() &&
 	    len >= (socklen_t)sizeof(struct in_addr)) {
 		iface = be32_at(len >= (socklen_t)sizeof(struct ip_mreq) ?

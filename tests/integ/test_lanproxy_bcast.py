@@ -5,8 +5,9 @@ and listeners under `shoal run`:
   the port on both other nodes, two SO_REUSEADDR (or SO_REUSEPORT) sockets on one node each
   get their own copy, and the source is the sender's 5.x address;
 - multicast to 239.255.255.250 (SSDP) and 224.0.0.251:5353 (mDNS) reaches sockets that joined
-  with INADDR_ANY, with the 5.x interface address and with ip_mreqn(shoal0's index); a socket
-  on the port that joined no group gets nothing;
+  with INADDR_ANY, with the 5.x interface address and with ip_mreqn(shoal0's index), and to
+  239.255.255.251 sockets that joined with MCAST_JOIN_GROUP (any interface, shoal0's index); a
+  socket on the port that joined no group gets nothing;
 - socat UDP broadcast discovery: one sender, receivers on the two other nodes;
 - a LAN game's server browser: three nodes each enumerate interfaces, broadcast a probe and
   must list the other two servers within 2 s.
@@ -41,7 +42,7 @@ def main():
         subnet_bcast = bcast_of(A, 8)
 
         # scenario -> (destination, port, listener specs [(daemon, extra args)])
-        Q = {k: free_port(socket.SOCK_DGRAM) for k in ("b5", "b255", "ssdp", "nojoin")}
+        Q = {k: free_port(socket.SOCK_DGRAM) for k in ("b5", "b255", "ssdp", "greq", "nojoin")}
         scen = {
             "bcast-subnet": (subnet_bcast, Q["b5"], [
                 (b, ["--reuse"]), (b, ["--reuse"]), (c, ["--reuse"])]),
@@ -51,6 +52,12 @@ def main():
                 (b, ["--reuse", "--mcast", "239.255.255.250"]),
                 (c, ["--reuse", "--mcast", "239.255.255.250", "--mcast-if", addr["carol"]]),
                 (c, ["--reuse", "--mcast", "239.255.255.250", "--mcast-ifindex"])]),
+            # the protocol-independent API (RFC 3678), as GLib/GIO and libuv use it; its own
+            # port, so no other listener's join carries it
+            "mcast-greq": ("239.255.255.251", Q["greq"], [
+                (b, ["--reuse", "--mcast", "239.255.255.251", "--mcast-group-req"]),
+                (c, ["--reuse", "--mcast", "239.255.255.251", "--mcast-group-req",
+                     "--mcast-ifindex"])]),
             "mcast-mdns": ("224.0.0.251", 5353, [
                 (b, ["--reuse", "--mcast", "224.0.0.251"]), (c, ["--reuse", "--mcast", "224.0.0.251"])]),
         }

@@ -62,6 +62,7 @@ struct opts {
 	const char *mcast;       /* multicast group to join */
 	const char *mcast_if;    /* interface address for IP_MULTICAST_IF / membership */
 	int mcast_ifindex;       /* join with ip_mreqn and shoal0's index */
+	int mcast_group_req;     /* join with MCAST_JOIN_GROUP (struct group_req) */
 	int reuse, reuseport;
 	long count;
 	long bytes;
@@ -1284,7 +1285,16 @@ cmd_dgram_listen(const struct opts *o)
 	if (o->mcast) {
 		int rc;
 
-		if (o->mcast_ifindex) {
+		if (o->mcast_group_req) {
+			struct group_req gr;
+			struct sockaddr_in *g = (struct sockaddr_in *)&gr.gr_group;
+
+			memset(&gr, 0, sizeof gr);
+			gr.gr_interface = o->mcast_ifindex ? if_nametoindex("shoal0") : 0;
+			g->sin_family = AF_INET;
+			inet_pton(AF_INET, o->mcast, &g->sin_addr);
+			rc = setsockopt(fd, IPPROTO_IP, MCAST_JOIN_GROUP, &gr, sizeof gr);
+		} else if (o->mcast_ifindex) {
 			struct ip_mreqn mn = { .imr_ifindex = (int)if_nametoindex("shoal0") };
 
 			inet_pton(AF_INET, o->mcast, &mn.imr_multiaddr);
@@ -1296,7 +1306,8 @@ cmd_dgram_listen(const struct opts *o)
 			inet_pton(AF_INET, o->mcast_if ? o->mcast_if : "0.0.0.0", &m.imr_interface);
 			rc = setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m);
 		}
-		check("mcast-join", rc == 0, "group %s if %s: %s", o->mcast, o->mcast_ifindex ? "shoal0-index" :
+		check("mcast-join", rc == 0, "group %s%s if %s: %s", o->mcast,
+		    o->mcast_group_req ? " (MCAST_JOIN_GROUP)" : "", o->mcast_ifindex ? "shoal0-index" :
 		    o->mcast_if ? o->mcast_if : "any", rc ? strerror(errno) : "ok");
 	}
 	event("\"event\":\"ready\",\"port\":%d", port);
@@ -1540,6 +1551,8 @@ parse_opts(int argc, char **argv, struct opts *o)
 			o->reuseport = 1;
 		else if (strcmp(a, "--mcast-ifindex") == 0)
 			o->mcast_ifindex = 1;
+		else if (strcmp(a, "--mcast-group-req") == 0)
+			o->mcast_group_req = 1;
 		else if (ARG("--self"))
 			o->self = v;
 		else if (ARG("--peer"))
@@ -1587,7 +1600,7 @@ usage(void)
 	    "  ifaces --self A [--prefix N]\n"
 	    "  local --self A\n"
 	    "  lifecycle ADDR PORT              (against a tcp-server)\n"
-	    "  dgram-listen PORT [--reuse] [--reuseport] [--mcast G [--mcast-if A|--mcast-ifindex]] [--secs S]\n"
+	    "  dgram-listen PORT [--reuse] [--reuseport] [--mcast G [--mcast-if A|--mcast-ifindex] [--mcast-group-req]] [--secs S]\n"
 	    "  dgram-send DEST PORT MSG [--repeat N] [--interval-ms M] [--mcast-if A]\n"
 	    "  lan-game NAME PORT [--secs S]    (\"go\" on stdin starts browsing)\n"
 	    "  resolve NAME --peer A\n");

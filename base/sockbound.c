@@ -1,8 +1,8 @@
 /*
- * sockbound: one SOCK_DIAG_BY_FAMILY dump per family, filtered by the kernel on the source
- * port (the dump honours idiag_sport) and here on address, state and owner. A fresh netlink
- * socket per call: callers ask rarely (when a program's connection to shoald goes, then every
- * few seconds while something is kept for a socket that may still live).
+ * sockbound: SOCK_DIAG_BY_FAMILY dumps, one per family and protocol, filtered here on address,
+ * state and owner. A fresh netlink socket per snapshot: callers ask rarely (when a program's
+ * connection to shoald goes, then every few seconds while something is kept for a socket that
+ * may still live), and ask about all the ports they care about at once.
  */
 #include "config.h"
 #include "base/sockbound.h"
@@ -12,6 +12,7 @@
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/tcp.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -34,10 +35,29 @@ addr_ok(uint8_t family, const uint32_t a[4])
 	    memcmp(b + 12, lo4, 4) == 0);
 }
 
-/* One family's dump into inodes[*n..]; 0 or -1. */
 static int
-dump(int nfd, uint8_t family, uint8_t proto, uint16_t port, uid_t uid, uint64_t *inodes,
-    size_t cap, size_t *n)
+snap_add(struct sockbound_snap *snap, size_t *cap, uint8_t proto, uint16_t port, uint64_t inode)
+{
+	struct sockbound_sock *v;
+
+	if (snap->n == *cap) {
+		size_t ncap = *cap ? *cap * 2 : 64;
+
+		if ((v = realloc(snap->v, ncap * sizeof(*v))) == NULL)
+			return -1;
+		snap->v = v;
+		*cap = ncap;
+	}
+	snap->v[snap->n].proto = proto;
+	snap->v[snap->n].port = port;
+	snap->v[snap->n].inode = inode;
+	snap->n++;
+	return 0;
+}
+
+/* One family's and protocol's dump into snap; 0 or -1. */
+static int
+dump(int nfd, uint8_t family, uint8_t proto, uid_t uid, struct sockbound_snap *snap, size_t *cap)
 {
 	struct {
 		struct nlmsghdr nh;
@@ -60,7 +80,6 @@ dump(int nfd, uint8_t family, uint8_t proto, uint16_t port, uid_t uid, uint64_t 
 	rq.req.sdiag_family = family;
 	rq.req.sdiag_protocol = proto;
 	rq.req.idiag_states = proto == IPPROTO_TCP ? 1u << TCP_LISTEN : ~0u;
-	rq.req.id.idiag_sport = htons(port);
 	if (sendto(nfd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) !=
 	    (ssize_t)sizeof(rq))
 		return -1;
@@ -81,32 +100,80 @@ dump(int nfd, uint8_t family, uint8_t proto, uint16_t port, uid_t uid, uint64_t 
 			    h->nlmsg_len < NLMSG_LENGTH(sizeof(*m)))
 				continue;
 			m = NLMSG_DATA(h);
-			if (ntohs(m->id.idiag_sport) != port || m->idiag_uid != uid ||
+			if (m->idiag_uid != uid || m->id.idiag_sport == 0 ||
 			    !addr_ok(family, m->id.idiag_src))
 				continue;
-			if (*n < cap)
-				inodes[*n] = m->idiag_inode;
-			(*n)++;
+			if (snap_add(snap, cap, proto, ntohs(m->id.idiag_sport),
+			    m->idiag_inode) != 0)
+				return -1;
 		}
 	}
 }
 
-int
-sockbound_list(uint8_t proto, uint16_t port, uid_t uid, uint64_t *inodes, size_t cap)
+static int
+cmp_sock(const void *a, const void *b)
 {
-	struct timeval tv = { .tv_sec = 1 };
-	size_t n = 0;
-	int nfd, rc, e;
+	const struct sockbound_sock *x = a, *y = b;
 
+	if (x->proto != y->proto)
+		return x->proto < y->proto ? -1 : 1;
+	return x->port < y->port ? -1 : x->port > y->port;
+}
+
+int
+sockbound_snapshot(uid_t uid, struct sockbound_snap *snap)
+{
+	static const uint8_t families[] = { AF_INET, AF_INET6 };
+	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
+	struct timeval tv = { .tv_sec = 1 };
+	size_t cap = 0, i;
+	int nfd, rc = 0, e;
+
+	snap->v = NULL;
+	snap->n = 0;
 	if ((nfd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
 		return -1;
 	/* the kernel answers at once; the timeout only guards against the unexpected */
 	(void)setsockopt(nfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	rc = dump(nfd, AF_INET, proto, port, uid, inodes, cap, &n);
-	if (rc == 0)
-		rc = dump(nfd, AF_INET6, proto, port, uid, inodes, cap, &n);
+	for (i = 0; i < 4 && rc == 0; i++)
+		rc = dump(nfd, families[i % 2], protos[i / 2], uid, snap, &cap);
 	e = errno;
 	close(nfd);
-	errno = e;
-	return rc == 0 ? (int)n : -1;
+	if (rc != 0) {
+		sockbound_snap_free(snap);
+		errno = e;
+		return -1;
+	}
+	if (snap->n > 1)
+		qsort(snap->v, snap->n, sizeof(snap->v[0]), cmp_sock);
+	return 0;
+}
+
+size_t
+sockbound_find(const struct sockbound_snap *snap, uint8_t proto, uint16_t port,
+    uint64_t *inodes, size_t cap)
+{
+	struct sockbound_sock key = { .proto = proto, .port = port };
+	size_t lo = 0, hi = snap->n, mid, n = 0;
+
+	/* the first entry not below key */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (cmp_sock(&snap->v[mid], &key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < snap->n && cmp_sock(&snap->v[lo], &key) == 0; lo++, n++)
+		if (n < cap)
+			inodes[n] = snap->v[lo].inode;
+	return n;
+}
+
+void
+sockbound_snap_free(struct sockbound_snap *snap)
+{
+	free(snap->v);
+	snap->v = NULL;
+	snap->n = 0;
 }

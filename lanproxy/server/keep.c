@@ -5,7 +5,9 @@
  * announcing process's connection goes, each of its UDP ports, listeners and group joins is
  * kept if a socket of ours is still bound to that port on the wildcard or loopback address
  * (base/sockbound.h), and released once none of the sockets seen then is left (checked every
- * LP_KEEP_CHECK_S seconds). The kept entry holds the reference the client held.
+ * LP_KEEP_CHECK_S seconds). The kept entry holds the reference the client held. One snapshot
+ * of our bound sockets (base/sockbound.h) answers for every registration of a client that goes,
+ * and one for every kept entry at each check, however many ports a program had.
  * Owns: struct lp_kept and the check timer.
  */
 #include "config.h"
@@ -30,30 +32,31 @@ struct lp_kept {
 
 /* The sockets of ours a registration stands for: UDP ports and their joins are UDP sockets,
  * listeners are TCP sockets in LISTEN. */
-static int
-bound(const struct lp_reg *r, uint64_t *inodes, size_t cap)
+static size_t
+bound(const struct sockbound_snap *snap, const struct lp_reg *r, uint64_t *inodes, size_t cap)
 {
-	return sockbound_list(r->kind == LP_REG_LISTEN ? IPPROTO_TCP : IPPROTO_UDP, r->port,
-	    getuid(), inodes, cap);
+	return sockbound_find(snap, r->kind == LP_REG_LISTEN ? IPPROTO_TCP : IPPROTO_UDP, r->port,
+	    inodes, cap);
 }
 
 static void
 check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct shim_server *s = w->data;
+	struct sockbound_snap snap;
 	struct lp_kept *k, *tmp;
 	uint64_t now[64];
-	size_t i, j;
-	int n;
+	size_t i, j, n;
 
 	(void)loop;
 	(void)revents;
+	/* errors keep every entry: the next check decides */
+	if (sockbound_snapshot(getuid(), &snap) != 0)
+		return;
 	LL_FOREACH_SAFE(s->kept, k, tmp) {
-		/* errors keep the entry: the next check decides */
-		if ((n = bound(&k->reg, now, sizeof(now) / sizeof(now[0]))) < 0)
-			continue;
+		n = bound(&snap, &k->reg, now, sizeof(now) / sizeof(now[0]));
 		for (i = 0; i < k->n; i++)
-			for (j = 0; j < (size_t)n && j < sizeof(now) / sizeof(now[0]); j++)
+			for (j = 0; j < n && j < sizeof(now) / sizeof(now[0]); j++)
 				if (now[j] == k->inodes[i])
 					goto alive;
 		log_debug("event=lanproxy_kept_released kind=%u port=%u", k->reg.kind,
@@ -64,35 +67,54 @@ check_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		free(k);
 alive:;
 	}
+	sockbound_snap_free(&snap);
 	if (s->kept == NULL)
 		ev_timer_stop(s->loop, &s->keep_timer);
 }
 
-int
-lp_keep(struct shim_server *s, const struct lp_reg *r)
+/* Takes over r's reference when a socket of ours is still bound to its port: 1, or 0. */
+static int
+keep_one(struct shim_server *s, const struct sockbound_snap *snap, const struct lp_reg *r)
 {
 	struct lp_kept *k;
-	int n;
+	size_t n;
 
 	if (s->n_kept >= LP_KEEP_MAX || (k = calloc(1, sizeof(*k))) == NULL)
 		return 0;
-	if ((n = bound(r, k->inodes, KEEP_INODES)) <= 0) {
+	if ((n = bound(snap, r, k->inodes, KEEP_INODES)) == 0) {
 		free(k);
 		return 0;
 	}
-	k->n = (size_t)n < KEEP_INODES ? (size_t)n : KEEP_INODES;
+	k->n = n < KEEP_INODES ? n : KEEP_INODES;
 	k->reg.kind = r->kind;
 	k->reg.port = r->port;
 	k->reg.group = r->group;
 	LL_PREPEND(s->kept, k);
 	s->n_kept++;
-	log_debug("event=lanproxy_kept kind=%u port=%u sockets=%d", r->kind, r->port, n);
+	log_debug("event=lanproxy_kept kind=%u port=%u sockets=%zu", r->kind, r->port, n);
 	if (!ev_is_active(&s->keep_timer)) {
 		ev_timer_init(&s->keep_timer, check_cb, LP_KEEP_CHECK_S, LP_KEEP_CHECK_S);
 		s->keep_timer.data = s;
 		ev_timer_start(s->loop, &s->keep_timer);
 	}
 	return 1;
+}
+
+void
+lp_keep_or_release(struct shim_server *s, const struct lp_reg *regs)
+{
+	struct sockbound_snap snap;
+	const struct lp_reg *r;
+	int have;
+
+	if (regs == NULL)
+		return;
+	have = !s->stopping && sockbound_snapshot(getuid(), &snap) == 0;
+	LL_FOREACH(regs, r)
+		if (!have || !keep_one(s, &snap, r))
+			lp_reg_release(s, r);
+	if (have)
+		sockbound_snap_free(&snap);
 }
 
 void

@@ -305,9 +305,10 @@ int lp_alias_bind(int fd, uint32_t alias, uint16_t port, uint32_t *kaddr, uint16
 int lp_peer_known(const struct shim_server *s, uint32_t vaddr);
 /* RESOLVE: a peer name to its vaddr (peerdir_resolve, which accepts every spelling of a name:
  * nick, NICK.shoal, trailing dot, node-id prefix, dotted address); ENOENT if it is none. */
-/* keep.c: takes over the reference of r (a registration of a client that is going) when a
- * socket of ours is still bound to its port; 1 if it did, 0 (the caller releases it). */
-int lp_keep(struct shim_server *s, const struct lp_reg *r);
+/* keep.c: the registrations of a client that is going: each whose port a socket of ours is
+ * still bound to is kept (its reference taken over), the others released; all released when
+ * the server is stopping. The caller frees the list. */
+void lp_keep_or_release(struct shim_server *s, const struct lp_reg *regs);
 void lp_keep_free_all(struct shim_server *s);
 /* shim_server.c: drops the reference a registration held on its shared object. */
 void lp_reg_release(struct shim_server *s, const struct lp_reg *r);

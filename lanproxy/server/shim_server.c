@@ -155,10 +155,9 @@ client_free(struct lp_client *c)
 	struct lp_reg *r, *tmp;
 
 	lp_tcp_client_gone(s, c);
+	/* another process may hold the socket now (fork, exec): see keep.c */
+	lp_keep_or_release(s, c->regs);
 	LL_FOREACH_SAFE(c->regs, r, tmp) {
-		/* another process may hold the socket now (fork, exec): see keep.c */
-		if (s->stopping || !lp_keep(s, r))
-			lp_reg_release(s, r);
 		LL_DELETE(c->regs, r);
 		free(r);
 	}

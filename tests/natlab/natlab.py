@@ -1240,12 +1240,19 @@ def require_root():
 
 
 def run_test(main):
-    """A lab test's entry point: skipped (exit 77) without root or the tools, else harness.run."""
+    """A lab test's entry point: skipped (exit 77) without root or the tools, else harness.run,
+    with the test's wall time printed at its end. A failing test's lab dumps its logs as it
+    closes (Lab.close)."""
     why = require_root()
     if why:
         print(f"SKIP: {why}")
         sys.exit(77)
-    harness.run(main)
+
+    def timed():
+        t0 = time.monotonic()
+        main()
+        print(f"({time.monotonic() - t0:.1f} s)")
+    harness.run(timed)
 
 
 def _on_signal(signum, frame):

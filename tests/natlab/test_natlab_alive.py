@@ -73,7 +73,6 @@ def grep_log(d, what):
 
 
 def main():
-    t_start = time.monotonic()
     peer_kind = os.environ.get("NATLAB_ALIVE_PEER", "portrestricted")
     with natlab.Lab("alive") as lab:
         sa = lab.add_site("portrestricted")
@@ -84,60 +83,55 @@ def main():
         a.cli("create", "lab")
         b.cli("join", "lab")
         pairs = [(a, "b"), (b, "a")]
-        try:
-            up = watch(pairs, True, 20)
-            print(f"0. portrestricted <-> {peer_kind}: direct ({fmt(up)})")
-            if not ping(a, b) or not ping(b, a):
-                raise AssertionError("direct, but a ping did not pass")
+        up = watch(pairs, True, 20)
+        print(f"0. portrestricted <-> {peer_kind}: direct ({fmt(up)})")
+        if not ping(a, b) or not ping(b, a):
+            raise AssertionError("direct, but a ping did not pass")
 
-            # 1. the path dies in A's router, then heals
-            with lab.block_udp(sa, sb.public_ip):
-                gone = watch(pairs, False, 15)
-                print(f"1. UDP between the sites blocked: left direct after {fmt(gone)}")
-                why = ((a.member("lab", "b") or {}).get("reason") or {}).get("why", "")
-                if not why.startswith("path lost"):
-                    raise AssertionError(f"a's reason for b while blocked: {why!r}")
-            back = watch(pairs, True, 15)
-            print(f"1. unblocked: direct again after {fmt(back)}")
-            if not ping(a, b):
-                raise AssertionError("path back, but a ping did not pass")
-            # With the mediator's relay the pair falls back to it (path_direct_lost) instead of
-            # losing its path altogether (path_lost); either way the mediator is asked to punch.
-            if grep_log(a, "event=path_lost") + grep_log(a, "event=path_direct_lost") < 1 or \
-                    grep_log(a, "event=punch_request") < 1:
-                raise AssertionError("a: no event=path_lost / event=punch_request in its log")
+        # 1. the path dies in A's router, then heals
+        with lab.block_udp(sa, sb.public_ip):
+            gone = watch(pairs, False, 15)
+            print(f"1. UDP between the sites blocked: left direct after {fmt(gone)}")
+            why = ((a.member("lab", "b") or {}).get("reason") or {}).get("why", "")
+            if not why.startswith("path lost"):
+                raise AssertionError(f"a's reason for b while blocked: {why!r}")
+        back = watch(pairs, True, 15)
+        print(f"1. unblocked: direct again after {fmt(back)}")
+        if not ping(a, b):
+            raise AssertionError("path back, but a ping did not pass")
+        # With the mediator's relay the pair falls back to it (path_direct_lost) instead of
+        # losing its path altogether (path_lost); either way the mediator is asked to punch.
+        if grep_log(a, "event=path_lost") + grep_log(a, "event=path_direct_lost") < 1 or \
+                grep_log(a, "event=punch_request") < 1:
+            raise AssertionError("a: no event=path_lost / event=punch_request in its log")
 
-            # 2. A's site changes its public address. The pair may come back faster than `list`
-            # is polled (B's handshake to A's new candidate answers within a round trip), so
-            # the test waits for what must hold afterwards, and reads when it happened from
-            # B's log (its first authenticated packet from A's new address).
-            old = sa.public_ip
-            t_wall, t0 = time.time(), time.monotonic()
-            new = sa.renumber()
-            while not (path(a, "lab", "b") == "direct" and path(b, "lab", "a") == "direct"
-                       and ping(a, b) and ping(b, a)):
-                if time.monotonic() > t0 + 40:
-                    raise AssertionError(f"no direct path and pings within 40 s of renumbering "
-                                         f"A ({old} -> {new})")
-                time.sleep(0.1)
-            t_ok = time.monotonic() - t0
-            # The path may be back before A's new classification is (B learns A's new
-            # endpoint from A's UDP probe's MEMBER, or from the first packet), so wait for it.
-            harness.wait_until(lambda: ((a.status().get("nat") or {}).get("public") or "")
-                               .startswith(new + ":"), 20, interval=0.2,
-                               what=f"a's nat.public on {new}")
-            seen = log_time(b, f"endpoint={new}:", t_wall)
-            med = log_time(a, "event=mediator_connected", t_wall)
-            if seen is None:
-                raise AssertionError(f"b's log never names a's new address {new}")
-            print(f"2. {old} -> {new}: b heard a from its new address {seen:.1f} s after the "
-                  f"renumber; a's mediator connection was back after "
-                  f"{med if med is None else round(med, 1)} s; direct both ways and pings "
-                  f"passed at {t_ok:.1f} s (polling); a reclassified on {new}")
-        except AssertionError:
-            lab.dump_logs(lines=40)
-            raise
-    print(f"({time.monotonic() - t_start:.1f} s)")
+        # 2. A's site changes its public address. The pair may come back faster than `list`
+        # is polled (B's handshake to A's new candidate answers within a round trip), so
+        # the test waits for what must hold afterwards, and reads when it happened from
+        # B's log (its first authenticated packet from A's new address).
+        old = sa.public_ip
+        t_wall, t0 = time.time(), time.monotonic()
+        new = sa.renumber()
+        while not (path(a, "lab", "b") == "direct" and path(b, "lab", "a") == "direct"
+                   and ping(a, b) and ping(b, a)):
+            if time.monotonic() > t0 + 40:
+                raise AssertionError(f"no direct path and pings within 40 s of renumbering "
+                                     f"A ({old} -> {new})")
+            time.sleep(0.1)
+        t_ok = time.monotonic() - t0
+        # The path may be back before A's new classification is (B learns A's new
+        # endpoint from A's UDP probe's MEMBER, or from the first packet), so wait for it.
+        harness.wait_until(lambda: ((a.status().get("nat") or {}).get("public") or "")
+                           .startswith(new + ":"), 20, interval=0.2,
+                           what=f"a's nat.public on {new}")
+        seen = log_time(b, f"endpoint={new}:", t_wall)
+        med = log_time(a, "event=mediator_connected", t_wall)
+        if seen is None:
+            raise AssertionError(f"b's log never names a's new address {new}")
+        print(f"2. {old} -> {new}: b heard a from its new address {seen:.1f} s after the "
+              f"renumber; a's mediator connection was back after "
+              f"{med if med is None else round(med, 1)} s; direct both ways and pings "
+              f"passed at {t_ok:.1f} s (polling); a reclassified on {new}")
 
 
 if __name__ == "__main__":

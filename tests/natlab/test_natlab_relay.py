@@ -99,7 +99,6 @@ def progress(path):
 
 
 def main():
-    t_start = time.monotonic()
     with natlab.Lab("relay") as lab:
         sa, sb = lab.add_site("random"), lab.add_site("random")
         sc = lab.add_site("udpblock")
@@ -114,95 +113,90 @@ def main():
         a.cli("create", "lab")
         for x in (b, c, d, e):
             x.cli("join", "lab")
-        try:
-            # 1. random vs random
-            ta, ma = wait_path(a, "b", "relay", 30)
-            tb, _ = wait_path(b, "a", "relay", 30)
-            print(f"1. random <-> random: relay after {ta:.1f} s / {tb:.1f} s: "
-                  f"relay={ma.get('relay')} transport={ma.get('transport')} "
-                  f"relay_reason={ma.get('relay_reason')} rtt_ms={ma.get('rtt_ms')}")
-            if not ma.get("relay") or not ma.get("relay_reason"):
-                raise AssertionError(f"a's list shows no relay name/reason: {ma}")
-            # Once both NATs are classified the plan says why: no punch can work.
-            tr, ma = wait_reason(a, "b", ("no-direct",), 20)
-            print(f"   relay_reason={ma.get('relay_reason')} after {ta + tr:.1f} s")
-            r = a.cli("ping", "b", "-c", "1", json_out=False)
-            line = [x for x in r.splitlines() if "via relay" in x]
-            if not line:
-                raise AssertionError(f"shoal ping does not say relay: {r!r}")
-            print(f"   shoal ping: {line[0]}")
-            st = a.status()
-            print(f"   a's pool: {st.get('relays')}")
-            line = [x for x in a.cli("status", json_out=False).splitlines()
-                    if x.startswith("relays:")]
-            if not line or "embedded" not in line[0]:
-                raise AssertionError(f"shoal status shows no relay pool: {line}")
-            print(f"   shoal status: {line[0]}")
-            line = [x for x in a.cli("list", json_out=False).splitlines() if "via " in x]
-            print(f"   shoal list: {line[0].strip() if line else '(no relay line)'}")
-            b.cli("expose", SVC_PORT)
-            serve(lab, sb.hosts[0])
-            res = finish_send(start_send(lab, sa.hosts[0], b.address(), SIZE))
-            print(f"   {SIZE // MB} MB a -> b through the relay: byte-identical, "
-                  f"{res['seconds']} s ({SIZE * 8 / res['seconds'] / 1e6:.0f} Mbit/s)")
+        # 1. random vs random
+        ta, ma = wait_path(a, "b", "relay", 30)
+        tb, _ = wait_path(b, "a", "relay", 30)
+        print(f"1. random <-> random: relay after {ta:.1f} s / {tb:.1f} s: "
+              f"relay={ma.get('relay')} transport={ma.get('transport')} "
+              f"relay_reason={ma.get('relay_reason')} rtt_ms={ma.get('rtt_ms')}")
+        if not ma.get("relay") or not ma.get("relay_reason"):
+            raise AssertionError(f"a's list shows no relay name/reason: {ma}")
+        # Once both NATs are classified the plan says why: no punch can work.
+        tr, ma = wait_reason(a, "b", ("no-direct",), 20)
+        print(f"   relay_reason={ma.get('relay_reason')} after {ta + tr:.1f} s")
+        r = a.cli("ping", "b", "-c", "1", json_out=False)
+        line = [x for x in r.splitlines() if "via relay" in x]
+        if not line:
+            raise AssertionError(f"shoal ping does not say relay: {r!r}")
+        print(f"   shoal ping: {line[0]}")
+        st = a.status()
+        print(f"   a's pool: {st.get('relays')}")
+        line = [x for x in a.cli("status", json_out=False).splitlines()
+                if x.startswith("relays:")]
+        if not line or "embedded" not in line[0]:
+            raise AssertionError(f"shoal status shows no relay pool: {line}")
+        print(f"   shoal status: {line[0]}")
+        line = [x for x in a.cli("list", json_out=False).splitlines() if "via " in x]
+        print(f"   shoal list: {line[0].strip() if line else '(no relay line)'}")
+        b.cli("expose", SVC_PORT)
+        serve(lab, sb.hosts[0])
+        res = finish_send(start_send(lab, sa.hosts[0], b.address(), SIZE))
+        print(f"   {SIZE // MB} MB a -> b through the relay: byte-identical, "
+              f"{res['seconds']} s ({SIZE * 8 / res['seconds'] / 1e6:.0f} Mbit/s)")
 
-            # 2. UDP blocked vs random: relay over TCP
-            tc, mc = wait_path(c, "b", "relay", 40)
-            print(f"2. udpblock <-> random: relay after {tc:.1f} s: relay={mc.get('relay')} "
-                  f"transport={mc.get('transport')} relay_reason={mc.get('relay_reason')}")
-            tr, mc = wait_reason(c, "b", ("udp-blocked",), 20)
-            print(f"   relay_reason={mc.get('relay_reason')} after {tc + tr:.1f} s")
-            if mc.get("transport") != "tcp":
-                raise AssertionError(f"c -> b should be relayed over TCP: {mc}")
-            res = finish_send(start_send(lab, sc.hosts[0], b.address(), 8 * MB))
-            print(f"   8 MB c -> b: byte-identical, {res['seconds']} s")
-            # Without UDP, c still measures the pool: TCP connects to the relay, timed.
-            harness.wait_until(lambda: any(r.get("reachable") and r.get("rtt_ms") is not None
-                                           for r in c.status().get("relays") or []), 30,
-                               what="c's pool measured over TCP")
-            print(f"   c's pool without UDP: {c.status().get('relays')}")
+        # 2. UDP blocked vs random: relay over TCP
+        tc, mc = wait_path(c, "b", "relay", 40)
+        print(f"2. udpblock <-> random: relay after {tc:.1f} s: relay={mc.get('relay')} "
+              f"transport={mc.get('transport')} relay_reason={mc.get('relay_reason')}")
+        tr, mc = wait_reason(c, "b", ("udp-blocked",), 20)
+        print(f"   relay_reason={mc.get('relay_reason')} after {tc + tr:.1f} s")
+        if mc.get("transport") != "tcp":
+            raise AssertionError(f"c -> b should be relayed over TCP: {mc}")
+        res = finish_send(start_send(lab, sc.hosts[0], b.address(), 8 * MB))
+        print(f"   8 MB c -> b: byte-identical, {res['seconds']} s")
+        # Without UDP, c still measures the pool: TCP connects to the relay, timed.
+        harness.wait_until(lambda: any(r.get("reachable") and r.get("rtt_ms") is not None
+                                       for r in c.status().get("relays") or []), 30,
+                           what="c's pool measured over TCP")
+        print(f"   c's pool without UDP: {c.status().get('relays')}")
 
-            # 3. direct, blocked mid-transfer, unblocked
-            wait_path(d, "e", "direct", 30)
-            wait_path(e, "d", "direct", 30)
-            e.cli("expose", SVC_PORT)
-            serve(lab, se.hosts[0])
-            prog = os.path.join(lab.dir, "progress-d")
-            p = start_send(lab, sd.hosts[0], e.address(), SIZE, prog)
-            harness.wait_until(lambda: progress(prog) >= SIZE // 4 or p.poll() is not None,
-                               300, interval=0.05, what="a quarter of the transfer")
-            t_wall = time.time()
-            with lab.block_udp(sd, se.public_ip):
-                t0 = time.monotonic()
-                wait_path(d, "e", "relay", 15)
-                t_d = time.monotonic() - t0
-                wait_path(e, "d", "relay", 15)
-                t_e = time.monotonic() - t0
-                sw = [log_time(x, "to=relay", t_wall) for x in (d, e)]
-                print(f"3. direct blocked mid-transfer at {progress(prog) // MB} MB: d on the "
-                      f"relay after {t_d:.2f} s, e after {t_e:.2f} s (polling `list`); "
-                      f"their logs: switched after "
-                      + " / ".join("?" if x is None else f"{x:.2f} s" for x in sw))
-                harness.wait_until(lambda: progress(prog) >= SIZE // 2 or p.poll() is not None,
-                                   300, interval=0.05, what="half of the transfer")
-            t_back, _ = wait_path(d, "e", "direct", 30)
-            print(f"   unblocked: d direct again after {t_back:.1f} s")
-            res = finish_send(p)
-            print(f"   {SIZE // MB} MB d -> e across both switches: byte-identical, "
-                  f"{res['seconds']} s")
+        # 3. direct, blocked mid-transfer, unblocked
+        wait_path(d, "e", "direct", 30)
+        wait_path(e, "d", "direct", 30)
+        e.cli("expose", SVC_PORT)
+        serve(lab, se.hosts[0])
+        prog = os.path.join(lab.dir, "progress-d")
+        p = start_send(lab, sd.hosts[0], e.address(), SIZE, prog)
+        harness.wait_until(lambda: progress(prog) >= SIZE // 4 or p.poll() is not None,
+                           300, interval=0.05, what="a quarter of the transfer")
+        t_wall = time.time()
+        with lab.block_udp(sd, se.public_ip):
+            t0 = time.monotonic()
+            wait_path(d, "e", "relay", 15)
+            t_d = time.monotonic() - t0
+            wait_path(e, "d", "relay", 15)
+            t_e = time.monotonic() - t0
+            sw = [log_time(x, "to=relay", t_wall) for x in (d, e)]
+            print(f"3. direct blocked mid-transfer at {progress(prog) // MB} MB: d on the "
+                  f"relay after {t_d:.2f} s, e after {t_e:.2f} s (polling `list`); "
+                  f"their logs: switched after "
+                  + " / ".join("?" if x is None else f"{x:.2f} s" for x in sw))
+            harness.wait_until(lambda: progress(prog) >= SIZE // 2 or p.poll() is not None,
+                               300, interval=0.05, what="half of the transfer")
+        t_back, _ = wait_path(d, "e", "direct", 30)
+        print(f"   unblocked: d direct again after {t_back:.1f} s")
+        res = finish_send(p)
+        print(f"   {SIZE // MB} MB d -> e across both switches: byte-identical, "
+              f"{res['seconds']} s")
 
-            # 4. a punch that cannot work although the plan says it can
-            with lab.block_udp(sd, sf.public_ip):
-                f = lab.start_daemon(sf.hosts[0], "f", socks=SOCKS)
-                f.cli("join", "lab")
-                tf, mf = wait_path(d, "f", "relay", 30)
-                tr, mf = wait_reason(d, "f", ("punch-failed",), 30)
-                print(f"4. d <-> f with UDP between them dropped: relay after {tf:.1f} s, "
-                      f"relay_reason={mf.get('relay_reason')} after {tf + tr:.1f} s")
-        except AssertionError:
-            lab.dump_logs(lines=40)
-            raise
-    print(f"({time.monotonic() - t_start:.1f} s)")
+        # 4. a punch that cannot work although the plan says it can
+        with lab.block_udp(sd, sf.public_ip):
+            f = lab.start_daemon(sf.hosts[0], "f", socks=SOCKS)
+            f.cli("join", "lab")
+            tf, mf = wait_path(d, "f", "relay", 30)
+            tr, mf = wait_reason(d, "f", ("punch-failed",), 30)
+            print(f"4. d <-> f with UDP between them dropped: relay after {tf:.1f} s, "
+                  f"relay_reason={mf.get('relay_reason')} after {tf + tr:.1f} s")
 
 
 if __name__ == "__main__":

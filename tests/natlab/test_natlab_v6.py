@@ -92,7 +92,6 @@ def socks_roundtrip(lab, a_host, b_daemon):
 
 
 def main():
-    t_start = time.monotonic()
     with natlab.Lab("v6") as lab:
         sa = lab.add_site("random", ipv6=True)
         sb = lab.add_site("random", ipv6=True)
@@ -103,78 +102,73 @@ def main():
         b = lab.start_daemon(sb.hosts[0], "b")
         b.host = sb.hosts[0]
         c = lab.start_daemon(sc.hosts[0], "c")
-        try:
-            a.cli("create", "lab")
-            t0 = time.monotonic()
-            b.cli("join", "lab")
-            c.cli("join", "lab")
+        a.cli("create", "lab")
+        t0 = time.monotonic()
+        b.cli("join", "lab")
+        c.cli("join", "lab")
 
-            # 1. each side learns the other's global IPv6 address
-            want_a = f"[{sa.hosts[0].addr6}]:"
-            harness.wait_until(lambda: any(e.startswith(want_a)
-                                           for e in member(b, "a").get("endpoints") or []),
-                               15, interval=0.1, what="a's IPv6 endpoint in b's list")
-            print(f"1. b lists a's endpoints {member(b, 'a').get('endpoints')}")
+        # 1. each side learns the other's global IPv6 address
+        want_a = f"[{sa.hosts[0].addr6}]:"
+        harness.wait_until(lambda: any(e.startswith(want_a)
+                                       for e in member(b, "a").get("endpoints") or []),
+                           15, interval=0.1, what="a's IPv6 endpoint in b's list")
+        print(f"1. b lists a's endpoints {member(b, 'a').get('endpoints')}")
 
-            # 2. direct over IPv6 both ways, then traffic over it
-            harness.wait_until(lambda: v6_direct(a, "b") and v6_direct(b, "a"), 30,
-                               interval=0.1, what="a direct IPv6 path between a and b")
-            t_direct = time.monotonic() - t0
-            ma, mb = member(a, "b"), member(b, "a")
-            print(f"2. a <-> b direct over IPv6 {t_direct:.1f} s after b joined: "
-                  f"a->b {ma.get('endpoint')} [{ma.get('strategy')}], "
-                  f"b->a {mb.get('endpoint')} [{mb.get('strategy')}]")
-            for src, dst in ((a, b), (b, a)):
-                r = src.cli("ping", dst.name, "-c", "5", check=False)
-                if r.returncode != 0:
-                    raise AssertionError(f"ping {src.name} -> {dst.name} failed: {r.stdout}")
-            # Still IPv6 after the traffic (no roam to an IPv4 path).
-            if not (v6_direct(a, "b") and v6_direct(b, "a")):
-                raise AssertionError(f"left IPv6: {member(a, 'b')} / {member(b, 'a')}")
-            secs = socks_roundtrip(lab, sa.hosts[0], b)
-            if not (v6_direct(a, "b") and v6_direct(b, "a")):
-                raise AssertionError(f"left IPv6: {member(a, 'b')} / {member(b, 'a')}")
-            print(f"2. pings a <-> b passed over IPv6; 1 MiB through a's SOCKS to b's "
-                  f"service and back in {secs:.2f} s, still over IPv6")
+        # 2. direct over IPv6 both ways, then traffic over it
+        harness.wait_until(lambda: v6_direct(a, "b") and v6_direct(b, "a"), 30,
+                           interval=0.1, what="a direct IPv6 path between a and b")
+        t_direct = time.monotonic() - t0
+        ma, mb = member(a, "b"), member(b, "a")
+        print(f"2. a <-> b direct over IPv6 {t_direct:.1f} s after b joined: "
+              f"a->b {ma.get('endpoint')} [{ma.get('strategy')}], "
+              f"b->a {mb.get('endpoint')} [{mb.get('strategy')}]")
+        for src, dst in ((a, b), (b, a)):
+            r = src.cli("ping", dst.name, "-c", "5", check=False)
+            if r.returncode != 0:
+                raise AssertionError(f"ping {src.name} -> {dst.name} failed: {r.stdout}")
+        # Still IPv6 after the traffic (no roam to an IPv4 path).
+        if not (v6_direct(a, "b") and v6_direct(b, "a")):
+            raise AssertionError(f"left IPv6: {member(a, 'b')} / {member(b, 'a')}")
+        secs = socks_roundtrip(lab, sa.hosts[0], b)
+        if not (v6_direct(a, "b") and v6_direct(b, "a")):
+            raise AssertionError(f"left IPv6: {member(a, 'b')} / {member(b, 'a')}")
+        print(f"2. pings a <-> b passed over IPv6; 1 MiB through a's SOCKS to b's "
+              f"service and back in {secs:.2f} s, still over IPv6")
 
-            # 3. the IPv4-only site reaches a over IPv4 (random vs portrestricted: birthday)
-            harness.wait_until(lambda: member(c, "a").get("path") == "direct"
-                               and member(a, "c").get("path") == "direct", 40, interval=0.2,
-                               what="direct IPv4 path between c and a")
-            ep = member(c, "a").get("endpoint") or ""
-            if ep.startswith("["):
-                raise AssertionError(f"c has no IPv6, yet its path to a is {ep}")
-            print(f"3. c (IPv4 only) <-> a direct over IPv4: {ep} "
-                  f"[{member(c, 'a').get('strategy')}]")
+        # 3. the IPv4-only site reaches a over IPv4 (random vs portrestricted: birthday)
+        harness.wait_until(lambda: member(c, "a").get("path") == "direct"
+                           and member(a, "c").get("path") == "direct", 40, interval=0.2,
+                           what="direct IPv4 path between c and a")
+        ep = member(c, "a").get("endpoint") or ""
+        if ep.startswith("["):
+            raise AssertionError(f"c has no IPv6, yet its path to a is {ep}")
+        print(f"3. c (IPv4 only) <-> a direct over IPv4: {ep} "
+              f"[{member(c, 'a').get('strategy')}]")
 
-            # 4. an IPv6 address that arrives after the daemon started
-            hd = sd.hosts[0]
-            natlab.sh("ip", "-n", hd.ns, "-6", "addr", "del", f"{hd.addr6}/64", "dev", "eth0")
-            d = lab.start_daemon(hd, "d")
-            d.cli("join", "lab")
-            harness.wait_until(lambda: member(a, "d").get("path") == "relay", 30,
-                               interval=0.1, what="a <-> d relayed (no IPv6 on d yet)")
-            if any(e.startswith("[") for e in member(a, "d").get("endpoints") or []):
-                raise AssertionError(f"d has no IPv6 yet: {member(a, 'd')}")
-            t0, connects = time.monotonic(), grep_log(d, "event=mediator_connected")
-            natlab.sh("ip", "-n", hd.ns, "-6", "addr", "add", f"{hd.addr6}/64", "dev", "eth0",
-                      "nodad")
-            natlab.sh("ip", "-n", hd.ns, "-6", "route", "replace", f"{natlab.V6_PREFIX}::/32",
-                      "via", f"{natlab.v6_site_net(sd.index)}1")
-            harness.wait_until(lambda: v6_direct(a, "d") and v6_direct(d, "a"), 30,
-                               interval=0.1, what="a <-> d direct over IPv6 after d got it")
-            t_v6 = time.monotonic() - t0
-            if grep_log(d, "event=mediator_connected") != connects:
-                raise AssertionError("d reconnected to the mediator to announce its address")
-            if grep_log(d, "event=locals_sent") < 1:
-                raise AssertionError("d did not send LOCALS")
-            print(f"4. d got its IPv6 address while connected: a <-> d direct over IPv6 "
-                  f"{t_v6:.1f} s later ({member(a, 'd').get('endpoint')}), same mediator "
-                  f"connection")
-        except AssertionError:
-            lab.dump_logs(lines=40)
-            raise
-    print(f"({time.monotonic() - t_start:.1f} s)")
+        # 4. an IPv6 address that arrives after the daemon started
+        hd = sd.hosts[0]
+        natlab.sh("ip", "-n", hd.ns, "-6", "addr", "del", f"{hd.addr6}/64", "dev", "eth0")
+        d = lab.start_daemon(hd, "d")
+        d.cli("join", "lab")
+        harness.wait_until(lambda: member(a, "d").get("path") == "relay", 30,
+                           interval=0.1, what="a <-> d relayed (no IPv6 on d yet)")
+        if any(e.startswith("[") for e in member(a, "d").get("endpoints") or []):
+            raise AssertionError(f"d has no IPv6 yet: {member(a, 'd')}")
+        t0, connects = time.monotonic(), grep_log(d, "event=mediator_connected")
+        natlab.sh("ip", "-n", hd.ns, "-6", "addr", "add", f"{hd.addr6}/64", "dev", "eth0",
+                  "nodad")
+        natlab.sh("ip", "-n", hd.ns, "-6", "route", "replace", f"{natlab.V6_PREFIX}::/32",
+                  "via", f"{natlab.v6_site_net(sd.index)}1")
+        harness.wait_until(lambda: v6_direct(a, "d") and v6_direct(d, "a"), 30,
+                           interval=0.1, what="a <-> d direct over IPv6 after d got it")
+        t_v6 = time.monotonic() - t0
+        if grep_log(d, "event=mediator_connected") != connects:
+            raise AssertionError("d reconnected to the mediator to announce its address")
+        if grep_log(d, "event=locals_sent") < 1:
+            raise AssertionError("d did not send LOCALS")
+        print(f"4. d got its IPv6 address while connected: a <-> d direct over IPv6 "
+              f"{t_v6:.1f} s later ({member(a, 'd').get('endpoint')}), same mediator "
+              f"connection")
 
 
 if __name__ == "__main__":

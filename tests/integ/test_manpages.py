@@ -6,6 +6,7 @@ here, so the pages cannot silently fall behind the code.
 """
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -53,6 +54,10 @@ def long_options(text):
 
 
 def main():
+    for tool in ("man", "groff"):
+        if not shutil.which(tool):
+            print(f"SKIP: {tool} not installed (scripts/deps.sh installs man-db and groff-base)")
+            sys.exit(77)
     checked = 0
     for name, page in PAGES.items():
         path = page_path(page)

@@ -53,6 +53,19 @@ def long_options(text):
     return sorted(set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*[a-z0-9]", text)))
 
 
+def commands(help_text):
+    """The verbs of `shoal --help`: the first word of each line under "commands:"."""
+    verbs, inside = [], False
+    for ln in help_text.splitlines():
+        if ln.strip() == "commands:":
+            inside = True
+        elif inside and not ln.strip():
+            break
+        elif inside:
+            verbs.append(ln.split()[0])
+    return verbs
+
+
 def main():
     for tool in ("man", "groff"):
         if not shutil.which(tool):
@@ -79,10 +92,18 @@ def main():
         assert "--help" in opts and "--version" in opts, (name, opts)
         missing = [o for o in opts if not re.search(re.escape(o) + r"(?![\w-])", text)]
         assert not missing, f"{page} lacks options that `{name} --help` prints: {missing}"
+        verbs = commands(r.stdout)
+        if name == "shoal":
+            assert len(verbs) > 10, verbs
+            # Each verb heads an entry of COMMANDS (alone, or "go-online NAME, go-offline ...").
+            lost = [v for v in verbs if not re.search(rf"(?m)^ {{7}}(.*, )?{re.escape(v)}\b", text)]
+            assert not lost, f"{page} lacks commands that `shoal --help` lists: {lost}"
+            opts += verbs
         r = subprocess.run([exe, "--version"], capture_output=True, text=True, timeout=10)
         assert r.returncode == 0 and re.fullmatch(rf"{re.escape(name)} \d+\.\d+\S*\n", r.stdout), \
             (name, r.returncode, r.stdout, r.stderr)
-        print(f"{page}: renders cleanly, {len(opts)} long options of --help all documented, "
+        print(f"{page}: renders cleanly, {len(opts)} long options and commands of --help all "
+              f"documented, "
               f"--version: {r.stdout.strip()}")
         checked += len(opts)
     print(f"manpages: {len(PAGES)} pages, {checked} options checked")

@@ -101,6 +101,7 @@ enum msg_type {
 	MSG_RELAYS = 22,          /* s->c: the relay pool, the full set (replaces the last one) */
 	MSG_RELAY_RTT = 23,       /* c->s: our measured RTTs to the pool's relays */
 	MSG_RELAY_GRANT = 24,     /* s->c: reach this peer through this relay (or: stop) */
+	MSG_LOCALS = 25,          /* c->s: our local endpoints changed since HELLO (3.5) */
 	/* Chat (PROTOCOL.md 4.6, mproto/chatmsg.h). */
 	MSG_CHAT_SEND = 30,       /* c->s: a message to a network or to one peer */
 	MSG_CHAT = 31,            /* s->c: a message for us (new, or history) */

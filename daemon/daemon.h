@@ -14,6 +14,7 @@
 #include "mproto/msg.h"
 #include "crypto/noise.h"
 
+struct addrwatch;
 struct transport;
 struct peers;
 struct tcppunch;
@@ -58,6 +59,7 @@ struct daemon {
 	struct netstack *ns;            /* netstack/: lwIP, from start-up */
 	struct medclient *med;          /* medclient/ */
 	struct portmap *pm;             /* portmap/: the gateway's port mapping; NULL when off */
+	struct addrwatch *aw;           /* base/addrwatch: interface address changes; may be NULL */
 	struct shim_server *shim;       /* lanproxy/server/: `shoal run`'s socket; may be NULL */
 	struct socks_server *socks;     /* socks/; NULL with --socks off */
 	struct expose_table *expose;    /* ports/expose.c */
@@ -68,6 +70,9 @@ struct daemon {
 
 /* args.c: 0: run; -1: exit 0 (--help printed); >0: the exit code (message printed). */
 int daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose);
+
+/* wiring.c: addrwatch's callback: the machine's addresses changed -> medclient (LOCALS). */
+void daemon_addrs_changed(void *arg);
 
 /* wiring.c: control_env.ports_changed: saves the exposes and forwards (daemon/portsfile.h). */
 void daemon_ports_changed(void *arg);

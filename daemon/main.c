@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/acceptor.h"
+#include "base/addrwatch.h"
 #include "base/fsloc.h"
 #include "base/log.h"
 #include "control/control.h"
@@ -106,6 +107,9 @@ main(int argc, char **argv)
 		goto out_peers;
 	}
 	medclient_start(d.med);
+	/* Without it a new address reaches the mediator at the next reconnect only. */
+	if ((d.aw = addrwatch_new(d.loop, daemon_addrs_changed, &d)) == NULL)
+		log_warn("event=addrwatch_failed");
 	/* Without a mapping peers still punch; a failure here only loses a candidate. */
 	if (d.cfg.portmap && (d.pm = portmap_new(d.loop, transport_port(d.tp),
 	    &daemon_portmap_ops, &d)) != NULL)
@@ -200,6 +204,7 @@ out_shim:
 out_mediator:
 	/* Before the mediator client: the removal may take a moment and changes nothing else. */
 	portmap_free(d.pm);
+	addrwatch_free(d.aw);
 	medclient_free(d.med);
 out_peers:
 	relayclient_free(d.relays);

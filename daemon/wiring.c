@@ -259,6 +259,14 @@ const struct relayclient_ops daemon_relayclient_ops = { rc_report, rc_path };
 static const struct medclient_ops med_ops = { med_address, med_authorize, med_revoke,
 	med_punch, med_nat_info, med_relays, med_relay_grant };
 
+void
+daemon_addrs_changed(void *arg)
+{
+	struct daemon *d = arg;
+
+	medclient_locals_changed(d->med);
+}
+
 struct medclient *
 daemon_medclient_new(struct daemon *d)
 {

@@ -86,7 +86,6 @@ on_ready(void *arg, const uint8_t remote_static[KEY_LEN])
 {
 	struct medclient *m = arg;
 	struct msg msg;
-	size_t i, n = 0;
 
 	memset(&msg, 0, sizeof(msg));
 	msg.type = MSG_HELLO;
@@ -95,15 +94,9 @@ on_ready(void *arg, const uint8_t remote_static[KEY_LEN])
 	 * what the server confirmed last time, which is what it has anyway. */
 	snprintf(msg.u.hello.nick, sizeof(msg.u.hello.nick), "%s",
 	    m->wanted_nick[0] ? m->wanted_nick : m->nick);
-	if (m->tp) {
+	if (m->tp)
 		msg.u.hello.udp_port = transport_port(m->tp);
-		n = transport_local_endpoints(m->tp, msg.u.hello.local, MAX_ENDPOINTS);
-		if (n > MAX_ENDPOINTS)
-			n = MAX_ENDPOINTS;
-		for (i = 0; i < n; i++)
-			msg.u.hello.local[i].port = msg.u.hello.udp_port;
-	}
-	msg.u.hello.n_local = (uint8_t)n;
+	msg.u.hello.n_local = med_cand_locals(m, msg.u.hello.local);
 	if (med_send(m, &msg) < 0) {
 		med_disconnected(m, "cannot send HELLO");
 		return;
@@ -111,7 +104,8 @@ on_ready(void *arg, const uint8_t remote_static[KEY_LEN])
 	m->state = MED_HELLO;
 	ev_timer_again(m->loop, &m->idle_timer);
 	ev_timer_again(m->loop, &m->ping_timer);
-	log_debug("event=mediator_handshake_done local_endpoints=%zu", n);
+	log_debug("event=mediator_handshake_done local_endpoints=%u",
+	    (unsigned)msg.u.hello.n_local);
 }
 
 static void

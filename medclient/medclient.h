@@ -139,6 +139,13 @@ int medclient_public_endpoint(const struct medclient *m, struct endpoint *ep);
 void medclient_set_mapped(struct medclient *m, const struct endpoint *eps, size_t n);
 
 /*
+ * The machine's interface addresses may have changed (base/addrwatch): when our local
+ * endpoints differ from what the mediator last heard and we are connected, they go to it in
+ * MSG_LOCALS (PROTOCOL.md 3.5), so peers learn a new LAN or IPv6 address without a reconnect.
+ */
+void medclient_locals_changed(struct medclient *m);
+
+/*
  * The NAT classification the mediator last sent (MSG_NAT_INFO), kept across reconnects: the
  * NAT does not change because the mediator went away. 0 and *out filled, or -1 if none yet.
  */

@@ -171,10 +171,13 @@ struct medclient {
 	/* chat.c */
 	struct med_chat *chat;
 
-	/* cand.c: the mapped endpoints the owner gave us, re-sent after each WELCOME. */
+	/* cand.c: the mapped endpoints the owner gave us, re-sent after each WELCOME; the local
+	 * endpoints the mediator last heard from us (HELLO, then LOCALS). */
 	struct {
 		uint8_t n;
 		struct endpoint eps[CAND_MAX_MAPPED];
+		uint8_t n_local;
+		struct endpoint local[MAX_ENDPOINTS];
 	} cand;
 
 	/* requests.c */
@@ -228,6 +231,9 @@ void med_punch_free(struct medclient *m);
 
 /* cand.c: WELCOME: tell the new connection our mapped endpoints (if any). */
 void med_cand_welcome(struct medclient *m);
+/* Our local endpoints now (transport_local_endpoints, each on our peer port) into out, kept as
+ * what the mediator heard: for HELLO. Returns how many. */
+uint8_t med_cand_locals(struct medclient *m, struct endpoint out[MAX_ENDPOINTS]);
 
 /* chat.c */
 void med_chat_init(struct medclient *m);

@@ -585,6 +585,38 @@ candidates_get(struct wire_r *r, struct msg_candidates *m)
 		r->err = 1;
 }
 
+/* A zero endpoint reaches nobody: as in CANDIDATES, it is refused. */
+static int
+locals_valid(const struct msg_locals *m)
+{
+	size_t i;
+
+	if (m->n_local > MAX_ENDPOINTS)
+		return 0;
+	for (i = 0; i < m->n_local; i++)
+		if (!ep_is_set(&m->local[i]))
+			return 0;
+	return 1;
+}
+
+static void
+locals_put(struct wire_w *w, const struct msg_locals *m)
+{
+	if (!locals_valid(m)) {
+		w->err = 1;
+		return;
+	}
+	put_endpoints(w, m->n_local, m->local);
+}
+
+static void
+locals_get(struct wire_r *r, struct msg_locals *m)
+{
+	m->n_local = get_endpoints(r, m->local);
+	if (!locals_valid(m))
+		r->err = 1;
+}
+
 /* ---- Relays (PROTOCOL.md 4.2, 8) ---- */
 
 /*
@@ -890,6 +922,9 @@ msg_encode(const struct msg *m, uint8_t *out, size_t cap)
 	case MSG_CANDIDATES:
 		candidates_put(&w, &m->u.candidates);
 		break;
+	case MSG_LOCALS:
+		locals_put(&w, &m->u.locals);
+		break;
 	case MSG_RELAY_HELLO:
 		relay_hello_put(&w, &m->u.relay_hello);
 		break;
@@ -973,6 +1008,9 @@ msg_decode(struct msg *m, const uint8_t *in, size_t len)
 	case MSG_CANDIDATES:
 		candidates_get(&r, &m->u.candidates);
 		break;
+	case MSG_LOCALS:
+		locals_get(&r, &m->u.locals);
+		break;
 	case MSG_RELAY_HELLO:
 		relay_hello_get(&r, &m->u.relay_hello);
 		break;
@@ -1018,6 +1056,7 @@ msg_type_name(uint8_t type)
 	case MSG_PUNCH: return "PUNCH";
 	case MSG_PUNCH_REQUEST: return "PUNCH_REQUEST";
 	case MSG_CANDIDATES: return "CANDIDATES";
+	case MSG_LOCALS: return "LOCALS";
 	case MSG_CHAT_SEND: return "CHAT_SEND";
 	case MSG_CHAT: return "CHAT";
 	case MSG_CHAT_ACK: return "CHAT_ACK";

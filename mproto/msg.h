@@ -158,6 +158,15 @@ struct msg_candidates {
 };
 
 /*
+ * MSG_LOCALS (PROTOCOL.md 3.5): the node's local interface endpoints changed since its HELLO (an
+ * address came or went: a new IPv6 address, another LAN): the full set, replacing HELLO's.
+ */
+struct msg_locals {
+	uint8_t n_local;                /* 0..MAX_ENDPOINTS */
+	struct endpoint local[MAX_ENDPOINTS];
+};
+
+/*
  * Relays (PROTOCOL.md 8). A relay is known by its id, which the mediator assigns when it
  * registers (1..65535, never reused while the mediator runs) and which MSG_RELAYS, MSG_RELAY_RTT
  * and MSG_RELAY_GRANT refer to.
@@ -259,6 +268,7 @@ struct msg {
 		struct msg_punch punch;
 		struct msg_punch_request punch_request;
 		struct msg_candidates candidates;
+		struct msg_locals locals;
 		struct msg_relay_hello relay_hello;
 		struct msg_relay_welcome relay_welcome;
 		struct msg_relay_stats relay_stats;

@@ -183,7 +183,8 @@ member_flags(struct medsrv *m, const struct store_network *n, const struct store
 }
 
 /* Where s can be reached, as MEMBER carries it: the observed endpoint first, then the port
- * mappings its gateway made (CANDIDATES), then its HELLO local endpoints (port 0 means
+ * mappings its gateway made (CANDIDATES), then its local endpoints (HELLO's, or the LOCALS
+ * that replaced them; port 0 means
  * udp_port); an endpoint already listed is left out. IPv4 comes first, but up to
  * ENDPOINTS_V6_MAX slots are kept for the global IPv6 ones, which need no punching. */
 static uint8_t
@@ -1731,6 +1732,38 @@ handle_candidates(struct medsrv *m, struct msess *s, const struct msg_candidates
 	punch_node(m, s);
 }
 
+/*
+ * LOCALS (PROTOCOL.md 3.5): the node's interface addresses changed since HELLO (a global IPv6
+ * address arrived, it joined another LAN). They replace HELLO's in its MEMBER endpoints, and
+ * its pairs are planned again: a new IPv6 address can make a relayed pair direct. The punch
+ * table's window per pair keeps a node that flaps addresses from flooding its peers.
+ */
+static void
+handle_locals(struct medsrv *m, struct msess *s, const struct msg_locals *l)
+{
+	char id[KEY_SHORT_LEN];
+	uint8_t i, n;
+
+	if (!s->registered) {
+		m->stats.msgs_ignored++;
+		return;
+	}
+	n = l->n_local > MAX_ENDPOINTS ? MAX_ENDPOINTS : l->n_local;
+	if (n == s->n_local) {
+		for (i = 0; i < n && ep_equal(&l->local[i], &s->local[i]); i++)
+			;
+		if (i == n)
+			return;
+	}
+	memset(s->local, 0, sizeof(s->local));
+	s->n_local = n;
+	memcpy(s->local, l->local, n * sizeof(s->local[0]));
+	key_short(s->key, id);
+	log_info("event=locals node=%s local=%u", id, n);
+	notify_everywhere(m, s->key, NULL, NULL);
+	punch_node(m, s);
+}
+
 /* ---- relays (PROTOCOL.md 8): the pool, RTT reports, grants ---- */
 
 static uint32_t
@@ -2042,6 +2075,9 @@ medsrv_session_msg(struct medsrv *m, struct msess *s, const struct msg *msg)
 		break;
 	case MSG_CANDIDATES:
 		handle_candidates(m, s, &msg->u.candidates);
+		break;
+	case MSG_LOCALS:
+		handle_locals(m, s, &msg->u.locals);
 		break;
 	case MSG_CHAT_SEND:
 	case MSG_CHAT_ACK:

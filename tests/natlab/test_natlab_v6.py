@@ -9,6 +9,9 @@ routed 2001:db8:<i>::/64 behind a stateful IPv6 firewall (inbound only for estab
    firewalls); the pair becomes direct over IPv6 (`endpoint` is "[v6]:port"), pings pass, and
    1 MiB goes through A's SOCKS to a service B exposes and back, byte for byte.
 3. A third site, IPv4 only (portrestricted), still gets its IPv4 path to A as before.
+4. D, behind a `random` NAT too, starts without its IPv6 address (relayed to A); the address
+   arrives later: D's daemon sees it (rtnetlink) and tells the mediator (LOCALS, PROTOCOL.md
+   3.5) without reconnecting, the pair is planned again and becomes direct over IPv6.
 Prints how long each step took.
 """
 import os
@@ -19,6 +22,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natlab  # noqa: E402
 from natlab import harness  # noqa: E402
+from test_natlab_alive import grep_log  # noqa: E402
 
 
 def member(d, nick):
@@ -93,6 +97,7 @@ def main():
         sa = lab.add_site("random", ipv6=True)
         sb = lab.add_site("random", ipv6=True)
         sc = lab.add_site("portrestricted")
+        sd = lab.add_site("random", ipv6=True)
         lab.start_server()
         a = lab.start_daemon(sa.hosts[0], "a", socks=SOCKS_PORT)
         b = lab.start_daemon(sb.hosts[0], "b")
@@ -141,6 +146,31 @@ def main():
                 raise AssertionError(f"c has no IPv6, yet its path to a is {ep}")
             print(f"3. c (IPv4 only) <-> a direct over IPv4: {ep} "
                   f"[{member(c, 'a').get('strategy')}]")
+
+            # 4. an IPv6 address that arrives after the daemon started
+            hd = sd.hosts[0]
+            natlab.sh("ip", "-n", hd.ns, "-6", "addr", "del", f"{hd.addr6}/64", "dev", "eth0")
+            d = lab.start_daemon(hd, "d")
+            d.cli("join", "lab")
+            harness.wait_until(lambda: member(a, "d").get("path") == "relay", 30,
+                               interval=0.1, what="a <-> d relayed (no IPv6 on d yet)")
+            if any(e.startswith("[") for e in member(a, "d").get("endpoints") or []):
+                raise AssertionError(f"d has no IPv6 yet: {member(a, 'd')}")
+            t0, connects = time.monotonic(), grep_log(d, "event=mediator_connected")
+            natlab.sh("ip", "-n", hd.ns, "-6", "addr", "add", f"{hd.addr6}/64", "dev", "eth0",
+                      "nodad")
+            natlab.sh("ip", "-n", hd.ns, "-6", "route", "replace", f"{natlab.V6_PREFIX}::/32",
+                      "via", f"{natlab.v6_site_net(sd.index)}1")
+            harness.wait_until(lambda: v6_direct(a, "d") and v6_direct(d, "a"), 30,
+                               interval=0.1, what="a <-> d direct over IPv6 after d got it")
+            t_v6 = time.monotonic() - t0
+            if grep_log(d, "event=mediator_connected") != connects:
+                raise AssertionError("d reconnected to the mediator to announce its address")
+            if grep_log(d, "event=locals_sent") < 1:
+                raise AssertionError("d did not send LOCALS")
+            print(f"4. d got its IPv6 address while connected: a <-> d direct over IPv6 "
+                  f"{t_v6:.1f} s later ({member(a, 'd').get('endpoint')}), same mediator "
+                  f"connection")
         except AssertionError:
             lab.dump_logs(lines=40)
             raise

@@ -288,6 +288,22 @@ ex_candidates(struct msg *m)
 	m->u.candidates.mapped[0] = (struct endpoint){ .addr = ip4(203, 0, 113, 7), .port = 40000 };
 }
 
+static void ex_hello_v6(struct msg *m);
+
+/* A LAN address and a global IPv6 one, as a node that just got IPv6 sends them. */
+static void
+ex_locals(struct msg *m)
+{
+	struct msg h;
+
+	ex_hello_v6(&h);
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_LOCALS;
+	m->u.locals.n_local = 2;
+	m->u.locals.local[0] = h.u.hello.local[0];
+	m->u.locals.local[1] = h.u.hello.local[1];
+}
+
 /* 2001:db8::1:2 (documentation prefix), as on the wire. */
 static const uint8_t ex_v6_addr[16] = {
 	0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0, 0x02,
@@ -477,6 +493,7 @@ static const struct golden {
 	{ "punch_birthday", ex_punch_birthday, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 7 + 10 },
 	{ "punch_tcp", ex_punch_tcp, 1 + 32 + 1 + 1 + 1 + 1 + 2 + 2 + 1 + 1 + 1 * 7 },
 	{ "candidates", ex_candidates, 1 + 1 + 7 },
+	{ "locals", ex_locals, 1 + 1 + 7 + 19 },
 	{ "chat_send", ex_chat_send, 1 + 4 + 1 + 1 + 3 + 2 + 2 },
 	{ "chat", ex_chat, 1 + 8 + 8 + 1 + 1 + 32 + 32 + 1 + 5 + 4 + 2 + 41 },
 	{ "chat_ack", ex_chat_ack, 1 + 8 },
@@ -691,6 +708,10 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 		CHECK_EQ(a->u.candidates.n_mapped, b->u.candidates.n_mapped);
 		check_endpoints(a->u.candidates.mapped, b->u.candidates.mapped,
 		    a->u.candidates.n_mapped);
+		break;
+	case MSG_LOCALS:
+		CHECK_EQ(a->u.locals.n_local, b->u.locals.n_local);
+		check_endpoints(a->u.locals.local, b->u.locals.local, a->u.locals.n_local);
 		break;
 	/* chat structs hold no pointers and both sides start zeroed: compare them whole */
 	case MSG_CHAT_SEND:
@@ -1051,6 +1072,10 @@ static const struct bad_patch {
 	{ "candidates 9 mapped", ex_candidates, 1, MAX_ENDPOINTS + 1 },
 	{ "candidates 2 mapped > present", ex_candidates, 1, 2 },
 	{ "candidates 0 mapped < present", ex_candidates, 1, 0 },
+	/* LOCALS: type, count 1, family 2, addr 3..6, port 7..8, family 9, addr 10..25 */
+	{ "locals 9 endpoints", ex_locals, 1, MAX_ENDPOINTS + 1 },
+	{ "locals 3 > present", ex_locals, 1, 3 },
+	{ "locals family 5", ex_locals, 2, 5 },
 	/* NETWORK: type, str8 name at 1 */
 	{ "network name len 0 leaves bytes", ex_network, 1, 0 },
 	/* RELAY_HELLO: type, version 1..2, str8 name(5) at 3, family 9, addr 10..13, port 14..15,

@@ -198,7 +198,6 @@ class Story:
         url_file = os.path.join(state_root, "shoal-server", "url")
         url = wait_until(lambda: open(url_file).read().strip(), 15,
                          what="the mediator's url file (" + self.logtail("shoal-server.log") + ")")
-        url = url.split("=", 1)[-1]
         assert url.startswith(f"shoal://{MED_IP}:7777/"), url
         step(self.t0, f"mediator: {' '.join(argv)} as {pw.pw_name} -> {url}")
         return url

@@ -346,6 +346,9 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 				a->json = 1;
 			} else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
 				a->help = 1;
+			} else if (!v && strcmp(s, "--version") == 0) {
+				a->version = 1;
+				return 0;
 			} else if (strcmp(s, "--control") == 0) {
 				if (i + 1 >= argc)
 					return fail(err, errlen, "--control needs a PATH");

@@ -15,6 +15,7 @@ struct cli_args {
 	const char *control;    /* --control PATH; NULL: the default (fsloc_default_control) */
 	int json;               /* --json */
 	int help;               /* print usage and exit 0 */
+	int version;            /* print the version and exit 0 */
 	const char *help_verb;  /* with help: the verb asked about, or NULL for all */
 	const char *cmd;        /* the verb, as the wire's "cmd" ("set-nick"); NULL with help */
 	const char *network;

@@ -42,6 +42,7 @@ usage_all(FILE *f)
 	    "                   $XDG_RUNTIME_DIR/shoal/shoald.sock, else /tmp/shoal-UID/shoald.sock)\n"
 	    "  --json           print the daemon's JSON answer (stable, for scripts)\n"
 	    "  -h, --help       this help; COMMAND --help for one command\n"
+	    "  --version        print the version\n"
 	    "\nPEER is a nick, a virtual address (5.x.y.z) or a node id prefix (8+ hex digits).\n"
 	    "exit status: 0 ok, 1 refused or failed, 2 usage error, 3 shoald not reachable\n"
 	    "(run: the program's own status; 126 cannot run it, 127 not found)\n");
@@ -199,6 +200,10 @@ main(int argc, char *argv[])
 	if (cli_args_parse(argc, argv, &a, err, sizeof(err)) == -1) {
 		fprintf(stderr, "shoal: %s\n", err);
 		return EXIT_USAGE;
+	}
+	if (a.version) {
+		printf("shoal %s\n", PACKAGE_VERSION);
+		return 0;
 	}
 	if (a.help) {
 		if (a.help_verb)

@@ -24,7 +24,7 @@ static const char usage_text[] =
     "usage: shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]\n"
     "              [--udp-port N] [--nick NICK] [--allow-other-users] [--no-portmap]\n"
     "              [--ui 127.0.0.1:PORT|off]\n"
-    "              [-v|--verbose] [-h|--help]\n"
+    "              [-v|--verbose] [-h|--help] [--version]\n"
     "  --server CONNSTR    mediator connection string, shoal://HOST:PORT/SERVERKEY\n"
     "  --state DIR         where the node key and last address are kept\n"
     "  --socks HOST:PORT   SOCKS5 listener (default 127.0.0.1:1080; \"off\" disables)\n"
@@ -37,7 +37,8 @@ static const char usage_text[] =
     "                      our peer UDP port (default: ask; SHOAL_PORTMAP=off does the same)\n"
     "  --ui HOST:PORT      the window (`shoal ui`), loopback only (default 127.0.0.1 and\n"
     "                      any free port; \"off\" disables)\n"
-    "  -v, --verbose       debug logging\n";
+    "  -v, --verbose       debug logging\n"
+    "  --version           print the version\n";
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -101,6 +102,7 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 		{ "ui", required_argument, NULL, 'U' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
 	char err[256];
@@ -168,6 +170,9 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 			break;
 		case 'h':
 			fputs(usage_text, stdout);
+			return -1;
+		case 'V':
+			printf("shoald %s\n", PACKAGE_VERSION);
 			return -1;
 		case ':':
 			return usage_error("missing value for %s", argv[optind - 1]);

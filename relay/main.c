@@ -49,7 +49,8 @@ usage(FILE *f)
 {
 	fputs("usage: shoal-relay --listen HOST:PORT (--state DIR --server CONNECTION-STRING |\n"
 	    "                   --key-file FILE) [--name NAME] [--tcp-port N|off]\n"
-	    "                   [--rate-mbit N] [--stats-interval S] [-v]\n"
+	    "                   [--rate-mbit N] [--stats-interval S] [-v|--verbose]\n"
+	    "                   [-h|--help] [--version]\n"
 	    "  --listen HOST:PORT   UDP address to relay on (HOST: an IPv4 address or 0.0.0.0;\n"
 	    "                       0.0.0.0: the mediator tells nodes our connection's source)\n"
 	    "  --state DIR          where the relay's own key lives (DIR/relay.key, made once)\n"
@@ -59,7 +60,10 @@ usage(FILE *f)
 	    "  --key-file FILE      standalone: the relay key shared with a mediator (64 hex)\n"
 	    "  --rate-mbit N        per-node limit of relayed traffic (default: none)\n"
 	    "  --stats-interval S   counters in the log every S seconds (default 60; 0: never;\n"
-	    "                       SIGUSR1 logs them at once)\n", f);
+	    "                       SIGUSR1 logs them at once)\n"
+	    "  -v, --verbose        debug logging\n"
+	    "  -h, --help           this help\n"
+	    "  --version            print the version\n", f);
 }
 
 static int
@@ -88,7 +92,8 @@ parse_listen(const char *s, struct options *o)
 static int
 parse_options(int argc, char **argv, struct options *o)
 {
-	enum { OPT_KEY = 256, OPT_RATE, OPT_STATS, OPT_STATE, OPT_SERVER, OPT_NAME, OPT_TCP };
+	enum { OPT_KEY = 256, OPT_RATE, OPT_STATS, OPT_STATE, OPT_SERVER, OPT_NAME, OPT_TCP,
+	    OPT_VERSION };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "key-file", required_argument, NULL, OPT_KEY },
@@ -100,6 +105,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "stats-interval", required_argument, NULL, OPT_STATS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	char *end;
@@ -160,6 +166,9 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("shoal-relay %s\n", PACKAGE_VERSION);
 			exit(0);
 		default:
 			usage(stderr);

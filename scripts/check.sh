@@ -53,9 +53,31 @@ valgrind_units() {  # every C unit test of the plain build under valgrind's memc
   return $vfail
 }
 
+package_checks() {  # the tarball and the Debian packages, from the plain build
+  log="$top/build-plain/distcheck.log"
+  # The tarball configures, builds, installs and uninstalls on its own; its make check runs a
+  # few quick tests only (the whole suite ran above in this build).
+  if (cd "$top/build-plain" && make -j"$jobs" distcheck \
+      TESTS='tests/integ/test_manpages.py tests/unit/test_cli_args tests/unit/test_wire') \
+      >"$log" 2>&1; then
+    echo "distcheck: passed"; total_pass=$((total_pass + 1))
+  else
+    echo "distcheck: FAILED"; tail -n 60 "$log"; total_fail=$((total_fail + 1)); prc=1
+  fi
+  # Build the .debs, lint, install them here and run the README's first run from them.
+  log="$top/build-plain/test_deb.log"
+  if python3 tests/pkg/test_deb.py "$top/build-plain" "$top" >"$log" 2>&1; then
+    grep -E '^\[|^SKIP|^test_deb' "$log"; total_pass=$((total_pass + 1))
+  else
+    echo "test_deb: FAILED"; tail -n 80 "$log"; total_fail=$((total_fail + 1)); prc=1
+  fi
+  return ${prc:-0}
+}
+
 rc=0
 run_build plain || rc=1
 [ "${SHOAL_SKIP_VALGRIND:-0}" = 1 ] || valgrind_units || rc=1
+[ "${SHOAL_SKIP_PACKAGE:-0}" = 1 ] || package_checks || rc=1
 if [ "${SHOAL_SKIP_SANITIZERS:-0}" != 1 ]; then
   NATLAB_RELAY_MB=20 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     run_build asan --enable-sanitizers CC=clang || rc=1

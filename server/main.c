@@ -63,7 +63,8 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: shoal-server --listen HOST:PORT [--listen HOST:PORT ...] --state DIR\n"
 	    "                    [--range 5.0.0.0/8] [--public-host HOST] [--reclaim-days N]\n"
-	    "                    [--chat-history N] [-v]\n"
+	    "                    [--chat-history N] [--relay-port N|off] [--relay-tcp-port N|off]\n"
+	    "                    [--relay-allow KEY ...] [-v|--verbose] [-h|--help] [--version]\n"
 	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
 	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
 	    "  The first one is the address in the url / connection string.\n"
@@ -73,7 +74,11 @@ usage(FILE *f)
 	    "  register; repeatable; STATE/relays.allow holds more, one per line.\n"
 	    "  --reclaim-days N: forget nodes unseen for N days that are in no network, so\n"
 	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n"
-	    "  --chat-history N: chat messages kept per network and per pair (default %d).\n",
+	    "  --chat-history N: chat messages kept per network and per pair (default %d).\n"
+	    "  --state DIR: the server key, the database and the url file live there.\n"
+	    "  --range A.B.C.D/N: the virtual address range handed to nodes (default 5.0.0.0/8).\n"
+	    "  --public-host HOST: the host named in the url (default: the first --listen HOST).\n"
+	    "  -v, --verbose: debug logging.  --version: print the version.\n",
 	    SRV_MAX_LISTEN, CHAT_KEEP_DEFAULT);
 }
 
@@ -143,7 +148,7 @@ static int
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT,
-	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW };
+	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW, OPT_VERSION };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
@@ -157,6 +162,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "relay-allow", required_argument, NULL, OPT_RELAY_ALLOW },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPT_VERSION },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch;
@@ -231,6 +237,9 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 'h':
 			usage(stdout);
+			exit(0);
+		case OPT_VERSION:
+			printf("shoal-server %s\n", PACKAGE_VERSION);
 			exit(0);
 		default:
 			usage(stderr);

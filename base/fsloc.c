@@ -6,6 +6,7 @@
 #include "base/fsloc.h"
 
 #include <errno.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,39 @@ fsloc_default_control(char *out, size_t cap)
 	else
 		n = snprintf(out, cap, "/tmp/shoal-%u/shoald.sock", (unsigned)getuid());
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+/* $XDG_<name> if absolute (the spec says to ignore relative ones), else $HOME/fallback; then
+ * the leaf. */
+static int
+xdg_path(const char *xdg_var, const char *fallback, const char *leaf, char *out, size_t cap)
+{
+	const char *xdg = getenv(xdg_var), *home = getenv("HOME");
+	struct passwd *pw;
+	int n;
+
+	if (xdg && xdg[0] == '/')
+		n = snprintf(out, cap, "%s/%s", xdg, leaf);
+	else {
+		if (!home || home[0] != '/')
+			home = (pw = getpwuid(getuid())) != NULL ? pw->pw_dir : NULL;
+		if (!home || home[0] != '/')
+			return -1;
+		n = snprintf(out, cap, "%s/%s/%s", home, fallback, leaf);
+	}
+	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
+}
+
+int
+fsloc_default_state(char *out, size_t cap)
+{
+	return xdg_path("XDG_STATE_HOME", ".local/state", "shoal", out, cap);
+}
+
+int
+fsloc_default_config(char *out, size_t cap)
+{
+	return xdg_path("XDG_CONFIG_HOME", ".config", "shoal/shoald.conf", out, cap);
 }
 
 /* The directory part of path into dir ("." when there is none). 0, or -1 (too long). */

@@ -13,6 +13,16 @@
  */
 int fsloc_default_control(char *out, size_t cap);
 /*
+ * shoald's default state directory: $XDG_STATE_HOME/shoal if that is an absolute path, else
+ * $HOME/.local/state/shoal (the XDG base directory rules). 0, or -1 (no home, or too long).
+ */
+int fsloc_default_state(char *out, size_t cap);
+/*
+ * shoald's optional configuration file: $XDG_CONFIG_HOME/shoal/shoald.conf if that is an
+ * absolute path, else $HOME/.config/shoal/shoald.conf. 0, or -1 (no home, or too long).
+ */
+int fsloc_default_config(char *out, size_t cap);
+/*
  * Creates the parent directory of path with mode 0700 if missing (one level), then checks it
  * as fsloc_check_parent does. 0, or -1 with errno (EPERM: the directory is not safe; why says
  * what is wrong, in words for an error line).

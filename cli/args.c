@@ -33,6 +33,9 @@ struct verb_def {
 };
 
 static const struct verb_def verbs[] = {
+	{ { "up", "up [CONNSTR]", "start this user's shoald if needed and wait until it is "
+	    "connected (CONNSTR the first time; remembered)" }, 0, 1, 0 },
+	{ { "down", "down", "stop this user's shoald" }, 0, 0, 0 },
 	{ { "status", "status", "this node: address, nick, server, exposes, forwards" },
 	  0, 0, 0 },
 	{ { "list", "list", "networks and their members, with path and latency" }, 0, 0, 0 },
@@ -63,6 +66,7 @@ static const struct verb_def verbs[] = {
 	  0, 0, OPT_URL },
 	{ { "run", "run [--] CMD [ARGS...]",
 	    "run an unmodified program on the virtual LAN (LD_PRELOAD shim)" }, 0, 0, 0 },
+	{ { "completion", "completion bash", "print the bash completion script" }, 1, 1, 0 },
 	{ { "help", "help [COMMAND]", "show this help, or one command's" }, 0, 1, 0 },
 	{ { NULL, NULL, NULL }, 0, 0, 0 },
 };
@@ -84,6 +88,27 @@ cli_verb_at(size_t i)
 	if (i >= sizeof(verbs) / sizeof(verbs[0]) || !verbs[i].info.name)
 		return NULL;
 	return &verbs[i].info;
+}
+
+const char *
+cli_verb_options(const char *name)
+{
+	/* The long spellings of what verb_option() accepts, per option bit. */
+	static const struct { unsigned bit; const char *words; } w[] = {
+		{ OPT_PASSWORD, "--password" }, { OPT_REMOVE, "--remove" },
+		{ OPT_COUNT, "--count" }, { OPT_CHAT, "--to --follow --history --limit" },
+		{ OPT_URL, "--url" },
+	};
+	static char buf[128];
+	const struct verb_def *v = find_verb(name);
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; v && i < sizeof(w) / sizeof(w[0]); i++)
+		if (v->opts & w[i].bit)
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? " " : "",
+			    w[i].words);
+	return buf;
 }
 
 const struct cli_verb_info *
@@ -258,6 +283,19 @@ assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a
 	if (strcmp(name, "set-nick") == 0) {
 		a->nick = pos[0];
 		return check_str(name, "NICK", a->nick, 1, NICK_MAX_LEN, err, errlen);
+	}
+	if (strcmp(name, "completion") == 0) {
+		if (strcmp(pos[0], "bash") != 0)
+			return fail(err, errlen, "completion: only bash is known, not \"%s\"",
+			    pos[0]);
+		return 0;
+	}
+	if (strcmp(name, "up") == 0) {
+		if (strncmp(pos[0], "shoal://", 8) != 0 || has_control_chars(pos[0]))
+			return fail(err, errlen, "up: expected a connection string "
+			    "shoal://HOST:PORT/KEY, not \"%s\"", pos[0]);
+		a->server = pos[0];
+		return 0;
 	}
 	if (strcmp(name, "expose") == 0) {
 		slash = strchr(pos[0], '/');

@@ -33,6 +33,7 @@ struct cli_args {
 	int history;            /* chat --history (cmd "chat-history") */
 	long limit;             /* chat --history --limit N; 0: the daemon's default */
 	int url;                /* ui --url */
+	const char *server;     /* up CONNSTR; NULL: the remembered one */
 	char *const *run_argv;  /* run: the command and its arguments (into argv, verbatim) */
 	int run_argc;
 };
@@ -54,5 +55,8 @@ struct cli_verb_info {
 const struct cli_verb_info *cli_verb_at(size_t i);
 /* The entry for one verb, or NULL. */
 const struct cli_verb_info *cli_verb_find(const char *name);
+/* The options verb `name` takes, long spellings, space-separated ("" for none). Valid until the
+ * next call. */
+const char *cli_verb_options(const char *name);
 
 #endif

@@ -19,6 +19,8 @@
 #include "cli/client.h"
 #include "cli/output.h"
 #include "cli/run.h"
+#include "cli/completion.h"
+#include "cli/up.h"
 #include "base/fsloc.h"
 
 enum { EXIT_FAILED = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3 };
@@ -218,12 +220,18 @@ main(int argc, char *argv[])
 		fprintf(stderr, "shoal: control socket path too long (set --control)\n");
 		return EXIT_USAGE;
 	}
+	if (strcmp(a.cmd, "completion") == 0)
+		return completion_bash(stdout) == 0 ? 0 : EXIT_FAILED;
 	if (strcmp(a.cmd, "run") == 0)
 		return run_exec(path, a.run_argv);
 	if (strcmp(a.cmd, "chat-follow") == 0)
 		return chat_follow(path, a.json);
 	if (strcmp(a.cmd, "ui") == 0)
 		return ui_open(path, a.url);
+	if (strcmp(a.cmd, "up") == 0)
+		return up_run(path, a.control != NULL, a.server, a.json);
+	if (strcmp(a.cmd, "down") == 0)
+		return down_run(path, a.json);
 	if (!(req = cli_args_request(&a, 1))) {
 		fprintf(stderr, "shoal: arguments must be valid UTF-8\n");
 		return EXIT_USAGE;
@@ -231,6 +239,10 @@ main(int argc, char *argv[])
 	if ((fd = client_connect(path, err, sizeof(err))) == -1) {
 		if (errno == EPERM)
 			fprintf(stderr, "shoal: not talking to %s: %s\n", path, err);
+		else if (errno == ENOENT || errno == ECONNREFUSED)
+			fprintf(stderr, "shoal: shoald is not running (no answer at %s): start it "
+			    "with `shoal up` (the first time: `shoal up shoal://HOST:PORT/KEY`)\n",
+			    path);
 		else
 			fprintf(stderr, "shoal: cannot reach shoald at %s: %s (is shoald "
 			    "running?)\n", path, err);

@@ -1,8 +1,11 @@
 /*
- * args: shoald's command line (getopt_long) into a struct daemon_config.
+ * args: shoald's command line (getopt_long) into a struct daemon_config, after the optional
+ * configuration file (conffile.h: its settings are options placed before the command line's,
+ * so flags win). Without flags the state lives in $XDG_STATE_HOME/shoal and the mediator is
+ * the one last given (STATE_DIR/server, saved by main once the state directory exists).
  *
- *   shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]
- *          [--udp-port N] [--nick NICK] [--no-portmap] [-v|--verbose] [-h|--help]
+ *   shoald [--server CONNSTR] [--state DIR] [--config PATH] [--socks HOST:PORT|off]
+ *          [--control PATH] [--udp-port N] [--nick NICK] [--no-portmap] [-v|--verbose]
  *   SHOAL_PORTMAP=off (or 0, no) in the environment also turns port mapping off.
  */
 #include "config.h"
@@ -16,17 +19,23 @@
 
 #include "base/fsloc.h"
 #include "crypto/identity.h"
+#include "daemon/conffile.h"
 #include "daemon/daemon.h"
 
 enum { EXIT_USAGE = 2 };
 
 static const char usage_text[] =
-    "usage: shoald --server CONNSTR --state DIR [--socks HOST:PORT|off] [--control PATH]\n"
-    "              [--udp-port N] [--nick NICK] [--allow-other-users] [--no-portmap]\n"
-    "              [--ui 127.0.0.1:PORT|off]\n"
+    "usage: shoald [--server CONNSTR] [--state DIR] [--config PATH] [--socks HOST:PORT|off]\n"
+    "              [--control PATH] [--udp-port N] [--nick NICK] [--allow-other-users]\n"
+    "              [--no-portmap] [--ui 127.0.0.1:PORT|off]\n"
     "              [-v|--verbose] [-h|--help] [--version]\n"
     "  --server CONNSTR    mediator connection string, shoal://HOST:PORT/SERVERKEY\n"
+    "                      (default: the one last given, kept in the state directory)\n"
     "  --state DIR         where the node key and last address are kept\n"
+    "                      (default $XDG_STATE_HOME/shoal, else ~/.local/state/shoal)\n"
+    "  --config PATH       settings file, `key = value` per line, keys as these long\n"
+    "                      options (default $XDG_CONFIG_HOME/shoal/shoald.conf, else\n"
+    "                      ~/.config/shoal/shoald.conf; optional; flags win over it)\n"
     "  --socks HOST:PORT   SOCKS5 listener (default 127.0.0.1:1080; \"off\" disables)\n"
     "  --control PATH      control socket (default $XDG_RUNTIME_DIR/shoal/shoald.sock)\n"
     "  --udp-port N        peer UDP port (default: any free port)\n"
@@ -87,8 +96,58 @@ parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port)
 	return parse_port(colon + 1, port, 0);
 }
 
+/* --config PATH (or =PATH) on the command line, else the default; NULL when --help or
+ * --version make the file irrelevant (a broken one must not hide the help). */
+static const char *
+config_path(int argc, char **argv, char *buf, size_t cap)
+{
+	const char *path = NULL;
+	int i;
+
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--version") == 0)
+			return NULL;
+		if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+			path = argv[++i];
+		else if (strncmp(argv[i], "--config=", 9) == 0)
+			path = argv[i] + 9;
+	}
+	if (path)
+		return path;
+	return fsloc_default_config(buf, cap) == 0 ? buf : NULL;
+}
+
+static int parse(int argc, char **argv, struct daemon_config *cfg, int *verbose);
+
 int
 daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose)
+{
+	static struct conf_args conf;
+	char cpath[4096], err[1200];
+	char *all[1 + CONF_MAX_ARGS + 256];
+	const char *path = config_path(argc, argv, cpath, sizeof(cpath));
+	int i, n = 0;
+
+	if (argc > 256)
+		return usage_error("%s", "too many arguments");
+	memset(&conf, 0, sizeof(conf));
+	if (path && conffile_load(path, &conf, err, sizeof(err)) != 0) {
+		fprintf(stderr, "shoald: %s\n", err);
+		return EXIT_USAGE;
+	}
+	/* The file's options first: a flag given on the command line comes later and wins. */
+	all[n++] = argv[0];
+	for (i = 0; i < conf.n; i++)
+		all[n++] = conf.v[i];
+	for (i = 1; i < argc; i++)
+		all[n++] = argv[i];
+	optind = 1;
+	return parse(n, all, cfg, verbose);
+}
+
+static int
+parse(int argc, char **argv, struct daemon_config *cfg, int *verbose)
 {
 	static const struct option opts[] = {
 		{ "server", required_argument, NULL, 's' },
@@ -100,6 +159,7 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 		{ "allow-other-users", no_argument, NULL, 'A' },
 		{ "no-portmap", no_argument, NULL, 'P' },
 		{ "ui", required_argument, NULL, 'U' },
+		{ "config", required_argument, NULL, 'C' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
@@ -162,6 +222,8 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 		case 'A':
 			cfg->allow_others = 1;
 			break;
+		case 'C':
+			break;          /* read before the options (daemon_parse_args) */
 		case 'P':
 			cfg->portmap = 0;
 			break;
@@ -182,13 +244,27 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 	}
 	if (optind < argc)
 		return usage_error("unexpected argument %s", argv[optind]);
-	if (server == NULL)
-		return usage_error("%s", "missing --server CONNSTR");
-	if (cfg->state_dir[0] == '\0')
-		return usage_error("%s", "missing --state DIR");
-	if (conn_string_parse(server, cfg->server_host, sizeof(cfg->server_host),
+	if (cfg->state_dir[0] == '\0' &&
+	    fsloc_default_state(cfg->state_dir, sizeof(cfg->state_dir)) != 0)
+		return usage_error("%s", "no home directory for the default state; use --state DIR");
+	if (server != NULL) {
+		if (strlen(server) >= sizeof(cfg->server))
+			return usage_error("%s", "--server connection string too long");
+		snprintf(cfg->server, sizeof(cfg->server), "%s", server);
+		cfg->server_given = 1;
+	} else if (statefile_read(cfg->state_dir, "server", cfg->server,
+	    sizeof(cfg->server)) == 0) {
+		cfg->server[strcspn(cfg->server, "\r\n")] = '\0';
+	} else {
+		fprintf(stderr, "shoald: no mediator yet: give it once with --server "
+		    "shoal://HOST:PORT/KEY (or `shoal up shoal://HOST:PORT/KEY`); it is remembered "
+		    "in %s\n", cfg->state_dir);
+		return EXIT_USAGE;
+	}
+	if (conn_string_parse(cfg->server, cfg->server_host, sizeof(cfg->server_host),
 	    &cfg->server_port, cfg->server_pub, err, sizeof(err)) != 0) {
-		fprintf(stderr, "shoald: bad --server connection string: %s\n", err);
+		fprintf(stderr, "shoald: bad %s connection string: %s\n",
+		    cfg->server_given ? "--server" : "remembered (STATE_DIR/server)", err);
 		return EXIT_USAGE;
 	}
 	if (cfg->control_path[0] == '\0' &&

@@ -75,6 +75,13 @@ main(int argc, char **argv)
 		log_warnx("event=identity_failed state=%s reason=\"%s\"", d.cfg.state_dir, err);
 		goto out_loop;
 	}
+	/* The next start without --server uses it (`shoal up` with nothing more). */
+	if (d.cfg.server_given) {
+		char line[sizeof(d.cfg.server) + 2];
+
+		snprintf(line, sizeof(line), "%s\n", d.cfg.server);
+		(void)statefile_write(d.cfg.state_dir, "server", line);
+	}
 	if ((d.tp = transport_new(d.loop, d.cfg.udp_port, daemon_udp_dispatch, &d)) == NULL)
 		goto out_key;
 	/*

@@ -94,6 +94,11 @@ static const struct {
 	{ A("chat", "lan", "bad\ntext"), "control characters" },
 	{ A("--password", "x", "join", "n"), "unknown option --password" },
 	{ A("status", "extra"), "too many arguments" },
+	{ A("up", "http://x"), "up: expected a connection string" },
+	{ A("up", "shoal://a:1/k", "more"), "too many arguments" },
+	{ A("down", "now"), "too many arguments" },
+	{ A("completion", "zsh"), "only bash" },
+	{ A("completion"), "missing arguments" },
 	{ A("status", "--remove"), "unknown option --remove" },
 	{ A("join"), "missing arguments" },
 	{ A("join", "n", "m"), "too many arguments" },
@@ -239,8 +244,28 @@ test_verb_table(void)
 		CHECK(v->summary && v->summary[0]);
 		CHECK(cli_verb_find(v->name) == v);
 	}
-	CHECK_EQ(i, 21);
+	CHECK_EQ(i, 24);
 	CHECK(cli_verb_find("nope") == NULL);
+	/* what completion offers per verb is what the parser takes */
+	CHECK(strcmp(cli_verb_options("join"), "--password") == 0);
+	CHECK(strcmp(cli_verb_options("chat"), "--to --follow --history --limit") == 0);
+	CHECK(strcmp(cli_verb_options("status"), "") == 0);
+}
+
+/* up and down are the CLI's own (no request): up keeps its connection string. */
+static void
+test_up(void)
+{
+	const char *a1[] = { "shoal", "up", "shoal://example.org:7777/abcd", NULL };
+	const char *a2[] = { "shoal", "--json", "up", NULL };
+	struct cli_args a;
+	char err[256];
+
+	CHECK_EQ(cli_args_parse(argc_of(a1), (char *const *)a1, &a, err, sizeof(err)), 0);
+	CHECK(strcmp(a.cmd, "up") == 0 && a.server &&
+	    strcmp(a.server, "shoal://example.org:7777/abcd") == 0);
+	CHECK_EQ(cli_args_parse(argc_of(a2), (char *const *)a2, &a, err, sizeof(err)), 0);
+	CHECK(strcmp(a.cmd, "up") == 0 && a.server == NULL && a.json);
 }
 
 static void
@@ -308,6 +333,7 @@ main(void)
 	RUN(test_bad);
 	RUN(test_globals_and_help);
 	RUN(test_verb_table);
+	RUN(test_up);
 	RUN(test_not_utf8);
 	RUN(test_run);
 	return unit_finish();

@@ -1,12 +1,16 @@
 /*
- * args: strict parsing of the shoal command line. Every verb says which arguments and options
- * it takes; anything else is a usage error naming the problem, never a guess. Values are
+ * args: strict parsing of the shoal command line, with getopt_long in two passes: the global
+ * options up to the verb, then the verb's own options (its table entry says which) and the
+ * globals again, anywhere among its arguments. Every verb says which arguments and options it
+ * takes; anything else is a usage error naming the problem, never a guess (getopt_long's
+ * abbreviated long options are refused). Values are
  * checked against the same limits the daemon enforces (base/proto.h) so mistakes are reported
  * before anything is sent. Must not touch: I/O, the environment, the socket.
  */
 #include "config.h"
 #include "cli/args.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -20,6 +24,7 @@ enum {
 	OPT_CHAT = 1 << 3,      /* --to PEER, --follow, --history, --limit N */
 	OPT_URL = 1 << 4,       /* --url */
 	MAX_POS = 4,
+	ARGS_MAX = 256,         /* a command line longer than this is surely a mistake */
 	PEER_MAX = 128,         /* as CTL_PEER_MAX in control/control_proto.h */
 	PING_MAX = 100,
 	CHAT_TEXT_MAX = 2000,   /* as CTL_CHAT_TEXT_MAX */
@@ -176,72 +181,171 @@ check_str(const char *verb, const char *what, const char *s, size_t min, size_t 
 	return 0;
 }
 
-/* An option of the verb at argv[*i]. 1 consumed, 0 not a verb option, -1 error. */
+/* Option codes for getopt_long: the globals, then one per verb option. */
+enum {
+	O_JSON = 256, O_CONTROL, O_VERSION, O_PASSWORD = 'p', O_COUNT = 'c', O_HELP = 'h',
+	O_REMOVE = 300, O_URL, O_FOLLOW, O_HISTORY, O_TO, O_LIMIT,
+};
+
+/* Every option shoal knows, with the verb bit that allows it (0: global). */
+static const struct {
+	struct option o;
+	unsigned bit;
+} all_opts[] = {
+	{ { "json", no_argument, NULL, O_JSON }, 0 },
+	{ { "control", required_argument, NULL, O_CONTROL }, 0 },
+	{ { "help", no_argument, NULL, O_HELP }, 0 },
+	{ { "password", required_argument, NULL, O_PASSWORD }, OPT_PASSWORD },
+	{ { "remove", no_argument, NULL, O_REMOVE }, OPT_REMOVE },
+	{ { "count", required_argument, NULL, O_COUNT }, OPT_COUNT },
+	{ { "url", no_argument, NULL, O_URL }, OPT_URL },
+	{ { "follow", no_argument, NULL, O_FOLLOW }, OPT_CHAT },
+	{ { "history", no_argument, NULL, O_HISTORY }, OPT_CHAT },
+	{ { "to", required_argument, NULL, O_TO }, OPT_CHAT },
+	{ { "limit", required_argument, NULL, O_LIMIT }, OPT_CHAT },
+};
+enum { N_ALL_OPTS = sizeof(all_opts) / sizeof(all_opts[0]) };
+
+/* The getopt_long tables of one phase: before the verb (globals and --version), or the verb's
+ * (globals but --version, and its own). */
+static void
+opt_tables(const struct verb_def *v, struct option *longs, char *shorts)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < N_ALL_OPTS; i++)
+		if (all_opts[i].bit == 0 || (v && (v->opts & all_opts[i].bit)))
+			longs[n++] = all_opts[i].o;
+	if (!v)
+		longs[n++] = (struct option){ "version", no_argument, NULL, O_VERSION };
+	longs[n] = (struct option){ NULL, 0, NULL, 0 };
+	/* ':' first: a missing value is told apart from an unknown option. '+' before the verb
+	 * and for run: stop at the first argument that is not an option. */
+	snprintf(shorts, 16, "%s:h%s%s", !v || strcmp(v->info.name, "run") == 0 ? "+" : "",
+	    v && (v->opts & OPT_PASSWORD) ? "p:" : "", v && (v->opts & OPT_COUNT) ? "c:" : "");
+}
+
+/* getopt_long accepts any unambiguous prefix of a long option; shoal takes only the whole
+ * name (never a guess). tok: the argument the option came from. */
 static int
-verb_option(const struct verb_def *v, int argc, char *const argv[], int *i,
+exact_long(const char *tok, const struct option *o)
+{
+	size_t n = strlen(o->name);
+
+	if (strncmp(tok, "--", 2) != 0)
+		return 1;       /* a short option */
+	return strncmp(tok + 2, o->name, n) == 0 && (tok[2 + n] == '\0' || tok[2 + n] == '=');
+}
+
+/* One option getopt_long returned (c, its value val). 0, or -1 with err. */
+static int
+take_option(const struct verb_def *v, int c, const char *tok, const char *val,
     struct cli_args *a, char *err, size_t errlen)
 {
-	const char *s = argv[*i], *val = NULL;
-	const char *name = v->info.name;
+	const char *name = v ? v->info.name : "";
 
-	if ((v->opts & OPT_REMOVE) && strcmp(s, "--remove") == 0) {
+	switch (c) {
+	case O_JSON:
+		a->json = 1;
+		return 0;
+	case O_HELP:
+		a->help = 1;
+		return 0;
+	case O_VERSION:
+		a->version = 1;
+		return 0;
+	case O_CONTROL:
+		if (!val[0])
+			return fail(err, errlen, "--control needs a PATH");
+		a->control = val;
+		return 0;
+	case O_REMOVE:
 		a->remove = 1;
-		return 1;
-	}
-	if ((v->opts & OPT_PASSWORD) && (strcmp(s, "--password") == 0 || strcmp(s, "-p") == 0)) {
-		if (*i + 1 >= argc)
-			return fail(err, errlen, "%s: %s needs a value", name, s);
-		val = argv[++*i];
-	} else if ((v->opts & OPT_PASSWORD) && strncmp(s, "--password=", 11) == 0) {
-		val = s + 11;
-	}
-	if (val) {
+		return 0;
+	case O_URL:
+		a->url = 1;
+		return 0;
+	case O_FOLLOW:
+		a->follow = 1;
+		return 0;
+	case O_HISTORY:
+		a->history = 1;
+		return 0;
+	case O_PASSWORD:
 		if (a->password)
 			return fail(err, errlen, "%s: --password given twice", name);
 		if (check_str(name, "password", val, 0, PASSWORD_MAX_LEN, err, errlen) == -1)
 			return -1;
 		a->password = val;
-		return 1;
-	}
-	if ((v->opts & OPT_COUNT) && (strcmp(s, "-c") == 0 || strcmp(s, "--count") == 0)) {
-		if (*i + 1 >= argc)
-			return fail(err, errlen, "%s: %s needs a value", name, s);
-		val = argv[++*i];
-	} else if ((v->opts & OPT_COUNT) && strncmp(s, "-c", 2) == 0 && s[2] != '-') {
-		val = s + 2;
-	} else if ((v->opts & OPT_COUNT) && strncmp(s, "--count=", 8) == 0) {
-		val = s + 8;
-	}
-	if ((v->opts & OPT_URL) && strcmp(s, "--url") == 0) {
-		a->url = 1;
-		return 1;
-	}
-	if ((v->opts & OPT_CHAT) && strcmp(s, "--follow") == 0) {
-		a->follow = 1;
-		return 1;
-	}
-	if ((v->opts & OPT_CHAT) && strcmp(s, "--history") == 0) {
-		a->history = 1;
-		return 1;
-	}
-	if ((v->opts & OPT_CHAT) && (strcmp(s, "--to") == 0 || strcmp(s, "--limit") == 0)) {
-		if (*i + 1 >= argc)
-			return fail(err, errlen, "%s: %s needs a value", name, s);
-		if (strcmp(s, "--limit") == 0) {
-			if (parse_num(argv[++*i], 1, CHAT_LIMIT_MAX, &a->limit) == -1)
-				return fail(err, errlen, "%s: --limit must be a number from 1 to %d",
-				    name, CHAT_LIMIT_MAX);
-			return 1;
-		}
-		a->peer = argv[++*i];
-		return check_str(name, "PEER", a->peer, 1, PEER_MAX, err, errlen) == -1 ? -1 : 1;
-	}
-	if (val) {
+		return 0;
+	case O_COUNT:
 		if (parse_num(val, 1, PING_MAX, &a->count) == -1)
 			return fail(err, errlen, "%s: count must be a number from 1 to %d, not \"%s\"",
 			    name, PING_MAX, val);
-		return 1;
+		return 0;
+	case O_LIMIT:
+		if (parse_num(val, 1, CHAT_LIMIT_MAX, &a->limit) == -1)
+			return fail(err, errlen, "%s: --limit must be a number from 1 to %d", name,
+			    CHAT_LIMIT_MAX);
+		return 0;
+	case O_TO:
+		a->peer = val;
+		return check_str(name, "PEER", a->peer, 1, PEER_MAX, err, errlen);
 	}
+	return fail(err, errlen, "%s: unknown option %s", name, tok);
+}
+
+/*
+ * One getopt_long pass over args[*from..n) (a private copy: getopt permutes it), options into
+ * a. Stops at the end, or before the verb (v NULL), or before run's command. On return *from
+ * is the first argument left. 0, or -1 with err.
+ */
+static int
+options(const struct verb_def *v, int n, char **args, int *from, struct cli_args *a,
+    char *err, size_t errlen)
+{
+	struct option longs[N_ALL_OPTS + 2];
+	char shorts[16];
+	const char *tok, *val;
+	char shortopt[3] = "-?";
+	int c, li;
+
+	opt_tables(v, longs, shorts);
+	/* args[*from - 1] plays argv[0]: getopt starts at optind 1 of what it is given. */
+	optind = 0;             /* GNU: a full reset (new tables, new array) */
+	opterr = 0;
+	for (;;) {
+		li = -1;
+		c = getopt_long(n - (*from - 1), args + (*from - 1), shorts, longs, &li);
+		if (c == -1)
+			break;
+		tok = args[*from - 1 + optind - 1];
+		val = optarg;
+		/* a value given as the next argument: the option is the one before it */
+		if (optarg && optind >= 2 && optarg == args[*from - 1 + optind - 1])
+			tok = args[*from - 1 + optind - 2];
+		/* A short option's trouble is named by its letter (it may sit in a cluster). */
+		if ((c == ':' || c == '?') && optopt > 0 && optopt < 128 &&
+		    strncmp(tok, "--", 2) != 0) {
+			shortopt[1] = (char)optopt;
+			tok = shortopt;
+		}
+		if (c == ':')
+			return fail(err, errlen, "%s%s%s needs a %s", v ? v->info.name : "",
+			    v ? ": " : "", tok, optopt == O_CONTROL ? "PATH" : "value");
+		if (c == '?' || (li >= 0 && !exact_long(tok, &longs[li]))) {
+			if (!v)
+				return fail(err, errlen, "unknown option %s (options of a command go "
+				    "after it; see shoal help)", tok);
+			return fail(err, errlen, "%s: unknown option %s; usage: shoal %s",
+			    v->info.name, tok, v->info.synopsis);
+		}
+		if (take_option(v, c, tok, val, a, err, errlen) == -1)
+			return -1;
+		if (c == O_VERSION)
+			return 0;
+	}
+	*from += optind - 1;
 	return 0;
 }
 
@@ -371,58 +475,43 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 {
 	const struct verb_def *v = NULL;
 	const char *pos[MAX_POS];
-	int i, npos = 0, dashdash = 0, rc;
-	const char *s;
+	char *args[ARGS_MAX + 1];
+	int i, npos = 0;
 
 	memset(a, 0, sizeof(*a));
-	for (i = 1; i < argc; i++) {
-		s = argv[i];
-		if (!dashdash && s[0] == '-' && s[1] != '\0') {
-			if (strcmp(s, "--") == 0) {
-				dashdash = 1;
-			} else if (strcmp(s, "--json") == 0) {
-				a->json = 1;
-			} else if (strcmp(s, "-h") == 0 || strcmp(s, "--help") == 0) {
-				a->help = 1;
-			} else if (!v && strcmp(s, "--version") == 0) {
-				a->version = 1;
-				return 0;
-			} else if (strcmp(s, "--control") == 0) {
-				if (i + 1 >= argc)
-					return fail(err, errlen, "--control needs a PATH");
-				a->control = argv[++i];
-				if (!a->control[0])
-					return fail(err, errlen, "--control needs a PATH");
-			} else if (strncmp(s, "--control=", 10) == 0) {
-				a->control = s + 10;
-				if (!a->control[0])
-					return fail(err, errlen, "--control needs a PATH");
-			} else if (!v) {
-				return fail(err, errlen, "unknown option %s (options of a command go "
-				    "after it; see shoal help)", s);
-			} else if ((rc = verb_option(v, argc, argv, &i, a, err, errlen)) == -1) {
-				return -1;
-			} else if (rc == 0) {
-				return fail(err, errlen, "%s: unknown option %s; usage: shoal %s",
-				    v->info.name, s, v->info.synopsis);
-			}
-			continue;
-		}
-		if (!v) {
-			if (!(v = find_verb(s)))
-				return fail(err, errlen, "unknown command \"%s\" (see shoal help)", s);
-			continue;
-		}
+	if (argc > ARGS_MAX)
+		return fail(err, errlen, "too many arguments (at most %d)", ARGS_MAX - 1);
+	for (i = 0; i < argc; i++)
+		args[i] = argv[i];
+	args[argc] = NULL;
+	/* Before the verb: the globals (getopt_long, stopping at the verb). */
+	i = 1;
+	if (options(NULL, argc, args, &i, a, err, errlen) == -1)
+		return -1;
+	if (a->version)
+		return 0;
+	if (i < argc) {
+		if (!(v = find_verb(args[i])))
+			return fail(err, errlen, "unknown command \"%s\" (see shoal help)", args[i]);
+		i++;
+		/* The verb's options and the globals again, anywhere among its arguments (run:
+		 * up to its command, which keeps the rest, options included). */
+		if (options(v, argc, args, &i, a, err, errlen) == -1)
+			return -1;
 		if (strcmp(v->info.name, "run") == 0) {
-			/* the rest belongs to the command, options included */
-			a->run_argv = &argv[i];
-			a->run_argc = argc - i;
-			break;
+			if (i < argc) {
+				/* run's part of the caller's argv: "+" mode permuted nothing */
+				a->run_argv = &argv[i];
+				a->run_argc = argc - i;
+			}
+		} else {
+			for (; i < argc; i++) {
+				if (npos >= v->nmax || npos >= MAX_POS)
+					return fail(err, errlen, "%s: too many arguments; usage: shoal %s",
+					    v->info.name, v->info.synopsis);
+				pos[npos++] = args[i];
+			}
 		}
-		if (npos >= v->nmax || npos >= MAX_POS)
-			return fail(err, errlen, "%s: too many arguments; usage: shoal %s",
-			    v->info.name, v->info.synopsis);
-		pos[npos++] = s;
 	}
 
 	if (v && strcmp(v->info.name, "help") == 0) {

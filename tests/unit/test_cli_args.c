@@ -100,6 +100,12 @@ static const struct {
 	{ A("completion", "zsh"), "only bash" },
 	{ A("completion"), "missing arguments" },
 	{ A("status", "--remove"), "unknown option --remove" },
+	/* whole option names only: getopt_long's prefixes are not taken */
+	{ A("join", "n", "--pass", "x"), "unknown option --pass" },
+	{ A("--cont", "/x", "status"), "unknown option --cont" },
+	{ A("ping", "bob", "--cou=3"), "unknown option --cou=3" },
+	{ A("ping", "bob", "-zc3"), "unknown option -z" },
+	{ A("--jso", "status"), "unknown option --jso" },
 	{ A("join"), "missing arguments" },
 	{ A("join", "n", "m"), "too many arguments" },
 	{ A("join", "n", "--password"), "--password needs a value" },

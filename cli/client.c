@@ -165,3 +165,15 @@ client_call(int fd, json_t *req, long long id, int timeout_ms, char *err, size_t
 	free(buf);
 	return resp;
 }
+
+void
+client_say_unreachable(const char *path, const char *why, int e)
+{
+	if (e == EPERM)
+		fprintf(stderr, "shoal: not talking to %s: %s\n", path, why);
+	else if (e == ENOENT || e == ECONNREFUSED)
+		fprintf(stderr, "shoal: shoald is not running (no answer at %s): start it with "
+		    "`shoal up` (the first time: `shoal up shoal://HOST:PORT/KEY`)\n", path);
+	else
+		fprintf(stderr, "shoal: cannot reach shoald at %s: %s\n", path, why);
+}

@@ -15,6 +15,11 @@
  * with errno set (EPERM: refused for safety) and why filled in for an error line.
  */
 int client_connect(const char *path, char *why, size_t whylen);
+/*
+ * The one line on stderr for a client_connect that failed with errno e and why: refused for
+ * safety, or shoald not running (with how to start it), or another reason.
+ */
+void client_say_unreachable(const char *path, const char *why, int e);
 
 /*
  * Sends req as one line and waits up to timeout_ms for the response whose "id" is id (other

@@ -172,17 +172,13 @@ ask_daemon(const char *control, char *out, size_t cap)
 	json_t *req, *resp;
 	const char *sock, *msg;
 	char err[512];
-	int fd;
+	int fd, e;
 
 	if ((fd = client_connect(control, err, sizeof(err))) == -1) {
-		if (errno == EPERM) {
-			fprintf(stderr, "shoal: not talking to %s: %s\n", control, err);
-			return EXIT_UNREACHABLE;
-		}
-		if (default_shim_socket(control, out, cap) == 0)
+		e = errno;
+		if (e != EPERM && default_shim_socket(control, out, cap) == 0)
 			return 0;
-		fprintf(stderr, "shoal: cannot reach shoald at %s: %s (is shoald running?)\n",
-		    control, err);
+		client_say_unreachable(control, err, e);
 		return EXIT_UNREACHABLE;
 	}
 	req = json_pack("{s:i, s:s}", "id", 1, "cmd", "status");

@@ -88,7 +88,7 @@ chat_follow(const char *path, int json)
 	int fd;
 
 	if ((fd = client_connect(path, err, sizeof(err))) == -1) {
-		fprintf(stderr, "shoal: cannot reach shoald at %s: %s\n", path, err);
+		client_say_unreachable(path, err, errno);
 		return EXIT_UNREACHABLE;
 	}
 	for (;; id++) {
@@ -138,7 +138,7 @@ ui_open(const char *path, int url_only)
 	int fd, tfd;
 
 	if ((fd = client_connect(path, err, sizeof(err))) == -1) {
-		fprintf(stderr, "shoal: cannot reach shoald at %s: %s\n", path, err);
+		client_say_unreachable(path, err, errno);
 		return EXIT_UNREACHABLE;
 	}
 	req = json_pack("{s:i, s:s}", "id", 1, "cmd", "status");
@@ -237,15 +237,7 @@ main(int argc, char *argv[])
 		return EXIT_USAGE;
 	}
 	if ((fd = client_connect(path, err, sizeof(err))) == -1) {
-		if (errno == EPERM)
-			fprintf(stderr, "shoal: not talking to %s: %s\n", path, err);
-		else if (errno == ENOENT || errno == ECONNREFUSED)
-			fprintf(stderr, "shoal: shoald is not running (no answer at %s): start it "
-			    "with `shoal up` (the first time: `shoal up shoal://HOST:PORT/KEY`)\n",
-			    path);
-		else
-			fprintf(stderr, "shoal: cannot reach shoald at %s: %s (is shoald "
-			    "running?)\n", path, err);
+		client_say_unreachable(path, err, errno);
 		json_decref(req);
 		return EXIT_UNREACHABLE;
 	}

@@ -23,12 +23,14 @@ enum {
 	OPT_COUNT = 1 << 2,     /* -c N, -cN, --count N, --count=N */
 	OPT_CHAT = 1 << 3,      /* --to PEER, --follow, --history, --limit N */
 	OPT_URL = 1 << 4,       /* --url */
+	OPT_WAIT = 1 << 5,      /* --wait SECONDS */
 	MAX_POS = 4,
 	ARGS_MAX = 256,         /* a command line longer than this is surely a mistake */
 	PEER_MAX = 128,         /* as CTL_PEER_MAX in control/control_proto.h */
 	PING_MAX = 100,
 	CHAT_TEXT_MAX = 2000,   /* as CTL_CHAT_TEXT_MAX */
 	CHAT_LIMIT_MAX = 500,
+	WAIT_MAX = 3600,        /* up --wait: an hour is surely enough for a mediator to answer */
 };
 
 struct verb_def {
@@ -38,8 +40,8 @@ struct verb_def {
 };
 
 static const struct verb_def verbs[] = {
-	{ { "up", "up [CONNSTR]", "start this user's shoald if needed and wait until it is "
-	    "connected (CONNSTR the first time; remembered)" }, 0, 1, 0 },
+	{ { "up", "up [CONNSTR] [--wait SECONDS]", "start this user's shoald if needed and wait "
+	    "until it is connected (CONNSTR the first time; remembered)" }, 0, 1, OPT_WAIT },
 	{ { "down", "down", "stop this user's shoald" }, 0, 0, 0 },
 	{ { "status", "status", "this node: address, nick, server, exposes, forwards" },
 	  0, 0, 0 },
@@ -102,7 +104,7 @@ cli_verb_options(const char *name)
 	static const struct { unsigned bit; const char *words; } w[] = {
 		{ OPT_PASSWORD, "--password" }, { OPT_REMOVE, "--remove" },
 		{ OPT_COUNT, "--count" }, { OPT_CHAT, "--to --follow --history --limit" },
-		{ OPT_URL, "--url" },
+		{ OPT_URL, "--url" }, { OPT_WAIT, "--wait" },
 	};
 	static char buf[128];
 	const struct verb_def *v = find_verb(name);
@@ -184,7 +186,7 @@ check_str(const char *verb, const char *what, const char *s, size_t min, size_t 
 /* Option codes for getopt_long: the globals, then one per verb option. */
 enum {
 	O_JSON = 256, O_CONTROL, O_VERSION, O_PASSWORD = 'p', O_COUNT = 'c', O_HELP = 'h',
-	O_REMOVE = 300, O_URL, O_FOLLOW, O_HISTORY, O_TO, O_LIMIT,
+	O_REMOVE = 300, O_URL, O_FOLLOW, O_HISTORY, O_TO, O_LIMIT, O_WAIT,
 };
 
 /* Every option shoal knows, with the verb bit that allows it (0: global). */
@@ -203,6 +205,7 @@ static const struct {
 	{ { "history", no_argument, NULL, O_HISTORY }, OPT_CHAT },
 	{ { "to", required_argument, NULL, O_TO }, OPT_CHAT },
 	{ { "limit", required_argument, NULL, O_LIMIT }, OPT_CHAT },
+	{ { "wait", required_argument, NULL, O_WAIT }, OPT_WAIT },
 };
 enum { N_ALL_OPTS = sizeof(all_opts) / sizeof(all_opts[0]) };
 
@@ -287,6 +290,11 @@ take_option(const struct verb_def *v, int c, const char *tok, const char *val,
 		if (parse_num(val, 1, CHAT_LIMIT_MAX, &a->limit) == -1)
 			return fail(err, errlen, "%s: --limit must be a number from 1 to %d", name,
 			    CHAT_LIMIT_MAX);
+		return 0;
+	case O_WAIT:
+		if (parse_num(val, 1, WAIT_MAX, &a->wait) == -1)
+			return fail(err, errlen, "%s: --wait must be a number of seconds from 1 to %d, "
+			    "not \"%s\"", name, WAIT_MAX, val);
 		return 0;
 	case O_TO:
 		a->peer = val;

@@ -34,6 +34,7 @@ struct cli_args {
 	long limit;             /* chat --history --limit N; 0: the daemon's default */
 	int url;                /* ui --url */
 	const char *server;     /* up CONNSTR; NULL: the remembered one */
+	long wait;              /* up --wait SECONDS; 0: the default (30 s) */
 	char *const *run_argv;  /* run: the command and its arguments (into argv, verbatim) */
 	int run_argc;
 };

@@ -229,7 +229,7 @@ main(int argc, char *argv[])
 	if (strcmp(a.cmd, "ui") == 0)
 		return ui_open(path, a.url);
 	if (strcmp(a.cmd, "up") == 0)
-		return up_run(path, a.control != NULL, a.server, a.json);
+		return up_run(path, a.control != NULL, a.server, a.wait, a.json);
 	if (strcmp(a.cmd, "down") == 0)
 		return down_run(path, a.json);
 	if (!(req = cli_args_request(&a, 1))) {

@@ -21,7 +21,7 @@
 #include "base/fsloc.h"
 #include "cli/client.h"
 
-enum { EXIT_FAILED = 1, UP_WAIT_S = 30, DOWN_WAIT_S = 15, CALL_MS = 5000, LOG_TAIL = 12 };
+enum { EXIT_FAILED = 1, DOWN_WAIT_S = 15, CALL_MS = 5000, LOG_TAIL = 12 };
 
 static void
 nap_100ms(void)
@@ -219,14 +219,17 @@ report(json_t *st, int json, const char *how)
 }
 
 int
-up_run(const char *control, int control_given, const char *server, int json)
+up_run(const char *control, int control_given, const char *server, long wait_s, int json)
 {
 	char state[4096], log[4200], why[512];
-	double deadline = mono() + UP_WAIT_S;
+	double deadline;
 	json_t *st = status_of(control, NULL);
 	pid_t pid = -1, done;
 	int ws;
 
+	if (wait_s <= 0)
+		wait_s = UP_WAIT_DEFAULT_S;
+	deadline = mono() + (double)wait_s;
 	if (st != NULL) {
 		if (server && strcmp(jstr(st, "server_url"), server) != 0)
 			fprintf(stderr, "shoal: shoald already runs with %s; to change the mediator: "
@@ -263,8 +266,8 @@ up_run(const char *control, int control_given, const char *server, int json)
 			return EXIT_FAILED;
 		}
 		if (mono() > deadline) {
-			fprintf(stderr, "shoal: shoald is not connected to its mediator after %d s%s\n",
-			    UP_WAIT_S, pid > 0 ? "" : " (shoal status says more)");
+			fprintf(stderr, "shoal: shoald is not connected to its mediator after %ld s%s\n",
+			    wait_s, pid > 0 ? "" : " (shoal status says more)");
 			if (pid > 0)
 				log_tail(log);
 			return EXIT_FAILED;

@@ -8,8 +8,10 @@
 #define SHOAL_CLI_UP_H
 
 /* control: the socket path; control_given: it came from --control (passed on to shoald);
- * server: CONNSTR or NULL (the remembered one). Returns the exit status. */
-int up_run(const char *control, int control_given, const char *server, int json);
+ * server: CONNSTR or NULL (the remembered one); wait_s: how long to wait for the mediator
+ * (0: UP_WAIT_DEFAULT_S). Returns the exit status. */
+enum { UP_WAIT_DEFAULT_S = 30 };
+int up_run(const char *control, int control_given, const char *server, long wait_s, int json);
 int down_run(const char *control, int json);
 
 #endif

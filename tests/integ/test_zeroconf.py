@@ -8,6 +8,8 @@ directories of its own and no flags:
 - ~/.config/shoal/shoald.conf is honoured (nick, SOCKS port), and a flag wins over it;
 - `shoal down` stops it and waits until it is gone; `shoal up` alone starts it again with the
   remembered mediator, with the same node id;
+- `shoal up --wait 2` with a mediator that never answers gives up after 2 s, saying so, with
+  the end of shoald's log;
 - a bad line in the file is refused by shoald with FILE:LINE, and `shoal up` shows why;
 - `shoal completion bash`, loaded into bash, completes every command `shoal --help` lists and
   each command's options (from the parser's own table).
@@ -15,6 +17,7 @@ Nothing reaches a peer here (one node), so no network namespace is needed.
 """
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -111,6 +114,16 @@ def main():
             finally:
                 p.terminate()
                 p.wait(timeout=10)
+
+            # 4b. a mediator that never answers: a clear timeout with the log's last lines
+            host, rest = url.split("://", 1)[1].split("/", 1)
+            dead = f"shoal://127.0.0.1:{free_port(socket.SOCK_DGRAM)}/{rest}"
+            r = sh("up", "--wait", "2", dead, check=False)
+            assert r.returncode == 1, r
+            assert "not connected to its mediator after 2 s" in r.stderr, r.stderr
+            assert "shoald.log:" in r.stderr and "shoald" in r.stderr.split("shoald.log:")[1], r.stderr
+            print(f"4b. {r.stderr.strip().splitlines()[0]} (then {len(r.stderr.splitlines()) - 2} log lines)")
+            sh("down")
 
             # 5. a bad line: refused with FILE:LINE, and `shoal up` shows it
             with open(conf, "a") as f:

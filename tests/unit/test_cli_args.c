@@ -97,6 +97,12 @@ static const struct {
 	{ A("up", "http://x"), "up: expected a connection string" },
 	{ A("up", "shoal://a:1/k", "more"), "too many arguments" },
 	{ A("down", "now"), "too many arguments" },
+	{ A("up", "--wait", "0"), "--wait must be a number of seconds" },
+	{ A("up", "--wait", "3601"), "--wait must be a number of seconds" },
+	{ A("up", "--wait", "5s"), "--wait must be a number of seconds" },
+	{ A("up", "--wait"), "--wait" },
+	{ A("down", "--wait", "5"), "unknown option --wait" },
+	{ A("up", "--wai", "5"), "unknown option --wai" },
 	{ A("completion", "zsh"), "only bash" },
 	{ A("completion"), "missing arguments" },
 	{ A("status", "--remove"), "unknown option --remove" },
@@ -256,6 +262,7 @@ test_verb_table(void)
 	CHECK(strcmp(cli_verb_options("join"), "--password") == 0);
 	CHECK(strcmp(cli_verb_options("chat"), "--to --follow --history --limit") == 0);
 	CHECK(strcmp(cli_verb_options("status"), "") == 0);
+	CHECK(strcmp(cli_verb_options("up"), "--wait") == 0);
 }
 
 /* up and down are the CLI's own (no request): up keeps its connection string. */
@@ -264,6 +271,8 @@ test_up(void)
 {
 	const char *a1[] = { "shoal", "up", "shoal://example.org:7777/abcd", NULL };
 	const char *a2[] = { "shoal", "--json", "up", NULL };
+	const char *a3[] = { "shoal", "up", "--wait=7", "shoal://example.org:7777/abcd", NULL };
+	const char *a4[] = { "shoal", "up", "--wait", "3600", NULL };
 	struct cli_args a;
 	char err[256];
 
@@ -271,7 +280,11 @@ test_up(void)
 	CHECK(strcmp(a.cmd, "up") == 0 && a.server &&
 	    strcmp(a.server, "shoal://example.org:7777/abcd") == 0);
 	CHECK_EQ(cli_args_parse(argc_of(a2), (char *const *)a2, &a, err, sizeof(err)), 0);
-	CHECK(strcmp(a.cmd, "up") == 0 && a.server == NULL && a.json);
+	CHECK(strcmp(a.cmd, "up") == 0 && a.server == NULL && a.json && a.wait == 0);
+	CHECK_EQ(cli_args_parse(argc_of(a3), (char *const *)a3, &a, err, sizeof(err)), 0);
+	CHECK(a.wait == 7 && a.server && strcmp(a.server, "shoal://example.org:7777/abcd") == 0);
+	CHECK_EQ(cli_args_parse(argc_of(a4), (char *const *)a4, &a, err, sizeof(err)), 0);
+	CHECK(a.wait == 3600 && a.server == NULL);
 }
 
 static void

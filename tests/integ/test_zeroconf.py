@@ -66,6 +66,8 @@ def main():
         assert complete("shoal", "join", "games", "--pa") == ["--password"]
         assert complete("shoal", "--control", "/x", "pi") == ["ping"]
         assert "--follow" in complete("shoal", "chat", "--")
+        assert complete("shoal", "up", "--wa") == ["--wait"], complete("shoal", "up", "--wa")
+        assert "--wait" not in complete("shoal", "down", "--")
         print(f"0. bash completes all {len(verbs)} commands and their options")
 
         try:

@@ -268,8 +268,13 @@ up_run(const char *control, int control_given, const char *server, long wait_s, 
 		if (mono() > deadline) {
 			fprintf(stderr, "shoal: shoald is not connected to its mediator after %ld s%s\n",
 			    wait_s, pid > 0 ? "" : " (shoal status says more)");
-			if (pid > 0)
+			if (pid > 0) {
 				log_tail(log);
+				/* it is not stopped: a mediator that is down for a while is
+				 * reached when it is back, so say what runs and how to stop it */
+				fprintf(stderr, "shoal: shoald (pid %d) keeps trying in the "
+				    "background; `shoal down` stops it\n", (int)pid);
+			}
 			return EXIT_FAILED;
 		}
 		nap_100ms();

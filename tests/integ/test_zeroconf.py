@@ -123,8 +123,9 @@ def main():
             r = sh("up", "--wait", "2", dead, check=False)
             assert r.returncode == 1, r
             assert "not connected to its mediator after 2 s" in r.stderr, r.stderr
+            assert "keeps trying in the background; `shoal down` stops it" in r.stderr, r.stderr
             assert "shoald.log:" in r.stderr and "shoald" in r.stderr.split("shoald.log:")[1], r.stderr
-            print(f"4b. {r.stderr.strip().splitlines()[0]} (then {len(r.stderr.splitlines()) - 2} log lines)")
+            print(f"4b. {r.stderr.strip().splitlines()[0]} (then {len(r.stderr.splitlines()) - 3} log lines)")
             sh("down")
 
             # 5. a bad line: refused with FILE:LINE, and `shoal up` shows it

@@ -96,10 +96,10 @@ parse_hostport(const char *s, char *host, size_t host_cap, uint16_t *port)
 	return parse_port(colon + 1, port, 0);
 }
 
-/* --config PATH (or =PATH) on the command line, else the default; NULL when --help or
- * --version make the file irrelevant (a broken one must not hide the help). */
+/* --config PATH (or =PATH) on the command line (*named set), else the default; NULL when
+ * --help or --version make the file irrelevant (a broken one must not hide the help). */
 static const char *
-config_path(int argc, char **argv, char *buf, size_t cap)
+config_path(int argc, char **argv, char *buf, size_t cap, int *named)
 {
 	const char *path = NULL;
 	int i;
@@ -113,7 +113,7 @@ config_path(int argc, char **argv, char *buf, size_t cap)
 		else if (strncmp(argv[i], "--config=", 9) == 0)
 			path = argv[i] + 9;
 	}
-	if (path)
+	if ((*named = path != NULL))
 		return path;
 	return fsloc_default_config(buf, cap) == 0 ? buf : NULL;
 }
@@ -126,13 +126,13 @@ daemon_parse_args(int argc, char **argv, struct daemon_config *cfg, int *verbose
 	static struct conf_args conf;
 	char cpath[4096], err[1200];
 	char *all[1 + CONF_MAX_ARGS + 256];
-	const char *path = config_path(argc, argv, cpath, sizeof(cpath));
-	int i, n = 0;
+	int i, n = 0, named = 0;
+	const char *path = config_path(argc, argv, cpath, sizeof(cpath), &named);
 
 	if (argc > 256)
 		return usage_error("%s", "too many arguments");
 	memset(&conf, 0, sizeof(conf));
-	if (path && conffile_load(path, &conf, err, sizeof(err)) != 0) {
+	if (path && conffile_load(path, named, &conf, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoald: %s\n", err);
 		return EXIT_USAGE;
 	}

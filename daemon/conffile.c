@@ -117,7 +117,8 @@ conffile_parse(const char *text, size_t len, const char *name, struct conf_args 
 }
 
 int
-conffile_load(const char *path, struct conf_args *out, char *err, size_t errlen)
+conffile_load(const char *path, int required, struct conf_args *out, char *err,
+    size_t errlen)
 {
 	static char buf[CONF_FILE_MAX + 1];
 	size_t len;
@@ -125,7 +126,7 @@ conffile_load(const char *path, struct conf_args *out, char *err, size_t errlen)
 
 	memset(out, 0, sizeof(*out));
 	if ((f = fopen(path, "re")) == NULL) {
-		if (errno == ENOENT)
+		if (!required && (errno == ENOENT || errno == EACCES || errno == ENOTDIR))
 			return 0;
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return -1;

@@ -21,7 +21,13 @@ struct conf_args {
 /* The text of a file named name (for messages) into out. 0, or -1 with err "name:line: why". */
 int conffile_parse(const char *text, size_t len, const char *name, struct conf_args *out,
     char *err, size_t errlen);
-/* The file at path: 0 (also when it does not exist: no options), or -1 with err. */
-int conffile_load(const char *path, struct conf_args *out, char *err, size_t errlen);
+/*
+ * The file at path: 0, or -1 with err. required (a path the user named): it must be there.
+ * Otherwise (the default path) a file that is not there, or that we may not read (a HOME of
+ * another user's, as when a service runs under its own uid with the caller's environment),
+ * means no options.
+ */
+int conffile_load(const char *path, int required, struct conf_args *out, char *err,
+    size_t errlen);
 
 #endif

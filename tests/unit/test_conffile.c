@@ -106,21 +106,24 @@ test_load(void)
 
 	CHECK(mkdtemp(dir) != NULL);
 	snprintf(path, sizeof(path), "%s/shoald.conf", dir);
-	CHECK_EQ(conffile_load(path, &a, err, sizeof(err)), 0);         /* missing: fine */
+	CHECK_EQ(conffile_load(path, 0, &a, err, sizeof(err)), 0);      /* missing: fine */
 	CHECK_EQ(a.n, 0);
+	/* ... unless the user named it */
+	CHECK_EQ(conffile_load(path, 1, &a, err, sizeof(err)), -1);
+	CHECK(strstr(err, "No such file") != NULL);
 	f = fopen(path, "w");
 	CHECK(f != NULL);
 	if (f) {
 		fputs("nick = n\nbogus\n", f);
 		fclose(f);
 	}
-	CHECK_EQ(conffile_load(path, &a, err, sizeof(err)), -1);
+	CHECK_EQ(conffile_load(path, 0, &a, err, sizeof(err)), -1);
 	CHECK(strncmp(err, path, strlen(path)) == 0 &&
 	    strcmp(err + strlen(path), ":2: expected key = value: bogus") == 0);
 	unlink(path);
 	/* a directory where the file should be: an error, not an empty configuration */
 	CHECK(mkdir(path, 0700) == 0);
-	CHECK_EQ(conffile_load(path, &a, err, sizeof(err)), -1);
+	CHECK_EQ(conffile_load(path, 0, &a, err, sizeof(err)), -1);
 	CHECK(strncmp(err, path, strlen(path)) == 0);
 	rmdir(path);
 	rmdir(dir);

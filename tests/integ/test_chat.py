@@ -15,6 +15,7 @@ Chat through the mediator (issue 11), real mediator and daemons, the real CLI:
 import glob
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -78,6 +79,11 @@ def main():
         alice.cli("create", "lan")
         bob.cli("join", "lan")
         wait_until(lambda: (alice.member("lan", "bob") or {}).get("online"), 10, what="bob in lan")
+        # (not chat, but this pair is at hand: list --json carries both sides' NAT classes)
+        wait_until(lambda: (alice.member("lan", "bob") or {}).get("nat"), 10, what="the pair's NATs")
+        nat = alice.member("lan", "bob")["nat"]
+        assert re.fullmatch(r"[a-z]+/[a-z]+", nat["mine"]) and re.fullmatch(r"[a-z]+/[a-z]+", nat["peer"]) \
+            and nat["peer_filtering"], nat
 
         # a network message, live
         fb = Follow(bob)

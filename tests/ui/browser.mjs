@@ -51,6 +51,9 @@ try {
 
   await a.click('button.peer[data-nick="bob"]');
   await a.waitForSelector("#details:not([hidden]) >> text=direct");
+  // both sides' NAT classes, from the mediator's punch plan for the pair
+  await a.waitForSelector('#details dt:text-is("peer\'s NAT")', { timeout: 10000 });
+  await a.waitForSelector('#details dt:text-is("my NAT")');
   await a.screenshot({ path: `${env.SHOTS}/window.png` });
   step("details of bob in alice's page; screenshot");
 

@@ -156,8 +156,14 @@ function renderDetails() {
   row("latency", typeof m.rtt_ms === "number" ? `${m.rtt_ms.toFixed(1)} ms` : null);
   row("transport", m.transport);
   row("strategy tried", m.strategy);
-  row("why not direct", m.relay_reason || m.why);
-  if (status && status.nat) row("my NAT", `${status.nat.mapping}, ${status.nat.filtering} filtering, ${status.nat.ports} ports`);
+  row("relay", m.relay);
+  row("why not direct", m.path === "direct" ? null : m.relay_reason || (m.reason && m.reason.why));
+  if (m.nat) {
+    row("my NAT", m.nat.mine);
+    row("peer's NAT", `${m.nat.peer}, ${m.nat.peer_filtering} filtering`);
+  } else if (status && status.nat) {
+    row("my NAT", `${status.nat.mapping}, ${status.nat.filtering} filtering, ${status.nat.ports} ports`);
+  }
   d.replaceChildren(el("h2", { text: m.nick || m.node_id.slice(0, 8) }), dl,
     el("div", { class: "actions" },
       el("button", { text: "Chat", onclick: () => openChat({ kind: "peer", node_id: m.node_id, nick: m.nick }) }),

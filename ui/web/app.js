@@ -106,14 +106,14 @@ function renderNetworks() {
       n.pending ? el("span", { class: "muted", text: "waiting for approval" }) : null);
     const actions = el("div", { class: "actions" },
       el("button", { text: "Chat", onclick: () => openChat({ kind: "network", name: n.name }) }),
-      el("button", { text: n.online ? "Go offline" : "Go online",
+      el("button", { text: n.online ? "Go offline" : "Go online", "data-act": "online",
         onclick: () => act(n.online ? "go-offline" : "go-online", { network: n.name }) }),
       el("button", { text: "Leave", onclick: () => confirmAct(`Leave ${n.name}?`, "leave", { network: n.name }) }));
     if (n.owner) {
       actions.append(
-        el("button", { text: n.locked ? "Unlock" : "Lock",
+        el("button", { text: n.locked ? "Unlock" : "Lock", "data-act": "lock",
           onclick: () => act("set-access", { network: n.name, access: n.locked ? "unlock" : "lock" }) }),
-        el("button", { text: n.approval === "manual" ? "Auto approval" : "Manual approval",
+        el("button", { text: n.approval === "manual" ? "Auto approval" : "Manual approval", "data-act": "approval",
           onclick: () => act("set-access", { network: n.name, access: n.approval === "manual" ? "auto" : "manual" }) }),
         el("button", { text: "Password…", onclick: () => askPassword(n.name) }),
         el("button", { text: "Delete", onclick: () => confirmAct(`Delete ${n.name} for everyone?`, "delete", { network: n.name }) }));
@@ -360,11 +360,32 @@ $("my-address").addEventListener("click", () => {
 
 // ---- live ----
 
+// Each render rebuilds the lists: the focused control is found again by what it does (its
+// network, its data-act or peer, else its label), so a keyboard user never loses their place.
+function focusKey(e) {
+  if (!e || e === document.body) return null;
+  if (e.id) return "#" + e.id;
+  const box = e.closest("[data-network], #details");
+  if (!box) return null;
+  return [box.id || box.dataset.network, e.dataset.act || e.dataset.node || e.textContent];
+}
+
+function refocus(key) {
+  if (!key || typeof key === "string") return;
+  const [box, what] = key;
+  const root = box === "details" ? $("details") : [...document.querySelectorAll("section[data-network]")].find(x => x.dataset.network === box);
+  if (!root) return;
+  const e = [...root.querySelectorAll("button")].find(b => (b.dataset.act || b.dataset.node || b.textContent) === what);
+  if (e) e.focus();
+}
+
 function render() {
+  const key = focusKey(document.activeElement);
   renderMe();
   renderNetworks();
   renderDetails();
   renderPicture();
+  if (document.activeElement === document.body || !document.activeElement) refocus(key);
 }
 
 async function refresh() {

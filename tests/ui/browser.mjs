@@ -146,6 +146,32 @@ try {
   await a.keyboard.press("Enter");
   await b.waitForSelector('section[data-network="lan"]', { state: "detached", timeout: 15000 });
   step("evicted from alice's page with the keyboard: bob's page no longer shows 'lan'");
+  // manual approval; bob asks again (with the new password), alice approves, bob leaves
+  await a.focus("#set-nick");
+  await tabTo(a, actBtn("lan", "approval"), "approval");
+  await a.keyboard.press("Enter");
+  await a.waitForSelector(`${lanBtn("approval")}:text-is("Auto approval")`);
+  await b.focus("#new-network");
+  await b.keyboard.press("Enter");
+  await b.keyboard.type("lan");
+  await b.keyboard.press("Tab");
+  await b.keyboard.type("s3cret");
+  await b.keyboard.press("Tab");        // Join
+  await b.keyboard.press("Enter");
+  await b.waitForSelector('section[data-network="lan"]');
+  await a.waitForSelector('section[data-network="lan"] button:text-is("Approve")', { timeout: 10000 });
+  await a.focus("#set-nick");
+  await tabTo(a, labelled('section[data-network="lan"]', "Approve"), "Approve");
+  await a.keyboard.press("Enter");
+  await b.waitForSelector('section[data-network="lan"] button[data-act="online"]');
+  step("joined with the keyboard, approved with the keyboard");
+  await b.focus("#set-nick");
+  await tabTo(b, labelled('section[data-network="lan"]', "Leave"), "Leave");
+  await b.keyboard.press("Enter");
+  await b.waitForFunction(() => document.activeElement && document.activeElement.textContent === "Yes");
+  await b.keyboard.press("Enter");
+  await b.waitForSelector('section[data-network="lan"]', { state: "detached", timeout: 15000 });
+  step("left with the keyboard");
   await a.focus("#set-nick");
   await tabTo(a, labelled('section[data-network="lan"]', "Delete"), "Delete");
   await a.keyboard.press("Enter");

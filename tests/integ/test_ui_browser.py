@@ -2,7 +2,7 @@
 The window in Debian's chromium, driven by playwright-core (tests/ui/browser.mjs): against a
 real mediator and two daemons, create (keyboard only) and join in the pages, both see the
 other turn "direct" with both sides' NAT classes in the details, a chat message from one page
-appears in the other; then with the keyboard alone (Tab, Enter, Space) the owner locks and
+appears in the other; then with the keyboard alone (Tab, Enter, Space, arrows) the owner locks and
 unlocks, switches the approval mode, goes offline and online (the focus staying on the control
 across the re-render), sets its nick and the password, opens a private chat and sends,
 evicts, lets bob rejoin with the password and approves him, bob leaves, alice deletes; a wrong

@@ -127,6 +127,18 @@ try {
   await a.keyboard.press("Enter");
   await b.waitForSelector("#tabs .unread");
   step("a private chat opened and sent with the keyboard");
+  // the chat tabs: Shift+Tab back to them, the arrows switch conversations
+  for (let i = 0; i < 6 && !(await a.evaluate(() => document.activeElement.getAttribute("role") === "tab")); i++)
+    await a.keyboard.press("Shift+Tab");
+  await a.keyboard.press("ArrowLeft");
+  await a.waitForFunction(() => document.activeElement.dataset.conv === "n:lan" &&
+    document.activeElement.getAttribute("aria-selected") === "true");
+  await a.waitForSelector('#messages li:has-text("and back")');
+  await a.keyboard.press("ArrowRight");
+  await a.waitForFunction(() => document.activeElement.dataset.conv.startsWith("p:") &&
+    document.activeElement.getAttribute("aria-selected") === "true");
+  await a.waitForSelector('#messages li:has-text("typed, not clicked")');
+  step("chat tabs switched with the arrow keys");
   if ((await focusedText(a)) === null) throw new Error("focus lost");
 
   // narrow window: still usable

@@ -225,6 +225,19 @@ function convKey(c) { return c.kind === "network" ? "n:" + c.name : "p:" + c.nod
 
 function msgKey(m) { return m.kind === "network" ? "n:" + m.network : "p:" + m.peer; }
 
+function convOf(k) { return k.startsWith("n:") ? { kind: "network", name: k.slice(2) } : { kind: "peer", node_id: k.slice(2) }; }
+
+// The tabs as a tablist: Left/Right (Home/End) move between conversations and open them, the
+// focus staying on the tabs; Tab goes on to the messages' input.
+$("tabs").addEventListener("keydown", ev => {
+  const bs = [...$("tabs").querySelectorAll("button[role=tab]")];
+  const i = bs.indexOf(document.activeElement);
+  const step = { ArrowRight: 1, ArrowLeft: -1, Home: -i, End: bs.length - 1 - i }[ev.key];
+  if (i < 0 || step === undefined) return;
+  ev.preventDefault();
+  openChat(convOf(bs[(i + step + bs.length) % bs.length].dataset.conv), true);
+});
+
 function renderChat() {
   const tabs = $("tabs");
   tabs.replaceChildren();
@@ -232,9 +245,9 @@ function renderChat() {
   if (conv) keys.add(convKey(conv));
   for (const k of keys) {
     const label = k.startsWith("n:") ? k.slice(2) : (nickOf(k.slice(2)) || k.slice(2, 10));
-    const c = k.startsWith("n:") ? { kind: "network", name: k.slice(2) } : { kind: "peer", node_id: k.slice(2) };
+    const c = convOf(k);
     const b = el("button", { role: "tab", "aria-selected": conv && convKey(conv) === k ? "true" : "false",
-      onclick: () => openChat(c) }, el("span", { text: label }));
+      "data-conv": k, onclick: () => openChat(c) }, el("span", { text: label }));
     if (unread.get(k)) b.append(el("span", { class: "unread", text: String(unread.get(k)) }));
     tabs.append(b);
   }
@@ -256,7 +269,7 @@ function nickOf(nodeId) {
   return null;
 }
 
-async function openChat(c) {
+async function openChat(c, stayOnTab) {
   conv = c;
   const k = convKey(c);
   unread.delete(k);
@@ -271,7 +284,8 @@ async function openChat(c) {
     } catch (e) { showError(e); }
   }
   renderChat();
-  $("text").focus();
+  if (stayOnTab) $("tabs").querySelector(`button[data-conv="${CSS.escape(k)}"]`).focus();
+  else $("text").focus();
 }
 
 async function followChat() {

@@ -107,6 +107,7 @@ enum msg_type {
 	MSG_CHAT = 31,            /* s->c: a message for us (new, or history) */
 	MSG_CHAT_ACK = 32,        /* c->s: our mailbox up to seq arrived */
 	MSG_CHAT_HISTORY = 33,    /* c->s: the newest messages of a conversation */
+	MSG_CHAT_REFUSED = 34,    /* s->c: a CHAT_SEND of ours was not taken, and why */
 };
 
 enum req_op {

@@ -182,6 +182,24 @@ strategy_json(const struct control_env *env, const uint8_t key[KEY_LEN])
 	return json_string(punch_strategy_name(pu.strategy));
 }
 
+/* "nat" of a member: both sides' NAT classes as the mediator's last PUNCH plan for the pair
+ * gave them ({"mine", "peer", "peer_filtering"}), direct or not; null before any plan. The
+ * mediator sends each member of a pair the other's class there (PROTOCOL.md 3.2). */
+static json_t *
+pair_nat_json(const struct control_env *env, const uint8_t key[KEY_LEN])
+{
+	struct msg_punch pu;
+	json_t *o;
+
+	if (!env->med || medclient_punch_info(env->med, key, &pu) < 0)
+		return json_null();
+	o = json_object();
+	json_object_set_new(o, "mine", jnat(pu.my_mapping, pu.my_ports));
+	json_object_set_new(o, "peer", jnat(pu.peer_mapping, pu.peer_ports));
+	json_object_set_new(o, "peer_filtering", json_string(nat_filtering_name(pu.peer_filtering)));
+	return o;
+}
+
 #define PATH_LOST_WHY "path lost: pings got no answer; asked the mediator to punch again"
 
 /* "reason": {"strategy", "my_nat", "peer_nat", "peer_filtering", "why"} for a peer without a
@@ -471,6 +489,7 @@ member_json(const struct control_env *env, const struct med_member *m)
 		json_object_set_new(o, "endpoint", st.path != PATH_NONE ?
 		    json_string(ep_str(&st.endpoint, epbuf)) : json_null());
 		json_object_set_new(o, "strategy", strategy_json(env, m->key));
+		json_object_set_new(o, "nat", pair_nat_json(env, m->key));
 		if (st.path != PATH_DIRECT)
 			json_object_set_new(o, "reason", reason_json(env, m->key, 1));
 	} else {
@@ -479,6 +498,7 @@ member_json(const struct control_env *env, const struct med_member *m)
 		json_object_set_new(o, "rtt_ms", json_null());
 		json_object_set_new(o, "endpoint", json_null());
 		json_object_set_new(o, "strategy", self ? json_null() : strategy_json(env, m->key));
+		json_object_set_new(o, "nat", self ? json_null() : pair_nat_json(env, m->key));
 		if (!self)
 			json_object_set_new(o, "reason", reason_json(env, m->key, 0));
 	}

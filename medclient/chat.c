@@ -316,6 +316,23 @@ med_chat_msg(struct medclient *m, const struct msg_chat *mc)
 	(void)med_send(m, &ack);
 }
 
+/* The mediator did not take one of ours: its sender hears why at once. */
+void
+med_chat_refused(struct medclient *m, const struct msg_chat_refused *r)
+{
+	struct outgoing *o;
+
+	if (m->chat == NULL)
+		return;
+	DL_FOREACH(m->chat->out, o)
+		if (o->msg.u.chat_send.client_id == r->client_id) {
+			log_info("event=chat_refused client_id=%lu reason=\"%s\"",
+			    (unsigned long)r->client_id, chat_refusal_text(r->reason));
+			out_done(o, chat_refusal_text(r->reason), NULL);
+			return;
+		}
+}
+
 /* ---- the API ---- */
 
 static void
@@ -325,8 +342,10 @@ out_timeout(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)loop;
 	(void)revents;
-	out_done(o, o->m->state == MED_ONLINE ? "the mediator did not take it (not a member, or "
-	    "too many messages)" : "not connected to the mediator", NULL);
+	/* a mediator that refuses says so (MSG_CHAT_REFUSED): silence is an older one, or a
+	 * connection that went away */
+	out_done(o, o->m->state == MED_ONLINE ? "the mediator did not answer" :
+	    "not connected to the mediator", NULL);
 }
 
 int

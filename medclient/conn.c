@@ -187,6 +187,9 @@ on_msg(void *arg, const struct msg *msg)
 	case MSG_CHAT:
 		med_chat_msg(m, &msg->u.chat);
 		break;
+	case MSG_CHAT_REFUSED:
+		med_chat_refused(m, &msg->u.chat_refused);
+		break;
 	case MSG_RELAYS:
 		if (m->ops->relays)
 			m->ops->relays(m->ops_arg, &msg->u.relays);

@@ -240,6 +240,7 @@ void med_chat_init(struct medclient *m);
 void med_chat_free(struct medclient *m);
 void med_chat_welcome(struct medclient *m);
 void med_chat_msg(struct medclient *m, const struct msg_chat *c);
+void med_chat_refused(struct medclient *m, const struct msg_chat_refused *r);
 
 /* requests.c */
 void med_req_init(struct medclient *m);

@@ -102,6 +102,12 @@ chatmsg_put(struct wire_w *w, const struct msg *m)
 		conv_put(w, &m->u.chat_history.conv);
 		wire_put_u16(w, m->u.chat_history.limit);
 		return 0;
+	case MSG_CHAT_REFUSED:
+		if (m->u.chat_refused.reason == 0)
+			w->err = 1;
+		wire_put_u32(w, m->u.chat_refused.client_id);
+		wire_put_u8(w, m->u.chat_refused.reason);
+		return 0;
 	}
 	return -1;
 }
@@ -140,6 +146,24 @@ chatmsg_get(struct wire_r *r, struct msg *m)
 		if (m->u.chat_history.limit == 0 || m->u.chat_history.limit > CHAT_HISTORY_MAX)
 			r->err = 1;
 		return 0;
+	case MSG_CHAT_REFUSED:
+		m->u.chat_refused.client_id = wire_get_u32(r);
+		m->u.chat_refused.reason = wire_get_u8(r);
+		if (m->u.chat_refused.reason == 0)
+			r->err = 1;
+		return 0;
 	}
 	return -1;
+}
+
+const char *
+chat_refusal_text(uint8_t reason)
+{
+	switch (reason) {
+	case CHAT_REFUSED_NOT_MEMBER: return "not a member of that network";
+	case CHAT_REFUSED_NO_PEER: return "that node shares no network with us";
+	case CHAT_REFUSED_RATE: return "too many messages: wait a minute";
+	case CHAT_REFUSED_INTERNAL: return "the mediator could not store it";
+	}
+	return "refused by the mediator";
 }

@@ -60,6 +60,21 @@ struct msg_chat {                       /* MSG_CHAT (s->c) */
 	uint8_t body[CHAT_BODY_MAX];
 };
 
+/* MSG_CHAT_REFUSED reasons. Decoders take any non-zero value (a newer mediator may add one);
+ * chat_refusal_text names the ones known here. */
+enum chat_refusal {
+	CHAT_REFUSED_NOT_MEMBER = 1,    /* not an approved member of that network */
+	CHAT_REFUSED_NO_PEER = 2,       /* that node shares no network with us (or is us) */
+	CHAT_REFUSED_RATE = 3,          /* over the per-sender rate */
+	CHAT_REFUSED_INTERNAL = 4,      /* the mediator could not store it */
+};
+const char *chat_refusal_text(uint8_t reason);
+
+struct msg_chat_refused {               /* MSG_CHAT_REFUSED (s->c) */
+	uint32_t client_id;             /* the CHAT_SEND it answers */
+	uint8_t reason;                 /* enum chat_refusal, never 0 */
+};
+
 struct msg_chat_ack {                   /* MSG_CHAT_ACK (c->s) */
 	uint64_t seq;                   /* every mailbox message up to this one arrived */
 };

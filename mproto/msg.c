@@ -1061,6 +1061,7 @@ msg_type_name(uint8_t type)
 	case MSG_CHAT: return "CHAT";
 	case MSG_CHAT_ACK: return "CHAT_ACK";
 	case MSG_CHAT_HISTORY: return "CHAT_HISTORY";
+	case MSG_CHAT_REFUSED: return "CHAT_REFUSED";
 	case MSG_RELAY_HELLO: return "RELAY_HELLO";
 	case MSG_RELAY_WELCOME: return "RELAY_WELCOME";
 	case MSG_RELAY_STATS: return "RELAY_STATS";

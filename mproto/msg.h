@@ -279,6 +279,7 @@ struct msg {
 		struct msg_chat chat;
 		struct msg_chat_ack chat_ack;
 		struct msg_chat_history chat_history;
+		struct msg_chat_refused chat_refused;
 	} u;
 };
 

@@ -278,6 +278,24 @@ conv_name(struct chat *c, const uint8_t key[KEY_LEN], const struct chat_conv *to
 	return 0;
 }
 
+/* The sender learns at once why its message was not taken (PROTOCOL.md 4.6), instead of
+ * waiting for its own copy until it gives up. */
+static void
+refuse(struct chat *c, const uint8_t key[KEY_LEN], const struct msg_chat_send *s, uint8_t reason)
+{
+	struct msg m;
+	char who[KEY_SHORT_LEN];
+
+	key_short(key, who);
+	log_info("event=chat_refused node=%s client_id=%lu reason=\"%s\"", who,
+	    (unsigned long)s->client_id, chat_refusal_text(reason));
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_CHAT_REFUSED;
+	m.u.chat_refused.client_id = s->client_id;
+	m.u.chat_refused.reason = reason;
+	(void)c->env.send(c->env.arg, key, &m);
+}
+
 static void
 handle_send(struct chat *c, const uint8_t key[KEY_LEN], const char *nick,
     const struct msg_chat_send *s)
@@ -294,11 +312,12 @@ handle_send(struct chat *c, const uint8_t key[KEY_LEN], const char *nick,
 	if (conv_name(c, key, &s->to, conv, sizeof(conv), &n) < 0 ||
 	    (s->to.kind == CHAT_PRIVATE && (memcmp(key, s->to.peer, KEY_LEN) == 0 ||
 	    !share_network(c, key, s->to.peer)))) {
-		log_info("event=chat_refused node=%s reason=\"not a member\"", who);
+		refuse(c, key, s, s->to.kind == CHAT_PRIVATE ? CHAT_REFUSED_NO_PEER :
+		    CHAT_REFUSED_NOT_MEMBER);
 		return;
 	}
 	if (!rate_ok(c, key)) {
-		log_info("event=chat_refused node=%s reason=rate", who);
+		refuse(c, key, s, CHAT_REFUSED_RATE);
 		return;
 	}
 	if (chatstore_resend(c->env.st, key, s->client_id) != 0)
@@ -315,15 +334,15 @@ handle_send(struct chat *c, const uint8_t key[KEY_LEN], const char *nick,
 	if (s->to.kind == CHAT_NETWORK) {
 		memcpy(row.network, s->to.network, sizeof(row.network));
 		if (store_members_each(c->env.st, n.id, member_cb, &r) != 0)
-			goto out;
+			goto fail;
 	} else {
 		memcpy(row.recipient, s->to.peer, KEY_LEN);
 		if (rcpt_add(&r, key) < 0 || rcpt_add(&r, s->to.peer) < 0)
-			goto out;
+			goto fail;
 	}
 	if (chatstore_add(c->env.st, conv, &row, (const uint8_t (*)[KEY_LEN])r.keys, r.n,
 	    c->env.keep, c->env.box_max) < 0)
-		goto out;
+		goto fail;
 	log_debug("event=chat_stored node=%s conv=%s recipients=%zu bytes=%u", who, conv, r.n,
 	    s->body_len);
 	for (i = 0; i < r.n; i++) {
@@ -331,7 +350,10 @@ handle_send(struct chat *c, const uint8_t key[KEY_LEN], const char *nick,
 		if (f != NULL)
 			deliver(c, f);
 	}
-out:
+	free(r.keys);
+	return;
+fail:
+	refuse(c, key, s, CHAT_REFUSED_INTERNAL);
 	free(r.keys);
 }
 

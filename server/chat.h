@@ -43,7 +43,7 @@ void chat_online(struct chat *c, const uint8_t key[KEY_LEN]);
 /* A node's session closed: forget its delivery state (its mailbox stays). */
 void chat_offline(struct chat *c, const uint8_t key[KEY_LEN]);
 /* MSG_CHAT_SEND, MSG_CHAT_ACK, MSG_CHAT_HISTORY from node key (nick: its current one).
- * Anything refused is logged and dropped: the sender's own copy never arriving says so. */
+ * Anything refused is logged and answered with MSG_CHAT_REFUSED (its client_id, the reason). */
 void chat_msg(struct chat *c, const uint8_t key[KEY_LEN], const char *nick, const struct msg *m);
 
 #endif

@@ -8,12 +8,16 @@ Chat through the mediator (issue 11), real mediator and daemons, the real CLI:
   across a mediator restart in between (the mailbox is in the mediator's database; the daemon
   keeps the last number it processed);
 - history per network and per pair, oldest first;
-- someone who is not a member cannot post to the network (the CLI says so, exit 1).
+- someone who is not a member cannot post to the network: the mediator answers CHAT_REFUSED
+  and the CLI says why at once (exit 1), not after its 10 s wait;
+- over the per-sender rate the mediator refuses with that reason too.
 """
 import glob
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -75,6 +79,11 @@ def main():
         alice.cli("create", "lan")
         bob.cli("join", "lan")
         wait_until(lambda: (alice.member("lan", "bob") or {}).get("online"), 10, what="bob in lan")
+        # (not chat, but this pair is at hand: list --json carries both sides' NAT classes)
+        wait_until(lambda: (alice.member("lan", "bob") or {}).get("nat"), 10, what="the pair's NATs")
+        nat = alice.member("lan", "bob")["nat"]
+        assert re.fullmatch(r"[a-z]+/[a-z]+", nat["mine"]) and re.fullmatch(r"[a-z]+/[a-z]+", nat["peer"]) \
+            and nat["peer_filtering"], nat
 
         # a network message, live
         fb = Follow(bob)
@@ -96,7 +105,9 @@ def main():
 
         # not a member: refused
         r = chat(carol, "lan", "let me in", check=False)
-        assert r.returncode == 1 and "not sent" in r.stderr, (r.returncode, r.stderr)
+        assert r.returncode == 1 and "not sent: not a member of that network" in r.stderr, \
+            (r.returncode, r.stderr)
+        print("not a member: refused by the mediator with its reason:", r.stderr.strip())
 
         # offline delivery: bob away, the mediator restarted in between
         fb.stop()
@@ -138,6 +149,28 @@ def main():
                                capture_output=True, text=True, timeout=20)
         assert "[lan] alice: marker" in human.stdout, human.stdout
         print("history: network and pair, oldest first")
+
+        # the rate: bob posts on one control connection, 32 in flight at a time (the control
+        # socket's bound), until the mediator refuses one; every answer is a confirmation or
+        # that refusal, none is a timeout
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(bob.ctl)
+        f = s.makefile("rw")
+        sent = refused = 0
+        while refused == 0 and sent < 200:
+            for i in range(32):
+                f.write(json.dumps({"id": sent + i, "cmd": "chat", "network": "lan",
+                                    "text": f"flood {sent + i}"}) + "\n")
+            f.flush()
+            for _ in range(32):
+                a = json.loads(f.readline())
+                if a.get("ok") is False:
+                    assert "not sent: too many messages" in a.get("error", ""), a
+                    refused += 1
+            sent += 32
+        s.close()
+        assert refused > 0, f"{sent} messages and no refusal"
+        print(f"rate: refused with its reason after {sent - refused} of {sent} messages")
 
 
 if __name__ == "__main__":

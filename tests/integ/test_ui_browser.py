@@ -1,9 +1,12 @@
 """
 The window in Debian's chromium, driven by playwright-core (tests/ui/browser.mjs): against a
 real mediator and two daemons, create (keyboard only) and join in the pages, both see the
-other turn "direct", a chat message from one page appears in the other, the owner evicts from
-its page, a wrong token gets 403, no console errors. Screenshots go to
-$SHOAL_BUILDDIR/tests/ui-artifacts/.
+other turn "direct" with both sides' NAT classes in the details, a chat message from one page
+appears in the other; then with the keyboard alone (Tab, Enter, Space, arrows) the owner locks and
+unlocks, switches the approval mode, goes offline and online (the focus staying on the control
+across the re-render), sets its nick and the password, opens a private chat and sends,
+evicts, lets bob rejoin with the password and approves him, bob leaves, alice deletes; a wrong
+token gets 403, no console errors. Screenshots go to $SHOAL_BUILDDIR/tests/ui-artifacts/.
 
 playwright-core comes from npm, pinned by tests/ui/package-lock.json, installed into the build
 tree on first use (retried: the registry may be away for a while); chromium from Debian

@@ -369,6 +369,15 @@ ex_chat_ack(struct msg *m)
 }
 
 static void
+ex_chat_refused(struct msg *m)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = MSG_CHAT_REFUSED;
+	m->u.chat_refused.client_id = 7;
+	m->u.chat_refused.reason = CHAT_REFUSED_RATE;
+}
+
+static void
 ex_chat_history(struct msg *m)
 {
 	memset(m, 0, sizeof(*m));
@@ -498,6 +507,7 @@ static const struct golden {
 	{ "chat", ex_chat, 1 + 8 + 8 + 1 + 1 + 32 + 32 + 1 + 5 + 4 + 2 + 41 },
 	{ "chat_ack", ex_chat_ack, 1 + 8 },
 	{ "chat_history", ex_chat_history, 1 + 1 + 1 + 3 + 2 },
+	{ "chat_refused", ex_chat_refused, 1 + 4 + 1 },
 	{ "relay_hello", ex_relay_hello, 1 + 2 + 1 + 5 + 7 + 2 },
 	{ "relay_welcome", ex_relay_welcome, 1 + 2 + 32 },
 	{ "relay_stats", ex_relay_stats, 1 + 4 + 8 + 8 + 8 },
@@ -725,6 +735,9 @@ check_msg_equal(const struct msg *a, const struct msg *b)
 		break;
 	case MSG_CHAT_HISTORY:
 		CHECK_MEM(&a->u.chat_history, &b->u.chat_history, sizeof(a->u.chat_history));
+		break;
+	case MSG_CHAT_REFUSED:
+		CHECK_MEM(&a->u.chat_refused, &b->u.chat_refused, sizeof(a->u.chat_refused));
 		break;
 	case MSG_RELAY_HELLO:
 	case MSG_RELAY_WELCOME:

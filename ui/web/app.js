@@ -106,14 +106,14 @@ function renderNetworks() {
       n.pending ? el("span", { class: "muted", text: "waiting for approval" }) : null);
     const actions = el("div", { class: "actions" },
       el("button", { text: "Chat", onclick: () => openChat({ kind: "network", name: n.name }) }),
-      el("button", { text: n.online ? "Go offline" : "Go online",
+      el("button", { text: n.online ? "Go offline" : "Go online", "data-act": "online",
         onclick: () => act(n.online ? "go-offline" : "go-online", { network: n.name }) }),
       el("button", { text: "Leave", onclick: () => confirmAct(`Leave ${n.name}?`, "leave", { network: n.name }) }));
     if (n.owner) {
       actions.append(
-        el("button", { text: n.locked ? "Unlock" : "Lock",
+        el("button", { text: n.locked ? "Unlock" : "Lock", "data-act": "lock",
           onclick: () => act("set-access", { network: n.name, access: n.locked ? "unlock" : "lock" }) }),
-        el("button", { text: n.approval === "manual" ? "Auto approval" : "Manual approval",
+        el("button", { text: n.approval === "manual" ? "Auto approval" : "Manual approval", "data-act": "approval",
           onclick: () => act("set-access", { network: n.name, access: n.approval === "manual" ? "auto" : "manual" }) }),
         el("button", { text: "Password…", onclick: () => askPassword(n.name) }),
         el("button", { text: "Delete", onclick: () => confirmAct(`Delete ${n.name} for everyone?`, "delete", { network: n.name }) }));
@@ -156,8 +156,14 @@ function renderDetails() {
   row("latency", typeof m.rtt_ms === "number" ? `${m.rtt_ms.toFixed(1)} ms` : null);
   row("transport", m.transport);
   row("strategy tried", m.strategy);
-  row("why not direct", m.relay_reason || m.why);
-  if (status && status.nat) row("my NAT", `${status.nat.mapping}, ${status.nat.filtering} filtering, ${status.nat.ports} ports`);
+  row("relay", m.relay);
+  row("why not direct", m.path === "direct" ? null : m.relay_reason || (m.reason && m.reason.why));
+  if (m.nat) {
+    row("my NAT", m.nat.mine);
+    row("peer's NAT", `${m.nat.peer}, ${m.nat.peer_filtering} filtering`);
+  } else if (status && status.nat) {
+    row("my NAT", `${status.nat.mapping}, ${status.nat.filtering} filtering, ${status.nat.ports} ports`);
+  }
   d.replaceChildren(el("h2", { text: m.nick || m.node_id.slice(0, 8) }), dl,
     el("div", { class: "actions" },
       el("button", { text: "Chat", onclick: () => openChat({ kind: "peer", node_id: m.node_id, nick: m.nick }) }),
@@ -219,6 +225,19 @@ function convKey(c) { return c.kind === "network" ? "n:" + c.name : "p:" + c.nod
 
 function msgKey(m) { return m.kind === "network" ? "n:" + m.network : "p:" + m.peer; }
 
+function convOf(k) { return k.startsWith("n:") ? { kind: "network", name: k.slice(2) } : { kind: "peer", node_id: k.slice(2) }; }
+
+// The tabs as a tablist: Left/Right (Home/End) move between conversations and open them, the
+// focus staying on the tabs; Tab goes on to the messages' input.
+$("tabs").addEventListener("keydown", ev => {
+  const bs = [...$("tabs").querySelectorAll("button[role=tab]")];
+  const i = bs.indexOf(document.activeElement);
+  const step = { ArrowRight: 1, ArrowLeft: -1, Home: -i, End: bs.length - 1 - i }[ev.key];
+  if (i < 0 || step === undefined) return;
+  ev.preventDefault();
+  openChat(convOf(bs[(i + step + bs.length) % bs.length].dataset.conv), true);
+});
+
 function renderChat() {
   const tabs = $("tabs");
   tabs.replaceChildren();
@@ -226,9 +245,9 @@ function renderChat() {
   if (conv) keys.add(convKey(conv));
   for (const k of keys) {
     const label = k.startsWith("n:") ? k.slice(2) : (nickOf(k.slice(2)) || k.slice(2, 10));
-    const c = k.startsWith("n:") ? { kind: "network", name: k.slice(2) } : { kind: "peer", node_id: k.slice(2) };
+    const c = convOf(k);
     const b = el("button", { role: "tab", "aria-selected": conv && convKey(conv) === k ? "true" : "false",
-      onclick: () => openChat(c) }, el("span", { text: label }));
+      "data-conv": k, onclick: () => openChat(c) }, el("span", { text: label }));
     if (unread.get(k)) b.append(el("span", { class: "unread", text: String(unread.get(k)) }));
     tabs.append(b);
   }
@@ -250,7 +269,7 @@ function nickOf(nodeId) {
   return null;
 }
 
-async function openChat(c) {
+async function openChat(c, stayOnTab) {
   conv = c;
   const k = convKey(c);
   unread.delete(k);
@@ -265,7 +284,8 @@ async function openChat(c) {
     } catch (e) { showError(e); }
   }
   renderChat();
-  $("text").focus();
+  if (stayOnTab) $("tabs").querySelector(`button[data-conv="${CSS.escape(k)}"]`).focus();
+  else $("text").focus();
 }
 
 async function followChat() {
@@ -354,11 +374,32 @@ $("my-address").addEventListener("click", () => {
 
 // ---- live ----
 
+// Each render rebuilds the lists: the focused control is found again by what it does (its
+// network, its data-act or peer, else its label), so a keyboard user never loses their place.
+function focusKey(e) {
+  if (!e || e === document.body) return null;
+  if (e.id) return "#" + e.id;
+  const box = e.closest("[data-network], #details");
+  if (!box) return null;
+  return [box.id || box.dataset.network, e.dataset.act || e.dataset.node || e.textContent];
+}
+
+function refocus(key) {
+  if (!key || typeof key === "string") return;
+  const [box, what] = key;
+  const root = box === "details" ? $("details") : [...document.querySelectorAll("section[data-network]")].find(x => x.dataset.network === box);
+  if (!root) return;
+  const e = [...root.querySelectorAll("button")].find(b => (b.dataset.act || b.dataset.node || b.textContent) === what);
+  if (e) e.focus();
+}
+
 function render() {
+  const key = focusKey(document.activeElement);
   renderMe();
   renderNetworks();
   renderDetails();
   renderPicture();
+  if (document.activeElement === document.body || !document.activeElement) refocus(key);
 }
 
 async function refresh() {

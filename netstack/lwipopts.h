@@ -101,6 +101,10 @@
 #define TCP_QUEUE_OOSEQ                 1
 #define LWIP_TCP_SACK_OUT               1
 #define LWIP_TCP_MAX_SACK_NUM           4
+/* Our SACK sender, loss recovery and congestion controller (netstack/tcp_ext.h, the hooks of
+ * patches/0003-*): the state lives in lwIP's pcbs and segments. */
+#define LWIP_TCPX                       1
+#include "netstack/tcp_ext.h"
 #define LWIP_TCP_TIMESTAMPS             0
 #define TCP_LISTEN_BACKLOG              0
 #define LWIP_TCP_KEEPALIVE              1

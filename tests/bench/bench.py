@@ -442,10 +442,12 @@ def bench_lossy():
 
 
 def main():
-    print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")
-    bench_loopback()
-    bench_netns()
-    bench_relay()
+    # SHOAL_BENCH_ONLY=lossy runs just the lossy-path section (it is the slow one to iterate on).
+    if os.environ.get("SHOAL_BENCH_ONLY") != "lossy":
+        print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")
+        bench_loopback()
+        bench_netns()
+        bench_relay()
     if os.environ.get("SHOAL_BENCH_LOSSY", "1") != "0":
         bench_lossy()
 

@@ -42,6 +42,17 @@ struct tcpx {
 	uint32_t cwnd;          /* bytes in flight the controller allows (0: not started) */
 	uint32_t ssthresh;      /* Reno fallback */
 	uint32_t lost_episodes, rexmits;        /* statistics */
+	/* Where the scoreboard walks start, so that an ACK costs what it changes, not the length
+	 * of ->unacked (thousands of segments on a long fat path). A hint is valid while its
+	 * segment is on ->unacked: until lastack passes its end, or an RTO requeues everything. */
+	struct tcp_seg *sack_hint;      /* the highest segment marked SACKed */
+	uint32_t sack_hint_end;
+	struct tcp_seg *rxt_hint;       /* below it, every hole has been retransmitted */
+	uint32_t rxt_hint_end;
+	uint32_t high_sack;             /* highest SACKed sequence number */
+	uint32_t prev_l[TCPX_MAX_SACK], prev_r[TCPX_MAX_SACK];  /* the previous ACK's blocks */
+	uint8_t nprev;
+	uint32_t rack_scan_ms;          /* last walk for lost retransmissions */
 };
 
 #define TCPX_PCB_FIELDS struct tcpx x;

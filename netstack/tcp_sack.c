@@ -64,17 +64,6 @@ tcpx_sack_block(struct tcp_pcb *pcb, uint32_t left, uint32_t right)
 	x->nsack++;
 }
 
-static int
-sacked_by_blocks(const struct tcpx *x, uint32_t s, uint32_t e)
-{
-	uint8_t i;
-
-	for (i = 0; i < x->nsack; i++)
-		if (TCP_SEQ_GEQ(s, x->sack_l[i]) && TCP_SEQ_LEQ(e, x->sack_r[i]))
-			return 1;
-	return 0;
-}
-
 void
 tcpx_seg_init(struct tcp_seg *seg)
 {
@@ -115,6 +104,29 @@ tcpx_rto(struct tcp_pcb *pcb)
 		seg->x_flags &= (uint8_t)~TCPX_SEG_SACKED;
 	pcb->x.sacked = 0;
 	pcb->x.recovering = 0;
+	pcb->x.sack_hint = pcb->x.rxt_hint = NULL;
+	pcb->x.nprev = 0;
+}
+
+static uint32_t
+seg_end(const struct tcp_seg *seg)
+{
+	return seg_seq(seg) + TCP_TCPLEN(seg);
+}
+
+/* Drops hints whose segment lwIP has freed (fully acked). */
+static void
+check_hints(struct tcp_pcb *pcb)
+{
+	struct tcpx *x = &pcb->x;
+
+	if (x->sack_hint != NULL && TCP_SEQ_LEQ(x->sack_hint_end, pcb->lastack))
+		x->sack_hint = NULL;
+	if (x->rxt_hint != NULL && TCP_SEQ_LEQ(x->rxt_hint_end, pcb->lastack))
+		x->rxt_hint = NULL;
+	/* (Also its first setting: a zeroed high_sack may look "above" a random ISN.) */
+	if (x->sacked == 0 || TCP_SEQ_LT(x->high_sack, pcb->lastack))
+		x->high_sack = pcb->lastack;
 }
 
 /* One segment newly delivered: count it, and keep the newest as the ACK's rate sample. */
@@ -127,13 +139,60 @@ deliver(struct tcpx *x, const struct tcp_seg *seg, const struct tcp_seg **newest
 		*newest = seg;
 }
 
+/* Marks the segments inside [l, r) SACKed. */
+static void
+mark_block(struct tcp_pcb *pcb, uint32_t l, uint32_t r, const struct tcp_seg **newest)
+{
+	struct tcpx *x = &pcb->x;
+	struct tcp_seg *seg = pcb->unacked;
+	uint32_t lo = l;
+	uint8_t i;
+
+	/* The usual new block is an old one whose right edge moved up: only [old right, r) is
+	 * new, and it starts at or after the hint. Anything else (a retransmission filled a hole
+	 * and blocks merged) is walked from the head: once per repaired hole. */
+	for (i = 0; i < x->nprev; i++)
+		if (x->prev_l[i] == l && TCP_SEQ_LT(x->prev_r[i], r) && TCP_SEQ_GT(x->prev_r[i], lo))
+			lo = x->prev_r[i];
+	if (x->sack_hint != NULL && TCP_SEQ_LEQ(x->sack_hint_end, lo))
+		seg = x->sack_hint;
+	for (; seg != NULL; seg = seg->next) {
+		uint32_t s = seg_seq(seg), e = s + TCP_TCPLEN(seg);
+
+		if (!TCP_SEQ_LT(s, r))
+			break;
+		if ((seg->x_flags & TCPX_SEG_SACKED) || TCP_SEQ_LT(s, l) || TCP_SEQ_GT(e, r))
+			continue;
+		seg->x_flags |= TCPX_SEG_SACKED;
+		x->sacked += seg->len;
+		deliver(x, seg, newest);
+		if (x->sack_hint == NULL || TCP_SEQ_GT(e, x->sack_hint_end)) {
+			x->sack_hint = seg;
+			x->sack_hint_end = e;
+		}
+	}
+	if (TCP_SEQ_GT(r, x->high_sack))
+		x->high_sack = r;
+}
+
+static int
+seen_block(const struct tcpx *x, uint32_t l, uint32_t r)
+{
+	uint8_t i;
+
+	for (i = 0; i < x->nprev; i++)
+		if (x->prev_l[i] == l && x->prev_r[i] == r)
+			return 1;
+	return 0;
+}
+
 void
 tcpx_ack_pre(struct tcp_pcb *pcb, uint32_t ackno)
 {
 	struct tcpx *x = &pcb->x;
 	const struct tcp_seg *newest = NULL;
 	struct tcp_seg *seg;
-	uint32_t now, top = ackno;
+	uint32_t now;
 	uint8_t i;
 
 	cur_valid = 0;
@@ -144,25 +203,21 @@ tcpx_ack_pre(struct tcp_pcb *pcb, uint32_t ackno)
 	cur_valid = 1;
 	if (!TCP_SEQ_BETWEEN(ackno, pcb->lastack, pcb->snd_nxt))
 		return;
-	for (i = 0; i < x->nsack; i++)
-		if (TCP_SEQ_GT(x->sack_r[i], top))
-			top = x->sack_r[i];
-	for (seg = pcb->unacked; seg != NULL; seg = seg->next) {
-		uint32_t s = seg_seq(seg), e = s + TCP_TCPLEN(seg);
-
-		if (!TCP_SEQ_LT(s, top))
-			break;
-		if (TCP_SEQ_LEQ(e, ackno)) {
-			if (seg->x_flags & TCPX_SEG_SACKED)
-				x->sacked -= seg->len;  /* lwIP frees it */
-			else
-				deliver(x, seg, &newest);
-		} else if (!(seg->x_flags & TCPX_SEG_SACKED) && sacked_by_blocks(x, s, e)) {
-			seg->x_flags |= TCPX_SEG_SACKED;
-			x->sacked += seg->len;
+	check_hints(pcb);
+	/* Cumulatively acked: the head of ->unacked, which lwIP frees next. */
+	for (seg = pcb->unacked; seg != NULL && TCP_SEQ_LEQ(seg_end(seg), ackno); seg = seg->next) {
+		if (seg->x_flags & TCPX_SEG_SACKED)
+			x->sacked -= seg->len;
+		else
 			deliver(x, seg, &newest);
-		}
 	}
+	/* A receiver repeats its older blocks on every ACK: only new ones need a walk. */
+	for (i = 0; i < x->nsack; i++)
+		if (!seen_block(x, x->sack_l[i], x->sack_r[i]) && TCP_SEQ_GT(x->sack_r[i], ackno))
+			mark_block(pcb, x->sack_l[i], x->sack_r[i], &newest);
+	memcpy(x->prev_l, x->sack_l, sizeof(x->prev_l));
+	memcpy(x->prev_r, x->sack_r, sizeof(x->prev_r));
+	x->nprev = x->nsack;
 	if (newest == NULL)
 		return;
 	now = sys_now();
@@ -181,17 +236,38 @@ tcpx_ack_pre(struct tcp_pcb *pcb, uint32_t ackno)
 	}
 }
 
-/* RFC 6675 IsLost, and RACK's rule. */
+/* RACK's rule: sent before a segment that has been delivered, and older than that one's RTT
+ * plus a reordering window. */
 static int
-is_lost(const struct tcp_pcb *pcb, const struct tcp_seg *seg, uint32_t sacked_above, uint32_t now)
+rack_lost(const struct tcp_pcb *pcb, const struct tcp_seg *seg, uint32_t now)
 {
 	const struct tcpx *x = &pcb->x;
 	uint32_t reo = x->min_rtt_ms / 4;
 
-	if (!(seg->x_flags & TCPX_SEG_REXMIT) && sacked_above >= (uint32_t)DUPTHRESH * pcb->mss)
-		return 1;
 	return (int32_t)(x->rack_order - seg->x_order) > 0 &&
 	    (int32_t)(now - seg->x_sent_ms) >= (int32_t)(x->rack_rtt_ms + reo + 1);
+}
+
+/* RFC 6675's IsLost, by sequence distance: DupThresh segments' worth SACKed above the hole
+ * (counted as the distance to the highest SACKed byte, which a walk from a hint can know). */
+static int
+dupthresh_lost(const struct tcp_pcb *pcb, const struct tcp_seg *seg)
+{
+	return TCP_SEQ_GEQ(pcb->x.high_sack, seg_end(seg) + (uint32_t)DUPTHRESH * pcb->mss);
+}
+
+static int
+retransmit(struct tcp_pcb *pcb, struct tcp_seg *seg)
+{
+	struct tcpx *x = &pcb->x;
+
+	if (!x->recovering) {
+		x->recovering = 1;
+		x->recover = pcb->snd_nxt;
+		x->lost_episodes++;
+		cur.new_loss_episode = 1;
+	}
+	return tcp_resend_segment(pcb, seg) == ERR_OK;
 }
 
 void
@@ -199,34 +275,46 @@ tcpx_ack_post(struct tcp_pcb *pcb)
 {
 	struct tcpx *x = &pcb->x;
 	struct tcp_seg *seg;
-	uint32_t now, before = 0;
+	uint32_t now;
 	int sent = 0;
 
 	if (!cur_valid)
 		return;
 	cur_valid = 0;
+	check_hints(pcb);
 	if (x->recovering && TCP_SEQ_GEQ(pcb->lastack, x->recover))
 		x->recovering = 0;
 	now = sys_now();
-	if (x->sacked > 0 || x->recovering) {
-		for (seg = pcb->unacked; seg != NULL && sent < REXMIT_BURST; seg = seg->next) {
-			if (seg->x_flags & TCPX_SEG_SACKED) {
-				before += seg->len;
-				if (before >= x->sacked)
-					break;  /* nothing SACKed above: no evidence */
-				continue;
-			}
-			if (!(seg->x_flags & TCPX_SEG_SENT) || !is_lost(pcb, seg, x->sacked - before, now))
-				continue;
-			if (!x->recovering) {
-				x->recovering = 1;
-				x->recover = pcb->snd_nxt;
-				x->lost_episodes++;
-				cur.new_loss_episode = 1;
-			}
-			if (tcp_resend_segment(pcb, seg) != ERR_OK)
+	if (x->sacked > 0) {
+		/* New holes: from the first segment not yet dealt with, up to the first one that is
+		 * not lost yet (those above it are nearer the highest SACK, so not lost either). */
+		seg = x->rxt_hint != NULL ? x->rxt_hint : pcb->unacked;
+		for (; seg != NULL && sent < REXMIT_BURST; seg = seg->next) {
+			if (!TCP_SEQ_LT(seg_end(seg), x->high_sack))
 				break;
-			sent++;
+			if (!(seg->x_flags & (TCPX_SEG_SACKED | TCPX_SEG_REXMIT))) {
+				if (!(seg->x_flags & TCPX_SEG_SENT) ||
+				    (!dupthresh_lost(pcb, seg) && !rack_lost(pcb, seg, now)))
+					break;
+				if (!retransmit(pcb, seg))
+					break;
+				sent++;
+			}
+			x->rxt_hint = seg->next;
+			x->rxt_hint_end = seg->next != NULL ? seg_end(seg->next) : 0;
+		}
+	}
+	/* Lost retransmissions (RACK): a walk of the holes below the hint, a few times per RTT. */
+	if (x->recovering && (int32_t)(now - x->rack_scan_ms) >= (int32_t)(x->min_rtt_ms / 4 + 1)) {
+		x->rack_scan_ms = now;
+		for (seg = pcb->unacked; seg != NULL && seg != x->rxt_hint && sent < REXMIT_BURST;
+		    seg = seg->next) {
+			if ((seg->x_flags & (TCPX_SEG_SACKED | TCPX_SEG_REXMIT)) == TCPX_SEG_REXMIT &&
+			    rack_lost(pcb, seg, now)) {
+				if (!retransmit(pcb, seg))
+					break;
+				sent++;
+			}
 		}
 	}
 	tcpx_cc_on_ack(pcb, &cur, now);

@@ -53,6 +53,10 @@ struct tcpx {
 	uint32_t prev_l[TCPX_MAX_SACK], prev_r[TCPX_MAX_SACK];  /* the previous ACK's blocks */
 	uint8_t nprev;
 	uint32_t rack_scan_ms;          /* last walk for lost retransmissions */
+	/* Receiver: the last segment on ->ooseq and where its contiguous run starts, so that a
+	 * segment arriving after it is appended without walking the queue (patch 0003). */
+	struct tcp_seg *ooseq_tail;
+	uint32_t ooseq_run;
 };
 
 #define TCPX_PCB_FIELDS struct tcpx x;

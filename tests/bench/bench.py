@@ -292,6 +292,26 @@ def bench_relay():
             print(f"  added latency through the relay: {rp - dp:+.2f} ms", flush=True)
 # --- lossy WAN paths (issue 12): the same wire with random loss each way ---
 LOSSY = [(25, 0), (25, 1000), (25, 10000), (5, 1000)]     # one-way delay ms, loss per million
+FAIR_LOSS_PPM = [0, 1000]
+
+
+def overlay_pair(lab, tag, wa, wb):
+    """alice (namespace A) and bob (B) in one network, on a direct path."""
+    lab.start_server(host=ADDR_A, wrap=wa)
+    a = lab.start_daemon("alice", wrap=wa)
+    b = lab.start_daemon("bob", wrap=wb)
+    a.cli("create", tag)
+    b.cli("join", tag)
+    wait_until(lambda: (a.member(tag, "bob") or {}).get("path") == "direct", 30, what="direct path")
+    return a, b
+
+
+def iperf_json(proc):
+    out, _ = proc.communicate(timeout=SECS + 60)
+    try:
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
+    except (ValueError, KeyError):
+        return None
 
 
 def bench_lossy():
@@ -311,13 +331,7 @@ def bench_lossy():
         try:
             with path, Lab("bench-loss") as lab:
                 wa, wb = netns_exec(NS_A), netns_exec(NS_B)
-                lab.start_server(host=ADDR_A, wrap=wa)
-                a = lab.start_daemon("alice", wrap=wa)
-                b = lab.start_daemon("bob", wrap=wb)
-                a.cli("create", "bench")
-                b.cli("join", "bench")
-                wait_until(lambda: (a.member("bench", "bob") or {}).get("path") == "direct", 30,
-                           what="direct path")
+                a, b = overlay_pair(lab, "bench", wa, wb)
                 port, lport = 5201, 15201
                 start_iperf_server(lab, port, wrap=wb, host="0.0.0.0")
                 b.cli("expose", port)
@@ -339,6 +353,43 @@ def bench_lossy():
         for line in path.report():
             if "dropped" in line and ppm:
                 print("   wire:", line.replace("delaywire: ", ""))
+    bench_fairness()
+
+
+def bench_fairness():
+    """A shoal flow and a kernel CUBIC flow on the same 50 ms wire at the same time: shoal's
+    controller does not back off on loss, so this shows whether it starves a loss-based flow.
+    Each flow alone on the same wire, in the same run, is the reference."""
+    delay = 25
+    for ppm in FAIR_LOSS_PPM:
+        name = f"{2 * delay} ms RTT, {ppm / 10000:g}% loss"
+        try:
+            with DelayPath(delay_ms=delay, wire_args=["--loss-ppm", str(ppm)]), \
+                    Lab("bench-fair") as lab:
+                wa, wb = netns_exec(NS_A), netns_exec(NS_B)
+                a, b = overlay_pair(lab, "fair", wa, wb)
+                sport, kport, lport = 5201, 5202, 15201
+                start_iperf_server(lab, sport, wrap=wb, host="0.0.0.0")
+                start_iperf_server(lab, kport, wrap=wb, host="0.0.0.0")
+                b.cli("expose", sport)
+                a.cli("forward", lport, f"bob:{sport}")
+                cubic_alone = iperf_tcp(kport, wrap_client=wa, host=ADDR_B, cc="cubic")[0]
+                shoal_alone = iperf_tcp(lport, wrap_client=wa)[0]
+                base = list(wa) + ["iperf3", "-t", str(SECS), "-J", "-c"]
+                k = subprocess.Popen(base + [ADDR_B, "-p", str(kport), "-C", "cubic"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                o = subprocess.Popen(base + ["127.0.0.1", "-p", str(lport)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                shoal_shared, cubic_shared = iperf_json(o), iperf_json(k)
+        except Exception as e:
+            print(f"fairness, {name}: failed: {e}")
+            continue
+
+        def fmt(v):
+            return f"{v:.1f}" if v is not None else "-"
+        print(f"fairness, {name}, same wire at once: shoal {fmt(shoal_shared)} + kernel CUBIC "
+              f"{fmt(cubic_shared)} Mbit/s (alone: shoal {fmt(shoal_alone)}, CUBIC "
+              f"{fmt(cubic_alone)})", flush=True)
 
 
 def main():

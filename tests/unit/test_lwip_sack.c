@@ -437,6 +437,45 @@ test_random_loss_keeps_window(void)
 	close_conn();
 }
 
+/*
+ * Tail loss: the last two segments S8, S9 are lost, so no SACK arrives above them and nothing
+ * is detected from ACKs (no tail loss probe yet: see README). The retransmission timeout
+ * resends them; with SACKed segments on the queue at that moment, the scoreboard is dropped
+ * (lwIP requeues everything) and stays consistent once all is acknowledged.
+ */
+static void
+test_tail_loss_by_timeout(void)
+{
+	static const int b1[] = { 4, 8 };
+	int i, n0;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(16);
+	send_segments(0, 10);
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(2, 1, b1);     /* S2, S3 lost as well; S4..S7 SACKed */
+	CHECK_EQ(times_sent(2), FIXED ? 1 : 0);
+	CHECK_EQ(times_sent(8) + times_sent(9), 0);
+	n0 = nsent;
+	for (i = 0; i < 40 && nsent == n0; i++) {
+		now_ms += 500;
+		tcp_slowtmr();
+	}
+	CHECK(nsent > n0);
+	CHECK_EQ(sent[n0].seq, S(2));   /* go-back-N from the first unacked segment */
+	peer_ack(8, 0, NULL);           /* the retransmissions of S2, S3 arrived */
+	CHECK_EQ(times_sent(8), 1);     /* the tail goes out again */
+	peer_ack(10, 0, NULL);
+	CHECK(pcb->unacked == NULL && pcb->unsent == NULL);
+#if FIXED
+	CHECK_EQ(pcb->x.sacked, 0);
+#endif
+	close_conn();
+}
+
 int
 main(void)
 {
@@ -446,5 +485,6 @@ main(void)
 	RUN(test_reordering_is_not_loss);
 	RUN(test_lost_retransmission);
 	RUN(test_random_loss_keeps_window);
+	RUN(test_tail_loss_by_timeout);
 	return unit_finish();
 }

@@ -41,7 +41,7 @@ struct tcpx {
 	uint32_t full_bw;
 	uint32_t cwnd;          /* bytes in flight the controller allows (0: not started) */
 	uint32_t ssthresh;      /* Reno fallback */
-	uint32_t lost_episodes, rexmits;        /* statistics */
+	uint32_t lost_episodes, rexmits, tlp_probes;    /* statistics */
 	/* Where the scoreboard walks start, so that an ACK costs what it changes, not the length
 	 * of ->unacked (thousands of segments on a long fat path). A hint is valid while its
 	 * segment is on ->unacked: until lastack passes its end, or an RTO requeues everything. */
@@ -57,6 +57,9 @@ struct tcpx {
 	 * segment arriving after it is appended without walking the queue (patch 0003). */
 	struct tcp_seg *ooseq_tail;
 	uint32_t ooseq_run;
+	/* Tail loss probe (RACK-TLP, RFC 8985 7): when the ACKs stop with data in flight. */
+	uint32_t progress_ms;           /* last delivery, or the start of a flight */
+	uint8_t tlp_out;                /* a probe is out and nothing was delivered since */
 };
 
 #define TCPX_PCB_FIELDS struct tcpx x;
@@ -80,6 +83,7 @@ int tcpx_owns_recovery(const struct tcp_pcb *pcb);
 void tcpx_seg_init(struct tcp_seg *seg);
 void tcpx_seg_sent(struct tcp_pcb *pcb, struct tcp_seg *seg);
 void tcpx_rto(struct tcp_pcb *pcb);
+void tcpx_fasttmr(struct tcp_pcb *pcb);
 
 /* The congestion controller (tcp_cc.c). */
 enum tcpx_cc {

@@ -79,9 +79,10 @@ tcpx_seg_sent(struct tcp_pcb *pcb, struct tcp_seg *seg)
 
 	if (seg->len == 0)
 		return;
-	/* Nothing in flight: the delivery-rate interval starts now, not at the last ACK. */
+	/* Nothing in flight: the delivery-rate interval starts now, not at the last ACK; so does
+	 * the wait for a tail loss probe. */
 	if (pcb->unacked == NULL || (pcb->unacked == seg && seg->next == NULL))
-		x->delivered_ms = now;
+		x->delivered_ms = x->progress_ms = now;
 	if (seg->x_flags & TCPX_SEG_SENT) {
 		seg->x_flags |= TCPX_SEG_REXMIT;
 		x->rexmits++;
@@ -221,7 +222,8 @@ tcpx_ack_pre(struct tcp_pcb *pcb, uint32_t ackno)
 	if (newest == NULL)
 		return;
 	now = sys_now();
-	x->delivered_ms = now;
+	x->delivered_ms = x->progress_ms = now;
+	x->tlp_out = 0;
 	cur.prior_delivered = newest->x_delivered;
 	if (now != newest->x_delivered_ms)
 		cur.rate = (uint32_t)((uint64_t)(x->delivered - newest->x_delivered) * 1000u /
@@ -320,4 +322,36 @@ tcpx_ack_post(struct tcp_pcb *pcb)
 	tcpx_cc_on_ack(pcb, &cur, now);
 	/* lwIP limits what it sends to lastack + cwnd; SACKed bytes are not in flight. */
 	pcb->cwnd = tcpx_cc_cwnd(pcb) + x->sacked;
+}
+
+/*
+ * Tail loss probe, on lwIP's fast timer (TCP_TMR_INTERVAL): when nothing has been delivered for
+ * two round trips with data in flight, the last segment goes out again. Its SACK (or ACK) then
+ * tells RACK which segments before it are lost, so a loss at the end of a burst - where no
+ * later segment produces duplicate ACKs - is repaired in about a round trip instead of a
+ * retransmission timeout (lwIP's is a multiple of its 200 ms slow timer). One probe, then the
+ * timeout as before.
+ */
+void
+tcpx_fasttmr(struct tcp_pcb *pcb)
+{
+	struct tcpx *x = &pcb->x;
+	struct tcp_seg *seg;
+	uint32_t now, pto;
+
+	if (!tcpx_owns_recovery(pcb) || pcb->unacked == NULL || x->tlp_out || x->min_rtt_ms == 0)
+		return;
+	now = sys_now();
+	pto = 2 * x->min_rtt_ms + 10;
+	if ((int32_t)(now - x->progress_ms) < (int32_t)pto)
+		return;
+	check_hints(pcb);
+	seg = x->sack_hint != NULL ? x->sack_hint : pcb->unacked;
+	while (seg->next != NULL)
+		seg = seg->next;
+	if (seg->x_flags & TCPX_SEG_SACKED)
+		return;
+	x->tlp_out = 1;
+	if (tcp_resend_segment(pcb, seg) == ERR_OK)
+		x->tlp_probes++;
 }

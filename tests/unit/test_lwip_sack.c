@@ -438,10 +438,10 @@ test_random_loss_keeps_window(void)
 }
 
 /*
- * Tail loss: the last two segments S8, S9 are lost, so no SACK arrives above them and nothing
- * is detected from ACKs (no tail loss probe yet: see README). The retransmission timeout
- * resends them; with SACKed segments on the queue at that moment, the scoreboard is dropped
- * (lwIP requeues everything) and stays consistent once all is acknowledged.
+ * Tail loss left to the timeout (no probe was answered, or the peer went quiet): the
+ * retransmission timeout resends from the first unacked segment. With SACKed segments on the
+ * queue at that moment the scoreboard is dropped (lwIP requeues everything), and it is
+ * consistent once all is acknowledged.
  */
 static void
 test_tail_loss_by_timeout(void)
@@ -476,6 +476,37 @@ test_tail_loss_by_timeout(void)
 	close_conn();
 }
 
+/*
+ * Tail loss probe: S8 and S9, the last segments of a burst, are lost; the ACK for S0..S7 is the
+ * last one that comes. Two round trips later the fast timer sends S9 again (the probe); its
+ * SACK shows S8 lost by RACK's rule and S8 goes out at once. lwIP alone waits for the
+ * retransmission timeout.
+ */
+static void
+test_tail_loss_probe(void)
+{
+	static const int b1[] = { 9, 10 };
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(16);
+	send_segments(0, 10);
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(8, 0, NULL);
+	now_ms += 60;
+	tcp_fasttmr();
+	CHECK_EQ(times_sent(9), 0);     /* not yet: two round trips without progress */
+	now_ms += 60;
+	tcp_fasttmr();
+	CHECK_EQ(times_sent(9), FIXED ? 1 : 0);
+	now_ms += 50;
+	peer_ack(8, 1, b1);
+	CHECK_EQ(times_sent(8), FIXED ? 1 : 0);
+	close_conn();
+}
+
 int
 main(void)
 {
@@ -486,5 +517,6 @@ main(void)
 	RUN(test_lost_retransmission);
 	RUN(test_random_loss_keeps_window);
 	RUN(test_tail_loss_by_timeout);
+	RUN(test_tail_loss_probe);
 	return unit_finish();
 }

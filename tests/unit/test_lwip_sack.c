@@ -161,7 +161,8 @@ peer_send_opts(u8_t flags, u32_t seq, u32_t ack, const u8_t *opts, size_t optlen
 	t[12] = (u8_t)((hl / 4) << 4);
 	t[13] = flags;
 	put16(t + 14, 65535);
-	memcpy(t + 20, opts, optlen);
+	if (optlen > 0)
+		memcpy(t + 20, opts, optlen);
 	ps = (PEER_IP >> 16) + (PEER_IP & 0xffff) + (LOCAL_IP >> 16) + (LOCAL_IP & 0xffff) + 6 +
 	    (u32_t)hl;
 	put16(t + 16, csum(t, hl, ps));

@@ -14,12 +14,9 @@ may be missing). Prints numbers; asserts nothing about speed.
 """
 import json
 import os
-import select
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "integ"))
@@ -111,17 +108,8 @@ def bench_loopback():
         row("UDP 64-byte packets received, loopback", ov, ref, "kpkt/s")
 
 
-# --- the 50 ms namespace path ---
-# The kernel may lack the netem qdisc, so the delay comes from tests/bench/delaywire: two TUN
-# devices, one moved into each namespace, and a userspace loop that hands every packet across
-# after DELAY_MS. Namespace A holds the mediator, alice and the iperf3 clients; B holds bob and
-# the iperf3 server. Only the two namespaces and the two TUNs are created; host interfaces and
-# host sysctls are never touched.
-NS_A, NS_B = "shbench-a", "shbench-b"
-TUN_A, TUN_B = "shbw-a", "shbw-b"
-ADDR_A, ADDR_B = "10.250.0.1", "10.250.0.2"
-DELAY_MS = 25
-BUF_MAX = 32 * 1024 * 1024
+# --- the 50 ms namespace path (tests/integ/delaypath.py builds it) ---
+from delaypath import NS_A, NS_B, ADDR_A, ADDR_B, DELAY_MS, DelayPath, netns_exec  # noqa: E402
 
 UDP_ECHO = """
 import socket, sys
@@ -164,94 +152,6 @@ for i in range(int(sys.argv[3])):
     time.sleep(0.05)
 print(json.dumps(rtts))
 """
-
-
-def netns_exec(ns):
-    return ("ip", "netns", "exec", ns)
-
-
-def sh(*argv):
-    subprocess.run(argv, check=True)
-
-
-class DelayPath:
-    """Namespaces NS_A and NS_B joined by delaywire. Tears everything down on exit, always."""
-
-    def __init__(self, delay_ms=DELAY_MS, wire_args=()):
-        self.delay_ms = delay_ms
-        self.wire_args = list(wire_args)
-        fd, self.log = tempfile.mkstemp(prefix="shoal-delaywire-", suffix=".log")
-        os.close(fd)
-        self.wire = None
-        self.notes = []
-
-    def __enter__(self):
-        try:
-            self._setup()
-        except BaseException:
-            self._teardown()
-            raise
-        return self
-
-    def __exit__(self, et, ev, tb):
-        self._teardown()
-        return False
-
-    def _setup(self):
-        for n in (NS_A, NS_B):
-            subprocess.run(["ip", "netns", "del", n], stderr=subprocess.DEVNULL)
-        sh("ip", "netns", "add", NS_A)
-        sh("ip", "netns", "add", NS_B)
-        with open(self.log, "wb") as log:
-            self.wire = subprocess.Popen([os.path.join(BUILD, "tests", "bench", "delaywire"),
-                                          "--delay-ms", str(self.delay_ms)] + self.wire_args + [TUN_A, TUN_B],
-                                         stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL)
-        ready, _, _ = select.select([self.wire.stdout], [], [], 5)
-        if not ready or self.wire.stdout.readline().strip() != b"ready":
-            raise RuntimeError(f"delaywire did not start (see {self.log})")
-        for ns, dev, addr, peer in ((NS_A, TUN_A, ADDR_A, ADDR_B), (NS_B, TUN_B, ADDR_B, ADDR_A)):
-            # The fd delaywire holds keeps working after the device changes namespace.
-            sh("ip", "link", "set", dev, "netns", ns)
-            sh("ip", "-n", ns, "addr", "add", f"{addr}/30", "peer", peer, "dev", dev)
-            # A long queue in the TUN itself, so bursts wait for delaywire instead of dropping.
-            sh("ip", "-n", ns, "link", "set", dev, "txqueuelen", "10000", "up")
-            sh("ip", "-n", ns, "link", "set", "lo", "up")
-            self._sysctls(ns)
-
-    def _sysctls(self, ns):
-        """Room for a 50 ms window in the kernel's TCP (the reference) and the daemons' sockets."""
-        wanted = {"net.core.rmem_max": str(BUF_MAX), "net.core.wmem_max": str(BUF_MAX),
-                  "net.ipv4.tcp_rmem": f"4096 131072 {BUF_MAX}", "net.ipv4.tcp_wmem": f"4096 16384 {BUF_MAX}"}
-        for k, v in wanted.items():
-            # sysctl(8) exits 0 even when the write fails, so read the value back.
-            subprocess.run(list(netns_exec(ns)) + ["sysctl", "-q", "-w", f"{k}={v}"], capture_output=True)
-            cur = " ".join(subprocess.run(list(netns_exec(ns)) + ["sysctl", "-n", k],
-                                          capture_output=True, text=True).stdout.split())
-            if cur != v and ns == NS_A:
-                self.notes.append(f"{k}={cur}")
-
-    def _teardown(self):
-        if self.wire and self.wire.poll() is None:
-            self.wire.send_signal(signal.SIGTERM)
-            try:
-                self.wire.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.wire.kill()
-                self.wire.wait()
-        if self.wire:
-            self.wire.stdout.close()
-        for n in (NS_A, NS_B):
-            subprocess.run(["ip", "netns", "del", n], stderr=subprocess.DEVNULL)
-
-    def report(self):
-        """delaywire's stderr: errors, and per-direction counters at SIGTERM. Call after exit."""
-        try:
-            with open(self.log) as fh:
-                lines = [ln.strip() for ln in fh if ln.strip()]
-            os.unlink(self.log)
-            return lines
-        except OSError:
-            return []
 
 
 def measure_rtt(lab, samples=10):
@@ -392,6 +292,26 @@ def bench_relay():
             print(f"  added latency through the relay: {rp - dp:+.2f} ms", flush=True)
 # --- lossy WAN paths (issue 12): the same wire with random loss each way ---
 LOSSY = [(25, 0), (25, 1000), (25, 10000), (5, 1000)]     # one-way delay ms, loss per million
+FAIR_LOSS_PPM = [0, 1000]
+
+
+def overlay_pair(lab, tag, wa, wb):
+    """alice (namespace A) and bob (B) in one network, on a direct path."""
+    lab.start_server(host=ADDR_A, wrap=wa)
+    a = lab.start_daemon("alice", wrap=wa)
+    b = lab.start_daemon("bob", wrap=wb)
+    a.cli("create", tag)
+    b.cli("join", tag)
+    wait_until(lambda: (a.member(tag, "bob") or {}).get("path") == "direct", 30, what="direct path")
+    return a, b
+
+
+def iperf_json(proc):
+    out, _ = proc.communicate(timeout=SECS + 60)
+    try:
+        return json.loads(out)["end"]["sum_received"]["bits_per_second"] / 1e6
+    except (ValueError, KeyError):
+        return None
 
 
 def bench_lossy():
@@ -411,13 +331,7 @@ def bench_lossy():
         try:
             with path, Lab("bench-loss") as lab:
                 wa, wb = netns_exec(NS_A), netns_exec(NS_B)
-                lab.start_server(host=ADDR_A, wrap=wa)
-                a = lab.start_daemon("alice", wrap=wa)
-                b = lab.start_daemon("bob", wrap=wb)
-                a.cli("create", "bench")
-                b.cli("join", "bench")
-                wait_until(lambda: (a.member("bench", "bob") or {}).get("path") == "direct", 30,
-                           what="direct path")
+                a, b = overlay_pair(lab, "bench", wa, wb)
                 port, lport = 5201, 15201
                 start_iperf_server(lab, port, wrap=wb, host="0.0.0.0")
                 b.cli("expose", port)
@@ -439,13 +353,52 @@ def bench_lossy():
         for line in path.report():
             if "dropped" in line and ppm:
                 print("   wire:", line.replace("delaywire: ", ""))
+    bench_fairness()
+
+
+def bench_fairness():
+    """A shoal flow and a kernel CUBIC flow on the same 50 ms wire at the same time: shoal's
+    controller does not back off on loss, so this shows whether it starves a loss-based flow.
+    Each flow alone on the same wire, in the same run, is the reference."""
+    delay = 25
+    for ppm in FAIR_LOSS_PPM:
+        name = f"{2 * delay} ms RTT, {ppm / 10000:g}% loss"
+        try:
+            with DelayPath(delay_ms=delay, wire_args=["--loss-ppm", str(ppm)]), \
+                    Lab("bench-fair") as lab:
+                wa, wb = netns_exec(NS_A), netns_exec(NS_B)
+                a, b = overlay_pair(lab, "fair", wa, wb)
+                sport, kport, lport = 5201, 5202, 15201
+                start_iperf_server(lab, sport, wrap=wb, host="0.0.0.0")
+                start_iperf_server(lab, kport, wrap=wb, host="0.0.0.0")
+                b.cli("expose", sport)
+                a.cli("forward", lport, f"bob:{sport}")
+                cubic_alone = iperf_tcp(kport, wrap_client=wa, host=ADDR_B, cc="cubic")[0]
+                shoal_alone = iperf_tcp(lport, wrap_client=wa)[0]
+                base = list(wa) + ["iperf3", "-t", str(SECS), "-J", "-c"]
+                k = subprocess.Popen(base + [ADDR_B, "-p", str(kport), "-C", "cubic"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                o = subprocess.Popen(base + ["127.0.0.1", "-p", str(lport)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                shoal_shared, cubic_shared = iperf_json(o), iperf_json(k)
+        except Exception as e:
+            print(f"fairness, {name}: failed: {e}")
+            continue
+
+        def fmt(v):
+            return f"{v:.1f}" if v is not None else "-"
+        print(f"fairness, {name}, same wire at once: shoal {fmt(shoal_shared)} + kernel CUBIC "
+              f"{fmt(cubic_shared)} Mbit/s (alone: shoal {fmt(shoal_alone)}, CUBIC "
+              f"{fmt(cubic_alone)})", flush=True)
 
 
 def main():
-    print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")
-    bench_loopback()
-    bench_netns()
-    bench_relay()
+    # SHOAL_BENCH_ONLY=lossy runs just the lossy-path section (it is the slow one to iterate on).
+    if os.environ.get("SHOAL_BENCH_ONLY") != "lossy":
+        print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")
+        bench_loopback()
+        bench_netns()
+        bench_relay()
     if os.environ.get("SHOAL_BENCH_LOSSY", "1") != "0":
         bench_lossy()
 

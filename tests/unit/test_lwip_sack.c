@@ -1,0 +1,625 @@
+/*
+ * test_lwip_sack: the SACK sender, its loss recovery and the congestion controller
+ * (netstack/tcp_sack.c, tcp_cc.c, lwIP hooks in netstack/patches/0003-*), driven by scripted
+ * segment traces: lwIP sends data to a pretend peer that acknowledges with SACK blocks, and
+ * the test checks what lwIP retransmits.
+ *
+ * Built twice, like test_lwip_fixes: test_lwip_sack against our lwIP must recover; the
+ * _unpatched build (pristine lwIP, LWIP_FIXES_EXPECT_BUGS) must show the old behaviour - one
+ * hole repaired per round trip, nothing retransmitted on SACK evidence alone, the window
+ * halved on random loss - so each trace really needs the mechanism. (Reordering is the
+ * exception: neither may retransmit; it guards against spurious recovery.)
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lwip/init.h"
+#include "lwip/ip4.h"
+#include "lwip/sys.h"
+#include "lwip/priv/tcp_priv.h"
+#include "lwip/tcp.h"
+
+#include "tests/unit/unit.h"
+
+#ifdef LWIP_FIXES_EXPECT_BUGS
+#define FIXED 0
+#else
+#define FIXED 1
+#endif
+
+#define MSS 1360
+
+/* lwIP's clock: the traces move it by hand (RACK compares send times). */
+static u32_t now_ms;
+
+u32_t
+sys_now(void)
+{
+	return now_ms;
+}
+
+/* --- a netif that records what lwIP sends --- */
+
+struct sent {
+	u32_t seq, ack;
+	u8_t flags;
+	u16_t len;
+};
+
+static struct netif nif;
+static struct sent sent[1024];
+static int nsent;
+
+static err_t
+capture_output(struct netif *netif, struct pbuf *p, const ip4_addr_t *dst)
+{
+	u8_t buf[100];
+	u16_t ihl, tot;
+	const u8_t *t;
+
+	(void)netif;
+	(void)dst;
+	if (pbuf_copy_partial(p, buf, sizeof(buf) < p->tot_len ? sizeof(buf) : p->tot_len, 0) < 40)
+		return ERR_OK;
+	if (nsent >= (int)(sizeof(sent) / sizeof(sent[0])))
+		return ERR_OK;
+	ihl = (u16_t)((buf[0] & 0x0f) * 4);
+	tot = (u16_t)(buf[2] << 8 | buf[3]);
+	t = buf + ihl;
+	sent[nsent].seq = (u32_t)t[4] << 24 | (u32_t)t[5] << 16 | (u32_t)t[6] << 8 | t[7];
+	sent[nsent].ack = (u32_t)t[8] << 24 | (u32_t)t[9] << 16 | (u32_t)t[10] << 8 | t[11];
+	sent[nsent].flags = t[13];
+	sent[nsent].len = (u16_t)(tot - ihl - (t[12] >> 4) * 4);
+	nsent++;
+	return ERR_OK;
+}
+
+static err_t
+nif_init(struct netif *netif)
+{
+	netif->name[0] = 't';
+	netif->name[1] = 't';
+	netif->mtu = 1400;
+	netif->output = capture_output;
+	return ERR_OK;
+}
+
+#define LOCAL_IP 0x0a000001u
+#define PEER_IP 0x0a000002u
+#define LOCAL_PORT 80
+#define PEER_PORT 40000
+
+static void
+setup(void)
+{
+	ip4_addr_t ip, mask, gw;
+
+	lwip_init();
+	ip4_addr_set_u32(&ip, lwip_htonl(LOCAL_IP));
+	ip4_addr_set_u32(&mask, lwip_htonl(0xff000000u));
+	ip4_addr_set_zero(&gw);
+	netif_add(&nif, &ip, &mask, &gw, NULL, nif_init, ip4_input);
+	netif_set_default(&nif);
+	netif_set_link_up(&nif);
+	netif_set_up(&nif);
+}
+
+static void
+put16(u8_t *p, u16_t v)
+{
+	p[0] = (u8_t)(v >> 8);
+	p[1] = (u8_t)v;
+}
+
+static void
+put32(u8_t *p, u32_t v)
+{
+	p[0] = (u8_t)(v >> 24);
+	p[1] = (u8_t)(v >> 16);
+	p[2] = (u8_t)(v >> 8);
+	p[3] = (u8_t)v;
+}
+
+static u16_t
+csum(const u8_t *p, size_t n, u32_t sum)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < n; i += 2)
+		sum += (u32_t)(p[i] << 8 | p[i + 1]);
+	if (n & 1)
+		sum += (u32_t)(p[n - 1] << 8);
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (u16_t)~sum;
+}
+
+/* Feeds lwIP one segment from the peer, with TCP options (a multiple of 4 bytes). */
+static void
+peer_send_opts(u8_t flags, u32_t seq, u32_t ack, const u8_t *opts, size_t optlen)
+{
+	size_t hl = 20 + optlen, tot = 20 + hl;
+	u8_t *b = calloc(1, tot);
+	u8_t *t = b + 20;
+	u32_t ps;
+	struct pbuf *p;
+
+	b[0] = 0x45;
+	put16(b + 2, (u16_t)tot);
+	b[8] = 64;
+	b[9] = 6;
+	put32(b + 12, PEER_IP);
+	put32(b + 16, LOCAL_IP);
+	put16(b + 10, csum(b, 20, 0));
+	put16(t, PEER_PORT);
+	put16(t + 2, LOCAL_PORT);
+	put32(t + 4, seq);
+	put32(t + 8, ack);
+	t[12] = (u8_t)((hl / 4) << 4);
+	t[13] = flags;
+	put16(t + 14, 65535);
+	if (optlen > 0)
+		memcpy(t + 20, opts, optlen);
+	ps = (PEER_IP >> 16) + (PEER_IP & 0xffff) + (LOCAL_IP >> 16) + (LOCAL_IP & 0xffff) + 6 +
+	    (u32_t)hl;
+	put16(t + 16, csum(t, hl, ps));
+	p = pbuf_alloc(PBUF_RAW, (u16_t)tot, PBUF_RAM);
+	pbuf_take(p, b, (u16_t)tot);
+	free(b);
+	ip4_input(p, &nif);
+}
+
+/* The peer's data: byte i of its stream (counted from its first data byte) is pattern(i). */
+static u8_t
+pattern(u32_t i)
+{
+	return (u8_t)(i * 2654435761u >> 24);
+}
+
+/* Feeds lwIP len bytes of the peer's stream at stream offset off. */
+static void
+peer_data(u32_t isn, u32_t off, u16_t len, u32_t ack)
+{
+	size_t tot = 40 + len, i;
+	u8_t *b = calloc(1, tot);
+	u8_t *t = b + 20;
+	u32_t ps;
+	struct pbuf *p;
+
+	b[0] = 0x45;
+	put16(b + 2, (u16_t)tot);
+	b[8] = 64;
+	b[9] = 6;
+	put32(b + 12, PEER_IP);
+	put32(b + 16, LOCAL_IP);
+	put16(b + 10, csum(b, 20, 0));
+	put16(t, PEER_PORT);
+	put16(t + 2, LOCAL_PORT);
+	put32(t + 4, isn + off);
+	put32(t + 8, ack);
+	t[12] = 5 << 4;
+	t[13] = TCP_ACK;
+	put16(t + 14, 65535);
+	for (i = 0; i < len; i++)
+		t[20 + i] = pattern(off + (u32_t)i);
+	ps = (PEER_IP >> 16) + (PEER_IP & 0xffff) + (LOCAL_IP >> 16) + (LOCAL_IP & 0xffff) + 6 +
+	    (u32_t)(20 + len);
+	put16(t + 16, csum(t, 20 + len, ps));
+	p = pbuf_alloc(PBUF_RAW, (u16_t)tot, PBUF_RAM);
+	pbuf_take(p, b, (u16_t)tot);
+	free(b);
+	ip4_input(p, &nif);
+}
+
+/* --- one accepted connection; our data is segments S0, S1, ... of MSS bytes each --- */
+
+static struct tcp_pcb *pcb;
+static u32_t peer_seq, iss;     /* iss: our S0's seqno */
+static u32_t rx_bytes, rx_bad;  /* what the application got, and how much of it was wrong */
+
+static err_t
+conn_recv(void *arg, struct tcp_pcb *tpcb, struct pbuf *p, err_t err)
+{
+	struct pbuf *q;
+	u16_t i;
+
+	(void)arg;
+	(void)err;
+	if (p == NULL)
+		return ERR_OK;
+	for (q = p; q != NULL; q = q->next)
+		for (i = 0; i < q->len; i++)
+			rx_bad += ((const u8_t *)q->payload)[i] != pattern(rx_bytes++);
+	tcp_recved(tpcb, p->tot_len);
+	pbuf_free(p);
+	return ERR_OK;
+}
+
+#define S(i) (iss + (u32_t)(i) * MSS)
+
+static err_t
+conn_accept(void *arg, struct tcp_pcb *newpcb, err_t err)
+{
+	(void)arg;
+	(void)err;
+	pcb = newpcb;
+	tcp_nagle_disable(newpcb);
+	tcp_recv(newpcb, conn_recv);
+	return ERR_OK;
+}
+
+static struct tcp_pcb *listener;
+
+/* Handshake with a peer that offers MSS 1360 and SACK-permitted. */
+static bool
+open_conn(void)
+{
+	static const u8_t syn_opts[8] = { 2, 4, MSS >> 8, MSS & 0xff, 1, 1, 4, 2 };
+
+	pcb = NULL;
+	if (listener == NULL) {
+		struct tcp_pcb *l = tcp_new();
+
+		tcp_bind(l, IP4_ADDR_ANY, LOCAL_PORT);
+		listener = tcp_listen(l);
+		tcp_accept(listener, conn_accept);
+	}
+	now_ms = 1000;
+	nsent = 0;
+	peer_seq = 5000000;
+	peer_send_opts(TCP_SYN, peer_seq, 0, syn_opts, sizeof(syn_opts));
+	if (nsent != 1 || sent[0].flags != (TCP_SYN | TCP_ACK))
+		return false;
+	iss = sent[0].seq + 1;
+	peer_seq++;
+	peer_send_opts(TCP_ACK, peer_seq, iss, NULL, 0);
+	return pcb != NULL && pcb->state == ESTABLISHED && pcb->mss == MSS;
+}
+
+static void
+close_conn(void)
+{
+	if (pcb != NULL)
+		tcp_abort(pcb);
+	pcb = NULL;
+}
+
+/* Opens the window so that n segments go out at once (the pretend path is long and fat). */
+static void
+allow(int n)
+{
+	pcb->cwnd = (tcpwnd_size_t)(n * MSS);
+#if FIXED
+	pcb->x.cwnd = (u32_t)(n * MSS);
+	pcb->x.filled = 1;
+	pcb->x.bw[0] = 1000u * 1000u * 1000u;   /* a model that allows a big window */
+	pcb->x.min_rtt_ms = 50;
+#endif
+}
+
+/* Queues and sends segments S[from] .. S[to - 1]. */
+static void
+send_segments(int from, int to)
+{
+	static u8_t data[64 * MSS];
+
+	if (tcp_write(pcb, data, (u16_t)((to - from) * MSS), TCP_WRITE_FLAG_COPY) != ERR_OK)
+		return;
+	tcp_output(pcb);
+	(void)from;
+}
+
+/* The peer acknowledges ack (a segment index) with up to 3 SACK blocks [l, r) of segment
+ * indices; nblocks 0 sends a plain ACK. */
+static void
+peer_ack(int ack, int nblocks, const int *blocks)
+{
+	u8_t opts[40];
+	size_t n = 0;
+	int i;
+
+	if (nblocks > 0) {
+		opts[n++] = 1;
+		opts[n++] = 1;
+		opts[n++] = 5;
+		opts[n++] = (u8_t)(2 + 8 * nblocks);
+		for (i = 0; i < nblocks; i++) {
+			put32(opts + n, S(blocks[2 * i]));
+			put32(opts + n + 4, S(blocks[2 * i + 1]));
+			n += 8;
+		}
+	}
+	peer_send_opts(TCP_ACK, peer_seq, S(ack), opts, n);
+}
+
+/* How often S[i] went out with data since the last reset of the capture. */
+static int
+times_sent(int i)
+{
+	int k, c = 0;
+
+	for (k = 0; k < nsent; k++)
+		if (sent[k].seq == S(i) && sent[k].len > 0)
+			c++;
+	return c;
+}
+
+/*
+ * One loss, told by a single ACK: S0 is lost, a stretch ACK (delayed ACKs, ACK loss) SACKs
+ * S1..S4. That is DupThresh segments SACKed above the hole: RFC 6675 retransmits at once;
+ * lwIP alone waits for three duplicate ACKs.
+ */
+static void
+test_one_loss_one_ack(void)
+{
+	static const int b[] = { 1, 5 };
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(16);
+	send_segments(0, 8);
+	CHECK_EQ(times_sent(7), 1);
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(0, 1, b);
+	CHECK_EQ(times_sent(0), FIXED ? 1 : 0);
+	close_conn();
+}
+
+/*
+ * Two losses in one window, and a burst: S2 and S9..S14 lost, then three duplicate ACKs
+ * SACK everything else. All seven holes go out again in that round trip; NewReno resends only the
+ * first and leaves the others for one round trip each.
+ */
+static void
+test_two_holes_and_a_burst(void)
+{
+	static const int b1[] = { 3, 9 };
+	static const int b2[] = { 15, 17, 3, 9 };
+	static const int b3[] = { 15, 20, 3, 9 };
+	int i, all = 1, others = 0;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(40);
+	send_segments(0, 20);
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(2, 1, b1);     /* acks S0, S1: new data */
+	peer_ack(2, 2, b2);     /* three duplicates */
+	peer_ack(2, 2, b3);
+	peer_ack(2, 2, b3);
+	CHECK_EQ(times_sent(2), 1);
+	for (i = 9; i < 15; i++) {
+		all &= times_sent(i) == 1;
+		others += times_sent(i);
+	}
+	if (FIXED)
+		CHECK(all);
+	else
+		CHECK_EQ(others, 0);
+	/* Nothing SACKed is sent again. */
+	CHECK_EQ(times_sent(5), 0);
+	CHECK_EQ(times_sent(16), 0);
+	close_conn();
+}
+
+/*
+ * Reordering, not loss: S1 arrives after S2 and S3 (two duplicate ACKs with SACK), then the
+ * cumulative ACK covers everything. No retransmission, and the window is not cut.
+ */
+static void
+test_reordering_is_not_loss(void)
+{
+	static const int b1[] = { 2, 3 };
+	static const int b2[] = { 2, 4 };
+	tcpwnd_size_t before;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(16);
+	send_segments(0, 6);
+	before = pcb->cwnd;
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(1, 1, b1);
+	peer_ack(1, 1, b2);
+	peer_ack(4, 0, NULL);
+	CHECK_EQ(times_sent(1), 0);
+	CHECK(pcb->cwnd >= before);
+	close_conn();
+}
+
+/*
+ * A lost retransmission: S0 is lost, retransmitted at t+50, and lost again. Data sent later
+ * (S20..S23, at t+80) is SACKed at t+130: by RACK's rule the retransmission, older than that
+ * data by more than its round trip, is lost and goes out a third time - without waiting for
+ * the retransmission timeout. lwIP alone resends S0 once and then only inflates its window.
+ */
+static void
+test_lost_retransmission(void)
+{
+	static const int b1[] = { 1, 20 };
+	static const int b2[] = { 1, 24 };
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(64);
+	send_segments(0, 20);
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(0, 1, b1);
+	peer_ack(0, 1, b1);
+	peer_ack(0, 1, b1);
+	CHECK_EQ(times_sent(0), 1);
+	now_ms += 30;
+	send_segments(20, 24);
+	CHECK_EQ(times_sent(23), 1);
+	now_ms += 50;
+	peer_ack(0, 1, b2);
+	CHECK_EQ(times_sent(0), FIXED ? 2 : 1);
+	close_conn();
+}
+
+/*
+ * Random loss does not shrink the window: a single loss on an otherwise healthy path leaves
+ * the controller's window where it was (the model has not changed); Reno halves it.
+ */
+static void
+test_random_loss_keeps_window(void)
+{
+	static const int b1[] = { 1, 2 };
+	static const int b2[] = { 1, 3 };
+	static const int b3[] = { 1, 4 };
+	tcpwnd_size_t before;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(32);
+	send_segments(0, 24);
+	before = pcb->cwnd;
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(0, 1, b1);
+	peer_ack(0, 1, b2);
+	peer_ack(0, 1, b3);
+	CHECK_EQ(times_sent(0), 1);
+	peer_ack(24, 0, NULL);
+	if (FIXED)
+		CHECK(pcb->cwnd >= before);
+	else
+		CHECK(pcb->cwnd <= before / 2 + 3 * MSS);
+	close_conn();
+}
+
+/*
+ * Tail loss left to the timeout (no probe was answered, or the peer went quiet): the
+ * retransmission timeout resends from the first unacked segment. With SACKed segments on the
+ * queue at that moment the scoreboard is dropped (lwIP requeues everything), and it is
+ * consistent once all is acknowledged.
+ */
+static void
+test_tail_loss_by_timeout(void)
+{
+	static const int b1[] = { 4, 8 };
+	int i, n0;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(16);
+	send_segments(0, 10);
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(2, 1, b1);     /* S2, S3 lost as well; S4..S7 SACKed */
+	CHECK_EQ(times_sent(2), FIXED ? 1 : 0);
+	CHECK_EQ(times_sent(8) + times_sent(9), 0);
+	n0 = nsent;
+	for (i = 0; i < 40 && nsent == n0; i++) {
+		now_ms += 500;
+		tcp_slowtmr();
+	}
+	CHECK(nsent > n0);
+	CHECK_EQ(sent[n0].seq, S(2));   /* go-back-N from the first unacked segment */
+	peer_ack(8, 0, NULL);           /* the retransmissions of S2, S3 arrived */
+	CHECK_EQ(times_sent(8), 1);     /* the tail goes out again */
+	peer_ack(10, 0, NULL);
+	CHECK(pcb->unacked == NULL && pcb->unsent == NULL);
+#if FIXED
+	CHECK_EQ(pcb->x.sacked, 0);
+#endif
+	close_conn();
+}
+
+/*
+ * Tail loss probe: S8 and S9, the last segments of a burst, are lost; the ACK for S0..S7 is the
+ * last one that comes. Two round trips later the fast timer sends S9 again (the probe); its
+ * SACK shows S8 lost by RACK's rule and S8 goes out at once. lwIP alone waits for the
+ * retransmission timeout.
+ */
+static void
+test_tail_loss_probe(void)
+{
+	static const int b1[] = { 9, 10 };
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	allow(16);
+	send_segments(0, 10);
+	nsent = 0;
+	now_ms += 50;
+	peer_ack(8, 0, NULL);
+	now_ms += 60;
+	tcp_fasttmr();
+	CHECK_EQ(times_sent(9), 0);     /* not yet: two round trips without progress */
+	now_ms += 60;
+	tcp_fasttmr();
+	CHECK_EQ(times_sent(9), FIXED ? 1 : 0);
+	now_ms += 50;
+	peer_ack(8, 1, b1);
+	CHECK_EQ(times_sent(8), FIXED ? 1 : 0);
+	close_conn();
+}
+
+/*
+ * The receiver's out-of-order queue (patch 0003 appends at a remembered tail and links
+ * in-order data without pbuf_cat): 2 MB from the peer in random pieces at random places ahead
+ * of the next expected byte - overlapping, duplicated, far ahead and just in order - must reach
+ * the application exactly once, in order. Both builds must pass: it guards the fast paths.
+ */
+static void
+test_receiver_queue_random_order(void)
+{
+	const u32_t total = 2u << 20;
+	unsigned long asserts_before = netstack_lwip_assert_count();
+	u32_t isn, rnd = 12345, rounds = 0;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	isn = peer_seq;
+	rx_bytes = rx_bad = 0;
+	while (rx_bytes < total && rounds++ < 200000) {
+		u32_t off, len;
+
+		rnd = rnd * 1103515245u + 12345u;
+		len = 1 + (rnd >> 8) % MSS;
+		rnd = rnd * 1103515245u + 12345u;
+		if ((rnd >> 16) % 8 == 0)
+			off = rx_bytes;                                 /* fills the hole */
+		else
+			off = rx_bytes + (rnd >> 8) % 40000;            /* somewhere ahead */
+		if (off + len > total)
+			len = total - off;
+		if (len > 0)
+			peer_data(isn, off, (u16_t)len, iss);
+	}
+	CHECK_EQ(rx_bytes, total);
+	CHECK_EQ(rx_bad, 0);
+	CHECK_EQ(netstack_lwip_assert_count(), asserts_before);
+	close_conn();
+}
+
+int
+main(void)
+{
+	setup();
+	RUN(test_one_loss_one_ack);
+	RUN(test_two_holes_and_a_burst);
+	RUN(test_reordering_is_not_loss);
+	RUN(test_lost_retransmission);
+	RUN(test_random_loss_keeps_window);
+	RUN(test_tail_loss_by_timeout);
+	RUN(test_tail_loss_probe);
+	RUN(test_receiver_queue_random_order);
+	return unit_finish();
+}

@@ -199,6 +199,12 @@ static void on_msg(void *arg, const struct msg *m)
 			event_seen(g, n->idx);
 		break;
 	}
+	case MSG_PING: {  /* unanswered pings would make the server drop the node */
+		struct msg r = *m;
+		r.type = MSG_PONG;
+		ctrlchan_send(n->ch, &r);
+		break;
+	}
 	default:
 		break;
 	}

@@ -339,8 +339,8 @@ accept_one(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 		close(fd);
 		return 0;
 	}
-	if (srv->n_conns >= CONN_MAX || (c = calloc(1, sizeof(*c))) == NULL) {
-		log_warnx("event=conn_refused reason=%s", srv->n_conns >= CONN_MAX ? "too_many" :
+	if (srv->n_conns >= srv->conn_max || (c = calloc(1, sizeof(*c))) == NULL) {
+		log_warnx("event=conn_refused reason=%s", srv->n_conns >= srv->conn_max ? "too_many" :
 		    "out_of_memory");
 		close(fd);
 		return 0;

@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -527,6 +528,23 @@ main(int argc, char **argv)
 	int rc = 1, i;
 
 	memset(&srv, 0, sizeof(srv));
+	/* One fd per control connection: raise the soft fd limit to the hard one so the
+	 * connection cap follows what the administrator allows, not a fixed number. */
+	struct rlimit rl;
+	srv.conn_max = 1024 - CONN_FD_RESERVE;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rlim_t want = rl.rlim_max;
+			rl.rlim_cur = want;
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 2 * CONN_FD_RESERVE)
+			srv.conn_max = (unsigned)(rl.rlim_cur > 4000000 ? 4000000 : rl.rlim_cur) -
+			    CONN_FD_RESERVE;
+		else if (rl.rlim_cur == RLIM_INFINITY)
+			srv.conn_max = 4000000;
+	}
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
 	log_init("shoal-server", o.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);

@@ -20,7 +20,9 @@
 #include "server/store.h"
 
 #define CONN_IDLE_TIMEOUT 60.0  /* s without a frame from the client: drop it */
-#define CONN_MAX 16384          /* simultaneous control connections */
+/* Simultaneous control connections: follows RLIMIT_NOFILE (raised to its hard limit at start),
+ * less room for the store, UDP sockets and logs; see conn_max in struct server. */
+#define CONN_FD_RESERVE 64
 /* Connections that have not finished their handshake: at most this many from one source
  * address, and at most preauth_max in all (a quarter of the descriptors, see conn_start);
  * past either the oldest such connection is closed for the new one, so silent connections
@@ -53,6 +55,7 @@ struct server {                          /* owned by main() */
 	ev_signal sigint_w;
 	struct conn *conns;             /* list of every open control connection */
 	unsigned n_conns;
+	unsigned conn_max;               /* from the fd limit at start (main.c) */
 	struct conn *preauth, *preauth_tail;    /* not yet authenticated, oldest first */
 	struct srccount *preauth_by_src;        /* how many of them per source address */
 	unsigned n_preauth, preauth_max;

@@ -1,0 +1,521 @@
+/*
+ * shoal-loadgen: drives thousands of simulated nodes against a running shoal-server, each with
+ * its own static key, the real control channel (mproto/ctrlchan.c: Noise IK, framing) and the
+ * real message codecs (mproto/msg.c). One libev loop per process; --procs forks workers whose
+ * samples the parent merges. Measures join->visible (JOIN sent until every earlier member got
+ * the joiner's MEMBER) and presence (GO_OFFLINE/GO_ONLINE sent until every other member got the
+ * MEMBER delta). Prints one JSON object. Joins within a network are sequential and each network
+ * has at most one presence change in flight, so each sample has one unambiguous end.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <ev.h>
+#include <sodium.h>
+
+#include "crypto/identity.h"
+#include "crypto/noise.h"
+#include "mproto/ctrlchan.h"
+#include "mproto/msg.h"
+
+#define GROUP_MAX 64           /* members per network: seen-sets are one u64 */
+#define INFLIGHT_MAX 200       /* handshakes in progress per worker */
+
+struct node;
+
+struct group {
+	int id;
+	int size;                  /* nodes in this group */
+	struct node **nodes;
+	int n_joined;              /* nodes [0, n_joined) are members (0 = creator) */
+	/* The one event in flight: subject's MEMBER must reach all other members. */
+	int busy;
+	int subject;
+	int want_online;           /* -1: any MEMBER (join), else the ONLINE bit wanted */
+	uint64_t seen;
+	int remaining;
+	double t0;
+	int is_join;
+	int offline;               /* presence: subject is currently offline */
+	char name[NAME_MAX_LEN + 1];
+};
+
+struct node {
+	struct group *g;
+	int idx;                   /* within group */
+	struct noise_keypair kp;
+	struct ctrlchan *ch;
+	int welcomed;
+	int requested;             /* a join/create is in flight */
+};
+
+struct samples { double *v; size_t n, cap; };
+
+static struct ev_loop *loop;
+static char host[256];
+static uint16_t port;
+static uint8_t server_pub[KEY_LEN];
+static struct node *nodes;
+static struct group *groups;
+static int n_nodes, n_groups, next_connect, inflight, n_connected, n_closed;
+static int joins_expected, joins_done, presence_done, presence_sent;
+static struct samples s_join, s_presence;
+static double churn = 10, seconds = 10;
+static uint32_t req_id = 1;
+static int worker_id;
+static int phase_churn;
+static ev_timer churn_timer, end_timer, kick_timer;
+
+static void add(struct samples *s, double v)
+{
+	if (s->n == s->cap) {
+		s->cap = s->cap ? s->cap * 2 : 1024;
+		s->v = realloc(s->v, s->cap * sizeof(double));
+		if (s->v == NULL)
+			abort();
+	}
+	s->v[s->n++] = v;
+}
+
+static void send_req(struct node *n, uint8_t op)
+{
+	struct msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_REQUEST;
+	m.u.request.req_id = req_id++;
+	m.u.request.op = op;
+	snprintf(m.u.request.network, sizeof(m.u.request.network), "%s", n->g->name);
+	ctrlchan_send(n->ch, &m);
+}
+
+/* Starts the next join of g if its previous event finished and the next node is connected. */
+static void group_advance(struct group *g)
+{
+	if (g->busy || g->n_joined >= g->size)
+		return;
+	struct node *n = g->nodes[g->n_joined];
+	if (!n->welcomed || n->requested || n->ch == NULL)
+		return;
+	n->requested = 1;
+	if (g->n_joined == 0) {
+		send_req(n, OP_CREATE);
+		return;
+	}
+	g->busy = 1;
+	g->is_join = 1;
+	g->subject = g->n_joined;
+	g->want_online = -1;
+	g->seen = 0;
+	g->remaining = g->n_joined;
+	g->t0 = ev_time();
+	send_req(n, OP_JOIN);
+}
+
+static void event_seen(struct group *g, int who)
+{
+	if ((g->seen >> who) & 1)
+		return;
+	g->seen |= (uint64_t)1 << who;
+	if (--g->remaining > 0)
+		return;
+	double ms = (ev_time() - g->t0) * 1000.0;
+	g->busy = 0;
+	if (g->is_join) {
+		add(&s_join, ms);
+		joins_done++;
+		g->n_joined++;
+		group_advance(g);
+	} else {
+		add(&s_presence, ms);
+		presence_done++;
+	}
+}
+
+static void on_ready(void *arg, const uint8_t rs[KEY_LEN])
+{
+	struct node *n = arg;
+	(void)rs;
+	struct msg m;
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_HELLO;
+	m.u.hello.version = SHOAL_PROTO_VERSION;
+	snprintf(m.u.hello.nick, sizeof(m.u.hello.nick), "lg%d", n->idx);
+	m.u.hello.udp_port = 9;
+	ctrlchan_send(n->ch, &m);
+}
+
+static void connect_more(void);
+
+static void on_msg(void *arg, const struct msg *m)
+{
+	struct node *n = arg;
+	struct group *g = n->g;
+	switch (m->type) {
+	case MSG_WELCOME:
+		if (!n->welcomed) {
+			n->welcomed = 1;
+			n_connected++;
+			inflight--;
+			connect_more();
+			group_advance(g);
+		}
+		break;
+	case MSG_RESULT:
+		if (m->u.result.status != RES_OK) {
+			fprintf(stderr, "event=request_failed group=%d node=%d status=%u text=\"%s\"\n",
+			    g->id, n->idx, m->u.result.status, m->u.result.text);
+			break;
+		}
+		if (n->idx == 0 && g->n_joined == 0) {  /* CREATE done */
+			g->n_joined = 1;
+			group_advance(g);
+		}
+		break;
+	case MSG_MEMBER:
+	case MSG_MEMBER_GONE: {
+		const char *net = m->type == MSG_MEMBER ? m->u.member.network : m->u.member_gone.network;
+		const uint8_t *key = m->type == MSG_MEMBER ? m->u.member.key : m->u.member_gone.key;
+		if (!g->busy || strcmp(net, g->name) != 0 || n->idx == g->subject ||
+		    memcmp(key, g->nodes[g->subject]->kp.pub, KEY_LEN) != 0)
+			break;
+		if (g->want_online >= 0) {
+			int on = m->type == MSG_MEMBER && (m->u.member.flags & MEMF_ONLINE);
+			if (on != g->want_online)
+				break;
+		}
+		if (n->idx < g->n_joined)
+			event_seen(g, n->idx);
+		break;
+	}
+	case MSG_PING: {  /* unanswered pings would make the server drop the node */
+		struct msg r = *m;
+		r.type = MSG_PONG;
+		ctrlchan_send(n->ch, &r);
+		break;
+	}
+	default:
+		break;
+	}
+}
+
+static void on_close(void *arg, const char *why)
+{
+	struct node *n = arg;
+	fprintf(stderr, "event=node_closed group=%d node=%d why=\"%s\"\n", n->g->id, n->idx, why);
+	if (!n->welcomed)
+		inflight--;
+	else
+		n_connected--;
+	n_closed++;
+	ctrlchan_free(n->ch);
+	n->ch = NULL;
+	connect_more();
+}
+
+static const struct ctrlchan_cbs cbs = { on_ready, on_msg, on_close };
+
+static void connect_more(void)
+{
+	while (inflight < INFLIGHT_MAX && next_connect < n_nodes) {
+		struct node *n = &nodes[next_connect++];
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0) {
+			fprintf(stderr, "event=socket_failed error=\"%s\"\n", strerror(errno));
+			n_closed++;
+			continue;
+		}
+		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+		inet_pton(AF_INET, host, &to.sin_addr);
+		/* Spread source addresses over 127.0.0.x so more than one port range's worth of
+		 * connections can reach one server port. */
+		if ((ntohl(to.sin_addr.s_addr) >> 24) == 127) {
+			int one = 1;
+			unsigned k = (unsigned)(next_connect + worker_id * 7919);
+			struct sockaddr_in from = { .sin_family = AF_INET };
+			from.sin_addr.s_addr = htonl(0x7f000000u | (2 + k % 250));
+			setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+			bind(fd, (struct sockaddr *)&from, sizeof(from));
+		}
+		if (connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 && errno != EINPROGRESS) {
+			fprintf(stderr, "event=connect_failed error=\"%s\"\n", strerror(errno));
+			close(fd);
+			n_closed++;
+			continue;
+		}
+		n->ch = ctrlchan_new(loop, fd, 1, &n->kp, server_pub, &cbs, n);
+		if (n->ch == NULL) {
+			n_closed++;
+			continue;
+		}
+		inflight++;
+	}
+}
+
+static void churn_cb(EV_P_ ev_timer *w, int revents)
+{
+	(void)w; (void)revents;
+	if (n_groups == 0)
+		return;
+	for (int tries = 0; tries < 16; tries++) {
+		struct group *g = &groups[randombytes_uniform((uint32_t)n_groups)];
+		if (g->busy || g->n_joined < 2)
+			continue;
+		int s = g->offline ? g->subject : (int)randombytes_uniform((uint32_t)g->n_joined);
+		struct node *n = g->nodes[s];
+		if (n->ch == NULL)
+			continue;
+		g->busy = 1;
+		g->is_join = 0;
+		g->subject = s;
+		g->want_online = g->offline;
+		g->offline = !g->offline;
+		g->seen = 0;
+		g->remaining = g->n_joined - 1;
+		g->t0 = ev_time();
+		presence_sent++;
+		send_req(n, g->offline ? OP_GO_OFFLINE : OP_GO_ONLINE);
+		return;
+	}
+}
+
+static double t_start, t_end;
+static int spid_g;
+
+static void end_cb(EV_P_ ev_timer *w, int revents)
+{
+	(void)w; (void)revents;
+	ev_timer_stop(loop, &churn_timer);
+	t_end = ev_now(loop);
+}
+
+static void kick_cb(EV_P_ ev_timer *w, int revents)
+{
+	(void)w; (void)revents;
+	/* Joins all done (or stalled for 120 s): start the churn phase once. */
+	if (!phase_churn && (joins_done >= joins_expected || ev_now(loop) > t_start + 120)) {
+		phase_churn = 1;
+		if (churn > 0) {
+			ev_timer_init(&churn_timer, churn_cb, 0, 1.0 / churn);
+			ev_timer_again(loop, &churn_timer);
+		}
+		ev_timer_init(&end_timer, end_cb, seconds, 0);
+		ev_timer_start(loop, &end_timer);
+	}
+	if (t_end > 0) {  /* churn stopped: let the changes in flight finish (at most 10 s) */
+		int busy = 0;
+		for (int i = 0; i < n_groups && !busy; i++)
+			busy = groups[i].busy;
+		if (!busy || ev_now(loop) > t_end + 10)
+			ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static long rss_kb(int pid)
+{
+	char path[64], line[256];
+	long kb = -1;
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			break;
+	fclose(f);
+	return kb;
+}
+
+/* Worker: runs nodes [first, first+count) grouped by k, writes its results to fd. */
+static void run_worker(int count, int k, const char *tag, int out)
+{
+	loop = ev_default_loop(0);
+	n_nodes = count;
+	nodes = calloc((size_t)count, sizeof(*nodes));
+	n_groups = (count + k - 1) / k;
+	groups = calloc((size_t)n_groups, sizeof(*groups));
+	if (nodes == NULL || groups == NULL)
+		exit(1);
+	for (int gi = 0; gi < n_groups; gi++) {
+		struct group *g = &groups[gi];
+		g->id = gi;
+		g->size = count - gi * k < k ? count - gi * k : k;
+		g->nodes = calloc((size_t)g->size, sizeof(*g->nodes));
+		snprintf(g->name, sizeof(g->name), "lg%s-%d-%d", tag, worker_id, gi);
+		joins_expected += g->size - 1;
+		for (int i = 0; i < g->size; i++) {
+			struct node *n = &nodes[gi * k + i];
+			n->g = g;
+			n->idx = i;
+			noise_keypair_generate(&n->kp);
+			g->nodes[i] = n;
+		}
+	}
+	t_start = ev_time();
+	connect_more();
+	ev_timer_init(&kick_timer, kick_cb, 0.1, 0.1);
+	ev_timer_again(loop, &kick_timer);
+	ev_run(loop, 0);
+	/* Read while this worker still holds its connections. */
+	int rss = spid_g > 0 ? (int)rss_kb(spid_g) : -1;
+	int hdr[6] = { n_connected, joins_expected, joins_done, presence_sent, presence_done, rss };
+	size_t nj = s_join.n, np = s_presence.n;
+	if (write(out, hdr, sizeof(hdr)) < 0 || write(out, &nj, sizeof(nj)) < 0 ||
+	    write(out, &np, sizeof(np)) < 0 ||
+	    (nj && write(out, s_join.v, nj * sizeof(double)) < 0) ||
+	    (np && write(out, s_presence.v, np * sizeof(double)) < 0))
+		exit(1);
+}
+
+static int readall(int fd, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	while (len > 0) {
+		ssize_t r = read(fd, p, len);
+		if (r <= 0)
+			return -1;
+		p += r;
+		len -= (size_t)r;
+	}
+	return 0;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+static double pct(struct samples *s, double p)
+{
+	if (s->n == 0)
+		return -1;
+	size_t i = (size_t)(p * (double)(s->n - 1) + 0.5);
+	return s->v[i];
+}
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: shoal-loadgen --server CONNECTION-STRING --nodes N [--network-size K] "
+	    "[--churn PER-SECOND] [--seconds S] [--procs P] [--server-pid PID] --json\n");
+	exit(2);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "server", required_argument, NULL, 's' }, { "nodes", required_argument, NULL, 'n' },
+		{ "network-size", required_argument, NULL, 'k' }, { "churn", required_argument, NULL, 'c' },
+		{ "seconds", required_argument, NULL, 't' }, { "procs", required_argument, NULL, 'p' },
+		{ "server-pid", required_argument, NULL, 'P' }, { "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *server = NULL;
+	int total = 0, k = 8, procs = 1, spid = 0, o;
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (o) {
+		case 's': server = optarg; break;
+		case 'n': total = atoi(optarg); break;
+		case 'k': k = atoi(optarg); break;
+		case 'c': churn = atof(optarg); break;
+		case 't': seconds = atof(optarg); break;
+		case 'p': procs = atoi(optarg); break;
+		case 'P': spid = atoi(optarg); break;
+		case 'j': break;
+		default: usage();
+		}
+	}
+	char err[128];
+	if (server == NULL || total <= 0 || k < 2 || k > GROUP_MAX || procs < 1 || procs > 64 ||
+	    churn < 0 || seconds < 0)
+		usage();
+	if (conn_string_parse(server, host, sizeof(host), &port, server_pub, err, sizeof(err)) < 0) {
+		fprintf(stderr, "shoal-loadgen: bad --server: %s\n", err);
+		return 2;
+	}
+	struct in_addr tmp;
+	if (inet_pton(AF_INET, host, &tmp) != 1) {
+		fprintf(stderr, "shoal-loadgen: --server host must be an IPv4 literal\n");
+		return 2;
+	}
+	if (sodium_init() < 0)
+		return 1;
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	signal(SIGPIPE, SIG_IGN);
+	spid_g = spid;
+	char tag[16];
+	snprintf(tag, sizeof(tag), "%x", (unsigned)getpid());
+
+	int fds[64];
+	pid_t pids[64];
+	int per = total / procs;
+	for (int p = 0; p < procs; p++) {
+		int pfd[2];
+		if (pipe(pfd) < 0)
+			return 1;
+		int count = per + (p < total % procs);
+		pids[p] = fork();
+		if (pids[p] < 0)
+			return 1;
+		if (pids[p] == 0) {
+			close(pfd[0]);
+			worker_id = p;
+			run_worker(count, k, tag, pfd[1]);
+			_exit(0);
+		}
+		close(pfd[1]);
+		fds[p] = pfd[0];
+	}
+	int conn = 0, jexp = 0, jdone = 0, psent = 0, pdone = 0;
+	long rss = -1;
+	for (int p = 0; p < procs; p++) {
+		int hdr[6];
+		size_t nj, np;
+		if (readall(fds[p], hdr, sizeof(hdr)) < 0 || readall(fds[p], &nj, sizeof(nj)) < 0 ||
+		    readall(fds[p], &np, sizeof(np)) < 0) {
+			fprintf(stderr, "shoal-loadgen: worker %d failed\n", p);
+			continue;
+		}
+		if (hdr[5] > rss)
+			rss = hdr[5];
+		conn += hdr[0]; jexp += hdr[1]; jdone += hdr[2]; psent += hdr[3]; pdone += hdr[4];
+		for (size_t i = 0; i < nj; i++) {
+			double v;
+			if (readall(fds[p], &v, sizeof(v)) == 0)
+				add(&s_join, v);
+		}
+		for (size_t i = 0; i < np; i++) {
+			double v;
+			if (readall(fds[p], &v, sizeof(v)) == 0)
+				add(&s_presence, v);
+		}
+		close(fds[p]);
+	}
+	for (int p = 0; p < procs; p++)
+		waitpid(pids[p], NULL, 0);
+	qsort(s_join.v, s_join.n, sizeof(double), cmp);
+	qsort(s_presence.v, s_presence.n, sizeof(double), cmp);
+	printf("{\"nodes\": %d, \"nodes_connected\": %d, \"network_size\": %d, \"procs\": %d, "
+	    "\"joins_expected\": %d, \"joins_visible\": %d, "
+	    "\"join_visible_p50_ms\": %.2f, \"join_visible_p99_ms\": %.2f, "
+	    "\"presence_sent\": %d, \"presence_visible\": %d, "
+	    "\"presence_p50_ms\": %.2f, \"presence_p99_ms\": %.2f, \"mediator_rss_kb\": %ld}\n",
+	    total, conn, k, procs, jexp, jdone, pct(&s_join, 0.5), pct(&s_join, 0.99), psent, pdone,
+	    pct(&s_presence, 0.5), pct(&s_presence, 0.99), rss);
+	return 0;
+}

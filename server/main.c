@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -526,31 +525,21 @@ main(int argc, char **argv)
 	const char *host;
 	uint16_t port = 0, first_port = 0;
 	int rc = 1, i;
+	long fdl;
 
 	memset(&srv, 0, sizeof(srv));
-	/* One fd per control connection: raise the soft fd limit to the hard one so the
-	 * connection cap follows what the administrator allows, not a fixed number. */
-	struct rlimit rl;
-	srv.conn_max = 1024 - CONN_FD_RESERVE;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-		if (rl.rlim_cur < rl.rlim_max) {
-			rlim_t want = rl.rlim_max;
-			rl.rlim_cur = want;
-			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
-				getrlimit(RLIMIT_NOFILE, &rl);
-		}
-		if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 2 * CONN_FD_RESERVE)
-			srv.conn_max = (unsigned)(rl.rlim_cur > 4000000 ? 4000000 : rl.rlim_cur) -
-			    CONN_FD_RESERVE;
-		else if (rl.rlim_cur == RLIM_INFINITY)
-			srv.conn_max = 4000000;
-	}
 	if (parse_options(argc, argv, &o) < 0)
 		return 2;
 	log_init("shoal-server", o.verbose ? LOG_LVL_DEBUG : LOG_LVL_INFO);
 	if (sodium_init() < 0)
 		fatalx("event=startup_failed reason=sodium_init");
-	log_debug("event=fd_limit soft=%ld", acceptor_raise_fd_limit());
+	/* One fd per control connection: the soft limit raised to the hard one, and the cap
+	 * follows it (0: unlimited or unknown), less what the store, sockets and logs need. */
+	fdl = acceptor_raise_fd_limit();
+	srv.conn_max = fdl == 0 ? CONN_MAX_UNLIMITED : fdl > 2 * CONN_FD_RESERVE ?
+	    (unsigned)(fdl > CONN_MAX_UNLIMITED ? CONN_MAX_UNLIMITED : fdl) - CONN_FD_RESERVE :
+	    CONN_FD_RESERVE;
+	log_info("event=fd_limit soft=%ld conn_max=%u", fdl, srv.conn_max);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (identity_load_or_create(o.state_dir, "server.key", &srv.kp, err, sizeof(err)) < 0) {

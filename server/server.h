@@ -23,6 +23,7 @@
 /* Simultaneous control connections: follows RLIMIT_NOFILE (raised to its hard limit at start),
  * less room for the store, UDP sockets and logs; see conn_max in struct server. */
 #define CONN_FD_RESERVE 64
+#define CONN_MAX_UNLIMITED 4000000u     /* the cap when the fd limit is unlimited */
 /* Connections that have not finished their handshake: at most this many from one source
  * address, and at most preauth_max in all (a quarter of the descriptors, see conn_start);
  * past either the oldest such connection is closed for the new one, so silent connections

@@ -63,6 +63,38 @@ fsloc_default_config(char *out, size_t cap)
 	return xdg_path("XDG_CONFIG_HOME", ".config", "shoal/shoald.conf", out, cap);
 }
 
+int
+fsloc_mkdirs(const char *dir, char *why, size_t whylen)
+{
+	char path[4096];
+	struct stat st;
+	size_t len = strlen(dir), i;
+
+	if (len == 0 || len >= sizeof(path)) {
+		snprintf(why, whylen, "bad directory '%s'", dir);
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	memcpy(path, dir, len + 1);
+	for (i = 1; i <= len; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+			snprintf(why, whylen, "cannot create directory %s: %s", path, strerror(errno));
+			return -1;
+		}
+		if (i < len)
+			path[i] = '/';
+	}
+	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+		snprintf(why, whylen, "%s is not a directory", dir);
+		errno = ENOTDIR;
+		return -1;
+	}
+	return 0;
+}
+
 /* The directory part of path into dir ("." when there is none). 0, or -1 (too long). */
 static int
 parent_of(const char *path, char *dir, size_t cap)

@@ -23,6 +23,11 @@ int fsloc_default_state(char *out, size_t cap);
  */
 int fsloc_default_config(char *out, size_t cap);
 /*
+ * mkdir -p: every missing directory of dir is made with mode 0700; dir must end up a
+ * directory. 0, or -1 with errno and why filled in for an error line.
+ */
+int fsloc_mkdirs(const char *dir, char *why, size_t whylen);
+/*
  * Creates the parent directory of path with mode 0700 if missing (one level), then checks it
  * as fsloc_check_parent does. 0, or -1 with errno (EPERM: the directory is not safe; why says
  * what is wrong, in words for an error line).

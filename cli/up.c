@@ -13,7 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -75,28 +74,6 @@ static int
 connected(json_t *st)
 {
 	return strcmp(jstr(st, "server"), "connected") == 0 && jstr(st, "address")[0] != '\0';
-}
-
-/* mkdir -p with mode 0700 for what it creates: the state directory's parents may not exist on
- * a first run (~/.local/state). 0, or -1 with errno. */
-static int
-mkdir_p(const char *dir)
-{
-	char path[4096];
-	size_t i, n = strlen(dir);
-
-	if (n == 0 || n >= sizeof(path))
-		return errno = ENAMETOOLONG, -1;
-	memcpy(path, dir, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST)
-			return -1;
-		path[i] = i < n ? '/' : '\0';
-	}
-	return 0;
 }
 
 /* Gone: no such process, or a zombie its parent has not reaped yet (it serves nothing). */
@@ -245,9 +222,10 @@ up_run(const char *control, int control_given, const char *server, long wait_s, 
 			fprintf(stderr, "shoal: no home directory for shoald's state\n");
 			return EXIT_FAILED;
 		}
-		if (mkdir_p(state) != 0 || fsloc_check_parent(log, why, sizeof(why)) != 0) {
-			fprintf(stderr, "shoal: cannot use the state directory %s: %s\n", state,
-			    errno == EPERM ? why : strerror(errno));
+		/* its parents may not exist on a first run (~/.local/state) */
+		if (fsloc_mkdirs(state, why, sizeof(why)) != 0 ||
+		    fsloc_check_parent(log, why, sizeof(why)) != 0) {
+			fprintf(stderr, "shoal: cannot use the state directory %s: %s\n", state, why);
 			return EXIT_FAILED;
 		}
 		if ((pid = spawn(control, control_given, server, log)) < 0) {

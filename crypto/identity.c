@@ -27,6 +27,7 @@
 
 #include <sodium.h>
 
+#include "base/fsloc.h"
 #include "base/log.h"
 
 #define KEY_HEX_LEN (2 * KEY_LEN)
@@ -74,36 +75,6 @@ hex_decode(const char *hex, uint8_t *out, size_t len)
 
 /* ---- key files ---- */
 
-/* mkdir -p with mode 0700 for the directories it creates. */
-static int
-mkdirs(const char *dir, char *err, size_t errlen)
-{
-	char path[PATH_MAX];
-	struct stat st;
-	size_t len = strlen(dir), i;
-
-	if (len == 0 || len >= sizeof(path)) {
-		seterr(err, errlen, "bad key directory '%s'", dir);
-		return -1;
-	}
-	memcpy(path, dir, len + 1);
-	for (i = 1; i <= len; i++) {
-		if (path[i] != '/' && path[i] != '\0')
-			continue;
-		path[i] = '\0';
-		if (mkdir(path, 0700) != 0 && errno != EEXIST) {
-			seterr(err, errlen, "cannot create directory %s: %s", path, strerror(errno));
-			return -1;
-		}
-		if (i < len)
-			path[i] = '/';
-	}
-	if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
-		seterr(err, errlen, "%s is not a directory", dir);
-		return -1;
-	}
-	return 0;
-}
 
 /*
  * 0 loaded, 1 no such file, 2 loaded from a file without its public half (written before
@@ -292,7 +263,7 @@ identity_load_or_create(const char *dir, const char *name, struct noise_keypair 
 		seterr(err, errlen, "key file path too long");
 		return -1;
 	}
-	if (mkdirs(dir, err, errlen) != 0)
+	if (fsloc_mkdirs(dir, err, errlen) != 0)
 		return -1;
 	if ((r = key_load(path, kp, err, errlen)) <= 0)
 		return r;

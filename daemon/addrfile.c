@@ -11,6 +11,7 @@
 #include "base/ip4.h"
 #include "base/log.h"
 #include "daemon/daemon.h"
+#include "daemon/statefile.h"
 
 void
 addrfile_save(const char *state_dir, uint32_t vaddr, uint8_t prefix_len)

@@ -21,6 +21,7 @@
 #include "crypto/identity.h"
 #include "daemon/conffile.h"
 #include "daemon/daemon.h"
+#include "daemon/statefile.h"
 
 enum { EXIT_USAGE = 2 };
 

@@ -79,11 +79,6 @@ void daemon_addrs_changed(void *arg);
 /* wiring.c: control_env.ports_changed: saves the exposes and forwards (daemon/portsfile.h). */
 void daemon_ports_changed(void *arg);
 
-/* statefile.c: STATE_DIR/name written atomically (0600); read whole into buf (NUL-ended).
- * 0, or -1 (logged when writing). */
-int statefile_write(const char *state_dir, const char *name, const char *text);
-int statefile_read(const char *state_dir, const char *name, char *buf, size_t cap);
-
 /* addrfile.c: our last address in STATE_DIR/address. load: 0, or -1 if absent or bad. */
 void addrfile_save(const char *state_dir, uint32_t vaddr, uint8_t prefix_len);
 int addrfile_load(const char *state_dir, uint32_t *vaddr, uint8_t *prefix_len);

@@ -29,6 +29,7 @@
 #include "core/transport.h"
 #include "crypto/identity.h"
 #include "daemon/daemon.h"
+#include "daemon/statefile.h"
 #include "daemon/portsfile.h"
 #include "lanproxy/server/lanproxy.h"
 #include "medclient/medclient.h"

@@ -17,6 +17,7 @@
 
 #include "base/ip4.h"
 #include "base/log.h"
+#include "daemon/statefile.h"
 
 enum { PORTS_VERSION = 1, PORTS_FILE_MAX = 256 * 1024 };
 
@@ -147,29 +148,16 @@ portsfile_save(const char *state_dir, const struct expose_table *ex,
     const struct forward_table *fw)
 {
 	static struct ports_saved ps;   /* 4 KiB: off the stack; the loop is single-threaded */
-	char path[4200], tmp[4200], *text;
-	size_t len;
-	int fd;
+	char *text;
 
 	ps.n_expose = ex ? expose_list(ex, ps.expose, PORTS_SAVED_MAX) : 0;
 	ps.n_forward = fw ? forward_list(fw, ps.forward, PORTS_SAVED_MAX) : 0;
-	if (ports_path(state_dir, "", path, sizeof(path)) != 0 ||
-	    ports_path(state_dir, ".tmp", tmp, sizeof(tmp)) != 0)
-		return;
 	if ((text = portsfile_format(&ps)) == NULL) {
-		log_warnx("event=ports_save_failed path=%s reason=out_of_memory", path);
+		log_warnx("event=ports_save_failed path=%s/ports reason=out_of_memory", state_dir);
 		return;
 	}
-	len = strlen(text);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0 || close(fd) != 0 ||
-	    rename(tmp, path) != 0) {
-		log_warn("event=ports_save_failed path=%s", path);
-		if (fd != -1)
-			(void)unlink(tmp);
-	} else {
+	if (statefile_write(state_dir, "ports", text) == 0)
 		log_debug("event=ports_saved exposes=%zu forwards=%zu", ps.n_expose, ps.n_forward);
-	}
 	free(text);
 }
 

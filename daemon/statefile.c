@@ -1,8 +1,8 @@
 /*
- * statefile: the small files shoald keeps in STATE_DIR (its last address, the mediator it was
- * last given): written atomically (temporary file, fsync, rename), mode 0600, read whole.
+ * statefile: see statefile.h.
  */
 #include "config.h"
+#include "daemon/statefile.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "daemon/daemon.h"
 
 static int
 state_path(const char *state_dir, const char *name, const char *suffix, char *out, size_t cap)

@@ -405,6 +405,41 @@ tcp_closed(void *arg, struct tcplink *l, const char *why)
 	send_bind(gr);
 }
 
+/* A connect to addr:port started on a new non-blocking socket: its fd, or -1 with errno. The
+ * grants' TCP transport and the pool's timed probes both start this way. */
+static int
+connect_start(uint32_t addr, uint16_t port)
+{
+	struct sockaddr_in sin;
+	int fd, e;
+
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+		return -1;
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(addr);
+	sin.sin_port = htons(port);
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS) {
+		e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+/* A started connect is done: 0 when it succeeded, else its error. */
+static int
+connect_result(int fd)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		return errno;
+	return err;
+}
+
 static const struct tcplink_ops tcp_ops = { tcp_closed };
 
 static void
@@ -412,13 +447,12 @@ tcp_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct rc_grant *gr = w->data;
 	struct endpoint remote;
-	int err = 0, fd = gr->tcp_fd;
-	socklen_t len = sizeof(err);
+	int err, fd = gr->tcp_fd;
 
 	(void)revents;
 	ev_io_stop(loop, w);
 	gr->tcp_fd = -1;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err != 0) {
+	if ((err = connect_result(fd)) != 0) {
 		log_info("event=relay_tcp_failed peer=%s relay=%u err=%d", gr->id,
 		    (unsigned)gr->g.relay_id, err);
 		close(fd);
@@ -438,22 +472,12 @@ tcp_connect_cb(struct ev_loop *loop, ev_io *w, int revents)
 static void
 tcp_connect(struct rc_grant *gr)
 {
-	struct sockaddr_in sin;
 	int fd;
 
 	gr->tcp_tried = rc_now(gr->rc);
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
-		log_warn("event=relay_tcp_socket");
-		return;
-	}
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(gr->g.udp.addr);
-	sin.sin_port = htons(gr->g.tcp_port);
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS) {
+	if ((fd = connect_start(gr->g.udp.addr, gr->g.tcp_port)) < 0) {
 		log_info("event=relay_tcp_failed peer=%s relay=%u errno=%d", gr->id,
 		    (unsigned)gr->g.relay_id, errno);
-		close(fd);
 		return;
 	}
 	log_info("event=relay_tcp_connect peer=%s relay=%u port=%u", gr->id,
@@ -524,20 +548,16 @@ grant_tick(struct rc_grant *gr, double now)
 		grant_set_dead(gr, 1);
 }
 
+/* A probe of relay id started at started (mono_now) came out ok or not. */
 static void
-probe_end(struct rc_probe *pb, int ok)
+probe_record(struct relayclient *rc, uint16_t id, double started, int ok)
 {
-	struct relayclient *rc = pb->rc;
-	struct rc_relay *r = relay_by_id(rc, pb->relay_id);
+	struct rc_relay *r = relay_by_id(rc, id);
 
-	ev_io_stop(rc->loop, &pb->w);
-	ev_timer_stop(rc->loop, &pb->timeout);
-	close(pb->fd);
-	pb->fd = -1;
 	if (r == NULL)          /* left the pool meanwhile */
 		return;
 	if (ok) {
-		r->tcp_samples[r->next_tcp] = (mono_now() - pb->started_mono) * 1000.0;
+		r->tcp_samples[r->next_tcp] = (mono_now() - started) * 1000.0;
 		r->next_tcp = (r->next_tcp + 1) % RC_SAMPLES;
 		if (r->n_tcp < RC_SAMPLES)
 			r->n_tcp++;
@@ -549,15 +569,25 @@ probe_end(struct rc_probe *pb, int ok)
 }
 
 static void
+probe_end(struct rc_probe *pb, int ok)
+{
+	struct relayclient *rc = pb->rc;
+
+	ev_io_stop(rc->loop, &pb->w);
+	ev_timer_stop(rc->loop, &pb->timeout);
+	close(pb->fd);
+	pb->fd = -1;
+	probe_record(rc, pb->relay_id, pb->started_mono, ok);
+}
+
+static void
 probe_io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
 	struct rc_probe *pb = w->data;
-	int err = 0;
-	socklen_t len = sizeof(err);
 
 	(void)loop;
 	(void)revents;
-	probe_end(pb, getsockopt(pb->fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0);
+	probe_end(pb, connect_result(pb->fd) == 0);
 }
 
 static void
@@ -573,7 +603,6 @@ static void
 probe_start(struct relayclient *rc, struct rc_relay *r, double now)
 {
 	struct rc_probe *pb = NULL;
-	struct sockaddr_in sin;
 	size_t i;
 	int fd;
 
@@ -584,21 +613,16 @@ probe_start(struct relayclient *rc, struct rc_relay *r, double now)
 		if (rc->probes[i].fd < 0 && pb == NULL)
 			pb = &rc->probes[i];
 	}
-	if (pb == NULL ||
-	    (fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0)
+	if (pb == NULL)
 		return;
-	memset(&sin, 0, sizeof(sin));
-	sin.sin_family = AF_INET;
-	sin.sin_addr.s_addr = htonl(r->info.udp.addr);
-	sin.sin_port = htons(r->info.tcp_port);
+	pb->started_mono = mono_now();
+	if ((fd = connect_start(r->info.udp.addr, r->info.tcp_port)) < 0) {
+		probe_record(rc, r->info.id, pb->started_mono, 0);
+		return;
+	}
 	pb->rc = rc;
 	pb->relay_id = r->info.id;
 	pb->fd = fd;
-	pb->started_mono = mono_now();
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 && errno != EINPROGRESS) {
-		probe_end(pb, 0);
-		return;
-	}
 	ev_io_init(&pb->w, probe_io_cb, fd, EV_WRITE);
 	pb->w.data = pb;
 	ev_io_start(rc->loop, &pb->w);

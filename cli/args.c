@@ -97,27 +97,6 @@ cli_verb_at(size_t i)
 	return &verbs[i].info;
 }
 
-const char *
-cli_verb_options(const char *name)
-{
-	/* The long spellings of what verb_option() accepts, per option bit. */
-	static const struct { unsigned bit; const char *words; } w[] = {
-		{ OPT_PASSWORD, "--password" }, { OPT_REMOVE, "--remove" },
-		{ OPT_COUNT, "--count" }, { OPT_CHAT, "--to --follow --history --limit" },
-		{ OPT_URL, "--url" }, { OPT_WAIT, "--wait" },
-	};
-	static char buf[128];
-	const struct verb_def *v = find_verb(name);
-	size_t i, n = 0;
-
-	buf[0] = '\0';
-	for (i = 0; v && i < sizeof(w) / sizeof(w[0]); i++)
-		if (v->opts & w[i].bit)
-			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s%s", n ? " " : "",
-			    w[i].words);
-	return buf;
-}
-
 const struct cli_verb_info *
 cli_verb_find(const char *name)
 {
@@ -201,13 +180,29 @@ static const struct {
 	{ { "remove", no_argument, NULL, O_REMOVE }, OPT_REMOVE },
 	{ { "count", required_argument, NULL, O_COUNT }, OPT_COUNT },
 	{ { "url", no_argument, NULL, O_URL }, OPT_URL },
+	{ { "to", required_argument, NULL, O_TO }, OPT_CHAT },
 	{ { "follow", no_argument, NULL, O_FOLLOW }, OPT_CHAT },
 	{ { "history", no_argument, NULL, O_HISTORY }, OPT_CHAT },
-	{ { "to", required_argument, NULL, O_TO }, OPT_CHAT },
 	{ { "limit", required_argument, NULL, O_LIMIT }, OPT_CHAT },
 	{ { "wait", required_argument, NULL, O_WAIT }, OPT_WAIT },
 };
 enum { N_ALL_OPTS = sizeof(all_opts) / sizeof(all_opts[0]) };
+
+/* The verb's own options, from the same table the parser takes them from. */
+const char *
+cli_verb_options(const char *name)
+{
+	static char buf[128];
+	const struct verb_def *v = find_verb(name);
+	size_t i, n = 0;
+
+	buf[0] = '\0';
+	for (i = 0; v && i < N_ALL_OPTS; i++)
+		if (all_opts[i].bit != 0 && (v->opts & all_opts[i].bit))
+			n += (size_t)snprintf(buf + n, sizeof(buf) - n, "%s--%s", n ? " " : "",
+			    all_opts[i].o.name);
+	return buf;
+}
 
 /* The getopt_long tables of one phase: before the verb (globals and --version), or the verb's
  * (globals but --version, and its own). */

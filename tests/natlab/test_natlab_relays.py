@@ -28,6 +28,21 @@ DELAYS = [int(x) for x in os.environ.get("NATLAB_RELAYS_DELAYS", "1,6,15").split
 NAMES = ["near", "mid", "far"]
 
 
+def moved_off(a, b, gone, t0, what):
+    """Polls both sides' `list` until each is on a relay not in gone; {name: (seconds since
+    t0, relay)}; fails after 20 s."""
+    seen = {}
+    while len(seen) < 2:
+        for d, peer in ((a, "b"), (b, "a")):
+            r = relay_of(d, peer)
+            if d.name not in seen and r not in (None,) + tuple(gone):
+                seen[d.name] = (time.monotonic() - t0, r)
+        if time.monotonic() > t0 + 20:
+            raise AssertionError(f"not {what} within 20 s: {member(a, 'b')} / {member(b, 'a')}")
+        time.sleep(0.05)
+    return ", ".join(f"{k} on {v[1]} after {v[0]:.2f} s" for k, v in sorted(seen.items()))
+
+
 def relay_of(d, nick):
     m = member(d, nick)
     return m.get("relay") if m.get("path") == "relay" else None
@@ -72,19 +87,8 @@ def main():
         at = progress(prog)
         t0 = time.monotonic()
         lab.kill_relay("near")
-        seen = {}
-        while len(seen) < 2:
-            for d, peer in ((a, "b"), (b, "a")):
-                r = relay_of(d, peer)
-                if d.name not in seen and r not in (None, "near"):
-                    seen[d.name] = (time.monotonic() - t0, r)
-            if time.monotonic() > t0 + 20:
-                raise AssertionError(f"not on another relay within 20 s: "
-                                     f"{member(a, 'b')} / {member(b, 'a')}")
-            time.sleep(0.05)
-        print(f"2. relay near killed at {at // MB} MB: " + ", ".join(
-            f"{k} on {v[1]} after {v[0]:.2f} s" for k, v in sorted(seen.items())) +
-            " (polling `list`)")
+        moved = moved_off(a, b, ("near",), t0, "on another relay")
+        print(f"2. relay near killed at {at // MB} MB: {moved} (polling `list`)")
         res = finish_send(p)
         print(f"   {SIZE // MB} MB a -> b across the relay's death: byte-identical, "
               f"{res['seconds']} s")
@@ -93,19 +97,8 @@ def main():
         cur = relay_of(a, "b")
         t0 = time.monotonic()
         with lab.block_relay_udp(cur):
-            seen = {}
-            while len(seen) < 2:
-                for d, peer in ((a, "b"), (b, "a")):
-                    r = relay_of(d, peer)
-                    if d.name not in seen and r not in (None, "near", cur):
-                        seen[d.name] = (time.monotonic() - t0, r)
-                if time.monotonic() > t0 + 20:
-                    raise AssertionError(f"not off the silent relay {cur} within 20 s: "
-                                         f"{member(a, 'b')} / {member(b, 'a')}")
-                time.sleep(0.05)
-            print(f"3. relay {cur} silent (UDP dropped): " + ", ".join(
-                f"{k} on {v[1]} after {v[0]:.2f} s" for k, v in sorted(seen.items())) +
-                " (polling `list`)")
+            moved = moved_off(a, b, ("near", cur), t0, f"off the silent relay {cur}")
+            print(f"3. relay {cur} silent (UDP dropped): {moved} (polling `list`)")
             if a.cli("ping", "b", "-c", "1", check=False).returncode != 0:
                 raise AssertionError("a ping did not pass on the new relay")
 

@@ -63,7 +63,8 @@ relay_engine_new(const uint8_t key[RELAY_KEY_LEN], const struct relay_limits *li
 }
 
 /* Family, address, port and via: a TCP stream and a UDP source of the same address are two
- * sources (see ep_eq). */
+ * sources (ep_equal compares via too: each is its own source, answered on the link it came
+ * from). */
 static void
 ep_key(const struct endpoint *ep, uint8_t key[1 + 16 + 2 + 2])
 {
@@ -142,14 +143,6 @@ relay_engine_set_key(struct relay_engine *e, const uint8_t key[RELAY_KEY_LEN])
 	memcpy(e->key, key, RELAY_KEY_LEN);
 }
 
-/* via tells a UDP source from a TCP stream (relay/tcp.c) that may have the same address and
- * port: each is its own source, answered on the link it came from. */
-static int
-ep_eq(const struct endpoint *a, const struct endpoint *b)
-{
-	return ep_equal(a, b);
-}
-
 static void
 on_bind(struct relay_engine *e, const struct endpoint *from, const uint8_t *pkt, size_t len,
     double now, uint32_t unix_now)
@@ -181,7 +174,7 @@ on_bind(struct relay_engine *e, const struct endpoint *from, const uint8_t *pkt,
 		e->st.drop_replay++;
 		goto out;
 	}
-	if ((sd == NULL || !sd->bound || !ep_eq(&sd->ep, from)) &&
+	if ((sd == NULL || !sd->bound || !ep_equal(&sd->ep, from)) &&
 	    (src = source_get(e, from, now)) == NULL) {
 		e->st.drop_full++;
 		goto out;
@@ -263,9 +256,9 @@ on_data(struct relay_engine *e, const struct endpoint *from, const uint8_t *pkt,
 		return;
 	}
 	/* Only a bound endpoint of this very pair may send on it. */
-	if (p->side[0].bound && ep_eq(&p->side[0].ep, from))
+	if (p->side[0].bound && ep_equal(&p->side[0].ep, from))
 		s = 0;
-	else if (p->side[1].bound && ep_eq(&p->side[1].ep, from))
+	else if (p->side[1].bound && ep_equal(&p->side[1].ep, from))
 		s = 1;
 	else {
 		e->st.drop_unbound++;

@@ -283,8 +283,10 @@ bind_one(int type, const struct in_addr *addr, uint16_t port)
 	sin.sin_family = AF_INET;
 	sin.sin_addr = *addr;
 	sin.sin_port = htons(port);
+	/* SOMAXCONN (the kernel's net.core.somaxconn caps it): a reconnect storm or a crowd of
+	 * new nodes overflows a queue of 128, and every overflowed SYN waits 1 s, then 3 s, ... */
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
-	    (type == SOCK_STREAM && listen(fd, 128) < 0)) {
+	    (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0)) {
 		int e = errno;
 
 		close(fd);

@@ -30,8 +30,14 @@
 #include "mproto/ctrlchan.h"
 #include "mproto/msg.h"
 
-#define GROUP_MAX 64           /* members per network: seen-sets are one u64 */
+#define GROUP_MAX 5000         /* members per network */
 #define INFLIGHT_MAX 200       /* handshakes in progress per worker */
+#define SIZES_MAX 16           /* --network-size options */
+#define PLAN_MAX 1000000       /* networks in one run */
+#define PER_SOURCE 24          /* nodes per source address: under the mediator's budget of new
+                                * registrations per source (joinlimit.c, 30 a minute) */
+#define BIG_NETWORK 256        /* presence in networks this large is also reported apart */
+#define KEEPALIVE 15.0         /* s between a node's PINGs, as shoald (medclient PING_INTERVAL) */
 
 struct node;
 
@@ -44,7 +50,7 @@ struct group {
 	int busy;
 	int subject;
 	int want_online;           /* -1: any MEMBER (join), else the ONLINE bit wanted */
-	uint64_t seen;
+	uint8_t *seen;             /* per member: saw the event */
 	int remaining;
 	double t0;
 	int is_join;
@@ -71,7 +77,10 @@ static struct node *nodes;
 static struct group *groups;
 static int n_nodes, n_groups, next_connect, inflight, n_connected, n_closed;
 static int joins_expected, joins_done, presence_done, presence_sent;
-static struct samples s_join, s_presence;
+static struct samples s_join, s_presence, s_presence_big;
+static int node_base;          /* this worker's first node in the run: picks source addresses */
+static ev_timer ping_timer;
+static unsigned ping_tick;
 static double churn = 10, seconds = 10;
 static uint32_t req_id = 1;
 static int worker_id;
@@ -117,7 +126,7 @@ static void group_advance(struct group *g)
 	g->is_join = 1;
 	g->subject = g->n_joined;
 	g->want_online = -1;
-	g->seen = 0;
+	memset(g->seen, 0, (size_t)g->size);
 	g->remaining = g->n_joined;
 	g->t0 = ev_time();
 	send_req(n, OP_JOIN);
@@ -125,9 +134,9 @@ static void group_advance(struct group *g)
 
 static void event_seen(struct group *g, int who)
 {
-	if ((g->seen >> who) & 1)
+	if (g->seen[who])
 		return;
-	g->seen |= (uint64_t)1 << who;
+	g->seen[who] = 1;
 	if (--g->remaining > 0)
 		return;
 	double ms = (ev_time() - g->t0) * 1000.0;
@@ -139,6 +148,8 @@ static void event_seen(struct group *g, int who)
 		group_advance(g);
 	} else {
 		add(&s_presence, ms);
+		if (g->size >= BIG_NETWORK)
+			add(&s_presence_big, ms);
 		presence_done++;
 	}
 }
@@ -157,6 +168,7 @@ static void on_ready(void *arg, const uint8_t rs[KEY_LEN])
 }
 
 static void connect_more(void);
+static double t_connected;
 
 static void on_msg(void *arg, const struct msg *m)
 {
@@ -166,7 +178,8 @@ static void on_msg(void *arg, const struct msg *m)
 	case MSG_WELCOME:
 		if (!n->welcomed) {
 			n->welcomed = 1;
-			n_connected++;
+			if (++n_connected == n_nodes)
+				t_connected = ev_now(loop);
 			inflight--;
 			connect_more();
 			group_advance(g);
@@ -238,13 +251,14 @@ static void connect_more(void)
 		}
 		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
 		inet_pton(AF_INET, host, &to.sin_addr);
-		/* Spread source addresses over 127.0.0.x so more than one port range's worth of
-		 * connections can reach one server port. */
+		/* Spread source addresses over 127.100.0.0/16 (all of 127/8 is local): PER_SOURCE
+		 * nodes each, as many small sites would, so the mediator's per-source limit on new
+		 * registrations is not what is measured, and no source runs out of ports. */
 		if ((ntohl(to.sin_addr.s_addr) >> 24) == 127) {
 			int one = 1;
-			unsigned k = (unsigned)(next_connect + worker_id * 7919);
+			unsigned k = (unsigned)(node_base + next_connect - 1) / PER_SOURCE;
 			struct sockaddr_in from = { .sin_family = AF_INET };
-			from.sin_addr.s_addr = htonl(0x7f000000u | (2 + k % 250));
+			from.sin_addr.s_addr = htonl(0x7f640000u + 1 + k % 65000);
 			setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 			bind(fd, (struct sockaddr *)&from, sizeof(from));
 		}
@@ -268,8 +282,10 @@ static void churn_cb(EV_P_ ev_timer *w, int revents)
 	(void)w; (void)revents;
 	if (n_groups == 0)
 		return;
+	/* A random node's network: each node changes as often as any other, so a big network
+	 * sees its share of the changes. */
 	for (int tries = 0; tries < 16; tries++) {
-		struct group *g = &groups[randombytes_uniform((uint32_t)n_groups)];
+		struct group *g = nodes[randombytes_uniform((uint32_t)n_nodes)].g;
 		if (g->busy || g->n_joined < 2)
 			continue;
 		int s = g->offline ? g->subject : (int)randombytes_uniform((uint32_t)g->n_joined);
@@ -281,7 +297,7 @@ static void churn_cb(EV_P_ ev_timer *w, int revents)
 		g->subject = s;
 		g->want_online = g->offline;
 		g->offline = !g->offline;
-		g->seen = 0;
+		memset(g->seen, 0, (size_t)g->size);
 		g->remaining = g->n_joined - 1;
 		g->t0 = ev_time();
 		presence_sent++;
@@ -293,6 +309,22 @@ static void churn_cb(EV_P_ ev_timer *w, int revents)
 static double t_start, t_end;
 static int spid_g;
 
+/* Each node PINGs every KEEPALIVE s like shoald: the mediator drops a node silent for 60 s. */
+static void ping_cb(EV_P_ ev_timer *w, int revents)
+{
+	(void)w; (void)revents;
+	unsigned slot = ping_tick++ % (unsigned)KEEPALIVE;
+	for (int i = (int)slot; i < n_nodes; i += (int)KEEPALIVE) {
+		struct node *n = &nodes[i];
+		if (n->ch == NULL || !n->welcomed)
+			continue;
+		struct msg m;
+		memset(&m, 0, sizeof(m));
+		m.type = MSG_PING;
+		ctrlchan_send(n->ch, &m);
+	}
+}
+
 static void end_cb(EV_P_ ev_timer *w, int revents)
 {
 	(void)w; (void)revents;
@@ -303,8 +335,8 @@ static void end_cb(EV_P_ ev_timer *w, int revents)
 static void kick_cb(EV_P_ ev_timer *w, int revents)
 {
 	(void)w; (void)revents;
-	/* Joins all done (or stalled for 120 s): start the churn phase once. */
-	if (!phase_churn && (joins_done >= joins_expected || ev_now(loop) > t_start + 120)) {
+	/* Joins all done (or stalled for 300 s): start the churn phase once. */
+	if (!phase_churn && (joins_done >= joins_expected || ev_now(loop) > t_start + 300)) {
 		phase_churn = 1;
 		if (churn > 0) {
 			ev_timer_init(&churn_timer, churn_cb, 0, 1.0 / churn);
@@ -337,25 +369,32 @@ static long rss_kb(int pid)
 	return kb;
 }
 
-/* Worker: runs nodes [first, first+count) grouped by k, writes its results to fd. */
-static void run_worker(int count, int k, const char *tag, int out)
+/* Worker: runs the networks of sizes[0..ng) (node_base: its first node in the run), writes
+ * its results to fd. */
+static void run_worker(const int *sizes, int ng, const char *tag, int out)
 {
+	int count = 0;
+	for (int gi = 0; gi < ng; gi++)
+		count += sizes[gi];
 	loop = ev_default_loop(0);
 	n_nodes = count;
 	nodes = calloc((size_t)count, sizeof(*nodes));
-	n_groups = (count + k - 1) / k;
+	n_groups = ng;
 	groups = calloc((size_t)n_groups, sizeof(*groups));
 	if (nodes == NULL || groups == NULL)
 		exit(1);
-	for (int gi = 0; gi < n_groups; gi++) {
+	for (int gi = 0, first = 0; gi < n_groups; first += sizes[gi++]) {
 		struct group *g = &groups[gi];
 		g->id = gi;
-		g->size = count - gi * k < k ? count - gi * k : k;
+		g->size = sizes[gi];
 		g->nodes = calloc((size_t)g->size, sizeof(*g->nodes));
+		g->seen = calloc((size_t)g->size, 1);
+		if (g->nodes == NULL || g->seen == NULL)
+			exit(1);
 		snprintf(g->name, sizeof(g->name), "lg%s-%d-%d", tag, worker_id, gi);
 		joins_expected += g->size - 1;
 		for (int i = 0; i < g->size; i++) {
-			struct node *n = &nodes[gi * k + i];
+			struct node *n = &nodes[first + i];
 			n->g = g;
 			n->idx = i;
 			noise_keypair_generate(&n->kp);
@@ -366,15 +405,20 @@ static void run_worker(int count, int k, const char *tag, int out)
 	connect_more();
 	ev_timer_init(&kick_timer, kick_cb, 0.1, 0.1);
 	ev_timer_again(loop, &kick_timer);
+	ev_timer_init(&ping_timer, ping_cb, 1.0, 1.0);
+	ev_timer_again(loop, &ping_timer);
 	ev_run(loop, 0);
 	/* Read while this worker still holds its connections. */
 	int rss = spid_g > 0 ? (int)rss_kb(spid_g) : -1;
-	int hdr[6] = { n_connected, joins_expected, joins_done, presence_sent, presence_done, rss };
-	size_t nj = s_join.n, np = s_presence.n;
+	int connect_ms = t_connected > 0 ? (int)((t_connected - t_start) * 1000) : -1;
+	int hdr[7] = { n_connected, joins_expected, joins_done, presence_sent, presence_done, rss,
+		connect_ms };
+	size_t nj = s_join.n, np = s_presence.n, nb = s_presence_big.n;
 	if (write(out, hdr, sizeof(hdr)) < 0 || write(out, &nj, sizeof(nj)) < 0 ||
-	    write(out, &np, sizeof(np)) < 0 ||
+	    write(out, &np, sizeof(np)) < 0 || write(out, &nb, sizeof(nb)) < 0 ||
 	    (nj && write(out, s_join.v, nj * sizeof(double)) < 0) ||
-	    (np && write(out, s_presence.v, np * sizeof(double)) < 0))
+	    (np && write(out, s_presence.v, np * sizeof(double)) < 0) ||
+	    (nb && write(out, s_presence_big.v, nb * sizeof(double)) < 0))
 		exit(1);
 }
 
@@ -397,6 +441,11 @@ static int cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+static int cmp_int_desc(const void *a, const void *b)
+{
+	return *(const int *)b - *(const int *)a;
+}
+
 static double pct(struct samples *s, double p)
 {
 	if (s->n == 0)
@@ -407,9 +456,59 @@ static double pct(struct samples *s, double p)
 
 static void usage(void)
 {
-	fprintf(stderr, "usage: shoal-loadgen --server CONNECTION-STRING --nodes N [--network-size K] "
-	    "[--churn PER-SECOND] [--seconds S] [--procs P] [--server-pid PID] --json\n");
+	fprintf(stderr, "usage: shoal-loadgen --server CONNECTION-STRING --nodes N "
+	    "[--network-size K[xC]]... [--churn PER-SECOND] [--seconds S] [--procs P] "
+	    "[--server-pid PID] --json\n"
+	    "  --network-size KxC: C networks of K members first; K alone: networks of K (each\n"
+	    "  such size in turn) fill the other nodes (default 8). A network has 2..%d members.\n",
+	    GROUP_MAX);
 	exit(2);
+}
+
+/* The server's CPU seconds so far (utime + stime), or -1. */
+static double cpu_s(int pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return -1;
+	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	unsigned long ut, st;
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+	    &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* The run's networks: the KxC ones first, then the plain sizes in turn until the nodes are
+ * used up (a lone node left over joins the last network). Returns the count. */
+static int plan_networks(int total, const int *ks, const int *cs, int nk, int *plan)
+{
+	int ng = 0, left = total, any_fill = 0;
+	for (int i = 0; i < nk && left >= 2; i++)
+		for (int c = 0; c < cs[i] && left >= 2 && ng < PLAN_MAX; c++) {
+			plan[ng] = ks[i] < left ? ks[i] : left;
+			left -= plan[ng++];
+		}
+	for (int i = 0; i < nk; i++)
+		any_fill |= cs[i] == 0;
+	for (int i = 0; left >= 2 && ng < PLAN_MAX; i++) {
+		int k = 8;
+		if (any_fill) {
+			while (cs[i % nk] != 0)
+				i++;
+			k = ks[i % nk];
+		}
+		plan[ng] = k < left ? k : left;
+		left -= plan[ng++];
+	}
+	if (left == 1 && ng > 0 && plan[ng - 1] < GROUP_MAX)
+		plan[ng - 1]++;
+	return ng;
 }
 
 int main(int argc, char **argv)
@@ -422,12 +521,22 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *server = NULL;
-	int total = 0, k = 8, procs = 1, spid = 0, o;
+	int total = 0, procs = 1, spid = 0, o, nk = 0, ks[SIZES_MAX], cs[SIZES_MAX];
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': server = optarg; break;
 		case 'n': total = atoi(optarg); break;
-		case 'k': k = atoi(optarg); break;
+		case 'k': {
+			char *end;
+			if (nk == SIZES_MAX)
+				usage();
+			ks[nk] = (int)strtol(optarg, &end, 10);
+			cs[nk] = *end == 'x' ? (int)strtol(end + 1, &end, 10) : 0;
+			if (*end != '\0' || ks[nk] < 2 || ks[nk] > GROUP_MAX || cs[nk] < 0)
+				usage();
+			nk++;
+			break;
+		}
 		case 'c': churn = atof(optarg); break;
 		case 't': seconds = atof(optarg); break;
 		case 'p': procs = atoi(optarg); break;
@@ -437,7 +546,7 @@ int main(int argc, char **argv)
 		}
 	}
 	char err[128];
-	if (server == NULL || total <= 0 || k < 2 || k > GROUP_MAX || procs < 1 || procs > 64 ||
+	if (server == NULL || total < 2 || procs < 1 || procs > 64 ||
 	    churn < 0 || seconds < 0)
 		usage();
 	if (conn_string_parse(server, host, sizeof(host), &port, server_pub, err, sizeof(err)) < 0) {
@@ -461,61 +570,98 @@ int main(int argc, char **argv)
 	char tag[16];
 	snprintf(tag, sizeof(tag), "%x", (unsigned)getpid());
 
+	/* Networks to workers, largest first, each to the worker with the fewest nodes so far: a
+	 * network's members all live in one worker, which sees every delivery to them. */
+	int *plan = calloc(PLAN_MAX, sizeof(int)), *owner = calloc(PLAN_MAX, sizeof(int));
+	if (plan == NULL || owner == NULL)
+		return 1;
+	int ng = plan_networks(total, ks, cs, nk, plan), load[64] = { 0 }, big = 0;
+	qsort(plan, (size_t)ng, sizeof(int), cmp_int_desc);
+	for (int gi = 0; gi < ng; gi++) {
+		int w = 0;
+		for (int p = 1; p < procs; p++)
+			if (load[p] < load[w])
+				w = p;
+		owner[gi] = w;
+		load[w] += plan[gi];
+		big = plan[gi] > big ? plan[gi] : big;
+	}
+	for (int p = 0; p < procs; p++)
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rlim_t)load[p] + 64 > rl.rlim_cur) {
+			fprintf(stderr, "shoal-loadgen: %d nodes in one process need more than the fd "
+			    "limit of %lu: use more --procs\n", load[p], (unsigned long)rl.rlim_cur);
+			return 2;
+		}
+	double cpu0 = spid > 0 ? cpu_s(spid) : -1;
+	long rss0 = spid > 0 ? rss_kb(spid) : -1;
+
 	int fds[64];
 	pid_t pids[64];
-	int per = total / procs;
-	for (int p = 0; p < procs; p++) {
+	for (int p = 0, base = 0; p < procs; base += load[p++]) {
 		int pfd[2];
 		if (pipe(pfd) < 0)
 			return 1;
-		int count = per + (p < total % procs);
 		pids[p] = fork();
 		if (pids[p] < 0)
 			return 1;
 		if (pids[p] == 0) {
 			close(pfd[0]);
 			worker_id = p;
-			run_worker(count, k, tag, pfd[1]);
+			node_base = base;
+			int mine = 0;
+			for (int gi = 0; gi < ng; gi++)
+				if (owner[gi] == p)
+					plan[mine++] = plan[gi];
+			run_worker(plan, mine, tag, pfd[1]);
 			_exit(0);
 		}
 		close(pfd[1]);
 		fds[p] = pfd[0];
 	}
-	int conn = 0, jexp = 0, jdone = 0, psent = 0, pdone = 0;
+	int conn = 0, jexp = 0, jdone = 0, psent = 0, pdone = 0, connect_ms = 0;
 	long rss = -1;
 	for (int p = 0; p < procs; p++) {
-		int hdr[6];
-		size_t nj, np;
-		if (readall(fds[p], hdr, sizeof(hdr)) < 0 || readall(fds[p], &nj, sizeof(nj)) < 0 ||
-		    readall(fds[p], &np, sizeof(np)) < 0) {
+		int hdr[7];
+		size_t nn[3];
+		if (readall(fds[p], hdr, sizeof(hdr)) < 0 || readall(fds[p], nn, sizeof(nn)) < 0) {
 			fprintf(stderr, "shoal-loadgen: worker %d failed\n", p);
 			continue;
 		}
 		if (hdr[5] > rss)
 			rss = hdr[5];
 		conn += hdr[0]; jexp += hdr[1]; jdone += hdr[2]; psent += hdr[3]; pdone += hdr[4];
-		for (size_t i = 0; i < nj; i++) {
-			double v;
-			if (readall(fds[p], &v, sizeof(v)) == 0)
-				add(&s_join, v);
-		}
-		for (size_t i = 0; i < np; i++) {
-			double v;
-			if (readall(fds[p], &v, sizeof(v)) == 0)
-				add(&s_presence, v);
-		}
+		connect_ms = hdr[6] < 0 || connect_ms < 0 ? -1 : hdr[6] > connect_ms ? hdr[6] : connect_ms;
+		struct samples *into[3] = { &s_join, &s_presence, &s_presence_big };
+		for (int a = 0; a < 3; a++)
+			for (size_t i = 0; i < nn[a]; i++) {
+				double v;
+				if (readall(fds[p], &v, sizeof(v)) == 0)
+					add(into[a], v);
+			}
 		close(fds[p]);
 	}
+	double cpu = cpu0 >= 0 ? cpu_s(spid) - cpu0 : -1;
 	for (int p = 0; p < procs; p++)
 		waitpid(pids[p], NULL, 0);
 	qsort(s_join.v, s_join.n, sizeof(double), cmp);
 	qsort(s_presence.v, s_presence.n, sizeof(double), cmp);
-	printf("{\"nodes\": %d, \"nodes_connected\": %d, \"network_size\": %d, \"procs\": %d, "
+	qsort(s_presence_big.v, s_presence_big.n, sizeof(double), cmp);
+	/* kB per node: the growth over the idle server's RSS, shared by the connected nodes. */
+	printf("{\"nodes\": %d, \"nodes_connected\": %d, \"network_size\": %d, \"networks\": %d, "
+	    "\"network_max\": %d, \"procs\": %d, \"connect_all_s\": %.2f, "
 	    "\"joins_expected\": %d, \"joins_visible\": %d, "
 	    "\"join_visible_p50_ms\": %.2f, \"join_visible_p99_ms\": %.2f, "
 	    "\"presence_sent\": %d, \"presence_visible\": %d, "
-	    "\"presence_p50_ms\": %.2f, \"presence_p99_ms\": %.2f, \"mediator_rss_kb\": %ld}\n",
-	    total, conn, k, procs, jexp, jdone, pct(&s_join, 0.5), pct(&s_join, 0.99), psent, pdone,
-	    pct(&s_presence, 0.5), pct(&s_presence, 0.99), rss);
+	    "\"presence_p50_ms\": %.2f, \"presence_p99_ms\": %.2f, "
+	    "\"presence_big_samples\": %zu, \"presence_big_p50_ms\": %.2f, "
+	    "\"presence_big_p99_ms\": %.2f, \"mediator_rss_start_kb\": %ld, \"mediator_rss_kb\": %ld, "
+	    "\"kb_per_node\": %.2f, \"mediator_cpu_s\": %.2f}\n",
+	    total, conn, nk ? ks[0] : 8, ng, big, procs, connect_ms / 1000.0, jexp, jdone,
+	    pct(&s_join, 0.5), pct(&s_join, 0.99), psent, pdone,
+	    pct(&s_presence, 0.5), pct(&s_presence, 0.99), s_presence_big.n,
+	    pct(&s_presence_big, 0.5), pct(&s_presence_big, 0.99), rss0, rss,
+	    rss > 0 && rss0 > 0 && conn > 0 ? (double)(rss - rss0) / conn : -1, cpu);
+	free(plan);
+	free(owner);
 	return 0;
 }

@@ -44,6 +44,11 @@ struct punch {
 	unsigned n_addrs;
 	struct queued q[PUNCH_QUEUE_MAX];
 	unsigned n_q;
+	/* No entry can be swept before this (the oldest one's expiry, as of the last sweep): a
+	 * full table of recent pairs (a 1,000-member network joining) is scanned once, not at
+	 * every refused pair, which made each join cost a scan of PUNCH_PAIRS_MAX entries per
+	 * member. */
+	double sweep_after;
 };
 
 struct punch *
@@ -106,19 +111,32 @@ sweep(struct punch *p, double now)
 {
 	struct pair *e, *tmp;
 	struct seqaddr *s, *stmp;
+	double next = -1;
 
-	HASH_ITER(hh, p->pairs, e, tmp)
-		if (now - e->at >= PUNCH_PAIR_MIN_S && !e->deferred) {
+	if (now < p->sweep_after)
+		return;
+	HASH_ITER(hh, p->pairs, e, tmp) {
+		if (e->deferred)
+			continue;       /* undefer() lowers sweep_after if it frees one */
+		if (now - e->at >= PUNCH_PAIR_MIN_S) {
 			HASH_DEL(p->pairs, e);
 			free(e);
 			p->n_pairs--;
+		} else if (next < 0 || e->at + PUNCH_PAIR_MIN_S < next) {
+			next = e->at + PUNCH_PAIR_MIN_S;
 		}
-	HASH_ITER(hh, p->addrs, s, stmp)
+	}
+	HASH_ITER(hh, p->addrs, s, stmp) {
 		if (now - s->at >= PUNCH_SEQ_GAP_S) {
 			HASH_DEL(p->addrs, s);
 			free(s);
 			p->n_addrs--;
+		} else if (next < 0 || s->at + PUNCH_SEQ_GAP_S < next) {
+			next = s->at + PUNCH_SEQ_GAP_S;
 		}
+	}
+	/* Entries added or planned later expire later still: next stays a lower bound. */
+	p->sweep_after = next >= 0 ? next : now + PUNCH_SEQ_GAP_S;
 }
 
 /* Room for the pair's entry and its addresses' entries; 0 when a bound is reached. */
@@ -140,6 +158,8 @@ undefer(struct punch *p, struct pair *e)
 		return;
 	DL_DELETE2(p->deferred, e, dprev, dnext);
 	e->deferred = 0;
+	if (e->at + PUNCH_PAIR_MIN_S < p->sweep_after)
+		p->sweep_after = e->at + PUNCH_PAIR_MIN_S;
 }
 
 /* Records a plan of the pair at now; call only after room() said yes. */

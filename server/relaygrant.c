@@ -37,6 +37,7 @@ struct relaygrant {
 	struct gpair *pairs;
 	struct grtt *rtts;
 	struct relaygrant_stats st;
+	uint32_t full_logged_at;        /* unix time of the last table_full line */
 };
 
 struct relaygrant *
@@ -224,10 +225,16 @@ relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[
 	}
 	if (g->st.pairs >= RELAYGRANT_MAX_PAIRS || (p = calloc(1, sizeof(*p))) == NULL) {
 		g->st.full++;
+		/* At most one line per 10 s: a big network joining refuses thousands of pairs at
+		 * once, and a line each cost more than the rest of the join. */
+		if (g->full_logged_at != 0 && unix_now - g->full_logged_at < 10)
+			return;
+		g->full_logged_at = unix_now;
 		key_short(a, ida);
 		key_short(b, idb);
-		log_warnx("event=relay_pair_refused a=%s b=%s reason=table_full pairs=%llu", ida,
-		    idb, (unsigned long long)g->st.pairs);
+		log_warnx("event=relay_pair_refused a=%s b=%s reason=table_full pairs=%llu "
+		    "refused_total=%llu", ida, idb, (unsigned long long)g->st.pairs,
+		    (unsigned long long)g->st.full);
 		return;
 	}
 	pair_keys(a, b, p->keys);

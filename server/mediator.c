@@ -94,6 +94,7 @@ struct medsrv {                          /* owned by the server context (or a te
 	unsigned n_parked;
 	uint64_t next_ticket, next_serial;
 	double full_logged_at;          /* last address_range_exhausted line */
+	double punch_full_logged_at;    /* last punch_dropped line */
 	struct relaypool *pool;         /* relays (PROTOCOL.md 8) */
 	struct relaygrant *grants;      /* which relay each pair uses */
 	double renewed_at;              /* last relaygrant_renew */
@@ -729,9 +730,15 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 		break;
 	case PUNCH_FULL:
 		m->stats.punch_dropped++;
+		/* One line per 10 s: a big network joining drops thousands of pairs at once. */
+		if (m->punch_full_logged_at != 0 &&
+		    m->io.now(m->io.arg) - m->punch_full_logged_at < 10)
+			break;
+		m->punch_full_logged_at = m->io.now(m->io.arg);
 		key_short(a->key, ida);
 		key_short(b->key, idb);
-		log_warnx("event=punch_dropped a=%s b=%s reason=table_full", ida, idb);
+		log_warnx("event=punch_dropped a=%s b=%s reason=table_full dropped_total=%llu", ida,
+		    idb, (unsigned long long)m->stats.punch_dropped);
 		break;
 	}
 	return (int)rc;
@@ -1019,7 +1026,9 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 		session_kick(m, s, "store_error");
 		return;
 	}
-	(void)store_node_touch(m->st, s->key, 0);
+	/* A new row's last_seen is already now: one synchronous write less per new node. */
+	if (!created)
+		(void)store_node_touch(m->st, s->key, 0);
 	if (h->nick[0] != '\0' && valid_label(h->nick, NICK_MAX_LEN) &&
 	    strcmp(h->nick, node.nick) != 0 && store_node_set_nick(m->st, s->key, h->nick) == 0)
 		snprintf(node.nick, sizeof(node.nick), "%s", h->nick);

@@ -1,8 +1,9 @@
 /*
  * store: the mediator's persistent state in SQLite (DIR/mediator.db): nodes with their stable
  * virtual addresses and nicks, networks with their settings and password hashes, and
- * memberships with their pending and online flags. WAL mode, foreign keys on, synchronous=FULL;
- * every change is one transaction, so state survives kill -9 at any point.
+ * memberships with their pending and online flags. WAL mode, foreign keys on,
+ * synchronous=NORMAL; every change is one transaction, so state survives kill -9 at any point
+ * (a crash of the machine itself may lose the last changes, never consistency).
  * Pure persistence: no policy (who may do what lives in mediator.c), no I/O besides the DB.
  * Owns: the sqlite3 handle.
  */

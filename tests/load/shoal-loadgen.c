@@ -598,32 +598,37 @@ int main(int argc, char **argv)
 	int fds[64];
 	pid_t pids[64];
 	for (int p = 0, base = 0; p < procs; base += load[p++]) {
-		int pfd[2];
-		if (pipe(pfd) < 0)
+		/* Results go to a temporary file, not a pipe: a worker done first must never block on
+		 * a full pipe while the parent waits for another, holding its nodes unserved until
+		 * the mediator drops them as silent. */
+		FILE *tf = tmpfile();
+		if (tf == NULL)
 			return 1;
 		pids[p] = fork();
 		if (pids[p] < 0)
 			return 1;
 		if (pids[p] == 0) {
-			close(pfd[0]);
 			worker_id = p;
 			node_base = base;
 			int mine = 0;
 			for (int gi = 0; gi < ng; gi++)
 				if (owner[gi] == p)
 					plan[mine++] = plan[gi];
-			run_worker(plan, mine, tag, pfd[1]);
+			run_worker(plan, mine, tag, fileno(tf));
 			_exit(0);
 		}
-		close(pfd[1]);
-		fds[p] = pfd[0];
+		fds[p] = dup(fileno(tf));
+		fclose(tf);
 	}
+	for (int p = 0; p < procs; p++)
+		waitpid(pids[p], NULL, 0);
 	int conn = 0, jexp = 0, jdone = 0, psent = 0, pdone = 0, connect_ms = 0;
 	long rss = -1;
 	for (int p = 0; p < procs; p++) {
 		int hdr[7];
 		size_t nn[3];
-		if (readall(fds[p], hdr, sizeof(hdr)) < 0 || readall(fds[p], nn, sizeof(nn)) < 0) {
+		if (fds[p] < 0 || lseek(fds[p], 0, SEEK_SET) != 0 ||
+		    readall(fds[p], hdr, sizeof(hdr)) < 0 || readall(fds[p], nn, sizeof(nn)) < 0) {
 			fprintf(stderr, "shoal-loadgen: worker %d failed\n", p);
 			continue;
 		}
@@ -641,8 +646,6 @@ int main(int argc, char **argv)
 		close(fds[p]);
 	}
 	double cpu = cpu0 >= 0 ? cpu_s(spid) - cpu0 : -1;
-	for (int p = 0; p < procs; p++)
-		waitpid(pids[p], NULL, 0);
 	qsort(s_join.v, s_join.n, sizeof(double), cmp);
 	qsort(s_presence.v, s_presence.n, sizeof(double), cmp);
 	qsort(s_presence_big.v, s_presence_big.n, sizeof(double), cmp);

@@ -22,6 +22,15 @@ struct pair {                            /* owned by struct punch */
 	struct pair *dprev, *dnext;     /* struct punch's deferred list, while deferred */
 	unsigned retries;               /* queued since a trigger planned it (punch_retry_later) */
 	UT_hash_handle hh;
+	struct pair *sprev[2], *snext[2]; /* the list of side i's node (struct pnode) */
+};
+
+/* A node's pairs: punch_forget drops them without scanning the table (a mass disconnect
+ * scanned all PUNCH_PAIRS_MAX entries per node: a third of the mediator's CPU). */
+struct pnode {                           /* owned by struct punch */
+	uint8_t key[KEY_LEN];
+	struct pair *head;
+	UT_hash_handle hh;
 };
 
 struct seqaddr {                         /* owned by struct punch */
@@ -44,6 +53,7 @@ struct punch {
 	unsigned n_addrs;
 	struct queued q[PUNCH_QUEUE_MAX];
 	unsigned n_q;
+	struct pnode *nodes;
 	/* No entry can be swept before this (the oldest one's expiry, as of the last sweep): a
 	 * full table of recent pairs (a 1,000-member network joining) is scanned once, not at
 	 * every refused pair, which made each join cost a scan of PUNCH_PAIRS_MAX entries per
@@ -57,6 +67,70 @@ punch_new(void)
 	return calloc(1, sizeof(struct punch));
 }
 
+static int
+side_of(const struct pair *e, const uint8_t key[KEY_LEN])
+{
+	return memcmp(e->keys, key, KEY_LEN) == 0 ? 0 : 1;
+}
+
+/* Puts e on both sides' lists; -1 (nothing linked) when out of memory. */
+static int
+pair_link(struct punch *p, struct pair *e)
+{
+	struct pnode *n[2];
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		HASH_FIND(hh, p->nodes, e->keys + i * KEY_LEN, KEY_LEN, n[i]);
+		if (n[i] == NULL) {
+			if ((n[i] = calloc(1, sizeof(*n[i]))) == NULL) {
+				if (i == 1 && n[0]->head == NULL) {
+					HASH_DEL(p->nodes, n[0]);
+					free(n[0]);
+				}
+				return -1;
+			}
+			memcpy(n[i]->key, e->keys + i * KEY_LEN, KEY_LEN);
+			HASH_ADD(hh, p->nodes, key, KEY_LEN, n[i]);
+		}
+	}
+	for (i = 0; i < 2; i++) {
+		e->sprev[i] = NULL;
+		e->snext[i] = n[i]->head;
+		if (n[i]->head)
+			n[i]->head->sprev[side_of(n[i]->head, n[i]->key)] = e;
+		n[i]->head = e;
+	}
+	return 0;
+}
+
+/* Takes e off the table and both lists, and frees it. */
+static void
+pair_drop(struct punch *p, struct pair *e)
+{
+	struct pnode *n;
+	int i;
+
+	for (i = 0; i < 2; i++) {
+		HASH_FIND(hh, p->nodes, e->keys + i * KEY_LEN, KEY_LEN, n);
+		if (n == NULL)
+			continue;
+		if (e->sprev[i])
+			e->sprev[i]->snext[side_of(e->sprev[i], n->key)] = e->snext[i];
+		else
+			n->head = e->snext[i];
+		if (e->snext[i])
+			e->snext[i]->sprev[side_of(e->snext[i], n->key)] = e->sprev[i];
+		if (n->head == NULL) {
+			HASH_DEL(p->nodes, n);
+			free(n);
+		}
+	}
+	HASH_DEL(p->pairs, e);
+	free(e);
+	p->n_pairs--;
+}
+
 void
 punch_free(struct punch *p)
 {
@@ -65,10 +139,8 @@ punch_free(struct punch *p)
 
 	if (p == NULL)
 		return;
-	HASH_ITER(hh, p->pairs, e, tmp) {
-		HASH_DEL(p->pairs, e);
-		free(e);
-	}
+	HASH_ITER(hh, p->pairs, e, tmp)
+		pair_drop(p, e);
 	HASH_ITER(hh, p->addrs, s, stmp) {
 		HASH_DEL(p->addrs, s);
 		free(s);
@@ -119,9 +191,7 @@ sweep(struct punch *p, double now)
 		if (e->deferred)
 			continue;       /* undefer() lowers sweep_after if it frees one */
 		if (now - e->at >= PUNCH_PAIR_MIN_S) {
-			HASH_DEL(p->pairs, e);
-			free(e);
-			p->n_pairs--;
+			pair_drop(p, e);
 		} else if (next < 0 || e->at + PUNCH_PAIR_MIN_S < next) {
 			next = e->at + PUNCH_PAIR_MIN_S;
 		}
@@ -171,10 +241,17 @@ record(struct punch *p, const uint8_t keys[2 * KEY_LEN], const uint32_t seq[2], 
 	int i;
 
 	HASH_FIND(hh, p->pairs, keys, 2 * KEY_LEN, e);
-	if (e == NULL && (e = calloc(1, sizeof(*e))) != NULL) {
+	/* A pair is two different nodes (a node is never planned with itself). */
+	if (e == NULL && memcmp(keys, keys + KEY_LEN, KEY_LEN) != 0 &&
+	    (e = calloc(1, sizeof(*e))) != NULL) {
 		memcpy(e->keys, keys, sizeof(e->keys));
-		HASH_ADD(hh, p->pairs, keys, sizeof(e->keys), e);
-		p->n_pairs++;
+		if (pair_link(p, e) < 0) {
+			free(e);
+			e = NULL;
+		} else {
+			HASH_ADD(hh, p->pairs, keys, sizeof(e->keys), e);
+			p->n_pairs++;
+		}
 	}
 	if (e) {
 		e->at = now;
@@ -356,17 +433,17 @@ punch_due(const struct punch *p)
 void
 punch_forget(struct punch *p, const uint8_t key[KEY_LEN])
 {
-	struct pair *e, *tmp;
+	struct pnode *n;
 	unsigned i = 0;
 
-	HASH_ITER(hh, p->pairs, e, tmp)
-		if (memcmp(e->keys, key, KEY_LEN) == 0 ||
-		    memcmp(e->keys + KEY_LEN, key, KEY_LEN) == 0) {
-			undefer(p, e);
-			HASH_DEL(p->pairs, e);
-			free(e);
-			p->n_pairs--;
-		}
+	/* pair_drop frees the node's entry with its last pair. */
+	for (;;) {
+		HASH_FIND(hh, p->nodes, key, KEY_LEN, n);
+		if (n == NULL)
+			break;
+		undefer(p, n->head);
+		pair_drop(p, n->head);
+	}
 	while (i < p->n_q)
 		if (memcmp(p->q[i].keys, key, KEY_LEN) == 0 ||
 		    memcmp(p->q[i].keys + KEY_LEN, key, KEY_LEN) == 0)

@@ -52,9 +52,38 @@ test_full_table(void)
 	punch_free(p);
 }
 
+/* punch_forget drops exactly the node's pairs (deferred ones too), from any side. */
+static void
+test_forget(void)
+{
+	struct punch *p = punch_new();
+	uint8_t b[KEY_LEN], c[KEY_LEN], x[KEY_LEN], oa[KEY_LEN], ob[KEY_LEN];
+
+	CHECK(p != NULL);
+	memset(b, 0x11, KEY_LEN);
+	memset(c, 0x99, KEY_LEN);
+	memset(x, 0x50, KEY_LEN);       /* between: side 1 of b-x, side 0 of x-c */
+	CHECK_EQ(punch_admit(p, x, b, 0, 0, 0.0), PUNCH_GO);
+	CHECK_EQ(punch_admit(p, c, x, 0, 0, 0.0), PUNCH_GO);
+	CHECK_EQ(punch_admit(p, b, c, 0, 0, 0.0), PUNCH_GO);
+	CHECK_EQ(punch_admit(p, b, x, 0, 0, 1.0), PUNCH_DEFERRED);
+	punch_forget(p, x);
+	CHECK_EQ(punch_next_deferred(p, 20.0, oa, ob), 0);
+	CHECK_EQ(punch_admit(p, x, b, 0, 0, 2.0), PUNCH_GO);
+	CHECK_EQ(punch_admit(p, x, c, 0, 0, 2.0), PUNCH_GO);
+	CHECK_EQ(punch_admit(p, c, b, 0, 0, 2.0), PUNCH_DEFERRED);
+	/* Again with x's pairs newest first in the lists, then the others' lists still work. */
+	punch_forget(p, x);
+	punch_forget(p, b);
+	CHECK_EQ(punch_admit(p, b, c, 0, 0, 3.0), PUNCH_GO);
+	CHECK_EQ(punch_admit(p, x, c, 0, 0, 3.0), PUNCH_GO);
+	punch_free(p);
+}
+
 int
 main(void)
 {
 	RUN(test_full_table);
+	RUN(test_forget);
 	return unit_finish();
 }

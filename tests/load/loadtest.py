@@ -47,7 +47,7 @@ def main():
     churn = int(os.environ.get("SHOAL_LOAD_CHURN", "100"))
     hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
     print(f"{'nodes':>7} {'connected':>9} {'connect s':>9} {'join p50/p99 ms':>16} "
-          f"{'presence p50/p99 ms':>19} {'1000-net p50/p99 ms':>19} {'RSS MB':>7} {'kB/node':>7} "
+          f"{'presence p50/p99 ms':>19} {'big-net p50/p99 ms':>19} {'RSS MB':>7} {'kB/node':>7} "
           f"{'CPU s':>6}")
     for n in sizes:
         if hard != resource.RLIM_INFINITY and n + 200 > hard:
@@ -60,7 +60,7 @@ def main():
               f"{ms(r['presence_big_p50_ms'], r['presence_big_p99_ms']):>19} "
               f"{r['mediator_rss_kb'] / 1024:>7.1f} {r['kb_per_node']:>7.1f} {r['mediator_cpu_s']:>6.1f}",
               flush=True)
-    print(f"(churn {churn}/s for 20 s; 1000-net: presence changes in the networks of 256 and 1,000; "
+    print(f"(churn {churn}/s for 20 s; big-net: presence in the networks of 256 and 1,000 alone; "
           "kB/node: RSS growth over the idle server per connected node; CPU: the mediator's, whole run)")
 
 

@@ -14,7 +14,9 @@
  * PUNCH_RETRY_2_S after its plan (PUNCH_RETRIES in all, counted afresh when a trigger plans
  * it); a daemon with a direct path ignores the retry.
  *
- * Owns: the pair table, the deferred pairs and the queue. Bounds: PUNCH_PAIRS_MAX pairs
+ * Owns: the pair table (with each node's list of its pairs, so punch_forget costs the node's
+ * own pairs, and a full table is swept again only once an entry can go), the deferred pairs
+ * and the queue. Bounds: PUNCH_PAIRS_MAX pairs
  * (entries older than PUNCH_PAIR_MIN_S and not deferred are swept when full),
  * PUNCH_QUEUE_MAX queued pairs, PUNCH_ADDRS_MAX sequential addresses; beyond them a plan is
  * refused (PUNCH_FULL), never grown. A deferred pair is a flag on its pair entry: no extra

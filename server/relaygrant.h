@@ -10,8 +10,9 @@
  * pair is relayed. Side 0 is the node with the lower key. A pair moves only when relaypick says
  * so (its hysteresis: no flapping) or its relay died.
  *
- * Owns: the pair table (at most RELAYGRANT_MAX_PAIRS) and the RTT table (one entry per node
- * that reported, dropped when the node goes). Borrows: the pool.
+ * Owns: the pair table (at most RELAYGRANT_MAX_PAIRS), each node's list of its pairs (so a
+ * node going away costs its own pairs, not a scan of the table) and the RTT table (one entry
+ * per node that reported, dropped when the node goes). Borrows: the pool.
  */
 #ifndef SHOAL_SERVER_RELAYGRANT_H
 #define SHOAL_SERVER_RELAYGRANT_H

@@ -33,6 +33,7 @@
 
 #include "crypto/identity.h"
 #include "base/acceptor.h"
+#include "base/atomicfile.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "relay/sock.h"
@@ -351,29 +352,15 @@ open_sockets(struct server *srv, int listen, const struct in_addr *addr, uint16_
 	return 0;
 }
 
-/* Temp file + fsync + rename, so readers see the old url or the whole new one. */
+/* Readers see the old url or the whole new one. */
 static int
 write_atomic(const char *dir, const char *name, const char *text)
 {
-	char path[4096], tmp[4096];
-	size_t len = strlen(text);
-	int fd;
+	char path[4096];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp))
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return -1;
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
-		return -1;
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return atomicfile_write(path, text, strlen(text), 0644);
 }
 
 static void

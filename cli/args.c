@@ -141,7 +141,8 @@ check_str(const char *verb, const char *what, const char *s, size_t min, size_t 
 	if (strlen(s) < min)
 		return errmsg_fail(err, errlen, "%s: %s must not be empty", verb, what);
 	if (strlen(s) > max)
-		return errmsg_fail(err, errlen, "%s: %s is too long (at most %zu bytes)", verb, what, max);
+		return errmsg_fail(err, errlen, "%s: %s is too long (at most %zu bytes)", verb,
+		    what, max);
 	if (has_control_chars(s))
 		return errmsg_fail(err, errlen, "%s: %s contains control characters", verb, what);
 	return 0;
@@ -263,17 +264,19 @@ take_option(const struct verb_def *v, int c, const char *tok, const char *val,
 		return 0;
 	case O_COUNT:
 		if (parse_num(val, 1, PING_MAX, &a->count) == -1)
-			return errmsg_fail(err, errlen, "%s: count must be a number from 1 to %d, not \"%s\"",
+			return errmsg_fail(err, errlen,
+			    "%s: count must be a number from 1 to %d, not \"%s\"",
 			    name, PING_MAX, val);
 		return 0;
 	case O_LIMIT:
 		if (parse_num(val, 1, CHAT_LIMIT_MAX, &a->limit) == -1)
-			return errmsg_fail(err, errlen, "%s: --limit must be a number from 1 to %d", name,
-			    CHAT_LIMIT_MAX);
+			return errmsg_fail(err, errlen, "%s: --limit must be a number from 1 to %d",
+			    name, CHAT_LIMIT_MAX);
 		return 0;
 	case O_WAIT:
 		if (parse_num(val, 1, WAIT_MAX, &a->wait) == -1)
-			return errmsg_fail(err, errlen, "%s: --wait must be a number of seconds from 1 to %d, "
+			return errmsg_fail(err, errlen,
+			    "%s: --wait must be a number of seconds from 1 to %d, "
 			    "not \"%s\"", name, WAIT_MAX, val);
 		return 0;
 	case O_TO:
@@ -323,7 +326,8 @@ options(const struct verb_def *v, int n, char **args, int *from, struct cli_args
 			    v ? ": " : "", tok, optopt == O_CONTROL ? "PATH" : "value");
 		if (c == '?' || (li >= 0 && !exact_long(tok, &longs[li]))) {
 			if (!v)
-				return errmsg_fail(err, errlen, "unknown option %s (options of a command go "
+				return errmsg_fail(err, errlen,
+				    "unknown option %s (options of a command go "
 				    "after it; see shoal help)", tok);
 			return errmsg_fail(err, errlen, "%s: unknown option %s; usage: shoal %s",
 			    v->info.name, tok, v->info.synopsis);
@@ -378,8 +382,8 @@ assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a
 	}
 	if (strcmp(name, "completion") == 0) {
 		if (strcmp(pos[0], "bash") != 0)
-			return errmsg_fail(err, errlen, "completion: only bash is known, not \"%s\"",
-			    pos[0]);
+			return errmsg_fail(err, errlen,
+			    "completion: only bash is known, not \"%s\"", pos[0]);
 		return 0;
 	}
 	if (strcmp(name, "up") == 0) {
@@ -394,7 +398,8 @@ assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a
 		if (slash && strcmp(slash, "/udp") == 0)
 			a->udp = 1;
 		else if (slash && strcmp(slash, "/tcp") != 0)
-			return errmsg_fail(err, errlen, "expose: protocol must be /tcp or /udp, not \"%s\"",
+			return errmsg_fail(err, errlen,
+			    "expose: protocol must be /tcp or /udp, not \"%s\"",
 			    slash);
 		if (!slash)
 			slash = pos[0] + strlen(pos[0]);
@@ -403,31 +408,37 @@ assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a
 		memcpy(port, pos[0], (size_t)(slash - pos[0]));
 		port[slash - pos[0]] = '\0';
 		if (parse_num(port, 1, 65535, &a->port) == -1)
-			return errmsg_fail(err, errlen, "expose: port must be a number from 1 to 65535, "
+			return errmsg_fail(err, errlen,
+			    "expose: port must be a number from 1 to 65535, "
 			    "not \"%s\"", port);
 		return 0;
 	}
 	if (strcmp(name, "forward") == 0) {
 		if (parse_num(pos[0], 1, 65535, &a->local_port) == -1)
-			return errmsg_fail(err, errlen, "forward: LOCALPORT must be a number from 1 to "
+			return errmsg_fail(err, errlen,
+			    "forward: LOCALPORT must be a number from 1 to "
 			    "65535, not \"%s\"", pos[0]);
 		if (npos < 2) {
 			if (!a->remove)
-				return errmsg_fail(err, errlen, "forward: missing PEER:PORT; usage: shoal %s",
+				return errmsg_fail(err, errlen,
+				    "forward: missing PEER:PORT; usage: shoal %s",
 				    v->info.synopsis);
 			return 0;
 		}
 		colon = strrchr(pos[1], ':');
 		if (!colon || colon == pos[1])
-			return errmsg_fail(err, errlen, "forward: expected PEER:PORT, not \"%s\"", pos[1]);
+			return errmsg_fail(err, errlen, "forward: expected PEER:PORT, not \"%s\"",
+			    pos[1]);
 		if (parse_num(colon + 1, 1, 65535, &a->port) == -1)
-			return errmsg_fail(err, errlen, "forward: PORT must be a number from 1 to 65535, "
+			return errmsg_fail(err, errlen,
+			    "forward: PORT must be a number from 1 to 65535, "
 			    "not \"%s\"", colon + 1);
 		/* argv is not ours to cut: peer keeps "PEER:PORT", the request builder splits */
 		if ((size_t)(colon - pos[1]) > PEER_MAX)
 			return errmsg_fail(err, errlen, "forward: PEER is too long");
 		if (has_control_chars(pos[1]))
-			return errmsg_fail(err, errlen, "forward: PEER contains control characters");
+			return errmsg_fail(err, errlen,
+			    "forward: PEER contains control characters");
 		a->peer = pos[1];
 		return 0;
 	}
@@ -446,7 +457,8 @@ assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a
 	if (strcmp(name, "set-access") == 0) {
 		if (strcmp(pos[1], "lock") && strcmp(pos[1], "unlock") && strcmp(pos[1], "manual") &&
 		    strcmp(pos[1], "auto"))
-			return errmsg_fail(err, errlen, "set-access: expected lock, unlock, manual or auto, "
+			return errmsg_fail(err, errlen,
+			    "set-access: expected lock, unlock, manual or auto, "
 			    "not \"%s\"", pos[1]);
 		a->access = pos[1];
 		return 0;
@@ -480,7 +492,8 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 		return 0;
 	if (i < argc) {
 		if (!(v = find_verb(args[i])))
-			return errmsg_fail(err, errlen, "unknown command \"%s\" (see shoal help)", args[i]);
+			return errmsg_fail(err, errlen, "unknown command \"%s\" (see shoal help)",
+			    args[i]);
 		i++;
 		/* The verb's options and the globals again, anywhere among its arguments (run:
 		 * up to its command, which keeps the rest, options included). */
@@ -495,7 +508,8 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 		} else {
 			for (; i < argc; i++) {
 				if (npos >= v->nmax || npos >= MAX_POS)
-					return errmsg_fail(err, errlen, "%s: too many arguments; usage: shoal %s",
+					return errmsg_fail(err, errlen,
+					    "%s: too many arguments; usage: shoal %s",
 					    v->info.name, v->info.synopsis);
 				pos[npos++] = args[i];
 			}
@@ -505,7 +519,8 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 	if (v && strcmp(v->info.name, "help") == 0) {
 		a->help = 1;
 		if (npos == 1 && !find_verb(pos[0]))
-			return errmsg_fail(err, errlen, "unknown command \"%s\" (see shoal help)", pos[0]);
+			return errmsg_fail(err, errlen, "unknown command \"%s\" (see shoal help)",
+			    pos[0]);
 		a->help_verb = npos == 1 ? pos[0] : NULL;
 		return 0;
 	}
@@ -519,8 +534,8 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 		return errmsg_fail(err, errlen, "run: missing the command to run; usage: shoal %s",
 		    v->info.synopsis);
 	if (npos < v->nmin)
-		return errmsg_fail(err, errlen, "%s: missing arguments; usage: shoal %s", v->info.name,
-		    v->info.synopsis);
+		return errmsg_fail(err, errlen, "%s: missing arguments; usage: shoal %s",
+		    v->info.name, v->info.synopsis);
 	a->cmd = v->info.name;
 	if (strcmp(v->info.name, "chat") == 0)
 		return assign_chat(v, pos, npos, a, err, errlen);

@@ -142,7 +142,8 @@ get_int(json_t *v, const char *key, long long lo, long long hi, long long *out, 
 		return errmsg_fail(err, errlen, "field \"%s\" must be an integer", key);
 	n = (long long)json_integer_value(v);
 	if (n < lo || n > hi)
-		return errmsg_fail(err, errlen, "field \"%s\" must be between %lld and %lld", key, lo, hi);
+		return errmsg_fail(err, errlen, "field \"%s\" must be between %lld and %lld", key,
+		    lo, hi);
 	*out = n;
 	return 0;
 }
@@ -261,7 +262,8 @@ parse_object(json_t *root, struct ctl_request *rq, char *err, size_t errlen)
 				bit = fields[i].bit;
 		if (!(bit & def->allowed)) {
 			printable(key, shown, sizeof(shown));
-			return errmsg_fail(err, errlen, "unexpected field \"%s\" for command \"%s\"",
+			return errmsg_fail(err, errlen,
+			    "unexpected field \"%s\" for command \"%s\"",
 			    shown, def->name);
 		}
 		if (get_field(rq, bit, key, v, err, errlen) == -1)
@@ -274,7 +276,8 @@ parse_object(json_t *root, struct ctl_request *rq, char *err, size_t errlen)
 		missing |= (F_PEER | F_PORT) & ~seen;
 	if ((def->cmd == CTL_CHAT || def->cmd == CTL_CHAT_HISTORY) &&
 	    !(seen & F_NETWORK) == !(seen & F_PEER))
-		return errmsg_fail(err, errlen, "command \"%s\" wants exactly one of \"network\" and "
+		return errmsg_fail(err, errlen,
+		    "command \"%s\" wants exactly one of \"network\" and "
 		    "\"peer\"", def->name);
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (missing & fields[i].bit)

@@ -28,6 +28,33 @@ const actBtn = (net, act) => `(() => { const e = document.activeElement; return 
 const labelled = (scope, label) => `(() => { const e = document.activeElement; return e && e.tagName === "BUTTON" && e.textContent === ${JSON.stringify(label)} && e.closest(${JSON.stringify(scope)}) !== null; })()`;
 const focusedText = (page) => page.evaluate(() => document.activeElement && document.activeElement.textContent);
 
+// Every visible control's identity (its network or panel, and what it does), as refocus in
+// app.js finds it again: the same control keeps its key across re-renders.
+const CONTROL_KEYS = `(() => {
+  const key = (e) => { const box = e.closest("[data-network], [id]");
+    return (box ? (box.dataset.network || box.id) : "") + "/" + (e.dataset.act || e.dataset.node || e.dataset.conv || e.id || e.textContent); };
+  window.__key = key;
+  return [...document.querySelectorAll("button, input, [tabindex]")]
+    .filter((e) => !e.disabled && e.offsetParent !== null && !e.closest("dialog")).map(key);
+})()`;
+
+// What does not fit a window of this width: the page scrolling sideways, a box scrolling
+// sideways inside, anything reaching past the edges, text smaller than 11 px.
+const NOT_FITTING = `(() => {
+  const W = document.documentElement.clientWidth, bad = [];
+  if (document.documentElement.scrollWidth > W) bad.push("the page scrolls sideways: " + document.documentElement.scrollWidth + " > " + W);
+  for (const e of document.querySelectorAll("body *")) {
+    if (e.closest("dialog") || (e.closest("svg") && e.tagName !== "svg")) continue;
+    const r = e.getBoundingClientRect(), cs = getComputedStyle(e);
+    if (!r.width && !r.height) continue;
+    const what = e.tagName + (e.id ? "#" + e.id : "") + " " + (e.textContent || "").slice(0, 30);
+    if (r.left < -0.5 || r.right > W + 0.5) bad.push("past the edge: " + what + " " + r.left + ".." + r.right);
+    if (e.scrollWidth > e.clientWidth + 1 && /auto|scroll|hidden/.test(cs.overflowX)) bad.push("scrolls sideways inside: " + what);
+    if (e.childElementCount === 0 && e.textContent.trim() && parseFloat(cs.fontSize) < 11) bad.push("too small: " + what);
+  }
+  return bad;
+})()`;
+
 async function dialog(page, fields, button) {
   for (const [name, value] of Object.entries(fields))
     await page.fill(`#dialog input[name="${name}"]`, value);
@@ -63,6 +90,46 @@ try {
   await a.waitForSelector('button.peer[data-nick="bob"][data-state="direct"]', { timeout: 20000 });
   await b.waitForSelector('button.peer[data-nick="alice"][data-state="direct"]', { timeout: 20000 });
   step("each page shows the other as direct");
+
+  // live: a change made on bob's daemon reaches alice's page through the event stream. A second
+  // page of alice's, watched through the DevTools protocol from before it loads: every /api
+  // request it makes and every event of its stream, with the time.
+  const a2 = await ctx.newPage();
+  watch(a2, "alice's second page");
+  const cdp = await ctx.newCDPSession(a2);
+  await cdp.send("Network.enable");
+  const seen = [];          // [ms, "event" | the /api command]
+  cdp.on("Network.eventSourceMessageReceived", () => seen.push([Date.now(), "event"]));
+  cdp.on("Network.requestWillBeSent", (e) => {
+    if (e.request.url.endsWith("/api")) seen.push([Date.now(), JSON.parse(e.request.postData || "{}").cmd]);
+  });
+  await a2.goto(env.ALICE_URL);
+  await a2.waitForSelector('html[data-live="stream"]');
+  await a2.waitForSelector('button.peer[data-nick="bob"]');
+  const t0 = Date.now();
+  await a2.waitForTimeout(3000);        // an observation window in which nothing is changed
+  const between = (from, to) => seen.filter(([t]) => t >= from && t <= to);
+  const idle = between(t0, Date.now());
+  const idleLists = idle.filter(([, w]) => w === "list").length, idleEvents = idle.filter(([, w]) => w === "event").length;
+  // latencies may change (they are shown): each such event may bring one refresh, no more
+  if (idleLists > idleEvents) throw new Error(`the page polls while the stream is up: ${JSON.stringify(idle)}`);
+  await b.click("#set-nick");
+  await b.keyboard.type("bobby");
+  const t1 = Date.now();
+  await b.keyboard.press("Enter");
+  await a2.waitForSelector('button.peer[data-nick="bobby"]', { timeout: 10000 });
+  const t2 = Date.now();
+  const after = between(t1, t2);
+  const firstEvent = after.findIndex(([, w]) => w === "event");
+  if (firstEvent < 0 || !after.slice(firstEvent).some(([, w]) => w === "list"))
+    throw new Error(`the new nick did not come by the stream: ${JSON.stringify(after)}`);
+  step(`bob's new nick reached alice's page by the event stream in ${t2 - t1} ms (reference: the page polled every 1000 ms before; ` +
+    `${idleLists} refreshes for ${idleEvents} events in a 3 s idle window)`);
+  await b.click("#set-nick");
+  await b.keyboard.type("bob");
+  await b.keyboard.press("Enter");
+  await a.waitForSelector('button.peer[data-nick="bob"]');
+  await a2.close();
 
   await a.click('button.peer[data-nick="bob"]');
   await a.waitForSelector("#details:not([hidden]) >> text=direct");
@@ -141,11 +208,42 @@ try {
   step("chat tabs switched with the arrow keys");
   if ((await focusedText(a)) === null) throw new Error("focus lost");
 
-  // narrow window: still usable
-  await a.setViewportSize({ width: 420, height: 800 });
+  // 1280x800 with a peer selected: all its details, the NAT rows too, above the fold
+  const hidden = await a.evaluate(() => {
+    window.scrollTo(0, 0);
+    const d = document.getElementById("details"), box = d.getBoundingClientRect();
+    d.scrollTop = 0;
+    const rows = [...d.querySelectorAll("h2, dt, dd, button")];
+    if (!rows.some((e) => e.textContent === "peer's NAT")) return ["no peer's NAT row"];
+    return rows.filter((e) => { const r = e.getBoundingClientRect();
+      return r.top < box.top || r.bottom > Math.min(box.bottom, innerHeight) + 0.5; }).map((e) => e.textContent);
+  });
+  if (hidden.length) throw new Error(`at 1280x800 the details hide: ${hidden.join(", ")}`);
+  await a.screenshot({ path: `${env.SHOTS}/window-chat.png` });
+  step("at 1280x800 the selected peer's details, NAT rows included, are all above the fold");
+
+  // a narrow window: nothing sideways, every control reached with Tab and shown when focused
+  await a.setViewportSize({ width: 480, height: 800 });
   await a.waitForSelector('button.peer[data-nick="bob"]');
-  await a.screenshot({ path: `${env.SHOTS}/narrow.png` });
+  const misfits = await a.evaluate(NOT_FITTING);
+  if (misfits.length) throw new Error(`at 480x800: ${misfits.join("; ")}`);
+  const controls = await a.evaluate(CONTROL_KEYS);
+  const reached = new Set();
+  await a.focus("#my-address");
+  reached.add(await a.evaluate(() => window.__key(document.activeElement)));
+  for (let i = 0; i < controls.length + 10 && reached.size < controls.length; i++) {
+    await a.keyboard.press("Tab");
+    const [k, shown] = await a.evaluate(() => { const e = document.activeElement, r = e.getBoundingClientRect();
+      return [window.__key(e), r.top >= 0 && r.bottom <= innerHeight && r.left >= 0 && r.right <= innerWidth]; });
+    if (!shown) throw new Error(`at 480x800 the focused ${k} is not in view`);
+    reached.add(k);
+  }
+  const missed = controls.filter((k) => !reached.has(k));
+  if (missed.length) throw new Error(`at 480x800 Tab never reached: ${missed.join(", ")}`);
+  await a.evaluate(() => window.scrollTo(0, 0));
+  await a.screenshot({ path: `${env.SHOTS}/narrow.png`, fullPage: true });
   await a.setViewportSize({ width: 1280, height: 800 });
+  step(`at 480x800 nothing scrolls sideways and Tab reaches all ${controls.length} controls, each in view`);
 
   // evict from the owner's page: bob's page loses the network
   await a.focus("#set-nick");
@@ -163,6 +261,21 @@ try {
   await tabTo(a, actBtn("lan", "approval"), "approval");
   await a.keyboard.press("Enter");
   await a.waitForSelector(`${lanBtn("approval")}:text-is("Auto approval")`);
+  await b.focus("#new-network");
+  await b.keyboard.press("Enter");
+  await b.keyboard.type("lan");
+  await b.keyboard.press("Tab");
+  await b.keyboard.type("s3cret");
+  await b.keyboard.press("Tab");        // Join
+  await b.keyboard.press("Enter");
+  await b.waitForSelector('section[data-network="lan"]');
+  await a.waitForSelector('section[data-network="lan"] button:text-is("Reject")', { timeout: 10000 });
+  await a.focus("#set-nick");
+  await tabTo(a, labelled('section[data-network="lan"]', "Reject"), "Reject");
+  await a.keyboard.press("Enter");
+  await a.waitForSelector('section[data-network="lan"] button:text-is("Reject")', { state: "detached", timeout: 10000 });
+  await b.waitForSelector('section[data-network="lan"]', { state: "detached", timeout: 10000 });
+  step("rejected a pending member with the keyboard: bob's page no longer shows 'lan'");
   await b.focus("#new-network");
   await b.keyboard.press("Enter");
   await b.keyboard.type("lan");
@@ -199,7 +312,13 @@ try {
   await c.goto(env.BAD_URL);
   await c.waitForSelector("#error:not([hidden]) >> text=token is wrong");
   if (!answers.includes(403)) throw new Error(`wrong token answered ${answers}`);
-  step("a wrong token gets 403 and a clear message");
+  const streamAnswers = await c.evaluate(async () => [
+    (await fetch("/ticket", { method: "POST", headers: { "X-Shoal-Token": "0".repeat(64) } })).status,
+    (await fetch("/events")).status,
+    (await fetch("/events?ticket=" + "0".repeat(32))).status]);
+  if (streamAnswers.some((st) => st !== 403)) throw new Error(`the stream with a wrong token answered ${streamAnswers}`);
+  if (await c.evaluate(() => document.documentElement.dataset.live) === "stream") throw new Error("a stream opened with a wrong token");
+  step("a wrong token gets 403 (the API, the stream's ticket and the stream) and a clear message");
 
   if (errors.length) throw new Error("console errors:\n" + errors.join("\n"));
   step("no console errors");

@@ -145,6 +145,7 @@ function renderDetails() {
   const d = $("details");
   const n = selected && networks.find(x => x.name === selected.network);
   const m = n && n.members.find(x => x.node_id === selected.node_id);
+  $("side").classList.toggle("with-details", !!m);
   if (!m) { d.hidden = true; return; }
   const [, what] = peerState(m);
   const dl = el("dl");
@@ -412,12 +413,59 @@ async function refresh() {
   }
 }
 
-async function poll() {
-  for (;;) {
+// Refreshes run one at a time; asks during one make one more after it, at most ten a second.
+let refreshing = false, refreshAgain = false;
+const sleep = ms => new Promise(res => setTimeout(res, ms));
+
+async function kick() {
+  if (refreshing) { refreshAgain = true; return; }
+  refreshing = true;
+  do {
+    refreshAgain = false;
+    const t0 = performance.now();
     await refresh();
-    await new Promise(res => setTimeout(res, 1000));
+    const dt = performance.now() - t0;
+    if (refreshAgain && dt < 100) await sleep(100 - dt);
+  } while (refreshAgain);
+  refreshing = false;
+}
+
+// Live: the daemon's event stream (GET /events) says when anything shown changed. EventSource
+// cannot send the token: a one-time ticket from POST /ticket opens it. While the stream is down
+// the page polls slowly and tries the stream again; the html element's data-live says which.
+const POLL_MS = 5000, RETRY_MS = 2000;
+let pollTimer = null;
+
+function setLive(mode) {
+  document.documentElement.dataset.live = mode;
+  $("live").textContent = mode === "stream" ? "live" : "reconnecting…";
+  if (mode === "stream") { clearInterval(pollTimer); pollTimer = null; }
+  else if (!pollTimer) pollTimer = setInterval(kick, POLL_MS);
+}
+
+async function stream() {
+  let ticket = null;
+  try {
+    const r = await fetch("/ticket", { method: "POST", headers: { "X-Shoal-Token": token } });
+    if (r.status === 403) throw new Error("this window's token is wrong: open it with `shoal ui`");
+    if (!r.ok) throw new Error(`shoald answered ${r.status}`);
+    ticket = (await r.json()).ticket;
+  } catch (e) {
+    showError(e);
+    setLive("poll");
+    setTimeout(stream, RETRY_MS);
+    return;
   }
+  const es = new EventSource("/events?ticket=" + encodeURIComponent(ticket));
+  es.addEventListener("change", () => kick());
+  es.onopen = () => setLive("stream");
+  es.onerror = () => {
+    // the daemon went away or restarted: the ticket is spent, so a new one, a little later
+    es.close();
+    setLive("poll");
+    setTimeout(stream, RETRY_MS);
+  };
 }
 
 if (!token) showError("no token: open this window with `shoal ui`");
-else { poll(); followChat(); }
+else { kick(); stream(); followChat(); }

@@ -1,5 +1,5 @@
 /*
- * stream: the window's live stream, GET /events (docs/PROTOCOL.md 5.6): server-sent events
+ * stream: the window's live stream, GET /events (docs/PROTOCOL.md 5.8): server-sent events
  * fed by the control socket's `watch` command. Private to ui/ (ui.c authenticates the request
  * and queues the response).
  *

@@ -151,6 +151,7 @@ try {
   await b.press("#text", "Enter");
   await a.waitForSelector('#messages li:has-text("and back")');
   step("and bob's answer in alice's");
+  await a.screenshot({ path: `${env.SHOTS}/window-chat.png` });     // docs/ui.png
   await b.screenshot({ path: `${env.SHOTS}/chat.png` });
 
   // every owner and member action of alice's page with the keyboard alone (Tab, Enter, Space,
@@ -219,7 +220,7 @@ try {
       return r.top < box.top || r.bottom > Math.min(box.bottom, innerHeight) + 0.5; }).map((e) => e.textContent);
   });
   if (hidden.length) throw new Error(`at 1280x800 the details hide: ${hidden.join(", ")}`);
-  await a.screenshot({ path: `${env.SHOTS}/window-chat.png` });
+  await a.screenshot({ path: `${env.SHOTS}/fold.png` });
   step("at 1280x800 the selected peer's details, NAT rows included, are all above the fold");
 
   // a narrow window: nothing sideways, every control reached with Tab and shown when focused

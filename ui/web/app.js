@@ -208,14 +208,14 @@ function renderPicture() {
     if (typeof m.rtt_ms === "number")
       parts.push(svg("text", { x: (from[0] + x) / 2 + 4, y: (from[1] + y) / 2 - 4, class: "lat" }, `${m.rtt_ms.toFixed(1)} ms`));
     parts.push(svg("circle", { cx: x, cy: y, r: 9, fill: colours[cls] }));
-    parts.push(svg("text", { x: x + 13, y: y + 4 }, m.nick || m.node_id.slice(0, 8)));
+    parts.push(svg("text", { x: x + 13, y: y + 6 }, m.nick || m.node_id.slice(0, 8)));
   });
   for (const [name, [rx, ry]] of relays) {
     parts.push(svg("rect", { x: rx - 8, y: ry - 8, width: 16, height: 16, fill: colours.relay }));
-    parts.push(svg("text", { x: rx + 11, y: ry + 4 }, name));
+    parts.push(svg("text", { x: rx + 11, y: ry + 6 }, name));
   }
   parts.push(svg("circle", { cx, cy, r: 12, fill: "#2563eb" }));
-  parts.push(svg("text", { x: cx + 16, y: cy + 4 }, status && status.nick ? `${status.nick} (you)` : "you"));
+  parts.push(svg("text", { x: cx + 16, y: cy + 6 }, status && status.nick ? `${status.nick} (you)` : "you"));
   pic.replaceChildren(...parts);
   pic.setAttribute("aria-label", list.map(m => `${m.nick}: ${peerState(m)[1]}`).join(", ") || "no peers");
 }

@@ -2,12 +2,22 @@
 // pages, as two users would use them. Run by tests/integ/test_ui_browser.py, which starts the
 // mediator and the daemons and passes: ALICE_URL, BOB_URL (with #token), BAD_URL (a wrong
 // token), SHOTS (a directory for screenshots), CHROMIUM (the binary).
-// Prints one line per step; exits 1 at the first failure.
+// Prints one line per step; exits 1 at the first failure. "ask: WHAT" lines ask the driver to
+// do something (stop alice, start alice); it answers "done" on stdin.
 import { chromium } from "playwright-core";
+import readline from "node:readline";
 
 const env = process.env;
 const step = (s) => console.log("step: " + s);
 const errors = [];
+// Things only the test's driver can do (restart a daemon): asked on stdout, answered on stdin.
+const driver = readline.createInterface({ input: process.stdin });
+const answers = driver[Symbol.asyncIterator]();
+async function ask(what) {
+  console.log("ask: " + what);
+  const { value } = await answers.next();
+  if (value !== "done") throw new Error(`${what}: ${value}`);
+}
 let a_page = null;          // alice's page, for a screenshot when a step fails
 
 function watch(page, who) {
@@ -306,13 +316,31 @@ try {
   await a.waitForSelector('section[data-network="lan"]', { state: "detached", timeout: 15000 });
   step("deleted with the keyboard");
 
+  // alice's daemon stops: her page's stream ends, the page says so and polls; when the daemon
+  // is back (same port, same token) the page opens a new stream. The failed requests while it
+  // is away are the only console errors allowed.
+  await a.waitForSelector('html[data-live="stream"]');
+  const before = errors.length;
+  await ask("stop alice");
+  await a.waitForSelector('html[data-live="poll"]');
+  await a.waitForSelector('#live:text-is("reconnecting…")');
+  await ask("start alice");
+  await a.waitForSelector('html[data-live="stream"]', { timeout: 15000 });
+  await a.waitForSelector("#server-text:text-is('mediator connected')");
+  await a.waitForSelector("#error", { state: "hidden" });
+  const outage = errors.splice(before);
+  // (a long poll in flight at shutdown is answered 503)
+  const unexpected = outage.filter((e) => !/ERR_CONNECTION_REFUSED|Failed to fetch|net::ERR_|status of 503/.test(e));
+  if (unexpected.length) throw new Error("console errors while the daemon was away:\n" + unexpected.join("\n"));
+  step(`alice's daemon stopped and started: her page fell back to polling, then took a new stream (${outage.length} failed requests meanwhile)`);
+
   // a wrong token: the page says so, the API answered 403
   const c = await ctx.newPage();
-  const answers = [];
-  c.on("response", (r) => { if (r.url().endsWith("/api")) answers.push(r.status()); });
+  const statuses = [];
+  c.on("response", (r) => { if (r.url().endsWith("/api")) statuses.push(r.status()); });
   await c.goto(env.BAD_URL);
   await c.waitForSelector("#error:not([hidden]) >> text=token is wrong");
-  if (!answers.includes(403)) throw new Error(`wrong token answered ${answers}`);
+  if (!statuses.includes(403)) throw new Error(`wrong token answered ${statuses}`);
   const streamAnswers = await c.evaluate(async () => [
     (await fetch("/ticket", { method: "POST", headers: { "X-Shoal-Token": "0".repeat(64) } })).status,
     (await fetch("/events")).status,
@@ -329,4 +357,5 @@ try {
   process.exitCode = 1;
 } finally {
   await browser.close();
+  driver.close();           // else stdin keeps node running
 }

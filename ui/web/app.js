@@ -458,7 +458,7 @@ async function stream() {
   }
   const es = new EventSource("/events?ticket=" + encodeURIComponent(ticket));
   es.addEventListener("change", () => kick());
-  es.onopen = () => setLive("stream");
+  es.onopen = () => { setLive("stream"); showError(null); kick(); };
   es.onerror = () => {
     // the daemon went away or restarted: the ticket is spent, so a new one, a little later
     es.close();

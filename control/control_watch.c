@@ -1,7 +1,8 @@
 /*
  * control_watch: the watch command (docs/PROTOCOL.md 5.3), what the window's live stream
- * (ui/stream.c) waits on. A watch is answered {"gen": G} as soon as the generation G is past
- * the request's `after`, else after CTL_WATCH_S with the same G (the caller's heartbeat).
+ * (ui/stream.c) waits on. A watch is answered {"gen": G, "chat": C} as soon as the generation
+ * G is past the request's `after`, else after CTL_WATCH_S with the same G (the caller's
+ * heartbeat); C is the newest chat id, so the caller asks chat-follow only when it grew.
  *
  * The generation grows whenever what `status` and `list` answer, or the newest chat id,
  * differs from what it was when the generation was last taken. It is found by digest rather
@@ -9,12 +10,14 @@
  * mediator connection, networks, members, paths, latencies, NAT, relays, chat arrivals), so
  * no engine can change any of it without the watchers hearing, and no engine knows of us.
  * The digest is taken when a watch arrives and every CTL_WATCH_SAMPLE_S while one waits
- * (never otherwise), which also bounds the answers to ten a second.
+ * (never otherwise), which also bounds the answers to ten a second. A view so large that a
+ * digest takes longer than a tenth of that is sampled less often: at most 10% of the loop.
  * Owns: the generation, the last digest, the list of waiting watches and the sampling timer.
  */
 #include "config.h"
 
 #include <sodium.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
@@ -48,13 +51,20 @@ digest_json(crypto_generichash_state *h, json_t *o)
 	json_decref(o);
 }
 
+static uint64_t
+chat_last(const struct ctl_watch *w)
+{
+	return w->env->med ? medclient_chat_last(w->env->med) : 0;
+}
+
 /* Takes the digest; a different one is a new generation. */
 static void
 watch_sample(struct ctl_watch *w)
 {
 	crypto_generichash_state h;
 	uint8_t d[crypto_generichash_BYTES];
-	uint64_t chat = w->env->med ? medclient_chat_last(w->env->med) : 0;
+	uint64_t chat = chat_last(w);
+	ev_tstamp t0 = ev_time(), cost;
 
 	crypto_generichash_init(&h, NULL, 0, sizeof(d));
 	digest_json(&h, ctl_status_json(w->env));
@@ -65,6 +75,14 @@ watch_sample(struct ctl_watch *w)
 		memcpy(w->digest, d, sizeof(d));
 		w->gen++;
 	}
+	cost = ev_time() - t0;
+	w->sample.repeat = 10 * cost > CTL_WATCH_SAMPLE_S ? 10 * cost : CTL_WATCH_SAMPLE_S;
+}
+
+static json_t *
+watch_json(const struct ctl_watch *w)
+{
+	return json_pack("{s:I, s:I}", "gen", (json_int_t)w->gen, "chat", (json_int_t)chat_last(w));
 }
 
 static void
@@ -76,7 +94,7 @@ watch_answer(struct ctl_pending *p)
 	DL_DELETE2(w->waiting, p, wprev, wnext);
 	if (!w->waiting)
 		ev_timer_stop(w->env->loop, &w->sample);
-	ctl_reply_ok(p->client, p->id, json_pack("{s:I}", "gen", (json_int_t)w->gen));
+	ctl_reply_ok(p->client, p->id, watch_json(w));
 	ctl_pending_free(p);
 }
 
@@ -87,12 +105,13 @@ sample_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	uint64_t before = w->gen;
 	struct ctl_pending *p, *tmp;
 
-	(void)loop;
 	(void)revents;
 	watch_sample(w);
 	if (w->gen != before)
 		DL_FOREACH_SAFE2(w->waiting, p, tmp, wnext)
 			watch_answer(p);
+	if (w->waiting)         /* the interval may have changed with the digest's cost */
+		ev_timer_again(loop, &w->sample);
 }
 
 static void
@@ -115,7 +134,7 @@ ctl_watch_run(const struct control_env *env, struct ctl_client *cl, const struct
 	if (!w->waiting)
 		watch_sample(w);
 	if (w->gen > rq->after) {
-		ctl_reply_ok(cl, rq->id, json_pack("{s:I}", "gen", (json_int_t)w->gen));
+		ctl_reply_ok(cl, rq->id, watch_json(w));
 		return;
 	}
 	if (!(p = ctl_pending_new(cl, rq)))

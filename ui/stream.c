@@ -110,14 +110,15 @@ gap_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		stream_end(s);
 }
 
-/* One answer of the control: {"id":N,"ok":true,"gen":G}. */
+/* One answer of the control: {"id":N,"ok":true,"gen":G,"chat":C}. */
 static void
 stream_answer(struct ui_stream *s, const char *line, size_t len)
 {
 	json_t *j = json_loadb(line, len, 0, NULL), *g = j ? json_object_get(j, "gen") : NULL;
-	char ev[64];
+	json_t *c = j ? json_object_get(j, "chat") : NULL;
+	char ev[128];
 
-	if (!json_is_true(json_object_get(j, "ok")) || !json_is_integer(g)) {
+	if (!json_is_true(json_object_get(j, "ok")) || !json_is_integer(g) || !json_is_integer(c)) {
 		log_info("event=ui_stream_end reason=\"the control refused the watch\"");
 		json_decref(j);
 		stream_end(s);
@@ -129,7 +130,8 @@ stream_answer(struct ui_stream *s, const char *line, size_t len)
 			stream_end(s);
 	} else {
 		s->gen = json_integer_value(g);
-		snprintf(ev, sizeof(ev), "event: change\ndata: %lld\n\n", s->gen);
+		snprintf(ev, sizeof(ev), "event: change\ndata: {\"gen\":%lld,\"chat\":%lld}\n\n",
+		    s->gen, (long long)json_integer_value(c));
 		stream_put(s, ev);
 		ev_timer_set(&s->gap, UI_STREAM_GAP_S, 0.);
 		ev_timer_start(s->loop, &s->gap);

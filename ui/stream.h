@@ -4,7 +4,8 @@
  * and queues the response).
  *
  * Each stream holds one control connection with one watch outstanding. When the generation
- * grows the page gets "event: change" with the generation as data; when the watch comes back
+ * grows the page gets "event: change" with data {"gen":G,"chat":C} (the newest chat id: the
+ * page asks chat-follow only when it grew, so it holds no long poll); when the watch comes back
  * unchanged (every 15 s) a comment line, which also finds a page that went away. After an
  * event the next watch waits UI_STREAM_GAP_S, so a burst of changes is at most ten events a
  * second. The connection is suspended while there is nothing to send.

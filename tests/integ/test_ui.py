@@ -147,19 +147,23 @@ def main():
         assert http(base + "events?ticket=" + t)[0] == 403, "a ticket opens one stream only"
         ev, first = s.next_event()
         assert ev == "change", ev
+        first = json.loads(first)
         bob.cli("set-nick", "bobby")
         ev, second = s.next_event()
-        assert ev == "change" and int(second) > int(first), (ev, first, second)
+        second = json.loads(second)
+        assert ev == "change" and second["gen"] > first["gen"], (ev, first, second)
         wait_until(lambda: any(mm["nick"] == "bobby" for n in api("list")["networks"] for mm in n["members"]),
                    5, what="bob's new nick in alice's list")
-        # a chat message changes the generation too (the page then asks chat-follow)
-        gen = int(second)
+        # a chat message changes the generation and the chat id it carries; the page then asks
+        # chat-follow, which answers at once
+        chat = second["chat"]
         bob.cli("chat", "lan", "live")
         while True:
             ev, data = s.next_event()
-            if int(data) > gen and any(mm["text"] == "live" for mm in api("chat-follow", after=last)["messages"]):
+            data = json.loads(data)
+            if data["chat"] > chat:
                 break
-            gen = int(data)
+        assert [mm["text"] for mm in api("chat-follow", after=chat)["messages"]] == ["live"]
         print("403 for /ticket without the token and /events without a fresh ticket; "
               "the stream brings a change for a peer's nick and for a chat message")
 

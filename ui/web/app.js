@@ -289,11 +289,20 @@ async function openChat(c, stayOnTab) {
   else $("text").focus();
 }
 
-async function followChat() {
-  let after = 0;
-  for (;;) {
-    try {
-      const r = await api("chat-follow", { after });
+// New messages: the stream's events (and, while it is down, the poll) carry the newest chat id;
+// chat-follow then answers at once with what came after the last one we have.
+let chatAfter = 0, chatWanted = 0, chatBusy = false;
+
+async function chatTo(last) {
+  // ids only grow within one run of shoald: a smaller one means it restarted (its ring holds
+  // only what arrived since)
+  if (last < chatAfter) chatAfter = chatWanted = 0;
+  chatWanted = Math.max(chatWanted, last);
+  if (chatBusy) return;
+  chatBusy = true;
+  try {
+    while (chatAfter < chatWanted) {
+      const r = await api("chat-follow", { after: chatAfter });
       for (const m of r.messages) {
         const k = msgKey(m);
         const list = chats.get(k) || [];
@@ -301,12 +310,14 @@ async function followChat() {
         chats.set(k, list);
         if (!conv || convKey(conv) !== k) unread.set(k, (unread.get(k) || 0) + 1);
       }
-      after = r.last;
-      if (r.messages.length) renderChat();
-    } catch (e) {
-      showError(e);
-      await new Promise(res => setTimeout(res, 2000));
+      if (r.last <= chatAfter) break;
+      chatAfter = r.last;
+      renderChat();
     }
+  } catch (e) {
+    showError(e);
+  } finally {
+    chatBusy = false;
   }
 }
 
@@ -440,7 +451,14 @@ function setLive(mode) {
   document.documentElement.dataset.live = mode;
   $("live").textContent = mode === "stream" ? "live" : "reconnecting…";
   if (mode === "stream") { clearInterval(pollTimer); pollTimer = null; }
-  else if (!pollTimer) pollTimer = setInterval(kick, POLL_MS);
+  else if (!pollTimer) pollTimer = setInterval(poll, POLL_MS);
+}
+
+// While the stream is down: status and list, and the newest chat id (a watch after 0 answers
+// at once).
+async function poll() {
+  kick();
+  try { chatTo((await api("watch")).chat); } catch (e) { showError(e); }
 }
 
 async function stream() {
@@ -457,7 +475,7 @@ async function stream() {
     return;
   }
   const es = new EventSource("/events?ticket=" + encodeURIComponent(ticket));
-  es.addEventListener("change", () => kick());
+  es.addEventListener("change", ev => { kick(); chatTo(JSON.parse(ev.data).chat); });
   es.onopen = () => { setLive("stream"); showError(null); kick(); };
   es.onerror = () => {
     // the daemon went away or restarted: the ticket is spent, so a new one, a little later
@@ -468,4 +486,4 @@ async function stream() {
 }
 
 if (!token) showError("no token: open this window with `shoal ui`");
-else { kick(); stream(); followChat(); }
+else { kick(); stream(); }

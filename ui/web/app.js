@@ -476,7 +476,7 @@ async function stream() {
   }
   const es = new EventSource("/events?ticket=" + encodeURIComponent(ticket));
   es.addEventListener("change", ev => { kick(); chatTo(JSON.parse(ev.data).chat); });
-  es.onopen = () => { setLive("stream"); showError(null); kick(); };
+  es.onopen = () => { setLive("stream"); showError(null); };   // its first event comes at once
   es.onerror = () => {
     // the daemon went away or restarted: the ticket is spent, so a new one, a little later
     es.close();

@@ -58,6 +58,7 @@ static const struct cmd_def {
 	{ "chat", CTL_CHAT, F_TEXT, F_TEXT | F_NETWORK | F_PEER },
 	{ "chat-follow", CTL_CHAT_FOLLOW, 0, F_AFTER },
 	{ "chat-history", CTL_CHAT_HISTORY, 0, F_NETWORK | F_PEER | F_LIMIT },
+	{ "watch", CTL_WATCH, 0, F_AFTER },
 };
 
 static const char *const access_names[] = {

@@ -518,7 +518,8 @@ static void storm_parent(const pid_t *pids, const int *fds, int procs, char *jso
 		all.back += r.back;
 		all.dials += r.dials;
 	}
-	qsort(s_storm.v, s_storm.n, sizeof(double), cmp);
+	if (s_storm.n)
+		qsort(s_storm.v, s_storm.n, sizeof(double), cmp);
 	snprintf(json, cap, ", \"reconnect_expected\": %d, \"reconnected\": %d, "
 	    "\"reconnect_all_s\": %.2f, \"reconnect_p50_s\": %.2f, \"reconnect_attempts\": %u",
 	    all.expect, all.back,
@@ -757,8 +758,10 @@ int main(int argc, char **argv)
 		storm_parent(pids, fds, procs, storm_json, sizeof(storm_json));
 	for (int p = 0; p < procs; p++)
 		waitpid(pids[p], NULL, 0);
-	qsort(s_join.v, s_join.n, sizeof(double), cmp);
-	qsort(s_presence.v, s_presence.n, sizeof(double), cmp);
+	if (s_join.n)           /* qsort(NULL, 0) is undefined (UBSan with --churn 0) */
+		qsort(s_join.v, s_join.n, sizeof(double), cmp);
+	if (s_presence.n)
+		qsort(s_presence.v, s_presence.n, sizeof(double), cmp);
 	printf("{\"nodes\": %d, \"nodes_connected\": %d, \"network_size\": %d, \"procs\": %d, "
 	    "\"joins_expected\": %d, \"joins_visible\": %d, "
 	    "\"join_visible_p50_ms\": %.2f, \"join_visible_p99_ms\": %.2f, "

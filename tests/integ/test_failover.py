@@ -4,7 +4,8 @@ Mediator failover (issue 13): two shoal-server instances with the same key and t
 (shoal://A,B/KEY). The instance the daemons are on dies with SIGKILL: they reconnect to the
 other one by themselves, `shoal status --json` says which instance they are on, the log says
 `event=mediator_connected server=HOST:PORT`, and a TCP conversation between the two daemons
-over their P2P session keeps going through the switch (same connection, no error).
+over their P2P session keeps going through the switch (same connection, no error). A
+standalone shoal-relay given the same list registers again with the surviving instance.
 
 The instances share no live state (the PostgreSQL store that would let them is not needed
 here): the copy is taken after the network was set up, and nothing changes afterwards.
@@ -19,6 +20,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Lab, binary, run, wait_until, free_port  # noqa: E402
+from test_relay_pool import make_identity  # noqa: E402
 
 
 class EchoService:
@@ -96,7 +98,10 @@ def copy_server_state(src, dst):
 def main():
     echo = EchoService()
     with Lab("failover") as lab:
-        a_srv = lab.start_server()
+        relay_state = os.path.join(lab.dir, "relay")
+        relay_key = make_identity(relay_state)
+        allow = ["--relay-allow", relay_key, "--relay-port", "off"]
+        a_srv = lab.start_server(extra=allow)
         pa, pb = a_srv.port, free_port()
         key = a_srv.url.rsplit("/", 1)[1]
         url = f"shoal://127.0.0.1:{pa},127.0.0.1:{pb}/{key}"
@@ -105,6 +110,10 @@ def main():
         bob = lab.start_daemon("bob", server_url=url)
         assert alice.status()["server_url"] == url
         assert alice.status()["mediator"] == f"127.0.0.1:{pa}"
+        relay_log = os.path.join(relay_state, "relay.log")
+        lab.spawn([binary("shoal-relay"), "--listen", f"127.0.0.1:{free_port(socket.SOCK_DGRAM)}",
+                   "--state", relay_state, "--server", url, "--name", "r1", "--tcp-port", "off", "-v"], relay_log)
+        wait_until(lambda: f"name=r1 server=127.0.0.1:{pa}" in open(relay_log).read(), 10, what="relay on instance A")
         alice.cli("create", "lan", "--password", "pw")
         bob.cli("join", "lan", "--password", "pw")
         wait_until(lambda: (alice.member("lan", "bob") or {}).get("online"), 5, what="bob online")
@@ -113,7 +122,7 @@ def main():
         b_state = os.path.join(lab.dir, "server-b")
         copy_server_state(a_srv.state, b_state)
         b_proc = lab.spawn([binary("shoal-server"), "--listen", f"127.0.0.1:{pb}", "--state", b_state,
-                            "--pwhash-fast", "-v"], os.path.join(lab.dir, "server-b.log"))
+                            "--pwhash-fast", "-v"] + allow, os.path.join(lab.dir, "server-b.log"))
         b_url = os.path.join(b_state, "url")
         wait_until(lambda: os.path.exists(b_url) and open(b_url).read().strip(), 10, what="instance B up")
         assert open(b_url).read().strip().endswith(key), "instance B has another key"
@@ -141,6 +150,7 @@ def main():
         # B knows the network: the members see each other online through it.
         wait_until(lambda: (alice.member("lan", "bob") or {}).get("online"), 5, what="bob online via B")
         wait_until(lambda: (bob.member("lan", "alice") or {}).get("online"), 5, what="alice online via B")
+        wait_until(lambda: f"name=r1 server=127.0.0.1:{pb}" in open(relay_log).read(), 15, what="relay on instance B")
         conv.stop.set()
         conv.join(10)
         assert conv.error is None, conv.error

@@ -363,6 +363,13 @@ ctl_status_json(const struct control_env *env)
 	json_object_set_new(o, "server",
 	    json_string(env->med && medclient_connected(env->med) ? "connected" : "disconnected"));
 	json_object_set_new(o, "server_url", env->server ? ctl_jtext(env->server) : json_null());
+	{
+		/* Which instance of the mediator (the connection string may list several). */
+		char med[300];
+
+		json_object_set_new(o, "mediator", env->med && medclient_server(env->med, med,
+		    sizeof(med)) == 0 ? ctl_jtext(med) : json_null());
+	}
 	/* the contract's return value is loose ("0 if unknown"): trust a filled endpoint */
 	memset(&ep, 0, sizeof(ep));
 	if (env->med && medclient_public_endpoint(env->med, &ep) >= 0 && ep.addr && ep.port) {

@@ -6,6 +6,7 @@
  * the joiner's MEMBER) and presence (GO_OFFLINE/GO_ONLINE sent until every other member got the
  * MEMBER delta). Prints one JSON object. Joins within a network are sequential and each network
  * has at most one presence change in flight, so each sample has one unambiguous end.
+ * --restart-cmd: the reconnect storm (see the "reconnect storm" section below).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,6 +29,7 @@
 #include "crypto/identity.h"
 #include "crypto/noise.h"
 #include "mproto/ctrlchan.h"
+#include "mproto/ctrldial.h"
 #include "mproto/msg.h"
 
 #define GROUP_MAX 64           /* members per network: seen-sets are one u64 */
@@ -157,11 +159,16 @@ static void on_ready(void *arg, const uint8_t rs[KEY_LEN])
 }
 
 static void connect_more(void);
+static int storm_active;
+static void storm_close(struct node *n);
+static void storm_welcome(struct node *n);
 
 static void on_msg(void *arg, const struct msg *m)
 {
 	struct node *n = arg;
 	struct group *g = n->g;
+	if (storm_active && m->type == MSG_WELCOME)
+		storm_welcome(n);
 	switch (m->type) {
 	case MSG_WELCOME:
 		if (!n->welcomed) {
@@ -213,6 +220,10 @@ static void on_msg(void *arg, const struct msg *m)
 static void on_close(void *arg, const char *why)
 {
 	struct node *n = arg;
+	if (storm_active) {
+		storm_close(n);
+		return;
+	}
 	fprintf(stderr, "event=node_closed group=%d node=%d why=\"%s\"\n", n->g->id, n->idx, why);
 	if (!n->welcomed)
 		inflight--;
@@ -238,13 +249,15 @@ static void connect_more(void)
 		}
 		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
 		inet_pton(AF_INET, host, &to.sin_addr);
-		/* Spread source addresses over 127.0.0.x so more than one port range's worth of
-		 * connections can reach one server port. */
+		/* Spread source addresses over 127.1.x.y so more than one port range's worth of
+		 * connections can reach one server port, and no source passes the mediator's budget
+		 * of new registrations per source address (30 a minute, server/joinlimit.c): with
+		 * 60,000 sources, 100,000 nodes are 2 per source. */
 		if ((ntohl(to.sin_addr.s_addr) >> 24) == 127) {
 			int one = 1;
 			unsigned k = (unsigned)(next_connect + worker_id * 7919);
 			struct sockaddr_in from = { .sin_family = AF_INET };
-			from.sin_addr.s_addr = htonl(0x7f000000u | (2 + k % 250));
+			from.sin_addr.s_addr = htonl(0x7f010001u + k % 60000u);
 			setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 			bind(fd, (struct sockaddr *)&from, sizeof(from));
 		}
@@ -288,6 +301,230 @@ static void churn_cb(EV_P_ ev_timer *w, int revents)
 		send_req(n, g->offline ? OP_GO_OFFLINE : OP_GO_ONLINE);
 		return;
 	}
+}
+
+/*
+ * Keepalive as shoald sends it: a PING every 15 s from every node (the mediator drops a
+ * connection silent for 60 s, server/server.h), spread over the 15 s by one worker timer that
+ * pings a fifteenth of the nodes each second, so runs longer than a minute keep their nodes.
+ */
+static ev_timer keepalive_timer;
+static int keepalive_next;
+
+static void keepalive_cb(EV_P_ ev_timer *w, int revents)
+{
+	(void)w; (void)revents;
+	for (int i = 0; i < (n_nodes + 14) / 15; i++) {
+		struct node *n = &nodes[keepalive_next++ % n_nodes];
+		struct msg m;
+		if (n->ch == NULL || !n->welcomed)
+			continue;
+		memset(&m, 0, sizeof(m));
+		m.type = MSG_PING;
+		m.u.ping.nonce = (uint64_t)keepalive_next;
+		ctrlchan_send(n->ch, &m);
+	}
+}
+
+/*
+ * ---- reconnect storm (--restart-cmd CMD) ----
+ * After the churn phase every worker keeps its nodes connected and waits for SIGUSR1 from the
+ * parent, which then runs CMD (it kills the mediator and starts it again, e.g. loadtest.py's
+ * FIFO hook). From then on a node that loses its connection reconnects exactly as shoald
+ * does: CTRLDIAL_BACKOFF_MIN after a working connection, ctrldial_backoff() between failed
+ * attempts, ctrlchan's handshake timeout. reconnect_all_s runs from the first connection
+ * loss any worker saw to the moment the last node had its WELCOME again.
+ */
+struct storm_node {
+	ev_timer retry;
+	double backoff;
+	int want;                  /* connected at the go: must come back */
+	int lost;                  /* lost its connection, no WELCOME since */
+	int back;                  /* had a WELCOME after losing it */
+};
+
+struct storm_result {
+	double first_close, last_back;
+	int expect, back;
+	unsigned dials;
+	size_t n_samples;
+};
+
+static const char *restart_cmd;
+static struct storm_node *storm;
+static struct storm_result storm_res;
+static struct samples s_storm;
+static int storm_down;
+static ev_signal storm_sig;
+static ev_timer storm_deadline;
+
+static void storm_retry_cb(EV_P_ ev_timer *w, int revents);
+
+static void storm_schedule(struct node *n)
+{
+	struct storm_node *sn = &storm[n - nodes];
+	double delay = ctrldial_backoff(&sn->backoff, CTRLDIAL_BACKOFF_MAX);
+
+	ev_timer_set(&sn->retry, delay, 0.);
+	ev_timer_start(loop, &sn->retry);
+}
+
+/* The same socket set-up as connect_more, for one node, with the daemon's retry policy. */
+static void storm_dial(struct node *n)
+{
+	unsigned k = (unsigned)(n - nodes) + (unsigned)worker_id * 7919u;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd;
+
+	storm_res.dials++;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		storm_schedule(n);
+		return;
+	}
+	inet_pton(AF_INET, host, &to.sin_addr);
+	if ((ntohl(to.sin_addr.s_addr) >> 24) == 127) {
+		int one = 1;
+		struct sockaddr_in from = { .sin_family = AF_INET };
+		from.sin_addr.s_addr = htonl(0x7f010001u + k % 60000u);
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		bind(fd, (struct sockaddr *)&from, sizeof(from));
+	}
+	if ((connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 && errno != EINPROGRESS) ||
+	    (n->ch = ctrlchan_new(loop, fd, 1, &n->kp, server_pub, &cbs, n)) == NULL) {
+		close(fd);
+		storm_schedule(n);
+	}
+}
+
+static void storm_retry_cb(EV_P_ ev_timer *w, int revents)
+{
+	struct storm_node *sn = (struct storm_node *)w;   /* retry is the first member */
+	(void)revents;
+	storm_dial(&nodes[sn - storm]);
+}
+
+static void storm_close(struct node *n)
+{
+	struct storm_node *sn = &storm[n - nodes];
+
+	ctrlchan_free(n->ch);
+	n->ch = NULL;
+	if (storm_res.first_close == 0)
+		storm_res.first_close = ev_time();
+	if (sn->want && !sn->lost) {
+		sn->lost = 1;
+		storm_down++;
+	}
+	storm_schedule(n);
+}
+
+static void storm_welcome(struct node *n)
+{
+	struct storm_node *sn = &storm[n - nodes];
+
+	sn->backoff = CTRLDIAL_BACKOFF_MIN;     /* as medclient does at WELCOME */
+	if (!sn->lost)
+		return;
+	sn->lost = 0;
+	storm_down--;
+	if (!sn->back) {
+		sn->back = 1;
+		storm_res.back++;
+		add(&s_storm, ev_time() - storm_res.first_close);
+	}
+	if (storm_res.back == storm_res.expect && storm_down == 0) {
+		storm_res.last_back = ev_time();
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void storm_go_cb(EV_P_ ev_signal *w, int revents)
+{
+	(void)w; (void)revents;
+	storm_active = 1;
+	for (int i = 0; i < n_nodes; i++) {
+		storm[i].backoff = CTRLDIAL_BACKOFF_MIN;
+		storm[i].want = nodes[i].ch != NULL && nodes[i].welcomed;
+		storm_res.expect += storm[i].want;
+	}
+	if (storm_res.expect == 0)
+		ev_break(loop, EVBREAK_ALL);
+	ev_timer_start(loop, &storm_deadline);
+}
+
+static void storm_deadline_cb(EV_P_ ev_timer *w, int revents)
+{
+	(void)w; (void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Worker, after the churn phase and before reporting it: wait for the parent's go. */
+static void storm_arm(void)
+{
+	storm = calloc((size_t)n_nodes, sizeof(*storm));
+	if (storm == NULL)
+		exit(1);
+	for (int i = 0; i < n_nodes; i++)
+		ev_timer_init(&storm[i].retry, storm_retry_cb, 0., 0.);
+	ev_timer_stop(loop, &kick_timer);
+	ev_timer_stop(loop, &churn_timer);
+	ev_timer_init(&storm_deadline, storm_deadline_cb, 300., 0.);
+	ev_signal_init(&storm_sig, storm_go_cb, SIGUSR1);
+	ev_signal_start(loop, &storm_sig);
+}
+
+/* Worker: the storm itself (until all are back, or 300 s), then its results to out. */
+static void storm_run(int out)
+{
+	ev_run(loop, 0);
+	storm_res.n_samples = s_storm.n;
+	if (write(out, &storm_res, sizeof(storm_res)) < 0 ||
+	    (s_storm.n && write(out, s_storm.v, s_storm.n * sizeof(double)) < 0))
+		exit(1);
+}
+
+static int readall(int fd, void *buf, size_t len);
+static int cmp(const void *a, const void *b);
+static double pct(struct samples *s, double p);
+
+/* Parent: the go, CMD, and the merged results as JSON members (", ..." into json). */
+static void storm_parent(const pid_t *pids, const int *fds, int procs, char *json, size_t cap)
+{
+	struct storm_result all = { 0 };
+	int rc;
+
+	for (int p = 0; p < procs; p++)
+		kill(pids[p], SIGUSR1);
+	fflush(NULL);
+	rc = system(restart_cmd);
+	if (rc != 0)
+		fprintf(stderr, "shoal-loadgen: --restart-cmd exited with %d\n", rc);
+	for (int p = 0; p < procs; p++) {
+		struct storm_result r;
+		if (readall(fds[p], &r, sizeof(r)) < 0) {
+			fprintf(stderr, "shoal-loadgen: worker %d failed in the storm\n", p);
+			continue;
+		}
+		for (size_t i = 0; i < r.n_samples; i++) {
+			double v;
+			if (readall(fds[p], &v, sizeof(v)) == 0)
+				add(&s_storm, v);
+		}
+		if (r.first_close > 0 && (all.first_close == 0 || r.first_close < all.first_close))
+			all.first_close = r.first_close;
+		if (r.last_back > all.last_back)
+			all.last_back = r.last_back;
+		all.expect += r.expect;
+		all.back += r.back;
+		all.dials += r.dials;
+	}
+	if (s_storm.n)
+		qsort(s_storm.v, s_storm.n, sizeof(double), cmp);
+	snprintf(json, cap, ", \"reconnect_expected\": %d, \"reconnected\": %d, "
+	    "\"reconnect_all_s\": %.2f, \"reconnect_p50_s\": %.2f, \"reconnect_attempts\": %u",
+	    all.expect, all.back,
+	    all.back == all.expect && all.expect > 0 ? all.last_back - all.first_close : -1.0,
+	    pct(&s_storm, 0.5), all.dials);
 }
 
 static double t_start, t_end;
@@ -363,12 +600,16 @@ static void run_worker(int count, int k, const char *tag, int out)
 		}
 	}
 	t_start = ev_time();
+	ev_timer_init(&keepalive_timer, keepalive_cb, 1., 1.);
+	ev_timer_start(loop, &keepalive_timer);
 	connect_more();
 	ev_timer_init(&kick_timer, kick_cb, 0.1, 0.1);
 	ev_timer_again(loop, &kick_timer);
 	ev_run(loop, 0);
 	/* Read while this worker still holds its connections. */
 	int rss = spid_g > 0 ? (int)rss_kb(spid_g) : -1;
+	if (restart_cmd)
+		storm_arm();
 	int hdr[6] = { n_connected, joins_expected, joins_done, presence_sent, presence_done, rss };
 	size_t nj = s_join.n, np = s_presence.n;
 	if (write(out, hdr, sizeof(hdr)) < 0 || write(out, &nj, sizeof(nj)) < 0 ||
@@ -376,6 +617,8 @@ static void run_worker(int count, int k, const char *tag, int out)
 	    (nj && write(out, s_join.v, nj * sizeof(double)) < 0) ||
 	    (np && write(out, s_presence.v, np * sizeof(double)) < 0))
 		exit(1);
+	if (restart_cmd)
+		storm_run(out);
 }
 
 static int readall(int fd, void *buf, size_t len)
@@ -408,7 +651,8 @@ static double pct(struct samples *s, double p)
 static void usage(void)
 {
 	fprintf(stderr, "usage: shoal-loadgen --server CONNECTION-STRING --nodes N [--network-size K] "
-	    "[--churn PER-SECOND] [--seconds S] [--procs P] [--server-pid PID] --json\n");
+	    "[--churn PER-SECOND] [--seconds S] [--procs P] [--server-pid PID] "
+	    "[--restart-cmd CMD] --json\n");
 	exit(2);
 }
 
@@ -419,6 +663,7 @@ int main(int argc, char **argv)
 		{ "network-size", required_argument, NULL, 'k' }, { "churn", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 't' }, { "procs", required_argument, NULL, 'p' },
 		{ "server-pid", required_argument, NULL, 'P' }, { "json", no_argument, NULL, 'j' },
+		{ "restart-cmd", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *server = NULL;
@@ -433,6 +678,7 @@ int main(int argc, char **argv)
 		case 'p': procs = atoi(optarg); break;
 		case 'P': spid = atoi(optarg); break;
 		case 'j': break;
+		case 'R': restart_cmd = optarg; break;
 		default: usage();
 		}
 	}
@@ -504,18 +750,24 @@ int main(int argc, char **argv)
 			if (readall(fds[p], &v, sizeof(v)) == 0)
 				add(&s_presence, v);
 		}
-		close(fds[p]);
+		if (!restart_cmd)
+			close(fds[p]);
 	}
+	char storm_json[256] = "";
+	if (restart_cmd)
+		storm_parent(pids, fds, procs, storm_json, sizeof(storm_json));
 	for (int p = 0; p < procs; p++)
 		waitpid(pids[p], NULL, 0);
-	qsort(s_join.v, s_join.n, sizeof(double), cmp);
-	qsort(s_presence.v, s_presence.n, sizeof(double), cmp);
+	if (s_join.n)           /* qsort(NULL, 0) is undefined (UBSan with --churn 0) */
+		qsort(s_join.v, s_join.n, sizeof(double), cmp);
+	if (s_presence.n)
+		qsort(s_presence.v, s_presence.n, sizeof(double), cmp);
 	printf("{\"nodes\": %d, \"nodes_connected\": %d, \"network_size\": %d, \"procs\": %d, "
 	    "\"joins_expected\": %d, \"joins_visible\": %d, "
 	    "\"join_visible_p50_ms\": %.2f, \"join_visible_p99_ms\": %.2f, "
 	    "\"presence_sent\": %d, \"presence_visible\": %d, "
-	    "\"presence_p50_ms\": %.2f, \"presence_p99_ms\": %.2f, \"mediator_rss_kb\": %ld}\n",
+	    "\"presence_p50_ms\": %.2f, \"presence_p99_ms\": %.2f, \"mediator_rss_kb\": %ld%s}\n",
 	    total, conn, k, procs, jexp, jdone, pct(&s_join, 0.5), pct(&s_join, 0.99), psent, pdone,
-	    pct(&s_presence, 0.5), pct(&s_presence, 0.99), rss);
+	    pct(&s_presence, 0.5), pct(&s_presence, 0.99), rss, storm_json);
 	return 0;
 }

@@ -143,7 +143,7 @@ def main():
             # every command finds the daemon without flags
             state2, ctl2 = os.path.join(lab.dir, "state2"), os.path.join(lab.dir, "ctl2", "s.sock")
             with open(conf, "w") as f:
-                f.write(f"state = {state2}\ncontrol = {ctl2}\nui = off\nportmap = no\n")
+                f.write(f"state = {state2}\ncontrol = {ctl2}\nsocks = off\nui = off\nportmap = no\n")
             sh("up", url)
             assert os.path.exists(os.path.join(state2, "shoald.log")), os.listdir(state2)
             assert os.path.exists(ctl2), ctl2

@@ -1,7 +1,8 @@
 /*
  * test_mediator: server/mediator.c driven in-process. Fake connections capture every message
  * the mediator sends them, so each test checks exactly who receives what. The store is a real
- * SQLite database in a temporary directory; time is a variable the tests move.
+ * SQLite database in a temporary directory, or the PostgreSQL database SHOAL_TEST_STORE names
+ * (emptied for each test; tests/integ/test_store_pg.py); time is a variable the tests move.
  */
 #include "config.h"
 
@@ -117,6 +118,15 @@ io_punch_timer(void *arg, double after)
 	e->punch_at = after < 0 ? -1.0 : e->now + after;
 }
 
+/* Where the store lives: path, or the PostgreSQL database of SHOAL_TEST_STORE. */
+static const char *
+store_path(const char *path)
+{
+	const char *url = getenv("SHOAL_TEST_STORE");
+
+	return url && *url ? url : path;
+}
+
 static void
 env_init(struct env *e)
 {
@@ -133,10 +143,12 @@ env_init(struct env *e)
 	if (mkdtemp(e->dir) == NULL)
 		abort();
 	snprintf(path, sizeof(path), "%s/mediator.db", e->dir);
-	if ((e->st = store_open(path, err, sizeof(err))) == NULL) {
+	if ((e->st = store_open(store_path(path), err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s\n", err);
 		abort();
 	}
+	if (store_path(path) != path && store_clear(e->st) != 0)
+		abort();
 	io.arg = e;
 	e->m = medsrv_new(e->st, &cfg, &io);
 	e->now = 1000.0;
@@ -670,7 +682,7 @@ test_restart(void)
 	store_close(e.st);
 
 	snprintf(path, sizeof(path), "%s/mediator.db", e.dir);
-	e.st = store_open(path, err, sizeof(err));
+	e.st = store_open(store_path(path), err, sizeof(err));
 	CHECK(e.st != NULL);
 	io.arg = &e;
 	e.m = medsrv_new(e.st, &cfg, &io);

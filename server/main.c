@@ -37,6 +37,7 @@
 #include "base/log.h"
 #include "relay/sock.h"
 #include "server/chat.h"
+#include "server/cluster.h"
 #include "server/pwpool.h"
 #include "server/server.h"
 
@@ -621,6 +622,13 @@ main(int argc, char **argv)
 		log_warnx("event=startup_failed reason=out_of_memory");
 		goto out;
 	}
+	/* On PostgreSQL, other instances may share the database: presence and events between
+	 * them (a single instance pays one idle connection for it). */
+	if (o.store && (srv.cluster = cluster_new(srv.loop, o.store, srv.st, srv.med, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("event=startup_failed reason=\"%s\"", err);
+		goto out;
+	}
 	conn_start(&srv);
 	start_relay(&srv, &o, ntohl(first_addr.s_addr), first_port);
 	ev_timer_init(&srv.relay_tick_w, relay_tick_cb, 1., 1.);
@@ -657,7 +665,9 @@ main(int argc, char **argv)
 	ev_run(srv.loop, 0);
 	rc = 0;
 out:
-	/* The mediator first (it forgets sessions without calling back), then the connections. */
+	/* The cluster first (our nodes go offline for the other instances), then the mediator
+	 * (it forgets sessions without calling back), then the connections. */
+	cluster_free(srv.cluster);
 	medsrv_free(srv.med);
 	pwpool_free(srv.pw);
 	relay_sock_free(srv.relay);

@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "server/store.h"
@@ -308,6 +309,62 @@ test_networks_persist(void)
 	store_close(st);
 }
 
+/* Two processes (two mediator instances) register nodes into one database at once: every
+ * registration succeeds and no address is handed out twice. */
+enum { ALLOC_PER_PROC = 100 };
+
+static void
+test_concurrent_alloc(void)
+{
+	struct store_node n;
+	struct store *st;
+	uint8_t key[KEY_LEN];
+	pid_t pid[2];
+	int p, i, status, created, failed = 0;
+	static uint8_t seen[ALLOC_PER_PROC * 2 + 2];
+
+	st = open_named("alloc.db");
+	CHECK(st != NULL);
+	store_close(st);
+	for (p = 0; p < 2; p++) {
+		if ((pid[p] = fork()) == 0) {
+			if ((st = open_named("alloc.db")) == NULL)
+				_exit(100);
+			for (i = 0; i < ALLOC_PER_PROC; i++) {
+				memset(key, 0, KEY_LEN);
+				key[0] = (uint8_t)(0xa0 + p);
+				key[1] = (uint8_t)i;
+				if (store_node_get_or_create(st, key, RANGE, 8, &n, &created) != 0)
+					failed++;
+			}
+			store_close(st);
+			_exit(failed);
+		}
+		CHECK(pid[p] > 0);
+	}
+	for (p = 0; p < 2; p++) {
+		CHECK(waitpid(pid[p], &status, 0) == pid[p]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	st = open_named("alloc.db");
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	for (p = 0; p < 2; p++)
+		for (i = 0; i < ALLOC_PER_PROC; i++) {
+			memset(key, 0, KEY_LEN);
+			key[0] = (uint8_t)(0xa0 + p);
+			key[1] = (uint8_t)i;
+			CHECK_EQ(store_node_get(st, key, &n), 0);
+			CHECK(n.address > RANGE && n.address <= RANGE + ALLOC_PER_PROC * 2);
+			if (n.address > RANGE && n.address <= RANGE + ALLOC_PER_PROC * 2) {
+				CHECK_EQ(seen[n.address - RANGE], 0);
+				seen[n.address - RANGE] = 1;
+			}
+		}
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -327,6 +384,7 @@ main(void)
 	RUN(test_networks_persist);
 	RUN(test_small_range);
 	RUN(test_reclaim);
+	RUN(test_concurrent_alloc);
 	rc = unit_finish();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

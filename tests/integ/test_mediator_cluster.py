@@ -33,10 +33,11 @@ def start_instance(lab, name, pg_url, key_from=None):
     if key_from:
         # one mediator, several instances: they share the server key (one connection string key)
         shutil.copy(os.path.join(key_from.state, "server.key"), os.path.join(state, "server.key"))
-    p = lab.spawn([binary("shoal-server"), "--listen", "127.0.0.1:0", "--state", state, "--pwhash-fast",
+    # SHOAL_SERVER_WRAP: e.g. "valgrind -q --leak-check=full --error-exitcode=99" (manual runs)
+    p = lab.spawn(os.environ.get("SHOAL_SERVER_WRAP", "").split() + [binary("shoal-server"), "--listen", "127.0.0.1:0", "--state", state, "--pwhash-fast",
                    "--store", pg_url, "-v"], os.path.join(lab.dir, f"{name}.log"))
     url_file = os.path.join(state, "url")
-    wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 15, what=f"{name} url")
+    wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 60, what=f"{name} url")
     url = open(url_file).read().strip()
     port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
     return Server(p, url, port, state)

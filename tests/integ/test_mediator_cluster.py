@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import json
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -65,9 +66,19 @@ def main():
         bob = daemon_on(lab, b_srv, "bob")
         assert alice.address() != bob.address(), "one address space across instances"
 
+        carol = daemon_on(lab, a_srv, "carol")   # the reference: a member on alice's instance
         alice.cli("create", "lan")
+        t0 = time.monotonic()
+        carol.cli("join", "lan")
+        wait_until(lambda: online(alice, "carol"), 5, what="alice (A) sees carol (A) online")
+        same = time.monotonic() - t0
+        t0 = time.monotonic()
         bob.cli("join", "lan")
         wait_until(lambda: online(alice, "bob"), 5, what="alice (A) sees bob (B) online")
+        across = time.monotonic() - t0
+        # CLI round trips included (list is polled): a comparison, not a measure of NOTIFY alone
+        print(f"# join -> visible to alice: same instance {same * 1000:.0f} ms, across instances "
+              f"{across * 1000:.0f} ms")
         wait_until(lambda: online(bob, "alice"), 5, what="bob (B) sees alice (A) online")
         wait_until(lambda: alice.member("lan", "bob")["path"] == "direct", 15, what="direct path alice->bob")
         wait_until(lambda: bob.member("lan", "alice")["path"] == "direct", 15, what="direct path bob->alice")
@@ -92,17 +103,21 @@ def main():
             follow.wait(5)
 
         # bob stops: offline on A
+        t0 = time.monotonic()
         bob.proc.send_signal(signal.SIGTERM)
         bob.proc.wait(10)
         wait_until(lambda: online(alice, "bobby") is False, 5, what="alice sees bob offline")
+        print(f"# bob stopped -> offline for alice (A): {(time.monotonic() - t0) * 1000:.0f} ms")
 
         # bob back on B; then B dies without a word: A reaps its presence
         bob = daemon_on(lab, b_srv, "bob")       # same key, still a member; --nick bob again
         wait_until(lambda: online(alice, "bob"), 5, what="bob back online")
+        t0 = time.monotonic()
         b_srv.proc.kill()
         b_srv.proc.wait()
         wait_until(lambda: online(alice, "bob") is False, 20, what="B's nodes offline after B died")
-        print("# instance B killed: its nodes went offline for A by the heartbeat check")
+        print(f"# instance B killed: its nodes offline for A after {time.monotonic() - t0:.1f} s "
+              f"(heartbeat check; B counts as dead after 10 s of silence)")
 
 
 if __name__ == "__main__":

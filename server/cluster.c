@@ -16,6 +16,7 @@
 #include "base/keyid.h"
 #include "base/log.h"
 #include "mproto/msg.h"
+#include "server/clusterev.h"
 #include "server/mediator.h"
 #include "server/pgq.h"
 #include "server/store_backend.h"
@@ -33,7 +34,7 @@ struct cluster {
 	PGconn *db;                     /* the store's: writes (borrowed) */
 	PGconn *listen;                 /* ours: LISTEN shoal */
 	struct medsrv *med;             /* borrowed */
-	char id[17];                    /* this instance, 16 hex digits, random per start */
+	char id[CLUSTER_ID_LEN + 1];    /* this instance, 16 hex digits, random per start */
 	ev_io io_w;
 	ev_timer beat_w;
 	struct remote *remotes;
@@ -51,10 +52,26 @@ static const char schema[] =
 	");"
 	"COMMIT;";
 
-static void
-to_hex(const uint8_t key[KEY_LEN], char out[2 * KEY_LEN + 1])
+/* The event's line; NULL when it cannot be encoded (a bug: the mediator's names are valid). */
+static const char *
+payload_of(struct cluster *c, char kind, const char *network, const uint8_t *key, uint8_t val,
+    char out[CLUSTEREV_MAX])
 {
-	sodium_bin2hex(out, 2 * KEY_LEN + 1, key, KEY_LEN);
+	struct cluster_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.kind = kind;
+	memcpy(e.instance, c->id, sizeof(e.instance));
+	e.val = val;
+	if ((e.has_key = key != NULL))
+		memcpy(e.key, key, KEY_LEN);
+	if ((e.has_network = network != NULL))
+		snprintf(e.network, sizeof(e.network), "%s", network);
+	if (cluster_event_encode(&e, out, CLUSTEREV_MAX) < 0) {
+		log_warnx("event=cluster_event_unencodable kind=%c", kind);
+		return NULL;
+	}
+	return out;
 }
 
 /* ---- presence rows ---- */
@@ -163,14 +180,14 @@ publish_node(struct cluster *c, const uint8_t key[KEY_LEN])
 {
 	struct endpoint eps[MAX_ENDPOINTS];
 	uint8_t blob[1024], n;
-	char hex[2 * KEY_LEN + 1], payload[128];
+	char payload[CLUSTEREV_MAX];
 	struct pgq q;
 	size_t len;
 	int here;
 
 	here = medsrv_session_endpoints(c->med, key, eps, &n);
-	to_hex(key, hex);
-	snprintf(payload, sizeof(payload), "%c %s 0 %s -", MEDPEER_NODE, c->id, hex);
+	if (payload_of(c, MEDPEER_NODE, NULL, key, 0, payload) == NULL)
+		return;
 	if (pgq_run(c->db, "BEGIN", NULL, NULL) != 0)
 		return;
 	pgq_init(&q);
@@ -203,18 +220,16 @@ static void
 event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t val)
 {
 	struct cluster *c = arg;
-	char hex[2 * KEY_LEN + 1] = "-", payload[256];
+	char payload[CLUSTEREV_MAX];
 	struct pgq q;
 
 	if (kind == MEDPEER_NODE) {
 		publish_node(c, key);
 		return;
 	}
-	if (key)
-		to_hex(key, hex);
 	/* the store committed the change already: the listener reads it after this */
-	snprintf(payload, sizeof(payload), "%c %s %u %s %s", kind, c->id, val, hex,
-	    network ? network : "-");
+	if (payload_of(c, kind, network, key, val, payload) == NULL)
+		return;
 	pgq_init(&q);
 	pgq_text(&q, payload);
 	(void)pgq_run(c->db, "SELECT pg_notify('shoal', $1)", &q, NULL);
@@ -225,28 +240,23 @@ event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t 
 static void
 apply(struct cluster *c, const char *payload)
 {
-	char kind, inst[40], hex[2 * KEY_LEN + 1], network[NAME_MAX_LEN + 1];
-	uint8_t key[KEY_LEN];
-	unsigned val;
-	int off = 0;
+	struct cluster_event e;
 
-	if (sscanf(payload, "%c %39s %u %64s %n", &kind, inst, &val, hex, &off) != 4 ||
-	    off == 0 || val > 255)
-		goto bad;
-	if (strcmp(inst, c->id) == 0)
+	if (cluster_event_decode(payload, &e) != 0) {
+		log_warnx("event=cluster_event_bad length=%zu", strlen(payload));
+		return;
+	}
+	if (strcmp(e.instance, c->id) == 0)
 		return;                 /* our own */
-	snprintf(network, sizeof(network), "%s", payload + off);
-	if (strcmp(hex, "-") != 0 && (strlen(hex) != 2 * KEY_LEN ||
-	    sodium_hex2bin(key, KEY_LEN, hex, strlen(hex), NULL, NULL, NULL) != 0))
-		goto bad;
-	log_debug("event=cluster_event kind=%c from=%s network=\"%s\"", kind, inst, network);
-	if (kind == MEDPEER_NODE)
-		remote_load(c, key);
-	medsrv_peer_event(c->med, kind, strcmp(network, "-") ? network : NULL,
-	    strcmp(hex, "-") ? key : NULL, (uint8_t)val);
-	return;
-bad:
-	log_warnx("event=cluster_event_bad length=%zu", strlen(payload));
+	log_debug("event=cluster_event kind=%c from=%s network=\"%s\"", e.kind, e.instance,
+	    e.network);
+	if (e.kind == MEDPEER_NODE && e.has_key)
+		remote_load(c, e.key);
+	if ((e.kind == MEDPEER_NODE || e.kind == MEDPEER_CHAT || e.kind == MEDPEER_KICKED ||
+	    e.kind == MEDPEER_MEMBER || e.kind == MEDPEER_GONE) && !e.has_key)
+		return;                 /* these name a node */
+	medsrv_peer_event(c->med, e.kind, e.has_network ? e.network : NULL,
+	    e.has_key ? e.key : NULL, e.val);
 }
 
 static void

@@ -64,13 +64,31 @@ pgq_exec(PGconn *c, const char *sql, const struct pgq *q, int *exists)
 	ExecStatusType st;
 	const char *state;
 
+	PGTransactionStatusType before = PQtransactionStatus(c);
+	int retried = 0;
+
 	if (exists)
 		*exists = 0;
+again:
 	r = PQexecParams(c, sql, q ? q->n : 0, NULL, q ? q->val : NULL, q ? q->len : NULL,
 	    q ? q->fmt : NULL, 0);
 	st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
+	/* The connection broke (PostgreSQL restarted, a proxy dropped it): reconnect, and run the
+	 * statement again when it was on its own. One inside a transaction fails: the transaction
+	 * is gone with the connection, and the caller reports a database error. */
+	if (PQstatus(c) == CONNECTION_BAD && !retried) {
+		retried = 1;
+		PQclear(r);
+		log_warnx("event=store_reconnect backend=postgresql");
+		PQreset(c);
+		if (PQstatus(c) == CONNECTION_OK && (before == PQTRANS_IDLE ||
+		    before == PQTRANS_UNKNOWN) && strncmp(sql, "COMMIT", 6) != 0 &&
+		    strncmp(sql, "ROLLBACK", 8) != 0)
+			goto again;
+		r = NULL;
+	}
 	state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 	if (state && strcmp(state, "23505") == 0 && exists) {
 		*exists = 1;
@@ -83,12 +101,6 @@ pgq_exec(PGconn *c, const char *sql, const struct pgq *q, int *exists)
 		    "error=\"%s\"", sql, state ? state : "-", msg);
 	}
 	PQclear(r);
-	/* A broken connection (the server restarted) is reopened for the next statement; this
-	 * one failed, which the caller reports as a database error. */
-	if (PQstatus(c) == CONNECTION_BAD) {
-		log_warnx("event=store_reconnect backend=postgresql");
-		PQreset(c);
-	}
 	return NULL;
 }
 

@@ -5,7 +5,7 @@ listening only on a Unix socket in that directory, so nothing leaks onto the net
     with PgServer() as pg:          # raises PgUnavailable when the package is absent
         url = pg.url                # postgresql:///shoal?host=DIR&port=PORT&user=USER
 
-Not wired into any test yet (issue 13, PostgreSQL store: see the pgstore branch report)."""
+Used by test_store_pg.py and test_mediator_cluster.py (issue 13)."""
 
 import glob
 import os
@@ -72,6 +72,12 @@ class PgServer:
         self.url = "postgresql:///%s?host=%s&port=%d&user=%s" % (self.dbname, self.dir,
                                                                  self.port, self.user)
         return self
+
+    def restart(self):
+        """Fast restart: every client connection is cut (pg_ctl reuses the start options)."""
+        # -l: without it the new server would keep our stdout pipe open, and run() would wait forever
+        self._run(os.path.join(self.bindir, "pg_ctl"), "-D", os.path.join(self.dir, "data"), "-m", "fast",
+                  "-w", "-l", os.path.join(self.dir, "log"), "restart")
 
     def psql(self, sql):
         return self._run(os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-d", self.url,

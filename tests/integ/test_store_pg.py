@@ -5,7 +5,9 @@ pg_ctl in a temporary directory, Unix socket only):
   with SHOAL_TEST_STORE naming the database, so both backends pass the same tests;
 - two real mediator scenarios run with `shoal-server --store postgresql://...`: networks
   (create, join, presence, evict: test_networks.py) and chat delivery with its mailbox across a
-  mediator restart (test_chat.py), each on a fresh database.
+  mediator restart (test_chat.py), each on a fresh database;
+- PostgreSQL restarts under a running mediator (every connection cut): the next request
+  succeeds (the store reconnects and runs it again), and the LISTEN connection comes back.
 Skipped only when PostgreSQL is not installed (scripts/deps.sh installs it).
 """
 import os
@@ -13,7 +15,7 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import BUILD  # noqa: E402
+from harness import BUILD, Lab, wait_until  # noqa: E402
 import pgserver  # noqa: E402
 
 SKIP = 77
@@ -32,6 +34,30 @@ def run_one(argv, url):
     return r.returncode == 0
 
 
+def pg_restart_scenario(pg, url):
+    os.environ["SHOAL_TEST_STORE"] = url
+    try:
+        with Lab("pgrestart") as lab:
+            lab.start_server()
+            a = lab.start_daemon("alice")
+            a.cli("create", "before")
+            pg.restart()
+            a.cli("create", "after")     # the first statement after the cut: reconnect, run again
+            assert a.network("after") and a.network("before")
+            log = os.path.join(lab.dir, "server.log")
+            wait_until(lambda: "event=cluster_listen_back" in open(log).read(), 10,
+                       what="the LISTEN connection back")
+            assert "event=store_reconnect" in open(log).read()
+        print("# postgresql restart under a running mediator: next request ok, LISTEN back")
+        return True
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        return False
+    finally:
+        del os.environ["SHOAL_TEST_STORE"]
+
+
 def main():
     if pgserver.pg_bindir() is None:
         print("SKIP: PostgreSQL not installed (Debian package `postgresql`; scripts/deps.sh installs it)")
@@ -45,6 +71,8 @@ def main():
             db = f"scenario{i}"
             pg.psql(f"CREATE DATABASE {db}")
             ok &= run_one([sys.executable, os.path.join(here, t)], pg.url.replace("/shoal?", f"/{db}?", 1))
+        pg.psql("CREATE DATABASE restart")
+        ok &= pg_restart_scenario(pg, pg.url.replace("/shoal?", "/restart?", 1))
     print("1 passed, 0 failed" if ok else "0 passed, 1 failed")
     sys.exit(0 if ok else 1)
 

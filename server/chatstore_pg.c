@@ -13,7 +13,7 @@
 #include "server/pgq.h"
 #include "server/store_backend.h"
 
-#define PG(st) ((PGconn *)store_pg_conn(st))
+#define PG(st) store_pg_conn(st)
 
 static int
 pg_resend(struct store *st, const uint8_t sender[KEY_LEN], uint32_t client_id)
@@ -37,7 +37,7 @@ pg_resend(struct store *st, const uint8_t sender[KEY_LEN], uint32_t client_id)
 
 /* Puts log entry id in node's mailbox under its next number, then trims the mailbox. */
 static int
-box_put(PGconn *c, const uint8_t node[KEY_LEN], int64_t id, unsigned box_max)
+box_put(struct pgq_conn *c, const uint8_t node[KEY_LEN], int64_t id, unsigned box_max)
 {
 	struct pgq q;
 	PGresult *r;
@@ -63,7 +63,7 @@ box_put(PGconn *c, const uint8_t node[KEY_LEN], int64_t id, unsigned box_max)
 }
 
 static int
-log_put(PGconn *c, const char *conv, const struct chat_row *r, int64_t *id)
+log_put(struct pgq_conn *c, const char *conv, const struct chat_row *r, int64_t *id)
 {
 	struct pgq q;
 	PGresult *res;
@@ -94,7 +94,7 @@ static int
 pg_add(struct store *st, const char *conv, const struct chat_row *r,
     const uint8_t (*to)[KEY_LEN], size_t n, unsigned keep, unsigned box_max)
 {
-	PGconn *c = PG(st);
+	struct pgq_conn *c = PG(st);
 	struct pgq q;
 	int64_t id;
 	size_t i;

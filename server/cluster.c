@@ -31,7 +31,7 @@ struct remote {
 
 struct cluster {
 	struct ev_loop *loop;
-	PGconn *db;                     /* the store's: writes (borrowed) */
+	struct pgq_conn *db;            /* the store's: writes (borrowed) */
 	PGconn *listen;                 /* ours: LISTEN shoal */
 	struct medsrv *med;             /* borrowed */
 	char id[CLUSTER_ID_LEN + 1];    /* this instance, 16 hex digits, random per start */
@@ -174,7 +174,9 @@ remote_cb(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *
 
 /* ---- events out ---- */
 
-/* key's session here changed: its row (written or deleted) and the event, one transaction. */
+/* key's session here changed: its row (written or deleted) and the event, one statement (so
+ * one transaction and one round trip: this runs for every connect, disconnect and endpoint
+ * change). */
 static void
 publish_node(struct cluster *c, const uint8_t key[KEY_LEN])
 {
@@ -183,37 +185,26 @@ publish_node(struct cluster *c, const uint8_t key[KEY_LEN])
 	char payload[CLUSTEREV_MAX];
 	struct pgq q;
 	size_t len;
-	int here;
 
-	here = medsrv_session_endpoints(c->med, key, eps, &n);
 	if (payload_of(c, MEDPEER_NODE, NULL, key, 0, payload) == NULL)
-		return;
-	if (pgq_run(c->db, "BEGIN", NULL, NULL) != 0)
 		return;
 	pgq_init(&q);
 	pgq_bin(&q, key, KEY_LEN);
 	pgq_text(&q, c->id);
-	if (here) {
+	pgq_text(&q, payload);
+	if (medsrv_session_endpoints(c->med, key, eps, &n)) {
 		len = eps_encode(key, eps, n, blob, sizeof(blob));
 		pgq_bin(&q, blob, len);
-		if (pgq_run(c->db, "INSERT INTO presence (node, instance, endpoints) VALUES "
-		    "($1, $2, $3) ON CONFLICT (node) DO UPDATE SET instance = excluded.instance, "
-		    "endpoints = excluded.endpoints", &q, NULL) != 0)
-			goto rollback;
+		(void)pgq_run(c->db, "WITH up AS (INSERT INTO presence (node, instance, endpoints) "
+		    "VALUES ($1, $2, $4) ON CONFLICT (node) DO UPDATE SET instance = "
+		    "excluded.instance, endpoints = excluded.endpoints RETURNING 1) "
+		    "SELECT pg_notify('shoal', $3) FROM up", &q, NULL);
 		remote_forget(c, key);
-	} else if (pgq_run(c->db, "DELETE FROM presence WHERE node = $1 AND instance = $2", &q,
-	    NULL) != 0) {
+	} else {
 		/* only our own row: the node may be on another instance already */
-		goto rollback;
+		(void)pgq_run(c->db, "WITH d AS (DELETE FROM presence WHERE node = $1 AND "
+		    "instance = $2) SELECT pg_notify('shoal', $3)", &q, NULL);
 	}
-	pgq_init(&q);
-	pgq_text(&q, payload);
-	if (pgq_run(c->db, "SELECT pg_notify('shoal', $1)", &q, NULL) != 0 ||
-	    pgq_run(c->db, "COMMIT", NULL, NULL) != 0)
-		goto rollback;
-	return;
-rollback:
-	(void)pgq_run(c->db, "ROLLBACK", NULL, NULL);
 }
 
 static void
@@ -371,13 +362,13 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 		return NULL;
 	}
 	c->loop = loop;
-	c->db = (PGconn *)store_pg_conn(st);
+	c->db = store_pg_conn(st);
 	c->med = med;
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(c->id, sizeof(c->id), rnd, sizeof(rnd));
-	r = PQexec(c->db, schema);
+	r = PQexec(pgq_raw(c->db), schema);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		snprintf(err, errlen, "cluster schema: %s", PQerrorMessage(c->db));
+		snprintf(err, errlen, "cluster schema: %s", PQerrorMessage(pgq_raw(c->db)));
 		PQclear(r);
 		goto fail;
 	}

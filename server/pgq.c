@@ -9,8 +9,108 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <uthash.h>
 
 #include "base/log.h"
+
+struct stmt {                            /* one prepared statement, by its SQL's address */
+	const char *sql;
+	char name[16];
+	UT_hash_handle hh;
+};
+
+struct pgq_conn {
+	PGconn *c;
+	struct stmt *stmts;
+	unsigned next;
+};
+
+static void
+forget_stmts(struct pgq_conn *c)
+{
+	struct stmt *s, *t;
+
+	HASH_ITER(hh, c->stmts, s, t) {
+		HASH_DEL(c->stmts, s);
+		free(s);
+	}
+}
+
+/* NOTICEs ("relation already exists, skipping", "no transaction in progress" after a
+ * reconnect) are expected: one debug line each instead of libpq's stderr default. */
+static void
+notice(void *arg, const char *msg)
+{
+	(void)arg;
+	log_debug("event=store_notice backend=postgresql text=\"%.*s\"",
+	    (int)strcspn(msg, "\"\n"), msg);
+}
+
+struct pgq_conn *
+pgq_connect(const char *url, char *err, size_t errlen)
+{
+	struct pgq_conn *c;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->c = PQconnectdb(url);
+	if (c->c == NULL || PQstatus(c->c) != CONNECTION_OK) {
+		snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
+		    c->c ? PQerrorMessage(c->c) : "out of memory");
+		for (char *p = err; *p; p++)
+			if (*p == '\n' || *p == '"')
+				*p = *p == '"' ? '\'' : ' ';
+		PQfinish(c->c);
+		free(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c->c, notice, NULL);
+	return c;
+}
+
+void
+pgq_close(struct pgq_conn *c)
+{
+	if (c == NULL)
+		return;
+	forget_stmts(c);
+	PQfinish(c->c);
+	free(c);
+}
+
+PGconn *
+pgq_raw(struct pgq_conn *c)
+{
+	return c->c;
+}
+
+/* The name of sql's prepared statement, preparing it on first use; NULL on failure (the
+ * result, for the error, in *fail). */
+static const char *
+prepared(struct pgq_conn *c, const char *sql, int n, PGresult **fail)
+{
+	struct stmt *s;
+	PGresult *r;
+
+	HASH_FIND_PTR(c->stmts, &sql, s);
+	if (s != NULL)
+		return s->name;
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->sql = sql;
+	snprintf(s->name, sizeof(s->name), "s%u", c->next++);
+	r = PQprepare(c->c, s->name, sql, n, NULL);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		*fail = r;
+		free(s);
+		return NULL;
+	}
+	PQclear(r);
+	HASH_ADD_PTR(c->stmts, sql, s);
+	return s->name;
+}
 
 void
 pgq_init(struct pgq *q)
@@ -58,20 +158,23 @@ pgq_null(struct pgq *q)
 }
 
 PGresult *
-pgq_exec(PGconn *c, const char *sql, const struct pgq *q, int *exists)
+pgq_exec(struct pgq_conn *pc, const char *sql, const struct pgq *q, int *exists)
 {
+	PGconn *c = pc->c;
+	PGTransactionStatusType before = PQtransactionStatus(c);
 	PGresult *r;
 	ExecStatusType st;
-	const char *state;
-
-	PGTransactionStatusType before = PQtransactionStatus(c);
+	const char *state, *name;
 	int retried = 0;
 
 	if (exists)
 		*exists = 0;
 again:
-	r = PQexecParams(c, sql, q ? q->n : 0, NULL, q ? q->val : NULL, q ? q->len : NULL,
-	    q ? q->fmt : NULL, 0);
+	r = NULL;
+	if (q == NULL)
+		r = PQexec(c, sql);
+	else if ((name = prepared(pc, sql, q->n, &r)) != NULL)
+		r = PQexecPrepared(c, name, q->n, q->val, q->len, q->fmt, 0);
 	st = PQresultStatus(r);
 	if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
 		return r;
@@ -83,6 +186,7 @@ again:
 		PQclear(r);
 		log_warnx("event=store_reconnect backend=postgresql");
 		PQreset(c);
+		forget_stmts(pc);       /* prepared statements live in the old session */
 		if (PQstatus(c) == CONNECTION_OK && (before == PQTRANS_IDLE ||
 		    before == PQTRANS_UNKNOWN) && strncmp(sql, "COMMIT", 6) != 0 &&
 		    strncmp(sql, "ROLLBACK", 8) != 0)
@@ -105,7 +209,7 @@ again:
 }
 
 int
-pgq_run(PGconn *c, const char *sql, const struct pgq *q, unsigned *changed)
+pgq_run(struct pgq_conn *c, const char *sql, const struct pgq *q, unsigned *changed)
 {
 	int exists;
 	PGresult *r = pgq_exec(c, sql, q, &exists);

@@ -67,6 +67,6 @@ extern const struct chatstore_ops chatstore_pg_ops;
 
 /* Each backend's own handle, for its chatstore half over the same connection. */
 struct sqlite3 *store_sqlite_db(struct store *st);
-struct pg_conn *store_pg_conn(struct store *st);
+struct pgq_conn *store_pg_conn(struct store *st);
 
 #endif

@@ -19,7 +19,7 @@
 
 struct store_pg {                        /* owned by the server context (or a test) */
 	struct store base;
-	PGconn *c;
+	struct pgq_conn *c;
 };
 
 #define PG(st) (((struct store_pg *)(st))->c)
@@ -108,19 +108,14 @@ store_pg_open(const char *url, char *err, size_t errlen)
 	sp->base.ops = &pg_ops;
 	sp->base.chat = &chatstore_pg_ops;
 	sp->base.kind = "postgresql";
-	sp->c = PQconnectdb(url);
-	if (sp->c == NULL || PQstatus(sp->c) != CONNECTION_OK) {
-		snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
-		    sp->c ? PQerrorMessage(sp->c) : "out of memory");
-		err[strcspn(err, "\n")] = '\0';
-		goto fail;
+	if ((sp->c = pgq_connect(url, err, errlen)) == NULL) {
+		free(sp);
+		return NULL;
 	}
-	/* NOTICEs ("relation already exists, skipping") are not ours to print */
-	r = PQexec(sp->c, "SET client_min_messages = warning");
-	PQclear(r);
-	r = PQexec(sp->c, schema);
+	r = PQexec(pgq_raw(sp->c), schema);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-		snprintf(err, errlen, "cannot initialise the schema: %s", PQerrorMessage(sp->c));
+		snprintf(err, errlen, "cannot initialise the schema: %s",
+		    PQerrorMessage(pgq_raw(sp->c)));
 		err[strcspn(err, "\n")] = '\0';
 		PQclear(r);
 		goto fail;
@@ -132,21 +127,21 @@ fail:
 	for (char *p = err; *p; p++)
 		if (*p == '"')
 			*p = '\'';
-	PQfinish(sp->c);
+	pgq_close(sp->c);
 	free(sp);
 	return NULL;
 }
 
-struct pg_conn *
+struct pgq_conn *
 store_pg_conn(struct store *st)
 {
-	return (struct pg_conn *)PG(st);
+	return PG(st);
 }
 
 static void
 pg_close(struct store *st)
 {
-	PQfinish(PG(st));
+	pgq_close(PG(st));
 	free(st);
 }
 

@@ -294,29 +294,43 @@ listen_start(struct cluster *c, const char *url)
 }
 
 /* Every presence row of the other instances (at start, and after the LISTEN connection came
- * back: events may have been missed meanwhile). */
+ * back: events may have been missed meanwhile). repush: the nodes that were or are remote get
+ * their state pushed to this instance's sessions again (after an outage; none at start). */
 static void
-remotes_reload(struct cluster *c)
+remotes_reload(struct cluster *c, int repush)
 {
 	uint8_t key[KEY_LEN], blob[1024];
+	uint8_t (*old)[KEY_LEN] = NULL;
 	struct remote *r, *t;
+	size_t n_old = 0, k = 0;
 	struct pgq q;
 	PGresult *res;
 	int i;
 
+	if (repush && (n_old = HASH_COUNT(c->remotes)) > 0 &&
+	    (old = calloc(n_old, KEY_LEN)) == NULL)
+		n_old = 0;
 	HASH_ITER(hh, c->remotes, r, t) {
+		if (old != NULL && k < n_old)
+			memcpy(old[k++], r->key, KEY_LEN);
 		HASH_DEL(c->remotes, r);
 		free(r);
 	}
 	pgq_init(&q);
 	pgq_text(&q, c->id);
-	if ((res = pgq_exec(c->db, "SELECT node, endpoints FROM presence WHERE instance <> $1", &q,
-	    NULL)) == NULL)
-		return;
-	for (i = 0; i < PQntuples(res); i++)
+	res = pgq_exec(c->db, "SELECT node, endpoints FROM presence WHERE instance <> $1", &q, NULL);
+	for (i = 0; res != NULL && i < PQntuples(res); i++)
 		if (pgq_get_bin(res, i, 0, key, KEY_LEN) == KEY_LEN)
 			remote_set(c, key, blob, pgq_get_blob(res, i, 1, blob, sizeof(blob)));
 	PQclear(res);
+	if (!repush)
+		return;
+	/* gone while we were deaf, then the ones there now (a few pushes twice: harmless) */
+	for (k = 0; k < n_old; k++)
+		medsrv_peer_event(c->med, MEDPEER_NODE, NULL, old[k], 0);
+	free(old);
+	HASH_ITER(hh, c->remotes, r, t)
+		medsrv_peer_event(c->med, MEDPEER_NODE, NULL, r->key, 0);
 }
 
 /* Our heartbeat; the rows of instances that stopped beating go, each with its event. */
@@ -344,7 +358,7 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		ev_io_stop(c->loop, &c->io_w);
 		if (listen_start(c, NULL) == 0) {
 			log_info("event=cluster_listen_back");
-			remotes_reload(c);
+			remotes_reload(c, 1);
 		}
 	}
 }
@@ -381,7 +395,7 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 	ev_timer_init(&c->beat_w, beat_cb, 0.0, CLUSTER_BEAT_S);
 	c->beat_w.data = c;
 	ev_timer_start(loop, &c->beat_w);
-	remotes_reload(c);
+	remotes_reload(c, 0);
 	medsrv_set_peers(med, &(struct medsrv_peers){ .event = event_cb, .remote = remote_cb,
 	    .arg = c });
 	log_info("event=cluster_joined instance=%s remote_nodes=%u", c->id,

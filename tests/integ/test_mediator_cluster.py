@@ -6,7 +6,8 @@ machine"), in a private network namespace, with a real PostgreSQL (pgserver.py),
   online, with endpoints, and they ping each other over the virtual network on a direct path;
 - a nick change on B reaches alice on A; a network chat message from A reaches bob on B live;
 - bob stops: alice sees him offline (presence row deleted, NOTIFY);
-- bob back on B, then instance B is killed with SIGKILL: its presence rows outlive it until
+- bob back on B; PostgreSQL restarts: both instances LISTEN again and events flow (a nick
+  change); then instance B is killed with SIGKILL: its presence rows outlive it until
   A's heartbeat check finds B silent and deletes them, and alice sees bob offline.
 Presence travels by LISTEN/NOTIFY only (server/cluster.c). Skipped only when PostgreSQL is not
 installed.
@@ -112,10 +113,20 @@ def main():
         # bob back on B; then B dies without a word: A reaps its presence
         bob = daemon_on(lab, b_srv, "bob")       # same key, still a member; --nick bob again
         wait_until(lambda: online(alice, "bob"), 5, what="bob back online")
+        # PostgreSQL restarts (every connection cut): both instances listen again, events flow
+        pg.restart()
+        for name in ("medA", "medB"):
+            log = os.path.join(lab.dir, f"{name}.log")
+            wait_until(lambda: "event=cluster_listen_back" in open(log).read(), 10,
+                       what=f"{name} listening again")
+        bob.cli("set-nick", "bob-again")
+        wait_until(lambda: online(alice, "bob-again"), 5, what="an event after the restart")
+        print("# postgresql restarted: both instances listen again, events flow")
+
         t0 = time.monotonic()
         b_srv.proc.kill()
         b_srv.proc.wait()
-        wait_until(lambda: online(alice, "bob") is False, 20, what="B's nodes offline after B died")
+        wait_until(lambda: online(alice, "bob-again") is False, 20, what="B's nodes offline after B died")
         print(f"# instance B killed: its nodes offline for A after {time.monotonic() - t0:.1f} s "
               f"(heartbeat check; B counts as dead after 10 s of silence)")
 

@@ -37,6 +37,7 @@ struct cluster {
 	char id[CLUSTER_ID_LEN + 1];    /* this instance, 16 hex digits, random per start */
 	ev_io io_w;
 	ev_timer beat_w;
+	unsigned long beats;
 	struct remote *remotes;
 };
 
@@ -333,20 +334,38 @@ remotes_reload(struct cluster *c, int repush)
 		medsrv_peer_event(c->med, MEDPEER_NODE, NULL, r->key, 0);
 }
 
+static void
+republish_cb(void *arg, const uint8_t key[KEY_LEN])
+{
+	publish_node(arg, key);
+}
+
 /* Our heartbeat; the rows of instances that stopped beating go, each with its event. */
 static void
 beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct cluster *c = w->data;
 	struct pgq q;
+	PGresult *r;
+	int inserted = 0;
 
 	(void)loop;
 	(void)revents;
 	pgq_init(&q);
 	pgq_text(&q, c->id);
-	(void)pgq_run(c->db, "INSERT INTO instances (id, heartbeat) VALUES ($1, "
+	/* xmax = 0: the row is new. After the first beat that means the others took us for dead
+	 * (our loop stood still past CLUSTER_DEAD_S) and deleted our nodes: write them again. */
+	if ((r = pgq_exec(c->db, "INSERT INTO instances (id, heartbeat) VALUES ($1, "
 	    "extract(epoch from now())::bigint) ON CONFLICT (id) DO UPDATE SET heartbeat = "
-	    "excluded.heartbeat", &q, NULL);
+	    "excluded.heartbeat RETURNING (xmax = 0)", &q, NULL)) != NULL) {
+		inserted = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+		PQclear(r);
+	}
+	if (inserted && c->beats > 0) {
+		log_warnx("event=cluster_revived instance=%s", c->id);
+		medsrv_sessions_each(c->med, republish_cb, c);
+	}
+	c->beats++;
 	pgq_int(&q, CLUSTER_DEAD_S);
 	(void)pgq_run(c->db, "WITH dead AS (DELETE FROM instances WHERE heartbeat < "
 	    "extract(epoch from now())::bigint - $2 AND id <> $1 RETURNING id), "

@@ -2231,6 +2231,16 @@ medsrv_set_peers(struct medsrv *m, const struct medsrv_peers *p)
 	m->peers = *p;
 }
 
+void
+medsrv_sessions_each(struct medsrv *m, void (*cb)(void *arg, const uint8_t key[KEY_LEN]),
+    void *arg)
+{
+	struct msess *s, *t;
+
+	HASH_ITER(hh_key, m->by_key, s, t)
+		cb(arg, s->key);
+}
+
 int
 medsrv_session_endpoints(struct medsrv *m, const uint8_t key[KEY_LEN],
     struct endpoint eps[MAX_ENDPOINTS], uint8_t *n)

@@ -162,6 +162,10 @@ struct medsrv_peers {
 void medsrv_set_peers(struct medsrv *m, const struct medsrv_peers *p);
 void medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_t *key,
     uint8_t val);
+/* cb for the key of every session connected here (cluster.c writes them all again after the
+ * other instances took this one for dead). cb must not open or close sessions. */
+void medsrv_sessions_each(struct medsrv *m, void (*cb)(void *arg, const uint8_t key[KEY_LEN]),
+    void *arg);
 /* key's session here, with the endpoints MEMBER would carry: 1, or 0 when not connected here. */
 int medsrv_session_endpoints(struct medsrv *m, const uint8_t key[KEY_LEN],
     struct endpoint eps[MAX_ENDPOINTS], uint8_t *n);

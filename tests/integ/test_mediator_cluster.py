@@ -7,7 +7,9 @@ machine"), in a private network namespace, with a real PostgreSQL (pgserver.py),
 - a nick change on B reaches alice on A; a network chat message from A reaches bob on B live;
 - bob stops: alice sees him offline (presence row deleted, NOTIFY);
 - bob back on B; PostgreSQL restarts: both instances LISTEN again and events flow (a nick
-  change); then instance B is killed with SIGKILL: its presence rows outlive it until
+  change); instance B freezes (SIGSTOP) past the grace: its nodes go offline for A, and come
+  back when B resumes (it finds itself reaped and writes them again); then instance B is
+  killed with SIGKILL: its presence rows outlive it until
   A's heartbeat check finds B silent and deletes them, and alice sees bob offline.
 Presence travels by LISTEN/NOTIFY only (server/cluster.c). Skipped only when PostgreSQL is not
 installed.
@@ -122,6 +124,16 @@ def main():
         bob.cli("set-nick", "bob-again")
         wait_until(lambda: online(alice, "bob-again"), 5, what="an event after the restart")
         print("# postgresql restarted: both instances listen again, events flow")
+
+        # B stands still past the 10 s grace (SIGSTOP): A takes it for dead and bob goes offline;
+        # B resumes, finds itself reaped and writes its nodes again: bob is back for alice
+        b_srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: online(alice, "bob-again") is False, 20, what="B taken for dead")
+        finally:
+            b_srv.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: online(alice, "bob-again"), 10, what="B's nodes back after B resumed")
+        print("# instance B frozen past the grace, then resumed: its nodes offline, then back")
 
         t0 = time.monotonic()
         b_srv.proc.kill()

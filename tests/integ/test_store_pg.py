@@ -3,9 +3,10 @@ The PostgreSQL store (issue 13), against a real PostgreSQL (tests/integ/pgserver
 pg_ctl in a temporary directory, Unix socket only):
 - the store and mediator unit tests (tests/unit/test_store, tests/unit/test_mediator) run again
   with SHOAL_TEST_STORE naming the database, so both backends pass the same tests;
-- two real mediator scenarios run with `shoal-server --store postgresql://...`: networks
+- three real mediator scenarios run with `shoal-server --store postgresql://...`: networks
   (create, join, presence, evict: test_networks.py) and chat delivery with its mailbox across a
-  mediator restart (test_chat.py), each on a fresh database;
+  mediator restart (test_chat.py), eviction cutting live traffic (test_evict.py), each on a
+  fresh database;
 - PostgreSQL restarts under a running mediator (every connection cut): the next request
   succeeds (the store reconnects and runs it again), and the LISTEN connection comes back.
 Skipped only when PostgreSQL is not installed (scripts/deps.sh installs it).
@@ -21,7 +22,7 @@ import pgserver  # noqa: E402
 SKIP = 77
 
 UNITS = ["tests/unit/test_store", "tests/unit/test_mediator"]
-SCENARIOS = ["test_networks.py", "test_chat.py"]
+SCENARIOS = ["test_networks.py", "test_chat.py", "test_evict.py"]
 
 
 def run_one(argv, url):

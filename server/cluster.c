@@ -277,7 +277,7 @@ listen_start(struct cluster *c, const char *url)
 	PGresult *r;
 
 	if (c->listen == NULL)
-		c->listen = PQconnectdb(url);
+		c->listen = pgq_dial(url);
 	else
 		PQreset(c->listen);
 	if (c->listen == NULL || PQstatus(c->listen) != CONNECTION_OK)

@@ -46,6 +46,16 @@ notice(void *arg, const char *msg)
 	    (int)strcspn(msg, "\"\n"), msg);
 }
 
+PGconn *
+pgq_dial(const char *url)
+{
+	/* later keywords override earlier ones: the URL's own connect_timeout wins */
+	static const char *const keys[] = { "connect_timeout", "dbname", NULL };
+	const char *vals[] = { "5", url, NULL };
+
+	return PQconnectdbParams(keys, vals, 1);
+}
+
 struct pgq_conn *
 pgq_connect(const char *url, char *err, size_t errlen)
 {
@@ -55,7 +65,7 @@ pgq_connect(const char *url, char *err, size_t errlen)
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
-	c->c = PQconnectdb(url);
+	c->c = pgq_dial(url);
 	if (c->c == NULL || PQstatus(c->c) != CONNECTION_OK) {
 		snprintf(err, errlen, "cannot connect to PostgreSQL: %s",
 		    c->c ? PQerrorMessage(c->c) : "out of memory");

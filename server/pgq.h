@@ -18,6 +18,9 @@ enum { PGQ_MAX_PARAMS = 12 };
 
 struct pgq_conn;
 
+/* libpq's PQconnectdb with connect_timeout 5 s unless url sets its own: libpq waits forever
+ * by default, and every call here runs on the mediator's loop. */
+PGconn *pgq_dial(const char *url);
 /* NULL with libpq's reason in err (one line). */
 struct pgq_conn *pgq_connect(const char *url, char *err, size_t errlen);
 void pgq_close(struct pgq_conn *c);

@@ -2264,6 +2264,10 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 
 	switch (kind) {
 	case MEDPEER_NODE:
+		/* It connected to another instance since: the session here is stale, as an older
+		 * connection with the same key is on one instance (handle_hello). */
+		if ((s = find_session(m, key)) != NULL && peer_remote(m, key, NULL, NULL))
+			session_kick(m, s, "replaced_elsewhere");
 		node_push(m, key, NULL, NULL);
 		return;
 	case MEDPEER_CHAT:

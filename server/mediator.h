@@ -140,7 +140,8 @@ const struct medsrv_stats *medsrv_stats(const struct medsrv *m);
  * Several instances on one PostgreSQL store (server/cluster.c). The mediator tells the other
  * instances what changed through `event`, and asks `remote` whether a node is connected to
  * another instance (and where it can be reached): such a node counts as online. Kinds:
- *   MEDPEER_NODE     key's presence, endpoints or nick changed (network NULL)
+ *   MEDPEER_NODE     key's presence, endpoints or nick changed (network NULL); a session of
+ *                    key here is dropped when key is now connected to another instance
  *   MEDPEER_MEMBER   key's membership in network changed (joined, approved, online switch)
  *   MEDPEER_GONE     key left network (val: it was pending)
  *   MEDPEER_KICKED   key's own session, wherever it is, gets NETWORK_GONE (val: the reason)

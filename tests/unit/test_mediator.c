@@ -1832,6 +1832,8 @@ test_instances(void)
 	struct medsrv *a, *b;
 	const struct msg_member *mm;
 	const struct msg *g;
+	struct endpoint eps[MAX_ENDPOINTS];
+	uint8_t n_eps;
 
 	env_init(&e);
 	io.arg = &e;
@@ -1874,6 +1876,20 @@ test_instances(void)
 	disconnect_node(&e, 1);
 	mm = member_about(&e, 0, 1);
 	CHECK(mm != NULL && mm->flags == MEMF_ACTIVE && mm->n_endpoints == 0);
+
+	/* bob connects to a while b still holds his old session (a failover before b noticed):
+	 * b drops the stale one, and the owner sees bob online with a's view of him */
+	connect_node(&e, 1, "");
+	e.m = a;
+	clear(&e);
+	connect_node(&e, 1, "");
+	CHECK_EQ(e.f[1].kicked, 1);
+	CHECK(medsrv_session_endpoints(b, e.f[1].key, eps, &n_eps) == 0);
+	CHECK(medsrv_session_endpoints(a, e.f[1].key, eps, &n_eps) == 1);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm != NULL && mm->flags == MEMF_ON);
+	disconnect_node(&e, 1);
+	e.m = b;
 
 	/* back on b; the owner on a evicts him: bob's own session (on b) is told */
 	connect_node(&e, 1, "");

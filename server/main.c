@@ -38,6 +38,7 @@
 #include "base/log.h"
 #include "relay/sock.h"
 #include "server/chat.h"
+#include "server/cluster.h"
 #include "server/pwpool.h"
 #include "server/server.h"
 
@@ -46,6 +47,7 @@ struct options {                         /* read-only after parse_options */
 	char listen_host[SRV_MAX_LISTEN][256];
 	uint16_t listen_port[SRV_MAX_LISTEN];
 	const char *state_dir;
+	const char *store;              /* --store URL; NULL: STATE/mediator.db */
 	uint32_t range;
 	uint8_t prefix_len;
 	const char *public_host;
@@ -65,7 +67,8 @@ usage(FILE *f)
 	fprintf(f, "usage: shoal-server --listen HOST:PORT [--listen HOST:PORT ...] --state DIR\n"
 	    "                    [--range 5.0.0.0/8] [--public-host HOST] [--reclaim-days N]\n"
 	    "                    [--chat-history N] [--relay-port N|off] [--relay-tcp-port N|off]\n"
-	    "                    [--relay-allow KEY ...] [-v|--verbose] [-h|--help] [--version]\n"
+	    "                    [--relay-allow KEY ...] [--store postgresql://...]\n"
+	    "                    [-v|--verbose] [-h|--help] [--version]\n"
 	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
 	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
 	    "  The first one is the address in the url / connection string.\n"
@@ -77,6 +80,8 @@ usage(FILE *f)
 	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n"
 	    "  --chat-history N: chat messages kept per network and per pair (default %d).\n"
 	    "  --state DIR: the server key, the database and the url file live there.\n"
+	    "  --store URL: keep the database in PostgreSQL instead (a libpq URL,\n"
+	    "  postgresql://... or postgres://...); instances sharing it serve the same networks.\n"
 	    "  --range A.B.C.D/N: the virtual address range handed to nodes (default 5.0.0.0/8).\n"
 	    "  --public-host HOST: the host named in the url (default: the first --listen HOST).\n"
 	    "  -v, --verbose: debug logging.  --version: print the version.\n",
@@ -149,10 +154,11 @@ static int
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT,
-	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW, OPT_VERSION };
+	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW, OPT_VERSION, OPT_STORE };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
+		{ "store", required_argument, NULL, OPT_STORE },
 		{ "range", required_argument, NULL, OPT_RANGE },
 		{ "public-host", required_argument, NULL, OPT_PUBLIC_HOST },
 		{ "pwhash-fast", no_argument, NULL, OPT_PWHASH_FAST },
@@ -190,6 +196,14 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 's':
 			o->state_dir = optarg;
+			break;
+		case OPT_STORE:
+			if (!store_is_pg_url(optarg)) {
+				fprintf(stderr, "shoal-server: --store wants postgresql://... or "
+				    "postgres://..., got \"%s\"\n", optarg);
+				return -1;
+			}
+			o->store = optarg;
 			break;
 		case OPT_RANGE:
 			if (parse_range(optarg, &o->range, &o->prefix_len) < 0) {
@@ -541,10 +555,12 @@ main(int argc, char **argv)
 		log_warnx("event=startup_failed reason=\"state path too long\"");
 		goto out;
 	}
-	if ((srv.st = store_open(dbpath, err, sizeof(err))) == NULL) {
+	if ((srv.st = store_open(o.store ? o.store : dbpath, err, sizeof(err))) == NULL) {
 		log_warnx("event=startup_failed reason=\"%s\"", err);
 		goto out;
 	}
+	/* the URL is not logged: it may hold a password */
+	log_info("event=store_opened backend=%s", store_kind(srv.st));
 	for (i = 0; i < o.n_listen; i++) {
 		if (resolve_ipv4(o.listen_host[i], &addr) < 0) {
 			log_warnx("event=startup_failed reason=\"cannot resolve %s\"",
@@ -596,6 +612,13 @@ main(int argc, char **argv)
 		log_warnx("event=startup_failed reason=out_of_memory");
 		goto out;
 	}
+	/* On PostgreSQL, other instances may share the database: presence and events between
+	 * them (a single instance pays one idle connection for it). */
+	if (o.store && (srv.cluster = cluster_new(srv.loop, o.store, srv.st, srv.med, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("event=startup_failed reason=\"%s\"", err);
+		goto out;
+	}
 	conn_start(&srv);
 	start_relay(&srv, &o, ntohl(first_addr.s_addr), first_port);
 	ev_timer_init(&srv.relay_tick_w, relay_tick_cb, 1., 1.);
@@ -632,7 +655,9 @@ main(int argc, char **argv)
 	ev_run(srv.loop, 0);
 	rc = 0;
 out:
-	/* The mediator first (it forgets sessions without calling back), then the connections. */
+	/* The cluster first (our nodes go offline for the other instances), then the mediator
+	 * (it forgets sessions without calling back), then the connections. */
+	cluster_free(srv.cluster);
 	medsrv_free(srv.med);
 	pwpool_free(srv.pw);
 	relay_sock_free(srv.relay);

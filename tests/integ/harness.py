@@ -119,8 +119,11 @@ class Lab:
         if os.path.exists(url_file) and port == 0:
             os.unlink(url_file)
         log = os.path.join(self.dir, "server.log")
+        # SHOAL_TEST_STORE: the mediator keeps its state in that PostgreSQL database
+        # (tests/integ/test_store_pg.py reruns scenarios that way).
+        store = ["--store", os.environ["SHOAL_TEST_STORE"]] if os.environ.get("SHOAL_TEST_STORE") else []
         p = self.spawn(list(wrap) + [binary("shoal-server"), "--listen", f"{host}:{port}", "--state", state]
-                       + (["--pwhash-fast"] if fast_passwords else []) + ["-v"] + list(extra), log)
+                       + (["--pwhash-fast"] if fast_passwords else []) + ["-v"] + store + list(extra), log)
         if port == 0:
             wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 10, what="server url")
         else:

@@ -42,6 +42,16 @@ struct tcpx {
 	uint32_t cwnd;          /* bytes in flight the controller allows (0: not started) */
 	uint32_t ssthresh;      /* Reno fallback */
 	uint32_t lost_episodes, rexmits, tlp_probes;    /* statistics */
+	/* The bounds on data in flight (tcp_cc.c, after BBRv2): learned from rounds that lost
+	 * more than TCPX_LOSS_THRESH_PCT of what they sent. 0: no bound. */
+	uint32_t lost;                  /* bytes found lost so far */
+	uint32_t rnd_lost0, rnd_delivered0;     /* lost, delivered when this round began */
+	uint32_t rnd_inflight_max;      /* the most in flight seen in this round */
+	uint32_t inflight_hi;           /* long-term: what was in flight when loss got too high */
+	uint32_t inflight_lo;           /* short-term: cut by loss, forgotten at the next probe */
+	uint32_t probe_slope;           /* segments inflight_hi grows per round while probing */
+	uint32_t cycle_round, cycle_ms; /* when the current cruise began */
+	uint8_t probing;                /* probing for more room above inflight_hi */
 	/* Where the scoreboard walks start, so that an ACK costs what it changes, not the length
 	 * of ->unacked (thousands of segments on a long fat path). A hint is valid while its
 	 * segment is on ->unacked: until lastack passes its end, or an RTO requeues everything. */
@@ -101,9 +111,13 @@ struct tcpx_sample {
 	uint32_t prior_delivered;       /* tcpx.delivered when the newest delivered seg was sent */
 	uint32_t rate;                  /* bytes/s, 0: none */
 	uint32_t rtt_ms;                /* UINT32_MAX: none */
+	uint32_t newly_lost;            /* bytes this ACK found lost (and retransmitted) */
 	int new_loss_episode;           /* a loss was detected outside an open episode */
 };
 void tcpx_cc_on_ack(struct tcp_pcb *pcb, const struct tcpx_sample *rs, uint32_t now);
+/* A round that loses more than this share of its data (in percent) is not random loss: the
+ * flow is overfilling a queue, as a loss-based flow beside it would tell it (BBRv2's 2%). */
+#define TCPX_LOSS_THRESH_PCT 2
 /* The window lwIP may have in flight past lastack, in bytes. */
 uint32_t tcpx_cc_cwnd(const struct tcp_pcb *pcb);
 

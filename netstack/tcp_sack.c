@@ -269,6 +269,7 @@ retransmit(struct tcp_pcb *pcb, struct tcp_seg *seg)
 		x->lost_episodes++;
 		cur.new_loss_episode = 1;
 	}
+	cur.newly_lost += seg->len;
 	return tcp_resend_segment(pcb, seg) == ERR_OK;
 }
 

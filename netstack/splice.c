@@ -153,6 +153,16 @@ sp_end(struct ns_splice *sp, bool abortive)
 
 	if (sp->state == SP_DONE)
 		return false;
+	if (pcb != NULL && pcb->x.xmit_order >= 10000) {
+		/* A bulk sender's loss recovery and congestion control (tcp_sack.c, tcp_cc.c), for
+		 * the lossy-path bench and for diagnosing a slow transfer. */
+		log_info("event=tcp_sender_stats sent_segs=%u rexmits=%u loss_episodes=%u tlp=%u "
+		    "lost_bytes=%u lossy_rounds=%u probes=%u rounds=%u min_rtt_ms=%u cwnd=%u "
+		    "inflight_hi=%u inflight_lo=%u", pcb->x.xmit_order, pcb->x.rexmits,
+		    pcb->x.lost_episodes, pcb->x.tlp_probes, pcb->x.lost, pcb->x.lossy_rounds,
+		    pcb->x.probes, pcb->x.round, pcb->x.min_rtt_ms, pcb->x.cwnd, pcb->x.inflight_hi,
+		    pcb->x.inflight_lo);
+	}
 	sp_detach_pcb(sp);
 	if (pcb != NULL) {
 		if (abortive || tcp_close(pcb) != ERR_OK) {

@@ -134,6 +134,7 @@ round_end(struct tcp_pcb *pcb, uint32_t target, uint32_t now)
 	x->rnd_lost0 = x->lost;
 	x->rnd_delivered0 = x->delivered;
 	x->rnd_inflight_max = in_flight(pcb);
+	x->lossy_rounds += (uint32_t)lossy;
 	if (!x->filled) {
 		if (lossy && lost >= (uint32_t)STARTUP_LOSS_SEGS * pcb->mss) {
 			x->filled = 1;
@@ -182,6 +183,7 @@ round_end(struct tcp_pcb *pcb, uint32_t target, uint32_t now)
 			if (x->inflight_hi != 0) {
 				x->probing = 1;
 				x->probe_slope = 1;
+				x->probes++;
 			} else {
 				cruise(x, now);
 			}

@@ -52,6 +52,7 @@ struct tcpx {
 	uint32_t probe_slope;           /* segments inflight_hi grows per round while probing */
 	uint32_t cycle_round, cycle_ms; /* when the current cruise began */
 	uint8_t probing;                /* probing for more room above inflight_hi */
+	uint32_t lossy_rounds, probes;  /* statistics */
 	/* Where the scoreboard walks start, so that an ACK costs what it changes, not the length
 	 * of ->unacked (thousands of segments on a long fat path). A hint is valid while its
 	 * segment is on ->unacked: until lastack passes its end, or an RTO requeues everything. */

@@ -107,6 +107,8 @@
 /* Our SACK sender, loss recovery and congestion controller (netstack/tcp_ext.h, the hooks of
  * patches/0003-*): the state lives in lwIP's pcbs and segments. */
 #define LWIP_TCPX                       1
+/* lwIP's own timeouts plus tcp_pace.c's pacing tick. */
+#define MEMP_NUM_SYS_TIMEOUT            (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 1)
 #include "netstack/tcp_ext.h"
 #define LWIP_TCP_TIMESTAMPS             0
 #define TCP_LISTEN_BACKLOG              0

@@ -287,6 +287,30 @@ tcpx_cc_on_ack(struct tcp_pcb *pcb, const struct tcpx_sample *rs, uint32_t now)
 		model_on_ack(pcb, rs, now);
 }
 
+/*
+ * BBR's pacing gains: 2/ln 2 in startup (the rate doubles each round), 1.25 while probing above
+ * inflight_hi, and otherwise BBRv1's cycle of one round at 1.25 (look for more bandwidth), one
+ * at 0.75 (drain what that queued) and six at 1.0. Only the model paces.
+ */
+uint32_t
+tcpx_cc_pacing_rate(const struct tcp_pcb *pcb)
+{
+	const struct tcpx *x = &pcb->x;
+	uint32_t bw = bw_max(x), gain;
+
+	if (tcpx_get_cc() != TCPX_CC_MODEL || bw == 0)
+		return 0;
+	if (!x->filled)
+		gain = 289;
+	else if (x->probing || x->round % 8 == 0)
+		gain = 125;
+	else if (x->round % 8 == 1)
+		gain = 75;
+	else
+		gain = 100;
+	return scale(bw, gain, 100);
+}
+
 uint32_t
 tcpx_cc_cwnd(const struct tcp_pcb *pcb)
 {

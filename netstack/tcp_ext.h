@@ -53,6 +53,10 @@ struct tcpx {
 	uint32_t cycle_round, cycle_ms; /* when the current cruise began */
 	uint8_t probing;                /* probing for more room above inflight_hi */
 	uint32_t lossy_rounds, probes;  /* statistics */
+	/* Pacing (tcp_pace.c): a token bucket filled at the model's pacing rate. */
+	uint32_t pace_tokens;           /* bytes that may leave now */
+	uint32_t pace_ms;               /* when the bucket was last filled (0: never) */
+	uint8_t pace_blocked;           /* tcp_output stopped for want of tokens */
 	/* Where the scoreboard walks start, so that an ACK costs what it changes, not the length
 	 * of ->unacked (thousands of segments on a long fat path). A hint is valid while its
 	 * segment is on ->unacked: until lastack passes its end, or an RTO requeues everything. */
@@ -116,6 +120,16 @@ struct tcpx_sample {
 	int new_loss_episode;           /* a loss was detected outside an open episode */
 };
 void tcpx_cc_on_ack(struct tcp_pcb *pcb, const struct tcpx_sample *rs, uint32_t now);
+/* The rate to pace at, bytes/s, from the model and its gain for this phase; 0: do not pace. */
+uint32_t tcpx_cc_pacing_rate(const struct tcp_pcb *pcb);
+
+/* Pacing (tcp_pace.c), on a 1 ms lwIP timeout that the daemon's loop runs (netstack/tick.c):
+ * the patched tcp_output() sends a data segment only when tcpx_pace_may_send() says so. */
+int tcpx_pace_may_send(struct tcp_pcb *pcb, const struct tcp_seg *seg);
+/* Process-wide; the default comes from SHOAL_TCP_PACING=0|1. */
+void tcpx_set_pacing(int on);
+int tcpx_get_pacing(void);
+
 /* A round that loses more than this share of its data (in percent) is not random loss: the
  * flow is overfilling a queue, as a loss-based flow beside it would tell it (BBRv2's 2%). */
 #define TCPX_LOSS_THRESH_PCT 2

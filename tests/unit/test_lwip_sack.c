@@ -21,6 +21,7 @@
 #include "lwip/sys.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
+#include "lwip/timeouts.h"
 
 #define LWIP_PEER_SENT_MAX 1024
 #include "tests/unit/lwip_peer.h"
@@ -626,6 +627,43 @@ test_cc_startup_ends_on_loss(void)
 	CHECK(pcb->x.cwnd <= w * 85 / 100 + MSS);
 	close_conn();
 }
+
+/*
+ * Pacing (tcp_pace.c, patch 0004): at 100 Mbit/s (12.5 kB per ms) a window of 40 segments
+ * leaves as one burst of at most two milliseconds' worth, then about nine segments per 1 ms
+ * tick of lwIP's timeouts, which the daemon's loop runs. Without pacing all 40 go at once.
+ */
+static void
+test_pacing_spreads_a_window(void)
+{
+	int i, n0, n1;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	sys_check_timeouts();           /* lwIP's own timers catch up with the test's clock */
+	allow(64);
+	for (i = 0; i < TCPX_BW_ROUNDS; i++)
+		pcb->x.bw[i] = CC_BW;
+	pcb->x.round = 2;               /* a round at gain 1 */
+	tcpx_set_pacing(1);
+	nsent = 0;
+	send_segments(0, 40);
+	n0 = nsent;
+	CHECK(n0 >= 10 && n0 <= 19);
+	now_ms += 1;
+	sys_check_timeouts();
+	n1 = nsent - n0;
+	CHECK(n1 >= 8 && n1 <= 10);
+	for (i = 0; i < 10 && nsent < 40; i++) {
+		now_ms += 1;
+		sys_check_timeouts();
+	}
+	CHECK_EQ(nsent, 40);
+	CHECK_EQ(times_sent(39), 1);
+	tcpx_set_pacing(0);
+	close_conn();
+}
 #endif
 
 int
@@ -645,6 +683,7 @@ main(void)
 	RUN(test_cc_yields_to_queue_loss);
 	RUN(test_cc_probe_stops_at_loss);
 	RUN(test_cc_startup_ends_on_loss);
+	RUN(test_pacing_spreads_a_window);
 #endif
 	return unit_finish();
 }

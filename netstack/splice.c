@@ -130,7 +130,7 @@ sp_free_pending(struct ns_splice *sp)
 static void
 sp_log_sender(const struct tcp_pcb *pcb)
 {
-	if (pcb->x.xmit_order < 10000)
+	if (pcb->x.xmit_order < 1000)
 		return;
 	log_info("event=tcp_sender_stats sent_segs=%u rexmits=%u loss_episodes=%u tlp=%u "
 	    "lost_bytes=%u lossy_rounds=%u probes=%u rounds=%u min_rtt_ms=%u cwnd=%u "
@@ -643,8 +643,8 @@ sp_err(void *arg, err_t err)
 
 	if (sp == NULL)
 		return;
-	/* ERR_CLSD: a normal close, and lwIP frees the pcb only after this call. */
-	if (err == ERR_CLSD && sp->pcb != NULL)
+	/* ERR_CLSD (a normal close) and ERR_RST: lwIP frees the pcb only after this call. */
+	if ((err == ERR_CLSD || err == ERR_RST) && sp->pcb != NULL)
 		sp_log_sender(sp->pcb);
 	sp->pcb = NULL;
 	if (sp->state == SP_SYN_SENT) {

@@ -206,18 +206,28 @@ model_on_ack(struct tcp_pcb *pcb, const struct tcpx_sample *rs, uint32_t now)
 	if (rs->newly_delivered > 0 && (int32_t)(rs->prior_delivered - x->next_round_delivered) >= 0) {
 		x->next_round_delivered = x->delivered;
 		x->round++;
-		x->bw[x->round % TCPX_BW_ROUNDS] = 0;
 		round_start = 1;
 	}
-	if (rs->rate > x->bw[x->round % TCPX_BW_ROUNDS])
-		x->bw[x->round % TCPX_BW_ROUNDS] = rs->rate;
+	/* An application-limited sample only counts if it shows more than the model has: a quiet
+	 * spell (a request/response protocol, iperf3's control exchange) must not shrink the model
+	 * and end startup early, or the window and pacing rate would start from its rate. */
+	if (rs->rate > 0 && (!rs->app_limited || rs->rate >= bw_max(x))) {
+		/* A round's slot is cleared by its first sample, so rounds without any (all
+		 * application-limited) leave the older ones in place instead of zeros. */
+		if (x->bw_round != x->round) {
+			x->bw_round = x->round;
+			x->bw[x->round % TCPX_BW_ROUNDS] = 0;
+		}
+		if (rs->rate > x->bw[x->round % TCPX_BW_ROUNDS])
+			x->bw[x->round % TCPX_BW_ROUNDS] = rs->rate;
+	}
 	if (rs->rtt_ms != UINT32_MAX && (x->min_rtt_ms == 0 || rs->rtt_ms <= x->min_rtt_ms ||
 	    now - x->min_rtt_stamp > MIN_RTT_WINDOW_MS)) {
 		x->min_rtt_ms = rs->rtt_ms > 0 ? rs->rtt_ms : 1;
 		x->min_rtt_stamp = now;
 	}
 	bw = bw_max(x);
-	if (!x->filled && round_start && bw > 0) {
+	if (!x->filled && round_start && bw > 0 && !rs->app_limited) {
 		if ((uint64_t)bw * STARTUP_GROWTH_DEN >= (uint64_t)x->full_bw * STARTUP_GROWTH_NUM) {
 			x->full_bw = bw;
 			x->full_bw_cnt = 0;
@@ -296,10 +306,17 @@ uint32_t
 tcpx_cc_pacing_rate(const struct tcp_pcb *pcb)
 {
 	const struct tcpx *x = &pcb->x;
-	uint32_t bw = bw_max(x), gain;
+	uint32_t bw = bw_max(x), gain, floor;
 
-	if (tcpx_get_cc() != TCPX_CC_MODEL || bw == 0)
+	if (tcpx_get_cc() != TCPX_CC_MODEL || bw == 0 || x->min_rtt_ms == 0)
 		return 0;
+	/* Never slower than half the window per round trip: a model built from a few small
+	 * messages (a protocol's handshake) would otherwise pace the bulk transfer after it at
+	 * their rate, and a paced flow cannot show the model it is wrong. In steady state the
+	 * window is twice bandwidth x delay, so this is the model's own rate. */
+	floor = (uint32_t)((uint64_t)x->cwnd * 1000u / (2u * x->min_rtt_ms));
+	if (bw < floor)
+		bw = floor;
 	if (!x->filled)
 		gain = 289;
 	else if (x->probing || x->round % 8 == 0)

@@ -38,6 +38,7 @@ struct tcpx {
 	uint32_t min_rtt_ms, min_rtt_stamp;
 	uint32_t bw[TCPX_BW_ROUNDS];    /* max delivery rate per round, bytes/s */
 	uint32_t round, next_round_delivered;
+	uint32_t bw_round;              /* the round bw[bw_round % TCPX_BW_ROUNDS] belongs to */
 	uint32_t full_bw;
 	uint32_t cwnd;          /* bytes in flight the controller allows (0: not started) */
 	uint32_t ssthresh;      /* Reno fallback */
@@ -88,6 +89,7 @@ struct tcpx {
 #define TCPX_SEG_SENT 0x01u
 #define TCPX_SEG_REXMIT 0x02u   /* sent more than once */
 #define TCPX_SEG_SACKED 0x04u
+#define TCPX_SEG_APP_LIMITED 0x08u      /* sent with nothing queued behind it and room to spare */
 
 /* Hooks called by the patched lwIP (tcp_sack.c). */
 void tcpx_sack_begin(struct tcp_pcb *pcb);
@@ -118,6 +120,7 @@ struct tcpx_sample {
 	uint32_t rtt_ms;                /* UINT32_MAX: none */
 	uint32_t newly_lost;            /* bytes this ACK found lost (and retransmitted) */
 	int new_loss_episode;           /* a loss was detected outside an open episode */
+	int app_limited;                /* the rate was the application's, not the path's */
 };
 void tcpx_cc_on_ack(struct tcp_pcb *pcb, const struct tcpx_sample *rs, uint32_t now);
 /* The rate to pace at, bytes/s, from the model and its gain for this phase; 0: do not pace. */

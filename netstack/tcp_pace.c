@@ -82,12 +82,14 @@ tcpx_pace_may_send(struct tcp_pcb *pcb, const struct tcp_seg *seg)
 	cap = rate / 1000u * PACE_BURST_MS;
 	if (cap < (uint32_t)PACE_MIN_SEGS * pcb->mss)
 		cap = (uint32_t)PACE_MIN_SEGS * pcb->mss;
-	elapsed = x->pace_ms == 0 ? PACE_BURST_MS : now - x->pace_ms;
-	if (elapsed > PACE_BURST_MS)
-		elapsed = PACE_BURST_MS;
-	x->pace_tokens += (uint32_t)((uint64_t)rate * elapsed / 1000u);
-	if (x->pace_tokens > cap)
+	/* A new flow, or one back from idle, starts with a full bucket. */
+	elapsed = x->pace_ms == 0 ? 1000u : now - x->pace_ms;
+	if (elapsed > 1000u)
+		elapsed = 1000u;
+	if ((uint64_t)x->pace_tokens + (uint64_t)rate * elapsed / 1000u >= cap)
 		x->pace_tokens = cap;
+	else
+		x->pace_tokens += (uint32_t)((uint64_t)rate * elapsed / 1000u);
 	x->pace_ms = now;
 	if (x->pace_tokens >= seg->len) {
 		x->pace_tokens -= seg->len;

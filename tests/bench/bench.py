@@ -305,6 +305,22 @@ def overlay_pair(lab, tag, wa, wb):
     return a, b
 
 
+def sender_stats(d):
+    """The last bulk sender's counters from a daemon's log (shoald logs them when a connection
+    ends): recovery and controller behaviour behind a row's number."""
+    keep = ("rexmits", "loss_episodes", "lost_bytes", "lossy_rounds", "probes", "rounds")
+    time.sleep(0.5)     # the splice ends just after iperf3 does
+    try:
+        with open(os.path.join(d.state, "shoald.log"), errors="replace") as fh:
+            lines = [ln for ln in fh if "event=tcp_sender_stats" in ln]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    kv = dict(f.split("=", 1) for f in lines[-1].split() if "=" in f)
+    return " ".join(f"{k}={kv[k]}" for k in keep if k in kv)
+
+
 def iperf_json(proc):
     out, _ = proc.communicate(timeout=SECS + 60)
     try:
@@ -338,6 +354,7 @@ def bench_lossy():
                 bbr = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="bbr")[0] if "bbr" in ccs else None
                 cubic = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="cubic")[0] if "cubic" in ccs else None
                 ov = iperf_tcp(lport, wrap_client=wa)[0]
+                stats = sender_stats(a)
         except Exception as e:
             print(f"{name:30s} failed: {e}")
             continue
@@ -349,10 +366,13 @@ def bench_lossy():
             return f"{x / y:.2f}x" if x and y else "-"
         print(f"{name:30s} {fmt(ov)} {fmt(bbr):>11s} {fmt(cubic):>13s} {ratio(ov, bbr):>10s} "
               f"{ratio(ov, cubic):>12s}", flush=True)
+        if stats:
+            print("   shoal sender:", stats)
         for line in path.report():
             if "dropped" in line and ppm:
                 print("   wire:", line.replace("delaywire: ", ""))
     bench_fairness()
+    bench_shallow()
 
 
 FAIR_RATE_MBIT = int(os.environ.get("SHOAL_BENCH_FAIR_MBIT", "100"))
@@ -391,6 +411,7 @@ def bench_fairness():
             b.cli("expose", sport)
             a.cli("forward", lport, f"bob:{sport}")
             shoal, cubic1 = two_flows(wa, ("127.0.0.1", lport, None), (ADDR_B, kport, "cubic"))
+            stats = sender_stats(a)
             bbr, cubic2 = two_flows(wa, (ADDR_B, kport2, "bbr"), (ADDR_B, kport, "cubic"))
     except Exception as e:
         print(f"fairness, {name}: failed: {e}")
@@ -404,18 +425,68 @@ def bench_fairness():
     print(f"\nfairness, {name}, {FAIR_SECS:g} s, two flows at once (Mbit/s):", flush=True)
     print(f"  shoal {fmt(shoal)} + kernel CUBIC {fmt(cubic1)}: shoal's share "
           f"{share(shoal, cubic1)}", flush=True)
+    if stats:
+        print("   shoal sender:", stats)
     print(f"  kernel BBR {fmt(bbr)} + kernel CUBIC {fmt(cubic2)}: BBR's share "
           f"{share(bbr, cubic2)}  (the reference, same wire, same run)", flush=True)
     for line in path.report():
         print("   wire:", line.replace("delaywire: ", ""))
 
 
+SHALLOW_QUEUE_KB = int(os.environ.get("SHOAL_BENCH_SHALLOW_QUEUE_KB", "64"))    # ~0.1 BDP
+
+
+def bench_shallow():
+    """Pacing at a shallow buffer: the fairness row's 100 Mbit/s, 50 ms bottleneck with a
+    buffer of a tenth of its BDP, shoal alone with pacing off and on (SHOAL_TCP_PACING, read by
+    shoald at start, so one pair of daemons each), beside kernel BBR (which paces) and CUBIC
+    over the same wire in the same lab. The wire's tail drops show what the bursts cost."""
+    delay = 25
+    name = f"{2 * delay} ms RTT, {FAIR_RATE_MBIT} Mbit/s, {SHALLOW_QUEUE_KB} KB buffer"
+    print(f"\nshallow buffer, {name}, one flow at a time, {SECS:g} s each (Mbit/s):", flush=True)
+    for pacing in ("0", "1"):
+        wire = ["--rate-mbit", str(FAIR_RATE_MBIT), "--queue-kb", str(SHALLOW_QUEUE_KB)]
+        path = DelayPath(delay_ms=delay, wire_args=wire)
+        old = os.environ.get("SHOAL_TCP_PACING")
+        os.environ["SHOAL_TCP_PACING"] = pacing
+        try:
+            with path, Lab("bench-shallow") as lab:
+                wa, wb = netns_exec(NS_A), netns_exec(NS_B)
+                a, b = overlay_pair(lab, "shallow", wa, wb)
+                port, lport = 5201, 15201
+                start_iperf_server(lab, port, wrap=wb, host="0.0.0.0")
+                b.cli("expose", port)
+                a.cli("forward", lport, f"bob:{port}")
+                bbr = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="bbr")[0]
+                cubic = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="cubic")[0]
+                ov = iperf_tcp(lport, wrap_client=wa)[0]
+                stats = sender_stats(a)
+        except Exception as e:
+            print(f"  pacing {pacing}: failed: {e}")
+            continue
+        finally:
+            if old is None:
+                os.environ.pop("SHOAL_TCP_PACING", None)
+            else:
+                os.environ["SHOAL_TCP_PACING"] = old
+        ratio = f"{ov / bbr:.2f}x" if ov and bbr else "-"
+        print(f"  shoal, pacing {'on ' if pacing == '1' else 'off'}: {ov or 0:.1f}  kernel BBR "
+              f"{bbr or 0:.1f}  kernel CUBIC {cubic or 0:.1f}  shoal/BBR {ratio}", flush=True)
+        if stats:
+            print("   shoal sender:", stats)
+        for line in path.report():
+            print("   wire (all three flows):", line.replace("delaywire: ", ""))
+
+
 def main():
     # SHOAL_BENCH_ONLY=lossy runs just the lossy-path section (it is the slow one to iterate on),
-    # =fair only its fairness row.
+    # =fair only its fairness row, =shallow only the shallow-buffer pacing rows.
     only = os.environ.get("SHOAL_BENCH_ONLY")
     if only == "fair":
         bench_fairness()
+        return
+    if only == "shallow":
+        bench_shallow()
         return
     if only != "lossy":
         print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")

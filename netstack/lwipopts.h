@@ -33,6 +33,9 @@
 #define MEM_ALIGNMENT                   8
 #define MEM_SIZE                        (1024 * 1024) /* unused with libc malloc; sizes mem_size_t */
 #define MEMP_MEM_MALLOC                 0
+/* Pool elements are touched only once first used (patches/0005-*): the pools below are sized
+ * for 16 MiB windows, and linking them all at init made an idle daemon ~28 MB resident. */
+#define LWIP_MEMP_LAZY                  1
 #define MEMP_OVERFLOW_CHECK             0
 #define MEMP_SANITY_CHECK               0
 #define MEMP_NUM_TCP_PCB                1024

@@ -44,6 +44,7 @@
 
 static int cc_chosen;
 static enum tcpx_cc cc_mode;
+static int unbounded;   /* SHOAL_TCP_CC=model-unbounded: no in-flight bounds, for comparison */
 
 void
 tcpx_set_cc(enum tcpx_cc cc)
@@ -64,6 +65,8 @@ tcpx_get_cc(void)
 			cc_mode = TCPX_CC_RENO;
 		else if (e != NULL && strcmp(e, "lwip") == 0)
 			cc_mode = TCPX_CC_LWIP;
+		else if (e != NULL && strcmp(e, "model-unbounded") == 0)
+			unbounded = 1;
 	}
 	return cc_mode;
 }
@@ -239,7 +242,7 @@ model_on_ack(struct tcp_pcb *pcb, const struct tcpx_sample *rs, uint32_t now)
 	target = (uint64_t)bw * x->min_rtt_ms * CWND_GAIN_NUM / 1000u;
 	if (target > 0x7fffffffu)
 		target = 0x7fffffffu;
-	if (round_start)
+	if (round_start && !unbounded)
 		round_end(pcb, (uint32_t)target, now);
 	if (!x->filled) {
 		/* Slow start: one more byte per byte delivered. */

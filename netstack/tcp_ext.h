@@ -108,7 +108,8 @@ enum tcpx_cc {
 	TCPX_CC_RENO,   /* halves on each loss episode; SACK recovery still on */
 	TCPX_CC_LWIP,   /* lwIP's own NewReno, SACK ignored: as before this work */
 };
-/* Process-wide; the default is TCPX_CC_MODEL, or SHOAL_TCP_CC=model|reno|lwip. */
+/* Process-wide; the default is TCPX_CC_MODEL, or SHOAL_TCP_CC=model|reno|lwip (and
+ * model-unbounded: the model without its in-flight bounds, to measure what they cost). */
 void tcpx_set_cc(enum tcpx_cc cc);
 enum tcpx_cc tcpx_get_cc(void);
 
@@ -129,7 +130,7 @@ uint32_t tcpx_cc_pacing_rate(const struct tcp_pcb *pcb);
 /* Pacing (tcp_pace.c), on a 1 ms lwIP timeout that the daemon's loop runs (netstack/tick.c):
  * the patched tcp_output() sends a data segment only when tcpx_pace_may_send() says so. */
 int tcpx_pace_may_send(struct tcp_pcb *pcb, const struct tcp_seg *seg);
-/* Process-wide; the default comes from SHOAL_TCP_PACING=0|1. */
+/* Process-wide; on unless SHOAL_TCP_PACING=0. */
 void tcpx_set_pacing(int on);
 int tcpx_get_pacing(void);
 

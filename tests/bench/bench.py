@@ -371,8 +371,9 @@ def bench_lossy():
         for line in path.report():
             if "dropped" in line and ppm:
                 print("   wire:", line.replace("delaywire: ", ""))
-    bench_fairness()
-    bench_shallow()
+    if os.environ.get("SHOAL_BENCH_ONLY") != "lossy-rows":
+        bench_fairness()
+        bench_shallow()
 
 
 FAIR_RATE_MBIT = int(os.environ.get("SHOAL_BENCH_FAIR_MBIT", "100"))
@@ -480,7 +481,8 @@ def bench_shallow():
 
 def main():
     # SHOAL_BENCH_ONLY=lossy runs just the lossy-path section (it is the slow one to iterate on),
-    # =fair only its fairness row, =shallow only the shallow-buffer pacing rows.
+    # =lossy-rows without the fairness and shallow-buffer rows, =fair only its fairness row,
+    # =shallow only the shallow-buffer pacing rows.
     only = os.environ.get("SHOAL_BENCH_ONLY")
     if only == "fair":
         bench_fairness()
@@ -488,7 +490,7 @@ def main():
     if only == "shallow":
         bench_shallow()
         return
-    if only != "lossy":
+    if only not in ("lossy", "lossy-rows"):
         print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")
         bench_loopback()
         bench_netns()

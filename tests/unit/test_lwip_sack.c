@@ -477,6 +477,7 @@ test_receiver_queue_random_order(void)
 #define CC_BDP (CC_BW / 20u)
 
 static u32_t cc_rate = CC_BW;   /* the rounds' delivery-rate samples */
+static int cc_app_limited;      /* ... and whether they were application-limited */
 
 static void
 cc_start(void)
@@ -493,6 +494,7 @@ cc_start(void)
 	pcb->x.cycle_ms = now_ms;
 	pcb->x.cycle_round = pcb->x.round;
 	cc_rate = CC_BW;
+	cc_app_limited = 0;
 }
 
 /* One round trip: deliv bytes delivered, lost bytes found lost, inflight bytes in flight. */
@@ -509,6 +511,7 @@ cc_round(u32_t deliv, u32_t lost, u32_t inflight)
 	rs.newly_delivered = deliv;
 	rs.newly_lost = lost;
 	rs.rate = cc_rate;
+	rs.app_limited = cc_app_limited;
 	rs.rtt_ms = 50;
 	pcb->snd_nxt = pcb->lastack + inflight;
 	tcpx_cc_on_ack(pcb, &rs, now_ms);
@@ -598,6 +601,29 @@ test_cc_probe_stops_at_loss(void)
 	close_conn();
 }
 
+/*
+ * A quiet spell - the application sends a little now and then, so every delivery-rate sample
+ * is its rate, a hundredth of the path's - does not shrink the model: when the bulk data comes
+ * back, the window is still the path's. Without the application-limited mark the bandwidth
+ * filter forgets the path's rate after TCPX_BW_ROUNDS rounds and the window falls to the floor.
+ */
+static void
+test_cc_app_limited_keeps_model(void)
+{
+	int i;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	cc_start();
+	cc_rate = CC_BW / 100u;
+	cc_app_limited = 1;
+	for (i = 0; i < 3 * TCPX_BW_ROUNDS; i++)
+		cc_round(CC_BDP / 100u, 0, CC_BDP / 100u);
+	CHECK_EQ(pcb->x.cwnd, 2 * CC_BDP);
+	close_conn();
+}
+
 /* Startup ends at a round that loses too much (a shallow buffer overflows before the delivery
  * rate stops growing), with the window bounded by what was in flight; without that it keeps
  * doubling into the loss. */
@@ -683,6 +709,7 @@ main(void)
 	RUN(test_cc_yields_to_queue_loss);
 	RUN(test_cc_probe_stops_at_loss);
 	RUN(test_cc_startup_ends_on_loss);
+	RUN(test_cc_app_limited_keeps_model);
 	RUN(test_pacing_spreads_a_window);
 #endif
 	return unit_finish();

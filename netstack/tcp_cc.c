@@ -98,8 +98,7 @@ scale(uint32_t v, uint32_t num, uint32_t den)
 	return (uint32_t)((uint64_t)v * num / den);
 }
 
-/* Starts a cruise: the bounds hold, and the next probe is due after probe_rounds or about
- * PROBE_WAIT_MS, whichever comes first. */
+/* Starts a cruise: the bounds hold until the next probe (see the end of round_end). */
 static void
 cruise(struct tcpx *x, uint32_t now)
 {
@@ -112,7 +111,7 @@ cruise(struct tcpx *x, uint32_t now)
  * The end of a round trip: did it lose more than random loss does? A round that lost over
  * TCPX_LOSS_THRESH_PCT of its data, and at least LOSS_MIN_SEGS segments (a handful of losses in
  * a short round is still chance), is a queue overflowing: a loss-based flow beside us, or our
- * own excess. BBRv2's answer, without its pacing:
+ * own excess. BBRv2's answer:
  *  - while probing for more room, what was in flight becomes inflight_hi (the path holds no
  *    more than that), and the flow goes back to cruising at CRUISE_HEADROOM of it, so that a
  *    competing flow finds free room in the queue;
@@ -120,8 +119,10 @@ cruise(struct tcpx *x, uint32_t now)
  *    one would, but by 30% rather than half, and only on loss above the threshold;
  *  - in startup, enough such loss ends startup (BBRv2's full-pipe-by-loss) with inflight_hi at
  *    what was in flight.
- * Random loss of 0.1-1% never crosses 2% in a round of any size, so it moves nothing, which is
- * the whole point of this controller on lossy paths.
+ * Random loss of 0.1-1% crosses 2% (with at least 3 losses) only by rare chance in short
+ * rounds and practically never in long ones, so it moves nothing, which is the whole point of
+ * this controller on lossy paths (test_cc_random_loss_moves_nothing; lossy_rounds in the
+ * bench's sender counters).
  */
 static void
 round_end(struct tcp_pcb *pcb, uint32_t target, uint32_t now)

@@ -130,7 +130,7 @@ uint32_t tcpx_cc_pacing_rate(const struct tcp_pcb *pcb);
 /* Pacing (tcp_pace.c), on a 1 ms lwIP timeout that the daemon's loop runs (netstack/tick.c):
  * the patched tcp_output() sends a data segment only when tcpx_pace_may_send() says so. */
 int tcpx_pace_may_send(struct tcp_pcb *pcb, const struct tcp_seg *seg);
-/* Process-wide; on unless SHOAL_TCP_PACING=0. */
+/* Process-wide; off unless SHOAL_TCP_PACING=1. */
 void tcpx_set_pacing(int on);
 int tcpx_get_pacing(void);
 

@@ -8,8 +8,10 @@
  * stops and arms a 1 ms lwIP timeout, which the daemon's libev loop runs (netstack/tick.c
  * re-arms its timer from lwIP's next timeout). So a flow leaves in small bursts, one timer tick's
  * worth of its rate each, instead of whole windows at once.
- * On unless SHOAL_TCP_PACING=0: at a bottleneck with a shallow buffer it doubled throughput
- * (README "Performance", the shallow-buffer rows).
+ * Off unless SHOAL_TCP_PACING=1: at a bottleneck with a shallow buffer it doubled throughput,
+ * but on the CPU-starved lossy bench paths it looked worse at 0.1% loss (README "Performance"):
+ * when the loop runs a tick late, the bucket's 2 ms cap forfeits the rest of the wait, and the
+ * flow then measures, and paces at, less than the path carries.
  * Owns: struct tcpx's pacing fields and the one pacing timeout. Must not touch: lwIP's queues.
  */
 #include "config.h"
@@ -47,7 +49,7 @@ tcpx_get_pacing(void)
 		const char *e = getenv("SHOAL_TCP_PACING");
 
 		pace_chosen = 1;
-		pace_on = e == NULL || strcmp(e, "0") != 0;
+		pace_on = e != NULL && strcmp(e, "1") == 0;
 	}
 	return pace_on;
 }

@@ -57,7 +57,8 @@ struct tcpx {
 	/* Pacing (tcp_pace.c): a token bucket filled at the model's pacing rate. */
 	uint32_t pace_tokens;           /* bytes that may leave now */
 	uint32_t pace_ms;               /* when the bucket was last filled (0: never) */
-	uint8_t pace_blocked;           /* tcp_output stopped for want of tokens */
+	uint8_t pace_blocked;           /* tcp_output stopped for want of tokens: tick it */
+	uint8_t pace_owed;              /* ... and has not sent since */
 	/* Where the scoreboard walks start, so that an ACK costs what it changes, not the length
 	 * of ->unacked (thousands of segments on a long fat path). A hint is valid while its
 	 * segment is on ->unacked: until lastack passes its end, or an RTO requeues everything. */

@@ -9,9 +9,8 @@
  * re-arms its timer from lwIP's next timeout). So a flow leaves in small bursts, one timer tick's
  * worth of its rate each, instead of whole windows at once.
  * Off unless SHOAL_TCP_PACING=1: at a bottleneck with a shallow buffer it doubled throughput,
- * but on the CPU-starved lossy bench paths it looked worse at 0.1% loss (README "Performance"):
- * when the loop runs a tick late, the bucket's 2 ms cap forfeits the rest of the wait, and the
- * flow then measures, and paces at, less than the path carries.
+ * but on the CPU-starved lossy bench paths it looked worse at 0.1% loss (README "Performance"),
+ * measured before late ticks were credited (PACE_LATE_MS).
  * Owns: struct tcpx's pacing fields and the one pacing timeout. Must not touch: lwIP's queues.
  */
 #include "config.h"
@@ -27,9 +26,12 @@
 #include "netstack/tcp_ext.h"
 
 #define PACE_TICK_MS 1
-/* The bucket holds at most this long at the rate (or PACE_MIN_SEGS segments): a tick that comes
- * late, on a loop busy with other work, may send what it owes for up to that long at once. */
+/* The bucket holds this long at the rate (or PACE_MIN_SEGS segments). When the loop comes back
+ * later than that (busy with other work: encryption, other flows), it holds up to the time that
+ * passed, at most PACE_LATE_MS: a late tick sends what it owes instead of forfeiting it, which
+ * would make the flow send, then measure and then pace at less than the path carries. */
 #define PACE_BURST_MS 2
+#define PACE_LATE_MS 10
 #define PACE_MIN_SEGS 10
 
 static int pace_chosen, pace_on;
@@ -74,7 +76,7 @@ int
 tcpx_pace_may_send(struct tcp_pcb *pcb, const struct tcp_seg *seg)
 {
 	struct tcpx *x = &pcb->x;
-	uint32_t rate, now, cap, elapsed;
+	uint32_t rate, now, cap, elapsed, window;
 
 	if (seg->len == 0 || !tcpx_get_pacing() || !tcpx_owns_recovery(pcb))
 		return 1;
@@ -82,23 +84,31 @@ tcpx_pace_may_send(struct tcp_pcb *pcb, const struct tcp_seg *seg)
 	if (rate == 0)
 		return 1;
 	now = sys_now();
-	cap = rate / 1000u * PACE_BURST_MS;
-	if (cap < (uint32_t)PACE_MIN_SEGS * pcb->mss)
-		cap = (uint32_t)PACE_MIN_SEGS * pcb->mss;
 	/* A new flow, or one back from idle, starts with a full bucket. */
 	elapsed = x->pace_ms == 0 ? 1000u : now - x->pace_ms;
 	if (elapsed > 1000u)
 		elapsed = 1000u;
-	if ((uint64_t)x->pace_tokens + (uint64_t)rate * elapsed / 1000u >= cap)
-		x->pace_tokens = cap;
-	else
-		x->pace_tokens += (uint32_t)((uint64_t)rate * elapsed / 1000u);
+	/* A flow that was waiting for a tick is owed the whole time it waited, up to PACE_LATE_MS. */
+	window = PACE_BURST_MS;
+	if (x->pace_owed && elapsed > window)
+		window = elapsed < PACE_LATE_MS ? elapsed : PACE_LATE_MS;
+	cap = rate / 1000u * window;
+	if (cap < (uint32_t)PACE_MIN_SEGS * pcb->mss)
+		cap = (uint32_t)PACE_MIN_SEGS * pcb->mss;
+	/* The cap limits what accrues; it does not take back what a late tick was given. */
+	if (x->pace_tokens < cap) {
+		uint64_t t = (uint64_t)x->pace_tokens + (uint64_t)rate * elapsed / 1000u;
+
+		x->pace_tokens = t > cap ? cap : (uint32_t)t;
+	}
 	x->pace_ms = now;
 	if (x->pace_tokens >= seg->len) {
 		x->pace_tokens -= seg->len;
+		x->pace_owed = 0;
 		return 1;
 	}
 	x->pace_blocked = 1;
+	x->pace_owed = 1;
 	if (!tick_pending) {
 		tick_pending = 1;
 		sys_timeout(PACE_TICK_MS, pace_tick, NULL);

@@ -690,6 +690,35 @@ test_pacing_spreads_a_window(void)
 	tcpx_set_pacing(0);
 	close_conn();
 }
+
+/*
+ * A late tick (the loop was busy for 3 ms) sends what the flow was owed for all of that time,
+ * not only the bucket's usual 2 ms: the 22 segments left after the first burst all go (2 ms
+ * would let 18 through).
+ */
+static void
+test_pacing_credits_a_late_tick(void)
+{
+	int i;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	sys_check_timeouts();
+	allow(64);
+	for (i = 0; i < TCPX_BW_ROUNDS; i++)
+		pcb->x.bw[i] = CC_BW;
+	pcb->x.round = 2;
+	tcpx_set_pacing(1);
+	nsent = 0;
+	send_segments(0, 40);
+	CHECK_EQ(nsent, 18);            /* 2 ms at 12.5 kB/ms */
+	now_ms += 3;
+	sys_check_timeouts();
+	CHECK_EQ(nsent, 40);
+	tcpx_set_pacing(0);
+	close_conn();
+}
 #endif
 
 int
@@ -711,6 +740,7 @@ main(void)
 	RUN(test_cc_startup_ends_on_loss);
 	RUN(test_cc_app_limited_keeps_model);
 	RUN(test_pacing_spreads_a_window);
+	RUN(test_pacing_credits_a_late_tick);
 #endif
 	return unit_finish();
 }

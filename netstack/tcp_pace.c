@@ -8,9 +8,9 @@
  * stops and arms a 1 ms lwIP timeout, which the daemon's libev loop runs (netstack/tick.c
  * re-arms its timer from lwIP's next timeout). So a flow leaves in small bursts, one timer tick's
  * worth of its rate each, instead of whole windows at once.
- * Off unless SHOAL_TCP_PACING=1: at a bottleneck with a shallow buffer it doubled throughput,
- * but on the CPU-starved lossy bench paths it looked worse at 0.1% loss (README "Performance"),
- * measured before late ticks were credited (PACE_LATE_MS).
+ * Off unless SHOAL_TCP_PACING=1: at a bottleneck with a shallow buffer it more than doubled
+ * throughput, but on the loaded bench machine the paced 0.1%-loss paths came out lower (README
+ * "Performance"), which a quiet machine has to settle before it is the default.
  * Owns: struct tcpx's pacing fields and the one pacing timeout. Must not touch: lwIP's queues.
  */
 #include "config.h"

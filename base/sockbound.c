@@ -6,16 +6,14 @@
  */
 #include "config.h"
 #include "base/sockbound.h"
+#include "base/sockdiag.h"
 
 #include <errno.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 /* 0.0.0.0, 127.0.0.1 (IPv4: the first word); ::, ::1, ::ffff:0.0.0.0, ::ffff:127.0.0.1. */
@@ -59,29 +57,16 @@ snap_add(struct sockbound_snap *snap, size_t *cap, uint8_t proto, uint16_t port,
 static int
 dump(int nfd, uint8_t family, uint8_t proto, uid_t uid, struct sockbound_snap *snap, size_t *cap)
 {
-	struct {
-		struct nlmsghdr nh;
-		struct inet_diag_req_v2 req;
-	} rq;
 	union {
 		struct nlmsghdr nh;
 		char buf[16384];
 	} rp;
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
 	const struct nlmsghdr *h;
 	const struct inet_diag_msg *m;
 	ssize_t len;
 
-	memset(&rq, 0, sizeof(rq));
-	rq.nh.nlmsg_len = sizeof(rq);
-	rq.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	rq.nh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
-	rq.nh.nlmsg_seq = family;
-	rq.req.sdiag_family = family;
-	rq.req.sdiag_protocol = proto;
-	rq.req.idiag_states = proto == IPPROTO_TCP ? 1u << TCP_LISTEN : ~0u;
-	if (sendto(nfd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) !=
-	    (ssize_t)sizeof(rq))
+	if (sockdiag_request(nfd, NLM_F_DUMP, family, family, proto,
+	    proto == IPPROTO_TCP ? 1u << TCP_LISTEN : ~0u, NULL) != 0)
 		return -1;
 	for (;;) {
 		if ((len = recv(nfd, &rp, sizeof(rp), 0)) < 0)
@@ -90,10 +75,7 @@ dump(int nfd, uint8_t family, uint8_t proto, uid_t uid, struct sockbound_snap *s
 			if (h->nlmsg_type == NLMSG_DONE)
 				return 0;
 			if (h->nlmsg_type == NLMSG_ERROR) {
-				const struct nlmsgerr *err = NLMSG_DATA(h);
-
-				errno = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*err)) &&
-				    err->error < 0 ? -err->error : EPROTO;
+				errno = sockdiag_errno(h);
 				return -1;
 			}
 			if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
@@ -125,16 +107,13 @@ sockbound_snapshot(uid_t uid, struct sockbound_snap *snap)
 {
 	static const uint8_t families[] = { AF_INET, AF_INET6 };
 	static const uint8_t protos[] = { IPPROTO_TCP, IPPROTO_UDP };
-	struct timeval tv = { .tv_sec = 1 };
 	size_t cap = 0, i;
 	int nfd, rc = 0, e;
 
 	snap->v = NULL;
 	snap->n = 0;
-	if ((nfd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
+	if ((nfd = sockdiag_open()) < 0)
 		return -1;
-	/* the kernel answers at once; the timeout only guards against the unexpected */
-	(void)setsockopt(nfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	for (i = 0; i < 4 && rc == 0; i++)
 		rc = dump(nfd, families[i % 2], protos[i / 2], uid, snap, &cap);
 	e = errno;

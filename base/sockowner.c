@@ -7,15 +7,13 @@
  */
 #include "config.h"
 #include "base/sockowner.h"
+#include "base/sockdiag.h"
 
 #include <errno.h>
-#include <linux/inet_diag.h>
-#include <linux/netlink.h>
 #include <linux/sock_diag.h>
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 
 static int
@@ -50,49 +48,28 @@ fill_id(struct inet_diag_sockid *id, const struct sockaddr_storage *client,
 static int
 lookup_uid(uint8_t family, uint8_t protocol, const struct inet_diag_sockid *id, uid_t *uid)
 {
-	struct {
-		struct nlmsghdr nh;
-		struct inet_diag_req_v2 req;
-	} rq;
 	union {
 		struct nlmsghdr nh;
 		char buf[8192];
 	} rp;
-	struct sockaddr_nl nl = { .nl_family = AF_NETLINK };
-	struct timeval tv = { .tv_sec = 1 };
 	const struct nlmsghdr *h;
 	const struct inet_diag_msg *m;
 	ssize_t n;
 	int nfd, e;
 
-	memset(&rq, 0, sizeof(rq));
-	rq.nh.nlmsg_len = sizeof(rq);
-	rq.nh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-	rq.nh.nlmsg_flags = NLM_F_REQUEST;
-	rq.nh.nlmsg_seq = 1;
-	rq.req.sdiag_family = family;
-	rq.req.sdiag_protocol = protocol;
-	rq.req.idiag_states = ~0u;
-	rq.req.id = *id;
-	rq.req.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-	rq.req.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-	if ((nfd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG)) < 0)
+	if ((nfd = sockdiag_open()) < 0)
 		return -1;
-	/* The kernel answers at once; the timeout only guards against the unexpected. */
-	(void)setsockopt(nfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	if (sendto(nfd, &rq, sizeof(rq), 0, (struct sockaddr *)&nl, sizeof(nl)) !=
-	    (ssize_t)sizeof(rq))
-		goto fail;
-	n = recv(nfd, &rp, sizeof(rp), 0);
-	if (n < 0)
-		goto fail;
+	if (sockdiag_request(nfd, 0, 1, family, protocol, ~0u, id) != 0 ||
+	    (n = recv(nfd, &rp, sizeof(rp), 0)) < 0) {
+		e = errno;
+		close(nfd);
+		errno = e;
+		return -1;
+	}
 	close(nfd);
 	for (h = &rp.nh; NLMSG_OK(h, (size_t)n); h = NLMSG_NEXT(h, n)) {
 		if (h->nlmsg_type == NLMSG_ERROR) {
-			const struct nlmsgerr *err = NLMSG_DATA(h);
-
-			errno = h->nlmsg_len >= NLMSG_LENGTH(sizeof(*err)) && err->error < 0 ?
-			    -err->error : EPROTO;
+			errno = sockdiag_errno(h);
 			return -1;
 		}
 		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
@@ -103,12 +80,6 @@ lookup_uid(uint8_t family, uint8_t protocol, const struct inet_diag_sockid *id, 
 		return 0;
 	}
 	errno = ENOENT;
-	return -1;
-
-fail:
-	e = errno;
-	close(nfd);
-	errno = e;
 	return -1;
 }
 

@@ -11,10 +11,10 @@
 #include "cli/args.h"
 
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base/errmsg.h"
 #include "base/proto.h"
 
 enum {
@@ -105,21 +105,6 @@ cli_verb_find(const char *name)
 	return v ? &v->info : NULL;
 }
 
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* messages quote user input: keep them one line whatever was typed */
-	for (; *err; err++)
-		if ((unsigned char)*err < 0x20 || *err == 0x7f)
-			*err = '?';
-	return -1;
-}
-
 /* Decimal digits only (no sign, no spaces), lo..hi. */
 static int
 parse_num(const char *s, long lo, long hi, long *out)
@@ -154,11 +139,12 @@ check_str(const char *verb, const char *what, const char *s, size_t min, size_t 
     char *err, size_t errlen)
 {
 	if (strlen(s) < min)
-		return fail(err, errlen, "%s: %s must not be empty", verb, what);
+		return errmsg_fail(err, errlen, "%s: %s must not be empty", verb, what);
 	if (strlen(s) > max)
-		return fail(err, errlen, "%s: %s is too long (at most %zu bytes)", verb, what, max);
+		return errmsg_fail(err, errlen, "%s: %s is too long (at most %zu bytes)", verb,
+		    what, max);
 	if (has_control_chars(s))
-		return fail(err, errlen, "%s: %s contains control characters", verb, what);
+		return errmsg_fail(err, errlen, "%s: %s contains control characters", verb, what);
 	return 0;
 }
 
@@ -254,7 +240,7 @@ take_option(const struct verb_def *v, int c, const char *tok, const char *val,
 		return 0;
 	case O_CONTROL:
 		if (!val[0])
-			return fail(err, errlen, "--control needs a PATH");
+			return errmsg_fail(err, errlen, "--control needs a PATH");
 		a->control = val;
 		return 0;
 	case O_REMOVE:
@@ -271,31 +257,33 @@ take_option(const struct verb_def *v, int c, const char *tok, const char *val,
 		return 0;
 	case O_PASSWORD:
 		if (a->password)
-			return fail(err, errlen, "%s: --password given twice", name);
+			return errmsg_fail(err, errlen, "%s: --password given twice", name);
 		if (check_str(name, "password", val, 0, PASSWORD_MAX_LEN, err, errlen) == -1)
 			return -1;
 		a->password = val;
 		return 0;
 	case O_COUNT:
 		if (parse_num(val, 1, PING_MAX, &a->count) == -1)
-			return fail(err, errlen, "%s: count must be a number from 1 to %d, not \"%s\"",
+			return errmsg_fail(err, errlen,
+			    "%s: count must be a number from 1 to %d, not \"%s\"",
 			    name, PING_MAX, val);
 		return 0;
 	case O_LIMIT:
 		if (parse_num(val, 1, CHAT_LIMIT_MAX, &a->limit) == -1)
-			return fail(err, errlen, "%s: --limit must be a number from 1 to %d", name,
-			    CHAT_LIMIT_MAX);
+			return errmsg_fail(err, errlen, "%s: --limit must be a number from 1 to %d",
+			    name, CHAT_LIMIT_MAX);
 		return 0;
 	case O_WAIT:
 		if (parse_num(val, 1, WAIT_MAX, &a->wait) == -1)
-			return fail(err, errlen, "%s: --wait must be a number of seconds from 1 to %d, "
+			return errmsg_fail(err, errlen,
+			    "%s: --wait must be a number of seconds from 1 to %d, "
 			    "not \"%s\"", name, WAIT_MAX, val);
 		return 0;
 	case O_TO:
 		a->peer = val;
 		return check_str(name, "PEER", a->peer, 1, PEER_MAX, err, errlen);
 	}
-	return fail(err, errlen, "%s: unknown option %s", name, tok);
+	return errmsg_fail(err, errlen, "%s: unknown option %s", name, tok);
 }
 
 /*
@@ -334,13 +322,14 @@ options(const struct verb_def *v, int n, char **args, int *from, struct cli_args
 			tok = shortopt;
 		}
 		if (c == ':')
-			return fail(err, errlen, "%s%s%s needs a %s", v ? v->info.name : "",
+			return errmsg_fail(err, errlen, "%s%s%s needs a %s", v ? v->info.name : "",
 			    v ? ": " : "", tok, optopt == O_CONTROL ? "PATH" : "value");
 		if (c == '?' || (li >= 0 && !exact_long(tok, &longs[li]))) {
 			if (!v)
-				return fail(err, errlen, "unknown option %s (options of a command go "
+				return errmsg_fail(err, errlen,
+				    "unknown option %s (options of a command go "
 				    "after it; see shoal help)", tok);
-			return fail(err, errlen, "%s: unknown option %s; usage: shoal %s",
+			return errmsg_fail(err, errlen, "%s: unknown option %s; usage: shoal %s",
 			    v->info.name, tok, v->info.synopsis);
 		}
 		if (take_option(v, c, tok, val, a, err, errlen) == -1)
@@ -361,7 +350,7 @@ assign_chat(const struct verb_def *v, const char *pos[], int npos, struct cli_ar
 
 	if (a->follow + a->history > 1 || (a->follow && a->peer) || (a->limit && !a->history) ||
 	    npos != want)
-		return fail(err, errlen, "chat: usage: shoal %s", v->info.synopsis);
+		return errmsg_fail(err, errlen, "chat: usage: shoal %s", v->info.synopsis);
 	if (a->follow) {
 		a->cmd = "chat-follow";
 		return 0;
@@ -393,13 +382,13 @@ assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a
 	}
 	if (strcmp(name, "completion") == 0) {
 		if (strcmp(pos[0], "bash") != 0)
-			return fail(err, errlen, "completion: only bash is known, not \"%s\"",
-			    pos[0]);
+			return errmsg_fail(err, errlen,
+			    "completion: only bash is known, not \"%s\"", pos[0]);
 		return 0;
 	}
 	if (strcmp(name, "up") == 0) {
 		if (strncmp(pos[0], "shoal://", 8) != 0 || has_control_chars(pos[0]))
-			return fail(err, errlen, "up: expected a connection string "
+			return errmsg_fail(err, errlen, "up: expected a connection string "
 			    "shoal://HOST:PORT/KEY, not \"%s\"", pos[0]);
 		a->server = pos[0];
 		return 0;
@@ -409,40 +398,47 @@ assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a
 		if (slash && strcmp(slash, "/udp") == 0)
 			a->udp = 1;
 		else if (slash && strcmp(slash, "/tcp") != 0)
-			return fail(err, errlen, "expose: protocol must be /tcp or /udp, not \"%s\"",
+			return errmsg_fail(err, errlen,
+			    "expose: protocol must be /tcp or /udp, not \"%s\"",
 			    slash);
 		if (!slash)
 			slash = pos[0] + strlen(pos[0]);
 		if ((size_t)(slash - pos[0]) >= sizeof(port))
-			return fail(err, errlen, "expose: bad port \"%s\"", pos[0]);
+			return errmsg_fail(err, errlen, "expose: bad port \"%s\"", pos[0]);
 		memcpy(port, pos[0], (size_t)(slash - pos[0]));
 		port[slash - pos[0]] = '\0';
 		if (parse_num(port, 1, 65535, &a->port) == -1)
-			return fail(err, errlen, "expose: port must be a number from 1 to 65535, "
+			return errmsg_fail(err, errlen,
+			    "expose: port must be a number from 1 to 65535, "
 			    "not \"%s\"", port);
 		return 0;
 	}
 	if (strcmp(name, "forward") == 0) {
 		if (parse_num(pos[0], 1, 65535, &a->local_port) == -1)
-			return fail(err, errlen, "forward: LOCALPORT must be a number from 1 to "
+			return errmsg_fail(err, errlen,
+			    "forward: LOCALPORT must be a number from 1 to "
 			    "65535, not \"%s\"", pos[0]);
 		if (npos < 2) {
 			if (!a->remove)
-				return fail(err, errlen, "forward: missing PEER:PORT; usage: shoal %s",
+				return errmsg_fail(err, errlen,
+				    "forward: missing PEER:PORT; usage: shoal %s",
 				    v->info.synopsis);
 			return 0;
 		}
 		colon = strrchr(pos[1], ':');
 		if (!colon || colon == pos[1])
-			return fail(err, errlen, "forward: expected PEER:PORT, not \"%s\"", pos[1]);
+			return errmsg_fail(err, errlen, "forward: expected PEER:PORT, not \"%s\"",
+			    pos[1]);
 		if (parse_num(colon + 1, 1, 65535, &a->port) == -1)
-			return fail(err, errlen, "forward: PORT must be a number from 1 to 65535, "
+			return errmsg_fail(err, errlen,
+			    "forward: PORT must be a number from 1 to 65535, "
 			    "not \"%s\"", colon + 1);
 		/* argv is not ours to cut: peer keeps "PEER:PORT", the request builder splits */
 		if ((size_t)(colon - pos[1]) > PEER_MAX)
-			return fail(err, errlen, "forward: PEER is too long");
+			return errmsg_fail(err, errlen, "forward: PEER is too long");
 		if (has_control_chars(pos[1]))
-			return fail(err, errlen, "forward: PEER contains control characters");
+			return errmsg_fail(err, errlen,
+			    "forward: PEER contains control characters");
 		a->peer = pos[1];
 		return 0;
 	}
@@ -461,7 +457,8 @@ assign(const struct verb_def *v, const char *pos[], int npos, struct cli_args *a
 	if (strcmp(name, "set-access") == 0) {
 		if (strcmp(pos[1], "lock") && strcmp(pos[1], "unlock") && strcmp(pos[1], "manual") &&
 		    strcmp(pos[1], "auto"))
-			return fail(err, errlen, "set-access: expected lock, unlock, manual or auto, "
+			return errmsg_fail(err, errlen,
+			    "set-access: expected lock, unlock, manual or auto, "
 			    "not \"%s\"", pos[1]);
 		a->access = pos[1];
 		return 0;
@@ -483,7 +480,7 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 
 	memset(a, 0, sizeof(*a));
 	if (argc > ARGS_MAX)
-		return fail(err, errlen, "too many arguments (at most %d)", ARGS_MAX - 1);
+		return errmsg_fail(err, errlen, "too many arguments (at most %d)", ARGS_MAX - 1);
 	for (i = 0; i < argc; i++)
 		args[i] = argv[i];
 	args[argc] = NULL;
@@ -495,7 +492,8 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 		return 0;
 	if (i < argc) {
 		if (!(v = find_verb(args[i])))
-			return fail(err, errlen, "unknown command \"%s\" (see shoal help)", args[i]);
+			return errmsg_fail(err, errlen, "unknown command \"%s\" (see shoal help)",
+			    args[i]);
 		i++;
 		/* The verb's options and the globals again, anywhere among its arguments (run:
 		 * up to its command, which keeps the rest, options included). */
@@ -510,7 +508,8 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 		} else {
 			for (; i < argc; i++) {
 				if (npos >= v->nmax || npos >= MAX_POS)
-					return fail(err, errlen, "%s: too many arguments; usage: shoal %s",
+					return errmsg_fail(err, errlen,
+					    "%s: too many arguments; usage: shoal %s",
 					    v->info.name, v->info.synopsis);
 				pos[npos++] = args[i];
 			}
@@ -520,7 +519,8 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 	if (v && strcmp(v->info.name, "help") == 0) {
 		a->help = 1;
 		if (npos == 1 && !find_verb(pos[0]))
-			return fail(err, errlen, "unknown command \"%s\" (see shoal help)", pos[0]);
+			return errmsg_fail(err, errlen, "unknown command \"%s\" (see shoal help)",
+			    pos[0]);
 		a->help_verb = npos == 1 ? pos[0] : NULL;
 		return 0;
 	}
@@ -529,13 +529,13 @@ cli_args_parse(int argc, char *const argv[], struct cli_args *a, char *err, size
 		return 0;
 	}
 	if (!v)
-		return fail(err, errlen, "no command given (see shoal help)");
+		return errmsg_fail(err, errlen, "no command given (see shoal help)");
 	if (strcmp(v->info.name, "run") == 0 && !a->run_argv)
-		return fail(err, errlen, "run: missing the command to run; usage: shoal %s",
+		return errmsg_fail(err, errlen, "run: missing the command to run; usage: shoal %s",
 		    v->info.synopsis);
 	if (npos < v->nmin)
-		return fail(err, errlen, "%s: missing arguments; usage: shoal %s", v->info.name,
-		    v->info.synopsis);
+		return errmsg_fail(err, errlen, "%s: missing arguments; usage: shoal %s",
+		    v->info.name, v->info.synopsis);
 	a->cmd = v->info.name;
 	if (strcmp(v->info.name, "chat") == 0)
 		return assign_chat(v, pos, npos, a, err, errlen);

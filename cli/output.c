@@ -114,7 +114,10 @@ output_status(FILE *f, json_t *r)
 	fprintf(f, "%-16s %s\n", "address:", str(r, "address"));
 	fprintf(f, "%-16s %s\n", "nick:", str(r, "nick"));
 	fprintf(f, "%-16s %s\n", "node id:", str(r, "node_id"));
-	fprintf(f, "%-16s %s\n", "server:", conn);
+	if (json_is_string(json_object_get(r, "mediator")))
+		fprintf(f, "%-16s %s (%s)\n", "server:", conn, str(r, "mediator"));
+	else
+		fprintf(f, "%-16s %s\n", "server:", conn);
 	fprintf(f, "%-16s %s\n", "server url:", str(r, "server_url"));
 	fprintf(f, "%-16s %s\n", "public endpoint:", str(r, "public_endpoint"));
 	nat_line(f, json_object_get(r, "nat"));

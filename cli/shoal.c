@@ -20,6 +20,7 @@
 #include "cli/output.h"
 #include "cli/run.h"
 #include "cli/completion.h"
+#include "cli/daemonconf.h"
 #include "cli/up.h"
 #include "base/fsloc.h"
 
@@ -40,8 +41,9 @@ usage_all(FILE *f)
 	for (i = 0; (v = cli_verb_at(i)); i++)
 		fprintf(f, "  %-42s %s\n", v->synopsis, v->summary);
 	fprintf(f, "\noptions:\n"
-	    "  --control PATH   shoald's control socket (default: $SHOAL_CONTROL, else\n"
-	    "                   $XDG_RUNTIME_DIR/shoal/shoald.sock, else /tmp/shoal-UID/shoald.sock)\n"
+	    "  --control PATH   shoald's control socket (default: the one shoald.conf names,\n"
+	    "                   else $SHOAL_CONTROL, else $XDG_RUNTIME_DIR/shoal/shoald.sock,\n"
+	    "                   else /tmp/shoal-UID/shoald.sock)\n"
 	    "  --json           print the daemon's JSON answer (stable, for scripts)\n"
 	    "  -h, --help       this help; COMMAND --help for one command\n"
 	    "  --version        print the version\n"
@@ -214,9 +216,11 @@ main(int argc, char *argv[])
 			usage_all(stdout);
 		return 0;
 	}
+	/* the daemon's own config file may name its socket: a flag wins, then the file */
 	if (a.control)
 		snprintf(path, sizeof(path), "%s", a.control);
-	else if (fsloc_default_control(path, sizeof(path)) == -1) {
+	else if (daemonconf_get("control", path, sizeof(path)) != 0 &&
+	    fsloc_default_control(path, sizeof(path)) == -1) {
 		fprintf(stderr, "shoal: control socket path too long (set --control)\n");
 		return EXIT_USAGE;
 	}

@@ -19,6 +19,7 @@
 
 #include "base/fsloc.h"
 #include "cli/client.h"
+#include "cli/daemonconf.h"
 
 enum { EXIT_FAILED = 1, DOWN_WAIT_S = 15, CALL_MS = 5000, LOG_TAIL = 12 };
 
@@ -217,7 +218,9 @@ up_run(const char *control, int control_given, const char *server, long wait_s, 
 			    "directory is not safe\n", control);
 			return EXIT_FAILED;
 		}
-		if (fsloc_default_state(state, sizeof(state)) != 0 ||
+		/* the log goes where shoald keeps its state: its config file may say where */
+		if ((daemonconf_get("state", state, sizeof(state)) != 0 &&
+		    fsloc_default_state(state, sizeof(state)) != 0) ||
 		    (size_t)snprintf(log, sizeof(log), "%s/shoald.log", state) >= sizeof(log)) {
 			fprintf(stderr, "shoal: no home directory for shoald's state\n");
 			return EXIT_FAILED;

@@ -41,6 +41,7 @@ struct control {
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	struct ctl_client *clients;
 	int n_clients;
+	struct ctl_watch *watch;        /* control_watch.c */
 };
 
 /* One connection. Owned by its struct control. */
@@ -230,6 +231,12 @@ ctl_reply_error(struct ctl_client *cl, int has_id, int64_t id, const char *fmt, 
 	}
 	json_object_set_new(r, "error", s);
 	client_send_json(cl, r);
+}
+
+struct ctl_watch *
+ctl_client_watch(struct ctl_client *cl)
+{
+	return cl->ctl->watch;
 }
 
 struct ctl_pending *
@@ -437,9 +444,14 @@ control_new(const struct control_env *env, const char *path)
 		return NULL;
 	c->env = *env;
 	strcpy(c->path, path);
+	if (!(c->watch = ctl_watch_new(&c->env))) {
+		free(c);
+		return NULL;
+	}
 	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (c->fd == -1) {
 		log_warn("event=control_listen_failed path=%s step=socket", path);
+		ctl_watch_free(c->watch);
 		free(c);
 		return NULL;
 	}
@@ -448,12 +460,14 @@ control_new(const struct control_env *env, const char *path)
 	    chmod(path, 0600) == -1 || listen(c->fd, 16) == -1) {
 		log_warn("event=control_listen_failed path=%s step=bind", path);
 		close(c->fd);
+		ctl_watch_free(c->watch);
 		free(c);
 		return NULL;
 	}
 	if ((c->acc = acceptor_new(env->loop, c->fd, "control", 0, accept_cb, c)) == NULL) {
 		close(c->fd);
 		unlink(path);
+		ctl_watch_free(c->watch);
 		free(c);
 		return NULL;
 	}
@@ -468,6 +482,7 @@ control_free(struct control *c)
 		return;
 	while (c->clients)
 		client_free(c->clients);
+	ctl_watch_free(c->watch);
 	acceptor_free(c->acc);
 	close(c->fd);
 	unlink(c->path);

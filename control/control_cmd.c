@@ -344,8 +344,8 @@ relays_json(const struct control_env *env)
 	return arr;
 }
 
-static void
-cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
+json_t *
+ctl_status_json(const struct control_env *env)
 {
 	struct expose_info ex[LIST_MAX];
 	struct forward_info fw[LIST_MAX];
@@ -363,6 +363,13 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	json_object_set_new(o, "server",
 	    json_string(env->med && medclient_connected(env->med) ? "connected" : "disconnected"));
 	json_object_set_new(o, "server_url", env->server ? ctl_jtext(env->server) : json_null());
+	{
+		/* Which instance of the mediator (the connection string may list several). */
+		char med[300];
+
+		json_object_set_new(o, "mediator", env->med && medclient_server(env->med, med,
+		    sizeof(med)) == 0 ? ctl_jtext(med) : json_null());
+	}
 	/* the contract's return value is loose ("0 if unknown"): trust a filled endpoint */
 	memset(&ep, 0, sizeof(ep));
 	if (env->med && medclient_public_endpoint(env->med, &ep) >= 0 && ep.addr && ep.port) {
@@ -402,7 +409,7 @@ cmd_status(const struct control_env *env, struct ctl_client *cl, const struct ct
 	json_object_set_new(o, "listen_failures", listen_failures_json(env));
 	json_object_set_new(o, "ui", env->ui_url ? json_pack("{s:s, s:s}", "url", env->ui_url,
 	    "token_file", env->ui_token_file ? env->ui_token_file : "") : json_null());
-	ctl_reply_ok(cl, rq->id, o);
+	return o;
 }
 
 static int
@@ -533,8 +540,8 @@ network_json(const struct control_env *env, const struct med_network *n)
 	return o;
 }
 
-static void
-cmd_list(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
+json_t *
+ctl_list_json(const struct control_env *env)
 {
 	const struct med_network *head = env->med ? medclient_networks(env->med) : NULL, *n, **ns;
 	json_t *arr = json_array();
@@ -542,8 +549,7 @@ cmd_list(const struct control_env *env, struct ctl_client *cl, const struct ctl_
 
 	if (!(ns = calloc(count + 1, sizeof(*ns)))) {
 		json_decref(arr);
-		ctl_reply_error(cl, 1, rq->id, "out of memory");
-		return;
+		return NULL;
 	}
 	for (n = head; n && i < count; n = n->hh.next)
 		ns[i++] = n;
@@ -552,7 +558,7 @@ cmd_list(const struct control_env *env, struct ctl_client *cl, const struct ctl_
 	for (i = 0; i < count; i++)
 		json_array_append_new(arr, network_json(env, ns[i]));
 	free(ns);
-	ctl_reply_ok(cl, rq->id, json_pack("{s:o}", "networks", arr));
+	return json_pack("{s:o}", "networks", arr);
 }
 
 /* The message sent back when the server's RESULT carries no text of its own. */
@@ -985,24 +991,34 @@ cmd_ping(const struct control_env *env, struct ctl_client *cl, const struct ctl_
 void
 ctl_cmd_cancel(struct ctl_pending *p)
 {
-	/* a ping and a chat-follow wait on a timer rather than a callback */
+	/* a ping, a chat-follow and a watch wait on a timer rather than a callback */
 	if (p->rq.cmd == CTL_PING)
 		ev_timer_stop(p->env->loop, &p->gap);
 	if (p->rq.cmd == CTL_CHAT_FOLLOW)
 		ctl_chat_cancel(p);
+	if (p->rq.cmd == CTL_WATCH)
+		ctl_watch_cancel(p);
 }
 
 void
 ctl_cmd_run(const struct control_env *env, struct ctl_client *cl, const struct ctl_request *rq)
 {
+	json_t *o;
+
 	log_debug("event=control_request cmd=%s id=%lld", ctl_cmd_name(rq->cmd),
 	    (long long)rq->id);
 	switch (rq->cmd) {
 	case CTL_STATUS:
-		cmd_status(env, cl, rq);
+		ctl_reply_ok(cl, rq->id, ctl_status_json(env));
 		break;
 	case CTL_LIST:
-		cmd_list(env, cl, rq);
+		if ((o = ctl_list_json(env)) == NULL)
+			ctl_reply_error(cl, 1, rq->id, "out of memory");
+		else
+			ctl_reply_ok(cl, rq->id, o);
+		break;
+	case CTL_WATCH:
+		ctl_watch_run(env, cl, rq);
 		break;
 	case CTL_EXPOSE:
 		cmd_expose(env, cl, rq);

@@ -38,6 +38,9 @@ struct ctl_pending {
 	double rtt[CTL_PING_MAX];
 	/* chat-follow: the wait for new messages (medclient_chat_wait), its deadline in gap */
 	void *chat_wait;
+	/* watch: its place among the waiting watches (control_watch.c), its deadline in gap */
+	struct ctl_pending *wnext, *wprev;
+	struct ctl_watch *watch;
 };
 
 /* control.c */
@@ -60,6 +63,22 @@ void ctl_cmd_cancel(struct ctl_pending *p);
 /* Strings for responses: network text kept if UTF-8 (else made printable), keys in hex. */
 json_t *ctl_jtext(const char *s);
 json_t *ctl_jhex(const uint8_t key[KEY_LEN]);
+
+/* control.c: the control's one watch state (control_watch.c), shared by its clients. */
+struct ctl_watch *ctl_client_watch(struct ctl_client *cl);
+
+/* control_cmd.c: what `status` and `list` answer (5.5), also what a watch digests. list:
+ * NULL when out of memory. */
+json_t *ctl_status_json(const struct control_env *env);
+json_t *ctl_list_json(const struct control_env *env);
+
+/* control_watch.c: the watch command (a generation that grows whenever status, list or the
+ * chat ring would answer differently). */
+struct ctl_watch *ctl_watch_new(const struct control_env *env);
+void ctl_watch_free(struct ctl_watch *w);
+void ctl_watch_run(const struct control_env *env, struct ctl_client *cl,
+    const struct ctl_request *rq);
+void ctl_watch_cancel(struct ctl_pending *p);
 
 /* control_chat.c: chat, chat-follow, chat-history. */
 void ctl_chat_run(const struct control_env *env, struct ctl_client *cl,

@@ -8,9 +8,10 @@
 #include "control/control_proto.h"
 
 #include <jansson.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "base/errmsg.h"
 
 enum field_bit {
 	F_NETWORK = 1 << 0, F_PASSWORD = 1 << 1, F_NICK = 1 << 2, F_PEER = 1 << 3,
@@ -57,6 +58,7 @@ static const struct cmd_def {
 	{ "chat", CTL_CHAT, F_TEXT, F_TEXT | F_NETWORK | F_PEER },
 	{ "chat-follow", CTL_CHAT_FOLLOW, 0, F_AFTER },
 	{ "chat-history", CTL_CHAT_HISTORY, 0, F_NETWORK | F_PEER | F_LIMIT },
+	{ "watch", CTL_WATCH, 0, F_AFTER },
 };
 
 static const char *const access_names[] = {
@@ -81,21 +83,6 @@ ctl_access_name(enum ctl_access a)
 	if ((int)a < CTL_ACCESS_LOCK || (int)a > CTL_ACCESS_AUTO)
 		return NULL;
 	return access_names[a];
-}
-
-static int __attribute__((format(printf, 3, 4)))
-fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	/* messages quote user input: keep them one line whatever was typed */
-	for (; *err; err++)
-		if ((unsigned char)*err < 0x20 || *err == 0x7f)
-			*err = '?';
-	return -1;
 }
 
 /* A field name quoted back in an error: short and printable, whatever the client sent. */
@@ -131,16 +118,16 @@ get_string(json_t *v, const char *key, size_t minlen, size_t maxlen, char *out, 
 	size_t len;
 
 	if (!json_is_string(v))
-		return fail(err, errlen, "field \"%s\" must be a string", key);
+		return errmsg_fail(err, errlen, "field \"%s\" must be a string", key);
 	s = json_string_value(v);
 	len = json_string_length(v);
 	if (len < minlen)
-		return fail(err, errlen, "field \"%s\" must not be empty", key);
+		return errmsg_fail(err, errlen, "field \"%s\" must not be empty", key);
 	if (len > maxlen)
-		return fail(err, errlen, "field \"%s\" is too long (at most %zu bytes)", key,
+		return errmsg_fail(err, errlen, "field \"%s\" is too long (at most %zu bytes)", key,
 		    maxlen);
 	if (strlen(s) != len || has_control_chars(s, len))
-		return fail(err, errlen, "field \"%s\" contains control characters", key);
+		return errmsg_fail(err, errlen, "field \"%s\" contains control characters", key);
 	memcpy(out, s, len);
 	out[len] = '\0';
 	return 0;
@@ -153,10 +140,11 @@ get_int(json_t *v, const char *key, long long lo, long long hi, long long *out, 
 	long long n;
 
 	if (!json_is_integer(v))
-		return fail(err, errlen, "field \"%s\" must be an integer", key);
+		return errmsg_fail(err, errlen, "field \"%s\" must be an integer", key);
 	n = (long long)json_integer_value(v);
 	if (n < lo || n > hi)
-		return fail(err, errlen, "field \"%s\" must be between %lld and %lld", key, lo, hi);
+		return errmsg_fail(err, errlen, "field \"%s\" must be between %lld and %lld", key,
+		    lo, hi);
 	*out = n;
 	return 0;
 }
@@ -165,7 +153,7 @@ static int
 get_bool(json_t *v, const char *key, int *out, char *err, size_t errlen)
 {
 	if (!json_is_boolean(v))
-		return fail(err, errlen, "field \"%s\" must be true or false", key);
+		return errmsg_fail(err, errlen, "field \"%s\" must be true or false", key);
 	*out = json_is_true(v);
 	return 0;
 }
@@ -224,10 +212,10 @@ get_field(struct ctl_request *rq, unsigned bit, const char *key, json_t *v, char
 					rq->access = (enum ctl_access)i;
 					return 0;
 				}
-		return fail(err, errlen,
+		return errmsg_fail(err, errlen,
 		    "field \"%s\" must be \"lock\", \"unlock\", \"manual\" or \"auto\"", key);
 	}
-	return fail(err, errlen, "internal error: field %s", key);
+	return errmsg_fail(err, errlen, "internal error: field %s", key);
 }
 
 static int
@@ -241,27 +229,27 @@ parse_object(json_t *root, struct ctl_request *rq, char *err, size_t errlen)
 	size_t i;
 
 	if (!json_is_object(root))
-		return fail(err, errlen, "request must be a JSON object");
+		return errmsg_fail(err, errlen, "request must be a JSON object");
 	v = json_object_get(root, "id");
 	if (!v)
-		return fail(err, errlen, "missing field \"id\"");
+		return errmsg_fail(err, errlen, "missing field \"id\"");
 	if (!json_is_integer(v))
-		return fail(err, errlen, "field \"id\" must be an integer");
+		return errmsg_fail(err, errlen, "field \"id\" must be an integer");
 	rq->has_id = 1;
 	rq->id = (int64_t)json_integer_value(v);
 
 	v = json_object_get(root, "cmd");
 	if (!v)
-		return fail(err, errlen, "missing field \"cmd\"");
+		return errmsg_fail(err, errlen, "missing field \"cmd\"");
 	if (!json_is_string(v))
-		return fail(err, errlen, "field \"cmd\" must be a string");
+		return errmsg_fail(err, errlen, "field \"cmd\" must be a string");
 	cmd = json_string_value(v);
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (strcmp(cmd, cmds[i].name) == 0)
 			def = &cmds[i];
 	if (!def) {
 		printable(cmd, shown, sizeof(shown));
-		return fail(err, errlen, "unknown command \"%s\"", shown);
+		return errmsg_fail(err, errlen, "unknown command \"%s\"", shown);
 	}
 	rq->cmd = def->cmd;
 
@@ -275,7 +263,8 @@ parse_object(json_t *root, struct ctl_request *rq, char *err, size_t errlen)
 				bit = fields[i].bit;
 		if (!(bit & def->allowed)) {
 			printable(key, shown, sizeof(shown));
-			return fail(err, errlen, "unexpected field \"%s\" for command \"%s\"",
+			return errmsg_fail(err, errlen,
+			    "unexpected field \"%s\" for command \"%s\"",
 			    shown, def->name);
 		}
 		if (get_field(rq, bit, key, v, err, errlen) == -1)
@@ -288,11 +277,12 @@ parse_object(json_t *root, struct ctl_request *rq, char *err, size_t errlen)
 		missing |= (F_PEER | F_PORT) & ~seen;
 	if ((def->cmd == CTL_CHAT || def->cmd == CTL_CHAT_HISTORY) &&
 	    !(seen & F_NETWORK) == !(seen & F_PEER))
-		return fail(err, errlen, "command \"%s\" wants exactly one of \"network\" and "
+		return errmsg_fail(err, errlen,
+		    "command \"%s\" wants exactly one of \"network\" and "
 		    "\"peer\"", def->name);
 	for (i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
 		if (missing & fields[i].bit)
-			return fail(err, errlen, "missing field \"%s\" for command \"%s\"",
+			return errmsg_fail(err, errlen, "missing field \"%s\" for command \"%s\"",
 			    fields[i].key, def->name);
 	return 0;
 }
@@ -310,13 +300,13 @@ ctl_request_parse(const char *line, size_t len, struct ctl_request *rq, char *er
 	rq->count = CTL_PING_DEFAULT;
 	rq->limit = CTL_CHAT_LIMIT_DEFAULT;
 	if (len > CTL_LINE_MAX)
-		return fail(err, errlen, "request longer than %d bytes", CTL_LINE_MAX);
+		return errmsg_fail(err, errlen, "request longer than %d bytes", CTL_LINE_MAX);
 	/* Duplicate keys are refused: which one wins would otherwise be up to the parser. */
 	root = json_loadb(line, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		/* jansson quotes the offending input, which may be any bytes */
 		printable(jerr.text, shown, sizeof(shown));
-		return fail(err, errlen, "bad JSON at column %d: %s", jerr.column, shown);
+		return errmsg_fail(err, errlen, "bad JSON at column %d: %s", jerr.column, shown);
 	}
 	rc = parse_object(root, rq, err, errlen);
 	json_decref(root);

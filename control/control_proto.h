@@ -27,6 +27,7 @@ enum ctl_cmd {
 	CTL_STATUS = 1, CTL_LIST, CTL_SET_NICK, CTL_CREATE, CTL_JOIN, CTL_LEAVE, CTL_GO_ONLINE,
 	CTL_GO_OFFLINE, CTL_DELETE, CTL_SET_PASS, CTL_SET_ACCESS, CTL_APPROVE, CTL_REJECT,
 	CTL_EVICT, CTL_EXPOSE, CTL_FORWARD, CTL_PING, CTL_CHAT, CTL_CHAT_FOLLOW, CTL_CHAT_HISTORY,
+	CTL_WATCH,
 };
 
 enum ctl_access { CTL_ACCESS_LOCK = 1, CTL_ACCESS_UNLOCK, CTL_ACCESS_MANUAL, CTL_ACCESS_AUTO };
@@ -47,7 +48,7 @@ struct ctl_request {
 	int remove;                     /* expose, forward */
 	int count;                      /* ping */
 	char text[CTL_CHAT_TEXT_MAX + 1];       /* chat */
-	uint64_t after;                 /* chat-follow: entries after this id */
+	uint64_t after;                 /* chat-follow: entries after this id; watch: a generation */
 	int limit;                      /* chat-history */
 };
 

@@ -296,62 +296,89 @@ host_char_ok(int c)
 	return isalnum(c) || c == '.' || c == '-' || c == '_';
 }
 
+static int
+host_valid(const char *host)
+{
+	size_t i;
+
+	if (host[0] == '\0' || strlen(host) > HOST_MAX_LEN)
+		return 0;
+	for (i = 0; host[i]; i++)
+		if (!host_char_ok((unsigned char)host[i]))
+			return 0;
+	return 1;
+}
+
 int
 conn_string_format(const char *host, uint16_t port, const uint8_t pub[KEY_LEN], char *out,
     size_t cap)
 {
+	struct conn_string cs;
+
+	memset(&cs, 0, sizeof(cs));
+	if (strlen(host) >= sizeof(cs.addr[0].host))
+		return -1;
+	snprintf(cs.addr[0].host, sizeof(cs.addr[0].host), "%s", host);
+	cs.addr[0].port = port;
+	cs.n_addr = 1;
+	memcpy(cs.pub, pub, KEY_LEN);
+	return conn_string_format_list(&cs, out, cap);
+}
+
+int
+conn_string_format_list(const struct conn_string *cs, char *out, size_t cap)
+{
 	char hex[KEY_HEX_LEN + 1];
-	size_t i;
+	size_t used;
+	unsigned i;
 	int n;
 
-	if (host[0] == '\0' || port == 0)
+	if (cs->n_addr == 0 || cs->n_addr > CONN_MAX_ADDRS)
 		return -1;
-	for (i = 0; host[i]; i++)
-		if (!host_char_ok((unsigned char)host[i]))
-			return -1;
-	hex_encode(pub, KEY_LEN, hex);
-	n = snprintf(out, cap, SCHEME "%s:%u/%s", host, (unsigned)port, hex);
+	n = snprintf(out, cap, SCHEME);
 	if (n < 0 || (size_t)n >= cap)
+		return -1;
+	used = (size_t)n;
+	for (i = 0; i < cs->n_addr; i++) {
+		if (!host_valid(cs->addr[i].host) || cs->addr[i].port == 0)
+			return -1;
+		n = snprintf(out + used, cap - used, "%s%s:%u", i ? "," : "", cs->addr[i].host,
+		    (unsigned)cs->addr[i].port);
+		if (n < 0 || (size_t)n >= cap - used)
+			return -1;
+		used += (size_t)n;
+	}
+	hex_encode(cs->pub, KEY_LEN, hex);
+	n = snprintf(out + used, cap - used, "/%s", hex);
+	if (n < 0 || (size_t)n >= cap - used)
 		return -1;
 	return 0;
 }
 
-int
-conn_string_parse(const char *s, char *host, size_t host_cap, uint16_t *port,
-    uint8_t pub[KEY_LEN], char *err, size_t errlen)
+/* One "HOST:PORT" of the address list, [p, end) without the separators. */
+static int
+addr_parse(const char *p, const char *end, struct conn_addr *a, char *err, size_t errlen)
 {
-	const char *p, *end, *colon, *slash, *key;
-	size_t host_len, key_len, i;
+	const char *colon;
+	size_t host_len, i;
 	unsigned long v;
 
-	/* Tolerate the whitespace a copy-and-paste brings along. */
-	while (isspace((unsigned char)*s))
-		s++;
-	end = s + strlen(s);
-	while (end > s && isspace((unsigned char)end[-1]))
-		end--;
-
-	if ((size_t)(end - s) < strlen(SCHEME) || strncasecmp(s, SCHEME, strlen(SCHEME)) != 0) {
-		seterr(err, errlen, "missing scheme: expected shoal://HOST:PORT/KEY");
-		return -1;
-	}
-	p = s + strlen(SCHEME);
 	if (p < end && *p == '[') {
 		seterr(err, errlen, "IPv6 address literals are not supported: use an IPv4 address "
 		    "or a host name");
 		return -1;
 	}
-	slash = memchr(p, '/', (size_t)(end - p));
-	if (slash == NULL) {
-		seterr(err, errlen, "missing server key: expected shoal://HOST:PORT/KEY");
+	if (p == end) {
+		seterr(err, errlen, "empty address in the list: expected "
+		    "shoal://HOST:PORT[,HOST:PORT...]/KEY");
 		return -1;
 	}
-	colon = memchr(p, ':', (size_t)(slash - p));
+	colon = memchr(p, ':', (size_t)(end - p));
 	if (colon == NULL) {
 		seterr(err, errlen, "missing port: expected shoal://HOST:PORT/KEY");
 		return -1;
 	}
-	if (memchr(colon + 1, ':', (size_t)(slash - colon - 1)) != NULL) {
+	if (memchr(colon + 1, ':', (size_t)(end - colon - 1)) != NULL) {
 		seterr(err, errlen, "IPv6 addresses are not supported: use an IPv4 address or a "
 		    "host name");
 		return -1;
@@ -362,7 +389,7 @@ conn_string_parse(const char *s, char *host, size_t host_cap, uint16_t *port,
 		seterr(err, errlen, "missing host: expected shoal://HOST:PORT/KEY");
 		return -1;
 	}
-	if (host_len > HOST_MAX_LEN || host_len >= host_cap) {
+	if (host_len > HOST_MAX_LEN) {
 		seterr(err, errlen, "host name too long (%zu bytes)", host_len);
 		return -1;
 	}
@@ -376,7 +403,7 @@ conn_string_parse(const char *s, char *host, size_t host_cap, uint16_t *port,
 
 	/* Port: 1 to 65535, decimal digits only. */
 	v = 0;
-	for (i = 1; colon + i < slash; i++) {
+	for (i = 1; colon + i < end; i++) {
 		if (!isdigit((unsigned char)colon[i]) || v > 65535) {
 			v = 0;
 			break;
@@ -385,8 +412,70 @@ conn_string_parse(const char *s, char *host, size_t host_cap, uint16_t *port,
 	}
 	if (i == 1 || v == 0 || v > 65535) {
 		seterr(err, errlen, "bad port '%.*s': expected a number from 1 to 65535",
-		    (int)(slash - colon - 1 > 16 ? 16 : slash - colon - 1), colon + 1);
+		    (int)(end - colon - 1 > 16 ? 16 : end - colon - 1), colon + 1);
 		return -1;
+	}
+	memcpy(a->host, p, host_len);
+	a->host[host_len] = '\0';
+	a->port = (uint16_t)v;
+	return 0;
+}
+
+int
+conn_string_parse_list(const char *s, struct conn_string *cs, char *err, size_t errlen)
+{
+	const char *p, *end, *slash, *key, *comma;
+	size_t key_len;
+	unsigned i;
+
+	memset(cs, 0, sizeof(*cs));
+	/* Tolerate the whitespace a copy-and-paste brings along. */
+	while (isspace((unsigned char)*s))
+		s++;
+	end = s + strlen(s);
+	while (end > s && isspace((unsigned char)end[-1]))
+		end--;
+
+	if ((size_t)(end - s) < strlen(SCHEME) || strncasecmp(s, SCHEME, strlen(SCHEME)) != 0) {
+		seterr(err, errlen, "missing scheme: expected shoal://HOST:PORT/KEY");
+		return -1;
+	}
+	p = s + strlen(SCHEME);
+	slash = memchr(p, '/', (size_t)(end - p));
+	if (slash == NULL) {
+		if (p < end && *p == '[') {
+			seterr(err, errlen, "IPv6 address literals are not supported: use an IPv4 "
+			    "address or a host name");
+			return -1;
+		}
+		seterr(err, errlen, "missing server key: expected shoal://HOST:PORT/KEY");
+		return -1;
+	}
+
+	/* The address list: instances of one mediator (one key), tried in turn. */
+	while (p <= slash) {
+		struct conn_addr a;
+
+		memset(&a, 0, sizeof(a));
+		comma = memchr(p, ',', (size_t)(slash - p));
+		if (comma == NULL)
+			comma = slash;
+		if (cs->n_addr == CONN_MAX_ADDRS) {
+			seterr(err, errlen, "too many mediator addresses: at most %d",
+			    CONN_MAX_ADDRS);
+			return -1;
+		}
+		if (addr_parse(p, comma, &a, err, errlen) < 0)
+			return -1;
+		for (i = 0; i < cs->n_addr; i++) {
+			if (cs->addr[i].port == a.port && strcasecmp(cs->addr[i].host, a.host) == 0) {
+				seterr(err, errlen, "mediator address %s:%u is listed twice", a.host,
+				    (unsigned)a.port);
+				return -1;
+			}
+		}
+		cs->addr[cs->n_addr++] = a;
+		p = comma + 1;
 	}
 
 	key = slash + 1;
@@ -401,14 +490,35 @@ conn_string_parse(const char *s, char *host, size_t host_cap, uint16_t *port,
 
 		memcpy(hex, key, KEY_HEX_LEN);
 		hex[KEY_HEX_LEN] = '\0';
-		if (hex_decode(hex, pub, KEY_LEN) != 0) {
+		if (hex_decode(hex, cs->pub, KEY_LEN) != 0) {
 			seterr(err, errlen, "server key is not hex: expected %d digits 0-9, a-f",
 			    KEY_HEX_LEN);
 			return -1;
 		}
 	}
-	memcpy(host, p, host_len);
-	host[host_len] = '\0';
-	*port = (uint16_t)v;
+	return 0;
+}
+
+int
+conn_string_parse(const char *s, char *host, size_t host_cap, uint16_t *port,
+    uint8_t pub[KEY_LEN], char *err, size_t errlen)
+{
+	struct conn_string cs;
+	size_t host_len;
+
+	if (conn_string_parse_list(s, &cs, err, errlen) < 0)
+		return -1;
+	if (cs.n_addr != 1) {
+		seterr(err, errlen, "this takes one mediator address, got %u", cs.n_addr);
+		return -1;
+	}
+	host_len = strlen(cs.addr[0].host);
+	if (host_len >= host_cap) {
+		seterr(err, errlen, "host name too long (%zu bytes)", host_len);
+		return -1;
+	}
+	memcpy(host, cs.addr[0].host, host_len + 1);
+	*port = cs.addr[0].port;
+	memcpy(pub, cs.pub, KEY_LEN);
 	return 0;
 }

@@ -262,8 +262,7 @@ parse(int argc, char **argv, struct daemon_config *cfg, int *verbose)
 		    "in %s\n", cfg->state_dir);
 		return EXIT_USAGE;
 	}
-	if (conn_string_parse(cfg->server, cfg->server_host, sizeof(cfg->server_host),
-	    &cfg->server_port, cfg->server_pub, err, sizeof(err)) != 0) {
+	if (conn_string_parse_list(cfg->server, &cfg->server_cs, err, sizeof(err)) != 0) {
 		fprintf(stderr, "shoald: bad %s connection string: %s\n",
 		    cfg->server_given ? "--server" : "remembered (STATE_DIR/server)", err);
 		return EXIT_USAGE;

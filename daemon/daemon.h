@@ -12,6 +12,7 @@
 #include "base/ip4.h"
 #include "base/peerdir.h"
 #include "mproto/msg.h"
+#include "crypto/identity.h"
 #include "crypto/noise.h"
 
 struct addrwatch;
@@ -31,9 +32,7 @@ struct portmap;
 struct daemon_config {
 	char server[1024];              /* the connection string: --server, else remembered */
 	int server_given;               /* on the command line or in the config file: remember it */
-	char server_host[256];          /* from the connection string */
-	uint16_t server_port;
-	uint8_t server_pub[KEY_LEN];
+	struct conn_string server_cs;   /* parsed: the mediator's addresses and key */
 	char state_dir[4096];
 	char socks_host[256];           /* default 127.0.0.1 */
 	uint16_t socks_port;            /* default 1080; 0 disables */

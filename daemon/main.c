@@ -52,7 +52,7 @@ main(int argc, char **argv)
 	struct daemon d;
 	ev_signal sigint, sigterm;
 	char err[256], node_id[2 * KEY_LEN + 1], socks_desc[300], shim_path[4200];
-	char server_url[512], ui_token[4200] = "";
+	char server_url[1024], ui_token[4200] = "";
 	struct control_env ctl_env;
 	int verbose = 0, rc;
 
@@ -155,8 +155,7 @@ main(int argc, char **argv)
 		log_warnx("event=allow_other_users hint=\"every user of this machine can use the "
 		    "SOCKS5 port, forwards and shoal run aliases as this node\"");
 	/* Last: it commands everything above, and the CLI finding its socket means we are up. */
-	if (conn_string_format(d.cfg.server_host, d.cfg.server_port, d.cfg.server_pub, server_url,
-	    sizeof(server_url)) != 0)
+	if (conn_string_format_list(&d.cfg.server_cs, server_url, sizeof(server_url)) != 0)
 		server_url[0] = '\0';
 	/* The window relays to the control socket, which exists before the loop runs. */
 	if (d.cfg.ui_host[0] && (d.ui = ui_new(d.loop, d.cfg.ui_host, d.cfg.ui_port,

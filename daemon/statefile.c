@@ -9,12 +9,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/atomicfile.h"
 #include "base/log.h"
 
 static int
-state_path(const char *state_dir, const char *name, const char *suffix, char *out, size_t cap)
+state_path(const char *state_dir, const char *name, char *out, size_t cap)
 {
-	int n = snprintf(out, cap, "%s/%s%s", state_dir, name, suffix);
+	int n = snprintf(out, cap, "%s/%s", state_dir, name);
 
 	return (n < 0 || (size_t)n >= cap) ? -1 : 0;
 }
@@ -22,20 +23,11 @@ state_path(const char *state_dir, const char *name, const char *suffix, char *ou
 int
 statefile_write(const char *state_dir, const char *name, const char *text)
 {
-	char path[4200], tmp[4200];
-	size_t len = strlen(text);
-	int fd;
+	char path[4200];
 
-	if (state_path(state_dir, name, "", path, sizeof(path)) != 0 ||
-	    state_path(state_dir, name, ".tmp", tmp, sizeof(tmp)) != 0)
-		return -1;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd == -1 || write(fd, text, len) != (ssize_t)len || fsync(fd) != 0 || close(fd) != 0 ||
-	    rename(tmp, path) != 0) {
-		log_warn("event=state_save_failed path=%s", path);
-		if (fd != -1)
-			close(fd);
-		unlink(tmp);
+	if (state_path(state_dir, name, path, sizeof(path)) != 0 ||
+	    atomicfile_write(path, text, strlen(text), 0600) != 0) {
+		log_warn("event=state_save_failed path=%s/%s", state_dir, name);
 		return -1;
 	}
 	return 0;
@@ -48,7 +40,7 @@ statefile_read(const char *state_dir, const char *name, char *buf, size_t cap)
 	ssize_t n;
 	int fd;
 
-	if (cap == 0 || state_path(state_dir, name, "", path, sizeof(path)) != 0 ||
+	if (cap == 0 || state_path(state_dir, name, path, sizeof(path)) != 0 ||
 	    (fd = open(path, O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
 	n = read(fd, buf, cap - 1);

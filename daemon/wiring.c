@@ -273,9 +273,7 @@ daemon_medclient_new(struct daemon *d)
 	struct medclient_config mc;
 
 	memset(&mc, 0, sizeof(mc));
-	snprintf(mc.server_host, sizeof(mc.server_host), "%s", d->cfg.server_host);
-	mc.server_port = d->cfg.server_port;
-	memcpy(mc.server_pub, d->cfg.server_pub, KEY_LEN);
+	mc.server = d->cfg.server_cs;
 	snprintf(mc.nick, sizeof(mc.nick), "%s", d->cfg.nick);
 	snprintf(mc.state_dir, sizeof(mc.state_dir), "%s", d->cfg.state_dir);
 	return medclient_new(d->loop, &mc, &d->key, d->tp, &med_ops, d);

@@ -22,6 +22,7 @@
 #include <sodium.h>
 #include <utlist.h>
 
+#include "base/atomicfile.h"
 #include "base/log.h"
 #include "medclient/medclient_int.h"
 
@@ -97,21 +98,15 @@ seq_load(struct medclient *m)
 static int
 seq_save(struct medclient *m)
 {
-	char path[4200], tmp[4210], buf[32];
-	int fd, len, ok;
+	char path[4200], buf[32];
+	int len;
 
 	if (!m->cfg.state_dir[0])
 		return 0;
 	seq_path(m, path, sizeof(path));
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	len = snprintf(buf, sizeof(buf), "%llu\n", (unsigned long long)m->chat->seq);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		return -1;
-	ok = write(fd, buf, (size_t)len) == len && fsync(fd) == 0;
-	ok = close(fd) == 0 && ok;
-	if (!ok || rename(tmp, path) != 0) {
+	if (atomicfile_write(path, buf, (size_t)len, 0600) != 0) {
 		log_warn("event=chat_seq_save_failed path=%s", path);
-		unlink(tmp);
 		return -1;
 	}
 	return 0;

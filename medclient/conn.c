@@ -2,6 +2,11 @@
  * conn: the mediator connection's state machine (medclient_int.h has the timers and states).
  * IDLE -> resolve + TCP connect -> CONNECTING (Noise handshake in ctrlchan) -> HELLO sent ->
  * ONLINE at WELCOME; any failure goes back to IDLE and schedules a retry with backoff.
+ * Failover: the connection string may list several instances of one mediator (one key, one
+ * shared store). The client starts at a random one, so a community's daemons spread over the
+ * instances, and moves to the next one after every failed attempt or lost connection; an
+ * ONLINE connection stays where it is. The view and the peers are kept across the switch
+ * exactly as across a reconnect to the same instance, so P2P sessions never notice.
  * Messages from the server are dispatched from here to the view, the requests, natprobe and
  * punch.
  *
@@ -15,6 +20,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,8 +128,9 @@ on_welcome(struct medclient *m, const struct msg_welcome *w)
 	if (m->ops->address)
 		m->ops->address(m->ops_arg, w->address, w->prefix_len);
 	snprintf(m->nick, sizeof(m->nick), "%s", w->nick);
-	log_info("event=mediator_connected addr=%s/%u nick=\"%s\"", ip4_str(w->address, ip),
-	    w->prefix_len, w->nick);
+	log_info("event=mediator_connected server=%s:%u addr=%s/%u nick=\"%s\"",
+	    m->cfg.server.addr[m->cur_addr].host, (unsigned)m->cfg.server.addr[m->cur_addr].port,
+	    ip4_str(w->address, ip), w->prefix_len, w->nick);
 
 	/* The refresh burst follows; the PONG to this PING marks its end. */
 	med_view_refresh_begin(m);
@@ -225,10 +232,14 @@ schedule_retry(struct medclient *m)
 {
 	double delay = ctrldial_backoff(&m->backoff, BACKOFF_MAX);
 
+	/* Whatever failed, the next attempt goes to the next instance. */
+	m->cur_addr = (m->cur_addr + 1) % m->cfg.server.n_addr;
+
 	ev_timer_stop(m->loop, &m->retry_timer);
 	ev_timer_set(&m->retry_timer, delay, 0.);
 	ev_timer_start(m->loop, &m->retry_timer);
-	log_info("event=mediator_retry in=%.1fs", delay);
+	log_info("event=mediator_retry in=%.1fs server=%s:%u", delay,
+	    m->cfg.server.addr[m->cur_addr].host, (unsigned)m->cfg.server.addr[m->cur_addr].port);
 }
 
 /*
@@ -264,12 +275,11 @@ med_disconnected(struct medclient *m, const char *why)
 static int
 med_resolve(struct medclient *m)
 {
+	const struct conn_addr *a = &m->cfg.server.addr[m->cur_addr];
 	char err[128];
 
-	if (ctrldial_resolve(m->cfg.server_host, m->cfg.server_port, &m->server, err,
-	    sizeof(err)) < 0) {
-		log_warnx("event=mediator_resolve_failed host=%s error=\"%s\"",
-		    m->cfg.server_host, err);
+	if (ctrldial_resolve(a->host, a->port, &m->server, err, sizeof(err)) < 0) {
+		log_warnx("event=mediator_resolve_failed host=%s error=\"%s\"", a->host, err);
 		return -1;
 	}
 	m->have_server = 1;
@@ -314,7 +324,7 @@ med_connect(struct medclient *m)
 		med_disconnected(m, why);
 		return;
 	}
-	m->ch = ctrlchan_new(m->loop, fd, 1, m->key, m->cfg.server_pub, &med_cbs, m);
+	m->ch = ctrlchan_new(m->loop, fd, 1, m->key, m->cfg.server.pub, &med_cbs, m);
 	if (!m->ch) {
 		close(fd);
 		med_disconnected(m, "cannot create control channel");
@@ -342,6 +352,11 @@ medclient_new(struct ev_loop *loop, const struct medclient_config *cfg,
 	m->ops_arg = arg;
 	snprintf(m->wanted_nick, sizeof(m->wanted_nick), "%s", cfg->nick);
 	m->backoff = BACKOFF_MIN;
+	if (cfg->server.n_addr == 0 || cfg->server.n_addr > CONN_MAX_ADDRS) {
+		free(m);
+		return NULL;
+	}
+	m->cur_addr = randombytes_uniform(cfg->server.n_addr);
 	ev_timer_init(&m->retry_timer, retry_cb, 0., 0.);
 	ev_timer_init(&m->ping_timer, ping_cb, 0., PING_INTERVAL);
 	ev_timer_init(&m->idle_timer, idle_cb, 0., IDLE_TIMEOUT);
@@ -392,6 +407,18 @@ uint16_t
 medclient_tcp_port(const struct medclient *m)
 {
 	return m != NULL && m->ch != NULL ? m->tcp_port : 0;
+}
+
+int
+medclient_server(const struct medclient *m, char *out, size_t cap)
+{
+	const struct conn_addr *a;
+
+	if (m == NULL || m->state != MED_ONLINE)
+		return -1;
+	a = &m->cfg.server.addr[m->cur_addr];
+	snprintf(out, cap, "%s:%u", a->host, (unsigned)a->port);
+	return 0;
 }
 
 int

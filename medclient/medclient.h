@@ -28,6 +28,7 @@
 #include <stdint.h>
 #include <uthash.h>
 
+#include "crypto/identity.h"
 #include "mproto/msg.h"
 
 struct ev_loop;
@@ -58,9 +59,7 @@ struct med_network {
 };
 
 struct medclient_config {
-	char server_host[256];
-	uint16_t server_port;
-	uint8_t server_pub[KEY_LEN];
+	struct conn_string server;      /* one mediator, maybe several instances (failover) */
 	char nick[NICK_MAX_LEN + 1];    /* wanted nick (--nick); may be empty: keep the server's */
 	char state_dir[4096];           /* where chat.seq is kept; "" keeps nothing on disk */
 };
@@ -107,6 +106,9 @@ struct medclient *medclient_new(struct ev_loop *loop, const struct medclient_con
 void medclient_free(struct medclient *m);
 /* Starts connecting (and keeps reconnecting). */
 void medclient_start(struct medclient *m);
+/* "HOST:PORT" of the mediator instance we are connected to (status --json "mediator"); -1 when
+ * not connected. */
+int medclient_server(const struct medclient *m, char *out, size_t cap);
 int medclient_connected(const struct medclient *m);
 /* The local port of the mediator connection, bound to be shared (SO_REUSEPORT): where TCP
  * punches leave from (PROTOCOL.md 3.3). 0 while there is no connection. */

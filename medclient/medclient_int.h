@@ -46,11 +46,12 @@
 #include "crypto/identity.h"
 #include "crypto/noise.h"
 #include "medclient/medclient.h"
+#include "mproto/ctrldial.h"
 
 struct ctrlchan;
 
-#define BACKOFF_MIN       1.0
-#define BACKOFF_MAX       30.0
+#define BACKOFF_MIN       CTRLDIAL_BACKOFF_MIN
+#define BACKOFF_MAX       CTRLDIAL_BACKOFF_MAX
 #define PING_INTERVAL     15.0
 #define IDLE_TIMEOUT      45.0
 #define PROBE_INTERVAL    15.0
@@ -126,6 +127,7 @@ struct medclient {
 	uint16_t tcp_port;              /* ch's local port (shared with TCP punches); 0 unknown */
 	struct endpoint server;         /* resolved server address; UDP probes go here too */
 	int have_server;
+	unsigned cur_addr;              /* index into cfg.server.addr: the instance in use */
 	ev_timer retry_timer, ping_timer, idle_timer;
 	double backoff;
 	uint64_t ping_nonce;

@@ -20,8 +20,18 @@ int ctrldial_resolve(const char *host, uint16_t port, struct endpoint *out, char
 /* Starts connecting fd (a non-blocking TCP socket) to `to`. 0 (connected or in progress), or
  * -1 with a reason in err. */
 int ctrldial_connect(int fd, const struct endpoint *to, char *err, size_t errlen);
-/* The delay before the next attempt: *backoff jittered into [0.5, 1) of itself (clients that
- * lost the same server do not return in lockstep); *backoff then doubles, up to max. */
+/*
+ * Reconnect policy shared by shoald, shoal-relay and the load generator (so the load test
+ * measures the real thing). A client starts at CTRLDIAL_BACKOFF_MIN after losing a working
+ * connection and the backoff doubles per failed attempt up to CTRLDIAL_BACKOFF_MAX; the
+ * numbers are explained in ctrldial.c.
+ */
+#define CTRLDIAL_BACKOFF_MIN 1.0        /* s */
+#define CTRLDIAL_BACKOFF_MAX 30.0       /* s */
+
+/* The delay before the next attempt: uniform in [0.1, 1) of *backoff, drawn afresh every time
+ * (clients that lost the same server do not return in lockstep); *backoff then doubles, up to
+ * max. */
 double ctrldial_backoff(double *backoff, double max);
 
 #endif

@@ -33,6 +33,9 @@
 #define MEM_ALIGNMENT                   8
 #define MEM_SIZE                        (1024 * 1024) /* unused with libc malloc; sizes mem_size_t */
 #define MEMP_MEM_MALLOC                 0
+/* Pool elements are touched only once first used (patches/0005-*): the pools below are sized
+ * for 16 MiB windows, and linking them all at init made an idle daemon ~28 MB resident. */
+#define LWIP_MEMP_LAZY                  1
 #define MEMP_OVERFLOW_CHECK             0
 #define MEMP_SANITY_CHECK               0
 #define MEMP_NUM_TCP_PCB                1024
@@ -107,6 +110,8 @@
 /* Our SACK sender, loss recovery and congestion controller (netstack/tcp_ext.h, the hooks of
  * patches/0003-*): the state lives in lwIP's pcbs and segments. */
 #define LWIP_TCPX                       1
+/* lwIP's own timeouts plus tcp_pace.c's pacing tick. */
+#define MEMP_NUM_SYS_TIMEOUT            (LWIP_NUM_SYS_TIMEOUT_INTERNAL + 1)
 #include "netstack/tcp_ext.h"
 #define LWIP_TCP_TIMESTAMPS             0
 #define TCP_LISTEN_BACKLOG              0

@@ -125,6 +125,21 @@ sp_free_pending(struct ns_splice *sp)
 	sp->pending_off = 0;
 }
 
+/* A bulk sender's loss recovery and congestion control counters (tcp_sack.c, tcp_cc.c), for
+ * the lossy-path bench and for diagnosing a slow transfer. */
+static void
+sp_log_sender(const struct tcp_pcb *pcb)
+{
+	if (pcb->x.xmit_order < 1000)
+		return;
+	log_info("event=tcp_sender_stats sent_segs=%u rexmits=%u loss_episodes=%u tlp=%u "
+	    "lost_bytes=%u lossy_rounds=%u probes=%u rounds=%u min_rtt_ms=%u cwnd=%u "
+	    "inflight_hi=%u inflight_lo=%u", pcb->x.xmit_order, pcb->x.rexmits,
+	    pcb->x.lost_episodes, pcb->x.tlp_probes, pcb->x.lost, pcb->x.lossy_rounds,
+	    pcb->x.probes, pcb->x.round, pcb->x.min_rtt_ms, pcb->x.cwnd, pcb->x.inflight_hi,
+	    pcb->x.inflight_lo);
+}
+
 static void
 sp_detach_pcb(struct ns_splice *sp)
 {
@@ -132,6 +147,7 @@ sp_detach_pcb(struct ns_splice *sp)
 
 	if (pcb == NULL)
 		return;
+	sp_log_sender(pcb);
 	tcp_arg(pcb, NULL);
 	tcp_recv(pcb, NULL);
 	tcp_sent(pcb, NULL);
@@ -627,6 +643,9 @@ sp_err(void *arg, err_t err)
 
 	if (sp == NULL)
 		return;
+	/* ERR_CLSD (a normal close) and ERR_RST: lwIP frees the pcb only after this call. */
+	if ((err == ERR_CLSD || err == ERR_RST) && sp->pcb != NULL)
+		sp_log_sender(sp->pcb);
 	sp->pcb = NULL;
 	if (sp->state == SP_SYN_SENT) {
 		sp_connect_failed(sp, connect_errno(err));

@@ -38,10 +38,27 @@ struct tcpx {
 	uint32_t min_rtt_ms, min_rtt_stamp;
 	uint32_t bw[TCPX_BW_ROUNDS];    /* max delivery rate per round, bytes/s */
 	uint32_t round, next_round_delivered;
+	uint32_t bw_round;              /* the round bw[bw_round % TCPX_BW_ROUNDS] belongs to */
 	uint32_t full_bw;
 	uint32_t cwnd;          /* bytes in flight the controller allows (0: not started) */
 	uint32_t ssthresh;      /* Reno fallback */
 	uint32_t lost_episodes, rexmits, tlp_probes;    /* statistics */
+	/* The bounds on data in flight (tcp_cc.c, after BBRv2): learned from rounds that lost
+	 * more than TCPX_LOSS_THRESH_PCT of what they sent. 0: no bound. */
+	uint32_t lost;                  /* bytes found lost so far */
+	uint32_t rnd_lost0, rnd_delivered0;     /* lost, delivered when this round began */
+	uint32_t rnd_inflight_max;      /* the most in flight seen in this round */
+	uint32_t inflight_hi;           /* long-term: what was in flight when loss got too high */
+	uint32_t inflight_lo;           /* short-term: cut by loss, forgotten at the next probe */
+	uint32_t probe_slope;           /* segments inflight_hi grows per round while probing */
+	uint32_t cycle_round, cycle_ms; /* when the current cruise began */
+	uint8_t probing;                /* probing for more room above inflight_hi */
+	uint32_t lossy_rounds, probes;  /* statistics */
+	/* Pacing (tcp_pace.c): a token bucket filled at the model's pacing rate. */
+	uint32_t pace_tokens;           /* bytes that may leave now */
+	uint32_t pace_ms;               /* when the bucket was last filled (0: never) */
+	uint8_t pace_blocked;           /* tcp_output stopped for want of tokens: tick it */
+	uint8_t pace_owed;              /* ... and has not sent since */
 	/* Where the scoreboard walks start, so that an ACK costs what it changes, not the length
 	 * of ->unacked (thousands of segments on a long fat path). A hint is valid while its
 	 * segment is on ->unacked: until lastack passes its end, or an RTO requeues everything. */
@@ -73,6 +90,7 @@ struct tcpx {
 #define TCPX_SEG_SENT 0x01u
 #define TCPX_SEG_REXMIT 0x02u   /* sent more than once */
 #define TCPX_SEG_SACKED 0x04u
+#define TCPX_SEG_APP_LIMITED 0x08u      /* sent with nothing queued behind it and room to spare */
 
 /* Hooks called by the patched lwIP (tcp_sack.c). */
 void tcpx_sack_begin(struct tcp_pcb *pcb);
@@ -91,7 +109,8 @@ enum tcpx_cc {
 	TCPX_CC_RENO,   /* halves on each loss episode; SACK recovery still on */
 	TCPX_CC_LWIP,   /* lwIP's own NewReno, SACK ignored: as before this work */
 };
-/* Process-wide; the default is TCPX_CC_MODEL, or SHOAL_TCP_CC=model|reno|lwip. */
+/* Process-wide; the default is TCPX_CC_MODEL, or SHOAL_TCP_CC=model|reno|lwip (and
+ * model-unbounded: the model without its in-flight bounds, to measure what they cost). */
 void tcpx_set_cc(enum tcpx_cc cc);
 enum tcpx_cc tcpx_get_cc(void);
 
@@ -101,9 +120,24 @@ struct tcpx_sample {
 	uint32_t prior_delivered;       /* tcpx.delivered when the newest delivered seg was sent */
 	uint32_t rate;                  /* bytes/s, 0: none */
 	uint32_t rtt_ms;                /* UINT32_MAX: none */
+	uint32_t newly_lost;            /* bytes this ACK found lost (and retransmitted) */
 	int new_loss_episode;           /* a loss was detected outside an open episode */
+	int app_limited;                /* the rate was the application's, not the path's */
 };
 void tcpx_cc_on_ack(struct tcp_pcb *pcb, const struct tcpx_sample *rs, uint32_t now);
+/* The rate to pace at, bytes/s, from the model and its gain for this phase; 0: do not pace. */
+uint32_t tcpx_cc_pacing_rate(const struct tcp_pcb *pcb);
+
+/* Pacing (tcp_pace.c), on a 1 ms lwIP timeout that the daemon's loop runs (netstack/tick.c):
+ * the patched tcp_output() sends a data segment only when tcpx_pace_may_send() says so. */
+int tcpx_pace_may_send(struct tcp_pcb *pcb, const struct tcp_seg *seg);
+/* Process-wide; off unless SHOAL_TCP_PACING=1. */
+void tcpx_set_pacing(int on);
+int tcpx_get_pacing(void);
+
+/* A round that loses more than this share of its data (in percent) is not random loss: the
+ * flow is overfilling a queue, as a loss-based flow beside it would tell it (BBRv2's 2%). */
+#define TCPX_LOSS_THRESH_PCT 2
 /* The window lwIP may have in flight past lastack, in bytes. */
 uint32_t tcpx_cc_cwnd(const struct tcp_pcb *pcb);
 

@@ -88,6 +88,13 @@ tcpx_seg_sent(struct tcp_pcb *pcb, struct tcp_seg *seg)
 		x->rexmits++;
 	}
 	seg->x_flags |= TCPX_SEG_SENT;
+	/* Application-limited (draft-cheng-iccrg-delivery-rate-estimation): the last queued
+	 * segment, sent with the window not full. Its delivery rate says how fast the application
+	 * wrote, not how fast the path is, so it must not lower the model (tcp_cc.c). */
+	seg->x_flags &= (uint8_t)~TCPX_SEG_APP_LIMITED;
+	if (seg->next == NULL && pcb->unsent == seg &&
+	    pcb->snd_nxt - pcb->lastack + seg->len < pcb->cwnd)
+		seg->x_flags |= TCPX_SEG_APP_LIMITED;
 	seg->x_sent_ms = now;
 	seg->x_order = ++x->xmit_order;
 	seg->x_delivered = x->delivered;
@@ -225,6 +232,7 @@ tcpx_ack_pre(struct tcp_pcb *pcb, uint32_t ackno)
 	x->delivered_ms = x->progress_ms = now;
 	x->tlp_out = 0;
 	cur.prior_delivered = newest->x_delivered;
+	cur.app_limited = (newest->x_flags & TCPX_SEG_APP_LIMITED) != 0;
 	if (now != newest->x_delivered_ms)
 		cur.rate = (uint32_t)((uint64_t)(x->delivered - newest->x_delivered) * 1000u /
 		    (now - newest->x_delivered_ms));
@@ -269,6 +277,7 @@ retransmit(struct tcp_pcb *pcb, struct tcp_seg *seg)
 		x->lost_episodes++;
 		cur.new_loss_episode = 1;
 	}
+	cur.newly_lost += seg->len;
 	return tcp_resend_segment(pcb, seg) == ERR_OK;
 }
 

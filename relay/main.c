@@ -273,8 +273,7 @@ registration_setup(const struct options *o, struct noise_keypair *kp,
 		return -1;
 	}
 	memset(cfg, 0, sizeof(*cfg));
-	if (conn_string_parse(o->server, cfg->server_host, sizeof(cfg->server_host),
-	    &cfg->server_port, cfg->server_pub, err, sizeof(err)) < 0) {
+	if (conn_string_parse_list(o->server, &cfg->server, err, sizeof(err)) < 0) {
 		fprintf(stderr, "shoal-relay: --server: %s\n", err);
 		return -1;
 	}

@@ -6,6 +6,7 @@
 #include "config.h"
 #include "relay/register.h"
 
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,8 +18,8 @@
 #include "mproto/ctrlchan.h"
 #include "mproto/ctrldial.h"
 
-#define BACKOFF_MIN 1.0
-#define BACKOFF_MAX 30.0
+#define BACKOFF_MIN CTRLDIAL_BACKOFF_MIN
+#define BACKOFF_MAX CTRLDIAL_BACKOFF_MAX
 #define PING_EVERY 15.0
 #define IDLE_TIMEOUT 45.0
 
@@ -32,6 +33,7 @@ struct relay_register {
 	struct ctrlchan *ch;
 	enum reg_state state;
 	double backoff;
+	unsigned cur_addr;      /* index into cfg.server.addr */
 	uint64_t ping_nonce;
 	int started;
 	ev_timer retry, stats, ping, idle;
@@ -68,6 +70,7 @@ reg_down(struct relay_register *r, const char *why, int refused)
 	if (refused)
 		r->backoff = BACKOFF_MAX;
 	delay = ctrldial_backoff(&r->backoff, BACKOFF_MAX);
+	r->cur_addr = (r->cur_addr + 1) % r->cfg.server.n_addr;
 	ev_timer_stop(r->loop, &r->retry);
 	ev_timer_set(&r->retry, delay, 0.);
 	ev_timer_start(r->loop, &r->retry);
@@ -121,8 +124,9 @@ on_msg(void *arg, const struct msg *m)
 			break;
 		r->state = REG_REGISTERED;
 		r->backoff = BACKOFF_MIN;
-		log_info("event=relay_registered id=%u name=%s", m->u.relay_welcome.relay_id,
-		    r->cfg.name);
+		log_info("event=relay_registered id=%u name=%s server=%s:%u",
+		    m->u.relay_welcome.relay_id, r->cfg.name, r->cfg.server.addr[r->cur_addr].host,
+		    (unsigned)r->cfg.server.addr[r->cur_addr].port);
 		r->ops.welcome(r->ops.arg, m->u.relay_welcome.relay_id,
 		    m->u.relay_welcome.relay_key);
 		send_stats(r);
@@ -156,15 +160,15 @@ static const struct ctrlchan_cbs reg_cbs = { on_ready, on_msg, on_close };
 static void
 reg_connect(struct relay_register *r)
 {
+	const struct conn_addr *a = &r->cfg.server.addr[r->cur_addr];
 	struct endpoint to;
 	char err[160], ep[IP4_EP_STR_LEN];
 	int fd;
 
 	if (r->ch || !r->started)
 		return;
-	if (ctrldial_resolve(r->cfg.server_host, r->cfg.server_port, &to, err, sizeof(err)) < 0) {
-		log_warnx("event=mediator_resolve_failed host=%s error=\"%s\"", r->cfg.server_host,
-		    err);
+	if (ctrldial_resolve(a->host, a->port, &to, err, sizeof(err)) < 0) {
+		log_warnx("event=mediator_resolve_failed host=%s error=\"%s\"", a->host, err);
 		reg_down(r, "resolve", 0);
 		return;
 	}
@@ -178,7 +182,7 @@ reg_connect(struct relay_register *r)
 		reg_down(r, err, 0);
 		return;
 	}
-	if ((r->ch = ctrlchan_new(r->loop, fd, 1, r->key, r->cfg.server_pub, &reg_cbs, r)) ==
+	if ((r->ch = ctrlchan_new(r->loop, fd, 1, r->key, r->cfg.server.pub, &reg_cbs, r)) ==
 	    NULL) {
 		close(fd);
 		reg_down(r, "cannot create control channel", 0);
@@ -239,6 +243,11 @@ relay_register_new(struct ev_loop *loop, const struct relay_register_config *cfg
 	r->key = key;
 	r->ops = *ops;
 	r->backoff = BACKOFF_MIN;
+	if (cfg->server.n_addr == 0 || cfg->server.n_addr > CONN_MAX_ADDRS) {
+		free(r);
+		return NULL;
+	}
+	r->cur_addr = randombytes_uniform(cfg->server.n_addr);
 	ev_timer_init(&r->retry, retry_cb, 0., 0.);
 	ev_timer_init(&r->stats, stats_cb, 0., RELAY_STATS_EVERY);
 	ev_timer_init(&r->ping, ping_cb, 0., PING_EVERY);

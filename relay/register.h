@@ -5,7 +5,8 @@
  * checks BINDs with that key from then on), and sends RELAY_STATS every RELAY_STATS_EVERY s.
  * Whenever the connection ends it reconnects with backoff; the engine keeps forwarding the
  * pairs it has meanwhile. A refusal (a RESULT) is logged and retried like a lost connection,
- * at the longest backoff.
+ * at the longest backoff. With several mediator addresses (instances of one mediator) it
+ * starts at a random one and moves to the next after every failure, as shoald does.
  * Owns: the control channel, its timers. Borrows: the loop and the key pair.
  */
 #ifndef SHOAL_RELAY_REGISTER_H
@@ -14,6 +15,7 @@
 #include <ev.h>
 #include <stdint.h>
 
+#include "crypto/identity.h"
 #include "crypto/noise.h"
 #include "mproto/msg.h"
 #include "mproto/relaymsg.h"
@@ -30,9 +32,7 @@ struct relay_register_ops {
 };
 
 struct relay_register_config {
-	char server_host[256];
-	uint16_t server_port;
-	uint8_t server_pub[KEY_LEN];
+	struct conn_string server;      /* several addresses: tried in turn, like shoald */
 	char name[RELAY_NAME_MAX_LEN + 1];
 	struct endpoint udp;            /* advertised; addr 0: the mediator uses our source */
 	uint16_t tcp_port;              /* 0: none */

@@ -4,12 +4,13 @@
 # miniupnpd-nftables is only for the NAT lab's `upnp` routers (tests/natlab), which skip without it.
 # scdoc builds the manual pages; man-db and groff-base render them in make check; debhelper,
 # dpkg-dev and lintian build and check the Debian packages (tests/pkg/test_deb.py).
+# postgresql and libpq-dev: the mediator's PostgreSQL store (issue 13; tests/integ/pgserver.py).
 set -eu
 pkgs="build-essential autoconf automake pkg-config libev-dev libsodium-dev uthash-dev
 libsqlite3-dev libjansson-dev libmicrohttpd-dev python3 clang iproute2 nftables iperf3 socat curl
 tcpdump xz-utils ca-certificates valgrind patch wget netcat-openbsd openssh-server
 openssh-client util-linux libc6-dev libminiupnpc-dev libnatpmp-dev miniupnpd-nftables chromium
-scdoc man-db groff-base debhelper dpkg-dev lintian passwd"
+scdoc man-db groff-base debhelper dpkg-dev lintian passwd postgresql libpq-dev"
 [ "${1:-}" = "--print" ] && { echo $pkgs; exit 0; }
 missing=""
 for p in $pkgs; do

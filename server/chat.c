@@ -150,6 +150,16 @@ chat_online(struct chat *c, const uint8_t key[KEY_LEN])
 }
 
 void
+chat_wake(struct chat *c, const uint8_t key[KEY_LEN])
+{
+	struct flow *f;
+
+	HASH_FIND(hh, c->flows, key, KEY_LEN, f);
+	if (f != NULL)
+		deliver(c, f);
+}
+
+void
 chat_offline(struct chat *c, const uint8_t key[KEY_LEN])
 {
 	struct flow *f;
@@ -349,6 +359,8 @@ handle_send(struct chat *c, const uint8_t key[KEY_LEN], const char *nick,
 		HASH_FIND(hh, c->flows, r.keys[i], KEY_LEN, f);
 		if (f != NULL)
 			deliver(c, f);
+		else if (c->env.stored)
+			c->env.stored(c->env.arg, r.keys[i]);
 	}
 	free(r.keys);
 	return;

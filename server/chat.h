@@ -27,6 +27,9 @@ struct chat_env {
 	void *arg;
 	unsigned keep;                          /* history per conversation (--chat-history) */
 	unsigned box_max;                       /* undelivered messages kept per node */
+	/* Optional: a message went into the mailbox of key, which is not connected here (another
+	 * mediator instance may serve it: server/cluster.c wakes it there with chat_wake). */
+	void (*stored)(void *arg, const uint8_t key[KEY_LEN]);
 };
 
 enum {
@@ -42,6 +45,9 @@ void chat_free(struct chat *c);
 void chat_online(struct chat *c, const uint8_t key[KEY_LEN]);
 /* A node's session closed: forget its delivery state (its mailbox stays). */
 void chat_offline(struct chat *c, const uint8_t key[KEY_LEN]);
+/* key's mailbox grew (another instance stored a message for it): what is new flows now, when
+ * key is connected here. */
+void chat_wake(struct chat *c, const uint8_t key[KEY_LEN]);
 /* MSG_CHAT_SEND, MSG_CHAT_ACK, MSG_CHAT_HISTORY from node key (nick: its current one).
  * Anything refused is logged and answered with MSG_CHAT_REFUSED (its client_id, the reason). */
 void chat_msg(struct chat *c, const uint8_t key[KEY_LEN], const char *nick, const struct msg *m);

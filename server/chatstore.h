@@ -1,8 +1,8 @@
 /*
- * chatstore: the chat's persistent half, in the mediator's SQLite database (tables chat_log,
- * chat_box, chat_next, chat_sent; created with the store's schema). The log holds each
- * conversation's history, trimmed to its newest `keep` messages; the box is every node's
- * mailbox: one numbered entry per message it must still receive, removed when it acks, so a
+ * chatstore: the chat's persistent half, in the mediator's store (tables chat_log, chat_box,
+ * chat_next, chat_sent; created with the store's schema, in SQLite or PostgreSQL). The log
+ * holds each conversation's history, trimmed to its newest `keep` messages; the box is every
+ * node's mailbox: one numbered entry per message it must still receive, removed when it acks, so a
  * member who is offline gets everything on return, in order, exactly once (the node drops
  * numbers it has seen). Private message bodies are ciphertext the mediator cannot read.
  * Pure persistence: who may send what is server/chat.c's business.

@@ -33,10 +33,12 @@
 
 #include "crypto/identity.h"
 #include "base/acceptor.h"
+#include "base/atomicfile.h"
 #include "base/ip4.h"
 #include "base/log.h"
 #include "relay/sock.h"
 #include "server/chat.h"
+#include "server/cluster.h"
 #include "server/pwpool.h"
 #include "server/server.h"
 
@@ -45,6 +47,7 @@ struct options {                         /* read-only after parse_options */
 	char listen_host[SRV_MAX_LISTEN][256];
 	uint16_t listen_port[SRV_MAX_LISTEN];
 	const char *state_dir;
+	const char *store;              /* --store URL; NULL: STATE/mediator.db */
 	uint32_t range;
 	uint8_t prefix_len;
 	const char *public_host;
@@ -64,7 +67,8 @@ usage(FILE *f)
 	fprintf(f, "usage: shoal-server --listen HOST:PORT [--listen HOST:PORT ...] --state DIR\n"
 	    "                    [--range 5.0.0.0/8] [--public-host HOST] [--reclaim-days N]\n"
 	    "                    [--chat-history N] [--relay-port N|off] [--relay-tcp-port N|off]\n"
-	    "                    [--relay-allow KEY ...] [-v|--verbose] [-h|--help] [--version]\n"
+	    "                    [--relay-allow KEY ...] [--store postgresql://...]\n"
+	    "                    [-v|--verbose] [-h|--help] [--version]\n"
 	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
 	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
 	    "  The first one is the address in the url / connection string.\n"
@@ -76,6 +80,8 @@ usage(FILE *f)
 	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n"
 	    "  --chat-history N: chat messages kept per network and per pair (default %d).\n"
 	    "  --state DIR: the server key, the database and the url file live there.\n"
+	    "  --store URL: keep the database in PostgreSQL instead (a libpq URL,\n"
+	    "  postgresql://... or postgres://...); instances sharing it serve the same networks.\n"
 	    "  --range A.B.C.D/N: the virtual address range handed to nodes (default 5.0.0.0/8).\n"
 	    "  --public-host HOST: the host named in the url (default: the first --listen HOST).\n"
 	    "  -v, --verbose: debug logging.  --version: print the version.\n",
@@ -148,10 +154,11 @@ static int
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT,
-	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW, OPT_VERSION };
+	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW, OPT_VERSION, OPT_STORE };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
+		{ "store", required_argument, NULL, OPT_STORE },
 		{ "range", required_argument, NULL, OPT_RANGE },
 		{ "public-host", required_argument, NULL, OPT_PUBLIC_HOST },
 		{ "pwhash-fast", no_argument, NULL, OPT_PWHASH_FAST },
@@ -189,6 +196,14 @@ parse_options(int argc, char **argv, struct options *o)
 			break;
 		case 's':
 			o->state_dir = optarg;
+			break;
+		case OPT_STORE:
+			if (!store_is_pg_url(optarg)) {
+				fprintf(stderr, "shoal-server: --store wants postgresql://... or "
+				    "postgres://..., got \"%s\"\n", optarg);
+				return -1;
+			}
+			o->store = optarg;
 			break;
 		case OPT_RANGE:
 			if (parse_range(optarg, &o->range, &o->prefix_len) < 0) {
@@ -283,8 +298,9 @@ bind_one(int type, const struct in_addr *addr, uint16_t port)
 	sin.sin_family = AF_INET;
 	sin.sin_addr = *addr;
 	sin.sin_port = htons(port);
-	/* SOMAXCONN (the kernel's net.core.somaxconn caps it): a reconnect storm or a crowd of
-	 * new nodes overflows a queue of 128, and every overflowed SYN waits 1 s, then 3 s, ... */
+	/* The kernel's largest backlog: after a restart every daemon reconnects within about a
+	 * second (mproto/ctrldial.c), and a SYN the full queue drops costs its daemon a 1, 3, 7 s
+	 * retransmission (measured: 2,000 nodes took 12 s to return with 128, see make loadtest). */
 	if (bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
 	    (type == SOCK_STREAM && listen(fd, SOMAXCONN) < 0)) {
 		int e = errno;
@@ -353,29 +369,15 @@ open_sockets(struct server *srv, int listen, const struct in_addr *addr, uint16_
 	return 0;
 }
 
-/* Temp file + fsync + rename, so readers see the old url or the whole new one. */
+/* Readers see the old url or the whole new one. */
 static int
 write_atomic(const char *dir, const char *name, const char *text)
 {
-	char path[4096], tmp[4096];
-	size_t len = strlen(text);
-	int fd;
+	char path[4096];
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.tmp", dir, name) >= sizeof(tmp))
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return -1;
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
-		return -1;
-	if (write(fd, text, len) != (ssize_t)len || fsync(fd) < 0) {
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	if (close(fd) < 0 || rename(tmp, path) < 0) {
-		unlink(tmp);
-		return -1;
-	}
-	return 0;
+	return atomicfile_write(path, text, strlen(text), 0644);
 }
 
 static void
@@ -553,10 +555,12 @@ main(int argc, char **argv)
 		log_warnx("event=startup_failed reason=\"state path too long\"");
 		goto out;
 	}
-	if ((srv.st = store_open(dbpath, err, sizeof(err))) == NULL) {
+	if ((srv.st = store_open(o.store ? o.store : dbpath, err, sizeof(err))) == NULL) {
 		log_warnx("event=startup_failed reason=\"%s\"", err);
 		goto out;
 	}
+	/* the URL is not logged: it may hold a password */
+	log_info("event=store_opened backend=%s", store_kind(srv.st));
 	for (i = 0; i < o.n_listen; i++) {
 		if (resolve_ipv4(o.listen_host[i], &addr) < 0) {
 			log_warnx("event=startup_failed reason=\"cannot resolve %s\"",
@@ -608,6 +612,13 @@ main(int argc, char **argv)
 		log_warnx("event=startup_failed reason=out_of_memory");
 		goto out;
 	}
+	/* On PostgreSQL, other instances may share the database: presence and events between
+	 * them (a single instance pays one idle connection for it). */
+	if (o.store && (srv.cluster = cluster_new(srv.loop, o.store, srv.st, srv.med, err,
+	    sizeof(err))) == NULL) {
+		log_warnx("event=startup_failed reason=\"%s\"", err);
+		goto out;
+	}
 	conn_start(&srv);
 	start_relay(&srv, &o, ntohl(first_addr.s_addr), first_port);
 	ev_timer_init(&srv.relay_tick_w, relay_tick_cb, 1., 1.);
@@ -644,7 +655,9 @@ main(int argc, char **argv)
 	ev_run(srv.loop, 0);
 	rc = 0;
 out:
-	/* The mediator first (it forgets sessions without calling back), then the connections. */
+	/* The cluster first (our nodes go offline for the other instances), then the mediator
+	 * (it forgets sessions without calling back), then the connections. */
+	cluster_free(srv.cluster);
 	medsrv_free(srv.med);
 	pwpool_free(srv.pw);
 	relay_sock_free(srv.relay);

@@ -99,6 +99,7 @@ struct medsrv {                          /* owned by the server context (or a te
 	struct relaygrant *grants;      /* which relay each pair uses */
 	double renewed_at;              /* last relaygrant_renew */
 	struct medsrv_stats stats;
+	struct medsrv_peers peers;      /* the other instances (cluster.c); zero: none */
 };
 
 enum {
@@ -116,6 +117,26 @@ struct pw_parked {
 };
 
 /* ---- small helpers ---- */
+
+/* Tells the other instances (medsrv_set_peers); nothing when there are none. */
+static void
+peer_event(struct medsrv *m, char kind, const char *network, const uint8_t *key, uint8_t val)
+{
+	if (m->peers.event)
+		m->peers.event(m->peers.arg, kind, network, key, val);
+}
+
+/* Is key connected to another instance? eps/n may be NULL. */
+static int
+peer_remote(struct medsrv *m, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *n)
+{
+	struct endpoint tmp[MAX_ENDPOINTS];
+	uint8_t tn;
+
+	if (m->peers.remote == NULL)
+		return 0;
+	return m->peers.remote(m->peers.arg, key, eps ? eps : tmp, n ? n : &tn);
+}
 
 static struct msess *
 find_session(struct medsrv *m, const uint8_t key[KEY_LEN])
@@ -174,7 +195,7 @@ member_flags(struct medsrv *m, const struct store_network *n, const struct store
 
 	if (r->online)
 		f |= MEMF_ACTIVE;
-	if (r->online && find_session(m, r->key) != NULL)
+	if (r->online && (find_session(m, r->key) != NULL || peer_remote(m, r->key, NULL, NULL)))
 		f |= MEMF_ONLINE;
 	if (r->pending)
 		f |= MEMF_PENDING;
@@ -235,9 +256,12 @@ build_member(struct medsrv *m, const struct store_network *n, const struct store
 	mm->address = r->address;
 	snprintf(mm->nick, sizeof(mm->nick), "%s", r->nick);
 	mm->flags = member_flags(m, n, r);
-	if (!(mm->flags & MEMF_ONLINE) || r->pending || (s = find_session(m, r->key)) == NULL)
+	if (!(mm->flags & MEMF_ONLINE) || r->pending)
 		return;
-	mm->n_endpoints = session_endpoints(s, mm->endpoints);
+	if ((s = find_session(m, r->key)) != NULL)
+		mm->n_endpoints = session_endpoints(s, mm->endpoints);
+	else
+		(void)peer_remote(m, r->key, mm->endpoints, &mm->n_endpoints);
 }
 
 static void
@@ -330,9 +354,9 @@ fanout(struct medsrv *m, const struct store_network *n, const struct msg *msg, i
 	store_members_each(m->st, n->id, fanout_cb, &w);
 }
 
-/* Pushes member key's current state in n to its audience. */
+/* Pushes member key's current state in n to its audience here (notify_member: everywhere). */
 static void
-notify_member(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
+member_push(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
     const struct msess *except)
 {
 	struct store_member r;
@@ -345,7 +369,7 @@ notify_member(struct medsrv *m, const struct store_network *n, const uint8_t key
 }
 
 static void
-notify_gone(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
+gone_push(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
     int was_pending)
 {
 	struct msg out;
@@ -370,7 +394,7 @@ resend_network_cb(void *arg, const struct store_member *r)
 
 /* Settings changed: every connected member (pending too) gets the new MSG_NETWORK. */
 static void
-resend_network(struct medsrv *m, const struct store_network *n)
+network_push(struct medsrv *m, const struct store_network *n)
 {
 	struct walk w = { .m = m, .n = n };
 
@@ -392,17 +416,49 @@ node_networks_cb(void *arg, const struct store_network *n, const struct store_me
 
 	if (w->snapshot_to)
 		send_snapshot(w->m, w->snapshot_to, n, me);
-	notify_member(w->m, n, w->key, w->except);
+	member_push(w->m, n, w->key, w->except);
 	return 0;
+}
+
+static void
+node_push(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *snapshot_to,
+    const struct msess *except)
+{
+	struct node_walk w = { .m = m, .key = key, .snapshot_to = snapshot_to, .except = except };
+
+	store_node_networks_each(m->st, key, node_networks_cb, &w);
+}
+
+/* The pushes above, here and on the other instances (cluster.c). */
+static void
+notify_member(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
+    const struct msess *except)
+{
+	member_push(m, n, key, except);
+	peer_event(m, MEDPEER_MEMBER, n->name, key, 0);
+}
+
+static void
+notify_gone(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
+    int was_pending)
+{
+	gone_push(m, n, key, was_pending);
+	peer_event(m, MEDPEER_GONE, n->name, key, was_pending ? 1 : 0);
+}
+
+static void
+resend_network(struct medsrv *m, const struct store_network *n)
+{
+	network_push(m, n);
+	peer_event(m, MEDPEER_NETWORK, n->name, NULL, 0);
 }
 
 static void
 notify_everywhere(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *snapshot_to,
     const struct msess *except)
 {
-	struct node_walk w = { .m = m, .key = key, .snapshot_to = snapshot_to, .except = except };
-
-	store_node_networks_each(m->st, key, node_networks_cb, &w);
+	peer_event(m, MEDPEER_NODE, NULL, key, 0);
+	node_push(m, key, snapshot_to, except);
 }
 
 /* ---- sessions ---- */
@@ -418,6 +474,12 @@ chat_send(void *arg, const uint8_t key[KEY_LEN], const struct msg *msg)
 		return -1;
 	send_msg(m, s, msg);
 	return 0;
+}
+
+static void
+chat_stored(void *arg, const uint8_t key[KEY_LEN])
+{
+	peer_event(arg, MEDPEER_CHAT, NULL, key, 0);
 }
 
 static double
@@ -452,7 +514,7 @@ medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsr
 	m->cfg = *cfg;
 	m->io = *io;
 	m->chat = chat_new(&(struct chat_env){ .st = st, .send = chat_send, .now = chat_now,
-	    .arg = m, .keep = cfg->chat_keep });
+	    .arg = m, .keep = cfg->chat_keep, .stored = chat_stored });
 	if (m->chat == NULL) {
 		relaygrant_free(m->grants);
 		relaypool_free(m->pool);
@@ -1435,6 +1497,8 @@ op_delete(struct req_ctx *c)
 	for (i = 0; i < l.n; i++)
 		if ((s = find_session(c->m, l.keys[i])) != NULL)
 			send_network_gone(c->m, s, c->n.name, GONE_DELETED);
+		else
+			peer_event(c->m, MEDPEER_KICKED, c->n.name, l.keys[i], GONE_DELETED);
 	for (i = 0; i < l.n; i++)
 		relay_recheck(c->m, l.keys[i]);
 	free(l.keys);
@@ -1537,6 +1601,8 @@ remove_target(struct req_ctx *c, struct store_member *t, uint8_t reason)
 	    reason);
 	if ((ts = find_session(c->m, t->key)) != NULL)
 		send_network_gone(c->m, ts, c->n.name, reason);
+	else
+		peer_event(c->m, MEDPEER_KICKED, c->n.name, t->key, reason);
 	notify_gone(c->m, &c->n, t->key, t->pending);
 	relay_recheck(c->m, t->key);
 	reply(c->m, c->s, c->r->req_id, RES_OK, "%s %s from \"%s\"",
@@ -2164,4 +2230,75 @@ const struct medsrv_stats *
 medsrv_stats(const struct medsrv *m)
 {
 	return &m->stats;
+}
+
+/* ---- other instances (cluster.c) ---- */
+
+void
+medsrv_set_peers(struct medsrv *m, const struct medsrv_peers *p)
+{
+	m->peers = *p;
+}
+
+void
+medsrv_sessions_each(struct medsrv *m, void (*cb)(void *arg, const uint8_t key[KEY_LEN]),
+    void *arg)
+{
+	struct msess *s, *t;
+
+	HASH_ITER(hh_key, m->by_key, s, t)
+		cb(arg, s->key);
+}
+
+int
+medsrv_session_endpoints(struct medsrv *m, const uint8_t key[KEY_LEN],
+    struct endpoint eps[MAX_ENDPOINTS], uint8_t *n)
+{
+	struct msess *s = find_session(m, key);
+
+	*n = 0;
+	if (s == NULL)
+		return 0;
+	*n = session_endpoints(s, eps);
+	return 1;
+}
+
+void
+medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_t *key,
+    uint8_t val)
+{
+	struct store_network n;
+	struct store_member r;
+	struct msess *s;
+
+	switch (kind) {
+	case MEDPEER_NODE:
+		/* It connected to another instance since: the session here is stale, as an older
+		 * connection with the same key is on one instance (handle_hello). */
+		if ((s = find_session(m, key)) != NULL && peer_remote(m, key, NULL, NULL))
+			session_kick(m, s, "replaced_elsewhere");
+		node_push(m, key, NULL, NULL);
+		return;
+	case MEDPEER_CHAT:
+		chat_wake(m->chat, key);
+		return;
+	case MEDPEER_KICKED:
+		if ((s = find_session(m, key)) != NULL)
+			send_network_gone(m, s, network, val);
+		return;
+	default:
+		break;
+	}
+	if (network == NULL || store_network_get(m->st, network, &n) != 0)
+		return;
+	if (kind == MEDPEER_MEMBER) {
+		/* approved by an owner on another instance: the member here gets the network */
+		if ((s = find_session(m, key)) != NULL && store_member_get(m->st, n.id, key, &r) == 0)
+			send_snapshot(m, s, &n, &r);
+		member_push(m, &n, key, s);
+	} else if (kind == MEDPEER_GONE) {
+		gone_push(m, &n, key, val);
+	} else if (kind == MEDPEER_NETWORK) {
+		network_push(m, &n);
+	}
 }

@@ -137,6 +137,41 @@ int medsrv_nat_probe(struct medsrv *m, const struct nat_probe *p, int sock,
 const struct medsrv_stats *medsrv_stats(const struct medsrv *m);
 
 /*
+ * Several instances on one PostgreSQL store (server/cluster.c). The mediator tells the other
+ * instances what changed through `event`, and asks `remote` whether a node is connected to
+ * another instance (and where it can be reached): such a node counts as online. Kinds:
+ *   MEDPEER_NODE     key's presence, endpoints or nick changed (network NULL); a session of
+ *                    key here is dropped when key is now connected to another instance
+ *   MEDPEER_MEMBER   key's membership in network changed (joined, approved, online switch)
+ *   MEDPEER_GONE     key left network (val: it was pending)
+ *   MEDPEER_KICKED   key's own session, wherever it is, gets NETWORK_GONE (val: the reason)
+ *   MEDPEER_NETWORK  network's settings changed (key NULL)
+ *   MEDPEER_CHAT     key's mailbox grew (network NULL)
+ * medsrv_peer_event applies an event another instance sent to this instance's sessions
+ * (and never sends it on). Without medsrv_set_peers nothing is sent (one instance).
+ */
+enum { MEDPEER_NODE = 'n', MEDPEER_MEMBER = 'm', MEDPEER_GONE = 'g', MEDPEER_KICKED = 'x',
+    MEDPEER_NETWORK = 'w', MEDPEER_CHAT = 'c' };
+
+struct medsrv_peers {
+	void (*event)(void *arg, char kind, const char *network, const uint8_t *key, uint8_t val);
+	/* 1 with key's endpoints when another instance holds its session, else 0 */
+	int (*remote)(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *n);
+	void *arg;
+};
+
+void medsrv_set_peers(struct medsrv *m, const struct medsrv_peers *p);
+void medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_t *key,
+    uint8_t val);
+/* cb for the key of every session connected here (cluster.c writes them all again after the
+ * other instances took this one for dead). cb must not open or close sessions. */
+void medsrv_sessions_each(struct medsrv *m, void (*cb)(void *arg, const uint8_t key[KEY_LEN]),
+    void *arg);
+/* key's session here, with the endpoints MEMBER would carry: 1, or 0 when not connected here. */
+int medsrv_session_endpoints(struct medsrv *m, const uint8_t key[KEY_LEN],
+    struct endpoint eps[MAX_ENDPOINTS], uint8_t *n);
+
+/*
  * Relays (PROTOCOL.md 8). Standalone relays register over their own control connection
  * (RELAY_HELLO on a session, refused unless cfg.relay_allow lists its key). The embedded relay
  * joins here, in-process: udp.addr 0 means each node is told the address it reached the

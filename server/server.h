@@ -70,6 +70,7 @@ struct server {                          /* owned by main() */
 	uint16_t relay_id;              /* its id in the mediator's pool; 0: not in it */
 	ev_timer relay_tick_w;          /* each second: its stats, the pool's health (main.c) */
 	int64_t reclaim_age;            /* s; 0: never */
+	struct cluster *cluster;        /* --store postgresql: the other instances (cluster.h) */
 };
 
 /* Fills the mediator's I/O hooks (sending, kicking, the clock, NAT timers) for this server. */

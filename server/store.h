@@ -1,11 +1,13 @@
 /*
- * store: the mediator's persistent state in SQLite (DIR/mediator.db): nodes with their stable
- * virtual addresses and nicks, networks with their settings and password hashes, and
- * memberships with their pending and online flags. WAL mode, foreign keys on,
- * synchronous=NORMAL; every change is one transaction, so state survives kill -9 at any point
- * (a crash of the machine itself may lose the last changes, never consistency).
+ * store: the mediator's persistent state: nodes with their stable virtual addresses and nicks,
+ * networks with their settings and password hashes, and memberships with their pending and
+ * online flags. Two backends with the same semantics (store_backend.h): SQLite (DIR/mediator.db;
+ * WAL mode, foreign keys on, synchronous=NORMAL: a machine crash may lose the last changes,
+ * never consistency), the default for one box, and PostgreSQL (store_open("postgresql://...")),
+ * which several mediator instances share. Every change is one transaction, so state survives
+ * kill -9 at any point.
  * Pure persistence: no policy (who may do what lives in mediator.c), no I/O besides the DB.
- * Owns: the sqlite3 handle.
+ * Owns: the database connection.
  */
 #ifndef SHOAL_SERVER_STORE_H
 #define SHOAL_SERVER_STORE_H
@@ -45,11 +47,14 @@ struct store_member {                    /* a copy; owned by the caller */
 	int online;                     /* the member's own per-network online switch */
 };
 
-/* path may be ":memory:" (fuzzing). Returns NULL with a reason in err. */
+/* path: an SQLite file, ":memory:" (fuzzing), or a libpq URL starting with postgresql:// or
+ * postgres://. Returns NULL with a reason in err. */
 struct store *store_open(const char *path, char *err, size_t errlen);
 void store_close(struct store *st);
-/* The handle, for the store's sibling modules over the same database (chatstore.c). */
-struct sqlite3 *store_db(struct store *st);
+/* 1 when path names a PostgreSQL database (store_open would use libpq). */
+int store_is_pg_url(const char *path);
+/* "sqlite" or "postgresql". */
+const char *store_kind(const struct store *st);
 /* Empties every table: a fuzz target reuses one in-memory store instead of building the
  * schema for each input (which cost 1 ms of its ~1.3). 0 or -1. */
 int store_clear(struct store *st);

@@ -4,8 +4,9 @@
  * MHD runs without threads: MHD_USE_EPOLL gives one descriptor that is readable whenever MHD
  * has work; we watch it, call MHD_run, and re-arm a timer from MHD_get_timeout. An API call
  * is relayed to the control socket over a new Unix connection while its HTTP connection is
- * suspended; the control's one-line answer resumes it.
- * Owns: the MHD daemon, its watchers, each relayed call's socket.
+ * suspended; the control's one-line answer resumes it. GET /events is stream.c's; here it is
+ * only authenticated (a ticket from POST /ticket).
+ * Owns: the MHD daemon, its watchers, each relayed call's socket, the stream tickets.
  */
 #include "config.h"
 #include "ui/ui.h"
@@ -28,12 +29,25 @@
 
 #include "base/log.h"
 #include "ui/assets.h"
+#include "ui/stream.h"
 
 enum {
 	TOKEN_BYTES = 32,
 	API_BODY_MAX = 64 * 1024,       /* CTL_LINE_MAX */
 	API_REPLY_MAX = 4 * 1024 * 1024,
 	API_CONNS_MAX = 64,
+	TICKET_BYTES = 16,
+	TICKETS_MAX = 8,                /* outstanding; a new one replaces the oldest */
+};
+
+#define TICKET_TTL_S 30.0
+
+/* A ticket for one GET /events: EventSource cannot send the token header, and a cookie would
+ * go to every port of 127.0.0.1 (cookies ignore ports), so the page trades its token for a
+ * ticket that opens one stream once, within TICKET_TTL_S. */
+struct ticket {
+	char hex[2 * TICKET_BYTES + 1]; /* "" when free */
+	ev_tstamp expires;
 };
 
 struct ui {
@@ -47,6 +61,9 @@ struct ui {
 	char url[64];
 	char host_ip[32], host_name[32];        /* the Host values we accept */
 	struct call *calls;             /* API calls waiting for the control socket */
+	struct ui_stream *streams;      /* GET /events (stream.c) */
+	struct ticket tickets[TICKETS_MAX];
+	int closing;                    /* ui_free runs MHD itself */
 };
 
 /* One HTTP request being handled (MHD's con_cls). */
@@ -107,11 +124,8 @@ token_load(struct ui *u, const char *state_dir)
 /* ---- responses ---- */
 
 static enum MHD_Result
-respond(struct MHD_Connection *c, unsigned status, const char *type, const void *data,
-    size_t len, int copy)
+queue(struct MHD_Connection *c, unsigned status, const char *type, struct MHD_Response *r)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)data,
-	    copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
 	enum MHD_Result rc;
 
 	if (r == NULL)
@@ -126,6 +140,14 @@ respond(struct MHD_Connection *c, unsigned status, const char *type, const void 
 	rc = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return rc;
+}
+
+static enum MHD_Result
+respond(struct MHD_Connection *c, unsigned status, const char *type, const void *data,
+    size_t len, int copy)
+{
+	return queue(c, status, type, MHD_create_response_from_buffer(len, (void *)data,
+	    copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT));
 }
 
 static enum MHD_Result
@@ -251,6 +273,79 @@ token_ok(const struct ui *u, struct MHD_Connection *c)
 	    sodium_memcmp(t, u->token, strlen(u->token)) == 0;
 }
 
+/* ---- the live stream's tickets ---- */
+
+static enum MHD_Result
+ticket_issue(struct ui *u, struct MHD_Connection *c)
+{
+	uint8_t raw[TICKET_BYTES];
+	struct ticket *t = &u->tickets[0];
+	char body[64];
+	size_t i;
+
+	/* a free or expired slot, else the one that expires first */
+	for (i = 0; i < TICKETS_MAX; i++) {
+		if (!u->tickets[i].hex[0] || u->tickets[i].expires < ev_now(u->loop)) {
+			t = &u->tickets[i];
+			break;
+		}
+		if (u->tickets[i].expires < t->expires)
+			t = &u->tickets[i];
+	}
+	randombytes_buf(raw, sizeof(raw));
+	sodium_bin2hex(t->hex, sizeof(t->hex), raw, sizeof(raw));
+	t->expires = ev_now(u->loop) + TICKET_TTL_S;
+	snprintf(body, sizeof(body), "{\"ticket\":\"%s\"}", t->hex);
+	sodium_memzero(raw, sizeof(raw));
+	return respond(c, MHD_HTTP_OK, "application/json", body, strlen(body), 1);
+}
+
+/* 1 when the request's ticket is a live one (used up now), else 0. */
+static int
+ticket_take(struct ui *u, struct MHD_Connection *c)
+{
+	const char *q = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ticket");
+	size_t i;
+
+	if (q == NULL || strlen(q) != 2 * TICKET_BYTES)
+		return 0;
+	for (i = 0; i < TICKETS_MAX; i++) {
+		struct ticket *t = &u->tickets[i];
+
+		if (t->hex[0] && sodium_memcmp(q, t->hex, 2 * TICKET_BYTES) == 0) {
+			int live = t->expires >= ev_now(u->loop);
+
+			sodium_memzero(t, sizeof(*t));
+			return live;
+		}
+	}
+	return 0;
+}
+
+/* A stream resumed: MHD must run, but not from inside the stream's own call. */
+static void
+ui_kick(void *arg)
+{
+	struct ui *u = arg;
+
+	if (!u->closing)
+		ev_feed_event(u->loop, &u->io, EV_READ);
+}
+
+static enum MHD_Result
+serve_events(struct ui *u, struct MHD_Connection *c)
+{
+	struct MHD_Response *r;
+
+	if (!ticket_take(u, c)) {
+		log_info("event=ui_refused reason=ticket");
+		return respond_text(c, MHD_HTTP_FORBIDDEN, "wrong, used or missing ticket\n");
+	}
+	if ((r = ui_stream_new(u->loop, &u->streams, u->ctl_path, c, ui_kick, u)) == NULL)
+		return respond_text(c, MHD_HTTP_BAD_GATEWAY, "shoald's control socket failed\n");
+	return queue(c, MHD_HTTP_OK, "text/event-stream", r);
+}
+
 static enum MHD_Result
 serve_asset(struct MHD_Connection *c, const char *url)
 {
@@ -280,6 +375,22 @@ handler(void *cls, struct MHD_Connection *c, const char *url, const char *method
 		if (!host_ok(u, c)) {
 			k->refused = 1;
 			return respond_text(c, MHD_HTTP_FORBIDDEN, "wrong host\n");
+		}
+		if (strcmp(url, "/events") == 0) {
+			if (strcmp(method, "GET") != 0)
+				return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "GET only\n");
+			k->refused = 1;         /* nothing more to do for it here */
+			return serve_events(u, c);
+		}
+		if (strcmp(url, "/ticket") == 0) {
+			k->refused = 1;
+			if (strcmp(method, "POST") != 0)
+				return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "POST only\n");
+			if (!token_ok(u, c)) {
+				log_info("event=ui_refused reason=token");
+				return respond_text(c, MHD_HTTP_FORBIDDEN, "wrong or missing token\n");
+			}
+			return ticket_issue(u, c);
 		}
 		if (strcmp(url, "/api") != 0) {
 			if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
@@ -433,8 +544,11 @@ ui_url(const struct ui *u)
 void
 ui_free(struct ui *u)
 {
+	int i;
+
 	if (u == NULL)
 		return;
+	u->closing = 1;
 	ev_io_stop(u->loop, &u->io);
 	ev_timer_stop(u->loop, &u->timer);
 	/* MHD stops only with no connection suspended */
@@ -446,7 +560,13 @@ ui_free(struct ui *u)
 		k->done = 1;
 		MHD_resume_connection(k->conn);
 	}
+	/* The streams end cleanly (the pages see the end, not a reset): a few rounds let MHD
+	 * send what is left; MHD_run does not block in this mode. */
+	ui_stream_end_all(u->streams);
+	for (i = 0; i < 4; i++)
+		MHD_run(u->d);
 	MHD_stop_daemon(u->d);
 	sodium_memzero(u->token, sizeof(u->token));
+	sodium_memzero(u->tickets, sizeof(u->tickets));
 	free(u);
 }

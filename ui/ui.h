@@ -10,6 +10,9 @@
  * else gets 403. The token never travels in a URL the server sees: `shoal ui` opens
  * http://127.0.0.1:PORT/#TOKEN and the page reads it from the fragment. The Host header must
  * name the loopback listener (no DNS rebinding), and a cross-site page cannot set the header.
+ * EventSource cannot set headers: the page trades its token (POST /ticket, with the header)
+ * for a one-time ticket that opens one stream (GET /events?ticket=T) within 30 s. Not a
+ * cookie: cookies of 127.0.0.1 go to every port of it, so any local user's server would get it.
  */
 #ifndef SHOAL_UI_H
 #define SHOAL_UI_H

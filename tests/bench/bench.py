@@ -292,7 +292,6 @@ def bench_relay():
             print(f"  added latency through the relay: {rp - dp:+.2f} ms", flush=True)
 # --- lossy WAN paths (issue 12): the same wire with random loss each way ---
 LOSSY = [(25, 0), (25, 1000), (25, 10000), (5, 1000)]     # one-way delay ms, loss per million
-FAIR_LOSS_PPM = [0, 1000]
 
 
 def overlay_pair(lab, tag, wa, wb):
@@ -304,6 +303,22 @@ def overlay_pair(lab, tag, wa, wb):
     b.cli("join", tag)
     wait_until(lambda: (a.member(tag, "bob") or {}).get("path") == "direct", 30, what="direct path")
     return a, b
+
+
+def sender_stats(d):
+    """The last bulk sender's counters from a daemon's log (shoald logs them when a connection
+    ends): recovery and controller behaviour behind a row's number."""
+    keep = ("rexmits", "loss_episodes", "lost_bytes", "lossy_rounds", "probes", "rounds")
+    time.sleep(0.5)     # the splice ends just after iperf3 does
+    try:
+        with open(os.path.join(d.state, "shoald.log"), errors="replace") as fh:
+            lines = [ln for ln in fh if "event=tcp_sender_stats" in ln]
+    except OSError:
+        return ""
+    if not lines:
+        return ""
+    kv = dict(f.split("=", 1) for f in lines[-1].split() if "=" in f)
+    return " ".join(f"{k}={kv[k]}" for k in keep if k in kv)
 
 
 def iperf_json(proc):
@@ -339,6 +354,7 @@ def bench_lossy():
                 bbr = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="bbr")[0] if "bbr" in ccs else None
                 cubic = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="cubic")[0] if "cubic" in ccs else None
                 ov = iperf_tcp(lport, wrap_client=wa)[0]
+                stats = sender_stats(a)
         except Exception as e:
             print(f"{name:30s} failed: {e}")
             continue
@@ -350,51 +366,131 @@ def bench_lossy():
             return f"{x / y:.2f}x" if x and y else "-"
         print(f"{name:30s} {fmt(ov)} {fmt(bbr):>11s} {fmt(cubic):>13s} {ratio(ov, bbr):>10s} "
               f"{ratio(ov, cubic):>12s}", flush=True)
+        if stats:
+            print("   shoal sender:", stats)
         for line in path.report():
             if "dropped" in line and ppm:
                 print("   wire:", line.replace("delaywire: ", ""))
-    bench_fairness()
+    if os.environ.get("SHOAL_BENCH_ONLY") != "lossy-rows":
+        bench_fairness()
+        bench_shallow()
+
+
+FAIR_RATE_MBIT = int(os.environ.get("SHOAL_BENCH_FAIR_MBIT", "100"))
+FAIR_QUEUE_KB = int(os.environ.get("SHOAL_BENCH_FAIR_QUEUE_KB", "610"))    # ~1 BDP at 50 ms
+FAIR_SECS = float(os.environ.get("SHOAL_BENCH_FAIR_SECONDS", str(max(SECS, 15))))
+
+
+def two_flows(wa, first, second):
+    """Two iperf3 flows started together from namespace A; each is (host, port, cc or None)."""
+    procs = []
+    for host, port, cc in (first, second):
+        argv = list(wa) + ["iperf3", "-t", str(FAIR_SECS), "-J", "-c", host, "-p", str(port)]
+        if cc:
+            argv += ["-C", cc]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                      text=True))
+    return [iperf_json(p) for p in procs]
 
 
 def bench_fairness():
-    """A shoal flow and a kernel CUBIC flow on the same 50 ms wire at the same time: shoal's
-    controller does not back off on loss, so this shows whether it starves a loss-based flow.
-    Each flow alone on the same wire, in the same run, is the reference."""
+    """A shoal flow and a kernel CUBIC flow through one bottleneck (delaywire --rate-mbit, a
+    tail-drop buffer of about one BDP) at the same time, and kernel BBR beside kernel CUBIC on
+    the same wire in the same run as the reference. A rate-limited wire, because without one the
+    bottleneck is the wire process's CPU and the shares say more about the scheduler."""
     delay = 25
-    for ppm in FAIR_LOSS_PPM:
-        name = f"{2 * delay} ms RTT, {ppm / 10000:g}% loss"
-        try:
-            with DelayPath(delay_ms=delay, wire_args=["--loss-ppm", str(ppm)]), \
-                    Lab("bench-fair") as lab:
-                wa, wb = netns_exec(NS_A), netns_exec(NS_B)
-                a, b = overlay_pair(lab, "fair", wa, wb)
-                sport, kport, lport = 5201, 5202, 15201
-                start_iperf_server(lab, sport, wrap=wb, host="0.0.0.0")
-                start_iperf_server(lab, kport, wrap=wb, host="0.0.0.0")
-                b.cli("expose", sport)
-                a.cli("forward", lport, f"bob:{sport}")
-                cubic_alone = iperf_tcp(kport, wrap_client=wa, host=ADDR_B, cc="cubic")[0]
-                shoal_alone = iperf_tcp(lport, wrap_client=wa)[0]
-                base = list(wa) + ["iperf3", "-t", str(SECS), "-J", "-c"]
-                k = subprocess.Popen(base + [ADDR_B, "-p", str(kport), "-C", "cubic"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                o = subprocess.Popen(base + ["127.0.0.1", "-p", str(lport)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-                shoal_shared, cubic_shared = iperf_json(o), iperf_json(k)
-        except Exception as e:
-            print(f"fairness, {name}: failed: {e}")
-            continue
+    name = f"{2 * delay} ms RTT, {FAIR_RATE_MBIT} Mbit/s, {FAIR_QUEUE_KB} KB buffer"
+    wire = ["--rate-mbit", str(FAIR_RATE_MBIT), "--queue-kb", str(FAIR_QUEUE_KB)]
+    path = DelayPath(delay_ms=delay, wire_args=wire)
+    try:
+        with path, Lab("bench-fair") as lab:
+            wa, wb = netns_exec(NS_A), netns_exec(NS_B)
+            a, b = overlay_pair(lab, "fair", wa, wb)
+            sport, kport, kport2, lport = 5201, 5202, 5203, 15201
+            for p in (sport, kport, kport2):
+                start_iperf_server(lab, p, wrap=wb, host="0.0.0.0")
+            b.cli("expose", sport)
+            a.cli("forward", lport, f"bob:{sport}")
+            shoal, cubic1 = two_flows(wa, ("127.0.0.1", lport, None), (ADDR_B, kport, "cubic"))
+            stats = sender_stats(a)
+            bbr, cubic2 = two_flows(wa, (ADDR_B, kport2, "bbr"), (ADDR_B, kport, "cubic"))
+    except Exception as e:
+        print(f"fairness, {name}: failed: {e}")
+        return
 
-        def fmt(v):
-            return f"{v:.1f}" if v is not None else "-"
-        print(f"fairness, {name}, same wire at once: shoal {fmt(shoal_shared)} + kernel CUBIC "
-              f"{fmt(cubic_shared)} Mbit/s (alone: shoal {fmt(shoal_alone)}, CUBIC "
-              f"{fmt(cubic_alone)})", flush=True)
+    def fmt(v):
+        return f"{v:.1f}" if v is not None else "-"
+
+    def share(x, y):
+        return f"{x / (x + y) * 100:.0f}%" if x and y else "-"
+    print(f"\nfairness, {name}, {FAIR_SECS:g} s, two flows at once (Mbit/s):", flush=True)
+    print(f"  shoal {fmt(shoal)} + kernel CUBIC {fmt(cubic1)}: shoal's share "
+          f"{share(shoal, cubic1)}", flush=True)
+    if stats:
+        print("   shoal sender:", stats)
+    print(f"  kernel BBR {fmt(bbr)} + kernel CUBIC {fmt(cubic2)}: BBR's share "
+          f"{share(bbr, cubic2)}  (the reference, same wire, same run)", flush=True)
+    for line in path.report():
+        print("   wire:", line.replace("delaywire: ", ""))
+
+
+SHALLOW_QUEUE_KB = int(os.environ.get("SHOAL_BENCH_SHALLOW_QUEUE_KB", "64"))    # ~0.1 BDP
+
+
+def bench_shallow():
+    """Pacing at a shallow buffer: the fairness row's 100 Mbit/s, 50 ms bottleneck with a
+    buffer of a tenth of its BDP, shoal alone with pacing off and on (SHOAL_TCP_PACING, read by
+    shoald at start, so one pair of daemons each), beside kernel BBR (which paces) and CUBIC
+    over the same wire in the same lab. The wire's tail drops show what the bursts cost."""
+    delay = 25
+    name = f"{2 * delay} ms RTT, {FAIR_RATE_MBIT} Mbit/s, {SHALLOW_QUEUE_KB} KB buffer"
+    print(f"\nshallow buffer, {name}, one flow at a time, {SECS:g} s each (Mbit/s):", flush=True)
+    for pacing in ("0", "1"):
+        wire = ["--rate-mbit", str(FAIR_RATE_MBIT), "--queue-kb", str(SHALLOW_QUEUE_KB)]
+        path = DelayPath(delay_ms=delay, wire_args=wire)
+        old = os.environ.get("SHOAL_TCP_PACING")
+        os.environ["SHOAL_TCP_PACING"] = pacing
+        try:
+            with path, Lab("bench-shallow") as lab:
+                wa, wb = netns_exec(NS_A), netns_exec(NS_B)
+                a, b = overlay_pair(lab, "shallow", wa, wb)
+                port, lport = 5201, 15201
+                start_iperf_server(lab, port, wrap=wb, host="0.0.0.0")
+                b.cli("expose", port)
+                a.cli("forward", lport, f"bob:{port}")
+                bbr = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="bbr")[0]
+                cubic = iperf_tcp(port, wrap_client=wa, host=ADDR_B, cc="cubic")[0]
+                ov = iperf_tcp(lport, wrap_client=wa)[0]
+                stats = sender_stats(a)
+        except Exception as e:
+            print(f"  pacing {pacing}: failed: {e}")
+            continue
+        finally:
+            if old is None:
+                os.environ.pop("SHOAL_TCP_PACING", None)
+            else:
+                os.environ["SHOAL_TCP_PACING"] = old
+        ratio = f"{ov / bbr:.2f}x" if ov and bbr else "-"
+        print(f"  shoal, pacing {'on ' if pacing == '1' else 'off'}: {ov or 0:.1f}  kernel BBR "
+              f"{bbr or 0:.1f}  kernel CUBIC {cubic or 0:.1f}  shoal/BBR {ratio}", flush=True)
+        if stats:
+            print("   shoal sender:", stats)
+        for line in path.report():
+            print("   wire (all three flows):", line.replace("delaywire: ", ""))
 
 
 def main():
-    # SHOAL_BENCH_ONLY=lossy runs just the lossy-path section (it is the slow one to iterate on).
-    if os.environ.get("SHOAL_BENCH_ONLY") != "lossy":
+    # SHOAL_BENCH_ONLY=lossy runs just the lossy-path section (it is the slow one to iterate on),
+    # =lossy-rows without the fairness and shallow-buffer rows, =fair only its fairness row,
+    # =shallow only the shallow-buffer pacing rows.
+    only = os.environ.get("SHOAL_BENCH_ONLY")
+    if only == "fair":
+        bench_fairness()
+        return
+    if only == "shallow":
+        bench_shallow()
+        return
+    if only not in ("lossy", "lossy-rows"):
         print(f"{'measurement':44s} {'overlay':>10s} {'reference':>10s} {'unit':8s} ratio")
         bench_loopback()
         bench_netns()

@@ -2,10 +2,17 @@
  * delaywire: a userspace "cable" with a fixed one-way delay between two TUN devices, for
  * `make bench` on kernels without the netem qdisc.
  *
- *   delaywire [--delay-ms N] [--loss-ppm N] [--limit-pkts N] [--limit-mb N] TUN_A TUN_B
+ *   delaywire [--delay-ms N] [--loss-ppm N] [--rate-mbit N] [--queue-kb N] [--limit-pkts N]
+ *             [--limit-mb N] TUN_A TUN_B
  *
  * --loss-ppm drops that many packets in a million, independently and at random, each way (a
  * lossy Wi-Fi or Internet path: issue 12's bench).
+ * --rate-mbit makes each direction a bottleneck link of that rate: packets leave one after the
+ * other at its serialisation time, and a packet that would find more than --queue-kb (default:
+ * 100 ms at the rate) already waiting for the link is tail-dropped, as a router's buffer does.
+ * Without a rate, the wire is as fast as this process gets CPU (the flows' fairness then
+ * depends on the scheduler, not on the congestion controllers: issue 12's fairness row uses a
+ * rate).
  * Creates TUN_A and TUN_B (IFF_TUN|IFF_NO_PI), prints "ready" on stdout, then forwards every
  * packet read from one device to the other once it is N ms old, in order. The caller moves the
  * devices into network namespaces and configures them after "ready": the open fds keep working
@@ -66,6 +73,8 @@ struct lane {
 	uint64_t	 full_waits;	/* times the queue was full when the device had data */
 	uint64_t	 max_count;
 	uint64_t	 dropped;	/* lost on purpose (--loss-ppm) */
+	uint64_t	 qdropped;	/* tail-dropped by the bottleneck's buffer (--queue-kb) */
+	uint64_t	 link_free_ns;	/* when the bottleneck finishes sending what it holds */
 	uint64_t	 rng;		/* xorshift64 state for the losses */
 };
 
@@ -75,6 +84,8 @@ struct wire {
 	int		 sigfd;
 	uint64_t	 delay_ns;
 	uint32_t	 loss_ppm;	/* random loss, per million packets, each way */
+	uint64_t	 rate_bps;	/* bottleneck rate each way, bit/s; 0: none */
+	uint64_t	 queue_bytes;	/* the bottleneck's buffer */
 	struct lane	 lane[2];	/* lane[0]: tun[0] -> tun[1]; lane[1]: tun[1] -> tun[0] */
 };
 
@@ -194,11 +205,30 @@ lane_lose(struct lane *l, uint32_t loss_ppm)
 }
 
 /* Reads what the device has, up to READ_BATCH packets; returns -1 on a fatal device error. */
+/*
+ * When a packet of len bytes read now leaves the bottleneck (before the delay), or 0 if the
+ * buffer is full and it is dropped. Departures are monotonic, so the FIFO stays in order.
+ */
+static uint64_t
+lane_serialise(struct lane *l, const struct wire *w, uint32_t len, uint64_t now)
+{
+	uint64_t start = l->link_free_ns > now ? l->link_free_ns : now;
+	uint64_t backlog = (start - now) * w->rate_bps / 8000000000u;
+
+	if (backlog + len > w->queue_bytes) {
+		l->qdropped++;
+		return 0;
+	}
+	l->link_free_ns = start + (uint64_t)len * 8000000000u / w->rate_bps;
+	return l->link_free_ns;
+}
+
 static int
-lane_read(struct lane *l, uint64_t delay_ns, uint32_t loss_ppm)
+lane_read(struct lane *l, const struct wire *w)
 {
 	for (int i = 0; i < READ_BATCH; i++) {
 		uint8_t *dst = lane_reserve(l);
+		uint64_t now;
 		ssize_t n;
 
 		if (!dst) {
@@ -214,12 +244,18 @@ lane_read(struct lane *l, uint64_t delay_ns, uint32_t loss_ppm)
 		}
 		if (n == 0)
 			return 0;
-		if (lane_lose(l, loss_ppm)) {
+		if (lane_lose(l, w->loss_ppm)) {
 			l->dropped++;
 			continue;
 		}
 		/* Stamped per packet: a batch may span a while under load, and order must hold. */
-		lane_push(l, (uint32_t)n, now_ns() + delay_ns);
+		now = now_ns();
+		if (w->rate_bps) {
+			now = lane_serialise(l, w, (uint32_t)n, now);
+			if (now == 0)
+				continue;
+		}
+		lane_push(l, (uint32_t)n, now + w->delay_ns);
 	}
 	return 0;
 }
@@ -302,7 +338,7 @@ wire_run(struct wire *w)
 				fprintf(stderr, "delaywire: device %d failed\n", i);
 				return 1;
 			}
-			if ((pfd[i].revents & POLLIN) && lane_read(&w->lane[i], w->delay_ns, w->loss_ppm) < 0)
+			if ((pfd[i].revents & POLLIN) && lane_read(&w->lane[i], w) < 0)
 				return 1;
 		}
 	}
@@ -325,8 +361,8 @@ parse_num(const char *s, unsigned long min, unsigned long max, unsigned long *ou
 static int
 usage(void)
 {
-	fprintf(stderr, "usage: delaywire [--delay-ms N] [--loss-ppm N] [--limit-pkts N] "
-	    "[--limit-mb N] TUN_A TUN_B\n");
+	fprintf(stderr, "usage: delaywire [--delay-ms N] [--loss-ppm N] [--rate-mbit N] "
+	    "[--queue-kb N] [--limit-pkts N] [--limit-mb N] TUN_A TUN_B\n");
 	return 2;
 }
 
@@ -335,6 +371,7 @@ main(int argc, char **argv)
 {
 	struct wire w;
 	unsigned long delay_ms = 25, limit_pkts = 65536, limit_mb = 32, loss_ppm = 0;
+	unsigned long rate_mbit = 0, queue_kb = 0;
 	const char *names[2];
 	sigset_t sigs;
 	int i, rc;
@@ -350,9 +387,14 @@ main(int argc, char **argv)
 			dst = &limit_mb;
 		else if (strcmp(argv[i], "--loss-ppm") == 0)
 			dst = &loss_ppm;
+		else if (strcmp(argv[i], "--rate-mbit") == 0)
+			dst = &rate_mbit;
+		else if (strcmp(argv[i], "--queue-kb") == 0)
+			dst = &queue_kb;
 		else
 			return usage();
-		if (parse_num(argv[i + 1], dst == &delay_ms || dst == &loss_ppm ? 0 : 1,
+		if (parse_num(argv[i + 1], dst == &delay_ms || dst == &loss_ppm ||
+		    dst == &rate_mbit || dst == &queue_kb ? 0 : 1,
 		    dst == &loss_ppm ? 1000000u : 1u << 20, dst) < 0)
 			return usage();
 	}
@@ -368,6 +410,11 @@ main(int argc, char **argv)
 	memset(&w, 0, sizeof(w));
 	w.delay_ns = (uint64_t)delay_ms * 1000000u;
 	w.loss_ppm = (uint32_t)loss_ppm;
+	w.rate_bps = (uint64_t)rate_mbit * 1000000u;
+	/* 100 ms at the rate unless told; at least one largest packet, or nothing would pass. */
+	w.queue_bytes = queue_kb ? (uint64_t)queue_kb * 1024u : w.rate_bps / 80u;
+	if (w.queue_bytes < PKT_MAX)
+		w.queue_bytes = PKT_MAX;
 	/* Signals arrive as a readable fd, so the loop needs no global flag. */
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGTERM);
@@ -400,10 +447,11 @@ main(int argc, char **argv)
 		struct lane *l = &w.lane[i];
 
 		fprintf(stderr, "delaywire: lane=%s forwarded=%llu bytes=%llu write_errors=%llu "
-		    "full_waits=%llu max_queued=%llu dropped=%llu\n", l->name,
+		    "full_waits=%llu max_queued=%llu dropped=%llu queue_dropped=%llu\n", l->name,
 		    (unsigned long long)l->forwarded, (unsigned long long)l->bytes,
 		    (unsigned long long)l->write_errors, (unsigned long long)l->full_waits,
-		    (unsigned long long)l->max_count, (unsigned long long)l->dropped);
+		    (unsigned long long)l->max_count, (unsigned long long)l->dropped,
+		    (unsigned long long)l->qdropped);
 		lane_free(l);
 	}
 	close(w.tun[0]);

@@ -119,8 +119,12 @@ class Lab:
         if os.path.exists(url_file) and port == 0:
             os.unlink(url_file)
         log = os.path.join(self.dir, "server.log")
+        # SHOAL_TEST_STORE: the mediator keeps its state in that PostgreSQL database
+        # (tests/integ/test_store_pg.py reruns scenarios that way).
+        store = ["--store", os.environ["SHOAL_TEST_STORE"]] if os.environ.get("SHOAL_TEST_STORE") else []
         p = self.spawn(list(wrap) + [binary("shoal-server"), "--listen", f"{host}:{port}", "--state", state]
-                       + (["--pwhash-fast"] if fast_passwords else []) + ["-v"] + list(extra), log)
+                       + (["--pwhash-fast"] if fast_passwords else [])
+                       + (["-v"] if getattr(self, "server_verbose", True) else []) + store + list(extra), log)
         if port == 0:
             wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 10, what="server url")
         else:
@@ -144,14 +148,15 @@ class Lab:
         self.server.proc.wait()
 
     # --- daemons ---
-    def start_daemon(self, name, nick=None, wrap=(), wait_connected=True, cli_wrap=(), extra=()):
+    def start_daemon(self, name, nick=None, wrap=(), wait_connected=True, cli_wrap=(), extra=(), server_url=None):
         """cli_wrap: prefix for the CLI's argv, e.g. to run it as the daemon's user (the CLI
-        refuses a control socket served by another user, or in another user's directory)."""
+        refuses a control socket served by another user, or in another user's directory).
+        server_url: another connection string than the lab server's (e.g. several instances)."""
         state = os.path.join(self.dir, name)
         os.makedirs(state, exist_ok=True)
         ctl = os.path.join(self.dir, name, "ctl.sock")
         socks = free_port()
-        argv = list(wrap) + [binary("shoald"), "--server", self.server.url, "--state", state, "--control", ctl,
+        argv = list(wrap) + [binary("shoald"), "--server", server_url or self.server.url, "--state", state, "--control", ctl,
                 "--socks", f"127.0.0.1:{socks}", "--nick", nick or name, "-v"] + list(extra)
         p = self.spawn(argv, os.path.join(state, "shoald.log"))
         d = Daemon(self, name, p, ctl, socks, state)

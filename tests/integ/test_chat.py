@@ -63,6 +63,14 @@ def chat(d, *args, check=True):
 
 
 def db_bytes(lab):
+    url = os.environ.get("SHOAL_TEST_STORE")
+    if url:
+        # The PostgreSQL store (test_store_pg.py): the log's bodies, printable bytes as they are.
+        import pgserver
+        psql = os.path.join(pgserver.pg_bindir(), "psql")
+        return subprocess.run([psql, "-X", "-A", "-t", "-d", url, "-c",
+                               "SELECT encode(body, 'escape') FROM chat_log"],
+                              check=True, capture_output=True).stdout
     data = b""
     for f in glob.glob(os.path.join(lab.server.state, "mediator.db*")):
         with open(f, "rb") as fh:

@@ -5,8 +5,13 @@ The window's server (issue 11), without a browser: real mediator and daemons, pl
 - POST /api with a missing or wrong token, or a foreign Host (DNS rebinding), gets 403;
 - with the token it speaks the control protocol: status, create, list (a joined peer appears),
   chat, and a chat-follow long poll that returns when the peer's message arrives;
+- the live stream: POST /ticket needs the token; GET /events needs a fresh ticket (none, a
+  wrong or a used one: 403); a stream's first event comes at once, a nick set on the other
+  daemon and a chat message each bring the next one, and a daemon that stops ends the stream
+  cleanly (the chunked body is terminated, not reset);
 - the token file is 0600 and reused across restarts.
 """
+from http.client import HTTPConnection
 import json
 import os
 import re
@@ -41,6 +46,40 @@ class Api:
         r = json.loads(body)
         assert r["id"] == self.n, r
         return r
+
+
+class Stream:
+    """GET /events with a ticket: its server-sent events, one (event, data) at a time."""
+
+    def __init__(self, base, ticket):
+        host, port = base.split("//")[1].rstrip("/").split(":")
+        self.conn = HTTPConnection(host, int(port), timeout=30)
+        self.conn.request("GET", "/events?ticket=" + ticket)
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+
+    def next_event(self):
+        """The next event (comments, the heartbeats, skipped); None at the end of the stream."""
+        event, data = None, None
+        while True:
+            line = self.resp.readline()
+            if not line:
+                return None
+            line = line.decode().rstrip("\n")
+            if line.startswith(":"):
+                continue
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                data = line[6:]
+            elif line == "" and event:
+                return event, data
+
+
+def ticket(base, token):
+    status, body, _ = http(base + "ticket", b"", {"X-Shoal-Token": token})
+    assert status == 200, (status, body)
+    return json.loads(body)["ticket"]
 
 
 def main():
@@ -97,8 +136,42 @@ def main():
         assert "hello window" in texts, got
         print("status, create, list, chat and a chat-follow long poll through /api")
 
-        # the token survives a restart
+        # the live stream
+        assert http(base + "ticket", b"")[0] == 403
+        assert http(base + "ticket", b"", {"X-Shoal-Token": "0" * 64})[0] == 403
+        assert http(base + "events")[0] == 403
+        assert http(base + "events?ticket=" + "0" * 32)[0] == 403
+        t = ticket(base, token)
+        s = Stream(base, t)
+        assert s.status == 200 and s.resp.getheader("Content-Type") == "text/event-stream", s.status
+        assert http(base + "events?ticket=" + t)[0] == 403, "a ticket opens one stream only"
+        ev, first = s.next_event()
+        assert ev == "change", ev
+        first = json.loads(first)
+        bob.cli("set-nick", "bobby")
+        ev, second = s.next_event()
+        second = json.loads(second)
+        assert ev == "change" and second["gen"] > first["gen"], (ev, first, second)
+        wait_until(lambda: any(mm["nick"] == "bobby" for n in api("list")["networks"] for mm in n["members"]),
+                   5, what="bob's new nick in alice's list")
+        # a chat message changes the generation and the chat id it carries; the page then asks
+        # chat-follow, which answers at once
+        chat = second["chat"]
+        bob.cli("chat", "lan", "live")
+        while True:
+            ev, data = s.next_event()
+            data = json.loads(data)
+            if data["chat"] > chat:
+                break
+        assert [mm["text"] for mm in api("chat-follow", after=chat)["messages"]] == ["live"]
+        print("403 for /ticket without the token and /events without a fresh ticket; "
+              "the stream brings a change for a peer's nick and for a chat message")
+
+        # the token survives a restart; the stream ends cleanly when the daemon stops
         alice.proc.terminate()
+        while s.next_event() is not None:
+            pass
+        assert s.resp.isclosed() or s.resp.read() == b""
         alice.proc.wait(10)
         alice = lab.start_daemon("alice")
         url2 = alice.cli("ui", "--url", json_out=False).strip()

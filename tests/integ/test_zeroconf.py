@@ -11,6 +11,8 @@ directories of its own and no flags:
 - `shoal up --wait 2` with a mediator that never answers gives up after 2 s, saying so, with
   the end of shoald's log;
 - a bad line in the file is refused by shoald with FILE:LINE, and `shoal up` shows why;
+- state and control socket named in the file: `shoal up` writes the log into that state
+  directory and every command finds the daemon's socket without --control;
 - `shoal completion bash`, loaded into bash, completes every command `shoal --help` lists and
   each command's options (from the parser's own table).
 Nothing reaches a peer here (one node), so no network namespace is needed.
@@ -136,6 +138,19 @@ def main():
             r = sh("up", check=False)
             assert r.returncode == 1 and "unknown key" in r.stderr, r
             print(f"5. a bad line: {r.stderr.strip().splitlines()[-1]}")
+
+            # 6. the file moves the state and the control socket: `shoal up` logs there and
+            # every command finds the daemon without flags
+            state2, ctl2 = os.path.join(lab.dir, "state2"), os.path.join(lab.dir, "ctl2", "s.sock")
+            with open(conf, "w") as f:
+                f.write(f"state = {state2}\ncontrol = {ctl2}\nsocks = off\nui = off\nportmap = no\n")
+            sh("up", url)
+            assert os.path.exists(os.path.join(state2, "shoald.log")), os.listdir(state2)
+            assert os.path.exists(ctl2), ctl2
+            st = json.loads(sh("--json", "status").stdout)
+            assert st["server"] == "connected", st
+            sh("down")
+            print(f"6. state and control from the file: log in {state2}, status without flags")
         finally:
             sh("down", check=False)
 

@@ -6,6 +6,7 @@
  * the joiner's MEMBER) and presence (GO_OFFLINE/GO_ONLINE sent until every other member got the
  * MEMBER delta). Prints one JSON object. Joins within a network are sequential and each network
  * has at most one presence change in flight, so each sample has one unambiguous end.
+ * --restart-cmd: the reconnect storm (see the "reconnect storm" section below).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -28,6 +29,7 @@
 #include "crypto/identity.h"
 #include "crypto/noise.h"
 #include "mproto/ctrlchan.h"
+#include "mproto/ctrldial.h"
 #include "mproto/msg.h"
 
 #define GROUP_MAX 5000         /* members per network */
@@ -37,7 +39,6 @@
 #define PER_SOURCE 24          /* nodes per source address: under the mediator's budget of new
                                 * registrations per source (joinlimit.c, 30 a minute) */
 #define BIG_NETWORK 256        /* presence in networks this large is also reported apart */
-#define KEEPALIVE 15.0         /* s between a node's PINGs, as shoald (medclient PING_INTERVAL) */
 
 struct node;
 
@@ -79,8 +80,6 @@ static int n_nodes, n_groups, next_connect, inflight, n_connected, n_closed;
 static int joins_expected, joins_done, presence_done, presence_sent;
 static struct samples s_join, s_presence, s_presence_big;
 static int node_base;          /* this worker's first node in the run: picks source addresses */
-static ev_timer ping_timer;
-static unsigned ping_tick;
 static double churn = 10, seconds = 10;
 static uint32_t req_id = 1;
 static int worker_id;
@@ -169,11 +168,16 @@ static void on_ready(void *arg, const uint8_t rs[KEY_LEN])
 
 static void connect_more(void);
 static double t_connected;
+static int storm_active;
+static void storm_close(struct node *n);
+static void storm_welcome(struct node *n);
 
 static void on_msg(void *arg, const struct msg *m)
 {
 	struct node *n = arg;
 	struct group *g = n->g;
+	if (storm_active && m->type == MSG_WELCOME)
+		storm_welcome(n);
 	switch (m->type) {
 	case MSG_WELCOME:
 		if (!n->welcomed) {
@@ -226,6 +230,10 @@ static void on_msg(void *arg, const struct msg *m)
 static void on_close(void *arg, const char *why)
 {
 	struct node *n = arg;
+	if (storm_active) {
+		storm_close(n);
+		return;
+	}
 	fprintf(stderr, "event=node_closed group=%d node=%d why=\"%s\"\n", n->g->id, n->idx, why);
 	if (!n->welcomed)
 		inflight--;
@@ -306,24 +314,233 @@ static void churn_cb(EV_P_ ev_timer *w, int revents)
 	}
 }
 
-static double t_start, t_end;
-static int spid_g;
+/*
+ * Keepalive as shoald sends it: a PING every 15 s from every node (the mediator drops a
+ * connection silent for 60 s, server/server.h), spread over the 15 s by one worker timer that
+ * pings a fifteenth of the nodes each second, so runs longer than a minute keep their nodes.
+ */
+static ev_timer keepalive_timer;
+static int keepalive_next;
 
-/* Each node PINGs every KEEPALIVE s like shoald: the mediator drops a node silent for 60 s. */
-static void ping_cb(EV_P_ ev_timer *w, int revents)
+static void keepalive_cb(EV_P_ ev_timer *w, int revents)
 {
 	(void)w; (void)revents;
-	unsigned slot = ping_tick++ % (unsigned)KEEPALIVE;
-	for (int i = (int)slot; i < n_nodes; i += (int)KEEPALIVE) {
-		struct node *n = &nodes[i];
+	for (int i = 0; i < (n_nodes + 14) / 15; i++) {
+		struct node *n = &nodes[keepalive_next++ % n_nodes];
+		struct msg m;
 		if (n->ch == NULL || !n->welcomed)
 			continue;
-		struct msg m;
 		memset(&m, 0, sizeof(m));
 		m.type = MSG_PING;
+		m.u.ping.nonce = (uint64_t)keepalive_next;
 		ctrlchan_send(n->ch, &m);
 	}
 }
+
+/*
+ * ---- reconnect storm (--restart-cmd CMD) ----
+ * After the churn phase every worker keeps its nodes connected and waits for SIGUSR1 from the
+ * parent, which then runs CMD (it kills the mediator and starts it again, e.g. loadtest.py's
+ * FIFO hook). From then on a node that loses its connection reconnects exactly as shoald
+ * does: CTRLDIAL_BACKOFF_MIN after a working connection, ctrldial_backoff() between failed
+ * attempts, ctrlchan's handshake timeout. reconnect_all_s runs from the first connection
+ * loss any worker saw to the moment the last node had its WELCOME again.
+ */
+struct storm_node {
+	ev_timer retry;
+	double backoff;
+	int want;                  /* connected at the go: must come back */
+	int lost;                  /* lost its connection, no WELCOME since */
+	int back;                  /* had a WELCOME after losing it */
+};
+
+struct storm_result {
+	double first_close, last_back;
+	int expect, back;
+	unsigned dials;
+	size_t n_samples;
+};
+
+static const char *restart_cmd;
+static struct storm_node *storm;
+static struct storm_result storm_res;
+static struct samples s_storm;
+static int storm_down;
+static ev_signal storm_sig;
+static ev_timer storm_deadline;
+
+static void storm_retry_cb(EV_P_ ev_timer *w, int revents);
+
+static void storm_schedule(struct node *n)
+{
+	struct storm_node *sn = &storm[n - nodes];
+	double delay = ctrldial_backoff(&sn->backoff, CTRLDIAL_BACKOFF_MAX);
+
+	ev_timer_set(&sn->retry, delay, 0.);
+	ev_timer_start(loop, &sn->retry);
+}
+
+/* The same socket set-up as connect_more, for one node, with the daemon's retry policy. */
+static void storm_dial(struct node *n)
+{
+	unsigned k = (unsigned)(n - nodes) + (unsigned)worker_id * 7919u;
+	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd;
+
+	storm_res.dials++;
+	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0) {
+		storm_schedule(n);
+		return;
+	}
+	inet_pton(AF_INET, host, &to.sin_addr);
+	if ((ntohl(to.sin_addr.s_addr) >> 24) == 127) {
+		int one = 1;
+		struct sockaddr_in from = { .sin_family = AF_INET };
+		from.sin_addr.s_addr = htonl(0x7f010001u + k % 60000u);
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		bind(fd, (struct sockaddr *)&from, sizeof(from));
+	}
+	if ((connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 && errno != EINPROGRESS) ||
+	    (n->ch = ctrlchan_new(loop, fd, 1, &n->kp, server_pub, &cbs, n)) == NULL) {
+		close(fd);
+		storm_schedule(n);
+	}
+}
+
+static void storm_retry_cb(EV_P_ ev_timer *w, int revents)
+{
+	struct storm_node *sn = (struct storm_node *)w;   /* retry is the first member */
+	(void)revents;
+	storm_dial(&nodes[sn - storm]);
+}
+
+static void storm_close(struct node *n)
+{
+	struct storm_node *sn = &storm[n - nodes];
+
+	ctrlchan_free(n->ch);
+	n->ch = NULL;
+	if (storm_res.first_close == 0)
+		storm_res.first_close = ev_time();
+	if (sn->want && !sn->lost) {
+		sn->lost = 1;
+		storm_down++;
+	}
+	storm_schedule(n);
+}
+
+static void storm_welcome(struct node *n)
+{
+	struct storm_node *sn = &storm[n - nodes];
+
+	sn->backoff = CTRLDIAL_BACKOFF_MIN;     /* as medclient does at WELCOME */
+	if (!sn->lost)
+		return;
+	sn->lost = 0;
+	storm_down--;
+	if (!sn->back) {
+		sn->back = 1;
+		storm_res.back++;
+		add(&s_storm, ev_time() - storm_res.first_close);
+	}
+	if (storm_res.back == storm_res.expect && storm_down == 0) {
+		storm_res.last_back = ev_time();
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void storm_go_cb(EV_P_ ev_signal *w, int revents)
+{
+	(void)w; (void)revents;
+	storm_active = 1;
+	for (int i = 0; i < n_nodes; i++) {
+		storm[i].backoff = CTRLDIAL_BACKOFF_MIN;
+		storm[i].want = nodes[i].ch != NULL && nodes[i].welcomed;
+		storm_res.expect += storm[i].want;
+	}
+	if (storm_res.expect == 0)
+		ev_break(loop, EVBREAK_ALL);
+	ev_timer_start(loop, &storm_deadline);
+}
+
+static void storm_deadline_cb(EV_P_ ev_timer *w, int revents)
+{
+	(void)w; (void)revents;
+	ev_break(loop, EVBREAK_ALL);
+}
+
+/* Worker, after the churn phase and before reporting it: wait for the parent's go. */
+static void storm_arm(void)
+{
+	storm = calloc((size_t)n_nodes, sizeof(*storm));
+	if (storm == NULL)
+		exit(1);
+	for (int i = 0; i < n_nodes; i++)
+		ev_timer_init(&storm[i].retry, storm_retry_cb, 0., 0.);
+	ev_timer_stop(loop, &kick_timer);
+	ev_timer_stop(loop, &churn_timer);
+	ev_timer_init(&storm_deadline, storm_deadline_cb, 300., 0.);
+	ev_signal_init(&storm_sig, storm_go_cb, SIGUSR1);
+	ev_signal_start(loop, &storm_sig);
+}
+
+/* Worker: the storm itself (until all are back, or 300 s), then its results to out. */
+static void storm_run(int out)
+{
+	ev_run(loop, 0);
+	storm_res.n_samples = s_storm.n;
+	if (write(out, &storm_res, sizeof(storm_res)) < 0 ||
+	    (s_storm.n && write(out, s_storm.v, s_storm.n * sizeof(double)) < 0))
+		exit(1);
+}
+
+static int readall(int fd, void *buf, size_t len);
+static int cmp(const void *a, const void *b);
+static double pct(struct samples *s, double p);
+
+/* Parent: the go, CMD, and the merged results as JSON members (", ..." into json). */
+static void storm_parent(const pid_t *pids, const int *fds, int procs, char *json, size_t cap)
+{
+	struct storm_result all = { 0 };
+	int rc;
+
+	for (int p = 0; p < procs; p++)
+		kill(pids[p], SIGUSR1);
+	fflush(NULL);
+	rc = system(restart_cmd);
+	if (rc != 0)
+		fprintf(stderr, "shoal-loadgen: --restart-cmd exited with %d\n", rc);
+	for (int p = 0; p < procs; p++) {
+		struct storm_result r;
+		if (readall(fds[p], &r, sizeof(r)) < 0) {
+			fprintf(stderr, "shoal-loadgen: worker %d failed in the storm\n", p);
+			continue;
+		}
+		for (size_t i = 0; i < r.n_samples; i++) {
+			double v;
+			if (readall(fds[p], &v, sizeof(v)) == 0)
+				add(&s_storm, v);
+		}
+		if (r.first_close > 0 && (all.first_close == 0 || r.first_close < all.first_close))
+			all.first_close = r.first_close;
+		if (r.last_back > all.last_back)
+			all.last_back = r.last_back;
+		all.expect += r.expect;
+		all.back += r.back;
+		all.dials += r.dials;
+	}
+	if (s_storm.n)
+		qsort(s_storm.v, s_storm.n, sizeof(double), cmp);
+	snprintf(json, cap, ", \"reconnect_expected\": %d, \"reconnected\": %d, "
+	    "\"reconnect_all_s\": %.2f, \"reconnect_p50_s\": %.2f, \"reconnect_attempts\": %u",
+	    all.expect, all.back,
+	    all.back == all.expect && all.expect > 0 ? all.last_back - all.first_close : -1.0,
+	    pct(&s_storm, 0.5), all.dials);
+}
+
+static double t_start, t_end;
+static int spid_g;
+
 
 static void end_cb(EV_P_ ev_timer *w, int revents)
 {
@@ -405,11 +622,13 @@ static void run_worker(const int *sizes, int ng, const char *tag, int out)
 	connect_more();
 	ev_timer_init(&kick_timer, kick_cb, 0.1, 0.1);
 	ev_timer_again(loop, &kick_timer);
-	ev_timer_init(&ping_timer, ping_cb, 1.0, 1.0);
-	ev_timer_again(loop, &ping_timer);
+	ev_timer_init(&keepalive_timer, keepalive_cb, 1., 1.);
+	ev_timer_start(loop, &keepalive_timer);
 	ev_run(loop, 0);
 	/* Read while this worker still holds its connections. */
 	int rss = spid_g > 0 ? (int)rss_kb(spid_g) : -1;
+	if (restart_cmd)
+		storm_arm();
 	int connect_ms = t_connected > 0 ? (int)((t_connected - t_start) * 1000) : -1;
 	int hdr[7] = { n_connected, joins_expected, joins_done, presence_sent, presence_done, rss,
 		connect_ms };
@@ -420,6 +639,8 @@ static void run_worker(const int *sizes, int ng, const char *tag, int out)
 	    (np && write(out, s_presence.v, np * sizeof(double)) < 0) ||
 	    (nb && write(out, s_presence_big.v, nb * sizeof(double)) < 0))
 		exit(1);
+	if (restart_cmd)
+		storm_run(out);
 }
 
 static int readall(int fd, void *buf, size_t len)
@@ -458,7 +679,7 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: shoal-loadgen --server CONNECTION-STRING --nodes N "
 	    "[--network-size K[xC]]... [--churn PER-SECOND] [--seconds S] [--procs P] "
-	    "[--server-pid PID] --json\n"
+	    "[--server-pid PID] [--restart-cmd CMD] --json\n"
 	    "  --network-size KxC: C networks of K members first; K alone: networks of K (each\n"
 	    "  such size in turn) fill the other nodes (default 8). A network has 2..%d members.\n",
 	    GROUP_MAX);
@@ -518,6 +739,7 @@ int main(int argc, char **argv)
 		{ "network-size", required_argument, NULL, 'k' }, { "churn", required_argument, NULL, 'c' },
 		{ "seconds", required_argument, NULL, 't' }, { "procs", required_argument, NULL, 'p' },
 		{ "server-pid", required_argument, NULL, 'P' }, { "json", no_argument, NULL, 'j' },
+		{ "restart-cmd", required_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *server = NULL;
@@ -542,6 +764,7 @@ int main(int argc, char **argv)
 		case 'p': procs = atoi(optarg); break;
 		case 'P': spid = atoi(optarg); break;
 		case 'j': break;
+		case 'R': restart_cmd = optarg; break;
 		default: usage();
 		}
 	}
@@ -598,37 +821,36 @@ int main(int argc, char **argv)
 	int fds[64];
 	pid_t pids[64];
 	for (int p = 0, base = 0; p < procs; base += load[p++]) {
-		/* Results go to a temporary file, not a pipe: a worker done first must never block on
-		 * a full pipe while the parent waits for another, holding its nodes unserved until
-		 * the mediator drops them as silent. */
-		FILE *tf = tmpfile();
-		if (tf == NULL)
+		int pfd[2];
+		if (pipe(pfd) < 0)
 			return 1;
+		/* A worker done first must not block on a full pipe while the parent reads another,
+		 * its nodes unserved until the mediator drops them as silent: room for the results
+		 * of ~100,000 samples (the storm's exchange follows over the same pipe). */
+		(void)fcntl(pfd[1], F_SETPIPE_SZ, 1 << 20);
 		pids[p] = fork();
 		if (pids[p] < 0)
 			return 1;
 		if (pids[p] == 0) {
+			close(pfd[0]);
 			worker_id = p;
 			node_base = base;
 			int mine = 0;
 			for (int gi = 0; gi < ng; gi++)
 				if (owner[gi] == p)
 					plan[mine++] = plan[gi];
-			run_worker(plan, mine, tag, fileno(tf));
+			run_worker(plan, mine, tag, pfd[1]);
 			_exit(0);
 		}
-		fds[p] = dup(fileno(tf));
-		fclose(tf);
+		close(pfd[1]);
+		fds[p] = pfd[0];
 	}
-	for (int p = 0; p < procs; p++)
-		waitpid(pids[p], NULL, 0);
 	int conn = 0, jexp = 0, jdone = 0, psent = 0, pdone = 0, connect_ms = 0;
 	long rss = -1;
 	for (int p = 0; p < procs; p++) {
 		int hdr[7];
 		size_t nn[3];
-		if (fds[p] < 0 || lseek(fds[p], 0, SEEK_SET) != 0 ||
-		    readall(fds[p], hdr, sizeof(hdr)) < 0 || readall(fds[p], nn, sizeof(nn)) < 0) {
+		if (readall(fds[p], hdr, sizeof(hdr)) < 0 || readall(fds[p], nn, sizeof(nn)) < 0) {
 			fprintf(stderr, "shoal-loadgen: worker %d failed\n", p);
 			continue;
 		}
@@ -643,12 +865,20 @@ int main(int argc, char **argv)
 				if (readall(fds[p], &v, sizeof(v)) == 0)
 					add(into[a], v);
 			}
-		close(fds[p]);
+		if (!restart_cmd)
+			close(fds[p]);
 	}
 	double cpu = cpu0 >= 0 ? cpu_s(spid) - cpu0 : -1;
-	qsort(s_join.v, s_join.n, sizeof(double), cmp);
-	qsort(s_presence.v, s_presence.n, sizeof(double), cmp);
-	qsort(s_presence_big.v, s_presence_big.n, sizeof(double), cmp);
+	char storm_json[256] = "";
+	if (restart_cmd)
+		storm_parent(pids, fds, procs, storm_json, sizeof(storm_json));
+	for (int p = 0; p < procs; p++)
+		waitpid(pids[p], NULL, 0);
+	/* qsort(NULL, 0) is undefined (UBSan with --churn 0) */
+	struct samples *sorted[3] = { &s_join, &s_presence, &s_presence_big };
+	for (int a = 0; a < 3; a++)
+		if (sorted[a]->n)
+			qsort(sorted[a]->v, sorted[a]->n, sizeof(double), cmp);
 	/* kB per node: the growth over the idle server's RSS, shared by the connected nodes. */
 	printf("{\"nodes\": %d, \"nodes_connected\": %d, \"network_size\": %d, \"networks\": %d, "
 	    "\"network_max\": %d, \"procs\": %d, \"connect_all_s\": %.2f, "
@@ -658,12 +888,12 @@ int main(int argc, char **argv)
 	    "\"presence_p50_ms\": %.2f, \"presence_p99_ms\": %.2f, "
 	    "\"presence_big_samples\": %zu, \"presence_big_p50_ms\": %.2f, "
 	    "\"presence_big_p99_ms\": %.2f, \"mediator_rss_start_kb\": %ld, \"mediator_rss_kb\": %ld, "
-	    "\"kb_per_node\": %.2f, \"mediator_cpu_s\": %.2f}\n",
+	    "\"kb_per_node\": %.2f, \"mediator_cpu_s\": %.2f%s}\n",
 	    total, conn, nk ? ks[0] : 8, ng, big, procs, connect_ms / 1000.0, jexp, jdone,
 	    pct(&s_join, 0.5), pct(&s_join, 0.99), psent, pdone,
 	    pct(&s_presence, 0.5), pct(&s_presence, 0.99), s_presence_big.n,
 	    pct(&s_presence_big, 0.5), pct(&s_presence_big, 0.99), rss0, rss,
-	    rss > 0 && rss0 > 0 && conn > 0 ? (double)(rss - rss0) / conn : -1, cpu);
+	    rss > 0 && rss0 > 0 && conn > 0 ? (double)(rss - rss0) / conn : -1, cpu, storm_json);
 	free(plan);
 	free(owner);
 	return 0;

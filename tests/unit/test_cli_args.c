@@ -285,6 +285,15 @@ test_up(void)
 	CHECK(a.wait == 7 && a.server && strcmp(a.server, "shoal://example.org:7777/abcd") == 0);
 	CHECK_EQ(cli_args_parse(argc_of(a4), (char *const *)a4, &a, err, sizeof(err)), 0);
 	CHECK(a.wait == 3600 && a.server == NULL);
+	{
+		/* several mediator instances: one argument, passed to shoald whole */
+		const char *a5[] = { "shoal", "up", "shoal://m1.example.org:7777,10.0.0.2:7777/abcd",
+		    NULL };
+
+		CHECK_EQ(cli_args_parse(argc_of(a5), (char *const *)a5, &a, err, sizeof(err)), 0);
+		CHECK(a.server && strcmp(a.server, "shoal://m1.example.org:7777,10.0.0.2:7777/abcd")
+		    == 0);
+	}
 }
 
 static void

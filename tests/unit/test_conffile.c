@@ -37,6 +37,9 @@ test_good(void)
 	CHECK(strcmp(a.v[3], "--server=shoal://h:1/k") == 0);
 	CHECK(strcmp(a.v[4], "--allow-other-users") == 0);
 	CHECK(strcmp(a.v[5], "--no-portmap") == 0);
+	/* several mediator instances: the list form passes through whole (commas included) */
+	CHECK_EQ(parse("server = shoal://h:1,g:2/k\n", &a, err, sizeof(err)), 0);
+	CHECK(a.n == 1 && strcmp(a.v[0], "--server=shoal://h:1,g:2/k") == 0);
 	/* the default value of a switch adds nothing; an empty file is no settings */
 	CHECK_EQ(parse("allow-other-users = no\nportmap = yes\n", &a, err, sizeof(err)), 0);
 	CHECK_EQ(a.n, 0);

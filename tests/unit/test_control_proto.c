@@ -41,6 +41,8 @@ static const struct {
 	{ "{\"id\":33,\"cmd\":\"chat-history\",\"peer\":\"bob\",\"limit\":500}",
 	    CTL_CHAT_HISTORY },
 	{ "{\"id\":22,\"cmd\":\"set-nick\",\"nick\":\"h\\u00e9l\\u00e8ne\"}", CTL_SET_NICK },
+	{ "{\"id\":34,\"cmd\":\"watch\"}", CTL_WATCH },
+	{ "{\"id\":35,\"cmd\":\"watch\",\"after\":17}", CTL_WATCH },
 };
 
 /* Lines that must be refused: the error must contain the given text. has_id: whether the id
@@ -100,6 +102,8 @@ static const struct {
 	{ "{\"id\":1,\"cmd\":\"chat-history\",\"network\":\"n\",\"limit\":501}", 1,
 	    "between 1 and 500" },
 	{ "{\"id\":1,\"cmd\":\"chat-follow\",\"after\":-1}", 1, "between 0 and" },
+	{ "{\"id\":1,\"cmd\":\"watch\",\"network\":\"n\"}", 1, "network" },
+	{ "{\"id\":1,\"cmd\":\"watch\",\"after\":\"3\"}", 1, "after" },
 };
 
 static void

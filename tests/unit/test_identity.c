@@ -295,7 +295,76 @@ static const struct {
 	{ "shoal://::1:7777/" K64, "IPv6" },
 	{ "shoal://ho st:7777/" K64, "invalid character" },
 	{ "shoal://user@host:7777/" K64, "invalid character" },
+	/* the list form */
+	{ "shoal://a:1,/" K64, "empty address" },
+	{ "shoal://,a:1/" K64, "empty address" },
+	{ "shoal://a:1,,b:2/" K64, "empty address" },
+	{ "shoal://a:1,b/" K64, "missing port" },
+	{ "shoal://a:1,b:0/" K64, "bad port" },
+	{ "shoal://a:1,[::1]:2/" K64, "IPv6" },
+	{ "shoal://a:1,A:1/" K64, "listed twice" },
+	{ "shoal://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8,i:9/" K64, "too many" },
+	{ "shoal://a:1, b:2/" K64, "invalid character" },
+	{ "shoal://a:1;b/" K64, "bad port" },
 };
+
+/* The list form: what parses, to what, and that format gives the same string back. */
+static const struct {
+	const char *in;
+	unsigned n;
+	const char *host[3];
+	uint16_t port[3];
+} good_list[] = {
+	{ "shoal://127.0.0.1:7777/" K64, 1, { "127.0.0.1" }, { 7777 } },
+	{ "shoal://10.0.0.1:7777,10.0.0.2:7778/" K64, 2, { "10.0.0.1", "10.0.0.2" },
+	  { 7777, 7778 } },
+	{ "shoal://m1.example.org:1,m2.example.org:65535,10.1.2.3:443/" K64, 3,
+	  { "m1.example.org", "m2.example.org", "10.1.2.3" }, { 1, 65535, 443 } },
+	{ "shoal://h:1,h:2/" K64, 2, { "h", "h" }, { 1, 2 } },
+	{ "shoal://a:1,b:2,c:3,d:4,e:5,f:6,g:7,h:8/" K64, 8, { "a", "b", "c" }, { 1, 2, 3 } },
+};
+
+static void
+test_conn_string_list(void)
+{
+	struct conn_string cs;
+	uint8_t pub[KEY_LEN];
+	char err[256], again[1024], host[64];
+	uint16_t port;
+	size_t i;
+	unsigned j;
+
+	CHECK_EQ(hex_decode(K64, pub, KEY_LEN), 0);
+	for (i = 0; i < sizeof(good_list) / sizeof(good_list[0]); i++) {
+		err[0] = '\0';
+		if (conn_string_parse_list(good_list[i].in, &cs, err, sizeof(err)) != 0) {
+			fprintf(stderr, "conn string \"%s\": %s\n", good_list[i].in, err);
+			CHECK(0);
+			continue;
+		}
+		CHECK_EQ(cs.n_addr, good_list[i].n);
+		for (j = 0; j < 3 && good_list[i].host[j]; j++) {
+			CHECK(strcmp(cs.addr[j].host, good_list[i].host[j]) == 0);
+			CHECK_EQ(cs.addr[j].port, good_list[i].port[j]);
+		}
+		CHECK_MEM(cs.pub, pub, KEY_LEN);
+		CHECK_EQ(conn_string_format_list(&cs, again, sizeof(again)), 0);
+		CHECK(strcmp(again, good_list[i].in) == 0);
+	}
+	/* The one-address API refuses a list instead of silently dropping addresses. */
+	err[0] = '\0';
+	CHECK_EQ(conn_string_parse(good_list[1].in, host, sizeof(host), &port, pub, err,
+	    sizeof(err)), -1);
+	CHECK(strstr(err, "one mediator address") != NULL);
+	/* format refuses an empty list, a bad element and a short buffer. */
+	CHECK_EQ(conn_string_parse_list(good_list[1].in, &cs, err, sizeof(err)), 0);
+	CHECK_EQ(conn_string_format_list(&cs, again, strlen(good_list[1].in)), -1);
+	CHECK_EQ(conn_string_format_list(&cs, again, strlen(good_list[1].in) + 1), 0);
+	cs.addr[1].port = 0;
+	CHECK_EQ(conn_string_format_list(&cs, again, sizeof(again)), -1);
+	cs.n_addr = 0;
+	CHECK_EQ(conn_string_format_list(&cs, again, sizeof(again)), -1);
+}
 
 static void
 test_conn_string_errors(void)
@@ -338,6 +407,7 @@ main(void)
 		return 1;
 	RUN(test_hex);
 	RUN(test_create_and_reload);
+	RUN(test_conn_string_list);
 	RUN(test_load_variants);
 	RUN(test_corrupt_key_not_replaced);
 	RUN(test_damaged_key_refused);

@@ -261,6 +261,35 @@ test_split_unsent_seg_without_memory(void)
 	close_conn();
 }
 
+/*
+ * Pools keep their bounds when their elements are handed out lazily (patch 0005): every one of
+ * a pool's elements can be taken, all distinct; one more is refused; a freed one is reused and
+ * then the pool is full again. Both builds must pass: it guards the bound a peer's traffic
+ * runs into.
+ */
+static void
+test_memp_pool_bound(void)
+{
+	void *p[MEMP_NUM_REASSDATA + 1];
+	int i, j, ok = 1;
+
+	for (i = 0; i < MEMP_NUM_REASSDATA; i++) {
+		p[i] = memp_malloc(MEMP_REASSDATA);
+		ok &= p[i] != NULL;
+		for (j = 0; j < i; j++)
+			ok &= p[i] != p[j];
+	}
+	CHECK(ok);
+	CHECK(memp_malloc(MEMP_REASSDATA) == NULL);
+	memp_free(MEMP_REASSDATA, p[5]);
+	p[MEMP_NUM_REASSDATA] = memp_malloc(MEMP_REASSDATA);
+	CHECK(p[MEMP_NUM_REASSDATA] == p[5]);
+	CHECK(memp_malloc(MEMP_REASSDATA) == NULL);
+	for (i = 0; i <= MEMP_NUM_REASSDATA; i++)
+		if (i != 5 && p[i] != NULL)
+			memp_free(MEMP_REASSDATA, p[i]);
+}
+
 int
 main(void)
 {
@@ -268,5 +297,6 @@ main(void)
 	RUN(test_dupacks_survive_data_segments);
 	RUN(test_ooseq_replacement_within_window);
 	RUN(test_split_unsent_seg_without_memory);
+	RUN(test_memp_pool_bound);
 	return unit_finish();
 }

@@ -21,6 +21,7 @@
 #include "lwip/sys.h"
 #include "lwip/priv/tcp_priv.h"
 #include "lwip/tcp.h"
+#include "lwip/timeouts.h"
 
 #define LWIP_PEER_SENT_MAX 1024
 #include "tests/unit/lwip_peer.h"
@@ -465,6 +466,261 @@ test_receiver_queue_random_order(void)
 	close_conn();
 }
 
+#if FIXED
+/*
+ * The controller's bounds on data in flight (tcp_cc.c, BBRv2-style), driven by scripted
+ * per-round samples on a real connection: a 100 Mbit/s, 50 ms path (BDP 625 kB; the model's
+ * window is twice that), one ACK per round carrying that round's deliveries and losses.
+ * (Only in the patched build: the pristine lwIP has no such controller to drive.)
+ */
+#define CC_BW (100u * 1000u * 1000u / 8u)
+#define CC_BDP (CC_BW / 20u)
+
+static u32_t cc_rate = CC_BW;   /* the rounds' delivery-rate samples */
+static int cc_app_limited;      /* ... and whether they were application-limited */
+
+static void
+cc_start(void)
+{
+	int i;
+
+	memset(&pcb->x.bw, 0, sizeof(pcb->x.bw));
+	for (i = 0; i < TCPX_BW_ROUNDS; i++)
+		pcb->x.bw[i] = CC_BW;
+	pcb->x.filled = 1;
+	pcb->x.min_rtt_ms = 50;
+	pcb->x.min_rtt_stamp = now_ms;
+	pcb->x.cwnd = 2 * CC_BDP;
+	pcb->x.cycle_ms = now_ms;
+	pcb->x.cycle_round = pcb->x.round;
+	cc_rate = CC_BW;
+	cc_app_limited = 0;
+}
+
+/* One round trip: deliv bytes delivered, lost bytes found lost, inflight bytes in flight. */
+static void
+cc_round(u32_t deliv, u32_t lost, u32_t inflight)
+{
+	struct tcpx_sample rs;
+	u32_t nxt = pcb->snd_nxt;
+
+	memset(&rs, 0, sizeof(rs));
+	now_ms += 50;
+	rs.prior_delivered = pcb->x.next_round_delivered;
+	pcb->x.delivered += deliv;
+	rs.newly_delivered = deliv;
+	rs.newly_lost = lost;
+	rs.rate = cc_rate;
+	rs.app_limited = cc_app_limited;
+	rs.rtt_ms = 50;
+	pcb->snd_nxt = pcb->lastack + inflight;
+	tcpx_cc_on_ack(pcb, &rs, now_ms);
+	pcb->snd_nxt = nxt;
+}
+
+/* Random loss (1%, and 1.9%: just under the threshold) never moves the window or sets a
+ * bound, however long it goes on. */
+static void
+test_cc_random_loss_moves_nothing(void)
+{
+	int i;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	cc_start();
+	for (i = 0; i < 200; i++)
+		cc_round(CC_BDP, (i % 2 ? 19u : 10u) * CC_BDP / 1000u, 2 * CC_BDP);
+	CHECK_EQ(pcb->x.cwnd, 2 * CC_BDP);
+	CHECK_EQ(pcb->x.inflight_hi, 0);
+	CHECK_EQ(pcb->x.inflight_lo, 0);
+	close_conn();
+}
+
+/*
+ * A loss-based flow fills the bottleneck's queue beside us: rounds lose 5%. Each such round
+ * cuts the window to 70% (a window that ignores this loss starves the other flow), and it stays
+ * down for a while after the loss stops - time for the other flow to grow - before a probe
+ * grows it back to the model's window.
+ */
+static void
+test_cc_yields_to_queue_loss(void)
+{
+	u32_t w0, w1;
+	int i, back = -1;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	cc_start();
+	w0 = pcb->x.cwnd;
+	cc_round(CC_BDP, CC_BDP / 20u, w0);
+	w1 = pcb->x.cwnd;
+	CHECK(w1 <= w0 * 7 / 10 + MSS);
+	cc_round(CC_BDP, CC_BDP / 20u, w1);
+	CHECK(pcb->x.cwnd <= w1 * 7 / 10 + MSS);
+	for (i = 0; i < 5; i++)
+		cc_round(CC_BDP / 2, 0, pcb->x.cwnd);
+	CHECK(pcb->x.cwnd <= w1 * 7 / 10 + MSS);     /* still yielding */
+	for (i = 0; i < 200 && back < 0; i++) {
+		cc_round(CC_BDP / 2, 0, pcb->x.cwnd);
+		if (pcb->x.cwnd >= w0)
+			back = i;
+	}
+	CHECK(back > 0);                                /* the probe found the room again */
+	CHECK_EQ(pcb->x.inflight_hi, 0);
+	close_conn();
+}
+
+/*
+ * Probing above inflight_hi stops at the first round that loses too much, and what was in
+ * flight then becomes the bound; the flow then cruises 15% below it, leaving room in the queue.
+ */
+static void
+test_cc_probe_stops_at_loss(void)
+{
+	u32_t hi = CC_BDP, peak = 0;
+	int i;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	cc_start();
+	pcb->x.inflight_hi = hi;
+	pcb->x.probing = 1;
+	pcb->x.probe_slope = 1;
+	for (i = 0; i < 8; i++)
+		cc_round(CC_BDP, 0, pcb->x.cwnd);
+	CHECK(pcb->x.inflight_hi > hi);                 /* grew: 1 + 2 + 4 + ... segments */
+	CHECK(pcb->x.probing);
+	peak = pcb->x.cwnd;
+	cc_round(CC_BDP, CC_BDP / 10u, peak);           /* the queue overflows */
+	CHECK(!pcb->x.probing);
+	CHECK_EQ(pcb->x.inflight_hi, peak);
+	CHECK(pcb->x.cwnd <= peak * 85 / 100 + MSS);
+	close_conn();
+}
+
+/*
+ * A quiet spell - the application sends a little now and then, so every delivery-rate sample
+ * is its rate, a hundredth of the path's - does not shrink the model: when the bulk data comes
+ * back, the window is still the path's. Without the application-limited mark the bandwidth
+ * filter forgets the path's rate after TCPX_BW_ROUNDS rounds and the window falls to the floor.
+ */
+static void
+test_cc_app_limited_keeps_model(void)
+{
+	int i;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	cc_start();
+	cc_rate = CC_BW / 100u;
+	cc_app_limited = 1;
+	for (i = 0; i < 3 * TCPX_BW_ROUNDS; i++)
+		cc_round(CC_BDP / 100u, 0, CC_BDP / 100u);
+	CHECK_EQ(pcb->x.cwnd, 2 * CC_BDP);
+	close_conn();
+}
+
+/* Startup ends at a round that loses too much (a shallow buffer overflows before the delivery
+ * rate stops growing), with the window bounded by what was in flight; without that it keeps
+ * doubling into the loss. */
+static void
+test_cc_startup_ends_on_loss(void)
+{
+	u32_t w;
+	int i;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	cc_start();
+	pcb->x.filled = 0;
+	memset(&pcb->x.bw, 0, sizeof(pcb->x.bw));
+	pcb->x.cwnd = 40 * MSS;
+	for (i = 0; i < 4; i++) {
+		w = pcb->x.cwnd;
+		cc_rate = w * 20u;                      /* the rate doubles with the window */
+		cc_round(w, 0, w);
+		CHECK_EQ(pcb->x.cwnd, 2 * w);          /* slow start */
+	}
+	w = pcb->x.cwnd;
+	cc_round(w, w / 10, w);
+	CHECK(pcb->x.filled);
+	cc_round(w, 0, w);
+	CHECK(pcb->x.cwnd <= w * 85 / 100 + MSS);
+	close_conn();
+}
+
+/*
+ * Pacing (tcp_pace.c, patch 0004): at 100 Mbit/s (12.5 kB per ms) a window of 40 segments
+ * leaves as one burst of at most two milliseconds' worth, then about nine segments per 1 ms
+ * tick of lwIP's timeouts, which the daemon's loop runs. Without pacing all 40 go at once.
+ */
+static void
+test_pacing_spreads_a_window(void)
+{
+	int i, n0, n1;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	sys_check_timeouts();           /* lwIP's own timers catch up with the test's clock */
+	allow(64);
+	for (i = 0; i < TCPX_BW_ROUNDS; i++)
+		pcb->x.bw[i] = CC_BW;
+	pcb->x.round = 2;               /* a round at gain 1 */
+	tcpx_set_pacing(1);
+	nsent = 0;
+	send_segments(0, 40);
+	n0 = nsent;
+	CHECK(n0 >= 10 && n0 <= 19);
+	now_ms += 1;
+	sys_check_timeouts();
+	n1 = nsent - n0;
+	CHECK(n1 >= 8 && n1 <= 10);
+	for (i = 0; i < 10 && nsent < 40; i++) {
+		now_ms += 1;
+		sys_check_timeouts();
+	}
+	CHECK_EQ(nsent, 40);
+	CHECK_EQ(times_sent(39), 1);
+	tcpx_set_pacing(0);
+	close_conn();
+}
+
+/*
+ * A late tick (the loop was busy for 3 ms) sends what the flow was owed for all of that time,
+ * not only the bucket's usual 2 ms: the 22 segments left after the first burst all go (2 ms
+ * would let 18 through).
+ */
+static void
+test_pacing_credits_a_late_tick(void)
+{
+	int i;
+
+	CHECK(open_conn());
+	if (pcb == NULL)
+		return;
+	sys_check_timeouts();
+	allow(64);
+	for (i = 0; i < TCPX_BW_ROUNDS; i++)
+		pcb->x.bw[i] = CC_BW;
+	pcb->x.round = 2;
+	tcpx_set_pacing(1);
+	nsent = 0;
+	send_segments(0, 40);
+	CHECK_EQ(nsent, 18);            /* 2 ms at 12.5 kB/ms */
+	now_ms += 3;
+	sys_check_timeouts();
+	CHECK_EQ(nsent, 40);
+	tcpx_set_pacing(0);
+	close_conn();
+}
+#endif
+
 int
 main(void)
 {
@@ -477,5 +733,14 @@ main(void)
 	RUN(test_tail_loss_by_timeout);
 	RUN(test_tail_loss_probe);
 	RUN(test_receiver_queue_random_order);
+#if FIXED
+	RUN(test_cc_random_loss_moves_nothing);
+	RUN(test_cc_yields_to_queue_loss);
+	RUN(test_cc_probe_stops_at_loss);
+	RUN(test_cc_startup_ends_on_loss);
+	RUN(test_cc_app_limited_keeps_model);
+	RUN(test_pacing_spreads_a_window);
+	RUN(test_pacing_credits_a_late_tick);
+#endif
 	return unit_finish();
 }

@@ -1,7 +1,8 @@
 /*
  * test_mediator: server/mediator.c driven in-process. Fake connections capture every message
  * the mediator sends them, so each test checks exactly who receives what. The store is a real
- * SQLite database in a temporary directory; time is a variable the tests move.
+ * SQLite database in a temporary directory, or the PostgreSQL database SHOAL_TEST_STORE names
+ * (emptied for each test; tests/integ/test_store_pg.py); time is a variable the tests move.
  */
 #include "config.h"
 
@@ -117,6 +118,15 @@ io_punch_timer(void *arg, double after)
 	e->punch_at = after < 0 ? -1.0 : e->now + after;
 }
 
+/* Where the store lives: path, or the PostgreSQL database of SHOAL_TEST_STORE. */
+static const char *
+store_path(const char *path)
+{
+	const char *url = getenv("SHOAL_TEST_STORE");
+
+	return url && *url ? url : path;
+}
+
 static void
 env_init(struct env *e)
 {
@@ -133,10 +143,12 @@ env_init(struct env *e)
 	if (mkdtemp(e->dir) == NULL)
 		abort();
 	snprintf(path, sizeof(path), "%s/mediator.db", e->dir);
-	if ((e->st = store_open(path, err, sizeof(err))) == NULL) {
+	if ((e->st = store_open(store_path(path), err, sizeof(err))) == NULL) {
 		fprintf(stderr, "%s\n", err);
 		abort();
 	}
+	if (store_path(path) != path && store_clear(e->st) != 0)
+		abort();
 	io.arg = e;
 	e->m = medsrv_new(e->st, &cfg, &io);
 	e->now = 1000.0;
@@ -670,7 +682,7 @@ test_restart(void)
 	store_close(e.st);
 
 	snprintf(path, sizeof(path), "%s/mediator.db", e.dir);
-	e.st = store_open(path, err, sizeof(err));
+	e.st = store_open(store_path(path), err, sizeof(err));
 	CHECK(e.st != NULL);
 	io.arg = &e;
 	e.m = medsrv_new(e.st, &cfg, &io);
@@ -1786,6 +1798,129 @@ test_relays(void)
 	env_done(&e);
 }
 
+/* ---- several instances on one store (server/cluster.c's contract, wired in-process) ---- */
+
+/* What cluster.c does between instances, without PostgreSQL: each instance's events are
+ * replayed at once by the other, and a node is remote when the other holds its session. */
+static struct medsrv *peer_of[2][2];    /* [i] = { this, other } */
+
+static void
+peers_event(void *arg, char kind, const char *network, const uint8_t *key, uint8_t val)
+{
+	struct medsrv **pair = arg;
+
+	medsrv_peer_event(pair[1], kind, network, key, val);
+}
+
+static int
+peers_remote(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *n)
+{
+	struct medsrv **pair = arg;
+
+	return medsrv_session_endpoints(pair[1], key, eps, n);
+}
+
+static void
+test_instances(void)
+{
+	static struct env e;
+	struct medsrv_config cfg = {
+		.range = RANGE, .prefix_len = 8,
+		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+	};
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
+	struct medsrv *a, *b;
+	const struct msg_member *mm;
+	const struct msg *g;
+	struct endpoint eps[MAX_ENDPOINTS];
+	uint8_t n_eps;
+
+	env_init(&e);
+	io.arg = &e;
+	a = e.m;
+	b = medsrv_new(e.st, &cfg, &io);
+	CHECK(b != NULL);
+	if (b == NULL)
+		return;
+	peer_of[0][0] = a, peer_of[0][1] = b;
+	peer_of[1][0] = b, peer_of[1][1] = a;
+	medsrv_set_peers(a, &(struct medsrv_peers){ peers_event, peers_remote, peer_of[0] });
+	medsrv_set_peers(b, &(struct medsrv_peers){ peers_event, peers_remote, peer_of[1] });
+
+	/* owner (0) and carol (2) on a, bob (1) on b */
+	connect_node(&e, 0, "owner");
+	connect_node(&e, 2, "carol");
+	e.m = b;
+	connect_node(&e, 1, "bob");
+	e.m = a;
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", NULL, -1, 0), RES_OK);
+	clear(&e);
+	e.m = b;
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	/* bob's snapshot (from b) shows the owner online with its endpoints (from a) */
+	mm = member_about(&e, 1, 0);
+	CHECK(mm != NULL && mm->flags == (MEMF_ON | MEMF_OWNER) && mm->n_endpoints > 0);
+	/* the owner (on a) hears of bob's join, online, with endpoints */
+	mm = member_about(&e, 0, 1);
+	CHECK(mm != NULL && mm->flags == MEMF_ON && mm->n_endpoints > 0);
+	CHECK_EQ(count_type(&e.f[0], MSG_MEMBER), 1);
+
+	/* nick on b reaches a */
+	clear(&e);
+	CHECK_EQ(req(&e, 1, OP_SET_NICK, "bobby", NULL, -1, 0), RES_OK);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm != NULL && strcmp(mm->nick, "bobby") == 0);
+
+	/* bob disconnects from b: offline on a */
+	clear(&e);
+	disconnect_node(&e, 1);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm != NULL && mm->flags == MEMF_ACTIVE && mm->n_endpoints == 0);
+
+	/* bob connects to a while b still holds his old session (a failover before b noticed):
+	 * b drops the stale one, and the owner sees bob online with a's view of him */
+	connect_node(&e, 1, "");
+	e.m = a;
+	clear(&e);
+	connect_node(&e, 1, "");
+	CHECK_EQ(e.f[1].kicked, 1);
+	CHECK(medsrv_session_endpoints(b, e.f[1].key, eps, &n_eps) == 0);
+	CHECK(medsrv_session_endpoints(a, e.f[1].key, eps, &n_eps) == 1);
+	mm = member_about(&e, 0, 1);
+	CHECK(mm != NULL && mm->flags == MEMF_ON);
+	disconnect_node(&e, 1);
+	e.m = b;
+
+	/* back on b; the owner on a evicts him: bob's own session (on b) is told */
+	connect_node(&e, 1, "");
+	e.m = a;
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_EVICT, "lan", NULL, 1, 0), RES_OK);
+	g = last_of(&e.f[1], MSG_NETWORK_GONE);
+	CHECK(g != NULL && g->u.network_gone.reason == GONE_EVICTED);
+	CHECK(last_of(&e.f[0], MSG_MEMBER_GONE) != NULL);
+
+	/* carol (a) and bob (b) both members; bob leaves on b: carol hears it on a */
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	e.m = b;
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	clear(&e);
+	CHECK_EQ(req(&e, 1, OP_LEAVE, "lan", NULL, -1, 0), RES_OK);
+	CHECK(last_of(&e.f[2], MSG_MEMBER_GONE) != NULL);
+	CHECK(last_of(&e.f[0], MSG_MEMBER_GONE) != NULL);
+
+	/* bob back in; the owner on a deletes the network: bob on b gets NETWORK_GONE */
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	e.m = a;
+	clear(&e);
+	CHECK_EQ(req(&e, 0, OP_DELETE, "lan", NULL, -1, 0), RES_OK);
+	g = last_of(&e.f[1], MSG_NETWORK_GONE);
+	CHECK(g != NULL && g->u.network_gone.reason == GONE_DELETED);
+
+	medsrv_free(b);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -1809,5 +1944,6 @@ main(void)
 	RUN(test_registrations);
 	RUN(test_punch_birthday);
 	RUN(test_relays);
+	RUN(test_instances);
 	return unit_finish();
 }

@@ -543,9 +543,10 @@ fx_init(struct fixture *fx, void (*burst)(struct fsrv *))
 	fx->loop = ev_loop_new(0);
 	srv_start(&fx->srv, fx->loop);
 	fx->srv.burst = burst;
-	snprintf(fx->cfg.server_host, sizeof(fx->cfg.server_host), "127.0.0.1");
-	fx->cfg.server_port = fx->srv.port;
-	memcpy(fx->cfg.server_pub, fx->srv.key.pub, KEY_LEN);
+	snprintf(fx->cfg.server.addr[0].host, sizeof(fx->cfg.server.addr[0].host), "127.0.0.1");
+	fx->cfg.server.addr[0].port = fx->srv.port;
+	fx->cfg.server.n_addr = 1;
+	memcpy(fx->cfg.server.pub, fx->srv.key.pub, KEY_LEN);
 	snprintf(fx->cfg.nick, sizeof(fx->cfg.nick), "alice-cfg");
 	noise_keypair_generate(&fx->key);
 	fx->tp = transport_new(fx->loop, 0, fx_udp_dispatch, fx);
@@ -1183,7 +1184,7 @@ test_wrong_server_key_retries(void)
 	struct fixture fx;
 
 	fx_init(&fx, NULL);
-	fx.cfg.server_pub[0] ^= 1;
+	fx.cfg.server.pub[0] ^= 1;
 	fx_client(&fx);
 	medclient_start(fx.med);
 	/* Connects, fails the handshake, and connects again after the backoff. */

@@ -1,5 +1,6 @@
 /*
- * test_store: server/store.c against a real SQLite database in a temporary directory:
+ * test_store: the store against a real database: SQLite in a temporary directory, or the
+ * PostgreSQL database named by SHOAL_TEST_STORE (tests/integ/test_store_pg.py starts one):
  * address allocation, networks and memberships, and that everything survives a reopen.
  */
 #include "config.h"
@@ -8,6 +9,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "server/store.h"
@@ -16,7 +18,33 @@
 #define RANGE 0x05000000u /* 5.0.0.0 */
 
 static char dir[64];
-static char dbpath[128];
+static const char *pg_url;              /* SHOAL_TEST_STORE: every "file" is this database */
+static char pg_current[32];             /* the "file" the database holds now */
+
+/* The store named file: a file in dir, or the PostgreSQL database emptied whenever another
+ * "file" is asked for (the SQLite tests use one file per scenario). */
+static struct store *
+open_named(const char *file)
+{
+	char path[160], err[256];
+	struct store *st;
+
+	if (pg_url == NULL) {
+		snprintf(path, sizeof(path), "%s/%s", dir, file);
+		st = store_open(path, err, sizeof(err));
+	} else {
+		st = store_open(pg_url, err, sizeof(err));
+		if (st && strcmp(pg_current, file) != 0 && store_clear(st) != 0) {
+			store_close(st);
+			st = NULL;
+			snprintf(err, sizeof(err), "store_clear failed");
+		}
+		snprintf(pg_current, sizeof(pg_current), "%s", file);
+	}
+	if (st == NULL)
+		fprintf(stderr, "store_open %s: %s\n", file, err);
+	return st;
+}
 
 static void
 mkkey(uint8_t key[KEY_LEN], uint8_t seed)
@@ -25,21 +53,16 @@ mkkey(uint8_t key[KEY_LEN], uint8_t seed)
 }
 
 static struct store *
-reopen_path(struct store *st, const char *path)
+reopen_path(struct store *st, const char *file)
 {
-	char err[256];
-
 	store_close(st);
-	st = store_open(path, err, sizeof(err));
-	if (st == NULL)
-		fprintf(stderr, "store_open: %s\n", err);
-	return st;
+	return open_named(file);
 }
 
 static struct store *
 reopen(struct store *st)
 {
-	return reopen_path(st, dbpath);
+	return reopen_path(st, "mediator.db");
 }
 
 static int
@@ -71,11 +94,10 @@ test_addresses(void)
 	struct store_node n;
 	struct store *st;
 	uint8_t key[KEY_LEN];
-	char err[256];
 	size_t i;
 	int created;
 
-	st = store_open(dbpath, err, sizeof(err));
+	st = open_named("mediator.db");
 	CHECK(st != NULL);
 	if (st == NULL)
 		return;
@@ -110,14 +132,12 @@ test_addresses(void)
 static void
 test_small_range(void)
 {
-	char path[160], err[256];
 	struct store_node n;
 	struct store *st;
 	uint8_t key[KEY_LEN];
 	int created;
 
-	snprintf(path, sizeof(path), "%s/small.db", dir);
-	st = store_open(path, err, sizeof(err));
+	st = open_named("small.db");
 	CHECK(st != NULL);
 	if (st == NULL)
 		return;
@@ -145,8 +165,7 @@ test_reclaim(void)
 	unsigned removed;
 	int created;
 
-	snprintf(path, sizeof(path), "%s/reclaim.db", dir);
-	st = store_open(path, err, sizeof(err));
+	st = open_named("reclaim.db");
 	CHECK(st != NULL);
 	if (st == NULL)
 		return;
@@ -184,12 +203,18 @@ test_reclaim(void)
 	CHECK_EQ(n.address, 0x0a000001u);
 	mkkey(d, 8);
 	CHECK_EQ(store_node_get_or_create(st, d, 0x0a000000u, 29, &n, &created), STORE_FULL);
-	st = reopen_path(st, path);
+	st = reopen_path(st, "reclaim.db");
 	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	mkkey(d, 7);
+	CHECK_EQ(store_node_get(st, d, &n), 0);
+	CHECK_EQ(n.address, 0x0a000001u);
 	store_close(st);
 
-	/* A store from before last_seen: opened, migrated, its nodes count as seen now. */
-	{
+	/* A store from before last_seen (SQLite only: PostgreSQL stores started with it): opened,
+	 * migrated, its nodes count as seen now. */
+	if (pg_url == NULL) {
 		sqlite3 *db;
 
 		snprintf(path, sizeof(path), "%s/old.db", dir);
@@ -219,10 +244,9 @@ test_networks_persist(void)
 	struct store_node n;
 	struct store *st;
 	uint8_t a[KEY_LEN], b[KEY_LEN], c[KEY_LEN];
-	char err[256];
 	int created, count;
 
-	st = store_open(dbpath, err, sizeof(err));
+	st = open_named("mediator.db");
 	CHECK(st != NULL);
 	if (st == NULL)
 		return;
@@ -285,6 +309,62 @@ test_networks_persist(void)
 	store_close(st);
 }
 
+/* Two processes (two mediator instances) register nodes into one database at once: every
+ * registration succeeds and no address is handed out twice. */
+enum { ALLOC_PER_PROC = 100 };
+
+static void
+test_concurrent_alloc(void)
+{
+	struct store_node n;
+	struct store *st;
+	uint8_t key[KEY_LEN];
+	pid_t pid[2];
+	int p, i, status, created, failed = 0;
+	static uint8_t seen[ALLOC_PER_PROC * 2 + 2];
+
+	st = open_named("alloc.db");
+	CHECK(st != NULL);
+	store_close(st);
+	for (p = 0; p < 2; p++) {
+		if ((pid[p] = fork()) == 0) {
+			if ((st = open_named("alloc.db")) == NULL)
+				_exit(100);
+			for (i = 0; i < ALLOC_PER_PROC; i++) {
+				memset(key, 0, KEY_LEN);
+				key[0] = (uint8_t)(0xa0 + p);
+				key[1] = (uint8_t)i;
+				if (store_node_get_or_create(st, key, RANGE, 8, &n, &created) != 0)
+					failed++;
+			}
+			store_close(st);
+			_exit(failed);
+		}
+		CHECK(pid[p] > 0);
+	}
+	for (p = 0; p < 2; p++) {
+		CHECK(waitpid(pid[p], &status, 0) == pid[p]);
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	st = open_named("alloc.db");
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	for (p = 0; p < 2; p++)
+		for (i = 0; i < ALLOC_PER_PROC; i++) {
+			memset(key, 0, KEY_LEN);
+			key[0] = (uint8_t)(0xa0 + p);
+			key[1] = (uint8_t)i;
+			CHECK_EQ(store_node_get(st, key, &n), 0);
+			CHECK(n.address > RANGE && n.address <= RANGE + ALLOC_PER_PROC * 2);
+			if (n.address > RANGE && n.address <= RANGE + ALLOC_PER_PROC * 2) {
+				CHECK_EQ(seen[n.address - RANGE], 0);
+				seen[n.address - RANGE] = 1;
+			}
+		}
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -296,11 +376,15 @@ main(void)
 		perror("mkdtemp");
 		return 1;
 	}
-	snprintf(dbpath, sizeof(dbpath), "%s/mediator.db", dir);
+	if ((pg_url = getenv("SHOAL_TEST_STORE")) != NULL && *pg_url == '\0')
+		pg_url = NULL;
+	printf("# backend: %s\n", pg_url ? "postgresql (SHOAL_TEST_STORE)" : "sqlite");
+	/* test_networks_persist continues test_addresses' database: run them in a row */
 	RUN(test_addresses);
+	RUN(test_networks_persist);
 	RUN(test_small_range);
 	RUN(test_reclaim);
-	RUN(test_networks_persist);
+	RUN(test_concurrent_alloc);
 	rc = unit_finish();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

@@ -145,6 +145,7 @@ function renderDetails() {
   const d = $("details");
   const n = selected && networks.find(x => x.name === selected.network);
   const m = n && n.members.find(x => x.node_id === selected.node_id);
+  $("side").classList.toggle("with-details", !!m);
   if (!m) { d.hidden = true; return; }
   const [, what] = peerState(m);
   const dl = el("dl");
@@ -207,14 +208,14 @@ function renderPicture() {
     if (typeof m.rtt_ms === "number")
       parts.push(svg("text", { x: (from[0] + x) / 2 + 4, y: (from[1] + y) / 2 - 4, class: "lat" }, `${m.rtt_ms.toFixed(1)} ms`));
     parts.push(svg("circle", { cx: x, cy: y, r: 9, fill: colours[cls] }));
-    parts.push(svg("text", { x: x + 13, y: y + 4 }, m.nick || m.node_id.slice(0, 8)));
+    parts.push(svg("text", { x: x + 13, y: y + 6 }, m.nick || m.node_id.slice(0, 8)));
   });
   for (const [name, [rx, ry]] of relays) {
     parts.push(svg("rect", { x: rx - 8, y: ry - 8, width: 16, height: 16, fill: colours.relay }));
-    parts.push(svg("text", { x: rx + 11, y: ry + 4 }, name));
+    parts.push(svg("text", { x: rx + 11, y: ry + 6 }, name));
   }
   parts.push(svg("circle", { cx, cy, r: 12, fill: "#2563eb" }));
-  parts.push(svg("text", { x: cx + 16, y: cy + 4 }, status && status.nick ? `${status.nick} (you)` : "you"));
+  parts.push(svg("text", { x: cx + 16, y: cy + 6 }, status && status.nick ? `${status.nick} (you)` : "you"));
   pic.replaceChildren(...parts);
   pic.setAttribute("aria-label", list.map(m => `${m.nick}: ${peerState(m)[1]}`).join(", ") || "no peers");
 }
@@ -288,11 +289,20 @@ async function openChat(c, stayOnTab) {
   else $("text").focus();
 }
 
-async function followChat() {
-  let after = 0;
-  for (;;) {
-    try {
-      const r = await api("chat-follow", { after });
+// New messages: the stream's events (and, while it is down, the poll) carry the newest chat id;
+// chat-follow then answers at once with what came after the last one we have.
+let chatAfter = 0, chatWanted = 0, chatBusy = false;
+
+async function chatTo(last) {
+  // ids only grow within one run of shoald: a smaller one means it restarted (its ring holds
+  // only what arrived since)
+  if (last < chatAfter) chatAfter = chatWanted = 0;
+  chatWanted = Math.max(chatWanted, last);
+  if (chatBusy) return;
+  chatBusy = true;
+  try {
+    while (chatAfter < chatWanted) {
+      const r = await api("chat-follow", { after: chatAfter });
       for (const m of r.messages) {
         const k = msgKey(m);
         const list = chats.get(k) || [];
@@ -300,12 +310,14 @@ async function followChat() {
         chats.set(k, list);
         if (!conv || convKey(conv) !== k) unread.set(k, (unread.get(k) || 0) + 1);
       }
-      after = r.last;
-      if (r.messages.length) renderChat();
-    } catch (e) {
-      showError(e);
-      await new Promise(res => setTimeout(res, 2000));
+      if (r.last <= chatAfter) break;
+      chatAfter = r.last;
+      renderChat();
     }
+  } catch (e) {
+    showError(e);
+  } finally {
+    chatBusy = false;
   }
 }
 
@@ -412,12 +424,66 @@ async function refresh() {
   }
 }
 
-async function poll() {
-  for (;;) {
+// Refreshes run one at a time; asks during one make one more after it, at most ten a second.
+let refreshing = false, refreshAgain = false;
+const sleep = ms => new Promise(res => setTimeout(res, ms));
+
+async function kick() {
+  if (refreshing) { refreshAgain = true; return; }
+  refreshing = true;
+  do {
+    refreshAgain = false;
+    const t0 = performance.now();
     await refresh();
-    await new Promise(res => setTimeout(res, 1000));
+    const dt = performance.now() - t0;
+    if (refreshAgain && dt < 100) await sleep(100 - dt);
+  } while (refreshAgain);
+  refreshing = false;
+}
+
+// Live: the daemon's event stream (GET /events) says when anything shown changed. EventSource
+// cannot send the token: a one-time ticket from POST /ticket opens it. While the stream is down
+// the page polls slowly and tries the stream again; the html element's data-live says which.
+const POLL_MS = 5000, RETRY_MS = 2000;
+let pollTimer = null;
+
+function setLive(mode) {
+  document.documentElement.dataset.live = mode;
+  $("live").textContent = mode === "stream" ? "live" : "reconnecting…";
+  if (mode === "stream") { clearInterval(pollTimer); pollTimer = null; }
+  else if (!pollTimer) pollTimer = setInterval(poll, POLL_MS);
+}
+
+// While the stream is down: status and list, and the newest chat id (a watch after 0 answers
+// at once).
+async function poll() {
+  kick();
+  try { chatTo((await api("watch")).chat); } catch (e) { showError(e); }
+}
+
+async function stream() {
+  let ticket = null;
+  try {
+    const r = await fetch("/ticket", { method: "POST", headers: { "X-Shoal-Token": token } });
+    if (r.status === 403) throw new Error("this window's token is wrong: open it with `shoal ui`");
+    if (!r.ok) throw new Error(`shoald answered ${r.status}`);
+    ticket = (await r.json()).ticket;
+  } catch (e) {
+    showError(e);
+    setLive("poll");
+    setTimeout(stream, RETRY_MS);
+    return;
   }
+  const es = new EventSource("/events?ticket=" + encodeURIComponent(ticket));
+  es.addEventListener("change", ev => { kick(); chatTo(JSON.parse(ev.data).chat); });
+  es.onopen = () => { setLive("stream"); showError(null); };   // its first event comes at once
+  es.onerror = () => {
+    // the daemon went away or restarted: the ticket is spent, so a new one, a little later
+    es.close();
+    setLive("poll");
+    setTimeout(stream, RETRY_MS);
+  };
 }
 
 if (!token) showError("no token: open this window with `shoal ui`");
-else { poll(); followChat(); }
+else { kick(); stream(); }

@@ -1,0 +1,457 @@
+/*
+ * cluster: presence and events between mediator instances over PostgreSQL (cluster.h).
+ * Must not touch: membership policy (mediator.c), the store's tables other than presence and
+ * instances.
+ */
+#include "config.h"
+#include "server/cluster.h"
+
+#include <libpq-fe.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+#include "base/keyid.h"
+#include "base/log.h"
+#include "mproto/msg.h"
+#include "server/clusterev.h"
+#include "server/mediator.h"
+#include "server/pgq.h"
+#include "server/store_backend.h"
+
+/* A node connected to another instance, as its presence row says. */
+struct remote {
+	uint8_t key[KEY_LEN];
+	uint8_t n;
+	struct endpoint eps[MAX_ENDPOINTS];
+	UT_hash_handle hh;
+};
+
+struct cluster {
+	struct ev_loop *loop;
+	struct pgq_conn *db;            /* the store's: writes (borrowed) */
+	PGconn *listen;                 /* ours: LISTEN shoal */
+	struct medsrv *med;             /* borrowed */
+	char id[CLUSTER_ID_LEN + 1];    /* this instance, 16 hex digits, random per start */
+	ev_io io_w;
+	ev_timer beat_w;
+	unsigned long beats;
+	struct remote *remotes;
+};
+
+static const char schema[] =
+	"BEGIN;"
+	"SELECT pg_advisory_xact_lock(7303);"
+	"CREATE TABLE IF NOT EXISTS instances (id TEXT PRIMARY KEY, heartbeat BIGINT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS presence ("
+	"  node BYTEA PRIMARY KEY,"
+	"  instance TEXT NOT NULL,"
+	"  endpoints BYTEA NOT NULL,"
+	"  since BIGINT NOT NULL DEFAULT extract(epoch from now())::bigint"
+	");"
+	"COMMIT;";
+
+/* The event's line; NULL when it cannot be encoded (a bug: the mediator's names are valid). */
+static const char *
+payload_of(struct cluster *c, char kind, const char *network, const uint8_t *key, uint8_t val,
+    char out[CLUSTEREV_MAX])
+{
+	struct cluster_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.kind = kind;
+	memcpy(e.instance, c->id, sizeof(e.instance));
+	e.val = val;
+	if ((e.has_key = key != NULL))
+		memcpy(e.key, key, KEY_LEN);
+	if ((e.has_network = network != NULL))
+		snprintf(e.network, sizeof(e.network), "%s", network);
+	if (cluster_event_encode(&e, out, CLUSTEREV_MAX) < 0) {
+		log_warnx("event=cluster_event_unencodable kind=%c", kind);
+		return NULL;
+	}
+	return out;
+}
+
+/* ---- presence rows ---- */
+
+static size_t
+eps_encode(const uint8_t key[KEY_LEN], const struct endpoint *eps, uint8_t n, uint8_t *out,
+    size_t cap)
+{
+	struct msg m;
+	int len;
+
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_MEMBER;
+	snprintf(m.u.member.network, sizeof(m.u.member.network), "presence");
+	snprintf(m.u.member.nick, sizeof(m.u.member.nick), "presence");
+	memcpy(m.u.member.key, key, KEY_LEN);
+	m.u.member.n_endpoints = n;
+	memcpy(m.u.member.endpoints, eps, n * sizeof(*eps));
+	len = msg_encode(&m, out, cap);
+	return len > 0 ? (size_t)len : 0;
+}
+
+static int
+eps_decode(const uint8_t *in, size_t len, struct endpoint *eps, uint8_t *n)
+{
+	struct msg m;
+
+	if (msg_decode(&m, in, len) < 0 || m.type != MSG_MEMBER)
+		return -1;
+	*n = m.u.member.n_endpoints;
+	memcpy(eps, m.u.member.endpoints, *n * sizeof(*eps));
+	return 0;
+}
+
+static void
+remote_forget(struct cluster *c, const uint8_t key[KEY_LEN])
+{
+	struct remote *r;
+
+	HASH_FIND(hh, c->remotes, key, KEY_LEN, r);
+	if (r != NULL) {
+		HASH_DEL(c->remotes, r);
+		free(r);
+	}
+}
+
+static void
+remote_set(struct cluster *c, const uint8_t key[KEY_LEN], const uint8_t *blob, size_t len)
+{
+	struct remote *r;
+
+	HASH_FIND(hh, c->remotes, key, KEY_LEN, r);
+	if (r == NULL) {
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return;
+		memcpy(r->key, key, KEY_LEN);
+		HASH_ADD(hh, c->remotes, key, KEY_LEN, r);
+	}
+	if (eps_decode(blob, len, r->eps, &r->n) < 0)
+		r->n = 0;
+}
+
+/* Re-reads key's presence row into the cache. */
+static void
+remote_load(struct cluster *c, const uint8_t key[KEY_LEN])
+{
+	uint8_t blob[1024];
+	struct pgq q;
+	PGresult *r;
+	size_t len;
+
+	pgq_init(&q);
+	pgq_bin(&q, key, KEY_LEN);
+	pgq_text(&q, c->id);
+	if ((r = pgq_exec(c->db, "SELECT endpoints FROM presence WHERE node = $1 AND "
+	    "instance <> $2", &q, NULL)) == NULL)
+		return;
+	if (PQntuples(r) == 1) {
+		len = pgq_get_blob(r, 0, 0, blob, sizeof(blob));
+		remote_set(c, key, blob, len);
+	} else {
+		remote_forget(c, key);
+	}
+	PQclear(r);
+}
+
+static int
+remote_cb(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *n)
+{
+	struct cluster *c = arg;
+	struct remote *r;
+
+	HASH_FIND(hh, c->remotes, key, KEY_LEN, r);
+	if (r == NULL)
+		return 0;
+	*n = r->n;
+	memcpy(eps, r->eps, r->n * sizeof(*eps));
+	return 1;
+}
+
+/* ---- events out ---- */
+
+/* key's session here changed: its row (written or deleted) and the event, one statement (so
+ * one transaction and one round trip: this runs for every connect, disconnect and endpoint
+ * change). */
+static void
+publish_node(struct cluster *c, const uint8_t key[KEY_LEN])
+{
+	struct endpoint eps[MAX_ENDPOINTS];
+	uint8_t blob[1024], n;
+	char payload[CLUSTEREV_MAX];
+	struct pgq q;
+	size_t len;
+
+	if (payload_of(c, MEDPEER_NODE, NULL, key, 0, payload) == NULL)
+		return;
+	pgq_init(&q);
+	pgq_bin(&q, key, KEY_LEN);
+	pgq_text(&q, c->id);
+	pgq_text(&q, payload);
+	if (medsrv_session_endpoints(c->med, key, eps, &n)) {
+		len = eps_encode(key, eps, n, blob, sizeof(blob));
+		pgq_bin(&q, blob, len);
+		(void)pgq_run(c->db, "WITH up AS (INSERT INTO presence (node, instance, endpoints) "
+		    "VALUES ($1, $2, $4) ON CONFLICT (node) DO UPDATE SET instance = "
+		    "excluded.instance, endpoints = excluded.endpoints RETURNING 1) "
+		    "SELECT pg_notify('shoal', $3) FROM up", &q, NULL);
+		remote_forget(c, key);
+	} else {
+		/* only our own row: the node may be on another instance already */
+		(void)pgq_run(c->db, "WITH d AS (DELETE FROM presence WHERE node = $1 AND "
+		    "instance = $2) SELECT pg_notify('shoal', $3)", &q, NULL);
+	}
+}
+
+static void
+event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t val)
+{
+	struct cluster *c = arg;
+	char payload[CLUSTEREV_MAX];
+	struct pgq q;
+
+	if (kind == MEDPEER_NODE) {
+		publish_node(c, key);
+		return;
+	}
+	/* the store committed the change already: the listener reads it after this */
+	if (payload_of(c, kind, network, key, val, payload) == NULL)
+		return;
+	pgq_init(&q);
+	pgq_text(&q, payload);
+	(void)pgq_run(c->db, "SELECT pg_notify('shoal', $1)", &q, NULL);
+}
+
+/* ---- events in ---- */
+
+static void
+apply(struct cluster *c, const char *payload)
+{
+	struct cluster_event e;
+
+	if (cluster_event_decode(payload, &e) != 0) {
+		log_warnx("event=cluster_event_bad length=%zu", strlen(payload));
+		return;
+	}
+	if (strcmp(e.instance, c->id) == 0)
+		return;                 /* our own */
+	log_debug("event=cluster_event kind=%c from=%s network=\"%s\"", e.kind, e.instance,
+	    e.network);
+	if (e.kind == MEDPEER_NODE && e.has_key)
+		remote_load(c, e.key);
+	if ((e.kind == MEDPEER_NODE || e.kind == MEDPEER_CHAT || e.kind == MEDPEER_KICKED ||
+	    e.kind == MEDPEER_MEMBER || e.kind == MEDPEER_GONE) && !e.has_key)
+		return;                 /* these name a node */
+	medsrv_peer_event(c->med, e.kind, e.has_network ? e.network : NULL,
+	    e.has_key ? e.key : NULL, e.val);
+}
+
+static void
+listen_cb(struct ev_loop *loop, ev_io *w, int revents)
+{
+	struct cluster *c = w->data;
+	PGnotify *n;
+
+	(void)loop;
+	(void)revents;
+	if (!PQconsumeInput(c->listen)) {
+		/* the database went away: stop watching; the heartbeat reconnects */
+		log_warnx("event=cluster_listen_lost");
+		ev_io_stop(c->loop, &c->io_w);
+		return;
+	}
+	while ((n = PQnotifies(c->listen)) != NULL) {
+		apply(c, n->extra);
+		PQfreemem(n);
+	}
+}
+
+static int
+listen_start(struct cluster *c, const char *url)
+{
+	PGresult *r;
+
+	if (c->listen == NULL)
+		c->listen = pgq_dial(url);
+	else
+		PQreset(c->listen);
+	if (c->listen == NULL || PQstatus(c->listen) != CONNECTION_OK)
+		return -1;
+	r = PQexec(c->listen, "LISTEN shoal");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		PQclear(r);
+		return -1;
+	}
+	PQclear(r);
+	ev_io_init(&c->io_w, listen_cb, PQsocket(c->listen), EV_READ);
+	c->io_w.data = c;
+	ev_io_start(c->loop, &c->io_w);
+	return 0;
+}
+
+/* Every presence row of the other instances (at start, and after the LISTEN connection came
+ * back: events may have been missed meanwhile). repush: the nodes that were or are remote get
+ * their state pushed to this instance's sessions again (after an outage; none at start). */
+static void
+remotes_reload(struct cluster *c, int repush)
+{
+	uint8_t key[KEY_LEN], blob[1024];
+	uint8_t (*old)[KEY_LEN] = NULL;
+	struct remote *r, *t;
+	size_t n_old = 0, k = 0;
+	struct pgq q;
+	PGresult *res;
+	int i;
+
+	if (repush && (n_old = HASH_COUNT(c->remotes)) > 0 &&
+	    (old = calloc(n_old, KEY_LEN)) == NULL)
+		n_old = 0;
+	HASH_ITER(hh, c->remotes, r, t) {
+		if (old != NULL && k < n_old)
+			memcpy(old[k++], r->key, KEY_LEN);
+		HASH_DEL(c->remotes, r);
+		free(r);
+	}
+	pgq_init(&q);
+	pgq_text(&q, c->id);
+	res = pgq_exec(c->db, "SELECT node, endpoints FROM presence WHERE instance <> $1", &q, NULL);
+	for (i = 0; res != NULL && i < PQntuples(res); i++)
+		if (pgq_get_bin(res, i, 0, key, KEY_LEN) == KEY_LEN)
+			remote_set(c, key, blob, pgq_get_blob(res, i, 1, blob, sizeof(blob)));
+	PQclear(res);
+	if (!repush)
+		return;
+	/* gone while we were deaf, then the ones there now (a few pushes twice: harmless) */
+	for (k = 0; k < n_old; k++)
+		medsrv_peer_event(c->med, MEDPEER_NODE, NULL, old[k], 0);
+	free(old);
+	HASH_ITER(hh, c->remotes, r, t)
+		medsrv_peer_event(c->med, MEDPEER_NODE, NULL, r->key, 0);
+}
+
+static void
+republish_cb(void *arg, const uint8_t key[KEY_LEN])
+{
+	publish_node(arg, key);
+}
+
+/* Our heartbeat; the rows of instances that stopped beating go, each with its event. */
+static void
+beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct cluster *c = w->data;
+	struct pgq q;
+	PGresult *r;
+	int inserted = 0;
+
+	(void)loop;
+	(void)revents;
+	pgq_init(&q);
+	pgq_text(&q, c->id);
+	/* xmax = 0: the row is new. After the first beat that means the others took us for dead
+	 * (our loop stood still past CLUSTER_DEAD_S) and deleted our nodes: write them again. */
+	if ((r = pgq_exec(c->db, "INSERT INTO instances (id, heartbeat) VALUES ($1, "
+	    "extract(epoch from now())::bigint) ON CONFLICT (id) DO UPDATE SET heartbeat = "
+	    "excluded.heartbeat RETURNING (xmax = 0)", &q, NULL)) != NULL) {
+		inserted = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+		PQclear(r);
+	}
+	if (inserted && c->beats > 0) {
+		log_warnx("event=cluster_revived instance=%s", c->id);
+		medsrv_sessions_each(c->med, republish_cb, c);
+	}
+	c->beats++;
+	pgq_int(&q, CLUSTER_DEAD_S);
+	(void)pgq_run(c->db, "WITH dead AS (DELETE FROM instances WHERE heartbeat < "
+	    "extract(epoch from now())::bigint - $2 AND id <> $1 RETURNING id), "
+	    "gone AS (DELETE FROM presence p USING dead WHERE p.instance = dead.id "
+	    "RETURNING p.node, p.instance) "
+	    "SELECT pg_notify('shoal', 'n ' || instance || ' 0 ' || encode(node, 'hex') || ' -') "
+	    "FROM gone", &q, NULL);
+	if (!ev_is_active(&c->io_w) && c->listen != NULL) {
+		ev_io_stop(c->loop, &c->io_w);
+		if (listen_start(c, NULL) == 0) {
+			log_info("event=cluster_listen_back");
+			remotes_reload(c, 1);
+		}
+	}
+}
+
+struct cluster *
+cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct medsrv *med,
+    char *err, size_t errlen)
+{
+	struct cluster *c;
+	uint8_t rnd[8];
+	PGresult *r;
+
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->loop = loop;
+	c->db = store_pg_conn(st);
+	c->med = med;
+	randombytes_buf(rnd, sizeof(rnd));
+	sodium_bin2hex(c->id, sizeof(c->id), rnd, sizeof(rnd));
+	r = PQexec(pgq_raw(c->db), schema);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+		snprintf(err, errlen, "cluster schema: %s", PQerrorMessage(pgq_raw(c->db)));
+		PQclear(r);
+		goto fail;
+	}
+	PQclear(r);
+	if (listen_start(c, url) < 0) {
+		snprintf(err, errlen, "cluster LISTEN: %s",
+		    c->listen ? PQerrorMessage(c->listen) : "out of memory");
+		goto fail;
+	}
+	ev_timer_init(&c->beat_w, beat_cb, 0.0, CLUSTER_BEAT_S);
+	c->beat_w.data = c;
+	ev_timer_start(loop, &c->beat_w);
+	remotes_reload(c, 0);
+	medsrv_set_peers(med, &(struct medsrv_peers){ .event = event_cb, .remote = remote_cb,
+	    .arg = c });
+	log_info("event=cluster_joined instance=%s remote_nodes=%u", c->id,
+	    HASH_COUNT(c->remotes));
+	return c;
+fail:
+	for (char *p = err; *p; p++)
+		if (*p == '"' || *p == '\n')
+			*p = *p == '"' ? '\'' : ' ';
+	if (c->listen)
+		PQfinish(c->listen);
+	free(c);
+	return NULL;
+}
+
+void
+cluster_free(struct cluster *c)
+{
+	struct remote *r, *t;
+	struct pgq q;
+
+	if (c == NULL)
+		return;
+	medsrv_set_peers(c->med, &(struct medsrv_peers){ .event = NULL });
+	ev_io_stop(c->loop, &c->io_w);
+	ev_timer_stop(c->loop, &c->beat_w);
+	/* a clean stop: our nodes are offline now, not after CLUSTER_DEAD_S */
+	pgq_init(&q);
+	pgq_text(&q, c->id);
+	(void)pgq_run(c->db, "WITH gone AS (DELETE FROM presence WHERE instance = $1 "
+	    "RETURNING node) SELECT pg_notify('shoal', 'n ' || $1 || ' 0 ' || "
+	    "encode(node, 'hex') || ' -') FROM gone", &q, NULL);
+	(void)pgq_run(c->db, "DELETE FROM instances WHERE id = $1", &q, NULL);
+	HASH_ITER(hh, c->remotes, r, t) {
+		HASH_DEL(c->remotes, r);
+		free(r);
+	}
+	PQfinish(c->listen);
+	free(c);
+}

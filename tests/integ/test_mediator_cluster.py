@@ -1,0 +1,156 @@
+"""
+Two mediator instances on one PostgreSQL serve the same networks (issue 13, "past one
+machine"), in a private network namespace, with a real PostgreSQL (pgserver.py), two real
+`shoal-server --store postgresql://...` sharing one server key, and one daemon on each:
+- alice (on instance A) creates a network, bob (on instance B) joins it: each sees the other
+  online, with endpoints, and they ping each other over the virtual network on a direct path;
+- a nick change on B reaches alice on A; a network chat message from A reaches bob on B live;
+- bob stops: alice sees him offline (presence row deleted, NOTIFY);
+- bob back on B; PostgreSQL restarts: both instances LISTEN again and events flow (a nick
+  change); instance B freezes (SIGSTOP) past the grace: its nodes go offline for A, and come
+  back when B resumes (it finds itself reaped and writes them again); then instance B is
+  killed with SIGKILL: its presence rows outlive it until
+  A's heartbeat check finds B silent and deletes them, and alice sees bob offline.
+Presence travels by LISTEN/NOTIFY only (server/cluster.c). Skipped only when PostgreSQL is not
+installed.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import json
+
+sys.path.insert(0, os.path.dirname(__file__))
+from lanproxy_util import isolate  # noqa: E402
+from harness import Lab, Server, binary, wait_until  # noqa: E402
+import pgserver  # noqa: E402
+
+SKIP = 77
+
+
+def start_instance(lab, name, pg_url, key_from=None):
+    state = os.path.join(lab.dir, name)
+    os.makedirs(state, exist_ok=True)
+    if key_from:
+        # one mediator, several instances: they share the server key (one connection string key)
+        shutil.copy(os.path.join(key_from.state, "server.key"), os.path.join(state, "server.key"))
+    # SHOAL_SERVER_WRAP: e.g. "valgrind -q --leak-check=full --error-exitcode=99" (manual runs)
+    p = lab.spawn(os.environ.get("SHOAL_SERVER_WRAP", "").split() + [binary("shoal-server"), "--listen", "127.0.0.1:0", "--state", state, "--pwhash-fast",
+                   "--store", pg_url, "-v"], os.path.join(lab.dir, f"{name}.log"))
+    url_file = os.path.join(state, "url")
+    wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 60, what=f"{name} url")
+    url = open(url_file).read().strip()
+    port = int(url.split("://", 1)[1].split("/", 1)[0].rsplit(":", 1)[1])
+    return Server(p, url, port, state)
+
+
+def daemon_on(lab, srv, name):
+    lab.server = srv
+    return lab.start_daemon(name)
+
+
+def online(d, nick):
+    return (d.member("lan", nick) or {}).get("online")
+
+
+def main():
+    isolate()
+    if pgserver.pg_bindir() is None:
+        print("SKIP: PostgreSQL not installed (Debian package `postgresql`; scripts/deps.sh installs it)")
+        sys.exit(SKIP)
+    with pgserver.PgServer(port=5441) as pg, Lab("cluster") as lab:
+        a_srv = start_instance(lab, "medA", pg.url)
+        b_srv = start_instance(lab, "medB", pg.url, key_from=a_srv)
+        assert a_srv.url.rsplit("/", 1)[1] == b_srv.url.rsplit("/", 1)[1], "instances must share the key"
+        alice = daemon_on(lab, a_srv, "alice")
+        bob = daemon_on(lab, b_srv, "bob")
+        assert alice.address() != bob.address(), "one address space across instances"
+
+        carol = daemon_on(lab, a_srv, "carol")   # the reference: a member on alice's instance
+        alice.cli("create", "lan")
+        t0 = time.monotonic()
+        carol.cli("join", "lan")
+        wait_until(lambda: online(alice, "carol"), 5, what="alice (A) sees carol (A) online")
+        same = time.monotonic() - t0
+        t0 = time.monotonic()
+        bob.cli("join", "lan")
+        wait_until(lambda: online(alice, "bob"), 5, what="alice (A) sees bob (B) online")
+        across = time.monotonic() - t0
+        # CLI round trips included (list is polled): a comparison, not a measure of NOTIFY alone
+        print(f"# join -> visible to alice: same instance {same * 1000:.0f} ms, across instances "
+              f"{across * 1000:.0f} ms")
+        wait_until(lambda: online(bob, "alice"), 5, what="bob (B) sees alice (A) online")
+        wait_until(lambda: alice.member("lan", "bob")["path"] == "direct", 15, what="direct path alice->bob")
+        wait_until(lambda: bob.member("lan", "alice")["path"] == "direct", 15, what="direct path bob->alice")
+        assert alice.cli("ping", "bob"), "alice pings bob"
+        assert bob.cli("ping", "alice"), "bob pings alice"
+        print("# presence across instances: both online, direct path, ping both ways")
+
+        # nick, chat
+        bob.cli("set-nick", "bobby")
+        wait_until(lambda: alice.member("lan", "bobby"), 5, what="nick change from B reaches A")
+        follow = subprocess.Popen([binary("shoal"), "--control", bob.ctl, "--json", "chat", "--follow"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        got = []
+        threading.Thread(target=lambda: [got.append(json.loads(l)) for l in follow.stdout], daemon=True).start()
+        try:
+            r = alice.cli("chat", "lan", "across instances", check=False)
+            assert r.returncode == 0, r.stderr
+            wait_until(lambda: any(m.get("text") == "across instances" for m in got), 10,
+                       what="chat from A reaches bob on B")
+        finally:
+            follow.send_signal(signal.SIGTERM)
+            follow.wait(5)
+
+        # bob stops: offline on A
+        t0 = time.monotonic()
+        bob.proc.send_signal(signal.SIGTERM)
+        bob.proc.wait(10)
+        wait_until(lambda: online(alice, "bobby") is False, 5, what="alice sees bob offline")
+        print(f"# bob stopped -> offline for alice (A): {(time.monotonic() - t0) * 1000:.0f} ms")
+
+        # bob back on B; then B dies without a word: A reaps its presence
+        bob = daemon_on(lab, b_srv, "bob")       # same key, still a member; --nick bob again
+        wait_until(lambda: online(alice, "bob"), 5, what="bob back online")
+        # PostgreSQL restarts (every connection cut): both instances listen again, events flow
+        pg.restart()
+        for name in ("medA", "medB"):
+            log = os.path.join(lab.dir, f"{name}.log")
+            wait_until(lambda: "event=cluster_listen_back" in open(log).read(), 10,
+                       what=f"{name} listening again")
+        bob.cli("set-nick", "bob-again")
+        wait_until(lambda: online(alice, "bob-again"), 5, what="an event after the restart")
+        print("# postgresql restarted: both instances listen again, events flow")
+
+        # B stands still past the 10 s grace (SIGSTOP): A takes it for dead and bob goes offline;
+        # B resumes, finds itself reaped and writes its nodes again: bob is back for alice
+        b_srv.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_until(lambda: online(alice, "bob-again") is False, 20, what="B taken for dead")
+        finally:
+            b_srv.proc.send_signal(signal.SIGCONT)
+        wait_until(lambda: online(alice, "bob-again"), 10, what="B's nodes back after B resumed")
+        print("# instance B frozen past the grace, then resumed: its nodes offline, then back")
+
+        t0 = time.monotonic()
+        b_srv.proc.kill()
+        b_srv.proc.wait()
+        wait_until(lambda: online(alice, "bob-again") is False, 20, what="B's nodes offline after B died")
+        print(f"# instance B killed: its nodes offline for A after {time.monotonic() - t0:.1f} s "
+              f"(heartbeat check; B counts as dead after 10 s of silence)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except SystemExit:
+        raise
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        print("0 passed, 1 failed")
+        sys.exit(1)
+    print("1 passed, 0 failed")

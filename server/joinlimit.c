@@ -5,6 +5,7 @@
 #include "config.h"
 #include "server/joinlimit.h"
 
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
@@ -31,12 +32,29 @@ struct rl_entry {                        /* owned by struct joinlimit */
 struct joinlimit {                       /* owned by the mediator */
 	struct rl_entry *by_id;
 	unsigned n;
+	unsigned budget[JL_SCOPES];
 };
 
 struct joinlimit *
 joinlimit_new(void)
 {
-	return calloc(1, sizeof(struct joinlimit));
+	struct joinlimit *rl = calloc(1, sizeof(struct joinlimit));
+
+	if (rl != NULL)
+		memcpy(rl->budget, jl_budget, sizeof(rl->budget));
+	return rl;
+}
+
+void
+joinlimit_set_budget(struct joinlimit *rl, enum jl_scope scope, unsigned budget)
+{
+	rl->budget[scope] = budget > 0 ? budget : 1;
+}
+
+unsigned
+joinlimit_budget(const struct joinlimit *rl, enum jl_scope scope)
+{
+	return rl->budget[scope];
 }
 
 static void
@@ -132,7 +150,7 @@ joinlimit_hit(struct joinlimit *rl, enum jl_scope scope, const void *id, size_t 
 		e->count = 0;
 	}
 	e->last = now;
-	if (++e->count < jl_budget[scope])
+	if (++e->count < rl->budget[scope] || rl->budget[scope] == UINT_MAX)
 		return 0;
 	block = JL_WINDOW * (double)(1u << (e->strikes < 6 ? e->strikes : 6));
 	e->blocked_until = now + (block < JL_BACKOFF_MAX ? block : JL_BACKOFF_MAX);

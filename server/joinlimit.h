@@ -32,13 +32,17 @@ enum jl_scope {
 	JL_SCOPES
 };
 
-/* The budget per JL_WINDOW of each scope. */
+/* The default budget per JL_WINDOW of each scope. */
 extern const unsigned jl_budget[JL_SCOPES];
 
 struct joinlimit;
 
+/* A table with the default budgets. */
 struct joinlimit *joinlimit_new(void);
 void joinlimit_free(struct joinlimit *rl);
+/* Another budget for scope (at least 1; a budget of UINT_MAX never blocks). */
+void joinlimit_set_budget(struct joinlimit *rl, enum jl_scope scope, unsigned budget);
+unsigned joinlimit_budget(const struct joinlimit *rl, enum jl_scope scope);
 /* 1 while id is blocked in scope (retry_after, if not NULL, gets the seconds left). */
 int joinlimit_blocked(struct joinlimit *rl, enum jl_scope scope, const void *id, size_t len,
     double now, double *retry_after);

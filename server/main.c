@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -38,6 +39,7 @@
 #include "base/log.h"
 #include "relay/sock.h"
 #include "server/chat.h"
+#include "server/joinlimit.h"
 #include "server/cluster.h"
 #include "server/pwpool.h"
 #include "server/server.h"
@@ -55,6 +57,7 @@ struct options {                         /* read-only after parse_options */
 	int pwhash_fast;
 	long reclaim_days;              /* 0: never reclaim unused registrations */
 	long chat_history;              /* messages kept per chat conversation */
+	long register_budget;           /* new keys per source a minute; 0: default, -1: off */
 	long relay_port;                /* the embedded relay's UDP port; 0: PORT+3; -1: none */
 	long relay_tcp_port;            /* its TCP transport; 0: the UDP port's number; -1: none */
 	unsigned n_relay_allow;         /* --relay-allow keys (STATE/relays.allow adds more) */
@@ -66,7 +69,8 @@ usage(FILE *f)
 {
 	fprintf(f, "usage: shoal-server --listen HOST:PORT [--listen HOST:PORT ...] --state DIR\n"
 	    "                    [--range 5.0.0.0/8] [--public-host HOST] [--reclaim-days N]\n"
-	    "                    [--chat-history N] [--relay-port N|off] [--relay-tcp-port N|off]\n"
+	    "                    [--chat-history N] [--register-budget N|off]\n"
+	    "                    [--relay-port N|off] [--relay-tcp-port N|off]\n"
 	    "                    [--relay-allow KEY ...] [--store postgresql://...]\n"
 	    "                    [-v|--verbose] [-h|--help] [--version]\n"
 	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
@@ -79,13 +83,15 @@ usage(FILE *f)
 	    "  --reclaim-days N: forget nodes unseen for N days that are in no network, so\n"
 	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n"
 	    "  --chat-history N: chat messages kept per network and per pair (default %d).\n"
+	    "  --register-budget N|off: new nodes one source address may register a minute\n"
+	    "  (default %u; raise it for many first-time users behind one NAT).\n"
 	    "  --state DIR: the server key, the database and the url file live there.\n"
 	    "  --store URL: keep the database in PostgreSQL instead (a libpq URL,\n"
 	    "  postgresql://... or postgres://...); instances sharing it serve the same networks.\n"
 	    "  --range A.B.C.D/N: the virtual address range handed to nodes (default 5.0.0.0/8).\n"
 	    "  --public-host HOST: the host named in the url (default: the first --listen HOST).\n"
 	    "  -v, --verbose: debug logging.  --version: print the version.\n",
-	    SRV_MAX_LISTEN, CHAT_KEEP_DEFAULT);
+	    SRV_MAX_LISTEN, CHAT_KEEP_DEFAULT, jl_budget[JL_REGISTER_SOURCE]);
 }
 
 static int
@@ -154,7 +160,8 @@ static int
 parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT,
-	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW, OPT_VERSION, OPT_STORE };
+	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW, OPT_VERSION, OPT_STORE,
+	    OPT_REGISTER_BUDGET };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
@@ -164,6 +171,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "pwhash-fast", no_argument, NULL, OPT_PWHASH_FAST },
 		{ "reclaim-days", required_argument, NULL, OPT_RECLAIM },
 		{ "chat-history", required_argument, NULL, OPT_CHAT_HISTORY },
+		{ "register-budget", required_argument, NULL, OPT_REGISTER_BUDGET },
 		{ "relay-port", required_argument, NULL, OPT_RELAY_PORT },
 		{ "relay-tcp-port", required_argument, NULL, OPT_RELAY_TCP_PORT },
 		{ "relay-allow", required_argument, NULL, OPT_RELAY_ALLOW },
@@ -246,6 +254,12 @@ parse_options(int argc, char **argv, struct options *o)
 		case OPT_CHAT_HISTORY:
 			if (parse_long(optarg, 1, 1000000, &o->chat_history) != 0)
 				return bad_value("--chat-history wants 1..1000000", optarg);
+			break;
+		case OPT_REGISTER_BUDGET:
+			if (strcmp(optarg, "off") == 0)
+				o->register_budget = -1;
+			else if (parse_long(optarg, 1, 1000000, &o->register_budget) != 0)
+				return bad_value("--register-budget wants 1..1000000 or off", optarg);
 			break;
 		case 'v':
 			o->verbose = 1;
@@ -589,6 +603,7 @@ main(int argc, char **argv)
 	cfg.range = o.range;
 	cfg.prefix_len = o.prefix_len;
 	cfg.chat_keep = (unsigned)o.chat_history;
+	cfg.register_budget = o.register_budget < 0 ? UINT_MAX : (unsigned)o.register_budget;
 	cfg.pw_opslimit = o.pwhash_fast ? crypto_pwhash_OPSLIMIT_MIN :
 	    crypto_pwhash_OPSLIMIT_INTERACTIVE;
 	cfg.pw_memlimit = o.pwhash_fast ? crypto_pwhash_MEMLIMIT_MIN :

@@ -513,6 +513,8 @@ medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsr
 	m->st = st;
 	m->cfg = *cfg;
 	m->io = *io;
+	if (cfg->register_budget)
+		joinlimit_set_budget(m->rl, JL_REGISTER_SOURCE, cfg->register_budget);
 	m->chat = chat_new(&(struct chat_env){ .st = st, .send = chat_send, .now = chat_now,
 	    .arg = m, .keep = cfg->chat_keep, .stored = chat_stored });
 	if (m->chat == NULL) {
@@ -1035,7 +1037,8 @@ registration_limited(struct medsrv *m, struct msess *s)
 	}
 	if (joinlimit_hit(m->rl, JL_REGISTER_SOURCE, &s->remote_addr, sizeof(s->remote_addr), now))
 		log_warnx("event=registrations_limited source=%s budget=%u window_s=%.0f",
-		    ip4_str(s->remote_addr, src), jl_budget[JL_REGISTER_SOURCE], JL_WINDOW);
+		    ip4_str(s->remote_addr, src), joinlimit_budget(m->rl, JL_REGISTER_SOURCE),
+		    JL_WINDOW);
 	return 0;
 }
 
@@ -1318,7 +1321,7 @@ join_failed(struct req_ctx *c, double now)
 		/* The owner's line: someone is guessing this network's password. */
 		key_short(c->s->key, id);
 		log_warnx("event=network_under_attack network=\"%s\" failures=%u window_s=%.0f "
-		    "last_node=%s last_source=%s", c->n.name, jl_budget[JL_FAIL_NETWORK], JL_WINDOW,
+		    "last_node=%s last_source=%s", c->n.name, joinlimit_budget(m->rl, JL_FAIL_NETWORK), JL_WINDOW,
 		    id, c->s->remote_addr ? ip4_str(c->s->remote_addr, src) : "unknown");
 	}
 }

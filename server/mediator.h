@@ -66,6 +66,9 @@ struct medsrv_config {                   /* copied by medsrv_new */
 	uint8_t n_nat_socks;
 	struct natsock nat_socks[NATPROBE_MAX_SOCKS];
 	unsigned chat_keep;             /* chat history per conversation; 0: the default */
+	/* New node keys one source address may register a minute; 0: the default (jl_budget),
+	 * UINT_MAX: no limit. */
+	unsigned register_budget;
 	/* The static keys of the relays that may register (PROTOCOL.md 8.1). */
 	unsigned n_relay_allow;
 	uint8_t relay_allow[MEDSRV_RELAY_ALLOW_MAX][KEY_LEN];

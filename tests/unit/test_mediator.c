@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <sodium.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1359,6 +1360,43 @@ test_registrations(void)
 	env_done(&e);
 }
 
+/* The operator's budget (--register-budget): 3 a minute refuses the fourth new key from one
+ * source; no limit (UINT_MAX) takes 100 from one source. */
+static void
+test_register_budget(void)
+{
+	static struct env e;      /* large (captured messages): not on the stack */
+	struct medsrv_config cfg = {
+		.range = RANGE, .prefix_len = 8,
+		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+	};
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
+	unsigned budgets[] = { 3, UINT_MAX };
+	int b, k;
+
+	for (b = 0; b < 2; b++) {
+		int n = budgets[b] == 3 ? 3 : 100;
+
+		env_init(&e);
+		medsrv_free(e.m);
+		cfg.register_budget = budgets[b];
+		io.arg = &e;
+		e.m = medsrv_new(e.st, &cfg, &io);
+		for (k = 0; k < n; k++) {
+			renew(&e, 1, (uint8_t)(0x20 + k), 0x0a000003u, "many");
+			CHECK_EQ(e.f[1].kicked, 0);
+			CHECK(last_of(&e.f[1], MSG_WELCOME) != NULL);
+		}
+		clear(&e);
+		renew(&e, 1, 0xf0, 0x0a000003u, "many");
+		CHECK_EQ(e.f[1].kicked, budgets[b] == 3);
+		CHECK_EQ(medsrv_stats(e.m)->registrations_limited, budgets[b] == 3 ? 1u : 0u);
+		if (e.f[1].kicked)
+			e.f[1].s = NULL;
+		env_done(&e);
+	}
+}
+
 /* Password jobs off the loop: io.pw_submit parks the request; its answer comes with the
  * result; a node has at most 2 running; a session gone meanwhile gets nothing. */
 static struct pw_job jobs[8];
@@ -1942,6 +1980,7 @@ main(void)
 	RUN(test_password_limits);
 	RUN(test_password_async);
 	RUN(test_registrations);
+	RUN(test_register_budget);
 	RUN(test_punch_birthday);
 	RUN(test_relays);
 	RUN(test_instances);

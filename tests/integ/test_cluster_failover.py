@@ -10,22 +10,53 @@ restarted until his random start picks the other instance than alice's).
   connection (no error, the longest gap between two echoes printed; the socket's timeout bounds
   it), and both daemons see each other online;
 - the survivor then reaps the dead instance (its `instances` row goes): alice's presence row,
-  rewritten by the survivor when she arrived, is not reaped with it — both still online.
+  rewritten by the survivor when she arrived, is not reaped with it — both still online;
+- bob moves while the instance he leaves stays alive: a new instance on the dead one's address,
+  nftables refusing new connections to bob's instance, bob's connection killed (ss -K): he is on
+  the new instance, alice (on the old one) sees him online, the rows name two instances.
 Skipped only when PostgreSQL is not installed.
 """
 import os
+import re
+import shutil
 import signal
+import subprocess
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from lanproxy_util import isolate  # noqa: E402
-from harness import Lab, wait_until, free_port  # noqa: E402
+from harness import Lab, Server, binary, wait_until, free_port  # noqa: E402
 from test_failover import EchoService, Conversation  # noqa: E402
-from test_mediator_cluster import start_instance  # noqa: E402
+import test_mediator_cluster  # noqa: E402
 import pgserver  # noqa: E402
 
 SKIP = 77
+
+
+def start_instance(lab, name, pg_url, key_from=None, listen=None):
+    """test_mediator_cluster's, on a given address (a dead instance's: the daemons know it)."""
+    if listen is None:
+        return test_mediator_cluster.start_instance(lab, name, pg_url, key_from)
+    state = os.path.join(lab.dir, name)
+    os.makedirs(state, exist_ok=True)
+    shutil.copy(os.path.join(key_from.state, "server.key"), os.path.join(state, "server.key"))
+    p = lab.spawn(os.environ.get("SHOAL_SERVER_WRAP", "").split() + [
+        binary("shoal-server"), "--listen", listen, "--state", state, "--pwhash-fast", "--store", pg_url, "-v"],
+        os.path.join(lab.dir, f"{name}.log"))
+    url_file = os.path.join(state, "url")
+    wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 60, what=f"{name} url")
+    return Server(p, open(url_file).read().strip(), int(listen.rsplit(":", 1)[1]), state)
+
+
+def bob_port_to(d, port):
+    """The local port of d's daemon's TCP connection to the mediator on `port`."""
+    out = subprocess.run(["ss", "-H", "-t", "-n", "-p", "state", "established", "dst", f"127.0.0.1:{port}"],
+                         check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        if f"pid={d.proc.pid}," in line:
+            return int(re.search(r"127\.0\.0\.1:(\d+)\s+127\.0\.0\.1:%d" % port, line).group(1))
+    raise AssertionError(f"no connection of {d.name} to port {port}: {out!r}")
 
 
 def online(d, nick):
@@ -109,6 +140,36 @@ def main():
         print(f"# instance {a_inst} killed: alice on {b_inst} after {moved_s:.2f} s, both online for each "
               f"other after {t_online:.2f} s; {conv.rounds} echo rounds on one TCP connection, longest "
               f"gap {conv.max_gap * 1000:.0f} ms (before the kill {before_gap * 1000:.0f} ms)")
+        # bob moves while the instance he leaves stays alive (his connection cut, that instance
+        # refusing him): a new instance takes the dead one's address; the old instance's end of
+        # bob's session and the new one's presence write race, and alice, still on the old
+        # instance, must end up seeing bob online (each instance re-reads the row on every event)
+        s_name = b_inst
+        srv["C"] = start_instance(lab, "medC", pg.url, key_from=srv[s_name], listen=addr[a_inst])
+        s_log = os.path.join(lab.dir, f"med{s_name}.log")
+        gone_before = open(s_log).read().count("event=node_disconnected")
+        s_port = srv[s_name].port
+        subprocess.run(["nft", "-f", "-"], check=True, text=True, input=(
+            "table inet cut {\n chain out {\n  type filter hook output priority 0;\n"
+            f"  tcp dport {s_port} tcp flags & (syn | ack) == syn reject with tcp reset\n }}\n}}\n"))
+        bob_sport = bob_port_to(bob, s_port)
+        t_cut = time.monotonic()
+        subprocess.run(["ss", "-K", "-t", "dst", "127.0.0.1", "dport", "=", str(s_port), "sport", "=",
+                        str(bob_sport)], check=True, capture_output=True)
+        wait_until(lambda: mediator_of(bob) == addr[a_inst], 15, what="bob on the new instance")
+        moved2_s = time.monotonic() - t_cut
+        wait_until(lambda: open(s_log).read().count("event=node_disconnected") > gone_before, 10,
+                   what="the old instance ends bob's session")
+        wait_until(lambda: pg.psql("SELECT count(DISTINCT instance), count(*) FROM presence").strip() == "2|2",
+                   10, what="alice's and bob's rows on their two instances")
+        wait_until(lambda: online(alice, "bob"), 5, what="alice (old instance) sees bob online after his move")
+        wait_until(lambda: online(bob, "alice"), 5, what="bob (new instance) sees alice online")
+        assert alice.cli("ping", "bob", "-c", "1")
+        print(f"# bob's connection cut, his instance alive: bob on the new instance after {moved2_s:.2f} s, "
+              "online for alice")
+        srv["C"].proc.send_signal(signal.SIGTERM)
+        assert srv["C"].proc.wait(30) == 0, "instance C exit status"
+
         # a clean stop of the survivor (under SHOAL_SERVER_WRAP=valgrind... its errors and leaks
         # make the exit status non-zero)
         srv[b_inst].proc.send_signal(signal.SIGTERM)

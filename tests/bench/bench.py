@@ -291,7 +291,7 @@ def bench_relay():
         if rp is not None and dp is not None:
             print(f"  added latency through the relay: {rp - dp:+.2f} ms", flush=True)
 # --- lossy WAN paths (issue 12): the same wire with random loss each way ---
-LOSSY = [(25, 0), (25, 1000), (25, 10000), (5, 1000)]     # one-way delay ms, loss per million
+LOSSY = [(25, 0), (25, 1000), (25, 10000), (5, 0), (5, 1000)]     # one-way delay ms, loss per million
 
 
 def overlay_pair(lab, tag, wa, wb):

@@ -25,7 +25,7 @@ import json
 
 sys.path.insert(0, os.path.dirname(__file__))
 from lanproxy_util import isolate  # noqa: E402
-from harness import Lab, Server, binary, wait_until  # noqa: E402
+from harness import Lab, Server, binary, run, wait_until  # noqa: E402
 import pgserver  # noqa: E402
 
 SKIP = 77
@@ -144,13 +144,4 @@ def main():
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except SystemExit:
-        raise
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        print("0 passed, 1 failed")
-        sys.exit(1)
-    print("1 passed, 0 failed")
+    run(main)

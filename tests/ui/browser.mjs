@@ -34,6 +34,17 @@ async function tabTo(page, pred, what) {
   }
   throw new Error(`Tab never reached ${what}`);
 }
+// The join form, keyboard only: name, Tab, password, Tab to Join, Enter; waits for the group.
+async function joinByKeyboard(page, net, password) {
+  await page.focus("#new-network");
+  await page.keyboard.press("Enter");
+  await page.keyboard.type(net);
+  await page.keyboard.press("Tab");
+  await page.keyboard.type(password);
+  await page.keyboard.press("Tab");        // Join
+  await page.keyboard.press("Enter");
+  await page.waitForSelector(`section[data-network="${net}"]`);
+}
 const actBtn = (net, act) => `(() => { const e = document.activeElement; return e && e.dataset.act === "${act}" && e.closest('section[data-network="${net}"]') !== null; })()`;
 const labelled = (scope, label) => `(() => { const e = document.activeElement; return e && e.tagName === "BUTTON" && e.textContent === ${JSON.stringify(label)} && e.closest(${JSON.stringify(scope)}) !== null; })()`;
 const focusedText = (page) => page.evaluate(() => document.activeElement && document.activeElement.textContent);
@@ -280,14 +291,7 @@ try {
   await tabTo(a, actBtn("lan", "approval"), "approval");
   await a.keyboard.press("Enter");
   await a.waitForSelector(`${lanBtn("approval")}:text-is("Auto approval")`);
-  await b.focus("#new-network");
-  await b.keyboard.press("Enter");
-  await b.keyboard.type("lan");
-  await b.keyboard.press("Tab");
-  await b.keyboard.type("s3cret");
-  await b.keyboard.press("Tab");        // Join
-  await b.keyboard.press("Enter");
-  await b.waitForSelector('section[data-network="lan"]');
+  await joinByKeyboard(b, "lan", "s3cret");
   await a.waitForSelector('section[data-network="lan"] button:text-is("Reject")', { timeout: 10000 });
   await a.focus("#set-nick");
   await tabTo(a, labelled('section[data-network="lan"]', "Reject"), "Reject");
@@ -295,14 +299,7 @@ try {
   await a.waitForSelector('section[data-network="lan"] button:text-is("Reject")', { state: "detached", timeout: 10000 });
   await b.waitForSelector('section[data-network="lan"]', { state: "detached", timeout: 10000 });
   step("rejected a pending member with the keyboard: bob's page no longer shows 'lan'");
-  await b.focus("#new-network");
-  await b.keyboard.press("Enter");
-  await b.keyboard.type("lan");
-  await b.keyboard.press("Tab");
-  await b.keyboard.type("s3cret");
-  await b.keyboard.press("Tab");        // Join
-  await b.keyboard.press("Enter");
-  await b.waitForSelector('section[data-network="lan"]');
+  await joinByKeyboard(b, "lan", "s3cret");
   await a.waitForSelector('section[data-network="lan"] button:text-is("Approve")', { timeout: 10000 });
   await a.focus("#set-nick");
   await tabTo(a, labelled('section[data-network="lan"]', "Approve"), "Approve");

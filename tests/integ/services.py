@@ -12,7 +12,9 @@ import threading
 from harness import pattern_stream
 
 
-class HashService:
+class TcpService:
+    """A loopback TCP server, one thread per connection; subclasses define _serve(c)."""
+
     def __init__(self):
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -30,6 +32,23 @@ class HashService:
                 return
             self.connections += 1
             threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def close(self):
+        self.sock.close()
+
+
+class EchoService(TcpService):
+    """Echoes every line back."""
+
+    @staticmethod
+    def _serve(c):
+        with c:
+            for line in c.makefile("rb"):
+                c.sendall(line)
+
+
+class HashService(TcpService):
+    """UP: sha256 of what follows; DOWN N: N bytes of the pattern stream."""
 
     def _serve(self, c):
         try:
@@ -51,9 +70,6 @@ class HashService:
             pass
         finally:
             c.close()
-
-    def close(self):
-        self.sock.close()
 
 
 class UdpEcho:

@@ -27,7 +27,8 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from lanproxy_util import isolate  # noqa: E402
 from harness import Lab, Server, binary, free_port, run, wait_until  # noqa: E402
-from test_failover import EchoService, Conversation  # noqa: E402
+from services import EchoService  # noqa: E402
+from test_failover import Conversation  # noqa: E402
 import test_mediator_cluster  # noqa: E402
 import pgserver  # noqa: E402
 

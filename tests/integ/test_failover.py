@@ -20,33 +20,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Lab, binary, run, wait_until, free_port  # noqa: E402
+from services import EchoService  # noqa: E402
 from test_relay_pool import make_identity  # noqa: E402
-
-
-class EchoService:
-    """Echoes every line back, one thread per connection."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while True:
-            try:
-                c, _ = self.sock.accept()
-            except OSError:
-                return
-            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
-
-    @staticmethod
-    def _serve(c):
-        with c:
-            f = c.makefile("rb")
-            for line in f:
-                c.sendall(line)
 
 
 class Conversation(threading.Thread):

@@ -24,6 +24,9 @@
 #define MEMF_ON (MEMF_ONLINE | MEMF_ACTIVE)
 
 #define RANGE 0x05000000u
+/* The fields of struct medsrv_config every test sets: the range and the cheapest Argon2id. */
+#define TEST_CFG .range = RANGE, .prefix_len = 8, \
+	.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN
 #define MAX_CAPTURE 64
 
 struct fake {                            /* one fake connection */
@@ -131,10 +134,7 @@ store_path(const char *path)
 static void
 env_init(struct env *e)
 {
-	struct medsrv_config cfg = {
-		.range = RANGE, .prefix_len = 8,
-		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
-	};
+	struct medsrv_config cfg = { TEST_CFG };
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
 	char err[256], path[128];
 	int i;
@@ -665,10 +665,7 @@ static void
 test_restart(void)
 {
 	static struct env e;      /* large (captured messages): not on the stack */
-	struct medsrv_config cfg = {
-		.range = RANGE, .prefix_len = 8,
-		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
-	};
+	struct medsrv_config cfg = { TEST_CFG };
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
 	const struct msg *w;
 	char path[128], err[256];
@@ -713,8 +710,7 @@ nat_env_init(struct env *e)
 		{ SB, 8000, 1, 0 }, { SB, 8001, 1, 1 }, { SB, 8002, 1, 2 },
 	};
 	struct medsrv_config cfg = {
-		.range = RANGE, .prefix_len = 8,
-		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
+		TEST_CFG,
 		.n_nat_socks = 6,
 	};
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer,
@@ -1366,10 +1362,7 @@ static void
 test_register_budget(void)
 {
 	static struct env e;      /* large (captured messages): not on the stack */
-	struct medsrv_config cfg = {
-		.range = RANGE, .prefix_len = 8,
-		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
-	};
+	struct medsrv_config cfg = { TEST_CFG };
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
 	unsigned budgets[] = { 3, UINT_MAX };
 	int b, k;
@@ -1424,10 +1417,7 @@ test_password_async(void)
 	medsrv_free(e.m);
 	io.arg = &e;
 	{
-		struct medsrv_config cfg = {
-			.range = RANGE, .prefix_len = 8, .pw_opslimit = crypto_pwhash_OPSLIMIT_MIN,
-			.pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
-		};
+		struct medsrv_config cfg = { TEST_CFG };
 
 		e.m = medsrv_new(e.st, &cfg, &io);
 	}
@@ -1695,10 +1685,7 @@ check_grant(struct env *e, int i, int j, uint16_t id, const uint8_t key[RELAY_KE
 static void
 test_relays(void)
 {
-	struct medsrv_config cfg = {
-		.range = RANGE, .prefix_len = 8,
-		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
-	};
+	struct medsrv_config cfg = { TEST_CFG };
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
 	struct endpoint emb = { .addr = 0, .port = 7100 };
 	struct msg_relay_stats est = { 0, 0, 0, 0 };
@@ -1862,10 +1849,7 @@ static void
 test_instances(void)
 {
 	static struct env e;
-	struct medsrv_config cfg = {
-		.range = RANGE, .prefix_len = 8,
-		.pw_opslimit = crypto_pwhash_OPSLIMIT_MIN, .pw_memlimit = crypto_pwhash_MEMLIMIT_MIN,
-	};
+	struct medsrv_config cfg = { TEST_CFG };
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
 	struct medsrv *a, *b;
 	const struct msg_member *mm;

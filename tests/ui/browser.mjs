@@ -225,8 +225,15 @@ try {
   await b.waitForSelector("#tabs .unread");
   step("a private chat opened and sent with the keyboard");
   // the chat tabs: Shift+Tab back to them, the arrows switch conversations
-  for (let i = 0; i < 6 && !(await a.evaluate(() => document.activeElement.getAttribute("role") === "tab")); i++)
+  const onTab = () => a.evaluate(() => document.activeElement.getAttribute("role") === "tab");
+  for (let i = 0; i < 6 && !(await onTab()); i++)
     await a.keyboard.press("Shift+Tab");
+  if (!(await onTab())) throw new Error(`Shift+Tab from the message input did not reach a chat tab (focus on ${await focusedText(a)})`);
+  // a message arriving rebuilds the tabs: the keyboard user stays on theirs
+  await b.fill("#text", "while alice is on the tabs");
+  await b.press("#text", "Enter");
+  await a.waitForSelector('#tabs button[data-conv="n:lan"] .unread');
+  if (!(await onTab())) throw new Error(`a message arriving took the focus off the chat tabs (now on ${await focusedText(a)})`);
   await a.keyboard.press("ArrowLeft");
   await a.waitForFunction(() => document.activeElement.dataset.conv === "n:lan" &&
     document.activeElement.getAttribute("aria-selected") === "true");

@@ -241,6 +241,8 @@ $("tabs").addEventListener("keydown", ev => {
 
 function renderChat() {
   const tabs = $("tabs");
+  // the tabs are rebuilt on every message: a keyboard user on one stays on it
+  const onTab = tabs.contains(document.activeElement) ? document.activeElement.dataset.conv : null;
   tabs.replaceChildren();
   const keys = new Set([...chats.keys()]);
   if (conv) keys.add(convKey(conv));
@@ -251,6 +253,7 @@ function renderChat() {
       "data-conv": k, onclick: () => openChat(c) }, el("span", { text: label }));
     if (unread.get(k)) b.append(el("span", { class: "unread", text: String(unread.get(k)) }));
     tabs.append(b);
+    if (k === onTab) b.focus();
   }
   const ol = $("messages");
   ol.replaceChildren();

@@ -227,6 +227,87 @@ event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t 
 	(void)pgq_run(c->db, "SELECT pg_notify('shoal', $1)", &q, NULL);
 }
 
+/* ---- a pair split over two instances (PROTOCOL.md 4.8) ---- */
+
+/* Not through the events: a plan is worth something for seconds only, and goes to whichever
+ * instance holds `to` (every instance hears it; the others drop it). */
+static void
+notify_line(struct cluster *c, const char *line)
+{
+	struct pgq q;
+
+	pgq_init(&q);
+	pgq_text(&q, line);
+	(void)pgq_run(c->db, "SELECT pg_notify('shoal', $1)", &q, NULL);
+}
+
+static uint64_t
+wall_ms(void)
+{
+	return (uint64_t)(ev_time() * 1000.0);
+}
+
+static void
+side_cb(void *arg, const uint8_t to[KEY_LEN], const struct punch_side *side)
+{
+	struct cluster *c = arg;
+	struct cluster_side cs;
+	char line[CLUSTERPAIR_MAX];
+
+	memset(&cs, 0, sizeof(cs));
+	memcpy(cs.instance, c->id, sizeof(cs.instance));
+	cs.sent_ms = wall_ms();
+	memcpy(cs.to, to, KEY_LEN);
+	cs.side = *side;
+	if (cluster_side_encode(&cs, line, sizeof(line)) > 0)
+		notify_line(c, line);
+}
+
+static void
+punch_cb(void *arg, const uint8_t to[KEY_LEN], const struct msg_punch *p)
+{
+	struct cluster *c = arg;
+	struct cluster_punch cp;
+	char line[CLUSTERPAIR_MAX];
+
+	memset(&cp, 0, sizeof(cp));
+	memcpy(cp.instance, c->id, sizeof(cp.instance));
+	memcpy(cp.to, to, KEY_LEN);
+	cp.punch = *p;
+	if (cluster_punch_encode(&cp, line, sizeof(line)) > 0)
+		notify_line(c, line);
+}
+
+/* The hop between two instances as the side's timestamp tells it, for the plan's start times:
+ * the instances' clocks are assumed NTP-close; a time outside 0..1 s (clocks apart) counts
+ * as CLUSTER_HOP_GUESS_MS. */
+static unsigned
+hop_ms(uint64_t sent_ms)
+{
+	uint64_t now = wall_ms();
+
+	return now >= sent_ms && now - sent_ms <= 1000 ? (unsigned)(now - sent_ms) :
+	    CLUSTER_HOP_GUESS_MS;
+}
+
+static void
+apply_pair(struct cluster *c, const char *payload)
+{
+	struct cluster_side cs;
+	struct cluster_punch cp;
+
+	if (payload[0] == CLUSTER_SIDE && cluster_side_decode(payload, &cs) == 0) {
+		if (strcmp(cs.instance, c->id) != 0)
+			medsrv_peer_side(c->med, cs.to, &cs.side, hop_ms(cs.sent_ms));
+	} else if (payload[0] == CLUSTER_PUNCH && cluster_punch_decode(payload, &cp) == 0) {
+		if (strcmp(cp.instance, c->id) != 0)
+			medsrv_peer_punch(c->med, cp.to, &cp.punch);
+	} else {
+		log_warnx("event=cluster_event_bad kind=%c length=%zu", payload[0],
+		    strlen(payload));
+	}
+}
+
 /* ---- events in ---- */
 
 static void
@@ -234,6 +315,10 @@ apply(struct cluster *c, const char *payload)
 {
 	struct cluster_event e;
 
+	if (payload[0] == CLUSTER_SIDE || payload[0] == CLUSTER_PUNCH) {
+		apply_pair(c, payload);
+		return;
+	}
 	if (cluster_event_decode(payload, &e) != 0) {
 		log_warnx("event=cluster_event_bad length=%zu", strlen(payload));
 		return;
@@ -416,7 +501,7 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 	ev_timer_start(loop, &c->beat_w);
 	remotes_reload(c, 0);
 	medsrv_set_peers(med, &(struct medsrv_peers){ .event = event_cb, .remote = remote_cb,
-	    .arg = c });
+	    .side = side_cb, .punch = punch_cb, .arg = c });
 	log_info("event=cluster_joined instance=%s remote_nodes=%u", c->id,
 	    HASH_COUNT(c->remotes));
 	return c;

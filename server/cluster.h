@@ -11,6 +11,8 @@
  * - each instance LISTENs on a second connection whose socket an ev_io watches, re-reads the
  *   presence row of a node an event names, and replays the event to its own sessions
  *   (medsrv_peer_event);
+ * - a pair split over two instances (4.8): its nodes' punch sides and the halves of its plan,
+ *   NOTIFY 'S ...' and 'P ...' (clusterev.h), the lower key's instance planning;
  * - liveness: table instances(id, heartbeat), beaten every CLUSTER_BEAT_S; rows of an instance
  *   silent for CLUSTER_DEAD_S (killed) are deleted by the others, with their events.
  * Owns: the LISTEN connection, its watcher and timer, the cache of remote presence.
@@ -26,7 +28,7 @@ struct cluster;
 struct medsrv;
 struct store;
 
-enum { CLUSTER_BEAT_S = 2, CLUSTER_DEAD_S = 10 };
+enum { CLUSTER_BEAT_S = 2, CLUSTER_DEAD_S = 10, CLUSTER_HOP_GUESS_MS = 50 };
 
 /* url: the store's (a second connection to the same database for LISTEN). Hooks the mediator
  * (medsrv_set_peers). NULL with a reason in err. */

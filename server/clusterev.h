@@ -1,8 +1,12 @@
 /*
- * clusterev: the payload of the NOTIFY events between mediator instances (docs/PROTOCOL.md
- * 4.7), one line of text: "KIND INSTANCE VAL KEY NETWORK" with KIND one of the MEDPEER_*
+ * clusterev: the payloads of the NOTIFYs between mediator instances (docs/PROTOCOL.md 4.7),
+ * one line of text each. Events: "KIND INSTANCE VAL KEY NETWORK" with KIND one of the MEDPEER_*
  * letters, INSTANCE 16 lowercase hex digits, VAL 0..255 in decimal, KEY 64 lowercase hex digits
- * or "-", NETWORK "=" and the name, or "-". Pure: no database, no mediator.
+ * or "-", NETWORK "=" and the name, or "-". For a pair split over two instances (4.8):
+ * "S INSTANCE SENT_MS TO SIDE", one node's punch side for the instance holding node TO, and
+ * "P INSTANCE TO PUNCH", the MSG_PUNCH that instance forwards to TO; SENT_MS is the sender's
+ * wall clock in decimal milliseconds, SIDE and PUNCH lowercase hex of binary forms.
+ * Pure: no database, no mediator.
  */
 #ifndef SHOAL_SERVER_CLUSTEREV_H
 #define SHOAL_SERVER_CLUSTEREV_H
@@ -11,6 +15,7 @@
 #include <stdint.h>
 
 #include "base/proto.h"
+#include "server/punchplan.h"
 
 enum { CLUSTER_ID_LEN = 16, CLUSTEREV_MAX = 1 + 1 + CLUSTER_ID_LEN + 1 + 3 + 1 + 2 * KEY_LEN + 1 +
     1 + NAME_MAX_LEN + 1 };
@@ -29,5 +34,28 @@ struct cluster_event {
 int cluster_event_encode(const struct cluster_event *e, char *out, size_t cap);
 /* Parses a line; 0, or -1 on anything but the exact form above. */
 int cluster_event_decode(const char *in, struct cluster_event *e);
+
+/* The first byte of the pair payloads: any other line is an event. */
+enum { CLUSTER_SIDE = 'S', CLUSTER_PUNCH = 'P', CLUSTERPAIR_MAX = 2048 };
+
+struct cluster_side {                    /* "S ...": a punch side sent to TO's instance */
+	char instance[CLUSTER_ID_LEN + 1];
+	uint64_t sent_ms;               /* the sender's wall clock, for the hop's delay */
+	uint8_t to[KEY_LEN];
+	struct punch_side side;         /* its key is the sending node's */
+};
+
+struct cluster_punch {                   /* "P ...": TO's half of a plan made elsewhere */
+	char instance[CLUSTER_ID_LEN + 1];
+	uint8_t to[KEY_LEN];
+	struct msg_punch punch;
+};
+
+/* The line into out (cap >= CLUSTERPAIR_MAX): its length, or -1 when invalid. */
+int cluster_side_encode(const struct cluster_side *s, char *out, size_t cap);
+int cluster_punch_encode(const struct cluster_punch *p, char *out, size_t cap);
+/* 0, or -1 on anything but the exact form (the binary parts as strictly as their codecs). */
+int cluster_side_decode(const char *in, struct cluster_side *s);
+int cluster_punch_decode(const char *in, struct cluster_punch *p);
 
 #endif

@@ -43,6 +43,7 @@
 #include "server/natprobe.h"
 #include "server/punch.h"
 #include "server/punchplan.h"
+#include "server/remoteside.h"
 #include "server/pwjob.h"
 #include "server/relaygrant.h"
 #include "server/relaypool.h"
@@ -100,6 +101,7 @@ struct medsrv {                          /* owned by the server context (or a te
 	double renewed_at;              /* last relaygrant_renew */
 	struct medsrv_stats stats;
 	struct medsrv_peers peers;      /* the other instances (cluster.c); zero: none */
+	struct remoteside *rsides;      /* their nodes' punch sides (with peers.side only) */
 };
 
 enum {
@@ -574,6 +576,7 @@ medsrv_free(struct medsrv *m)
 	}
 	joinlimit_free(m->rl);
 	punch_free(m->punch);
+	remoteside_free(m->rsides);
 	chat_free(m->chat);
 	free(m);
 }
@@ -719,9 +722,35 @@ seq_addr(const struct punch_side *me, const struct punch_side *peer)
 
 static void punch_arm(struct medsrv *m);
 
+/* key's punch side: its session's here, or the one its instance last sent (remoteside.c,
+ * its delay grown by the hop between the instances). 0 when neither is known. */
+static int
+side_of_key(struct medsrv *m, const uint8_t key[KEY_LEN], struct punch_side *out)
+{
+	struct msess *s = find_session(m, key);
+
+	if (s != NULL) {
+		punch_side_of(s, out);
+		return 1;
+	}
+	return m->rsides != NULL && remoteside_get(m->rsides, key, out);
+}
+
+/* One half of a plan to its node: over its session here, or through the instance holding it
+ * (PROTOCOL.md 4.8). */
 static void
-punch_send(struct medsrv *m, struct msess *a, struct msess *b, const struct punch_side *sa,
-    const struct punch_side *sb)
+punch_deliver(struct medsrv *m, const uint8_t key[KEY_LEN], struct msg *msg)
+{
+	struct msess *s = find_session(m, key);
+
+	if (s != NULL)
+		send_msg(m, s, msg);
+	else if (m->peers.punch != NULL)
+		m->peers.punch(m->peers.arg, key, &msg->u.punch);
+}
+
+static void
+punch_send(struct medsrv *m, const struct punch_side *sa, const struct punch_side *sb)
 {
 	struct msg ma, mb;
 	char ida[KEY_SHORT_LEN], idb[KEY_SHORT_LEN];
@@ -730,11 +759,11 @@ punch_send(struct medsrv *m, struct msess *a, struct msess *b, const struct punc
 	memset(&mb, 0, sizeof(mb));
 	ma.type = mb.type = MSG_PUNCH;
 	punchplan(sa, sb, &ma.u.punch, &mb.u.punch);
-	send_msg(m, a, &ma);
-	send_msg(m, b, &mb);
+	punch_deliver(m, sa->key, &ma);
+	punch_deliver(m, sb->key, &mb);
 	m->stats.punch_plans++;
-	key_short(a->key, ida);
-	key_short(b->key, idb);
+	key_short(sa->key, ida);
+	key_short(sb->key, idb);
 	log_info("event=punch_planned a=%s b=%s strategy=%s a_nat=%s/%s b_nat=%s/%s targets_a=%u "
 	    "targets_b=%u start_a_ms=%u start_b_ms=%u", ida, idb,
 	    punch_strategy_name(ma.u.punch.strategy), nat_mapping_name(ma.u.punch.my_mapping),
@@ -744,7 +773,7 @@ punch_send(struct medsrv *m, struct msess *a, struct msess *b, const struct punc
 	/* A birthday attempt may miss and nobody tells us: try again later, a bounded number
 	 * of times (punch.c). Without a timer nothing would take the retry out again. */
 	if (ma.u.punch.strategy == PUNCH_BIRTHDAY && m->io.punch_timer != NULL &&
-	    punch_retry_later(m->punch, a->key, b->key, m->io.now(m->io.arg)))
+	    punch_retry_later(m->punch, sa->key, sb->key, m->io.now(m->io.arg)))
 		punch_arm(m);
 }
 
@@ -764,26 +793,23 @@ punch_arm(struct medsrv *m)
  * opens (planned < 10 s ago). Returns what punch.c said, or -1 when a side has no NAT_INFO
  * (nothing to plan on yet: its NAT_INFO will plan the pair). */
 static int
-punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
+punch_sides(struct medsrv *m, const struct punch_side *sa, const struct punch_side *sb)
 {
-	struct punch_side sa, sb;
 	uint32_t qa = 0, qb = 0;
 	char ida[KEY_SHORT_LEN], idb[KEY_SHORT_LEN];
 	enum punch_admit rc;
 
-	punch_side_of(a, &sa);
-	punch_side_of(b, &sb);
-	if (!sa.has_info || !sb.has_info)
+	if (!sa->has_info || !sb->has_info)
 		return -1;
 	/* Without a timer nothing would ever take a queued plan out again. */
 	if (m->io.punch_timer != NULL) {
-		qa = seq_addr(&sa, &sb);
-		qb = seq_addr(&sb, &sa);
+		qa = seq_addr(sa, sb);
+		qb = seq_addr(sb, sa);
 	}
-	rc = punch_admit(m->punch, a->key, b->key, qa, qb, m->io.now(m->io.arg));
+	rc = punch_admit(m->punch, sa->key, sb->key, qa, qb, m->io.now(m->io.arg));
 	switch (rc) {
 	case PUNCH_GO:
-		punch_send(m, a, b, &sa, &sb);
+		punch_send(m, sa, sb);
 		break;
 	case PUNCH_QUEUED:
 		punch_arm(m);
@@ -799,13 +825,48 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 		    m->io.now(m->io.arg) - m->punch_full_logged_at < 10)
 			break;
 		m->punch_full_logged_at = m->io.now(m->io.arg);
-		key_short(a->key, ida);
-		key_short(b->key, idb);
+		key_short(sa->key, ida);
+		key_short(sb->key, idb);
 		log_warnx("event=punch_dropped a=%s b=%s reason=table_full dropped_total=%llu", ida,
 		    idb, (unsigned long long)m->stats.punch_dropped);
 		break;
 	}
 	return (int)rc;
+}
+
+static int
+punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
+{
+	struct punch_side sa, sb;
+
+	punch_side_of(a, &sa);
+	punch_side_of(b, &sb);
+	return punch_sides(m, &sa, &sb);
+}
+
+/*
+ * s and peer may talk, and peer is connected to another instance (PROTOCOL.md 4.8): the
+ * instance holding the lower key plans the pair, so it is admitted and paced once, and the
+ * other sends it its node's side. A side sent to the higher key's instance asks for its own
+ * (medsrv_peer_side), so either instance may start it. 0, or -1 when s has no NAT_INFO yet
+ * (its NAT_INFO will start it) or there are no other instances.
+ */
+static int
+punch_remote(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN])
+{
+	struct punch_side side;
+	char id[KEY_SHORT_LEN], pid[KEY_SHORT_LEN];
+
+	if (m->peers.side == NULL || m->rsides == NULL)
+		return -1;
+	punch_side_of(s, &side);
+	if (!side.has_info)
+		return -1;
+	m->peers.side(m->peers.arg, peer, &side);
+	key_short(s->key, id);
+	key_short(peer, pid);
+	log_debug("event=punch_side_sent node=%s peer=%s", id, pid);
+	return 0;
 }
 
 static void relay_introduce(struct medsrv *m, struct msess *a, struct msess *b);
@@ -822,9 +883,13 @@ punch_member_cb(void *arg, const struct store_member *r)
 	struct punch_walk *w = arg;
 	struct msess *t;
 
-	if (r->pending || !r->online || memcmp(r->key, w->s->key, KEY_LEN) == 0 ||
-	    (t = find_session(w->m, r->key)) == NULL)
+	if (r->pending || !r->online || memcmp(r->key, w->s->key, KEY_LEN) == 0)
 		return 0;
+	if ((t = find_session(w->m, r->key)) == NULL) {
+		if (peer_remote(w->m, r->key, NULL, NULL))
+			(void)punch_remote(w->m, w->s, r->key);
+		return 0;
+	}
 	/* The relay first: the pair's first packet never waits for punching (PROTOCOL.md 8.4). */
 	relay_introduce(w->m, w->s, t);
 	(void)punch_pair(w->m, w->s, t);
@@ -868,13 +933,14 @@ can_talk_cb(void *arg, const struct store_network *n, const struct store_member 
 	return store_member_get(w->m->st, n->id, w->peer, &r) == 0 && !r.pending && r.online;
 }
 
-/* A queued plan's turn came: is the pair still one that may talk? */
+/* A queued plan's turn came, or another instance sent a side: is the pair one that may
+ * talk? */
 static int
-pair_can_talk(struct medsrv *m, struct msess *a, struct msess *b)
+pair_can_talk(struct medsrv *m, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN])
 {
-	struct punch_walk w = { .m = m, .s = a, .peer = b->key };
+	struct punch_walk w = { .m = m, .peer = b };
 
-	return store_node_networks_each(m->st, a->key, can_talk_cb, &w) == 1;
+	return store_node_networks_each(m->st, a, can_talk_cb, &w) == 1;
 }
 
 void
@@ -882,27 +948,24 @@ medsrv_punch_timer(struct medsrv *m)
 {
 	uint8_t ka[KEY_LEN], kb[KEY_LEN];
 	struct punch_side sa, sb;
-	struct msess *a, *b;
 
 	/* Deferred triggers whose window opened: admitted again, so they plan now or queue
 	 * behind a sequential address like any trigger. Each call takes one pair off the
 	 * deferred list, and a pair just planned cannot be deferred again in this loop (its
 	 * window restarts at now): the loop ends. */
 	while (punch_next_deferred(m->punch, m->io.now(m->io.arg), ka, kb)) {
-		if ((a = find_session(m, ka)) == NULL || (b = find_session(m, kb)) == NULL ||
-		    !pair_can_talk(m, a, b))
+		if (!side_of_key(m, ka, &sa) || !side_of_key(m, kb, &sb) ||
+		    !pair_can_talk(m, ka, kb))
 			continue;
-		(void)punch_pair(m, a, b);
+		(void)punch_sides(m, &sa, &sb);
 	}
 	/* Each punch_next takes one entry off a bounded queue: the loop ends. */
 	while (punch_next(m->punch, m->io.now(m->io.arg), ka, kb)) {
-		if ((a = find_session(m, ka)) == NULL || (b = find_session(m, kb)) == NULL ||
-		    !pair_can_talk(m, a, b))
+		if (!side_of_key(m, ka, &sa) || !side_of_key(m, kb, &sb) ||
+		    !pair_can_talk(m, ka, kb))
 			continue;
-		punch_side_of(a, &sa);
-		punch_side_of(b, &sb);
 		if (sa.has_info && sb.has_info)
-			punch_send(m, a, b, &sa, &sb);
+			punch_send(m, &sa, &sb);
 	}
 	punch_arm(m);
 }
@@ -933,10 +996,14 @@ handle_punch_request(struct medsrv *m, struct msess *s, const struct msg_punch_r
 		log_debug("event=punch_request node=%s peer=%s result=rate_limited", id, pid);
 		return;
 	}
-	if ((t = find_session(m, r->peer)) == NULL || !pair_can_talk(m, s, t))
+	if (!pair_can_talk(m, s->key, r->peer))
 		rc = -2;
-	else
+	else if ((t = find_session(m, r->peer)) != NULL)
 		rc = punch_pair(m, s, t);
+	else if (peer_remote(m, r->peer, NULL, NULL))
+		rc = punch_remote(m, s, r->peer) == 0 ? -3 : -1;
+	else
+		rc = -2;
 	switch (rc) {
 	case PUNCH_GO:
 		result = "planned";
@@ -952,6 +1019,9 @@ handle_punch_request(struct medsrv *m, struct msess *s, const struct msg_punch_r
 		break;
 	case -1:
 		result = "not_classified";
+		break;
+	case -3:
+		result = "sent_to_instance";    /* the peer's instance may plan it (4.8) */
 		break;
 	default:
 		result = "peer_unreachable";    /* offline, or no shared network */
@@ -1923,7 +1993,7 @@ relay_ok_cb(void *arg, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN])
 	struct medsrv *m = arg;
 	struct msess *sa = find_session(m, a), *sb = find_session(m, b);
 
-	return sa != NULL && sb != NULL && pair_can_talk(m, sa, sb);
+	return sa != NULL && sb != NULL && pair_can_talk(m, a, b);
 }
 
 /* key's membership changed: its pairs that may no longer talk are revoked. */
@@ -2241,6 +2311,8 @@ void
 medsrv_set_peers(struct medsrv *m, const struct medsrv_peers *p)
 {
 	m->peers = *p;
+	if (p->side != NULL && m->rsides == NULL)
+		m->rsides = remoteside_new();   /* NULL: split pairs are just not planned */
 }
 
 void
@@ -2266,6 +2338,52 @@ medsrv_session_endpoints(struct medsrv *m, const uint8_t key[KEY_LEN],
 	return 1;
 }
 
+/*
+ * Another instance sent the side of its node for our node `to` (PROTOCOL.md 4.8): kept for
+ * plans that wait (remoteside.c); the lower key's instance plans the pair now, the higher's
+ * answers with its own node's side. Only for a pair that may talk: the payload comes from
+ * any session of the database, and a plan makes our node send to the endpoints in it.
+ */
+void
+medsrv_peer_side(struct medsrv *m, const uint8_t to[KEY_LEN], const struct punch_side *side,
+    unsigned hop_ms)
+{
+	struct punch_side mine, theirs;
+	struct msess *t = find_session(m, to);
+	char id[KEY_SHORT_LEN], pid[KEY_SHORT_LEN];
+
+	key_short(to, id);
+	key_short(side->key, pid);
+	log_debug("event=punch_side_received node=%s peer=%s here=%d hop_ms=%u", id, pid,
+	    t != NULL, hop_ms);
+	if (t == NULL || !t->registered || m->rsides == NULL ||
+	    memcmp(side->key, to, KEY_LEN) == 0 || !pair_can_talk(m, to, side->key) ||
+	    remoteside_put(m->rsides, side, hop_ms, m->io.now(m->io.arg)) != 0)
+		return;
+	if (memcmp(to, side->key, KEY_LEN) > 0) {
+		(void)punch_remote(m, t, side->key);
+		return;
+	}
+	punch_side_of(t, &mine);
+	if (remoteside_get(m->rsides, side->key, &theirs))
+		(void)punch_sides(m, &mine, &theirs);
+}
+
+/* Our node's half of a plan another instance made (PROTOCOL.md 4.8). */
+void
+medsrv_peer_punch(struct medsrv *m, const uint8_t to[KEY_LEN], const struct msg_punch *p)
+{
+	struct msess *t = find_session(m, to);
+	struct msg msg;
+
+	if (t == NULL || !t->registered || !pair_can_talk(m, to, p->peer))
+		return;
+	memset(&msg, 0, sizeof(msg));
+	msg.type = MSG_PUNCH;
+	msg.u.punch = *p;
+	send_msg(m, t, &msg);
+}
+
 void
 medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_t *key,
     uint8_t val)
@@ -2280,6 +2398,8 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 		 * connection with the same key is on one instance (handle_hello). */
 		if ((s = find_session(m, key)) != NULL && peer_remote(m, key, NULL, NULL))
 			session_kick(m, s, "replaced_elsewhere");
+		if (m->rsides != NULL && !peer_remote(m, key, NULL, NULL))
+			remoteside_forget(m->rsides, key);      /* offline, or here now */
 		node_push(m, key, NULL, NULL);
 		return;
 	case MEDPEER_CHAT:

@@ -19,6 +19,7 @@
 
 #include "mproto/msg.h"
 #include "server/natprobe.h"
+#include "server/punchplan.h"
 #include "server/pwjob.h"
 #include "server/store.h"
 
@@ -160,12 +161,21 @@ struct medsrv_peers {
 	void (*event)(void *arg, char kind, const char *network, const uint8_t *key, uint8_t val);
 	/* 1 with key's endpoints when another instance holds its session, else 0 */
 	int (*remote)(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *n);
+	/* A pair split over two instances (PROTOCOL.md 4.8), both may be NULL: side->key's
+	 * punch side, to the instance holding `to`; `to`'s half of a plan made here, likewise. */
+	void (*side)(void *arg, const uint8_t to[KEY_LEN], const struct punch_side *side);
+	void (*punch)(void *arg, const uint8_t to[KEY_LEN], const struct msg_punch *p);
 	void *arg;
 };
 
 void medsrv_set_peers(struct medsrv *m, const struct medsrv_peers *p);
 void medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_t *key,
     uint8_t val);
+/* What another instance sent for a split pair (PROTOCOL.md 4.8): a remote node's side for
+ * our node `to`, which arrived after hop_ms; our node's half of a plan made there. */
+void medsrv_peer_side(struct medsrv *m, const uint8_t to[KEY_LEN], const struct punch_side *side,
+    unsigned hop_ms);
+void medsrv_peer_punch(struct medsrv *m, const uint8_t to[KEY_LEN], const struct msg_punch *p);
 /* cb for the key of every session connected here (cluster.c writes them all again after the
  * other instances took this one for dead). cb must not open or close sessions. */
 void medsrv_sessions_each(struct medsrv *m, void (*cb)(void *arg, const uint8_t key[KEY_LEN]),

@@ -800,20 +800,22 @@ class Lab:
         p.kill()
         p.wait(timeout=5)
 
-    def start_server(self, two_addresses=True, extra=()):
-        """shoal-server in the internet on MED_A:7777 and (when the build has multi-listen)
-        MED_B:7777. Sets self.multi_listen. extra: more options (e.g. --relay-allow KEY)."""
-        state = os.path.join(self.dir, "server")
+    def start_server(self, two_addresses=True, extra=(), port=MED_PORT, name="server"):
+        """shoal-server in the internet on MED_A:port and (when the build has multi-listen)
+        MED_B:port (UDP on port..port+3 too). Sets self.multi_listen and self.server (the
+        daemons' default). extra: more options (e.g. --relay-allow KEY). name: its state
+        directory and log, for a second instance."""
+        state = os.path.join(self.dir, name)
         os.makedirs(state, exist_ok=True)
         url_file = os.path.join(state, "url")
-        log = os.path.join(self.dir, "server.log")
+        log = os.path.join(self.dir, name + ".log")
         attempts = [[MED_A, MED_B], [MED_A]] if two_addresses else [[MED_A]]
         for addrs in attempts:
             if os.path.exists(url_file):
                 os.unlink(url_file)
             argv = [harness.binary("shoal-server")]
             for a in addrs:
-                argv += ["--listen", f"{a}:{MED_PORT}"]
+                argv += ["--listen", f"{a}:{port}"]
             argv += ["--state", state, "--pwhash-fast", "-v"] + [str(x) for x in extra]
             p = self.spawn(self.inet, argv, log)
             deadline = time.monotonic() + 10
@@ -821,19 +823,19 @@ class Lab:
                     os.path.exists(url_file) and open(url_file).read().strip()):
                 time.sleep(0.05)
             if p.poll() is None and os.path.exists(url_file):
-                if all(self._tcp_ok(a, MED_PORT) for a in addrs):
+                if all(self._tcp_ok(a, port) for a in addrs):
                     break
             self._stop(p)
         else:
             raise RuntimeError(f"shoal-server did not start (see {log})")
         url = open(url_file).read().strip()
         self.multi_listen = len(addrs) == 2
-        self.server = harness.Server(p, url, MED_PORT, state)
+        self.server = harness.Server(p, url, port, state)
         return self.server
 
-    def start_daemon(self, host, nick, socks="off", wait_connected=True, extra=()):
+    def start_daemon(self, host, nick, socks="off", wait_connected=True, extra=(), server=None):
         """shoald on `host` (a Host), as harness.Daemon. socks: "off" or a port on the host's
-        own 127.0.0.1."""
+        own 127.0.0.1. server: the harness.Server to use (default: the last one started)."""
         name = nick
         state = os.path.join(self.dir, name)
         os.makedirs(state, exist_ok=True)
@@ -841,7 +843,7 @@ class Lab:
         sock_arg = "off" if socks == "off" else f"127.0.0.1:{socks}"
         # Port mapping is on (the harness turns it off for tests outside the lab).
         argv = ["env", "SHOAL_PORTMAP=on",
-                harness.binary("shoald"), "--server", self.server.url, "--state", state,
+                harness.binary("shoald"), "--server", (server or self.server).url, "--state", state,
                 "--control", ctl, "--socks", sock_arg, "--nick", nick, "-v"] + list(extra)
         p = self.spawn(host.ns, argv, os.path.join(state, "shoald.log"))
         d = harness.Daemon(self, name, p, ctl, None if socks == "off" else socks, state)

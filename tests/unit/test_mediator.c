@@ -702,8 +702,9 @@ test_restart(void)
 #define SB 0xc6336402u                   /* server address B: listen 1 */
 #define NPUB 0xcb007107u                 /* the node's NAT */
 
-static void
-nat_env_init(struct env *e)
+/* A mediator on e's store with the NAT sockets (a second one: another instance). */
+static struct medsrv *
+nat_medsrv(struct env *e)
 {
 	static const struct natsock socks[6] = {
 		{ SA, 7000, 0, 0 }, { SA, 7001, 0, 1 }, { SA, 7002, 0, 2 },
@@ -716,12 +717,18 @@ nat_env_init(struct env *e)
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer,
 	    io_punch_timer, NULL, NULL };
 
+	memcpy(cfg.nat_socks, socks, sizeof(socks));
+	io.arg = e;
+	return medsrv_new(e->st, &cfg, &io);
+}
+
+static void
+nat_env_init(struct env *e)
+{
 	env_init(e);
 	e->punch_at = -1;
 	medsrv_free(e->m);
-	memcpy(cfg.nat_socks, socks, sizeof(socks));
-	io.arg = e;
-	e->m = medsrv_new(e->st, &cfg, &io);
+	e->m = nat_medsrv(e);
 }
 
 /* connect_node, with the TCP connection's local endpoint told first. */
@@ -1845,6 +1852,35 @@ peers_remote(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_
 	return medsrv_session_endpoints(pair[1], key, eps, n);
 }
 
+enum { TEST_HOP_MS = 20 };              /* the hop between the instances, as cluster.c tells */
+
+static void
+peers_side(void *arg, const uint8_t to[KEY_LEN], const struct punch_side *side)
+{
+	struct medsrv **pair = arg;
+
+	medsrv_peer_side(pair[1], to, side, TEST_HOP_MS);
+}
+
+static void
+peers_punch(void *arg, const uint8_t to[KEY_LEN], const struct msg_punch *p)
+{
+	struct medsrv **pair = arg;
+
+	medsrv_peer_punch(pair[1], to, p);
+}
+
+static void
+peers_wire(struct medsrv *a, struct medsrv *b)
+{
+	peer_of[0][0] = a, peer_of[0][1] = b;
+	peer_of[1][0] = b, peer_of[1][1] = a;
+	medsrv_set_peers(a, &(struct medsrv_peers){ peers_event, peers_remote, peers_side,
+	    peers_punch, peer_of[0] });
+	medsrv_set_peers(b, &(struct medsrv_peers){ peers_event, peers_remote, peers_side,
+	    peers_punch, peer_of[1] });
+}
+
 static void
 test_instances(void)
 {
@@ -1864,10 +1900,7 @@ test_instances(void)
 	CHECK(b != NULL);
 	if (b == NULL)
 		return;
-	peer_of[0][0] = a, peer_of[0][1] = b;
-	peer_of[1][0] = b, peer_of[1][1] = a;
-	medsrv_set_peers(a, &(struct medsrv_peers){ peers_event, peers_remote, peer_of[0] });
-	medsrv_set_peers(b, &(struct medsrv_peers){ peers_event, peers_remote, peer_of[1] });
+	peers_wire(a, b);
 
 	/* owner (0) and carol (2) on a, bob (1) on b */
 	connect_node(&e, 0, "owner");
@@ -1943,6 +1976,87 @@ test_instances(void)
 	env_done(&e);
 }
 
+/*
+ * A pair split over two instances (PROTOCOL.md 4.8): node 0 (easy NAT) on a, node 1
+ * (sequential) on b. The lower key's instance (a: 0x10.. < 0x11..) plans from both sides,
+ * once; each node gets its half for one common instant, the remote one later by the hop.
+ */
+static void
+test_instances_punch(void)
+{
+	struct endpoint local = { .addr = SA, .port = 7000 }, from;
+	static struct env e;
+	const struct msg_punch *p;
+	struct punch_side stranger;
+	uint8_t token1[UDP_TOKEN_LEN];
+	struct medsrv *a, *b;
+	double t_plan;
+
+	nat_env_init(&e);
+	a = e.m;
+	b = nat_medsrv(&e);
+	CHECK(b != NULL);
+	if (b == NULL)
+		return;
+	peers_wire(a, b);
+	nat_connect(&e, 0, &local);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 0, P0, 40000, 0, 3, 0.010);        /* eim, preserved, eif */
+	e.m = b;
+	nat_connect(&e, 1, &local);
+	memcpy(token1, last_of(&e.f[1], MSG_WELCOME)->u.welcome.udp_token, UDP_TOKEN_LEN);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 0);      /* node 1 has no NAT_INFO yet */
+	classify(&e, 1, P1, 50000, 1, 0, 0.030);        /* apdm, sequential step 1, apdf */
+
+	/* b sent node 1's side to a, which planned: one plan in all, on a */
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 1);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 1);
+	CHECK_EQ(medsrv_stats(a)->punch_plans, 1);
+	CHECK_EQ(medsrv_stats(b)->punch_plans, 0);
+	p = punch_about(&e, 0, 1);
+	CHECK(p != NULL && p->strategy == PUNCH_PREDICT && p->n_targets == 15 &&
+	    p->targets[0].addr == P1 && p->targets[0].port == 50006);
+	/* node 1's half goes one hop further: node 0 waits for it */
+	CHECK(p != NULL && p->start_ms == 100 + 30 + TEST_HOP_MS - 10);
+	p = punch_about(&e, 1, 0);
+	CHECK(p != NULL && p->strategy == PUNCH_PREDICT && p->n_targets == 1 &&
+	    p->targets[0].addr == P0 && p->targets[0].port == 40000 && p->start_ms == 100);
+
+	/* A new port of node 1 inside the pair's 10 s: deferred on a; when the window opens a
+	 * plans from the side b sent last (the new highest port), without asking again. */
+	t_plan = e.now;
+	e.now += 3.0;
+	memset(&from, 0, sizeof(from));
+	from.addr = P1;
+	from.port = 50010;
+	CHECK_EQ(medsrv_probe(b, token1, &from), 0);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 1);
+	CHECK_EQ(medsrv_stats(a)->punch_deferred, 1);
+	e.now = t_plan + 10.0;
+	medsrv_punch_timer(a);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 2);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 2);
+	p = punch_about(&e, 0, 1);
+	CHECK(p != NULL && p->targets[0].port == 50011);
+
+	/* A side from the database for a node that shares no network with ours plans nothing:
+	 * a plan makes our node send to the endpoints in it. */
+	memset(&stranger, 0, sizeof(stranger));
+	memset(stranger.key, 0x15, KEY_LEN);
+	stranger.has_info = 1;
+	stranger.observed.addr = P0;
+	stranger.observed.port = 1234;
+	medsrv_peer_side(b, e.f[1].key, &stranger, 0);
+	medsrv_peer_side(a, e.f[0].key, &stranger, 0);
+	CHECK_EQ(count_type(&e.f[0], MSG_PUNCH), 2);
+	CHECK_EQ(count_type(&e.f[1], MSG_PUNCH), 2);
+
+	e.m = a;
+	medsrv_free(b);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -1968,5 +2082,6 @@ main(void)
 	RUN(test_punch_birthday);
 	RUN(test_relays);
 	RUN(test_instances);
+	RUN(test_instances_punch);
 	return unit_finish();
 }

@@ -263,19 +263,23 @@ side_cb(void *arg, const uint8_t to[KEY_LEN], const struct punch_side *side)
 		notify_line(c, line);
 }
 
+/* A relay grant carries the pair's side secret: it crosses PostgreSQL, which holds every
+ * network's secrets already, and is seen only by sessions that LISTEN on the database. */
 static void
-punch_cb(void *arg, const uint8_t to[KEY_LEN], const struct msg_punch *p)
+forward_cb(void *arg, const uint8_t to[KEY_LEN], const struct msg *m)
 {
 	struct cluster *c = arg;
-	struct cluster_punch cp;
+	struct cluster_fwd f;
 	char line[CLUSTERPAIR_MAX];
 
-	memset(&cp, 0, sizeof(cp));
-	memcpy(cp.instance, c->id, sizeof(cp.instance));
-	memcpy(cp.to, to, KEY_LEN);
-	cp.punch = *p;
-	if (cluster_punch_encode(&cp, line, sizeof(line)) > 0)
+	memset(&f, 0, sizeof(f));
+	memcpy(f.instance, c->id, sizeof(f.instance));
+	memcpy(f.to, to, KEY_LEN);
+	f.msg = *m;
+	if (cluster_fwd_encode(&f, line, sizeof(line)) > 0)
 		notify_line(c, line);
+	sodium_memzero(&f, sizeof(f));
+	sodium_memzero(line, sizeof(line));
 }
 
 /* The hop between two instances as the side's timestamp tells it, for the plan's start times:
@@ -294,14 +298,15 @@ static void
 apply_pair(struct cluster *c, const char *payload)
 {
 	struct cluster_side cs;
-	struct cluster_punch cp;
+	struct cluster_fwd f;
 
 	if (payload[0] == CLUSTER_SIDE && cluster_side_decode(payload, &cs) == 0) {
 		if (strcmp(cs.instance, c->id) != 0)
 			medsrv_peer_side(c->med, cs.to, &cs.side, hop_ms(cs.sent_ms));
-	} else if (payload[0] == CLUSTER_PUNCH && cluster_punch_decode(payload, &cp) == 0) {
-		if (strcmp(cp.instance, c->id) != 0)
-			medsrv_peer_punch(c->med, cp.to, &cp.punch);
+	} else if (payload[0] == CLUSTER_FWD && cluster_fwd_decode(payload, &f) == 0) {
+		if (strcmp(f.instance, c->id) != 0)
+			medsrv_peer_forward(c->med, f.to, &f.msg);
+		sodium_memzero(&f, sizeof(f));
 	} else {
 		log_warnx("event=cluster_event_bad kind=%c length=%zu", payload[0],
 		    strlen(payload));
@@ -315,7 +320,7 @@ apply(struct cluster *c, const char *payload)
 {
 	struct cluster_event e;
 
-	if (payload[0] == CLUSTER_SIDE || payload[0] == CLUSTER_PUNCH) {
+	if (payload[0] == CLUSTER_SIDE || payload[0] == CLUSTER_FWD) {
 		apply_pair(c, payload);
 		return;
 	}
@@ -501,7 +506,7 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 	ev_timer_start(loop, &c->beat_w);
 	remotes_reload(c, 0);
 	medsrv_set_peers(med, &(struct medsrv_peers){ .event = event_cb, .remote = remote_cb,
-	    .side = side_cb, .punch = punch_cb, .arg = c });
+	    .side = side_cb, .forward = forward_cb, .arg = c });
 	log_info("event=cluster_joined instance=%s remote_nodes=%u", c->id,
 	    HASH_COUNT(c->remotes));
 	return c;

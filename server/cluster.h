@@ -12,7 +12,7 @@
  *   presence row of a node an event names, and replays the event to its own sessions
  *   (medsrv_peer_event);
  * - a pair split over two instances (4.8): its nodes' punch sides and the halves of its plan,
- *   NOTIFY 'S ...' and 'P ...' (clusterev.h), the lower key's instance planning;
+ *   NOTIFY 'S ...' and 'F ...' (clusterev.h), the lower key's instance planning and granting;
  * - liveness: table instances(id, heartbeat), beaten every CLUSTER_BEAT_S; rows of an instance
  *   silent for CLUSTER_DEAD_S (killed) are deleted by the others, with their events.
  * Owns: the LISTEN connection, its watcher and timer, the cache of remote presence.

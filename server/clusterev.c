@@ -135,7 +135,7 @@ cluster_event_decode(const char *in, struct cluster_event *e)
 	return 0;
 }
 
-/* ---- the pair payloads: "S ..." and "P ..." ---- */
+/* ---- the pair payloads: "S ..." and "F ..." ---- */
 
 /* "K INSTANCE ": the letter and the sender; the rest of the line, or NULL. */
 static const char *
@@ -283,42 +283,44 @@ cluster_side_decode(const char *in, struct cluster_side *s)
 	return 0;
 }
 
-int
-cluster_punch_encode(const struct cluster_punch *p, char *out, size_t cap)
+/* What an instance may forward to another's node: the halves of plans and relay grants. */
+static int
+fwd_type_ok(uint8_t type)
 {
-	struct msg m = { .type = MSG_PUNCH };
+	return type == MSG_PUNCH || type == MSG_RELAY_GRANT;
+}
+
+int
+cluster_fwd_encode(const struct cluster_fwd *f, char *out, size_t cap)
+{
 	uint8_t bin[CLUSTERPAIR_MAX / 2];
 	char to[2 * KEY_LEN + 1], hex[CLUSTERPAIR_MAX];
 	int n, len;
 
-	m.u.punch = p->punch;
-	if (!instance_ok(p->instance) || (n = msg_encode(&m, bin, sizeof(bin))) <= 0 ||
-	    2 * (size_t)n >= sizeof(hex))
+	if (!instance_ok(f->instance) || !fwd_type_ok(f->msg.type) ||
+	    (n = msg_encode(&f->msg, bin, sizeof(bin))) <= 0 || 2 * (size_t)n >= sizeof(hex))
 		return -1;
-	hex_put(to, p->to, KEY_LEN);
+	hex_put(to, f->to, KEY_LEN);
 	hex_put(hex, bin, (size_t)n);
-	len = snprintf(out, cap, "%c %s %s %s", CLUSTER_PUNCH, p->instance, to, hex);
+	len = snprintf(out, cap, "%c %s %s %s", CLUSTER_FWD, f->instance, to, hex);
 	return len < 0 || (size_t)len >= cap ? -1 : len;
 }
 
 int
-cluster_punch_decode(const char *in, struct cluster_punch *p)
+cluster_fwd_decode(const char *in, struct cluster_fwd *f)
 {
 	uint8_t bin[CLUSTERPAIR_MAX / 2];
 	const char *s;
-	struct msg m;
 	int n;
 
-	memset(p, 0, sizeof(*p));
-	memset(&m, 0, sizeof(m));
-	if ((s = head_get(in, CLUSTER_PUNCH, p->instance)) == NULL)
+	memset(f, 0, sizeof(*f));
+	if ((s = head_get(in, CLUSTER_FWD, f->instance)) == NULL)
 		return -1;
-	if (strlen(s) < 2 * KEY_LEN + 1 || hex_get(s, KEY_LEN, p->to) != 0 || s[2 * KEY_LEN] != ' ')
+	if (strlen(s) < 2 * KEY_LEN + 1 || hex_get(s, KEY_LEN, f->to) != 0 || s[2 * KEY_LEN] != ' ')
 		return -1;
 	s += 2 * KEY_LEN + 1;
-	if ((n = blob_get(s, bin, sizeof(bin))) < 0 || msg_decode(&m, bin, (size_t)n) != 0 ||
-	    m.type != MSG_PUNCH)
+	if ((n = blob_get(s, bin, sizeof(bin))) < 0 || msg_decode(&f->msg, bin, (size_t)n) != 0 ||
+	    !fwd_type_ok(f->msg.type))
 		return -1;
-	p->punch = m.u.punch;
 	return 0;
 }

@@ -4,8 +4,8 @@
  * letters, INSTANCE 16 lowercase hex digits, VAL 0..255 in decimal, KEY 64 lowercase hex digits
  * or "-", NETWORK "=" and the name, or "-". For a pair split over two instances (4.8):
  * "S INSTANCE SENT_MS TO SIDE", one node's punch side for the instance holding node TO, and
- * "P INSTANCE TO PUNCH", the MSG_PUNCH that instance forwards to TO; SENT_MS is the sender's
- * wall clock in decimal milliseconds, SIDE and PUNCH lowercase hex of binary forms.
+ * "F INSTANCE TO MSG", a MSG_PUNCH or MSG_RELAY_GRANT that instance forwards to TO; SENT_MS is
+ * the sender's wall clock in decimal milliseconds, SIDE and MSG lowercase hex of binary forms.
  * Pure: no database, no mediator.
  */
 #ifndef SHOAL_SERVER_CLUSTEREV_H
@@ -36,7 +36,7 @@ int cluster_event_encode(const struct cluster_event *e, char *out, size_t cap);
 int cluster_event_decode(const char *in, struct cluster_event *e);
 
 /* The first byte of the pair payloads: any other line is an event. */
-enum { CLUSTER_SIDE = 'S', CLUSTER_PUNCH = 'P', CLUSTERPAIR_MAX = 2048 };
+enum { CLUSTER_SIDE = 'S', CLUSTER_FWD = 'F', CLUSTERPAIR_MAX = 2048 };
 
 struct cluster_side {                    /* "S ...": a punch side sent to TO's instance */
 	char instance[CLUSTER_ID_LEN + 1];
@@ -45,17 +45,17 @@ struct cluster_side {                    /* "S ...": a punch side sent to TO's i
 	struct punch_side side;         /* its key is the sending node's */
 };
 
-struct cluster_punch {                   /* "P ...": TO's half of a plan made elsewhere */
+struct cluster_fwd {                     /* "F ...": for TO, from a plan or grant made elsewhere */
 	char instance[CLUSTER_ID_LEN + 1];
 	uint8_t to[KEY_LEN];
-	struct msg_punch punch;
+	struct msg msg;                 /* MSG_PUNCH or MSG_RELAY_GRANT only */
 };
 
 /* The line into out (cap >= CLUSTERPAIR_MAX): its length, or -1 when invalid. */
 int cluster_side_encode(const struct cluster_side *s, char *out, size_t cap);
-int cluster_punch_encode(const struct cluster_punch *p, char *out, size_t cap);
+int cluster_fwd_encode(const struct cluster_fwd *f, char *out, size_t cap);
 /* 0, or -1 on anything but the exact form (the binary parts as strictly as their codecs). */
 int cluster_side_decode(const char *in, struct cluster_side *s);
-int cluster_punch_decode(const char *in, struct cluster_punch *p);
+int cluster_fwd_decode(const char *in, struct cluster_fwd *f);
 
 #endif

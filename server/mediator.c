@@ -745,8 +745,8 @@ punch_deliver(struct medsrv *m, const uint8_t key[KEY_LEN], struct msg *msg)
 
 	if (s != NULL)
 		send_msg(m, s, msg);
-	else if (m->peers.punch != NULL)
-		m->peers.punch(m->peers.arg, key, &msg->u.punch);
+	else if (m->peers.forward != NULL)
+		m->peers.forward(m->peers.arg, key, msg);
 }
 
 static void
@@ -870,6 +870,8 @@ punch_remote(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN])
 }
 
 static void relay_introduce(struct medsrv *m, struct msess *a, struct msess *b);
+static void relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
+    const struct punch_side *sb);
 
 struct punch_walk {                      /* on the stack of one punch_node */
 	struct medsrv *m;
@@ -1926,19 +1928,25 @@ static void
 relay_send_grant(void *arg, const uint8_t to[KEY_LEN], const struct msg_relay_grant *g)
 {
 	struct medsrv *m = arg;
-	struct msess *s = find_session(m, to);
+	struct msess *s = find_session(m, to), *via = s;
 	struct msg out;
 
-	if (s == NULL)
+	/* `to` on another instance (PROTOCOL.md 4.8): an embedded relay on a wildcard address is
+	 * reached at the address its peer, ours, reached us on. */
+	if (s == NULL && (m->peers.forward == NULL || (via = find_session(m, g->peer)) == NULL))
 		return;
 	memset(&out, 0, sizeof(out));
 	out.type = MSG_RELAY_GRANT;
 	out.u.relay_grant = *g;
 	if (g->relay_id != 0 && out.u.relay_grant.udp.addr == 0)
-		out.u.relay_grant.udp.addr = s->tcp_local.addr;
+		out.u.relay_grant.udp.addr = via->tcp_local.addr;
 	/* A grant nobody could use (no address known for the relay) is not sent at all. */
-	if (g->relay_id == 0 || out.u.relay_grant.udp.addr != 0)
-		send_msg(m, s, &out);
+	if (g->relay_id == 0 || out.u.relay_grant.udp.addr != 0) {
+		if (s != NULL)
+			send_msg(m, s, &out);
+		else
+			m->peers.forward(m->peers.arg, to, &out);
+	}
 	sodium_memzero(&out, sizeof(out));
 }
 
@@ -1970,30 +1978,40 @@ relay_pool_changed(struct medsrv *m)
  * punching is tried, or what the plan says when it cannot work.
  */
 static void
-relay_introduce(struct medsrv *m, struct msess *a, struct msess *b)
+relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
+    const struct punch_side *sb)
 {
-	struct punch_side sa, sb;
 	struct msg_punch pa, pb;
 	uint8_t reason = RELAY_WHY_STARTING;
 
-	punch_side_of(a, &sa);
-	punch_side_of(b, &sb);
-	if (sa.has_info && sb.has_info) {
-		punchplan(&sa, &sb, &pa, &pb);
+	if (sa->has_info && sb->has_info) {
+		punchplan(sa, sb, &pa, &pb);
 		if (pa.strategy == PUNCH_NONE)
-			reason = sa.info.udp == NAT_UDP_BLOCKED || sb.info.udp == NAT_UDP_BLOCKED ?
+			reason = sa->info.udp == NAT_UDP_BLOCKED || sb->info.udp == NAT_UDP_BLOCKED ?
 			    RELAY_WHY_UDP_BLOCKED : RELAY_WHY_NO_DIRECT;
 	}
-	relaygrant_pair(m->grants, a->key, b->key, reason, relay_unix_now(m));
+	relaygrant_pair(m->grants, sa->key, sb->key, reason, relay_unix_now(m));
 }
 
+static void
+relay_introduce(struct medsrv *m, struct msess *a, struct msess *b)
+{
+	struct punch_side sa, sb;
+
+	punch_side_of(a, &sa);
+	punch_side_of(b, &sb);
+	relay_introduce_sides(m, &sa, &sb);
+}
+
+/* Connected here or to another instance (a split pair's grants are made by the instance of
+ * its lower key, PROTOCOL.md 4.8), and allowed to talk. */
 static int
 relay_ok_cb(void *arg, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN])
 {
 	struct medsrv *m = arg;
-	struct msess *sa = find_session(m, a), *sb = find_session(m, b);
 
-	return sa != NULL && sb != NULL && pair_can_talk(m, a, b);
+	return (find_session(m, a) != NULL || peer_remote(m, a, NULL, NULL)) &&
+	    (find_session(m, b) != NULL || peer_remote(m, b, NULL, NULL)) && pair_can_talk(m, a, b);
 }
 
 /* key's membership changed: its pairs that may no longer talk are revoked. */
@@ -2365,23 +2383,33 @@ medsrv_peer_side(struct medsrv *m, const uint8_t to[KEY_LEN], const struct punch
 		return;
 	}
 	punch_side_of(t, &mine);
-	if (remoteside_get(m->rsides, side->key, &theirs))
-		(void)punch_sides(m, &mine, &theirs);
+	if (!remoteside_get(m->rsides, side->key, &theirs))
+		return;
+	/* The relay first, as for a pair on one instance (PROTOCOL.md 8.4). */
+	relay_introduce_sides(m, &mine, &theirs);
+	(void)punch_sides(m, &mine, &theirs);
 }
 
-/* Our node's half of a plan another instance made (PROTOCOL.md 4.8). */
+/* Our node's half of a plan, or its relay grant, made by another instance (PROTOCOL.md 4.8).
+ * Only for a pair that may talk (a revocation always: it only stops a relay). */
 void
-medsrv_peer_punch(struct medsrv *m, const uint8_t to[KEY_LEN], const struct msg_punch *p)
+medsrv_peer_forward(struct medsrv *m, const uint8_t to[KEY_LEN], const struct msg *msg)
 {
 	struct msess *t = find_session(m, to);
-	struct msg msg;
+	const uint8_t *peer;
 
-	if (t == NULL || !t->registered || !pair_can_talk(m, to, p->peer))
+	if (t == NULL || !t->registered)
 		return;
-	memset(&msg, 0, sizeof(msg));
-	msg.type = MSG_PUNCH;
-	msg.u.punch = *p;
-	send_msg(m, t, &msg);
+	if (msg->type == MSG_PUNCH)
+		peer = msg->u.punch.peer;
+	else if (msg->type == MSG_RELAY_GRANT)
+		peer = msg->u.relay_grant.peer;
+	else
+		return;
+	if (msg->type == MSG_RELAY_GRANT && msg->u.relay_grant.relay_id == 0)
+		send_msg(m, t, msg);
+	else if (pair_can_talk(m, to, peer))
+		send_msg(m, t, msg);
 }
 
 void
@@ -2398,8 +2426,12 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 		 * connection with the same key is on one instance (handle_hello). */
 		if ((s = find_session(m, key)) != NULL && peer_remote(m, key, NULL, NULL))
 			session_kick(m, s, "replaced_elsewhere");
-		if (m->rsides != NULL && !peer_remote(m, key, NULL, NULL))
+		if (m->rsides != NULL && !peer_remote(m, key, NULL, NULL)) {
 			remoteside_forget(m->rsides, key);      /* offline, or here now */
+			/* offline: the relays of its split pairs granted here stop */
+			if (find_session(m, key) == NULL && m->grants != NULL)
+				relaygrant_node_gone(m->grants, key);
+		}
 		node_push(m, key, NULL, NULL);
 		return;
 	case MEDPEER_CHAT:
@@ -2412,6 +2444,9 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 	default:
 		break;
 	}
+	/* a split pair granted here that may no longer talk stops using its relay */
+	if (key != NULL && (kind == MEDPEER_MEMBER || kind == MEDPEER_GONE) && m->grants != NULL)
+		relay_recheck(m, key);
 	if (network == NULL || store_network_get(m->st, network, &n) != 0)
 		return;
 	if (kind == MEDPEER_MEMBER) {

@@ -162,9 +162,10 @@ struct medsrv_peers {
 	/* 1 with key's endpoints when another instance holds its session, else 0 */
 	int (*remote)(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *n);
 	/* A pair split over two instances (PROTOCOL.md 4.8), both may be NULL: side->key's
-	 * punch side, to the instance holding `to`; `to`'s half of a plan made here, likewise. */
+	 * punch side, to the instance holding `to`; a MSG_PUNCH (its half of a plan) or
+	 * MSG_RELAY_GRANT made here for `to`, likewise. */
 	void (*side)(void *arg, const uint8_t to[KEY_LEN], const struct punch_side *side);
-	void (*punch)(void *arg, const uint8_t to[KEY_LEN], const struct msg_punch *p);
+	void (*forward)(void *arg, const uint8_t to[KEY_LEN], const struct msg *m);
 	void *arg;
 };
 
@@ -172,10 +173,11 @@ void medsrv_set_peers(struct medsrv *m, const struct medsrv_peers *p);
 void medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_t *key,
     uint8_t val);
 /* What another instance sent for a split pair (PROTOCOL.md 4.8): a remote node's side for
- * our node `to`, which arrived after hop_ms; our node's half of a plan made there. */
+ * our node `to`, which arrived after hop_ms; a MSG_PUNCH or MSG_RELAY_GRANT for our node
+ * made there (anything else is dropped). */
 void medsrv_peer_side(struct medsrv *m, const uint8_t to[KEY_LEN], const struct punch_side *side,
     unsigned hop_ms);
-void medsrv_peer_punch(struct medsrv *m, const uint8_t to[KEY_LEN], const struct msg_punch *p);
+void medsrv_peer_forward(struct medsrv *m, const uint8_t to[KEY_LEN], const struct msg *msg);
 /* cb for the key of every session connected here (cluster.c writes them all again after the
  * other instances took this one for dead). cb must not open or close sessions. */
 void medsrv_sessions_each(struct medsrv *m, void (*cb)(void *arg, const uint8_t key[KEY_LEN]),

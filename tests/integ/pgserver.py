@@ -64,6 +64,8 @@ class PgServer:
         # listen_addresses='': Unix socket only; fsync off: a test database need not survive.
         opts = "-c listen_addresses='' -c unix_socket_directories=%s -p %d -c fsync=off" % (
             self.dir, self.port)
+        # e.g. SHOAL_PG_OPTS="-c shared_preload_libraries=pg_stat_statements" (profiling by hand)
+        opts += " " + os.environ.get("SHOAL_PG_OPTS", "")
         # pg_ctl -w returns once the server accepts connections: an event, not a sleep.
         self._run(b("pg_ctl"), "-D", data, "-w", "-l", os.path.join(self.dir, "log"),
                   "-o", opts, "start")

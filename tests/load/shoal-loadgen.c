@@ -71,8 +71,10 @@ struct node {
 struct samples { double *v; size_t n, cap; };
 
 static struct ev_loop *loop;
-static char host[256];
-static uint16_t port;
+/* The mediator's instances (a connection string may list several): node g dials g mod n, so
+ * every network spans them all and presence crosses instances. */
+static struct sockaddr_in targets[CONN_MAX_ADDRS];
+static unsigned n_targets;
 static uint8_t server_pub[KEY_LEN];
 static struct node *nodes;
 static struct group *groups;
@@ -257,8 +259,7 @@ static void connect_more(void)
 			n_closed++;
 			continue;
 		}
-		struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
-		inet_pton(AF_INET, host, &to.sin_addr);
+		struct sockaddr_in to = targets[(unsigned)(node_base + next_connect - 1) % n_targets];
 		/* Spread source addresses over 127.100.0.0/16 (all of 127/8 is local): PER_SOURCE
 		 * nodes each, as many small sites would, so the mediator's per-source limit on new
 		 * registrations is not what is measured, and no source runs out of ports. */
@@ -384,7 +385,7 @@ static void storm_schedule(struct node *n)
 static void storm_dial(struct node *n)
 {
 	unsigned k = (unsigned)(n - nodes) + (unsigned)worker_id * 7919u;
-	struct sockaddr_in to = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in to = targets[(unsigned)(node_base + (n - nodes)) % n_targets];
 	int fd;
 
 	storm_res.dials++;
@@ -392,7 +393,6 @@ static void storm_dial(struct node *n)
 		storm_schedule(n);
 		return;
 	}
-	inet_pton(AF_INET, host, &to.sin_addr);
 	if ((ntohl(to.sin_addr.s_addr) >> 24) == 127) {
 		int one = 1;
 		struct sockaddr_in from = { .sin_family = AF_INET };
@@ -539,7 +539,8 @@ static void storm_parent(const pid_t *pids, const int *fds, int procs, char *jso
 }
 
 static double t_start, t_end;
-static int spid_g;
+/* --server-pid, once per instance: RSS and CPU are their sums */
+static int spids[CONN_MAX_ADDRS], n_spids;
 
 
 static void end_cb(EV_P_ ev_timer *w, int revents)
@@ -586,6 +587,20 @@ static long rss_kb(int pid)
 	return kb;
 }
 
+/* The instances' RSS summed, or -1 when one is unknown. */
+static long rss_all(void)
+{
+	long sum = 0, kb;
+	if (n_spids == 0)
+		return -1;
+	for (int i = 0; i < n_spids; i++) {
+		if ((kb = rss_kb(spids[i])) < 0)
+			return -1;
+		sum += kb;
+	}
+	return sum;
+}
+
 /* Worker: runs the networks of sizes[0..ng) (node_base: its first node in the run), writes
  * its results to fd. */
 static void run_worker(const int *sizes, int ng, const char *tag, int out)
@@ -626,7 +641,7 @@ static void run_worker(const int *sizes, int ng, const char *tag, int out)
 	ev_timer_start(loop, &keepalive_timer);
 	ev_run(loop, 0);
 	/* Read while this worker still holds its connections. */
-	int rss = spid_g > 0 ? (int)rss_kb(spid_g) : -1;
+	int rss = (int)rss_all();
 	if (restart_cmd)
 		storm_arm();
 	int connect_ms = t_connected > 0 ? (int)((t_connected - t_start) * 1000) : -1;
@@ -679,7 +694,9 @@ static void usage(void)
 {
 	fprintf(stderr, "usage: shoal-loadgen --server CONNECTION-STRING --nodes N "
 	    "[--network-size K[xC]]... [--churn PER-SECOND] [--seconds S] [--procs P] "
-	    "[--server-pid PID] [--restart-cmd CMD] --json\n"
+	    "[--server-pid PID]... [--restart-cmd CMD] --json\n"
+	    "  --server: several instances (shoal://H1:P1,H2:P2/KEY): node i dials instance i mod n.\n"
+	    "  --server-pid: once per instance; RSS and CPU are summed.\n"
 	    "  --network-size KxC: C networks of K members first; K alone: networks of K (each\n"
 	    "  such size in turn) fill the other nodes (default 8). A network has 2..%d members.\n",
 	    GROUP_MAX);
@@ -703,6 +720,19 @@ static double cpu_s(int pid)
 	    &st) != 2)
 		return -1;
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+static double cpu_all(void)
+{
+	double sum = 0, c;
+	if (n_spids == 0)
+		return -1;
+	for (int i = 0; i < n_spids; i++) {
+		if ((c = cpu_s(spids[i])) < 0)
+			return -1;
+		sum += c;
+	}
+	return sum;
 }
 
 /* The run's networks: the KxC ones first, then the plain sizes in turn until the nodes are
@@ -743,7 +773,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *server = NULL;
-	int total = 0, procs = 1, spid = 0, o, nk = 0, ks[SIZES_MAX], cs[SIZES_MAX];
+	int total = 0, procs = 1, o, nk = 0, ks[SIZES_MAX], cs[SIZES_MAX];
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': server = optarg; break;
@@ -762,7 +792,11 @@ int main(int argc, char **argv)
 		case 'c': churn = atof(optarg); break;
 		case 't': seconds = atof(optarg); break;
 		case 'p': procs = atoi(optarg); break;
-		case 'P': spid = atoi(optarg); break;
+		case 'P':
+			if (n_spids == CONN_MAX_ADDRS)
+				usage();
+			spids[n_spids++] = atoi(optarg);
+			break;
 		case 'j': break;
 		case 'R': restart_cmd = optarg; break;
 		default: usage();
@@ -772,14 +806,20 @@ int main(int argc, char **argv)
 	if (server == NULL || total < 2 || procs < 1 || procs > 64 ||
 	    churn < 0 || seconds < 0)
 		usage();
-	if (conn_string_parse(server, host, sizeof(host), &port, server_pub, err, sizeof(err)) < 0) {
+	struct conn_string cstr;
+	if (conn_string_parse_list(server, &cstr, err, sizeof(err)) < 0) {
 		fprintf(stderr, "shoal-loadgen: bad --server: %s\n", err);
 		return 2;
 	}
-	struct in_addr tmp;
-	if (inet_pton(AF_INET, host, &tmp) != 1) {
-		fprintf(stderr, "shoal-loadgen: --server host must be an IPv4 literal\n");
-		return 2;
+	memcpy(server_pub, cstr.pub, KEY_LEN);
+	for (n_targets = 0; n_targets < cstr.n_addr; n_targets++) {
+		struct sockaddr_in *t = &targets[n_targets];
+		t->sin_family = AF_INET;
+		t->sin_port = htons(cstr.addr[n_targets].port);
+		if (inet_pton(AF_INET, cstr.addr[n_targets].host, &t->sin_addr) != 1) {
+			fprintf(stderr, "shoal-loadgen: --server hosts must be IPv4 literals\n");
+			return 2;
+		}
 	}
 	if (sodium_init() < 0)
 		return 1;
@@ -789,7 +829,6 @@ int main(int argc, char **argv)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	signal(SIGPIPE, SIG_IGN);
-	spid_g = spid;
 	char tag[16];
 	snprintf(tag, sizeof(tag), "%x", (unsigned)getpid());
 
@@ -815,8 +854,8 @@ int main(int argc, char **argv)
 			    "limit of %lu: use more --procs\n", load[p], (unsigned long)rl.rlim_cur);
 			return 2;
 		}
-	double cpu0 = spid > 0 ? cpu_s(spid) : -1;
-	long rss0 = spid > 0 ? rss_kb(spid) : -1;
+	double cpu0 = cpu_all();
+	long rss0 = rss_all();
 
 	int fds[64];
 	pid_t pids[64];
@@ -868,7 +907,7 @@ int main(int argc, char **argv)
 		if (!restart_cmd)
 			close(fds[p]);
 	}
-	double cpu = cpu0 >= 0 ? cpu_s(spid) - cpu0 : -1;
+	double cpu = cpu0 >= 0 ? cpu_all() - cpu0 : -1;
 	char storm_json[256] = "";
 	if (restart_cmd)
 		storm_parent(pids, fds, procs, storm_json, sizeof(storm_json));

@@ -6,8 +6,10 @@ and the server key; node a (behind a port-restricted cone NAT) is on instance 1,
 (behind a sequential port-by-port NAT) and node r (random ports) on instance 2. Neither pair
 can connect without a punch plan that knows both sides: portrestricted <-> seq1 needs the
 predicted ports, portrestricted <-> random the birthday plan. Both must go direct, with the
-strategy the single-instance lab gets, and a ping must pass. Prints how long each took;
-asserts no time.
+strategy the single-instance lab gets, and a ping must pass. Node q (random ports too) on
+instance 1 cannot reach r at all: the instance of the lower key grants the pair a relay (its
+embedded one), r's half through instance 2, and a ping must pass through it. Prints how long
+each took; asserts no time.
 """
 import os
 import shutil
@@ -40,6 +42,7 @@ def main():
     failures = []
     with pgserver.PgServer(port=5444) as pg, natlab.Lab("clusterpunch") as lab:
         sp, ss, sr = lab.add_site("portrestricted"), lab.add_site("seq1"), lab.add_site("random")
+        sq = lab.add_site("random")
         one = lab.start_server(extra=["--store", pg.url])
         # the second instance of the same mediator: same key, so one connection string key
         state2 = os.path.join(lab.dir, "server2")
@@ -50,9 +53,11 @@ def main():
         a = lab.start_daemon(sp.hosts[0], "a", server=one)
         s = lab.start_daemon(ss.hosts[0], "s", server=two)
         r = lab.start_daemon(sr.hosts[0], "r", server=two)
+        q = lab.start_daemon(sq.hosts[0], "q", server=one)
         a.cli("create", "lab")
         s.cli("join", "lab")
         r.cli("join", "lab")
+        q.cli("join", "lab")
         t0 = time.monotonic()
         for peer, want in ((s, ["predict", "predict"]), (r, ["birthday", "birthday"])):
             pair = f"portrestricted (instance 1) <-> {'seq1' if peer is s else 'random'} (instance 2)"
@@ -72,6 +77,20 @@ def main():
                 failures.append(f"{pair}: direct, but no ping: {out.stdout.strip()} {out.stderr.strip()}")
                 continue
             print(f"{pair}: direct ({want[0]}) {took:.2f} s after the joins; ping ok")
+        pair = "random (instance 1) <-> random (instance 2)"
+        try:
+            harness.wait_until(lambda: ((q.member("lab", r.name) or {}).get("path") == "relay" and
+                                        (r.member("lab", q.name) or {}).get("path") == "relay"),
+                               30, interval=0.1, what=f"relayed path {pair}")
+            took = time.monotonic() - t0
+            out = q.cli("ping", r.name, "-c", "1", check=False)
+            if out.returncode != 0:
+                failures.append(f"{pair}: relayed, but no ping: {out.stdout.strip()} {out.stderr.strip()}")
+            else:
+                print(f"{pair}: relayed via {(q.member('lab', r.name) or {}).get('relay')} "
+                      f"{took:.2f} s after the joins; ping ok")
+        except AssertionError as e:
+            failures.append(str(e))
         if failures:
             lab.dump_logs()
     if failures:

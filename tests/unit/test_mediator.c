@@ -1863,11 +1863,11 @@ peers_side(void *arg, const uint8_t to[KEY_LEN], const struct punch_side *side)
 }
 
 static void
-peers_punch(void *arg, const uint8_t to[KEY_LEN], const struct msg_punch *p)
+peers_forward(void *arg, const uint8_t to[KEY_LEN], const struct msg *m)
 {
 	struct medsrv **pair = arg;
 
-	medsrv_peer_punch(pair[1], to, p);
+	medsrv_peer_forward(pair[1], to, m);
 }
 
 static void
@@ -1876,9 +1876,9 @@ peers_wire(struct medsrv *a, struct medsrv *b)
 	peer_of[0][0] = a, peer_of[0][1] = b;
 	peer_of[1][0] = b, peer_of[1][1] = a;
 	medsrv_set_peers(a, &(struct medsrv_peers){ peers_event, peers_remote, peers_side,
-	    peers_punch, peer_of[0] });
+	    peers_forward, peer_of[0] });
 	medsrv_set_peers(b, &(struct medsrv_peers){ peers_event, peers_remote, peers_side,
-	    peers_punch, peer_of[1] });
+	    peers_forward, peer_of[1] });
 }
 
 static void

@@ -844,39 +844,60 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 	return punch_sides(m, &sa, &sb);
 }
 
+static void relay_introduce(struct medsrv *m, struct msess *a, struct msess *b);
+static void relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
+    const struct punch_side *sb);
+
 /*
- * s and peer may talk, and peer is connected to another instance (PROTOCOL.md 4.8): the
- * instance holding the lower key plans the pair, so it is admitted and paced once, and the
- * other sends it its node's side. A side sent to the higher key's instance asks for its own
- * (medsrv_peer_side), so either instance may start it. 0, or -1 when s has no NAT_INFO yet
- * (its NAT_INFO will start it) or there are no other instances.
+ * A pair split over two instances (PROTOCOL.md 4.8) is planned by the instance holding its
+ * lower key, so it is admitted and paced once, from the side the other instance sent. A node's
+ * side goes to every instance once per trigger, not once per pair: in a network of 1,000 that
+ * is one NOTIFY instead of 1,000. `to`: a node whose side is wanted back (a PUNCH_REQUEST
+ * with none kept here), or NULL. 0, or -1 when s has no NAT_INFO yet (its NAT_INFO will
+ * start it) or there are no other instances.
  */
 static int
-punch_remote(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN])
+punch_broadcast(struct medsrv *m, struct msess *s, const uint8_t *to)
 {
+	static const uint8_t everyone[KEY_LEN];
 	struct punch_side side;
-	char id[KEY_SHORT_LEN], pid[KEY_SHORT_LEN];
+	char id[KEY_SHORT_LEN];
 
 	if (m->peers.side == NULL || m->rsides == NULL)
 		return -1;
 	punch_side_of(s, &side);
 	if (!side.has_info)
 		return -1;
-	m->peers.side(m->peers.arg, peer, &side);
+	m->peers.side(m->peers.arg, to ? to : everyone, &side);
 	key_short(s->key, id);
-	key_short(peer, pid);
-	log_debug("event=punch_side_sent node=%s peer=%s", id, pid);
+	log_debug("event=punch_side_sent node=%s asking=%d", id, to != NULL);
 	return 0;
 }
 
-static void relay_introduce(struct medsrv *m, struct msess *a, struct msess *b);
-static void relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
-    const struct punch_side *sb);
+/* s (here) and peer (on another instance) may talk: planned and granted here when s holds
+ * the lower key and peer's side is kept; else peer's instance plans when s's side arrives. */
+static void
+punch_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN])
+{
+	struct punch_side mine, theirs;
+
+	if (m->rsides == NULL || memcmp(s->key, peer, KEY_LEN) > 0 ||
+	    !remoteside_get(m->rsides, peer, &theirs))
+		return;
+	punch_side_of(s, &mine);
+	/* The relay first, as for a pair on one instance (PROTOCOL.md 8.4). */
+	relay_introduce_sides(m, &mine, &theirs);
+	(void)punch_sides(m, &mine, &theirs);
+}
+
 
 struct punch_walk {                      /* on the stack of one punch_node */
 	struct medsrv *m;
-	struct msess *s;
+	struct msess *s;                /* the node walked, here ... */
+	const uint8_t *remote;          /* ... or the key of one on another instance */
 	const uint8_t *peer;            /* pair_can_talk: the key looked for */
+	int remote_peers;               /* s has peers on other instances */
+	int local_peers;                /* remote has peers here */
 };
 
 static int
@@ -885,11 +906,22 @@ punch_member_cb(void *arg, const struct store_member *r)
 	struct punch_walk *w = arg;
 	struct msess *t;
 
-	if (r->pending || !r->online || memcmp(r->key, w->s->key, KEY_LEN) == 0)
+	if (r->pending || !r->online ||
+	    memcmp(r->key, w->remote ? w->remote : w->s->key, KEY_LEN) == 0)
 		return 0;
-	if ((t = find_session(w->m, r->key)) == NULL) {
-		if (peer_remote(w->m, r->key, NULL, NULL))
-			(void)punch_remote(w->m, w->s, r->key);
+	t = find_session(w->m, r->key);
+	if (w->remote) {
+		if (t != NULL && t->registered) {
+			w->local_peers = 1;
+			punch_split(w->m, t, w->remote);
+		}
+		return 0;
+	}
+	if (t == NULL) {
+		if (peer_remote(w->m, r->key, NULL, NULL)) {
+			w->remote_peers = 1;
+			punch_split(w->m, w->s, r->key);
+		}
 		return 0;
 	}
 	/* The relay first: the pair's first packet never waits for punching (PROTOCOL.md 8.4). */
@@ -922,6 +954,8 @@ punch_node(struct medsrv *m, struct msess *s)
 	if (!s->registered)
 		return;
 	store_node_networks_each(m->st, s->key, punch_network_cb, &w);
+	if (w.remote_peers)
+		(void)punch_broadcast(m, s, NULL);
 }
 
 static int
@@ -972,6 +1006,24 @@ medsrv_punch_timer(struct medsrv *m)
 	punch_arm(m);
 }
 
+/* A PUNCH_REQUEST for a peer on another instance: planned here when this instance plans
+ * the pair and has the peer's side; else s's side goes out (asking for the peer's when this
+ * instance plans). -3 (sent to the instance), or punch_sides' result. */
+static int
+punch_request_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN])
+{
+	struct punch_side mine, theirs;
+
+	if (m->rsides != NULL && memcmp(s->key, peer, KEY_LEN) < 0 &&
+	    remoteside_get(m->rsides, peer, &theirs)) {
+		punch_side_of(s, &mine);
+		return punch_sides(m, &mine, &theirs);
+	}
+	if (punch_broadcast(m, s, memcmp(s->key, peer, KEY_LEN) < 0 ? peer : NULL) != 0)
+		return -1;
+	return -3;
+}
+
 /*
  * MSG_PUNCH_REQUEST: s's daemon lost its path to peer (PROTOCOL.md 3.2). The pair is planned
  * again like any other trigger (both sides get a PUNCH; inside the pair's 10 s window it is
@@ -1003,7 +1055,7 @@ handle_punch_request(struct medsrv *m, struct msess *s, const struct msg_punch_r
 	else if ((t = find_session(m, r->peer)) != NULL)
 		rc = punch_pair(m, s, t);
 	else if (peer_remote(m, r->peer, NULL, NULL))
-		rc = punch_remote(m, s, r->peer) == 0 ? -3 : -1;
+		rc = punch_request_split(m, s, r->peer);
 	else
 		rc = -2;
 	switch (rc) {
@@ -2366,49 +2418,43 @@ void
 medsrv_peer_side(struct medsrv *m, const uint8_t to[KEY_LEN], const struct punch_side *side,
     unsigned hop_ms)
 {
-	struct punch_side mine, theirs;
-	struct msess *t = find_session(m, to);
-	char id[KEY_SHORT_LEN], pid[KEY_SHORT_LEN];
+	static const uint8_t everyone[KEY_LEN];
+	struct punch_walk w = { .m = m, .remote = side->key };
+	struct msess *t = NULL;
+	char pid[KEY_SHORT_LEN];
 
-	key_short(to, id);
-	key_short(side->key, pid);
-	log_debug("event=punch_side_received node=%s peer=%s here=%d hop_ms=%u", id, pid,
-	    t != NULL, hop_ms);
-	if (t == NULL || !t->registered || m->rsides == NULL ||
-	    memcmp(side->key, to, KEY_LEN) == 0 || !pair_can_talk(m, to, side->key) ||
+	if (m->rsides == NULL || find_session(m, side->key) != NULL ||
 	    remoteside_put(m->rsides, side, hop_ms, m->io.now(m->io.arg)) != 0)
 		return;
-	if (memcmp(to, side->key, KEY_LEN) > 0) {
-		(void)punch_remote(m, t, side->key);
+	/* Its pairs with our nodes that hold the lower key are planned here (punch_split); its
+	 * side is kept only while it has peers here (a plan queued for later needs it). */
+	store_node_networks_each(m->st, side->key, punch_network_cb, &w);
+	key_short(side->key, pid);
+	log_debug("event=punch_side_received peer=%s hop_ms=%u peers_here=%d", pid, hop_ms,
+	    w.local_peers);
+	if (!w.local_peers) {
+		remoteside_forget(m->rsides, side->key);
 		return;
 	}
-	punch_side_of(t, &mine);
-	if (!remoteside_get(m->rsides, side->key, &theirs))
-		return;
-	/* The relay first, as for a pair on one instance (PROTOCOL.md 8.4). */
-	relay_introduce_sides(m, &mine, &theirs);
-	(void)punch_sides(m, &mine, &theirs);
+	/* Asked for a node's side: the pair is planned by the asker's instance. */
+	if (memcmp(to, everyone, KEY_LEN) != 0 && (t = find_session(m, to)) != NULL &&
+	    t->registered && memcmp(to, side->key, KEY_LEN) > 0 && pair_can_talk(m, to, side->key))
+		(void)punch_broadcast(m, t, NULL);
 }
 
-/* Our node's half of a plan, or its relay grant, made by another instance (PROTOCOL.md 4.8).
- * Only for a pair that may talk (a revocation always: it only stops a relay). */
+/*
+ * Our node's half of a plan, or its relay grant, made by another instance (PROTOCOL.md 4.8).
+ * The instance that made it checked that the pair may talk. Checking again here would cost two
+ * queries per message (in a network of 1,000 split over two instances, half a million) and
+ * protect against nobody: a session of the database that can NOTIFY can as well write the
+ * membership tables themselves.
+ */
 void
 medsrv_peer_forward(struct medsrv *m, const uint8_t to[KEY_LEN], const struct msg *msg)
 {
 	struct msess *t = find_session(m, to);
-	const uint8_t *peer;
 
-	if (t == NULL || !t->registered)
-		return;
-	if (msg->type == MSG_PUNCH)
-		peer = msg->u.punch.peer;
-	else if (msg->type == MSG_RELAY_GRANT)
-		peer = msg->u.relay_grant.peer;
-	else
-		return;
-	if (msg->type == MSG_RELAY_GRANT && msg->u.relay_grant.relay_id == 0)
-		send_msg(m, t, msg);
-	else if (pair_can_talk(m, to, peer))
+	if (t != NULL && t->registered && (msg->type == MSG_PUNCH || msg->type == MSG_RELAY_GRANT))
 		send_msg(m, t, msg);
 }
 

@@ -1974,6 +1974,13 @@ relay_unix_now(struct medsrv *m)
 	return m->io.wall ? (uint32_t)m->io.wall(m->io.arg) : (uint32_t)time(NULL);
 }
 
+/* A relay id of our pool as another instance's node gets it (PROTOCOL.md 4.8): outside the
+ * ids of its own instance's pool (MSG_RELAYS), where the same small numbers name other
+ * relays (its name in `shoal list`, the pool entry a silent grant marks unreachable in
+ * RELAY_RTT). Pools count ids from 1 and never reach this bit in practice (32,767
+ * registrations). */
+#define RELAY_ID_OTHER_INSTANCE 0x8000u
+
 /* relaygrant's send: to a connected node only, the embedded relay's wildcard address made the
  * one the node reached us on. */
 static void
@@ -1984,20 +1991,28 @@ relay_send_grant(void *arg, const uint8_t to[KEY_LEN], const struct msg_relay_gr
 	struct msg out;
 
 	/* `to` on another instance (PROTOCOL.md 4.8): an embedded relay on a wildcard address is
-	 * reached at the address its peer, ours, reached us on. */
-	if (s == NULL && (m->peers.forward == NULL || (via = find_session(m, g->peer)) == NULL))
-		return;
+	 * reached at the address its peer, ours, reached us on. A revoke needs no address: it
+	 * goes out too when our node is the one leaving (its session is unlinked already). */
+	if (s == NULL) {
+		if (m->peers.forward == NULL || !peer_remote(m, to, NULL, NULL))
+			return;
+		via = find_session(m, g->peer);
+	}
 	memset(&out, 0, sizeof(out));
 	out.type = MSG_RELAY_GRANT;
 	out.u.relay_grant = *g;
 	if (g->relay_id != 0 && out.u.relay_grant.udp.addr == 0)
-		out.u.relay_grant.udp.addr = via->tcp_local.addr;
+		out.u.relay_grant.udp.addr = via != NULL ? via->tcp_local.addr : 0;
 	/* A grant nobody could use (no address known for the relay) is not sent at all. */
 	if (g->relay_id == 0 || out.u.relay_grant.udp.addr != 0) {
-		if (s != NULL)
+		if (s != NULL) {
 			send_msg(m, s, &out);
-		else
+		} else {
+			if (out.u.relay_grant.relay_id != 0)
+				out.u.relay_grant.relay_id = (uint16_t)(out.u.relay_grant.relay_id |
+				    RELAY_ID_OTHER_INSTANCE);
 			m->peers.forward(m->peers.arg, to, &out);
+		}
 	}
 	sodium_memzero(&out, sizeof(out));
 }

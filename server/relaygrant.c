@@ -332,15 +332,22 @@ revoke(struct relaygrant *g, struct gpair *p)
 	pair_free(g, p);
 }
 
+/* key's own list, not the table: membership events from other instances recheck their nodes
+ * too (PROTOCOL.md 4.8), most of which have no pair here. */
 void
 relaygrant_recheck(struct relaygrant *g, const uint8_t key[KEY_LEN], relaygrant_ok_fn ok,
     void *arg)
 {
-	struct gpair *p, *tmp;
+	struct gpair *p, *next;
+	struct gnode *n;
 
-	HASH_ITER(hh, g->pairs, p, tmp)
-		if (pair_has(p, key) && !ok(arg, p->keys, p->keys + KEY_LEN))
+	HASH_FIND(hh, g->nodes, key, KEY_LEN, n);
+	/* revoke frees p (and n with its last pair): the next one is taken first. */
+	for (p = n ? n->head : NULL; p != NULL; p = next) {
+		next = p->snext[side_of(p, key)];
+		if (!ok(arg, p->keys, p->keys + KEY_LEN))
 			revoke(g, p);
+	}
 }
 
 void

@@ -8,8 +8,8 @@ can connect without a punch plan that knows both sides: portrestricted <-> seq1 
 predicted ports, portrestricted <-> random the birthday plan. Both must go direct, with the
 strategy the single-instance lab gets, and a ping must pass. Node q (random ports too) on
 instance 1 cannot reach r at all: the instance of the lower key grants the pair a relay (its
-embedded one), r's half through instance 2, and a ping must pass through it. Prints how long
-each took; asserts no time.
+embedded one), r's half through instance 2 (its relay id marked as another instance's), and
+a ping must pass through it. Prints how long each took; asserts no time.
 """
 import os
 import shutil
@@ -89,6 +89,15 @@ def main():
             else:
                 print(f"{pair}: relayed via {(q.member('lab', r.name) or {}).get('relay')} "
                       f"{took:.2f} s after the joins; ping ok")
+            # The planner's node names the relay from its pool; the other node's grant has
+            # the id of another instance's pool (bit 0x8000), which its own pool must not name.
+            mq, mr = q.member("lab", r.name) or {}, r.member("lab", q.name) or {}
+            mine, other = (mq, mr) if q.node_id() < r.node_id() else (mr, mq)
+            oname = str(other.get("relay"))
+            if mine.get("relay") != "embedded" or not (oname.startswith("#") and
+                                                         int(oname[1:]) & 0x8000):
+                failures.append(f"{pair}: relays {mine.get('relay')!r} (planner's node) and "
+                                f"{oname!r}: want 'embedded' and an id of another instance")
         except AssertionError as e:
             failures.append(str(e))
         if failures:

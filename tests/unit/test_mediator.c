@@ -2057,6 +2057,153 @@ test_instances_punch(void)
 	env_done(&e);
 }
 
+/* Node i's last grant about peer j: its relay id, or -1 when none. */
+static int
+grant_about(const struct env *e, int i, int j)
+{
+	const struct fake *f = &e->f[i];
+	int k;
+
+	for (k = f->n_relay - 1; k >= 0; k--)
+		if (f->relay[k].type == MSG_RELAY_GRANT &&
+		    memcmp(f->relay[k].u.relay_grant.peer, e->f[j].key, KEY_LEN) == 0)
+			return f->relay[k].u.relay_grant.relay_id;
+	return -1;
+}
+
+/* Forgets the relay messages only (classify needs the NAT_PLAN). */
+static void
+clear_grants(struct env *e)
+{
+	int i;
+
+	for (i = 0; i < 6; i++)
+		e->f[i].n_relay = 0;
+}
+
+/*
+ * Relay grants for a pair split over two instances (PROTOCOL.md 4.8): node 0 on a, node 1 on
+ * b, each instance with its own embedded relay. a (the lower key's) grants both sides its
+ * relay; node 1's grant reaches it through b, with the address node 0 reached a on for a's
+ * wildcard relay and the id marked as another instance's (0x8000). Either side going offline revokes the other's grant, across the instances;
+ * a node switched off in the network revokes its pairs (all of them, and only them).
+ */
+static void
+test_instances_relay(void)
+{
+	struct endpoint local = { .addr = SA, .port = 7000 };
+	struct endpoint emb_a = { .addr = 0, .port = 7100 }, emb_b = { .addr = SB, .port = 7200 };
+	uint8_t ka[RELAY_KEY_LEN], kb[RELAY_KEY_LEN];
+	const struct msg *g0, *g1;
+	struct msg stranger;
+	static struct env e;
+	struct medsrv *a, *b;
+
+	nat_env_init(&e);
+	a = e.m;
+	b = nat_medsrv(&e);
+	CHECK(b != NULL);
+	if (b == NULL)
+		return;
+	peers_wire(a, b);
+	CHECK_EQ(medsrv_relay_embedded(a, "rel-a", &emb_a, 7100, ka), 1);
+	CHECK_EQ(medsrv_relay_embedded(b, "rel-b", &emb_b, 7200, kb), 1);
+	CHECK(memcmp(ka, kb, RELAY_KEY_LEN) != 0);
+	nat_connect(&e, 0, &local);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 0, P0, 40000, 0, 3, 0.010);
+	e.m = b;
+	nat_connect(&e, 1, &local);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	clear_grants(&e);
+	classify(&e, 1, P1, 50000, 1, 0, 0.030);
+
+	/* One pair, on a's relay: both grants name it, same pair id and expiry, one side each,
+	 * secrets from a's relay key; b made none of its own. */
+	check_grant(&e, 0, 1, 1, ka);
+	check_grant(&e, 1, 0, 0x8001, ka);
+	g0 = last_relay(&e.f[0], MSG_RELAY_GRANT);
+	g1 = last_relay(&e.f[1], MSG_RELAY_GRANT);
+	CHECK(g0 != NULL && g1 != NULL);
+	if (g0 != NULL && g1 != NULL) {
+		CHECK(g0->u.relay_grant.pair == g1->u.relay_grant.pair);
+		CHECK(g0->u.relay_grant.expiry == g1->u.relay_grant.expiry);
+		CHECK(g1->u.relay_grant.udp.addr == SA && g1->u.relay_grant.udp.port == 7100);
+	}
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[1].key), 1);
+	CHECK_EQ(medsrv_relay_of(b, e.f[0].key, e.f[1].key), 0);
+
+	/* A grant from the database for a peer node 1 shares no network with is dropped. */
+	clear_relay(&e);
+	memset(&stranger, 0, sizeof(stranger));
+	stranger.type = MSG_RELAY_GRANT;
+	memset(stranger.u.relay_grant.peer, 0x15, KEY_LEN);
+	stranger.u.relay_grant.relay_id = 9;
+	stranger.u.relay_grant.udp.addr = P0;
+	stranger.u.relay_grant.udp.port = 9;
+	stranger.u.relay_grant.pair = 1;
+	medsrv_peer_forward(b, e.f[1].key, &stranger);
+	/* ... and a message of any other type. */
+	stranger.type = MSG_RELAYS;
+	medsrv_peer_forward(b, e.f[1].key, &stranger);
+	CHECK_EQ(count_relay(&e.f[1], MSG_RELAY_GRANT), 0);
+	CHECK_EQ(count_relay(&e.f[1], MSG_RELAYS), 0);
+
+	/* Node 1 disconnects from b: a hears it is offline and tells node 0 to stop. */
+	disconnect_node(&e, 1);
+	check_grant(&e, 0, 1, 0, NULL);
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[1].key), 0);
+
+	/* Back on b: granted again; now node 0 disconnects from a: node 1 (on b) is told. */
+	clear_grants(&e);
+	nat_connect(&e, 1, &local);
+	classify(&e, 1, P1, 50100, 1, 0, 0.030);
+	check_grant(&e, 1, 0, 0x8001, ka);
+	clear_relay(&e);
+	e.m = a;
+	disconnect_node(&e, 0);
+	check_grant(&e, 1, 0, 0, NULL);
+
+	/* Node 0 back on a, node 2 joins on b too (its pair with node 1 is b's own): two pairs
+	 * planned on a, both on node 0's list. Node 0 switched off: both remote sides told. */
+	nat_connect(&e, 0, &local);
+	classify(&e, 0, P0, 40200, 0, 3, 0.010);
+	e.m = b;
+	nat_connect(&e, 2, &local);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 2, P2, 51000, 1, 0, 0.030);
+	CHECK_EQ(grant_about(&e, 1, 0), 0x8001);
+	CHECK_EQ(grant_about(&e, 2, 0), 0x8001);
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[2].key), 1);
+	CHECK_EQ(medsrv_relay_of(b, e.f[1].key, e.f[2].key), 1);       /* b's relay */
+	clear_grants(&e);
+	e.m = a;
+	CHECK_EQ(req(&e, 0, OP_GO_OFFLINE, "net", NULL, -1, 0), RES_OK);
+	CHECK_EQ(grant_about(&e, 1, 0), 0);
+	CHECK_EQ(grant_about(&e, 2, 0), 0);
+	CHECK_EQ(grant_about(&e, 1, 2), -1);                            /* b's pair untouched */
+	/* On again: both granted; node 2 switched off on b: a revokes its pair only. */
+	clear_grants(&e);
+	CHECK_EQ(req(&e, 0, OP_GO_ONLINE, "net", NULL, -1, 0), RES_OK);
+	CHECK_EQ(grant_about(&e, 1, 0), 0x8001);
+	CHECK_EQ(grant_about(&e, 2, 0), 0x8001);
+	clear_grants(&e);
+	e.m = b;
+	CHECK_EQ(req(&e, 2, OP_GO_OFFLINE, "net", NULL, -1, 0), RES_OK);
+	CHECK_EQ(grant_about(&e, 0, 2), 0);
+	CHECK_EQ(grant_about(&e, 0, 1), -1);
+	CHECK_EQ(grant_about(&e, 1, 0), -1);
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[1].key), 1);
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[2].key), 0);
+
+	disconnect_node(&e, 1);
+	disconnect_node(&e, 2);
+	e.m = a;
+	disconnect_node(&e, 0);
+	medsrv_free(b);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -2083,5 +2230,6 @@ main(void)
 	RUN(test_relays);
 	RUN(test_instances);
 	RUN(test_instances_punch);
+	RUN(test_instances_relay);
 	return unit_finish();
 }

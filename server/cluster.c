@@ -39,6 +39,10 @@ struct cluster {
 	ev_timer beat_w;
 	unsigned long beats;
 	struct remote *remotes;
+	/* S and F lines of this loop turn, sent together (flush_w) or when the next would not fit */
+	char batch[CLUSTER_BATCH_MAX];
+	size_t batch_len;
+	ev_prepare flush_w;
 };
 
 static const char schema[] =
@@ -230,15 +234,45 @@ event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t 
 /* ---- a pair split over two instances (PROTOCOL.md 4.8) ---- */
 
 /* Not through the events: a plan is worth something for seconds only, and goes to whichever
- * instance holds `to` (every instance hears it; the others drop it). */
+ * instance holds `to` (every instance hears it; the others drop it). One NOTIFY per loop turn
+ * rather than per line: a round trip each would be most of the mediator's time when a big
+ * network comes online. */
 static void
-notify_line(struct cluster *c, const char *line)
+batch_flush(struct cluster *c)
 {
 	struct pgq q;
 
+	if (c->batch_len == 0)
+		return;
+	c->batch[c->batch_len] = '\0';
 	pgq_init(&q);
-	pgq_text(&q, line);
+	pgq_text(&q, c->batch);
 	(void)pgq_run(c->db, "SELECT pg_notify('shoal', $1)", &q, NULL);
+	sodium_memzero(c->batch, c->batch_len);     /* grants carry secrets */
+	c->batch_len = 0;
+}
+
+static void
+flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	batch_flush(w->data);
+}
+
+static void
+notify_line(struct cluster *c, const char *line)
+{
+	size_t n = strlen(line);
+
+	if (n + 2 > sizeof(c->batch))
+		return;                 /* cannot be: lines are at most CLUSTERPAIR_MAX */
+	if (c->batch_len + n + 2 > sizeof(c->batch))
+		batch_flush(c);
+	if (c->batch_len)
+		c->batch[c->batch_len++] = '\n';
+	memcpy(c->batch + c->batch_len, line, n);
+	c->batch_len += n;
 }
 
 static uint64_t
@@ -295,7 +329,7 @@ hop_ms(uint64_t sent_ms)
 }
 
 static void
-apply_pair(struct cluster *c, const char *payload)
+apply_pair_line(struct cluster *c, const char *payload)
 {
 	struct cluster_side cs;
 	struct cluster_fwd f;
@@ -311,6 +345,31 @@ apply_pair(struct cluster *c, const char *payload)
 		log_warnx("event=cluster_event_bad kind=%c length=%zu", payload[0],
 		    strlen(payload));
 	}
+}
+
+/* Several lines, '\n' apart (batch_flush). */
+static void
+apply_pair(struct cluster *c, const char *payload)
+{
+	char line[CLUSTERPAIR_MAX];
+	const char *p = payload, *nl;
+	size_t n;
+
+	for (;;) {
+		nl = strchr(p, '\n');
+		n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n < sizeof(line)) {
+			memcpy(line, p, n);
+			line[n] = '\0';
+			apply_pair_line(c, line);
+		} else {
+			log_warnx("event=cluster_event_bad kind=%c length=%zu", p[0], n);
+		}
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	sodium_memzero(line, sizeof(line));
 }
 
 /* ---- events in ---- */
@@ -501,6 +560,9 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 		    c->listen ? PQerrorMessage(c->listen) : "out of memory");
 		goto fail;
 	}
+	ev_prepare_init(&c->flush_w, flush_cb);
+	c->flush_w.data = c;
+	ev_prepare_start(loop, &c->flush_w);
 	ev_timer_init(&c->beat_w, beat_cb, 0.0, CLUSTER_BEAT_S);
 	c->beat_w.data = c;
 	ev_timer_start(loop, &c->beat_w);
@@ -529,6 +591,8 @@ cluster_free(struct cluster *c)
 	if (c == NULL)
 		return;
 	medsrv_set_peers(c->med, &(struct medsrv_peers){ .event = NULL });
+	batch_flush(c);
+	ev_prepare_stop(c->loop, &c->flush_w);
 	ev_io_stop(c->loop, &c->io_w);
 	ev_timer_stop(c->loop, &c->beat_w);
 	/* a clean stop: our nodes are offline now, not after CLUSTER_DEAD_S */

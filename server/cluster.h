@@ -28,7 +28,9 @@ struct cluster;
 struct medsrv;
 struct store;
 
-enum { CLUSTER_BEAT_S = 2, CLUSTER_DEAD_S = 10, CLUSTER_HOP_GUESS_MS = 50 };
+/* CLUSTER_BATCH_MAX: one NOTIFY of S and F lines (PostgreSQL takes up to 8000 bytes) */
+enum { CLUSTER_BEAT_S = 2, CLUSTER_DEAD_S = 10, CLUSTER_HOP_GUESS_MS = 50,
+    CLUSTER_BATCH_MAX = 7900 };
 
 /* url: the store's (a second connection to the same database for LISTEN). Hooks the mediator
  * (medsrv_set_peers). NULL with a reason in err. */

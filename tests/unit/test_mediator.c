@@ -2085,8 +2085,9 @@ clear_grants(struct env *e)
  * Relay grants for a pair split over two instances (PROTOCOL.md 4.8): node 0 on a, node 1 on
  * b, each instance with its own embedded relay. a (the lower key's) grants both sides its
  * relay; node 1's grant reaches it through b, with the address node 0 reached a on for a's
- * wildcard relay and the id marked as another instance's (0x8000). Either side going offline revokes the other's grant, across the instances;
- * a node switched off in the network revokes its pairs (all of them, and only them).
+ * wildcard relay and the id marked as another instance's (0x8000). Either side going offline
+ * revokes the other's grant, across the instances; a node switched off in the network revokes
+ * its pairs (all of them, and only them).
  */
 static void
 test_instances_relay(void)

@@ -43,6 +43,13 @@ struct cluster {
 	char batch[CLUSTER_BATCH_MAX];
 	size_t batch_len;
 	ev_prepare flush_w;
+	/* Membership events are kept in table events for CLUSTER_EVENTS_KEEP_S: after the LISTEN
+	 * connection comes back, those past seen_seq are replayed. seen_seq trails by one beat
+	 * (next_seq is taken at a beat and becomes seen_seq at the next): an event committed
+	 * before a beat has had a beat's time to arrive, and a transaction that got its seq
+	 * earlier but committed later than another's is still covered. Replays may repeat
+	 * events that did arrive: each is a push of current state, harmless twice. */
+	long long seen_seq, next_seq;
 };
 
 static const char schema[] =
@@ -54,6 +61,12 @@ static const char schema[] =
 	"  instance TEXT NOT NULL,"
 	"  endpoints BYTEA NOT NULL,"
 	"  since BIGINT NOT NULL DEFAULT extract(epoch from now())::bigint"
+	");"
+	"CREATE TABLE IF NOT EXISTS events ("
+	"  seq BIGSERIAL PRIMARY KEY,"
+	"  instance TEXT NOT NULL,"
+	"  payload TEXT NOT NULL,"
+	"  at BIGINT NOT NULL DEFAULT extract(epoch from now())::bigint"
 	");"
 	"COMMIT;";
 
@@ -223,12 +236,15 @@ event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t 
 		publish_node(c, key);
 		return;
 	}
-	/* the store committed the change already: the listener reads it after this */
+	/* the store committed the change already: the listener reads it after this; the row is
+	 * for an instance whose LISTEN connection is down meanwhile */
 	if (payload_of(c, kind, network, key, val, payload) == NULL)
 		return;
 	pgq_init(&q);
 	pgq_text(&q, payload);
-	(void)pgq_run(c->db, "SELECT pg_notify('shoal', $1)", &q, NULL);
+	pgq_text(&q, c->id);
+	(void)pgq_run(c->db, "WITH e AS (INSERT INTO events (instance, payload) VALUES ($2, $1) "
+	    "RETURNING 1) SELECT pg_notify('shoal', $1) FROM e", &q, NULL);
 }
 
 /* ---- a pair split over two instances (PROTOCOL.md 4.8) ---- */
@@ -483,6 +499,40 @@ remotes_reload(struct cluster *c, int repush)
 		medsrv_peer_event(c->med, MEDPEER_NODE, NULL, r->key, 0);
 }
 
+static long long
+events_max(struct cluster *c)
+{
+	PGresult *r = pgq_exec(c->db, "SELECT coalesce(max(seq), 0) FROM events", NULL, NULL);
+	long long v = r != NULL && PQntuples(r) == 1 ? (long long)pgq_get_int(r, 0, 0) : -1;
+
+	PQclear(r);
+	return v;
+}
+
+/* The LISTEN connection is back: the membership events since seen_seq, in order. */
+static void
+events_replay(struct cluster *c)
+{
+	struct pgq q;
+	PGresult *r;
+	int i, n;
+
+	pgq_init(&q);
+	pgq_int(&q, c->seen_seq);
+	pgq_text(&q, c->id);
+	r = pgq_exec(c->db, "SELECT seq, payload FROM events WHERE seq > $1 AND instance <> $2 "
+	    "ORDER BY seq", &q, NULL);
+	n = r != NULL ? PQntuples(r) : 0;
+	for (i = 0; i < n; i++) {
+		apply(c, PQgetvalue(r, i, 1));
+		if (pgq_get_int(r, i, 0) > c->next_seq)
+			c->next_seq = pgq_get_int(r, i, 0);
+	}
+	PQclear(r);
+	c->seen_seq = c->next_seq;
+	log_info("event=cluster_events_replayed count=%d", n);
+}
+
 static void
 republish_cb(void *arg, const uint8_t key[KEY_LEN])
 {
@@ -527,7 +577,21 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (listen_start(c, NULL) == 0) {
 			log_info("event=cluster_listen_back");
 			remotes_reload(c, 1);
+			events_replay(c);
 		}
+	} else {
+		long long v = events_max(c);
+
+		if (v >= 0) {
+			c->seen_seq = c->next_seq;
+			c->next_seq = v;
+		}
+	}
+	if (c->beats % CLUSTER_EVENTS_PRUNE_BEATS == 0) {
+		pgq_init(&q);
+		pgq_int(&q, CLUSTER_EVENTS_KEEP_S);
+		(void)pgq_run(c->db, "DELETE FROM events WHERE at < "
+		    "extract(epoch from now())::bigint - $1", &q, NULL);
 	}
 }
 
@@ -560,6 +624,9 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 		    c->listen ? PQerrorMessage(c->listen) : "out of memory");
 		goto fail;
 	}
+	c->seen_seq = c->next_seq = events_max(c);
+	if (c->seen_seq < 0)
+		c->seen_seq = c->next_seq = 0;
 	ev_prepare_init(&c->flush_w, flush_cb);
 	c->flush_w.data = c;
 	ev_prepare_start(loop, &c->flush_w);

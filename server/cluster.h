@@ -29,8 +29,10 @@ struct medsrv;
 struct store;
 
 /* CLUSTER_BATCH_MAX: one NOTIFY of S and F lines (PostgreSQL takes up to 8000 bytes) */
+/* CLUSTER_EVENTS_KEEP_S: how long a membership event stays in table events, for an instance
+ * whose LISTEN connection was down (pruned every CLUSTER_EVENTS_PRUNE_BEATS beats) */
 enum { CLUSTER_BEAT_S = 2, CLUSTER_DEAD_S = 10, CLUSTER_HOP_GUESS_MS = 50,
-    CLUSTER_BATCH_MAX = 7900 };
+    CLUSTER_BATCH_MAX = 7900, CLUSTER_EVENTS_KEEP_S = 300, CLUSTER_EVENTS_PRUNE_BEATS = 30 };
 
 /* url: the store's (a second connection to the same database for LISTEN). Hooks the mediator
  * (medsrv_set_peers). NULL with a reason in err. */

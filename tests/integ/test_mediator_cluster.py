@@ -22,6 +22,7 @@ import sys
 import threading
 import time
 import json
+import re
 
 sys.path.insert(0, os.path.dirname(__file__))
 from lanproxy_util import isolate  # noqa: E402
@@ -50,6 +51,15 @@ def start_instance(lab, name, pg_url, key_from=None):
 def daemon_on(lab, srv, name):
     lab.server = srv
     return lab.start_daemon(name)
+
+
+def follow_chat(d):
+    """`shoal chat --follow --json` on d: (process, list of the messages as they arrive)."""
+    p = subprocess.Popen([binary("shoal"), "--control", d.ctl, "--json", "chat", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    got = []
+    threading.Thread(target=lambda: [got.append(json.loads(l)) for l in p.stdout], daemon=True).start()
+    return p, got
 
 
 def online(d, nick):
@@ -92,10 +102,7 @@ def main():
         # nick, chat
         bob.cli("set-nick", "bobby")
         wait_until(lambda: alice.member("lan", "bobby"), 5, what="nick change from B reaches A")
-        follow = subprocess.Popen([binary("shoal"), "--control", bob.ctl, "--json", "chat", "--follow"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        got = []
-        threading.Thread(target=lambda: [got.append(json.loads(l)) for l in follow.stdout], daemon=True).start()
+        follow, got = follow_chat(bob)
         try:
             r = alice.cli("chat", "lan", "across instances", check=False)
             assert r.returncode == 0, r.stderr
@@ -124,6 +131,24 @@ def main():
         bob.cli("set-nick", "bob-again")
         wait_until(lambda: online(alice, "bob-again"), 5, what="an event after the restart")
         print("# postgresql restarted: both instances listen again, events flow")
+
+        # Both instances' LISTEN connections cut: a chat sent while B cannot hear reaches bob
+        # once B listens again (its next heartbeat), from table events
+        follow, got = follow_chat(bob)
+        try:
+            cut = pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE query = 'LISTEN shoal'").strip()
+            assert cut == "2", f"LISTEN connections cut: {cut}"
+            r = alice.cli("chat", "lan", "while B was deaf", check=False)
+            assert r.returncode == 0, r.stderr
+            wait_until(lambda: any(m.get("text") == "while B was deaf" for m in got), 10,
+                       what="chat sent while B's LISTEN was down reaches bob")
+        finally:
+            follow.send_signal(signal.SIGTERM)
+            follow.wait(5)
+        replayed = re.findall(r"event=cluster_events_replayed count=(\d+)",
+                              open(os.path.join(lab.dir, "medB.log")).read())
+        print(f"# LISTEN cut on both instances: the chat reached bob; B replayed {replayed[-1:]} event(s)")
 
         # B stands still past the 10 s grace (SIGSTOP): A takes it for dead and bob goes offline;
         # B resumes, finds itself reaped and writes its nodes again: bob is back for alice

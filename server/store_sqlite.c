@@ -16,9 +16,22 @@
 
 #include "base/log.h"
 
+/* Prepared statements kept for the life of the connection, keyed by the address of their SQL
+ * text (every caller passes a string literal): a reconnect storm runs the same few statements
+ * per node, and parsing and planning them each time was a tenth of the mediator's CPU there
+ * (issue 13). A statement still in use (a nested call with the same SQL) gets a fresh one. */
+#define STMT_CACHE 32
+
+struct cached_stmt {
+	const char *sql;
+	sqlite3_stmt *s;
+	int busy;
+};
+
 struct store_sqlite {                    /* owned by the server context (or a test) */
 	struct store base;
 	sqlite3 *db;
+	struct cached_stmt cache[STMT_CACHE];
 };
 
 #define DB(st) (((struct store_sqlite *)(st))->db)
@@ -92,13 +105,42 @@ db_exec(struct store *st, const char *sql)
 static sqlite3_stmt *
 db_prepare(struct store *st, const char *sql)
 {
+	struct cached_stmt *c = ((struct store_sqlite *)st)->cache, *slot = NULL;
 	sqlite3_stmt *s = NULL;
 
-	if (sqlite3_prepare_v2(DB(st), sql, -1, &s, NULL) != SQLITE_OK) {
+	for (int i = 0; i < STMT_CACHE; i++) {
+		if (c[i].sql == sql && !c[i].busy) {
+			c[i].busy = 1;
+			return c[i].s;
+		}
+		if (c[i].sql == NULL && slot == NULL)
+			slot = &c[i];
+	}
+	if (sqlite3_prepare_v3(DB(st), sql, -1, slot ? SQLITE_PREPARE_PERSISTENT : 0, &s, NULL) !=
+	    SQLITE_OK) {
 		log_warnx("event=store_error sql=\"%.40s\" error=\"%s\"", sql, sqlite3_errmsg(DB(st)));
 		return NULL;
 	}
+	if (slot != NULL)
+		*slot = (struct cached_stmt){ .sql = sql, .s = s, .busy = 1 };
 	return s;
+}
+
+/* Where every statement from db_prepare ends: a cached one is reset for its next use (its
+ * bindings cleared: they may point at the caller's memory), any other finalized. */
+static void
+db_release(struct store *st, sqlite3_stmt *s)
+{
+	struct cached_stmt *c = ((struct store_sqlite *)st)->cache;
+
+	for (int i = 0; i < STMT_CACHE; i++)
+		if (c[i].s == s && c[i].busy) {
+			sqlite3_reset(s);
+			sqlite3_clear_bindings(s);
+			c[i].busy = 0;
+			return;
+		}
+	db_release(st, s);
 }
 
 /* Runs a statement that returns no rows. 0, STORE_EXISTS on a UNIQUE violation, or -1. */
@@ -108,7 +150,7 @@ db_step_done(struct store *st, sqlite3_stmt *s)
 	int rc = sqlite3_step(s);
 	int ext = sqlite3_extended_errcode(DB(st));
 
-	sqlite3_finalize(s);
+	db_release(st, s);
 	if (rc == SQLITE_DONE)
 		return 0;
 	if (ext == SQLITE_CONSTRAINT_UNIQUE || ext == SQLITE_CONSTRAINT_PRIMARYKEY)
@@ -162,7 +204,7 @@ migrate(struct store *st)
 	if (s == NULL)
 		return -1;
 	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
+	db_release(st, s);
 	if (rc == SQLITE_ROW)
 		return 0;
 	if (rc != SQLITE_DONE)
@@ -228,6 +270,8 @@ store_sqlite_db(struct store *st)
 static void
 sq_close(struct store *st)
 {
+	for (int i = 0; i < STMT_CACHE; i++)
+		sqlite3_finalize(((struct store_sqlite *)st)->cache[i].s);
 	sqlite3_close(DB(st));
 	free(st);
 }
@@ -249,7 +293,7 @@ sq_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out
 		out->address = (uint32_t)sqlite3_column_int64(s, 0);
 		copy_text(out->nick, sizeof(out->nick), sqlite3_column_text(s, 1));
 	}
-	sqlite3_finalize(s);
+	db_release(st, s);
 	return rc;
 }
 
@@ -280,7 +324,7 @@ lowest_gap(struct store *st, uint32_t lo, uint32_t hi, uint32_t *addr)
 	} else {
 		rc = rc == SQLITE_DONE ? STORE_FULL : -1;
 	}
-	sqlite3_finalize(s);
+	db_release(st, s);
 	return rc;
 }
 
@@ -297,7 +341,7 @@ alloc_address(struct store *st, uint32_t lo, uint32_t hi, uint32_t *addr)
 	sqlite3_bind_int64(s, 2, hi);
 	rc = sqlite3_step(s);
 	if (rc != SQLITE_ROW) {
-		sqlite3_finalize(s);
+		db_release(st, s);
 		return -1;
 	}
 	if (sqlite3_column_type(s, 0) == SQLITE_NULL) {
@@ -307,14 +351,14 @@ alloc_address(struct store *st, uint32_t lo, uint32_t hi, uint32_t *addr)
 		int64_t max = sqlite3_column_int64(s, 0);
 
 		if (max >= (int64_t)hi) {
-			sqlite3_finalize(s);
+			db_release(st, s);
 			return lowest_gap(st, lo, hi, addr);
 		} else {
 			*addr = (uint32_t)(max + 1);
 			rc = 0;
 		}
 	}
-	sqlite3_finalize(s);
+	db_release(st, s);
 	return rc;
 }
 
@@ -467,7 +511,7 @@ sq_network_get(struct store *st, const char *name, struct store_network *out)
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_STATIC);
 	if ((rc = db_step_row(st, s)) == 0)
 		network_from_row(out, s);
-	sqlite3_finalize(s);
+	db_release(st, s);
 	return rc;
 }
 
@@ -556,7 +600,7 @@ sq_member_get(struct store *st, int64_t net, const uint8_t key[KEY_LEN],
 	sqlite3_bind_blob(s, 2, key, KEY_LEN, SQLITE_STATIC);
 	if ((rc = db_step_row(st, s)) == 0)
 		member_from_row(out, s, 0);
-	sqlite3_finalize(s);
+	db_release(st, s);
 	return rc;
 }
 
@@ -606,11 +650,11 @@ sq_members_each(struct store *st, int64_t net, store_member_cb cb, void *arg)
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		member_from_row(&m, s, 0);
 		if ((rc = cb(arg, &m)) != 0) {
-			sqlite3_finalize(s);
+			db_release(st, s);
 			return rc;
 		}
 	}
-	sqlite3_finalize(s);
+	db_release(st, s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
@@ -634,11 +678,11 @@ sq_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store_networ
 		network_from_row(&n, s);
 		member_from_row(&me, s, 5);
 		if ((rc = cb(arg, &n, &me)) != 0) {
-			sqlite3_finalize(s);
+			db_release(st, s);
 			return rc;
 		}
 	}
-	sqlite3_finalize(s);
+	db_release(st, s);
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 

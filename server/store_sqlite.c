@@ -140,7 +140,7 @@ db_release(struct store *st, sqlite3_stmt *s)
 			c[i].busy = 0;
 			return;
 		}
-	db_release(st, s);
+	sqlite3_finalize(s);
 }
 
 /* Runs a statement that returns no rows. 0, STORE_EXISTS on a UNIQUE violation, or -1. */

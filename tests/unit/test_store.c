@@ -82,6 +82,26 @@ count_net_cb(void *arg, const struct store_network *n, const struct store_member
 	return 0;
 }
 
+/* The same query again from inside its own iteration (the mediator's punch walk reaches
+ * pair_can_talk inside store_node_networks_each): a cached statement must not be reused
+ * while it is stepping. */
+struct nested {
+	struct store *st;
+	const uint8_t *key;
+	int outer, inner;
+};
+
+static int
+nested_net_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	struct nested *w = arg;
+
+	(void)n;
+	(void)me;
+	w->outer++;
+	return store_node_networks_each(w->st, w->key, count_net_cb, &w->inner);
+}
+
 static void
 test_addresses(void)
 {
@@ -292,6 +312,18 @@ test_networks_persist(void)
 	count = 0;
 	CHECK_EQ(store_node_networks_each(st, b, count_net_cb, &count), 0);
 	CHECK_EQ(count, 2);
+	{
+		struct nested w = { st, b, 0, 0 };
+
+		CHECK_EQ(store_node_networks_each(st, b, nested_net_cb, &w), 0);
+		CHECK_EQ(w.outer, 2);
+		CHECK_EQ(w.inner, 4);
+		/* and once more: the statements went back to the cache in a usable state */
+		w.outer = w.inner = 0;
+		CHECK_EQ(store_node_networks_each(st, b, nested_net_cb, &w), 0);
+		CHECK_EQ(w.outer, 2);
+		CHECK_EQ(w.inner, 4);
+	}
 
 	/* delete cascades to memberships */
 	CHECK_EQ(store_network_delete(st, net.id), 0);

@@ -874,20 +874,32 @@ punch_broadcast(struct medsrv *m, struct msess *s, const uint8_t *to)
 	return 0;
 }
 
-/* s (here) and peer (on another instance) may talk: planned and granted here when s holds
- * the lower key and peer's side is kept; else peer's instance plans when s's side arrives. */
+/*
+ * s (here) and peer (on another instance) may talk. The relay grant is made by the instance
+ * of the lower key only (a pair must have one grant, one pair id); the punch is planned by the
+ * instance that receives the other's side (medsrv_peer_side), so a trigger on either node
+ * plans the pair whatever the order the two joined in. theirs: peer's side, or NULL when
+ * only its key is known (the grant's reason is then "starting").
+ */
 static void
-punch_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN])
+punch_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN],
+    const struct punch_side *theirs, int plan)
 {
-	struct punch_side mine, theirs;
+	struct punch_side mine, them;
 
-	if (m->rsides == NULL || memcmp(s->key, peer, KEY_LEN) > 0 ||
-	    !remoteside_get(m->rsides, peer, &theirs))
-		return;
 	punch_side_of(s, &mine);
+	if (theirs == NULL) {
+		memset(&them, 0, sizeof(them));
+		memcpy(them.key, peer, KEY_LEN);
+		if (m->rsides != NULL)
+			(void)remoteside_get(m->rsides, peer, &them);
+		theirs = &them;
+	}
 	/* The relay first, as for a pair on one instance (PROTOCOL.md 8.4). */
-	relay_introduce_sides(m, &mine, &theirs);
-	(void)punch_sides(m, &mine, &theirs);
+	if (memcmp(s->key, peer, KEY_LEN) < 0)
+		relay_introduce_sides(m, &mine, theirs);
+	if (plan)
+		(void)punch_sides(m, &mine, theirs);
 }
 
 
@@ -895,6 +907,7 @@ struct punch_walk {                      /* on the stack of one punch_node */
 	struct medsrv *m;
 	struct msess *s;                /* the node walked, here ... */
 	const uint8_t *remote;          /* ... or the key of one on another instance */
+	const struct punch_side *remote_side;   /* its side, as its instance sent it */
 	const uint8_t *peer;            /* pair_can_talk: the key looked for */
 	int remote_peers;               /* s has peers on other instances */
 	int local_peers;                /* remote has peers here */
@@ -913,14 +926,14 @@ punch_member_cb(void *arg, const struct store_member *r)
 	if (w->remote) {
 		if (t != NULL && t->registered) {
 			w->local_peers = 1;
-			punch_split(w->m, t, w->remote);
+			punch_split(w->m, t, w->remote, w->remote_side, 1);
 		}
 		return 0;
 	}
 	if (t == NULL) {
 		if (peer_remote(w->m, r->key, NULL, NULL)) {
 			w->remote_peers = 1;
-			punch_split(w->m, w->s, r->key);
+			punch_split(w->m, w->s, r->key, NULL, 0);
 		}
 		return 0;
 	}
@@ -1006,22 +1019,12 @@ medsrv_punch_timer(struct medsrv *m)
 	punch_arm(m);
 }
 
-/* A PUNCH_REQUEST for a peer on another instance: planned here when this instance plans
- * the pair and has the peer's side; else s's side goes out (asking for the peer's when this
- * instance plans). -3 (sent to the instance), or punch_sides' result. */
+/* A PUNCH_REQUEST for a peer on another instance: s's side goes out, and the peer's
+ * instance plans the pair. -3 (sent), or -1 (s not classified yet). */
 static int
 punch_request_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN])
 {
-	struct punch_side mine, theirs;
-
-	if (m->rsides != NULL && memcmp(s->key, peer, KEY_LEN) < 0 &&
-	    remoteside_get(m->rsides, peer, &theirs)) {
-		punch_side_of(s, &mine);
-		return punch_sides(m, &mine, &theirs);
-	}
-	if (punch_broadcast(m, s, memcmp(s->key, peer, KEY_LEN) < 0 ? peer : NULL) != 0)
-		return -1;
-	return -3;
+	return punch_broadcast(m, s, peer) == 0 ? -3 : -1;
 }
 
 /*
@@ -2433,28 +2436,24 @@ void
 medsrv_peer_side(struct medsrv *m, const uint8_t to[KEY_LEN], const struct punch_side *side,
     unsigned hop_ms)
 {
-	static const uint8_t everyone[KEY_LEN];
 	struct punch_walk w = { .m = m, .remote = side->key };
-	struct msess *t = NULL;
+	struct punch_side theirs;
 	char pid[KEY_SHORT_LEN];
 
+	(void)to;       /* who asked: any instance with peers of the node plans them */
 	if (m->rsides == NULL || find_session(m, side->key) != NULL ||
-	    remoteside_put(m->rsides, side, hop_ms, m->io.now(m->io.arg)) != 0)
+	    remoteside_put(m->rsides, side, hop_ms, m->io.now(m->io.arg)) != 0 ||
+	    !remoteside_get(m->rsides, side->key, &theirs))
 		return;
+	w.remote_side = &theirs;        /* with the hop in its delay */
 	/* Its pairs with our nodes that hold the lower key are planned here (punch_split); its
 	 * side is kept only while it has peers here (a plan queued for later needs it). */
 	store_node_networks_each(m->st, side->key, punch_network_cb, &w);
 	key_short(side->key, pid);
 	log_debug("event=punch_side_received peer=%s hop_ms=%u peers_here=%d", pid, hop_ms,
 	    w.local_peers);
-	if (!w.local_peers) {
+	if (!w.local_peers)
 		remoteside_forget(m->rsides, side->key);
-		return;
-	}
-	/* Asked for a node's side: the pair is planned by the asker's instance. */
-	if (memcmp(to, everyone, KEY_LEN) != 0 && (t = find_session(m, to)) != NULL &&
-	    t->registered && memcmp(to, side->key, KEY_LEN) > 0 && pair_can_talk(m, to, side->key))
-		(void)punch_broadcast(m, t, NULL);
 }
 
 /*

@@ -55,6 +55,11 @@ def main():
         r = lab.start_daemon(sr.hosts[0], "r", server=two)
         q = lab.start_daemon(sq.hosts[0], "q", server=one)
         a.cli("create", "lab")
+        # a and q classified before the others join: their own triggers find no peer yet, so
+        # only the later nodes' triggers can plan the pairs (an order that once left them unplanned)
+        for d in (a, q):
+            harness.wait_until(lambda: ((d.status().get("nat") or {}).get("mapping") or "unknown") != "unknown",
+                               15, interval=0.1, what=f"{d.name} classified")
         s.cli("join", "lab")
         r.cli("join", "lab")
         q.cli("join", "lab")

@@ -3,7 +3,8 @@
  * one line of text each. Events: "KIND INSTANCE VAL KEY NETWORK" with KIND one of the MEDPEER_*
  * letters, INSTANCE 16 lowercase hex digits, VAL 0..255 in decimal, KEY 64 lowercase hex digits
  * or "-", NETWORK "=" and the name, or "-". For a pair split over two instances (4.8):
- * "S INSTANCE SENT_MS TO SIDE", one node's punch side for the instance holding node TO, and
+ * "S INSTANCE SENT_MS TO SIDE", one node's punch side for every instance (TO: zeros, or the
+ * peer a PUNCH_REQUEST named), and
  * "F INSTANCE TO MSG", a MSG_PUNCH or MSG_RELAY_GRANT that instance forwards to TO; SENT_MS is
  * the sender's wall clock in decimal milliseconds, SIDE and MSG lowercase hex of binary forms.
  * Pure: no database, no mediator.
@@ -38,7 +39,7 @@ int cluster_event_decode(const char *in, struct cluster_event *e);
 /* The first byte of the pair payloads: any other line is an event. */
 enum { CLUSTER_SIDE = 'S', CLUSTER_FWD = 'F', CLUSTERPAIR_MAX = 2048 };
 
-struct cluster_side {                    /* "S ...": a punch side sent to TO's instance */
+struct cluster_side {                    /* "S ...": a punch side, for every instance */
 	char instance[CLUSTER_ID_LEN + 1];
 	uint64_t sent_ms;               /* the sender's wall clock, for the hop's delay */
 	uint8_t to[KEY_LEN];

@@ -172,8 +172,9 @@ struct medsrv_peers {
 void medsrv_set_peers(struct medsrv *m, const struct medsrv_peers *p);
 void medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_t *key,
     uint8_t val);
-/* What another instance sent for a split pair (PROTOCOL.md 4.8): a remote node's side for
- * our node `to`, which arrived after hop_ms; a MSG_PUNCH or MSG_RELAY_GRANT for our node
+/* What another instance sent for a split pair (PROTOCOL.md 4.8): a remote node's side
+ * (`to`: zeros, or the peer a PUNCH_REQUEST named; both are treated alike), which arrived after
+ * hop_ms, its pairs with our nodes planned here; a MSG_PUNCH or MSG_RELAY_GRANT for our node
  * made there (anything else is dropped). */
 void medsrv_peer_side(struct medsrv *m, const uint8_t to[KEY_LEN], const struct punch_side *side,
     unsigned hop_ms);

@@ -886,7 +886,11 @@ punch_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN],
     const struct punch_side *theirs, int plan)
 {
 	struct punch_side mine, them;
+	int grant = memcmp(s->key, peer, KEY_LEN) < 0;
 
+	/* every remote member of a big network passes here on each trigger: no sides unless used */
+	if (!grant && !plan)
+		return;
 	punch_side_of(s, &mine);
 	if (theirs == NULL) {
 		memset(&them, 0, sizeof(them));
@@ -896,7 +900,7 @@ punch_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN],
 		theirs = &them;
 	}
 	/* The relay first, as for a pair on one instance (PROTOCOL.md 8.4). */
-	if (memcmp(s->key, peer, KEY_LEN) < 0)
+	if (grant)
 		relay_introduce_sides(m, &mine, theirs);
 	if (plan)
 		(void)punch_sides(m, &mine, theirs);

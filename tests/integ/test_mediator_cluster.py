@@ -53,13 +53,22 @@ def daemon_on(lab, srv, name):
     return lab.start_daemon(name)
 
 
-def follow_chat(d):
-    """`shoal chat --follow --json` on d: (process, list of the messages as they arrive)."""
-    p = subprocess.Popen([binary("shoal"), "--control", d.ctl, "--json", "chat", "--follow"],
+def chat_reaches(sender, receiver, text, what, before=None):
+    """sender writes text to "lan"; it must reach receiver's `shoal chat --follow` within 10 s.
+    before: run first, once the receiver follows (e.g. cut a connection)."""
+    p = subprocess.Popen([binary("shoal"), "--control", receiver.ctl, "--json", "chat", "--follow"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     got = []
     threading.Thread(target=lambda: [got.append(json.loads(l)) for l in p.stdout], daemon=True).start()
-    return p, got
+    try:
+        if before:
+            before()
+        r = sender.cli("chat", "lan", text, check=False)
+        assert r.returncode == 0, r.stderr
+        wait_until(lambda: any(m.get("text") == text for m in got), 10, what=what)
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(5)
 
 
 def online(d, nick):
@@ -102,15 +111,7 @@ def main():
         # nick, chat
         bob.cli("set-nick", "bobby")
         wait_until(lambda: alice.member("lan", "bobby"), 5, what="nick change from B reaches A")
-        follow, got = follow_chat(bob)
-        try:
-            r = alice.cli("chat", "lan", "across instances", check=False)
-            assert r.returncode == 0, r.stderr
-            wait_until(lambda: any(m.get("text") == "across instances" for m in got), 10,
-                       what="chat from A reaches bob on B")
-        finally:
-            follow.send_signal(signal.SIGTERM)
-            follow.wait(5)
+        chat_reaches(alice, bob, "across instances", "chat from A reaches bob on B")
 
         # bob stops: offline on A
         t0 = time.monotonic()
@@ -134,18 +135,12 @@ def main():
 
         # Both instances' LISTEN connections cut: a chat sent while B cannot hear reaches bob
         # once B listens again (its next heartbeat), from table events
-        follow, got = follow_chat(bob)
-        try:
+        def cut_listen():
             cut = pg.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
                           "WHERE query = 'LISTEN shoal'").strip()
             assert cut == "2", f"LISTEN connections cut: {cut}"
-            r = alice.cli("chat", "lan", "while B was deaf", check=False)
-            assert r.returncode == 0, r.stderr
-            wait_until(lambda: any(m.get("text") == "while B was deaf" for m in got), 10,
-                       what="chat sent while B's LISTEN was down reaches bob")
-        finally:
-            follow.send_signal(signal.SIGTERM)
-            follow.wait(5)
+        chat_reaches(alice, bob, "while B was deaf", "chat sent while B's LISTEN was down reaches bob",
+                     before=cut_listen)
         replayed = re.findall(r"event=cluster_events_replayed count=(\d+)",
                               open(os.path.join(lab.dir, "medB.log")).read())
         print(f"# LISTEN cut on both instances: the chat reached bob; B replayed {replayed[-1:]} event(s)")

@@ -9,15 +9,14 @@ measured phase every instance is killed (SIGKILL) and started again on its port 
 "reconnect all s" is the time until every node is ONLINE again. Prints one table row; RSS is
 the instances' sum, PostgreSQL's is printed apart. Not in make check."""
 import os
-import select
 import shutil
-import subprocess
 import sys
 import json
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integ"))
 from harness import BUILD, Lab, binary, wait_until  # noqa: E402
 import pgserver  # noqa: E402
+from storm import run_with_restart  # noqa: E402
 
 PER_PROC = 15000   # nodes per loadgen process (one descriptor each)
 BASE_PORT = 7300   # instance i listens on BASE_PORT + 10 i (TCP, and UDP up to + 3)
@@ -73,32 +72,25 @@ def main():
                 "--json"]
         for p in procs:
             argv += ["--server-pid", str(p.pid)]
-        fifo = os.path.join(lab.dir, "restart.fifo")
-        os.mkfifo(fifo)
-        lg = subprocess.Popen(argv + ["--restart-cmd", f"echo restart > {fifo}"], stdout=subprocess.PIPE,
-                              stderr=open(os.path.join(lab.dir, "loadgen.log"), "ab"), text=True)
-        fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
-        got = b""
-        while b"restart" not in got:
-            if lg.poll() is not None:
-                raise RuntimeError(f"shoal-loadgen exited ({lg.returncode}) before the restart")
-            r, _, _ = select.select([fd], [], [], 0.2)
-            if r:
-                got += os.read(fd, 64)
-        os.close(fd)
-        pg_kb = pg_rss_kb(pg)
-        if "pg_stat_statements" in os.environ.get("SHOAL_PG_OPTS", ""):
-            pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-            print(pg.psql("SELECT calls, round(total_exec_time) AS ms, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
-                          "FROM pg_stat_statements ORDER BY calls DESC LIMIT 15"), file=sys.stderr)
-        for p in procs:
-            p.kill()
-        for p in procs:
-            p.wait()
-        for i in range(k):
-            procs[i], _ = start(lab, i, pg.url)
-        out, _ = lg.communicate(timeout=900)
-        r = json.loads(out)
+        state = {}
+
+        def restart():
+            state["pg_kb"] = pg_rss_kb(pg)
+            if "pg_stat_statements" in os.environ.get("SHOAL_PG_OPTS", ""):
+                pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+                print(pg.psql("SELECT calls, round(total_exec_time) AS ms, "
+                              "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
+                              "FROM pg_stat_statements ORDER BY calls DESC LIMIT 15"), file=sys.stderr)
+            for p in procs:
+                p.kill()
+            for p in procs:
+                p.wait()
+            for i in range(k):
+                procs[i], _ = start(lab, i, pg.url)
+
+        r = run_with_restart(lab, argv, timeout=900, restart=restart,
+                             stderr=open(os.path.join(lab.dir, "loadgen.log"), "ab"))
+        pg_kb = state["pg_kb"]
         r["instances"] = k
         r["postgres_rss_kb"] = pg_kb
         print(json.dumps(r))

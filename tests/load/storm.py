@@ -8,12 +8,13 @@ import select
 import subprocess
 
 
-def run_with_restart(lab, argv, timeout=600):
-    """argv: shoal-loadgen's command line without --restart-cmd. Returns its JSON output."""
+def run_with_restart(lab, argv, timeout=600, restart=None, stderr=subprocess.DEVNULL):
+    """argv: shoal-loadgen's command line without --restart-cmd. restart: what to do when every
+    node is armed (default: kill lab's mediator and start it again). Returns its JSON output."""
     fifo = os.path.join(lab.dir, "restart.fifo")
     os.mkfifo(fifo)
     p = subprocess.Popen(argv + ["--restart-cmd", f"echo restart > {fifo}"], stdout=subprocess.PIPE,
-                         stderr=subprocess.DEVNULL, text=True)
+                         stderr=stderr, text=True)
     # Non-blocking: an open that waited for a writer would hang if the load generator died.
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
     try:
@@ -26,8 +27,11 @@ def run_with_restart(lab, argv, timeout=600):
                 got += os.read(fd, 64)
     finally:
         os.close(fd)
-    lab.kill_server()
-    lab.start_server()  # same port, same state dir
+    if restart is None:
+        lab.kill_server()
+        lab.start_server()  # same port, same state dir
+    else:
+        restart()
     out, _ = p.communicate(timeout=timeout)
     if p.returncode != 0:
         raise RuntimeError(f"shoal-loadgen exited with {p.returncode}")

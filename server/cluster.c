@@ -18,6 +18,7 @@
 #include "mproto/msg.h"
 #include "server/clusterev.h"
 #include "server/mediator.h"
+#include "server/pgasync.h"
 #include "server/pgq.h"
 #include "server/store_backend.h"
 
@@ -31,13 +32,14 @@ struct remote {
 
 struct cluster {
 	struct ev_loop *loop;
-	struct pgq_conn *db;            /* the store's: writes (borrowed) */
+	struct pgq_conn *db;            /* the store's: reads (borrowed) */
+	struct pgasync *aw;             /* the store's: writes, off the loop (borrowed) */
 	PGconn *listen;                 /* ours: LISTEN shoal */
 	struct medsrv *med;             /* borrowed */
 	char id[CLUSTER_ID_LEN + 1];    /* this instance, 16 hex digits, random per start */
 	ev_io io_w;
 	ev_timer beat_w;
-	unsigned long beats;
+	unsigned long beats, beats_answered;
 	struct remote *remotes;
 	/* S and F lines of this loop turn, sent together (flush_w) or when the next would not fit */
 	char batch[CLUSTER_BATCH_MAX];
@@ -90,6 +92,27 @@ payload_of(struct cluster *c, char kind, const char *network, const uint8_t *key
 		return NULL;
 	}
 	return out;
+}
+
+/* Every write of this module: queued on the store's asynchronous connection (pgasync.h), in
+ * order, so a slow database delays presence and events rather than every session. The reads
+ * stay synchronous (remote_load, remotes_reload, events_replay): what follows them needs the
+ * rows, and they are rare (an event from another instance; a reconnection). */
+static void
+write_q(struct cluster *c, const char *sql, const struct pgq *q, pgasync_cb cb)
+{
+	if (c->aw != NULL) {
+		(void)pgasync_run(c->aw, sql, q, cb, c);
+		return;
+	}
+	if (cb == NULL) {
+		(void)pgq_run(c->db, sql, q, NULL);
+	} else {
+		PGresult *r = pgq_exec(c->db, sql, q, NULL);
+
+		cb(c, r);
+		PQclear(r);
+	}
 }
 
 /* ---- presence rows ---- */
@@ -213,14 +236,14 @@ publish_node(struct cluster *c, const uint8_t key[KEY_LEN])
 	if (medsrv_session_endpoints(c->med, key, eps, &n)) {
 		len = eps_encode(key, eps, n, blob, sizeof(blob));
 		pgq_bin(&q, blob, len);
-		(void)pgq_run(c->db, "WITH up AS (INSERT INTO presence (node, instance, endpoints) "
+		write_q(c, "WITH up AS (INSERT INTO presence (node, instance, endpoints) "
 		    "VALUES ($1, $2, $4) ON CONFLICT (node) DO UPDATE SET instance = "
 		    "excluded.instance, endpoints = excluded.endpoints RETURNING 1) "
 		    "SELECT pg_notify('shoal', $3) FROM up", &q, NULL);
 		remote_forget(c, key);
 	} else {
 		/* only our own row: the node may be on another instance already */
-		(void)pgq_run(c->db, "WITH d AS (DELETE FROM presence WHERE node = $1 AND "
+		write_q(c, "WITH d AS (DELETE FROM presence WHERE node = $1 AND "
 		    "instance = $2) SELECT pg_notify('shoal', $3)", &q, NULL);
 	}
 }
@@ -243,7 +266,7 @@ event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t 
 	pgq_init(&q);
 	pgq_text(&q, payload);
 	pgq_text(&q, c->id);
-	(void)pgq_run(c->db, "WITH e AS (INSERT INTO events (instance, payload) VALUES ($2, $1) "
+	write_q(c, "WITH e AS (INSERT INTO events (instance, payload) VALUES ($2, $1) "
 	    "RETURNING 1) SELECT pg_notify('shoal', $1) FROM e", &q, NULL);
 }
 
@@ -263,8 +286,9 @@ batch_flush(struct cluster *c)
 	c->batch[c->batch_len] = '\0';
 	pgq_init(&q);
 	pgq_text(&q, c->batch);
-	(void)pgq_run(c->db, "SELECT pg_notify('shoal', $1)", &q, NULL);
-	sodium_memzero(c->batch, c->batch_len);     /* grants carry secrets */
+	write_q(c, "SELECT pg_notify('shoal', $1)", &q, NULL);
+	/* grants carry secrets (the queued copy is freed once sent: libpq's buffers hold it too) */
+	sodium_memzero(c->batch, c->batch_len);
 	c->batch_len = 0;
 }
 
@@ -539,34 +563,55 @@ republish_cb(void *arg, const uint8_t key[KEY_LEN])
 	publish_node(arg, key);
 }
 
+/* Our heartbeat answered. xmax = 0: the row is new. After the first beat that means the
+ * others took us for dead (our loop stood still past CLUSTER_DEAD_S) and deleted our nodes:
+ * write them again. */
+static void
+beat_answer_cb(void *arg, const PGresult *r)
+{
+	struct cluster *c = arg;
+	int inserted;
+
+	if (r == NULL)
+		return;
+	inserted = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+	if (inserted && c->beats_answered > 0) {
+		log_warnx("event=cluster_revived instance=%s", c->id);
+		medsrv_sessions_each(c->med, republish_cb, c);
+	}
+	c->beats_answered++;
+}
+
+/* The newest event's seq, asked at a beat: it becomes seen_seq a beat later (cluster's
+ * comment). Not while LISTEN is down: the replay then starts from the last seq heard. */
+static void
+seq_answer_cb(void *arg, const PGresult *r)
+{
+	struct cluster *c = arg;
+
+	if (r == NULL || PQntuples(r) != 1 || !ev_is_active(&c->io_w))
+		return;
+	c->seen_seq = c->next_seq;
+	c->next_seq = (long long)pgq_get_int(r, 0, 0);
+}
+
 /* Our heartbeat; the rows of instances that stopped beating go, each with its event. */
 static void
 beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct cluster *c = w->data;
 	struct pgq q;
-	PGresult *r;
-	int inserted = 0;
 
 	(void)loop;
 	(void)revents;
 	pgq_init(&q);
 	pgq_text(&q, c->id);
-	/* xmax = 0: the row is new. After the first beat that means the others took us for dead
-	 * (our loop stood still past CLUSTER_DEAD_S) and deleted our nodes: write them again. */
-	if ((r = pgq_exec(c->db, "INSERT INTO instances (id, heartbeat) VALUES ($1, "
+	write_q(c, "INSERT INTO instances (id, heartbeat) VALUES ($1, "
 	    "extract(epoch from now())::bigint) ON CONFLICT (id) DO UPDATE SET heartbeat = "
-	    "excluded.heartbeat RETURNING (xmax = 0)", &q, NULL)) != NULL) {
-		inserted = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-		PQclear(r);
-	}
-	if (inserted && c->beats > 0) {
-		log_warnx("event=cluster_revived instance=%s", c->id);
-		medsrv_sessions_each(c->med, republish_cb, c);
-	}
+	    "excluded.heartbeat RETURNING (xmax = 0)", &q, beat_answer_cb);
 	c->beats++;
 	pgq_int(&q, CLUSTER_DEAD_S);
-	(void)pgq_run(c->db, "WITH dead AS (DELETE FROM instances WHERE heartbeat < "
+	write_q(c, "WITH dead AS (DELETE FROM instances WHERE heartbeat < "
 	    "extract(epoch from now())::bigint - $2 AND id <> $1 RETURNING id), "
 	    "gone AS (DELETE FROM presence p USING dead WHERE p.instance = dead.id "
 	    "RETURNING p.node, p.instance) "
@@ -580,17 +625,12 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			events_replay(c);
 		}
 	} else {
-		long long v = events_max(c);
-
-		if (v >= 0) {
-			c->seen_seq = c->next_seq;
-			c->next_seq = v;
-		}
+		write_q(c, "SELECT coalesce(max(seq), 0) FROM events", NULL, seq_answer_cb);
 	}
 	if (c->beats % CLUSTER_EVENTS_PRUNE_BEATS == 0) {
 		pgq_init(&q);
 		pgq_int(&q, CLUSTER_EVENTS_KEEP_S);
-		(void)pgq_run(c->db, "DELETE FROM events WHERE at < "
+		write_q(c, "DELETE FROM events WHERE at < "
 		    "extract(epoch from now())::bigint - $1", &q, NULL);
 	}
 }
@@ -609,6 +649,11 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 	}
 	c->loop = loop;
 	c->db = store_pg_conn(st);
+	if (store_pg_async_start(st, loop, err, errlen) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->aw = store_pg_async(st);
 	c->med = med;
 	randombytes_buf(rnd, sizeof(rnd));
 	sodium_bin2hex(c->id, sizeof(c->id), rnd, sizeof(rnd));
@@ -659,16 +704,18 @@ cluster_free(struct cluster *c)
 		return;
 	medsrv_set_peers(c->med, &(struct medsrv_peers){ .event = NULL });
 	batch_flush(c);
+	pgasync_forget(c->aw, c);
 	ev_prepare_stop(c->loop, &c->flush_w);
 	ev_io_stop(c->loop, &c->io_w);
 	ev_timer_stop(c->loop, &c->beat_w);
 	/* a clean stop: our nodes are offline now, not after CLUSTER_DEAD_S */
 	pgq_init(&q);
 	pgq_text(&q, c->id);
-	(void)pgq_run(c->db, "WITH gone AS (DELETE FROM presence WHERE instance = $1 "
+	/* queued after our last presence writes (the store's close sends them all) */
+	write_q(c, "WITH gone AS (DELETE FROM presence WHERE instance = $1 "
 	    "RETURNING node) SELECT pg_notify('shoal', 'n ' || $1 || ' 0 ' || "
 	    "encode(node, 'hex') || ' -') FROM gone", &q, NULL);
-	(void)pgq_run(c->db, "DELETE FROM instances WHERE id = $1", &q, NULL);
+	write_q(c, "DELETE FROM instances WHERE id = $1", &q, NULL);
 	HASH_ITER(hh, c->remotes, r, t) {
 		HASH_DEL(c->remotes, r);
 		free(r);

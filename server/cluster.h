@@ -16,7 +16,8 @@
  * - liveness: table instances(id, heartbeat), beaten every CLUSTER_BEAT_S; rows of an instance
  *   silent for CLUSTER_DEAD_S (killed) are deleted by the others, with their events.
  * Owns: the LISTEN connection, its watcher and timer, the cache of remote presence.
- * Borrows: the store's connection (writes), the mediator (events in and out).
+ * Borrows: the store's connections (reads; writes queued off the loop, pgasync.h), the
+ * mediator (events in and out).
  */
 #ifndef SHOAL_SERVER_CLUSTER_H
 #define SHOAL_SERVER_CLUSTER_H

@@ -68,5 +68,12 @@ extern const struct chatstore_ops chatstore_pg_ops;
 /* Each backend's own handle, for its chatstore half over the same connection. */
 struct sqlite3 *store_sqlite_db(struct store *st);
 struct pgq_conn *store_pg_conn(struct store *st);
+/* The PostgreSQL backend's connection for writes nobody waits for (pgasync.h), started once
+ * the server has its loop (cluster_new); until then, and in tests and tools, NULL: those
+ * writes are synchronous. */
+struct ev_loop;
+struct pgasync;
+int store_pg_async_start(struct store *st, struct ev_loop *loop, char *err, size_t errlen);
+struct pgasync *store_pg_async(struct store *st);
 
 #endif

@@ -4,7 +4,9 @@
  * semantics as store_sqlite.c; keys and blobs are bytea, ids BIGSERIAL. Every change is one
  * transaction; address allocation holds a transaction-scoped advisory lock so two instances
  * registering nodes at once never hand out the same address.
- * Owns the libpq connection and the schema. Must not touch: policy, sockets, the event loop.
+ * Owns the libpq connection and the schema, and (once the server started it with its loop)
+ * the connection of the writes nobody waits for (pgasync.h: last_seen, and the cluster's).
+ * Must not touch: policy, sockets.
  */
 #include "config.h"
 
@@ -14,15 +16,19 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "server/pgasync.h"
 #include "server/pgq.h"
 #include "server/store_backend.h"
 
 struct store_pg {                        /* owned by the server context (or a test) */
 	struct store base;
 	struct pgq_conn *c;
+	struct pgasync *async;          /* NULL: every write is synchronous (tests, tools) */
+	char *url;
 };
 
 #define PG(st) (((struct store_pg *)(st))->c)
+#define ASYNC(st) (((struct store_pg *)(st))->async)
 static const struct store_ops pg_ops;
 
 /* Advisory lock ids (any constants, the same in every instance). */
@@ -108,7 +114,10 @@ store_pg_open(const char *url, char *err, size_t errlen)
 	sp->base.ops = &pg_ops;
 	sp->base.chat = &chatstore_pg_ops;
 	sp->base.kind = "postgresql";
-	if ((sp->c = pgq_connect(url, err, errlen)) == NULL) {
+	if ((sp->url = strdup(url)) == NULL || (sp->c = pgq_connect(url, err, errlen)) == NULL) {
+		if (sp->url == NULL)
+			snprintf(err, errlen, "out of memory");
+		free(sp->url);
 		free(sp);
 		return NULL;
 	}
@@ -128,8 +137,25 @@ fail:
 		if (*p == '"')
 			*p = '\'';
 	pgq_close(sp->c);
+	free(sp->url);
 	free(sp);
 	return NULL;
+}
+
+int
+store_pg_async_start(struct store *st, struct ev_loop *loop, char *err, size_t errlen)
+{
+	struct store_pg *sp = (struct store_pg *)st;
+
+	if (sp->async != NULL)
+		return 0;
+	return (sp->async = pgasync_new(loop, sp->url, err, errlen)) != NULL ? 0 : -1;
+}
+
+struct pgasync *
+store_pg_async(struct store *st)
+{
+	return ASYNC(st);
 }
 
 struct pgq_conn *
@@ -141,7 +167,9 @@ store_pg_conn(struct store *st)
 static void
 pg_close(struct store *st)
 {
+	pgasync_free(ASYNC(st));        /* first: what it still holds is written */
 	pgq_close(PG(st));
+	free(((struct store_pg *)st)->url);
 	free(st);
 }
 
@@ -271,12 +299,25 @@ pg_node_touch(struct store *st, const uint8_t key[KEY_LEN], int64_t when)
 {
 	struct pgq q;
 
+	static const char *const sql[] = { "UPDATE nodes SET last_seen = " NOW_S " WHERE key = $1",
+	    "UPDATE nodes SET last_seen = $2 WHERE key = $1" };
+
 	pgq_init(&q);
 	pgq_bin(&q, key, KEY_LEN);
 	if (when)
 		pgq_int(&q, when);
-	return pgq_run(PG(st), when ? "UPDATE nodes SET last_seen = $2 WHERE key = $1" :
-	    "UPDATE nodes SET last_seen = " NOW_S " WHERE key = $1", &q, NULL);
+	/* on every connect and for every session at each reclaim: nobody waits for it */
+	if (ASYNC(st) != NULL)
+		return pgasync_run(ASYNC(st), sql[when != 0], &q, NULL, NULL);
+	return pgq_run(PG(st), sql[when != 0], &q, NULL);
+}
+
+static void
+reclaimed_cb(void *arg, const PGresult *r)
+{
+	(void)arg;
+	if (r != NULL && strtoul(PQcmdTuples((PGresult *)r), NULL, 10) > 0)
+		log_info("event=nodes_reclaimed count=%s", PQcmdTuples((PGresult *)r));
 }
 
 static int
@@ -284,13 +325,19 @@ pg_nodes_reclaim(struct store *st, int64_t before, unsigned *removed)
 {
 	struct pgq q;
 
+	static const char sql[] = "DELETE FROM nodes WHERE last_seen < $1 "
+	    "AND NOT EXISTS (SELECT 1 FROM members WHERE members.node = nodes.key) "
+	    "AND NOT EXISTS (SELECT 1 FROM networks WHERE networks.owner = nodes.key)";
+
 	*removed = 0;
 	pgq_init(&q);
 	pgq_int(&q, before);
-	return pgq_run(PG(st), "DELETE FROM nodes WHERE last_seen < $1 "
-	    "AND NOT EXISTS (SELECT 1 FROM members WHERE members.node = nodes.key) "
-	    "AND NOT EXISTS (SELECT 1 FROM networks WHERE networks.owner = nodes.key)", &q,
-	    removed);
+	/* after the last_seen updates queued just before it (medsrv_reclaim touches every
+	 * connected node first): on the synchronous connection it could run ahead of them and
+	 * take a connected node for unused. The count is logged when it is known. */
+	if (ASYNC(st) != NULL)
+		return pgasync_run(ASYNC(st), sql, &q, reclaimed_cb, NULL);
+	return pgq_run(PG(st), sql, &q, removed);
 }
 
 static int

@@ -85,6 +85,18 @@ class PgServer:
         return self._run(os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-d", self.url,
                          "-c", sql).stdout
 
+    def session(self):
+        """An interactive psql (stdin/stdout pipes, one line per answer): a transaction the
+        test holds open, e.g. a lock, while the code under test runs."""
+        cmd = [os.path.join(self.bindir, "psql"), "-X", "-A", "-t", "-q", "-d", self.url]
+        if os.geteuid() == 0:
+            pw = pwd.getpwnam(self.user)
+            cmd = ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid,
+                   "--clear-groups", "--"] + cmd
+        return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=self.dir,
+                                env=dict(os.environ, HOME=self.dir, LC_ALL="C"))
+
     def stop(self):
         if self.dir is None:
             return

@@ -32,6 +32,7 @@ struct remote {
 
 struct cluster {
 	struct ev_loop *loop;
+	struct store *st;               /* borrowed: its copies of member lists */
 	struct pgq_conn *db;            /* the store's: reads (borrowed) */
 	struct pgasync *aw;             /* the store's: writes, off the loop (borrowed) */
 	PGconn *listen;                 /* ours: LISTEN shoal */
@@ -39,7 +40,7 @@ struct cluster {
 	char id[CLUSTER_ID_LEN + 1];    /* this instance, 16 hex digits, random per start */
 	ev_io io_w;
 	ev_timer beat_w;
-	unsigned long beats, beats_answered;
+	unsigned long beats;
 	struct remote *remotes;
 	/* S and F lines of this loop turn, sent together (flush_w) or when the next would not fit */
 	char batch[CLUSTER_BATCH_MAX];
@@ -94,25 +95,18 @@ payload_of(struct cluster *c, char kind, const char *network, const uint8_t *key
 	return out;
 }
 
-/* Every write of this module: queued on the store's asynchronous connection (pgasync.h), in
- * order, so a slow database delays presence and events rather than every session. The reads
- * stay synchronous (remote_load, remotes_reload, events_replay): what follows them needs the
- * rows, and they are rare (an event from another instance; a reconnection). */
+/* The writes of this module but the heartbeat: queued on the store's asynchronous connection
+ * (pgasync.h), in order, so a slow database delays presence and events rather than every
+ * session. The reads stay synchronous (remote_load, remotes_reload, events_replay): what
+ * follows them needs the rows, and they are rare (an event from another instance; a
+ * reconnection). */
 static void
-write_q(struct cluster *c, const char *sql, const struct pgq *q, pgasync_cb cb)
+write_q(struct cluster *c, const char *sql, const struct pgq *q)
 {
-	if (c->aw != NULL) {
-		(void)pgasync_run(c->aw, sql, q, cb, c);
-		return;
-	}
-	if (cb == NULL) {
+	if (c->aw != NULL)
+		(void)pgasync_run(c->aw, sql, q, NULL, NULL);
+	else
 		(void)pgq_run(c->db, sql, q, NULL);
-	} else {
-		PGresult *r = pgq_exec(c->db, sql, q, NULL);
-
-		cb(c, r);
-		PQclear(r);
-	}
 }
 
 /* ---- presence rows ---- */
@@ -219,7 +213,7 @@ remote_cb(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *
  * one transaction and one round trip: this runs for every connect, disconnect and endpoint
  * change). */
 static void
-publish_node(struct cluster *c, const uint8_t key[KEY_LEN])
+publish_node(struct cluster *c, const uint8_t key[KEY_LEN], uint8_t val)
 {
 	struct endpoint eps[MAX_ENDPOINTS];
 	uint8_t blob[1024], n;
@@ -227,7 +221,7 @@ publish_node(struct cluster *c, const uint8_t key[KEY_LEN])
 	struct pgq q;
 	size_t len;
 
-	if (payload_of(c, MEDPEER_NODE, NULL, key, 0, payload) == NULL)
+	if (payload_of(c, MEDPEER_NODE, NULL, key, val, payload) == NULL)
 		return;
 	pgq_init(&q);
 	pgq_bin(&q, key, KEY_LEN);
@@ -239,12 +233,12 @@ publish_node(struct cluster *c, const uint8_t key[KEY_LEN])
 		write_q(c, "WITH up AS (INSERT INTO presence (node, instance, endpoints) "
 		    "VALUES ($1, $2, $4) ON CONFLICT (node) DO UPDATE SET instance = "
 		    "excluded.instance, endpoints = excluded.endpoints RETURNING 1) "
-		    "SELECT pg_notify('shoal', $3) FROM up", &q, NULL);
+		    "SELECT pg_notify('shoal', $3) FROM up", &q);
 		remote_forget(c, key);
 	} else {
 		/* only our own row: the node may be on another instance already */
 		write_q(c, "WITH d AS (DELETE FROM presence WHERE node = $1 AND "
-		    "instance = $2) SELECT pg_notify('shoal', $3)", &q, NULL);
+		    "instance = $2) SELECT pg_notify('shoal', $3)", &q);
 	}
 }
 
@@ -256,7 +250,7 @@ event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t 
 	struct pgq q;
 
 	if (kind == MEDPEER_NODE) {
-		publish_node(c, key);
+		publish_node(c, key, val);
 		return;
 	}
 	/* the store committed the change already: the listener reads it after this; the row is
@@ -267,7 +261,7 @@ event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t 
 	pgq_text(&q, payload);
 	pgq_text(&q, c->id);
 	write_q(c, "WITH e AS (INSERT INTO events (instance, payload) VALUES ($2, $1) "
-	    "RETURNING 1) SELECT pg_notify('shoal', $1) FROM e", &q, NULL);
+	    "RETURNING 1) SELECT pg_notify('shoal', $1) FROM e", &q);
 }
 
 /* ---- a pair split over two instances (PROTOCOL.md 4.8) ---- */
@@ -286,7 +280,7 @@ batch_flush(struct cluster *c)
 	c->batch[c->batch_len] = '\0';
 	pgq_init(&q);
 	pgq_text(&q, c->batch);
-	write_q(c, "SELECT pg_notify('shoal', $1)", &q, NULL);
+	write_q(c, "SELECT pg_notify('shoal', $1)", &q);
 	/* grants carry secrets (the queued copy is freed once sent: libpq's buffers hold it too) */
 	sodium_memzero(c->batch, c->batch_len);
 	c->batch_len = 0;
@@ -560,39 +554,7 @@ events_replay(struct cluster *c)
 static void
 republish_cb(void *arg, const uint8_t key[KEY_LEN])
 {
-	publish_node(arg, key);
-}
-
-/* Our heartbeat answered. xmax = 0: the row is new. After the first beat that means the
- * others took us for dead (our loop stood still past CLUSTER_DEAD_S) and deleted our nodes:
- * write them again. */
-static void
-beat_answer_cb(void *arg, const PGresult *r)
-{
-	struct cluster *c = arg;
-	int inserted;
-
-	if (r == NULL)
-		return;
-	inserted = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
-	if (inserted && c->beats_answered > 0) {
-		log_warnx("event=cluster_revived instance=%s", c->id);
-		medsrv_sessions_each(c->med, republish_cb, c);
-	}
-	c->beats_answered++;
-}
-
-/* The newest event's seq, asked at a beat: it becomes seen_seq a beat later (cluster's
- * comment). Not while LISTEN is down: the replay then starts from the last seq heard. */
-static void
-seq_answer_cb(void *arg, const PGresult *r)
-{
-	struct cluster *c = arg;
-
-	if (r == NULL || PQntuples(r) != 1 || !ev_is_active(&c->io_w))
-		return;
-	c->seen_seq = c->next_seq;
-	c->next_seq = (long long)pgq_get_int(r, 0, 0);
+	publish_node(arg, key, 0);
 }
 
 /* Our heartbeat; the rows of instances that stopped beating go, each with its event. */
@@ -601,14 +563,27 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct cluster *c = w->data;
 	struct pgq q;
+	PGresult *r;
+	int inserted = 0;
 
 	(void)loop;
 	(void)revents;
 	pgq_init(&q);
 	pgq_text(&q, c->id);
-	write_q(c, "INSERT INTO instances (id, heartbeat) VALUES ($1, "
+	/* Synchronous, unlike the other writes: the beat says our loop runs, so it must not wait
+	 * behind a backed-up write queue (the others would reap a live instance's nodes).
+	 * xmax = 0: the row is new. After the first beat that means the others took us for dead
+	 * (our loop stood still past CLUSTER_DEAD_S) and deleted our nodes: write them again. */
+	if ((r = pgq_exec(c->db, "INSERT INTO instances (id, heartbeat) VALUES ($1, "
 	    "extract(epoch from now())::bigint) ON CONFLICT (id) DO UPDATE SET heartbeat = "
-	    "excluded.heartbeat RETURNING (xmax = 0)", &q, beat_answer_cb);
+	    "excluded.heartbeat RETURNING (xmax = 0)", &q, NULL)) != NULL) {
+		inserted = PQntuples(r) == 1 && PQgetvalue(r, 0, 0)[0] == 't';
+		PQclear(r);
+	}
+	if (inserted && c->beats > 0) {
+		log_warnx("event=cluster_revived instance=%s", c->id);
+		medsrv_sessions_each(c->med, republish_cb, c);
+	}
 	c->beats++;
 	pgq_int(&q, CLUSTER_DEAD_S);
 	write_q(c, "WITH dead AS (DELETE FROM instances WHERE heartbeat < "
@@ -616,22 +591,30 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	    "gone AS (DELETE FROM presence p USING dead WHERE p.instance = dead.id "
 	    "RETURNING p.node, p.instance) "
 	    "SELECT pg_notify('shoal', 'n ' || instance || ' 0 ' || encode(node, 'hex') || ' -') "
-	    "FROM gone", &q, NULL);
+	    "FROM gone", &q);
 	if (!ev_is_active(&c->io_w) && c->listen != NULL) {
 		ev_io_stop(c->loop, &c->io_w);
 		if (listen_start(c, NULL) == 0) {
 			log_info("event=cluster_listen_back");
+			/* the replay covers CLUSTER_EVENTS_KEEP_S; a longer outage missed some */
+			store_changes_missed(c->st);
 			remotes_reload(c, 1);
 			events_replay(c);
 		}
 	} else {
-		write_q(c, "SELECT coalesce(max(seq), 0) FROM events", NULL, seq_answer_cb);
+		/* synchronous too: read a whole beat after the previous one (cluster's comment) */
+		long long v = events_max(c);
+
+		if (v >= 0) {
+			c->seen_seq = c->next_seq;
+			c->next_seq = v;
+		}
 	}
 	if (c->beats % CLUSTER_EVENTS_PRUNE_BEATS == 0) {
 		pgq_init(&q);
 		pgq_int(&q, CLUSTER_EVENTS_KEEP_S);
 		write_q(c, "DELETE FROM events WHERE at < "
-		    "extract(epoch from now())::bigint - $1", &q, NULL);
+		    "extract(epoch from now())::bigint - $1", &q);
 	}
 }
 
@@ -648,6 +631,7 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 		return NULL;
 	}
 	c->loop = loop;
+	c->st = st;
 	c->db = store_pg_conn(st);
 	if (store_pg_async_start(st, loop, err, errlen) < 0) {
 		free(c);
@@ -704,7 +688,6 @@ cluster_free(struct cluster *c)
 		return;
 	medsrv_set_peers(c->med, &(struct medsrv_peers){ .event = NULL });
 	batch_flush(c);
-	pgasync_forget(c->aw, c);
 	ev_prepare_stop(c->loop, &c->flush_w);
 	ev_io_stop(c->loop, &c->io_w);
 	ev_timer_stop(c->loop, &c->beat_w);
@@ -714,8 +697,8 @@ cluster_free(struct cluster *c)
 	/* queued after our last presence writes (the store's close sends them all) */
 	write_q(c, "WITH gone AS (DELETE FROM presence WHERE instance = $1 "
 	    "RETURNING node) SELECT pg_notify('shoal', 'n ' || $1 || ' 0 ' || "
-	    "encode(node, 'hex') || ' -') FROM gone", &q, NULL);
-	write_q(c, "DELETE FROM instances WHERE id = $1", &q, NULL);
+	    "encode(node, 'hex') || ' -') FROM gone", &q);
+	write_q(c, "DELETE FROM instances WHERE id = $1", &q);
 	HASH_ITER(hh, c->remotes, r, t) {
 		HASH_DEL(c->remotes, r);
 		free(r);

@@ -94,6 +94,10 @@ struct medsrv {                          /* owned by the server context (or a te
 	struct pw_parked *parked;       /* requests waiting for a password job, by ticket */
 	unsigned n_parked;
 	uint64_t next_ticket, next_serial;
+	/* punch_planned at info level: PUNCH_LOG_PER_S a second, the rest counted (a node joining
+	 * a 1,000-member network plans up to 999 pairs) */
+	double punch_log_second;
+	unsigned punch_logged, punch_log_skipped;
 	double full_logged_at;          /* last address_range_exhausted line */
 	double punch_full_logged_at;    /* last punch_dropped line */
 	struct relaypool *pool;         /* relays (PROTOCOL.md 8) */
@@ -107,6 +111,7 @@ struct medsrv {                          /* owned by the server context (or a te
 enum {
 	PW_INFLIGHT_PER_NODE = 2,       /* password jobs one node may have running */
 	PW_PARKED_MAX = 256,            /* requests waiting for a password job, in all */
+	PUNCH_LOG_PER_S = 20,           /* punch_planned lines at info level a second */
 };
 
 /* A request waiting for its password job (owned by struct medsrv). */
@@ -455,11 +460,12 @@ resend_network(struct medsrv *m, const struct store_network *n)
 	peer_event(m, MEDPEER_NETWORK, n->name, NULL, 0);
 }
 
+/* nick: it changed (the other instances read it again, MEDPEER_NODE_NICK) */
 static void
 notify_everywhere(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *snapshot_to,
-    const struct msess *except)
+    const struct msess *except, int nick)
 {
-	peer_event(m, MEDPEER_NODE, NULL, key, 0);
+	peer_event(m, MEDPEER_NODE, NULL, key, nick ? MEDPEER_NODE_NICK : 0);
 	node_push(m, key, snapshot_to, except);
 }
 
@@ -617,7 +623,7 @@ medsrv_session_close(struct medsrv *m, struct msess *s)
 	key_short(key, id);
 	log_info("event=node_disconnected node=%s", id);
 	/* Now that it is out of by_key, each network's MSG_MEMBER shows it offline. */
-	notify_everywhere(m, key, NULL, NULL);
+	notify_everywhere(m, key, NULL, NULL, 0);
 }
 
 /* Drops a session from inside the mediator and tells the transport to close it. */
@@ -749,6 +755,27 @@ punch_deliver(struct medsrv *m, const uint8_t key[KEY_LEN], struct msg *msg)
 		m->peers.forward(m->peers.arg, key, msg);
 }
 
+/* 1 when this plan is logged at info level; the count of those that were not, once a second. */
+static int
+punch_log_info(struct medsrv *m)
+{
+	double now = m->io.now(m->io.arg);
+
+	if (now - m->punch_log_second >= 1.0 || now < m->punch_log_second) {
+		if (m->punch_log_skipped > 0)
+			log_info("event=punch_planned_unlogged count=%u level=debug",
+			    m->punch_log_skipped);
+		m->punch_log_second = now;
+		m->punch_logged = m->punch_log_skipped = 0;
+	}
+	if (m->punch_logged < PUNCH_LOG_PER_S) {
+		m->punch_logged++;
+		return 1;
+	}
+	m->punch_log_skipped++;
+	return 0;
+}
+
 static void
 punch_send(struct medsrv *m, const struct punch_side *sa, const struct punch_side *sb)
 {
@@ -764,8 +791,8 @@ punch_send(struct medsrv *m, const struct punch_side *sa, const struct punch_sid
 	m->stats.punch_plans++;
 	key_short(sa->key, ida);
 	key_short(sb->key, idb);
-	log_info("event=punch_planned a=%s b=%s strategy=%s a_nat=%s/%s b_nat=%s/%s targets_a=%u "
-	    "targets_b=%u start_a_ms=%u start_b_ms=%u", ida, idb,
+	(punch_log_info(m) ? log_info : log_debug)("event=punch_planned a=%s b=%s strategy=%s "
+	    "a_nat=%s/%s b_nat=%s/%s targets_a=%u targets_b=%u start_a_ms=%u start_b_ms=%u", ida, idb,
 	    punch_strategy_name(ma.u.punch.strategy), nat_mapping_name(ma.u.punch.my_mapping),
 	    nat_ports_name(ma.u.punch.my_ports), nat_mapping_name(mb.u.punch.my_mapping),
 	    nat_ports_name(mb.u.punch.my_ports), ma.u.punch.n_targets, mb.u.punch.n_targets,
@@ -1197,7 +1224,7 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	struct msess *old, *dup;
 	struct msg out;
 	char id[KEY_SHORT_LEN], addr[IP4_STR_LEN];
-	int created, rc, i;
+	int created, rc, i, nick_changed = 0;
 
 	if (s->registered || s->is_relay || s->relay_refused) {
 		m->stats.msgs_ignored++;
@@ -1226,8 +1253,10 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	if (!created)
 		(void)store_node_touch(m->st, s->key, 0);
 	if (h->nick[0] != '\0' && valid_label(h->nick, NICK_MAX_LEN) &&
-	    strcmp(h->nick, node.nick) != 0 && store_node_set_nick(m->st, s->key, h->nick) == 0)
+	    strcmp(h->nick, node.nick) != 0 && store_node_set_nick(m->st, s->key, h->nick) == 0) {
 		snprintf(node.nick, sizeof(node.nick), "%s", h->nick);
+		nick_changed = 1;
+	}
 
 	/* A newer connection with the same key wins: the old one may be a dead TCP session the
 	 * node has already given up on. The node stays connected throughout, so no offline flap. */
@@ -1259,7 +1288,7 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	memcpy(out.u.welcome.udp_token, s->token, UDP_TOKEN_LEN);
 	snprintf(out.u.welcome.nick, sizeof(out.u.welcome.nick), "%s", node.nick);
 	send_msg(m, s, &out);
-	notify_everywhere(m, s->key, s, s);
+	notify_everywhere(m, s->key, s, s, nick_changed);
 	/* After the NETWORK/MEMBER burst: the daemon ends its post-WELCOME refresh at the first
 	 * other message (PROTOCOL.md 4.4), so the plan must not come before the burst. */
 	nat_start(m, s);
@@ -1780,7 +1809,7 @@ op_set_nick(struct req_ctx *c)
 			return;
 		}
 		snprintf(c->s->nick, sizeof(c->s->nick), "%s", c->r->arg);
-		notify_everywhere(c->m, c->s->key, NULL, NULL);
+		notify_everywhere(c->m, c->s->key, NULL, NULL, 1);
 	}
 	reply(c->m, c->s, c->r->req_id, RES_OK, "nick is now %s", c->s->nick);
 }
@@ -1929,7 +1958,7 @@ handle_candidates(struct medsrv *m, struct msess *s, const struct msg_candidates
 		ep_str(&s->mapped[0], ep);
 	log_info("event=candidates node=%s mapped=%u first=%s", id, s->n_mapped,
 	    s->n_mapped ? ep : "-");
-	notify_everywhere(m, s->key, NULL, NULL);
+	notify_everywhere(m, s->key, NULL, NULL, 0);
 	/* A UPnP mapping takes seconds and usually lands just after the pairs' first plans,
 	 * which it can turn from `none` into direct: the first mapping of a connection plans
 	 * again at once. Later changes wait out the 10 s, so a node cannot make the server
@@ -1969,7 +1998,7 @@ handle_locals(struct medsrv *m, struct msess *s, const struct msg_locals *l)
 	memcpy(s->local, l->local, n * sizeof(s->local[0]));
 	key_short(s->key, id);
 	log_info("event=locals node=%s local=%u", id, n);
-	notify_everywhere(m, s->key, NULL, NULL);
+	notify_everywhere(m, s->key, NULL, NULL, 0);
 	punch_node(m, s);
 }
 
@@ -2346,7 +2375,7 @@ observe(struct medsrv *m, struct msess *s, const struct endpoint *from)
 		return;
 	s->has_observed = 1;
 	s->observed = *from;
-	notify_everywhere(m, s->key, NULL, NULL);
+	notify_everywhere(m, s->key, NULL, NULL, 0);
 	/* A new address may be a new NAT: its pairs wait for the new classification's NAT_INFO
 	 * rather than be planned on the old one. A new port alone is planned at once. */
 	if (addr_changed)
@@ -2486,6 +2515,8 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 
 	switch (kind) {
 	case MEDPEER_NODE:
+		if (val & MEDPEER_NODE_NICK)
+			store_node_changed(m->st, key);         /* before the pushes read it */
 		/* It connected to another instance since: the session here is stale, as an older
 		 * connection with the same key is on one instance (handle_hello). */
 		if ((s = find_session(m, key)) != NULL && peer_remote(m, key, NULL, NULL))
@@ -2508,10 +2539,17 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 	default:
 		break;
 	}
+	if (network == NULL || store_network_get(m->st, network, &n) != 0) {
+		n.id = -1;      /* deleted since: no copy of its members is read again */
+		network = NULL;
+	}
+	/* the copy of the member list first: the checks and pushes below read it */
+	if (network != NULL && key != NULL && (kind == MEDPEER_MEMBER || kind == MEDPEER_GONE))
+		store_member_changed(m->st, n.id, key);
 	/* a split pair granted here that may no longer talk stops using its relay */
 	if (key != NULL && (kind == MEDPEER_MEMBER || kind == MEDPEER_GONE) && m->grants != NULL)
 		relay_recheck(m, key);
-	if (network == NULL || store_network_get(m->st, network, &n) != 0)
+	if (network == NULL)
 		return;
 	if (kind == MEDPEER_MEMBER) {
 		/* approved by an owner on another instance: the member here gets the network */

@@ -156,6 +156,8 @@ const struct medsrv_stats *medsrv_stats(const struct medsrv *m);
  */
 enum { MEDPEER_NODE = 'n', MEDPEER_MEMBER = 'm', MEDPEER_GONE = 'g', MEDPEER_KICKED = 'x',
     MEDPEER_NETWORK = 'w', MEDPEER_CHAT = 'c' };
+/* MEDPEER_NODE's val: bit set when the node's nick changed (a copy of it is read again). */
+enum { MEDPEER_NODE_NICK = 1 };
 
 struct medsrv_peers {
 	void (*event)(void *arg, char kind, const char *network, const uint8_t *key, uint8_t val);

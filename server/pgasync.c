@@ -8,6 +8,7 @@
 #include "server/pgasync.h"
 
 #include <poll.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,7 @@ struct job {
 	int fmt[PGQ_MAX_PARAMS];
 	int prep_pending;               /* its Parse's result comes first */
 	int failed;
+	size_t size;                    /* of data */
 	PGresult *res;                  /* its Execute's result, until its Sync */
 	char data[];                    /* the parameters' bytes */
 };
@@ -88,6 +90,8 @@ static void
 job_free(struct job *j)
 {
 	PQclear(j->res);
+	/* the cluster's F lines carry relay grants' secrets */
+	sodium_memzero(j, sizeof(*j) + j->size);
 	free(j);
 }
 
@@ -382,8 +386,13 @@ pgasync_run(struct pgasync *a, const char *sql, const struct pgq *q, pgasync_cb 
 	for (i = 0; i < n; i++)
 		if (q->val[i] != NULL)
 			size += q->fmt[i] ? (size_t)q->len[i] : strlen(q->val[i]) + 1;
-	if ((j = calloc(1, sizeof(*j) + size)) == NULL)
+	if ((j = calloc(1, sizeof(*j) + size)) == NULL) {
+		log_warnx("event=store_async_nomem backend=postgresql sql=\"%.40s\"", sql);
+		if (cb != NULL)
+			cb(arg, NULL);
 		return -1;
+	}
+	j->size = size;
 	j->sql = sql;
 	j->cb = cb;
 	j->arg = arg;
@@ -410,18 +419,6 @@ pgasync_run(struct pgasync *a, const char *sql, const struct pgq *q, pgasync_cb 
 	a->queued++;
 	pump(a);
 	return 0;
-}
-
-void
-pgasync_forget(struct pgasync *a, void *arg)
-{
-	struct job *j;
-
-	if (a == NULL)
-		return;
-	for (j = a->head; j != NULL; j = j->next)
-		if (j->arg == arg)
-			j->cb = NULL;
 }
 
 size_t

@@ -41,11 +41,10 @@ struct pgasync *pgasync_new(struct ev_loop *loop, const char *url, char *err, si
 void pgasync_free(struct pgasync *a);
 /* Queues sql (a literal: its address names its prepared statement, as in pgq_exec) with a
  * copy of q's parameters (q may be NULL). cb (may be NULL) runs from the loop once it is
- * answered. 0, or -1 when the queue is full (logged). */
+ * answered, with NULL when it failed; also at once when it cannot be queued (queue full or no
+ * memory: logged, -1). */
 int pgasync_run(struct pgasync *a, const char *sql, const struct pgq *q, pgasync_cb cb,
     void *arg);
-/* Queued jobs whose callback argument is arg will not call back (arg is going away). */
-void pgasync_forget(struct pgasync *a, void *arg);
 /* Statements queued and not yet answered. */
 size_t pgasync_pending(const struct pgasync *a);
 

@@ -1,13 +1,47 @@
 /*
  * store: the front of the store (store.h): picks the backend from the path and forwards each
- * call to it (store_backend.h). Must not touch: any database API.
+ * call to it (store_backend.h), keeping copies of member lists on the way (membercache.h):
+ * every member-row write goes through here, so the copies follow them. Must not touch: any
+ * database API.
  */
 #include "config.h"
 #include "server/store.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "server/membercache.h"
 #include "server/store_backend.h"
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* key's row in net read again into the copies (one query; none when net has no copy). */
+static void
+member_refresh(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
+{
+	const struct mc_list *l;
+	struct store_member r;
+	int rc;
+
+	if ((l = membercache_get(st->mc, net, now_s())) == NULL)
+		return;
+	membercache_unpin(st->mc, l);
+	if ((rc = st->ops->member_get(st, net, key, &r)) == 0)
+		membercache_set(st->mc, net, &r);
+	else if (rc == STORE_NOT_FOUND)
+		membercache_remove(st->mc, net, key);
+	else
+		membercache_drop(st->mc, net);
+}
 
 int
 store_is_pg_url(const char *path)
@@ -18,8 +52,15 @@ store_is_pg_url(const char *path)
 struct store *
 store_open(const char *path, char *err, size_t errlen)
 {
-	return store_is_pg_url(path) ? store_pg_open(path, err, errlen) :
+	struct store *st = store_is_pg_url(path) ? store_pg_open(path, err, errlen) :
 	    store_sqlite_open(path, err, errlen);
+
+	if (st != NULL && (st->mc = membercache_new(MEMBERCACHE_MAX_ROWS)) == NULL) {
+		st->ops->close(st);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	return st;
 }
 
 const char *
@@ -31,13 +72,16 @@ store_kind(const struct store *st)
 void
 store_close(struct store *st)
 {
-	if (st != NULL)
+	if (st != NULL) {
+		membercache_free(st->mc);
 		st->ops->close(st);
+	}
 }
 
 int
 store_clear(struct store *st)
 {
+	membercache_clear(st->mc);
 	return st->ops->clear(st);
 }
 
@@ -57,7 +101,13 @@ store_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *
 int
 store_node_set_nick(struct store *st, const uint8_t key[KEY_LEN], const char *nick)
 {
-	return st->ops->node_set_nick(st, key, nick);
+	int rc = st->ops->node_set_nick(st, key, nick);
+
+	if (rc == 0)
+		membercache_set_nick(st->mc, key, nick);
+	else
+		membercache_clear(st->mc);      /* rare; whether it was written is unknown */
+	return rc;
 }
 
 int
@@ -76,7 +126,11 @@ int
 store_network_create(struct store *st, const char *name, const uint8_t owner[KEY_LEN],
     const char *pwhash, uint8_t flags, struct store_network *out)
 {
-	return st->ops->network_create(st, name, owner, pwhash, flags, out);
+	int rc = st->ops->network_create(st, name, owner, pwhash, flags, out);
+
+	if (rc == 0)
+		membercache_drop(st->mc, out->id);      /* an id SQLite reuses */
+	return rc;
 }
 
 int
@@ -88,6 +142,7 @@ store_network_get(struct store *st, const char *name, struct store_network *out)
 int
 store_network_delete(struct store *st, int64_t id)
 {
+	membercache_drop(st->mc, id);
 	return st->ops->network_delete(st, id);
 }
 
@@ -107,38 +162,125 @@ int
 store_member_add(struct store *st, int64_t net, const uint8_t key[KEY_LEN], int pending,
     int online)
 {
-	return st->ops->member_add(st, net, key, pending, online);
+	int rc = st->ops->member_add(st, net, key, pending, online);
+
+	member_refresh(st, net, key);
+	return rc;
 }
 
 int
 store_member_get(struct store *st, int64_t net, const uint8_t key[KEY_LEN],
     struct store_member *out)
 {
-	return st->ops->member_get(st, net, key, out);
+	const struct mc_list *l = membercache_get(st->mc, net, now_s());
+	const struct store_member *r;
+
+	if (l == NULL)
+		return st->ops->member_get(st, net, key, out);
+	if ((r = membercache_find(l, key)) != NULL)
+		*out = *r;
+	membercache_unpin(st->mc, l);
+	return r != NULL ? 0 : STORE_NOT_FOUND;
 }
 
 int
 store_member_remove(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
 {
-	return st->ops->member_change(st, net, key, MEMBER_REMOVE, 0);
+	int rc = st->ops->member_change(st, net, key, MEMBER_REMOVE, 0);
+
+	member_refresh(st, net, key);
+	return rc;
 }
 
 int
 store_member_set_pending(struct store *st, int64_t net, const uint8_t key[KEY_LEN], int pending)
 {
-	return st->ops->member_change(st, net, key, MEMBER_PENDING, pending ? 1 : 0);
+	int rc = st->ops->member_change(st, net, key, MEMBER_PENDING, pending ? 1 : 0);
+
+	member_refresh(st, net, key);
+	return rc;
 }
 
 int
 store_member_set_online(struct store *st, int64_t net, const uint8_t key[KEY_LEN], int online)
 {
-	return st->ops->member_change(st, net, key, MEMBER_ONLINE, online ? 1 : 0);
+	int rc = st->ops->member_change(st, net, key, MEMBER_ONLINE, online ? 1 : 0);
+
+	member_refresh(st, net, key);
+	return rc;
+}
+
+struct rows {                             /* a member list being loaded */
+	struct store_member *v;
+	size_t n, cap;
+};
+
+static int
+collect_cb(void *arg, const struct store_member *m)
+{
+	struct rows *r = arg;
+
+	if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		void *p = realloc(r->v, cap * sizeof(*r->v));
+
+		if (p == NULL)
+			return -1;
+		r->v = p;
+		r->cap = cap;
+	}
+	r->v[r->n++] = *m;
+	return 0;
 }
 
 int
 store_members_each(struct store *st, int64_t net, store_member_cb cb, void *arg)
 {
-	return st->ops->members_each(st, net, cb, arg);
+	const struct mc_list *l = membercache_get(st->mc, net, now_s());
+	struct store_member m;
+	struct rows r = { NULL, 0, 0 };
+	size_t i;
+	int rc = 0;
+
+	if (l == NULL) {
+		if (st->ops->members_each(st, net, collect_cb, &r) != 0) {
+			/* out of memory, or the database failed: the walk without a copy */
+			free(r.v);
+			return st->ops->members_each(st, net, cb, arg);
+		}
+		if ((l = membercache_put(st->mc, net, r.v, r.n, now_s())) == NULL)
+			return st->ops->members_each(st, net, cb, arg);
+	}
+	for (i = 0; i < l->n && rc == 0; i++) {
+		m = l->rows[i];         /* a copy: cb may change the store, and so this row */
+		rc = cb(arg, &m);
+	}
+	membercache_unpin(st->mc, l);
+	return rc;
+}
+
+void
+store_member_changed(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
+{
+	member_refresh(st, net, key);
+}
+
+void
+store_node_changed(struct store *st, const uint8_t key[KEY_LEN])
+{
+	struct store_node n;
+	int rc = st->ops->node_get(st, key, &n);
+
+	if (rc == 0)
+		membercache_set_nick(st->mc, key, n.nick);
+	else if (rc != STORE_NOT_FOUND)         /* a node gone has no member rows */
+		membercache_clear(st->mc);
+}
+
+void
+store_changes_missed(struct store *st)
+{
+	membercache_clear(st->mc);
 }
 
 int

@@ -109,4 +109,16 @@ int store_members_each(struct store *st, int64_t net, store_member_cb cb, void *
 int store_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store_network_cb cb,
     void *arg);
 
+/*
+ * Member lists are read from copies kept in memory (server/membercache.h) that follow every
+ * write made through this store. Writes made elsewhere (another mediator instance on the same
+ * PostgreSQL) must be told, or the copies lag by up to a minute:
+ * - key's membership in net changed (joined, approved, switched, left, evicted);
+ * - key's nick changed;
+ * - changes may have been missed (events lost): every copy is read again.
+ */
+void store_member_changed(struct store *st, int64_t net, const uint8_t key[KEY_LEN]);
+void store_node_changed(struct store *st, const uint8_t key[KEY_LEN]);
+void store_changes_missed(struct store *st);
+
 #endif

@@ -58,6 +58,7 @@ struct store {                           /* first member of each backend's handl
 	const struct store_ops *ops;
 	const struct chatstore_ops *chat;
 	const char *kind;               /* "sqlite" or "postgresql", for logs */
+	struct membercache *mc;         /* the front's (store.c), not the backend's */
 };
 
 struct store *store_sqlite_open(const char *path, char *err, size_t errlen);

@@ -55,7 +55,8 @@ def daemon_on(lab, srv, name):
 
 def chat_reaches(sender, receiver, text, what, before=None):
     """sender writes text to "lan"; it must reach receiver's `shoal chat --follow` within 10 s.
-    before: run first, once the receiver follows (e.g. cut a connection)."""
+    before: run first, once the receiver follows (e.g. cut a connection). Returns the ms from
+    the send to the arrival."""
     p = subprocess.Popen([binary("shoal"), "--control", receiver.ctl, "--json", "chat", "--follow"],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     got = []
@@ -63,9 +64,11 @@ def chat_reaches(sender, receiver, text, what, before=None):
     try:
         if before:
             before()
+        t0 = time.monotonic()
         r = sender.cli("chat", "lan", text, check=False)
         assert r.returncode == 0, r.stderr
         wait_until(lambda: any(m.get("text") == text for m in got), 10, what=what)
+        return (time.monotonic() - t0) * 1000
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(5)

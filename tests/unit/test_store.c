@@ -341,6 +341,130 @@ test_networks_persist(void)
 	store_close(st);
 }
 
+/* The copies of member lists (server/membercache.h): this handle's own writes show at once;
+ * another handle's (another mediator instance) show once told, as the cluster tells them. */
+struct seen {
+	int n;
+	uint8_t keys[8][KEY_LEN];
+	char nick[8][NICK_MAX_LEN + 1];
+	int pending[8], online[8];
+	struct store *st;               /* set: the walk removes key[0] from net on its way */
+	int64_t net;
+	const uint8_t *drop;
+};
+
+static int
+seen_cb(void *arg, const struct store_member *m)
+{
+	struct seen *w = arg;
+
+	if (w->n < 8) {
+		memcpy(w->keys[w->n], m->key, KEY_LEN);
+		snprintf(w->nick[w->n], sizeof(w->nick[0]), "%s", m->nick);
+		w->pending[w->n] = m->pending;
+		w->online[w->n] = m->online;
+	}
+	w->n++;
+	if (w->st != NULL && w->n == 1)
+		CHECK_EQ(store_member_remove(w->st, w->net, w->drop), 0);
+	return 0;
+}
+
+static struct seen
+walk(struct store *st, int64_t net)
+{
+	struct seen w;
+
+	memset(&w, 0, sizeof(w));
+	CHECK_EQ(store_members_each(st, net, seen_cb, &w), 0);
+	return w;
+}
+
+static void
+test_member_copies(void)
+{
+	struct store *st, *other;
+	struct store_network net;
+	struct store_node n;
+	struct store_member m;
+	struct seen w;
+	uint8_t a[KEY_LEN], b[KEY_LEN], c[KEY_LEN];
+	int created;
+
+	st = open_named("copies.db");
+	other = open_named("copies.db");
+	CHECK(st != NULL && other != NULL);
+	if (st == NULL || other == NULL)
+		goto out;
+	mkkey(a, 0x31);
+	mkkey(b, 0x32);
+	mkkey(c, 0x33);
+	CHECK_EQ(store_node_get_or_create(st, a, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(store_node_get_or_create(st, b, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(store_node_get_or_create(st, c, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(store_network_create(st, "copies", a, "", 0, &net), 0);
+	CHECK_EQ(walk(st, net.id).n, 1);                /* the owner; now a copy exists */
+
+	/* own writes: at once, in join order */
+	CHECK_EQ(store_member_add(st, net.id, b, 1, 1), 0);
+	w = walk(st, net.id);
+	CHECK_EQ(w.n, 2);
+	CHECK_MEM(w.keys[1], b, KEY_LEN);
+	CHECK_EQ(w.pending[1], 1);
+	CHECK_EQ(store_member_set_pending(st, net.id, b, 0), 0);
+	CHECK_EQ(store_member_set_online(st, net.id, b, 0), 0);
+	CHECK_EQ(store_member_get(st, net.id, b, &m), 0);
+	CHECK_EQ(m.pending, 0);
+	CHECK_EQ(m.online, 0);
+	CHECK_EQ(store_node_set_nick(st, b, "bee"), 0);
+	w = walk(st, net.id);
+	CHECK(strcmp(w.nick[1], "bee") == 0);
+	CHECK_EQ(w.online[1], 0);
+	CHECK_EQ(store_member_remove(st, net.id, b), 0);
+	CHECK_EQ(walk(st, net.id).n, 1);
+	CHECK_EQ(store_member_get(st, net.id, b, &m), STORE_NOT_FOUND);
+
+	/* another instance's writes: seen once told (the cluster's events) */
+	CHECK_EQ(store_member_add(other, net.id, c, 0, 1), 0);
+	CHECK_EQ(walk(st, net.id).n, 1);                /* the copy lags: nobody told */
+	store_member_changed(st, net.id, c);
+	w = walk(st, net.id);
+	CHECK_EQ(w.n, 2);
+	CHECK_MEM(w.keys[1], c, KEY_LEN);
+	CHECK_EQ(store_node_set_nick(other, c, "sea"), 0);
+	store_node_changed(st, c);
+	CHECK_EQ(store_member_get(st, net.id, c, &m), 0);
+	CHECK(strcmp(m.nick, "sea") == 0);
+	CHECK_EQ(store_member_set_online(other, net.id, c, 0), 0);
+	store_member_changed(st, net.id, c);
+	CHECK_EQ(store_member_get(st, net.id, c, &m), 0);
+	CHECK_EQ(m.online, 0);
+	CHECK_EQ(store_member_remove(other, net.id, c), 0);
+	store_member_changed(st, net.id, c);
+	CHECK_EQ(walk(st, net.id).n, 1);
+	CHECK_EQ(store_member_add(other, net.id, c, 0, 1), 0);
+	store_changes_missed(st);
+	CHECK_EQ(walk(st, net.id).n, 2);
+
+	/* a walk whose callback changes the list it walks: it ends on the rows it had */
+	memset(&w, 0, sizeof(w));
+	w.st = st;
+	w.net = net.id;
+	w.drop = c;
+	CHECK_EQ(store_members_each(st, net.id, seen_cb, &w), 0);
+	CHECK_EQ(w.n, 2);
+	w = walk(st, net.id);
+	CHECK_EQ(w.n, 1);
+	CHECK_MEM(w.keys[0], a, KEY_LEN);
+
+	/* deleted: the copy goes with it */
+	CHECK_EQ(store_network_delete(st, net.id), 0);
+	CHECK_EQ(walk(st, net.id).n, 0);
+out:
+	store_close(other);
+	store_close(st);
+}
+
 /* Two processes (two mediator instances) register nodes into one database at once: every
  * registration succeeds and no address is handed out twice. */
 enum { ALLOC_PER_PROC = 100 };
@@ -417,6 +541,7 @@ main(void)
 	RUN(test_small_range);
 	RUN(test_reclaim);
 	RUN(test_concurrent_alloc);
+	RUN(test_member_copies);
 	rc = unit_finish();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

@@ -1,0 +1,140 @@
+/*
+ * test_membercache: the copies of member lists (server/membercache.h) as a data structure:
+ * hits and misses, changes applied in place, a pinned copy dropped and freed at its last
+ * unpin (ASan and valgrind see a use after free), the age limit and the row budget.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/membercache.h"
+#include "tests/unit/unit.h"
+
+enum { BUDGET = 1000 };
+
+static struct store_member *
+rows_of(size_t n, uint8_t first)
+{
+	struct store_member *r = calloc(n ? n : 1, sizeof(*r));
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		memset(r[i].key, first + (int)i, KEY_LEN);
+		r[i].address = 0x05000001u + (uint32_t)i;
+		snprintf(r[i].nick, sizeof(r[i].nick), "n%zu", i);
+	}
+	return r;
+}
+
+static void
+test_hit_and_changes(void)
+{
+	struct membercache *mc = membercache_new(BUDGET);
+	const struct mc_list *l;
+	struct store_member r;
+	uint8_t k[KEY_LEN];
+
+	CHECK(membercache_get(mc, 7, 0.) == NULL);
+	l = membercache_put(mc, 7, rows_of(3, 1), 3, 0.);
+	CHECK(l != NULL && l->n == 3);
+	membercache_unpin(mc, l);
+	l = membercache_get(mc, 7, 1.);
+	CHECK(l != NULL);
+	memset(k, 2, KEY_LEN);
+	CHECK(membercache_find(l, k) == &l->rows[1]);
+	membercache_unpin(mc, l);
+	CHECK_EQ(membercache_rows(mc), 3);
+
+	/* a row changed in place; a new one at the end; one gone */
+	r = l->rows[1];
+	r.pending = 1;
+	membercache_set(mc, 7, &r);
+	memset(r.key, 9, KEY_LEN);
+	membercache_set(mc, 7, &r);
+	memset(k, 1, KEY_LEN);
+	membercache_remove(mc, 7, k);
+	membercache_set_nick(mc, r.key, "nine");
+	membercache_set(mc, 8, &r);                     /* no copy of 8: nothing made */
+	CHECK(membercache_get(mc, 8, 1.) == NULL);
+	l = membercache_get(mc, 7, 2.);
+	CHECK(l != NULL && l->n == 3);
+	if (l != NULL && l->n == 3) {
+		CHECK_EQ(l->rows[0].key[0], 2);
+		CHECK_EQ(l->rows[0].pending, 1);
+		CHECK_EQ(l->rows[2].key[0], 9);
+		CHECK(strcmp(l->rows[2].nick, "nine") == 0);
+		membercache_unpin(mc, l);
+	}
+	CHECK_EQ(membercache_rows(mc), 3);
+	membercache_free(mc);
+}
+
+static void
+test_pinned(void)
+{
+	struct membercache *mc = membercache_new(BUDGET);
+	const struct mc_list *l, *l2;
+	struct store_member r;
+
+	l = membercache_put(mc, 1, rows_of(2, 1), 2, 0.);
+	/* reshaping a copy being walked drops it; the walk keeps its rows */
+	memset(&r, 0, sizeof(r));
+	memset(r.key, 5, KEY_LEN);
+	membercache_set(mc, 1, &r);
+	CHECK(membercache_get(mc, 1, 0.) == NULL);
+	CHECK_EQ(l->n, 2);
+	CHECK_EQ(l->rows[1].key[0], 2);
+	/* a new copy beside the detached one */
+	l2 = membercache_put(mc, 1, rows_of(1, 7), 1, 0.);
+	CHECK_EQ(membercache_rows(mc), 3);
+	membercache_unpin(mc, l);                       /* the detached one is freed here */
+	CHECK_EQ(membercache_rows(mc), 1);
+	membercache_drop(mc, 1);
+	CHECK_EQ(membercache_rows(mc), 1);              /* still pinned */
+	CHECK_EQ(l2->rows[0].key[0], 7);
+	membercache_unpin(mc, l2);
+	CHECK_EQ(membercache_rows(mc), 0);
+	/* removal under a walk, and a clear */
+	l = membercache_put(mc, 2, rows_of(2, 1), 2, 0.);
+	membercache_remove(mc, 2, l->rows[0].key);
+	CHECK_EQ(l->n, 2);
+	membercache_unpin(mc, l);
+	membercache_unpin(mc, membercache_put(mc, 3, rows_of(2, 1), 2, 0.));
+	membercache_clear(mc);
+	CHECK_EQ(membercache_rows(mc), 0);
+	membercache_free(mc);
+}
+
+static void
+test_age_and_budget(void)
+{
+	struct membercache *mc = membercache_new(BUDGET);
+	const struct mc_list *l;
+
+	membercache_unpin(mc, membercache_put(mc, 1, rows_of(1, 1), 1, 100.));
+	CHECK((l = membercache_get(mc, 1, 100. + MEMBERCACHE_MAX_AGE_S - 1)) != NULL);
+	if (l != NULL)
+		membercache_unpin(mc, l);
+	CHECK(membercache_get(mc, 1, 100. + MEMBERCACHE_MAX_AGE_S + 1) == NULL);
+	CHECK(membercache_get(mc, 1, 100.) == NULL);    /* it went */
+	/* past the budget, the older copies go first */
+	membercache_unpin(mc, membercache_put(mc, 2, rows_of(BUDGET / 2, 1),
+	    BUDGET / 2, 0.));
+	membercache_unpin(mc, membercache_put(mc, 3, rows_of(BUDGET / 2, 1),
+	    BUDGET / 2, 0.));
+	CHECK_EQ(membercache_rows(mc), BUDGET);
+	membercache_unpin(mc, membercache_put(mc, 4, rows_of(1, 1), 1, 0.));
+	CHECK_EQ(membercache_rows(mc), 1);
+	CHECK(membercache_get(mc, 2, 0.) == NULL);
+	membercache_free(mc);
+}
+
+int
+main(void)
+{
+	RUN(test_hit_and_changes);
+	RUN(test_pinned);
+	RUN(test_age_and_budget);
+	return unit_finish();
+}

@@ -76,11 +76,15 @@ static const char schema[] =
 /* The event's line; NULL when it cannot be encoded (a bug: the mediator's names are valid). */
 static const char *
 payload_of(struct cluster *c, char kind, const char *network, const uint8_t *key, uint8_t val,
-    char out[CLUSTEREV_MAX])
+    const uint8_t *eps, size_t eps_len, char out[CLUSTEREV_MAX])
 {
 	struct cluster_event e;
 
 	memset(&e, 0, sizeof(e));
+	if (eps_len > sizeof(e.eps))
+		return NULL;
+	memcpy(e.eps, eps, eps_len);
+	e.eps_len = eps_len;
 	e.kind = kind;
 	memcpy(e.instance, c->id, sizeof(e.instance));
 	e.val = val;
@@ -97,7 +101,7 @@ payload_of(struct cluster *c, char kind, const char *network, const uint8_t *key
 
 /* The writes of this module but the heartbeat: queued on the store's asynchronous connection
  * (pgasync.h), in order, so a slow database delays presence and events rather than every
- * session. The reads stay synchronous (remote_load, remotes_reload, events_replay): what
+ * session. The reads stay synchronous (remotes_reload, events_replay): what
  * follows them needs the rows, and they are rare (an event from another instance; a
  * reconnection). */
 static void
@@ -169,30 +173,6 @@ remote_set(struct cluster *c, const uint8_t key[KEY_LEN], const uint8_t *blob, s
 		r->n = 0;
 }
 
-/* Re-reads key's presence row into the cache. */
-static void
-remote_load(struct cluster *c, const uint8_t key[KEY_LEN])
-{
-	uint8_t blob[1024];
-	struct pgq q;
-	PGresult *r;
-	size_t len;
-
-	pgq_init(&q);
-	pgq_bin(&q, key, KEY_LEN);
-	pgq_text(&q, c->id);
-	if ((r = pgq_exec(c->db, "SELECT endpoints FROM presence WHERE node = $1 AND "
-	    "instance <> $2", &q, NULL)) == NULL)
-		return;
-	if (PQntuples(r) == 1) {
-		len = pgq_get_blob(r, 0, 0, blob, sizeof(blob));
-		remote_set(c, key, blob, len);
-	} else {
-		remote_forget(c, key);
-	}
-	PQclear(r);
-}
-
 static int
 remote_cb(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *n)
 {
@@ -216,19 +196,22 @@ static void
 publish_node(struct cluster *c, const uint8_t key[KEY_LEN], uint8_t val)
 {
 	struct endpoint eps[MAX_ENDPOINTS];
-	uint8_t blob[1024], n;
+	uint8_t blob[CLUSTEREV_EPS_MAX], n;
 	char payload[CLUSTEREV_MAX];
 	struct pgq q;
-	size_t len;
+	size_t len = 0;
+	int online = medsrv_session_endpoints(c->med, key, eps, &n);
 
-	if (payload_of(c, MEDPEER_NODE, NULL, key, val, payload) == NULL)
+	/* the event carries the row (online: its endpoints), so the others need not read it */
+	if (online && (len = eps_encode(key, eps, n, blob, sizeof(blob))) == 0)
+		return;
+	if (payload_of(c, MEDPEER_NODE, NULL, key, val, blob, len, payload) == NULL)
 		return;
 	pgq_init(&q);
 	pgq_bin(&q, key, KEY_LEN);
 	pgq_text(&q, c->id);
 	pgq_text(&q, payload);
-	if (medsrv_session_endpoints(c->med, key, eps, &n)) {
-		len = eps_encode(key, eps, n, blob, sizeof(blob));
+	if (online) {
 		pgq_bin(&q, blob, len);
 		write_q(c, "WITH up AS (INSERT INTO presence (node, instance, endpoints) "
 		    "VALUES ($1, $2, $4) ON CONFLICT (node) DO UPDATE SET instance = "
@@ -236,9 +219,11 @@ publish_node(struct cluster *c, const uint8_t key[KEY_LEN], uint8_t val)
 		    "SELECT pg_notify('shoal', $3) FROM up", &q);
 		remote_forget(c, key);
 	} else {
-		/* only our own row: the node may be on another instance already */
+		/* Only our own row: the node may be on another instance already, and then no
+		 * event: NOTIFYs arrive in commit order, so each event says what the row became
+		 * (the node's new instance's event came before, or comes after this one). */
 		write_q(c, "WITH d AS (DELETE FROM presence WHERE node = $1 AND "
-		    "instance = $2) SELECT pg_notify('shoal', $3)", &q);
+		    "instance = $2 RETURNING 1) SELECT pg_notify('shoal', $3) FROM d", &q);
 	}
 }
 
@@ -255,7 +240,7 @@ event_cb(void *arg, char kind, const char *network, const uint8_t *key, uint8_t 
 	}
 	/* the store committed the change already: the listener reads it after this; the row is
 	 * for an instance whose LISTEN connection is down meanwhile */
-	if (payload_of(c, kind, network, key, val, payload) == NULL)
+	if (payload_of(c, kind, network, key, val, NULL, 0, payload) == NULL)
 		return;
 	pgq_init(&q);
 	pgq_text(&q, payload);
@@ -425,8 +410,12 @@ apply(struct cluster *c, const char *payload)
 		return;                 /* our own */
 	log_debug("event=cluster_event kind=%c from=%s network=\"%s\"", e.kind, e.instance,
 	    e.network);
-	if (e.kind == MEDPEER_NODE && e.has_key)
-		remote_load(c, e.key);
+	if (e.kind == MEDPEER_NODE && e.has_key) {
+		if (e.eps_len > 0)
+			remote_set(c, e.key, e.eps, e.eps_len);
+		else
+			remote_forget(c, e.key);
+	}
 	if ((e.kind == MEDPEER_NODE || e.kind == MEDPEER_CHAT || e.kind == MEDPEER_KICKED ||
 	    e.kind == MEDPEER_MEMBER || e.kind == MEDPEER_GONE) && !e.has_key)
 		return;                 /* these name a node */

@@ -80,17 +80,22 @@ name_ok(const char *s, size_t n)
 int
 cluster_event_encode(const struct cluster_event *e, char *out, size_t cap)
 {
-	char key[2 * KEY_LEN + 1] = "-";
+	char key[2 * KEY_LEN + 1] = "-", eps[2 * CLUSTEREV_EPS_MAX + 1];
 	int n;
 
 	if (e->kind == '\0' || strchr(kinds, e->kind) == NULL ||
 	    !instance_ok(e->instance) ||
-	    (e->has_network && !name_ok(e->network, strlen(e->network))))
+	    (e->has_network && !name_ok(e->network, strlen(e->network))) ||
+	    (e->eps_len > 0 && (e->kind != 'n' || e->has_network ||
+	    e->eps_len > CLUSTEREV_EPS_MAX)))
 		return -1;
 	if (e->has_key)
 		hex_put(key, e->key, KEY_LEN);
+	if (e->eps_len > 0)
+		hex_put(eps, e->eps, e->eps_len);
 	n = snprintf(out, cap, "%c %s %u %s %s%s", e->kind, e->instance, e->val, key,
-	    e->has_network ? "=" : "-", e->has_network ? e->network : "");
+	    e->has_network ? "=" : e->eps_len > 0 ? "+" : "-",
+	    e->has_network ? e->network : e->eps_len > 0 ? eps : "");
 	return n < 0 || (size_t)n >= cap ? -1 : n;
 }
 
@@ -128,6 +133,13 @@ cluster_event_decode(const char *in, struct cluster_event *e)
 	}
 	if (p[0] == '-' && p[1] == '\0')
 		return 0;
+	if (p[0] == '+' && e->kind == 'n') {
+		n = strlen(p + 1);
+		if (n == 0 || n % 2 || n / 2 > CLUSTEREV_EPS_MAX || hex_get(p + 1, n / 2, e->eps) != 0)
+			return -1;
+		e->eps_len = n / 2;
+		return 0;
+	}
 	if (p[0] != '=' || !name_ok(p + 1, strlen(p + 1)))
 		return -1;
 	memcpy(e->network, p + 1, strlen(p + 1) + 1);

@@ -2,7 +2,9 @@
  * clusterev: the payloads of the NOTIFYs between mediator instances (docs/PROTOCOL.md 4.7),
  * one line of text each. Events: "KIND INSTANCE VAL KEY NETWORK" with KIND one of the MEDPEER_*
  * letters, INSTANCE 16 lowercase hex digits, VAL 0..255 in decimal, KEY 64 lowercase hex digits
- * or "-", NETWORK "=" and the name, or "-". For a pair split over two instances (4.8):
+ * or "-", NETWORK "=" and the name, or "-"; for KIND n only, "+" and the node's endpoints (a
+ * MSG_MEMBER's encoding, lowercase hex) in its place: online there ("-": offline). For a pair
+ * split over two instances (4.8):
  * "S INSTANCE SENT_MS TO SIDE", one node's punch side for every instance (TO: zeros, or the
  * peer a PUNCH_REQUEST named), and
  * "F INSTANCE TO MSG", a MSG_PUNCH or MSG_RELAY_GRANT that instance forwards to TO; SENT_MS is
@@ -18,8 +20,10 @@
 #include "base/proto.h"
 #include "server/punchplan.h"
 
-enum { CLUSTER_ID_LEN = 16, CLUSTEREV_MAX = 1 + 1 + CLUSTER_ID_LEN + 1 + 3 + 1 + 2 * KEY_LEN + 1 +
-    1 + NAME_MAX_LEN + 1 };
+/* CLUSTEREV_EPS_MAX: the endpoints' encoding at most (a MSG_MEMBER, under 600 bytes). */
+enum { CLUSTER_ID_LEN = 16, CLUSTEREV_EPS_MAX = 1024,
+    CLUSTEREV_MAX = 1 + 1 + CLUSTER_ID_LEN + 1 + 3 + 1 + 2 * KEY_LEN + 1 + 1 +
+    2 * CLUSTEREV_EPS_MAX + 1 };
 
 struct cluster_event {
 	char kind;                      /* MEDPEER_* (server/mediator.h) */
@@ -29,6 +33,8 @@ struct cluster_event {
 	uint8_t key[KEY_LEN];
 	int has_network;
 	char network[NAME_MAX_LEN + 1];
+	size_t eps_len;                 /* > 0: KIND n, online at these endpoints (opaque here) */
+	uint8_t eps[CLUSTEREV_EPS_MAX];
 };
 
 /* The line for e into out (cap >= CLUSTEREV_MAX): its length, or -1 when e is invalid. */

@@ -182,14 +182,14 @@ membercache_remove(struct membercache *mc, int64_t net, const uint8_t key[KEY_LE
 }
 
 void
-membercache_set_nick(struct membercache *mc, const uint8_t key[KEY_LEN], const char *nick)
+membercache_set_nick(struct membercache *mc, int64_t net, const uint8_t key[KEY_LEN],
+    const char *nick)
 {
-	struct entry *e, *t;
+	struct entry *e = entry_of(mc, net);
 	struct store_member *row;
 
-	HASH_ITER(hh, mc->by_net, e, t)
-		if ((row = (struct store_member *)membercache_find(&e->l, key)) != NULL)
-			snprintf(row->nick, sizeof(row->nick), "%s", nick);
+	if (e != NULL && (row = (struct store_member *)membercache_find(&e->l, key)) != NULL)
+		snprintf(row->nick, sizeof(row->nick), "%s", nick);
 }
 
 void

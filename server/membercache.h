@@ -46,11 +46,12 @@ const struct store_member *membercache_find(const struct mc_list *l,
 
 /* The changes the store made or heard of, applied to the copies that exist (none is made):
  * key's row in net is now r (added at the end when new: the newest joined last); key left
- * net; key's nick is now nick, in every copy. A copy being walked is dropped instead of
- * reshaped (its walk keeps the rows it had). */
+ * net; key's nick is now nick (in net's copy: the store knows the node's networks). A copy
+ * being walked is dropped instead of reshaped (its walk keeps the rows it had). */
 void membercache_set(struct membercache *mc, int64_t net, const struct store_member *r);
 void membercache_remove(struct membercache *mc, int64_t net, const uint8_t key[KEY_LEN]);
-void membercache_set_nick(struct membercache *mc, const uint8_t key[KEY_LEN], const char *nick);
+void membercache_set_nick(struct membercache *mc, int64_t net, const uint8_t key[KEY_LEN],
+    const char *nick);
 /* Net's copy goes (its rows changed, how is not known). */
 void membercache_drop(struct membercache *mc, int64_t net);
 /* Every copy goes (changes may have been missed). */

@@ -49,6 +49,38 @@ store_is_pg_url(const char *path)
 	return strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0;
 }
 
+/* key's nick into the copies of its networks' lists (a node new here has none: one query
+ * finds that); nick NULL: unknown, those copies go. */
+struct nick_walk {
+	struct membercache *mc;
+	const uint8_t *key;
+	const char *nick;
+};
+
+static int
+nick_net_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	struct nick_walk *w = arg;
+
+	(void)me;
+	if (w->nick != NULL)
+		membercache_set_nick(w->mc, n->id, w->key, w->nick);
+	else
+		membercache_drop(w->mc, n->id);
+	return 0;
+}
+
+static void
+nick_spread(struct store *st, const uint8_t key[KEY_LEN], const char *nick)
+{
+	struct nick_walk w = { st->mc, key, nick };
+
+	if (membercache_rows(st->mc) == 0)
+		return;                         /* no copies: no query */
+	if (st->ops->node_networks_each(st, key, nick_net_cb, &w) != 0)
+		membercache_clear(st->mc);      /* rare: the database failed */
+}
+
 struct store *
 store_open(const char *path, char *err, size_t errlen)
 {
@@ -103,10 +135,7 @@ store_node_set_nick(struct store *st, const uint8_t key[KEY_LEN], const char *ni
 {
 	int rc = st->ops->node_set_nick(st, key, nick);
 
-	if (rc == 0)
-		membercache_set_nick(st->mc, key, nick);
-	else
-		membercache_clear(st->mc);      /* rare; whether it was written is unknown */
+	nick_spread(st, key, rc == 0 ? nick : NULL);
 	return rc;
 }
 
@@ -271,10 +300,8 @@ store_node_changed(struct store *st, const uint8_t key[KEY_LEN])
 	struct store_node n;
 	int rc = st->ops->node_get(st, key, &n);
 
-	if (rc == 0)
-		membercache_set_nick(st->mc, key, n.nick);
-	else if (rc != STORE_NOT_FOUND)         /* a node gone has no member rows */
-		membercache_clear(st->mc);
+	if (rc != STORE_NOT_FOUND)              /* a node gone has no member rows */
+		nick_spread(st, key, rc == 0 ? n.nick : NULL);
 }
 
 void

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char s[512], again[CLUSTEREV_MAX];
+	char s[CLUSTEREV_MAX], again[CLUSTEREV_MAX];
 	struct cluster_event e, e2;
 	int n;
 

@@ -54,7 +54,8 @@ test_hit_and_changes(void)
 	membercache_set(mc, 7, &r);
 	memset(k, 1, KEY_LEN);
 	membercache_remove(mc, 7, k);
-	membercache_set_nick(mc, r.key, "nine");
+	membercache_set_nick(mc, 7, r.key, "nine");
+	membercache_set_nick(mc, 8, r.key, "eight");    /* no copy of 8: nothing */
 	membercache_set(mc, 8, &r);                     /* no copy of 8: nothing made */
 	CHECK(membercache_get(mc, 8, 1.) == NULL);
 	l = membercache_get(mc, 7, 2.);

@@ -12,6 +12,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import sys
 import tempfile
 
 
@@ -27,6 +28,13 @@ def pg_bindir():
         if os.access(os.path.join(d, "initdb"), os.X_OK):
             return d
     return None
+
+
+def skip_unless_installed():
+    """Ends the test as skipped (automake's 77) when PostgreSQL is not installed."""
+    if pg_bindir() is None:
+        print("SKIP: PostgreSQL not installed (Debian package `postgresql`; scripts/deps.sh installs it)")
+        sys.exit(77)
 
 
 class PgServer:

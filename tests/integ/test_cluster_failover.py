@@ -32,7 +32,6 @@ from test_failover import Conversation  # noqa: E402
 import test_mediator_cluster  # noqa: E402
 import pgserver  # noqa: E402
 
-SKIP = 77
 
 
 def start_instance(lab, name, pg_url, key_from=None, listen=None):
@@ -70,9 +69,7 @@ def mediator_of(d):
 
 def main():
     isolate()
-    if pgserver.pg_bindir() is None:
-        print("SKIP: PostgreSQL not installed (Debian package `postgresql`; scripts/deps.sh installs it)")
-        sys.exit(SKIP)
+    pgserver.skip_unless_installed()
     echo = EchoService()
     with pgserver.PgServer(port=5443) as pg, Lab("clusterfo") as lab:
         srv = {"A": start_instance(lab, "medA", pg.url)}

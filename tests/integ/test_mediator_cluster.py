@@ -29,7 +29,6 @@ from lanproxy_util import isolate  # noqa: E402
 from harness import Lab, Server, binary, run, wait_until  # noqa: E402
 import pgserver  # noqa: E402
 
-SKIP = 77
 
 
 def start_instance(lab, name, pg_url, key_from=None):
@@ -80,9 +79,7 @@ def online(d, nick):
 
 def main():
     isolate()
-    if pgserver.pg_bindir() is None:
-        print("SKIP: PostgreSQL not installed (Debian package `postgresql`; scripts/deps.sh installs it)")
-        sys.exit(SKIP)
+    pgserver.skip_unless_installed()
     with pgserver.PgServer(port=5441) as pg, Lab("cluster") as lab:
         a_srv = start_instance(lab, "medA", pg.url)
         b_srv = start_instance(lab, "medB", pg.url, key_from=a_srv)

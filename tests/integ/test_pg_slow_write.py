@@ -23,7 +23,7 @@ import time
 sys.path.insert(0, os.path.dirname(__file__))
 from lanproxy_util import isolate  # noqa: E402
 from harness import Lab, run, wait_until  # noqa: E402
-from test_mediator_cluster import SKIP, chat_reaches, online, start_instance, daemon_on  # noqa: E402
+from test_mediator_cluster import chat_reaches, online, start_instance, daemon_on  # noqa: E402
 import pgserver  # noqa: E402
 
 WAITING = ("SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
@@ -36,9 +36,7 @@ def chat_ms(alice, carol, text):
 
 def main():
     isolate()
-    if pgserver.pg_bindir() is None:
-        print("SKIP: PostgreSQL not installed (Debian package `postgresql`; scripts/deps.sh installs it)")
-        sys.exit(SKIP)
+    pgserver.skip_unless_installed()
     with pgserver.PgServer(port=5447) as pg, Lab("pgslow") as lab:
         srv = start_instance(lab, "med", pg.url)
         alice = daemon_on(lab, srv, "alice")

@@ -19,7 +19,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from harness import BUILD, Lab, wait_until  # noqa: E402
 import pgserver  # noqa: E402
 
-SKIP = 77
 
 UNITS = ["tests/unit/test_store", "tests/unit/test_mediator"]
 SCENARIOS = ["test_networks.py", "test_chat.py", "test_evict.py"]
@@ -60,9 +59,7 @@ def pg_restart_scenario(pg, url):
 
 
 def main():
-    if pgserver.pg_bindir() is None:
-        print("SKIP: PostgreSQL not installed (Debian package `postgresql`; scripts/deps.sh installs it)")
-        sys.exit(SKIP)
+    pgserver.skip_unless_installed()
     ok = True
     with pgserver.PgServer(port=5440) as pg:
         for u in UNITS:

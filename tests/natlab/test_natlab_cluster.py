@@ -36,9 +36,7 @@ def main():
     if os.geteuid() != 0:
         print("SKIP: the NAT lab needs root (network namespaces, nftables)")
         sys.exit(SKIP)
-    if pgserver.pg_bindir() is None:
-        print("SKIP: PostgreSQL not installed (Debian package `postgresql`; scripts/deps.sh installs it)")
-        sys.exit(SKIP)
+    pgserver.skip_unless_installed()
     failures = []
     with pgserver.PgServer(port=5444) as pg, natlab.Lab("clusterpunch") as lab:
         sp, ss, sr = lab.add_site("portrestricted"), lab.add_site("seq1"), lab.add_site("random")

@@ -1444,6 +1444,8 @@ op_create(struct req_ctx *c)
 	}
 	log_info("event=network_created network=\"%s\" flags=%u", c->n.name, c->n.flags);
 	send_snapshot(c->m, c->s, &c->n, &me);
+	/* the owner's membership: the other instances' copies of its networks go */
+	peer_event(c->m, MEDPEER_MEMBER, c->n.name, c->s->key, 0);
 	reply(c->m, c->s, c->r->req_id, RES_OK, "created network \"%s\"", c->n.name);
 }
 
@@ -1657,6 +1659,8 @@ op_delete(struct req_ctx *c)
 		return;
 	}
 	log_info("event=network_deleted network=\"%s\"", c->n.name);
+	/* the other instances' copies of its members' networks go (w of a network gone) */
+	peer_event(c->m, MEDPEER_NETWORK, c->n.name, NULL, 0);
 	for (i = 0; i < l.n; i++)
 		if ((s = find_session(c->m, l.keys[i])) != NULL)
 			send_network_gone(c->m, s, c->n.name, GONE_DELETED);
@@ -2539,6 +2543,8 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 	default:
 		break;
 	}
+	if (kind == MEDPEER_NETWORK)
+		store_networks_changed(m->st);  /* settings, or deleted: before it is read */
 	if (network == NULL || store_network_get(m->st, network, &n) != 0) {
 		n.id = -1;      /* deleted since: no copy of its members is read again */
 		network = NULL;

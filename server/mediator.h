@@ -149,7 +149,7 @@ const struct medsrv_stats *medsrv_stats(const struct medsrv *m);
  *   MEDPEER_MEMBER   key's membership in network changed (joined, approved, online switch)
  *   MEDPEER_GONE     key left network (val: it was pending)
  *   MEDPEER_KICKED   key's own session, wherever it is, gets NETWORK_GONE (val: the reason)
- *   MEDPEER_NETWORK  network's settings changed (key NULL)
+ *   MEDPEER_NETWORK  network's settings changed, or it was deleted (key NULL)
  *   MEDPEER_CHAT     key's mailbox grew (network NULL)
  * medsrv_peer_event applies an event another instance sent to this instance's sessions
  * (and never sends it on). Without medsrv_set_peers nothing is sent (one instance).

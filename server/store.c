@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "server/membercache.h"
+#include "server/nodecache.h"
 #include "server/store_backend.h"
 
 static double
@@ -24,7 +25,8 @@ now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* key's row in net read again into the copies (one query; none when net has no copy). */
+/* key's row in net read again into the copies (one query; none when net has no copy); its
+ * networks' copy goes. */
 static void
 member_refresh(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
 {
@@ -32,6 +34,7 @@ member_refresh(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
 	struct store_member r;
 	int rc;
 
+	nodecache_drop(st->nc, key);
 	if ((l = membercache_get(st->mc, net, now_s())) == NULL)
 		return;
 	membercache_unpin(st->mc, l);
@@ -75,6 +78,7 @@ nick_spread(struct store *st, const uint8_t key[KEY_LEN], const char *nick)
 {
 	struct nick_walk w = { st->mc, key, nick };
 
+	nodecache_drop(st->nc, key);            /* its own rows carry the nick */
 	if (membercache_rows(st->mc) == 0)
 		return;                         /* no copies: no query */
 	if (st->ops->node_networks_each(st, key, nick_net_cb, &w) != 0)
@@ -87,7 +91,9 @@ store_open(const char *path, char *err, size_t errlen)
 	struct store *st = store_is_pg_url(path) ? store_pg_open(path, err, errlen) :
 	    store_sqlite_open(path, err, errlen);
 
-	if (st != NULL && (st->mc = membercache_new(MEMBERCACHE_MAX_ROWS)) == NULL) {
+	if (st != NULL && ((st->mc = membercache_new(MEMBERCACHE_MAX_ROWS)) == NULL ||
+	    (st->nc = nodecache_new(NODECACHE_MAX_PAIRS)) == NULL)) {
+		membercache_free(st->mc);
 		st->ops->close(st);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -106,6 +112,7 @@ store_close(struct store *st)
 {
 	if (st != NULL) {
 		membercache_free(st->mc);
+		nodecache_free(st->nc);
 		st->ops->close(st);
 	}
 }
@@ -114,6 +121,7 @@ int
 store_clear(struct store *st)
 {
 	membercache_clear(st->mc);
+	nodecache_clear(st->nc);
 	return st->ops->clear(st);
 }
 
@@ -159,6 +167,7 @@ store_network_create(struct store *st, const char *name, const uint8_t owner[KEY
 
 	if (rc == 0)
 		membercache_drop(st->mc, out->id);      /* an id SQLite reuses */
+	nodecache_drop(st->nc, owner);
 	return rc;
 }
 
@@ -172,18 +181,21 @@ int
 store_network_delete(struct store *st, int64_t id)
 {
 	membercache_drop(st->mc, id);
+	nodecache_clear(st->nc);                /* rare: which nodes were in it is not kept */
 	return st->ops->network_delete(st, id);
 }
 
 int
 store_network_set_pwhash(struct store *st, int64_t id, const char *pwhash)
 {
+	nodecache_clear(st->nc);                /* the copies hold network rows */
 	return st->ops->network_set_pwhash(st, id, pwhash);
 }
 
 int
 store_network_set_flags(struct store *st, int64_t id, uint8_t flags)
 {
+	nodecache_clear(st->nc);
 	return st->ops->network_set_flags(st, id, flags);
 }
 
@@ -305,14 +317,62 @@ store_node_changed(struct store *st, const uint8_t key[KEY_LEN])
 }
 
 void
+store_networks_changed(struct store *st)
+{
+	nodecache_clear(st->nc);
+}
+
+void
 store_changes_missed(struct store *st)
 {
 	membercache_clear(st->mc);
+	nodecache_clear(st->nc);
+}
+
+struct pairs {                            /* a node's networks being loaded */
+	struct nodecache_pair *v;
+	size_t n, cap;
+};
+
+static int
+collect_pair_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	struct pairs *p = arg;
+
+	if (p->n == p->cap) {
+		size_t cap = p->cap ? p->cap * 2 : 4;
+		void *q = realloc(p->v, cap * sizeof(*p->v));
+
+		if (q == NULL)
+			return -1;
+		p->v = q;
+		p->cap = cap;
+	}
+	p->v[p->n].net = *n;
+	p->v[p->n].me = *me;
+	p->n++;
+	return 0;
 }
 
 int
 store_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store_network_cb cb,
     void *arg)
 {
-	return st->ops->node_networks_each(st, key, cb, arg);
+	struct pairs p = { NULL, 0, 0 };
+	size_t i;
+	int rc = 0;
+
+	if (nodecache_get(st->nc, key, now_s(), &p.v, &p.n) != 0) {
+		if (st->ops->node_networks_each(st, key, collect_pair_cb, &p) != 0) {
+			/* out of memory, or the database failed: the walk without a copy */
+			free(p.v);
+			return st->ops->node_networks_each(st, key, cb, arg);
+		}
+		nodecache_put(st->nc, key, p.v, p.n, now_s());
+	}
+	/* on our own copy: cb may change the store, and so the cache */
+	for (i = 0; i < p.n && rc == 0; i++)
+		rc = cb(arg, &p.v[i].net, &p.v[i].me);
+	free(p.v);
+	return rc;
 }

@@ -110,15 +110,18 @@ int store_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store
     void *arg);
 
 /*
- * Member lists are read from copies kept in memory (server/membercache.h) that follow every
- * write made through this store. Writes made elsewhere (another mediator instance on the same
- * PostgreSQL) must be told, or the copies lag by up to a minute:
+ * Member lists and a node's networks are read from copies kept in memory
+ * (server/membercache.h, server/nodecache.h) that follow every write made through this store.
+ * Writes made elsewhere (another mediator instance on the same PostgreSQL) must be told, or
+ * the copies lag by up to a minute:
  * - key's membership in net changed (joined, approved, switched, left, evicted);
  * - key's nick changed;
+ * - a network's settings changed, or a network was deleted;
  * - changes may have been missed (events lost): every copy is read again.
  */
 void store_member_changed(struct store *st, int64_t net, const uint8_t key[KEY_LEN]);
 void store_node_changed(struct store *st, const uint8_t key[KEY_LEN]);
+void store_networks_changed(struct store *st);
 void store_changes_missed(struct store *st);
 
 #endif

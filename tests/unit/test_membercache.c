@@ -1,7 +1,8 @@
 /*
  * test_membercache: the copies of member lists (server/membercache.h) as a data structure:
  * hits and misses, changes applied in place, a pinned copy dropped and freed at its last
- * unpin (ASan and valgrind see a use after free), the age limit and the row budget.
+ * unpin (ASan and valgrind see a use after free), the age limit and the row budget; and the
+ * copies of nodes' networks (server/nodecache.h): copies out, age, budget.
  */
 #include "config.h"
 
@@ -9,6 +10,7 @@
 #include <string.h>
 
 #include "server/membercache.h"
+#include "server/nodecache.h"
 #include "tests/unit/unit.h"
 
 enum { BUDGET = 1000 };
@@ -131,11 +133,55 @@ test_age_and_budget(void)
 	membercache_free(mc);
 }
 
+static void
+test_nodecache(void)
+{
+	struct nodecache *nc = nodecache_new(5);
+	struct nodecache_pair v[2], *got;
+	uint8_t a[KEY_LEN], b[KEY_LEN];
+	size_t n;
+
+	memset(v, 0, sizeof(v));
+	v[0].net.id = 1;
+	v[1].net.id = 2;
+	memset(a, 1, KEY_LEN);
+	memset(b, 2, KEY_LEN);
+	CHECK_EQ(nodecache_get(nc, a, 0., &got, &n), -1);
+	nodecache_put(nc, a, v, 2, 0.);
+	nodecache_put(nc, b, NULL, 0, 0.);              /* in no network: known too */
+	CHECK_EQ(nodecache_get(nc, a, 1., &got, &n), 0);
+	CHECK_EQ(n, 2);
+	if (n == 2) {
+		CHECK_EQ(got[1].net.id, 2);
+		got[1].net.id = 9;                      /* a copy: the cache keeps its own */
+		free(got);
+	}
+	CHECK_EQ(nodecache_get(nc, a, 1., &got, &n), 0);
+	CHECK_EQ(n == 2 ? got[1].net.id : 0, 2);
+	free(got);
+	CHECK_EQ(nodecache_get(nc, b, 1., &got, &n), 0);
+	CHECK_EQ(n, 0);
+	CHECK(got == NULL);
+	CHECK_EQ(nodecache_get(nc, a, NODECACHE_MAX_AGE_S + 1., &got, &n), -1);
+	CHECK_EQ(nodecache_pairs(nc), 0);
+	/* budget 5: a holds 2 pairs + 1; b with 2 + 1 more passes it: all go first */
+	nodecache_put(nc, a, v, 2, 0.);
+	nodecache_put(nc, a, v, 2, 0.);                 /* replaced, not added */
+	CHECK_EQ(nodecache_pairs(nc), 2);
+	nodecache_put(nc, b, v, 2, 0.);
+	CHECK_EQ(nodecache_pairs(nc), 2);
+	CHECK_EQ(nodecache_get(nc, a, 0., &got, &n), -1);
+	nodecache_drop(nc, b);
+	CHECK_EQ(nodecache_pairs(nc), 0);
+	nodecache_free(nc);
+}
+
 int
 main(void)
 {
 	RUN(test_hit_and_changes);
 	RUN(test_pinned);
 	RUN(test_age_and_budget);
+	RUN(test_nodecache);
 	return unit_finish();
 }

@@ -446,6 +446,38 @@ test_member_copies(void)
 	store_changes_missed(st);
 	CHECK_EQ(walk(st, net.id).n, 2);
 
+	/* a node's networks (server/nodecache.h): the same rules */
+	{
+		struct store_network other_net;
+		int count = 0;
+
+		CHECK_EQ(store_node_networks_each(st, c, count_net_cb, &count), 0);
+		CHECK_EQ(count, 1);                     /* now a copy of c's networks exists */
+		CHECK_EQ(store_network_create(other, "copies2", b, "", 0, &other_net), 0);
+		CHECK_EQ(store_member_add(other, other_net.id, c, 0, 1), 0);
+		count = 0;
+		CHECK_EQ(store_node_networks_each(st, c, count_net_cb, &count), 0);
+		CHECK_EQ(count, 1);                     /* lags: nobody told */
+		store_member_changed(st, other_net.id, c);
+		count = 0;
+		CHECK_EQ(store_node_networks_each(st, c, count_net_cb, &count), 0);
+		CHECK_EQ(count, 2);
+		CHECK_EQ(store_network_delete(other, other_net.id), 0);
+		store_networks_changed(st);
+		count = 0;
+		CHECK_EQ(store_node_networks_each(st, c, count_net_cb, &count), 0);
+		CHECK_EQ(count, 1);
+		/* own writes: at once */
+		CHECK_EQ(store_member_remove(st, net.id, c), 0);
+		count = 0;
+		CHECK_EQ(store_node_networks_each(st, c, count_net_cb, &count), 0);
+		CHECK_EQ(count, 0);
+		CHECK_EQ(store_member_add(st, net.id, c, 0, 1), 0);
+		count = 0;
+		CHECK_EQ(store_node_networks_each(st, c, count_net_cb, &count), 0);
+		CHECK_EQ(count, 1);
+	}
+
 	/* a walk whose callback changes the list it walks: it ends on the rows it had */
 	memset(&w, 0, sizeof(w));
 	w.st = st;

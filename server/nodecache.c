@@ -1,0 +1,124 @@
+/*
+ * nodecache: copies of the networks each node belongs to (nodecache.h).
+ */
+#include "config.h"
+#include "server/nodecache.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <uthash.h>
+
+struct entry {
+	uint8_t key[KEY_LEN];
+	double loaded;
+	size_t n;
+	struct nodecache_pair *v;
+	UT_hash_handle hh;
+};
+
+struct nodecache {
+	struct entry *by_key;
+	size_t pairs, entries, max_pairs;       /* an entry counts as one pair more */
+};
+
+struct nodecache *
+nodecache_new(size_t max_pairs)
+{
+	struct nodecache *nc = calloc(1, sizeof(*nc));
+
+	if (nc != NULL)
+		nc->max_pairs = max_pairs;
+	return nc;
+}
+
+static void
+entry_free(struct nodecache *nc, struct entry *e)
+{
+	HASH_DEL(nc->by_key, e);
+	nc->pairs -= e->n;
+	nc->entries--;
+	free(e->v);
+	free(e);
+}
+
+void
+nodecache_clear(struct nodecache *nc)
+{
+	struct entry *e, *t;
+
+	HASH_ITER(hh, nc->by_key, e, t)
+		entry_free(nc, e);
+}
+
+void
+nodecache_free(struct nodecache *nc)
+{
+	if (nc == NULL)
+		return;
+	nodecache_clear(nc);
+	free(nc);
+}
+
+int
+nodecache_get(struct nodecache *nc, const uint8_t key[KEY_LEN], double now,
+    struct nodecache_pair **out, size_t *n)
+{
+	struct entry *e;
+
+	HASH_FIND(hh, nc->by_key, key, KEY_LEN, e);
+	if (e == NULL)
+		return -1;
+	if (now - e->loaded > NODECACHE_MAX_AGE_S || now < e->loaded) {
+		entry_free(nc, e);
+		return -1;
+	}
+	*out = NULL;
+	*n = e->n;
+	if (e->n == 0)
+		return 0;
+	if ((*out = malloc(e->n * sizeof(**out))) == NULL)
+		return -1;
+	memcpy(*out, e->v, e->n * sizeof(**out));
+	return 0;
+}
+
+void
+nodecache_put(struct nodecache *nc, const uint8_t key[KEY_LEN],
+    const struct nodecache_pair *v, size_t n, double now)
+{
+	struct entry *e;
+
+	nodecache_drop(nc, key);
+	if (nc->pairs + nc->entries + n + 1 > nc->max_pairs)
+		nodecache_clear(nc);
+	if ((e = calloc(1, sizeof(*e))) == NULL)
+		return;
+	if (n > 0 && (e->v = malloc(n * sizeof(*v))) == NULL) {
+		free(e);
+		return;
+	}
+	if (n > 0)
+		memcpy(e->v, v, n * sizeof(*v));
+	memcpy(e->key, key, KEY_LEN);
+	e->n = n;
+	e->loaded = now;
+	nc->pairs += n;
+	nc->entries++;
+	HASH_ADD(hh, nc->by_key, key, KEY_LEN, e);
+}
+
+void
+nodecache_drop(struct nodecache *nc, const uint8_t key[KEY_LEN])
+{
+	struct entry *e;
+
+	HASH_FIND(hh, nc->by_key, key, KEY_LEN, e);
+	if (e != NULL)
+		entry_free(nc, e);
+}
+
+size_t
+nodecache_pairs(const struct nodecache *nc)
+{
+	return nc->pairs;
+}

@@ -256,20 +256,31 @@ struct rows {                             /* a member list being loaded */
 	size_t n, cap;
 };
 
+/* v (n used of *cap elements of size) with room for one more, doubled when full; NULL when
+ * out of memory (v still holds the rows). */
+static void *
+room_for_one(void *v, size_t n, size_t *cap, size_t size)
+{
+	void *p;
+	size_t want;
+
+	if (n < *cap)
+		return v;
+	want = *cap ? *cap * 2 : 8;
+	if ((p = realloc(v, want * size)) != NULL)
+		*cap = want;
+	return p;
+}
+
 static int
 collect_cb(void *arg, const struct store_member *m)
 {
 	struct rows *r = arg;
+	struct store_member *v = room_for_one(r->v, r->n, &r->cap, sizeof(*v));
 
-	if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 16;
-		void *p = realloc(r->v, cap * sizeof(*r->v));
-
-		if (p == NULL)
-			return -1;
-		r->v = p;
-		r->cap = cap;
-	}
+	if (v == NULL)
+		return -1;
+	r->v = v;
 	r->v[r->n++] = *m;
 	return 0;
 }
@@ -338,16 +349,11 @@ static int
 collect_pair_cb(void *arg, const struct store_network *n, const struct store_member *me)
 {
 	struct pairs *p = arg;
+	struct nodecache_pair *v = room_for_one(p->v, p->n, &p->cap, sizeof(*v));
 
-	if (p->n == p->cap) {
-		size_t cap = p->cap ? p->cap * 2 : 4;
-		void *q = realloc(p->v, cap * sizeof(*p->v));
-
-		if (q == NULL)
-			return -1;
-		p->v = q;
-		p->cap = cap;
-	}
+	if (v == NULL)
+		return -1;
+	p->v = v;
 	p->v[p->n].net = *n;
 	p->v[p->n].me = *me;
 	p->n++;

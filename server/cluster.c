@@ -83,7 +83,8 @@ payload_of(struct cluster *c, char kind, const char *network, const uint8_t *key
 	memset(&e, 0, sizeof(e));
 	if (eps_len > sizeof(e.eps))
 		return NULL;
-	memcpy(e.eps, eps, eps_len);
+	if (eps_len > 0)
+		memcpy(e.eps, eps, eps_len);
 	e.eps_len = eps_len;
 	e.kind = kind;
 	memcpy(e.instance, c->id, sizeof(e.instance));

@@ -1,8 +1,9 @@
 /*
  * store: the front of the store (store.h): picks the backend from the path and forwards each
- * call to it (store_backend.h), keeping copies of member lists on the way (membercache.h):
- * every member-row write goes through here, so the copies follow them. Must not touch: any
- * database API.
+ * call to it (store_backend.h), keeping copies of member lists and of each node's networks
+ * on the way (membercache.h, nodecache.h): every write goes through here, so the copies follow
+ * them; another instance's writes arrive as store_member_changed and friends. Must not touch:
+ * any database API.
  */
 #include "config.h"
 #include "server/store.h"

@@ -14,10 +14,14 @@ import sys
 
 sys.path.insert(0, os.path.dirname(__file__))
 from harness import Lab, run, wait_until, free_port, socks_connect, socks_udp_roundtrip  # noqa: E402
+from lanproxy_util import isolate  # noqa: E402
 from services import HashService, UdpEcho, upload  # noqa: E402
 
 
 def main():
+    # Its own network namespace: the mediator's port is picked, freed and bound again three
+    # times, and in the shared one a parallel test's connection took it in between.
+    isolate()
     svc = HashService()
     echo = UdpEcho()
     with Lab("expose-offline") as lab:

@@ -36,7 +36,8 @@ struct ctrlchan_cbs {
 /*
  * fd: a connected (or connecting, non-blocking) TCP socket. initiator: 1 for the daemon, which
  * passes the server's public key in remote_pub; 0 for the server (remote_pub NULL).
- * The handshake must complete within 10 s or the channel closes.
+ * The TCP connect must complete within 10 s, the handshake 30 s after it (the responder: 30 s
+ * after accept), or the channel closes.
  */
 struct ctrlchan *ctrlchan_new(struct ev_loop *loop, int fd, int initiator,
     const struct noise_keypair *local, const uint8_t *remote_pub,

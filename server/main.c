@@ -575,6 +575,8 @@ main(int argc, char **argv)
 	}
 	/* the URL is not logged: it may hold a password */
 	log_info("event=store_opened backend=%s", store_kind(srv.st));
+	/* before listening: a restart meets every node at once (a failure only costs reads) */
+	(void)store_warm(srv.st);
 	for (i = 0; i < o.n_listen; i++) {
 		if (resolve_ipv4(o.listen_host[i], &addr) < 0) {
 			log_warnx("event=startup_failed reason=\"cannot resolve %s\"",

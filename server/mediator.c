@@ -1235,11 +1235,14 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 		return;
 	}
 	/* New registrations are limited per source address: each is a row and an address. */
+	created = 0;
 	rc = store_node_get(m->st, s->key, &node);
 	if (rc == STORE_NOT_FOUND && s->remote_addr && registration_limited(m, s))
 		return;
-	rc = store_node_get_or_create(m->st, s->key, m->cfg.range, m->cfg.prefix_len, &node,
-	    &created);
+	/* known nodes (every reconnect of a storm) read their row once */
+	if (rc == STORE_NOT_FOUND)
+		rc = store_node_get_or_create(m->st, s->key, m->cfg.range, m->cfg.prefix_len,
+		    &node, &created);
 	if (rc == STORE_FULL) {
 		range_full(m);
 		session_kick(m, s, "address_range_full");

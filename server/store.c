@@ -12,7 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <uthash.h>
 
+#include "base/log.h"
 #include "server/membercache.h"
 #include "server/nodecache.h"
 #include "server/store_backend.h"
@@ -382,4 +384,87 @@ store_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store_net
 		rc = cb(arg, &p.v[i].net, &p.v[i].me);
 	free(p.v);
 	return rc;
+}
+
+/* ---- warming the copies ---- */
+
+struct warm_net {                        /* one network's rows, while warming */
+	int64_t id;
+	struct rows r;
+	UT_hash_handle hh;
+};
+
+struct warm_node {                       /* one node's pairs, while warming */
+	uint8_t key[KEY_LEN];
+	struct pairs p;
+	UT_hash_handle hh;
+};
+
+struct warm {
+	struct warm_net *nets;
+	struct warm_node *nodes;
+	size_t rows, units;             /* what the two copies would hold */
+};
+
+static int
+warm_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	struct warm *w = arg;
+	struct warm_net *wn;
+	struct warm_node *wk;
+
+	HASH_FIND(hh, w->nets, &n->id, sizeof(n->id), wn);
+	if (wn == NULL) {
+		if ((wn = calloc(1, sizeof(*wn))) == NULL)
+			return -1;
+		wn->id = n->id;
+		HASH_ADD(hh, w->nets, id, sizeof(wn->id), wn);
+	}
+	HASH_FIND(hh, w->nodes, me->key, KEY_LEN, wk);
+	if (wk == NULL) {
+		if ((wk = calloc(1, sizeof(*wk))) == NULL)
+			return -1;
+		memcpy(wk->key, me->key, KEY_LEN);
+		HASH_ADD(hh, w->nodes, key, KEY_LEN, wk);
+		w->units++;
+	}
+	w->rows++;
+	w->units++;
+	/* more than the copies keep: they would only push each other out (a partial warm-up
+	 * would be wrong: a copy must hold all of a node's or network's rows) */
+	if (w->rows > MEMBERCACHE_MAX_ROWS / 2 || w->units > NODECACHE_MAX_PAIRS / 2)
+		return 1;
+	return collect_cb(&wn->r, me) != 0 || collect_pair_cb(&wk->p, n, me) != 0 ? -1 : 0;
+}
+
+int
+store_warm(struct store *st)
+{
+	struct warm w = { NULL, NULL, 0, 0 };
+	struct warm_net *wn, *tn;
+	struct warm_node *wk, *tk;
+	const struct mc_list *l;
+	double now = now_s();
+	int rc = st->ops->node_networks_each(st, NULL, warm_cb, &w);
+
+	HASH_ITER(hh, w.nets, wn, tn) {
+		HASH_DEL(w.nets, wn);
+		if (rc == 0 && (l = membercache_put(st->mc, wn->id, wn->r.v, wn->r.n, now)) != NULL)
+			membercache_unpin(st->mc, l);
+		else if (rc != 0)
+			free(wn->r.v);
+		free(wn);
+	}
+	HASH_ITER(hh, w.nodes, wk, tk) {
+		HASH_DEL(w.nodes, wk);
+		if (rc == 0)
+			nodecache_put(st->nc, wk->key, wk->p.v, wk->p.n, now);
+		free(wk->p.v);
+		free(wk);
+	}
+	if (rc != 0)
+		log_info("event=store_warm_skipped reason=%s", rc > 0 ? "too_many_rows" : "error");
+	else
+		log_info("event=store_warmed members=%zu", w.rows);
+	return rc < 0 ? -1 : 0;
 }

@@ -123,5 +123,11 @@ void store_member_changed(struct store *st, int64_t net, const uint8_t key[KEY_L
 void store_node_changed(struct store *st, const uint8_t key[KEY_LEN]);
 void store_networks_changed(struct store *st);
 void store_changes_missed(struct store *st);
+/* Fills the copies with every membership in one read, so that a mediator starting under a
+ * crowd of reconnecting nodes does not read each node's networks (on every instance, for
+ * every node) one query at a time. Nothing when there are more rows than the copies keep
+ * (they are read on demand then). 0, or -1 when the database failed (nothing is lost:
+ * the copies are read on demand). */
+int store_warm(struct store *st);
 
 #endif

@@ -37,6 +37,7 @@ struct store_ops {
 	int (*member_change)(struct store *st, int64_t net, const uint8_t key[KEY_LEN], int field,
 	    int val);
 	int (*members_each)(struct store *st, int64_t net, store_member_cb cb, void *arg);
+	/* key NULL: every node's memberships, in join order (store_warm) */
 	int (*node_networks_each)(struct store *st, const uint8_t key[KEY_LEN],
 	    store_network_cb cb, void *arg);
 };

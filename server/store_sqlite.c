@@ -667,13 +667,17 @@ sq_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store_networ
 	sqlite3_stmt *s;
 	int rc;
 
-	s = db_prepare(st, "SELECT w.id, w.name, w.owner, w.flags, w.pwhash, "
-	    "n.key, n.address, n.nick, m.pending, m.online "
+#define MEMBERSHIPS "SELECT w.id, w.name, w.owner, w.flags, w.pwhash, " \
+	    "n.key, n.address, n.nick, m.pending, m.online " \
 	    "FROM members m JOIN networks w ON w.id = m.network JOIN nodes n ON n.key = m.node "
-	    "WHERE m.node = ?1 ORDER BY m.seq");
-	if (s == NULL)
+	static const char *const sql[] = { MEMBERSHIPS "WHERE m.node = ?1 ORDER BY m.seq",
+	    MEMBERSHIPS "ORDER BY m.seq" };
+#undef MEMBERSHIPS
+
+	if ((s = db_prepare(st, sql[key == NULL])) == NULL)
 		return -1;
-	sqlite3_bind_blob(s, 1, key, KEY_LEN, SQLITE_STATIC);
+	if (key != NULL)
+		sqlite3_bind_blob(s, 1, key, KEY_LEN, SQLITE_STATIC);
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		network_from_row(&n, s);
 		member_from_row(&me, s, 5);

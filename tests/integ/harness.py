@@ -85,6 +85,8 @@ class Lab:
                 p.wait()
         if failed:
             self.dump_logs()
+        elif os.environ.get("SHOAL_KEEP_LAB"):  # to read a passing run's logs (load runs)
+            print(f"# lab kept: {self.dir}", file=sys.stderr)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
         return False

@@ -16,13 +16,14 @@ import json
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integ"))
 from harness import BUILD, Lab, binary, wait_until  # noqa: E402
 import pgserver  # noqa: E402
-from storm import run_with_restart  # noqa: E402
+from storm import run_with_restart, summary  # noqa: E402
 
 PER_PROC = 15000   # nodes per loadgen process (one descriptor each)
 BASE_PORT = 7300   # instance i listens on BASE_PORT + 10 i (TCP, and UDP up to + 3)
 
 
-def start(lab, i, pg_url):
+def spawn(lab, i, pg_url):
+    """Starts instance i; wait_ready returns its URL once it listens."""
     state = os.path.join(lab.dir, f"med{i}")
     os.makedirs(state, exist_ok=True)
     if i > 0:  # one mediator: the instances share the server key
@@ -30,10 +31,14 @@ def start(lab, i, pg_url):
     url_file = os.path.join(state, "url")
     if os.path.exists(url_file):
         os.unlink(url_file)
-    p = lab.spawn([binary("shoal-server"), "--listen", f"127.0.0.1:{BASE_PORT + 10 * i}", "--state", state,
-                   "--pwhash-fast", "--store", pg_url], os.path.join(lab.dir, f"med{i}.log"))
+    return lab.spawn([binary("shoal-server"), "--listen", f"127.0.0.1:{BASE_PORT + 10 * i}", "--state", state,
+                      "--pwhash-fast", "--store", pg_url], os.path.join(lab.dir, f"med{i}.log"))
+
+
+def wait_ready(lab, i):
+    url_file = os.path.join(lab.dir, f"med{i}", "url")
     wait_until(lambda: os.path.exists(url_file) and open(url_file).read().strip(), 60, what=f"instance {i}")
-    return p, open(url_file).read().strip()
+    return open(url_file).read().strip()
 
 
 def pg_rss_kb(pg):
@@ -60,9 +65,11 @@ def main():
     with pgserver.PgServer(port=5446) as pg, Lab(f"cload{n}") as lab:
         procs = [None] * k
         urls = []
-        for i in range(k):
-            procs[i], url = start(lab, i, pg.url)
-            urls.append(url)
+        procs[0] = spawn(lab, 0, pg.url)
+        urls.append(wait_ready(lab, 0))  # its server.key is the others'
+        for i in range(1, k):
+            procs[i] = spawn(lab, i, pg.url)
+            urls.append(wait_ready(lab, i))
         key = urls[0].rsplit("/", 1)[1]
         conn = "shoal://" + ",".join(u.split("://", 1)[1].split("/", 1)[0] for u in urls) + "/" + key
         sizes = ["--network-size", "2", "--network-size", "4", "--network-size", "8", "--network-size", "16",
@@ -85,8 +92,12 @@ def main():
                 p.kill()
             for p in procs:
                 p.wait()
+            # all at once, as after an outage: each instance comes back on its own
             for i in range(k):
-                procs[i], _ = start(lab, i, pg.url)
+                procs[i] = spawn(lab, i, pg.url)
+            for i in range(k):
+                wait_ready(lab, i)
+            return [p.pid for p in procs]
 
         r = run_with_restart(lab, argv, timeout=900, restart=restart,
                              stderr=open(os.path.join(lab.dir, "loadgen.log"), "ab"))
@@ -103,6 +114,7 @@ def main():
               f" {r['presence_big_p50_ms']:>9.0f} / {r['presence_big_p99_ms']:<7.0f}"
               f" {r['mediator_rss_kb'] / 1024:>7.1f} {r['kb_per_node']:>7.1f} {pg_kb / 1024:>6.1f}"
               f" {r.get('reconnect_all_s', -1):>15.2f}")
+        print(f"{'':>7} {summary(r)}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integ"))
 from harness import BUILD, Lab  # noqa: E402
-from storm import run_with_restart  # noqa: E402
+from storm import run_with_restart, summary  # noqa: E402
 
 PER_PROC = 15000  # nodes per loadgen process (each needs one descriptor per node)
 
@@ -53,6 +53,7 @@ def main():
               f"{ms(r['presence_big_p50_ms'], r['presence_big_p99_ms']):>19} "
               f"{r['mediator_rss_kb'] / 1024:>7.1f} {r['kb_per_node']:>7.1f} {r['mediator_cpu_s']:>6.1f} "
               f"{r['reconnect_all_s']:>15.2f}", flush=True)
+        print(f"{'':>7} {summary(r)}", flush=True)
     print(f"(churn {churn}/s for 20 s; big-net: presence in the networks of 256 and 1,000 alone; "
           "kB/node: RSS growth over the idle server per connected node; CPU: the mediator's, before the restart)")
 

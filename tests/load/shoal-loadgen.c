@@ -171,7 +171,7 @@ static void on_ready(void *arg, const uint8_t rs[KEY_LEN])
 static void connect_more(void);
 static double t_connected;
 static int storm_active;
-static void storm_close(struct node *n);
+static void storm_close(struct node *n, const char *why);
 static void storm_welcome(struct node *n);
 
 static void on_msg(void *arg, const struct msg *m)
@@ -233,7 +233,7 @@ static void on_close(void *arg, const char *why)
 {
 	struct node *n = arg;
 	if (storm_active) {
-		storm_close(n);
+		storm_close(n, why);
 		return;
 	}
 	fprintf(stderr, "event=node_closed group=%d node=%d why=\"%s\"\n", n->g->id, n->idx, why);
@@ -355,10 +355,16 @@ struct storm_node {
 	int back;                  /* had a WELCOME after losing it */
 };
 
+/* Why dials failed, as ctrlchan words it: which queue the storm waits in. */
+enum { FAIL_CONNECT_TIMEOUT, FAIL_HS_TIMEOUT, FAIL_EOF, FAIL_OTHER, FAIL_KINDS };
+static const char *const fail_names[FAIL_KINDS] = { "connect_timeout", "handshake_timeout",
+	"eof", "other" };
+
 struct storm_result {
 	double first_close, last_back;
 	int expect, back;
 	unsigned dials;
+	unsigned fails[FAIL_KINDS];
 	size_t n_samples;
 };
 
@@ -369,6 +375,7 @@ static struct samples s_storm;
 static int storm_down;
 static ev_signal storm_sig;
 static ev_timer storm_deadline;
+static ev_timer storm_tick;     /* a progress line to stderr every 5 s */
 
 static void storm_retry_cb(EV_P_ ev_timer *w, int revents);
 
@@ -414,7 +421,7 @@ static void storm_retry_cb(EV_P_ ev_timer *w, int revents)
 	storm_dial(&nodes[sn - storm]);
 }
 
-static void storm_close(struct node *n)
+static void storm_close(struct node *n, const char *why)
 {
 	struct storm_node *sn = &storm[n - nodes];
 
@@ -425,6 +432,14 @@ static void storm_close(struct node *n)
 	if (sn->want && !sn->lost) {
 		sn->lost = 1;
 		storm_down++;
+	} else if (sn->lost) {          /* a dial that did not get back in */
+		if (storm_res.fails[FAIL_OTHER] < 3 && strcmp(why, "connect timeout") != 0 &&
+		    strcmp(why, "handshake timeout") != 0 && strncmp(why, "eof", 3) != 0)
+			fprintf(stderr, "event=storm_dial_failed worker=%d why=\"%s\"\n", worker_id,
+			    why);
+		storm_res.fails[strcmp(why, "connect timeout") == 0 ? FAIL_CONNECT_TIMEOUT :
+		    strcmp(why, "handshake timeout") == 0 ? FAIL_HS_TIMEOUT :
+		    strncmp(why, "eof", 3) == 0 ? FAIL_EOF : FAIL_OTHER]++;
 	}
 	storm_schedule(n);
 }
@@ -461,6 +476,17 @@ static void storm_go_cb(EV_P_ ev_signal *w, int revents)
 	if (storm_res.expect == 0)
 		ev_break(loop, EVBREAK_ALL);
 	ev_timer_start(loop, &storm_deadline);
+	ev_timer_start(loop, &storm_tick);
+}
+
+static void storm_tick_cb(EV_P_ ev_timer *w, int revents)
+{
+	(void)w; (void)revents;
+	fprintf(stderr, "event=storm_tick worker=%d t=%.1f back=%d down=%d dials=%u "
+	    "connect_timeout=%u handshake_timeout=%u eof=%u other=%u\n", worker_id,
+	    storm_res.first_close ? ev_now(loop) - storm_res.first_close : 0.0, storm_res.back,
+	    storm_down, storm_res.dials, storm_res.fails[FAIL_CONNECT_TIMEOUT],
+	    storm_res.fails[FAIL_HS_TIMEOUT], storm_res.fails[FAIL_EOF], storm_res.fails[FAIL_OTHER]);
 }
 
 static void storm_deadline_cb(EV_P_ ev_timer *w, int revents)
@@ -480,6 +506,7 @@ static void storm_arm(void)
 	ev_timer_stop(loop, &kick_timer);
 	ev_timer_stop(loop, &churn_timer);
 	ev_timer_init(&storm_deadline, storm_deadline_cb, 300., 0.);
+	ev_timer_init(&storm_tick, storm_tick_cb, 5., 5.);
 	ev_signal_init(&storm_sig, storm_go_cb, SIGUSR1);
 	ev_signal_start(loop, &storm_sig);
 }
@@ -528,6 +555,8 @@ static void storm_parent(const pid_t *pids, const int *fds, int procs, char *jso
 		all.expect += r.expect;
 		all.back += r.back;
 		all.dials += r.dials;
+		for (int k = 0; k < FAIL_KINDS; k++)
+			all.fails[k] += r.fails[k];
 	}
 	if (s_storm.n)
 		qsort(s_storm.v, s_storm.n, sizeof(double), cmp);
@@ -536,6 +565,11 @@ static void storm_parent(const pid_t *pids, const int *fds, int procs, char *jso
 	    all.expect, all.back,
 	    all.back == all.expect && all.expect > 0 ? all.last_back - all.first_close : -1.0,
 	    pct(&s_storm, 0.5), all.dials);
+	for (int k = 0; k < FAIL_KINDS; k++) {
+		size_t used = strlen(json);
+		snprintf(json + used, cap - used, ", \"reconnect_fail_%s\": %u", fail_names[k],
+		    all.fails[k]);
+	}
 }
 
 static double t_start, t_end;
@@ -908,7 +942,7 @@ int main(int argc, char **argv)
 			close(fds[p]);
 	}
 	double cpu = cpu0 >= 0 ? cpu_all() - cpu0 : -1;
-	char storm_json[256] = "";
+	char storm_json[512] = "";
 	if (restart_cmd)
 		storm_parent(pids, fds, procs, storm_json, sizeof(storm_json));
 	for (int p = 0; p < procs; p++)

@@ -531,6 +531,36 @@ closed_or_msgs(struct side *b, struct side *unused)
 	return b->closed || b->nmsg > 0;
 }
 
+/* A client that sent message 1 and hung up (it gave up waiting in a reconnect storm's queue):
+ * the responder closes without the key agreement and never becomes ready. */
+static void
+test_raw_gone_before_handshake(void)
+{
+	static const uint8_t prologue[] = { 's', 'h', 'o', 'a', 'l', '-', 'c', 't', 'r', 'l', 0,
+	    SHOAL_PROTO_VERSION };
+	struct ev_loop *loop = ev_loop_new(0);
+	struct noise_keypair kc, ks;
+	struct noise_hs hs;
+	struct side b = { 0 };
+	struct raw r;
+	uint8_t m1[256];
+	int sv[2], n;
+
+	keys(&kc, &ks);
+	mkpair(sv);
+	r.fd = sv[0];
+	b.c = ctrlchan_new(loop, sv[1], 0, &ks, NULL, &cbs, &b);
+	noise_hs_init(&hs, 1, &kc, ks.pub, prologue, sizeof(prologue));
+	n = noise_hs_write(&hs, NULL, 0, m1, sizeof(m1));
+	raw_frame(&r, m1, (size_t)n);
+	close(r.fd);
+	CHECK(run_until(loop, a_closed, &b, &b));
+	CHECK_EQ(b.ready, 0);
+	CHECK(strcmp(b.why, "client gone before the handshake") == 0);
+	ctrlchan_free(b.c);
+	ev_loop_destroy(loop);
+}
+
 static void
 test_raw_valid_and_unknown(void)
 {
@@ -622,6 +652,7 @@ main(void)
 	RUN(test_free_inside_on_close);
 	RUN(test_tcp_connect);
 	RUN(test_tcp_refused);
+	RUN(test_raw_gone_before_handshake);
 	RUN(test_raw_valid_and_unknown);
 	RUN(test_raw_bad_inputs);
 	return unit_finish();

@@ -553,6 +553,64 @@ test_concurrent_alloc(void)
 	store_close(st);
 }
 
+/* store_warm: one read fills both copies, which then serve walks without reading (a change
+ * nobody told this handle of stays unseen, as with copies read on demand). */
+static void
+test_warm(void)
+{
+	struct store *st, *fresh;
+	struct store_network n1, n2;
+	struct store_node n;
+	struct seen w;
+	uint8_t a[KEY_LEN], b[KEY_LEN], c[KEY_LEN];
+	int created, count;
+
+	st = open_named("warm.db");
+	CHECK(st != NULL);
+	if (st == NULL)
+		return;
+	mkkey(a, 0x41);
+	mkkey(b, 0x42);
+	mkkey(c, 0x43);
+	CHECK_EQ(store_node_get_or_create(st, a, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(store_node_get_or_create(st, b, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(store_node_get_or_create(st, c, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(store_network_create(st, "warm1", a, "", 0, &n1), 0);
+	CHECK_EQ(store_member_add(st, n1.id, b, 0, 1), 0);
+	CHECK_EQ(store_network_create(st, "warm2", b, "", 0, &n2), 0);
+	CHECK_EQ(store_member_add(st, n2.id, c, 1, 0), 0);
+
+	fresh = open_named("warm.db");
+	CHECK(fresh != NULL);
+	if (fresh == NULL)
+		goto out;
+	CHECK_EQ(store_warm(fresh), 0);
+	CHECK_EQ(store_member_add(st, n1.id, c, 0, 1), 0);      /* not told to fresh */
+	w = walk(fresh, n1.id);
+	CHECK_EQ(w.n, 2);                                       /* the warmed copy */
+	CHECK_MEM(w.keys[0], a, KEY_LEN);
+	CHECK_MEM(w.keys[1], b, KEY_LEN);
+	w = walk(fresh, n2.id);
+	CHECK_EQ(w.n, 2);
+	CHECK_MEM(w.keys[1], c, KEY_LEN);
+	CHECK_EQ(w.pending[1], 1);
+	CHECK_EQ(w.online[1], 0);
+	count = 0;
+	CHECK_EQ(store_node_networks_each(fresh, c, count_net_cb, &count), 0);
+	CHECK_EQ(count, 1);                                     /* warm2 only: warmed */
+	count = 0;
+	CHECK_EQ(store_node_networks_each(fresh, b, count_net_cb, &count), 0);
+	CHECK_EQ(count, 2);
+	store_member_changed(fresh, n1.id, c);                  /* told: seen */
+	CHECK_EQ(walk(fresh, n1.id).n, 3);
+	count = 0;
+	CHECK_EQ(store_node_networks_each(fresh, c, count_net_cb, &count), 0);
+	CHECK_EQ(count, 2);
+	store_close(fresh);
+out:
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -574,6 +632,7 @@ main(void)
 	RUN(test_reclaim);
 	RUN(test_concurrent_alloc);
 	RUN(test_member_copies);
+	RUN(test_warm);
 	rc = unit_finish();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

@@ -25,8 +25,10 @@
 /* A node connected to another instance, as its presence row says. */
 struct remote {
 	uint8_t key[KEY_LEN];
+	char instance[CLUSTER_ID_LEN + 1];      /* its row's: a `d` event of it takes it offline */
 	uint8_t n;
 	struct endpoint eps[MAX_ENDPOINTS];
+	struct remote *next_gone;       /* instance_down's list */
 	UT_hash_handle hh;
 };
 
@@ -159,7 +161,8 @@ remote_forget(struct cluster *c, const uint8_t key[KEY_LEN])
 }
 
 static void
-remote_set(struct cluster *c, const uint8_t key[KEY_LEN], const uint8_t *blob, size_t len)
+remote_set(struct cluster *c, const uint8_t key[KEY_LEN], const char *instance,
+    const uint8_t *blob, size_t len)
 {
 	struct remote *r;
 
@@ -170,8 +173,35 @@ remote_set(struct cluster *c, const uint8_t key[KEY_LEN], const uint8_t *blob, s
 		memcpy(r->key, key, KEY_LEN);
 		HASH_ADD(hh, c->remotes, key, KEY_LEN, r);
 	}
+	snprintf(r->instance, sizeof(r->instance), "%s", instance);
 	if (eps_decode(blob, len, r->eps, &r->n) < 0)
 		r->n = 0;
+}
+
+/* Every node of instance is offline (it stopped, or was reaped): forgotten, and pushed to our
+ * sessions. One event for all of them, not one per node: 100,000 NOTIFYs of a dead instance
+ * reached every instance while its nodes were all reconnecting to them. */
+static void
+instance_down(struct cluster *c, const char *instance)
+{
+	struct remote *r, *t, *gone = NULL;
+	unsigned n = 0;
+
+	HASH_ITER(hh, c->remotes, r, t) {
+		if (strcmp(r->instance, instance) != 0)
+			continue;
+		HASH_DEL(c->remotes, r);
+		/* pushed once all are out: a push asks remote_cb about the node's peers */
+		r->next_gone = gone;
+		gone = r;
+		n++;
+	}
+	while ((r = gone) != NULL) {
+		gone = r->next_gone;
+		medsrv_peer_event(c->med, MEDPEER_NODE, NULL, r->key, 0);
+		free(r);
+	}
+	log_info("event=cluster_instance_down instance=%s nodes=%u", instance, n);
 }
 
 static int
@@ -408,12 +438,16 @@ apply(struct cluster *c, const char *payload)
 		return;
 	}
 	if (strcmp(e.instance, c->id) == 0)
-		return;                 /* our own */
+		return;                 /* our own (a `d` of us: beat_cb writes our rows again) */
+	if (e.kind == CLUSTER_DOWN) {
+		instance_down(c, e.instance);
+		return;
+	}
 	log_debug("event=cluster_event kind=%c from=%s network=\"%s\"", e.kind, e.instance,
 	    e.network);
 	if (e.kind == MEDPEER_NODE && e.has_key) {
 		if (e.eps_len > 0)
-			remote_set(c, e.key, e.eps, e.eps_len);
+			remote_set(c, e.key, e.instance, e.eps, e.eps_len);
 		else
 			remote_forget(c, e.key);
 	}
@@ -474,6 +508,7 @@ static void
 remotes_reload(struct cluster *c, int repush)
 {
 	uint8_t key[KEY_LEN], blob[1024];
+	char instance[CLUSTER_ID_LEN + 1];
 	uint8_t (*old)[KEY_LEN] = NULL;
 	struct remote *r, *t;
 	size_t n_old = 0, k = 0;
@@ -492,10 +527,14 @@ remotes_reload(struct cluster *c, int repush)
 	}
 	pgq_init(&q);
 	pgq_text(&q, c->id);
-	res = pgq_exec(c->db, "SELECT node, endpoints FROM presence WHERE instance <> $1", &q, NULL);
-	for (i = 0; res != NULL && i < PQntuples(res); i++)
-		if (pgq_get_bin(res, i, 0, key, KEY_LEN) == KEY_LEN)
-			remote_set(c, key, blob, pgq_get_blob(res, i, 1, blob, sizeof(blob)));
+	res = pgq_exec(c->db, "SELECT node, instance, endpoints FROM presence WHERE instance <> $1",
+	    &q, NULL);
+	for (i = 0; res != NULL && i < PQntuples(res); i++) {
+		if (pgq_get_bin(res, i, 0, key, KEY_LEN) != KEY_LEN)
+			continue;
+		snprintf(instance, sizeof(instance), "%s", PQgetvalue(res, i, 1));
+		remote_set(c, key, instance, blob, pgq_get_blob(res, i, 2, blob, sizeof(blob)));
+	}
 	PQclear(res);
 	if (!repush)
 		return;
@@ -576,12 +615,11 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	c->beats++;
 	pgq_int(&q, CLUSTER_DEAD_S);
+	/* the presence rows go in the same statement (a data-modifying WITH always runs) */
 	write_q(c, "WITH dead AS (DELETE FROM instances WHERE heartbeat < "
 	    "extract(epoch from now())::bigint - $2 AND id <> $1 RETURNING id), "
-	    "gone AS (DELETE FROM presence p USING dead WHERE p.instance = dead.id "
-	    "RETURNING p.node, p.instance) "
-	    "SELECT pg_notify('shoal', 'n ' || instance || ' 0 ' || encode(node, 'hex') || ' -') "
-	    "FROM gone", &q);
+	    "gone AS (DELETE FROM presence p USING dead WHERE p.instance = dead.id) "
+	    "SELECT pg_notify('shoal', 'd ' || id || ' 0 - -') FROM dead", &q);
 	if (!ev_is_active(&c->io_w) && c->listen != NULL) {
 		ev_io_stop(c->loop, &c->io_w);
 		if (listen_start(c, NULL) == 0) {
@@ -685,9 +723,8 @@ cluster_free(struct cluster *c)
 	pgq_init(&q);
 	pgq_text(&q, c->id);
 	/* queued after our last presence writes (the store's close sends them all) */
-	write_q(c, "WITH gone AS (DELETE FROM presence WHERE instance = $1 "
-	    "RETURNING node) SELECT pg_notify('shoal', 'n ' || $1 || ' 0 ' || "
-	    "encode(node, 'hex') || ' -') FROM gone", &q);
+	write_q(c, "WITH gone AS (DELETE FROM presence WHERE instance = $1) "
+	    "SELECT pg_notify('shoal', 'd ' || $1 || ' 0 - -')", &q);
 	write_q(c, "DELETE FROM instances WHERE id = $1", &q);
 	HASH_ITER(hh, c->remotes, r, t) {
 		HASH_DEL(c->remotes, r);

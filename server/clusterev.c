@@ -12,7 +12,7 @@
 #include "base/wire.h"
 #include "mproto/msg.h"
 
-static const char kinds[] = "nmgxwc";   /* MEDPEER_* */
+static const char kinds[] = "nmgxwcd";  /* MEDPEER_*, CLUSTER_DOWN */
 
 static int
 is_lower_hex(const char *s, size_t n)
@@ -77,6 +77,13 @@ name_ok(const char *s, size_t n)
 	return 1;
 }
 
+/* An instance's nodes: nothing but the instance. */
+static int
+down_ok(const struct cluster_event *e)
+{
+	return e->val == 0 && !e->has_key && !e->has_network && e->eps_len == 0;
+}
+
 int
 cluster_event_encode(const struct cluster_event *e, char *out, size_t cap)
 {
@@ -87,7 +94,7 @@ cluster_event_encode(const struct cluster_event *e, char *out, size_t cap)
 	    !instance_ok(e->instance) ||
 	    (e->has_network && !name_ok(e->network, strlen(e->network))) ||
 	    (e->eps_len > 0 && (e->kind != 'n' || e->has_network ||
-	    e->eps_len > CLUSTEREV_EPS_MAX)))
+	    e->eps_len > CLUSTEREV_EPS_MAX)) || (e->kind == CLUSTER_DOWN && !down_ok(e)))
 		return -1;
 	if (e->has_key)
 		hex_put(key, e->key, KEY_LEN);
@@ -132,7 +139,9 @@ cluster_event_decode(const char *in, struct cluster_event *e)
 		p += 2 * KEY_LEN + 1;
 	}
 	if (p[0] == '-' && p[1] == '\0')
-		return 0;
+		return e->kind != CLUSTER_DOWN || down_ok(e) ? 0 : -1;
+	if (e->kind == CLUSTER_DOWN)
+		return -1;
 	if (p[0] == '+' && e->kind == 'n') {
 		n = strlen(p + 1);
 		if (n == 0 || n % 2 || n / 2 > CLUSTEREV_EPS_MAX || hex_get(p + 1, n / 2, e->eps) != 0)

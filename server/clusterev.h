@@ -3,7 +3,9 @@
  * one line of text each. Events: "KIND INSTANCE VAL KEY NETWORK" with KIND one of the MEDPEER_*
  * letters, INSTANCE 16 lowercase hex digits, VAL 0..255 in decimal, KEY 64 lowercase hex digits
  * or "-", NETWORK "=" and the name, or "-"; for KIND n only, "+" and the node's endpoints (a
- * MSG_MEMBER's encoding, lowercase hex) in its place: online there ("-": offline). For a pair
+ * MSG_MEMBER's encoding, lowercase hex) in its place: online there ("-": offline). KIND d
+ * (CLUSTER_DOWN) says every node of INSTANCE is offline (it stopped, or was found dead): VAL 0,
+ * no KEY, no NETWORK. For a pair
  * split over two instances (4.8):
  * "S INSTANCE SENT_MS TO SIDE", one node's punch side for every instance (TO: zeros, or the
  * peer a PUNCH_REQUEST named), and
@@ -36,6 +38,9 @@ struct cluster_event {
 	size_t eps_len;                 /* > 0: KIND n, online at these endpoints (opaque here) */
 	uint8_t eps[CLUSTEREV_EPS_MAX];
 };
+
+/* Not a MEDPEER_* letter: about instances, not nodes (cluster.c turns it into node events). */
+enum { CLUSTER_DOWN = 'd' };
 
 /* The line for e into out (cap >= CLUSTEREV_MAX): its length, or -1 when e is invalid. */
 int cluster_event_encode(const struct cluster_event *e, char *out, size_t cap);

@@ -10,7 +10,9 @@ machine"), in a private network namespace, with a real PostgreSQL (pgserver.py),
   change); instance B freezes (SIGSTOP) past the grace: its nodes go offline for A, and come
   back when B resumes (it finds itself reaped and writes them again); then instance B is
   killed with SIGKILL: its presence rows outlive it until
-  A's heartbeat check finds B silent and deletes them, and alice sees bob offline.
+  A's heartbeat check finds B silent and deletes them, and alice sees bob offline (A logs
+  one event for B's nodes); bob on a third instance C that stops cleanly: offline for alice
+  at once (C's own event, no heartbeat wait).
 Presence travels by LISTEN/NOTIFY only (server/cluster.c). Skipped only when PostgreSQL is not
 installed.
 """
@@ -161,6 +163,22 @@ def main():
         wait_until(lambda: online(alice, "bob-again") is False, 20, what="B's nodes offline after B died")
         print(f"# instance B killed: its nodes offline for A after {time.monotonic() - t0:.1f} s "
               f"(heartbeat check; B counts as dead after 10 s of silence)")
+        a_log = os.path.join(lab.dir, "medA.log")
+        assert re.search(r"event=cluster_instance_down instance=[0-9a-f]{16} nodes=1\b",
+                         open(a_log).read()), "A's log: B's one node offline by one event"
+
+        # a clean stop: instance C's nodes go offline for A at once (one `d` event), well
+        # before a heartbeat check could notice
+        bob.proc.send_signal(signal.SIGTERM)
+        bob.proc.wait(10)
+        c_srv = start_instance(lab, "medC", pg.url, key_from=a_srv)
+        bob = daemon_on(lab, c_srv, "bob")
+        wait_until(lambda: online(alice, "bob"), 10, what="bob online on instance C")
+        t0 = time.monotonic()
+        c_srv.proc.send_signal(signal.SIGTERM)
+        assert c_srv.proc.wait(30) == 0, "instance C exit status"
+        wait_until(lambda: online(alice, "bob") is False, 5, what="C's nodes offline after its clean stop")
+        print(f"# instance C stopped cleanly: its nodes offline for A after {time.monotonic() - t0:.1f} s")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 /*
  * test_clusterev: the NOTIFY lines between mediator instances (server/clusterev.h), the forms
  * a fuzzer cannot judge: an `n` event carries the node's endpoints ("+HEX") when it is
- * online, and only an `n` event may.
+ * online, and only an `n` event may; a `d` event names an instance and nothing else.
  */
 #include "config.h"
 
@@ -52,9 +52,34 @@ test_node_endpoints(void)
 	CHECK_EQ(cluster_event_encode(&e, out, sizeof(out)), -1);
 }
 
+/* d: an instance's nodes all went offline; the instance alone, nothing else on the line */
+static void
+test_instance_down(void)
+{
+	struct cluster_event e;
+	char out[CLUSTEREV_MAX];
+
+	CHECK_EQ(cluster_event_decode("d " INST " 0 - -", &e), 0);
+	CHECK_EQ(e.kind, CLUSTER_DOWN);
+	CHECK(strcmp(e.instance, INST) == 0);
+	CHECK(cluster_event_encode(&e, out, sizeof(out)) > 0);
+	CHECK(strcmp(out, "d " INST " 0 - -") == 0);
+	CHECK_EQ(cluster_event_decode("d " INST " 1 - -", &e), -1);
+	CHECK_EQ(cluster_event_decode("d " INST " 0 " KEYHEX " -", &e), -1);
+	CHECK_EQ(cluster_event_decode("d " INST " 0 - =games", &e), -1);
+	CHECK_EQ(cluster_event_decode("d " INST " 0 - +0a1b", &e), -1);
+	CHECK_EQ(cluster_event_decode("d 0123 0 - -", &e), -1);
+	memset(&e, 0, sizeof(e));
+	e.kind = CLUSTER_DOWN;
+	memcpy(e.instance, INST, sizeof(e.instance));
+	e.has_key = 1;
+	CHECK_EQ(cluster_event_encode(&e, out, sizeof(out)), -1);
+}
+
 int
 main(void)
 {
 	RUN(test_node_endpoints);
+	RUN(test_instance_down);
 	return unit_finish();
 }

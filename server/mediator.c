@@ -358,6 +358,8 @@ fanout(struct medsrv *m, const struct store_network *n, const struct msg *msg, i
 {
 	struct walk w = { .m = m, .n = n, .msg = msg, .except = except, .to_owner_only = pending };
 
+	if (m->by_key == NULL)
+		return;                 /* nobody here to tell */
 	store_members_each(m->st, n->id, fanout_cb, &w);
 }
 
@@ -433,6 +435,11 @@ node_push(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *snapshot_t
 {
 	struct node_walk w = { .m = m, .key = key, .snapshot_to = snapshot_to, .except = except };
 
+	/* An instance that just started hears the other instances' nodes go (cluster.c's `d`
+	 * events) before it has sessions: 100,000 walks of their networks for nobody took it
+	 * 10 s in a restart of a whole cluster, its listen queue full meanwhile. */
+	if (m->by_key == NULL && snapshot_to == NULL)
+		return;
 	store_node_networks_each(m->st, key, node_networks_cb, &w);
 }
 

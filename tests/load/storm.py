@@ -2,7 +2,9 @@
 --restart-cmd writes to a FIFO when every simulated node is connected and armed; on that the
 driver kills the mediator with SIGKILL and starts it again on the same port and state, and the
 load generator measures until every node is back ONLINE (reconnect_all_s).
-SHOAL_LOAD_PERF=FILE records the restarted mediators with `perf record -g` until the storm ends."""
+SHOAL_LOAD_PERF=FILE records the restarted mediators with `perf record -g` until the storm ends;
+with SHOAL_LOAD_PERF_ALL=1 the whole machine (load generator, PostgreSQL and kernel too: `perf
+report --sort comm` splits it by process)."""
 import json
 import os
 import select
@@ -45,8 +47,10 @@ def run_with_restart(lab, argv, timeout=600, restart=None, stderr=subprocess.DEV
         pids = restart()
     perf = None
     if os.environ.get("SHOAL_LOAD_PERF"):
+        scope = ["-a", "-F", "499"] if os.environ.get("SHOAL_LOAD_PERF_ALL") == "1" else \
+            ["-p", ",".join(str(pid) for pid in pids)]
         perf = subprocess.Popen(["perf", "record", "-g", "-q", "-o", os.environ["SHOAL_LOAD_PERF"],
-                                 "-p", ",".join(str(pid) for pid in pids)])
+                                 *scope])
     out, _ = p.communicate(timeout=timeout)
     if perf is not None:
         perf.send_signal(signal.SIGINT)

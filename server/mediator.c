@@ -1259,9 +1259,9 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 		session_kick(m, s, "store_error");
 		return;
 	}
-	/* A new row's last_seen is already now: one synchronous write less per new node. */
+	/* A new row's last_seen is already now: one write less per new node. */
 	if (!created)
-		(void)store_node_touch(m->st, s->key, 0);
+		(void)store_node_seen(m->st, &node);
 	if (h->nick[0] != '\0' && valid_label(h->nick, NICK_MAX_LEN) &&
 	    strcmp(h->nick, node.nick) != 0 && store_node_set_nick(m->st, s->key, h->nick) == 0) {
 		snprintf(node.nick, sizeof(node.nick), "%s", h->nick);

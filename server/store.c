@@ -157,6 +157,18 @@ store_node_touch(struct store *st, const uint8_t key[KEY_LEN], int64_t when)
 }
 
 int
+store_node_seen(struct store *st, const struct store_node *n)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	/* either way from now: the database's clock may be ahead of ours */
+	if (n->last_seen > 0 && n->last_seen > now - STORE_SEEN_EVERY_S &&
+	    n->last_seen < now + STORE_SEEN_EVERY_S)
+		return 0;
+	return st->ops->node_touch(st, n->key, 0);
+}
+
+int
 store_nodes_reclaim(struct store *st, int64_t before, unsigned *removed)
 {
 	return st->ops->nodes_reclaim(st, before, removed);

@@ -29,6 +29,7 @@ struct store_node {                      /* a copy; owned by the caller */
 	uint8_t key[KEY_LEN];
 	uint32_t address;               /* host byte order */
 	char nick[NICK_MAX_LEN + 1];
+	int64_t last_seen;              /* Unix seconds, as read; 0: not read */
 };
 
 struct store_network {                   /* a copy; owned by the caller */
@@ -71,6 +72,14 @@ int store_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_no
 int store_node_set_nick(struct store *st, const uint8_t key[KEY_LEN], const char *nick);
 /* The node was seen at `when` (Unix seconds; 0: now). 0 or -1. */
 int store_node_touch(struct store *st, const uint8_t key[KEY_LEN], int64_t when);
+/*
+ * n (a row as read) connected now: its last_seen is written, unless the row says it was seen
+ * within STORE_SEEN_EVERY_S. Every node comes back within seconds of a mediator restart, and
+ * one write each was a quarter of PostgreSQL's statements in such a storm; reclaiming counts
+ * in days (--reclaim-days >= 1) and touches connected nodes first, so an hour is no loss.
+ */
+enum { STORE_SEEN_EVERY_S = 3600 };
+int store_node_seen(struct store *st, const struct store_node *n);
 /*
  * Deletes nodes last seen before `before` (Unix seconds) that belong to no network and own
  * none: registrations nobody uses. Their addresses are free for reuse once the range's top is

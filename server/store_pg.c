@@ -221,13 +221,15 @@ pg_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out
 
 	pgq_init(&q);
 	pgq_bin(&q, key, KEY_LEN);
-	if ((r = query(st, "SELECT address, nick FROM nodes WHERE key = $1", &q)) == NULL)
+	if ((r = query(st, "SELECT address, nick, last_seen FROM nodes WHERE key = $1", &q)) ==
+	    NULL)
 		return -1;
 	rc = STORE_NOT_FOUND;
 	if (PQntuples(r) == 1) {
 		memcpy(out->key, key, KEY_LEN);
 		out->address = (uint32_t)pgq_get_int(r, 0, 0);
 		pgq_get_text(r, 0, 1, out->nick, sizeof(out->nick));
+		out->last_seen = pgq_get_int(r, 0, 2);
 		rc = 0;
 	}
 	PQclear(r);
@@ -263,6 +265,7 @@ pg_node_get_or_create(struct store *st, const uint8_t key[KEY_LEN], uint32_t ran
 		memcpy(out->key, key, KEY_LEN);
 		out->address = (uint32_t)pgq_get_int(r, 0, 0);
 		pgq_get_text(r, 0, 1, out->nick, sizeof(out->nick));
+		out->last_seen = 0;     /* new: seen now; found after a race: written again */
 		*created = pgq_get_int(r, 0, 2) != 0;
 	}
 	PQclear(r);

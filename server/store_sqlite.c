@@ -284,7 +284,7 @@ sq_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out
 	sqlite3_stmt *s;
 	int rc;
 
-	s = db_prepare(st, "SELECT address, nick FROM nodes WHERE key = ?1");
+	s = db_prepare(st, "SELECT address, nick, last_seen FROM nodes WHERE key = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_blob(s, 1, key, KEY_LEN, SQLITE_STATIC);
@@ -292,6 +292,7 @@ sq_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out
 		memcpy(out->key, key, KEY_LEN);
 		out->address = (uint32_t)sqlite3_column_int64(s, 0);
 		copy_text(out->nick, sizeof(out->nick), sqlite3_column_text(s, 1));
+		out->last_seen = sqlite3_column_int64(s, 2);
 	}
 	db_release(st, s);
 	return rc;
@@ -384,6 +385,7 @@ sq_node_get_or_create(struct store *st, const uint8_t key[KEY_LEN], uint32_t ran
 		goto rollback;
 	memcpy(out->key, key, KEY_LEN);
 	out->address = addr;
+	out->last_seen = 0;
 	snprintf(out->nick, sizeof(out->nick), "node-%02x%02x%02x", key[0], key[1], key[2]);
 	if ((s = db_prepare(st, "INSERT INTO nodes (key, address, nick) VALUES (?1, ?2, ?3)")) ==
 	    NULL) {

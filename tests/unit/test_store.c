@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -611,6 +612,46 @@ out:
 	store_close(st);
 }
 
+/* A connect writes last_seen only when the row says it is more than an hour old. */
+static void
+test_seen(void)
+{
+	struct store_node n;
+	struct store *st;
+	uint8_t a[KEY_LEN];
+	int64_t now = (int64_t)time(NULL);
+	int created;
+
+	if ((st = open_named("seen.db")) == NULL) {
+		CHECK(st != NULL);
+		return;
+	}
+	mkkey(a, 1);
+	CHECK_EQ(store_node_get_or_create(st, a, 0x0a000000u, 24, &n, &created), 0);
+	CHECK_EQ(store_node_get(st, a, &n), 0);
+	CHECK(n.last_seen >= now - 5 && n.last_seen <= now + 5);      /* a new row: now */
+	/* seen 100 s ago: not written again */
+	CHECK_EQ(store_node_touch(st, a, now - 100), 0);
+	CHECK_EQ(store_node_get(st, a, &n), 0);
+	CHECK_EQ(n.last_seen, now - 100);
+	CHECK_EQ(store_node_seen(st, &n), 0);
+	CHECK_EQ(store_node_get(st, a, &n), 0);
+	CHECK_EQ(n.last_seen, now - 100);
+	/* two hours ago: written */
+	CHECK_EQ(store_node_touch(st, a, now - 7200), 0);
+	CHECK_EQ(store_node_get(st, a, &n), 0);
+	CHECK_EQ(store_node_seen(st, &n), 0);
+	CHECK_EQ(store_node_get(st, a, &n), 0);
+	CHECK(n.last_seen >= now - 5);
+	/* a row whose last_seen was not read: written */
+	CHECK_EQ(store_node_touch(st, a, now - 100), 0);
+	n.last_seen = 0;
+	CHECK_EQ(store_node_seen(st, &n), 0);
+	CHECK_EQ(store_node_get(st, a, &n), 0);
+	CHECK(n.last_seen >= now - 5);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -633,6 +674,7 @@ main(void)
 	RUN(test_concurrent_alloc);
 	RUN(test_member_copies);
 	RUN(test_warm);
+	RUN(test_seen);
 	rc = unit_finish();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)

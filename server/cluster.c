@@ -508,7 +508,6 @@ static void
 remotes_reload(struct cluster *c, int repush)
 {
 	uint8_t key[KEY_LEN], blob[1024];
-	char instance[CLUSTER_ID_LEN + 1];
 	uint8_t (*old)[KEY_LEN] = NULL;
 	struct remote *r, *t;
 	size_t n_old = 0, k = 0;
@@ -532,8 +531,8 @@ remotes_reload(struct cluster *c, int repush)
 	for (i = 0; res != NULL && i < PQntuples(res); i++) {
 		if (pgq_get_bin(res, i, 0, key, KEY_LEN) != KEY_LEN)
 			continue;
-		snprintf(instance, sizeof(instance), "%s", PQgetvalue(res, i, 1));
-		remote_set(c, key, instance, blob, pgq_get_blob(res, i, 2, blob, sizeof(blob)));
+		remote_set(c, key, PQgetvalue(res, i, 1), blob,
+		    pgq_get_blob(res, i, 2, blob, sizeof(blob)));
 	}
 	PQclear(res);
 	if (!repush)

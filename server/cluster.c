@@ -32,6 +32,20 @@ struct remote {
 	UT_hash_handle hh;
 };
 
+/* A node of ours whose presence changed in this loop turn: written at its end (presence_flush),
+ * in the order of first change, with the state it has then. */
+struct dirty {
+	uint8_t key[KEY_LEN];
+	uint8_t val;                    /* the changes' MEDPEER_NODE_* bits, or'ed */
+	UT_hash_handle hh;
+};
+
+/* One text[] parameter being built: "{"a","b"}" (array_add) */
+struct pgarr {
+	size_t len;
+	char buf[2 * CLUSTER_BATCH_MAX + 64];
+};
+
 struct cluster {
 	struct ev_loop *loop;
 	struct store *st;               /* borrowed: its copies of member lists */
@@ -48,6 +62,10 @@ struct cluster {
 	char batch[CLUSTER_BATCH_MAX];
 	size_t batch_len;
 	ev_prepare flush_w;
+	/* presence changes of this loop turn, and one statement's rows being built from them */
+	struct dirty *dirty;
+	struct pgarr rows_key, rows_eps, rows_line;
+	size_t rows, rows_line_bytes;
 	/* Membership events are kept in table events for CLUSTER_EVENTS_KEEP_S: after the LISTEN
 	 * connection comes back, those past seen_seq are replayed. seen_seq trails by one beat
 	 * (next_seq is taken at a beat and becomes seen_seq at the next): an event committed
@@ -220,42 +238,139 @@ remote_cb(void *arg, const uint8_t key[KEY_LEN], struct endpoint *eps, uint8_t *
 
 /* ---- events out ---- */
 
-/* key's session here changed: its row (written or deleted) and the event, one statement (so
- * one transaction and one round trip: this runs for every connect, disconnect and endpoint
- * change). */
+/* key's session here changed: its row is written (or deleted) at the end of the loop turn,
+ * with the state it has then (presence_flush). */
 static void
 publish_node(struct cluster *c, const uint8_t key[KEY_LEN], uint8_t val)
 {
 	struct endpoint eps[MAX_ENDPOINTS];
-	uint8_t blob[CLUSTEREV_EPS_MAX], n;
-	char payload[CLUSTEREV_MAX];
-	struct pgq q;
-	size_t len = 0;
-	int online = medsrv_session_endpoints(c->med, key, eps, &n);
+	struct dirty *d;
+	uint8_t n;
 
-	/* the event carries the row (online: its endpoints), so the others need not read it */
-	if (online && (len = eps_encode(key, eps, n, blob, sizeof(blob))) == 0)
-		return;
-	if (payload_of(c, MEDPEER_NODE, NULL, key, val, blob, len, payload) == NULL)
+	/* ours now, whatever its row said */
+	if (medsrv_session_endpoints(c->med, key, eps, &n))
+		remote_forget(c, key);
+	HASH_FIND(hh, c->dirty, key, KEY_LEN, d);
+	if (d == NULL) {
+		if ((d = calloc(1, sizeof(*d))) == NULL) {
+			log_warnx("event=cluster_presence_dropped reason=out_of_memory");
+			return;
+		}
+		memcpy(d->key, key, KEY_LEN);
+		HASH_ADD(hh, c->dirty, key, KEY_LEN, d);
+	}
+	d->val |= val;
+}
+
+static void
+array_reset(struct pgarr *a)
+{
+	a->buf[0] = '{';
+	a->len = 1;
+}
+
+/* Appends s as one quoted element; a caller checks the room first (array_room). */
+static void
+array_add(struct pgarr *a, const char *s)
+{
+	if (a->len > 1)
+		a->buf[a->len++] = ',';
+	a->buf[a->len++] = '"';
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			a->buf[a->len++] = '\\';
+		a->buf[a->len++] = *s;
+	}
+	a->buf[a->len++] = '"';
+	a->buf[a->len] = '}';
+	a->buf[a->len + 1] = '\0';
+}
+
+/* Room for s at its worst (every byte escaped), the separator, quotes and the closing brace. */
+static int
+array_room(const struct pgarr *a, const char *s)
+{
+	return a->len + 2 * strlen(s) + 5 <= sizeof(a->buf);
+}
+
+/*
+ * The rows gathered so far as one statement: each node's row written (online: its endpoints)
+ * or deleted (offline: only if it is still our row, the node may be on another instance
+ * already), and one NOTIFY with the events of the rows it did write, one line each, in order.
+ * One statement for a loop turn's presence, not one per node: in a reconnect storm every
+ * statement's commit, and every NOTIFY woken in each listening instance, was most of
+ * PostgreSQL's time. NOTIFYs arrive in commit order, so each event still says what its row
+ * became and nobody reads it.
+ */
+static void
+presence_send(struct cluster *c)
+{
+	struct pgq q;
+
+	if (c->rows == 0)
 		return;
 	pgq_init(&q);
-	pgq_bin(&q, key, KEY_LEN);
 	pgq_text(&q, c->id);
-	pgq_text(&q, payload);
-	if (online) {
-		pgq_bin(&q, blob, len);
-		write_q(c, "WITH up AS (INSERT INTO presence (node, instance, endpoints) "
-		    "VALUES ($1, $2, $4) ON CONFLICT (node) DO UPDATE SET instance = "
-		    "excluded.instance, endpoints = excluded.endpoints RETURNING 1) "
-		    "SELECT pg_notify('shoal', $3) FROM up", &q);
-		remote_forget(c, key);
-	} else {
-		/* Only our own row: the node may be on another instance already, and then no
-		 * event: NOTIFYs arrive in commit order, so each event says what the row became
-		 * (the node's new instance's event came before, or comes after this one). */
-		write_q(c, "WITH d AS (DELETE FROM presence WHERE node = $1 AND "
-		    "instance = $2 RETURNING 1) SELECT pg_notify('shoal', $3) FROM d", &q);
+	pgq_text(&q, c->rows_key.buf);
+	pgq_text(&q, c->rows_eps.buf);
+	pgq_text(&q, c->rows_line.buf);
+	write_q(c, "WITH v AS (SELECT decode(k, 'hex') AS node, nullif(e, '') AS e, l, o "
+	    "FROM unnest($2::text[], $3::text[], $4::text[]) WITH ORDINALITY AS t(k, e, l, o)), "
+	    "up AS (INSERT INTO presence (node, instance, endpoints) "
+	    "SELECT node, $1, decode(e, 'hex') FROM v WHERE e IS NOT NULL "
+	    "ON CONFLICT (node) DO UPDATE SET instance = excluded.instance, "
+	    "endpoints = excluded.endpoints RETURNING node), "
+	    "gone AS (DELETE FROM presence p USING v WHERE v.e IS NULL AND p.node = v.node AND "
+	    "p.instance = $1 RETURNING p.node) "
+	    "SELECT pg_notify('shoal', string_agg(l, E'\\n' ORDER BY o)) FROM v "
+	    "WHERE node IN (SELECT node FROM up UNION ALL SELECT node FROM gone) "
+	    "HAVING count(*) > 0", &q);
+	array_reset(&c->rows_key);
+	array_reset(&c->rows_eps);
+	array_reset(&c->rows_line);
+	c->rows = c->rows_line_bytes = 0;
+}
+
+/* d's row and event into the statement being built (sent first when they would not fit). */
+static void
+presence_row(struct cluster *c, const struct dirty *d)
+{
+	struct endpoint eps[MAX_ENDPOINTS];
+	uint8_t blob[CLUSTEREV_EPS_MAX], n;
+	char line[CLUSTEREV_MAX], khex[2 * KEY_LEN + 1], ehex[2 * CLUSTEREV_EPS_MAX + 1];
+	size_t len = 0;
+	int online = medsrv_session_endpoints(c->med, d->key, eps, &n);
+
+	/* the event carries the row (online: its endpoints), so the others need not read it */
+	if (online && (len = eps_encode(d->key, eps, n, blob, sizeof(blob))) == 0)
+		return;
+	if (payload_of(c, MEDPEER_NODE, NULL, d->key, d->val, blob, len, line) == NULL)
+		return;
+	sodium_bin2hex(khex, sizeof(khex), d->key, KEY_LEN);
+	sodium_bin2hex(ehex, sizeof(ehex), blob, len);
+	/* the events of one statement make one NOTIFY payload */
+	if (c->rows > 0 && (c->rows_line_bytes + strlen(line) + 1 > CLUSTER_BATCH_MAX ||
+	    !array_room(&c->rows_key, khex) || !array_room(&c->rows_eps, ehex) ||
+	    !array_room(&c->rows_line, line)))
+		presence_send(c);
+	array_add(&c->rows_key, khex);
+	array_add(&c->rows_eps, ehex);
+	array_add(&c->rows_line, line);
+	c->rows++;
+	c->rows_line_bytes += strlen(line) + 1;
+}
+
+static void
+presence_flush(struct cluster *c)
+{
+	struct dirty *d, *t;
+
+	HASH_ITER(hh, c->dirty, d, t) {
+		presence_row(c, d);
+		HASH_DEL(c->dirty, d);
+		free(d);
 	}
+	presence_send(c);
 }
 
 static void
@@ -302,11 +417,13 @@ batch_flush(struct cluster *c)
 	c->batch_len = 0;
 }
 
+/* The end of a loop turn: presence first, so a node's S lines never overtake its row. */
 static void
 flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
 {
 	(void)loop;
 	(void)revents;
+	presence_flush(w->data);
 	batch_flush(w->data);
 }
 
@@ -397,40 +514,15 @@ apply_pair_line(struct cluster *c, const char *payload)
 	}
 }
 
-/* Several lines, '\n' apart (batch_flush). */
-static void
-apply_pair(struct cluster *c, const char *payload)
-{
-	char line[CLUSTERPAIR_MAX];
-	const char *p = payload, *nl;
-	size_t n;
-
-	for (;;) {
-		nl = strchr(p, '\n');
-		n = nl ? (size_t)(nl - p) : strlen(p);
-		if (n < sizeof(line)) {
-			memcpy(line, p, n);
-			line[n] = '\0';
-			apply_pair_line(c, line);
-		} else {
-			log_warnx("event=cluster_event_bad kind=%c length=%zu", p[0], n);
-		}
-		if (nl == NULL)
-			break;
-		p = nl + 1;
-	}
-	sodium_memzero(line, sizeof(line));
-}
-
 /* ---- events in ---- */
 
 static void
-apply(struct cluster *c, const char *payload)
+apply_line(struct cluster *c, const char *payload)
 {
 	struct cluster_event e;
 
 	if (payload[0] == CLUSTER_SIDE || payload[0] == CLUSTER_FWD) {
-		apply_pair(c, payload);
+		apply_pair_line(c, payload);
 		return;
 	}
 	if (cluster_event_decode(payload, &e) != 0) {
@@ -456,6 +548,32 @@ apply(struct cluster *c, const char *payload)
 		return;                 /* these name a node */
 	medsrv_peer_event(c->med, e.kind, e.has_network ? e.network : NULL,
 	    e.has_key ? e.key : NULL, e.val);
+}
+
+/* A payload holds one line or several, '\n' apart (presence_send, batch_flush). */
+static void
+apply(struct cluster *c, const char *payload)
+{
+	char line[(size_t)CLUSTEREV_MAX > (size_t)CLUSTERPAIR_MAX ? CLUSTEREV_MAX : CLUSTERPAIR_MAX];
+	const char *p = payload, *nl;
+	size_t n;
+
+	for (;;) {
+		nl = strchr(p, '\n');
+		n = nl ? (size_t)(nl - p) : strlen(p);
+		if (n < sizeof(line)) {
+			memcpy(line, p, n);
+			line[n] = '\0';
+			apply_line(c, line);
+		} else {
+			log_warnx("event=cluster_event_bad kind=%c length=%zu", p[0], n);
+		}
+		if (nl == NULL)
+			break;
+		p = nl + 1;
+	}
+	/* F lines carry relay grants' secrets */
+	sodium_memzero(line, sizeof(line));
 }
 
 static void
@@ -683,6 +801,9 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 	c->seen_seq = c->next_seq = events_max(c);
 	if (c->seen_seq < 0)
 		c->seen_seq = c->next_seq = 0;
+	array_reset(&c->rows_key);
+	array_reset(&c->rows_eps);
+	array_reset(&c->rows_line);
 	ev_prepare_init(&c->flush_w, flush_cb);
 	c->flush_w.data = c;
 	ev_prepare_start(loop, &c->flush_w);
@@ -709,11 +830,17 @@ void
 cluster_free(struct cluster *c)
 {
 	struct remote *r, *t;
+	struct dirty *d, *dt;
 	struct pgq q;
 
 	if (c == NULL)
 		return;
 	medsrv_set_peers(c->med, &(struct medsrv_peers){ .event = NULL });
+	/* unwritten presence changes: the delete of all our rows below covers them */
+	HASH_ITER(hh, c->dirty, d, dt) {
+		HASH_DEL(c->dirty, d);
+		free(d);
+	}
 	batch_flush(c);
 	ev_prepare_stop(c->loop, &c->flush_w);
 	ev_io_stop(c->loop, &c->io_w);

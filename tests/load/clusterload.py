@@ -22,7 +22,7 @@ PER_PROC = 15000   # nodes per loadgen process (one descriptor each)
 BASE_PORT = 7300   # instance i listens on BASE_PORT + 10 i (TCP, and UDP up to + 3)
 
 
-def spawn(lab, i, pg_url):
+def spawn(lab, i, pg_url, base_port=BASE_PORT):
     """Starts instance i; wait_ready returns its URL once it listens."""
     state = os.path.join(lab.dir, f"med{i}")
     os.makedirs(state, exist_ok=True)
@@ -31,7 +31,7 @@ def spawn(lab, i, pg_url):
     url_file = os.path.join(state, "url")
     if os.path.exists(url_file):
         os.unlink(url_file)
-    return lab.spawn([binary("shoal-server"), "--listen", f"127.0.0.1:{BASE_PORT + 10 * i}", "--state", state,
+    return lab.spawn([binary("shoal-server"), "--listen", f"127.0.0.1:{base_port + 10 * i}", "--state", state,
                       "--pwhash-fast", "--store", pg_url], os.path.join(lab.dir, f"med{i}.log"))
 
 
@@ -55,6 +55,48 @@ def pg_rss_kb(pg):
     return total
 
 
+def run_cluster(lab, pg, n, k, sizes, churn, seconds, timeout, base_port=BASE_PORT):
+    """n nodes over k instances on pg, then every instance killed and started again: the
+    loadgen's JSON and {"pg_kb": PostgreSQL's RSS before the kill}."""
+    procs = [None] * k
+    urls = []
+    procs[0] = spawn(lab, 0, pg.url, base_port)
+    urls.append(wait_ready(lab, 0))  # its server.key is the others'
+    for i in range(1, k):
+        procs[i] = spawn(lab, i, pg.url, base_port)
+        urls.append(wait_ready(lab, i))
+    key = urls[0].rsplit("/", 1)[1]
+    conn = "shoal://" + ",".join(u.split("://", 1)[1].split("/", 1)[0] for u in urls) + "/" + key
+    argv = [os.path.join(BUILD, "tests", "load", "shoal-loadgen"), "--server", conn, "--nodes", str(n),
+            *sizes, "--churn", str(churn), "--seconds", str(seconds),
+            "--procs", str(max(2, -(-n // PER_PROC))), "--json"]
+    for p in procs:
+        argv += ["--server-pid", str(p.pid)]
+    state = {}
+
+    def restart():
+        state["pg_kb"] = pg_rss_kb(pg)
+        if "pg_stat_statements" in os.environ.get("SHOAL_PG_OPTS", ""):
+            pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            print(pg.psql("SELECT calls, round(total_exec_time) AS ms, "
+                          "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
+                          "FROM pg_stat_statements ORDER BY calls DESC LIMIT 15"), file=sys.stderr)
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
+        # all at once, as after an outage: each instance comes back on its own
+        for i in range(k):
+            procs[i] = spawn(lab, i, pg.url, base_port)
+        for i in range(k):
+            wait_ready(lab, i)
+        return [p.pid for p in procs]
+
+    r = run_with_restart(lab, argv, timeout=timeout, restart=restart,
+                         stderr=open(os.path.join(lab.dir, "loadgen.log"), "ab"))
+    return r, state
+
+
 def main():
     n = int(os.environ.get("SHOAL_LOAD_NODES", "100000"))
     k = int(os.environ.get("SHOAL_LOAD_INSTANCES", "6"))
@@ -63,44 +105,9 @@ def main():
         print("skipped: PostgreSQL not installed (Debian package `postgresql`)")
         return
     with pgserver.PgServer(port=5446) as pg, Lab(f"cload{n}") as lab:
-        procs = [None] * k
-        urls = []
-        procs[0] = spawn(lab, 0, pg.url)
-        urls.append(wait_ready(lab, 0))  # its server.key is the others'
-        for i in range(1, k):
-            procs[i] = spawn(lab, i, pg.url)
-            urls.append(wait_ready(lab, i))
-        key = urls[0].rsplit("/", 1)[1]
-        conn = "shoal://" + ",".join(u.split("://", 1)[1].split("/", 1)[0] for u in urls) + "/" + key
         sizes = ["--network-size", "2", "--network-size", "4", "--network-size", "8", "--network-size", "16",
                  "--network-size", "1000x1", "--network-size", "256x2"]
-        argv = [os.path.join(BUILD, "tests", "load", "shoal-loadgen"), "--server", conn, "--nodes", str(n),
-                *sizes, "--churn", str(churn), "--seconds", "20", "--procs", str(max(2, -(-n // PER_PROC))),
-                "--json"]
-        for p in procs:
-            argv += ["--server-pid", str(p.pid)]
-        state = {}
-
-        def restart():
-            state["pg_kb"] = pg_rss_kb(pg)
-            if "pg_stat_statements" in os.environ.get("SHOAL_PG_OPTS", ""):
-                pg.psql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-                print(pg.psql("SELECT calls, round(total_exec_time) AS ms, "
-                              "left(regexp_replace(query, '\\s+', ' ', 'g'), 110) "
-                              "FROM pg_stat_statements ORDER BY calls DESC LIMIT 15"), file=sys.stderr)
-            for p in procs:
-                p.kill()
-            for p in procs:
-                p.wait()
-            # all at once, as after an outage: each instance comes back on its own
-            for i in range(k):
-                procs[i] = spawn(lab, i, pg.url)
-            for i in range(k):
-                wait_ready(lab, i)
-            return [p.pid for p in procs]
-
-        r = run_with_restart(lab, argv, timeout=900, restart=restart,
-                             stderr=open(os.path.join(lab.dir, "loadgen.log"), "ab"))
+        r, state = run_cluster(lab, pg, n, k, sizes, churn, 20, 900)
         pg_kb = state["pg_kb"]
         r["instances"] = k
         r["postgres_rss_kb"] = pg_kb

@@ -41,8 +41,10 @@ enum {
 
 struct chat *chat_new(const struct chat_env *env);
 void chat_free(struct chat *c);
-/* A node's session is ready (after WELCOME): its mailbox starts flowing. */
-void chat_online(struct chat *c, const uint8_t key[KEY_LEN]);
+/* A node's session is ready (after WELCOME): its mailbox starts flowing. mail_empty: the
+ * caller read the mailbox as empty earlier in this same loop turn (store_node's mail_empty),
+ * so reading it again is skipped; mail stored since then wakes the flow (chat_wake). */
+void chat_online(struct chat *c, const uint8_t key[KEY_LEN], int mail_empty);
 /* A node's session closed: forget its delivery state (its mailbox stays). */
 void chat_offline(struct chat *c, const uint8_t key[KEY_LEN]);
 /* key's mailbox grew (another instance stored a message for it): what is new flows now, when

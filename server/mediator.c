@@ -1243,6 +1243,7 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	}
 	/* New registrations are limited per source address: each is a row and an address. */
 	created = 0;
+	memset(&node, 0, sizeof(node));
 	rc = store_node_get(m->st, s->key, &node);
 	if (rc == STORE_NOT_FOUND && s->remote_addr && registration_limited(m, s))
 		return;
@@ -1302,8 +1303,8 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	/* After the NETWORK/MEMBER burst: the daemon ends its post-WELCOME refresh at the first
 	 * other message (PROTOCOL.md 4.4), so the plan must not come before the burst. */
 	nat_start(m, s);
-	/* what arrived for it while it was away */
-	chat_online(m->chat, s->key);
+	/* what arrived for it while it was away (its row's read told whether anything did) */
+	chat_online(m->chat, s->key, node.mail_empty);
 	relay_send_pool(m, s);
 	/* Relay grants for every peer now (punches follow its NAT_INFO). */
 	punch_node(m, s);

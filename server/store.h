@@ -30,6 +30,7 @@ struct store_node {                      /* a copy; owned by the caller */
 	uint32_t address;               /* host byte order */
 	char nick[NICK_MAX_LEN + 1];
 	int64_t last_seen;              /* Unix seconds, as read; 0: not read */
+	int mail_empty;                 /* 1: its chat mailbox held nothing when read (node_get) */
 };
 
 struct store_network {                   /* a copy; owned by the caller */

@@ -221,7 +221,9 @@ pg_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out
 
 	pgq_init(&q);
 	pgq_bin(&q, key, KEY_LEN);
-	if ((r = query(st, "SELECT address, nick, last_seen FROM nodes WHERE key = $1", &q)) ==
+	/* the mailbox too: a returning node's chat_online then reads it only when it holds some */
+	if ((r = query(st, "SELECT address, nick, last_seen, "
+	    "NOT EXISTS (SELECT 1 FROM chat_box WHERE node = $1) FROM nodes WHERE key = $1", &q)) ==
 	    NULL)
 		return -1;
 	rc = STORE_NOT_FOUND;
@@ -230,6 +232,7 @@ pg_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out
 		out->address = (uint32_t)pgq_get_int(r, 0, 0);
 		pgq_get_text(r, 0, 1, out->nick, sizeof(out->nick));
 		out->last_seen = pgq_get_int(r, 0, 2);
+		out->mail_empty = PQgetvalue(r, 0, 3)[0] == 't';
 		rc = 0;
 	}
 	PQclear(r);

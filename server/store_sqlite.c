@@ -284,7 +284,9 @@ sq_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out
 	sqlite3_stmt *s;
 	int rc;
 
-	s = db_prepare(st, "SELECT address, nick, last_seen FROM nodes WHERE key = ?1");
+	/* the mailbox too: a returning node's chat_online then reads it only when it holds some */
+	s = db_prepare(st, "SELECT address, nick, last_seen, "
+	    "NOT EXISTS (SELECT 1 FROM chat_box WHERE node = ?1) FROM nodes WHERE key = ?1");
 	if (s == NULL)
 		return -1;
 	sqlite3_bind_blob(s, 1, key, KEY_LEN, SQLITE_STATIC);
@@ -293,6 +295,7 @@ sq_node_get(struct store *st, const uint8_t key[KEY_LEN], struct store_node *out
 		out->address = (uint32_t)sqlite3_column_int64(s, 0);
 		copy_text(out->nick, sizeof(out->nick), sqlite3_column_text(s, 1));
 		out->last_seen = sqlite3_column_int64(s, 2);
+		out->mail_empty = sqlite3_column_int(s, 3) != 0;
 	}
 	db_release(st, s);
 	return rc;

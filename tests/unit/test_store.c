@@ -13,6 +13,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "server/chatstore.h"
 #include "server/store.h"
 #include "tests/unit/unit.h"
 
@@ -616,6 +617,7 @@ out:
 static void
 test_seen(void)
 {
+	struct chat_row r;
 	struct store_node n;
 	struct store *st;
 	uint8_t a[KEY_LEN];
@@ -649,6 +651,20 @@ test_seen(void)
 	CHECK_EQ(store_node_seen(st, &n), 0);
 	CHECK_EQ(store_node_get(st, a, &n), 0);
 	CHECK(n.last_seen >= now - 5);
+	/* the row's read tells whether the chat mailbox holds anything (chat_online's skip) */
+	CHECK_EQ(n.mail_empty, 1);
+	memset(&r, 0, sizeof(r));
+	r.kind = CHAT_PRIVATE;
+	r.ts_ms = now * 1000;
+	memcpy(r.recipient, a, KEY_LEN);
+	r.body_len = 2;
+	memcpy(r.body, "hi", 2);
+	CHECK_EQ(chatstore_add(st, "p:seen", &r, (const uint8_t (*)[KEY_LEN])a, 1, 10, 10), 0);
+	CHECK_EQ(store_node_get(st, a, &n), 0);
+	CHECK_EQ(n.mail_empty, 0);
+	CHECK_EQ(chatstore_ack(st, a, UINT64_MAX >> 1), 0);
+	CHECK_EQ(store_node_get(st, a, &n), 0);
+	CHECK_EQ(n.mail_empty, 1);
 	store_close(st);
 }
 

@@ -187,6 +187,18 @@ acceptor_free(struct acceptor *a)
 }
 
 void
+acceptor_hold(struct acceptor *a, double s)
+{
+	if (!ev_is_active(&a->io))
+		return;
+	a->st.holds++;
+	ev_io_stop(a->loop, &a->io);
+	ev_timer_stop(a->loop, &a->pause);
+	ev_timer_set(&a->pause, s, 0.);
+	ev_timer_start(a->loop, &a->pause);
+}
+
+void
 acceptor_owner_only(struct acceptor *a, int on)
 {
 	a->owner_only = on;

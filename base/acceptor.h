@@ -60,6 +60,10 @@ void acceptor_owner_only(struct acceptor *a, int on);
  */
 void acceptor_on_full(struct acceptor *a, unsigned (*fn)(void *arg), void *arg);
 
+/* Stops accepting for s seconds, silently: the owner is busy with the connections it has, and
+ * the kernel's listen queue holds newcomers meanwhile. Nothing when already paused or held. */
+void acceptor_hold(struct acceptor *a, double s);
+
 /* Raises the soft descriptor limit to the hard one (the default soft 1024 is what a few
  * hundred silent clients exhaust); returns the soft limit now (0: unlimited or unknown). */
 long acceptor_raise_fd_limit(void);
@@ -67,6 +71,7 @@ long acceptor_raise_fd_limit(void);
 struct acceptor_stats {
 	uint64_t accepted;
 	uint64_t pauses;                /* times the listener paused */
+	uint64_t holds;                 /* times the owner held it (acceptor_hold) */
 	uint64_t refused;               /* closed at once to keep the reserve */
 	uint64_t foreign;               /* closed at once: another user's (or unknown) socket */
 };

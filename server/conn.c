@@ -5,8 +5,12 @@
  * Must not touch: membership policy or the store (mediator.c), UDP (udp.c).
  *
  * Before the handshake: a connection is on the pre-auth list (oldest first) and counted per
- * source address; past PREAUTH_PER_SOURCE or srv->preauth_max the oldest is closed for the
- * newcomer, and when descriptors run out the acceptor asks us to close the oldest ones too.
+ * source address; past PREAUTH_PER_SOURCE or srv->preauth_max the oldest idle one (nothing
+ * unread in its socket) is closed for the newcomer, and when descriptors run out the acceptor
+ * asks us to close the oldest idle ones too. One whose first message waits unread is not idle:
+ * we owe it work. When none of the oldest is idle the server, not its clients, is the slow
+ * side (a reconnect storm): the listener holds for PREAUTH_HOLD_S and the kernel's listen queue
+ * keeps the newcomers, instead of closing connections whose handshake we were about to do.
  *
  * Re-entrancy: the mediator sends from inside other connections' callbacks, so a failed send
  * never closes on the spot; it marks the connection dead and a zero-delay timer closes it on
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -44,6 +49,7 @@ struct conn {                            /* owned by struct server (its conns li
 	struct endpoint remote;         /* the node's end, as accepted */
 	int dead;                       /* a send failed: closing on the next iteration */
 	int preauth;                    /* on srv's pre-auth list */
+	int fd;                         /* the ctrlchan's socket (unread bytes: preauth_idle) */
 	char peer[IP4_EP_STR_LEN];      /* ip:port, for logs */
 	struct conn *prev, *next;
 	struct conn *pa_prev, *pa_next; /* srv->preauth, while preauth */
@@ -291,16 +297,32 @@ conn_medsrv_io(struct server *srv, struct medsrv_io *io)
 
 /* ---- accepting ---- */
 
-/* Closes the oldest pre-auth connection (of source addr, or of any with addr 0). */
+/* Nothing of c's waits unread in its socket: it sent nothing since the loop last read it. */
+static int
+preauth_idle(const struct conn *c)
+{
+	int n = 0;
+
+	return ioctl(c->fd, FIONREAD, &n) != 0 || n == 0;
+}
+
+/* Closes the oldest idle pre-auth connection (of source addr, or of any with addr 0) among
+ * the oldest PREAUTH_EVICT_SCAN; 0 when none is idle. */
 static int
 preauth_evict(struct server *srv, uint32_t addr, const char *why)
 {
 	struct conn *c;
 	double now = ev_now(srv->loop);
+	unsigned seen = 0;
 
-	for (c = srv->preauth; c != NULL; c = c->pa_next)
-		if (addr == 0 || c->remote.addr == addr)
+	for (c = srv->preauth; c != NULL; c = c->pa_next) {
+		if (addr != 0 && c->remote.addr != addr)
+			continue;
+		if (preauth_idle(c))
 			break;
+		if (++seen == PREAUTH_EVICT_SCAN)
+			return 0;
+	}
 	if (c == NULL)
 		return 0;
 	srv->preauth_evicted++;
@@ -329,7 +351,8 @@ on_full(void *arg)
 static int
 accept_one(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 {
-	struct server *srv = arg;
+	struct listener *l = arg;
+	struct server *srv = l->srv;
 	const struct sockaddr_in *sin = (const struct sockaddr_in *)(const void *)sa;
 	struct sockaddr_in me;
 	socklen_t len = sizeof(me);
@@ -354,6 +377,7 @@ accept_one(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 		c->local.port = ntohs(me.sin_port);
 	}
 	c->srv = srv;
+	c->fd = fd;
 	c->ch = ctrlchan_new(srv->loop, fd, 0, &srv->kp, NULL, &conn_cbs, c);
 	if (c->ch == NULL) {
 		log_warnx("event=conn_refused peer=%s reason=ctrlchan_new", c->peer);
@@ -371,10 +395,23 @@ accept_one(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 	srv->n_conns++;
 	log_debug("event=conn_accepted peer=%s", c->peer);
 	/* Newcomers push out the oldest silent connections, never the other way round. */
-	if (preauth_add(c) > PREAUTH_PER_SOURCE)
-		(void)preauth_evict(srv, c->remote.addr, "per_source");
-	if (srv->n_preauth > srv->preauth_max)
-		(void)preauth_evict(srv, 0, "too_many");
+	if (preauth_add(c) > PREAUTH_PER_SOURCE &&
+	    !preauth_evict(srv, c->remote.addr, "per_source")) {
+		/* its source's others all wait for us: the newcomer waits its turn elsewhere */
+		conn_destroy(c);
+		return 0;
+	}
+	if (srv->n_preauth > srv->preauth_max && !preauth_evict(srv, 0, "too_many")) {
+		/* one over the limit at most per hold */
+		acceptor_hold(l->acc, PREAUTH_HOLD_S);
+		srv->preauth_holds++;
+		if (srv->hold_logged_at == 0 || ev_now(srv->loop) - srv->hold_logged_at >= 10.0) {
+			log_info("event=accept_held reason=handshakes_waiting preauth=%u holds=%llu",
+			    srv->n_preauth, (unsigned long long)srv->preauth_holds);
+			srv->hold_logged_at = ev_now(srv->loop);
+		}
+		return 1;
+	}
 	return 0;
 }
 
@@ -392,7 +429,7 @@ conn_start(struct server *srv)
 	for (k = 0; k < srv->n_listen; k++) {
 		srv->listen[k].srv = srv;
 		srv->listen[k].acc = acceptor_new(srv->loop, srv->listen[k].fd, "control", 0,
-		    accept_one, srv);
+		    accept_one, &srv->listen[k]);
 		if (srv->listen[k].acc)
 			acceptor_on_full(srv->listen[k].acc, on_full, srv);
 	}

@@ -29,6 +29,10 @@
  * past either the oldest such connection is closed for the new one, so silent connections
  * cannot lock nodes out (they used to hold their descriptor for the whole idle timeout). */
 #define PREAUTH_PER_SOURCE 64
+/* PREAUTH_EVICT_SCAN: pre-auth connections looked at for an idle one to close; PREAUTH_HOLD_S:
+ * how long the listener holds when none of them is idle (server/conn.c) */
+#define PREAUTH_EVICT_SCAN 32
+#define PREAUTH_HOLD_S 0.05
 #define SRV_MAX_LISTEN 4        /* --listen options; NAT plans use two of them */
 
 struct conn;
@@ -62,6 +66,8 @@ struct server {                          /* owned by main() */
 	unsigned n_preauth, preauth_max;
 	uint64_t preauth_evicted;
 	double preauth_logged_at;
+	uint64_t preauth_holds;         /* the listeners held: no pre-auth connection was idle */
+	double hold_logged_at;
 	struct udp *udp[NATPROBE_MAX_SOCKS];
 	struct pwpool *pw;              /* Argon2id off the loop (pwpool.h) */
 	ev_timer reclaim_w;             /* hourly: forget unused registrations */

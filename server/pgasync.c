@@ -27,6 +27,7 @@ struct job {
 	int fmt[PGQ_MAX_PARAMS];
 	int prep_pending;               /* its Parse's result comes first */
 	int failed;
+	double queued_at;               /* ev_now: the backlog's age (backlog_log) */
 	size_t size;                    /* of data */
 	PGresult *res;                  /* its Execute's result, until its Sync */
 	char data[];                    /* the parameters' bytes */
@@ -52,6 +53,7 @@ struct pgasync {
 	struct stmt *stmts;             /* prepared on the current connection */
 	unsigned next_stmt;
 	unsigned long dropped;
+	double backlog_logged_at;
 	ev_io io_w;
 	ev_timer retry_w;
 };
@@ -368,6 +370,21 @@ pgasync_new(struct ev_loop *loop, const char *url, char *err, size_t errlen)
 	return a;
 }
 
+/* A queue well past the window means the database is behind: how far, at most every
+ * PGASYNC_LOG_S (the age of the oldest write is how late presence and events arrive). */
+static void
+backlog_log(struct pgasync *a)
+{
+	double now = ev_now(a->loop);
+
+	if (a->queued < PGASYNC_BACKLOG || a->head == NULL ||
+	    (a->backlog_logged_at != 0 && now - a->backlog_logged_at < PGASYNC_LOG_S))
+		return;
+	log_info("event=store_async_backlog backend=postgresql pending=%zu oldest_s=%.1f",
+	    a->queued, now - a->head->queued_at);
+	a->backlog_logged_at = now;
+}
+
 int
 pgasync_run(struct pgasync *a, const char *sql, const struct pgq *q, pgasync_cb cb, void *arg)
 {
@@ -417,7 +434,9 @@ pgasync_run(struct pgasync *a, const char *sql, const struct pgq *q, pgasync_cb 
 	if (a->unsent == NULL)
 		a->unsent = j;
 	a->queued++;
+	j->queued_at = ev_now(a->loop);
 	pump(a);
+	backlog_log(a);
 	return 0;
 }
 

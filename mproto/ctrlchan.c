@@ -90,10 +90,6 @@ struct ctrlchan {
 	int freed;                      /* ctrlchan_free() ran during a hold */
 	uint64_t unknown_msgs;          /* frames of a type we do not know: dropped */
 
-	/* The initiator's Noise message 1, written before the connect completes (cc_write_m1) */
-	uint8_t m1[HS_FRAME_MAX];
-	int m1_len;
-
 	uint8_t *wbuf;                  /* pending bytes are wbuf[woff, wlen) */
 	size_t wcap, woff, wlen;
 
@@ -307,14 +303,15 @@ cc_become_ready(struct ctrlchan *c)
 		c->cbs.on_ready(c->arg, rs);
 }
 
-/* Initiator, once the TCP connection is up: Noise message 1 (made by ctrlchan_new) goes out.
- * Made before, not now: a client whose CPU is busy when the connect completes would hold a
- * silent connection in the server's pre-auth list meanwhile, and a server with a crowd of them
- * closes the oldest silent ones (server/conn.c). */
+/* Initiator, once the TCP connection is up: Noise message 1 with an empty payload. */
 static void
 cc_send_msg1(struct ctrlchan *c)
 {
-	if (c->m1_len < 0 || wq_frame(c, c->m1, (size_t)c->m1_len) < 0)
+	uint8_t m1[CTRL_FRAME_MAX];
+	int n;
+
+	n = noise_hs_write(&c->hs, NULL, 0, m1, sizeof(m1));
+	if (n < 0 || wq_frame(c, m1, (size_t)n) < 0)
 		cc_close(c, "handshake write failed");
 }
 
@@ -539,9 +536,6 @@ ctrlchan_new(struct ev_loop *loop, int fd, int initiator, const struct noise_key
 	cc_prologue(prologue);
 	noise_hs_init(&c->hs, c->initiator, local, initiator ? remote_pub : NULL, prologue,
 	    sizeof(prologue));
-	/* message 1 with an empty payload, sent when the connect completes (cc_send_msg1) */
-	if (c->initiator)
-		c->m1_len = noise_hs_write(&c->hs, NULL, 0, c->m1, sizeof(c->m1));
 
 	ev_io_init(&c->rio, cc_read_cb, fd, EV_READ);
 	ev_io_init(&c->wio, cc_write_cb, fd, EV_WRITE);

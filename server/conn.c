@@ -404,10 +404,12 @@ accept_one(void *arg, int fd, const struct sockaddr *sa, socklen_t salen)
 	if (srv->n_preauth > srv->preauth_max && !preauth_evict(srv, 0, "too_many")) {
 		/* one over the limit at most per hold */
 		acceptor_hold(l->acc, PREAUTH_HOLD_S);
-		srv->preauth_holds++;
 		if (srv->hold_logged_at == 0 || ev_now(srv->loop) - srv->hold_logged_at >= 10.0) {
+			struct acceptor_stats st;
+
+			acceptor_get_stats(l->acc, &st);
 			log_info("event=accept_held reason=handshakes_waiting preauth=%u holds=%llu",
-			    srv->n_preauth, (unsigned long long)srv->preauth_holds);
+			    srv->n_preauth, (unsigned long long)st.holds);
 			srv->hold_logged_at = ev_now(srv->loop);
 		}
 		return 1;

@@ -23,9 +23,8 @@
 
 /* PGASYNC_WINDOW: statements in flight at once; PGASYNC_QUEUE_MAX: queued at most (past it
  * a statement is dropped and logged: the database is gone or far too slow); PGASYNC_DRAIN_S:
- * how long pgasync_free waits for the queue to empty at a clean stop. */
-/* PGASYNC_BACKLOG: past this many queued, the queue's length and age are logged (at most
- * every PGASYNC_LOG_S). */
+ * how long pgasync_free waits for the queue to empty at a clean stop; PGASYNC_BACKLOG: past
+ * this many queued, the queue's length and age are logged (at most every PGASYNC_LOG_S). */
 enum { PGASYNC_WINDOW = 512, PGASYNC_QUEUE_MAX = 1 << 18, PGASYNC_RETRY_S = 1,
     PGASYNC_DRAIN_S = 5, PGASYNC_BACKLOG = 4 * PGASYNC_WINDOW, PGASYNC_LOG_S = 10 };
 

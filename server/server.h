@@ -66,8 +66,7 @@ struct server {                          /* owned by main() */
 	unsigned n_preauth, preauth_max;
 	uint64_t preauth_evicted;
 	double preauth_logged_at;
-	uint64_t preauth_holds;         /* the listeners held: no pre-auth connection was idle */
-	double hold_logged_at;
+	double hold_logged_at;          /* last accept_held line (the count: acceptor_stats) */
 	struct udp *udp[NATPROBE_MAX_SOCKS];
 	struct pwpool *pw;              /* Argon2id off the loop (pwpool.h) */
 	ev_timer reclaim_w;             /* hourly: forget unused registrations */

@@ -77,6 +77,15 @@ membercache_free(struct membercache *mc)
 	free(mc);
 }
 
+/* How long net's copy is trusted: MEMBERCACHE_MAX_AGE_S to twice that, spread by the id (a
+ * multiplicative hash), so that the copies filled at start do not all expire together. */
+static double
+lifetime(int64_t net)
+{
+	return MEMBERCACHE_MAX_AGE_S * (1. + (double)(((uint64_t)net * 0x9E3779B97F4A7C15u) >> 48) /
+	    65536.);
+}
+
 const struct mc_list *
 membercache_get(struct membercache *mc, int64_t net, double now)
 {
@@ -84,7 +93,7 @@ membercache_get(struct membercache *mc, int64_t net, double now)
 
 	if (e == NULL)
 		return NULL;
-	if (now - e->loaded > MEMBERCACHE_MAX_AGE_S || now < e->loaded) {
+	if (now - e->loaded > lifetime(net) || now < e->loaded) {
 		detach(mc, e);
 		return NULL;
 	}

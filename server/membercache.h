@@ -4,8 +4,9 @@
  * PostgreSQL, on every instance). The store's front (store.c) fills it on a miss and applies
  * to it every change to a member row: its own writes, and those another instance tells of
  * through the mediator (store_member_changed and friends, store.h). A copy
- * older than MEMBERCACHE_MAX_AGE_S is read again anyway, which bounds the harm of a change
- * nobody announced.
+ * older than MEMBERCACHE_MAX_AGE_S to twice that (spread by network, so that copies filled
+ * together do not expire together) is read again anyway, which bounds the harm of a change
+ * nobody announced; missed announcements clear every copy (store_changes_missed).
  * A copy being walked is pinned: dropping it detaches it, and it is freed when the last walk
  * ends, so a walk's callback may change the store.
  * Pure data structure: no database, no loop (the age comes from the caller's clock).
@@ -20,7 +21,7 @@
 #include "server/store.h"
 
 /* MEMBERCACHE_MAX_ROWS: the store's budget (rows of about 80 bytes: 80 MB). */
-enum { MEMBERCACHE_MAX_ROWS = 1 << 20, MEMBERCACHE_MAX_AGE_S = 60 };
+enum { MEMBERCACHE_MAX_ROWS = 1 << 20, MEMBERCACHE_MAX_AGE_S = 300 };
 
 struct membercache;
 struct mc_list {                          /* one network's rows, in the store's order */
@@ -32,7 +33,7 @@ struct mc_list {                          /* one network's rows, in the store's 
 struct membercache *membercache_new(size_t max_rows);
 void membercache_free(struct membercache *mc);
 
-/* net's copy if it is younger than MEMBERCACHE_MAX_AGE_S at now (seconds, any monotonic
+/* net's copy if it is younger than its lifetime (above) at now (seconds, any monotonic
  * clock), pinned until membercache_unpin; NULL when there is none (load it, then _put). */
 const struct mc_list *membercache_get(struct membercache *mc, int64_t net, double now);
 void membercache_unpin(struct membercache *mc, const struct mc_list *l);

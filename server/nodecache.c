@@ -59,6 +59,15 @@ nodecache_free(struct nodecache *nc)
 	free(nc);
 }
 
+/* How long key's copy is trusted: NODECACHE_MAX_AGE_S to twice that, by the key's first bytes
+ * (random: keys are public keys), so that copies filled together, as at start, are not all
+ * read again in the same second (in a reconnect storm that was a read per node per instance). */
+static double
+lifetime(const uint8_t key[KEY_LEN])
+{
+	return NODECACHE_MAX_AGE_S * (1. + (key[0] | key[1] << 8) / 65536.);
+}
+
 int
 nodecache_get(struct nodecache *nc, const uint8_t key[KEY_LEN], double now,
     struct nodecache_pair **out, size_t *n)
@@ -68,7 +77,7 @@ nodecache_get(struct nodecache *nc, const uint8_t key[KEY_LEN], double now,
 	HASH_FIND(hh, nc->by_key, key, KEY_LEN, e);
 	if (e == NULL)
 		return -1;
-	if (now - e->loaded > NODECACHE_MAX_AGE_S || now < e->loaded) {
+	if (now - e->loaded > lifetime(key) || now < e->loaded) {
 		entry_free(nc, e);
 		return -1;
 	}

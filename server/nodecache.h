@@ -5,7 +5,7 @@
  * The store's front (store.c) fills it on a miss and drops a node's copy whenever one of its
  * memberships or its nick changes (its own writes, and what other instances tell), and every
  * copy when any network's settings change or a network goes (rare). A copy older than
- * NODECACHE_MAX_AGE_S is read again anyway.
+ * NODECACHE_MAX_AGE_S to twice that (spread by key) is read again anyway.
  * A lookup hands out a copy of the rows, so a walk's callback may change the store.
  * Pure data structure: no database, no loop (the age comes from the caller's clock).
  * Owns: the copies.
@@ -18,8 +18,9 @@
 
 #include "server/store.h"
 
-/* NODECACHE_MAX_PAIRS: the store's budget (a pair is about 320 bytes: 80 MB). */
-enum { NODECACHE_MAX_PAIRS = 1 << 18, NODECACHE_MAX_AGE_S = 60 };
+/* NODECACHE_MAX_PAIRS: the store's budget (a pair is about 320 bytes: 160 MB at most; the
+ * warm-up at start fills up to half, so 100,000 nodes in one network each are held). */
+enum { NODECACHE_MAX_PAIRS = 1 << 19, NODECACHE_MAX_AGE_S = 300 };
 
 struct nodecache_pair {                  /* one network of the node, and the node's row in it */
 	struct store_network net;
@@ -33,7 +34,7 @@ struct nodecache;
 struct nodecache *nodecache_new(size_t max_pairs);
 void nodecache_free(struct nodecache *nc);
 
-/* key's pairs, if a copy younger than NODECACHE_MAX_AGE_S at now (seconds, any monotonic
+/* key's pairs, if a copy younger than its lifetime (above) at now (seconds, any monotonic
  * clock) exists: 0 with *out a malloc'ed copy of *n pairs (the caller frees it; NULL when
  * n is 0). -1 when there is none, or no memory. */
 int nodecache_get(struct nodecache *nc, const uint8_t key[KEY_LEN], double now,

@@ -14,6 +14,9 @@
 #include "server/chatstore.h"
 #include "server/store.h"
 
+/* One node's key (nodes_each). */
+typedef int (*store_key_cb)(void *arg, const uint8_t key[KEY_LEN]);
+
 struct store_ops {
 	void (*close)(struct store *st);
 	int (*clear)(struct store *st);
@@ -40,6 +43,9 @@ struct store_ops {
 	/* key NULL: every node's memberships, in join order (store_warm) */
 	int (*node_networks_each)(struct store *st, const uint8_t key[KEY_LEN],
 	    store_network_cb cb, void *arg);
+	/* every node's key, in no order (store_warm: those in no network); stops at cb's
+	 * nonzero, which it returns */
+	int (*nodes_each)(struct store *st, store_key_cb cb, void *arg);
 };
 
 struct chatstore_ops {

@@ -563,6 +563,24 @@ pg_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store_networ
 	return rc;
 }
 
+static int
+pg_nodes_each(struct store *st, store_key_cb cb, void *arg)
+{
+	uint8_t key[KEY_LEN];
+	struct pgq q;
+	PGresult *r;
+	int i, rc = 0;
+
+	pgq_init(&q);
+	if ((r = query(st, "SELECT key FROM nodes", &q)) == NULL)
+		return -1;
+	for (i = 0; i < PQntuples(r) && rc == 0; i++)
+		if (pgq_get_bin(r, i, 0, key, KEY_LEN) == KEY_LEN)
+			rc = cb(arg, key);
+	PQclear(r);
+	return rc;
+}
+
 static const struct store_ops pg_ops = {
 	.close = pg_close,
 	.clear = pg_clear,
@@ -581,4 +599,5 @@ static const struct store_ops pg_ops = {
 	.member_change = pg_member_change,
 	.members_each = pg_members_each,
 	.node_networks_each = pg_node_networks_each,
+	.nodes_each = pg_nodes_each,
 };

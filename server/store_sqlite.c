@@ -695,6 +695,26 @@ sq_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store_networ
 	return rc == SQLITE_DONE ? 0 : -1;
 }
 
+static int
+sq_nodes_each(struct store *st, store_key_cb cb, void *arg)
+{
+	sqlite3_stmt *s;
+	int rc;
+
+	if ((s = db_prepare(st, "SELECT key FROM nodes")) == NULL)
+		return -1;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (sqlite3_column_bytes(s, 0) != KEY_LEN)
+			continue;
+		if ((rc = cb(arg, sqlite3_column_blob(s, 0))) != 0) {
+			db_release(st, s);
+			return rc;
+		}
+	}
+	db_release(st, s);
+	return rc == SQLITE_DONE ? 0 : -1;
+}
+
 static const struct store_ops sqlite_ops = {
 	.close = sq_close,
 	.clear = sq_clear,
@@ -713,4 +733,5 @@ static const struct store_ops sqlite_ops = {
 	.member_change = sq_member_change,
 	.members_each = sq_members_each,
 	.node_networks_each = sq_node_networks_each,
+	.nodes_each = sq_nodes_each,
 };

@@ -119,7 +119,7 @@ test_age_and_budget(void)
 	CHECK((l = membercache_get(mc, 1, 100. + MEMBERCACHE_MAX_AGE_S - 1)) != NULL);
 	if (l != NULL)
 		membercache_unpin(mc, l);
-	CHECK(membercache_get(mc, 1, 100. + MEMBERCACHE_MAX_AGE_S + 1) == NULL);
+	CHECK(membercache_get(mc, 1, 100. + 2 * MEMBERCACHE_MAX_AGE_S + 1) == NULL);
 	CHECK(membercache_get(mc, 1, 100.) == NULL);    /* it went */
 	/* past the budget, the older copies go first */
 	membercache_unpin(mc, membercache_put(mc, 2, rows_of(BUDGET / 2, 1),
@@ -162,7 +162,7 @@ test_nodecache(void)
 	CHECK_EQ(nodecache_get(nc, b, 1., &got, &n), 0);
 	CHECK_EQ(n, 0);
 	CHECK(got == NULL);
-	CHECK_EQ(nodecache_get(nc, a, NODECACHE_MAX_AGE_S + 1., &got, &n), -1);
+	CHECK_EQ(nodecache_get(nc, a, 2 * NODECACHE_MAX_AGE_S + 1., &got, &n), -1);
 	CHECK_EQ(nodecache_pairs(nc), 0);
 	/* budget 5: a holds 2 pairs + 1; b with 2 + 1 more passes it: all go first */
 	nodecache_put(nc, a, v, 2, 0.);
@@ -176,6 +176,47 @@ test_nodecache(void)
 	nodecache_free(nc);
 }
 
+/* Copies filled in the same second (the warm-up at start) expire over a span, not at once: a
+ * reconnect storm after MAX_AGE would otherwise read every node and network again. */
+static void
+test_spread(void)
+{
+	struct membercache *mc = membercache_new(BUDGET);
+	struct nodecache *nc = nodecache_new(1000);
+	struct nodecache_pair *got;
+	uint8_t key[KEY_LEN];
+	const struct mc_list *l;
+	int64_t id;
+	size_t n;
+	int i, mc_kept = 0, nc_kept = 0;
+
+	for (id = 1; id <= 64; id++)
+		membercache_unpin(mc, membercache_put(mc, id, rows_of(1, 1), 1, 0.));
+	for (i = 0; i < 64; i++) {
+		memset(key, 0, sizeof(key));
+		key[0] = (uint8_t)(i * 37);             /* first bytes all differ, as random ones */
+		key[1] = (uint8_t)(i * 101 + 7);
+		nodecache_put(nc, key, NULL, 0, 0.);
+		CHECK_EQ(nodecache_get(nc, key, NODECACHE_MAX_AGE_S - 1., &got, &n), 0);
+		if (nodecache_get(nc, key, 1.5 * NODECACHE_MAX_AGE_S, &got, &n) == 0)
+			nc_kept++;
+	}
+	for (id = 1; id <= 64; id++) {
+		CHECK((l = membercache_get(mc, id, MEMBERCACHE_MAX_AGE_S - 1.)) != NULL);
+		if (l != NULL)
+			membercache_unpin(mc, l);
+		if ((l = membercache_get(mc, id, 1.5 * MEMBERCACHE_MAX_AGE_S)) != NULL) {
+			membercache_unpin(mc, l);
+			mc_kept++;
+		}
+	}
+	/* about half each */
+	CHECK(mc_kept > 8 && mc_kept < 56);
+	CHECK(nc_kept > 8 && nc_kept < 56);
+	membercache_free(mc);
+	nodecache_free(nc);
+}
+
 int
 main(void)
 {
@@ -183,5 +224,6 @@ main(void)
 	RUN(test_pinned);
 	RUN(test_age_and_budget);
 	RUN(test_nodecache);
+	RUN(test_spread);
 	return unit_finish();
 }

@@ -564,7 +564,7 @@ test_warm(void)
 	struct store_network n1, n2;
 	struct store_node n;
 	struct seen w;
-	uint8_t a[KEY_LEN], b[KEY_LEN], c[KEY_LEN];
+	uint8_t a[KEY_LEN], b[KEY_LEN], c[KEY_LEN], d[KEY_LEN];
 	int created, count;
 
 	st = open_named("warm.db");
@@ -577,6 +577,8 @@ test_warm(void)
 	CHECK_EQ(store_node_get_or_create(st, a, RANGE, 8, &n, &created), 0);
 	CHECK_EQ(store_node_get_or_create(st, b, RANGE, 8, &n, &created), 0);
 	CHECK_EQ(store_node_get_or_create(st, c, RANGE, 8, &n, &created), 0);
+	mkkey(d, 0x44);
+	CHECK_EQ(store_node_get_or_create(st, d, RANGE, 8, &n, &created), 0);   /* in none */
 	CHECK_EQ(store_network_create(st, "warm1", a, "", 0, &n1), 0);
 	CHECK_EQ(store_member_add(st, n1.id, b, 0, 1), 0);
 	CHECK_EQ(store_network_create(st, "warm2", b, "", 0, &n2), 0);
@@ -588,12 +590,19 @@ test_warm(void)
 		goto out;
 	CHECK_EQ(store_warm(fresh), 0);
 	CHECK_EQ(store_member_add(st, n1.id, c, 0, 1), 0);      /* not told to fresh */
+	CHECK_EQ(store_member_add(st, n2.id, d, 0, 1), 0);      /* nor this */
+	count = 0;
+	CHECK_EQ(store_node_networks_each(fresh, d, count_net_cb, &count), 0);
+	CHECK_EQ(count, 0);                     /* warmed too: its copy is empty */
+	store_member_changed(fresh, n2.id, d);
+	CHECK_EQ(store_node_networks_each(fresh, d, count_net_cb, &count), 0);
+	CHECK_EQ(count, 1);
 	w = walk(fresh, n1.id);
 	CHECK_EQ(w.n, 2);                                       /* the warmed copy */
 	CHECK_MEM(w.keys[0], a, KEY_LEN);
 	CHECK_MEM(w.keys[1], b, KEY_LEN);
 	w = walk(fresh, n2.id);
-	CHECK_EQ(w.n, 2);
+	CHECK_EQ(w.n, 3);                       /* d's change was told: read again */
 	CHECK_MEM(w.keys[1], c, KEY_LEN);
 	CHECK_EQ(w.pending[1], 1);
 	CHECK_EQ(w.online[1], 0);

@@ -16,6 +16,7 @@
 
 #include "base/log.h"
 #include "server/membercache.h"
+#include "server/netcache.h"
 #include "server/nodecache.h"
 #include "server/store_backend.h"
 
@@ -95,8 +96,10 @@ store_open(const char *path, char *err, size_t errlen)
 	    store_sqlite_open(path, err, errlen);
 
 	if (st != NULL && ((st->mc = membercache_new(MEMBERCACHE_MAX_ROWS)) == NULL ||
-	    (st->nc = nodecache_new(NODECACHE_MAX_PAIRS)) == NULL)) {
+	    (st->nc = nodecache_new(NODECACHE_MAX_PAIRS)) == NULL ||
+	    (st->netc = netcache_new(NETCACHE_MAX)) == NULL)) {
 		membercache_free(st->mc);
+		nodecache_free(st->nc);
 		st->ops->close(st);
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -116,15 +119,24 @@ store_close(struct store *st)
 	if (st != NULL) {
 		membercache_free(st->mc);
 		nodecache_free(st->nc);
+		netcache_free(st->netc);
 		st->ops->close(st);
 	}
+}
+
+/* A network's settings changed or it went: the copies that hold network rows go (which nodes
+ * were in it is not kept; rare). */
+static void
+network_rows_changed(struct store *st)
+{
+	nodecache_clear(st->nc);
+	netcache_clear(st->netc);
 }
 
 int
 store_clear(struct store *st)
 {
-	membercache_clear(st->mc);
-	nodecache_clear(st->nc);
+	store_changes_missed(st);
 	return st->ops->clear(st);
 }
 
@@ -189,28 +201,34 @@ store_network_create(struct store *st, const char *name, const uint8_t owner[KEY
 int
 store_network_get(struct store *st, const char *name, struct store_network *out)
 {
-	return st->ops->network_get(st, name, out);
+	int rc;
+
+	if (netcache_get(st->netc, name, now_s(), out) == 0)
+		return 0;
+	if ((rc = st->ops->network_get(st, name, out)) == 0)
+		netcache_put(st->netc, out, now_s());
+	return rc;
 }
 
 int
 store_network_delete(struct store *st, int64_t id)
 {
 	membercache_drop(st->mc, id);
-	nodecache_clear(st->nc);                /* rare: which nodes were in it is not kept */
+	network_rows_changed(st);
 	return st->ops->network_delete(st, id);
 }
 
 int
 store_network_set_pwhash(struct store *st, int64_t id, const char *pwhash)
 {
-	nodecache_clear(st->nc);                /* the copies hold network rows */
+	network_rows_changed(st);
 	return st->ops->network_set_pwhash(st, id, pwhash);
 }
 
 int
 store_network_set_flags(struct store *st, int64_t id, uint8_t flags)
 {
-	nodecache_clear(st->nc);
+	network_rows_changed(st);
 	return st->ops->network_set_flags(st, id, flags);
 }
 
@@ -345,14 +363,14 @@ store_node_changed(struct store *st, const uint8_t key[KEY_LEN])
 void
 store_networks_changed(struct store *st)
 {
-	nodecache_clear(st->nc);
+	network_rows_changed(st);
 }
 
 void
 store_changes_missed(struct store *st)
 {
 	membercache_clear(st->mc);
-	nodecache_clear(st->nc);
+	network_rows_changed(st);
 }
 
 struct pairs {                            /* a node's networks being loaded */

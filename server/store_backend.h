@@ -67,6 +67,7 @@ struct store {                           /* first member of each backend's handl
 	const char *kind;               /* "sqlite" or "postgresql", for logs */
 	struct membercache *mc;         /* the front's (store.c), not the backend's */
 	struct nodecache *nc;           /* likewise */
+	struct netcache *netc;          /* likewise */
 };
 
 struct store *store_sqlite_open(const char *path, char *err, size_t errlen);

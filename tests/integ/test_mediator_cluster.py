@@ -4,6 +4,7 @@ machine"), in a private network namespace, with a real PostgreSQL (pgserver.py),
 `shoal-server --store postgresql://...` sharing one server key, and one daemon on each:
 - alice (on instance A) creates a network, bob (on instance B) joins it: each sees the other
   online, with endpoints, and they ping each other over the virtual network on a direct path;
+- a lock and a new password set on A hold for a join through B (B's copy of the network row);
 - a nick change on B reaches alice on A; a network chat message from A reaches bob on B live;
 - bob stops: alice sees him offline (presence row deleted, NOTIFY);
 - bob back on B; PostgreSQL restarts: both instances LISTEN again and events flow (a nick
@@ -109,6 +110,29 @@ def main():
         assert alice.cli("ping", "bob"), "alice pings bob"
         assert bob.cli("ping", "alice"), "bob pings alice"
         print("# presence across instances: both online, direct path, ping both ways")
+
+        # A setting changed on A holds on B, whose copy of the network's row (server/netcache.c)
+        # was read for bob's join: locked, dave cannot join through B; a new password, only it
+        # lets him in. Bob (on B) seeing the change means B applied its event.
+        dave = daemon_on(lab, b_srv, "dave")
+        alice.cli("set-access", "lan", "lock")
+        wait_until(lambda: (bob.network("lan") or {}).get("locked") is True, 5,
+                   what="bob (B) sees the lock made on A")
+        r = dave.cli("join", "lan", check=False)
+        assert r.returncode != 0 and "lock" in r.stderr, f"join through B of a network locked on A: {r}"
+        # A's events reach B in order: once bob sees the unlock, B has the password too
+        alice.cli("set-pass", "lan", "n3w")
+        alice.cli("set-access", "lan", "unlock")
+        wait_until(lambda: (bob.network("lan") or {}).get("locked") is False, 5,
+                   what="bob (B) sees the unlock")
+        r = dave.cli("join", "lan", check=False)
+        assert r.returncode != 0, f"join through B without the password set on A: {r}"
+        dave.cli("join", "lan", "--password", "n3w")
+        wait_until(lambda: online(alice, "dave"), 5, what="alice (A) sees dave (B) join with the new password")
+        dave.proc.send_signal(signal.SIGTERM)           # B's node count below is bob's alone
+        dave.proc.wait(10)
+        wait_until(lambda: online(alice, "dave") is False, 5, what="dave offline")
+        print("# a lock and a password set on A hold on B")
 
         # nick, chat
         bob.cli("set-nick", "bobby")

@@ -6,10 +6,12 @@
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "server/membercache.h"
+#include "server/netcache.h"
 #include "server/nodecache.h"
 #include "tests/unit/unit.h"
 
@@ -217,6 +219,42 @@ test_spread(void)
 	nodecache_free(nc);
 }
 
+static void
+test_netcache(void)
+{
+	struct netcache *nc = netcache_new(2);
+	struct store_network n, got;
+
+	memset(&n, 0, sizeof(n));
+	n.id = 7;
+	snprintf(n.name, sizeof(n.name), "lan");
+	n.flags = 1;
+	CHECK_EQ(netcache_get(nc, "lan", 0., &got), -1);
+	netcache_put(nc, &n, 0.);
+	CHECK_EQ(netcache_get(nc, "lan", NETCACHE_MAX_AGE_S - 1., &got), 0);
+	CHECK_EQ(got.id, 7);
+	CHECK_EQ(got.flags, 1);
+	CHECK_EQ(netcache_get(nc, "LAN", 0., &got), -1);        /* names are exact */
+	n.flags = 2;
+	netcache_put(nc, &n, 0.);                               /* replaced, not added */
+	CHECK_EQ(netcache_count(nc), 1);
+	CHECK_EQ(netcache_get(nc, "lan", 0., &got), 0);
+	CHECK_EQ(got.flags, 2);
+	CHECK_EQ(netcache_get(nc, "lan", 2 * NETCACHE_MAX_AGE_S + 1., &got), -1);
+	CHECK_EQ(netcache_count(nc), 0);                        /* too old: it went */
+	/* budget 2: a third copy clears the others first */
+	netcache_put(nc, &n, 0.);
+	snprintf(n.name, sizeof(n.name), "b");
+	netcache_put(nc, &n, 0.);
+	snprintf(n.name, sizeof(n.name), "c");
+	netcache_put(nc, &n, 0.);
+	CHECK_EQ(netcache_count(nc), 1);
+	CHECK_EQ(netcache_get(nc, "c", 0., &got), 0);
+	netcache_clear(nc);
+	CHECK_EQ(netcache_get(nc, "c", 0., &got), -1);
+	netcache_free(nc);
+}
+
 int
 main(void)
 {
@@ -225,5 +263,6 @@ main(void)
 	RUN(test_age_and_budget);
 	RUN(test_nodecache);
 	RUN(test_spread);
+	RUN(test_netcache);
 	return unit_finish();
 }

@@ -331,15 +331,30 @@ presence_send(struct cluster *c)
 	c->rows = c->rows_line_bytes = 0;
 }
 
+static int
+any_network_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	(void)arg;
+	(void)n;
+	(void)me;
+	return 1;
+}
+
 /* d's row and event into the statement being built (sent first when they would not fit). */
 static void
-presence_row(struct cluster *c, const struct dirty *d)
+presence_row(struct cluster *c, struct dirty *d)
 {
 	struct endpoint eps[MAX_ENDPOINTS];
 	uint8_t blob[CLUSTEREV_EPS_MAX], n;
 	char line[CLUSTEREV_MAX], khex[2 * KEY_LEN + 1], ehex[2 * CLUSTEREV_EPS_MAX + 1];
 	size_t len = 0;
 	int online = medsrv_session_endpoints(c->med, d->key, eps, &n);
+
+	/* A new node that joined a network in this loop turn: its `m` event went out already, so
+	 * the others must push this one as any (the copy of its networks answers without a read). */
+	if ((d->val & MEDPEER_NODE_NEW) &&
+	    store_node_networks_each(c->st, d->key, any_network_cb, NULL) != 0)
+		d->val &= (uint8_t)~MEDPEER_NODE_NEW;
 
 	/* the event carries the row (online: its endpoints), so the others need not read it */
 	if (online && (len = eps_encode(d->key, eps, n, blob, sizeof(blob))) == 0)

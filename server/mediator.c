@@ -467,12 +467,13 @@ resend_network(struct medsrv *m, const struct store_network *n)
 	peer_event(m, MEDPEER_NETWORK, n->name, NULL, 0);
 }
 
-/* nick: it changed (the other instances read it again, MEDPEER_NODE_NICK) */
+/* flags: MEDPEER_NODE_* (NICK: it changed, the other instances read it again; NEW: just
+ * registered) */
 static void
 notify_everywhere(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *snapshot_to,
-    const struct msess *except, int nick)
+    const struct msess *except, uint8_t flags)
 {
-	peer_event(m, MEDPEER_NODE, NULL, key, nick ? MEDPEER_NODE_NICK : 0);
+	peer_event(m, MEDPEER_NODE, NULL, key, flags);
 	node_push(m, key, snapshot_to, except);
 }
 
@@ -1299,7 +1300,8 @@ handle_hello(struct medsrv *m, struct msess *s, const struct msg_hello *h)
 	memcpy(out.u.welcome.udp_token, s->token, UDP_TOKEN_LEN);
 	snprintf(out.u.welcome.nick, sizeof(out.u.welcome.nick), "%s", node.nick);
 	send_msg(m, s, &out);
-	notify_everywhere(m, s->key, s, s, nick_changed);
+	notify_everywhere(m, s->key, s, s, (nick_changed ? MEDPEER_NODE_NICK : 0) |
+	    (created ? MEDPEER_NODE_NEW : 0));
 	/* After the NETWORK/MEMBER burst: the daemon ends its post-WELCOME refresh at the first
 	 * other message (PROTOCOL.md 4.4), so the plan must not come before the burst. */
 	nat_start(m, s);
@@ -1824,7 +1826,7 @@ op_set_nick(struct req_ctx *c)
 			return;
 		}
 		snprintf(c->s->nick, sizeof(c->s->nick), "%s", c->r->arg);
-		notify_everywhere(c->m, c->s->key, NULL, NULL, 1);
+		notify_everywhere(c->m, c->s->key, NULL, NULL, MEDPEER_NODE_NICK);
 	}
 	reply(c->m, c->s, c->r->req_id, RES_OK, "nick is now %s", c->s->nick);
 }
@@ -2530,7 +2532,8 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 
 	switch (kind) {
 	case MEDPEER_NODE:
-		if (val & MEDPEER_NODE_NICK)
+		/* new: in no network, so no copy holds it and there is no audience to push to */
+		if ((val & (MEDPEER_NODE_NICK | MEDPEER_NODE_NEW)) == MEDPEER_NODE_NICK)
 			store_node_changed(m->st, key);         /* before the pushes read it */
 		/* It connected to another instance since: the session here is stale, as an older
 		 * connection with the same key is on one instance (handle_hello). */
@@ -2542,7 +2545,8 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 			if (find_session(m, key) == NULL && m->grants != NULL)
 				relaygrant_node_gone(m->grants, key);
 		}
-		node_push(m, key, NULL, NULL);
+		if (!(val & MEDPEER_NODE_NEW))
+			node_push(m, key, NULL, NULL);
 		return;
 	case MEDPEER_CHAT:
 		chat_wake(m->chat, key);

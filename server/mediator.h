@@ -156,8 +156,11 @@ const struct medsrv_stats *medsrv_stats(const struct medsrv *m);
  */
 enum { MEDPEER_NODE = 'n', MEDPEER_MEMBER = 'm', MEDPEER_GONE = 'g', MEDPEER_KICKED = 'x',
     MEDPEER_NETWORK = 'w', MEDPEER_CHAT = 'c' };
-/* MEDPEER_NODE's val: bit set when the node's nick changed (a copy of it is read again). */
-enum { MEDPEER_NODE_NICK = 1 };
+/* MEDPEER_NODE's val: bits. NICK: the node's nick changed (a copy of it is read again).
+ * NEW: the node was registered just now and is in no network (cluster.c checks that again when
+ * it writes the event), so there is nothing to push or read: in a crowd of new nodes every
+ * instance read each one's networks, and its row for the nick. */
+enum { MEDPEER_NODE_NICK = 1, MEDPEER_NODE_NEW = 2 };
 
 struct medsrv_peers {
 	void (*event)(void *arg, char kind, const char *network, const uint8_t *key, uint8_t val);

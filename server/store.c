@@ -144,7 +144,12 @@ int
 store_node_get_or_create(struct store *st, const uint8_t key[KEY_LEN], uint32_t range,
     uint8_t prefix_len, struct store_node *out, int *created)
 {
-	return st->ops->node_get_or_create(st, key, range, prefix_len, out, created);
+	int rc = st->ops->node_get_or_create(st, key, range, prefix_len, out, created);
+
+	/* a node registered just now is in no network: its copy says so without a read */
+	if (rc == 0 && *created)
+		nodecache_put(st->nc, key, NULL, 0, now_s());
+	return rc;
 }
 
 int

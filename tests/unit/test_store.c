@@ -617,6 +617,17 @@ test_warm(void)
 	count = 0;
 	CHECK_EQ(store_node_networks_each(fresh, c, count_net_cb, &count), 0);
 	CHECK_EQ(count, 2);
+	/* a node registered through a handle is in no network, for it, without a read */
+	mkkey(a, 0x45);
+	CHECK_EQ(store_node_get_or_create(fresh, a, RANGE, 8, &n, &created), 0);
+	CHECK_EQ(created, 1);
+	CHECK_EQ(store_member_add(st, n1.id, a, 0, 1), 0);      /* not told to fresh */
+	count = 0;
+	CHECK_EQ(store_node_networks_each(fresh, a, count_net_cb, &count), 0);
+	CHECK_EQ(count, 0);
+	store_member_changed(fresh, n1.id, a);
+	CHECK_EQ(store_node_networks_each(fresh, a, count_net_cb, &count), 0);
+	CHECK_EQ(count, 1);
 	store_close(fresh);
 out:
 	store_close(st);

@@ -4,7 +4,6 @@
 #include "config.h"
 #include "server/netcache.h"
 
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
@@ -50,16 +49,15 @@ netcache_free(struct netcache *nc)
 	free(nc);
 }
 
-/* NETCACHE_MAX_AGE_S to twice that, by an FNV-1a hash of the name, so that copies read
+/* NETCACHE_MAX_AGE_S to twice that, by the table's own hash of the name, so that copies read
  * together are not all read again together. */
 static double
 lifetime(const char *name)
 {
-	uint32_t h = 2166136261u;
+	unsigned h;
 
-	for (; *name != '\0'; name++)
-		h = (h ^ (uint8_t)*name) * 16777619u;
-	return NETCACHE_MAX_AGE_S * (1. + (h >> 16) / 65536.);
+	HASH_VALUE(name, strlen(name), h);
+	return NETCACHE_MAX_AGE_S * (1. + (h & 0xffff) / 65536.);
 }
 
 int

@@ -206,12 +206,13 @@ store_network_create(struct store *st, const char *name, const uint8_t owner[KEY
 int
 store_network_get(struct store *st, const char *name, struct store_network *out)
 {
+	double now = now_s();
 	int rc;
 
-	if (netcache_get(st->netc, name, now_s(), out) == 0)
+	if (netcache_get(st->netc, name, now, out) == 0)
 		return 0;
 	if ((rc = st->ops->network_get(st, name, out)) == 0)
-		netcache_put(st->netc, out, now_s());
+		netcache_put(st->netc, out, now);
 	return rc;
 }
 

@@ -195,20 +195,28 @@ reply(struct medsrv *m, struct msess *s, uint32_t req_id, uint8_t status, const 
 	send_msg(m, s, &r);
 }
 
+/* connected: r's node has a session here or on another instance */
 static uint8_t
-member_flags(struct medsrv *m, const struct store_network *n, const struct store_member *r)
+flags_of(const struct store_network *n, const struct store_member *r, int connected)
 {
 	uint8_t f = 0;
 
 	if (r->online)
 		f |= MEMF_ACTIVE;
-	if (r->online && (find_session(m, r->key) != NULL || peer_remote(m, r->key, NULL, NULL)))
+	if (r->online && connected)
 		f |= MEMF_ONLINE;
 	if (r->pending)
 		f |= MEMF_PENDING;
 	if (memcmp(r->key, n->owner, KEY_LEN) == 0)
 		f |= MEMF_OWNER;
 	return f;
+}
+
+static uint8_t
+member_flags(struct medsrv *m, const struct store_network *n, const struct store_member *r)
+{
+	return flags_of(n, r, r->online &&
+	    (find_session(m, r->key) != NULL || peer_remote(m, r->key, NULL, NULL)));
 }
 
 /* Where s can be reached, as MEMBER carries it: the observed endpoint first, then the port
@@ -254,7 +262,8 @@ build_member(struct medsrv *m, const struct store_network *n, const struct store
     struct msg *out)
 {
 	struct msg_member *mm = &out->u.member;
-	struct msess *s;
+	struct msess *s = NULL;
+	int connected = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->type = MSG_MEMBER;
@@ -262,13 +271,20 @@ build_member(struct medsrv *m, const struct store_network *n, const struct store
 	memcpy(mm->key, r->key, KEY_LEN);
 	mm->address = r->address;
 	snprintf(mm->nick, sizeof(mm->nick), "%s", r->nick);
-	mm->flags = member_flags(m, n, r);
-	if (!(mm->flags & MEMF_ONLINE) || r->pending)
+	/* One lookup per member: a snapshot of a 1,000-member network makes 1,000 of them, for
+	 * each member that comes back. */
+	if (r->online && (s = find_session(m, r->key)) == NULL)
+		connected = peer_remote(m, r->key, mm->endpoints, &mm->n_endpoints);
+	mm->flags = flags_of(n, r, s != NULL || connected);
+	if (!(mm->flags & MEMF_ONLINE) || r->pending) {
+		if (connected) {                /* a pending member's endpoints stay unsaid */
+			mm->n_endpoints = 0;
+			memset(mm->endpoints, 0, sizeof(mm->endpoints));
+		}
 		return;
-	if ((s = find_session(m, r->key)) != NULL)
+	}
+	if (s != NULL)
 		mm->n_endpoints = session_endpoints(s, mm->endpoints);
-	else
-		(void)peer_remote(m, r->key, mm->endpoints, &mm->n_endpoints);
 }
 
 static void

@@ -95,19 +95,32 @@ void
 nodecache_put(struct nodecache *nc, const uint8_t key[KEY_LEN],
     const struct nodecache_pair *v, size_t n, double now)
 {
+	struct nodecache_pair *copy = NULL;
+
+	if (n > 0) {
+		if ((copy = malloc(n * sizeof(*v))) == NULL) {
+			nodecache_drop(nc, key);        /* no stale copy left behind */
+			return;
+		}
+		memcpy(copy, v, n * sizeof(*v));
+	}
+	nodecache_adopt(nc, key, copy, n, now);
+}
+
+void
+nodecache_adopt(struct nodecache *nc, const uint8_t key[KEY_LEN],
+    struct nodecache_pair *v, size_t n, double now)
+{
 	struct entry *e;
 
 	nodecache_drop(nc, key);
 	if (nc->pairs + nc->entries + n + 1 > nc->max_pairs)
 		nodecache_clear(nc);
-	if ((e = calloc(1, sizeof(*e))) == NULL)
-		return;
-	if (n > 0 && (e->v = malloc(n * sizeof(*v))) == NULL) {
-		free(e);
+	if ((e = calloc(1, sizeof(*e))) == NULL) {
+		free(v);
 		return;
 	}
-	if (n > 0)
-		memcpy(e->v, v, n * sizeof(*v));
+	e->v = v;
 	memcpy(e->key, key, KEY_LEN);
 	e->n = n;
 	e->loaded = now;

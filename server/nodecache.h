@@ -42,6 +42,10 @@ int nodecache_get(struct nodecache *nc, const uint8_t key[KEY_LEN], double now,
 /* Keeps a copy of n pairs as key's (replacing any); nothing when out of memory. */
 void nodecache_put(struct nodecache *nc, const uint8_t key[KEY_LEN],
     const struct nodecache_pair *v, size_t n, double now);
+/* The same, keeping v itself (malloc'ed, n pairs; NULL when n is 0): the cache owns it from
+ * here, and frees it when out of memory. The warm-up's way: no copy of 100,000 nodes' pairs. */
+void nodecache_adopt(struct nodecache *nc, const uint8_t key[KEY_LEN],
+    struct nodecache_pair *v, size_t n, double now);
 void nodecache_drop(struct nodecache *nc, const uint8_t key[KEY_LEN]);
 void nodecache_clear(struct nodecache *nc);
 /* Pairs held, for tests and logs. */

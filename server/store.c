@@ -295,17 +295,17 @@ struct rows {                             /* a member list being loaded */
 	size_t n, cap;
 };
 
-/* v (n used of *cap elements of size) with room for one more, doubled when full; NULL when
- * out of memory (v still holds the rows). */
+/* v (n used of *cap elements of size) with room for one more: first elements at first,
+ * doubled when full; NULL when out of memory (v still holds the rows). */
 static void *
-room_for_one(void *v, size_t n, size_t *cap, size_t size)
+room_for_one(void *v, size_t n, size_t *cap, size_t size, size_t first)
 {
 	void *p;
 	size_t want;
 
 	if (n < *cap)
 		return v;
-	want = *cap ? *cap * 2 : 8;
+	want = *cap ? *cap * 2 : first;
 	if ((p = realloc(v, want * size)) != NULL)
 		*cap = want;
 	return p;
@@ -315,7 +315,7 @@ static int
 collect_cb(void *arg, const struct store_member *m)
 {
 	struct rows *r = arg;
-	struct store_member *v = room_for_one(r->v, r->n, &r->cap, sizeof(*v));
+	struct store_member *v = room_for_one(r->v, r->n, &r->cap, sizeof(*v), 8);
 
 	if (v == NULL)
 		return -1;
@@ -379,6 +379,7 @@ store_changes_missed(struct store *st)
 	network_rows_changed(st);
 }
 
+/* A pair is ~300 bytes and most nodes are in one or two networks: room grows from one. */
 struct pairs {                            /* a node's networks being loaded */
 	struct nodecache_pair *v;
 	size_t n, cap;
@@ -388,7 +389,7 @@ static int
 collect_pair_cb(void *arg, const struct store_network *n, const struct store_member *me)
 {
 	struct pairs *p = arg;
-	struct nodecache_pair *v = room_for_one(p->v, p->n, &p->cap, sizeof(*v));
+	struct nodecache_pair *v = room_for_one(p->v, p->n, &p->cap, sizeof(*v), 1);
 
 	if (v == NULL)
 		return -1;
@@ -519,8 +520,9 @@ store_warm(struct store *st)
 	HASH_ITER(hh, w.nodes, wk, tk) {
 		HASH_DEL(w.nodes, wk);
 		if (rc == 0)
-			nodecache_put(st->nc, wk->key, wk->p.v, wk->p.n, now);
-		free(wk->p.v);
+			nodecache_adopt(st->nc, wk->key, wk->p.v, wk->p.n, now);
+		else
+			free(wk->p.v);
 		free(wk);
 	}
 	if (rc != 0)

@@ -129,6 +129,24 @@ nodecache_adopt(struct nodecache *nc, const uint8_t key[KEY_LEN],
 	HASH_ADD(hh, nc->by_key, key, KEY_LEN, e);
 }
 
+int
+nodecache_set_member(struct nodecache *nc, const uint8_t key[KEY_LEN], int64_t net,
+    const struct store_member *me)
+{
+	struct entry *e;
+	size_t i;
+
+	HASH_FIND(hh, nc->by_key, key, KEY_LEN, e);
+	if (e == NULL)
+		return -1;
+	for (i = 0; i < e->n; i++)
+		if (e->v[i].net.id == net) {
+			e->v[i].me = *me;
+			return 0;
+		}
+	return -1;
+}
+
 void
 nodecache_drop(struct nodecache *nc, const uint8_t key[KEY_LEN])
 {

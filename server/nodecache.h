@@ -46,6 +46,10 @@ void nodecache_put(struct nodecache *nc, const uint8_t key[KEY_LEN],
  * here, and frees it when out of memory. The warm-up's way: no copy of 100,000 nodes' pairs. */
 void nodecache_adopt(struct nodecache *nc, const uint8_t key[KEY_LEN],
     struct nodecache_pair *v, size_t n, double now);
+/* key's row in network net is now *me: its copy follows. 0, or -1 when key has no copy or the
+ * copy has no pair for net (a membership new to it: the caller drops the copy). */
+int nodecache_set_member(struct nodecache *nc, const uint8_t key[KEY_LEN], int64_t net,
+    const struct store_member *me);
 void nodecache_drop(struct nodecache *nc, const uint8_t key[KEY_LEN]);
 void nodecache_clear(struct nodecache *nc);
 /* Pairs held, for tests and logs. */

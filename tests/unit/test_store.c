@@ -84,6 +84,22 @@ count_net_cb(void *arg, const struct store_network *n, const struct store_member
 	return 0;
 }
 
+struct online_in {                       /* online_cb: the node's online switch in net */
+	int64_t net;
+	int count, online;
+};
+
+static int
+online_cb(void *arg, const struct store_network *n, const struct store_member *me)
+{
+	struct online_in *o = arg;
+
+	o->count++;
+	if (n->id == o->net)
+		o->online = me->online;
+	return 0;
+}
+
 /* The same query again from inside its own iteration (the mediator's punch walk reaches
  * pair_can_talk inside store_node_networks_each): a cached statement must not be reused
  * while it is stepping. */
@@ -617,6 +633,24 @@ test_warm(void)
 	count = 0;
 	CHECK_EQ(store_node_networks_each(fresh, c, count_net_cb, &count), 0);
 	CHECK_EQ(count, 2);
+	/* A presence change told goes into the copy of c's networks, which stays: a network
+	 * c joined behind fresh's back is not read with it. */
+	{
+		struct store_network n3;
+		struct online_in o = { n1.id, 0, -1 };
+
+		CHECK_EQ(store_network_create(st, "warm3", d, "", 0, &n3), 0);
+		CHECK_EQ(store_member_add(st, n3.id, c, 0, 1), 0);      /* not told to fresh */
+		CHECK_EQ(store_member_set_online(st, n1.id, c, 0), 0);
+		store_member_changed(fresh, n1.id, c);
+		CHECK_EQ(store_node_networks_each(fresh, c, online_cb, &o), 0);
+		CHECK_EQ(o.count, 2);
+		CHECK_EQ(o.online, 0);
+		store_member_changed(fresh, n3.id, c);                  /* a join: read again */
+		o.count = 0;
+		CHECK_EQ(store_node_networks_each(fresh, c, online_cb, &o), 0);
+		CHECK_EQ(o.count, 3);
+	}
 	/* a node registered through a handle is in no network, for it, without a read */
 	mkkey(a, 0x45);
 	CHECK_EQ(store_node_get_or_create(fresh, a, RANGE, 8, &n, &created), 0);

@@ -272,18 +272,12 @@ build_member(struct medsrv *m, const struct store_network *n, const struct store
 	mm->address = r->address;
 	snprintf(mm->nick, sizeof(mm->nick), "%s", r->nick);
 	/* One lookup per member: a snapshot of a 1,000-member network makes 1,000 of them, for
-	 * each member that comes back. */
+	 * each member that comes back. A pending member's endpoints stay unsaid. */
 	if (r->online && (s = find_session(m, r->key)) == NULL)
-		connected = peer_remote(m, r->key, mm->endpoints, &mm->n_endpoints);
+		connected = peer_remote(m, r->key, r->pending ? NULL : mm->endpoints,
+		    r->pending ? NULL : &mm->n_endpoints);
 	mm->flags = flags_of(n, r, s != NULL || connected);
-	if (!(mm->flags & MEMF_ONLINE) || r->pending) {
-		if (connected) {                /* a pending member's endpoints stay unsaid */
-			mm->n_endpoints = 0;
-			memset(mm->endpoints, 0, sizeof(mm->endpoints));
-		}
-		return;
-	}
-	if (s != NULL)
+	if (s != NULL && !r->pending)
 		mm->n_endpoints = session_endpoints(s, mm->endpoints);
 }
 

@@ -453,13 +453,13 @@ node_push(struct medsrv *m, const uint8_t key[KEY_LEN], struct msess *snapshot_t
 	store_node_networks_each(m->st, key, node_networks_cb, &w);
 }
 
-/* The pushes above, here and on the other instances (cluster.c). */
+/* The pushes above, here and on the other instances (cluster.c); val: MEDPEER_MEMBER_*. */
 static void
 notify_member(struct medsrv *m, const struct store_network *n, const uint8_t key[KEY_LEN],
-    const struct msess *except)
+    const struct msess *except, uint8_t val)
 {
 	member_push(m, n, key, except);
-	peer_event(m, MEDPEER_MEMBER, n->name, key, 0);
+	peer_event(m, MEDPEER_MEMBER, n->name, key, val);
 }
 
 static void
@@ -1560,7 +1560,7 @@ op_join(struct req_ctx *c)
 	log_info("event=member_joined network=\"%s\" nick=\"%s\" pending=%d", c->n.name, me.nick,
 	    pending);
 	send_snapshot(m, c->s, &c->n, &me);
-	notify_member(m, &c->n, c->s->key, c->s);
+	notify_member(m, &c->n, c->s->key, c->s, 0);
 	if (!pending)
 		punch_node(m, c->s);
 	if (pending)
@@ -1623,7 +1623,8 @@ set_online(struct req_ctx *c, int online)
 		/* my_flags changed: the node gets its NETWORK again, then everyone the MEMBER. */
 		me.online = online;
 		send_network(c->m, c->s, &c->n, &me);
-		notify_member(c->m, &c->n, c->s->key, NULL);
+		notify_member(c->m, &c->n, c->s->key, NULL,
+		    MEDPEER_MEMBER_SWITCH | (online ? MEDPEER_MEMBER_ON : 0));
 		if (online)
 			punch_node(c->m, c->s);
 		else
@@ -1771,7 +1772,7 @@ op_approve(struct req_ctx *c)
 	ts = find_session(c->m, t.key);
 	if (ts)
 		send_snapshot(c->m, ts, &c->n, &t);
-	notify_member(c->m, &c->n, t.key, ts);
+	notify_member(c->m, &c->n, t.key, ts, 0);
 	if (ts)
 		punch_node(c->m, ts);
 	reply(c->m, c->s, c->r->req_id, RES_OK, "approved %s in \"%s\"", t.nick, c->n.name);
@@ -2575,7 +2576,9 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 		network = NULL;
 	}
 	/* the copy of the member list first: the checks and pushes below read it */
-	if (network != NULL && key != NULL && (kind == MEDPEER_MEMBER || kind == MEDPEER_GONE))
+	if (network != NULL && key != NULL && kind == MEDPEER_MEMBER && (val & MEDPEER_MEMBER_SWITCH))
+		store_member_switched(m->st, n.id, key, val & MEDPEER_MEMBER_ON);
+	else if (network != NULL && key != NULL && (kind == MEDPEER_MEMBER || kind == MEDPEER_GONE))
 		store_member_changed(m->st, n.id, key);
 	/* a split pair granted here that may no longer talk stops using its relay */
 	if (key != NULL && (kind == MEDPEER_MEMBER || kind == MEDPEER_GONE) && m->grants != NULL)

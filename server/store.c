@@ -56,6 +56,29 @@ member_refresh(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
 	nodecache_drop(st->nc, key);
 }
 
+/* key's online switch in net is now online: into the copies that hold its row, without a
+ * read; 0, or -1 when net's list has no copy holding key (nothing changed then). */
+static int
+member_switch(struct store *st, int64_t net, const uint8_t key[KEY_LEN], int online)
+{
+	const struct mc_list *l;
+	const struct store_member *row;
+	struct store_member r;
+
+	if ((l = membercache_get(st->mc, net, now_s())) == NULL)
+		return -1;
+	if ((row = membercache_find(l, key)) != NULL)
+		r = *row;
+	membercache_unpin(st->mc, l);
+	if (row == NULL)
+		return -1;
+	r.online = online;
+	membercache_set(st->mc, net, &r);
+	if (nodecache_set_member(st->nc, key, net, &r) != 0)
+		nodecache_drop(st->nc, key);
+	return 0;
+}
+
 int
 store_is_pg_url(const char *path)
 {
@@ -292,7 +315,8 @@ store_member_set_online(struct store *st, int64_t net, const uint8_t key[KEY_LEN
 {
 	int rc = st->ops->member_change(st, net, key, MEMBER_ONLINE, online ? 1 : 0);
 
-	member_refresh(st, net, key);
+	if (rc != 0 || member_switch(st, net, key, online ? 1 : 0) != 0)
+		member_refresh(st, net, key);
 	return rc;
 }
 
@@ -360,6 +384,13 @@ void
 store_member_changed(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
 {
 	member_refresh(st, net, key);
+}
+
+void
+store_member_switched(struct store *st, int64_t net, const uint8_t key[KEY_LEN], int online)
+{
+	if (member_switch(st, net, key, online ? 1 : 0) != 0)
+		member_refresh(st, net, key);
 }
 
 void

@@ -130,6 +130,10 @@ int store_node_networks_each(struct store *st, const uint8_t key[KEY_LEN], store
  * - changes may have been missed (events lost): every copy is read again.
  */
 void store_member_changed(struct store *st, int64_t net, const uint8_t key[KEY_LEN]);
+/* Only key's online switch in net changed, to online: the copies take it without a read
+ * when they hold the row (else as store_member_changed). */
+void store_member_switched(struct store *st, int64_t net, const uint8_t key[KEY_LEN],
+    int online);
 void store_node_changed(struct store *st, const uint8_t key[KEY_LEN]);
 void store_networks_changed(struct store *st);
 void store_changes_missed(struct store *st);

@@ -457,6 +457,27 @@ test_member_copies(void)
 	store_member_changed(st, net.id, c);
 	CHECK_EQ(store_member_get(st, net.id, c, &m), 0);
 	CHECK_EQ(m.online, 0);
+	/* an online switch told with its value goes into the copies without a read: a pending
+	 * change made behind st's back stays unseen (a read would see it) */
+	{
+		struct online_in o = { net.id, 0, -1 };
+
+		CHECK_EQ(store_node_networks_each(st, c, online_cb, &o), 0);
+		CHECK_EQ(o.online, 0);
+		CHECK_EQ(store_member_set_online(other, net.id, c, 1), 0);
+		CHECK_EQ(store_member_set_pending(other, net.id, c, 1), 0);     /* not told */
+		store_member_switched(st, net.id, c, 1);
+		CHECK_EQ(store_member_get(st, net.id, c, &m), 0);
+		CHECK_EQ(m.online, 1);
+		CHECK_EQ(m.pending, 0);
+		CHECK_EQ(store_node_networks_each(st, c, online_cb, &o), 0);
+		CHECK_EQ(o.online, 1);
+		CHECK_EQ(store_member_set_pending(other, net.id, c, 0), 0);
+		CHECK_EQ(store_member_set_online(other, net.id, c, 0), 0);
+		store_member_switched(st, net.id, c, 0);
+		CHECK_EQ(store_member_get(st, net.id, c, &m), 0);
+		CHECK_EQ(m.online, 0);
+	}
 	CHECK_EQ(store_member_remove(other, net.id, c), 0);
 	store_member_changed(st, net.id, c);
 	CHECK_EQ(walk(st, net.id).n, 1);

@@ -134,6 +134,14 @@ def main():
         wait_until(lambda: online(alice, "dave") is False, 5, what="dave offline")
         print("# a lock and a password set on A hold on B")
 
+        # an online switch on B reaches A through the event alone (its value rides along)
+        bob.cli("go-offline", "lan")
+        wait_until(lambda: online(alice, "bob") is False, 5, what="alice (A) sees bob (B) go offline")
+        wait_until(lambda: online(carol, "bob") is False, 5, what="carol (A) sees bob (B) go offline")
+        bob.cli("go-online", "lan")
+        wait_until(lambda: online(alice, "bob"), 5, what="alice (A) sees bob (B) go online")
+        print("# go-offline / go-online on B seen on A")
+
         # nick, chat
         bob.cli("set-nick", "bobby")
         wait_until(lambda: alice.member("lan", "bobby"), 5, what="nick change from B reaches A")

@@ -718,6 +718,28 @@ republish_cb(void *arg, const uint8_t key[KEY_LEN])
 	publish_node(arg, key, 0);
 }
 
+/* The rows of instances that stopped beating go, each with its event; sync: before the
+ * caller reads the presence rows (a restart: otherwise it read every row of the instances
+ * killed with it, 100,000 of them, only to forget them when their `d` events came). */
+static void
+reap(struct cluster *c, int sync)
+{
+	static const char sql[] = "WITH dead AS (DELETE FROM instances WHERE heartbeat < "
+	    "extract(epoch from now())::bigint - $2 AND id <> $1 RETURNING id), "
+	    "gone AS (DELETE FROM presence p USING dead WHERE p.instance = dead.id) "
+	    "SELECT pg_notify('shoal', 'd ' || id || ' 0 - -') FROM dead";
+	struct pgq q;
+
+	pgq_init(&q);
+	pgq_text(&q, c->id);
+	pgq_int(&q, CLUSTER_DEAD_S);
+	/* the presence rows go in the same statement (a data-modifying WITH always runs) */
+	if (sync)
+		(void)pgq_run(c->db, sql, &q, NULL);
+	else
+		write_q(c, sql, &q);
+}
+
 /* Our heartbeat; the rows of instances that stopped beating go, each with its event. */
 static void
 beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -746,12 +768,7 @@ beat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		medsrv_sessions_each(c->med, republish_cb, c);
 	}
 	c->beats++;
-	pgq_int(&q, CLUSTER_DEAD_S);
-	/* the presence rows go in the same statement (a data-modifying WITH always runs) */
-	write_q(c, "WITH dead AS (DELETE FROM instances WHERE heartbeat < "
-	    "extract(epoch from now())::bigint - $2 AND id <> $1 RETURNING id), "
-	    "gone AS (DELETE FROM presence p USING dead WHERE p.instance = dead.id) "
-	    "SELECT pg_notify('shoal', 'd ' || id || ' 0 - -') FROM dead", &q);
+	reap(c, 0);
 	if (!ev_is_active(&c->io_w) && c->listen != NULL) {
 		ev_io_stop(c->loop, &c->io_w);
 		if (listen_start(c, NULL) == 0) {
@@ -825,6 +842,7 @@ cluster_new(struct ev_loop *loop, const char *url, struct store *st, struct meds
 	ev_timer_init(&c->beat_w, beat_cb, 0.0, CLUSTER_BEAT_S);
 	c->beat_w.data = c;
 	ev_timer_start(loop, &c->beat_w);
+	reap(c, 1);
 	remotes_reload(c, 0);
 	medsrv_set_peers(med, &(struct medsrv_peers){ .event = event_cb, .remote = remote_cb,
 	    .side = side_cb, .forward = forward_cb, .arg = c });

@@ -212,6 +212,25 @@ def main():
         wait_until(lambda: online(alice, "bob") is False, 5, what="C's nodes offline after its clean stop")
         print(f"# instance C stopped cleanly: its nodes offline for A after {time.monotonic() - t0:.1f} s")
 
+        # every instance killed (a whole cluster's restart): an instance started once the dead
+        # ones' heartbeats are past the grace reaps them before it reads the presence rows, so
+        # it takes on none of their nodes (at 100,000 it read them all, then forgot them)
+        a_srv.proc.kill()
+        a_srv.proc.wait()
+        wait_until(lambda: pg.psql("SELECT count(*) FROM instances WHERE heartbeat < "
+                                   "extract(epoch from now())::bigint - 10").strip() == "1", 20,
+                   what="A's heartbeat past the grace")
+        assert int(pg.psql("SELECT count(*) FROM presence").strip()) >= 2, "A's rows (alice, carol) left"
+        d_srv = start_instance(lab, "medD", pg.url, key_from=a_srv)
+        d_log = os.path.join(lab.dir, "medD.log")
+        wait_until(lambda: "event=cluster_joined" in open(d_log).read(), 10, what="D joined")
+        assert re.search(r"event=cluster_joined instance=[0-9a-f]{16} remote_nodes=0\b",
+                         open(d_log).read()), "D read none of the dead A's presence rows"
+        assert pg.psql("SELECT count(*) FROM presence").strip() == "0", "A's rows reaped"
+        print("# every instance killed: the next one reaps them before reading presence")
+        d_srv.proc.send_signal(signal.SIGTERM)
+        d_srv.proc.wait(30)
+
 
 if __name__ == "__main__":
     run(main)

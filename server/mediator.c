@@ -39,6 +39,7 @@
 #include "base/ip4.h"
 #include "base/keyid.h"
 #include "base/log.h"
+#include "base/logbudget.h"
 #include "server/joinlimit.h"
 #include "server/natprobe.h"
 #include "server/punch.h"
@@ -94,10 +95,7 @@ struct medsrv {                          /* owned by the server context (or a te
 	struct pw_parked *parked;       /* requests waiting for a password job, by ticket */
 	unsigned n_parked;
 	uint64_t next_ticket, next_serial;
-	/* punch_planned at info level: PUNCH_LOG_PER_S a second, the rest counted (a node joining
-	 * a 1,000-member network plans up to 999 pairs) */
-	double punch_log_second;
-	unsigned punch_logged, punch_log_skipped;
+	struct logbudget punch_log;     /* punch_planned lines at info level */
 	double full_logged_at;          /* last address_range_exhausted line */
 	double punch_full_logged_at;    /* last punch_dropped line */
 	struct relaypool *pool;         /* relays (PROTOCOL.md 8) */
@@ -773,27 +771,6 @@ punch_deliver(struct medsrv *m, const uint8_t key[KEY_LEN], struct msg *msg)
 		m->peers.forward(m->peers.arg, key, msg);
 }
 
-/* 1 when this plan is logged at info level; the count of those that were not, once a second. */
-static int
-punch_log_info(struct medsrv *m)
-{
-	double now = m->io.now(m->io.arg);
-
-	if (now - m->punch_log_second >= 1.0 || now < m->punch_log_second) {
-		if (m->punch_log_skipped > 0)
-			log_info("event=punch_planned_unlogged count=%u level=debug",
-			    m->punch_log_skipped);
-		m->punch_log_second = now;
-		m->punch_logged = m->punch_log_skipped = 0;
-	}
-	if (m->punch_logged < PUNCH_LOG_PER_S) {
-		m->punch_logged++;
-		return 1;
-	}
-	m->punch_log_skipped++;
-	return 0;
-}
-
 static void
 punch_send(struct medsrv *m, const struct punch_side *sa, const struct punch_side *sb)
 {
@@ -809,7 +786,8 @@ punch_send(struct medsrv *m, const struct punch_side *sa, const struct punch_sid
 	m->stats.punch_plans++;
 	key_short(sa->key, ida);
 	key_short(sb->key, idb);
-	(punch_log_info(m) ? log_info : log_debug)("event=punch_planned a=%s b=%s strategy=%s "
+	(logbudget_take(&m->punch_log, m->io.now(m->io.arg), PUNCH_LOG_PER_S,
+	    "punch_planned") ? log_info : log_debug)("event=punch_planned a=%s b=%s strategy=%s "
 	    "a_nat=%s/%s b_nat=%s/%s targets_a=%u targets_b=%u start_a_ms=%u start_b_ms=%u", ida, idb,
 	    punch_strategy_name(ma.u.punch.strategy), nat_mapping_name(ma.u.punch.my_mapping),
 	    nat_ports_name(ma.u.punch.my_ports), nat_mapping_name(mb.u.punch.my_mapping),

@@ -12,6 +12,7 @@
 
 #include "base/keyid.h"
 #include "base/log.h"
+#include "base/logbudget.h"
 #include "mproto/relaymsg.h"
 #include "server/relaypick.h"
 
@@ -47,6 +48,8 @@ struct relaygrant {
 	struct grtt *rtts;
 	struct relaygrant_stats st;
 	uint32_t full_logged_at;        /* unix time of the last table_full line */
+	struct logbudget pick_log;      /* relay_pick lines at info level (a restart picks for
+	                                 * every pair at once) */
 	struct gnode *nodes;
 };
 
@@ -223,13 +226,15 @@ send_grants(struct relaygrant *g, const struct gpair *p)
 }
 
 static void
-log_pick(const struct gpair *p, uint16_t from, const char *why)
+log_pick(struct relaygrant *g, const struct gpair *p, uint16_t from, const char *why,
+    uint32_t unix_now)
 {
 	char a[KEY_SHORT_LEN], b[KEY_SHORT_LEN];
 
 	key_short(p->keys, a);
 	key_short(p->keys + KEY_LEN, b);
-	log_info("event=relay_pick a=%s b=%s relay=%u previous=%u reason=%s why=%s", a, b,
+	(logbudget_take(&g->pick_log, unix_now, RELAYGRANT_LOG_PER_S, "relay_pick") ? log_info :
+	    log_debug)("event=relay_pick a=%s b=%s relay=%u previous=%u reason=%s why=%s", a, b,
 	    p->relay_id, from, relay_reason_name(p->reason), why);
 }
 
@@ -273,7 +278,7 @@ pick(struct relaygrant *g, struct gpair *p, uint32_t unix_now, int force, const 
 			g->st.moves++;
 	}
 	if (from != p->relay_id)
-		log_pick(p, from, why);
+		log_pick(g, p, from, why, unix_now);
 	send_grants(g, p);
 }
 

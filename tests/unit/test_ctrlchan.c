@@ -380,26 +380,13 @@ tcp_connect_nb(uint16_t port)
 	return fd;
 }
 
-/* One PING from a reaches b (b had no message before). */
-static void
-ping_arrives(struct ev_loop *loop, struct side *a, struct side *b)
-{
-	struct msg m;
-
-	memset(&m, 0, sizeof(m));
-	m.type = MSG_PING;
-	CHECK_EQ(ctrlchan_send(a->c, &m), 0);
-	while (b->nmsg < 1 && !b->closed)
-		ev_run(loop, EVRUN_ONCE);
-	CHECK_EQ(b->nmsg, 1);
-}
-
 static void
 test_tcp_connect(void)
 {
 	struct ev_loop *loop = ev_loop_new(0);
 	struct noise_keypair kc, ks;
 	struct side a = { 0 }, b = { 0 };
+	struct msg m;
 	uint16_t port;
 	int lfd, cfd, sfd;
 
@@ -411,7 +398,12 @@ test_tcp_connect(void)
 	CHECK(sfd >= 0);
 	b.c = ctrlchan_new(loop, sfd, 0, &ks, NULL, &cbs, &b);
 	CHECK(run_until(loop, both_ready, &a, &b));
-	ping_arrives(loop, &a, &b);
+	memset(&m, 0, sizeof(m));
+	m.type = MSG_PING;
+	CHECK_EQ(ctrlchan_send(a.c, &m), 0);
+	while (b.nmsg < 1 && !b.closed)
+		ev_run(loop, EVRUN_ONCE);
+	CHECK_EQ(b.nmsg, 1);
 	ctrlchan_free(a.c);
 	ctrlchan_free(b.c);
 	close(lfd);
@@ -522,7 +514,16 @@ test_m1_made_ahead(void)
 	CHECK(run_until(loop, both_ready, &a, &b));
 	CHECK_MEM(b.rs, kc.pub, KEY_LEN);
 	CHECK_MEM(a.rs, ks.pub, KEY_LEN);
-	ping_arrives(loop, &a, &b);
+	{
+		struct msg m;
+
+		memset(&m, 0, sizeof(m));
+		m.type = MSG_PING;
+		CHECK_EQ(ctrlchan_send(a.c, &m), 0);
+		while (b.nmsg < 1 && !b.closed)
+			ev_run(loop, EVRUN_ONCE);
+		CHECK_EQ(b.nmsg, 1);
+	}
 	ctrlchan_free(a.c);
 	ctrlchan_free(b.c);
 	close(lfd);

@@ -95,7 +95,6 @@ struct ctrlchan {
 
 	size_t rlen, rcap;
 	uint8_t *rbuf;                  /* rcap bytes: HS_RBUF_SIZE, then RBUF_SIZE */
-	struct ctrlchan_m1 *m1;         /* message 1 made ahead, until sent (ctrlchan_new_m1) */
 };
 
 static void cc_read_cb(struct ev_loop *, ev_io *, int);
@@ -110,19 +109,8 @@ cc_hold(struct ctrlchan *c)
 }
 
 static void
-m1_drop(struct ctrlchan *c)
-{
-	if (c->m1 == NULL)
-		return;
-	ctrlchan_m1_wipe(c->m1);
-	free(c->m1);
-	c->m1 = NULL;
-}
-
-static void
 cc_destroy(struct ctrlchan *c)
 {
-	m1_drop(c);
 	free(c->wbuf);
 	free(c->rbuf);
 	free(c);
@@ -322,13 +310,6 @@ cc_send_msg1(struct ctrlchan *c)
 	uint8_t m1[CTRL_FRAME_MAX];
 	int n;
 
-	if (c->m1 != NULL) {            /* made ahead: spent from here on */
-		n = wq_frame(c, c->m1->buf, c->m1->len);
-		m1_drop(c);
-		if (n < 0)
-			cc_close(c, "handshake write failed");
-		return;
-	}
 	n = noise_hs_write(&c->hs, NULL, 0, m1, sizeof(m1));
 	if (n < 0 || wq_frame(c, m1, (size_t)n) < 0)
 		cc_close(c, "handshake write failed");
@@ -565,59 +546,6 @@ ctrlchan_new(struct ev_loop *loop, int fd, int initiator, const struct noise_key
 	 * (successfully or not, SO_ERROR tells). An already connected socket is writable at once. */
 	enter_state(c, c->initiator ? CC_CONNECTING : CC_HANDSHAKE);
 	return c;
-}
-
-int
-ctrlchan_m1_make(struct ctrlchan_m1 *m1, const struct noise_keypair *local,
-    const uint8_t remote_pub[KEY_LEN])
-{
-	uint8_t prologue[sizeof(PROLOGUE) - 1 + 2];
-	int n;
-
-	cc_prologue(prologue);
-	noise_hs_init(&m1->hs, 1, local, remote_pub, prologue, sizeof(prologue));
-	if ((n = noise_hs_write(&m1->hs, NULL, 0, m1->buf, sizeof(m1->buf))) < 0) {
-		ctrlchan_m1_wipe(m1);
-		return -1;
-	}
-	m1->len = (size_t)n;
-	return 0;
-}
-
-void
-ctrlchan_m1_wipe(struct ctrlchan_m1 *m1)
-{
-	sodium_memzero(m1, sizeof(*m1));
-}
-
-struct ctrlchan *
-ctrlchan_new_m1(struct ev_loop *loop, int fd, struct ctrlchan_m1 *m1,
-    const struct ctrlchan_cbs *cbs, void *arg)
-{
-	struct ctrlchan *c;
-	struct ctrlchan_m1 *own;
-
-	if (m1->len == 0 || (own = malloc(sizeof(*own))) == NULL)
-		return NULL;
-	if ((c = ctrlchan_new(loop, fd, 1, &m1->hs.s, m1->hs.rs, cbs, arg)) == NULL) {
-		free(own);
-		return NULL;
-	}
-	*own = *m1;
-	c->hs = m1->hs;         /* where writing message 1 left it */
-	c->m1 = own;
-	ctrlchan_m1_wipe(m1);
-	return c;
-}
-
-int
-ctrlchan_m1_unsent(struct ctrlchan *c, struct ctrlchan_m1 *m1)
-{
-	if (c == NULL || c->m1 == NULL)
-		return -1;
-	*m1 = *c->m1;
-	m1_drop(c);
-	return 0;
 }
 
 int

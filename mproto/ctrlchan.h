@@ -42,32 +42,6 @@ struct ctrlchan_cbs {
 struct ctrlchan *ctrlchan_new(struct ev_loop *loop, int fd, int initiator,
     const struct noise_keypair *local, const uint8_t *remote_pub,
     const struct ctrlchan_cbs *cbs, void *arg);
-
-/*
- * A Noise message 1 made ahead of its connection (initiator only). ctrlchan_new makes it when
- * the connect completes; a process that dials for thousands of nodes from one loop (the load
- * generator) would then send each one late, in turn, and to a server its connections look
- * like clients that connect and say nothing. Made ahead, it goes out the moment the connect
- * completes, and a dial that fails before sending it gives it back for the next dial: never
- * sent, it was never seen, so using it later is as if it were made then. Once sent it is spent.
- */
-enum { CTRLCHAN_M1_MAX = 256 };
-struct ctrlchan_m1 {
-	struct noise_hs hs;             /* the handshake after writing it */
-	uint8_t buf[CTRLCHAN_M1_MAX];
-	size_t len;                     /* 0: none */
-};
-/* 0, or -1 (nothing made). */
-int ctrlchan_m1_make(struct ctrlchan_m1 *m1, const struct noise_keypair *local,
-    const uint8_t remote_pub[KEY_LEN]);
-void ctrlchan_m1_wipe(struct ctrlchan_m1 *m1);
-/* ctrlchan_new for an initiator with *m1 made ahead: it moves into the channel (*m1 is wiped
- * on success, kept on failure). */
-struct ctrlchan *ctrlchan_new_m1(struct ev_loop *loop, int fd, struct ctrlchan_m1 *m1,
-    const struct ctrlchan_cbs *cbs, void *arg);
-/* From on_close, or before ctrlchan_free: c's message 1 back into *m1 if it was never sent;
- * 0 when given back, -1 when it was sent (or c had none). */
-int ctrlchan_m1_unsent(struct ctrlchan *c, struct ctrlchan_m1 *m1);
 /* Queues one message. Returns -1 if the channel is closed or its send queue is over 1 MiB. */
 int ctrlchan_send(struct ctrlchan *c, const struct msg *m);
 /* Closes the fd, stops watchers, wipes keys. Safe inside the channel's own callbacks. */

@@ -360,7 +360,6 @@ struct storm_node {
 	int want;                  /* connected at the go: must come back */
 	int lost;                  /* lost its connection, no WELCOME since */
 	int back;                  /* had a WELCOME after losing it */
-	struct ctrlchan_m1 *m1;    /* its message 1, made ahead, until sent (storm_dial) */
 };
 
 /* Why dials failed, as ctrlchan words it: which queue the storm waits in. */
@@ -415,17 +414,8 @@ static void storm_dial(struct node *n)
 		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
 		bind(fd, (struct sockaddr *)&from, sizeof(from));
 	}
-	/* One process dials for thousands of nodes: each node's message 1 is made ahead and
-	 * kept across refused dials (ctrlchan.h), so it goes out the moment the connect
-	 * completes, as a daemon's own process sends it, instead of when this loop gets to it
-	 * (the mediator took those silent connections for idle ones and closed them). */
-	struct storm_node *sn = &storm[n - nodes];
-	if (sn->m1 == NULL && (sn->m1 = calloc(1, sizeof(*sn->m1))) == NULL)
-		abort();
-	if (sn->m1->len == 0 && ctrlchan_m1_make(sn->m1, &n->kp, server_pub) < 0)
-		abort();
 	if ((connect(fd, (struct sockaddr *)&to, sizeof(to)) < 0 && errno != EINPROGRESS) ||
-	    (n->ch = ctrlchan_new_m1(loop, fd, sn->m1, &cbs, n)) == NULL) {
+	    (n->ch = ctrlchan_new(loop, fd, 1, &n->kp, server_pub, &cbs, n)) == NULL) {
 		close(fd);
 		storm_schedule(n);
 	}
@@ -442,8 +432,6 @@ static void storm_close(struct node *n, const char *why)
 {
 	struct storm_node *sn = &storm[n - nodes];
 
-	if (sn->m1 != NULL)
-		(void)ctrlchan_m1_unsent(n->ch, sn->m1);        /* not sent: the next dial's */
 	ctrlchan_free(n->ch);
 	n->ch = NULL;
 	if (storm_res.first_close == 0)
@@ -468,11 +456,6 @@ static void storm_welcome(struct node *n)
 	struct storm_node *sn = &storm[n - nodes];
 
 	sn->backoff = CTRLDIAL_BACKOFF_MIN;     /* as medclient does at WELCOME */
-	if (sn->m1 != NULL) {
-		ctrlchan_m1_wipe(sn->m1);
-		free(sn->m1);
-		sn->m1 = NULL;
-	}
 	if (!sn->lost)
 		return;
 	sn->lost = 0;

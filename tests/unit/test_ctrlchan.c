@@ -432,104 +432,6 @@ test_tcp_refused(void)
 	ev_loop_destroy(loop);
 }
 
-/* Reads one whole frame's body from a blocking socket into buf; its length, or -1. */
-static int
-read_frame(int fd, uint8_t *buf, size_t cap)
-{
-	uint8_t hdr[2];
-	size_t n, got = 0;
-
-	if (recv(fd, hdr, 2, MSG_WAITALL) != 2)
-		return -1;
-	n = (size_t)hdr[0] << 8 | hdr[1];
-	if (n > cap)
-		return -1;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-
-		if (r <= 0)
-			return -1;
-		got += (size_t)r;
-	}
-	return (int)n;
-}
-
-/* A message 1 made ahead: a refused dial gives it back unsent, the next dial sends those very
- * bytes, and a handshake from one completes; once sent it is spent. */
-static void
-test_m1_made_ahead(void)
-{
-	struct ev_loop *loop = ev_loop_new(0);
-	struct noise_keypair kc, ks;
-	struct ctrlchan_m1 m1;
-	struct side a = { 0 }, b = { 0 };
-	uint8_t made[CTRLCHAN_M1_MAX], got[CTRLCHAN_M1_MAX];
-	size_t made_len;
-	uint16_t port;
-	int lfd, cfd, sfd, n;
-
-	keys(&kc, &ks);
-	CHECK_EQ(ctrlchan_m1_make(&m1, &kc, ks.pub), 0);
-	CHECK(m1.len > 0 && m1.len <= sizeof(made));
-	made_len = m1.len;
-	memcpy(made, m1.buf, made_len);
-
-	/* refused: nothing sent, so it comes back */
-	lfd = tcp_listener(&port);
-	close(lfd);
-	cfd = tcp_connect_nb(port);
-	a.c = ctrlchan_new_m1(loop, cfd, &m1, &cbs, &a);
-	CHECK(a.c != NULL);
-	CHECK_EQ(m1.len, 0);                            /* moved into the channel */
-	CHECK(run_until(loop, a_closed, &a, &a));
-	CHECK(!a.ready);
-	CHECK_EQ(ctrlchan_m1_unsent(a.c, &m1), 0);
-	CHECK_EQ(m1.len, made_len);
-	ctrlchan_free(a.c);
-
-	/* the next dial sends the same bytes the moment it connects */
-	memset(&a, 0, sizeof(a));
-	lfd = tcp_listener(&port);
-	cfd = tcp_connect_nb(port);
-	a.c = ctrlchan_new_m1(loop, cfd, &m1, &cbs, &a);
-	sfd = accept(lfd, NULL, NULL);
-	CHECK(sfd >= 0);
-	spin(loop, 4);
-	n = read_frame(sfd, got, sizeof(got));
-	CHECK_EQ(n, (int)made_len);
-	CHECK(n > 0 && memcmp(got, made, made_len) == 0);
-	CHECK_EQ(ctrlchan_m1_unsent(a.c, &m1), -1);     /* sent: spent */
-	CHECK_EQ(m1.len, 0);
-	ctrlchan_free(a.c);
-	close(sfd);
-
-	/* and a handshake from a message made ahead completes, both ways */
-	memset(&a, 0, sizeof(a));
-	CHECK_EQ(ctrlchan_m1_make(&m1, &kc, ks.pub), 0);
-	cfd = tcp_connect_nb(port);
-	a.c = ctrlchan_new_m1(loop, cfd, &m1, &cbs, &a);
-	sfd = accept(lfd, NULL, NULL);
-	CHECK(sfd >= 0);
-	b.c = ctrlchan_new(loop, sfd, 0, &ks, NULL, &cbs, &b);
-	CHECK(run_until(loop, both_ready, &a, &b));
-	CHECK_MEM(b.rs, kc.pub, KEY_LEN);
-	CHECK_MEM(a.rs, ks.pub, KEY_LEN);
-	{
-		struct msg m;
-
-		memset(&m, 0, sizeof(m));
-		m.type = MSG_PING;
-		CHECK_EQ(ctrlchan_send(a.c, &m), 0);
-		while (b.nmsg < 1 && !b.closed)
-			ev_run(loop, EVRUN_ONCE);
-		CHECK_EQ(b.nmsg, 1);
-	}
-	ctrlchan_free(a.c);
-	ctrlchan_free(b.c);
-	close(lfd);
-	ev_loop_destroy(loop);
-}
-
 /* ---- a hand-driven initiator ("raw" peer) against a ctrlchan responder ---- */
 
 struct raw {
@@ -750,7 +652,6 @@ main(void)
 	RUN(test_free_inside_on_close);
 	RUN(test_tcp_connect);
 	RUN(test_tcp_refused);
-	RUN(test_m1_made_ahead);
 	RUN(test_raw_gone_before_handshake);
 	RUN(test_raw_valid_and_unknown);
 	RUN(test_raw_bad_inputs);

@@ -2554,7 +2554,8 @@ medsrv_peer_event(struct medsrv *m, char kind, const char *network, const uint8_
 		network = NULL;
 	}
 	/* the copy of the member list first: the checks and pushes below read it */
-	if (network != NULL && key != NULL && kind == MEDPEER_MEMBER && (val & MEDPEER_MEMBER_SWITCH))
+	if (network != NULL && key != NULL && kind == MEDPEER_MEMBER &&
+	    (val & MEDPEER_MEMBER_SWITCH))
 		store_member_switched(m->st, n.id, key, val & MEDPEER_MEMBER_ON);
 	else if (network != NULL && key != NULL && (kind == MEDPEER_MEMBER || kind == MEDPEER_GONE))
 		store_member_changed(m->st, n.id, key);

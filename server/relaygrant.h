@@ -27,7 +27,10 @@
 #define RELAYGRANT_RTT_EVERY 1.0        /* s: at most one RTT report per node this often */
 #define RELAYGRANT_UNREACHABLE_MS 10000.0       /* a leg reported RELAY_RTT_UNREACHABLE */
 
-enum { RELAYGRANT_MAX_PAIRS = 16384, RELAYGRANT_LOG_PER_S = 20 /* relay_pick at info a second */ };
+enum {
+	RELAYGRANT_MAX_PAIRS = 16384,
+	RELAYGRANT_LOG_PER_S = 20,      /* relay_pick lines at info level a second */
+};
 
 struct relaygrant_ops {
 	/* Send g to node `to` (it may be offline: then nothing). g->udp.addr may be 0 (the

@@ -29,10 +29,36 @@ now_s(void)
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* key's row in net read again into the copies (one query; none when net has no copy): into
- * net's member list, and into key's networks when that copy already has net (a presence
- * change); otherwise key's networks' copy goes. Dropping it on every change cost ~1.3 reads of
- * a node's networks per presence change over the instances (session 13, 100,000 nodes). */
+/* key's row in net's copy of the list into *out: 0; STORE_NOT_FOUND when the copy has no such
+ * row; -1 when net's list has no copy. */
+static int
+copy_row(struct store *st, int64_t net, const uint8_t key[KEY_LEN], struct store_member *out)
+{
+	const struct mc_list *l = membercache_get(st->mc, net, now_s());
+	const struct store_member *r;
+
+	if (l == NULL)
+		return -1;
+	if ((r = membercache_find(l, key)) != NULL)
+		*out = *r;
+	membercache_unpin(st->mc, l);
+	return r != NULL ? 0 : STORE_NOT_FOUND;
+}
+
+/* r is now its node's row in net: into net's list and, when that copy already has net, into
+ * the copy of the node's networks (a presence change); otherwise the latter goes. Dropping it
+ * on every change cost ~1.3 reads of a node's networks per presence change over the instances
+ * (session 13, 100,000 nodes). */
+static void
+copies_set(struct store *st, int64_t net, const struct store_member *r)
+{
+	membercache_set(st->mc, net, r);
+	if (nodecache_set_member(st->nc, r->key, net, r) != 0)
+		nodecache_drop(st->nc, r->key);
+}
+
+/* key's row in net read again into the copies (one query; none when net has no copy, and
+ * key's networks' copy goes then). */
 static void
 member_refresh(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
 {
@@ -46,10 +72,10 @@ member_refresh(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
 	}
 	membercache_unpin(st->mc, l);
 	if ((rc = st->ops->member_get(st, net, key, &r)) == 0) {
-		membercache_set(st->mc, net, &r);
-		if (nodecache_set_member(st->nc, key, net, &r) == 0)
-			return;
-	} else if (rc == STORE_NOT_FOUND)
+		copies_set(st, net, &r);
+		return;
+	}
+	if (rc == STORE_NOT_FOUND)
 		membercache_remove(st->mc, net, key);
 	else
 		membercache_drop(st->mc, net);
@@ -61,21 +87,12 @@ member_refresh(struct store *st, int64_t net, const uint8_t key[KEY_LEN])
 static int
 member_switch(struct store *st, int64_t net, const uint8_t key[KEY_LEN], int online)
 {
-	const struct mc_list *l;
-	const struct store_member *row;
 	struct store_member r;
 
-	if ((l = membercache_get(st->mc, net, now_s())) == NULL)
-		return -1;
-	if ((row = membercache_find(l, key)) != NULL)
-		r = *row;
-	membercache_unpin(st->mc, l);
-	if (row == NULL)
+	if (copy_row(st, net, key, &r) != 0)
 		return -1;
 	r.online = online;
-	membercache_set(st->mc, net, &r);
-	if (nodecache_set_member(st->nc, key, net, &r) != 0)
-		nodecache_drop(st->nc, key);
+	copies_set(st, net, &r);
 	return 0;
 }
 
@@ -281,15 +298,9 @@ int
 store_member_get(struct store *st, int64_t net, const uint8_t key[KEY_LEN],
     struct store_member *out)
 {
-	const struct mc_list *l = membercache_get(st->mc, net, now_s());
-	const struct store_member *r;
+	int rc = copy_row(st, net, key, out);
 
-	if (l == NULL)
-		return st->ops->member_get(st, net, key, out);
-	if ((r = membercache_find(l, key)) != NULL)
-		*out = *r;
-	membercache_unpin(st->mc, l);
-	return r != NULL ? 0 : STORE_NOT_FOUND;
+	return rc == -1 ? st->ops->member_get(st, net, key, out) : rc;
 }
 
 int

@@ -31,6 +31,8 @@ run_build() {  # name, configure args...
   if [ $status -ne 0 ]; then
     for log in $(grep -l -E '^(FAIL|ERROR)' "$dir"/tests/*/*.log "$dir"/tests/*.log 2>/dev/null); do
       echo "----- $log"; tail -n 60 "$log"
+      # A Python test's summary of failed checks sits above its dumped logs: repeat it last.
+      grep -E '^(FAIL |   failed: )' "$log" | head -n 20 | sed "s|^|$(basename "$log"): |"
     done
   fi
   return $status

@@ -336,13 +336,16 @@ def lowports(rep, lab, a, b, A, B, out):
     cli = ShimProc(lab, None, cap_run(a, [PY, "-c", LOWPORT_CLIENT, B, 22, 53]), tag="alice-lowport-client")
     cli.rc = cli.wait(60)
     rep.absorb(cli, "lowport")
+    # bob's echo prints an event before it answers, but its line reaches us through a reader
+    # thread: wait for it rather than look once.
     with rep.case("lowport/peer-source-port-137-seen-by-bob"):
+        echo.wait_for(lambda e: isinstance(e, dict) and e.get("event") == "dgram", 10, "datagram at bob")
         dg = echo.events("dgram")
-        assert dg, "no datagram reached bob"
         assert any(e["from"] == A and e["port"] == 137 for e in dg), dg
     with rep.case("lowport/tcp-accept-sees-alice"):
+        echo.wait_for(lambda e: isinstance(e, dict) and e.get("event") == "accept", 10, "accept at bob")
         acc = echo.events("accept")
-        assert acc and all(e["peer"] == A for e in acc), acc
+        assert all(e["peer"] == A for e in acc), acc
     http.stop()
     echo.stop()
 

@@ -42,6 +42,7 @@
 #include "server/joinlimit.h"
 #include "server/cluster.h"
 #include "server/pwpool.h"
+#include "server/relaygrant.h"
 #include "server/server.h"
 
 struct options {                         /* read-only after parse_options */
@@ -58,6 +59,7 @@ struct options {                         /* read-only after parse_options */
 	long reclaim_days;              /* 0: never reclaim unused registrations */
 	long chat_history;              /* messages kept per chat conversation */
 	long register_budget;           /* new keys per source a minute; 0: default, -1: off */
+	long relay_pairs;               /* pairs given a relay at most; 0: the default */
 	long relay_port;                /* the embedded relay's UDP port; 0: PORT+3; -1: none */
 	long relay_tcp_port;            /* its TCP transport; 0: the UDP port's number; -1: none */
 	unsigned n_relay_allow;         /* --relay-allow keys (STATE/relays.allow adds more) */
@@ -71,7 +73,8 @@ usage(FILE *f)
 	    "                    [--range 5.0.0.0/8] [--public-host HOST] [--reclaim-days N]\n"
 	    "                    [--chat-history N] [--register-budget N|off]\n"
 	    "                    [--relay-port N|off] [--relay-tcp-port N|off]\n"
-	    "                    [--relay-allow KEY ...] [--store postgresql://...]\n"
+	    "                    [--relay-allow KEY ...] [--relay-pairs N]\n"
+	    "                    [--store postgresql://...]\n"
 	    "                    [-v|--verbose] [-h|--help] [--version]\n"
 	    "  --listen may be given up to %d times: each binds TCP on PORT and UDP on PORT,\n"
 	    "  PORT+1 and PORT+2 (NAT classification; the first two addresses are used).\n"
@@ -80,6 +83,8 @@ usage(FILE *f)
 	    "  --relay-tcp-port N|off: its TCP transport (default: the same number as its UDP).\n"
 	    "  --relay-allow KEY: a standalone shoal-relay's public key (64 hex digits) that may\n"
 	    "  register; repeatable; STATE/relays.allow holds more, one per line.\n"
+	    "  --relay-pairs N: pairs of peers given a relay at most (default %d, ~200 bytes\n"
+	    "  each; past it a new pair has no relay until others end).\n"
 	    "  --reclaim-days N: forget nodes unseen for N days that are in no network, so\n"
 	    "  their addresses can be reused once the range is used up (default 30; 0: never).\n"
 	    "  --chat-history N: chat messages kept per network and per pair (default %d).\n"
@@ -91,7 +96,7 @@ usage(FILE *f)
 	    "  --range A.B.C.D/N: the virtual address range handed to nodes (default 5.0.0.0/8).\n"
 	    "  --public-host HOST: the host named in the url (default: the first --listen HOST).\n"
 	    "  -v, --verbose: debug logging.  --version: print the version.\n",
-	    SRV_MAX_LISTEN, CHAT_KEEP_DEFAULT, jl_budget[JL_REGISTER_SOURCE]);
+	    SRV_MAX_LISTEN, RELAYGRANT_MAX_PAIRS, CHAT_KEEP_DEFAULT, jl_budget[JL_REGISTER_SOURCE]);
 }
 
 static int
@@ -161,7 +166,7 @@ parse_options(int argc, char **argv, struct options *o)
 {
 	enum { OPT_PUBLIC_HOST = 256, OPT_RANGE, OPT_PWHASH_FAST, OPT_RECLAIM, OPT_RELAY_PORT,
 	    OPT_CHAT_HISTORY, OPT_RELAY_TCP_PORT, OPT_RELAY_ALLOW, OPT_VERSION, OPT_STORE,
-	    OPT_REGISTER_BUDGET };
+	    OPT_REGISTER_BUDGET, OPT_RELAY_PAIRS };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "state", required_argument, NULL, 's' },
@@ -172,6 +177,7 @@ parse_options(int argc, char **argv, struct options *o)
 		{ "reclaim-days", required_argument, NULL, OPT_RECLAIM },
 		{ "chat-history", required_argument, NULL, OPT_CHAT_HISTORY },
 		{ "register-budget", required_argument, NULL, OPT_REGISTER_BUDGET },
+		{ "relay-pairs", required_argument, NULL, OPT_RELAY_PAIRS },
 		{ "relay-port", required_argument, NULL, OPT_RELAY_PORT },
 		{ "relay-tcp-port", required_argument, NULL, OPT_RELAY_TCP_PORT },
 		{ "relay-allow", required_argument, NULL, OPT_RELAY_ALLOW },
@@ -260,6 +266,10 @@ parse_options(int argc, char **argv, struct options *o)
 				o->register_budget = -1;
 			else if (parse_long(optarg, 1, 1000000, &o->register_budget) != 0)
 				return bad_value("--register-budget wants 1..1000000 or off", optarg);
+			break;
+		case OPT_RELAY_PAIRS:
+			if (parse_long(optarg, 1, 16777216, &o->relay_pairs) != 0)
+				return bad_value("--relay-pairs wants 1..16777216", optarg);
 			break;
 		case 'v':
 			o->verbose = 1;
@@ -606,6 +616,7 @@ main(int argc, char **argv)
 	cfg.prefix_len = o.prefix_len;
 	cfg.chat_keep = (unsigned)o.chat_history;
 	cfg.register_budget = o.register_budget < 0 ? UINT_MAX : (unsigned)o.register_budget;
+	cfg.relay_pairs = (unsigned)o.relay_pairs;
 	cfg.pw_opslimit = o.pwhash_fast ? crypto_pwhash_OPSLIMIT_MIN :
 	    crypto_pwhash_OPSLIMIT_INTERACTIVE;
 	cfg.pw_memlimit = o.pwhash_fast ? crypto_pwhash_MEMLIMIT_MIN :

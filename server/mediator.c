@@ -527,7 +527,7 @@ medsrv_new(struct store *st, const struct medsrv_config *cfg, const struct medsr
 
 	if ((m->rl = joinlimit_new()) == NULL || (m->punch = punch_new()) == NULL ||
 	    (m->pool = relaypool_new()) == NULL ||
-	    (m->grants = relaygrant_new(m->pool, &gops)) == NULL) {
+	    (m->grants = relaygrant_new(m->pool, &gops, cfg->relay_pairs)) == NULL) {
 		joinlimit_free(m->rl);
 		punch_free(m->punch);
 		relaypool_free(m->pool);
@@ -1080,14 +1080,21 @@ handle_punch_request(struct medsrv *m, struct msess *s, const struct msg_punch_r
 		log_debug("event=punch_request node=%s peer=%s result=rate_limited", id, pid);
 		return;
 	}
-	if (!pair_can_talk(m, s->key, r->peer))
+	if (!pair_can_talk(m, s->key, r->peer)) {
 		rc = -2;
-	else if ((t = find_session(m, r->peer)) != NULL)
+	} else if ((t = find_session(m, r->peer)) != NULL) {
+		/* A pair refused a relay while the grant table was full gets one now if there
+		 * is room; a granted pair keeps its relay (nothing is sent). */
+		relay_introduce(m, s, t);
 		rc = punch_pair(m, s, t);
-	else if (peer_remote(m, r->peer, NULL, NULL))
+	} else if (peer_remote(m, r->peer, NULL, NULL)) {
+		/* The grant is ours to make when s has the lower key (4.8); the plan is the
+		 * peer's instance's. */
+		punch_split(m, s, r->peer, NULL, 0);
 		rc = punch_request_split(m, s, r->peer);
-	else
+	} else {
 		rc = -2;
+	}
 	switch (rc) {
 	case PUNCH_GO:
 		result = "planned";

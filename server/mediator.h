@@ -70,6 +70,8 @@ struct medsrv_config {                   /* copied by medsrv_new */
 	/* New node keys one source address may register a minute; 0: the default (jl_budget),
 	 * UINT_MAX: no limit. */
 	unsigned register_budget;
+	/* Pairs given a relay at most (PROTOCOL.md 8.4); 0: RELAYGRANT_MAX_PAIRS. */
+	unsigned relay_pairs;
 	/* The static keys of the relays that may register (PROTOCOL.md 8.1). */
 	unsigned n_relay_allow;
 	uint8_t relay_allow[MEDSRV_RELAY_ALLOW_MAX][KEY_LEN];

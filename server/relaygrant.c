@@ -1,6 +1,6 @@
 /*
- * relaygrant: see relaygrant.h. Pairs are hashed by their two keys (lower first); the walks
- * for one node go over the whole pair table, which RELAYGRANT_MAX_PAIRS bounds.
+ * relaygrant: see relaygrant.h. Pairs are hashed by their two keys (lower first); a node's
+ * own walks go over its list, the renewal and a pool change over the whole table (bounded).
  */
 #include "config.h"
 #include "server/relaygrant.h"
@@ -47,6 +47,7 @@ struct relaygrant {
 	struct gpair *pairs;
 	struct grtt *rtts;
 	struct relaygrant_stats st;
+	size_t max_pairs;
 	uint32_t full_logged_at;        /* unix time of the last table_full line */
 	struct logbudget pick_log;      /* relay_pick lines at info level (a restart picks for
 	                                 * every pair at once) */
@@ -54,7 +55,7 @@ struct relaygrant {
 };
 
 struct relaygrant *
-relaygrant_new(struct relaypool *pool, const struct relaygrant_ops *ops)
+relaygrant_new(struct relaypool *pool, const struct relaygrant_ops *ops, size_t max_pairs)
 {
 	struct relaygrant *g = calloc(1, sizeof(*g));
 
@@ -62,6 +63,7 @@ relaygrant_new(struct relaypool *pool, const struct relaygrant_ops *ops)
 		return NULL;
 	g->pool = pool;
 	g->ops = *ops;
+	g->max_pairs = max_pairs ? max_pairs : RELAYGRANT_MAX_PAIRS;
 	return g;
 }
 
@@ -300,7 +302,7 @@ relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[
 		}
 		return;
 	}
-	if (g->st.pairs >= RELAYGRANT_MAX_PAIRS || (p = calloc(1, sizeof(*p))) == NULL) {
+	if (g->st.pairs >= g->max_pairs || (p = calloc(1, sizeof(*p))) == NULL) {
 		g->st.full++;
 		/* At most one line per 10 s: a big network joining refuses thousands of pairs at
 		 * once, and a line each cost more than the rest of the join. */

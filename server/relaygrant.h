@@ -10,13 +10,14 @@
  * pair is relayed. Side 0 is the node with the lower key. A pair moves only when relaypick says
  * so (its hysteresis: no flapping) or its relay died.
  *
- * Owns: the pair table (at most RELAYGRANT_MAX_PAIRS), each node's list of its pairs (so a
+ * Owns: the pair table (at most max_pairs), each node's list of its pairs (so a
  * node going away costs its own pairs, not a scan of the table) and the RTT table (one entry
  * per node that reported, dropped when the node goes). Borrows: the pool.
  */
 #ifndef SHOAL_SERVER_RELAYGRANT_H
 #define SHOAL_SERVER_RELAYGRANT_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "mproto/msg.h"
@@ -28,7 +29,10 @@
 #define RELAYGRANT_UNREACHABLE_MS 10000.0       /* a leg reported RELAY_RTT_UNREACHABLE */
 
 enum {
-	RELAYGRANT_MAX_PAIRS = 16384,
+	/* The default bound of the pair table: as many pairs as one relay holds (relay/engine.h's
+	 * RELAY_MAX_PAIRS), so the embedded relay alone can serve every grant. A pair is ~200
+	 * bytes here: 13 MB at most. */
+	RELAYGRANT_MAX_PAIRS = 65536,
 	RELAYGRANT_LOG_PER_S = 20,      /* relay_pick lines at info level a second */
 };
 
@@ -53,11 +57,15 @@ struct relaygrant_stats {
 
 struct relaygrant;
 
-struct relaygrant *relaygrant_new(struct relaypool *pool, const struct relaygrant_ops *ops);
+/* max_pairs: the pair table's bound (past it a new pair gets no relay: counted in `full`,
+ * logged); 0: RELAYGRANT_MAX_PAIRS. */
+struct relaygrant *relaygrant_new(struct relaypool *pool, const struct relaygrant_ops *ops,
+    size_t max_pairs);
 void relaygrant_free(struct relaygrant *g);
 
 /* a and b may talk (the mediator introduced them): a new pair gets a relay and grants; an
- * existing one keeps its relay (a changed reason is sent again). */
+ * existing one keeps its relay (a changed reason is sent again). A pair refused while the
+ * table was full is a new pair at its next introduction. */
 void relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
     uint8_t reason, uint32_t unix_now);
 /* Every pair of key for which ok() says no is revoked (both sides told) and forgotten. */

@@ -58,6 +58,7 @@ struct env {                             /* one test's world */
 	struct udp_sent udp[32];
 	int n_udp;
 	double punch_at;                /* the punch timer: absolute time, < 0 stopped */
+	unsigned relay_pairs;           /* nat_medsrv's grant table bound; 0: the default */
 };
 
 static void
@@ -713,6 +714,7 @@ nat_medsrv(struct env *e)
 	struct medsrv_config cfg = {
 		TEST_CFG,
 		.n_nat_socks = 6,
+		.relay_pairs = e->relay_pairs,
 	};
 	struct medsrv_io io = { io_send, io_kick, io_now, NULL, io_udp_send, io_timer,
 	    io_punch_timer, NULL, NULL };
@@ -1830,6 +1832,58 @@ test_relays(void)
 	env_done(&e);
 }
 
+/*
+ * The grant table's bound (PROTOCOL.md 8.4, here 1 pair): a pair introduced while it is full
+ * gets no relay; once a pair has ended, the refused pair's PUNCH_REQUEST (its daemon lost the
+ * path) gets it one. A request for a pair that has its relay sends nothing again.
+ */
+static void
+test_relay_table_full(void)
+{
+	struct medsrv_config cfg = { TEST_CFG };
+	struct medsrv_io io = { io_send, io_kick, io_now, NULL, NULL, NULL, NULL, NULL, NULL };
+	struct endpoint emb = { .addr = 0, .port = 7100 };
+	uint8_t k[RELAY_KEY_LEN];
+	static struct env e;      /* large (captured messages): not on the stack */
+
+	env_init(&e);
+	medsrv_free(e.m);
+	cfg.relay_pairs = 1;
+	io.arg = &e;
+	e.m = medsrv_new(e.st, &cfg, &io);
+	CHECK_EQ(medsrv_relay_embedded(e.m, "embedded", &emb, 7100, k), 1);
+	relay_connect_node(&e, 0, "alice");
+	relay_connect_node(&e, 1, "bob");
+	relay_connect_node(&e, 2, "carol");
+	CHECK_EQ(req(&e, 0, OP_CREATE, "lan", NULL, -1, 0), RES_OK);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[1].key), 1);
+
+	/* carol's two pairs find the table full. */
+	clear_relay(&e);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
+	CHECK_EQ(count_relay(&e.f[2], MSG_RELAY_GRANT), 0);
+	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[2].key), 0);
+
+	/* bob leaves: his pair ends (alice is told), which makes room. */
+	clear_relay(&e);
+	disconnect_node(&e, 1);
+	check_grant(&e, 0, 1, 0, NULL);
+	CHECK_EQ(count_relay(&e.f[2], MSG_RELAY_GRANT), 0);
+
+	/* carol's daemon asks for a punch with alice: the pair gets its relay, both sides. */
+	punch_request(&e, 2, e.f[0].key);
+	check_grant(&e, 2, 0, 1, k);
+	check_grant(&e, 0, 2, 1, k);
+	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[2].key), 1);
+	clear_relay(&e);
+	e.now += 2;
+	punch_request(&e, 0, e.f[2].key);
+	CHECK_EQ(count_relay(&e.f[0], MSG_RELAY_GRANT), 0);
+	CHECK_EQ(count_relay(&e.f[2], MSG_RELAY_GRANT), 0);
+	env_done(&e);
+}
+
 /* ---- several instances on one store (server/cluster.c's contract, wired in-process) ---- */
 
 /* What cluster.c does between instances, without PostgreSQL: each instance's events are
@@ -2197,6 +2251,61 @@ test_instances_relay(void)
 	env_done(&e);
 }
 
+/*
+ * The same for a split pair (PROTOCOL.md 3.2, 4.8), grant tables of 1 pair: node 0 and node 2
+ * on a, node 1 on b. a's table holds (0, 2), so (0, 1), a's to grant, is refused; node 2
+ * leaves; node 0's PUNCH_REQUEST for node 1 makes a grant it, both sides.
+ */
+static void
+test_instances_relay_full(void)
+{
+	struct endpoint local = { .addr = SA, .port = 7000 };
+	struct endpoint emb_a = { .addr = 0, .port = 7100 }, emb_b = { .addr = SB, .port = 7200 };
+	uint8_t ka[RELAY_KEY_LEN], kb[RELAY_KEY_LEN];
+	static struct env e;
+	struct medsrv *a, *b;
+
+	env_init(&e);
+	e.punch_at = -1;
+	e.relay_pairs = 1;
+	medsrv_free(e.m);
+	e.m = a = nat_medsrv(&e);
+	b = nat_medsrv(&e);
+	CHECK(a != NULL && b != NULL);
+	if (a == NULL || b == NULL)
+		return;
+	peers_wire(a, b);
+	CHECK_EQ(medsrv_relay_embedded(a, "rel-a", &emb_a, 7100, ka), 1);
+	CHECK_EQ(medsrv_relay_embedded(b, "rel-b", &emb_b, 7200, kb), 1);
+	nat_connect(&e, 0, &local);
+	CHECK_EQ(req(&e, 0, OP_CREATE, "net", NULL, -1, 0), RES_OK);
+	nat_connect(&e, 2, &local);
+	CHECK_EQ(req(&e, 2, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[2].key), 1);
+	e.m = b;
+	nat_connect(&e, 1, &local);
+	clear_grants(&e);
+	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[1].key), 0);
+	CHECK_EQ(grant_about(&e, 0, 1), -1);
+	CHECK_EQ(grant_about(&e, 1, 0), -1);
+
+	e.m = a;
+	disconnect_node(&e, 2);
+	clear_grants(&e);
+	punch_request(&e, 0, e.f[1].key);
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[1].key), 1);
+	check_grant(&e, 0, 1, 1, ka);
+	check_grant(&e, 1, 0, 0x8001, ka);
+
+	e.m = b;
+	disconnect_node(&e, 1);
+	e.m = a;
+	disconnect_node(&e, 0);
+	medsrv_free(b);
+	env_done(&e);
+}
+
 int
 main(void)
 {
@@ -2221,8 +2330,10 @@ main(void)
 	RUN(test_register_budget);
 	RUN(test_punch_birthday);
 	RUN(test_relays);
+	RUN(test_relay_table_full);
 	RUN(test_instances);
 	RUN(test_instances_punch);
 	RUN(test_instances_relay);
+	RUN(test_instances_relay_full);
 	return unit_finish();
 }

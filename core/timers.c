@@ -5,7 +5,10 @@
  * Per peer (ev_timer on the loop given to peers_new):
  *   t_retransmit     armed when an initiation is sent; after REKEY_TIMEOUT + 0..333 ms of
  *                    jitter with no response, send a fresh initiation; give up (and drop the
- *                    queued packets) REKEY_ATTEMPT_TIME (90 s) after the first attempt.
+ *                    queued packets) REKEY_ATTEMPT_TIME (90 s) after the first attempt. A
+ *                    peer with no session, no relay and no punch running also makes the
+ *                    owner ask the mediator for a punch (ops.path_lost, every
+ *                    PATH_LOST_REASK at most).
  *   t_keepalive      data received and nothing sent back for KEEPALIVE_TIMEOUT: send an
  *                    empty (keepalive) packet so the sender knows we are alive.
  *   t_new_handshake  data sent and nothing at all received for KEEPALIVE_TIMEOUT +
@@ -75,6 +78,14 @@ retransmit_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	handshake_initiate(p, 1);
+	/* No session, no relay, no punch running, and our initiations unanswered: the pair's
+	 * punch failed, or the mediator's grant table was full when it met the pair. Ask it for
+	 * a new punch, which also introduces the pair to the relays again (PROTOCOL.md 2.4);
+	 * once per PATH_LOST_REASK, like a lost path. Last: the owner's code runs. */
+	if (peer_usable_keypair(p) == NULL && !p->path.has_relay &&
+	    ev_now(loop) >= p->path.punch_until &&
+	    ev_now(loop) - p->path.lost_asked >= PATH_LOST_REASK)
+		path_ask_punch(p);
 }
 
 static void

@@ -904,6 +904,35 @@ test_path_lost_and_restored(void)
 	node_down(c);
 }
 
+/*
+ * A peer that never answers (b deaf), with no relay and no punch running: at the first
+ * retransmission (REKEY_TIMEOUT) a asks the mediator for a punch (ops.path_lost), once per
+ * PATH_LOST_REASK; with a relay granted it would not (the initiation goes there too).
+ */
+static void
+test_unanswered_asks_punch(void)
+{
+	struct node *a = node_up(0), *b = node_up(1);
+	struct endpoint ep = node_ep(b);
+	uint8_t pkt[60];
+	unsigned want = 1;
+	void *v[2] = { &a->cap.n_lost, &want };
+
+	b->deaf = 1;
+	peers_authorize(a->peers, b->key.pub, b->vnet.addr, &ep, 1);
+	make_ip(pkt, a->vnet.addr, b->vnet.addr, sizeof(pkt));
+	peers_send_ip(a->peers, b->vnet.addr, pkt, sizeof(pkt));
+	run_until(NULL, NULL, REKEY_TIMEOUT - 0.5);
+	CHECK_EQ(a->cap.n_lost, 0);
+	CHECK(run_until(lost_at_least, v, 2.0));
+	CHECK_MEM(a->cap.lost_key, b->key.pub, KEY_LEN);
+	/* The next retransmission, within PATH_LOST_REASK: not again. */
+	run_until(NULL, NULL, REKEY_TIMEOUT + 0.5);
+	CHECK_EQ(a->cap.n_lost, 1);
+	node_down(a);
+	node_down(b);
+}
+
 static unsigned
 tp_links(const struct node *n)
 {
@@ -1286,6 +1315,7 @@ main(void)
 	RUN(test_punch_bounds);
 	RUN(test_punch_over_session);
 	RUN(test_path_lost_and_restored);
+	RUN(test_unanswered_asks_punch);
 	RUN(test_quiet_peer_not_lost);
 	RUN(test_birthday_sockets);
 	RUN(test_birthday_miss);

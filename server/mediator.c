@@ -867,9 +867,9 @@ punch_pair(struct medsrv *m, struct msess *a, struct msess *b)
 	return punch_sides(m, &sa, &sb);
 }
 
-static void relay_introduce(struct medsrv *m, struct msess *a, struct msess *b);
+static void relay_introduce(struct medsrv *m, struct msess *a, struct msess *b, int asked);
 static void relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
-    const struct punch_side *sb);
+    const struct punch_side *sb, int asked);
 
 /*
  * A pair split over two instances (PROTOCOL.md 4.8) is planned by the instance holding its
@@ -879,10 +879,12 @@ static void relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
  * with none kept here), or NULL. 0, or -1 when s has no NAT_INFO yet (its NAT_INFO will
  * start it) or there are no other instances.
  */
+/* A side's `to` when nobody asked: all zeros, no node's key. */
+static const uint8_t side_to_everyone[KEY_LEN];
+
 static int
 punch_broadcast(struct medsrv *m, struct msess *s, const uint8_t *to)
 {
-	static const uint8_t everyone[KEY_LEN];
 	struct punch_side side;
 	char id[KEY_SHORT_LEN];
 
@@ -891,7 +893,7 @@ punch_broadcast(struct medsrv *m, struct msess *s, const uint8_t *to)
 	punch_side_of(s, &side);
 	if (!side.has_info)
 		return -1;
-	m->peers.side(m->peers.arg, to ? to : everyone, &side);
+	m->peers.side(m->peers.arg, to ? to : side_to_everyone, &side);
 	key_short(s->key, id);
 	log_debug("event=punch_side_sent node=%s asking=%d", id, to != NULL);
 	return 0;
@@ -902,14 +904,17 @@ punch_broadcast(struct medsrv *m, struct msess *s, const uint8_t *to)
  * of the lower key only (a pair must have one grant, one pair id); the punch is planned by the
  * instance that receives the other's side (medsrv_peer_side), so a trigger on either node
  * plans the pair whatever the order the two joined in. theirs: peer's side, or NULL when
- * only its key is known (the grant's reason is then "starting").
+ * only its key is known (the grant's reason is then "starting"). flags: SPLIT_PLAN to plan
+ * the punch, SPLIT_ASKED when a daemon of the pair asked (PUNCH_REQUEST: the relay is needed).
  */
+enum { SPLIT_PLAN = 1, SPLIT_ASKED = 2 };
+
 static void
 punch_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN],
-    const struct punch_side *theirs, int plan)
+    const struct punch_side *theirs, int flags)
 {
 	struct punch_side mine, them;
-	int grant = memcmp(s->key, peer, KEY_LEN) < 0;
+	int grant = memcmp(s->key, peer, KEY_LEN) < 0, plan = flags & SPLIT_PLAN;
 
 	/* every remote member of a big network passes here on each trigger: no sides unless used */
 	if (!grant && !plan)
@@ -924,7 +929,7 @@ punch_split(struct medsrv *m, struct msess *s, const uint8_t peer[KEY_LEN],
 	}
 	/* The relay first, as for a pair on one instance (PROTOCOL.md 8.4). */
 	if (grant)
-		relay_introduce_sides(m, &mine, theirs);
+		relay_introduce_sides(m, &mine, theirs, flags & SPLIT_ASKED);
 	if (plan)
 		(void)punch_sides(m, &mine, theirs);
 }
@@ -936,6 +941,7 @@ struct punch_walk {                      /* on the stack of one punch_node */
 	const uint8_t *remote;          /* ... or the key of one on another instance */
 	const struct punch_side *remote_side;   /* its side, as its instance sent it */
 	const uint8_t *peer;            /* pair_can_talk: the key looked for */
+	const uint8_t *asked;           /* the node here a remote PUNCH_REQUEST named (or NULL) */
 	int remote_peers;               /* s has peers on other instances */
 	int local_peers;                /* remote has peers here */
 };
@@ -953,7 +959,8 @@ punch_member_cb(void *arg, const struct store_member *r)
 	if (w->remote) {
 		if (t != NULL && t->registered) {
 			w->local_peers = 1;
-			punch_split(w->m, t, w->remote, w->remote_side, 1);
+			punch_split(w->m, t, w->remote, w->remote_side, SPLIT_PLAN |
+			    (w->asked && memcmp(w->asked, t->key, KEY_LEN) == 0 ? SPLIT_ASKED : 0));
 		}
 		return 0;
 	}
@@ -965,7 +972,7 @@ punch_member_cb(void *arg, const struct store_member *r)
 		return 0;
 	}
 	/* The relay first: the pair's first packet never waits for punching (PROTOCOL.md 8.4). */
-	relay_introduce(w->m, w->s, t);
+	relay_introduce(w->m, w->s, t, 0);
 	(void)punch_pair(w->m, w->s, t);
 	return 0;
 }
@@ -1083,14 +1090,15 @@ handle_punch_request(struct medsrv *m, struct msess *s, const struct msg_punch_r
 	if (!pair_can_talk(m, s->key, r->peer)) {
 		rc = -2;
 	} else if ((t = find_session(m, r->peer)) != NULL) {
-		/* A pair refused a relay while the grant table was full gets one now if there
-		 * is room; a granted pair keeps its relay (nothing is sent). */
-		relay_introduce(m, s, t);
+		/* Its path failed, so the pair needs a relay: one refused while the grant table
+		 * was full gets one now (room is made if need be); a granted pair keeps its relay
+		 * (nothing is sent). */
+		relay_introduce(m, s, t, 1);
 		rc = punch_pair(m, s, t);
 	} else if (peer_remote(m, r->peer, NULL, NULL)) {
 		/* The grant is ours to make when s has the lower key (4.8); the plan is the
 		 * peer's instance's. */
-		punch_split(m, s, r->peer, NULL, 0);
+		punch_split(m, s, r->peer, NULL, SPLIT_ASKED);
 		rc = punch_request_split(m, s, r->peer);
 	} else {
 		rc = -2;
@@ -2095,7 +2103,7 @@ relay_pool_changed(struct medsrv *m)
  */
 static void
 relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
-    const struct punch_side *sb)
+    const struct punch_side *sb, int asked)
 {
 	struct msg_punch pa, pb;
 	uint8_t reason = RELAY_WHY_STARTING;
@@ -2106,17 +2114,17 @@ relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
 			reason = sa->info.udp == NAT_UDP_BLOCKED || sb->info.udp == NAT_UDP_BLOCKED ?
 			    RELAY_WHY_UDP_BLOCKED : RELAY_WHY_NO_DIRECT;
 	}
-	relaygrant_pair(m->grants, sa->key, sb->key, reason, relay_unix_now(m));
+	relaygrant_pair(m->grants, sa->key, sb->key, reason, asked, relay_unix_now(m));
 }
 
 static void
-relay_introduce(struct medsrv *m, struct msess *a, struct msess *b)
+relay_introduce(struct medsrv *m, struct msess *a, struct msess *b, int asked)
 {
 	struct punch_side sa, sb;
 
 	punch_side_of(a, &sa);
 	punch_side_of(b, &sb);
-	relay_introduce_sides(m, &sa, &sb);
+	relay_introduce_sides(m, &sa, &sb, asked);
 }
 
 /* Connected here or to another instance (a split pair's grants are made by the instance of
@@ -2486,7 +2494,10 @@ medsrv_peer_side(struct medsrv *m, const uint8_t to[KEY_LEN], const struct punch
 	struct punch_side theirs;
 	char pid[KEY_SHORT_LEN];
 
-	(void)to;       /* who asked: any instance with peers of the node plans them */
+	/* Any instance with peers of the node plans them; the one `to` names (its daemon asked)
+	 * needs its relay. */
+	if (memcmp(to, side_to_everyone, KEY_LEN) != 0)
+		w.asked = to;
 	if (m->rsides == NULL || find_session(m, side->key) != NULL ||
 	    remoteside_put(m->rsides, side, hop_ms, m->io.now(m->io.arg)) != 0 ||
 	    !remoteside_get(m->rsides, side->key, &theirs))

@@ -24,6 +24,9 @@ struct gpair {                           /* owned by struct relaygrant */
 	uint8_t reason;
 	UT_hash_handle hh;
 	struct gpair *sprev[2], *snext[2];  /* the list of side i's node (struct gnode) */
+	/* On the standby list (oldest first) while only ever introduced as "starting". */
+	struct gpair *sb_prev, *sb_next;
+	uint8_t standby;
 };
 
 /* A node's pairs: a node going away revokes its own pairs without scanning the table (a
@@ -48,7 +51,9 @@ struct relaygrant {
 	struct grtt *rtts;
 	struct relaygrant_stats st;
 	size_t max_pairs;
+	struct gpair *sb_head, *sb_tail;        /* the standby pairs, oldest first */
 	uint32_t full_logged_at;        /* unix time of the last table_full line */
+	uint32_t evict_logged_at;       /* ... and of the last eviction line */
 	struct logbudget pick_log;      /* relay_pick lines at info level (a restart picks for
 	                                 * every pair at once) */
 	struct gnode *nodes;
@@ -128,9 +133,42 @@ pair_unlink(struct relaygrant *g, struct gpair *p)
 	}
 }
 
+/* Off the standby list (if on it). */
+static void
+standby_off(struct relaygrant *g, struct gpair *p)
+{
+	if (!p->standby)
+		return;
+	if (p->sb_prev)
+		p->sb_prev->sb_next = p->sb_next;
+	else
+		g->sb_head = p->sb_next;
+	if (p->sb_next)
+		p->sb_next->sb_prev = p->sb_prev;
+	else
+		g->sb_tail = p->sb_prev;
+	p->sb_prev = p->sb_next = NULL;
+	p->standby = 0;
+}
+
+/* To the standby list's young end (an introduction renews a standby pair). */
+static void
+standby_on(struct relaygrant *g, struct gpair *p)
+{
+	standby_off(g, p);
+	p->standby = 1;
+	p->sb_prev = g->sb_tail;
+	if (g->sb_tail)
+		g->sb_tail->sb_next = p;
+	else
+		g->sb_head = p;
+	g->sb_tail = p;
+}
+
 static void
 pair_free(struct relaygrant *g, struct gpair *p)
 {
+	standby_off(g, p);
 	pair_unlink(g, p);
 	HASH_DEL(g->pairs, p);
 	free(p);
@@ -172,12 +210,6 @@ pair_find(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LE
 	pair_keys(a, b, k);
 	HASH_FIND(hh, g->pairs, k, sizeof(k), p);
 	return p;
-}
-
-static int
-pair_has(const struct gpair *p, const uint8_t key[KEY_LEN])
-{
-	return memcmp(p->keys, key, KEY_LEN) == 0 || memcmp(p->keys + KEY_LEN, key, KEY_LEN) == 0;
 }
 
 /* Node key's measured RTT to relay id, or < 0 when it has not reported one. */
@@ -284,16 +316,54 @@ pick(struct relaygrant *g, struct gpair *p, uint32_t unix_now, int force, const 
 	send_grants(g, p);
 }
 
+/* At most one line per 10 s (*at: the last one's time): a big network joining refuses or
+ * evicts thousands of pairs at once, and a line each cost more than the rest of the join. */
+static int
+pair_log_due(uint32_t *at, uint32_t unix_now)
+{
+	if (*at != 0 && unix_now - *at < 10)
+		return 0;
+	*at = unix_now;
+	return 1;
+}
+
+static void revoke(struct relaygrant *g, struct gpair *p);
+
+/* The oldest standby pair makes room: its sides are told to stop. */
+static void
+evict_standby(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
+    uint32_t unix_now)
+{
+	struct gpair *old = g->sb_head;
+	char ida[KEY_SHORT_LEN], idb[KEY_SHORT_LEN], oa[KEY_SHORT_LEN], ob[KEY_SHORT_LEN];
+
+	g->st.evicted++;
+	if (pair_log_due(&g->evict_logged_at, unix_now)) {
+		key_short(a, ida);
+		key_short(b, idb);
+		key_short(old->keys, oa);
+		key_short(old->keys + KEY_LEN, ob);
+		log_info("event=relay_pair_evicted a=%s b=%s for_a=%s for_b=%s evicted_total=%llu",
+		    oa, ob, ida, idb, (unsigned long long)g->st.evicted);
+	}
+	revoke(g, old);
+}
+
 void
 relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
-    uint8_t reason, uint32_t unix_now)
+    uint8_t reason, int asked, uint32_t unix_now)
 {
 	struct gpair *p;
 	char ida[KEY_SHORT_LEN], idb[KEY_SHORT_LEN];
+	int need = asked || reason != RELAY_WHY_STARTING;
 
 	if (memcmp(a, b, KEY_LEN) == 0)
 		return;
 	if ((p = pair_find(g, a, b)) != NULL) {
+		if (need)
+			standby_off(g, p);
+		else if (p->standby)
+			standby_on(g, p);
 		if (p->reason != reason) {
 			p->reason = reason;
 			pick(g, p, unix_now, 1, "reason");
@@ -302,13 +372,12 @@ relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[
 		}
 		return;
 	}
+	if (g->st.pairs >= g->max_pairs && need && g->sb_head != NULL)
+		evict_standby(g, a, b, unix_now);
 	if (g->st.pairs >= g->max_pairs || (p = calloc(1, sizeof(*p))) == NULL) {
 		g->st.full++;
-		/* At most one line per 10 s: a big network joining refuses thousands of pairs at
-		 * once, and a line each cost more than the rest of the join. */
-		if (g->full_logged_at != 0 && unix_now - g->full_logged_at < 10)
+		if (!pair_log_due(&g->full_logged_at, unix_now))
 			return;
-		g->full_logged_at = unix_now;
 		key_short(a, ida);
 		key_short(b, idb);
 		log_warnx("event=relay_pair_refused a=%s b=%s reason=table_full pairs=%llu "
@@ -325,6 +394,8 @@ relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[
 	}
 	HASH_ADD(hh, g->pairs, keys, sizeof(p->keys), p);
 	g->st.pairs++;
+	if (!need)
+		standby_on(g, p);
 	pick(g, p, unix_now, 1, "introduced");
 }
 
@@ -381,7 +452,8 @@ int
 relaygrant_rtt(struct relaygrant *g, const uint8_t key[KEY_LEN],
     const struct msg_relay_rtt *rep, double now, uint32_t unix_now)
 {
-	struct gpair *p, *tmp;
+	struct gpair *p;
+	struct gnode *n;
 	struct grtt *r;
 
 	HASH_FIND(hh, g->rtts, key, KEY_LEN, r);
@@ -398,9 +470,11 @@ relaygrant_rtt(struct relaygrant *g, const uint8_t key[KEY_LEN],
 	r->at = now;
 	r->r = *rep;
 	g->st.rtt_reports++;
-	HASH_ITER(hh, g->pairs, p, tmp)
-		if (pair_has(p, key))
-			pick(g, p, unix_now, 0, "rtt");
+	/* key's own list: a scan of the table per report cost every node's report the whole
+	 * table (pick never frees a pair, so the list holds while we walk it). */
+	HASH_FIND(hh, g->nodes, key, KEY_LEN, n);
+	for (p = n ? n->head : NULL; p != NULL; p = p->snext[side_of(p, key)])
+		pick(g, p, unix_now, 0, "rtt");
 	return 0;
 }
 

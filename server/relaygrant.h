@@ -10,9 +10,15 @@
  * pair is relayed. Side 0 is the node with the lower key. A pair moves only when relaypick says
  * so (its hysteresis: no flapping) or its relay died.
  *
- * Owns: the pair table (at most max_pairs), each node's list of its pairs (so a
- * node going away costs its own pairs, not a scan of the table) and the RTT table (one entry
- * per node that reported, dropped when the node goes). Borrows: the pool.
+ * A full table: a pair that needs its relay (the plan says no punch can work, or a daemon asked
+ * because its path failed) takes the place of the pair held longest as a mere standby (granted
+ * while punching is tried, never needed since); that pair's sides are told to stop. A standby
+ * pair, or a needy one with no standby pair left, finds a full table refused.
+ *
+ * Owns: the pair table (at most max_pairs), the standby pairs' list (oldest first), each
+ * node's list of its pairs (so a node going away or reporting RTTs costs its own pairs, not a
+ * scan of the table) and the RTT table (one entry per node that reported, dropped when the
+ * node goes). Borrows: the pool.
  */
 #ifndef SHOAL_SERVER_RELAYGRANT_H
 #define SHOAL_SERVER_RELAYGRANT_H
@@ -53,6 +59,7 @@ struct relaygrant_stats {
 	uint64_t moves;                 /* pairs moved to another relay */
 	uint64_t rtt_reports, rtt_limited;
 	uint64_t full;                  /* pairs refused: table full */
+	uint64_t evicted;               /* standby pairs that made room for a needed one */
 };
 
 struct relaygrant;
@@ -65,9 +72,10 @@ void relaygrant_free(struct relaygrant *g);
 
 /* a and b may talk (the mediator introduced them): a new pair gets a relay and grants; an
  * existing one keeps its relay (a changed reason is sent again). A pair refused while the
- * table was full is a new pair at its next introduction. */
+ * table was full is a new pair at its next introduction. asked: a daemon of the pair asked
+ * (its path failed): the pair needs its relay whatever the reason (above). */
 void relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
-    uint8_t reason, uint32_t unix_now);
+    uint8_t reason, int asked, uint32_t unix_now);
 /* Every pair of key for which ok() says no is revoked (both sides told) and forgotten. */
 void relaygrant_recheck(struct relaygrant *g, const uint8_t key[KEY_LEN], relaygrant_ok_fn ok,
     void *arg);

@@ -3,7 +3,9 @@
 NAT lab, the mediator's relay-grant table full (PROTOCOL.md 8.4, 2.4, 3.2; root, skipped with 77
 otherwise). shoal-server --relay-pairs 1; a, b and c behind random-port NATs, so no pair can go
 direct and each needs a relay.
-1. a and b in one network: their pair takes the table's one place; a <-> b relayed.
+1. a and b in one network: their pair takes the table's one place; a <-> b relayed, and once
+   classified the pair needs its relay (no-direct), so it is no standby a needier pair may
+   replace.
 2. c joins: its pairs with a and b are refused (the server logs relay_pair_refused) and c has
    no path to a.
 3. b leaves the network: its pair ends, which makes room. Nobody introduces a <-> c again, but
@@ -19,7 +21,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import natlab  # noqa: E402
 from natlab import harness  # noqa: E402
-from test_natlab_relay import finish_send, member, serve, start_send, wait_path  # noqa: E402
+from test_natlab_relay import finish_send, member, serve, start_send, wait_path, wait_reason  # noqa: E402,E501
 
 SVC_PORT = 5001
 SOCKS = 1080
@@ -41,7 +43,11 @@ def main():
         a.cli("create", "lab")
         b.cli("join", "lab")
         t_ab, _ = wait_path(a, "b", "relay", 30)
-        print(f"1. a <-> b relayed after {t_ab:.1f} s (the table's one pair)")
+        # Classified, the pair needs its relay (no punch can work), so c's pairs, needing
+        # theirs as much, cannot take its place (PROTOCOL.md 8.4).
+        t_r, _ = wait_reason(a, "b", ("no-direct",), 20)
+        print(f"1. a <-> b relayed after {t_ab:.1f} s (the table's one pair), no-direct after "
+              f"{t_ab + t_r:.1f} s")
 
         c.cli("join", "lab")
         harness.wait_until(lambda: server_log(lab, "event=relay_pair_refused"), 20,

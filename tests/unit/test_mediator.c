@@ -1833,9 +1833,11 @@ test_relays(void)
 }
 
 /*
- * The grant table's bound (PROTOCOL.md 8.4, here 1 pair): a pair introduced while it is full
- * gets no relay; once a pair has ended, the refused pair's PUNCH_REQUEST (its daemon lost the
- * path) gets it one. A request for a pair that has its relay sends nothing again.
+ * The grant table's bound (PROTOCOL.md 8.4, here 1 pair). A pair introduced as a mere standby
+ * (punching not ruled out) finds it full and is refused. A pair that needs its relay (its
+ * daemon's PUNCH_REQUEST: the path failed) takes the place of the oldest standby pair, whose
+ * sides are told to stop; with no standby pair left it is refused too. A request for a pair
+ * that has its relay sends nothing again.
  */
 static void
 test_relay_table_full(void)
@@ -1859,28 +1861,38 @@ test_relay_table_full(void)
 	CHECK_EQ(req(&e, 1, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
 	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[1].key), 1);
 
-	/* carol's two pairs find the table full. */
+	/* carol's two pairs are standby pairs too: the table is full for them. */
 	clear_relay(&e);
 	CHECK_EQ(req(&e, 2, OP_JOIN, "lan", NULL, -1, 0), RES_OK);
 	CHECK_EQ(count_relay(&e.f[2], MSG_RELAY_GRANT), 0);
 	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[2].key), 0);
 
-	/* bob leaves: his pair ends (alice is told), which makes room. */
-	clear_relay(&e);
-	disconnect_node(&e, 1);
-	check_grant(&e, 0, 1, 0, NULL);
-	CHECK_EQ(count_relay(&e.f[2], MSG_RELAY_GRANT), 0);
-
-	/* carol's daemon asks for a punch with alice: the pair gets its relay, both sides. */
+	/* carol's daemon asks for a punch with alice: the pair needs a relay; alice and bob's
+	 * standby pair makes room (both told to stop) and carol's gets it, both sides. */
 	punch_request(&e, 2, e.f[0].key);
+	check_grant(&e, 1, 0, 0, NULL);
+	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[1].key), 0);
 	check_grant(&e, 2, 0, 1, k);
 	check_grant(&e, 0, 2, 1, k);
 	CHECK_EQ(medsrv_relay_of(e.m, e.f[0].key, e.f[2].key), 1);
+
+	/* bob asks for carol: no standby pair is left, so refused; asked again, alice and carol
+	 * keep theirs and nothing is sent. */
 	clear_relay(&e);
+	punch_request(&e, 1, e.f[2].key);
+	CHECK_EQ(count_relay(&e.f[1], MSG_RELAY_GRANT), 0);
+	CHECK_EQ(medsrv_relay_of(e.m, e.f[1].key, e.f[2].key), 0);
 	e.now += 2;
 	punch_request(&e, 0, e.f[2].key);
 	CHECK_EQ(count_relay(&e.f[0], MSG_RELAY_GRANT), 0);
 	CHECK_EQ(count_relay(&e.f[2], MSG_RELAY_GRANT), 0);
+
+	/* alice leaves: her pair ends, and bob's next request finds room. */
+	disconnect_node(&e, 0);
+	e.now += 2;
+	punch_request(&e, 1, e.f[2].key);
+	check_grant(&e, 1, 2, 1, k);
+	check_grant(&e, 2, 1, 1, k);
 	env_done(&e);
 }
 
@@ -2253,8 +2265,9 @@ test_instances_relay(void)
 
 /*
  * The same for a split pair (PROTOCOL.md 3.2, 4.8), grant tables of 1 pair: node 0 and node 2
- * on a, node 1 on b. a's table holds (0, 2), so (0, 1), a's to grant, is refused; node 2
- * leaves; node 0's PUNCH_REQUEST for node 1 makes a grant it, both sides.
+ * on a, node 1 on b. a's table holds the standby pair (0, 2), so (0, 1), a's to grant, is
+ * refused. Node 1's PUNCH_REQUEST for node 0 reaches a with its side: a grants (0, 1) in the
+ * place of (0, 2), both sides; node 2 is told to stop.
  */
 static void
 test_instances_relay_full(void)
@@ -2286,22 +2299,22 @@ test_instances_relay_full(void)
 	nat_connect(&e, 1, &local);
 	clear_grants(&e);
 	CHECK_EQ(req(&e, 1, OP_JOIN, "net", NULL, -1, 0), RES_OK);
+	classify(&e, 1, P1, 50000, 1, 0, 0.030);        /* its side goes to a: still standby */
 	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[1].key), 0);
 	CHECK_EQ(grant_about(&e, 0, 1), -1);
 	CHECK_EQ(grant_about(&e, 1, 0), -1);
 
-	e.m = a;
-	disconnect_node(&e, 2);
-	clear_grants(&e);
-	punch_request(&e, 0, e.f[1].key);
+	punch_request(&e, 1, e.f[0].key);
 	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[1].key), 1);
 	check_grant(&e, 0, 1, 1, ka);
 	check_grant(&e, 1, 0, 0x8001, ka);
+	CHECK_EQ(grant_about(&e, 2, 0), 0);
+	CHECK_EQ(medsrv_relay_of(a, e.f[0].key, e.f[2].key), 0);
 
-	e.m = b;
 	disconnect_node(&e, 1);
 	e.m = a;
 	disconnect_node(&e, 0);
+	disconnect_node(&e, 2);
 	medsrv_free(b);
 	env_done(&e);
 }

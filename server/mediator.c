@@ -871,6 +871,9 @@ static void relay_introduce(struct medsrv *m, struct msess *a, struct msess *b, 
 static void relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
     const struct punch_side *sb, int asked);
 
+/* A side's `to` when nobody asked: all zeros, no node's key. */
+static const uint8_t side_to_everyone[KEY_LEN];
+
 /*
  * A pair split over two instances (PROTOCOL.md 4.8) is planned by the instance holding its
  * lower key, so it is admitted and paced once, from the side the other instance sent. A node's
@@ -879,9 +882,6 @@ static void relay_introduce_sides(struct medsrv *m, const struct punch_side *sa,
  * with none kept here), or NULL. 0, or -1 when s has no NAT_INFO yet (its NAT_INFO will
  * start it) or there are no other instances.
  */
-/* A side's `to` when nobody asked: all zeros, no node's key. */
-static const uint8_t side_to_everyone[KEY_LEN];
-
 static int
 punch_broadcast(struct medsrv *m, struct msess *s, const uint8_t *to)
 {

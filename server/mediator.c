@@ -96,6 +96,7 @@ struct medsrv {                          /* owned by the server context (or a te
 	unsigned n_parked;
 	uint64_t next_ticket, next_serial;
 	struct logbudget punch_log;     /* punch_planned lines at info level */
+	struct logbudget request_log;   /* punch_request lines at info level */
 	double full_logged_at;          /* last address_range_exhausted line */
 	double punch_full_logged_at;    /* last punch_dropped line */
 	struct relaypool *pool;         /* relays (PROTOCOL.md 8) */
@@ -109,7 +110,7 @@ struct medsrv {                          /* owned by the server context (or a te
 enum {
 	PW_INFLIGHT_PER_NODE = 2,       /* password jobs one node may have running */
 	PW_PARKED_MAX = 256,            /* requests waiting for a password job, in all */
-	PUNCH_LOG_PER_S = 20,           /* punch_planned lines at info level a second */
+	PUNCH_LOG_PER_S = 20,           /* punch_planned, punch_request lines at info a second */
 };
 
 /* A request waiting for its password job (owned by struct medsrv). */
@@ -1126,7 +1127,10 @@ handle_punch_request(struct medsrv *m, struct msess *s, const struct msg_punch_r
 		result = "peer_unreachable";    /* offline, or no shared network */
 		break;
 	}
-	log_info("event=punch_request node=%s peer=%s result=%s", id, pid, result);
+	/* Budgeted too: without relays, every daemon asks for each peer it cannot reach. */
+	(logbudget_take(&m->request_log, m->io.now(m->io.arg), PUNCH_LOG_PER_S,
+	    "punch_request") ? log_info : log_debug)("event=punch_request node=%s peer=%s "
+	    "result=%s", id, pid, result);
 }
 
 /* Only what the strategy depends on: a lifetime or hairpin update re-sends NAT_INFO but does

@@ -35,6 +35,13 @@ enum udp_type {
 	UDP_HAIRPIN = 20,         /* daemon -> its own public endpoint: does the NAT hairpin? */
 };
 
+/* MSG_PUNCH_REQUEST budget per node (its control connection): a burst, then a steady rate. A
+ * node whose every path died at once (its uplink blinked) asks for all its peers; the server
+ * drops and counts what is over the budget, and the daemon keeps to it itself (it asks again
+ * 20 s later for a path still lost). */
+#define PUNCH_REQ_BURST 16.0
+#define PUNCH_REQ_RATE 1.0              /* requests per second, refilled */
+
 /* Inner types: the first byte of a decrypted UDP_DATA payload. Empty payload = keepalive. */
 enum inner_type {
 	INNER_IP = 1,             /* an IPv4 packet for the virtual network */

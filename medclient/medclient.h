@@ -165,8 +165,9 @@ int medclient_punch_info(const struct medclient *m, const uint8_t key[KEY_LEN],
  * Our path to the peer key stopped answering (the peer layer says so): asks the mediator to
  * plan the pair again (MSG_PUNCH_REQUEST, PROTOCOL.md 3.2); its PUNCH comes back through
  * ops->punch. 0 when sent; -1 when not connected, for ourselves or a key not in the view
- * (nothing sent: after a reconnect the mediator plans every pair anyway). The mediator
- * rate-limits; the caller need not.
+ * (nothing sent: after a reconnect the mediator plans every pair anyway), or over the
+ * mediator's budget (PUNCH_REQ_BURST, then PUNCH_REQ_RATE a second: held, counted). The
+ * caller need not rate-limit.
  */
 int medclient_punch_request(struct medclient *m, const uint8_t key[KEY_LEN]);
 

@@ -43,6 +43,7 @@
 #include <sodium.h>
 
 #include "base/keyid.h"
+#include "base/tokenbucket.h"
 #include "crypto/identity.h"
 #include "crypto/noise.h"
 #include "medclient/medclient.h"
@@ -169,6 +170,8 @@ struct medclient {
 
 	/* punch.c */
 	struct med_punch *punches;      /* uthash by p.peer */
+	struct tokenbucket req_budget;  /* our PUNCH_REQUESTs, kept to the server's budget */
+	uint64_t punch_requests_held;   /* ... and those over it, not sent */
 
 	/* chat.c */
 	struct med_chat *chat;

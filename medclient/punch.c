@@ -78,6 +78,14 @@ medclient_punch_request(struct medclient *m, const uint8_t key[KEY_LEN])
 		    m && m->state == MED_ONLINE);
 		return -1;
 	}
+	/* What the server would drop anyway stays here: a node with many unreachable peers asks
+	 * for each of them every 20 s, and its paths lost at once all ask together. */
+	if (!tokenbucket_take(&m->req_budget, ev_now(m->loop), PUNCH_REQ_BURST, PUNCH_REQ_RATE)) {
+		m->punch_requests_held++;
+		log_debug("event=punch_request_held peer=%s held_total=%llu", id,
+		    (unsigned long long)m->punch_requests_held);
+		return -1;
+	}
 	memset(&msg, 0, sizeof(msg));
 	msg.type = MSG_PUNCH_REQUEST;
 	memcpy(msg.u.punch_request.peer, key, KEY_LEN);

@@ -40,6 +40,7 @@
 #include "base/keyid.h"
 #include "base/log.h"
 #include "base/logbudget.h"
+#include "base/tokenbucket.h"
 #include "server/joinlimit.h"
 #include "server/natprobe.h"
 #include "server/punch.h"
@@ -71,7 +72,7 @@ struct msess {                           /* owned by struct medsrv */
 	struct msg_nat_info punch_info;
 	uint32_t max_port_addr;         /* max_port: the highest source port seen from this */
 	uint16_t max_port;              /* address (sequential port prediction) */
-	struct punch_bucket req_budget; /* its MSG_PUNCH_REQUESTs (punch.h) */
+	struct tokenbucket req_budget;  /* its MSG_PUNCH_REQUESTs (base/proto.h) */
 	uint32_t remote_addr;           /* source address of its TCP connection; 0: unknown */
 	uint64_t serial;                /* tells a session from a later one with the same key */
 	unsigned pw_inflight;           /* password jobs running for it */
@@ -1083,7 +1084,8 @@ handle_punch_request(struct medsrv *m, struct msess *s, const struct msg_punch_r
 		m->stats.msgs_ignored++;
 		return;
 	}
-	if (!punch_bucket_take(&s->req_budget, m->io.now(m->io.arg))) {
+	if (!tokenbucket_take(&s->req_budget, m->io.now(m->io.arg), PUNCH_REQ_BURST,
+	    PUNCH_REQ_RATE)) {
 		m->stats.punch_requests_limited++;
 		log_debug("event=punch_request node=%s peer=%s result=rate_limited", id, pid);
 		return;

@@ -451,22 +451,3 @@ punch_forget(struct punch *p, const uint8_t key[KEY_LEN])
 		else
 			i++;
 }
-
-int
-punch_bucket_take(struct punch_bucket *b, double now)
-{
-	if (b->at == 0) {
-		b->tokens = PUNCH_REQ_BURST;
-		b->at = now;
-	}
-	if (now > b->at) {
-		b->tokens += (now - b->at) * PUNCH_REQ_RATE;
-		if (b->tokens > PUNCH_REQ_BURST)
-			b->tokens = PUNCH_REQ_BURST;
-		b->at = now;
-	}
-	if (b->tokens < 1.0)
-		return 0;
-	b->tokens -= 1.0;
-	return 1;
-}

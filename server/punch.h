@@ -4,8 +4,8 @@
  * the moment it opens, never dropped: the last trigger may be the one that carries the news,
  * e.g. a new public address), and the plans of pairs with a side behind a sequential NAT
  * serialised per public address, PUNCH_SEQ_GAP_S apart, so one plan's new mappings do not
- * spoil another's predicted ports. Also the per-node budget of MSG_PUNCH_REQUESTs
- * (struct punch_bucket). Decides only; mediator.c builds and sends the plans (punchplan.c)
+ * spoil another's predicted ports (a node's budget of MSG_PUNCH_REQUESTs is base/proto.h's
+ * PUNCH_REQ_*). Decides only; mediator.c builds and sends the plans (punchplan.c)
  * and arms the one timer punch_due asks for.
  * Free of I/O and of the clock: time comes in as arguments.
  *
@@ -31,11 +31,6 @@
 
 #define PUNCH_PAIR_MIN_S 10.0
 #define PUNCH_SEQ_GAP_S 2.0
-/* MSG_PUNCH_REQUEST budget per node (its connection): a burst, then a steady rate. A node
- * whose every path died at once (its uplink blinked) asks for all its peers; what is over
- * the budget is dropped and counted, the daemon asks again while the path stays lost. */
-#define PUNCH_REQ_BURST 16.0
-#define PUNCH_REQ_RATE 1.0              /* requests per second, refilled */
 #define PUNCH_RETRY_1_S 30.0
 #define PUNCH_RETRY_2_S 120.0
 enum { PUNCH_RETRIES = 2 };
@@ -80,14 +75,5 @@ int punch_retry_later(struct punch *p, const uint8_t a[KEY_LEN], const uint8_t b
 /* key's connection is gone: its pairs and queued plans go too (a new connection starts
  * afresh). */
 void punch_forget(struct punch *p, const uint8_t key[KEY_LEN]);
-
-/* A token bucket: PUNCH_REQ_BURST tokens, PUNCH_REQ_RATE per second. Zeroed = full (at is
- * set on first use). */
-struct punch_bucket {
-	double tokens;
-	double at;                      /* last refill; 0: never used */
-};
-/* 1 and one token spent, or 0 when the bucket is empty at now. */
-int punch_bucket_take(struct punch_bucket *b, double now);
 
 #endif

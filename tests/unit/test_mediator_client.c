@@ -867,12 +867,14 @@ test_punch(void)
 }
 
 /* PUNCH_REQUEST (the peer layer lost a path): sent for a member of the view while connected;
- * refused (nothing sent) for a stranger, ourselves, or while disconnected. */
+ * refused (nothing sent) for a stranger, ourselves, or while disconnected; past the server's
+ * budget held (nothing sent). */
 static void
 test_punch_request(void)
 {
 	struct fixture fx;
 	uint8_t self[KEY_LEN];
+	int k, sent = 0;
 
 	fx_init(&fx, burst_lan);
 	CHECK_EQ(medclient_punch_request(fx.med, k_bob), -1);     /* not connected yet */
@@ -886,6 +888,14 @@ test_punch_request(void)
 	CHECK_MEM(fx.srv.punch_req_peer, k_bob, KEY_LEN);
 	settle(fx.loop);
 	CHECK_EQ(fx.srv.n_punch_req, 1);
+	/* The server's budget: 15 more go out at once (16 if a second passed since the first),
+	 * the rest are held (not sent). */
+	for (k = 0; k < 40; k++)
+		sent += medclient_punch_request(fx.med, k_bob) == 0;
+	CHECK(sent >= (int)PUNCH_REQ_BURST - 1 && sent <= (int)PUNCH_REQ_BURST);
+	CHECK(run_until_int(fx.loop, &fx.srv.n_punch_req, 1 + sent, 3.0));
+	settle(fx.loop);
+	CHECK_EQ(fx.srv.n_punch_req, 1 + sent);
 	fx_free(&fx);
 }
 

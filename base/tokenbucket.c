@@ -7,9 +7,10 @@
 int
 tokenbucket_take(struct tokenbucket *b, double now, double burst, double rate)
 {
-	if (b->at == 0) {
+	if (!b->started) {
 		b->tokens = burst;
 		b->at = now;
+		b->started = 1;
 	}
 	if (now > b->at) {
 		b->tokens += (now - b->at) * rate;

@@ -7,9 +7,10 @@
 #ifndef SHOAL_TOKENBUCKET_H
 #define SHOAL_TOKENBUCKET_H
 
-struct tokenbucket {                     /* zeroed = full (at is set on first use) */
+struct tokenbucket {                     /* zeroed = full (filled on first use) */
 	double tokens;
-	double at;                      /* last refill; 0: never used */
+	double at;                      /* last refill */
+	int started;                    /* 0: never used (any clock, 0 included) */
 };
 
 /* 1 and one token spent, or 0 when the bucket is empty at now (seconds, a clock that does

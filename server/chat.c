@@ -14,6 +14,7 @@
 
 #include "base/keyid.h"
 #include "base/log.h"
+#include "base/tokenbucket.h"
 #include "mproto/msg.h"
 #include "server/chatstore.h"
 #include "server/store.h"
@@ -22,7 +23,7 @@
  * that ever chatted, 64 bytes each. */
 struct sender {
 	uint8_t key[KEY_LEN];
-	double tokens, at;
+	struct tokenbucket budget;
 	UT_hash_handle hh;
 };
 
@@ -186,18 +187,9 @@ rate_ok(struct chat *c, const uint8_t key[KEY_LEN])
 		if ((s = calloc(1, sizeof(*s))) == NULL)
 			return 0;
 		memcpy(s->key, key, KEY_LEN);
-		s->tokens = CHAT_RATE_PER_MIN;
-		s->at = now;
 		HASH_ADD(hh, c->senders, key, KEY_LEN, s);
 	}
-	s->tokens += (now - s->at) * CHAT_RATE_PER_MIN / 60.0;
-	if (s->tokens > CHAT_RATE_PER_MIN)
-		s->tokens = CHAT_RATE_PER_MIN;
-	s->at = now;
-	if (s->tokens < 1)
-		return 0;
-	s->tokens -= 1;
-	return 1;
+	return tokenbucket_take(&s->budget, now, CHAT_RATE_PER_MIN, CHAT_RATE_PER_MIN / 60.0);
 }
 
 /* Recipients, growing. */

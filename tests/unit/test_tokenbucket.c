@@ -29,9 +29,24 @@ test_bucket(void)
 	CHECK_EQ(tokenbucket_take(&b, 3000.0, 16.0, 1.0), 0);
 }
 
+/* A clock that starts at 0 (tests' fake clocks): the bucket fills once, not at every call. */
+static void
+test_clock_at_zero(void)
+{
+	struct tokenbucket b = { 0 };
+	int k, n;
+
+	for (n = 0, k = 0; k < 10; k++)
+		n += tokenbucket_take(&b, 0.0, 3.0, 0.5);
+	CHECK_EQ(n, 3);
+	CHECK_EQ(tokenbucket_take(&b, 2.0, 3.0, 0.5), 1);
+	CHECK_EQ(tokenbucket_take(&b, 2.0, 3.0, 0.5), 0);
+}
+
 int
 main(void)
 {
 	RUN(test_bucket);
+	RUN(test_clock_at_zero);
 	return unit_finish();
 }

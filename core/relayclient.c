@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <uthash.h>
 
+#include "base/endpoint.h"
 #include "base/ip4.h"
 #include "base/keyid.h"
 #include "base/log.h"
@@ -531,8 +532,11 @@ grant_tick(struct rc_grant *gr, double now)
 	if (!gr->acked && gr->tcp == NULL && gr->tcp_fd < 0 && gr->g.tcp_port != 0 &&
 	    now - gr->granted >= RC_TCP_AFTER_S && now - gr->tcp_tried >= RC_TCP_RETRY_S)
 		tcp_connect(gr);
-	/* A relay in use (or not bound yet) is watched closely; a standby one now and then. */
-	if (now - gr->ping_sent >= (use || !gr->acked ? RC_USE_PING_S : RC_IDLE_PING_S)) {
+	/* A relay in use (or not bound yet) is watched closely; a standby one now and then, and
+	 * not at all while the relay answered another ping of ours lately (relay_answered): the
+	 * standby grants of a big network share one ping a relay instead of one each. */
+	if (now - gr->ping_sent >= (use || !gr->acked ? RC_USE_PING_S : RC_IDLE_PING_S) &&
+	    (use || !gr->acked || gr->dead || now - gr->heard >= RC_IDLE_PING_S)) {
 		to = grant_relay_ep(gr);
 		gr->nonce = random_nonce();
 		gr->ping_sent = now;
@@ -835,6 +839,25 @@ relayclient_grant(struct relayclient *rc, const struct msg_relay_grant *g)
 	tick_update(rc);
 }
 
+/* The relay at from answered a ping of ours: it is alive for every bound grant reached there
+ * (the same endpoint, so the same socket and NAT mapping too). */
+static void
+relay_answered(struct relayclient *rc, const struct endpoint *from, double now)
+{
+	struct rc_grant *gr, *tmp;
+	struct endpoint ep;
+
+	HASH_ITER(hh, rc->grants, gr, tmp) {
+		if (!gr->acked || gr->dead)
+			continue;
+		ep = grant_relay_ep(gr);
+		if (!ep_equal(&ep, from))
+			continue;
+		gr->heard = now;
+		gr->asked = 0;
+	}
+}
+
 static void
 on_pong(struct relayclient *rc, const struct endpoint *from, uint64_t nonce)
 {
@@ -854,6 +877,7 @@ on_pong(struct relayclient *rc, const struct endpoint *from, uint64_t nonce)
 		r->next_sample = (r->next_sample + 1) % RC_SAMPLES;
 		if (r->n_samples < RC_SAMPLES)
 			r->n_samples++;
+		relay_answered(rc, from, now);
 		return;
 	}
 	HASH_ITER(hh, rc->grants, gr, tmp) {
@@ -862,6 +886,7 @@ on_pong(struct relayclient *rc, const struct endpoint *from, uint64_t nonce)
 			gr->heard = now;
 			gr->asked = 0;
 			grant_set_dead(gr, 0);
+			relay_answered(rc, from, now);
 			return;
 		}
 	}

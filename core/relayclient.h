@@ -16,8 +16,9 @@
  * one more endpoint of the peer; ops->path gives it to the peer layer (peers_set_relay). A
  * relay in use is pinged every RC_USE_PING_S; silent for RC_USE_DEAD_S (no PONG, BIND_ACK nor
  * DATA) it is reported unreachable at once, so the mediator grants another relay. A standby
- * grant (the pair is direct) costs a ping every RC_IDLE_PING_S and a BIND every
- * RC_REBIND_IDLE_S.
+ * grant (the pair is direct) costs a BIND every RC_REBIND_IDLE_S, and a ping every
+ * RC_IDLE_PING_S only while the relay answered no other ping of ours (a pool or grant ping
+ * to the same endpoint) in that time: the standby grants of one relay share one ping.
  *
  * TCP (8.5): when the relay's UDP does not answer (no BIND_ACK after RC_TCP_AFTER_S) and the
  * grant names a tcp_port, the pair moves to a TCP connection to the relay (core/tcplink.c,

@@ -237,6 +237,85 @@ test_relay_path(int tcp)
 }
 
 static void
+timer_done(struct ev_loop *l, ev_timer *w, int revents)
+{
+	(void)l;
+	(void)revents;
+	*(int *)w->data = 1;
+}
+
+/* Runs the loop for secs of its clock. */
+static void
+run_for(double secs)
+{
+	ev_timer t;
+	int done = 0;
+
+	ev_timer_init(&t, timer_done, secs, 0);
+	t.data = &done;
+	ev_timer_start(loop, &t);
+	while (!done)
+		ev_run(loop, EVRUN_ONCE);
+}
+
+/*
+ * Standby grants share their relay's liveness ping (PROTOCOL.md 8.4): a node with NPEERS
+ * bound standby grants on one relay pings it about once per RC_IDLE_PING_S in all, not once
+ * each (the relay counts every ping it answers). The peers never bind: only a's side is in
+ * the relay, which is all its pings need.
+ */
+enum { NPEERS = 6 };
+
+static void
+test_standby_pings_shared(void)
+{
+	struct relay_limits lim = { 0, 0 };
+	uint8_t relay_key[RELAY_KEY_LEN];
+	struct relay_sock *rs;
+	struct relay_stats before, after;
+	struct node a, peers[NPEERS];
+	struct msg_relays pool;
+	struct msg_relay_grant g;
+	struct relayclient_peer info;
+	uint16_t port;
+	int i, bound;
+
+	memset(relay_key, 0x5b, sizeof(relay_key));
+	rs = relay_sock_new(loop, LOOP_ADDR, 0, 0, relay_key, &lim, 0);
+	CHECK(rs != NULL);
+	if (rs == NULL)
+		return;
+	port = relay_sock_port(rs);
+	node_init(&a, 0xa1);
+	memset(&pool, 0, sizeof(pool));
+	pool.n = 1;
+	pool.relays[0].id = 1;
+	pool.relays[0].udp.addr = LOOP_ADDR;
+	pool.relays[0].udp.port = port;
+	relayclient_pool(a.rc, &pool);
+	for (i = 0; i < NPEERS; i++) {
+		memset(&peers[i], 0, sizeof(peers[i]));
+		memset(peers[i].key, 0xc0 + i, KEY_LEN);
+		make_grant(&g, relay_key, &peers[i], port, 0, 0x5000 + (uint64_t)i, 0,
+		    RELAY_WHY_STARTING);
+		relayclient_grant(a.rc, &g);
+	}
+	/* Bound (acknowledged) and past the first pings of a new grant. */
+	run_for(1.5);
+	for (bound = 0, i = 0; i < NPEERS; i++)
+		bound += relayclient_peer_info(a.rc, peers[i].key, &info) == 0;
+	CHECK_EQ(bound, NPEERS);
+	relay_sock_get_stats(rs, &before);
+	run_for(2 * RC_IDLE_PING_S + 0.5);
+	relay_sock_get_stats(rs, &after);
+	/* One ping each would be 2 x NPEERS; shared, about 2 (plus a pool ping or two). */
+	CHECK(after.pings - before.pings <= 5);
+	CHECK(after.pings - before.pings >= 1);
+	node_free(&a);
+	relay_sock_free(rs);
+}
+
+static void
 test_udp(void)
 {
 	test_relay_path(0);
@@ -254,5 +333,6 @@ main(void)
 	loop = ev_default_loop(0);
 	RUN(test_udp);
 	RUN(test_tcp);
+	RUN(test_standby_pings_shared);
 	return unit_finish();
 }

@@ -123,6 +123,29 @@ make_grant(struct msg_relay_grant *g, const uint8_t relay_key[RELAY_KEY_LEN],
 	relaymsg_side_secret(relay_key, pair, side, g->expiry, g->secret);
 }
 
+/* A relay on loopback keyed with relay_key filled with fill; *pool is a pool of it alone
+ * (id 1, "loop"). NULL when it cannot start. */
+static struct relay_sock *
+relay_up(uint8_t relay_key[RELAY_KEY_LEN], uint8_t fill, struct msg_relays *pool)
+{
+	static const struct relay_limits lim = { 0, 0 };
+	struct relay_sock *rs;
+
+	memset(relay_key, fill, RELAY_KEY_LEN);
+	rs = relay_sock_new(loop, LOOP_ADDR, 0, 0, relay_key, &lim, 0);
+	CHECK(rs != NULL);
+	if (rs == NULL)
+		return NULL;
+	memset(pool, 0, sizeof(*pool));
+	pool->n = 1;
+	pool->relays[0].id = 1;
+	snprintf(pool->relays[0].name, sizeof(pool->relays[0].name), "loop");
+	pool->relays[0].udp.addr = LOOP_ADDR;
+	pool->relays[0].udp.port = relay_sock_port(rs);
+	pool->relays[0].tcp_port = relay_sock_tcp_port(rs);
+	return rs;
+}
+
 /* a -> relay -> b: one datagram of len bytes arrives whole from b's link endpoint. */
 static void
 check_through(struct node *a, struct node *b, size_t len)
@@ -147,7 +170,6 @@ check_through(struct node *a, struct node *b, size_t len)
 static void
 test_relay_path(int tcp)
 {
-	struct relay_limits lim = { 0, 0 };
 	uint8_t relay_key[RELAY_KEY_LEN];
 	struct relay_sock *rs;
 	struct node a, b;
@@ -159,23 +181,13 @@ test_relay_path(int tcp)
 	uint16_t port, via;
 	size_t i, j;
 
-	memset(relay_key, 0x5a, sizeof(relay_key));
-	rs = relay_sock_new(loop, LOOP_ADDR, 0, 0, relay_key, &lim, 0);
-	CHECK(rs != NULL);
-	if (rs == NULL)
+	if ((rs = relay_up(relay_key, 0x5a, &pool)) == NULL)
 		return;
 	port = relay_sock_port(rs);
 	node_init(&a, 0xaa);
 	node_init(&b, 0xbb);
 
 	/* The pool: measured and reported. */
-	memset(&pool, 0, sizeof(pool));
-	pool.n = 1;
-	pool.relays[0].id = 1;
-	snprintf(pool.relays[0].name, sizeof(pool.relays[0].name), "loop");
-	pool.relays[0].udp.addr = LOOP_ADDR;
-	pool.relays[0].udp.port = port;
-	pool.relays[0].tcp_port = relay_sock_tcp_port(rs);
 	relayclient_pool(a.rc, &pool);
 	relayclient_pool(b.rc, &pool);
 	WAIT(a.reports > 0 && b.reports > 0);
@@ -269,7 +281,6 @@ enum { NPEERS = 6 };
 static void
 test_standby_pings_shared(void)
 {
-	struct relay_limits lim = { 0, 0 };
 	uint8_t relay_key[RELAY_KEY_LEN];
 	struct relay_sock *rs;
 	struct relay_stats before, after;
@@ -280,18 +291,10 @@ test_standby_pings_shared(void)
 	uint16_t port;
 	int i, bound;
 
-	memset(relay_key, 0x5b, sizeof(relay_key));
-	rs = relay_sock_new(loop, LOOP_ADDR, 0, 0, relay_key, &lim, 0);
-	CHECK(rs != NULL);
-	if (rs == NULL)
+	if ((rs = relay_up(relay_key, 0x5b, &pool)) == NULL)
 		return;
 	port = relay_sock_port(rs);
 	node_init(&a, 0xa1);
-	memset(&pool, 0, sizeof(pool));
-	pool.n = 1;
-	pool.relays[0].id = 1;
-	pool.relays[0].udp.addr = LOOP_ADDR;
-	pool.relays[0].udp.port = port;
 	relayclient_pool(a.rc, &pool);
 	for (i = 0; i < NPEERS; i++) {
 		memset(&peers[i], 0, sizeof(peers[i]));

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <uthash.h>
+#include <utlist.h>
 
 #include "base/keyid.h"
 #include "base/log.h"
@@ -24,7 +25,8 @@ struct gpair {                           /* owned by struct relaygrant */
 	uint8_t reason;
 	UT_hash_handle hh;
 	struct gpair *sprev[2], *snext[2];  /* the list of side i's node (struct gnode) */
-	/* On the standby list (oldest first) while only ever introduced as "starting". */
+	/* On the standby list (utlist DL, oldest first) while only ever introduced as
+	 * "starting". */
 	struct gpair *sb_prev, *sb_next;
 	uint8_t standby;
 };
@@ -51,7 +53,7 @@ struct relaygrant {
 	struct grtt *rtts;
 	struct relaygrant_stats st;
 	size_t max_pairs;
-	struct gpair *sb_head, *sb_tail;        /* the standby pairs, oldest first */
+	struct gpair *standby;          /* the standby pairs, oldest first (utlist DL) */
 	uint32_t full_logged_at;        /* unix time of the last table_full line */
 	uint32_t evict_logged_at;       /* ... and of the last eviction line */
 	struct logbudget pick_log;      /* relay_pick lines at info level (a restart picks for
@@ -139,14 +141,7 @@ standby_off(struct relaygrant *g, struct gpair *p)
 {
 	if (!p->standby)
 		return;
-	if (p->sb_prev)
-		p->sb_prev->sb_next = p->sb_next;
-	else
-		g->sb_head = p->sb_next;
-	if (p->sb_next)
-		p->sb_next->sb_prev = p->sb_prev;
-	else
-		g->sb_tail = p->sb_prev;
+	DL_DELETE2(g->standby, p, sb_prev, sb_next);
 	p->sb_prev = p->sb_next = NULL;
 	p->standby = 0;
 }
@@ -156,13 +151,8 @@ static void
 standby_on(struct relaygrant *g, struct gpair *p)
 {
 	standby_off(g, p);
+	DL_APPEND2(g->standby, p, sb_prev, sb_next);
 	p->standby = 1;
-	p->sb_prev = g->sb_tail;
-	if (g->sb_tail)
-		g->sb_tail->sb_next = p;
-	else
-		g->sb_head = p;
-	g->sb_tail = p;
 }
 
 static void
@@ -334,7 +324,7 @@ static void
 evict_standby(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[KEY_LEN],
     uint32_t unix_now)
 {
-	struct gpair *old = g->sb_head;
+	struct gpair *old = g->standby;
 	char ida[KEY_SHORT_LEN], idb[KEY_SHORT_LEN], oa[KEY_SHORT_LEN], ob[KEY_SHORT_LEN];
 
 	g->st.evicted++;
@@ -372,7 +362,7 @@ relaygrant_pair(struct relaygrant *g, const uint8_t a[KEY_LEN], const uint8_t b[
 		}
 		return;
 	}
-	if (g->st.pairs >= g->max_pairs && need && g->sb_head != NULL)
+	if (g->st.pairs >= g->max_pairs && need && g->standby != NULL)
 		evict_standby(g, a, b, unix_now);
 	if (g->st.pairs >= g->max_pairs || (p = calloc(1, sizeof(*p))) == NULL) {
 		g->st.full++;
